@@ -1,0 +1,53 @@
+# AEX: two commands on a fresh machine: `make run` and `make test`. Both install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 8080
+DATA ?= ./data
+
+VENV := .venv
+BIN := $(VENV)/bin
+UV_HOME := .cache/uv-bootstrap
+UV := $(UV_HOME)/bin/uv
+UV_VERSION := 0.13.9
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install run test lint typecheck pytest bench lab sim run-cluster clean
+
+# uv itself comes from PyPI into a private bootstrap venv; the lock file pins everything else.
+$(UV):
+	$(PYTHON) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(INSTALLED): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+install: $(INSTALLED)
+
+run: install
+	$(BIN)/aex serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy aex serve
+
+pytest: install
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: install
+	$(BIN)/python -m bench
+
+lab: install
+	$(BIN)/jupyter lab notebooks/
+
+sim: install
+	$(BIN)/aex sim scenarios/default.toml --out runs/default.duckdb
+
+clean:
+	rm -rf $(VENV) $(UV_HOME) .pytest_cache .mypy_cache .ruff_cache

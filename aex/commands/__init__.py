@@ -1,0 +1,1 @@
+"""Sub-commands of the `aex` CLI (see aex/cli.py)."""

@@ -1,0 +1,53 @@
+# Rule: every way an operation can be refused is named here, and only here.
+#
+# Theory of operation (after TigerBeetle's result codes and h11's error_status_hint): one
+# StrEnum per operation, members listed in precedence order. Checks run in enum order, so the
+# first failing check is the answer, deterministically. Each reason carries an HTTP status hint;
+# `serve/` turns a `Rejected` into RFC 9457 problem+json in exactly one place. The core never
+# imports anything HTTP: the hint is a plain int.
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+__all__ = ["MoneyRejectReason", "Reason", "Rejected"]
+
+
+class Reason(StrEnum):
+    """Base of every rejection-reason enum; members are in precedence order."""
+
+    @property
+    def http_status(self) -> int:
+        # A hint for drivers: 422 unless the reason is listed as something more specific.
+        return HTTP_STATUS_HINT.get(self.value, 422)
+
+
+R = TypeVar("R", bound=Reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected(Generic[R]):
+    """A refusal as a value: the reason, the offending field (dotted path) and a human detail."""
+
+    reason: R
+    field: str
+    detail: str = ""
+
+    @property
+    def http_status(self) -> int:
+        return self.reason.http_status
+
+
+class MoneyRejectReason(Reason):
+    AMOUNT_TYPE_INVALID = "amount_type_invalid"
+    AMOUNT_NOT_FINITE = "amount_not_finite"
+    AMOUNT_SYNTAX_INVALID = "amount_syntax_invalid"
+    CURRENCY_UNKNOWN = "currency_unknown"
+    AMOUNT_PRECISION_EXCEEDED = "amount_precision_exceeded"
+    AMOUNT_OUT_OF_RANGE = "amount_out_of_range"
+
+
+# Reason value -> HTTP status, where 422 (a well-formed request that breaks a rule) is wrong.
+# Keys are the enum values, which are unique across all enums in this module (tested).
+HTTP_STATUS_HINT: dict[str, int] = {}

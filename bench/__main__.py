@@ -1,0 +1,21 @@
+"""`make bench`: run every benchmark module in bench/ and print its ratios."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# One entry per benchmark module; each defines main() -> None and prints its own figures.
+BENCHMARKS: tuple[str, ...] = ()
+
+
+def main(argv: list[str]) -> int:
+    selected = [name for name in BENCHMARKS if not argv or name.rsplit(".", 1)[-1] in argv]
+    for name in selected:
+        print(f"== {name}", flush=True)
+        importlib.import_module(name).main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
