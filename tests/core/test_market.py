@@ -120,7 +120,7 @@ def _set(body: dict[str, Any], path: str, value: object) -> dict[str, Any]:
     for key in parents:
         target = target[key]
     if value is ...:
-        del target[leaf]
+        target.pop(leaf, None)
     else:
         target[leaf] = value
     return copy
@@ -470,3 +470,59 @@ def test_late_exactly_when_delivered_after_the_promise(
         promised_turnaround_ms=promised_ms,
     )
     assert late == (elapsed_ms > promised_ms)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fuzz: any decoded body yields a record or a Rejected, never an exception (so never a 5xx).
+
+json_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | st.decimals(allow_nan=True, allow_infinity=True, places=None)
+    | st.floats()
+    | st.text(max_size=12)
+)
+json_value = st.recursive(
+    json_leaf,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=8,
+)
+
+
+def mutated(body: dict[str, Any], paths: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+    # The valid body with one (possibly nested) field replaced or removed, or a field added.
+    return st.tuples(st.sampled_from([*paths, "extra"]), st.one_of(st.just(...), json_value)).map(
+        lambda kv: _set(body, kv[0], kv[1])
+    )
+
+
+WORK_PATHS = [*spec_work(), "budget.min", "budget.max", "budget.currency", "sla"]
+BID_PATHS = [*spec_bid(), "sla.max_turnaround", "sample_work"]
+
+
+@given(st.one_of(json_value, mutated(spec_work(), WORK_PATHS)))
+def test_any_work_body_yields_a_spec_or_a_rejection(body: object) -> None:
+    result = parse_work_spec(body)
+    if isinstance(result, Rejected):
+        assert 400 <= result.http_status < 500
+        assert result.field
+    else:
+        assert parse_work_spec(result.to_json()) == result
+
+
+@given(st.one_of(json_value, mutated(spec_bid(), BID_PATHS)))
+def test_any_bid_body_yields_a_bid_or_a_rejection(body: object) -> None:
+    result = parse_bid(body, currency="USD")
+    if isinstance(result, Rejected):
+        assert 400 <= result.http_status < 500
+        assert result.field
+    else:
+        assert result.price.amount_minor > 0
+
+
+@given(json_value)
+def test_any_completion_body_yields_a_report_or_a_rejection(body: object) -> None:
+    result = parse_completion(body)
+    if isinstance(result, Rejected):
+        assert 400 <= result.http_status < 500
