@@ -106,6 +106,8 @@ CONTRACT_TRANSITIONS: Final[Mapping[tuple[ContractState, ContractEventKind], Con
     (ContractState.DISPUTED, ContractEventKind.RESOLVE_PAY_OUT): ContractState.SETTLED,
 }
 
+_ILLEGAL: Final = LifecycleRejectReason.ILLEGAL_TRANSITION
+
 S = TypeVar("S", WorkState, ContractState)
 E = TypeVar("E", WorkEventKind, ContractEventKind)
 
@@ -206,7 +208,8 @@ def render_lifecycles_markdown() -> str:
         "# Lifecycles\n",
         "Generated from `aex/core/lifecycle.py` by `python -m tools.render_lifecycles`;",
         "do not edit by hand (tests/core/test_lifecycle.py checks this file against the tables).",
-        "An event missing from a state's edges is refused with `illegal_transition` (HTTP 409).",
+        "An event missing from a state's edges is refused with"
+        f" `{_ILLEGAL.value}` (HTTP {_ILLEGAL.http_status}).",
     ]
     parts += _markdown_section(WORK_LIFECYCLE)
     parts += _markdown_section(CONTRACT_LIFECYCLE)

@@ -67,7 +67,7 @@ class MoneyRejectReason(Reason):
 
 class LifecycleRejectReason(Reason):
     # The event is not a key of the lifecycle's TRANSITIONS table from the current state.
-    ILLEGAL_TRANSITION = "illegal_transition"
+    ILLEGAL_TRANSITION = "lifecycle_illegal_transition"
 
 
 class DurationRejectReason(Reason):
