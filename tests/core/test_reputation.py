@@ -128,7 +128,7 @@ def test_a_tier_needs_both_its_score_and_its_contract_count(
 
 
 @given(st.floats(0.0, 1.0), st.integers(0, 1_000))
-def test_scalar_and_columnar_tiers_agree(score: float, contracts: int) -> None:
+def test_tier_is_the_best_one_whose_two_thresholds_are_met(score: float, contracts: int) -> None:
     expected = next(
         (t.tier for t in TIER_THRESHOLDS if score >= t.score_min and contracts >= t.contracts_min),
         Tier.BRONZE,
