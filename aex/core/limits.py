@@ -25,6 +25,12 @@ bids_per_batch_max: Final = 20_000_000
 reputation_window_days: Final = 30
 # Outcomes one provider's reputation is computed over in one call (a driver pages beyond this).
 outcomes_per_provider_max: Final = 100_000
+# Providers in one columnar reputation call: the consistency term keeps a (providers × 30 days)
+# table, 30 M cells (~240 MB of float64) at this bound; the simulator's markets are far smaller.
+reputation_providers_per_call_max: Final = 1_000_000
+# Outcomes in one columnar reputation call: the scoring batch's order of magnitude (~30 bytes a
+# row plus a few float64 temporaries: a few GB at the bound).
+reputation_outcomes_per_call_max: Final = 20_000_000
 
 # Ledger. Accounts per ledger state and postings per operation.
 accounts_max: Final = 10_000_000
@@ -76,3 +82,4 @@ assert sample_work_bytes_max <= request_body_bytes_max
 assert results_bytes_max <= request_body_bytes_max
 assert criteria_per_work_max <= metrics_per_report_max
 assert duration_ms_max < 2**53
+assert outcomes_per_provider_max <= reputation_outcomes_per_call_max

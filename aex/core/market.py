@@ -26,7 +26,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import IntEnum
 from typing import Final, TypeAlias
 
 from aex.core import limits
@@ -47,6 +46,7 @@ from aex.core.reasons import (
     Rejected,
     WorkRejectReason,
 )
+from aex.core.reputation import OutcomeKind
 
 __all__ = [
     "BID_WINDOW_SECONDS_DEFAULT",
@@ -56,7 +56,6 @@ __all__ = [
     "Completion",
     "CompletionRejected",
     "ContractOutcomeFacts",
-    "OutcomeKind",
     "WorkSpec",
     "WorkSpecRejected",
     "bid_window_closes_at_ms",
@@ -111,20 +110,6 @@ BidSubmitRejected: TypeAlias = (
     Rejected[BidSubmitRejectReason] | Rejected[MoneyRejectReason] | Rejected[DurationRejectReason]
 )
 CompletionRejected: TypeAlias = Rejected[CompletionRejectReason] | Rejected[MetricsRejectReason]
-
-
-class OutcomeKind(IntEnum):
-    """A settled contract's evidence for the provider's reputation.
-
-    Local stand-in for aex.core.reputation.OutcomeKind (same members, same order; the CONTRACTS
-    names it there): replace with an import once reputation.py is merged.
-    """
-
-    SUCCESS = 0
-    FAILURE = 1
-    DISPUTE_LOST = 2
-    DISPUTE_WON = 3
-    LATE = 4
 
 
 @dataclass(frozen=True, slots=True)

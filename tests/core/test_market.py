@@ -21,7 +21,6 @@ from aex.core.market import (
     BID_WINDOW_SECONDS_DEFAULT,
     DISPUTE_WINDOW_MS,
     ContractOutcomeFacts,
-    OutcomeKind,
     bid_window_closes_at_ms,
     check_bid_admission,
     check_dispute,
@@ -47,6 +46,7 @@ from aex.core.reasons import (
     Rejected,
     WorkRejectReason,
 )
+from aex.core.reputation import OutcomeKind
 
 HOUR_MS = 3_600_000
 
@@ -446,7 +446,7 @@ def test_contract_facts_map_to_reputation_outcomes(
     assert outcome_of(contract) is outcome
 
 
-def test_outcome_kinds_match_the_agreed_reputation_names() -> None:
+def test_outcome_kinds_are_the_reputation_engines() -> None:
     assert [k.name for k in OutcomeKind] == [
         "SUCCESS",
         "FAILURE",
