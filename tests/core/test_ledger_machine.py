@@ -116,7 +116,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(data=st.data(), wallet_id=WALLETS, currency=CURRENCIES)
     def withdraw(self, data: st.DataObject, wallet_id: str, currency: str) -> None:
         before = self.available(wallet_id)
-        covered = st.integers(1, max(1, before or 0))
+        covered = st.integers(1, min(limits.amount_minor_max, max(1, before or 0)))
         amount_minor = data.draw(AMOUNTS | covered, label="amount_minor")
         result = self.step(Withdraw(self.fresh_id(), wallet_id, Money(amount_minor, currency)))
         if isinstance(result, Applied):
@@ -134,7 +134,9 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(data=st.data(), wallet_id=WALLETS, currency=CURRENCIES)
     def hold(self, data: st.DataObject, wallet_id: str, currency: str) -> None:
         # Half the time an amount the wallet can cover; a fresh hold id unless one is reused.
-        covered = st.integers(1, max(1, self.available(wallet_id) or 0))
+        covered = st.integers(
+            1, min(limits.amount_minor_max, max(1, self.available(wallet_id) or 0))
+        )
         amount_minor = data.draw(AMOUNTS | covered, label="amount_minor")
         hold_id = data.draw(
             st.just(f"contract:{self.next_operation}")
@@ -233,5 +235,5 @@ class LedgerMachine(RuleBasedStateMachine):
             check_entry(result.entry)
 
 
-LedgerMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
+LedgerMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
 TestLedgerMachine = LedgerMachine.TestCase
