@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -512,3 +513,17 @@ def test_stored_records_round_trip_through_json() -> None:
         assert (
             operation_from_json(json.loads(json.dumps(operation_to_json(operation)))) == operation
         )
+
+
+def hold_lifecycle_mermaid() -> str:
+    lines = ["stateDiagram-v2", "    [*] --> open: hold"]
+    lines += [
+        f"    {state.value} --> {next_state.value}: {event.value}"
+        for (state, event), next_state in HOLD_TRANSITIONS.items()
+    ]
+    return "\n".join(lines)
+
+
+def test_the_documented_hold_diagram_is_generated_from_the_table() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "ledger.md").read_text()
+    assert f"```mermaid\n{hold_lifecycle_mermaid()}\n```" in doc
