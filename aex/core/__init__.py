@@ -5,6 +5,8 @@ keys, weights and limits are arguments (tests/core/test_purity.py enforces it).
 """
 
 from aex.core.fees import PLATFORM_FEE_BPS, split_fee, split_fee_columns
+
+# aex.core.ledger.fingerprint stays in its module: certificates have fingerprints too.
 from aex.core.ledger import (
     EXTERNAL_FUNDING_ACCOUNT,
     HOLD_TRANSITIONS,
@@ -34,7 +36,6 @@ from aex.core.ledger import (
     apply,
     apply_to_state,
     check_entry,
-    fingerprint,
     operation_from_json,
     operation_to_json,
     total_by_currency,
@@ -79,7 +80,6 @@ __all__ = [
     "check_entry",
     "div_floor",
     "div_round_half_even",
-    "fingerprint",
     "format_amount",
     "operation_from_json",
     "operation_to_json",
