@@ -1,140 +1,52 @@
-"""The pure market core: money, fees, bid scoring, reputation and tiers, the ledger, certificates,
-the work and contract lifecycles, work specs, bids, success criteria, durations and events.
+"""The pure market core: money, fees, bid scoring, reputation and tiers, the ledger, lifecycles,
+certificates.
 
 Nothing here performs I/O, reads a clock, draws randomness or holds global state: time, seeds,
 keys, weights and limits are arguments (tests/core/test_purity.py enforces it).
+
+The package surface is the union of the modules' own `__all__` lists (each module decides what
+it exports); tests/test_public_api.py checks that no name is exported by two modules, so a star
+import never shadows silently.
 """
 
-from aex.core.criteria import (
-    Comparison,
-    CriteriaResult,
-    Criterion,
-    CriterionStatus,
-    CriterionVerdict,
-    evaluate_criteria,
-    parse_criteria,
-    parse_metrics,
+from aex.core import (
+    criteria,
+    durations,
+    events,
+    fees,
+    json_values,
+    ledger,
+    lifecycle,
+    market,
+    money,
+    reasons,
+    reputation,
 )
-from aex.core.durations import format_duration, parse_duration
-from aex.core.events import (
-    EVENT_STREAMS,
-    Event,
-    EventType,
-    Stream,
-    encode_event,
-    event_from_json,
-    event_subject,
-    event_to_json,
-    money_json,
-    stream_subjects,
-)
-from aex.core.fees import PLATFORM_FEE_BPS, split_fee, split_fee_columns
-from aex.core.lifecycle import (
-    CONTRACT_TRANSITIONS,
-    WORK_TRANSITIONS,
-    ContractEventKind,
-    ContractState,
-    WorkEventKind,
-    WorkState,
-    transition,
-)
-from aex.core.market import (
-    BID_WINDOW_SECONDS_DEFAULT,
-    DISPUTE_WINDOW_MS,
-    BidSpec,
-    Completion,
-    ContractOutcomeFacts,
-    WorkSpec,
-    check_bid_admission,
-    check_dispute,
-    completion_event,
-    outcome_of,
-    parse_bid,
-    parse_completion,
-    parse_work_spec,
-)
-from aex.core.money import Money, div_floor, div_round_half_even, format_amount, parse_money
-from aex.core.reasons import Reason, Rejected
-from aex.core.reputation import (
-    DEFAULT_REPUTATION_PARAMS,
-    TIER_THRESHOLDS,
-    OutcomeKind,
-    Outcomes,
-    Reputation,
-    ReputationParams,
-    ReputationScores,
-    Tier,
-    TierThreshold,
-    beta_posterior_mean,
-    reputation_of,
-    reputation_scores,
-    tier_for,
-    tiers_for,
+from aex.core.criteria import *  # noqa: F403
+from aex.core.durations import *  # noqa: F403
+from aex.core.events import *  # noqa: F403
+from aex.core.fees import *  # noqa: F403
+from aex.core.json_values import *  # noqa: F403
+from aex.core.ledger import *  # noqa: F403
+from aex.core.lifecycle import *  # noqa: F403
+from aex.core.market import *  # noqa: F403
+from aex.core.money import *  # noqa: F403
+from aex.core.reasons import *  # noqa: F403
+from aex.core.reputation import *  # noqa: F403
+
+# The modules whose exports make up the package surface; a new core module joins here.
+EXPORTING_MODULES = (
+    criteria,
+    durations,
+    events,
+    fees,
+    json_values,
+    ledger,
+    lifecycle,
+    market,
+    money,
+    reasons,
+    reputation,
 )
 
-__all__ = [
-    "BID_WINDOW_SECONDS_DEFAULT",
-    "CONTRACT_TRANSITIONS",
-    "DEFAULT_REPUTATION_PARAMS",
-    "DISPUTE_WINDOW_MS",
-    "EVENT_STREAMS",
-    "PLATFORM_FEE_BPS",
-    "TIER_THRESHOLDS",
-    "WORK_TRANSITIONS",
-    "BidSpec",
-    "Comparison",
-    "Completion",
-    "ContractEventKind",
-    "ContractOutcomeFacts",
-    "ContractState",
-    "CriteriaResult",
-    "Criterion",
-    "CriterionStatus",
-    "CriterionVerdict",
-    "Event",
-    "EventType",
-    "Money",
-    "OutcomeKind",
-    "Outcomes",
-    "Reason",
-    "Rejected",
-    "Reputation",
-    "ReputationParams",
-    "ReputationScores",
-    "Stream",
-    "Tier",
-    "TierThreshold",
-    "WorkEventKind",
-    "WorkSpec",
-    "WorkState",
-    "beta_posterior_mean",
-    "check_bid_admission",
-    "check_dispute",
-    "completion_event",
-    "div_floor",
-    "div_round_half_even",
-    "encode_event",
-    "evaluate_criteria",
-    "event_from_json",
-    "event_subject",
-    "event_to_json",
-    "format_amount",
-    "format_duration",
-    "money_json",
-    "outcome_of",
-    "parse_bid",
-    "parse_completion",
-    "parse_criteria",
-    "parse_duration",
-    "parse_metrics",
-    "parse_money",
-    "parse_work_spec",
-    "reputation_of",
-    "reputation_scores",
-    "split_fee",
-    "split_fee_columns",
-    "stream_subjects",
-    "tier_for",
-    "tiers_for",
-    "transition",
-]
+__all__ = sorted({name for module in EXPORTING_MODULES for name in module.__all__})
