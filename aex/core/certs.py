@@ -73,6 +73,7 @@ __all__ = [
     "b64url_encode",
     "ca_document",
     "ca_keys_from_document",
+    "crl_state_reissue",
     "crl_state_revoke",
     "format_time",
     "issue_certificate",
@@ -956,6 +957,12 @@ def crl_state_revoke(state: CrlState, entries: Sequence[RevokedEntry]) -> CrlSta
     if not fresh:
         return state
     return CrlState(crl_number=state.crl_number + 1, entries=state.entries + fresh)
+
+
+def crl_state_reissue(state: CrlState) -> CrlState:
+    """The state for re-signing an unchanged list (a new next_update): every CRL issued takes
+    a new, larger number, so a relying party can tell the newest."""
+    return CrlState(crl_number=state.crl_number + 1, entries=state.entries)
 
 
 @dataclass(frozen=True, slots=True)
