@@ -108,10 +108,12 @@ REPUTATION_TIERS: Final = ("BRONZE", "SILVER", "GOLD", "PLATINUM")
 _ECDSA: Final = ec.ECDSA(hashes.SHA256(), deterministic_signing=True)
 _COORDINATE_BYTES: Final = 32
 _SIGNATURE_BYTES: Final = 2 * _COORDINATE_BYTES
-_B64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
-_TIME: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+_TIME: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 # A reputation score in [0, 1] with at most 4 decimals, as a string (never a float).
-_SCORE: Final = re.compile(r"0(\.\d{1,4})?|1(\.0{1,4})?")
+_SCORE: Final = re.compile(r"0(\.[0-9]{1,4})?|1(\.0{1,4})?")
+# Two canonical base64url encodings of 32 bytes: 43 characters, the last one carrying 4 data
+# bits and 2 zero padding bits (so it is one of 16 characters).
+_COORDINATE: Final = re.compile(r"(?:[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]){2}")
 _SERIAL: Final = re.compile(r"[1-9][0-9]{0,47}")
 # X.509 serials are at most 20 octets and positive (RFC 5280 §4.1.2.2).
 _SERIAL_MAX: Final = 2**159 - 1
@@ -197,13 +199,14 @@ def b64url_encode(data: bytes) -> str:
 
 def b64url_decode(text: str) -> bytes | None:
     """Strict base64url without padding: None unless `text` is the one encoding of its bytes."""
-    if type(text) is not str or len(text) % 4 == 1 or not _B64URL.fullmatch(text):
+    if type(text) is not str:
         return None
     try:
         data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         return None
-    # Reject non-zero padding bits: another string for the same bytes would be malleable.
+    # The decoder skips characters outside the alphabet and ignores the padding bits; the round
+    # trip rejects both (and "=" padding): another spelling of the same bytes is malleability.
     return data if b64url_encode(data) == text else None
 
 
@@ -233,6 +236,14 @@ def public_key_to_jwk(public_key: ec.EllipticCurvePublicKey) -> dict[str, str]:
         "x": b64url_encode(numbers.x.to_bytes(_COORDINATE_BYTES, "big")),
         "y": b64url_encode(numbers.y.to_bytes(_COORDINATE_BYTES, "big")),
     }
+
+
+def _jwk_shape_ok(jwk: Mapping[str, Any]) -> bool:
+    # A P-256 public JWK by shape: EC, P-256, two canonical base64url 32-byte coordinates.
+    if jwk.get("kty") != "EC" or jwk.get("crv") != "P-256":
+        return False
+    x, y = jwk.get("x"), jwk.get("y")
+    return type(x) is str and type(y) is str and bool(_COORDINATE.fullmatch(x + y))
 
 
 def public_key_from_jwk(jwk: Any) -> ec.EllipticCurvePublicKey | None:
@@ -318,27 +329,35 @@ def _verify_raw(public_key: ec.EllipticCurvePublicKey, signature: bytes, data: b
     return True
 
 
-def sign_document(body: Mapping[str, Any], *, signer: Signer) -> dict[str, Any]:
+def sign_document(
+    body: Mapping[str, Any], *, signer: Signer, shape_checked: bool = False
+) -> dict[str, Any]:
     """`body` plus "signature": ES256 over JCS(body), base64url of r‖s.
 
     The body must already name the signing key (`issuer_kid`, or `public_key_pem` for a
-    request) and carry "alg"; both are covered by the signature.
+    request) and carry "alg"; both are covered by the signature. `shape_checked` as in
+    `canonical_json` (true for `Certificate.body()`, which the model has validated).
     """
     assert "signature" not in body
     assert body.get("alg") == SIGNATURE_ALG
-    return {**body, "signature": b64url_encode(signer.sign(canonical_json(body)))}
+    data = canonical_json(body, shape_checked=shape_checked)
+    return {**body, "signature": b64url_encode(signer.sign(data))}
 
 
 # The body (the document minus "signature") when its signature verifies under `public_key`;
 # None for a bad or malformed signature; a CanonicalizationError for a body JCS cannot carry.
 def _signed_body(
-    document: Mapping[str, Any], public_key: ec.EllipticCurvePublicKey
+    document: Mapping[str, Any],
+    public_key: ec.EllipticCurvePublicKey,
+    *,
+    shape_checked: bool = False,
 ) -> dict[str, Any] | None:
     signature = b64url_decode(document.get("signature", ""))
     if signature is None:
         return None
     body = {key: value for key, value in document.items() if key != "signature"}
-    return body if _verify_raw(public_key, signature, canonical_json(body)) else None
+    data = canonical_json(body, shape_checked=shape_checked)
+    return body if _verify_raw(public_key, signature, data) else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,7 +420,10 @@ class Subject:
     def __post_init__(self) -> None:
         assert 0 < len(self.provider_id) <= limits.cert_name_chars_max
         assert 0 < len(self.agent_name) <= limits.cert_name_chars_max
-        assert public_key_from_jwk(dict(self.public_key_jwk)) is not None
+        # Shape only: the point itself was validated when the request was accepted (proof of
+        # possession), and is validated again wherever the key is used (`public_key`). Parsing
+        # a certificate for verification need not pay for a curve check (~50 µs).
+        assert _jwk_shape_ok(dict(self.public_key_jwk))
 
     @property
     def public_key(self) -> ec.EllipticCurvePublicKey:
@@ -491,8 +513,13 @@ def _text(value: Any, chars_max: int, *, empty_ok: bool = False) -> str | None:
     return value
 
 
+def _named(value: Any, names: type[StrEnum]) -> bool:
+    # `value in Enum.__members__` raises for unhashable JSON values (lists, objects).
+    return type(value) is str and value in names.__members__
+
+
 def _exact(value: Any, keys: frozenset[str]) -> bool:
-    return isinstance(value, Mapping) and len(value) == len(keys) and all(k in value for k in keys)
+    return type(value) is dict and value.keys() == keys
 
 
 _CLAIM_KEYS: Final = frozenset({"category", "capability", "scope", "authorization"})
@@ -502,7 +529,7 @@ _REPUTATION_KEYS: Final = frozenset({"tier", "score", "contracts"})
 
 
 def _parse_claim(value: Any) -> Claim | None:
-    if not _exact(value, _CLAIM_KEYS) or value["authorization"] not in Authorization.__members__:
+    if not _exact(value, _CLAIM_KEYS) or not _named(value["authorization"], Authorization):
         return None
     category = _text(value["category"], limits.cert_name_chars_max)
     capability = _text(value["capability"], limits.cert_name_chars_max)
@@ -524,10 +551,10 @@ def _parse_subject(value: Any) -> Subject | None:
         return None
     provider_id = _text(value["provider_id"], limits.cert_name_chars_max)
     agent_name = _text(value["agent_name"], limits.cert_name_chars_max)
-    public_key = public_key_from_jwk(value["public_key_jwk"])
-    if provider_id is None or agent_name is None or public_key is None:
+    jwk = value["public_key_jwk"]
+    if provider_id is None or agent_name is None or not _jwk_shape_ok(jwk):
         return None
-    return Subject(provider_id, agent_name, tuple(public_key_to_jwk(public_key).items()))
+    return Subject(provider_id, agent_name, tuple((k, jwk[k]) for k in ("kty", "crv", "x", "y")))
 
 
 def _parse_reputation(value: Any) -> ReputationSnapshot | None:
@@ -559,7 +586,7 @@ def parse_certificate(document: Any) -> Certificate | Rejected[CertVerifyReason]
         return malformed
     if type(document["version"]) is not int or document["version"] != CERTIFICATE_VERSION:
         return malformed
-    if document["alg"] != SIGNATURE_ALG or document["type"] not in CertificateType.__members__:
+    if document["alg"] != SIGNATURE_ALG or not _named(document["type"], CertificateType):
         return malformed
     times = [parse_time(document[name]) for name in ("issued_at", "not_before", "expires_at")]
     parts = (
@@ -664,14 +691,14 @@ def _check_request(document: Any) -> CertificateRequest | Rejected[CertRequestRe
     reason = CertRequestRejectReason
     if not _request_shape_ok(document):
         return Rejected(reason.REQUEST_MALFORMED, "request")
-    if document["type"] not in CertificateType.__members__:
+    if not _named(document["type"], CertificateType):
         return Rejected(reason.CERTIFICATE_TYPE_UNKNOWN, "type")
     if not document["claims"]:
         return Rejected(reason.CLAIMS_EMPTY, "claims")
     if len(document["claims"]) > limits.claims_per_certificate_max:
         return Rejected(reason.CLAIMS_TOO_MANY, "claims")
     for index, claim in enumerate(document["claims"]):
-        if claim["authorization"] not in Authorization.__members__:
+        if not _named(claim["authorization"], Authorization):
             return Rejected(reason.AUTHORIZATION_UNKNOWN, f"claims.{index}.authorization")
     claims = _parse_claims(document["claims"])
     names = (_text(document[k], limits.cert_name_chars_max) for k in ("provider_id", "agent_name"))
@@ -809,7 +836,7 @@ def _signed_certificate(
         issuer_kid=signer.kid,
         signature="",
     )
-    signed = sign_document(unsigned.body(), signer=signer)
+    signed = sign_document(unsigned.body(), signer=signer, shape_checked=True)
     return replace(unsigned, signature=signed["signature"])
 
 
@@ -872,7 +899,9 @@ def revoke_certificate(
     state = _step(record, CertEvent.REVOKE)
     if isinstance(state, Rejected):
         return state
-    if reason not in {code.value for code in _REVOCATION_REASONS_ALLOWED}:
+    if type(reason) is not int or reason not in {
+        code.value for code in _REVOCATION_REASONS_ALLOWED
+    }:
         return Rejected(CertLifecycleRejectReason.REVOCATION_REASON_INVALID, "reason")
     revoked_at = now.astimezone(UTC).replace(microsecond=0)
     return replace(
@@ -1106,25 +1135,26 @@ def verify_certificate(
             skip the revocation check.
 
     Returns:
-        Verified, or the first failing check in CertVerifyReason order: CERTIFICATE_MALFORMED,
-        UNKNOWN_KEY (issuer_kid not published), BAD_SIGNATURE (any changed byte), the CRL's
-        own rejection, REVOKED, NOT_YET_VALID, EXPIRED.
+        Verified, or the first failing check in CertVerifyReason order: CERTIFICATE_MALFORMED
+        (not exactly the shape of `Certificate.to_json()`), UNKNOWN_KEY (issuer_kid not
+        published), BAD_SIGNATURE (any changed byte), the CRL's own rejection, REVOKED,
+        NOT_YET_VALID, EXPIRED.
     """
     reason = CertVerifyReason
-    if not isinstance(document, Mapping) or type(document.get("issuer_kid")) is not str:
-        return Rejected(reason.CERTIFICATE_MALFORMED, "certificate")
-    public_key = ca_keys.get(document["issuer_kid"])
+    # The exact shape first: it proves the document is in canonical_json's fast-path subset.
+    certificate = parse_certificate(document)
+    if isinstance(certificate, Rejected):
+        return certificate
+    public_key = ca_keys.get(certificate.issuer_kid)
     if public_key is None:
-        return Rejected(reason.UNKNOWN_KEY, "issuer_kid", document["issuer_kid"])
+        return Rejected(reason.UNKNOWN_KEY, "issuer_kid", certificate.issuer_kid)
+    # parse_certificate accepted only fixed ASCII member names, ints below 2^53 and strings.
     try:
-        body = _signed_body(document, public_key)
+        body = _signed_body(document, public_key, shape_checked=True)
     except CanonicalizationError:
         return Rejected(reason.CERTIFICATE_MALFORMED, "certificate")
     if body is None:
         return Rejected(reason.BAD_SIGNATURE, "signature")
-    certificate = parse_certificate(document)
-    if isinstance(certificate, Rejected):
-        return certificate
     if isinstance(crl, Rejected):
         return crl
     if crl is not None and certificate.serial in crl.by_serial:

@@ -30,19 +30,26 @@ __all__ = ["CanonicalizationError", "canonical_json"]
 _INT_SAFE_MAX: Final = 2**53 - 1
 
 CanonicalizationError = rfc8785.CanonicalizationError
+# One encoder, built once: json.dumps with non-default options builds a new one per call.
+_ENCODER: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def canonical_json(document: Any) -> bytes:
+def canonical_json(document: Any, *, shape_checked: bool = False) -> bytes:
     """The RFC 8785 canonical UTF-8 bytes of a JSON value (dicts, lists, str, int, bool, None).
+
+    Args:
+        document: the JSON value.
+        shape_checked: the caller's parser has already proven that every key is ASCII and
+            every number an int below 2^53 (aex/core/certs.py does, for a certificate): skip
+            the walk that proves it here (~7 µs per certificate on the verification path).
 
     Raises:
         CanonicalizationError: when the value has no JCS form (an integer beyond 2^53 - 1, a NaN,
             a lone surrogate); signed AEX documents carry such values as strings.
     """
-    if _is_plain(document):
+    if shape_checked or _is_plain(document):
         try:
-            text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-            return text.encode("utf-8")
+            return _ENCODER.encode(document).encode("utf-8")
         except UnicodeEncodeError:
             pass
     return rfc8785.dumps(document)

@@ -8,9 +8,13 @@ import shutil
 import stat
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from aex.cli import main
 
 OPENSSL = shutil.which("openssl")
 
@@ -24,6 +28,30 @@ def aex(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
+
+
+@dataclass
+class Outcome:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The same CLI in-process (main(argv)), for the many small cases; subprocesses above."""
+
+    def run(cwd: Path, *args: str) -> Outcome:
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:
+            code = int(exit_.code or 0)
+        captured = capsys.readouterr()
+        return Outcome(code, captured.out, captured.err)
+
+    return run
 
 
 def ok(cwd: Path, *args: str) -> str:
@@ -78,13 +106,13 @@ def test_key_files_are_0600_and_never_printed(issued: Path) -> None:
     ],
 )
 def test_verify_names_the_reason_for_a_tampered_certificate(
-    issued: Path, tmp_path: Path, tamper: object, reason: str
+    issued: Path, tmp_path: Path, cli: Any, tamper: object, reason: str
 ) -> None:
     certificate = json.loads((issued / "cert.json").read_text())
     tamper(certificate)  # type: ignore[operator]
     (tmp_path / "bad.json").write_text(json.dumps(certificate))
     ca = str(issued / "aex-ca.json")
-    result = aex(issued, "verify", str(tmp_path / "bad.json"), "--ca", ca)
+    result = cli(issued, "verify", str(tmp_path / "bad.json"), "--ca", ca)
     assert result.returncode == 1
     assert result.stdout.startswith(f"invalid: {reason}")
 
@@ -93,39 +121,41 @@ def test_verify_names_the_reason_for_a_tampered_certificate(
     ("at", "reason"),
     [("2020-01-01T00:00:00Z", "not_yet_valid"), ("2999-01-01T00:00:00Z", "expired")],
 )
-def test_verify_at_another_time(issued: Path, at: str, reason: str) -> None:
-    result = aex(issued, "verify", "cert.json", "--ca", "aex-ca.json", "--at", at)
+def test_verify_at_another_time(issued: Path, cli: Any, at: str, reason: str) -> None:
+    result = cli(issued, "verify", "cert.json", "--ca", "aex-ca.json", "--at", at)
     assert result.returncode == 1
     assert result.stdout.startswith(f"invalid: {reason}")
 
 
-def test_verify_rejects_a_crl_with_a_bad_signature(issued: Path, tmp_path: Path) -> None:
+def test_verify_rejects_a_crl_with_a_bad_signature(issued: Path, tmp_path: Path, cli: Any) -> None:
     crl = json.loads((issued / "crl.json").read_text())
     crl["entries"] = []
     crl["crl_number"] += 100
     (tmp_path / "crl.json").write_text(json.dumps(crl))
     args = ("verify", "cert.json", "--ca", "aex-ca.json", "--crl", str(tmp_path / "crl.json"))
-    result = aex(issued, *args)
+    result = cli(issued, *args)
     assert result.returncode == 1
     assert result.stdout.startswith("invalid: crl_bad_signature")
 
 
-def test_unreadable_input_exits_2(issued: Path) -> None:
-    result = aex(issued, "verify", "missing.json", "--ca", "aex-ca.json")
+def test_unreadable_input_exits_2(issued: Path, cli: Any) -> None:
+    result = cli(issued, "verify", "missing.json", "--ca", "aex-ca.json")
     assert result.returncode == 2
     assert "cannot read" in result.stderr
 
 
-def test_vc_jwt_export_is_a_compact_jws(issued: Path) -> None:
-    token = ok(issued, "cert", "export", "--format", "vc-jwt", "cert.json").strip()
+def test_vc_jwt_export_is_a_compact_jws(issued: Path, cli: Any) -> None:
+    token = cli(issued, "cert", "export", "--format", "vc-jwt", "cert.json").stdout.strip()
     assert token.count(".") == 2
 
 
-def test_export_refuses_a_certificate_this_ca_did_not_sign(issued: Path, tmp_path: Path) -> None:
+def test_export_refuses_a_certificate_this_ca_did_not_sign(
+    issued: Path, tmp_path: Path, cli: Any
+) -> None:
     certificate = json.loads((issued / "cert.json").read_text())
     certificate["subject"]["agent_name"] = "Impostor"
     (tmp_path / "forged.json").write_text(json.dumps(certificate))
-    result = aex(issued, "cert", "export", "--format", "x509", str(tmp_path / "forged.json"))
+    result = cli(issued, "cert", "export", "--format", "x509", str(tmp_path / "forged.json"))
     assert result.returncode == 1
     assert "bad_signature" in result.stderr
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -44,6 +45,7 @@ from aex.core.certs import (
     verify_crl,
     verify_offline,
 )
+from aex.core.jcs import canonical_json
 from aex.core.reasons import (
     CertLifecycleRejectReason,
     CertRequestRejectReason,
@@ -304,7 +306,13 @@ def leaf_paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]
 
 PATHS = [p for p in leaf_paths(DOCUMENT) if p != ("signature",)]
 replacements = st.one_of(
-    st.text(max_size=12), st.integers(-(2**60), 2**60), st.booleans(), st.none(), st.just([])
+    st.text(max_size=12),
+    st.integers(-(2**60), 2**60),
+    st.floats(),
+    st.booleans(),
+    st.none(),
+    st.just([]),
+    st.just({"x": 1}),
 )
 
 
@@ -346,3 +354,17 @@ def test_parse_certificate_accepts_exactly_what_to_json_emits() -> None:
     parsed = parse_certificate(DOCUMENT)
     assert not isinstance(parsed, Rejected)
     assert parsed.to_json() == DOCUMENT
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(min_size=1, max_size=64), st.text(max_size=256))
+def test_signed_bytes_are_rfc8785_for_any_names(agent_name: str, scope: str) -> None:
+    document = copy.deepcopy(DOCUMENT)
+    document["subject"]["agent_name"] = agent_name
+    document["claims"][0]["scope"] = scope
+    body = {k: v for k, v in document.items() if k != "signature"}
+    try:
+        expected = rfc8785.dumps(body)
+    except rfc8785.CanonicalizationError:
+        return  # a lone surrogate: no canonical form, and no certificate either
+    assert canonical_json(body, shape_checked=True) == expected
