@@ -78,6 +78,7 @@ __all__ = [
     "format_time",
     "issue_certificate",
     "jwk_thumbprint",
+    "lifecycle_mermaid",
     "open_request",
     "parse_certificate",
     "parse_time",
@@ -187,6 +188,14 @@ TRANSITIONS: Final[Mapping[tuple[CertState, CertEvent], CertState]] = {
     (CertState.ISSUED, CertEvent.REVOKE): CertState.REVOKED,
     (CertState.RENEWED, CertEvent.REVOKE): CertState.REVOKED,
 }
+
+
+def lifecycle_mermaid() -> str:
+    """The lifecycle as a Mermaid state diagram, generated from TRANSITIONS (docs embed it)."""
+    lines = ["stateDiagram-v2", f"    [*] --> {CertState.REQUESTED.value}: request"]
+    for (state, event), target in TRANSITIONS.items():
+        lines.append(f"    {state.value} --> {target.value}: {event.value.lower()}")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------
