@@ -908,9 +908,8 @@ def revoke_certificate(
     state = _step(record, CertEvent.REVOKE)
     if isinstance(state, Rejected):
         return state
-    if type(reason) is not int or reason not in {
-        code.value for code in _REVOCATION_REASONS_ALLOWED
-    }:
+    allowed = {code.value for code in _REVOCATION_REASONS_ALLOWED}
+    if isinstance(reason, bool) or not isinstance(reason, int) or int(reason) not in allowed:
         return Rejected(CertLifecycleRejectReason.REVOCATION_REASON_INVALID, "reason")
     revoked_at = now.astimezone(UTC).replace(microsecond=0)
     return replace(
