@@ -222,7 +222,8 @@ def block_rows(rows: int) -> Iterator[None]:
         yield
 
 
-weights_strategy = st.sampled_from(list(PRESETS.values()) + [Weights(0.0, 0.0, 0.0, 0.0, 0.0, 1.0)])
+ONLY_CERTIFICATION = Weights(0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+weights_strategy = st.sampled_from([*PRESETS.values(), ONLY_CERTIFICATION])
 
 
 def flatten(auctions: list[list[Bid]]) -> list[Bid]:
@@ -327,7 +328,9 @@ def test_permuting_auctions_and_bids_never_changes_a_winner(
         for new_id, auction in zip(sorted(labels), shuffled, strict=True)
     ]
     after_by_new_id = winners_by_bid_id(relabelled, scored(flatten(relabelled), weights))
-    new_to_old = {new: auction[0]["auction_id"] for new, auction in zip(sorted(labels), shuffled)}
+    new_to_old = {
+        new: auction[0]["auction_id"] for new, auction in zip(sorted(labels), shuffled, strict=True)
+    }
     after = {new_to_old[new]: bid_id for new, bid_id in after_by_new_id.items()}
     assert after == before
 
