@@ -10,6 +10,7 @@ REPETITIONS runs each. Other processes share the machine: run it more than once.
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import sys
 import time
@@ -62,16 +63,29 @@ def make_batch(rng: np.random.Generator, bids: int, auctions: int) -> BidBatch:
     )
 
 
-def _interleaved_medians(runs: dict[str, Callable[[], object]]) -> dict[str, float]:
+def _interleaved_medians(
+    runs: dict[str, Callable[[], object]],
+) -> dict[str, tuple[float, float, float]]:
     # One round runs every measure once, so the floor and the scorer see the same machine load
-    # (other processes share the cores); the median per measure is over REPETITIONS rounds.
-    seconds: dict[str, list[float]] = {label: [] for label in runs}
+    # (other processes share the cores); per measure: the medians over REPETITIONS rounds of
+    # wall seconds, user CPU seconds and system CPU seconds (page faults of fresh arrays).
+    samples: dict[str, list[tuple[float, float, float]]] = {label: [] for label in runs}
     for _ in range(REPETITIONS):
         for label, run in runs.items():
-            started = time.perf_counter()
+            before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
             run()
-            seconds[label].append(time.perf_counter() - started)
-    return {label: statistics.median(values) for label, values in seconds.items()}
+            wall = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+            samples[label].append((wall, user, system))
+    return {
+        label: (
+            statistics.median(wall for wall, _, _ in values),
+            statistics.median(user for _, user, _ in values),
+            statistics.median(system for _, _, system in values),
+        )
+        for label, values in samples.items()
+    }
 
 
 def _floor_plain(columns: list[np.ndarray], weights: tuple[float, ...]) -> np.ndarray:
@@ -106,27 +120,29 @@ def main() -> None:
             "ranks": lambda: _scored(batch, with_ranks=True),
         }
     )
-    floor_plain, floor_in_place = medians["floor_plain"], medians["floor_in_place"]
-    winners, ranks = medians["winners"], medians["ranks"]
-    floor = min(floor_plain, floor_in_place)
     sanity = _scored(batch, with_ranks=True)
     assert np.array_equal(sanity.is_winner, _scored(batch, with_ranks=False).is_winner)
-
+    floor_wall, floor_user, _ = min(medians["floor_plain"], medians["floor_in_place"])
     rows = [
-        ("floor: plain weighted sum", floor_plain, None),
-        ("floor: in-place weighted sum", floor_in_place, None),
-        ("(a) components+totals+winners", winners, TARGET_WINNERS),
-        ("(b) (a) + full ranks", ranks, TARGET_RANKS),
+        ("floor: plain weighted sum", "floor_plain", None),
+        ("floor: in-place weighted sum", "floor_in_place", None),
+        ("(a) components+totals+winners", "winners", TARGET_WINNERS),
+        ("(b) (a) + full ranks", "ranks", TARGET_RANKS),
     ]
-    print(f"{BIDS:,} bids in {AUCTIONS:,} auctions; medians of {REPETITIONS} runs")
-    print(f"{'measure':32} {'median s':>9} {'Mbids/s':>9} {'vs floor':>9} {'target':>7}  ok")
-    for label, seconds, target in rows:
-        ratio = floor / seconds
+    print(f"{BIDS:,} bids in {AUCTIONS:,} auctions; medians of {REPETITIONS} interleaved runs")
+    print("ratio = the floor's bids/s share reached (floor = the faster floor variant)")
+    print(
+        f"{'measure':31} {'wall s':>7} {'Mbids/s':>8} {'ratio':>6} {'target':>6} {'ok':>3}"
+        f" | {'user s':>7} {'ratio':>6} {'sys s':>6}"
+    )
+    for label, key, target in rows:
+        wall, user, system = medians[key]
+        ratio, user_ratio = floor_wall / wall, floor_user / user
         verdict = "" if target is None else ("yes" if ratio >= target else "NO")
         target_text = "" if target is None else f"{target:.0%}"
         print(
-            f"{label:32} {seconds:9.3f} {BIDS / seconds / 1e6:9.1f} {ratio:9.1%} "
-            f"{target_text:>7}  {verdict}"
+            f"{label:31} {wall:7.3f} {BIDS / wall / 1e6:8.1f} {ratio:6.1%} {target_text:>6}"
+            f" {verdict:>3} | {user:7.3f} {user_ratio:6.1%} {system:6.3f}"
         )
     accepted = int(np.count_nonzero(sanity.reject_reason == 0))
     print(f"accepted bids {accepted:,}; auctions with a winner {int(sanity.is_winner.sum()):,}")

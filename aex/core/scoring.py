@@ -501,11 +501,12 @@ def price_score_column(
     headroom_minor = budget_max_minor - price_minor
     span_minor = budget_max_minor - budget_min_minor
     assert not np.any(span_minor < 0), "budget_min_minor must not exceed budget_max_minor"
-    price_score: F64 = np.divide(headroom_minor, span_minor | (span_minor == 0), out=out)
+    single_price = span_minor == 0  # a budget of one price
+    price_score: F64 = np.divide(headroom_minor, span_minor | single_price, out=out)  # no 0/0
     np.clip(price_score, 0.0, 1.0, out=price_score)
     # A budget of one price: 1 at or below it, 0 above (rare, so fixed row by index).
-    single_price = np.flatnonzero(span_minor == 0)
-    price_score[single_price] = headroom_minor[single_price] >= 0
+    single_price_rows = np.flatnonzero(single_price)
+    price_score[single_price_rows] = headroom_minor[single_price_rows] >= 0
     return price_score
 
 
@@ -564,11 +565,15 @@ def sample_score_column(
                      = neutral          otherwise (NEUTRAL_SAMPLE_SCORE = 0.5 by default)
     """
     assert 0.0 <= neutral_sample_score <= 1.0
-    sample_score: F64 = np.where(has_sample, sample_quality, neutral_sample_score)
-    if out is None:
-        return sample_score
-    np.copyto(out, sample_score)
-    return out
+    # Branch-free and exact for finite qualities: q × 1 + neutral × 0 is q, q × 0 + neutral × 1
+    # is the neutral value. An ignored quality that is NaN or infinite would poison its row,
+    # so such rows (rare: a driver's "no value") are redone with a select.
+    with np.errstate(invalid="ignore"):  # inf × 0, redone below
+        sample_score: F64 = np.multiply(sample_quality, has_sample, out=out)
+    sample_score += np.multiply(~has_sample, neutral_sample_score)
+    if not _at_most_unsigned(sample_score, _ONE_BITS):
+        np.copyto(sample_score, np.where(has_sample, sample_quality, neutral_sample_score))
+    return sample_score
 
 
 def _reject_reasons(bids: BidBatch) -> U8:
@@ -603,7 +608,7 @@ def _reject_reasons(bids: BidBatch) -> U8:
     urgency = np.zeros(len(bids), dtype=np.uint8)
     for reason, failed in failures:
         np.maximum(urgency, failed * np.uint8(_REASON_COUNT + 1 - reason.code), out=urgency)
-    reject_reason: U8 = (np.uint8(_REASON_COUNT + 1) - urgency) % np.uint8(_REASON_COUNT + 1)
+    reject_reason: U8 = (np.uint8(_REASON_COUNT + 1) - urgency) * (urgency > 0)
     # "duplicate bid by one provider on one work": see _duplicate_bids for which one counts.
     is_duplicate = _duplicate_bids(bids, reject_reason == 0)
     reject_reason += is_duplicate * np.uint8(duplicate.code)  # those bids had code 0
@@ -621,12 +626,6 @@ _MIX_PAIR: Final = np.uint32(0x85EBCA6B)
 _BUCKET_BITS: Final = 16
 
 
-def _fold_to_uint32(ids: I64) -> U32:
-    # Both halves of a 64-bit id, folded into 32 bits.
-    folded: U32 = (ids ^ (ids >> 32)).astype(np.uint32)
-    return folded
-
-
 def _duplicate_bids(bids: BidBatch, otherwise_accepted: Bools) -> Bools:
     # Among one provider's bids on one auction that pass every other check, the first by
     # (submitted_at_ms, bid_id, row) counts and every later one is a DUPLICATE_BID: a provider
@@ -637,9 +636,10 @@ def _duplicate_bids(bids: BidBatch, otherwise_accepted: Bools) -> Bools:
     # A 32-bit fingerprint of (auction_id, provider_id) is sorted (a fast SIMD sort) to find
     # repeated fingerprints; only rows sharing one (true duplicates plus rare fingerprint
     # collisions) go through the exact lexicographic check.
-    fingerprint = _fold_to_uint32(bids.provider_id) * _MIX_PROVIDER
-    fingerprint += bids.auction_id.astype(np.uint32)  # a block's auction ids are near each other
-    fingerprint *= _MIX_PAIR  # within one auction, a bijection of the folded provider id
+    # The low 32 bits of each id: ids equal there but not above only cost an exact check.
+    fingerprint = bids.provider_id.astype(np.uint32) * _MIX_PROVIDER
+    fingerprint += bids.auction_id.astype(np.uint32)
+    fingerprint *= _MIX_PAIR  # within one auction, a bijection of the provider's low bits
     ordered = np.sort(fingerprint)
     repeated = ordered[1:][ordered[1:] == ordered[:-1]]
     is_duplicate = np.zeros(len(bids), dtype=np.bool_)
@@ -649,9 +649,8 @@ def _duplicate_bids(bids: BidBatch, otherwise_accepted: Bools) -> Bools:
     # row instead of a search. A false hit only costs an exact check below.
     bucket_marked = np.zeros(1 << _BUCKET_BITS, dtype=np.bool_)
     bucket_marked[repeated >> np.uint32(32 - _BUCKET_BITS)] = True
-    suspects = np.flatnonzero(
-        bucket_marked[fingerprint >> np.uint32(32 - _BUCKET_BITS)] & otherwise_accepted
-    )
+    bucket = (fingerprint >> np.uint32(32 - _BUCKET_BITS)).astype(np.intp)
+    suspects = np.flatnonzero(np.take(bucket_marked, bucket, mode="wrap") & otherwise_accepted)
     order = np.lexsort(
         (
             bids.bid_id[suspects],
@@ -1054,7 +1053,7 @@ class _Ranking:
         rows = slice(start, stop)
         accepted = self.components.reject_reason[rows] == 0
         total = _weighted_total(self.components, rows, self.weights, out=self.total[rows])
-        assert _within(total, 0.0, 1.0), "components must lie in [0, 1]"
+        assert _at_most_unsigned(total, _ONE_BITS) or _within(total, 0.0, 1.0), "components"
         total *= accepted  # exactly 0 for a rejected bid, unchanged otherwise
         block_keys = (self.tie_keys[0][rows], self.tie_keys[1][rows], self.tie_keys[2][rows])
         if self.with_ranks:
