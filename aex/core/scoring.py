@@ -633,10 +633,10 @@ def _duplicate_bids(bids: BidBatch, otherwise_accepted: Bools) -> Bools:
     # blocks a valid one (so adding a rejected bid never changes an outcome). Rows hold whole
     # auctions.
     #
-    # A 32-bit fingerprint of (auction_id, provider_id) is sorted (a fast SIMD sort) to find
-    # repeated fingerprints; only rows sharing one (true duplicates plus rare fingerprint
-    # collisions) go through the exact lexicographic check.
-    # The low 32 bits of each id: ids equal there but not above only cost an exact check.
+    # A 32-bit fingerprint of (auction_id, provider_id) is sorted (a SIMD value sort, much
+    # cheaper than an argsort) to find repeated fingerprints; only rows sharing one (true
+    # duplicates plus rare fingerprint collisions) go through the exact lexicographic check.
+    # It uses the low 32 bits of each id: ids equal there but not above cost an exact check.
     fingerprint = bids.provider_id.astype(np.uint32) * _MIX_PROVIDER
     fingerprint += bids.auction_id.astype(np.uint32)
     fingerprint *= _MIX_PAIR  # within one auction, a bijection of the provider's low bits
@@ -645,8 +645,8 @@ def _duplicate_bids(bids: BidBatch, otherwise_accepted: Bools) -> Bools:
     is_duplicate = np.zeros(len(bids), dtype=np.bool_)
     if repeated.size == 0:
         return is_duplicate
-    # Rows carrying a repeated fingerprint, via a bitmap of its top 18 bits: one gather per
-    # row instead of a search. A false hit only costs an exact check below.
+    # Rows carrying a repeated fingerprint, via a bitmap of its top _BUCKET_BITS bits: one
+    # gather per row instead of a search. A false hit only costs an exact check below.
     bucket_marked = np.zeros(1 << _BUCKET_BITS, dtype=np.bool_)
     bucket_marked[repeated >> np.uint32(32 - _BUCKET_BITS)] = True
     bucket = (fingerprint >> np.uint32(32 - _BUCKET_BITS)).astype(np.intp)
