@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, TypeVar
 
-__all__ = ["MoneyRejectReason", "Reason", "Rejected"]
+__all__ = [
+    "CredentialRejectReason",
+    "MoneyRejectReason",
+    "QuotaRejectReason",
+    "Reason",
+    "Rejected",
+]
 
 
 class Reason(StrEnum):
@@ -51,3 +57,31 @@ class MoneyRejectReason(Reason):
 # Reason value -> HTTP status, where 422 (a well-formed request that breaks a rule) is wrong.
 # Keys are the enum values, which are unique across all enums in this module (tested).
 HTTP_STATUS_HINT: dict[str, int] = {}
+
+
+class QuotaRejectReason(Reason):
+    """Per-plan quotas (spec "Per-Tenant Quotas"), in the order a request meets them."""
+
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    DAILY_QUOTA_EXCEEDED = "daily_quota_exceeded"
+    MAX_AGENTS_EXCEEDED = "max_agents_exceeded"
+    CONCURRENT_TASKS_EXCEEDED = "concurrent_tasks_exceeded"
+
+
+class CredentialRejectReason(Reason):
+    """Why a presented credential is not a credential (format only; lookups are the driver's)."""
+
+    CREDENTIAL_MISSING = "credential_missing"
+    CREDENTIAL_MALFORMED = "credential_malformed"
+
+
+HTTP_STATUS_HINT.update(
+    {
+        QuotaRejectReason.PAYLOAD_TOO_LARGE.value: 413,
+        QuotaRejectReason.DAILY_QUOTA_EXCEEDED.value: 429,
+        QuotaRejectReason.MAX_AGENTS_EXCEEDED.value: 403,
+        QuotaRejectReason.CONCURRENT_TASKS_EXCEEDED.value: 403,
+        CredentialRejectReason.CREDENTIAL_MISSING.value: 401,
+        CredentialRejectReason.CREDENTIAL_MALFORMED.value: 401,
+    }
+)
