@@ -28,7 +28,7 @@ _log = logging.getLogger("aex.serve")
 
 # Stable slugs for problems that do not come from a core reason.
 _STATUS_SLUGS: Mapping[int, str] = {
-    400: "bad-request",
+    400: "invalid-request",
     401: "unauthorized",
     403: "forbidden",
     404: "not-found",
