@@ -1,0 +1,209 @@
+"""The ledger on SQLite: the driver half of aex/core/ledger.py's sans-I/O protocol.
+
+One operation is one `BEGIN IMMEDIATE` transaction: load the stored record of the
+operation_id, the touched holds, then the touched wallets (`touched(op)` twice, as the core
+asks); call `apply`; write the wallets, the holds, the journal entry with its postings and the
+operation record; read the postings back and re-check them (the paired assert of STYLE.md 7:
+checked when built by the core, again as stored); COMMIT. A rejection or a replay writes
+nothing. The schema backs the core's invariants: CHECK (available_minor >= 0), CHECK
+(held_minor >= 0), one journal entry per operation_id (UNIQUE), no zero postings.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from aex.core.ledger import (
+    Applied,
+    Bucket,
+    HoldRecord,
+    HoldState,
+    JournalEntry,
+    LedgerView,
+    Operation,
+    OperationKind,
+    Posting,
+    Wallet,
+    applied_from_json,
+    applied_to_json,
+    apply,
+    check_entry,
+    touched,
+)
+
+from aex.core import Rejected
+from aex.core.reasons import LedgerRejectReason
+from serve.stores.sqlite import SqliteStore
+
+
+class HistoryRow(msgspec.Struct, frozen=True):
+    entry_id: int
+    operation_id: str
+    kind: str
+    available_change_minor: int
+    held_change_minor: int
+    currency: str
+    created_at_ms: int
+
+
+class SqliteLedger:
+    """LedgerStore over the same SQLite file as the key store (one database, one WAL)."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    def apply(self, operation: Operation) -> Applied | Rejected[LedgerRejectReason]:
+        with self._store.transaction() as tx:
+            result = _apply_in(tx, operation)
+            if isinstance(result, Applied) and not result.replayed:
+                _write(tx, result)
+        return result
+
+    def wallet(self, wallet_id: str) -> Wallet | None:
+        row = (
+            self._store.connection()
+            .execute(
+                "SELECT wallet_id, currency, available_minor, held_minor FROM wallets"
+                " WHERE wallet_id = ?",
+                (wallet_id,),
+            )
+            .fetchone()
+        )
+        return None if row is None else Wallet(*row)
+
+    def history(self, wallet_id: str, *, limit: int) -> Sequence[HistoryRow]:
+        rows = self._store.connection().execute(
+            "SELECT e.entry_id, e.operation_id, e.kind,"
+            " sum(CASE WHEN p.bucket = 'available' THEN p.amount_minor ELSE 0 END),"
+            " sum(CASE WHEN p.bucket = 'held' THEN p.amount_minor ELSE 0 END),"
+            " p.currency, e.created_at_ms"
+            " FROM postings p JOIN journal_entries e USING (entry_id)"
+            " WHERE p.account_id = ? GROUP BY e.entry_id ORDER BY e.entry_id DESC LIMIT ?",
+            (wallet_id, limit),
+        )
+        return [HistoryRow(*row) for row in rows]
+
+    def totals_by_currency(self) -> dict[str, int]:
+        """The sum of every posting per currency: zero for all, always (double entry)."""
+        rows = self._store.connection().execute(
+            "SELECT currency, sum(amount_minor) FROM postings GROUP BY currency"
+        )
+        return {currency: int(total) for currency, total in rows}
+
+    def wallet_mismatches(self) -> list[str]:
+        """Wallets whose stored balances differ from the sum of their postings (none, ever)."""
+        rows = self._store.connection().execute(
+            "SELECT w.wallet_id FROM wallets w LEFT JOIN ("
+            " SELECT account_id, sum(CASE WHEN bucket = 'available' THEN amount_minor END) AS a,"
+            " sum(CASE WHEN bucket = 'held' THEN amount_minor END) AS h"
+            " FROM postings GROUP BY account_id) s ON s.account_id = w.wallet_id"
+            " WHERE w.available_minor != coalesce(s.a, 0) OR w.held_minor != coalesce(s.h, 0)"
+        )
+        return [row[0] for row in rows]
+
+
+def _apply_in(
+    tx: sqlite3.Connection, operation: Operation
+) -> Applied | Rejected[LedgerRejectReason]:
+    prior_row = tx.execute(
+        "SELECT record FROM ledger_operations WHERE operation_id = ?", (operation.operation_id,)
+    ).fetchone()
+    prior = None if prior_row is None else applied_from_json(json.loads(prior_row[0]))
+    holds = _holds(tx, touched(operation).hold_ids)
+    wallets = _wallets(tx, touched(operation, holds).wallet_ids)
+    return apply(LedgerView(wallets=wallets, holds=holds, prior=prior), operation)
+
+
+def _holds(tx: sqlite3.Connection, hold_ids: Sequence[str]) -> dict[str, HoldRecord]:
+    found: dict[str, HoldRecord] = {}
+    for hold_id in hold_ids:
+        row = tx.execute(
+            "SELECT hold_id, wallet_id, amount_minor, currency, state, payee_wallet_id, fee_minor"
+            " FROM holds WHERE hold_id = ?",
+            (hold_id,),
+        ).fetchone()
+        if row is not None:
+            found[hold_id] = HoldRecord(*row[:4], HoldState(row[4]), row[5], row[6])
+    return found
+
+
+def _wallets(tx: sqlite3.Connection, wallet_ids: Sequence[str]) -> dict[str, Wallet]:
+    found: dict[str, Wallet] = {}
+    for wallet_id in wallet_ids:
+        row = tx.execute(
+            "SELECT wallet_id, currency, available_minor, held_minor FROM wallets"
+            " WHERE wallet_id = ?",
+            (wallet_id,),
+        ).fetchone()
+        if row is not None:
+            found[wallet_id] = Wallet(*row)
+    return found
+
+
+def _write(tx: sqlite3.Connection, applied: Applied) -> None:
+    created_ms = time.time_ns() // 1_000_000
+    for w in applied.wallets:
+        tx.execute(
+            "INSERT INTO wallets VALUES (?, ?, ?, ?) ON CONFLICT (wallet_id) DO UPDATE SET"
+            " available_minor = excluded.available_minor, held_minor = excluded.held_minor",
+            (w.wallet_id, w.currency, w.available_minor, w.held_minor),
+        )
+    for h in applied.holds:
+        tx.execute(
+            "INSERT OR REPLACE INTO holds VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                h.hold_id,
+                h.wallet_id,
+                h.amount_minor,
+                h.currency,
+                h.state.value,
+                h.payee_wallet_id,
+                h.fee_minor,
+            ),
+        )
+    entry = applied.entry
+    cursor = tx.execute(
+        "INSERT INTO journal_entries (operation_id, kind, created_at_ms) VALUES (?, ?, ?)",
+        (entry.operation_id, entry.kind.value, created_ms),
+    )
+    entry_id = cursor.lastrowid
+    tx.executemany(
+        "INSERT INTO postings (entry_id, account_id, bucket, amount_minor, currency)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [
+            (entry_id, p.account_id, p.bucket.value, p.amount_minor, p.currency)
+            for p in entry.postings
+        ],
+    )
+    tx.execute(
+        "INSERT INTO ledger_operations VALUES (?, ?, ?, ?)",
+        (
+            applied.operation_id,
+            applied.fingerprint,
+            json.dumps(applied_to_json(applied)),
+            created_ms,
+        ),
+    )
+    _check_read_back(tx, entry_id, entry)
+
+
+def _check_read_back(tx: sqlite3.Connection, entry_id: Any, entry: JournalEntry) -> None:
+    # The paired assert: the postings as stored must rebuild an entry that balances, equal to
+    # the one the core built. An AssertionError here rolls the whole operation back.
+    rows = tx.execute(
+        "SELECT account_id, bucket, amount_minor, currency FROM postings WHERE entry_id = ?"
+        " ORDER BY posting_id",
+        (entry_id,),
+    ).fetchall()
+    stored = JournalEntry(
+        entry.operation_id,
+        OperationKind(entry.kind),
+        tuple(Posting(a, Bucket(b), m, c) for a, b, m, c in rows),
+    )
+    check_entry(stored)
+    assert stored.postings == entry.postings
