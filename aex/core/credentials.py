@@ -29,7 +29,7 @@ CREDENTIAL_RANDOM_BYTES: Final = 32
 class CredentialKind(StrEnum):
     TENANT_KEY = "aexk_"
     PROVIDER_KEY = "aex_pk_live_"
-    PROVIDER_SECRET = "aex_sk_live_"
+    PROVIDER_SECRET = "aex_sk_live_"  # noqa: S105 - a prefix, not a secret
 
 
 _HEX_CHARS: Final = 2 * CREDENTIAL_RANDOM_BYTES

@@ -29,6 +29,12 @@ outcomes_per_provider_max: Final = 100_000
 # Ledger. Accounts per ledger state and postings per operation.
 accounts_max: Final = 10_000_000
 postings_per_entry_max: Final = 8
+# One wallet bucket: 10^15 minor units (10 trillion USD) is ten maximal postings; it fits a
+# PostgreSQL BIGINT with four orders of magnitude to spare for the external account's sum.
+balance_minor_max: Final = 10**15
+# Operation, wallet and hold ids are driver-chosen keys ("tenant:<uuid>", "contract:<uuid>"):
+# 128 characters holds a prefix and two UUIDs.
+ledger_id_chars_max: Final = 128
 
 # HTTP. The spec's largest plan payload (Enterprise, 10 MB).
 request_body_bytes_max: Final = 10 * 1024 * 1024
@@ -39,3 +45,4 @@ market_log_batch_rows_max: Final = 1_000_000
 
 assert amount_minor_max < 2**53
 assert bids_per_work_max <= bids_per_batch_max
+assert amount_minor_max <= balance_minor_max < 2**63

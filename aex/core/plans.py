@@ -75,9 +75,7 @@ DEFAULT_PLAN: Final = Plan.EXPLORER
 DEFAULT_BURST_REQUESTS: Final = 50
 
 
-def check_payload_quota(
-    plan: Plan, body_bytes: int
-) -> Rejected[QuotaRejectReason] | None:
+def check_payload_quota(plan: Plan, body_bytes: int) -> Rejected[QuotaRejectReason] | None:
     """Spec: "Max payload size". Answers 413 (PAYLOAD_TOO_LARGE) over the plan's size."""
     assert body_bytes >= 0
     quota = PLAN_QUOTAS[plan].payload_bytes_max

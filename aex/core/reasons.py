@@ -13,6 +13,7 @@ from typing import Generic, TypeVar
 
 __all__ = [
     "CredentialRejectReason",
+    "LedgerRejectReason",
     "MoneyRejectReason",
     "QuotaRejectReason",
     "Reason",
@@ -54,9 +55,37 @@ class MoneyRejectReason(Reason):
     AMOUNT_OUT_OF_RANGE = "amount_out_of_range"
 
 
+class LedgerRejectReason(Reason):
+    """Why aex/core/ledger.py refused an operation; checks run in this order (docs/ledger.md)."""
+
+    # The operation_id was applied before with different content (an idempotency-key reuse).
+    IDEMPOTENCY_CONFLICT = "ledger_idempotency_conflict"
+    # Deposit, withdraw and hold move a strictly positive amount.
+    AMOUNT_NOT_POSITIVE = "ledger_amount_not_positive"
+    # Withdraw or hold from a wallet that was never opened (a deposit or a capture opens one).
+    ACCOUNT_UNKNOWN = "ledger_account_unknown"
+    # Capture, release or refund of a hold_id that was never held.
+    HOLD_UNKNOWN = "ledger_hold_unknown"
+    # A hold under a hold_id that is already taken (by another operation_id).
+    HOLD_ID_TAKEN = "ledger_hold_id_taken"
+    # Capture or release of a closed hold, refund of a hold that is not captured.
+    HOLD_TRANSITION_ILLEGAL = "ledger_hold_transition_illegal"
+    # The money's currency is not the wallet's (a wallet holds one currency).
+    CURRENCY_MISMATCH = "ledger_currency_mismatch"
+    # The wallet's available balance is below the amount (for a refund: the payee's).
+    INSUFFICIENT_FUNDS = "ledger_insufficient_funds"
+    # A wallet bucket would exceed limits.balance_minor_max.
+    BALANCE_LIMIT_EXCEEDED = "ledger_balance_limit_exceeded"
+
+
 # Reason value -> HTTP status, where 422 (a well-formed request that breaks a rule) is wrong.
 # Keys are the enum values, which are unique across all enums in this module (tested).
-HTTP_STATUS_HINT: dict[str, int] = {}
+HTTP_STATUS_HINT: dict[str, int] = {
+    LedgerRejectReason.IDEMPOTENCY_CONFLICT.value: 409,
+    LedgerRejectReason.ACCOUNT_UNKNOWN.value: 404,
+    LedgerRejectReason.HOLD_UNKNOWN.value: 404,
+    LedgerRejectReason.HOLD_ID_TAKEN.value: 409,
+}
 
 
 class QuotaRejectReason(Reason):

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
+
+from aex.core import Rejected
 from aex.core.ledger import (
     Applied,
     Bucket,
@@ -35,8 +37,6 @@ from aex.core.ledger import (
     check_entry,
     touched,
 )
-
-from aex.core import Rejected
 from aex.core.reasons import LedgerRejectReason
 from serve.stores.sqlite import SqliteStore
 
