@@ -36,11 +36,14 @@ from serve.middleware.gateway import (
 from serve.problems import problem_response
 from serve.routes.identity import OperatorController, TenantController, create_tenant
 from serve.routes.registry import ProviderController, SubscriptionController
+from serve.routes.wallets import WalletController
 from serve.security import Authenticator
 from serve.services import Identity, Registry
 from serve.settings import Settings
 from serve.stores.memory import GcraRateLimiter, TtlKeyCache
 from serve.stores.sqlite import SqliteStore
+from serve.stores.sqlite_ledger import SqliteLedger
+from serve.wallets import Wallets
 
 
 @get("/health", sync_to_thread=False, tags=["ops"])
@@ -60,6 +63,7 @@ def _configure_logging() -> None:
 
 def build_litestar(store: SqliteStore, settings: Settings) -> Litestar:
     identity, registry = Identity(store), Registry(store)
+    wallets = Wallets(SqliteLedger(store))
     return Litestar(
         route_handlers=[
             health,
@@ -68,10 +72,12 @@ def build_litestar(store: SqliteStore, settings: Settings) -> Litestar:
             OperatorController,
             ProviderController,
             SubscriptionController,
+            WalletController,
         ],
         dependencies={
             "identity": Provide(lambda: identity, sync_to_thread=False, use_cache=True),
             "registry": Provide(lambda: registry, sync_to_thread=False, use_cache=True),
+            "wallets": Provide(lambda: wallets, sync_to_thread=False, use_cache=True),
             "jwt_secret": Provide(lambda: settings.jwt_secret, sync_to_thread=False),
         },
         exception_handlers={HTTPException: problem_response, Exception: problem_response},

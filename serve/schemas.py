@@ -177,9 +177,12 @@ class MoneyMovement(msgspec.Struct, frozen=True):
 
 
 class TransactionView(msgspec.Struct, frozen=True):
+    """One journal entry as it moved the caller's wallet (signed decimal strings)."""
+
     entry_id: int
     operation_id: str
     kind: str
-    amount: str
+    available_change: str
+    held_change: str
     currency: str
     created_at_ms: int

@@ -128,7 +128,9 @@ def _holds(tx: sqlite3.Connection, hold_ids: Sequence[str]) -> dict[str, HoldRec
             (hold_id,),
         ).fetchone()
         if row is not None:
-            found[hold_id] = HoldRecord(*row[:4], HoldState(row[4]), row[5], row[6])
+            found[hold_id] = HoldRecord(
+                row[0], row[1], row[2], row[3], HoldState(row[4]), row[5], row[6]
+            )
     return found
 
 
