@@ -112,7 +112,9 @@ def test_bad_credentials_are_refused(
 def test_a_tampered_key_is_refused(client: httpx.Client, tenant: Tenant) -> None:
     last = tenant.api_key[-1]
     tampered = tenant.api_key[:-1] + ("0" if last != "0" else "1")
-    assert_problem(client.get("/v1/keys", headers={"X-API-Key": tampered}), 401, "credential-invalid")
+    assert_problem(
+        client.get("/v1/keys", headers={"X-API-Key": tampered}), 401, "credential-invalid"
+    )
 
 
 def test_a_valid_jwt_is_accepted(client: httpx.Client, tenant: Tenant) -> None:
@@ -190,7 +192,9 @@ def test_payload_over_the_plan_quota_is_413(client: httpx.Client, tenant: Tenant
     body = {"name": "x" * 100, "type": "AI_AGENT", "capabilities": ["a"], "category": "T"}
     padded = json.dumps(body).encode() + b" " * (65 * 1024)
     response = client.post(
-        "/v1/providers", content=padded, headers={**tenant.headers, "content-type": "application/json"}
+        "/v1/providers",
+        content=padded,
+        headers={**tenant.headers, "content-type": "application/json"},
     )
     problem = assert_problem(response, 413, "payload-too-large")
     assert problem["errors"] == [{"field": "max_payload_size", "reason": "payload_too_large"}]
@@ -203,7 +207,9 @@ def test_chunked_payload_over_the_quota_is_413(client: httpx.Client, tenant: Ten
             yield b" " * 1024
 
     response = client.post(
-        "/v1/providers", content=chunks(), headers={**tenant.headers, "content-type": "application/json"}
+        "/v1/providers",
+        content=chunks(),
+        headers={**tenant.headers, "content-type": "application/json"},
     )
     assert_problem(response, 413, "payload-too-large")
 

@@ -42,7 +42,9 @@ def test_burst_then_429_with_retry_after(limited: Server) -> None:
         assert refused.json()["type"].endswith("/rate-limited")
         assert 1 <= int(refused.headers["retry-after"]) <= 60 // PER_MINUTE
         # Limits are per tenant: tenant B is untouched by A's burst.
-        assert client.get("/v1/tenants/me", headers={"X-API-Key": other["api_key"]}).status_code == 200
+        assert (
+            client.get("/v1/tenants/me", headers={"X-API-Key": other["api_key"]}).status_code == 200
+        )
 
 
 def test_unauthenticated_routes_carry_the_headers_too(limited: Server, tmp_path: Path) -> None:

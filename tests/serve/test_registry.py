@@ -73,7 +73,9 @@ def test_subscriptions_by_owner_or_provider_key(
     first, second = register(client, tenant), register(client, tenant)
     first_key = {"X-API-Key": first["api_key"]}
     body = {"provider_id": first["provider_id"], "categories": ["TECHNOLOGY"]}
-    by_key = client.post("/v1/subscriptions/", json={**body, "capabilities": ["code.*"]}, headers=first_key)
+    by_key = client.post(
+        "/v1/subscriptions/", json={**body, "capabilities": ["code.*"]}, headers=first_key
+    )
     assert by_key.status_code == 201
     by_owner = client.post(
         "/v1/subscriptions/",
@@ -100,7 +102,9 @@ def test_subscriptions_by_owner_or_provider_key(
     assert len(client.get("/v1/subscriptions/", headers=tenant.headers).json()) == 1
 
 
-def test_bad_subscription_patterns_and_ids_are_refused(client: httpx.Client, tenant: Tenant) -> None:
+def test_bad_subscription_patterns_and_ids_are_refused(
+    client: httpx.Client, tenant: Tenant
+) -> None:
     created = register(client, tenant)
     bad = client.post(
         "/v1/subscriptions/",

@@ -84,9 +84,7 @@ def test_withdrawal_needs_funds(client: httpx.Client, tenant: Tenant) -> None:
     deposit(client, tenant, "50.00")
     body = {"tenant_id": tenant.tenant_id, "amount": "20.5", "currency": "USD"}
     assert client.post("/v1/withdrawals", json=body, headers=tenant.headers).status_code == 201
-    too_much = client.post(
-        "/v1/withdrawals", json={**body, "amount": "30"}, headers=tenant.headers
-    )
+    too_much = client.post("/v1/withdrawals", json={**body, "amount": "30"}, headers=tenant.headers)
     assert too_much.status_code == 422
     assert too_much.json()["type"].endswith("/ledger-insufficient-funds")
     assert balance(client, tenant)["available"] == "29.50"
