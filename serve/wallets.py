@@ -25,7 +25,7 @@ from serve.schemas import (
     WithdrawalCreate,
 )
 from serve.security import Principal
-from serve.stores.sqlite_ledger import SqliteLedger
+from serve.stores.base import LedgerStore
 
 HISTORY_ROWS_MAX = 500
 
@@ -36,7 +36,7 @@ def wallet_id(tenant_id: str, currency: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Wallets:
-    ledger: SqliteLedger
+    ledger: LedgerStore
 
     def deposit(
         self, caller: Principal, body: DepositCreate, idempotency_key: str | None

@@ -23,6 +23,8 @@ from typing import Protocol
 import msgspec
 
 from aex.core import Plan, QuotaRejectReason, Rejected
+from aex.core.ledger import Applied, Operation, Wallet
+from aex.core.reasons import LedgerRejectReason
 
 
 class TenantRecord(msgspec.Struct, frozen=True):
@@ -85,6 +87,18 @@ class IdempotencyClaim:
     response: StoredResponse | None = None
 
 
+class HistoryRow(msgspec.Struct, frozen=True):
+    """One journal entry as it moved one wallet (signed minor units per bucket)."""
+
+    entry_id: int
+    operation_id: str
+    kind: str
+    available_change_minor: int
+    held_change_minor: int
+    currency: str
+    created_at_ms: int
+
+
 AgentsCheck = Callable[[int], Rejected[QuotaRejectReason] | None]
 
 
@@ -119,6 +133,16 @@ class KeyStore(Protocol):
     ) -> Sequence[SubscriptionRecord]: ...
     def get_subscription(self, subscription_id: str) -> SubscriptionRecord | None: ...
     def delete_subscription(self, subscription_id: str) -> bool: ...
+
+
+class LedgerStore(Protocol):
+    """Drives aex/core/ledger.py: one operation, one transaction; replays write nothing."""
+
+    def apply(self, operation: Operation) -> Applied | Rejected[LedgerRejectReason]: ...
+    def wallet(self, wallet_id: str) -> Wallet | None: ...
+    def history(self, wallet_id: str, *, limit: int) -> Sequence[HistoryRow]: ...
+    def totals_by_currency(self) -> dict[str, int]: ...
+    def wallet_mismatches(self) -> list[str]: ...
 
 
 class IdempotencyStore(Protocol):

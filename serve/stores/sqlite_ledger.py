@@ -17,8 +17,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import msgspec
-
 from aex.core import Rejected
 from aex.core.ledger import (
     Applied,
@@ -38,17 +36,8 @@ from aex.core.ledger import (
     touched,
 )
 from aex.core.reasons import LedgerRejectReason
+from serve.stores.base import HistoryRow
 from serve.stores.sqlite import SqliteStore
-
-
-class HistoryRow(msgspec.Struct, frozen=True):
-    entry_id: int
-    operation_id: str
-    kind: str
-    available_change_minor: int
-    held_change_minor: int
-    currency: str
-    created_at_ms: int
 
 
 class SqliteLedger:
