@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, get
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
@@ -77,10 +78,10 @@ def build_litestar(store: SqliteStore, settings: Settings) -> Litestar:
         dependencies={
             "identity": Provide(lambda: identity, sync_to_thread=False, use_cache=True),
             "registry": Provide(lambda: registry, sync_to_thread=False, use_cache=True),
-            "wallets": Provide(lambda: wallets, sync_to_thread=False, use_cache=True),
             "jwt_secret": Provide(lambda: settings.jwt_secret, sync_to_thread=False),
         },
         exception_handlers={HTTPException: problem_response, Exception: problem_response},
+        state=State({"wallets": wallets}),
         openapi_config=OpenAPIConfig(title="AEX live exchange", version="0.1.0", path="/schema"),
         request_max_body_size=limits.request_body_bytes_max,
         debug=False,

@@ -38,23 +38,23 @@ def wallet_id(tenant_id: str, currency: str) -> str:
 class Wallets:
     ledger: LedgerStore
 
-    def deposit(
+    async def deposit(
         self, caller: Principal, body: DepositCreate, idempotency_key: str | None
     ) -> MoneyMovement:
         tenant_id, money = _own_money(caller, body.tenant_id, body)
         operation = Deposit(
             _operation_id("dep", idempotency_key), wallet_id(tenant_id, money.currency), money
         )
-        return self._moved(tenant_id, money, self.ledger.apply(operation))
+        return self._moved(tenant_id, money, await self.ledger.submit(operation))
 
-    def withdraw(
+    async def withdraw(
         self, caller: Principal, body: WithdrawalCreate, idempotency_key: str | None
     ) -> MoneyMovement:
         tenant_id, money = _own_money(caller, body.tenant_id, body)
         operation = Withdraw(
             _operation_id("wdr", idempotency_key), wallet_id(tenant_id, money.currency), money
         )
-        return self._moved(tenant_id, money, self.ledger.apply(operation))
+        return self._moved(tenant_id, money, await self.ledger.submit(operation))
 
     def balance(self, caller: Principal, currency: str) -> BalanceView:
         tenant_id = _tenant_of(caller)

@@ -3,7 +3,6 @@ the PostgreSQL/Redis backends of the scale-out issue join the params list."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,6 @@ def _sqlite(tmp_path: Path) -> Stores:
 
 
 @pytest.fixture(params=["sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Stores:
     factories = {"sqlite": _sqlite}
-    yield factories[request.param](tmp_path)
+    return factories[request.param](tmp_path)

@@ -11,10 +11,15 @@ nothing. The schema backs the core's invariants: CHECK (available_minor >= 0), C
 
 from __future__ import annotations
 
+import asyncio
 import json
+import queue
 import sqlite3
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from aex.core import Rejected
@@ -39,12 +44,24 @@ from aex.core.reasons import LedgerRejectReason
 from serve.stores.base import HistoryRow
 from serve.stores.sqlite import SqliteStore
 
+# Operations one group commit may carry: bounds a transaction's size and its WAL growth.
+GROUP_COMMIT_OPERATIONS_MAX = 256
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    operation: Operation
+    future: Future[Applied | Rejected[LedgerRejectReason]]
+
 
 class SqliteLedger:
     """LedgerStore over the same SQLite file as the key store (one database, one WAL)."""
 
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
 
     def apply(self, operation: Operation) -> Applied | Rejected[LedgerRejectReason]:
         with self._store.transaction() as tx:
@@ -52,6 +69,51 @@ class SqliteLedger:
             if isinstance(result, Applied) and not result.replayed:
                 _write(tx, result)
         return result
+
+    async def submit(self, operation: Operation) -> Applied | Rejected[LedgerRejectReason]:
+        """`apply` with group commit: concurrent operations share one transaction and one
+        fsync. Each runs under its own SAVEPOINT (an assert rolls back that operation alone);
+        every caller is answered only after the COMMIT, so an acknowledged operation is on disk.
+        """
+        self._ensure_writer()
+        future: Future[Applied | Rejected[LedgerRejectReason]] = Future()
+        self._queue.put(_Pending(operation, future))
+        return await asyncio.wrap_future(future)
+
+    def _ensure_writer(self) -> None:
+        if self._writer is None:
+            with self._writer_lock:
+                if self._writer is None:
+                    self._writer = threading.Thread(
+                        target=self._write_batches, name="aex-ledger-writer", daemon=True
+                    )
+                    self._writer.start()
+
+    def _write_batches(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < GROUP_COMMIT_OPERATIONS_MAX:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._commit_batch(batch)
+
+    def _commit_batch(self, batch: list[_Pending]) -> None:
+        outcomes: list[tuple[_Pending, Any, BaseException | None]] = []
+        try:
+            with self._store.transaction() as tx:
+                for pending in batch:
+                    outcomes.append((pending, *_apply_savepoint(tx, pending.operation)))
+        except BaseException as error:  # the COMMIT itself failed: nobody is acknowledged
+            for pending in batch:
+                pending.future.set_exception(error)
+            return
+        for pending, result, failure in outcomes:
+            if failure is None:
+                pending.future.set_result(result)
+            else:
+                pending.future.set_exception(failure)
 
     def wallet(self, wallet_id: str) -> Wallet | None:
         row = (
@@ -94,6 +156,22 @@ class SqliteLedger:
             " WHERE w.available_minor != coalesce(s.a, 0) OR w.held_minor != coalesce(s.h, 0)"
         )
         return [row[0] for row in rows]
+
+
+def _apply_savepoint(
+    tx: sqlite3.Connection, operation: Operation
+) -> tuple[Applied | Rejected[LedgerRejectReason] | None, BaseException | None]:
+    tx.execute("SAVEPOINT operation")
+    try:
+        result = _apply_in(tx, operation)
+        if isinstance(result, Applied) and not result.replayed:
+            _write(tx, result)
+    except Exception as error:  # an AssertionError too: this operation alone is undone
+        tx.execute("ROLLBACK TO operation")
+        tx.execute("RELEASE operation")
+        return None, error
+    tx.execute("RELEASE operation")
+    return result, None
 
 
 def _apply_in(
