@@ -98,37 +98,20 @@ def _wrk(url: str, headers: dict[str, str], body: bytes | None) -> tuple[float, 
 
 
 def _httpx_load(url: str, headers: dict[str, str], body: bytes | None) -> tuple[float, float]:
-    # The fallback generator runs in its own process so it does not share the server's loop.
-    code = f"""
-import asyncio, time, httpx, json
-async def main():
-    latencies = []
-    async with httpx.AsyncClient(headers={headers!r}, limits=httpx.Limits(max_connections={CONNECTIONS})) as c:
-        end = time.perf_counter() + {DURATION_S}
-        async def worker():
-            while time.perf_counter() < end:
-                t = time.perf_counter()
-                r = await (c.post({url!r}, content={body!r}, headers={{"content-type": "application/json"}}) if {body!r} is not None else c.get({url!r}))
-                assert r.status_code < 300, r.text
-                latencies.append(time.perf_counter() - t)
-        await asyncio.gather(*(worker() for _ in range({CONNECTIONS})))
-    latencies.sort()
-    print(json.dumps([len(latencies) / {DURATION_S}, latencies[int(len(latencies) * 0.99)] * 1000]))
-asyncio.run(main())
-"""
-    output = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    rps, p99 = json.loads(output.stdout)
-    return float(rps), float(p99)
+    # A separate process, so that the generator does not share a core's GIL with the server.
+    command = [sys.executable, "-m", "bench.httpx_load", url, str(DURATION_S), str(CONNECTIONS)]
+    command.append(json.dumps(headers))
+    if body is not None:
+        command.append(body.decode())
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rps, p99_ms = json.loads(output)
+    return float(rps), float(p99_ms)
 
 
 def main() -> None:
     load = _wrk if shutil.which("wrk") else _httpx_load
-    print(
-        f"load generator: {'wrk' if load is _wrk else 'httpx (install wrk: apt-get install -y wrk)'}"
-        f", {CONNECTIONS} connections, {DURATION_S} s per run, uvicorn 1 worker"
-    )
+    generator = "wrk" if load is _wrk else "httpx (for wrk: apt-get install -y wrk)"
+    print(f"load generator: {generator}, {CONNECTIONS} connections, {DURATION_S} s per run")
     with tempfile.TemporaryDirectory() as tmp:
         aex, aex_url = _start_aex(Path(tmp) / "data")
         bare, bare_url = _start_bare()
