@@ -34,7 +34,7 @@ from serve.middleware.gateway import (
     RateLimitMiddleware,
     TimeoutMiddleware,
 )
-from serve.problems import problem_response
+from serve.problems import PROBLEM_RESPONSES, problem_response
 from serve.routes.identity import OperatorController, TenantController, create_tenant
 from serve.routes.registry import ProviderController, SubscriptionController
 from serve.routes.wallets import WalletController
@@ -47,7 +47,7 @@ from serve.stores.sqlite_ledger import SqliteLedger
 from serve.wallets import Wallets
 
 
-@get("/health", sync_to_thread=False, tags=["ops"])
+@get("/health", responses=PROBLEM_RESPONSES, sync_to_thread=False, tags=["ops"])
 def health() -> dict[str, str]:
     return {"status": "ok"}
 

@@ -16,6 +16,7 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from serve.middleware._asgi import IDEMPOTENCY_KEY_SCOPE_KEY
+from serve.problems import PROBLEM_RESPONSES
 from serve.routes.callers import tenant_caller
 from serve.schemas import (
     BalanceView,
@@ -45,27 +46,27 @@ class WalletController(Controller):
     tags = ["wallets"]  # noqa: RUF012
     dependencies = {"caller": Provide(tenant_caller, sync_to_thread=False)}  # noqa: RUF012
 
-    @post("/deposits", status_code=HTTP_201_CREATED)
+    @post("/deposits", responses=PROBLEM_RESPONSES, status_code=HTTP_201_CREATED)
     async def deposit(
         self, caller: Principal, data: DepositCreate, request: Request[Any, Any, State]
     ) -> MoneyMovement:
         """Funds the caller's wallet; exact decimal amounts (no floats); Idempotency-Key safe."""
         return await _wallets(request).deposit(caller, data, _idempotency_key(request))
 
-    @post("/withdrawals", status_code=HTTP_201_CREATED)
+    @post("/withdrawals", responses=PROBLEM_RESPONSES, status_code=HTTP_201_CREATED)
     async def withdraw(
         self, caller: Principal, data: WithdrawalCreate, request: Request[Any, Any, State]
     ) -> MoneyMovement:
         """Moves available funds out; 422 ledger-insufficient-funds when they do not suffice."""
         return await _wallets(request).withdraw(caller, data, _idempotency_key(request))
 
-    @get("/balance", sync_to_thread=False)
+    @get("/balance", responses=PROBLEM_RESPONSES, sync_to_thread=False)
     def balance(
         self, caller: Principal, currency: Currency, request: Request[Any, Any, State]
     ) -> BalanceView:
         return _wallets(request).balance(caller, currency)
 
-    @get("/transactions", sync_to_thread=False)
+    @get("/transactions", responses=PROBLEM_RESPONSES, sync_to_thread=False)
     def transactions(
         self,
         caller: Principal,
