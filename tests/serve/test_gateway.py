@@ -217,5 +217,28 @@ def test_chunked_payload_over_the_quota_is_413(client: httpx.Client, tenant: Ten
 def test_openapi_document_lists_every_route(client: httpx.Client) -> None:
     document = client.get("/schema/openapi.json").json()
     assert document["openapi"].startswith("3.1")
-    for path in ["/v1/tenants", "/v1/keys", "/v1/providers", "/v1/subscriptions"]:
-        assert path in document["paths"]
+    expected = {
+        "/v1/tenants",
+        "/v1/tenants/me",
+        "/v1/keys",
+        "/v1/keys/{key_id}",
+        "/v1/keys/{key_id}/rotate",
+        "/v1/tokens",
+        "/v1/admin/tenants",
+        "/v1/admin/tenants/{tenant_id}/suspend",
+        "/v1/admin/tenants/{tenant_id}/reactivate",
+        "/v1/admin/tenants/{tenant_id}/plan",
+        "/v1/providers",
+        "/v1/providers/{provider_id}",
+        "/v1/subscriptions",
+        "/v1/subscriptions/{subscription_id}",
+        "/v1/deposits",
+        "/v1/withdrawals",
+        "/v1/balance",
+        "/v1/transactions",
+    }
+    assert expected <= set(document["paths"])
+    for path in expected:
+        for operation in document["paths"][path].values():
+            assert {"400", "401", "403", "404", "413", "429", "500"} <= set(operation["responses"])
+    assert "ProblemDetails" in document["components"]["schemas"]
