@@ -8,7 +8,6 @@ innermost (it needs the authenticated tenant), then Litestar routes the request.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
@@ -52,16 +51,6 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _configure_logging() -> None:
-    access = logging.getLogger("aex.access")
-    if not access.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        access.addHandler(handler)
-        access.setLevel(logging.INFO)
-        access.propagate = False
-
-
 def build_litestar(store: SqliteStore, settings: Settings) -> Litestar:
     identity, registry = Identity(store), Registry(store)
     wallets = Wallets(SqliteLedger(store))
@@ -90,7 +79,7 @@ def build_litestar(store: SqliteStore, settings: Settings) -> Litestar:
 
 def create_app(settings: Settings) -> ASGIApp:
     """The whole ASGI application over the SQLite store in `settings.data_dir`."""
-    _configure_logging()
+    sys.setswitchinterval(0.0002)
     store = SqliteStore(settings.database_path, synchronous=settings.sqlite_synchronous)
     authenticator = Authenticator(
         store,

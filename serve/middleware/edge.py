@@ -8,11 +8,14 @@ of its own beyond its configuration.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
+import sys
 import time
 import uuid
+from typing import TextIO
+
+import msgspec
 
 from serve.middleware._asgi import (
     PRINCIPAL_SCOPE_KEY,
@@ -26,7 +29,19 @@ from serve.middleware._asgi import (
 )
 from serve.problems import REQUEST_ID_SCOPE_KEY, ProblemError
 
-ACCESS_LOG = logging.getLogger("aex.access")
+
+class _AccessLine(msgspec.Struct, frozen=True):
+    ts: float
+    request_id: str
+    tenant: str | None
+    principal: str | None
+    method: str
+    route: str
+    status: int
+    latency_ms: float
+
+
+_encode_line = msgspec.json.Encoder().encode
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 EXPOSED_HEADERS = (
     "X-Request-ID, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After"
@@ -59,10 +74,12 @@ class RequestIdMiddleware:
 
 class JsonLogMiddleware:
     """One JSON line per request: request id, tenant, method, route, status, latency; never a
-    header or a body (so never a secret)."""
+    header or a body (so never a secret). Written straight to the stream (stderr by default):
+    the logging module's record machinery costs more than the rest of this layer."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, stream: TextIO | None = None) -> None:
         self.app = app
+        self.stream = stream or sys.stderr
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -80,17 +97,17 @@ class JsonLogMiddleware:
             await self.app(scope, receive, send_logged)
         finally:
             principal = scope.get(PRINCIPAL_SCOPE_KEY)
-            line = {
-                "ts": round(time.time(), 3),
-                "request_id": scope.get(REQUEST_ID_SCOPE_KEY),
-                "tenant": getattr(principal, "tenant_id", None),
-                "principal": getattr(principal, "kind", None),
-                "method": scope["method"],
-                "route": scope["path"],
-                "status": status[0],
-                "latency_ms": round((time.perf_counter() - started_s) * 1000, 3),
-            }
-            ACCESS_LOG.info(json.dumps(line, separators=(",", ":")))
+            line = _AccessLine(
+                ts=time.time(),
+                request_id=scope.get(REQUEST_ID_SCOPE_KEY, ""),
+                tenant=getattr(principal, "tenant_id", None),
+                principal=getattr(principal, "kind", None),
+                method=scope["method"],
+                route=scope["path"],
+                status=status[0],
+                latency_ms=(time.perf_counter() - started_s) * 1000,
+            )
+            self.stream.write(_encode_line(line).decode() + "\n")
 
 
 class RecoveryMiddleware:

@@ -60,11 +60,9 @@ class WalletController(Controller):
         """Moves available funds out; 422 ledger-insufficient-funds when they do not suffice."""
         return await _wallets(request).withdraw(caller, data, _idempotency_key(request))
 
-    @get("/balance", responses=PROBLEM_RESPONSES, sync_to_thread=False)
-    def balance(
-        self, caller: Principal, currency: Currency, request: Request[Any, Any, State]
-    ) -> BalanceView:
-        return _wallets(request).balance(caller, currency)
+    @get("/balance", responses=PROBLEM_RESPONSES, sync_to_thread=False, dependencies={})
+    def balance(self, currency: Currency, request: Request[Any, Any, State]) -> BalanceView:
+        return _wallets(request).balance(tenant_caller(request), currency)
 
     @get("/transactions", responses=PROBLEM_RESPONSES, sync_to_thread=False)
     def transactions(

@@ -20,7 +20,6 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
 
 from aex.core import Rejected
 from aex.core.ledger import (
@@ -31,7 +30,6 @@ from aex.core.ledger import (
     JournalEntry,
     LedgerView,
     Operation,
-    OperationKind,
     Posting,
     Wallet,
     applied_from_json,
@@ -65,15 +63,15 @@ class SqliteLedger:
 
     def apply(self, operation: Operation) -> Applied | Rejected[LedgerRejectReason]:
         with self._store.transaction() as tx:
-            result = _apply_in(tx, operation)
-            if isinstance(result, Applied) and not result.replayed:
-                _write(tx, result)
+            written: list[tuple[int, JournalEntry]] = []
+            result = _apply_and_write(tx, operation, written)
+            _check_read_back(tx, written)
         return result
 
     async def submit(self, operation: Operation) -> Applied | Rejected[LedgerRejectReason]:
         """`apply` with group commit: concurrent operations share one transaction and one
-        fsync. Each runs under its own SAVEPOINT (an assert rolls back that operation alone);
-        every caller is answered only after the COMMIT, so an acknowledged operation is on disk.
+        fsync; every caller is answered only after the COMMIT, so an acknowledged operation is
+        on disk. A failing operation is isolated by re-running the batch one by one.
         """
         self._ensure_writer()
         future: Future[Applied | Rejected[LedgerRejectReason]] = Future()
@@ -100,20 +98,23 @@ class SqliteLedger:
             self._commit_batch(batch)
 
     def _commit_batch(self, batch: list[_Pending]) -> None:
-        outcomes: list[tuple[_Pending, Any, BaseException | None]] = []
+        # The fast path: the whole batch in one transaction, one COMMIT (one fsync). If any
+        # operation raises (a broken invariant, a constraint), the batch is rolled back and
+        # every operation is re-run in its own transaction, so that one failure is isolated.
         try:
             with self._store.transaction() as tx:
-                for pending in batch:
-                    outcomes.append((pending, *_apply_savepoint(tx, pending.operation)))
-        except BaseException as error:  # the COMMIT itself failed: nobody is acknowledged
+                written: list[tuple[int, JournalEntry]] = []
+                results = [_apply_and_write(tx, p.operation, written) for p in batch]
+                _check_read_back(tx, written)
+        except Exception:
             for pending in batch:
-                pending.future.set_exception(error)
+                try:
+                    pending.future.set_result(self.apply(pending.operation))
+                except Exception as failure:
+                    pending.future.set_exception(failure)
             return
-        for pending, result, failure in outcomes:
-            if failure is None:
-                pending.future.set_result(result)
-            else:
-                pending.future.set_exception(failure)
+        for pending, result in zip(batch, results, strict=True):
+            pending.future.set_result(result)
 
     def wallet(self, wallet_id: str) -> Wallet | None:
         row = (
@@ -158,27 +159,20 @@ class SqliteLedger:
         return [row[0] for row in rows]
 
 
-def _apply_savepoint(
-    tx: sqlite3.Connection, operation: Operation
-) -> tuple[Applied | Rejected[LedgerRejectReason] | None, BaseException | None]:
-    tx.execute("SAVEPOINT operation")
-    try:
-        result = _apply_in(tx, operation)
-        if isinstance(result, Applied) and not result.replayed:
-            _write(tx, result)
-    except Exception as error:  # an AssertionError too: this operation alone is undone
-        tx.execute("ROLLBACK TO operation")
-        tx.execute("RELEASE operation")
-        return None, error
-    tx.execute("RELEASE operation")
-    return result, None
+def _apply_and_write(
+    tx: sqlite3.Connection, operation: Operation, written: list[tuple[int, JournalEntry]]
+) -> Applied | Rejected[LedgerRejectReason]:
+    result = _apply_in(tx, operation)
+    if isinstance(result, Applied) and not result.replayed:
+        written.append((_write(tx, result), result.entry))
+    return result
 
 
 def _apply_in(
     tx: sqlite3.Connection, operation: Operation
 ) -> Applied | Rejected[LedgerRejectReason]:
     prior_row = tx.execute(
-        "SELECT record FROM ledger_operations WHERE operation_id = ?", (operation.operation_id,)
+        "SELECT record FROM journal_entries WHERE operation_id = ?", (operation.operation_id,)
     ).fetchone()
     prior = None if prior_row is None else applied_from_json(json.loads(prior_row[0]))
     holds = _holds(tx, touched(operation).hold_ids)
@@ -214,7 +208,8 @@ def _wallets(tx: sqlite3.Connection, wallet_ids: Sequence[str]) -> dict[str, Wal
     return found
 
 
-def _write(tx: sqlite3.Connection, applied: Applied) -> None:
+def _write(tx: sqlite3.Connection, applied: Applied) -> int:
+    # The journal entry row is also the operation's idempotency record (fingerprint, record).
     created_ms = time.time_ns() // 1_000_000
     for w in applied.wallets:
         tx.execute(
@@ -237,10 +232,18 @@ def _write(tx: sqlite3.Connection, applied: Applied) -> None:
         )
     entry = applied.entry
     cursor = tx.execute(
-        "INSERT INTO journal_entries (operation_id, kind, created_at_ms) VALUES (?, ?, ?)",
-        (entry.operation_id, entry.kind.value, created_ms),
+        "INSERT INTO journal_entries (operation_id, kind, fingerprint, record, created_at_ms)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (
+            entry.operation_id,
+            entry.kind.value,
+            applied.fingerprint,
+            json.dumps(applied_to_json(applied), separators=(",", ":")),
+            created_ms,
+        ),
     )
     entry_id = cursor.lastrowid
+    assert entry_id is not None
     tx.executemany(
         "INSERT INTO postings (entry_id, account_id, bucket, amount_minor, currency)"
         " VALUES (?, ?, ?, ?, ?)",
@@ -249,30 +252,26 @@ def _write(tx: sqlite3.Connection, applied: Applied) -> None:
             for p in entry.postings
         ],
     )
-    tx.execute(
-        "INSERT INTO ledger_operations VALUES (?, ?, ?, ?)",
-        (
-            applied.operation_id,
-            applied.fingerprint,
-            json.dumps(applied_to_json(applied)),
-            created_ms,
-        ),
-    )
-    _check_read_back(tx, entry_id, entry)
+    return entry_id
 
 
-def _check_read_back(tx: sqlite3.Connection, entry_id: Any, entry: JournalEntry) -> None:
-    # The paired assert: the postings as stored must rebuild an entry that balances, equal to
-    # the one the core built. An AssertionError here rolls the whole operation back.
+def _check_read_back(tx: sqlite3.Connection, written: list[tuple[int, JournalEntry]]) -> None:
+    # The paired assert: the postings as stored must rebuild entries that balance, equal to the
+    # ones the core built. One query per transaction; an AssertionError rolls it all back.
+    if not written:
+        return
     rows = tx.execute(
-        "SELECT account_id, bucket, amount_minor, currency FROM postings WHERE entry_id = ?"
-        " ORDER BY posting_id",
-        (entry_id,),
+        "SELECT entry_id, account_id, bucket, amount_minor, currency FROM postings"
+        " WHERE entry_id BETWEEN ? AND ? ORDER BY posting_id",
+        (written[0][0], written[-1][0]),
     ).fetchall()
-    stored = JournalEntry(
-        entry.operation_id,
-        OperationKind(entry.kind),
-        tuple(Posting(a, Bucket(b), m, c) for a, b, m, c in rows),
-    )
-    check_entry(stored)
-    assert stored.postings == entry.postings
+    stored: dict[int, list[Posting]] = {}
+    for entry_id, account_id, bucket, amount_minor, currency in rows:
+        stored.setdefault(entry_id, []).append(
+            Posting(account_id, Bucket(bucket), amount_minor, currency)
+        )
+    assert len(stored) == len(written)
+    for entry_id, entry in written:
+        read_back = JournalEntry(entry.operation_id, entry.kind, tuple(stored[entry_id]))
+        check_entry(read_back)
+        assert read_back.postings == entry.postings
