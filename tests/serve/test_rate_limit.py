@@ -52,3 +52,24 @@ def test_unauthenticated_routes_carry_the_headers_too(limited: Server, tmp_path:
         response = client.get("/health")
         assert response.headers["x-ratelimit-limit"] == "600"
         assert "x-ratelimit-remaining" in response.headers
+
+
+@pytest.fixture(scope="module")
+def daily_limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    env = {"AEX_REQUESTS_PER_DAY": "5"}
+    server = Server(tmp_path_factory.mktemp("daily") / "data", env=env).start()
+    yield server
+    server.stop()
+
+
+def test_daily_quota_answers_429_naming_the_quota(daily_limited: Server) -> None:
+    with httpx.Client(base_url=daily_limited.url) as client:
+        key = client.post("/v1/tenants", json={"name": "D", "type": "CONSUMER"}).json()["api_key"]
+        answers = [client.get("/v1/keys", headers={"X-API-Key": key}) for _ in range(6)]
+        assert [a.status_code for a in answers] == [200] * 5 + [429]
+        problem = answers[-1].json()
+        assert problem["type"].endswith("/daily-quota-exceeded")
+        assert problem["errors"] == [
+            {"field": "requests_per_day", "reason": "daily_quota_exceeded"}
+        ]
+        assert 0 < int(answers[-1].headers["retry-after"]) <= 86_400
