@@ -1,17 +1,110 @@
-"""The Litestar application factory: routes, middleware and the problem+json mapping."""
+"""The application factory: stores, the gateway pipeline, routes and the problem+json mapping.
+
+The spec's pipeline is built outside Litestar as plain ASGI layers, in the spec's order
+(request id → JSON logs → recovery → CORS → timeout → rate limit → auth), so that every
+response, a 404 for an unknown path included, passes through all of them. Idempotency runs
+innermost (it needs the authenticated tenant), then Litestar routes the request.
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Any
+
 from litestar import Litestar, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
 
+from aex.core import limits
+from serve.middleware._asgi import ASGIApp
+from serve.middleware.edge import (
+    CorsMiddleware,
+    JsonLogMiddleware,
+    RecoveryMiddleware,
+    RequestIdMiddleware,
+)
+from serve.middleware.gateway import (
+    AuthMiddleware,
+    IdempotencyMiddleware,
+    RateLimitMiddleware,
+    TimeoutMiddleware,
+)
+from serve.problems import PROBLEM_RESPONSES, problem_response
+from serve.routes.identity import OperatorController, TenantController, create_tenant
+from serve.routes.registry import ProviderController, SubscriptionController
+from serve.routes.wallets import WalletController
+from serve.security import Authenticator
+from serve.services import Identity, Registry
 from serve.settings import Settings
+from serve.stores.memory import GcraRateLimiter, TtlKeyCache
+from serve.stores.sqlite import SqliteStore
+from serve.stores.sqlite_ledger import SqliteLedger
+from serve.wallets import Wallets
 
 
-@get("/health", sync_to_thread=False)
+@get("/health", responses=PROBLEM_RESPONSES, sync_to_thread=False, tags=["ops"])
 def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def create_app(settings: Settings) -> Litestar:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return Litestar(route_handlers=[health])
+def build_litestar(store: SqliteStore, settings: Settings) -> Litestar:
+    identity, registry = Identity(store), Registry(store)
+    wallets = Wallets(SqliteLedger(store))
+    return Litestar(
+        route_handlers=[
+            health,
+            create_tenant,
+            TenantController,
+            OperatorController,
+            ProviderController,
+            SubscriptionController,
+            WalletController,
+        ],
+        dependencies={
+            "identity": Provide(lambda: identity, sync_to_thread=False, use_cache=True),
+            "registry": Provide(lambda: registry, sync_to_thread=False, use_cache=True),
+            "jwt_secret": Provide(lambda: settings.jwt_secret, sync_to_thread=False),
+        },
+        exception_handlers={HTTPException: problem_response, Exception: problem_response},
+        state=State({"wallets": wallets}),
+        openapi_config=OpenAPIConfig(title="AEX live exchange", version="0.1.0", path="/schema"),
+        request_max_body_size=limits.request_body_bytes_max,
+        debug=False,
+    )
+
+
+def create_app(settings: Settings) -> ASGIApp:
+    """The whole ASGI application over the SQLite store in `settings.data_dir`."""
+    store = SqliteStore(settings.database_path, synchronous=settings.sqlite_synchronous)
+    authenticator = Authenticator(
+        store,
+        TtlKeyCache(settings.key_cache_ttl_s),
+        operator_key=settings.operator_key,
+        jwt_secret=settings.jwt_secret,
+    )
+    litestar_app: Any = build_litestar(store, settings)
+    app: Any = IdempotencyMiddleware(litestar_app, store=store)
+    app = AuthMiddleware(app)
+    app = RateLimitMiddleware(
+        app,
+        authenticator=authenticator,
+        limiter=GcraRateLimiter(),
+        per_minute_override=settings.rate_limit_per_minute,
+        per_day_override=settings.requests_per_day,
+        burst=settings.rate_limit_burst,
+        anonymous_per_minute=settings.anonymous_requests_per_minute,
+    )
+    app = TimeoutMiddleware(app, timeout_s=settings.request_timeout_s)
+    app = CorsMiddleware(app, origins=settings.cors_origins)
+    app = RecoveryMiddleware(app)
+    app = JsonLogMiddleware(app)
+    return RequestIdMiddleware(app)
+
+
+def app_from_env() -> ASGIApp:
+    """For `uvicorn --factory serve.app:app_from_env` (several workers): AEX_DATA_DIR."""
+    data_dir = Path(os.environ.get("AEX_DATA_DIR", "./data"))
+    return create_app(Settings.from_env(data_dir=data_dir))

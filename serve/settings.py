@@ -1,15 +1,118 @@
-"""Settings for the live exchange, validated once at startup, never per request."""
+"""Settings for the live exchange, validated once at startup, never per request.
+
+Environment (all optional):
+- AEX_OPERATOR_KEY: the operator credential; else read from / generated into D/operator.key.
+- AEX_JWT_SECRET (or JWT_SECRET, the spec's name): HS256 secret; else D/jwt.secret.
+- AEX_CORS_ORIGINS: comma-separated allowed origins (default: none).
+- AEX_RATE_LIMIT_PER_MINUTE / AEX_RATE_LIMIT_BURST / AEX_REQUESTS_PER_DAY: override every
+  plan's per-minute limit, the burst and every plan's daily quota (tests use low limits).
+- AEX_ANONYMOUS_RATE_LIMIT_PER_MINUTE: routes without a credential, limited per client
+  address (default 60).
+- AEX_REQUEST_TIMEOUT_S: the timeout middleware's budget (default 30, the spec's).
+- AEX_SQLITE_SYNCHRONOUS: FULL (default: an acknowledged write survives power loss) or NORMAL.
+"""
 
 from __future__ import annotations
 
+import os
+import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from aex.core import DEFAULT_BURST_REQUESTS
+
+OPERATOR_KEY_FILE = "operator.key"
+JWT_SECRET_FILE = "jwt.secret"  # noqa: S105 - a file name, not a secret
+DATABASE_FILE = "aex.sqlite3"
+# Spec "Production Middleware Stack": "Timeout → 30s max request duration".
+REQUEST_TIMEOUT_S_DEFAULT = 30.0
+ANONYMOUS_REQUESTS_PER_MINUTE_DEFAULT = 60
+# Spec "Authentication in Production": "Validation: Gateway → Identity Service (5-min cache)".
+KEY_CACHE_TTL_S = 300.0
+
+
+class ImproperlyConfiguredError(RuntimeError):
+    """A setting is invalid: raised at startup, never per request."""
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path
+    operator_key: str
+    jwt_secret: str
+    cors_origins: tuple[str, ...] = ()
+    rate_limit_per_minute: int | None = None
+    requests_per_day: int | None = None
+    rate_limit_burst: int = DEFAULT_BURST_REQUESTS
+    anonymous_requests_per_minute: int = ANONYMOUS_REQUESTS_PER_MINUTE_DEFAULT
+    request_timeout_s: float = REQUEST_TIMEOUT_S_DEFAULT
+    sqlite_synchronous: str = "FULL"
+    key_cache_ttl_s: float = KEY_CACHE_TTL_S
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / DATABASE_FILE
 
     @classmethod
-    def from_env(cls, *, data_dir: Path) -> Settings:
-        return cls(data_dir=data_dir)
+    def from_env(cls, *, data_dir: Path, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        data_dir.mkdir(parents=True, exist_ok=True)
+        operator_key = env.get("AEX_OPERATOR_KEY") or _secret_file(data_dir / OPERATOR_KEY_FILE)
+        jwt_secret = (
+            env.get("AEX_JWT_SECRET")
+            or env.get("JWT_SECRET")
+            or _secret_file(data_dir / JWT_SECRET_FILE)
+        )
+        settings = cls(
+            data_dir=data_dir,
+            operator_key=operator_key,
+            jwt_secret=jwt_secret,
+            cors_origins=tuple(o for o in env.get("AEX_CORS_ORIGINS", "").split(",") if o),
+            rate_limit_per_minute=_optional_int(env, "AEX_RATE_LIMIT_PER_MINUTE"),
+            requests_per_day=_optional_int(env, "AEX_REQUESTS_PER_DAY"),
+            rate_limit_burst=_optional_int(env, "AEX_RATE_LIMIT_BURST") or DEFAULT_BURST_REQUESTS,
+            anonymous_requests_per_minute=_optional_int(env, "AEX_ANONYMOUS_RATE_LIMIT_PER_MINUTE")
+            or ANONYMOUS_REQUESTS_PER_MINUTE_DEFAULT,
+            request_timeout_s=float(env.get("AEX_REQUEST_TIMEOUT_S", REQUEST_TIMEOUT_S_DEFAULT)),
+            sqlite_synchronous=env.get("AEX_SQLITE_SYNCHRONOUS", "FULL").upper(),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if len(self.operator_key) < 32:
+            raise ImproperlyConfiguredError("the operator key must have at least 32 characters")
+        if len(self.jwt_secret) < 32:
+            raise ImproperlyConfiguredError("the JWT secret must have at least 32 characters")
+        if self.sqlite_synchronous not in {"FULL", "NORMAL", "EXTRA"}:
+            raise ImproperlyConfiguredError("AEX_SQLITE_SYNCHRONOUS: FULL, NORMAL or EXTRA")
+        if not 0 < self.request_timeout_s <= 600:
+            raise ImproperlyConfiguredError("AEX_REQUEST_TIMEOUT_S must be in (0, 600]")
+        if self.rate_limit_per_minute is not None and self.rate_limit_per_minute <= 0:
+            raise ImproperlyConfiguredError("AEX_RATE_LIMIT_PER_MINUTE must be positive")
+        if self.requests_per_day is not None and self.requests_per_day <= 0:
+            raise ImproperlyConfiguredError("AEX_REQUESTS_PER_DAY must be positive")
+        if self.rate_limit_burst <= 0 or self.anonymous_requests_per_minute <= 0:
+            raise ImproperlyConfiguredError("rate limits must be positive")
+
+
+def _optional_int(env: Mapping[str, str], name: str) -> int | None:
+    value = env.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError as error:
+        raise ImproperlyConfiguredError(f"{name} must be an integer") from error
+
+
+def _secret_file(path: Path) -> str:
+    # Generated once on first start, readable by the owner only (0600).
+    if path.exists():
+        return path.read_text().strip()
+    secret = "aexop_" + secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+    return secret

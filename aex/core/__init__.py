@@ -11,6 +11,7 @@ import never shadows silently.
 
 from aex.core import (
     certs,
+    credentials,
     criteria,
     durations,
     events,
@@ -20,13 +21,16 @@ from aex.core import (
     ledger,
     lifecycle,
     market,
+    matching,
     money,
+    plans,
     reasons,
     reputation,
     scoring,
     x509_export,
 )
 from aex.core.certs import *  # noqa: F403
+from aex.core.credentials import *  # noqa: F403
 from aex.core.criteria import *  # noqa: F403
 from aex.core.durations import *  # noqa: F403
 from aex.core.events import *  # noqa: F403
@@ -36,7 +40,9 @@ from aex.core.json_values import *  # noqa: F403
 from aex.core.ledger import *  # noqa: F403
 from aex.core.lifecycle import *  # noqa: F403
 from aex.core.market import *  # noqa: F403
+from aex.core.matching import *  # noqa: F403
 from aex.core.money import *  # noqa: F403
+from aex.core.plans import *  # noqa: F403
 from aex.core.reasons import *  # noqa: F403
 from aex.core.reputation import *  # noqa: F403
 from aex.core.scoring import *  # noqa: F403
@@ -45,6 +51,7 @@ from aex.core.x509_export import *  # noqa: F403
 # The modules whose exports make up the package surface; a new core module joins here.
 EXPORTING_MODULES = (
     certs,
+    credentials,
     criteria,
     durations,
     events,
@@ -54,7 +61,9 @@ EXPORTING_MODULES = (
     ledger,
     lifecycle,
     market,
+    matching,
     money,
+    plans,
     reasons,
     reputation,
     scoring,

@@ -20,6 +20,7 @@ __all__ = [
     "CertRequestRejectReason",
     "CertVerifyReason",
     "CompletionRejectReason",
+    "CredentialRejectReason",
     "CriteriaRejectReason",
     "DisputeRejectReason",
     "DurationRejectReason",
@@ -27,6 +28,7 @@ __all__ = [
     "LifecycleRejectReason",
     "MetricsRejectReason",
     "MoneyRejectReason",
+    "QuotaRejectReason",
     "Reason",
     "Rejected",
     "WeightsRejectReason",
@@ -270,6 +272,22 @@ HTTP_STATUS_HINT: dict[str, int] = {
 }
 
 
+class QuotaRejectReason(Reason):
+    """Per-plan quotas (spec "Per-Tenant Quotas"), in the order a request meets them."""
+
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    DAILY_QUOTA_EXCEEDED = "daily_quota_exceeded"
+    MAX_AGENTS_EXCEEDED = "max_agents_exceeded"
+    CONCURRENT_TASKS_EXCEEDED = "concurrent_tasks_exceeded"
+
+
+class CredentialRejectReason(Reason):
+    """Why a presented credential is not a credential (format only; lookups are the driver's)."""
+
+    CREDENTIAL_MISSING = "credential_missing"
+    CREDENTIAL_MALFORMED = "credential_malformed"
+
+
 class CertRequestRejectReason(Reason):
     """Why a certificate request is refused (aex/core/certs.py `open_request`)."""
 
@@ -314,6 +332,12 @@ class CertVerifyReason(Reason):
 
 HTTP_STATUS_HINT.update(
     {
+        QuotaRejectReason.PAYLOAD_TOO_LARGE.value: 413,
+        QuotaRejectReason.DAILY_QUOTA_EXCEEDED.value: 429,
+        QuotaRejectReason.MAX_AGENTS_EXCEEDED.value: 403,
+        QuotaRejectReason.CONCURRENT_TASKS_EXCEEDED.value: 403,
+        CredentialRejectReason.CREDENTIAL_MISSING.value: 401,
+        CredentialRejectReason.CREDENTIAL_MALFORMED.value: 401,
         CertLifecycleRejectReason.CERTIFICATE_NOT_FOUND.value: 404,
         CertLifecycleRejectReason.ILLEGAL_TRANSITION.value: 409,
     }

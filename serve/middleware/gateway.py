@@ -1,0 +1,329 @@
+"""The last layers of the spec's pipeline: timeout, rate limit, auth; then idempotency.
+
+Spec "Production Middleware Stack": "5. Timeout → 30s max request duration 6. RateLimit →
+Redis-backed, per-tenant enforcement 7. Auth → API key or JWT validation". Rate limiting runs
+before the auth decision, yet per tenant: it resolves the credential through the same cached
+`Authenticator` (no store write) and limits by tenant when the credential is good, by client
+address otherwise (so key guessing is rate limited too); `AuthMiddleware` then acts on the
+outcome it left in the scope: 401/403 problem+json, or the principal for the handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+
+from aex.core import PLAN_QUOTAS, Plan, check_daily_requests_quota, check_payload_quota
+from serve.middleware._asgi import (
+    IDEMPOTENCY_KEY_SCOPE_KEY,
+    PRINCIPAL_SCOPE_KEY,
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    client_address,
+    header,
+    send_problem,
+)
+from serve.problems import ProblemError, problem_for_rejected
+from serve.security import Authenticator, Principal, PrincipalKind, now_ms
+from serve.stores.base import IdempotencyStore, RateLimitStore, StoredResponse
+
+AUTH_SCOPE_KEY = "aex.auth"
+# Routes that take no credential: sign-up, health, the OpenAPI document.
+PUBLIC_ROUTES = frozenset({("POST", "/v1/tenants"), ("GET", "/health")})
+PUBLIC_PREFIXES = ("/schema",)
+_DAY_S = 86_400
+# An idempotency claim whose request never finished (the process died) may be taken over.
+IDEMPOTENCY_STALE_AFTER_MS = 60_000
+IDEMPOTENCY_KEY_CHARS_MAX = 255
+
+
+def is_public(scope: Scope) -> bool:
+    path: str = scope["path"]
+    return (scope["method"], path) in PUBLIC_ROUTES or path.startswith(PUBLIC_PREFIXES)
+
+
+class TimeoutMiddleware:
+    def __init__(self, app: ASGIApp, *, timeout_s: float) -> None:
+        self.app = app
+        self.timeout_s = timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = [False]
+
+        async def send_tracked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                started[0] = True
+            await send(message)
+
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await self.app(scope, receive, send_tracked)
+        except TimeoutError:
+            if started[0]:
+                raise
+            detail = f"no answer within {self.timeout_s:g} s"
+            await send_problem(scope, send, ProblemError(504, "timeout", detail))
+
+
+class RateLimitMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        authenticator: Authenticator,
+        limiter: RateLimitStore,
+        per_minute_override: int | None,
+        per_day_override: int | None = None,
+        burst: int,
+        anonymous_per_minute: int,
+        clock_s: Callable[[], float] = time.time,
+    ) -> None:
+        self.app = app
+        self.authenticator = authenticator
+        self.limiter = limiter
+        self.per_minute_override = per_minute_override
+        self.per_day_override = per_day_override
+        self.burst = burst
+        self.anonymous_per_minute = anonymous_per_minute
+        self.clock_s = clock_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        outcome = self._authenticate(scope)
+        scope[AUTH_SCOPE_KEY] = outcome
+        principal = outcome if isinstance(outcome, Principal) else None
+        bucket, per_minute = self._bucket(scope, principal)
+        now_s = self.clock_s()
+        decision = self.limiter.acquire(
+            bucket, per_minute=per_minute, burst=min(self.burst, per_minute), now_s=now_s
+        )
+        rate_headers = [
+            (b"x-ratelimit-limit", str(decision.limit).encode()),
+            (b"x-ratelimit-remaining", str(decision.remaining).encode()),
+            (b"x-ratelimit-reset", str(decision.reset_epoch_s).encode()),
+        ]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *rate_headers]
+            await send(message)
+
+        if not decision.allowed:
+            retry = {"Retry-After": str(decision.retry_after_s)}
+            problem = ProblemError(429, "rate-limited", f"{per_minute}/minute", headers=retry)
+            await send_problem(scope, send_with_headers, problem)
+            return
+        if principal is not None and principal.kind is not PrincipalKind.OPERATOR:
+            daily = self.limiter.count_today(bucket, day=int(now_s // _DAY_S))
+            rejected = check_daily_requests_quota(
+                principal.plan, daily, requests_per_day_override=self.per_day_override
+            )
+            if rejected is not None:
+                problem = problem_for_rejected(rejected)
+                problem.headers["Retry-After"] = str(_DAY_S - int(now_s) % _DAY_S)
+                await send_problem(scope, send_with_headers, problem)
+                return
+        await self.app(scope, receive, send_with_headers)
+
+    def _authenticate(self, scope: Scope) -> Principal | ProblemError | None:
+        if is_public(scope):
+            return None
+        try:
+            return self.authenticator.authenticate(
+                header(scope, b"x-api-key"), header(scope, b"authorization")
+            )
+        except ProblemError as problem:
+            return problem
+
+    def _bucket(self, scope: Scope, principal: Principal | None) -> tuple[str, int]:
+        if principal is None:
+            return "ip:" + client_address(scope), self.anonymous_per_minute
+        plan_limit = PLAN_QUOTAS[principal.plan].requests_per_minute
+        per_minute = self.per_minute_override or plan_limit
+        if principal.kind is PrincipalKind.OPERATOR:
+            return "operator", per_minute
+        return f"tenant:{principal.tenant_id}", per_minute
+
+
+class AuthMiddleware:
+    """Acts on the credential: 401/403, the payload quota, X-Tenant-ID stripped and re-set."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # Spec: "External clients cannot set X-Tenant-ID directly (gateway strips it)".
+        headers = [(k, v) for k, v in scope["headers"] if k != b"x-tenant-id"]
+        outcome = scope.get(AUTH_SCOPE_KEY)
+        if isinstance(outcome, ProblemError):
+            await send_problem(scope, send, outcome)
+            return
+        if outcome is None and not is_public(scope):
+            problem = ProblemError(401, "credential-missing", "send X-API-Key or a Bearer JWT")
+            await send_problem(scope, send, problem)
+            return
+        principal: Principal | None = outcome
+        if principal is not None and principal.tenant_id is not None:
+            headers.append((b"x-tenant-id", principal.tenant_id.encode()))
+        scope["headers"] = headers
+        scope[PRINCIPAL_SCOPE_KEY] = principal
+        plan = Plan.EXPLORER if principal is None else principal.plan
+        declared = header(scope, b"content-length")
+        if declared is not None and declared.isdigit():
+            rejected = check_payload_quota(plan, int(declared))
+            if rejected is not None:
+                await send_problem(scope, send, problem_for_rejected(rejected))
+                return
+        await self.app(scope, _counting(receive, plan), send)
+
+
+def _counting(receive: Receive, plan: Plan) -> Receive:
+    # A body without Content-Length (chunked) is counted as it streams in.
+    seen = [0]
+
+    async def counted() -> Message:
+        message = await receive()
+        if message["type"] == "http.request":
+            seen[0] += len(message.get("body", b""))
+            rejected = check_payload_quota(plan, seen[0])
+            if rejected is not None:
+                raise problem_for_rejected(rejected)
+        return message
+
+    return counted
+
+
+class IdempotencyMiddleware:
+    """`Idempotency-Key` on any POST: the same key and body replay the stored response; the
+    same key with another body answers 422; a retry while the first is running answers 409.
+    Money routes also derive their ledger operation id from the key, so a retry after a crash
+    between the ledger commit and the stored response still cannot move money twice."""
+
+    def __init__(self, app: ASGIApp, *, store: IdempotencyStore) -> None:
+        self.app = app
+        self.store = store
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        key = header(scope, b"idempotency-key") if scope["type"] == "http" else None
+        if key is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        if not 0 < len(key) <= IDEMPOTENCY_KEY_CHARS_MAX or not key.isprintable():
+            await send_problem(scope, send, ProblemError(400, "idempotency-key-invalid"))
+            return
+        principal: Principal | None = scope.get(PRINCIPAL_SCOPE_KEY)
+        owner = _owner(scope, principal)
+        try:
+            body = await _read_body(receive)
+        except ProblemError as problem:
+            await send_problem(scope, send, problem)
+            return
+        digest = hashlib.sha256(
+            b"\n".join([scope["method"].encode(), scope["path"].encode(), body])
+        ).hexdigest()
+        claim = await anyio.to_thread.run_sync(
+            lambda: self.store.claim(
+                owner,
+                key,
+                digest,
+                now_ms=now_ms(),
+                stale_after_ms=IDEMPOTENCY_STALE_AFTER_MS,
+            )
+        )
+        if claim.outcome == "MISMATCH":
+            detail = "this Idempotency-Key was used with another request body"
+            await send_problem(scope, send, ProblemError(422, "idempotency-key-reused", detail))
+            return
+        if claim.outcome == "IN_FLIGHT":
+            detail = "a request with this Idempotency-Key is still running"
+            await send_problem(scope, send, ProblemError(409, "idempotency-key-in-flight", detail))
+            return
+        if claim.outcome == "REPLAY":
+            assert claim.response is not None
+            await _send_stored(send, claim.response)
+            return
+        scope[IDEMPOTENCY_KEY_SCOPE_KEY] = f"{owner}:{key}"
+        await self._run_and_store(scope, body, send, owner, key)
+
+    async def _run_and_store(
+        self, scope: Scope, body: bytes, send: Send, owner: str, key: str
+    ) -> None:
+        captured: dict[str, Any] = {"status": 500, "type": "application/json", "body": []}
+
+        async def replay_receive() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+                for name, value in message.get("headers", []):
+                    if name == b"content-type":
+                        captured["type"] = bytes(value).decode()
+            elif message["type"] == "http.response.body":
+                captured["body"].append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, replay_receive, capture)
+        except BaseException:
+            await anyio.to_thread.run_sync(lambda: self.store.release(owner, key))
+            raise
+        status = captured["status"]
+        if status >= 500 or status in {409, 429}:
+            await anyio.to_thread.run_sync(lambda: self.store.release(owner, key))
+            return
+        response = StoredResponse(status, b"".join(captured["body"]), captured["type"])
+        await anyio.to_thread.run_sync(
+            lambda: self.store.complete(owner, key, response, now_ms=now_ms())
+        )
+
+
+def _owner(scope: Scope, principal: Principal | None) -> str:
+    if principal is None:
+        return "ip:" + client_address(scope)
+    if principal.kind is PrincipalKind.OPERATOR:
+        return "operator"
+    return f"tenant:{principal.tenant_id}"
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def _send_stored(send: Send, response: StoredResponse) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": [
+                (b"content-type", response.content_type.encode()),
+                (b"content-length", str(len(response.body)).encode()),
+                (b"idempotent-replayed", b"true"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body})

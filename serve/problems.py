@@ -1,0 +1,195 @@
+"""RFC 9457 problem+json: the one place where refusals and errors become HTTP responses.
+
+Every 4xx and 5xx the exchange sends is built here, whether it starts as a core `Rejected`
+(its reason names the `type`, its hint the `status`, its field the offending field), a
+`ProblemError` raised by the gateway or a route, a Litestar exception (validation, 404, 405,
+oversized body) or an unexpected exception (500, no stack trace to the client). `type` is a
+stable URI per kind of problem: clients switch on it, never on `title` or `detail`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
+
+from aex.core import Rejected
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://aex.dev/problems/"
+REQUEST_ID_SCOPE_KEY = "aex.request_id"
+
+_log = logging.getLogger("aex.serve")
+
+# Stable slugs for problems that do not come from a core reason.
+_STATUS_SLUGS: Mapping[int, str] = {
+    400: "invalid-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "unprocessable",
+    429: "rate-limited",
+    500: "internal-error",
+    504: "timeout",
+}
+
+
+class FieldError(msgspec.Struct, frozen=True):
+    field: str
+    reason: str
+
+
+class ProblemDetails(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The RFC 9457 body; `errors` lists offending fields, `request_id` ties it to the logs."""
+
+    type: str
+    title: str
+    status: int
+    detail: str = ""
+    instance: str = ""
+    request_id: str = ""
+    errors: tuple[FieldError, ...] = ()
+
+
+class ProblemError(Exception):
+    """A refusal raised by a driver; rendered by `problem_response`."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        detail: str = "",
+        *,
+        errors: Sequence[FieldError] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {slug}: {detail}")
+        assert 400 <= status <= 599
+        self.status = status
+        self.slug = slug
+        self.detail = detail
+        self.errors = tuple(errors)
+        self.headers = dict(headers or {})
+
+
+def problem_for_rejected(rejected: Rejected[Any]) -> ProblemError:
+    """A core rejection: type from the reason, status from its hint, the field it names."""
+    reason = rejected.reason
+    return ProblemError(
+        rejected.http_status,
+        reason.value.replace("_", "-"),
+        rejected.detail or rejected.field,
+        errors=(FieldError(rejected.field, reason.value),),
+    )
+
+
+def problem_for_exception(error: BaseException) -> ProblemError:
+    if isinstance(error, ProblemError):
+        return error
+    if isinstance(error, ValidationException):
+        return ProblemError(
+            400, "invalid-request", str(error.detail), errors=_validation_errors(error)
+        )
+    if isinstance(error, HTTPException):
+        slug = _STATUS_SLUGS.get(error.status_code, "http-error")
+        return ProblemError(error.status_code, slug, str(error.detail))
+    _log.exception("unhandled exception", exc_info=error)
+    return ProblemError(500, "internal-error", "the request failed; nothing was written")
+
+
+def render_problem(problem: ProblemError, *, request_id: str, instance: str) -> bytes:
+    title = problem.slug.replace("-", " ").capitalize()
+    details = ProblemDetails(
+        type=PROBLEM_TYPE_BASE + problem.slug,
+        title=title,
+        status=problem.status,
+        detail=problem.detail,
+        instance=instance,
+        request_id=request_id,
+        errors=problem.errors,
+    )
+    return msgspec.json.encode(details)
+
+
+def problem_response(request: Request[Any, Any, Any], error: Exception) -> Response[bytes]:
+    """The Litestar exception handler for every exception type (registered once in app.py)."""
+    problem = problem_for_exception(error)
+    request_id = str(request.scope.get(REQUEST_ID_SCOPE_KEY, ""))
+    body = render_problem(problem, request_id=request_id, instance=request.url.path)
+    return Response(
+        body,
+        status_code=problem.status,
+        media_type=PROBLEM_CONTENT_TYPE,
+        headers=problem.headers,
+    )
+
+
+def problem_asgi_messages(
+    problem: ProblemError, *, request_id: str, instance: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The same body as raw ASGI messages, for the gateway middleware outside Litestar."""
+    body = render_problem(problem, request_id=request_id, instance=instance)
+    headers = [
+        (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+        *((name.lower().encode(), value.encode()) for name, value in problem.headers.items()),
+    ]
+    start = {"type": "http.response.start", "status": problem.status, "headers": headers}
+    return start, {"type": "http.response.body", "body": body}
+
+
+def _validation_errors(error: ValidationException) -> tuple[FieldError, ...]:
+    found: list[FieldError] = []
+    extra = error.extra if isinstance(error.extra, list) else []
+    for item in extra:
+        if isinstance(item, dict):
+            message = str(item.get("message", "invalid"))
+            field = _field_in(message) or str(item.get("key") or item.get("source") or "body")
+            found.append(FieldError(field, message))
+    return tuple(found) or (FieldError("body", str(error.detail)),)
+
+
+# msgspec names the offending path in its messages: "... - at `$.amount`", "unknown field `x`",
+# "missing required field `name`". The path becomes the problem's field ("amount", "items[0]").
+_MSGSPEC_FIELD = re.compile(r"(?:at `\$\.?([^`]*)`|field `([^`]*)`)")
+
+
+def _field_in(message: str) -> str | None:
+    found = _MSGSPEC_FIELD.findall(message)
+    if not found:
+        return None
+    at_path, named = found[-1]
+    if at_path and named:
+        return f"{at_path}.{named}"
+    return at_path or named or None
+
+
+def _problem_spec(description: str) -> ResponseSpec:
+    return ResponseSpec(
+        data_container=ProblemDetails, description=description, media_type=PROBLEM_CONTENT_TYPE
+    )
+
+
+# Documented on every route (OpenAPI): the gateway can answer any of these anywhere.
+PROBLEM_RESPONSES: dict[int, ResponseSpec] = {
+    400: _problem_spec("Malformed JSON, unknown field or wrong type (errors[].field)"),
+    401: _problem_spec("Missing, malformed, invalid, revoked or expired credential"),
+    403: _problem_spec("Wrong kind of credential, suspended tenant, or a quota (max agents)"),
+    404: _problem_spec("No such resource, or not the caller's"),
+    409: _problem_spec("Idempotency-Key still in flight, or a ledger conflict"),
+    413: _problem_spec("Body over the plan's max payload size"),
+    422: _problem_spec("A business rule refused it (money precision, funds, key reuse)"),
+    429: _problem_spec("Rate limit or daily quota exceeded (Retry-After)"),
+    500: _problem_spec("Internal error; nothing was written"),
+    504: _problem_spec("No answer within the 30 s timeout"),
+}

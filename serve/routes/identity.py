@@ -1,0 +1,121 @@
+"""Tenants, API keys, session tokens, and the operator's tenant administration."""
+
+from __future__ import annotations
+
+import time
+
+from litestar import Controller, delete, get, post, put
+from litestar.di import Provide
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from serve.problems import PROBLEM_RESPONSES
+from serve.routes.callers import operator_caller, tenant_caller
+from serve.schemas import (
+    KeyCreated,
+    KeyView,
+    PlanChange,
+    TenantCreate,
+    TenantCreated,
+    TenantView,
+    TokenCreate,
+    TokenCreated,
+)
+from serve.security import Principal, issue_jwt
+from serve.services import Identity
+
+
+@post(
+    "/v1/tenants",
+    responses=PROBLEM_RESPONSES,
+    status_code=HTTP_201_CREATED,
+    sync_to_thread=True,
+    tags=["identity"],
+)
+def create_tenant(data: TenantCreate, identity: Identity) -> TenantCreated:
+    """Sign up: a tenant and its first API key (shown once). No credential needed."""
+    return identity.sign_up(data)
+
+
+class TenantController(Controller):
+    path = "/v1"
+    tags = ["identity"]  # noqa: RUF012
+    dependencies = {"caller": Provide(tenant_caller, sync_to_thread=False)}  # noqa: RUF012
+
+    @get("/tenants/me", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    def me(self, caller: Principal, identity: Identity) -> TenantView:
+        assert caller.tenant_id is not None
+        return identity.tenant(caller.tenant_id)
+
+    @get("/keys", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    def list_keys(self, caller: Principal, identity: Identity) -> list[KeyView]:
+        return identity.keys(caller)
+
+    @post("/keys", responses=PROBLEM_RESPONSES, status_code=HTTP_201_CREATED, sync_to_thread=True)
+    def create_key(self, caller: Principal, identity: Identity) -> KeyCreated:
+        return identity.create_key(caller)
+
+    @post(
+        "/keys/{key_id:str}/rotate",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_201_CREATED,
+        sync_to_thread=True,
+    )
+    def rotate_key(self, caller: Principal, identity: Identity, key_id: str) -> KeyCreated:
+        """A new key; the old one is revoked in the same transaction."""
+        return identity.rotate_key(caller, key_id)
+
+    @delete(
+        "/keys/{key_id:str}",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+    )
+    def revoke_key(self, caller: Principal, identity: Identity, key_id: str) -> KeyView:
+        """Revoked at once, in every worker (the cache is invalidated through the store)."""
+        return identity.revoke_key(caller, key_id)
+
+    @post(
+        "/tokens", responses=PROBLEM_RESPONSES, status_code=HTTP_201_CREATED, sync_to_thread=False
+    )
+    def create_token(self, caller: Principal, data: TokenCreate, jwt_secret: str) -> TokenCreated:
+        """A session JWT (HS256, iss aex-identity) for the dashboard."""
+        assert caller.tenant_id is not None
+        now_s = int(time.time())
+        token = issue_jwt(
+            jwt_secret, caller.tenant_id, scopes=tuple(data.scopes), ttl_s=data.ttl_s, now_s=now_s
+        )
+        return TokenCreated(token, "Bearer", data.ttl_s)
+
+
+class OperatorController(Controller):
+    path = "/v1/admin/tenants"
+    tags = ["operator"]  # noqa: RUF012
+    dependencies = {"caller": Provide(operator_caller, sync_to_thread=False)}  # noqa: RUF012
+
+    @get("/", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    def list_tenants(self, caller: Principal, identity: Identity) -> list[TenantView]:
+        return identity.tenants()
+
+    @post(
+        "/{tenant_id:str}/suspend",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+    )
+    def suspend(self, caller: Principal, identity: Identity, tenant_id: str) -> TenantView:
+        return identity.set_status(tenant_id, "SUSPENDED")
+
+    @post(
+        "/{tenant_id:str}/reactivate",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+    )
+    def reactivate(self, caller: Principal, identity: Identity, tenant_id: str) -> TenantView:
+        return identity.set_status(tenant_id, "ACTIVE")
+
+    @put("/{tenant_id:str}/plan", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    def set_plan(
+        self, caller: Principal, identity: Identity, tenant_id: str, data: PlanChange
+    ) -> TenantView:
+        return identity.set_plan(tenant_id, data.plan)

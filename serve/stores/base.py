@@ -1,0 +1,178 @@
+"""The store protocols: what the gateway and the routes need from persistence.
+
+Three concerns, three protocols (STYLE.md 16), each with contract tests in tests/serve/stores
+run against every backend through the `store` fixture of tests/conftest.py:
+
+- `KeyStore`: tenants, their API keys, providers with their key and secret, subscriptions.
+  Only SHA-256 digests of credentials are stored.
+- `LedgerStore`: wallets (balances, holds, journal entries, postings) and the operation
+  records that make money movements idempotent; one transaction per operation.
+- `IdempotencyStore`: the stored responses behind `Idempotency-Key` on any POST.
+- `RateLimitStore` and `KeyCache`: per-process here (GCRA, TTL cache), Redis later; the Redis
+  rate limiter fails open.
+
+Records crossing these protocols are frozen msgspec Structs (they are also the JSON shapes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import msgspec
+
+from aex.core import Plan, QuotaRejectReason, Rejected
+from aex.core.ledger import Applied, Operation, Wallet
+from aex.core.reasons import LedgerRejectReason
+
+
+class TenantRecord(msgspec.Struct, frozen=True):
+    tenant_id: str
+    name: str
+    type: str
+    plan: Plan
+    status: str  # ACTIVE | SUSPENDED
+    created_at_ms: int
+
+
+class KeyRecord(msgspec.Struct, frozen=True):
+    key_id: str
+    tenant_id: str
+    kind: str  # TENANT | PROVIDER
+    digest: str
+    prefix: str  # the first characters, for display: never enough to authenticate
+    created_at_ms: int
+    provider_id: str | None = None
+    revoked_at_ms: int | None = None
+
+
+class ProviderRecord(msgspec.Struct, frozen=True):
+    provider_id: str
+    tenant_id: str
+    name: str
+    type: str
+    capabilities: tuple[str, ...]
+    category: str
+    endpoint: str | None
+    created_at_ms: int
+    updated_at_ms: int
+
+
+class SubscriptionRecord(msgspec.Struct, frozen=True):
+    subscription_id: str
+    provider_id: str
+    tenant_id: str
+    categories: tuple[str, ...]
+    capabilities: tuple[str, ...]
+    created_at_ms: int
+
+
+class CredentialMatch(msgspec.Struct, frozen=True):
+    key: KeyRecord
+    tenant: TenantRecord
+
+
+class StoredResponse(msgspec.Struct, frozen=True):
+    status: int
+    body: bytes
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    """The answer to a claim: proceed (claimed), replay a stored response, or refuse."""
+
+    outcome: str  # CLAIMED | REPLAY | MISMATCH | IN_FLIGHT
+    response: StoredResponse | None = None
+
+
+class HistoryRow(msgspec.Struct, frozen=True):
+    """One journal entry as it moved one wallet (signed minor units per bucket)."""
+
+    entry_id: int
+    operation_id: str
+    kind: str
+    available_change_minor: int
+    held_change_minor: int
+    currency: str
+    created_at_ms: int
+
+
+AgentsCheck = Callable[[int], Rejected[QuotaRejectReason] | None]
+
+
+class KeyStore(Protocol):
+    def create_tenant(self, tenant: TenantRecord, key: KeyRecord) -> None: ...
+    def get_tenant(self, tenant_id: str) -> TenantRecord | None: ...
+    def list_tenants(self, *, limit: int) -> Sequence[TenantRecord]: ...
+    def set_tenant_status(self, tenant_id: str, status: str) -> TenantRecord | None: ...
+    def set_tenant_plan(self, tenant_id: str, plan: Plan) -> TenantRecord | None: ...
+    def add_key(self, key: KeyRecord) -> None: ...
+    def list_keys(self, tenant_id: str) -> Sequence[KeyRecord]: ...
+    def revoke_key(self, tenant_id: str, key_id: str, *, now_ms: int) -> KeyRecord | None: ...
+    def rotate_key(
+        self, tenant_id: str, key_id: str, new_key: KeyRecord, *, now_ms: int
+    ) -> KeyRecord | None: ...
+    def find_credential(self, digest: str) -> CredentialMatch | None: ...
+    def credentials_epoch(self) -> int: ...
+    def create_provider(
+        self,
+        provider: ProviderRecord,
+        key: KeyRecord,
+        secret_digest: str,
+        *,
+        check_agents: AgentsCheck,
+    ) -> Rejected[QuotaRejectReason] | None: ...
+    def get_provider(self, provider_id: str) -> ProviderRecord | None: ...
+    def list_providers(self, tenant_id: str) -> Sequence[ProviderRecord]: ...
+    def update_provider(self, provider: ProviderRecord) -> None: ...
+    def create_subscription(self, subscription: SubscriptionRecord) -> None: ...
+    def list_subscriptions(
+        self, tenant_id: str, provider_id: str | None
+    ) -> Sequence[SubscriptionRecord]: ...
+    def get_subscription(self, subscription_id: str) -> SubscriptionRecord | None: ...
+    def delete_subscription(self, subscription_id: str) -> bool: ...
+
+
+class LedgerStore(Protocol):
+    """Drives aex/core/ledger.py: one operation, one transaction; replays write nothing."""
+
+    def apply(self, operation: Operation) -> Applied | Rejected[LedgerRejectReason]: ...
+    async def submit(self, operation: Operation) -> Applied | Rejected[LedgerRejectReason]: ...
+    def wallet(self, wallet_id: str) -> Wallet | None: ...
+    def history(self, wallet_id: str, *, limit: int) -> Sequence[HistoryRow]: ...
+    def totals_by_currency(self) -> dict[str, int]: ...
+    def wallet_mismatches(self) -> list[str]: ...
+
+
+class IdempotencyStore(Protocol):
+    def claim(
+        self, scope: str, key: str, request_digest: str, *, now_ms: int, stale_after_ms: int
+    ) -> IdempotencyClaim: ...
+    def complete(self, scope: str, key: str, response: StoredResponse, *, now_ms: int) -> None: ...
+    def release(self, scope: str, key: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_epoch_s: int
+    retry_after_s: int
+
+
+class RateLimitStore(Protocol):
+    def acquire(
+        self, bucket: str, *, per_minute: int, burst: int, now_s: float
+    ) -> RateDecision: ...
+    def count_today(self, bucket: str, *, day: int) -> int: ...
+
+
+class KeyCache(Protocol):
+    """Validated credentials by digest; `clear` on any revocation makes it effective at once."""
+
+    def get(self, digest: str, *, now_s: float) -> CredentialMatch | None: ...
+    def put(self, digest: str, match: CredentialMatch, *, now_s: float) -> None: ...
+    def clear(self) -> None: ...

@@ -1,0 +1,107 @@
+"""The SQLite schema: numbered migrations, applied once each, in order, on start."""
+
+from __future__ import annotations
+
+# Numbered migrations; each runs once, in order, recorded in schema_version.
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+        CREATE TABLE credentials_epoch (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            epoch INTEGER NOT NULL
+        );
+        INSERT INTO credentials_epoch (id, epoch) VALUES (1, 0);
+        CREATE TABLE tenants (
+            tenant_id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            type TEXT NOT NULL CHECK (type IN ('CONSUMER', 'PROVIDER', 'BOTH')),
+            plan TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('ACTIVE', 'SUSPENDED')),
+            created_at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE api_keys (
+            key_id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),
+            kind TEXT NOT NULL CHECK (kind IN ('TENANT', 'PROVIDER')),
+            provider_id TEXT,
+            digest TEXT NOT NULL UNIQUE CHECK (length(digest) = 64),
+            prefix TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL,
+            revoked_at_ms INTEGER
+        );
+        CREATE INDEX api_keys_by_tenant ON api_keys (tenant_id);
+        CREATE TABLE providers (
+            provider_id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),
+            name TEXT NOT NULL,
+            type TEXT NOT NULL,
+            capabilities TEXT NOT NULL,
+            category TEXT NOT NULL,
+            endpoint TEXT,
+            secret_digest TEXT NOT NULL CHECK (length(secret_digest) = 64),
+            created_at_ms INTEGER NOT NULL,
+            updated_at_ms INTEGER NOT NULL
+        );
+        CREATE INDEX providers_by_tenant ON providers (tenant_id);
+        CREATE TABLE subscriptions (
+            subscription_id TEXT PRIMARY KEY,
+            provider_id TEXT NOT NULL REFERENCES providers (provider_id),
+            tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),
+            categories TEXT NOT NULL,
+            capabilities TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL
+        );
+        CREATE INDEX subscriptions_by_tenant ON subscriptions (tenant_id);
+        CREATE TABLE idempotency (
+            scope TEXT NOT NULL,
+            key TEXT NOT NULL,
+            request_digest TEXT NOT NULL,
+            status INTEGER,
+            body BLOB,
+            content_type TEXT,
+            created_at_ms INTEGER NOT NULL,
+            PRIMARY KEY (scope, key)
+        );
+        """,
+    ),
+    (
+        2,
+        """
+CREATE TABLE wallets (
+    wallet_id TEXT PRIMARY KEY,
+    currency TEXT NOT NULL,
+    available_minor INTEGER NOT NULL CHECK (available_minor >= 0),
+    held_minor INTEGER NOT NULL CHECK (held_minor >= 0)
+);
+CREATE TABLE holds (
+    hold_id TEXT PRIMARY KEY,
+    wallet_id TEXT NOT NULL REFERENCES wallets (wallet_id),
+    amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
+    currency TEXT NOT NULL,
+    state TEXT NOT NULL,
+    payee_wallet_id TEXT,
+    fee_minor INTEGER NOT NULL CHECK (fee_minor >= 0)
+);
+CREATE TABLE journal_entries (
+    entry_id INTEGER PRIMARY KEY,
+    operation_id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    fingerprint TEXT NOT NULL CHECK (length(fingerprint) = 64),
+    record TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL
+);
+CREATE TABLE postings (
+    posting_id INTEGER PRIMARY KEY,
+    entry_id INTEGER NOT NULL REFERENCES journal_entries (entry_id),
+    account_id TEXT NOT NULL,
+    bucket TEXT NOT NULL CHECK (bucket IN ('available', 'held')),
+    amount_minor INTEGER NOT NULL CHECK (amount_minor != 0),
+    currency TEXT NOT NULL
+);
+CREATE INDEX postings_by_entry ON postings (entry_id);
+CREATE INDEX postings_by_account ON postings (account_id, entry_id)
+""",
+    ),
+)
+assert [number for number, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))

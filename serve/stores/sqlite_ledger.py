@@ -1,0 +1,305 @@
+"""The ledger on SQLite: the driver half of aex/core/ledger.py's sans-I/O protocol.
+
+One operation is one `BEGIN IMMEDIATE` transaction: load the stored record of the
+operation_id, the touched holds, then the touched wallets (`touched(op)` twice, as the core
+asks); call `apply`; write the wallets, the holds, the journal entry with its postings and the
+operation record; read the postings back and re-check them (the paired assert of STYLE.md 7:
+checked when built by the core, again as stored); COMMIT. A rejection or a replay writes
+nothing. The schema backs the core's invariants: CHECK (available_minor >= 0), CHECK
+(held_minor >= 0), one journal entry per operation_id (UNIQUE), no zero postings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import msgspec
+
+from aex.core import Rejected
+from aex.core.ledger import (
+    Applied,
+    Bucket,
+    HoldRecord,
+    HoldState,
+    JournalEntry,
+    LedgerView,
+    Operation,
+    Posting,
+    Wallet,
+    applied_from_json,
+    applied_to_json,
+    apply,
+    check_entry,
+    touched,
+)
+from aex.core.reasons import LedgerRejectReason
+from serve.stores.base import HistoryRow
+from serve.stores.sqlite import SqliteStore
+
+# Operations one group commit may carry: bounds a transaction's size and its WAL growth.
+GROUP_COMMIT_OPERATIONS_MAX = 256
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    operation: Operation
+    future: asyncio.Future[Applied | Rejected[LedgerRejectReason]]
+
+
+Outcome = Applied | Rejected[LedgerRejectReason] | Exception
+
+
+def _outcome(
+    apply_one: Callable[[Operation], Applied | Rejected[LedgerRejectReason]], operation: Operation
+) -> Outcome:
+    try:
+        return apply_one(operation)
+    except Exception as failure:
+        return failure
+
+
+def _settle(
+    future: asyncio.Future[Applied | Rejected[LedgerRejectReason]], outcome: Outcome
+) -> None:
+    # A caller that went away (timeout, disconnect) has a cancelled future: its operation may
+    # still have committed, and a retry with the same Idempotency-Key replays it.
+    if future.done():
+        return
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+class SqliteLedger:
+    """LedgerStore over the same SQLite file as the key store (one database, one WAL)."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+        self._pending: list[_Pending] = []
+        self._wakeup: asyncio.Event | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._writer_connection: sqlite3.Connection | None = None
+
+    def apply(self, operation: Operation) -> Applied | Rejected[LedgerRejectReason]:
+        with self._store.transaction() as tx:
+            written: list[tuple[int, JournalEntry]] = []
+            result = _apply_and_write(tx, operation, written)
+            _check_read_back(tx, written)
+        return result
+
+    async def submit(self, operation: Operation) -> Applied | Rejected[LedgerRejectReason]:
+        """`apply` with group commit: concurrent operations share one transaction and one
+        fsync; every caller is answered only after the COMMIT, so an acknowledged operation is
+        on disk. The rules and writes run on the event loop's thread (no GIL hand-offs per
+        statement); BEGIN and COMMIT (the lock wait and the fsync) run in a worker thread, and
+        meanwhile the loop keeps serving and queueing the next batch. A failing operation is
+        isolated by re-running its batch one operation per transaction.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Applied | Rejected[LedgerRejectReason]] = loop.create_future()
+        self._pending.append(_Pending(operation, future))
+        if self._writer is None or self._wakeup is None:
+            self._wakeup = asyncio.Event()
+            self._writer = loop.create_task(self._write_batches(self._wakeup))
+        self._wakeup.set()
+        return await future
+
+    async def _write_batches(self, wakeup: asyncio.Event) -> None:
+        while True:
+            await wakeup.wait()
+            wakeup.clear()
+            while self._pending:
+                batch = self._pending[:GROUP_COMMIT_OPERATIONS_MAX]
+                del self._pending[:GROUP_COMMIT_OPERATIONS_MAX]
+                await self._commit_batch(batch)
+
+    async def _commit_batch(self, batch: list[_Pending]) -> None:
+        if self._writer_connection is None:
+            self._writer_connection = self._store.open_connection(check_same_thread=False)
+        tx = self._writer_connection
+        await asyncio.to_thread(tx.execute, "BEGIN IMMEDIATE")
+        try:
+            written: list[tuple[int, JournalEntry]] = []
+            results = [_apply_and_write(tx, p.operation, written) for p in batch]
+            _check_read_back(tx, written)
+        except Exception:
+            tx.execute("ROLLBACK")
+            for pending in batch:
+                outcome = await asyncio.to_thread(_outcome, self.apply, pending.operation)
+                _settle(pending.future, outcome)
+            return
+        try:
+            await asyncio.to_thread(tx.execute, "COMMIT")
+        except Exception as failure:  # nothing of the batch is acknowledged
+            if tx.in_transaction:
+                tx.execute("ROLLBACK")
+            for pending in batch:
+                _settle(pending.future, failure)
+            return
+        for pending, result in zip(batch, results, strict=True):
+            _settle(pending.future, result)
+
+    def wallet(self, wallet_id: str) -> Wallet | None:
+        row = (
+            self._store.connection()
+            .execute(
+                "SELECT wallet_id, currency, available_minor, held_minor FROM wallets"
+                " WHERE wallet_id = ?",
+                (wallet_id,),
+            )
+            .fetchone()
+        )
+        return None if row is None else Wallet(*row)
+
+    def history(self, wallet_id: str, *, limit: int) -> Sequence[HistoryRow]:
+        rows = self._store.connection().execute(
+            "SELECT e.entry_id, e.operation_id, e.kind,"
+            " sum(CASE WHEN p.bucket = 'available' THEN p.amount_minor ELSE 0 END),"
+            " sum(CASE WHEN p.bucket = 'held' THEN p.amount_minor ELSE 0 END),"
+            " p.currency, e.created_at_ms"
+            " FROM postings p JOIN journal_entries e USING (entry_id)"
+            " WHERE p.account_id = ? GROUP BY e.entry_id ORDER BY e.entry_id DESC LIMIT ?",
+            (wallet_id, limit),
+        )
+        return [HistoryRow(*row) for row in rows]
+
+    def totals_by_currency(self) -> dict[str, int]:
+        """The sum of every posting per currency: zero for all, always (double entry)."""
+        rows = self._store.connection().execute(
+            "SELECT currency, sum(amount_minor) FROM postings GROUP BY currency"
+        )
+        return {currency: int(total) for currency, total in rows}
+
+    def wallet_mismatches(self) -> list[str]:
+        """Wallets whose stored balances differ from the sum of their postings (none, ever)."""
+        rows = self._store.connection().execute(
+            "SELECT w.wallet_id FROM wallets w LEFT JOIN ("
+            " SELECT account_id, sum(CASE WHEN bucket = 'available' THEN amount_minor END) AS a,"
+            " sum(CASE WHEN bucket = 'held' THEN amount_minor END) AS h"
+            " FROM postings GROUP BY account_id) s ON s.account_id = w.wallet_id"
+            " WHERE w.available_minor != coalesce(s.a, 0) OR w.held_minor != coalesce(s.h, 0)"
+        )
+        return [row[0] for row in rows]
+
+
+def _apply_and_write(
+    tx: sqlite3.Connection, operation: Operation, written: list[tuple[int, JournalEntry]]
+) -> Applied | Rejected[LedgerRejectReason]:
+    result = _apply_in(tx, operation)
+    if isinstance(result, Applied) and not result.replayed:
+        written.append((_write(tx, result), result.entry))
+    return result
+
+
+def _apply_in(
+    tx: sqlite3.Connection, operation: Operation
+) -> Applied | Rejected[LedgerRejectReason]:
+    prior_row = tx.execute(
+        "SELECT record FROM journal_entries WHERE operation_id = ?", (operation.operation_id,)
+    ).fetchone()
+    prior = None if prior_row is None else applied_from_json(msgspec.json.decode(prior_row[0]))
+    holds = _holds(tx, touched(operation).hold_ids)
+    wallets = _wallets(tx, touched(operation, holds).wallet_ids)
+    return apply(LedgerView(wallets=wallets, holds=holds, prior=prior), operation)
+
+
+def _holds(tx: sqlite3.Connection, hold_ids: Sequence[str]) -> dict[str, HoldRecord]:
+    found: dict[str, HoldRecord] = {}
+    for hold_id in hold_ids:
+        row = tx.execute(
+            "SELECT hold_id, wallet_id, amount_minor, currency, state, payee_wallet_id, fee_minor"
+            " FROM holds WHERE hold_id = ?",
+            (hold_id,),
+        ).fetchone()
+        if row is not None:
+            found[hold_id] = HoldRecord(
+                row[0], row[1], row[2], row[3], HoldState(row[4]), row[5], row[6]
+            )
+    return found
+
+
+def _wallets(tx: sqlite3.Connection, wallet_ids: Sequence[str]) -> dict[str, Wallet]:
+    found: dict[str, Wallet] = {}
+    for wallet_id in wallet_ids:
+        row = tx.execute(
+            "SELECT wallet_id, currency, available_minor, held_minor FROM wallets"
+            " WHERE wallet_id = ?",
+            (wallet_id,),
+        ).fetchone()
+        if row is not None:
+            found[wallet_id] = Wallet(*row)
+    return found
+
+
+def _write(tx: sqlite3.Connection, applied: Applied) -> int:
+    # The journal entry row is also the operation's idempotency record (fingerprint, record).
+    created_ms = time.time_ns() // 1_000_000
+    for w in applied.wallets:
+        tx.execute(
+            "INSERT INTO wallets VALUES (?, ?, ?, ?) ON CONFLICT (wallet_id) DO UPDATE SET"
+            " available_minor = excluded.available_minor, held_minor = excluded.held_minor",
+            (w.wallet_id, w.currency, w.available_minor, w.held_minor),
+        )
+    for h in applied.holds:
+        tx.execute(
+            "INSERT OR REPLACE INTO holds VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                h.hold_id,
+                h.wallet_id,
+                h.amount_minor,
+                h.currency,
+                h.state.value,
+                h.payee_wallet_id,
+                h.fee_minor,
+            ),
+        )
+    entry = applied.entry
+    cursor = tx.execute(
+        "INSERT INTO journal_entries (operation_id, kind, fingerprint, record, created_at_ms)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (
+            entry.operation_id,
+            entry.kind.value,
+            applied.fingerprint,
+            msgspec.json.encode(applied_to_json(applied)).decode(),
+            created_ms,
+        ),
+    )
+    entry_id = cursor.lastrowid
+    assert entry_id is not None
+    tx.executemany(
+        "INSERT INTO postings (entry_id, account_id, bucket, amount_minor, currency)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [
+            (entry_id, p.account_id, p.bucket.value, p.amount_minor, p.currency)
+            for p in entry.postings
+        ],
+    )
+    return entry_id
+
+
+def _check_read_back(tx: sqlite3.Connection, written: list[tuple[int, JournalEntry]]) -> None:
+    # The paired assert: the postings as stored must rebuild entries that balance, equal to the
+    # ones the core built. One query per transaction; an AssertionError rolls it all back.
+    if not written:
+        return
+    rows = tx.execute(
+        "SELECT entry_id, account_id, bucket, amount_minor, currency FROM postings"
+        " WHERE entry_id BETWEEN ? AND ? ORDER BY posting_id",
+        (written[0][0], written[-1][0]),
+    ).fetchall()
+    stored: dict[int, list[Posting]] = {}
+    for entry_id, account_id, bucket, amount_minor, currency in rows:
+        stored.setdefault(entry_id, []).append(
+            Posting(account_id, Bucket(bucket), amount_minor, currency)
+        )
+    assert len(stored) == len(written)
+    for entry_id, entry in written:
+        read_back = JournalEntry(entry.operation_id, entry.kind, tuple(stored[entry_id]))
+        check_entry(read_back)
+        assert read_back.postings == entry.postings

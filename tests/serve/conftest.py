@@ -1,0 +1,63 @@
+"""Fixtures for the live-exchange tests: one shared real server per session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.serve.server import OPERATOR_KEY, Server
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = Server(tmp_path_factory.mktemp("exchange") / "data").start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def client(server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+def operator(client: httpx.Client) -> dict[str, str]:
+    return {"X-API-Key": OPERATOR_KEY}
+
+
+@dataclass(frozen=True)
+class Tenant:
+    tenant_id: str
+    api_key: str
+    key_id: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-API-Key": self.api_key}
+
+
+def sign_up(client: httpx.Client, name: str = "Acme", kind: str = "BOTH") -> Tenant:
+    response = client.post("/v1/tenants", json={"name": name, "type": kind})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return Tenant(body["tenant_id"], body["api_key"], body["key_id"])
+
+
+@pytest.fixture
+def tenant(client: httpx.Client) -> Tenant:
+    return sign_up(client, "Tenant A")
+
+
+@pytest.fixture
+def other_tenant(client: httpx.Client) -> Tenant:
+    return sign_up(client, "Tenant B")
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
