@@ -77,9 +77,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         for replication in range(args.replications):
             bar = tqdm(total=params.ticks, unit="tick", disable=args.no_progress, leave=False)
-            result, _ = simulate(
-                params, out=con, replication=replication, progress=lambda log: bar.update(log.ticks)
-            )
+            result, _ = simulate(params, out=con, replication=replication, progress=_ticker(bar))
             bar.close()
             _print_summary(result, marketlog.run_summary(con, result.run_id))
     except BaseException:
@@ -90,6 +88,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ticker(bar: Any) -> Any:
+    def advance(log: Any) -> None:
+        bar.update(log.ticks)
+
+    return advance
+
+
 def _print_summary(result: Any, summary: dict[str, Any]) -> None:
     print(
         f"run {result.run_id} (seed {result.seed}, replication {result.replication}): "
@@ -98,8 +103,16 @@ def _print_summary(result: Any, summary: dict[str, Any]) -> None:
     print(f"  auctions cleared/s      {result.auctions_per_s:,.0f}")
     print(f"  success rate            {result.success_rate:.4f}")
     print(f"  fee per posted item     {result.fee_per_work_minor / 100:.4f} (major units)")
-    for key in ("fill_rate", "consumer_surplus_minor", "fee_revenue_minor", "price_mean_minor",
-                "price_to_budget_mean", "hhi", "honest_win_share", "attacker_profit_minor"):
+    for key in (
+        "fill_rate",
+        "consumer_surplus_minor",
+        "fee_revenue_minor",
+        "price_mean_minor",
+        "price_to_budget_mean",
+        "hhi",
+        "honest_win_share",
+        "attacker_profit_minor",
+    ):
         value = summary[key]
         print(f"  {key:<24}{value:,.4f}" if isinstance(value, float) else f"  {key:<24}{value:,}")
     for strategy, profit in summary["profit_by_strategy_minor"].items():

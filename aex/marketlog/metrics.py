@@ -95,6 +95,13 @@ def summary_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     for run_id, scenario, seed, weights_json in list(run_rows.fetchall()):
         summary = run_summary(con, run_id)
         summary.pop("profit_by_strategy_minor")
-        rows.append({"run_id": run_id, "scenario": scenario, "seed": seed,
-                     "weights_json": weights_json, **summary})
+        rows.append(
+            {
+                "run_id": run_id,
+                "scenario": scenario,
+                "seed": seed,
+                "weights_json": weights_json,
+                **summary,
+            }
+        )
     return pl.DataFrame(rows)

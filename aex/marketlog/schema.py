@@ -112,7 +112,9 @@ DDL: Final[str] = "\n".join(
 )
 
 
-def connect(path: str | Path = ":memory:", *, memory_limit: str = "1GB") -> duckdb.DuckDBPyConnection:
+def connect(
+    path: str | Path = ":memory:", *, memory_limit: str = "1GB"
+) -> duckdb.DuckDBPyConnection:
     """Opens (creating if needed) a market-log database with the schema in place."""
     con = duckdb.connect(str(path))
     con.execute(f"SET memory_limit = '{memory_limit}'")

@@ -23,7 +23,7 @@ try:
         weights_to_json,
     )
 except ImportError:  # pragma: no cover - only before the core lands
-    from aex.sim._core_standin import (  # type: ignore[assignment]
+    from aex.sim._core_standin import (
         PRESETS,
         Components,
         ScoredBids,

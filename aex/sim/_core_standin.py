@@ -1,3 +1,4 @@
+# mypy: ignore-errors
 """STAND-IN, to be deleted: a minimal copy of the CONTRACTS.md core API used until
 aex/core/scoring.py and aex/core/reputation.py land on main. Nothing outside aex/sim/_core.py
 imports this module.
@@ -106,7 +107,9 @@ def rank_auctions(  # type: ignore[no-untyped-def]
     rank = np.zeros(n, np.int32)
     is_winner = np.zeros(n, bool)
     if n and not with_ranks:
-        is_winner = _winners_by_segments(auction_id, total, accepted, price_minor, submitted_at_ms, bid_id)
+        is_winner = _winners_by_segments(  # type: ignore[no-untyped-call]
+            auction_id, total, accepted, price_minor, submitted_at_ms, bid_id
+        )
     elif n:
         order = np.lexsort((bid_id, submitted_at_ms, price_minor, -total, ~accepted, auction_id))
         sorted_auction = auction_id[order]
@@ -118,8 +121,16 @@ def rank_auctions(  # type: ignore[no-untyped-def]
             position = np.arange(n) - np.repeat(starts, np.diff(np.append(starts, n)))
             rank[order] = np.where(accepted[order], position + 1, 0)
     return ScoredBids(
-        c.price_score, c.trust_score, c.confidence_score, c.sample_score, c.sla_score,
-        c.certification_score, c.reject_reason, total, rank, is_winner,
+        c.price_score,
+        c.trust_score,
+        c.confidence_score,
+        c.sample_score,
+        c.sla_score,
+        c.certification_score,
+        c.reject_reason,
+        total,
+        rank,
+        is_winner,
     )
 
 

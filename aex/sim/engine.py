@@ -95,6 +95,10 @@ class Population:
     def size(self) -> int:
         return int(self.quality.size)
 
+    @property
+    def certification_score(self) -> F64:
+        return self.certified.astype(np.float64)
+
 
 @dataclass(frozen=True, slots=True)
 class MarketState:
@@ -126,7 +130,7 @@ class BlockLog:
 
 
 def _minor(major: F64 | float) -> I64:
-    return np.rint(np.asarray(major) * MINOR_PER_MAJOR).astype(np.int64)
+    return np.asarray(np.rint(np.asarray(major) * MINOR_PER_MAJOR), dtype=np.int64)
 
 
 def init(rng: np.random.Generator, params: ScenarioParams) -> tuple[Population, MarketState]:
@@ -146,7 +150,10 @@ def init(rng: np.random.Generator, params: ScenarioParams) -> tuple[Population, 
         noise = rng.normal(0.0, group.confidence_noise_sd, n)
         put("strategy_code", np.full(n, spec.code, np.int8))
         put("quality", quality)
-        put("cost_minor", np.maximum(_minor(rng.uniform(group.cost_min_major, group.cost_max_major, n)), 1))
+        put(
+            "cost_minor",
+            np.maximum(_minor(rng.uniform(group.cost_min_major, group.cost_max_major, n)), 1),
+        )
         put("markup_min", np.full(n, group.markup_min))
         put("markup_max", np.full(n, group.markup_max))
         put("confidence", np.clip(quality + group.confidence_bias + boost + noise, 0.0, 1.0))
@@ -190,7 +197,7 @@ def work_counts(params: ScenarioParams, ticks: I64) -> I64:
     """Work items posted at each tick: work_per_tick × (1 + growth)^tick, capped."""
     m = params.market
     grown = m.work_per_tick * np.power(1.0 + m.work_growth_per_tick, ticks.astype(np.float64))
-    return np.minimum(np.rint(grown), m.work_per_tick_max).astype(np.int64)
+    return np.asarray(np.minimum(np.rint(grown), m.work_per_tick_max), dtype=np.int64)
 
 
 def _draw_bidders(
@@ -203,7 +210,7 @@ def _draw_bidders(
     size_max = int(slice_size.max()) if n_work else 0
     p = bid_probability_max
     mean = p * size_max
-    width = max(1, int(mean + 4.0 * math.sqrt(mean * (1.0 - p) + 1.0) + 8.0))
+    width = max(1, int(mean + 2.0 * math.sqrt(mean * (1.0 - p) + 1.0) + 4.0))
     inverse_log = 1.0 / math.log1p(-p) if p < 1.0 else 0.0
 
     def gaps(rows: int) -> npt.NDArray[np.int32]:
@@ -308,21 +315,22 @@ def _draw_bids(
     pop = population
     p_max = float(pop.bid_probability.max())
     work_of_bid, position = _draw_bidders(rng, pop.category_size[work.category], p_max)
-    provider = pop.category_start[work.category[work_of_bid]] + position
+    if pop.category_size.size == 1:
+        provider = position
+    else:
+        provider = pop.category_start[work.category[work_of_bid]] + position
     n = provider.size
     markup_uniform = rng.random(n)
-    submitted_offset = rng.integers(0, params.market.bid_window_ms, n)
+    submitted_offset = rng.integers(0, params.market.bid_window_ms, n, dtype=np.int32)
     tick = work.tick[work_of_bid]
     keep = np.ones(n, bool)
     if bool((pop.bid_probability < p_max).any() or (pop.join_tick > 0).any()):
         thin = rng.random(n)  # drawn whenever the population needs thinning (static)
         keep &= thin * p_max < pop.bid_probability[provider]
         keep &= pop.join_tick[provider] <= state.tick + tick
-    markup = (
-        pop.markup_min[provider]
-        + markup_uniform * (pop.markup_max[provider] - pop.markup_min[provider])
-        + state.markup_shift[provider]
-    )
+    markup_low = pop.markup_min + state.markup_shift  # per provider, then per bid
+    markup_span = pop.markup_max - pop.markup_min
+    markup = markup_low[provider] + markup_uniform * markup_span[provider]
     adaptive = _has_bidding_rules(pop)
     if adaptive:
         # strategies decide at block start, from the tiers the core assigns
@@ -346,7 +354,10 @@ def _draw_bids(
     provider_k = provider[kept]
     if adaptive:
         success_probability, cost_factor = strategies.delivery(
-            code[kept], done[kept], pop.quality[provider_k], {k: v[kept] for k, v in bid_params.items()}
+            code[kept],
+            done[kept],
+            pop.quality[provider_k],
+            {k: v[kept] for k, v in bid_params.items()},
         )
     else:
         success_probability, cost_factor = pop.quality[provider_k], np.ones(kept.size)
@@ -366,7 +377,7 @@ def _draw_bids(
         confidence_score=pop.confidence[provider_k],
         sample_score=pop.sample_score[provider_k],
         sla_score=pop.sla_score[provider_k],
-        certification_score=pop.certified[provider_k].astype(np.float64),
+        certification_score=pop.certification_score[provider_k],
         success_probability=success_probability,
         cost_factor=cost_factor,
     )
@@ -423,7 +434,9 @@ def _clear_block(
     cell = bids.tick * n_providers + bids.provider  # (tick, provider) of each bid
 
     def rank(sel: I64 | None, trust: F64) -> _core.ScoredBids:
-        pick = (lambda a: a) if sel is None else (lambda a: a[sel])
+        def pick(values: I64) -> I64:
+            return values if sel is None else values[sel]
+
         return _core.rank_auctions(
             pick(auction_id),
             _components(bids, trust, sel),
@@ -452,15 +465,16 @@ def _clear_block(
         key = cell[winning_bid]
         size = n_ticks * n_providers
         jobs = np.bincount(key, minlength=size).astype(np.float64).reshape(n_ticks, n_providers)
-        wins = np.bincount(key, weights=success[cleared], minlength=size).reshape(
-            n_ticks, n_providers
-        )
+        wins = np.bincount(key, weights=success[cleared], minlength=size).astype(np.float64)
+        wins = wins.reshape(n_ticks, n_providers)
         before_s = state.successes + (np.cumsum(wins, axis=0) - wins)
         before_f = state.failures + (np.cumsum(jobs - wins, axis=0) - (jobs - wins))
         new_trajectory = _reputation(before_s, before_f, params).ravel()
         changed = new_trajectory != trajectory
         if not changed.any():
-            return _Cleared(winner_of_work, success, trust, total, ranks, is_winner, jobs, wins, rounds)
+            return _Cleared(
+                winner_of_work, success, trust, total, ranks, is_winner, jobs, wins, rounds
+            )
         affected_work = np.zeros(n_work, bool)
         affected_work[auction_id[changed[cell]]] = True
         sel = np.flatnonzero(affected_work[auction_id])
@@ -601,7 +615,9 @@ def _adapt(
         pop.strategy_code, state.markup_shift, bid_count, win_count, pop.params
     )
     score = _reputation(successes, failures, params)
-    reset = np.flatnonzero(strategies.whitewash(pop.strategy_code, score, successes + failures, pop.params))
+    reset = np.flatnonzero(
+        strategies.whitewash(pop.strategy_code, score, successes + failures, pop.params)
+    )
     identity = state.identity_id.copy()
     new_ids = state.next_identity_id + np.arange(reset.size, dtype=np.int64)
     identity[reset] = new_ids

@@ -62,12 +62,20 @@ def resolve_seed(seed: int | None) -> int:
     return entropy
 
 
-def with_weights(params: ScenarioParams, weights: _core.Weights, name: str = "custom") -> ScenarioParams:
+def with_weights(
+    params: ScenarioParams, weights: _core.Weights, name: str = "custom"
+) -> ScenarioParams:
     """The same scenario scored with other weights (everything else, seeds included, equal)."""
-    as_json = _core.weights_to_json(weights, name) if _accepts_name() else _core.weights_to_json(weights)
+    as_json = (
+        _core.weights_to_json(weights, name) if _accepts_name() else _core.weights_to_json(weights)
+    )
     return dataclasses.replace(
         params,
-        scoring=ScoringParams(preset="", weights=dict(as_json["weights"]), fee_bps=params.scoring.fee_bps),
+        scoring=ScoringParams(
+            preset=params.scoring.preset,
+            weights=dict(as_json["weights"]),
+            fee_bps=params.scoring.fee_bps,
+        ),
     )
 
 
@@ -104,17 +112,34 @@ def simulate(
     weights_json = json.dumps(_core.weights_to_json(weights))
     con.execute(
         "INSERT INTO runs VALUES (?, 'sim', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [run_id, params.name, str(seed), replication, weights_json, params.scoring.fee_bps,
-         params.currency, params.ticks, params.market.tick_ms, params.log.bids,
-         _params_json(params), datetime.now(UTC).replace(tzinfo=None)],
+        [
+            run_id,
+            params.name,
+            str(seed),
+            replication,
+            weights_json,
+            params.scoring.fee_bps,
+            params.currency,
+            params.ticks,
+            params.market.tick_ms,
+            params.log.bids,
+            _params_json(params),
+            datetime.now(UTC).replace(tzinfo=None),
+        ],
     )
     streams = engine.Streams.spawn(seed, replication)
     population, state = engine.init(streams.population, params)
-    totals: dict[str, int] = dict.fromkeys(("work", "bids", "awards", "ok", "fee", "rounds", "blocks"), 0)
+    totals: dict[str, int] = dict.fromkeys(
+        ("work", "bids", "awards", "ok", "fee", "rounds", "blocks"), 0
+    )
     started = time.perf_counter()
-    with marketlog.MarketLogWriter(con, run_id, batch_rows=batch_rows, threaded=threaded_writer) as writer:
+    with marketlog.MarketLogWriter(
+        con, run_id, batch_rows=batch_rows, threaded=threaded_writer
+    ) as writer:
         identities = np.arange(population.size, dtype=np.int64)
-        writer.append("providers", engine.provider_rows(population, identities + 1, identities, None))
+        writer.append(
+            "providers", engine.provider_rows(population, identities + 1, identities, None)
+        )
         for _ in range(limits.sim_steps_max):
             if state.tick >= params.ticks:
                 break
@@ -126,9 +151,16 @@ def simulate(
                 progress(log)
     elapsed = time.perf_counter() - started
     result = RunResult(
-        run_id=run_id, seed=seed, replication=replication, ticks=state.tick,
-        work_items=totals["work"], bids=totals["bids"], awards=totals["awards"],
-        successes=totals["ok"], fee_minor=totals["fee"], elapsed_s=elapsed,
+        run_id=run_id,
+        seed=seed,
+        replication=replication,
+        ticks=state.tick,
+        work_items=totals["work"],
+        bids=totals["bids"],
+        awards=totals["awards"],
+        successes=totals["ok"],
+        fee_minor=totals["fee"],
+        elapsed_s=elapsed,
         rounds_mean=totals["rounds"] / max(totals["blocks"], 1),
     )
     return result, con

@@ -89,8 +89,8 @@ class ProviderGroup:
 class ScoringParams:
     """The exchange's rules: scoring weights (a preset name or explicit values) and the fee."""
 
-    preset: str = ""  # a name in aex.core.scoring.PRESETS; empty = use `weights`
-    weights: Mapping[str, float] = field(default_factory=dict)
+    preset: str = "balanced"  # a name in aex.core.scoring.PRESETS, used when `weights` is empty
+    weights: Mapping[str, float] = field(default_factory=dict)  # explicit weights win
     fee_bps: int = 1_500
 
 
@@ -136,7 +136,7 @@ class ScenarioParams:
 
 
 def weights_of(scoring: ScoringParams) -> _core.Weights:
-    if scoring.preset:
+    if not scoring.weights:
         return _core.PRESETS[scoring.preset]
     made = _core.make_weights(dict(scoring.weights))
     assert isinstance(made, _core.Weights), made
@@ -231,12 +231,14 @@ def _validate(p: ScenarioParams) -> None:
         _require(g.markup_min <= g.markup_max, f"{path}.markup_min", "exceeds markup_max")
         _require(0 < g.bid_probability <= 1, f"{path}.bid_probability", "must be in (0,1]")
     s = p.scoring
-    if s.preset:
-        _require(s.preset in _core.PRESETS, "scoring.preset", f"known: {list(_core.PRESETS)}")
-    else:
+    _require(s.preset in _core.PRESETS, "scoring.preset", f"known: {list(_core.PRESETS)}")
+    if s.weights:
         made = _core.make_weights(dict(s.weights))
         if not isinstance(made, _core.Weights):
-            raise ScenarioError(f"scoring.weights.{made.field}: {made.reason}")
+            where = (
+                f"scoring.weights.{made.field}" if made.field in s.weights else "scoring.weights"
+            )
+            raise ScenarioError(f"{where}: {made.reason} {made.detail}".rstrip())
     _require(0 <= s.fee_bps < 10_000, "scoring.fee_bps", "must be in 0..9999")
     _require(p.log.bids in LOG_BIDS_LEVELS, "log.bids", f"one of {LOG_BIDS_LEVELS}")
     _require(p.log.reputation in LOG_REPUTATION_LEVELS, "log.reputation", "none or changes")

@@ -81,13 +81,11 @@ def strategy_named(name: str) -> StrategySpec:
 # --- the vectorised rules, over bids (provider index per bid) or over the population ---------
 
 
-def bids_allowed(
-    code: npt.NDArray[np.int8], farming_done: B1, large: B1
-) -> B1:
+def bids_allowed(code: npt.NDArray[np.int8], farming_done: B1, large: B1) -> B1:
     """Which drawn bids a provider actually places: farmers bid on normal work while farming
     and only on large work once their tier is reached; everyone else bids on anything."""
     is_farmer = code == CODE["reputation_farmer"]
-    return ~is_farmer | (farming_done == large)
+    return np.asarray(~is_farmer | (farming_done == large), dtype=np.bool_)
 
 
 def markup_adjustment(
@@ -95,7 +93,9 @@ def markup_adjustment(
 ) -> F64:
     """Per-bid additive change of markup: the low-baller's underbid, the farmer's cheat price."""
     underbid = np.where(code == CODE["low_baller"], params["underbid"], 0.0)
-    cheat = np.where((code == CODE["reputation_farmer"]) & farming_done, params["cheat_underbid"], 0.0)
+    cheat = np.where(
+        (code == CODE["reputation_farmer"]) & farming_done, params["cheat_underbid"], 0.0
+    )
     return -(underbid + cheat)
 
 
@@ -110,9 +110,13 @@ def delivery(
     return success_probability, cost_factor
 
 
-def farming_done(code: npt.NDArray[np.int8], tier: npt.NDArray[np.int8], params: Mapping[str, F64]) -> B1:
+def farming_done(
+    code: npt.NDArray[np.int8], tier: npt.NDArray[np.int8], params: Mapping[str, F64]
+) -> B1:
     """Farmers whose tier has reached their target (evaluated at block start)."""
-    return (code == CODE["reputation_farmer"]) & (tier >= params["farm_tier"])
+    return np.asarray(
+        (code == CODE["reputation_farmer"]) & (tier >= params["farm_tier"]), dtype=np.bool_
+    )
 
 
 def learned_markup_shift(
@@ -130,8 +134,5 @@ def whitewash(
     code: npt.NDArray[np.int8], score: F64, contracts: F64, params: Mapping[str, F64]
 ) -> B1:
     """Whitewashers that re-register now (their history is then wiped by the engine)."""
-    return (
-        (code == CODE["whitewasher"])
-        & (contracts >= params["reset_min_contracts"])
-        & (score < params["reset_below_score"])
-    )
+    eligible = (code == CODE["whitewasher"]) & (contracts >= params["reset_min_contracts"])
+    return np.asarray(eligible & (score < params["reset_below_score"]), dtype=np.bool_)
