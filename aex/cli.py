@@ -15,6 +15,8 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "aex.commands.serve",
     "aex.commands.sim",
+    "aex.commands.tune",
+    "aex.commands.backtest",
 )
 
 
