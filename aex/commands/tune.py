@@ -1,4 +1,4 @@
-"""`aex tune`: search scoring weights against the simulator; write them for `aex serve --weights`."""
+"""`aex tune`: search scoring weights on simulated markets; write them for `aex serve --weights`."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dask:
         from distributed import Client
 
-        executor = DaskExecutor(Client(args.dask))
+        executor = DaskExecutor(Client(args.dask))  # type: ignore[no-untyped-call]
     elif args.serial:
         executor = SerialExecutor()
     else:
