@@ -1,22 +1,52 @@
-"""The pure market core: money, fees, bid scoring, reputation and tiers, the ledger, certificates.
+"""The pure market core: money, fees, bid scoring, reputation and tiers, the ledger, lifecycles,
+certificates.
 
 Nothing here performs I/O, reads a clock, draws randomness or holds global state: time, seeds,
 keys, weights and limits are arguments (tests/core/test_purity.py enforces it).
+
+The package surface is the union of the modules' own `__all__` lists (each module decides what
+it exports); tests/test_public_api.py checks that no name is exported by two modules, so a star
+import never shadows silently.
 """
 
-from aex.core.fees import PLATFORM_FEE_BPS, split_fee, split_fee_columns
-from aex.core.money import Money, div_floor, div_round_half_even, format_amount, parse_money
-from aex.core.reasons import Reason, Rejected
+from aex.core import (
+    criteria,
+    durations,
+    events,
+    fees,
+    json_values,
+    ledger,
+    lifecycle,
+    market,
+    money,
+    reasons,
+    reputation,
+)
+from aex.core.criteria import *  # noqa: F403
+from aex.core.durations import *  # noqa: F403
+from aex.core.events import *  # noqa: F403
+from aex.core.fees import *  # noqa: F403
+from aex.core.json_values import *  # noqa: F403
+from aex.core.ledger import *  # noqa: F403
+from aex.core.lifecycle import *  # noqa: F403
+from aex.core.market import *  # noqa: F403
+from aex.core.money import *  # noqa: F403
+from aex.core.reasons import *  # noqa: F403
+from aex.core.reputation import *  # noqa: F403
 
-__all__ = [
-    "PLATFORM_FEE_BPS",
-    "Money",
-    "Reason",
-    "Rejected",
-    "div_floor",
-    "div_round_half_even",
-    "format_amount",
-    "parse_money",
-    "split_fee",
-    "split_fee_columns",
-]
+# The modules whose exports make up the package surface; a new core module joins here.
+EXPORTING_MODULES = (
+    criteria,
+    durations,
+    events,
+    fees,
+    json_values,
+    ledger,
+    lifecycle,
+    market,
+    money,
+    reasons,
+    reputation,
+)
+
+__all__ = sorted({name for module in EXPORTING_MODULES for name in module.__all__})

@@ -11,7 +11,21 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, TypeVar
 
-__all__ = ["MoneyRejectReason", "Reason", "Rejected"]
+__all__ = [
+    "BidAdmitRejectReason",
+    "BidSubmitRejectReason",
+    "CompletionRejectReason",
+    "CriteriaRejectReason",
+    "DisputeRejectReason",
+    "DurationRejectReason",
+    "LedgerRejectReason",
+    "LifecycleRejectReason",
+    "MetricsRejectReason",
+    "MoneyRejectReason",
+    "Reason",
+    "Rejected",
+    "WorkRejectReason",
+]
 
 
 class Reason(StrEnum):
@@ -48,6 +62,143 @@ class MoneyRejectReason(Reason):
     AMOUNT_OUT_OF_RANGE = "amount_out_of_range"
 
 
+# Market: lifecycles, durations, success criteria, work specs, bids, completion, disputes
+# (aex/core/lifecycle.py, durations.py, criteria.py, market.py).
+
+
+class LifecycleRejectReason(Reason):
+    # The event is not a key of the lifecycle's TRANSITIONS table from the current state.
+    ILLEGAL_TRANSITION = "lifecycle_illegal_transition"
+
+
+class DurationRejectReason(Reason):
+    DURATION_TYPE_INVALID = "duration_type_invalid"
+    DURATION_SYNTAX_INVALID = "duration_syntax_invalid"
+    DURATION_NOT_POSITIVE = "duration_not_positive"
+    DURATION_OUT_OF_RANGE = "duration_out_of_range"
+
+
+class CriteriaRejectReason(Reason):
+    CRITERIA_TYPE_INVALID = "criteria_type_invalid"
+    CRITERIA_TOO_MANY = "criteria_too_many"
+    CRITERION_TYPE_INVALID = "criterion_type_invalid"
+    CRITERION_FIELD_UNKNOWN = "criterion_field_unknown"
+    CRITERION_METRIC_INVALID = "criterion_metric_invalid"
+    CRITERION_THRESHOLD_INVALID = "criterion_threshold_invalid"
+    CRITERION_THRESHOLD_NOT_FINITE = "criterion_threshold_not_finite"
+    CRITERION_COMPARISON_INVALID = "criterion_comparison_invalid"
+    CRITERION_DUPLICATE = "criterion_duplicate"
+
+
+class MetricsRejectReason(Reason):
+    METRICS_TYPE_INVALID = "metrics_type_invalid"
+    METRICS_TOO_MANY = "metrics_too_many"
+    METRIC_NAME_INVALID = "metric_name_invalid"
+    METRIC_VALUE_INVALID = "metric_value_invalid"
+    METRIC_VALUE_NOT_FINITE = "metric_value_not_finite"
+
+
+class WorkRejectReason(Reason):
+    WORK_BODY_TYPE_INVALID = "work_body_type_invalid"
+    WORK_FIELD_UNKNOWN = "work_field_unknown"
+    WORK_FIELD_MISSING = "work_field_missing"
+    WORK_TITLE_INVALID = "work_title_invalid"
+    WORK_CATEGORY_INVALID = "work_category_invalid"
+    WORK_CAPABILITY_INVALID = "work_capability_invalid"
+    WORK_BUDGET_TYPE_INVALID = "work_budget_type_invalid"
+    WORK_BUDGET_NEGATIVE = "work_budget_negative"
+    WORK_BUDGET_MAX_NOT_POSITIVE = "work_budget_max_not_positive"
+    WORK_BUDGET_MIN_EXCEEDS_MAX = "work_budget_min_exceeds_max"
+    WORK_REQUIREMENTS_INVALID = "work_requirements_invalid"
+    WORK_REQUIREMENTS_TOO_LARGE = "work_requirements_too_large"
+    WORK_BID_WINDOW_INVALID = "work_bid_window_invalid"
+    WORK_BID_WINDOW_OUT_OF_RANGE = "work_bid_window_out_of_range"
+    WORK_SLA_TYPE_INVALID = "work_sla_type_invalid"
+    WORK_SLA_HARD_LIMIT_BELOW_WANTED = "work_sla_hard_limit_below_wanted"
+
+
+class BidSubmitRejectReason(Reason):
+    # The bid body's shape, checked before the work is even loaded.
+    BID_BODY_TYPE_INVALID = "bid_body_type_invalid"
+    BID_FIELD_UNKNOWN = "bid_field_unknown"
+    BID_FIELD_MISSING = "bid_field_missing"
+    BID_ID_INVALID = "bid_id_invalid"
+    BID_PRICE_NOT_POSITIVE = "bid_price_not_positive"
+    BID_CONFIDENCE_INVALID = "bid_confidence_invalid"
+    BID_CONFIDENCE_OUT_OF_RANGE = "bid_confidence_out_of_range"
+    BID_SLA_TYPE_INVALID = "bid_sla_type_invalid"
+    BID_ESTIMATE_EXCEEDS_TURNAROUND = "bid_estimate_exceeds_turnaround"
+    BID_SAMPLE_WORK_INVALID = "bid_sample_work_invalid"
+    BID_SAMPLE_WORK_TOO_LARGE = "bid_sample_work_too_large"
+
+
+class BidAdmitRejectReason(Reason):
+    # The bid against the loaded work and provider: may it enter the evaluation pool now?
+    BID_WORK_NOT_OPEN = "bid_work_not_open"
+    BID_WINDOW_CLOSED = "bid_window_closed"
+    BID_PROVIDER_INACTIVE = "bid_provider_inactive"
+    BID_PROVIDER_NOT_SUBSCRIBED = "bid_provider_not_subscribed"
+    BID_ALREADY_SUBMITTED = "bid_already_submitted"
+    BID_LIMIT_REACHED = "bid_limit_reached"
+
+
+class CompletionRejectReason(Reason):
+    COMPLETION_BODY_TYPE_INVALID = "completion_body_type_invalid"
+    COMPLETION_FIELD_UNKNOWN = "completion_field_unknown"
+    COMPLETION_RESULTS_INVALID = "completion_results_invalid"
+    COMPLETION_RESULTS_TOO_LARGE = "completion_results_too_large"
+
+
+class DisputeRejectReason(Reason):
+    DISPUTE_ALREADY_RAISED = "dispute_already_raised"
+    DISPUTE_WINDOW_CLOSED = "dispute_window_closed"
+
+
+class LedgerRejectReason(Reason):
+    """Why aex/core/ledger.py refused an operation; checks run in this order (docs/ledger.md)."""
+
+    # The operation_id was applied before with different content (an idempotency-key reuse).
+    IDEMPOTENCY_CONFLICT = "ledger_idempotency_conflict"
+    # Deposit, withdraw and hold move a strictly positive amount.
+    AMOUNT_NOT_POSITIVE = "ledger_amount_not_positive"
+    # Withdraw or hold from a wallet that was never opened (a deposit or a capture opens one).
+    ACCOUNT_UNKNOWN = "ledger_account_unknown"
+    # Capture, release or refund of a hold_id that was never held.
+    HOLD_UNKNOWN = "ledger_hold_unknown"
+    # A hold under a hold_id that is already taken (by another operation_id).
+    HOLD_ID_TAKEN = "ledger_hold_id_taken"
+    # Capture or release of a closed hold, refund of a hold that is not captured.
+    HOLD_TRANSITION_ILLEGAL = "ledger_hold_transition_illegal"
+    # The money's currency is not the wallet's (a wallet holds one currency).
+    CURRENCY_MISMATCH = "ledger_currency_mismatch"
+    # The wallet's available balance is below the amount (for a refund: the payee's).
+    INSUFFICIENT_FUNDS = "ledger_insufficient_funds"
+    # A wallet bucket would exceed limits.balance_minor_max.
+    BALANCE_LIMIT_EXCEEDED = "ledger_balance_limit_exceeded"
+
+
 # Reason value -> HTTP status, where 422 (a well-formed request that breaks a rule) is wrong.
 # Keys are the enum values, which are unique across all enums in this module (tested).
-HTTP_STATUS_HINT: dict[str, int] = {}
+HTTP_STATUS_HINT: dict[str, int] = {
+    # Market: a request that is well formed but arrives in the wrong state is a conflict; a
+    # provider the market will not hear from is forbidden; an oversized blob is 413.
+    LifecycleRejectReason.ILLEGAL_TRANSITION.value: 409,
+    WorkRejectReason.WORK_BODY_TYPE_INVALID.value: 400,
+    WorkRejectReason.WORK_REQUIREMENTS_TOO_LARGE.value: 413,
+    BidSubmitRejectReason.BID_BODY_TYPE_INVALID.value: 400,
+    BidSubmitRejectReason.BID_SAMPLE_WORK_TOO_LARGE.value: 413,
+    BidAdmitRejectReason.BID_WORK_NOT_OPEN.value: 409,
+    BidAdmitRejectReason.BID_WINDOW_CLOSED.value: 409,
+    BidAdmitRejectReason.BID_PROVIDER_INACTIVE.value: 403,
+    BidAdmitRejectReason.BID_PROVIDER_NOT_SUBSCRIBED.value: 403,
+    BidAdmitRejectReason.BID_ALREADY_SUBMITTED.value: 409,
+    BidAdmitRejectReason.BID_LIMIT_REACHED.value: 409,
+    CompletionRejectReason.COMPLETION_BODY_TYPE_INVALID.value: 400,
+    CompletionRejectReason.COMPLETION_RESULTS_TOO_LARGE.value: 413,
+    DisputeRejectReason.DISPUTE_ALREADY_RAISED.value: 409,
+    DisputeRejectReason.DISPUTE_WINDOW_CLOSED.value: 409,
+    LedgerRejectReason.IDEMPOTENCY_CONFLICT.value: 409,
+    LedgerRejectReason.ACCOUNT_UNKNOWN.value: 404,
+    LedgerRejectReason.HOLD_UNKNOWN.value: 404,
+    LedgerRejectReason.HOLD_ID_TAKEN.value: 409,
+}
