@@ -1,16 +1,16 @@
 """The one place where the simulator binds to the pure core (aex/core).
 
 Every scoring, reputation, tier and fee formula the simulator uses comes through here, from
-aex/core. Until aex/core/scoring.py and aex/core/reputation.py land, the names fall back to
-aex/sim/_core_standin.py (a temporary module, deleted when the core is merged).
+aex/core. Until aex/core/scoring.py lands, the scoring names fall back to
+aex/sim/_core_standin.py (a temporary module, deleted when the core's scoring is merged).
 """
 
 from __future__ import annotations
 
 from aex.core.fees import split_fee_columns
+from aex.core.reputation import beta_posterior_mean, tiers_for
 
 try:
-    from aex.core.reputation import beta_posterior_mean, tiers_for
     from aex.core.scoring import (
         PRESETS,
         Components,
@@ -22,17 +22,15 @@ try:
         weights_from_json,
         weights_to_json,
     )
-except ImportError:  # pragma: no cover - only before the core lands
+except ImportError:  # pragma: no cover - only before the core's scoring lands
     from aex.sim._core_standin import (
         PRESETS,
         Components,
         ScoredBids,
         Weights,
-        beta_posterior_mean,
         make_weights,
         price_score_column,
         rank_auctions,
-        tiers_for,
         weights_from_json,
         weights_to_json,
     )

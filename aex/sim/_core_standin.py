@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Any
 
 import numpy as np
@@ -146,22 +145,3 @@ def _winners_by_segments(auction_id, total, accepted, price, submitted, bid_id):
         keyed = np.where(candidate, key, np.iinfo(np.int64).max)
         candidate &= keyed == np.minimum.reduceat(keyed, starts)[segment]
     return candidate
-
-
-def beta_posterior_mean(successes, failures, *, prior_alpha, prior_beta):  # type: ignore[no-untyped-def]
-    return (successes + prior_alpha) / (successes + failures + prior_alpha + prior_beta)
-
-
-class Tier(IntEnum):
-    BRONZE = 0
-    SILVER = 1
-    GOLD = 2
-    PLATINUM = 3
-
-
-def tiers_for(scores, contracts):  # type: ignore[no-untyped-def]
-    tier = np.zeros(scores.shape, np.int8)
-    tier[(scores >= 0.5) & (contracts >= 10)] = 1
-    tier[(scores >= 0.75) & (contracts >= 50)] = 2
-    tier[(scores >= 0.9) & (contracts >= 200)] = 3
-    return tier
