@@ -217,12 +217,18 @@ def _draw_bidders(
         uniform = rng.random((rows, width), dtype=np.float32)
         if p >= 1.0:
             return np.ones((rows, width), np.int32)
-        return (np.log1p(-uniform) * np.float32(inverse_log)).astype(np.int32) + 1
+        # inverse CDF of the geometric law: floor(log(1 − U) / log(1 − p)) + 1; float32 log
+        # is vectorised (log1p is not), and 1 − U lies in (0, 1]
+        np.subtract(np.float32(1.0), uniform, out=uniform)
+        np.log(uniform, out=uniform)
+        uniform *= np.float32(inverse_log)
+        gap = uniform.astype(np.int32)
+        gap += 1
+        return gap
 
     position = np.cumsum(gaps(n_work), axis=1, dtype=np.int32)
     inside = position <= slice_size[:, None]
-    work_of_bid = [np.repeat(np.arange(n_work), inside.sum(axis=1))]
-    position_of_bid = [position[inside]]
+    chunks = [(np.arange(n_work), inside.sum(axis=1), position[inside])]
     short = np.flatnonzero(position[:, -1] < slice_size)
     last = position[short, -1]
     for _ in range(_GAP_REFILLS_MAX):
@@ -230,17 +236,36 @@ def _draw_bidders(
             break
         more = last[:, None] + np.cumsum(gaps(short.size), axis=1, dtype=np.int32)
         inside = more <= slice_size[short, None]
-        work_of_bid.append(np.repeat(short, inside.sum(axis=1)))
-        position_of_bid.append(more[inside])
+        chunks.append((short, inside.sum(axis=1), more[inside]))
         keep = more[:, -1] < slice_size[short]
         short, last = short[keep], more[keep, -1]
     assert short.size == 0, "bid draw did not cover the slice"
-    works = np.concatenate(work_of_bid)
-    positions = np.concatenate(position_of_bid).astype(np.int64)
-    if len(work_of_bid) > 1:
-        order = np.lexsort((positions, works))
-        works, positions = works[order], positions[order]
-    return works.astype(np.int64), positions - 1
+    return _interleave(chunks, n_work)
+
+
+def _interleave(
+    chunks: list[tuple[I64, npt.NDArray[np.int64], npt.NDArray[np.int32]]], n_work: int
+) -> tuple[I64, I64]:
+    # Rows' positions arrive in chunks (the first draw, then top-ups of a few rows, each chunk
+    # continuing where the row's previous one ended); place each chunk after its row's earlier
+    # ones, so that bids stay grouped by work and ordered by position without a sort.
+    if len(chunks) == 1:
+        rows, counts, positions = chunks[0]
+        return np.repeat(rows, counts), positions.astype(np.int64) - 1
+    per_row = np.zeros(n_work, np.int64)
+    for rows, counts, _ in chunks:
+        per_row[rows] += counts
+    row_start = np.cumsum(per_row) - per_row
+    filled = np.zeros(n_work, np.int64)
+    total = int(per_row.sum())
+    out_position = np.empty(total, np.int64)
+    for rows, counts, positions in chunks:
+        row_of = np.repeat(rows, counts)
+        rank_in_chunk = np.arange(positions.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        out_position[row_start[row_of] + filled[row_of] + rank_in_chunk] = positions
+        filled[rows] += counts
+    assert bool(np.all(filled == per_row))
+    return np.repeat(np.arange(n_work, dtype=np.int64), per_row), out_position - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,7 +346,8 @@ def _draw_bids(
         provider = pop.category_start[work.category[work_of_bid]] + position
     n = provider.size
     markup_uniform = rng.random(n)
-    submitted_offset = rng.integers(0, params.market.bid_window_ms, n, dtype=np.int32)
+    window_ms = np.float32(params.market.bid_window_ms)
+    submitted_offset = (rng.random(n, dtype=np.float32) * window_ms).astype(np.int64)
     tick = work.tick[work_of_bid]
     keep = np.ones(n, bool)
     if bool((pop.bid_probability < p_max).any() or (pop.join_tick > 0).any()):
