@@ -21,7 +21,7 @@ import polars as pl
 
 from aex.sim.strategies import ATTACKER_STRATEGIES
 
-__all__ = ["profit_by_strategy", "run_summary", "summary_frame"]
+__all__ = ["check_invariants", "profit_by_strategy", "run_summary", "summary_frame"]
 
 _SUMMARY_SQL = """
 WITH w AS (SELECT count(*) AS n FROM work WHERE run_id = $run),
@@ -70,8 +70,30 @@ def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> 
     return pl.DataFrame(cursor.fetchall(), schema=names, orient="row")
 
 
+_INVARIANTS_SQL = """
+SELECT
+  (SELECT count(*) FROM settlements WHERE run_id = $run
+     AND (fee_minor + payout_minor <> price_minor OR fee_minor < 0 OR payout_minor < 0)),
+  (SELECT count(*) FROM settlements s JOIN outcomes o USING (run_id, work_id)
+     WHERE s.run_id = $run AND NOT o.success),
+  (SELECT count(*) FROM (SELECT work_id FROM awards WHERE run_id = $run
+     GROUP BY work_id HAVING count(*) > 1))
+"""
+
+
+def check_invariants(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
+    """Asserts, on the rows read back, what the engine asserted when it built them: every
+    settlement conserves its price, only successful work settles, one award per work item."""
+    unbalanced, unearned, doubled = con.execute(_INVARIANTS_SQL, {"run": run_id}).fetchall()[0]
+    assert unbalanced == 0, f"run {run_id}: {unbalanced} settlements with fee + payout != price"
+    assert unearned == 0, f"run {run_id}: {unearned} settlements of failed work"
+    assert doubled == 0, f"run {run_id}: {doubled} work items awarded twice"
+
+
 def run_summary(con: duckdb.DuckDBPyConnection, run_id: int) -> dict[str, Any]:
-    """The summary metrics of one run (see the module docstring for definitions)."""
+    """The summary metrics of one run (see the module docstring for definitions); checks the
+    run's invariants first."""
+    check_invariants(con, run_id)
     cursor = con.execute(_SUMMARY_SQL, {"run": run_id})
     names = [d[0] for d in cursor.description]
     rows = cursor.fetchall()

@@ -23,7 +23,12 @@ from aex.core import limits
 from aex.sim import _core, engine
 from aex.sim.scenario import ScenarioParams, ScoringParams
 
-__all__ = ["RunResult", "resolve_seed", "simulate", "with_weights"]
+__all__ = ["BATCH_ROWS_DEFAULT", "RunResult", "resolve_seed", "simulate", "with_weights"]
+
+# Rows per table buffered before one Arrow insert: large enough that DuckDB appends in bulk,
+# small enough that eight tables' buffers plus the writer queue stay in a few hundred MiB.
+BATCH_ROWS_DEFAULT = 262_144
+assert limits.market_log_batch_rows_max >= BATCH_ROWS_DEFAULT
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +99,7 @@ def simulate(
     *,
     out: str | Path | duckdb.DuckDBPyConnection = ":memory:",
     replication: int = 0,
-    batch_rows: int = limits.market_log_batch_rows_max,
+    batch_rows: int = BATCH_ROWS_DEFAULT,
     progress: Callable[[engine.BlockLog], None] | None = None,
     threaded_writer: bool = True,
 ) -> tuple[RunResult, duckdb.DuckDBPyConnection]:
