@@ -57,8 +57,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if isinstance(executor, ProcessExecutor):
             executor.close()
-    document = _core.weights_to_json(result.weights)
-    document["name"] = "tuned"
+    document = _core.weights_to_json(result.weights, name="tuned")
     args.out.write_text(json.dumps(document, indent=2) + "\n")
     print(f"wrote {args.out} after {result.evaluations} candidate evaluations")
     for field in WEIGHT_FIELDS:

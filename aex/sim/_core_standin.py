@@ -50,8 +50,8 @@ def make_weights(values: Mapping[str, object]) -> Weights | Rejected:
     return Weights(*out)
 
 
-def weights_to_json(w: Weights, name: str = "custom") -> dict[str, Any]:
-    return {"name": name, "weights": {f: getattr(w, f) for f in _FIELDS}}
+def weights_to_json(w: Weights, *, name: str | None = None) -> dict[str, Any]:
+    return {"name": name or "custom", "weights": {f: getattr(w, f) for f in _FIELDS}}
 
 
 def weights_from_json(obj: Mapping[str, Any]) -> Weights | Rejected:

@@ -67,27 +67,15 @@ def resolve_seed(seed: int | None) -> int:
     return entropy
 
 
-def with_weights(
-    params: ScenarioParams, weights: _core.Weights, name: str = "custom"
-) -> ScenarioParams:
+def with_weights(params: ScenarioParams, weights: _core.Weights) -> ScenarioParams:
     """The same scenario scored with other weights (everything else, seeds included, equal)."""
-    as_json = (
-        _core.weights_to_json(weights, name) if _accepts_name() else _core.weights_to_json(weights)
-    )
+    values = {f.name: float(getattr(weights, f.name)) for f in dataclasses.fields(weights)}
     return dataclasses.replace(
         params,
         scoring=ScoringParams(
-            preset=params.scoring.preset,
-            weights=dict(as_json["weights"]),
-            fee_bps=params.scoring.fee_bps,
+            preset=params.scoring.preset, weights=values, fee_bps=params.scoring.fee_bps
         ),
     )
-
-
-def _accepts_name() -> bool:
-    import inspect
-
-    return "name" in inspect.signature(_core.weights_to_json).parameters
 
 
 def _params_json(params: ScenarioParams) -> str:
