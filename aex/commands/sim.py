@@ -116,4 +116,4 @@ def _print_summary(result: Any, summary: dict[str, Any]) -> None:
         value = summary[key]
         print(f"  {key:<24}{value:,.4f}" if isinstance(value, float) else f"  {key:<24}{value:,}")
     for strategy, profit in summary["profit_by_strategy_minor"].items():
-        print(f"  profit[{strategy}]".ljust(26) + f"{profit:,}")
+        print(f"  profit[{strategy}]".ljust(28) + f" {profit:,}")
