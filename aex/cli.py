@@ -14,6 +14,8 @@ from collections.abc import Sequence
 # One entry per sub-command module; a new command adds its module here.
 COMMAND_MODULES: tuple[str, ...] = (
     "aex.commands.serve",
+    "aex.commands.verify",
+    "aex.commands.cert",
     "aex.commands.sim",
     "aex.commands.tune",
     "aex.commands.backtest",

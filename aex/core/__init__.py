@@ -10,10 +10,12 @@ import never shadows silently.
 """
 
 from aex.core import (
+    certs,
     criteria,
     durations,
     events,
     fees,
+    jcs,
     json_values,
     ledger,
     lifecycle,
@@ -21,11 +23,14 @@ from aex.core import (
     money,
     reasons,
     reputation,
+    x509_export,
 )
+from aex.core.certs import *  # noqa: F403
 from aex.core.criteria import *  # noqa: F403
 from aex.core.durations import *  # noqa: F403
 from aex.core.events import *  # noqa: F403
 from aex.core.fees import *  # noqa: F403
+from aex.core.jcs import *  # noqa: F403
 from aex.core.json_values import *  # noqa: F403
 from aex.core.ledger import *  # noqa: F403
 from aex.core.lifecycle import *  # noqa: F403
@@ -33,13 +38,16 @@ from aex.core.market import *  # noqa: F403
 from aex.core.money import *  # noqa: F403
 from aex.core.reasons import *  # noqa: F403
 from aex.core.reputation import *  # noqa: F403
+from aex.core.x509_export import *  # noqa: F403
 
 # The modules whose exports make up the package surface; a new core module joins here.
 EXPORTING_MODULES = (
+    certs,
     criteria,
     durations,
     events,
     fees,
+    jcs,
     json_values,
     ledger,
     lifecycle,
@@ -47,6 +55,7 @@ EXPORTING_MODULES = (
     money,
     reasons,
     reputation,
+    x509_export,
 )
 
 __all__ = sorted({name for module in EXPORTING_MODULES for name in module.__all__})

@@ -89,6 +89,26 @@ assert results_bytes_max <= request_body_bytes_max
 assert criteria_per_work_max <= metrics_per_report_max
 assert duration_ms_max < 2**53
 assert outcomes_per_provider_max <= reputation_outcomes_per_call_max
-assert amount_minor_max < 2**53
-assert bids_per_work_max <= bids_per_batch_max
 assert amount_minor_max <= balance_minor_max < 2**63
+
+# Certificates (aex/core/certs.py).
+# Claims on one certificate: the spec's Professional plan has 5 capability certificates per agent;
+# 32 claims on one certificate is far past any honest capability list and keeps it under ~8 KB.
+claims_per_certificate_max: Final = 32
+# Free-text fields (category, capability, scope, agent name, provider id, ids, notes). 64 is
+# X.520's ub-common-name and ub-organization-name, so every name also fits the X.509 export.
+cert_name_chars_max: Final = 64
+cert_scope_chars_max: Final = 256
+# CA/Browser Forum's ceiling for a TLS certificate is 398 days; we never sign for longer.
+cert_validity_days_max: Final = 398
+# Nodes (objects, arrays, scalars) walked when canonicalising one document: a certificate has
+# ~40 plus ~6 per claim, so 10,000 covers the largest certificate and a 1,600-entry CRL page.
+canonical_json_nodes_max: Final = 10_000
+# Entries on one revocation list: one million revoked certificates is ~100 MB of JSON, past
+# which the CRL must be partitioned (RFC 5280 issuing distribution points), not grown.
+crl_entries_max: Final = 1_000_000
+# CA keys published at once: one active key plus a year of monthly rotations and spares.
+ca_keys_published_max: Final = 16
+
+assert cert_name_chars_max <= cert_scope_chars_max
+assert claims_per_certificate_max * 8 < canonical_json_nodes_max

@@ -14,6 +14,9 @@ from typing import Generic, TypeVar
 __all__ = [
     "BidAdmitRejectReason",
     "BidSubmitRejectReason",
+    "CertLifecycleRejectReason",
+    "CertRequestRejectReason",
+    "CertVerifyReason",
     "CompletionRejectReason",
     "CriteriaRejectReason",
     "DisputeRejectReason",
@@ -202,3 +205,53 @@ HTTP_STATUS_HINT: dict[str, int] = {
     LedgerRejectReason.HOLD_UNKNOWN.value: 404,
     LedgerRejectReason.HOLD_ID_TAKEN.value: 409,
 }
+
+
+class CertRequestRejectReason(Reason):
+    """Why a certificate request is refused (aex/core/certs.py `open_request`)."""
+
+    REQUEST_MALFORMED = "request_malformed"
+    CERTIFICATE_TYPE_UNKNOWN = "certificate_type_unknown"
+    CLAIMS_EMPTY = "claims_empty"
+    CLAIMS_TOO_MANY = "claims_too_many"
+    AUTHORIZATION_UNKNOWN = "authorization_unknown"
+    TEXT_TOO_LONG = "text_too_long"
+    PUBLIC_KEY_INVALID = "public_key_invalid"
+    PROOF_OF_POSSESSION_FAILED = "proof_of_possession_failed"
+
+
+class CertLifecycleRejectReason(Reason):
+    """Why a review, issue, renew or revoke step is refused (aex/core/certs.py)."""
+
+    CERTIFICATE_NOT_FOUND = "certificate_not_found"
+    ILLEGAL_TRANSITION = "illegal_transition"
+    REVOCATION_REASON_INVALID = "revocation_reason_invalid"
+
+
+class CertVerifyReason(Reason):
+    """Why a certificate does not verify, in the order the checks run (aex/core/certs.py).
+
+    The certificate's own signature is checked before anything it says is believed; the CRL is
+    checked before revocation is looked up in it; validity times come last, so a revoked and
+    expired certificate reports `revoked`.
+    """
+
+    CA_DOCUMENT_MALFORMED = "ca_document_malformed"
+    CERTIFICATE_MALFORMED = "certificate_malformed"
+    UNKNOWN_KEY = "unknown_key"
+    BAD_SIGNATURE = "bad_signature"
+    CRL_MALFORMED = "crl_malformed"
+    CRL_UNKNOWN_KEY = "crl_unknown_key"
+    CRL_BAD_SIGNATURE = "crl_bad_signature"
+    CRL_STALE = "crl_stale"
+    REVOKED = "revoked"
+    NOT_YET_VALID = "not_yet_valid"
+    EXPIRED = "expired"
+
+
+HTTP_STATUS_HINT.update(
+    {
+        CertLifecycleRejectReason.CERTIFICATE_NOT_FOUND.value: 404,
+        CertLifecycleRejectReason.ILLEGAL_TRANSITION.value: 409,
+    }
+)
