@@ -23,6 +23,7 @@ from aex.core import (
     money,
     reasons,
     reputation,
+    scoring,
     x509_export,
 )
 from aex.core.certs import *  # noqa: F403
@@ -38,6 +39,7 @@ from aex.core.market import *  # noqa: F403
 from aex.core.money import *  # noqa: F403
 from aex.core.reasons import *  # noqa: F403
 from aex.core.reputation import *  # noqa: F403
+from aex.core.scoring import *  # noqa: F403
 from aex.core.x509_export import *  # noqa: F403
 
 # The modules whose exports make up the package surface; a new core module joins here.
@@ -55,6 +57,7 @@ EXPORTING_MODULES = (
     money,
     reasons,
     reputation,
+    scoring,
     x509_export,
 )
 
