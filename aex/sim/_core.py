@@ -1,39 +1,24 @@
 """The one place where the simulator binds to the pure core (aex/core).
 
 Every scoring, reputation, tier and fee formula the simulator uses comes through here, from
-aex/core. Until aex/core/scoring.py lands, the scoring names fall back to
-aex/sim/_core_standin.py (a temporary module, deleted when the core's scoring is merged).
+aex/core: the engine never re-implements one.
 """
 
 from __future__ import annotations
 
 from aex.core.fees import split_fee_columns
 from aex.core.reputation import beta_posterior_mean, tiers_for
-
-try:
-    from aex.core.scoring import (
-        PRESETS,
-        Components,
-        ScoredBids,
-        Weights,
-        make_weights,
-        price_score_column,
-        rank_auctions,
-        weights_from_json,
-        weights_to_json,
-    )
-except ImportError:  # pragma: no cover - only before the core's scoring lands
-    from aex.sim._core_standin import (
-        PRESETS,
-        Components,
-        ScoredBids,
-        Weights,
-        make_weights,
-        price_score_column,
-        rank_auctions,
-        weights_from_json,
-        weights_to_json,
-    )
+from aex.core.scoring import (
+    PRESETS,
+    Components,
+    ScoredBids,
+    Weights,
+    make_weights,
+    price_score_column,
+    rank_auctions,
+    weights_from_json,
+    weights_to_json,
+)
 
 __all__ = [
     "PRESETS",
