@@ -537,7 +537,7 @@ def sla_score_column(
     sla_score: F64 = np.divide(required_turnaround_ms, turnaround_ms, out=out)
     np.minimum(sla_score, 1.0, out=sla_score)
     # No requirement stated: the quotient is 0 and the score is 1.
-    np.copyto(sla_score, 1.0, where=required_turnaround_ms == 0)
+    np.maximum(sla_score, required_turnaround_ms == 0, out=sla_score)
     return sla_score
 
 
@@ -597,11 +597,16 @@ def sample_score_column(
                      = neutral          otherwise (NEUTRAL_SAMPLE_SCORE = 0.5 by default)
     """
     assert 0.0 <= neutral_sample_score <= 1.0
-    # A select in two passes (fill, then copy where a sample exists): an ignored quality,
-    # even NaN, never reaches the score.
-    sample_score: F64 = np.empty(has_sample.shape, dtype=np.float64) if out is None else out
-    sample_score.fill(neutral_sample_score)
-    np.copyto(sample_score, sample_quality, where=has_sample)
+    # Branch-free and exact for finite qualities: q × 1 + neutral × 0 is q, q × 0 + neutral × 1
+    # is the neutral value (a masked copy is a branchy loop, several times slower). An ignored
+    # quality that is NaN or infinite would poison its row, so such rows (rare: a driver's
+    # "no value") are redone with a select.
+    with np.errstate(invalid="ignore"):  # inf × 0, redone below
+        sample_score: F64 = np.multiply(sample_quality, has_sample, out=out)
+    neutral_term = np.multiply(np.logical_not(has_sample), neutral_sample_score)
+    sample_score += neutral_term
+    if not _at_most_unsigned(sample_score, _ONE_BITS):
+        np.copyto(sample_score, np.where(has_sample, sample_quality, neutral_sample_score))
     return sample_score
 
 
@@ -609,27 +614,24 @@ def _reject_codes_into(
     bids: BidBatch, headroom_minor: I64, window_span_ms: I64, code: U8, *, scratch: _Scratch
 ) -> U8:
     # One check per BidRejectReason; the first failing check (in precedence order) is the code.
-    # The checks are applied from the last to the first, each overwriting the code where it
-    # fails, so the earliest failing one remains. DUPLICATE_BID is decided last, among the
-    # bids that pass every other check (below). Inputs are validated (no overflow).
+    # DUPLICATE_BID is decided last, among the bids that pass every other check (below).
+    # Inputs are validated (no overflow). Branch-free on bytes: urgency = REASONS + 1 − code
+    # (higher precedence is more urgent), keep the most urgent failure per bid, and map it
+    # back to its code; no failure is urgency 0, which maps to code 0 (accepted).
     count = len(bids)
     failed = scratch.get("mask", np.bool_, count)
     other = scratch.get("mask2", np.bool_, count)
+    urgency: U8 = scratch.get("urgency", np.uint8, count)
+    term: U8 = scratch.get("urgency_term", np.uint8, count)
+    urgency.fill(0)
+
+    def fail(reason: BidRejectReason, where: Bools) -> None:
+        np.multiply(where.view(np.uint8), np.uint8(_REASON_COUNT + 1 - reason.code), out=term)
+        np.maximum(urgency, term, out=urgency)
+
     reason = BidRejectReason
-    # "SLA beyond the work's hard limit" (0 = the work states none)
-    np.greater(bids.turnaround_ms, bids.hard_limit_turnaround_ms, out=failed)
-    np.logical_and(failed, np.greater(bids.hard_limit_turnaround_ms, 0, out=other), out=failed)
-    np.multiply(failed.view(np.uint8), np.uint8(reason.SLA_BEYOND_HARD_LIMIT.code), out=code)
-    # "price above the budget max"
-    np.copyto(
-        code, reason.PRICE_ABOVE_BUDGET_MAX.code, where=np.less(headroom_minor, 0, out=failed)
-    )
-    np.copyto(
-        code, reason.PRICE_NOT_POSITIVE.code, where=np.less_equal(bids.price_minor, 0, out=failed)
-    )
-    np.copyto(
-        code, reason.CURRENCY_MISMATCH.code, where=np.logical_not(bids.currency_matches, out=failed)
-    )
+    # "provider not eligible (suspended, not subscribed)"
+    fail(reason.PROVIDER_NOT_ELIGIBLE, np.logical_not(bids.eligible, out=failed))
     # "expired or outside the bid window": the window is [opens, closes); read as unsigned,
     # submitted − opens is at least closes − opens exactly when submitted is before opens
     # (negative, so huge) or at or after closes.
@@ -639,11 +641,18 @@ def _reject_codes_into(
     outside = np.greater_equal(
         since_opens_ms.view(np.uint64), window_span_ms.view(np.uint64), out=failed
     )
-    np.copyto(code, reason.OUTSIDE_BID_WINDOW.code, where=outside)
-    # "provider not eligible (suspended, not subscribed)"
-    np.copyto(
-        code, reason.PROVIDER_NOT_ELIGIBLE.code, where=np.logical_not(bids.eligible, out=failed)
-    )
+    fail(reason.OUTSIDE_BID_WINDOW, outside)
+    fail(reason.CURRENCY_MISMATCH, np.logical_not(bids.currency_matches, out=failed))
+    fail(reason.PRICE_NOT_POSITIVE, np.less_equal(bids.price_minor, 0, out=failed))
+    # "price above the budget max"
+    fail(reason.PRICE_ABOVE_BUDGET_MAX, np.less(headroom_minor, 0, out=failed))
+    # "SLA beyond the work's hard limit" (0 = the work states none)
+    np.greater(bids.turnaround_ms, bids.hard_limit_turnaround_ms, out=failed)
+    np.logical_and(failed, np.greater(bids.hard_limit_turnaround_ms, 0, out=other), out=failed)
+    fail(reason.SLA_BEYOND_HARD_LIMIT, failed)
+    # (REASONS + 1 − urgency) mod (REASONS + 1): urgency 0 gives 0 (REASONS + 1 is 8).
+    np.subtract(np.uint8(_REASON_COUNT + 1), urgency, out=code)
+    np.bitwise_and(code, np.uint8(_REASON_COUNT), out=code)
     # "duplicate bid by one provider on one work": see _duplicate_bids for which one counts.
     otherwise_accepted = np.equal(code, 0, out=failed)
     code[_duplicate_bids(bids, otherwise_accepted, scratch)] = reason.DUPLICATE_BID.code
@@ -651,7 +660,7 @@ def _reject_codes_into(
 
 
 _REASON_COUNT: Final = len(BidRejectReason)
-assert _REASON_COUNT + 1 < 2**8
+assert _REASON_COUNT + 1 == 8  # a power of two: the code is a mask away from the urgency
 
 
 # Odd mixing constants (multiplication by an odd number is a bijection modulo 2^32) for the
@@ -661,17 +670,8 @@ _MIX_PAIR: Final = np.uint32(0x85EBCA6B)
 _BUCKET_BITS: Final = 16
 
 
-# The low (and high) 32-bit word of an int64, and 16-bit half of a uint32, in a view.
-_LOW_WORD: Final = 0 if np.little_endian else 1
-_HIGH_HALF: Final = 1 - _LOW_WORD
-
-
-def _low_words(column: I64) -> U32:
-    # The low 32 bits of every value: a strided view when possible, no pass over memory.
-    if column.flags.c_contiguous:
-        low: U32 = column.view(np.uint32)[_LOW_WORD::2]
-        return low
-    return column.astype(np.uint32)
+# The high 16-bit half of a uint32, in a strided view.
+_HIGH_HALF: Final = 1 if np.little_endian else 0
 
 
 def _duplicate_bids(bids: BidBatch, otherwise_accepted: Bools, scratch: _Scratch) -> I64:
@@ -686,12 +686,13 @@ def _duplicate_bids(bids: BidBatch, otherwise_accepted: Bools, scratch: _Scratch
     # duplicates plus rare fingerprint collisions) go through the exact lexicographic check.
     # It uses the low 32 bits of each id: ids equal there but not above cost an exact check.
     count = len(bids)
-    fingerprint: U32 = np.multiply(
-        _low_words(bids.provider_id),
-        _MIX_PROVIDER,
-        out=scratch.get("fingerprint", np.uint32, count),
-    )
-    fingerprint += _low_words(bids.auction_id)
+    # The low 32 bits of each id (an unsafe cast truncates, like astype).
+    fingerprint: U32 = scratch.get("fingerprint", np.uint32, count)
+    np.copyto(fingerprint, bids.provider_id, casting="unsafe")
+    fingerprint *= _MIX_PROVIDER
+    low_auction_id = scratch.get("low_auction_id", np.uint32, count)
+    np.copyto(low_auction_id, bids.auction_id, casting="unsafe")
+    fingerprint += low_auction_id
     fingerprint *= _MIX_PAIR  # within one auction, a bijection of the provider's low bits
     ordered = scratch.get("ordered", np.uint32, count)
     np.copyto(ordered, fingerprint)
@@ -1166,11 +1167,7 @@ class _Ranking:
         total = _weighted_total(self.components, rows, self.weights, self.total[rows], term)
         assert _at_most_unsigned(total, _ONE_BITS) or _within(total, 0.0, 1.0), "components"
         # exactly 0 for a rejected bid, unchanged otherwise
-        np.copyto(
-            total,
-            0.0,
-            where=np.not_equal(reject_reason, 0, out=self.scratch.get("rejected", np.bool_, count)),
-        )
+        total *= accepted
         block_keys = (self.tie_keys[0][rows], self.tie_keys[1][rows], self.tie_keys[2][rows])
         if self.with_ranks:
             rank = _ranks(total, accepted, block_bounds, block_keys)
