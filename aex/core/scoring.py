@@ -694,21 +694,31 @@ def _duplicate_bids(bids: BidBatch, otherwise_accepted: Bools, scratch: _Scratch
     np.copyto(low_auction_id, bids.auction_id, casting="unsafe")
     fingerprint += low_auction_id
     fingerprint *= _MIX_PAIR  # within one auction, a bijection of the provider's low bits
-    ordered = scratch.get("ordered", np.uint32, count)
-    np.copyto(ordered, fingerprint)
+    # Only the bids passing every other check can be duplicates: sort just theirs.
+    candidates = np.flatnonzero(otherwise_accepted)
+    candidate_count = candidates.shape[0]
+    candidate_fingerprint: U32 = np.take(
+        fingerprint,
+        candidates,
+        out=scratch.get("candidate_fingerprint", np.uint32, count)[:candidate_count],
+    )
+    ordered = scratch.get("ordered", np.uint32, count)[:candidate_count]
+    np.copyto(ordered, candidate_fingerprint)
     ordered.sort()
-    same = np.equal(ordered[1:], ordered[:-1], out=scratch.get("same", np.bool_, count)[1:])
+    same = np.equal(
+        ordered[1:], ordered[:-1], out=scratch.get("same", np.bool_, count)[1:candidate_count]
+    )
     if not same.any():
         return np.zeros(0, dtype=np.int64)
     repeated = ordered[1:][same]
-    # Rows carrying a repeated fingerprint, via a bitmap of its top _BUCKET_BITS bits: one
-    # gather per row instead of a search. A false hit only costs an exact check below.
+    # Candidates carrying a repeated fingerprint, via a bitmap of its top _BUCKET_BITS bits:
+    # one gather per row instead of a search. A false hit only costs an exact check below.
     bucket_marked = np.zeros(1 << _BUCKET_BITS, dtype=np.bool_)
     bucket_marked[repeated >> np.uint32(32 - _BUCKET_BITS)] = True
-    bucket = scratch.get("index", np.intp, count)
-    np.copyto(bucket, fingerprint.view(np.uint16)[_HIGH_HALF::2])
-    hit = np.take(bucket_marked, bucket, out=scratch.get("hit", np.bool_, count))
-    suspects = np.flatnonzero(np.logical_and(hit, otherwise_accepted, out=hit))
+    bucket = scratch.get("index", np.intp, count)[:candidate_count]
+    np.copyto(bucket, candidate_fingerprint.view(np.uint16)[_HIGH_HALF::2])
+    hit = np.take(bucket_marked, bucket, out=scratch.get("hit", np.bool_, count)[:candidate_count])
+    suspects = candidates[hit]
     order = np.lexsort(
         (
             bids.bid_id[suspects],
