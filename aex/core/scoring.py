@@ -624,8 +624,10 @@ def _reject_codes_into(
     urgency: U8 = scratch.get("urgency", np.uint8, count)
     term: U8 = scratch.get("urgency_term", np.uint8, count)
     urgency.fill(0)
+    checked: list[BidRejectReason] = []
 
     def fail(reason: BidRejectReason, where: Bools) -> None:
+        checked.append(reason)
         np.multiply(where.view(np.uint8), np.uint8(_REASON_COUNT + 1 - reason.code), out=term)
         np.maximum(urgency, term, out=urgency)
 
@@ -650,6 +652,7 @@ def _reject_codes_into(
     np.greater(bids.turnaround_ms, bids.hard_limit_turnaround_ms, out=failed)
     np.logical_and(failed, np.greater(bids.hard_limit_turnaround_ms, 0, out=other), out=failed)
     fail(reason.SLA_BEYOND_HARD_LIMIT, failed)
+    assert checked == [other for other in BidRejectReason if other is not reason.DUPLICATE_BID]
     # (REASONS + 1 − urgency) mod (REASONS + 1): urgency 0 gives 0 (REASONS + 1 is 8).
     np.subtract(np.uint8(_REASON_COUNT + 1), urgency, out=code)
     np.bitwise_and(code, np.uint8(_REASON_COUNT), out=code)
@@ -668,6 +671,7 @@ assert _REASON_COUNT + 1 == 8  # a power of two: the code is a mask away from th
 _MIX_PROVIDER: Final = np.uint32(0x9E3779B9)
 _MIX_PAIR: Final = np.uint32(0x85EBCA6B)
 _BUCKET_BITS: Final = 16
+assert _BUCKET_BITS == 16  # the bucket is read as the high uint16 half of the fingerprint
 
 
 # The high 16-bit half of a uint32, in a strided view.
