@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -501,13 +501,23 @@ def price_score_column(
     headroom_minor = budget_max_minor - price_minor
     span_minor = budget_max_minor - budget_min_minor
     assert not np.any(span_minor < 0), "budget_min_minor must not exceed budget_max_minor"
+    if out is None:
+        out = np.empty(headroom_minor.shape, dtype=np.float64)
+    return _price_score_into(headroom_minor, span_minor, out)
+
+
+def _price_score_into(headroom_minor: I64, span_minor: I64, out: F64) -> F64:
+    # clip(headroom / span, 0, 1); a budget of one price (span 0): 1 at or below it, else 0.
+    if span_minor.size == 0 or int(span_minor.min()) > 0:
+        np.divide(headroom_minor, span_minor, out=out)
+        return np.clip(out, 0.0, 1.0, out=out)
     single_price = span_minor == 0  # a budget of one price
-    price_score: F64 = np.divide(headroom_minor, span_minor | single_price, out=out)  # no 0/0
-    np.clip(price_score, 0.0, 1.0, out=price_score)
-    # A budget of one price: 1 at or below it, 0 above (rare, so fixed row by index).
+    np.divide(headroom_minor, span_minor | single_price, out=out)  # no 0/0
+    np.clip(out, 0.0, 1.0, out=out)
+    # Rare, so fixed row by index.
     single_price_rows = np.flatnonzero(single_price)
-    price_score[single_price_rows] = headroom_minor[single_price_rows] >= 0
-    return price_score
+    out[single_price_rows] = headroom_minor[single_price_rows] >= 0
+    return out
 
 
 def sla_score_column(
@@ -550,6 +560,28 @@ def certification_score_column(certified_matches: I64, tier: I8, *, out: F64 | N
     return certification_score
 
 
+# Certification score by (certified, tier) as the index 4 × certified + tier.
+_CERTIFICATION_SCORE_BY_INDEX: Final = np.concatenate(
+    (np.zeros(len(CERTIFICATION_TIER_BOOST)), _CERTIFICATION_SCORE_BY_TIER)
+)
+
+
+def _certification_score_into(bids: BidBatch, out: F64, scratch: _Scratch) -> F64:
+    # certification_score_column as one table lookup; tier is validated to 0..3 already.
+    count = len(bids)
+    certified = np.greater(bids.certified_matches, 0, out=scratch.get("mask", np.bool_, count))
+    index_u8: U8 = np.multiply(
+        certified.view(np.uint8),
+        np.uint8(len(CERTIFICATION_TIER_BOOST)),
+        out=scratch.get("index_u8", np.uint8, count),
+    )
+    index_u8 += bids.tier.view(np.uint8)
+    index = scratch.get("index", np.intp, count)
+    np.copyto(index, index_u8)
+    certification_score: F64 = np.take(_CERTIFICATION_SCORE_BY_INDEX, index, out=out)
+    return certification_score
+
+
 def sample_score_column(
     has_sample: Bools,
     sample_quality: F64,
@@ -566,57 +598,72 @@ def sample_score_column(
     """
     assert 0.0 <= neutral_sample_score <= 1.0
     # Branch-free and exact for finite qualities: q × 1 + neutral × 0 is q, q × 0 + neutral × 1
-    # is the neutral value. An ignored quality that is NaN or infinite would poison its row,
-    # so such rows (rare: a driver's "no value") are redone with a select.
+    # is the neutral value (a masked copy is a branchy loop, several times slower). An ignored
+    # quality that is NaN or infinite would poison its row, so such rows (rare: a driver's
+    # "no value") are redone with a select.
     with np.errstate(invalid="ignore"):  # inf × 0, redone below
         sample_score: F64 = np.multiply(sample_quality, has_sample, out=out)
-    sample_score += np.multiply(~has_sample, neutral_sample_score)
+    neutral_term = np.multiply(np.logical_not(has_sample), neutral_sample_score)
+    sample_score += neutral_term
     if not _at_most_unsigned(sample_score, _ONE_BITS):
         np.copyto(sample_score, np.where(has_sample, sample_quality, neutral_sample_score))
     return sample_score
 
 
-def _reject_reasons(bids: BidBatch) -> U8:
-    # One check per BidRejectReason, in precedence order; the first failing check is the code.
+def _reject_codes_into(
+    bids: BidBatch, headroom_minor: I64, window_span_ms: I64, code: U8, *, scratch: _Scratch
+) -> U8:
+    # One check per BidRejectReason; the first failing check (in precedence order) is the code.
     # DUPLICATE_BID is decided last, among the bids that pass every other check (below).
-    hard_limited = bids.hard_limit_turnaround_ms > 0
-    outside_window = (bids.submitted_at_ms < bids.window_opens_ms) | (
-        bids.submitted_at_ms >= bids.window_closes_ms
+    # Inputs are validated (no overflow). Branch-free on bytes: urgency = REASONS + 1 − code
+    # (higher precedence is more urgent), keep the most urgent failure per bid, and map it
+    # back to its code; no failure is urgency 0, which maps to code 0 (accepted).
+    count = len(bids)
+    failed = scratch.get("mask", np.bool_, count)
+    other = scratch.get("mask2", np.bool_, count)
+    urgency: U8 = scratch.get("urgency", np.uint8, count)
+    term: U8 = scratch.get("urgency_term", np.uint8, count)
+    urgency.fill(0)
+    checked: list[BidRejectReason] = []
+
+    def fail(reason: BidRejectReason, where: Bools) -> None:
+        checked.append(reason)
+        np.multiply(where.view(np.uint8), np.uint8(_REASON_COUNT + 1 - reason.code), out=term)
+        np.maximum(urgency, term, out=urgency)
+
+    reason = BidRejectReason
+    # "provider not eligible (suspended, not subscribed)"
+    fail(reason.PROVIDER_NOT_ELIGIBLE, np.logical_not(bids.eligible, out=failed))
+    # "expired or outside the bid window": the window is [opens, closes); read as unsigned,
+    # submitted − opens is at least closes − opens exactly when submitted is before opens
+    # (negative, so huge) or at or after closes.
+    since_opens_ms = np.subtract(
+        bids.submitted_at_ms, bids.window_opens_ms, out=scratch.get("since", np.int64, count)
     )
-    failures = (
-        # "provider not eligible (suspended, not subscribed)"
-        (BidRejectReason.PROVIDER_NOT_ELIGIBLE, ~bids.eligible),
-        # "expired or outside the bid window": the window is [opens, closes)
-        (BidRejectReason.OUTSIDE_BID_WINDOW, outside_window),
-        (BidRejectReason.CURRENCY_MISMATCH, ~bids.currency_matches),
-        (BidRejectReason.PRICE_NOT_POSITIVE, bids.price_minor <= 0),
-        # "price above the budget max"
-        (BidRejectReason.PRICE_ABOVE_BUDGET_MAX, bids.price_minor > bids.budget_max_minor),
-        # "SLA beyond the work's hard limit" (0 = the work states none)
-        (
-            BidRejectReason.SLA_BEYOND_HARD_LIMIT,
-            hard_limited & (bids.turnaround_ms > bids.hard_limit_turnaround_ms),
-        ),
+    outside = np.greater_equal(
+        since_opens_ms.view(np.uint64), window_span_ms.view(np.uint64), out=failed
     )
-    duplicate = BidRejectReason.DUPLICATE_BID
-    assert tuple(reason for reason, _ in failures) == tuple(
-        reason for reason in BidRejectReason if reason is not duplicate
-    )
-    # First failure wins, branch-free: urgency = REASONS + 1 − code (higher precedence is more
-    # urgent), keep the most urgent failure per bid, and map it back to its code; no failure
-    # is urgency 0, which maps to code 0 (accepted). Bounded: one pass per reason.
-    urgency = np.zeros(len(bids), dtype=np.uint8)
-    for reason, failed in failures:
-        np.maximum(urgency, failed * np.uint8(_REASON_COUNT + 1 - reason.code), out=urgency)
-    reject_reason: U8 = (np.uint8(_REASON_COUNT + 1) - urgency) * (urgency > 0)
+    fail(reason.OUTSIDE_BID_WINDOW, outside)
+    fail(reason.CURRENCY_MISMATCH, np.logical_not(bids.currency_matches, out=failed))
+    fail(reason.PRICE_NOT_POSITIVE, np.less_equal(bids.price_minor, 0, out=failed))
+    # "price above the budget max"
+    fail(reason.PRICE_ABOVE_BUDGET_MAX, np.less(headroom_minor, 0, out=failed))
+    # "SLA beyond the work's hard limit" (0 = the work states none)
+    np.greater(bids.turnaround_ms, bids.hard_limit_turnaround_ms, out=failed)
+    np.logical_and(failed, np.greater(bids.hard_limit_turnaround_ms, 0, out=other), out=failed)
+    fail(reason.SLA_BEYOND_HARD_LIMIT, failed)
+    assert checked == [other for other in BidRejectReason if other is not reason.DUPLICATE_BID]
+    # (REASONS + 1 − urgency) mod (REASONS + 1): urgency 0 gives 0 (REASONS + 1 is 8).
+    np.subtract(np.uint8(_REASON_COUNT + 1), urgency, out=code)
+    np.bitwise_and(code, np.uint8(_REASON_COUNT), out=code)
     # "duplicate bid by one provider on one work": see _duplicate_bids for which one counts.
-    is_duplicate = _duplicate_bids(bids, reject_reason == 0)
-    reject_reason += is_duplicate * np.uint8(duplicate.code)  # those bids had code 0
-    return reject_reason
+    otherwise_accepted = np.equal(code, 0, out=failed)
+    code[_duplicate_bids(bids, otherwise_accepted, scratch)] = reason.DUPLICATE_BID.code
+    return code
 
 
 _REASON_COUNT: Final = len(BidRejectReason)
-assert _REASON_COUNT + 1 < 2**8
+assert _REASON_COUNT + 1 == 8  # a power of two: the code is a mask away from the urgency
 
 
 # Odd mixing constants (multiplication by an odd number is a bijection modulo 2^32) for the
@@ -624,33 +671,58 @@ assert _REASON_COUNT + 1 < 2**8
 _MIX_PROVIDER: Final = np.uint32(0x9E3779B9)
 _MIX_PAIR: Final = np.uint32(0x85EBCA6B)
 _BUCKET_BITS: Final = 16
+assert _BUCKET_BITS == 16  # the bucket is read as the high uint16 half of the fingerprint
 
 
-def _duplicate_bids(bids: BidBatch, otherwise_accepted: Bools) -> Bools:
-    # Among one provider's bids on one auction that pass every other check, the first by
-    # (submitted_at_ms, bid_id, row) counts and every later one is a DUPLICATE_BID: a provider
-    # cannot improve its bid by bidding again, and a bid rejected for another reason never
-    # blocks a valid one (so adding a rejected bid never changes an outcome). Rows hold whole
-    # auctions.
+# The high 16-bit half of a uint32, in a strided view.
+_HIGH_HALF: Final = 1 if np.little_endian else 0
+
+
+def _duplicate_bids(bids: BidBatch, otherwise_accepted: Bools, scratch: _Scratch) -> I64:
+    # The rows that are duplicates. Among one provider's bids on one auction that pass every
+    # other check, the first by (submitted_at_ms, bid_id, row) counts and every later one is a
+    # DUPLICATE_BID: a provider cannot improve its bid by bidding again, and a bid rejected for
+    # another reason never blocks a valid one (so adding a rejected bid never changes an
+    # outcome). Rows hold whole auctions.
     #
     # A 32-bit fingerprint of (auction_id, provider_id) is sorted (a SIMD value sort, much
     # cheaper than an argsort) to find repeated fingerprints; only rows sharing one (true
     # duplicates plus rare fingerprint collisions) go through the exact lexicographic check.
     # It uses the low 32 bits of each id: ids equal there but not above cost an exact check.
-    fingerprint = bids.provider_id.astype(np.uint32) * _MIX_PROVIDER
-    fingerprint += bids.auction_id.astype(np.uint32)
+    count = len(bids)
+    # The low 32 bits of each id (an unsafe cast truncates, like astype).
+    fingerprint: U32 = scratch.get("fingerprint", np.uint32, count)
+    np.copyto(fingerprint, bids.provider_id, casting="unsafe")
+    fingerprint *= _MIX_PROVIDER
+    low_auction_id = scratch.get("low_auction_id", np.uint32, count)
+    np.copyto(low_auction_id, bids.auction_id, casting="unsafe")
+    fingerprint += low_auction_id
     fingerprint *= _MIX_PAIR  # within one auction, a bijection of the provider's low bits
-    ordered = np.sort(fingerprint)
-    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
-    is_duplicate = np.zeros(len(bids), dtype=np.bool_)
-    if repeated.size == 0:
-        return is_duplicate
-    # Rows carrying a repeated fingerprint, via a bitmap of its top _BUCKET_BITS bits: one
-    # gather per row instead of a search. A false hit only costs an exact check below.
+    # Only the bids passing every other check can be duplicates: sort just theirs.
+    candidates = np.flatnonzero(otherwise_accepted)
+    candidate_count = candidates.shape[0]
+    candidate_fingerprint: U32 = np.take(
+        fingerprint,
+        candidates,
+        out=scratch.get("candidate_fingerprint", np.uint32, count)[:candidate_count],
+    )
+    ordered = scratch.get("ordered", np.uint32, count)[:candidate_count]
+    np.copyto(ordered, candidate_fingerprint)
+    ordered.sort()
+    same = np.equal(
+        ordered[1:], ordered[:-1], out=scratch.get("same", np.bool_, count)[1:candidate_count]
+    )
+    if not same.any():
+        return np.zeros(0, dtype=np.int64)
+    repeated = ordered[1:][same]
+    # Candidates carrying a repeated fingerprint, via a bitmap of its top _BUCKET_BITS bits:
+    # one gather per row instead of a search. A false hit only costs an exact check below.
     bucket_marked = np.zeros(1 << _BUCKET_BITS, dtype=np.bool_)
     bucket_marked[repeated >> np.uint32(32 - _BUCKET_BITS)] = True
-    bucket = (fingerprint >> np.uint32(32 - _BUCKET_BITS)).astype(np.intp)
-    suspects = np.flatnonzero(np.take(bucket_marked, bucket, mode="wrap") & otherwise_accepted)
+    bucket = scratch.get("index", np.intp, count)[:candidate_count]
+    np.copyto(bucket, candidate_fingerprint.view(np.uint16)[_HIGH_HALF::2])
+    hit = np.take(bucket_marked, bucket, out=scratch.get("hit", np.bool_, count)[:candidate_count])
+    suspects = candidates[hit]
     order = np.lexsort(
         (
             bids.bid_id[suspects],
@@ -664,8 +736,8 @@ def _duplicate_bids(bids: BidBatch, otherwise_accepted: Bools) -> Bools:
     later_bid_of_same_pair = (auction_id[1:] == auction_id[:-1]) & (
         provider_id[1:] == provider_id[:-1]
     )
-    is_duplicate[ranked[1:][later_bid_of_same_pair]] = True
-    return is_duplicate
+    duplicates: I64 = ranked[1:][later_bid_of_same_pair]
+    return duplicates
 
 
 # ---------------------------------------------------------------------------------------------
@@ -734,41 +806,48 @@ def _value_checks(now_ms: int) -> tuple[_Check, ...]:
 
 
 def _first_failed_check(
-    checks: tuple[_Check, ...], bids: BidBatch, sample_score: F64, now_ms: int
+    checks: tuple[_Check, ...], bids: BidBatch, sample_score: F64
 ) -> int | None:
-    if _plainly_valid(bids, sample_score, now_ms):
-        return None
     for position, (_, _, holds) in enumerate(checks):  # bounded: one per column rule
         if not holds(bids, sample_score):
             return position
     return None
 
 
+_UNSIGNED: Final = {size: np.dtype(f"u{size}") for size in (1, 2, 4, 8)}
+
+
 def _at_most_unsigned(column: npt.NDArray[np.generic], high: int) -> bool:
     # 0 <= column <= high in one reduction: negative integers (and negative or non-finite
     # floats) are huge when read as unsigned.
-    unsigned = np.dtype(f"u{column.dtype.itemsize}")
-    return column.size == 0 or int(column.view(unsigned).max()) <= high
+    return column.size == 0 or int(column.view(_UNSIGNED[column.dtype.itemsize]).max()) <= high
 
 
 _ONE_BITS: Final = int(np.float64(1.0).view(np.uint64))  # for x in [0, 1]: bits <= these
 
 
-def _plainly_valid(bids: BidBatch, sample_score: F64, now_ms: int) -> bool:
+def _plainly_valid(
+    bids: BidBatch, sample_score: F64, budget_span_minor: I64, window_span_ms: I64, now_ms: int
+) -> bool:
     # A fast screen, sufficient for every check in _value_checks (never true for a block that
-    # fails one): one unsigned maximum per rule instead of a min and a max. When it says no,
-    # the exact checks run and name the column (and accept what it was too strict on, such as
-    # a score of -0.0 or a window closing after 2^62).
+    # fails one): one reduction per rule, no temporary arrays (the two spans are computed once
+    # for the block and shared with the scores). When it says no, the exact checks run and
+    # name the column (and accept what it was too strict on, such as a score of -0.0 or a
+    # window closing after 2^62).
     money_max, turnaround_max = limits.amount_minor_max, limits.turnaround_ms_max
+    if len(bids) == 0:
+        return True
     return (
-        _at_most_unsigned(bids.price_minor + money_max, 2 * money_max)
+        int(bids.price_minor.min()) >= -money_max
+        and int(bids.price_minor.max()) <= money_max
         and _at_most_unsigned(bids.budget_min_minor, money_max)
         and _at_most_unsigned(bids.budget_max_minor, money_max)
-        and _at_most_unsigned(bids.budget_max_minor - bids.budget_min_minor, money_max)
+        and _at_most_unsigned(budget_span_minor, money_max)  # budget max >= min
         and _at_most_unsigned(bids.trust, _ONE_BITS)
         and _at_most_unsigned(bids.confidence, _ONE_BITS)
         and _at_most_unsigned(sample_score, _ONE_BITS)
-        and _at_most_unsigned(bids.turnaround_ms - 1, turnaround_max - 1)
+        and int(bids.turnaround_ms.min()) >= 1
+        and int(bids.turnaround_ms.max()) <= turnaround_max
         and _at_most_unsigned(bids.required_turnaround_ms, turnaround_max)
         and _at_most_unsigned(bids.hard_limit_turnaround_ms, turnaround_max)
         and _at_most_unsigned(bids.certified_matches, 2**62)
@@ -776,7 +855,8 @@ def _plainly_valid(bids: BidBatch, sample_score: F64, now_ms: int) -> bool:
         and _at_most_unsigned(bids.submitted_at_ms, now_ms)
         and _at_most_unsigned(bids.window_opens_ms, 2**62)
         and _at_most_unsigned(bids.window_closes_ms, 2**62)
-        and _at_most_unsigned(bids.window_closes_ms - bids.window_opens_ms - 1, 2**62)
+        # both in 0..2^62, so the span does not wrap: closes > opens
+        and int(window_span_ms.min()) >= 1
     )
 
 
@@ -868,6 +948,24 @@ def _empty_components(batch: BidBatch) -> Components:
 _BlockHook = Callable[[int, int, I64], None]
 
 
+class _Scratch:
+    # Work buffers reused by every block of one call: a block's temporaries are written into
+    # memory that is already mapped and in cache, instead of being allocated (and page-faulted)
+    # again for every block. Buffers grow to the largest block seen.
+    __slots__ = ("_buffers",)
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple[str, np.dtype[Any]], npt.NDArray[Any]] = {}
+
+    def get(self, name: str, dtype: type[np.generic], count: int) -> npt.NDArray[Any]:
+        key = (name, np.dtype(dtype))
+        buffer = self._buffers.get(key)
+        if buffer is None or buffer.shape[0] < count:
+            buffer = np.empty(count, dtype=dtype)
+            self._buffers[key] = buffer
+        return buffer[:count]
+
+
 def _score_blocks(
     batch: BidBatch,
     bounds: I64,
@@ -884,26 +982,34 @@ def _score_blocks(
     assert now_ms >= 0
     checks = _value_checks(now_ms)
     failed = len(checks)  # index of the earliest failing check over all blocks so far
+    scratch = _Scratch()
     for start, stop, block_bounds in _blocks(bounds):
-        bids, rows = batch.rows(start, stop), slice(start, stop)
+        bids, rows, count = batch.rows(start, stop), slice(start, stop), stop - start
         sample_score = sample_score_column(
             bids.has_sample, bids.sample_quality, neutral_sample_score, out=out.sample_score[rows]
         )
-        failed_here = _first_failed_check(checks[:failed], bids, sample_score, now_ms)
-        failed = failed if failed_here is None else failed_here
+        # Shared by validation, the price score and the reject codes; numpy integer arithmetic
+        # wraps silently, and nothing below uses these before validation has passed.
+        budget_span_minor: I64 = np.subtract(
+            bids.budget_max_minor, bids.budget_min_minor, out=scratch.get("span", np.int64, count)
+        )
+        window_span_ms: I64 = np.subtract(
+            bids.window_closes_ms, bids.window_opens_ms, out=scratch.get("window", np.int64, count)
+        )
+        if not _plainly_valid(bids, sample_score, budget_span_minor, window_span_ms, now_ms):
+            failed_here = _first_failed_check(checks[:failed], bids, sample_score)
+            failed = failed if failed_here is None else failed_here
         if failed < len(checks):
             continue  # the batch is rejected; keep looking only for earlier-column failures
-        price_score_column(
-            bids.price_minor,
-            bids.budget_min_minor,
-            bids.budget_max_minor,
-            out=out.price_score[rows],
+        headroom_minor: I64 = np.subtract(
+            bids.budget_max_minor, bids.price_minor, out=scratch.get("headroom", np.int64, count)
         )
+        _price_score_into(headroom_minor, budget_span_minor, out.price_score[rows])
         sla_score_column(bids.turnaround_ms, bids.required_turnaround_ms, out=out.sla_score[rows])
-        certification_score_column(
-            bids.certified_matches, bids.tier, out=out.certification_score[rows]
+        _certification_score_into(bids, out.certification_score[rows], scratch)
+        _reject_codes_into(
+            bids, headroom_minor, window_span_ms, out.reject_reason[rows], scratch=scratch
         )
-        out.reject_reason[rows] = _reject_reasons(bids)
         if after_block is not None:
             after_block(start, stop, block_bounds)
     if failed < len(checks):
@@ -912,32 +1018,40 @@ def _score_blocks(
     return None
 
 
-def _weighted_total(components: Components, rows: slice, weights: Weights, out: F64) -> F64:
+def _weighted_total(
+    components: Components, rows: slice, weights: Weights, out: F64, term: F64
+) -> F64:
     # Spec: Price (25%) + Trust (25%) + Confidence (15%) + Sample Work (10%) + SLA (10%)
     # + Certification (15%), with the chosen weights; summed left to right, in place.
     terms = zip(components.scores(), weights.as_tuple(), strict=True)
     price_score, price_weight = next(terms)
     weighted_total = np.multiply(price_score[rows], price_weight, out=out)
-    term = np.empty_like(out)
     for score, weight in terms:  # bounded: the five remaining components
         weighted_total += np.multiply(score[rows], weight, out=term)
     # The weights sum to 1 within 1e-9; min(1, ·) removes only that rounding overshoot.
     return np.minimum(weighted_total, 1.0, out=weighted_total)
 
 
-def _winners(total: F64, accepted: Bools, bounds: I64, tie_keys: tuple[I64, I64, I64]) -> Bools:
+def _winners(
+    total: F64, accepted: Bools, bounds: I64, tie_keys: tuple[I64, I64, I64], is_winner: Bools
+) -> Bools:
     # Segmented argmax: the best total of each auction by reduceat, then the tie-breaks (lower
-    # price, earlier submission, lower bid_id, then row order) among bids reaching it.
-    contender = total - ~accepted  # a rejected bid (total 0) contends at -1: never the best
-    best_total = np.maximum.reduceat(contender, bounds[:-1])
-    reaches_best = accepted & (contender == np.repeat(best_total, np.diff(bounds)))
+    # price, earlier submission, lower bid_id, then row order) among accepted bids reaching it.
+    # A rejected bid's total is 0, so it can reach an auction's best only when that is 0, and
+    # is then dropped as a contender. Usually one bid per auction reaches its best: no sort.
+    best_total = np.maximum.reduceat(total, bounds[:-1])
+    reaches_best = np.equal(total, np.repeat(best_total, np.diff(bounds)), out=is_winner)
     contenders = np.flatnonzero(reaches_best)
+    contenders = contenders[accepted[contenders]]
     auction_of = np.searchsorted(bounds, contenders, side="right") - 1
+    is_winner.fill(False)
+    if np.all(auction_of[1:] != auction_of[:-1]):
+        is_winner[contenders] = True
+        return is_winner
     price_minor, submitted_at_ms, bid_id = (key[contenders] for key in tie_keys)
     order = np.lexsort((bid_id, submitted_at_ms, price_minor, auction_of))
     first_of_auction = np.ones(order.shape[0], dtype=np.bool_)
     first_of_auction[1:] = auction_of[order][1:] != auction_of[order][:-1]
-    is_winner = np.zeros(total.shape[0], dtype=np.bool_)
     is_winner[contenders[order][first_of_auction]] = True
     return is_winner
 
@@ -1031,7 +1145,16 @@ def rank_auctions(
 
 class _Ranking:
     # The output columns of rank_auctions, filled block by block.
-    __slots__ = ("components", "is_winner", "rank", "tie_keys", "total", "weights", "with_ranks")
+    __slots__ = (
+        "components",
+        "is_winner",
+        "rank",
+        "scratch",
+        "tie_keys",
+        "total",
+        "weights",
+        "with_ranks",
+    )
 
     def __init__(
         self,
@@ -1048,20 +1171,24 @@ class _Ranking:
         self.total = np.empty(count, dtype=np.float64)
         self.rank = np.zeros(count, dtype=np.int32)
         self.is_winner = np.zeros(count, dtype=np.bool_)
+        self.scratch = _Scratch()
 
     def rank_block(self, start: int, stop: int, block_bounds: I64) -> None:
-        rows = slice(start, stop)
-        accepted = self.components.reject_reason[rows] == 0
-        total = _weighted_total(self.components, rows, self.weights, out=self.total[rows])
+        rows, count = slice(start, stop), stop - start
+        reject_reason = self.components.reject_reason[rows]
+        accepted = np.equal(reject_reason, 0, out=self.scratch.get("accepted", np.bool_, count))
+        term = self.scratch.get("term", np.float64, count)
+        total = _weighted_total(self.components, rows, self.weights, self.total[rows], term)
         assert _at_most_unsigned(total, _ONE_BITS) or _within(total, 0.0, 1.0), "components"
-        total *= accepted  # exactly 0 for a rejected bid, unchanged otherwise
+        # exactly 0 for a rejected bid, unchanged otherwise
+        total *= accepted
         block_keys = (self.tie_keys[0][rows], self.tie_keys[1][rows], self.tie_keys[2][rows])
         if self.with_ranks:
             rank = _ranks(total, accepted, block_bounds, block_keys)
             self.rank[rows] = rank
             np.equal(rank, 1, out=self.is_winner[rows])
         else:
-            self.is_winner[rows] = _winners(total, accepted, block_bounds, block_keys)
+            _winners(total, accepted, block_bounds, block_keys, self.is_winner[rows])
 
     def scored(self) -> ScoredBids:
         return ScoredBids(

@@ -226,6 +226,32 @@ def test_equal_submission_times_fall_back_to_the_lower_bid_id_for_duplicates() -
     assert reasons(result) == [BidRejectReason.DUPLICATE_BID, None]
 
 
+def test_provider_ids_equal_only_in_their_low_32_bits_are_not_duplicates() -> None:
+    # The duplicate screen fingerprints the low 32 bits of the ids; the exact check decides.
+    result = score(auction({"provider_id": 5}, {"provider_id": 5 + 2**32}, {"provider_id": 5}))
+    assert reasons(result) == [None, None, BidRejectReason.DUPLICATE_BID]
+
+
+def test_strided_columns_score_like_contiguous_ones() -> None:
+    batch = auction(
+        {"provider_id": 3, "price_minor": 7_000, "has_sample": True, "sample_quality": 0.4},
+        {"provider_id": 3, "submitted_at_ms": 2_500},
+        {"provider_id": 4, "tier": 3, "eligible": False},
+        {"provider_id": 5, "submitted_at_ms": 6_000, "certified_matches": 0},
+    )
+    # Every column interleaved with junk rows, then viewed with a stride of 2.
+    strided = {}
+    for name in BidBatch.__dataclass_fields__:
+        column = getattr(batch, name)
+        padded = np.zeros(2 * len(batch), dtype=column.dtype)
+        padded[::2] = column
+        strided[name] = padded[::2]
+    assert not strided["price_minor"].flags.c_contiguous
+    expected, got = score(batch), score(BidBatch(**strided))
+    for name in ScoredBids.__dataclass_fields__:
+        assert np.array_equal(getattr(expected, name), getattr(got, name)), name
+
+
 def test_a_rejected_earlier_bid_does_not_block_the_providers_valid_one() -> None:
     result = score(
         auction({"submitted_at_ms": 2_000, "price_minor": 99_000}, {"submitted_at_ms": 3_000})
