@@ -9,7 +9,6 @@ innermost (it needs the authenticated tenant), then Litestar routes the request.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +78,6 @@ def build_litestar(store: SqliteStore, settings: Settings) -> Litestar:
 
 def create_app(settings: Settings) -> ASGIApp:
     """The whole ASGI application over the SQLite store in `settings.data_dir`."""
-    sys.setswitchinterval(0.0002)
     store = SqliteStore(settings.database_path, synchronous=settings.sqlite_synchronous)
     authenticator = Authenticator(
         store,

@@ -10,7 +10,6 @@ move money twice), else it is fresh.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from dataclasses import dataclass
 
 from aex.core import Money, Rejected, format_amount, parse_money
@@ -24,7 +23,7 @@ from serve.schemas import (
     TransactionView,
     WithdrawalCreate,
 )
-from serve.security import Principal
+from serve.security import Principal, next_id
 from serve.stores.base import LedgerStore
 
 HISTORY_ROWS_MAX = 500
@@ -127,7 +126,7 @@ def _own_money(
 
 def _operation_id(prefix: str, idempotency_key: str | None) -> str:
     if idempotency_key is None:
-        return f"{prefix}:{uuid.uuid4().hex}"
+        return f"{prefix}:{next_id()}"
     return f"{prefix}:{hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]}"
 
 

@@ -8,11 +8,11 @@ of its own beyond its configuration.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sys
 import time
-import uuid
 from typing import TextIO
 
 import msgspec
@@ -28,6 +28,7 @@ from serve.middleware._asgi import (
     send_problem,
 )
 from serve.problems import REQUEST_ID_SCOPE_KEY, ProblemError
+from serve.security import next_id
 
 
 class _AccessLine(msgspec.Struct, frozen=True):
@@ -42,6 +43,8 @@ class _AccessLine(msgspec.Struct, frozen=True):
 
 
 _encode_line = msgspec.json.Encoder().encode
+_LOG_FLUSH_AFTER_S = 0.05
+_LOG_LINES_PER_WRITE_MAX = 256
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 EXPOSED_HEADERS = (
     "X-Request-ID, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After"
@@ -60,7 +63,7 @@ class RequestIdMiddleware:
             return
         presented = header(scope, b"x-request-id")
         request_id = presented if presented and _REQUEST_ID.fullmatch(presented) else None
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or next_id()
         scope[REQUEST_ID_SCOPE_KEY] = request_id
         encoded = request_id.encode()
 
@@ -80,6 +83,25 @@ class JsonLogMiddleware:
     def __init__(self, app: ASGIApp, *, stream: TextIO | None = None) -> None:
         self.app = app
         self.stream = stream or sys.stderr
+        # Lines are written in batches (at most 50 ms or 256 lines late): one write per batch,
+        # not one syscall per request.
+        self._lines: list[bytes] = []
+        self._flush_scheduled = False
+
+    def _log(self, line: bytes) -> None:
+        self._lines.append(line)
+        if len(self._lines) >= _LOG_LINES_PER_WRITE_MAX:
+            self._flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_later(_LOG_FLUSH_AFTER_S, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._lines:
+            lines, self._lines = self._lines, []
+            self.stream.write(b"\n".join(lines).decode() + "\n")
+            self.stream.flush()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -107,7 +129,7 @@ class JsonLogMiddleware:
                 status=status[0],
                 latency_ms=(time.perf_counter() - started_s) * 1000,
             )
-            self.stream.write(_encode_line(line).decode() + "\n")
+            self._log(_encode_line(line))
 
 
 class RecoveryMiddleware:

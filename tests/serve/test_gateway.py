@@ -12,7 +12,7 @@ import jwt
 import pytest
 
 from tests.serve.conftest import Tenant
-from tests.serve.server import JWT_SECRET
+from tests.serve.server import JWT_SECRET, Server
 
 PROBLEM = "application/problem+json"
 
@@ -242,3 +242,26 @@ def test_openapi_document_lists_every_route(client: httpx.Client) -> None:
         for operation in document["paths"][path].values():
             assert {"400", "401", "403", "404", "413", "429", "500"} <= set(operation["responses"])
     assert "ProblemDetails" in document["components"]["schemas"]
+
+
+def test_one_json_log_line_per_request_without_secrets(
+    client: httpx.Client, server: Server, tenant: Tenant
+) -> None:
+    request_id = "log-check-" + tenant.tenant_id
+    client.get("/v1/tenants/me", headers={**tenant.headers, "X-Request-ID": request_id})
+    deadline = time.monotonic() + 5
+    while True:  # lines are flushed in batches, at most 50 ms late
+        text = server.log_path.read_text()
+        lines = [json.loads(line) for line in text.splitlines() if request_id in line]
+        if lines or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(lines) == 1
+    line = lines[0]
+    assert (line["tenant"], line["route"], line["status"]) == (
+        tenant.tenant_id,
+        "/v1/tenants/me",
+        200,
+    )
+    assert line["latency_ms"] >= 0
+    assert tenant.api_key not in text
