@@ -19,6 +19,8 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
 from aex.core import limits
+from serve.background import market_lifespan
+from serve.market import Market
 from serve.middleware._asgi import ASGIApp
 from serve.middleware.edge import (
     CorsMiddleware,
@@ -34,6 +36,7 @@ from serve.middleware.gateway import (
 )
 from serve.problems import PROBLEM_RESPONSES, problem_response
 from serve.routes.identity import OperatorController, TenantController, create_tenant
+from serve.routes.market import MARKET_HANDLERS
 from serve.routes.registry import ProviderController, SubscriptionController
 from serve.routes.wallets import WalletController
 from serve.security import Authenticator
@@ -62,6 +65,7 @@ def build_litestar(store: SqliteStore, settings: Settings) -> Litestar:
             ProviderController,
             SubscriptionController,
             WalletController,
+            *MARKET_HANDLERS,
         ],
         dependencies={
             "identity": Provide(lambda: identity, sync_to_thread=False, use_cache=True),
@@ -69,7 +73,8 @@ def build_litestar(store: SqliteStore, settings: Settings) -> Litestar:
             "jwt_secret": Provide(lambda: settings.jwt_secret, sync_to_thread=False),
         },
         exception_handlers={HTTPException: problem_response, Exception: problem_response},
-        state=State({"wallets": wallets}),
+        state=State({"wallets": wallets, "market": Market(store)}),
+        lifespan=[market_lifespan],
         openapi_config=OpenAPIConfig(title="AEX live exchange", version="0.1.0", path="/schema"),
         request_max_body_size=limits.request_body_bytes_max,
         debug=False,
