@@ -120,7 +120,7 @@ class ContractController(Controller):
 
 
 class OperatorMarketController(Controller):
-    path = "/v1/operator"
+    path = "/v1/admin"
     tags = ["operator"]  # noqa: RUF012
 
     @post(

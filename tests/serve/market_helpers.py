@@ -91,7 +91,7 @@ def bid(
 
 
 def close_now(client: httpx.Client, work_id: str) -> dict[str, Any]:
-    response = client.post(f"/v1/operator/work/{work_id}/close", headers=OPERATOR)
+    response = client.post(f"/v1/admin/work/{work_id}/close", headers=OPERATOR)
     assert response.status_code == 200, response.text
     found: dict[str, Any] = response.json()
     return found
@@ -115,7 +115,7 @@ def balance(client: httpx.Client, tenant: Tenant) -> tuple[str, str]:
 
 
 def platform_revenue(client: httpx.Client) -> str:
-    response = client.get("/v1/operator/platform-revenue", headers=OPERATOR)
+    response = client.get("/v1/admin/platform-revenue", headers=OPERATOR)
     assert response.status_code == 200, response.text
     return str(response.json()["amount"])
 

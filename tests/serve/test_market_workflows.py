@@ -99,7 +99,10 @@ def test_the_evaluation_ranks_every_bid_and_names_rejections(client: httpx.Clien
     assert bid(client, cheap, work["work_id"], 60, sample_work={"diff": "..."}).status_code == 201
     assert bid(client, dear, work["work_id"], "150.50", confidence=0.5).status_code == 201
     assert bid(client, over, work["work_id"], 250).status_code == 201
-    assert client.get(f"/v1/work/{work['work_id']}/evaluation", headers=acme.headers).status_code == 409
+    assert (
+        client.get(f"/v1/work/{work['work_id']}/evaluation", headers=acme.headers).status_code
+        == 409
+    )
     close_now(client, work["work_id"])
     evaluation = client.get(f"/v1/work/{work['work_id']}/evaluation", headers=acme.headers).json()
     by_provider = {row["provider_id"]: row for row in evaluation["bids"]}
@@ -126,7 +129,7 @@ def test_a_dispute_refunded_by_the_operator_returns_the_money(client: httpx.Clie
     again = client.post(f"/v1/contracts/{contract_id}/dispute", json={}, headers=acme.headers)
     assert again.status_code == 409
     resolved = client.post(
-        f"/v1/operator/contracts/{contract_id}/resolve",
+        f"/v1/admin/contracts/{contract_id}/resolve",
         json={"resolution": "refund"},
         headers=OPERATOR,
     )
@@ -148,7 +151,7 @@ def test_a_dispute_paid_out_keeps_the_settlement(client: httpx.Client) -> None:
     complete(client, bot, contract_id)
     client.post(f"/v1/contracts/{contract_id}/dispute", json={}, headers=acme.headers)
     resolved = client.post(
-        f"/v1/operator/contracts/{contract_id}/resolve",
+        f"/v1/admin/contracts/{contract_id}/resolve",
         json={"resolution": "pay_out"},
         headers=OPERATOR,
     )
