@@ -20,6 +20,7 @@ from litestar.openapi import OpenAPIConfig
 
 from aex.core import limits
 from serve.background import market_lifespan
+from serve.events import EventHub, MarketMetrics, MetricsMiddleware
 from serve.market import Market
 from serve.middleware._asgi import ASGIApp
 from serve.middleware.edge import (
@@ -53,9 +54,13 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def build_litestar(store: SqliteStore, settings: Settings) -> Litestar:
+def build_litestar(
+    store: SqliteStore, settings: Settings, metrics: MarketMetrics | None = None
+) -> Litestar:
     identity, registry = Identity(store), Registry(store)
     wallets = Wallets(SqliteLedger(store))
+    hub, metrics = EventHub(store), metrics or MarketMetrics()
+    hub.subscribe(metrics.on_event)
     return Litestar(
         route_handlers=[
             health,
@@ -73,7 +78,14 @@ def build_litestar(store: SqliteStore, settings: Settings) -> Litestar:
             "jwt_secret": Provide(lambda: settings.jwt_secret, sync_to_thread=False),
         },
         exception_handlers={HTTPException: problem_response, Exception: problem_response},
-        state=State({"wallets": wallets, "market": Market(store)}),
+        state=State(
+            {
+                "wallets": wallets,
+                "market": Market(store),
+                "hub": hub,
+                "metrics": metrics,
+            }
+        ),
         lifespan=[market_lifespan],
         openapi_config=OpenAPIConfig(title="AEX live exchange", version="0.1.0", path="/schema"),
         request_max_body_size=limits.request_body_bytes_max,
@@ -90,7 +102,8 @@ def create_app(settings: Settings) -> ASGIApp:
         operator_key=settings.operator_key,
         jwt_secret=settings.jwt_secret,
     )
-    litestar_app: Any = build_litestar(store, settings)
+    metrics = MarketMetrics()
+    litestar_app: Any = build_litestar(store, settings, metrics)
     app: Any = IdempotencyMiddleware(litestar_app, store=store)
     app = AuthMiddleware(app)
     app = RateLimitMiddleware(
@@ -105,7 +118,7 @@ def create_app(settings: Settings) -> ASGIApp:
     app = CorsMiddleware(app, origins=settings.cors_origins)
     app = RecoveryMiddleware(app)
     app = JsonLogMiddleware(app)
-    return RequestIdMiddleware(app)
+    return MetricsMiddleware(RequestIdMiddleware(app), metrics)
 
 
 def app_from_env() -> ASGIApp:

@@ -10,14 +10,18 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import Parameter
+from litestar.response import ServerSentEvent
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from serve.events import EventHub, MarketMetrics, provider_stream
 from serve.market import Market, decode_body
-from serve.problems import PROBLEM_RESPONSES
+from serve.problems import PROBLEM_RESPONSES, ProblemError
 from serve.routes.callers import operator_caller, provider_or_tenant_caller, tenant_caller
+from serve.security import PrincipalKind
 
 Json = dict[str, Any]
 
@@ -162,10 +166,32 @@ def provider_reputation(request: Request[Any, Any, State], provider_id: str) -> 
     return _market(request).reputation(provider_id)
 
 
+@get("/v1/notifications/stream", responses=PROBLEM_RESPONSES, tags=["notifications"])
+async def notification_stream(request: Request[Any, Any, State]) -> ServerSentEvent:
+    """Server-sent events for the calling provider (its provider key): matching work as it is
+    published, awards and losses, its contracts' changes. Resume with Last-Event-ID."""
+    caller = provider_or_tenant_caller(request)
+    if caller.kind is not PrincipalKind.PROVIDER or caller.provider_id is None:
+        raise ProblemError(403, "provider-credential-required", "open it with a provider key")
+    last = request.headers.get("last-event-id")
+    last_seq = int(last) if last is not None and last.isdigit() else None
+    hub: EventHub = request.app.state.hub
+    return ServerSentEvent(provider_stream(hub, caller.provider_id, last_seq))
+
+
+@get("/metrics", tags=["ops"], sync_to_thread=False, include_in_schema=False)
+def metrics(request: Request[Any, Any, State]) -> Response[bytes]:
+    """Prometheus exposition: requests, latencies, bids, awards, settlements, GMV, fees."""
+    found: MarketMetrics = request.app.state.metrics
+    return Response(found.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
 MARKET_HANDLERS = (
     WorkController,
     BidController,
     ContractController,
     OperatorMarketController,
     provider_reputation,
+    notification_stream,
+    metrics,
 )
