@@ -10,8 +10,15 @@ from typing import Any
 
 import httpx
 
-from tests.serve.market_helpers import Provider, bid, close_now, complete, consumer, provider
-from tests.serve.market_helpers import submit_work
+from tests.serve.market_helpers import (
+    Provider,
+    bid,
+    close_now,
+    complete,
+    consumer,
+    provider,
+    submit_work,
+)
 from tests.serve.server import Server
 
 
