@@ -20,6 +20,7 @@ from litestar.openapi import OpenAPIConfig
 
 from aex.core import limits
 from serve.background import market_lifespan
+from serve.certificates import Certificates
 from serve.events import EventHub, MarketMetrics, MetricsMiddleware
 from serve.market import Market
 from serve.middleware._asgi import ASGIApp
@@ -36,6 +37,7 @@ from serve.middleware.gateway import (
     TimeoutMiddleware,
 )
 from serve.problems import PROBLEM_RESPONSES, problem_response
+from serve.routes.certificates import CERTIFICATE_HANDLERS
 from serve.routes.identity import OperatorController, TenantController, create_tenant
 from serve.routes.market import MARKET_HANDLERS
 from serve.routes.registry import ProviderController, SubscriptionController
@@ -59,7 +61,7 @@ def build_litestar(
 ) -> Litestar:
     identity, registry = Identity(store), Registry(store)
     wallets = Wallets(SqliteLedger(store))
-    hub, metrics = EventHub(store), metrics or MarketMetrics()
+    hub, metrics, market = EventHub(store), metrics or MarketMetrics(), Market(store)
     hub.subscribe(metrics.on_event)
     return Litestar(
         route_handlers=[
@@ -71,6 +73,7 @@ def build_litestar(
             SubscriptionController,
             WalletController,
             *MARKET_HANDLERS,
+            *CERTIFICATE_HANDLERS,
         ],
         dependencies={
             "identity": Provide(lambda: identity, sync_to_thread=False, use_cache=True),
@@ -81,7 +84,8 @@ def build_litestar(
         state=State(
             {
                 "wallets": wallets,
-                "market": Market(store),
+                "market": market,
+                "certificates": Certificates(market, settings.data_dir),
                 "hub": hub,
                 "metrics": metrics,
             }

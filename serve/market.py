@@ -860,7 +860,8 @@ def provider_reputation(connection: sqlite3.Connection, provider_id: str, now: i
 
 def active_certificates(connection: sqlite3.Connection, provider_id: str, now: int) -> int:
     row = connection.execute(
-        "SELECT count(*) FROM certificate_owners WHERE provider_id = ? AND state = 'ACTIVE'"
+        "SELECT count(DISTINCT certificate_id) FROM certificate_owners"
+        " WHERE provider_id = ? AND state = 'ACTIVE'"
         " AND expires_at_ms > ?",
         (provider_id, now),
     ).fetchone()
@@ -875,7 +876,8 @@ def certified_matches(
     now: int,
 ) -> int:
     row = connection.execute(
-        "SELECT count(*) FROM certificate_owners WHERE provider_id = ? AND state = 'ACTIVE'"
+        "SELECT count(DISTINCT certificate_id) FROM certificate_owners"
+        " WHERE provider_id = ? AND state = 'ACTIVE'"
         " AND expires_at_ms > ? AND category = ? AND (? IS NULL OR capability = ?)",
         (provider_id, now, category, capability, capability),
     ).fetchone()

@@ -92,13 +92,14 @@ CREATE TABLE IF NOT EXISTS verification_calls (
     calls INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS certificate_owners (
-    certificate_id TEXT PRIMARY KEY,
+    certificate_id TEXT NOT NULL,
     provider_id TEXT NOT NULL,
     tenant_id TEXT NOT NULL,
     category TEXT NOT NULL,
-    capability TEXT,
+    capability TEXT NOT NULL,
     state TEXT NOT NULL,
-    expires_at_ms INTEGER NOT NULL
+    expires_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (certificate_id, category, capability)
 );
 CREATE INDEX IF NOT EXISTS certificate_owners_by_provider ON certificate_owners (provider_id)
 """
