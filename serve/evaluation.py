@@ -1,11 +1,12 @@
 """The one call from the window closer into bid scoring: `evaluate(terms, rows, now_ms=...)`.
 
-The scoring formulas belong to aex/core/scoring.py (CONTRACTS.md, section scoring). Until that
-module lands on main, `_interim_scores` below stands in for `score_bids` with the spec's
-balanced weights (price 0.25, trust 0.25, confidence 0.15, sample work 0.10, SLA 0.10,
-certification 0.15) and the documented tie-break (higher total, lower price, earlier bid,
-lower bid id). Everything else (the stored evaluation's shape, the award) depends only on the
-`ScoredRow` records this module returns, so the switch is local to this file.
+It builds a one-auction `aex.core.scoring.BidBatch` from the stored bids (docs/market.md, "From
+a bid to a scoring row"), calls `score_bids` with the spec's balanced weights, and returns one
+`ScoredRow` per bid: components, total, rank (1 = best, 0 = rejected) and the reject reason.
+Bids are numbered by their position (bid_id column) and providers by first appearance
+(provider_id column); the strings come back through the same positions. A provided sample
+scores SAMPLE_PROVIDED_QUALITY (the exchange does not grade samples yet); no sample scores the
+core's neutral value.
 """
 
 from __future__ import annotations
@@ -13,16 +14,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-BALANCED_WEIGHTS: dict[str, float] = {
-    "price": 0.25,
-    "trust": 0.25,
-    "confidence": 0.15,
-    "sample_work": 0.10,
-    "sla": 0.10,
-    "certification": 0.15,
-}
-assert abs(sum(BALANCED_WEIGHTS.values()) - 1.0) < 1e-9
-NEUTRAL_SAMPLE_SCORE = 0.5
+import numpy as np
+
+from aex.core import Rejected
+from aex.core.reasons import BidRejectReason
+from aex.core.scoring import PRESETS, BidBatch, Weights, score_bids
+
+WEIGHTS_NAME = "balanced"
+BALANCED_WEIGHTS: Weights = PRESETS[WEIGHTS_NAME]
+SAMPLE_PROVIDED_QUALITY = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,56 +73,57 @@ class ScoredRow:
 
 
 def evaluate(terms: WorkTerms, rows: Sequence[BidRow], *, now_ms: int) -> list[ScoredRow]:
-    """Every bid scored and ranked; at most one winner (none when no bid is valid)."""
-    scored = [_interim_score(terms, row) for row in rows]
-    accepted = sorted(
-        (s for s in scored if s[2] is None),
-        key=lambda s: (-s[1], s[0].price_minor, s[0].submitted_at_ms, s[0].bid_id),
+    """Every bid scored and ranked by the core; at most one winner (none when none is valid)."""
+    if not rows:
+        return []
+    providers = {
+        provider: n for n, provider in enumerate(dict.fromkeys(r.provider_id for r in rows))
+    }
+    batch = BidBatch.single_auction(
+        auction_id=0,
+        budget_min_minor=terms.budget_min_minor,
+        budget_max_minor=terms.budget_max_minor,
+        required_turnaround_ms=terms.required_turnaround_ms,
+        hard_limit_turnaround_ms=terms.hard_limit_turnaround_ms,
+        window_opens_ms=terms.window_opens_ms,
+        window_closes_ms=terms.window_closes_ms,
+        bid_id=np.arange(len(rows), dtype=np.int64),
+        provider_id=np.array([providers[r.provider_id] for r in rows], dtype=np.int64),
+        price_minor=np.array([r.price_minor for r in rows], dtype=np.int64),
+        currency_matches=np.ones(len(rows), dtype=np.bool_),
+        trust=np.array([r.trust for r in rows], dtype=np.float64),
+        confidence=np.array([r.confidence for r in rows], dtype=np.float64),
+        has_sample=np.array([r.has_sample for r in rows], dtype=np.bool_),
+        sample_quality=np.full(len(rows), SAMPLE_PROVIDED_QUALITY, dtype=np.float64),
+        turnaround_ms=np.array([r.turnaround_ms for r in rows], dtype=np.int64),
+        certified_matches=np.array([r.certified_matches for r in rows], dtype=np.int64),
+        tier=np.array([r.tier for r in rows], dtype=np.int8),
+        submitted_at_ms=np.array([r.submitted_at_ms for r in rows], dtype=np.int64),
+        eligible=np.array([r.eligible for r in rows], dtype=np.bool_),
     )
-    ranks = {s[0].bid_id: position for position, s in enumerate(accepted, start=1)}
+    assert not isinstance(batch, Rejected), batch
+    scored = score_bids(batch, BALANCED_WEIGHTS, now_ms=now_ms)
+    assert not isinstance(scored, Rejected), scored
     result = [
         ScoredRow(
             row.bid_id,
             row.provider_id,
-            components,
-            total if reason is None else 0.0,
-            ranks.get(row.bid_id, 0),
-            reason,
-            ranks.get(row.bid_id) == 1,
+            {
+                "price": round(float(scored.price_score[i]), 6),
+                "trust": round(float(scored.trust_score[i]), 6),
+                "confidence": round(float(scored.confidence_score[i]), 6),
+                "sample_work": round(float(scored.sample_score[i]), 6),
+                "sla": round(float(scored.sla_score[i]), 6),
+                "certification": round(float(scored.certification_score[i]), 6),
+            },
+            float(scored.total[i]),
+            int(scored.rank[i]),
+            None
+            if int(scored.reject_reason[i]) == 0
+            else BidRejectReason.from_code(int(scored.reject_reason[i])).value,
+            bool(scored.is_winner[i]),
         )
-        for row, total, reason, components in scored
+        for i, row in enumerate(rows)
     ]
-    assert sum(r.is_winner for r in result) == (1 if accepted else 0)
+    assert sum(r.is_winner for r in result) <= 1
     return sorted(result, key=lambda r: (r.rank == 0, r.rank, r.bid_id))
-
-
-# The interim formula, per bid (replaced by aex.core.scoring.score_bids when it lands).
-def _interim_score(
-    terms: WorkTerms, row: BidRow
-) -> tuple[BidRow, float, str | None, dict[str, float]]:
-    span = terms.budget_max_minor - terms.budget_min_minor
-    if row.price_minor <= terms.budget_min_minor:
-        price_score = 1.0
-    else:
-        price_score = max(0.0, (terms.budget_max_minor - row.price_minor) / max(span, 1))
-    required = terms.required_turnaround_ms
-    sla_score = 1.0 if required == 0 else min(1.0, required / row.turnaround_ms)
-    components = {
-        "price": price_score,
-        "trust": row.trust,
-        "confidence": row.confidence,
-        "sample_work": 1.0 if row.has_sample else NEUTRAL_SAMPLE_SCORE,
-        "sla": sla_score,
-        "certification": 1.0 if row.certified_matches > 0 else 0.0,
-    }
-    total = sum(BALANCED_WEIGHTS[name] * value for name, value in components.items())
-    reason: str | None = None
-    if not row.eligible:
-        reason = "provider_ineligible"
-    elif row.price_minor > terms.budget_max_minor:
-        reason = "price_over_budget"
-    elif terms.hard_limit_turnaround_ms and row.turnaround_ms > terms.hard_limit_turnaround_ms:
-        reason = "turnaround_over_hard_limit"
-    elif not terms.window_opens_ms <= row.submitted_at_ms < terms.window_closes_ms:
-        reason = "outside_bid_window"
-    return row, total, reason, {k: round(v, 6) for k, v in components.items()}

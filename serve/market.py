@@ -65,7 +65,7 @@ from aex.core.market import (
 )
 from aex.core.matching import subscription_matches
 from aex.core.reputation import Outcomes, Reputation, reputation_of
-from serve.evaluation import BidRow, WorkTerms, evaluate
+from serve.evaluation import WEIGHTS_NAME, BidRow, WorkTerms, evaluate
 from serve.problems import FieldError, ProblemError, problem_for_rejected
 from serve.security import Principal, PrincipalKind, new_id, now_ms
 from serve.stores.market_schema import MARKET_SCHEMA
@@ -349,7 +349,7 @@ class Market:
             evaluation = {
                 "work_id": work_id,
                 "evaluated_at_ms": tx.now_ms,
-                "weights": "balanced",
+                "weights": WEIGHTS_NAME,
                 "bids": [s.to_json() for s in scored],
             }
             tx.execute(

@@ -26,6 +26,7 @@ from aex.core import (
     plans,
     reasons,
     reputation,
+    scoring,
     x509_export,
 )
 from aex.core.certs import *  # noqa: F403
@@ -44,6 +45,7 @@ from aex.core.money import *  # noqa: F403
 from aex.core.plans import *  # noqa: F403
 from aex.core.reasons import *  # noqa: F403
 from aex.core.reputation import *  # noqa: F403
+from aex.core.scoring import *  # noqa: F403
 from aex.core.x509_export import *  # noqa: F403
 
 # The modules whose exports make up the package surface; a new core module joins here.
@@ -64,6 +66,7 @@ EXPORTING_MODULES = (
     plans,
     reasons,
     reputation,
+    scoring,
     x509_export,
 )
 

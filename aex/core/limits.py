@@ -20,6 +20,13 @@ amount_literal_chars_max: Final = 32
 bids_per_work_max: Final = 1_000
 # One columnar scoring call: 10 million bids is the simulator's benchmark batch; more is chunked.
 bids_per_batch_max: Final = 20_000_000
+# A promised or required turnaround longer than a year is a unit mistake, not an SLA (the spec's
+# example promises "4h").
+turnaround_ms_max: Final = 366 * 24 * 3_600_000
+# Rows the columnar scorer handles per block (whole auctions, so a block may run over by up to
+# bids_per_work_max): 64k rows keep a block's float64 column slice at 512 KiB, so the dozen
+# passes over a block hit cache, not DRAM. Tuned with bench/bench_scoring.py.
+scoring_block_rows: Final = 65_536
 
 # Reputation. The spec's consistency term looks at 30 days of daily rates.
 reputation_window_days: Final = 30
@@ -112,3 +119,5 @@ ca_keys_published_max: Final = 16
 
 assert cert_name_chars_max <= cert_scope_chars_max
 assert claims_per_certificate_max * 8 < canonical_json_nodes_max
+assert bids_per_work_max <= scoring_block_rows <= bids_per_batch_max
+assert turnaround_ms_max < 2**53

@@ -57,7 +57,7 @@ def test_suspended_provider_cannot_bid_and_its_earlier_bid_is_ineligible(
     assert contract["provider_id"] == honest.provider_id
     evaluation = client.get(f"/v1/work/{work['work_id']}/evaluation", headers=acme.headers)
     rejected = [r for r in evaluation.json()["bids"] if r["provider_id"] == bot.provider_id]
-    assert rejected[0]["reject_reason"] == "provider_ineligible"
+    assert rejected[0]["reject_reason"] == "provider_not_eligible"
 
 
 def test_bids_are_sealed_once_per_provider_and_strictly_parsed(client: httpx.Client) -> None:

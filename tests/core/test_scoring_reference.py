@@ -1,0 +1,386 @@
+"""The vectorised scorer equals a plain-Python reference of the same spec formula, row by row.
+
+`reference_score` below is written for clarity, one bid at a time, straight from the rules in
+aex/core/scoring.py (STYLE.md 11). Hypothesis draws random multi-auction batches, with small
+value domains so that ties, duplicates and every reject reason occur, and asserts that the
+columnar path (score_bids, and component_scores then rank_auctions) agrees on every
+component, total, reject code, rank and winner, whatever the block size. Further properties:
+permuting auctions and bids never changes a winner, raising a price never raises a score,
+adding a rejected bid changes nothing, totals stay in [0, 1], one winner per live auction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aex.core import limits
+from aex.core.reasons import BidRejectReason, Rejected
+from aex.core.scoring import (
+    CERTIFICATION_BASE_SCORE,
+    CERTIFICATION_TIER_BOOST,
+    PRESETS,
+    BidBatch,
+    ScoredBids,
+    Weights,
+    component_scores,
+    rank_auctions,
+    score_bids,
+)
+
+NOW_MS = 1_000_000
+COLUMNS = (
+    "auction_id",
+    "bid_id",
+    "provider_id",
+    "price_minor",
+    "currency_matches",
+    "budget_min_minor",
+    "budget_max_minor",
+    "trust",
+    "confidence",
+    "has_sample",
+    "sample_quality",
+    "turnaround_ms",
+    "required_turnaround_ms",
+    "hard_limit_turnaround_ms",
+    "certified_matches",
+    "tier",
+    "submitted_at_ms",
+    "window_opens_ms",
+    "window_closes_ms",
+    "eligible",
+)
+Bid = dict[str, Any]
+
+# ---------------------------------------------------------------------------------------------
+# The reference: one bid at a time, in plain Python.
+# ---------------------------------------------------------------------------------------------
+
+
+def ref_price_score(price: int, budget_min: int, budget_max: int) -> float:
+    if budget_max == budget_min:
+        return 1.0 if price <= budget_min else 0.0
+    return min(1.0, max(0.0, (budget_max - price) / (budget_max - budget_min)))
+
+
+def ref_sla_score(turnaround_ms: int, required_ms: int) -> float:
+    return 1.0 if required_ms == 0 else min(1.0, required_ms / turnaround_ms)
+
+
+def ref_certification_score(certified_matches: int, tier: int) -> float:
+    if certified_matches == 0:
+        return 0.0
+    return CERTIFICATION_BASE_SCORE + CERTIFICATION_TIER_BOOST[tier]
+
+
+def ref_reason_before_duplicates(bid: Bid) -> BidRejectReason | None:
+    checks = [
+        (BidRejectReason.PROVIDER_NOT_ELIGIBLE, not bid["eligible"]),
+        (
+            BidRejectReason.OUTSIDE_BID_WINDOW,
+            not bid["window_opens_ms"] <= bid["submitted_at_ms"] < bid["window_closes_ms"],
+        ),
+        (BidRejectReason.CURRENCY_MISMATCH, not bid["currency_matches"]),
+        (BidRejectReason.PRICE_NOT_POSITIVE, bid["price_minor"] <= 0),
+        (BidRejectReason.PRICE_ABOVE_BUDGET_MAX, bid["price_minor"] > bid["budget_max_minor"]),
+        (
+            BidRejectReason.SLA_BEYOND_HARD_LIMIT,
+            bid["hard_limit_turnaround_ms"] > 0
+            and bid["turnaround_ms"] > bid["hard_limit_turnaround_ms"],
+        ),
+    ]
+    return next((reason for reason, failed in checks if failed), None)
+
+
+def ref_reasons(bids: list[Bid]) -> list[int]:
+    reasons = [ref_reason_before_duplicates(bid) for bid in bids]
+    first: dict[tuple[int, int], tuple[int, int, int]] = {}
+    for row, bid in enumerate(bids):
+        if reasons[row] is None:
+            key = (bid["auction_id"], bid["provider_id"])
+            order = (bid["submitted_at_ms"], bid["bid_id"], row)
+            first[key] = min(first.get(key, order), order)
+    for row, bid in enumerate(bids):
+        key = (bid["auction_id"], bid["provider_id"])
+        if reasons[row] is None and first[key][2] != row:
+            reasons[row] = BidRejectReason.DUPLICATE_BID
+    return [0 if reason is None else reason.code for reason in reasons]
+
+
+def reference_score(bids: list[Bid], weights: Weights, neutral: float = 0.5) -> list[Bid]:
+    codes = ref_reasons(bids)
+    out: list[Bid] = []
+    for bid, code in zip(bids, codes, strict=True):
+        scores = (
+            ref_price_score(bid["price_minor"], bid["budget_min_minor"], bid["budget_max_minor"]),
+            bid["trust"],
+            bid["confidence"],
+            bid["sample_quality"] if bid["has_sample"] else neutral,
+            ref_sla_score(bid["turnaround_ms"], bid["required_turnaround_ms"]),
+            ref_certification_score(bid["certified_matches"], bid["tier"]),
+        )
+        total = 0.0
+        for position, (score, weight) in enumerate(zip(scores, weights.as_tuple(), strict=True)):
+            total = score * weight if position == 0 else total + score * weight
+        total = min(1.0, total) if code == 0 else 0.0
+        out.append({"scores": scores, "reject_reason": code, "total": total, "rank": 0})
+    for auction_id in {bid["auction_id"] for bid in bids}:
+        rows = [r for r, bid in enumerate(bids) if bid["auction_id"] == auction_id and not codes[r]]
+        rows.sort(
+            key=lambda r: (
+                -out[r]["total"],
+                bids[r]["price_minor"],
+                bids[r]["submitted_at_ms"],
+                bids[r]["bid_id"],
+                r,
+            )
+        )
+        for position, row in enumerate(rows):
+            out[row]["rank"] = position + 1
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Strategies: small domains, so that ties, duplicates and every reason happen often.
+# ---------------------------------------------------------------------------------------------
+
+unit = st.one_of(st.sampled_from([0.0, 0.25, 0.5, 1.0]), st.floats(0.0, 1.0))
+
+
+@st.composite
+def auction_bids(draw: st.DrawFn, auction_id: int, unique_bid_ids: bool = False) -> list[Bid]:
+    budget_min = draw(st.integers(0, 50))
+    budget_max = budget_min + draw(st.sampled_from([0, 1, 10, 100]))
+    required = draw(st.sampled_from([0, 10, 100]))
+    hard = draw(st.sampled_from([0, 50, 200]))
+    opens = draw(st.integers(0, 100))
+    closes = opens + draw(st.integers(1, 100))
+    bids = []
+    for _ in range(draw(st.integers(1, 7))):
+        bids.append(
+            {
+                "auction_id": auction_id,
+                "bid_id": draw(st.integers(0, 5)),
+                "provider_id": draw(st.integers(0, 4)),
+                "price_minor": draw(st.integers(-2, budget_max + 3)),
+                "currency_matches": draw(st.integers(0, 9)) > 0,
+                "budget_min_minor": budget_min,
+                "budget_max_minor": budget_max,
+                "trust": draw(unit),
+                "confidence": draw(unit),
+                "has_sample": draw(st.booleans()),
+                "sample_quality": draw(unit),
+                "turnaround_ms": draw(st.sampled_from([1, 10, 50, 100, 300])),
+                "required_turnaround_ms": required,
+                "hard_limit_turnaround_ms": hard,
+                "certified_matches": draw(st.integers(0, 2)),
+                "tier": draw(st.integers(0, 3)),
+                "submitted_at_ms": draw(st.integers(max(0, opens - 5), closes + 5)),
+                "window_opens_ms": opens,
+                "window_closes_ms": closes,
+                "eligible": draw(st.integers(0, 9)) > 0,
+            }
+        )
+    if unique_bid_ids:
+        for position, bid in enumerate(bids):
+            bid["bid_id"] = auction_id * 100 + position
+    return bids
+
+
+@st.composite
+def batches(draw: st.DrawFn, unique_bid_ids: bool = False) -> list[list[Bid]]:
+    count = draw(st.integers(1, 5))
+    ids = sorted(draw(st.lists(st.integers(0, 10**6), min_size=count, max_size=count, unique=True)))
+    return [draw(auction_bids(auction_id, unique_bid_ids)) for auction_id in ids]
+
+
+def to_batch(bids: list[Bid]) -> BidBatch:
+    columns = {name: [bid[name] for bid in bids] for name in COLUMNS}
+    batch = BidBatch.from_columns(**columns)
+    assert not isinstance(batch, Rejected), batch
+    return batch
+
+
+def scored(bids: list[Bid], weights: Weights, *, with_ranks: bool = True) -> ScoredBids:
+    result = score_bids(to_batch(bids), weights, now_ms=NOW_MS, with_ranks=with_ranks)
+    assert not isinstance(result, Rejected), result
+    return result
+
+
+@contextmanager
+def block_rows(rows: int) -> Iterator[None]:
+    # Small blocks exercise the block cutting (an auction never straddles a block).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(limits, "scoring_block_rows", rows)
+        yield
+
+
+ONLY_CERTIFICATION = Weights(0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+weights_strategy = st.sampled_from([*PRESETS.values(), ONLY_CERTIFICATION])
+
+
+def flatten(auctions: list[list[Bid]]) -> list[Bid]:
+    return [bid for auction in auctions for bid in auction]
+
+
+# ---------------------------------------------------------------------------------------------
+# Properties
+# ---------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(batches(), weights_strategy, st.sampled_from([1, 4, 65_536]))
+def test_vectorised_scoring_equals_the_reference_row_by_row(
+    auctions: list[list[Bid]], weights: Weights, rows_per_block: int
+) -> None:
+    bids = flatten(auctions)
+    expected = reference_score(bids, weights)
+    with block_rows(rows_per_block):
+        result = scored(bids, weights)
+        winners_only = scored(bids, weights, with_ranks=False)
+    for row, reference in enumerate(expected):
+        got_scores = (
+            result.price_score[row],
+            result.trust_score[row],
+            result.confidence_score[row],
+            result.sample_score[row],
+            result.sla_score[row],
+            result.certification_score[row],
+        )
+        assert got_scores == reference["scores"], row
+        assert result.reject_reason[row] == reference["reject_reason"], row
+        assert result.total[row] == reference["total"], row
+        assert result.rank[row] == reference["rank"], row
+        assert result.is_winner[row] == (reference["rank"] == 1), row
+    assert np.array_equal(winners_only.is_winner, result.is_winner)
+    assert np.array_equal(winners_only.total, result.total)
+    assert not winners_only.rank.any()
+
+
+@settings(max_examples=30, deadline=None)
+@given(batches(), weights_strategy)
+def test_score_bids_equals_component_scores_then_rank_auctions(
+    auctions: list[list[Bid]], weights: Weights
+) -> None:
+    batch = to_batch(flatten(auctions))
+    components = component_scores(batch, now_ms=NOW_MS)
+    assert not isinstance(components, Rejected)
+    stepwise = rank_auctions(
+        batch.auction_id,
+        components,
+        weights,
+        price_minor=batch.price_minor,
+        submitted_at_ms=batch.submitted_at_ms,
+        bid_id=batch.bid_id,
+    )
+    fused = score_bids(batch, weights, now_ms=NOW_MS)
+    assert not isinstance(fused, Rejected)
+    for name in ("total", "rank", "is_winner", "reject_reason", "price_score", "sla_score"):
+        assert np.array_equal(getattr(stepwise, name), getattr(fused, name)), name
+
+
+@settings(max_examples=40, deadline=None)
+@given(batches(), weights_strategy)
+def test_totals_stay_in_the_unit_interval_and_each_live_auction_has_one_winner(
+    auctions: list[list[Bid]], weights: Weights
+) -> None:
+    result = scored(flatten(auctions), weights)
+    assert bool(np.all((result.total >= 0.0) & (result.total <= 1.0)))
+    start = 0
+    for auction in auctions:
+        rows = slice(start, start + len(auction))
+        live = bool(np.any(result.reject_reason[rows] == 0))
+        assert int(result.is_winner[rows].sum()) == (1 if live else 0)
+        accepted_ranks = np.sort(result.rank[rows][result.reject_reason[rows] == 0])
+        assert np.array_equal(accepted_ranks, np.arange(1, accepted_ranks.size + 1))
+        start += len(auction)
+
+
+def winners_by_bid_id(auctions: list[list[Bid]], result: ScoredBids) -> dict[int, int]:
+    bids = flatten(auctions)
+    return {
+        bids[row]["auction_id"]: bids[row]["bid_id"] for row in np.flatnonzero(result.is_winner)
+    }
+
+
+@settings(max_examples=40, deadline=None)
+@given(batches(unique_bid_ids=True), weights_strategy, st.randoms(use_true_random=False))
+def test_permuting_auctions_and_bids_never_changes_a_winner(
+    auctions: list[list[Bid]], weights: Weights, shuffler: Any
+) -> None:
+    before = winners_by_bid_id(auctions, scored(flatten(auctions), weights))
+    # Auctions keep their ids, so to stay grouped by ascending auction_id they are relabelled
+    # in their new order; winners are compared through a label each bid carries.
+    labels = [auction[0]["auction_id"] for auction in auctions]
+    shuffled = [list(auction) for auction in auctions]
+    shuffler.shuffle(shuffled)
+    for auction in shuffled:
+        shuffler.shuffle(auction)
+    relabelled = [
+        [{**bid, "auction_id": new_id} for bid in auction]
+        for new_id, auction in zip(sorted(labels), shuffled, strict=True)
+    ]
+    after_by_new_id = winners_by_bid_id(relabelled, scored(flatten(relabelled), weights))
+    new_to_old = {
+        new: auction[0]["auction_id"] for new, auction in zip(sorted(labels), shuffled, strict=True)
+    }
+    after = {new_to_old[new]: bid_id for new, bid_id in after_by_new_id.items()}
+    assert after == before
+
+
+@settings(max_examples=40, deadline=None)
+@given(batches(), weights_strategy, st.data())
+def test_raising_a_price_never_raises_that_bids_score(
+    auctions: list[list[Bid]], weights: Weights, data: st.DataObject
+) -> None:
+    bids = flatten(auctions)
+    # A non-positive price is an invalid bid, not a cheap one: start from a positive price.
+    row = data.draw(st.integers(0, len(bids) - 1))
+    bids[row] = {**bids[row], "price_minor": max(1, bids[row]["price_minor"])}
+    raise_minor = data.draw(st.integers(1, 200))
+    before = scored(bids, weights)
+    raised = [dict(bid) for bid in bids]
+    raised[row]["price_minor"] += raise_minor
+    after = scored(raised, weights)
+    assert after.price_score[row] <= before.price_score[row]
+    assert after.total[row] <= before.total[row]
+
+
+@settings(max_examples=40, deadline=None)
+@given(batches(), weights_strategy, st.data())
+def test_adding_a_rejected_bid_never_changes_the_outcome(
+    auctions: list[list[Bid]], weights: Weights, data: st.DataObject
+) -> None:
+    target = data.draw(st.integers(0, len(auctions) - 1))
+    extra = data.draw(auction_bids(auctions[target][0]["auction_id"]))[0]
+    work = {name: auctions[target][0][name] for name in ("budget_min_minor", "budget_max_minor")}
+    extra.update(work)
+    failure = data.draw(st.sampled_from(["eligible", "currency", "window", "price", "zero"]))
+    if failure == "eligible":
+        extra["eligible"] = False
+    elif failure == "currency":
+        extra["currency_matches"] = False
+    elif failure == "window":
+        extra["submitted_at_ms"] = extra["window_closes_ms"]
+    elif failure == "price":
+        extra["price_minor"] = extra["budget_max_minor"] + 1
+    else:
+        extra["price_minor"] = 0
+    position = data.draw(st.integers(0, len(auctions[target])))
+    grown = [list(auction) for auction in auctions]
+    grown[target].insert(position, extra)
+    before = scored(flatten(auctions), weights)
+    after = scored(flatten(grown), weights)
+    inserted_row = sum(len(auction) for auction in auctions[:target]) + position
+    assert after.reject_reason[inserted_row] != 0
+    keep = np.ones(len(after), dtype=bool)
+    keep[inserted_row] = False
+    for name in ("total", "rank", "is_winner", "reject_reason"):
+        assert np.array_equal(getattr(after, name)[keep], getattr(before, name)), name
