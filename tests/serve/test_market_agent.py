@@ -8,8 +8,14 @@ from pathlib import Path
 
 import httpx
 
-from tests.serve.market_helpers import balance, close_now, consumer, provider, submit_work
-from tests.serve.market_helpers import wait_for_status
+from tests.serve.market_helpers import (
+    balance,
+    close_now,
+    consumer,
+    provider,
+    submit_work,
+    wait_for_status,
+)
 from tests.serve.server import Server
 
 AGENT = Path(__file__).parents[2] / "examples" / "provider_agent.py"
