@@ -20,12 +20,15 @@ its consumer and its provider (the provider's key or its owner tenant); everythi
 from __future__ import annotations
 
 import json
+import queue
 import sqlite3
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -73,7 +76,10 @@ from serve.stores.sqlite import SqliteStore
 from serve.stores.sqlite_ledger import _apply_and_write, _check_read_back
 from serve.wallets import wallet_id
 
+T = TypeVar("T")
 WORK_LISTED_MAX = 500
+# Writes one group commit may carry: bounds a transaction's size and a caller's wait.
+GROUP_COMMIT_WRITES_MAX = 128
 DUE_WINDOWS_PER_POLL_MAX = 100
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
@@ -142,6 +148,12 @@ class _Tx:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    write: Callable[[_Tx], Any]
+    future: Future[Any]
+
+
 class Market:
     def __init__(self, store: SqliteStore) -> None:
         self.store = store
@@ -149,6 +161,70 @@ class Market:
             for statement in MARKET_SCHEMA.split(";"):
                 if statement.strip():
                     tx.execute(statement)
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
+
+    def _write(self, write: Callable[[_Tx], T]) -> T:
+        """Runs `write` in the market's group-commit writer and waits for its COMMIT.
+
+        Concurrent writes share one BEGIN IMMEDIATE ... COMMIT (one fsync), each inside its own
+        SAVEPOINT: a write that refuses (raises) is rolled back to its savepoint alone, and its
+        caller gets the refusal; the others commit. Every caller is answered after the COMMIT,
+        so an acknowledged bid or settlement is on disk. Each write reads the state as left by
+        the writes before it in the batch, so the guards (one bid per provider, one close per
+        window, one settlement per contract) hold exactly as with one transaction each.
+        """
+        if self._writer is None:
+            with self._writer_lock:
+                if self._writer is None:
+                    self._writer = threading.Thread(
+                        target=self._write_batches, name="aex-market-writer", daemon=True
+                    )
+                    self._writer.start()
+        future: Future[T] = Future()
+        self._queue.put(_Pending(write, future))
+        try:
+            return future.result()
+        except _Refused as refused:
+            raise refused.problem from None
+
+    def _write_batches(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < GROUP_COMMIT_WRITES_MAX:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._commit_batch(batch)
+
+    def _commit_batch(self, batch: list[_Pending]) -> None:
+        outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
+        try:
+            with self.store.transaction() as connection:
+                for pending in batch:
+                    connection.execute("SAVEPOINT market_write")
+                    tx = _Tx(connection, now_ms(), [])
+                    try:
+                        result = pending.write(tx)
+                        _check_read_back(connection, tx.written)
+                    except Exception as failure:
+                        connection.execute("ROLLBACK TO market_write")
+                        connection.execute("RELEASE market_write")
+                        outcomes.append((pending.future, None, failure))
+                        continue
+                    connection.execute("RELEASE market_write")
+                    outcomes.append((pending.future, result, None))
+        except Exception as commit_failure:  # the COMMIT itself failed: nothing was written
+            for pending in batch:
+                pending.future.set_exception(commit_failure)
+            return
+        for future, value, refused in outcomes:
+            if refused is None:
+                future.set_result(value)
+            else:
+                future.set_exception(refused)
 
     @contextmanager
     def _transaction(self, now: int | None = None) -> Iterator[_Tx]:
@@ -172,7 +248,8 @@ class Market:
             raise problem_for_rejected(spec)
         work_id = new_id("work")
         hold_id = f"work-{work_id}"
-        with self._transaction() as tx:
+
+        def write(tx: _Tx) -> Any:
             tx.ledger(
                 Hold(
                     f"hold-{hold_id}",
@@ -208,6 +285,8 @@ class Market:
                     "recipients": recipients,
                 },
             )
+
+        self._write(write)
         return self.work(caller, work_id)
 
     def work(self, caller: Principal, work_id: str) -> dict[str, object]:
@@ -224,7 +303,7 @@ class Market:
         return [_work_view(row) for row in rows]
 
     def cancel_work(self, caller: Principal, work_id: str) -> dict[str, object]:
-        with self._transaction() as tx:
+        def write(tx: _Tx) -> Any:
             row = tx.execute(_WORK_SELECT + " WHERE work_id = ?", (work_id,)).fetchone()
             if row is None or row[1] != _tenant_of(caller):
                 raise _Refused(_not_found("work"))
@@ -235,6 +314,8 @@ class Market:
                 (tx.now_ms, work_id),
             )
             tx.emit(EventType.WORK_CANCELLED, work_id, {"work_id": work_id})
+
+        self._write(write)
         return self.work(caller, work_id)
 
     # -- bids -------------------------------------------------------------------------------
@@ -256,7 +337,8 @@ class Market:
         if isinstance(bid, Rejected):
             raise problem_for_rejected(bid)
         bid_id = new_id("bid")
-        with self._transaction() as tx:
+
+        def write(tx: _Tx) -> Any:
             row = tx.execute(
                 "SELECT state, closes_at_ms, category, capability FROM work WHERE work_id = ?",
                 (bid.work_id,),
@@ -297,6 +379,8 @@ class Market:
                 bid_id,
                 {"bid_id": bid_id, "work_id": bid.work_id, "provider_id": bid.provider_id},
             )
+
+        self._write(write)
         return {
             "bid_id": bid_id,
             "work_id": bid.work_id,
@@ -328,16 +412,15 @@ class Market:
         )
         return [row[0] for row in rows]
 
-    def close_window(
-        self, work_id: str, now: int | None = None, *, early: bool = False
-    ) -> str | None:
+    def close_window(self, work_id: str, *, early: bool = False) -> str | None:
         """Closes one due window, evaluates its bids and awards or leaves it unfilled.
 
         Returns the new work state, or None when this caller did not close it (another closer
         won, or the window is not due yet): the OPEN -> EVALUATING transition is read inside the
         write transaction, so exactly one caller closes each window.
         """
-        with self._transaction(now) as tx:
+
+        def write(tx: _Tx) -> Any:
             row = tx.execute(_WORK_SELECT + " WHERE work_id = ?", (work_id,)).fetchone()
             if row is None or row[4] != WorkState.OPEN or (row[7] > tx.now_ms and not early):
                 return None
@@ -378,6 +461,9 @@ class Market:
             state = _checked(transition(state, WorkEventKind.AWARD))
             _award(tx, row, winner.bid_id, [s.provider_id for s in scored if not s.is_winner])
             return str(state.value)
+
+        closed: str | None = self._write(write)
+        return closed
 
     def close_early(self, work_id: str) -> dict[str, object]:
         """The operator closes a window before its end (bids already in are evaluated)."""
@@ -420,7 +506,7 @@ class Market:
     def report_progress(
         self, caller: Principal, contract_id: str, body: object
     ) -> dict[str, object]:
-        with self._transaction() as tx:
+        def write(tx: _Tx) -> Any:
             row = self._contract_row(tx.connection, caller, contract_id)
             _require_provider(caller, row)
             state = _checked(transition(ContractState(row[8]), ContractEventKind.REPORT_PROGRESS))
@@ -434,13 +520,16 @@ class Market:
                 contract_id,
                 {"contract_id": contract_id, "consumer_tenant_id": row[3]},
             )
+
+        self._write(write)
         return self.contract_or_404(caller, contract_id)
 
     def complete(self, caller: Principal, contract_id: str, body: object) -> dict[str, object]:
         completion = parse_completion(body)
         if isinstance(completion, Rejected):
             raise problem_for_rejected(completion)
-        with self._transaction() as tx:
+
+        def write(tx: _Tx) -> Any:
             row = self._contract_row(tx.connection, caller, contract_id)
             _require_provider(caller, row)
             spec = self._spec_of(tx, row[1])
@@ -468,11 +557,14 @@ class Market:
                 tx.emit(EventType.CONTRACT_FAILED, contract_id, _contract_payload(row))
                 tx.emit(EventType.SETTLEMENT_RELEASED, contract_id, _contract_payload(row))
             _record_outcome(tx, contract_id)
+
+        self._write(write)
         return self.contract_or_404(caller, contract_id)
 
     def fail(self, caller: Principal, contract_id: str) -> dict[str, object]:
         """The provider gives up: the escrow goes back to the consumer."""
-        with self._transaction() as tx:
+
+        def write(tx: _Tx) -> Any:
             row = self._contract_row(tx.connection, caller, contract_id)
             _require_provider(caller, row)
             state = _checked(transition(ContractState(row[8]), ContractEventKind.FAIL))
@@ -484,11 +576,14 @@ class Market:
             tx.emit(EventType.CONTRACT_FAILED, contract_id, _contract_payload(row))
             tx.emit(EventType.SETTLEMENT_RELEASED, contract_id, _contract_payload(row))
             _record_outcome(tx, contract_id)
+
+        self._write(write)
         return self.contract_or_404(caller, contract_id)
 
     def dispute(self, caller: Principal, contract_id: str, body: object) -> dict[str, object]:
         reason = body.get("reason", "") if isinstance(body, dict) else ""
-        with self._transaction() as tx:
+
+        def write(tx: _Tx) -> Any:
             row = self._contract_row(tx.connection, caller, contract_id)
             if caller.kind is not PrincipalKind.TENANT or caller.tenant_id != row[3]:
                 raise _Refused(
@@ -506,6 +601,8 @@ class Market:
                 (state.value, tx.now_ms, str(reason)[:2000], tx.now_ms, contract_id),
             )
             tx.emit(EventType.CONTRACT_DISPUTED, contract_id, _contract_payload(row))
+
+        self._write(write)
         return self.contract_or_404(caller, contract_id)
 
     def resolve(self, contract_id: str, body: object) -> dict[str, object]:
@@ -520,7 +617,8 @@ class Market:
                 "resolution: refund or pay_out",
                 errors=(FieldError("resolution", "invalid"),),
             )
-        with self._transaction() as tx:
+
+        def write(tx: _Tx) -> Any:
             row = tx.execute(_CONTRACT_SELECT + " WHERE contract_id = ?", (contract_id,)).fetchone()
             if row is None:
                 raise _Refused(_not_found("contract"))
@@ -536,6 +634,8 @@ class Market:
             payload = {**_contract_payload(row), "resolution": resolution}
             tx.emit(EventType.CONTRACT_DISPUTE_RESOLVED, contract_id, payload)
             _record_outcome(tx, contract_id)
+
+        self._write(write)
         row = self._read(_CONTRACT_SELECT + " WHERE contract_id = ?", (contract_id,))[0]
         return _contract_view(row)
 
