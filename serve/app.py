@@ -19,7 +19,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
 from aex.core import limits
-from serve.background import market_lifespan
+from serve.background import market_lifespan, webhook_backoff_ms
 from serve.certificates import Certificates
 from serve.events import EventHub, MarketMetrics, MetricsMiddleware
 from serve.market import Market
@@ -49,6 +49,7 @@ from serve.stores.memory import GcraRateLimiter, TtlKeyCache
 from serve.stores.sqlite import SqliteStore
 from serve.stores.sqlite_ledger import SqliteLedger
 from serve.wallets import Wallets
+from serve.webhooks import Webhooks
 
 
 @get("/health", responses=PROBLEM_RESPONSES, sync_to_thread=False, tags=["ops"])
@@ -63,6 +64,8 @@ def build_litestar(
     wallets = Wallets(SqliteLedger(store))
     hub, metrics, market = EventHub(store), metrics or MarketMetrics(), Market(store)
     hub.subscribe(metrics.on_event)
+    webhooks = Webhooks(store, backoff_ms=webhook_backoff_ms())
+    hub.subscribe(webhooks.on_event)
     return Litestar(
         route_handlers=[
             health,
@@ -88,6 +91,7 @@ def build_litestar(
                 "certificates": Certificates(market, settings.data_dir),
                 "hub": hub,
                 "metrics": metrics,
+                "webhooks": webhooks,
             }
         ),
         lifespan=[market_lifespan],

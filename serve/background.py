@@ -17,9 +17,17 @@ from typing import Any
 
 from serve.market import Market
 from serve.security import now_ms
+from serve.webhooks import WEBHOOK_BACKOFF_MS_DEFAULT
 
 WINDOW_POLL_MS_DEFAULT = 200
 _log = logging.getLogger("aex.serve")
+
+
+def webhook_backoff_ms() -> int:
+    """AEX_WEBHOOK_BACKOFF_MS: the first retry's delay (doubling after), default 1000."""
+    value = int(os.environ.get("AEX_WEBHOOK_BACKOFF_MS", WEBHOOK_BACKOFF_MS_DEFAULT))
+    assert 1 <= value <= 600_000, "AEX_WEBHOOK_BACKOFF_MS in [1, 600000]"
+    return value
 
 
 def window_poll_ms() -> int:

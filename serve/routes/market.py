@@ -22,6 +22,7 @@ from serve.market import Market, decode_body
 from serve.problems import PROBLEM_RESPONSES, ProblemError
 from serve.routes.callers import operator_caller, provider_or_tenant_caller, tenant_caller
 from serve.security import PrincipalKind
+from serve.webhooks import Webhooks
 
 Json = dict[str, Any]
 
@@ -179,6 +180,24 @@ async def notification_stream(request: Request[Any, Any, State]) -> ServerSentEv
     return ServerSentEvent(provider_stream(hub, caller.provider_id, last_seq))
 
 
+@get(
+    "/v1/notifications/deliveries",
+    responses=PROBLEM_RESPONSES,
+    sync_to_thread=True,
+    tags=["notifications"],
+)
+def webhook_deliveries(
+    request: Request[Any, Any, State],
+    limit: Annotated[int, Parameter(ge=1, le=200, default=50)],
+) -> list[Json]:
+    """The calling provider's webhook deliveries: attempts, status, last error (newest first)."""
+    caller = provider_or_tenant_caller(request)
+    if caller.kind is not PrincipalKind.PROVIDER or caller.provider_id is None:
+        raise ProblemError(403, "provider-credential-required", "use a provider key")
+    webhooks: Webhooks = request.app.state.webhooks
+    return webhooks.deliveries(caller.provider_id, limit)
+
+
 @get("/metrics", tags=["ops"], sync_to_thread=False, include_in_schema=False)
 def metrics(request: Request[Any, Any, State]) -> Response[bytes]:
     """Prometheus exposition: requests, latencies, bids, awards, settlements, GMV, fees."""
@@ -193,5 +212,6 @@ MARKET_HANDLERS = (
     OperatorMarketController,
     provider_reputation,
     notification_stream,
+    webhook_deliveries,
     metrics,
 )
