@@ -50,12 +50,19 @@ class SqliteStore:
     def connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
-            connection = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-            connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute(f"PRAGMA synchronous = {self._synchronous}")
-            connection.execute("PRAGMA foreign_keys = ON")
-            connection.execute("PRAGMA busy_timeout = 30000")
+            connection = self.open_connection()
             self._local.connection = connection
+        return connection
+
+    def open_connection(self, *, check_same_thread: bool = True) -> sqlite3.Connection:
+        """A new connection in autocommit mode (transactions are explicit), WAL, FULL sync."""
+        connection = sqlite3.connect(
+            self.path, isolation_level=None, timeout=30.0, check_same_thread=check_same_thread
+        )
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute(f"PRAGMA synchronous = {self._synchronous}")
+        connection.execute("PRAGMA foreign_keys = ON")
+        connection.execute("PRAGMA busy_timeout = 30000")
         return connection
 
     @contextmanager

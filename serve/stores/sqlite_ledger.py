@@ -12,14 +12,12 @@ nothing. The schema backs the core's invariants: CHECK (available_minor >= 0), C
 from __future__ import annotations
 
 import asyncio
-import json
-import queue
 import sqlite3
-import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import Future
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+import msgspec
 
 from aex.core import Rejected
 from aex.core.ledger import (
@@ -49,7 +47,32 @@ GROUP_COMMIT_OPERATIONS_MAX = 256
 @dataclass(frozen=True, slots=True)
 class _Pending:
     operation: Operation
-    future: Future[Applied | Rejected[LedgerRejectReason]]
+    future: asyncio.Future[Applied | Rejected[LedgerRejectReason]]
+
+
+Outcome = Applied | Rejected[LedgerRejectReason] | Exception
+
+
+def _outcome(
+    apply_one: Callable[[Operation], Applied | Rejected[LedgerRejectReason]], operation: Operation
+) -> Outcome:
+    try:
+        return apply_one(operation)
+    except Exception as failure:
+        return failure
+
+
+def _settle(
+    future: asyncio.Future[Applied | Rejected[LedgerRejectReason]], outcome: Outcome
+) -> None:
+    # A caller that went away (timeout, disconnect) has a cancelled future: its operation may
+    # still have committed, and a retry with the same Idempotency-Key replays it.
+    if future.done():
+        return
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 class SqliteLedger:
@@ -57,9 +80,10 @@ class SqliteLedger:
 
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
-        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
-        self._writer: threading.Thread | None = None
-        self._writer_lock = threading.Lock()
+        self._pending: list[_Pending] = []
+        self._wakeup: asyncio.Event | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._writer_connection: sqlite3.Connection | None = None
 
     def apply(self, operation: Operation) -> Applied | Rejected[LedgerRejectReason]:
         with self._store.transaction() as tx:
@@ -71,50 +95,54 @@ class SqliteLedger:
     async def submit(self, operation: Operation) -> Applied | Rejected[LedgerRejectReason]:
         """`apply` with group commit: concurrent operations share one transaction and one
         fsync; every caller is answered only after the COMMIT, so an acknowledged operation is
-        on disk. A failing operation is isolated by re-running the batch one by one.
+        on disk. The rules and writes run on the event loop's thread (no GIL hand-offs per
+        statement); BEGIN and COMMIT (the lock wait and the fsync) run in a worker thread, and
+        meanwhile the loop keeps serving and queueing the next batch. A failing operation is
+        isolated by re-running its batch one operation per transaction.
         """
-        self._ensure_writer()
-        future: Future[Applied | Rejected[LedgerRejectReason]] = Future()
-        self._queue.put(_Pending(operation, future))
-        return await asyncio.wrap_future(future)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Applied | Rejected[LedgerRejectReason]] = loop.create_future()
+        self._pending.append(_Pending(operation, future))
+        if self._writer is None or self._wakeup is None:
+            self._wakeup = asyncio.Event()
+            self._writer = loop.create_task(self._write_batches(self._wakeup))
+        self._wakeup.set()
+        return await future
 
-    def _ensure_writer(self) -> None:
-        if self._writer is None:
-            with self._writer_lock:
-                if self._writer is None:
-                    self._writer = threading.Thread(
-                        target=self._write_batches, name="aex-ledger-writer", daemon=True
-                    )
-                    self._writer.start()
-
-    def _write_batches(self) -> None:
+    async def _write_batches(self, wakeup: asyncio.Event) -> None:
         while True:
-            batch = [self._queue.get()]
-            while len(batch) < GROUP_COMMIT_OPERATIONS_MAX:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._commit_batch(batch)
+            await wakeup.wait()
+            wakeup.clear()
+            while self._pending:
+                batch = self._pending[:GROUP_COMMIT_OPERATIONS_MAX]
+                del self._pending[:GROUP_COMMIT_OPERATIONS_MAX]
+                await self._commit_batch(batch)
 
-    def _commit_batch(self, batch: list[_Pending]) -> None:
-        # The fast path: the whole batch in one transaction, one COMMIT (one fsync). If any
-        # operation raises (a broken invariant, a constraint), the batch is rolled back and
-        # every operation is re-run in its own transaction, so that one failure is isolated.
+    async def _commit_batch(self, batch: list[_Pending]) -> None:
+        if self._writer_connection is None:
+            self._writer_connection = self._store.open_connection(check_same_thread=False)
+        tx = self._writer_connection
+        await asyncio.to_thread(tx.execute, "BEGIN IMMEDIATE")
         try:
-            with self._store.transaction() as tx:
-                written: list[tuple[int, JournalEntry]] = []
-                results = [_apply_and_write(tx, p.operation, written) for p in batch]
-                _check_read_back(tx, written)
+            written: list[tuple[int, JournalEntry]] = []
+            results = [_apply_and_write(tx, p.operation, written) for p in batch]
+            _check_read_back(tx, written)
         except Exception:
+            tx.execute("ROLLBACK")
             for pending in batch:
-                try:
-                    pending.future.set_result(self.apply(pending.operation))
-                except Exception as failure:
-                    pending.future.set_exception(failure)
+                outcome = await asyncio.to_thread(_outcome, self.apply, pending.operation)
+                _settle(pending.future, outcome)
+            return
+        try:
+            await asyncio.to_thread(tx.execute, "COMMIT")
+        except Exception as failure:  # nothing of the batch is acknowledged
+            if tx.in_transaction:
+                tx.execute("ROLLBACK")
+            for pending in batch:
+                _settle(pending.future, failure)
             return
         for pending, result in zip(batch, results, strict=True):
-            pending.future.set_result(result)
+            _settle(pending.future, result)
 
     def wallet(self, wallet_id: str) -> Wallet | None:
         row = (
@@ -174,7 +202,7 @@ def _apply_in(
     prior_row = tx.execute(
         "SELECT record FROM journal_entries WHERE operation_id = ?", (operation.operation_id,)
     ).fetchone()
-    prior = None if prior_row is None else applied_from_json(json.loads(prior_row[0]))
+    prior = None if prior_row is None else applied_from_json(msgspec.json.decode(prior_row[0]))
     holds = _holds(tx, touched(operation).hold_ids)
     wallets = _wallets(tx, touched(operation, holds).wallet_ids)
     return apply(LedgerView(wallets=wallets, holds=holds, prior=prior), operation)
@@ -238,7 +266,7 @@ def _write(tx: sqlite3.Connection, applied: Applied) -> int:
             entry.operation_id,
             entry.kind.value,
             applied.fingerprint,
-            json.dumps(applied_to_json(applied), separators=(",", ":")),
+            msgspec.json.encode(applied_to_json(applied)).decode(),
             created_ms,
         ),
     )
