@@ -128,12 +128,13 @@ async def provider_stream(
             queue.put_nowait(event)
 
     hub.subscribe(listener)
+    boundary = hub.last_seq  # later events reach the queue: replay only up to here
     try:
         yield {"event": "ready", "data": json.dumps({"provider_id": provider_id})}
         if last_event_seq is not None:
             replayed = await asyncio.to_thread(hub.read_after, last_event_seq)
             for event in replayed:
-                if event.seq <= hub.last_seq:
+                if event.seq <= boundary:
                     name = notification_for(provider_id, event)
                     if name is not None:
                         yield _message(name, event)

@@ -85,7 +85,7 @@ class BidController(Controller):
     async def submit(self, request: Request[Any, Any, State]) -> Json:
         """A sealed bid with the provider's own key, while the window is open."""
         caller, body = provider_or_tenant_caller(request), await _body(request)
-        return await asyncio.to_thread(_market(request).submit_bid, caller, body)
+        return await _market(request).submit_bid_async(caller, body)
 
 
 class ContractController(Controller):
