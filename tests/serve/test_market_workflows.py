@@ -6,6 +6,9 @@ from decimal import Decimal
 
 import httpx
 
+from aex.core.fees import PLATFORM_FEE_BPS, split_fee
+from serve.stores.sqlite import SqliteStore
+from serve.stores.sqlite_ledger import SqliteLedger
 from tests.serve.market_helpers import (
     OPERATOR,
     balance,
@@ -18,6 +21,7 @@ from tests.serve.market_helpers import (
     submit_work,
     work_body,
 )
+from tests.serve.server import Server
 
 
 def test_a_settled_contract_moves_exactly_100_85_15(client: httpx.Client) -> None:
@@ -158,3 +162,33 @@ def test_a_dispute_paid_out_keeps_the_settlement(client: httpx.Client) -> None:
     assert resolved.json()["status"] == "SETTLED"
     assert balance(client, bot.owner) == ("85.00", "0.00")
     assert balance(client, acme) == ("9900.00", "0.00")
+
+
+def test_after_every_market_workflow_the_ledger_balances_and_escrow_matches_contracts(
+    server: Server, client: httpx.Client
+) -> None:
+    # Runs after this module's workflows (and any others in the session) on the same file.
+    store = SqliteStore(server.data_dir / "aex.sqlite3")
+    ledger = SqliteLedger(store)
+    assert set(ledger.totals_by_currency().values()) <= {0}
+    assert ledger.wallet_mismatches() == []
+    connection = store.connection()
+    connection.execute("BEGIN")  # one snapshot: the closer may run meanwhile
+    # Every open hold belongs to an OPEN work or to an AWARDED/EXECUTING contract, and back.
+    held = dict(connection.execute("SELECT hold_id, amount_minor FROM holds WHERE state = 'open'"))
+    expected = dict(
+        connection.execute("SELECT hold_id, budget_max_minor FROM work WHERE state = 'OPEN'")
+    )
+    expected |= dict(
+        connection.execute(
+            "SELECT hold_id, price_minor FROM contracts WHERE state IN ('AWARDED', 'EXECUTING')"
+        )
+    )
+    connection.execute("COMMIT")
+    assert held == expected
+    settled = connection.execute(
+        "SELECT price_minor, fee_minor FROM contracts WHERE state = 'SETTLED'"
+    ).fetchall()
+    assert settled
+    for price_minor, fee_minor in settled:
+        assert fee_minor == split_fee(price_minor, fee_bps=PLATFORM_FEE_BPS)[0]
