@@ -16,6 +16,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "aex.commands.serve",
     "aex.commands.verify",
     "aex.commands.cert",
+    "aex.commands.sim",
+    "aex.commands.tune",
+    "aex.commands.backtest",
 )
 
 

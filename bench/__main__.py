@@ -12,6 +12,7 @@ BENCHMARKS: tuple[str, ...] = (
     "bench.bench_certs",
     "bench.bench_api",
     "bench.bench_market",
+    "bench.bench_sim",
 )
 
 

@@ -1,0 +1,42 @@
+"""`aex backtest RUNS.duckdb`: re-score recorded auctions under other weights."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "backtest", help="re-score a recorded market log under other weights"
+    )
+    parser.add_argument("log", type=Path, help="a market log (aex sim --log-bids all, aex export)")
+    parser.add_argument("--run-id", type=int, default=None, help="default: the latest run")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--weights", type=Path, help="a weights JSON file (aex tune)")
+    group.add_argument("--preset", default="lowest_price")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from aex.sim import _core
+    from aex.sim.backtest import backtest
+
+    if args.weights is not None:
+        weights = _core.weights_from_json(json.loads(args.weights.read_text()))
+        assert isinstance(weights, _core.Weights), weights
+    else:
+        weights = _core.PRESETS[args.preset]
+    con = duckdb.connect(str(args.log), read_only=True)
+    run_id = args.run_id
+    if run_id is None:
+        run_id = int(con.execute("SELECT max(run_id) FROM runs").fetchall()[0][0])
+    result = backtest(con, run_id, weights)
+    print(f"backtest of run {run_id} under {args.weights or args.preset}:")
+    for key, value in result.summary.items():
+        print(f"  {key:<32}{value:,.4f}" if isinstance(value, float) else f"  {key:<32}{value:,}")
+    return 0

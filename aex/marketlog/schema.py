@@ -1,0 +1,131 @@
+"""The market-log DDL: the one definition of every table and column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+import duckdb
+
+__all__ = ["DDL", "TABLES", "connect", "create_schema", "next_run_id"]
+
+# Column order matters: writers append Arrow tables positionally in this order.
+TABLES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
+    "runs": (
+        ("run_id", "BIGINT"),
+        ("source", "VARCHAR"),  # 'sim' or 'exchange'
+        ("scenario", "VARCHAR"),
+        ("seed", "VARCHAR"),  # the master seed or recorded 128-bit entropy, as decimal text
+        ("replication", "INTEGER"),
+        ("weights_json", "VARCHAR"),  # {"name":..., "weights": {...}} (weights_to_json)
+        ("fee_bps", "INTEGER"),
+        ("currency", "VARCHAR"),
+        ("ticks", "INTEGER"),
+        ("tick_ms", "BIGINT"),
+        ("log_bids", "VARCHAR"),  # none | winners | all
+        ("params_json", "VARCHAR"),
+        ("created_at", "TIMESTAMP"),
+    ),
+    "providers": (
+        ("run_id", "BIGINT"),
+        ("provider_id", "BIGINT"),  # an identity; a whitewasher gets several
+        ("slot", "INTEGER"),  # the simulated agent behind the identity (NULL on the exchange)
+        ("strategy", "VARCHAR"),  # NULL on the exchange
+        ("quality", "DOUBLE"),  # true success probability (sim only)
+        ("cost_minor", "BIGINT"),  # cost of doing one job (sim only)
+        ("confidence", "DOUBLE"),  # stated confidence
+        ("certified", "BOOLEAN"),
+        ("category", "INTEGER"),
+        ("joined_tick", "INTEGER"),
+    ),
+    "work": (
+        ("run_id", "BIGINT"),
+        ("work_id", "BIGINT"),
+        ("tick", "INTEGER"),
+        ("consumer_id", "BIGINT"),
+        ("category", "INTEGER"),
+        ("budget_min_minor", "BIGINT"),
+        ("budget_max_minor", "BIGINT"),
+        ("large", "BOOLEAN"),
+    ),
+    "bids": (
+        ("run_id", "BIGINT"),
+        ("work_id", "BIGINT"),
+        ("bid_id", "BIGINT"),
+        ("provider_id", "BIGINT"),
+        ("tick", "INTEGER"),
+        ("price_minor", "BIGINT"),
+        ("submitted_at_ms", "BIGINT"),
+        ("price_score", "DOUBLE"),
+        ("trust_score", "DOUBLE"),
+        ("confidence_score", "DOUBLE"),
+        ("sample_score", "DOUBLE"),
+        ("sla_score", "DOUBLE"),
+        ("certification_score", "DOUBLE"),
+        ("total", "DOUBLE"),
+        ("rank", "INTEGER"),  # 0 when ranks were not computed (log level 'winners')
+        ("is_winner", "BOOLEAN"),
+        ("reject_reason", "UTINYINT"),  # 0 = accepted, k = k-th BidRejectReason
+    ),
+    "awards": (
+        ("run_id", "BIGINT"),
+        ("work_id", "BIGINT"),
+        ("bid_id", "BIGINT"),
+        ("provider_id", "BIGINT"),
+        ("tick", "INTEGER"),
+        ("price_minor", "BIGINT"),
+        ("total", "DOUBLE"),
+    ),
+    "outcomes": (
+        ("run_id", "BIGINT"),
+        ("work_id", "BIGINT"),
+        ("provider_id", "BIGINT"),
+        ("tick", "INTEGER"),
+        ("success", "BOOLEAN"),
+        ("cost_minor", "BIGINT"),  # the provider's cost of the attempt (NULL on the exchange)
+    ),
+    "settlements": (
+        ("run_id", "BIGINT"),
+        ("work_id", "BIGINT"),
+        ("provider_id", "BIGINT"),
+        ("tick", "INTEGER"),
+        ("price_minor", "BIGINT"),
+        ("fee_minor", "BIGINT"),
+        ("payout_minor", "BIGINT"),
+    ),
+    "reputation": (
+        ("run_id", "BIGINT"),
+        ("tick", "INTEGER"),  # the snapshot after this tick's outcomes
+        ("provider_id", "BIGINT"),
+        ("score", "DOUBLE"),
+        ("contracts", "BIGINT"),
+        ("successes", "BIGINT"),
+        ("tier", "TINYINT"),
+    ),
+}
+
+DDL: Final[str] = "\n".join(
+    f"CREATE TABLE IF NOT EXISTS {name} ("
+    + ", ".join(f"{column} {kind}" for column, kind in columns)
+    + ");"
+    for name, columns in TABLES.items()
+)
+
+
+def connect(
+    path: str | Path = ":memory:", *, memory_limit: str = "1GB"
+) -> duckdb.DuckDBPyConnection:
+    """Opens (creating if needed) a market-log database with the schema in place."""
+    con = duckdb.connect(str(path))
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    create_schema(con)
+    return con
+
+
+def create_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(DDL)
+
+
+def next_run_id(con: duckdb.DuckDBPyConnection) -> int:
+    rows = con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM runs").fetchall()
+    return int(rows[0][0])

@@ -1,0 +1,115 @@
+"""Backtesting: re-score recorded auctions under other weights and compare the outcomes.
+
+Input: a market log with every bid recorded (`log.bids = "all"` in the simulator, or the live
+exchange's `aex export`). Each auction's logged components go through the core's
+`rank_auctions` again with the new weights. This is a static counterfactual: bids, trust scores
+and the population are as recorded; how reputation would have evolved under the new awards is
+not replayed (run the simulator with the new weights for that).
+
+Expected success of an award uses the provider's true quality when the log comes from the
+simulator (providers.quality), else the provider's observed success rate in the log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from aex.sim import _core
+
+__all__ = ["BacktestResult", "backtest"]
+
+_BIDS_SQL = """
+SELECT b.work_id, b.bid_id, b.provider_id, b.price_minor, b.submitted_at_ms,
+       b.price_score, b.trust_score, b.confidence_score, b.sample_score, b.sla_score,
+       b.certification_score, b.reject_reason, b.is_winner, w.budget_max_minor,
+       coalesce(p.quality, r.rate, 0.0) AS success_probability
+FROM bids b
+JOIN work w USING (run_id, work_id)
+LEFT JOIN providers p USING (run_id, provider_id)
+LEFT JOIN (SELECT provider_id, avg(success::DOUBLE) AS rate FROM outcomes
+           WHERE run_id = $run GROUP BY provider_id) r USING (provider_id)
+WHERE b.run_id = $run
+ORDER BY b.work_id, b.bid_id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestResult:
+    """Per-auction comparison (polars) and its summary."""
+
+    auctions: pl.DataFrame
+    summary: dict[str, Any]
+
+
+def backtest(con: duckdb.DuckDBPyConnection, run_id: int, weights: _core.Weights) -> BacktestResult:
+    """Re-scores run `run_id` under `weights`; see the module docstring."""
+    levels = con.execute("SELECT log_bids FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    if not levels:
+        raise ValueError(f"run {run_id} is not in this market log")
+    if levels[0][0] not in ("all", None):
+        raise ValueError(f"run {run_id} logged bids={levels[0][0]!r}; backtests need 'all'")
+    cursor = con.execute(_BIDS_SQL, {"run": run_id})
+    names = [d[0] for d in cursor.description]
+    bids = pl.DataFrame(cursor.fetchall(), schema=names, orient="row")
+    if bids.height == 0:
+        raise ValueError(f"run {run_id} has no recorded bids")
+
+    def col(name: str, dtype: type) -> Any:
+        return bids[name].to_numpy().astype(dtype)
+
+    components = _core.Components(
+        price_score=col("price_score", np.float64),
+        trust_score=col("trust_score", np.float64),
+        confidence_score=col("confidence_score", np.float64),
+        sample_score=col("sample_score", np.float64),
+        sla_score=col("sla_score", np.float64),
+        certification_score=col("certification_score", np.float64),
+        reject_reason=col("reject_reason", np.uint8),
+    )
+    scored = _core.rank_auctions(
+        col("work_id", np.int64),
+        components,
+        weights,
+        price_minor=col("price_minor", np.int64),
+        submitted_at_ms=col("submitted_at_ms", np.int64),
+        bid_id=col("bid_id", np.int64),
+        with_ranks=False,
+    )
+    bids = bids.with_columns(pl.Series("new_winner", np.asarray(scored.is_winner)))
+    before = bids.filter(pl.col("is_winner")).select(
+        "work_id",
+        "budget_max_minor",
+        pl.col("provider_id").alias("provider_before"),
+        pl.col("price_minor").alias("price_before"),
+        pl.col("success_probability").alias("success_before"),
+    )
+    after = bids.filter(pl.col("new_winner")).select(
+        "work_id",
+        pl.col("provider_id").alias("provider_after"),
+        pl.col("price_minor").alias("price_after"),
+        pl.col("success_probability").alias("success_after"),
+    )
+    auctions = before.join(after, on="work_id", how="full", coalesce=True).with_columns(
+        changed=pl.col("provider_before") != pl.col("provider_after"),
+        # expected consumer surplus: success × (budget − price)
+        surplus_before=pl.col("success_before")
+        * (pl.col("budget_max_minor") - pl.col("price_before")),
+        surplus_after=pl.col("success_after")
+        * (pl.col("budget_max_minor") - pl.col("price_after")),
+    )
+    summary = auctions.select(
+        auctions=pl.len(),
+        awards_changed_share=pl.col("changed").mean(),
+        price_mean_before_minor=pl.col("price_before").mean(),
+        price_mean_after_minor=pl.col("price_after").mean(),
+        expected_success_before=pl.col("success_before").mean(),
+        expected_success_after=pl.col("success_after").mean(),
+        expected_surplus_before_minor=pl.col("surplus_before").sum(),
+        expected_surplus_after_minor=pl.col("surplus_after").sum(),
+    ).row(0, named=True)
+    return BacktestResult(auctions=auctions, summary=summary)

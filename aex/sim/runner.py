@@ -1,0 +1,173 @@
+"""The simulator's driver: load → step the core-backed engine → persist to the market log.
+
+`simulate` owns every side effect of a run: the seed (drawing and recording OS entropy when
+none is given), the DuckDB connection, the streamed writer and the progress bar.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from aex import marketlog
+from aex.core import limits
+from aex.sim import _core, engine
+from aex.sim.scenario import ScenarioParams, ScoringParams
+
+__all__ = ["BATCH_ROWS_DEFAULT", "RunResult", "resolve_seed", "simulate", "with_weights"]
+
+# Rows per table buffered before one Arrow insert: large enough that DuckDB appends in bulk,
+# small enough that eight tables' buffers plus the writer queue stay in a few hundred MiB.
+BATCH_ROWS_DEFAULT = 262_144
+assert limits.market_log_batch_rows_max >= BATCH_ROWS_DEFAULT
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    run_id: int
+    seed: int
+    replication: int
+    ticks: int
+    work_items: int
+    bids: int
+    awards: int
+    successes: int
+    fee_minor: int
+    elapsed_s: float
+    rounds_mean: float
+
+    @property
+    def auctions_per_s(self) -> float:
+        return self.awards / self.elapsed_s if self.elapsed_s > 0 else float("inf")
+
+    @property
+    def success_rate(self) -> float:
+        return self.successes / self.awards if self.awards else 0.0
+
+    @property
+    def fee_per_work_minor(self) -> float:
+        return self.fee_minor / self.work_items if self.work_items else 0.0
+
+
+def resolve_seed(seed: int | None) -> int:
+    """The given seed, or fresh 128-bit OS entropy (to be recorded) when None."""
+    if seed is not None:
+        return seed
+    entropy = np.random.SeedSequence().entropy
+    assert isinstance(entropy, int)
+    return entropy
+
+
+def with_weights(params: ScenarioParams, weights: _core.Weights) -> ScenarioParams:
+    """The same scenario scored with other weights (everything else, seeds included, equal)."""
+    values = {f.name: float(getattr(weights, f.name)) for f in dataclasses.fields(weights)}
+    return dataclasses.replace(
+        params,
+        scoring=ScoringParams(
+            preset=params.scoring.preset, weights=values, fee_bps=params.scoring.fee_bps
+        ),
+    )
+
+
+def _params_json(params: ScenarioParams) -> str:
+    return json.dumps(dataclasses.asdict(params), default=str, sort_keys=True)
+
+
+def simulate(
+    params: ScenarioParams,
+    *,
+    out: str | Path | duckdb.DuckDBPyConnection = ":memory:",
+    replication: int = 0,
+    batch_rows: int = BATCH_ROWS_DEFAULT,
+    progress: Callable[[engine.BlockLog], None] | None = None,
+    threaded_writer: bool = True,
+) -> tuple[RunResult, duckdb.DuckDBPyConnection]:
+    """Runs one replication of a scenario into the market log at `out` (a path or connection).
+
+    Returns the run's counters and the open connection (for metrics). The seed is
+    params.seed, or recorded OS entropy when it is None.
+    """
+    assert params.ticks <= limits.sim_steps_max
+    seed = resolve_seed(params.seed)
+    con = out if isinstance(out, duckdb.DuckDBPyConnection) else marketlog.connect(out)
+    marketlog.create_schema(con)
+    run_id = marketlog.next_run_id(con)
+    weights = params.weights
+    weights_json = json.dumps(_core.weights_to_json(weights))
+    con.execute(
+        "INSERT INTO runs VALUES (?, 'sim', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            run_id,
+            params.name,
+            str(seed),
+            replication,
+            weights_json,
+            params.scoring.fee_bps,
+            params.currency,
+            params.ticks,
+            params.market.tick_ms,
+            params.log.bids,
+            _params_json(params),
+            datetime.now(UTC).replace(tzinfo=None),
+        ],
+    )
+    streams = engine.Streams.spawn(seed, replication)
+    population, state = engine.init(streams.population, params)
+    totals: dict[str, int] = dict.fromkeys(
+        ("work", "bids", "awards", "ok", "fee", "rounds", "blocks"), 0
+    )
+    started = time.perf_counter()
+    with marketlog.MarketLogWriter(
+        con, run_id, batch_rows=batch_rows, threaded=threaded_writer
+    ) as writer:
+        identities = np.arange(population.size, dtype=np.int64)
+        writer.append(
+            "providers", engine.provider_rows(population, identities + 1, identities, None)
+        )
+        for _ in range(limits.sim_steps_max):
+            if state.tick >= params.ticks:
+                break
+            state, log = engine.step(streams, state, params, population, weights)
+            for table, columns in log.tables.items():
+                writer.append(table, columns)
+            _accumulate(totals, log)
+            if progress is not None:
+                progress(log)
+    elapsed = time.perf_counter() - started
+    result = RunResult(
+        run_id=run_id,
+        seed=seed,
+        replication=replication,
+        ticks=state.tick,
+        work_items=totals["work"],
+        bids=totals["bids"],
+        awards=totals["awards"],
+        successes=totals["ok"],
+        fee_minor=totals["fee"],
+        elapsed_s=elapsed,
+        rounds_mean=totals["rounds"] / max(totals["blocks"], 1),
+    )
+    return result, con
+
+
+def _accumulate(totals: dict[str, int], log: engine.BlockLog) -> None:
+    totals["work"] += log.work_items
+    totals["bids"] += log.bids
+    totals["awards"] += log.awards
+    totals["ok"] += log.successes
+    totals["fee"] += log.fee_minor
+    totals["rounds"] += log.rounds
+    totals["blocks"] += 1
+
+
+def summary(con: duckdb.DuckDBPyConnection, result: RunResult) -> dict[str, Any]:
+    return marketlog.run_summary(con, result.run_id)

@@ -1,0 +1,80 @@
+"""The reference market (scenarios/reference_reverse_auction.toml): auctions/s and peak memory.
+
+Each configuration runs in its own subprocess so that peak RSS (resource.getrusage) is its own.
+Reports wall-clock auctions/s, auctions per CPU-second of the process (user + system, both
+threads: the shared 2-core machine makes wall time noisy), the success rate, the fee per posted
+item and the peak RSS. `python -m bench.bench_sim [TICKS]`; AEX_BENCH_SIM_TICKS overrides.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "reference_reverse_auction.toml"
+LEVELS = ("none", "winners", "all")
+
+
+def _one(ticks: int, log_bids: str, out: str) -> dict[str, object]:
+    import dataclasses
+
+    from aex.sim.runner import simulate
+    from aex.sim.scenario import load_scenario
+
+    params = load_scenario(SCENARIO)
+    params = dataclasses.replace(
+        params, ticks=ticks, log=dataclasses.replace(params.log, bids=log_bids)
+    )
+    cpu_start = time.process_time()
+    result, con = simulate(params, out=out)
+    cpu_s = time.process_time() - cpu_start
+    con.close()
+    return {
+        "ticks": ticks,
+        "log_bids": log_bids,
+        "auctions": result.awards,
+        "bids": result.bids,
+        "wall_s": round(result.elapsed_s, 3),
+        "cpu_s": round(cpu_s, 3),
+        "auctions_per_s": round(result.auctions_per_s),
+        "auctions_per_cpu_s": round(result.awards / cpu_s),
+        "success_rate": round(result.success_rate, 4),
+        "fee_per_work": round(result.fee_per_work_minor / 100, 4),
+        "rounds_mean": round(result.rounds_mean, 2),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "db_mib": round(Path(out).stat().st_size / 2**20, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    ticks = int(args[0]) if args else int(os.environ.get("AEX_BENCH_SIM_TICKS", "2000"))
+    levels = args[1].split(",") if len(args) > 1 else list(LEVELS)
+    for level in levels:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = str(Path(tmp) / "bench.duckdb")
+            call = f"b._one({ticks}, {level!r}, {out!r})"
+            code = f"import json, bench.bench_sim as b; print(json.dumps({call}))"
+            done = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            )
+            figures = json.loads(done.stdout.strip().splitlines()[-1])
+        print(
+            f"reference market, {figures['auctions']:,} auctions, log bids={level}: "
+            f"{figures['auctions_per_s']:,} auctions/s wall, "
+            f"{figures['auctions_per_cpu_s']:,} auctions per CPU-s, "
+            f"peak RSS {figures['peak_rss_mib']} MiB, success {figures['success_rate']}, "
+            f"fee/item {figures['fee_per_work']}, db {figures['db_mib']} MiB",
+            flush=True,
+        )
+        print("  " + json.dumps(figures), flush=True)
+
+
+if __name__ == "__main__":
+    main()

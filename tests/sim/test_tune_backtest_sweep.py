@@ -1,0 +1,111 @@
+"""Tuning, backtesting and sweeps on tiny runs; the Dask executor on a local cluster."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from aex.cli import main
+from aex.sim import _core
+from aex.sim.backtest import backtest
+from aex.sim.runner import simulate
+from aex.sim.scenario import ScenarioParams
+from aex.sim.sweep import DaskExecutor, SerialExecutor, SweepTask, evaluate, sweep
+from aex.sim.tune import estimate, tune, weights_from_vector
+
+
+@pytest.fixture
+def tiny(mixed: ScenarioParams) -> ScenarioParams:
+    return dataclasses.replace(mixed, ticks=6)
+
+
+def test_weights_from_any_vector_lie_on_the_simplex() -> None:
+    for vector in ([0, 0, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6], [0.5, 0, 0, 0, 0, 0]):
+        weights = weights_from_vector(vector)
+        assert sum(dataclasses.astuple(weights)) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_confidence_interval_brackets_the_mean() -> None:
+    est = estimate([1.0, 2.0, 3.0, 4.0])
+    assert est.low < est.mean == 2.5 < est.high
+
+
+def test_a_tiny_tune_run_returns_simplex_weights_with_intervals(tiny: ScenarioParams) -> None:
+    result = tune([tiny], seeds=[1], check_seeds=[2, 3], maxiter=1, popsize=1)
+    assert sum(dataclasses.astuple(result.weights)) == pytest.approx(1.0, abs=1e-9)
+    assert result.difference.n == 2
+    assert result.tuned.low <= result.tuned.mean <= result.tuned.high
+
+
+def test_aex_tune_writes_weights_that_load_back(tmp_path: Path, mixed: ScenarioParams) -> None:
+    out = tmp_path / "tuned.json"
+    code = main(
+        [
+            "tune",
+            "default",
+            "--ticks",
+            "4",
+            "--seeds",
+            "1",
+            "--check-seeds",
+            "2",
+            "--maxiter",
+            "1",
+            "--popsize",
+            "1",
+            "--serial",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    document = json.loads(out.read_text())
+    assert document["name"] == "tuned"
+    assert isinstance(_core.weights_from_json(document), _core.Weights)
+
+
+def test_backtest_under_the_run_weights_changes_nothing(tiny: ScenarioParams) -> None:
+    _, con = simulate(tiny)
+    result = backtest(con, 1, tiny.weights)
+    assert result.summary["awards_changed_share"] == 0.0
+    assert result.summary["auctions"] > 0
+
+
+def test_backtest_under_other_weights_reports_the_changes(tiny: ScenarioParams) -> None:
+    _, con = simulate(tiny)
+    result = backtest(con, 1, _core.PRESETS["lowest_price"])
+    assert 0.0 < result.summary["awards_changed_share"] <= 1.0
+    assert result.summary["price_mean_after_minor"] <= result.summary["price_mean_before_minor"]
+
+
+def test_backtest_needs_every_bid_logged(tiny: ScenarioParams) -> None:
+    lean = dataclasses.replace(tiny, log=dataclasses.replace(tiny.log, bids="winners"))
+    _, con = simulate(lean)
+    with pytest.raises(ValueError, match="'all'"):
+        backtest(con, 1, tiny.weights)
+
+
+def test_sweep_rows_match_single_evaluations(tiny: ScenarioParams) -> None:
+    tasks = [SweepTask(tiny, replication=r, label=f"r{r}") for r in range(2)]
+    frame = sweep(tasks, SerialExecutor())
+    assert frame["label"].to_list() == ["r0", "r1"]
+    assert (
+        frame.row(1, named=True)["consumer_surplus_minor"]
+        == evaluate(tasks[1])["consumer_surplus_minor"]
+    )
+
+
+def test_dask_executor_gives_the_same_sweep_as_in_process(tiny: ScenarioParams) -> None:
+    distributed = pytest.importorskip("distributed")
+    tasks = [SweepTask(tiny, replication=r) for r in range(2)]
+    with (
+        distributed.LocalCluster(
+            n_workers=1, processes=False, threads_per_worker=1, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        on_dask = sweep(tasks, DaskExecutor(client))
+    assert on_dask.equals(sweep(tasks, SerialExecutor()))
