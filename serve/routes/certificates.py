@@ -14,10 +14,19 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from serve.certificates import Certificates
 from serve.market import decode_body
 from serve.problems import PROBLEM_RESPONSES, ProblemError
-from serve.routes.callers import _principal, operator_caller, provider_or_tenant_caller
+from serve.middleware._asgi import PRINCIPAL_SCOPE_KEY
+from serve.routes.callers import operator_caller, provider_or_tenant_caller
+from serve.security import Principal
 
 Json = dict[str, Any]
 PEM = "application/x-pem-file"
+
+
+def _principal(request: Request[Any, Any, State]) -> Principal:
+    # Any credential: tenants and providers act for their providers, the operator for any.
+    principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    assert isinstance(principal, Principal), "the auth middleware runs before every route"
+    return principal
 
 
 def _certificates(request: Request[Any, Any, State]) -> Certificates:
