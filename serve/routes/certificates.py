@@ -13,8 +13,8 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from serve.certificates import Certificates
 from serve.market import decode_body
-from serve.problems import PROBLEM_RESPONSES, ProblemError
 from serve.middleware._asgi import PRINCIPAL_SCOPE_KEY
+from serve.problems import PROBLEM_RESPONSES, ProblemError
 from serve.routes.callers import operator_caller, provider_or_tenant_caller
 from serve.security import Principal
 
