@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "aex.commands.sim",
     "aex.commands.tune",
     "aex.commands.backtest",
+    "aex.commands.export",
 )
 
 

@@ -11,6 +11,7 @@ BENCHMARKS: tuple[str, ...] = (
     "bench.reputation",
     "bench.bench_certs",
     "bench.bench_api",
+    "bench.bench_market",
     "bench.bench_sim",
 )
 

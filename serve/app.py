@@ -19,6 +19,10 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
 from aex.core import limits
+from serve.background import market_lifespan, webhook_backoff_ms
+from serve.certificates import Certificates
+from serve.events import EventHub, MarketMetrics, MetricsMiddleware
+from serve.market import Market
 from serve.middleware._asgi import ASGIApp
 from serve.middleware.edge import (
     CorsMiddleware,
@@ -33,7 +37,9 @@ from serve.middleware.gateway import (
     TimeoutMiddleware,
 )
 from serve.problems import PROBLEM_RESPONSES, problem_response
+from serve.routes.certificates import CERTIFICATE_HANDLERS
 from serve.routes.identity import OperatorController, TenantController, create_tenant
+from serve.routes.market import MARKET_HANDLERS
 from serve.routes.registry import ProviderController, SubscriptionController
 from serve.routes.wallets import WalletController
 from serve.security import Authenticator
@@ -43,6 +49,7 @@ from serve.stores.memory import GcraRateLimiter, TtlKeyCache
 from serve.stores.sqlite import SqliteStore
 from serve.stores.sqlite_ledger import SqliteLedger
 from serve.wallets import Wallets
+from serve.webhooks import Webhooks
 
 
 @get("/health", responses=PROBLEM_RESPONSES, sync_to_thread=False, tags=["ops"])
@@ -50,9 +57,15 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def build_litestar(store: SqliteStore, settings: Settings) -> Litestar:
+def build_litestar(
+    store: SqliteStore, settings: Settings, metrics: MarketMetrics | None = None
+) -> Litestar:
     identity, registry = Identity(store), Registry(store)
     wallets = Wallets(SqliteLedger(store))
+    hub, metrics, market = EventHub(store), metrics or MarketMetrics(), Market(store)
+    hub.subscribe(metrics.on_event)
+    webhooks = Webhooks(store, backoff_ms=webhook_backoff_ms())
+    hub.subscribe(webhooks.on_event)
     return Litestar(
         route_handlers=[
             health,
@@ -62,6 +75,8 @@ def build_litestar(store: SqliteStore, settings: Settings) -> Litestar:
             ProviderController,
             SubscriptionController,
             WalletController,
+            *MARKET_HANDLERS,
+            *CERTIFICATE_HANDLERS,
         ],
         dependencies={
             "identity": Provide(lambda: identity, sync_to_thread=False, use_cache=True),
@@ -69,7 +84,17 @@ def build_litestar(store: SqliteStore, settings: Settings) -> Litestar:
             "jwt_secret": Provide(lambda: settings.jwt_secret, sync_to_thread=False),
         },
         exception_handlers={HTTPException: problem_response, Exception: problem_response},
-        state=State({"wallets": wallets}),
+        state=State(
+            {
+                "wallets": wallets,
+                "market": market,
+                "certificates": Certificates(market, settings.data_dir),
+                "hub": hub,
+                "metrics": metrics,
+                "webhooks": webhooks,
+            }
+        ),
+        lifespan=[market_lifespan],
         openapi_config=OpenAPIConfig(title="AEX live exchange", version="0.1.0", path="/schema"),
         request_max_body_size=limits.request_body_bytes_max,
         debug=False,
@@ -85,7 +110,8 @@ def create_app(settings: Settings) -> ASGIApp:
         operator_key=settings.operator_key,
         jwt_secret=settings.jwt_secret,
     )
-    litestar_app: Any = build_litestar(store, settings)
+    metrics = MarketMetrics()
+    litestar_app: Any = build_litestar(store, settings, metrics)
     app: Any = IdempotencyMiddleware(litestar_app, store=store)
     app = AuthMiddleware(app)
     app = RateLimitMiddleware(
@@ -101,7 +127,7 @@ def create_app(settings: Settings) -> ASGIApp:
     app = CorsMiddleware(app, origins=settings.cors_origins)
     app = RecoveryMiddleware(app)
     app = JsonLogMiddleware(app)
-    return RequestIdMiddleware(app)
+    return MetricsMiddleware(RequestIdMiddleware(app), metrics)
 
 
 def app_from_env() -> ASGIApp:

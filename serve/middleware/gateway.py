@@ -39,6 +39,12 @@ AUTH_SCOPE_KEY = "aex.auth"
 # Routes that take no credential: sign-up, health, the OpenAPI document.
 PUBLIC_ROUTES = frozenset({("POST", "/v1/tenants"), ("GET", "/health")})
 PUBLIC_PREFIXES = ("/schema",)
+# Market (issue 5): Prometheus scrapes, and the certificate authority's public documents (a
+# third party checks a certificate, the CRL and the CA key without an AEX account).
+PUBLIC_MARKET_ROUTES = frozenset(
+    {("GET", "/metrics"), ("GET", "/v1/crl"), ("GET", "/.well-known/aex-ca.json")}
+)
+PUBLIC_GET_PREFIXES = ("/v1/certificates/cert_",)
 _DAY_S = 86_400
 # An idempotency claim whose request never finished (the process died) may be taken over.
 IDEMPOTENCY_STALE_AFTER_MS = 60_000
@@ -47,7 +53,16 @@ IDEMPOTENCY_KEY_CHARS_MAX = 255
 
 def is_public(scope: Scope) -> bool:
     path: str = scope["path"]
-    return (scope["method"], path) in PUBLIC_ROUTES or path.startswith(PUBLIC_PREFIXES)
+    method: str = scope["method"]
+    if (method, path) in PUBLIC_ROUTES or (method, path) in PUBLIC_MARKET_ROUTES:
+        return True
+    if method == "GET" and path.startswith(PUBLIC_GET_PREFIXES):
+        return True
+    return path.startswith(PUBLIC_PREFIXES)
+
+
+# Long-lived by design (server-sent events): not cut by the request timeout.
+STREAMING_PATHS = frozenset({"/v1/notifications/stream"})
 
 
 class TimeoutMiddleware:
@@ -56,7 +71,7 @@ class TimeoutMiddleware:
         self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in STREAMING_PATHS:
             await self.app(scope, receive, send)
             return
         started = [False]

@@ -1,0 +1,32 @@
+"""`aex export --data-dir D --to market.duckdb`: the live exchange's market log, appended as
+one run (source 'exchange') in the simulator's schema, for `aex backtest` and the notebooks."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "export", help="export the exchange's market log to a DuckDB market-log file"
+    )
+    parser.add_argument("--data-dir", type=Path, default=Path("./data"))
+    parser.add_argument("--to", type=Path, required=True, help="the DuckDB file (appended to)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    from serve.export import export_market_log
+    from serve.settings import DATABASE_FILE
+
+    if not (args.data_dir / DATABASE_FILE).exists():
+        print(f"error: no exchange database in {args.data_dir}")
+        return 2
+    written = export_market_log(args.data_dir, args.to, now_ms=time.time_ns() // 1_000_000)
+    rows = ", ".join(f"{table} {count}" for table, count in written.items())
+    print(f"exported to {args.to}: {rows}")
+    return 0

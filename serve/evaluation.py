@@ -1,0 +1,129 @@
+"""The one call from the window closer into bid scoring: `evaluate(terms, rows, now_ms=...)`.
+
+It builds a one-auction `aex.core.scoring.BidBatch` from the stored bids (docs/market.md, "From
+a bid to a scoring row"), calls `score_bids` with the spec's balanced weights, and returns one
+`ScoredRow` per bid: components, total, rank (1 = best, 0 = rejected) and the reject reason.
+Bids are numbered by their position (bid_id column) and providers by first appearance
+(provider_id column); the strings come back through the same positions. A provided sample
+scores SAMPLE_PROVIDED_QUALITY (the exchange does not grade samples yet); no sample scores the
+core's neutral value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from aex.core import Rejected
+from aex.core.reasons import BidRejectReason
+from aex.core.scoring import PRESETS, BidBatch, Weights, score_bids
+
+WEIGHTS_NAME = "balanced"
+BALANCED_WEIGHTS: Weights = PRESETS[WEIGHTS_NAME]
+SAMPLE_PROVIDED_QUALITY = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkTerms:
+    budget_min_minor: int
+    budget_max_minor: int
+    required_turnaround_ms: int
+    hard_limit_turnaround_ms: int
+    window_opens_ms: int
+    window_closes_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class BidRow:
+    bid_id: str
+    provider_id: str
+    price_minor: int
+    confidence: float
+    has_sample: bool
+    turnaround_ms: int
+    submitted_at_ms: int
+    trust: float
+    tier: int
+    certified_matches: int
+    eligible: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredRow:
+    bid_id: str
+    provider_id: str
+    components: dict[str, float]
+    total: float
+    rank: int
+    reject_reason: str | None
+    is_winner: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "bid_id": self.bid_id,
+            "provider_id": self.provider_id,
+            "components": self.components,
+            "total": round(self.total, 6),
+            "rank": self.rank,
+            "reject_reason": self.reject_reason,
+            "is_winner": self.is_winner,
+        }
+
+
+def evaluate(terms: WorkTerms, rows: Sequence[BidRow], *, now_ms: int) -> list[ScoredRow]:
+    """Every bid scored and ranked by the core; at most one winner (none when none is valid)."""
+    if not rows:
+        return []
+    providers = {
+        provider: n for n, provider in enumerate(dict.fromkeys(r.provider_id for r in rows))
+    }
+    batch = BidBatch.single_auction(
+        auction_id=0,
+        budget_min_minor=terms.budget_min_minor,
+        budget_max_minor=terms.budget_max_minor,
+        required_turnaround_ms=terms.required_turnaround_ms,
+        hard_limit_turnaround_ms=terms.hard_limit_turnaround_ms,
+        window_opens_ms=terms.window_opens_ms,
+        window_closes_ms=terms.window_closes_ms,
+        bid_id=np.arange(len(rows), dtype=np.int64),
+        provider_id=np.array([providers[r.provider_id] for r in rows], dtype=np.int64),
+        price_minor=np.array([r.price_minor for r in rows], dtype=np.int64),
+        currency_matches=np.ones(len(rows), dtype=np.bool_),
+        trust=np.array([r.trust for r in rows], dtype=np.float64),
+        confidence=np.array([r.confidence for r in rows], dtype=np.float64),
+        has_sample=np.array([r.has_sample for r in rows], dtype=np.bool_),
+        sample_quality=np.full(len(rows), SAMPLE_PROVIDED_QUALITY, dtype=np.float64),
+        turnaround_ms=np.array([r.turnaround_ms for r in rows], dtype=np.int64),
+        certified_matches=np.array([r.certified_matches for r in rows], dtype=np.int64),
+        tier=np.array([r.tier for r in rows], dtype=np.int8),
+        submitted_at_ms=np.array([r.submitted_at_ms for r in rows], dtype=np.int64),
+        eligible=np.array([r.eligible for r in rows], dtype=np.bool_),
+    )
+    assert not isinstance(batch, Rejected), batch
+    scored = score_bids(batch, BALANCED_WEIGHTS, now_ms=now_ms)
+    assert not isinstance(scored, Rejected), scored
+    result = [
+        ScoredRow(
+            row.bid_id,
+            row.provider_id,
+            {
+                "price": round(float(scored.price_score[i]), 6),
+                "trust": round(float(scored.trust_score[i]), 6),
+                "confidence": round(float(scored.confidence_score[i]), 6),
+                "sample_work": round(float(scored.sample_score[i]), 6),
+                "sla": round(float(scored.sla_score[i]), 6),
+                "certification": round(float(scored.certification_score[i]), 6),
+            },
+            float(scored.total[i]),
+            int(scored.rank[i]),
+            None
+            if int(scored.reject_reason[i]) == 0
+            else BidRejectReason.from_code(int(scored.reject_reason[i])).value,
+            bool(scored.is_winner[i]),
+        )
+        for i, row in enumerate(rows)
+    ]
+    assert sum(r.is_winner for r in result) <= 1
+    return sorted(result, key=lambda r: (r.rank == 0, r.rank, r.bid_id))

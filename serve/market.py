@@ -1,0 +1,1021 @@
+"""The market's use cases: work, bids, window close and award, contracts, settlement, disputes.
+
+Every change is one `BEGIN IMMEDIATE` transaction on the shared SQLite file: load → call the
+core (aex.core.market / lifecycle / criteria / ledger / reputation) → write the rows, the ledger
+entries (through the ledger driver's own write path, inside this transaction) and the outbox
+events → COMMIT. So a work's budget hold is placed with its insert, an award moves the escrow
+with the contract's insert, a settlement captures the escrow with the state change, and the
+event that announces each change commits with it or not at all.
+
+Exactly once: the window close, the award and the settlement are guarded by the lifecycle's
+transition read inside the write transaction (SQLite serialises writers: the second closer or
+the second completion call sees the new state and is refused, 409 or a no-op), and every ledger
+operation id is derived from the work or contract id, so even a replay moves no money twice.
+
+Access: work, its bids and its evaluation are the consumer tenant's; a contract is visible to
+its consumer and its provider (the provider's key or its owner tenant); everything else answers
+404 exactly like a missing id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import msgspec
+
+from aex.core import Money, Rejected, format_amount, limits
+from aex.core.criteria import evaluate_criteria
+from aex.core.events import Event, EventType, event_to_json
+from aex.core.fees import PLATFORM_FEE_BPS
+from aex.core.ledger import (
+    PLATFORM_REVENUE_ACCOUNT,
+    Applied,
+    Capture,
+    Hold,
+    JournalEntry,
+    Operation,
+    Refund,
+    Release,
+)
+from aex.core.lifecycle import (
+    ContractEventKind,
+    ContractState,
+    WorkEventKind,
+    WorkState,
+    transition,
+)
+from aex.core.market import (
+    ContractOutcomeFacts,
+    WorkSpec,
+    bid_window_closes_at_ms,
+    check_bid_admission,
+    check_dispute,
+    completion_event,
+    outcome_of,
+    parse_bid,
+    parse_completion,
+    parse_work_spec,
+    work_reserve,
+)
+from aex.core.matching import subscription_matches
+from aex.core.reputation import Outcomes, Reputation, reputation_of
+from serve.evaluation import WEIGHTS_NAME, BidRow, WorkTerms, evaluate
+from serve.problems import FieldError, ProblemError, problem_for_rejected
+from serve.security import Principal, PrincipalKind, new_id, now_ms
+from serve.stores.market_schema import MARKET_SCHEMA
+from serve.stores.sqlite import SqliteStore
+from serve.stores.sqlite_ledger import _apply_and_write, _check_read_back
+from serve.wallets import wallet_id
+
+T = TypeVar("T")
+WORK_LISTED_MAX = 500
+# Writes one group commit may carry: bounds a transaction's size and a caller's wait.
+GROUP_COMMIT_WRITES_MAX = 128
+DUE_WINDOWS_PER_POLL_MAX = 100
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
+_DECODER = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def decode_body(raw: bytes) -> object:
+    """JSON with every non-integer number as Decimal: money is never read through a float."""
+    try:
+        return _DECODER.decode(raw or b"null")
+    except msgspec.DecodeError as error:
+        raise ProblemError(400, "invalid-request", f"malformed JSON: {error}") from error
+
+
+def to_json_text(value: object) -> str:
+    return _ENCODER.encode(value).decode()
+
+
+def _not_found(what: str) -> ProblemError:
+    return ProblemError(
+        404, "not-found", f"no such {what}", errors=(FieldError(what, "not_found"),)
+    )
+
+
+def _money(amount_minor: int, currency: str) -> str:
+    return format_amount(Money(amount_minor, currency))
+
+
+class _Refused(Exception):
+    """Raised inside a transaction to roll it back and answer with a problem."""
+
+    def __init__(self, problem: ProblemError) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+@dataclass
+class _Tx:
+    """One write transaction: its connection, the ledger entries written, the clock reading."""
+
+    connection: sqlite3.Connection
+    now_ms: int
+    written: list[tuple[int, JournalEntry]]
+
+    def execute(self, sql: str, parameters: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        return self.connection.execute(sql, parameters)
+
+    def ledger(self, operation: Operation) -> Applied:
+        result = _apply_and_write(self.connection, operation, self.written)
+        if isinstance(result, Rejected):
+            raise _Refused(problem_for_rejected(result))
+        return result
+
+    def emit(self, event_type: EventType, subject_id: str, payload: Mapping[str, object]) -> None:
+        plain = json.loads(to_json_text(payload))  # Decimals in free-form JSON become numbers
+        event = Event(new_id("evt"), event_type, subject_id, self.now_ms, plain)
+        self.execute(
+            "INSERT INTO outbox (event_id, type, subject_id, occurred_at_ms, payload)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                event.event_id,
+                event.type.value,
+                event.subject_id,
+                event.occurred_at_ms,
+                to_json_text(event_to_json(event)["payload"]),
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    write: Callable[[_Tx], Any]
+    future: Future[Any]
+
+
+class Market:
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+        with store.transaction() as tx:
+            for statement in MARKET_SCHEMA.split(";"):
+                if statement.strip():
+                    tx.execute(statement)
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
+
+    def _write(self, write: Callable[[_Tx], T]) -> T:
+        """Runs `write` in the market's group-commit writer and waits for its COMMIT.
+
+        Concurrent writes share one BEGIN IMMEDIATE ... COMMIT (one fsync), each inside its own
+        SAVEPOINT: a write that refuses (raises) is rolled back to its savepoint alone, and its
+        caller gets the refusal; the others commit. Every caller is answered after the COMMIT,
+        so an acknowledged bid or settlement is on disk. Each write reads the state as left by
+        the writes before it in the batch, so the guards (one bid per provider, one close per
+        window, one settlement per contract) hold exactly as with one transaction each.
+        """
+        try:
+            return self._submit(write).result()
+        except _Refused as refused:
+            raise refused.problem from None
+
+    def _submit(self, write: Callable[[_Tx], T]) -> Future[T]:
+        if self._writer is None:
+            with self._writer_lock:
+                if self._writer is None:
+                    self._writer = threading.Thread(
+                        target=self._write_batches, name="aex-market-writer", daemon=True
+                    )
+                    self._writer.start()
+        future: Future[T] = Future()
+        self._queue.put(_Pending(write, future))
+        return future
+
+    def _write_batches(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < GROUP_COMMIT_WRITES_MAX:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._commit_batch(batch)
+
+    def _commit_batch(self, batch: list[_Pending]) -> None:
+        outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
+        try:
+            with self.store.transaction() as connection:
+                for pending in batch:
+                    connection.execute("SAVEPOINT market_write")
+                    tx = _Tx(connection, now_ms(), [])
+                    try:
+                        result = pending.write(tx)
+                        _check_read_back(connection, tx.written)
+                    except Exception as failure:
+                        connection.execute("ROLLBACK TO market_write")
+                        connection.execute("RELEASE market_write")
+                        outcomes.append((pending.future, None, failure))
+                        continue
+                    connection.execute("RELEASE market_write")
+                    outcomes.append((pending.future, result, None))
+        except Exception as commit_failure:  # the COMMIT itself failed: nothing was written
+            for pending in batch:
+                pending.future.set_exception(commit_failure)
+            return
+        for future, value, refused in outcomes:
+            if refused is None:
+                future.set_result(value)
+            else:
+                future.set_exception(refused)
+
+    @contextmanager
+    def _transaction(self, now: int | None = None) -> Iterator[_Tx]:
+        try:
+            with self.store.transaction() as connection:
+                tx = _Tx(connection, now_ms() if now is None else now, [])
+                yield tx
+                _check_read_back(connection, tx.written)
+        except _Refused as refused:
+            raise refused.problem from None
+
+    def _read(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[Any]:
+        return self.store.connection().execute(sql, parameters).fetchall()
+
+    # -- work -------------------------------------------------------------------------------
+
+    def submit_work(self, caller: Principal, body: object) -> dict[str, object]:
+        consumer = _tenant_of(caller)
+        spec = parse_work_spec(body)
+        if isinstance(spec, Rejected):
+            raise problem_for_rejected(spec)
+        work_id = new_id("work")
+        hold_id = f"work-{work_id}"
+
+        def write(tx: _Tx) -> Any:
+            tx.ledger(
+                Hold(
+                    f"hold-{hold_id}",
+                    hold_id,
+                    wallet_id(consumer, spec.currency),
+                    work_reserve(spec),
+                )
+            )
+            closes_ms = bid_window_closes_at_ms(tx.now_ms, spec)
+            tx.execute(
+                "INSERT INTO work VALUES (?, ?, ?, ?, ?, ?, ?, 'OPEN', ?, ?, ?, NULL, NULL)",
+                (
+                    work_id,
+                    consumer,
+                    to_json_text(spec.to_json()),
+                    spec.category,
+                    spec.capability,
+                    spec.currency,
+                    spec.budget_max.amount_minor,
+                    tx.now_ms,
+                    closes_ms,
+                    hold_id,
+                ),
+            )
+            recipients = _subscribed_providers(tx, spec)
+            tx.emit(
+                EventType.WORK_SUBMITTED,
+                work_id,
+                {
+                    "work_id": work_id,
+                    "work": spec.to_json(),
+                    "bid_window_closes_at_ms": closes_ms,
+                    "recipients": recipients,
+                },
+            )
+
+        self._write(write)
+        return self.work(caller, work_id)
+
+    def work(self, caller: Principal, work_id: str) -> dict[str, object]:
+        rows = self._read(_WORK_SELECT + " WHERE work_id = ?", (work_id,))
+        if not rows or rows[0][1] != _tenant_of(caller):
+            raise _not_found("work")
+        return _work_view(rows[0])
+
+    def list_work(self, caller: Principal, limit: int) -> list[dict[str, object]]:
+        rows = self._read(
+            _WORK_SELECT + " WHERE consumer_tenant_id = ? ORDER BY opened_at_ms DESC LIMIT ?",
+            (_tenant_of(caller), min(limit, WORK_LISTED_MAX)),
+        )
+        return [_work_view(row) for row in rows]
+
+    def cancel_work(self, caller: Principal, work_id: str) -> dict[str, object]:
+        def write(tx: _Tx) -> Any:
+            row = tx.execute(_WORK_SELECT + " WHERE work_id = ?", (work_id,)).fetchone()
+            if row is None or row[1] != _tenant_of(caller):
+                raise _Refused(_not_found("work"))
+            _checked(transition(WorkState(row[4]), WorkEventKind.CANCEL))
+            tx.ledger(Release(f"release-{row[8]}", row[8]))
+            tx.execute(
+                "UPDATE work SET state = 'CANCELLED', closed_at_ms = ? WHERE work_id = ?",
+                (tx.now_ms, work_id),
+            )
+            tx.emit(EventType.WORK_CANCELLED, work_id, {"work_id": work_id})
+
+        self._write(write)
+        return self.work(caller, work_id)
+
+    # -- bids -------------------------------------------------------------------------------
+
+    def submit_bid(self, caller: Principal, body: object) -> dict[str, object]:
+        write, answer = self._bid(caller, body)
+        self._write(write)
+        return answer
+
+    async def submit_bid_async(self, caller: Principal, body: object) -> dict[str, object]:
+        """`submit_bid` from the event loop: the checks run here (one indexed read), the write
+        in the group-commit writer; no worker-thread hop on the hottest route."""
+        write, answer = self._bid(caller, body)
+        try:
+            await asyncio.wrap_future(self._submit(write))
+        except _Refused as refused:
+            raise refused.problem from None
+        return answer
+
+    def _bid(
+        self, caller: Principal, body: object
+    ) -> tuple[Callable[[_Tx], None], dict[str, object]]:
+        provider_id = body.get("provider_id") if isinstance(body, dict) else None
+        if caller.kind is not PrincipalKind.PROVIDER or caller.provider_id != provider_id:
+            raise ProblemError(
+                403,
+                "provider-credential-required",
+                "bid with the key of the provider named in provider_id",
+                errors=(FieldError("provider_id", "not_the_caller"),),
+            )
+        work_id = body.get("work_id") if isinstance(body, dict) else None
+        work = self._read(_WORK_SELECT + " WHERE work_id = ?", (str(work_id),))
+        if not work:
+            raise _not_found("work")
+        bid = parse_bid(body, currency=work[0][5])
+        if isinstance(bid, Rejected):
+            raise problem_for_rejected(bid)
+        bid_id = new_id("bid")
+
+        def write(tx: _Tx) -> None:
+            row = tx.execute(
+                "SELECT state, closes_at_ms, category, capability FROM work WHERE work_id = ?",
+                (bid.work_id,),
+            ).fetchone()
+            counts = tx.execute(
+                "SELECT count(*), coalesce(sum(provider_id = ?), 0) FROM bids WHERE work_id = ?",
+                (bid.provider_id, bid.work_id),
+            ).fetchone()
+            rejected = check_bid_admission(
+                work_state=WorkState(row[0]),
+                now_ms=tx.now_ms,
+                window_closes_at_ms=row[1],
+                provider_active=_provider_active(tx, bid.provider_id),
+                provider_subscribed=_subscribed(tx, bid.provider_id, row[2], row[3]),
+                provider_has_bid=counts[1] > 0,
+                bids_on_work=min(counts[0], limits.bids_per_work_max),
+            )
+            if rejected is not None:
+                raise _Refused(problem_for_rejected(rejected))
+            tx.execute(
+                "INSERT INTO bids VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    bid_id,
+                    bid.work_id,
+                    bid.provider_id,
+                    _tenant_of(caller),
+                    bid.price.amount_minor,
+                    bid.confidence,
+                    bid.estimated_duration_ms,
+                    bid.max_turnaround_ms,
+                    bid.sample_work is not None,
+                    to_json_text(body),
+                    tx.now_ms,
+                ),
+            )
+            tx.emit(
+                EventType.BID_SUBMITTED,
+                bid_id,
+                {"bid_id": bid_id, "work_id": bid.work_id, "provider_id": bid.provider_id},
+            )
+
+        return write, {
+            "bid_id": bid_id,
+            "work_id": bid.work_id,
+            "provider_id": bid.provider_id,
+            "price": format_amount(bid.price),
+            "currency": bid.price.currency,
+            "status": "SUBMITTED",
+        }
+
+    def bids(self, caller: Principal, work_id: str) -> list[dict[str, object]]:
+        self.work(caller, work_id)  # the consumer's only: 404 otherwise
+        rows = self._read(
+            "SELECT b.bid_id, b.provider_id, b.body, b.submitted_at_ms FROM bids b"
+            " WHERE b.work_id = ? ORDER BY b.submitted_at_ms, b.bid_id",
+            (work_id,),
+        )
+        return [
+            {"bid_id": r[0], "provider_id": r[1], "bid": json.loads(r[2]), "submitted_at_ms": r[3]}
+            for r in rows
+        ]
+
+    # -- window close, evaluation, award -----------------------------------------------------
+
+    def due_windows(self, now: int) -> list[str]:
+        rows = self._read(
+            "SELECT work_id FROM work WHERE state = 'OPEN' AND closes_at_ms <= ?"
+            " ORDER BY closes_at_ms LIMIT ?",
+            (now, DUE_WINDOWS_PER_POLL_MAX),
+        )
+        return [row[0] for row in rows]
+
+    def close_window(self, work_id: str, *, early: bool = False) -> str | None:
+        """Closes one due window, evaluates its bids and awards or leaves it unfilled.
+
+        Returns the new work state, or None when this caller did not close it (another closer
+        won, or the window is not due yet): the OPEN -> EVALUATING transition is read inside the
+        write transaction, so exactly one caller closes each window.
+        """
+
+        def write(tx: _Tx) -> Any:
+            row = tx.execute(_WORK_SELECT + " WHERE work_id = ?", (work_id,)).fetchone()
+            if row is None or row[4] != WorkState.OPEN or (row[7] > tx.now_ms and not early):
+                return None
+            state = _checked(transition(WorkState.OPEN, WorkEventKind.CLOSE_WINDOW))
+            tx.emit(EventType.WORK_BID_WINDOW_CLOSED, work_id, {"work_id": work_id})
+            spec = parse_work_spec(json.loads(row[2]))
+            assert isinstance(spec, WorkSpec), "a stored spec parses"
+            scored = evaluate(_terms(spec, row), _bid_rows(tx, spec, work_id), now_ms=tx.now_ms)
+            evaluation = {
+                "work_id": work_id,
+                "evaluated_at_ms": tx.now_ms,
+                "weights": WEIGHTS_NAME,
+                "bids": [s.to_json() for s in scored],
+            }
+            tx.execute(
+                "INSERT INTO evaluations VALUES (?, ?, ?)",
+                (work_id, to_json_text(evaluation), tx.now_ms),
+            )
+            tx.emit(
+                EventType.BIDS_EVALUATED,
+                work_id,
+                {"work_id": work_id, "bids": len(scored), "consumer_tenant_id": row[1]},
+            )
+            winner = next((s for s in scored if s.is_winner), None)
+            if winner is None:
+                state = _checked(transition(state, WorkEventKind.FIND_NO_VALID_BID))
+                tx.ledger(Release(f"release-{row[8]}", row[8]))
+                tx.execute(
+                    "UPDATE work SET state = ?, closed_at_ms = ? WHERE work_id = ?",
+                    (state.value, tx.now_ms, work_id),
+                )
+                tx.emit(
+                    EventType.WORK_UNFILLED,
+                    work_id,
+                    {"work_id": work_id, "losers": [s.provider_id for s in scored]},
+                )
+                return str(state.value)
+            state = _checked(transition(state, WorkEventKind.AWARD))
+            _award(tx, row, winner.bid_id, [s.provider_id for s in scored if not s.is_winner])
+            return str(state.value)
+
+        closed: str | None = self._write(write)
+        return closed
+
+    def close_early(self, work_id: str) -> dict[str, object]:
+        """The operator closes a window before its end (bids already in are evaluated)."""
+        self.close_window(work_id, early=True)
+        rows = self._read(_WORK_SELECT + " WHERE work_id = ?", (work_id,))
+        if not rows:
+            raise _not_found("work")
+        return _work_view(rows[0])
+
+    def evaluation(self, caller: Principal, work_id: str) -> dict[str, object]:
+        self.work(caller, work_id)
+        rows = self._read("SELECT body FROM evaluations WHERE work_id = ?", (work_id,))
+        if not rows:
+            raise ProblemError(409, "not-evaluated-yet", "the bid window is still open")
+        result: dict[str, object] = json.loads(rows[0][0])
+        return result
+
+    # -- contracts --------------------------------------------------------------------------
+
+    def contract(self, caller: Principal, contract_id: str) -> dict[str, object]:
+        row = self._contract_row(self.store.connection(), caller, contract_id)
+        return _contract_view(row)
+
+    def _contract_row(
+        self, connection: sqlite3.Connection, caller: Principal, contract_id: str
+    ) -> Any:
+        row = connection.execute(
+            _CONTRACT_SELECT + " WHERE contract_id = ?", (contract_id,)
+        ).fetchone()
+        if row is None or not _party(caller, row):
+            raise _Refused(_not_found("contract"))
+        return row
+
+    def contract_or_404(self, caller: Principal, contract_id: str) -> dict[str, object]:
+        try:
+            return self.contract(caller, contract_id)
+        except _Refused as refused:
+            raise refused.problem from None
+
+    def report_progress(
+        self, caller: Principal, contract_id: str, body: object
+    ) -> dict[str, object]:
+        def write(tx: _Tx) -> Any:
+            row = self._contract_row(tx.connection, caller, contract_id)
+            _require_provider(caller, row)
+            state = _checked(transition(ContractState(row[8]), ContractEventKind.REPORT_PROGRESS))
+            tx.execute(
+                "UPDATE contracts SET state = ?, progress = ?, updated_at_ms = ?"
+                " WHERE contract_id = ?",
+                (state.value, to_json_text(body), tx.now_ms, contract_id),
+            )
+            tx.emit(
+                EventType.CONTRACT_PROGRESS_REPORTED,
+                contract_id,
+                {"contract_id": contract_id, "consumer_tenant_id": row[3]},
+            )
+
+        self._write(write)
+        return self.contract_or_404(caller, contract_id)
+
+    def complete(self, caller: Principal, contract_id: str, body: object) -> dict[str, object]:
+        completion = parse_completion(body)
+        if isinstance(completion, Rejected):
+            raise problem_for_rejected(completion)
+
+        def write(tx: _Tx) -> Any:
+            row = self._contract_row(tx.connection, caller, contract_id)
+            _require_provider(caller, row)
+            spec = self._spec_of(tx, row[1])
+            verdict = evaluate_criteria(spec.success_criteria, completion.metrics)
+            event = completion_event(verdict)
+            state = _checked(transition(ContractState(row[8]), event))
+            tx.execute(
+                "UPDATE contracts SET state = ?, results = ?, metrics = ?, criteria = ?,"
+                " completed_at_ms = ?, updated_at_ms = ? WHERE contract_id = ?",
+                (
+                    state.value,
+                    to_json_text(completion.results),
+                    to_json_text(dict(completion.metrics)),
+                    to_json_text(verdict.to_json()),
+                    tx.now_ms if state is ContractState.COMPLETED else None,
+                    tx.now_ms,
+                    contract_id,
+                ),
+            )
+            if state is ContractState.COMPLETED:
+                tx.emit(EventType.CONTRACT_COMPLETED, contract_id, _contract_payload(row))
+                _settle(tx, row)
+            else:
+                tx.ledger(Release(f"release-{row[9]}", row[9]))
+                tx.emit(EventType.CONTRACT_FAILED, contract_id, _contract_payload(row))
+                tx.emit(EventType.SETTLEMENT_RELEASED, contract_id, _contract_payload(row))
+            _record_outcome(tx, contract_id)
+
+        self._write(write)
+        return self.contract_or_404(caller, contract_id)
+
+    def fail(self, caller: Principal, contract_id: str) -> dict[str, object]:
+        """The provider gives up: the escrow goes back to the consumer."""
+
+        def write(tx: _Tx) -> Any:
+            row = self._contract_row(tx.connection, caller, contract_id)
+            _require_provider(caller, row)
+            state = _checked(transition(ContractState(row[8]), ContractEventKind.FAIL))
+            tx.ledger(Release(f"release-{row[9]}", row[9]))
+            tx.execute(
+                "UPDATE contracts SET state = ?, updated_at_ms = ? WHERE contract_id = ?",
+                (state.value, tx.now_ms, contract_id),
+            )
+            tx.emit(EventType.CONTRACT_FAILED, contract_id, _contract_payload(row))
+            tx.emit(EventType.SETTLEMENT_RELEASED, contract_id, _contract_payload(row))
+            _record_outcome(tx, contract_id)
+
+        self._write(write)
+        return self.contract_or_404(caller, contract_id)
+
+    def dispute(self, caller: Principal, contract_id: str, body: object) -> dict[str, object]:
+        reason = body.get("reason", "") if isinstance(body, dict) else ""
+
+        def write(tx: _Tx) -> Any:
+            row = self._contract_row(tx.connection, caller, contract_id)
+            if caller.kind is not PrincipalKind.TENANT or caller.tenant_id != row[3]:
+                raise _Refused(
+                    ProblemError(403, "consumer-credential-required", "the consumer disputes")
+                )
+            state = _checked(transition(ContractState(row[8]), ContractEventKind.DISPUTE))
+            rejected = check_dispute(
+                settled_at_ms=row[16], now_ms=tx.now_ms, dispute_raised_at_ms=row[18]
+            )
+            if rejected is not None:
+                raise _Refused(problem_for_rejected(rejected))
+            tx.execute(
+                "UPDATE contracts SET state = ?, dispute_raised_at_ms = ?, dispute_reason = ?,"
+                " updated_at_ms = ? WHERE contract_id = ?",
+                (state.value, tx.now_ms, str(reason)[:2000], tx.now_ms, contract_id),
+            )
+            tx.emit(EventType.CONTRACT_DISPUTED, contract_id, _contract_payload(row))
+
+        self._write(write)
+        return self.contract_or_404(caller, contract_id)
+
+    def resolve(self, contract_id: str, body: object) -> dict[str, object]:
+        """The operator resolves a dispute: `{"resolution": "refund" | "pay_out"}`."""
+        resolution = body.get("resolution") if isinstance(body, dict) else None
+        events = {"refund": ContractEventKind.RESOLVE_REFUND}
+        events["pay_out"] = ContractEventKind.RESOLVE_PAY_OUT
+        if resolution not in events:
+            raise ProblemError(
+                400,
+                "invalid-request",
+                "resolution: refund or pay_out",
+                errors=(FieldError("resolution", "invalid"),),
+            )
+
+        def write(tx: _Tx) -> Any:
+            row = tx.execute(_CONTRACT_SELECT + " WHERE contract_id = ?", (contract_id,)).fetchone()
+            if row is None:
+                raise _Refused(_not_found("contract"))
+            state = _checked(transition(ContractState(row[8]), events[str(resolution)]))
+            if state is ContractState.REFUNDED:
+                tx.ledger(Refund(f"refund-{row[9]}", row[9]))
+                tx.emit(EventType.SETTLEMENT_REFUNDED, contract_id, _contract_payload(row))
+            tx.execute(
+                "UPDATE contracts SET state = ?, resolved_at_ms = ?, updated_at_ms = ?"
+                " WHERE contract_id = ?",
+                (state.value, tx.now_ms, tx.now_ms, contract_id),
+            )
+            payload = {**_contract_payload(row), "resolution": resolution}
+            tx.emit(EventType.CONTRACT_DISPUTE_RESOLVED, contract_id, payload)
+            _record_outcome(tx, contract_id)
+
+        self._write(write)
+        row = self._read(_CONTRACT_SELECT + " WHERE contract_id = ?", (contract_id,))[0]
+        return _contract_view(row)
+
+    def _spec_of(self, tx: _Tx, work_id: str) -> WorkSpec:
+        row = tx.execute("SELECT spec FROM work WHERE work_id = ?", (work_id,)).fetchone()
+        spec = parse_work_spec(json.loads(row[0]))
+        assert isinstance(spec, WorkSpec)
+        return spec
+
+    # -- reputation -------------------------------------------------------------------------
+
+    def reputation(self, provider_id: str) -> dict[str, object]:
+        connection = self.store.connection()
+        if (
+            connection.execute(
+                "SELECT 1 FROM providers WHERE provider_id = ?", (provider_id,)
+            ).fetchone()
+            is None
+        ):
+            raise _not_found("provider")
+        found = provider_reputation(connection, provider_id, now_ms())
+        return reputation_json(provider_id, found)
+
+    # -- platform ---------------------------------------------------------------------------
+
+    def platform_revenue(self, currency: str) -> str:
+        row = self._read(
+            "SELECT coalesce(sum(amount_minor), 0) FROM postings"
+            " WHERE account_id = ? AND currency = ?",
+            (PLATFORM_REVENUE_ACCOUNT, currency),
+        )
+        return _money(int(row[0][0]), currency)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows and views
+
+_WORK_SELECT = (
+    "SELECT work_id, consumer_tenant_id, spec, category, state, currency, opened_at_ms,"
+    " closes_at_ms, hold_id, contract_id, closed_at_ms, budget_max_minor FROM work"
+)
+_CONTRACT_SELECT = (
+    "SELECT contract_id, work_id, bid_id, consumer_tenant_id, provider_id, provider_tenant_id,"
+    " price_minor, currency, state, hold_id, promised_turnaround_ms, awarded_at_ms, progress,"
+    " results, metrics, completed_at_ms, settled_at_ms, fee_minor, dispute_raised_at_ms,"
+    " resolved_at_ms, criteria FROM contracts"
+)
+
+
+def _work_view(row: Any) -> dict[str, object]:
+    return {
+        "work_id": row[0],
+        "consumer_tenant_id": row[1],
+        "status": row[4],
+        "contract_id": row[9],
+        "bid_window_opened_at_ms": row[6],
+        "bid_window_closes_at_ms": row[7],
+        "closed_at_ms": row[10],
+        "reserved": {"amount": _money(row[11], row[5]), "currency": row[5]},
+        **json.loads(row[2]),
+    }
+
+
+def _contract_view(row: Any) -> dict[str, object]:
+    fee = row[17]
+    return {
+        "contract_id": row[0],
+        "work_id": row[1],
+        "bid_id": row[2],
+        "consumer_tenant_id": row[3],
+        "provider_id": row[4],
+        "status": row[8],
+        "price": _money(row[6], row[7]),
+        "currency": row[7],
+        "platform_fee": None if fee is None else _money(fee, row[7]),
+        "provider_payout": None if fee is None else _money(row[6] - fee, row[7]),
+        "promised_turnaround_ms": row[10],
+        "awarded_at_ms": row[11],
+        "progress": None if row[12] is None else json.loads(row[12]),
+        "results": None if row[13] is None else json.loads(row[13]),
+        "metrics": None if row[14] is None else json.loads(row[14]),
+        "criteria": None if row[20] is None else json.loads(row[20]),
+        "completed_at_ms": row[15],
+        "settled_at_ms": row[16],
+        "dispute_raised_at_ms": row[18],
+        "resolved_at_ms": row[19],
+    }
+
+
+def _contract_payload(row: Any) -> dict[str, object]:
+    return {
+        "contract_id": row[0],
+        "work_id": row[1],
+        "provider_id": row[4],
+        "consumer_tenant_id": row[3],
+        "price": {"amount": _money(row[6], row[7]), "currency": row[7]},
+    }
+
+
+def _tenant_of(caller: Principal) -> str:
+    if caller.tenant_id is None:
+        raise ProblemError(403, "tenant-credential-required", "use a tenant API key or JWT")
+    return caller.tenant_id
+
+
+def _party(caller: Principal, row: Any) -> bool:
+    if caller.kind is PrincipalKind.PROVIDER:
+        return bool(caller.provider_id == row[4])
+    return bool(caller.tenant_id in (row[3], row[5]))
+
+
+def _require_provider(caller: Principal, row: Any) -> None:
+    if caller.provider_id == row[4] or (
+        caller.kind is PrincipalKind.TENANT and caller.tenant_id == row[5]
+    ):
+        return
+    raise _Refused(ProblemError(403, "provider-credential-required", "the provider reports"))
+
+
+def _checked(result: Any) -> Any:
+    if isinstance(result, Rejected):
+        raise _Refused(problem_for_rejected(result))
+    return result
+
+
+def _provider_active(tx: _Tx, provider_id: str) -> bool:
+    row = tx.execute(
+        "SELECT t.status FROM providers p JOIN tenants t USING (tenant_id) WHERE p.provider_id = ?",
+        (provider_id,),
+    ).fetchone()
+    return row is not None and row[0] == "ACTIVE"
+
+
+def _subscribed(
+    tx: _Tx | sqlite3.Connection, provider_id: str, category: str, capability: str | None
+) -> bool:
+    rows = tx.execute(
+        "SELECT categories, capabilities FROM subscriptions WHERE provider_id = ?",
+        (provider_id,),
+    ).fetchall()
+    return any(_matches(row[0], row[1], category, capability) for row in rows)
+
+
+def _matches(categories: str, capabilities: str, category: str, capability: str | None) -> bool:
+    # A work that names no capability matches on its category alone.
+    return bool(
+        subscription_matches(
+            json.loads(categories),
+            json.loads(capabilities) if capability is not None else (),
+            category=category,
+            work_capabilities=() if capability is None else (capability,),
+        )
+    )
+
+
+def _subscribed_providers(tx: _Tx, spec: WorkSpec) -> list[str]:
+    rows = tx.execute("SELECT provider_id, categories, capabilities FROM subscriptions")
+    return sorted(
+        {r[0] for r in rows.fetchall() if _matches(r[1], r[2], spec.category, spec.capability)}
+    )
+
+
+def _terms(spec: WorkSpec, row: Any) -> WorkTerms:
+    return WorkTerms(
+        budget_min_minor=spec.budget_min.amount_minor,
+        budget_max_minor=spec.budget_max.amount_minor,
+        required_turnaround_ms=spec.required_turnaround_ms,
+        hard_limit_turnaround_ms=spec.hard_limit_turnaround_ms,
+        window_opens_ms=row[6],
+        window_closes_ms=row[7],
+    )
+
+
+def _bid_rows(tx: _Tx, spec: WorkSpec, work_id: str) -> list[BidRow]:
+    rows = tx.execute(
+        "SELECT bid_id, provider_id, price_minor, confidence, has_sample, max_turnaround_ms,"
+        " submitted_at_ms FROM bids WHERE work_id = ? ORDER BY submitted_at_ms, bid_id",
+        (work_id,),
+    ).fetchall()
+    found: list[BidRow] = []
+    for r in rows:
+        reputation = provider_reputation(tx.connection, r[1], tx.now_ms)
+        found.append(
+            BidRow(
+                bid_id=r[0],
+                provider_id=r[1],
+                price_minor=r[2],
+                confidence=r[3],
+                has_sample=bool(r[4]),
+                turnaround_ms=r[5],
+                submitted_at_ms=r[6],
+                trust=reputation.score,
+                tier=int(reputation.tier),
+                certified_matches=certified_matches(
+                    tx.connection, r[1], spec.category, spec.capability, tx.now_ms
+                ),
+                eligible=_provider_active(tx, r[1])
+                and _subscribed(tx, r[1], spec.category, spec.capability),
+            )
+        )
+    return found
+
+
+def _award(tx: _Tx, work: Any, bid_id: str, losers: list[str]) -> None:
+    # Spec step 5: "Best agent wins the contract automatically". One transaction: release the
+    # work's budget hold, hold the price as escrow (price <= budget max, so it cannot fail),
+    # insert the contract, move the work to AWARDED.
+    bid = tx.execute(
+        "SELECT provider_id, provider_tenant_id, price_minor, max_turnaround_ms FROM bids"
+        " WHERE bid_id = ?",
+        (bid_id,),
+    ).fetchone()
+    work_id, consumer, currency = work[0], work[1], work[5]
+    contract_id = new_id("contract")
+    escrow_id = f"escrow-{contract_id}"
+    tx.ledger(Release(f"release-{work[8]}", work[8]))
+    tx.ledger(
+        Hold(f"hold-{escrow_id}", escrow_id, wallet_id(consumer, currency), Money(bid[2], currency))
+    )
+    tx.execute(
+        "INSERT INTO contracts (contract_id, work_id, bid_id, consumer_tenant_id, provider_id,"
+        " provider_tenant_id, price_minor, currency, state, hold_id, promised_turnaround_ms,"
+        " awarded_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'AWARDED', ?, ?, ?, ?)",
+        (
+            contract_id,
+            work_id,
+            bid_id,
+            consumer,
+            bid[0],
+            bid[1],
+            bid[2],
+            currency,
+            escrow_id,
+            bid[3],
+            tx.now_ms,
+            tx.now_ms,
+        ),
+    )
+    tx.execute(
+        "UPDATE work SET state = 'AWARDED', contract_id = ?, closed_at_ms = ? WHERE work_id = ?",
+        (contract_id, tx.now_ms, work_id),
+    )
+    tx.emit(
+        EventType.CONTRACT_AWARDED,
+        contract_id,
+        {
+            "contract_id": contract_id,
+            "work_id": work_id,
+            "bid_id": bid_id,
+            "provider_id": bid[0],
+            "consumer_tenant_id": consumer,
+            "price": {"amount": _money(bid[2], currency), "currency": currency},
+            "losers": losers,
+        },
+    )
+
+
+def _settle(tx: _Tx, row: Any) -> None:
+    # Spec step 7: "Consumer charged, provider credited (minus 15% platform fee)", atomically
+    # with the COMPLETED -> SETTLED transition.
+    state = _checked(transition(ContractState.COMPLETED, ContractEventKind.SETTLE))
+    applied = tx.ledger(
+        Capture(
+            f"capture-{row[9]}",
+            row[9],
+            wallet_id(row[5], row[7]),
+            PLATFORM_FEE_BPS,
+        )
+    )
+    hold = next(h for h in applied.holds if h.hold_id == row[9])
+    assert 0 <= hold.fee_minor <= row[6]
+    tx.execute(
+        "UPDATE contracts SET state = ?, settled_at_ms = ?, fee_minor = ? WHERE contract_id = ?",
+        (state.value, tx.now_ms, hold.fee_minor, row[0]),
+    )
+    tx.emit(
+        EventType.SETTLEMENT_COMPLETED,
+        row[0],
+        {
+            **_contract_payload(row),
+            "fee": {"amount": _money(hold.fee_minor, row[7]), "currency": row[7]},
+            "payout": {"amount": _money(row[6] - hold.fee_minor, row[7]), "currency": row[7]},
+        },
+    )
+
+
+def _record_outcome(tx: _Tx, contract_id: str) -> None:
+    # One contract, one outcome (upserted): the reputation evidence of docs/market.md.
+    row = tx.execute(
+        "SELECT state, awarded_at_ms, completed_at_ms, promised_turnaround_ms,"
+        " dispute_raised_at_ms, provider_id, price_minor FROM contracts WHERE contract_id = ?",
+        (contract_id,),
+    ).fetchone()
+    kind = outcome_of(ContractOutcomeFacts(ContractState(row[0]), row[1], row[2], row[3], row[4]))
+    if kind is None:
+        return
+    tx.execute(
+        "INSERT INTO outcomes VALUES (?, ?, ?, ?, ?) ON CONFLICT (contract_id) DO UPDATE SET"
+        " kind = excluded.kind, at_ms = excluded.at_ms",
+        (contract_id, row[5], int(kind), row[6], tx.now_ms),
+    )
+    found = provider_reputation(tx.connection, row[5], tx.now_ms)
+    tx.emit(EventType.REPUTATION_UPDATED, row[5], reputation_json(row[5], found))
+
+
+def provider_reputation(connection: sqlite3.Connection, provider_id: str, now: int) -> Reputation:
+    rows = connection.execute(
+        "SELECT at_ms, kind, value_minor FROM outcomes WHERE provider_id = ?"
+        " ORDER BY at_ms DESC LIMIT ?",
+        (provider_id, limits.outcomes_per_provider_max),
+    ).fetchall()
+    outcomes = Outcomes.from_columns(
+        provider_index=[0] * len(rows),
+        at_ms=[min(r[0], now) for r in rows],
+        kind=[r[1] for r in rows],
+        value_minor=[r[2] for r in rows],
+    )
+    return reputation_of(
+        outcomes, active_certificates=active_certificates(connection, provider_id, now), now_ms=now
+    )
+
+
+def active_certificates(connection: sqlite3.Connection, provider_id: str, now: int) -> int:
+    row = connection.execute(
+        "SELECT count(DISTINCT certificate_id) FROM certificate_owners"
+        " WHERE provider_id = ? AND state = 'ACTIVE'"
+        " AND expires_at_ms > ?",
+        (provider_id, now),
+    ).fetchone()
+    return int(row[0])
+
+
+def certified_matches(
+    connection: sqlite3.Connection,
+    provider_id: str,
+    category: str,
+    capability: str | None,
+    now: int,
+) -> int:
+    row = connection.execute(
+        "SELECT count(DISTINCT certificate_id) FROM certificate_owners"
+        " WHERE provider_id = ? AND state = 'ACTIVE'"
+        " AND expires_at_ms > ? AND category = ? AND (? IS NULL OR capability = ?)",
+        (provider_id, now, category, capability, capability),
+    ).fetchone()
+    return int(row[0])
+
+
+def reputation_json(provider_id: str, found: Reputation) -> dict[str, object]:
+    return {
+        "provider_id": provider_id,
+        "score": round(found.score, 6),
+        "tier": found.tier.name,
+        "contracts": found.contracts,
+        "success_rate": round(found.success_rate, 6),
+        "components": {
+            "transaction_score": round(found.transaction_score, 6),
+            "success_rate": round(found.success_rate, 6),
+            "volume_score": round(found.volume_score, 6),
+            "consistency_score": round(found.consistency_score, 6),
+            "certification_bonus": round(found.certification_bonus, 6),
+        },
+    }

@@ -1,0 +1,140 @@
+"""Certificates over HTTP: request, review, read (JSON, X.509 PEM, VC-JWT), verify, renew,
+revoke, the CRL and the CA document. Thin handlers over serve.certificates."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, Literal
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from serve.certificates import Certificates
+from serve.market import decode_body
+from serve.middleware._asgi import PRINCIPAL_SCOPE_KEY
+from serve.problems import PROBLEM_RESPONSES, ProblemError
+from serve.routes.callers import operator_caller, provider_or_tenant_caller
+from serve.security import Principal
+
+Json = dict[str, Any]
+PEM = "application/x-pem-file"
+
+
+def _principal(request: Request[Any, Any, State]) -> Principal:
+    # Any credential: tenants and providers act for their providers, the operator for any.
+    principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    assert isinstance(principal, Principal), "the auth middleware runs before every route"
+    return principal
+
+
+def _certificates(request: Request[Any, Any, State]) -> Certificates:
+    found: Certificates = request.app.state.certificates
+    return found
+
+
+async def _body(request: Request[Any, Any, State]) -> Any:
+    return decode_body(await request.body())
+
+
+def _text_or_json(found: Json | str, media_type: str) -> Response[Any]:
+    if isinstance(found, str):
+        return Response(found, media_type=media_type)
+    return Response(found)
+
+
+class CertificateController(Controller):
+    path = "/v1/certificates"
+    tags = ["certificates"]  # noqa: RUF012
+
+    @post("/request", responses=PROBLEM_RESPONSES, status_code=HTTP_201_CREATED)
+    async def request_certificate(self, request: Request[Any, Any, State]) -> Json:
+        """A certificate request signed with the agent's key; SELF_ASSERTED claims are issued at
+        once, others wait for the operator."""
+        caller, body = _principal(request), await _body(request)
+        return await asyncio.to_thread(_certificates(request).request, caller, body)
+
+    @post("/verify", responses=PROBLEM_RESPONSES, status_code=HTTP_200_OK)
+    async def verify(self, request: Request[Any, Any, State]) -> Json:
+        """The Verification API ($0.001/call, metered per calling tenant)."""
+        caller, body = provider_or_tenant_caller(request), await _body(request)
+        return await asyncio.to_thread(_certificates(request).verify, caller, body)
+
+    @get("/usage", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    def usage(self, request: Request[Any, Any, State]) -> Json:
+        """The calling tenant's Verification API calls and what they cost."""
+        return _certificates(request).usage(provider_or_tenant_caller(request))
+
+    @get("/{cert_id:str}", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    def show(
+        self,
+        request: Request[Any, Any, State],
+        cert_id: str,
+        format: Annotated[Literal["json", "x509", "vc-jwt"], Parameter(default="json")],
+    ) -> Response[Any]:
+        """The current certificate (public): JSON, ?format=x509 (PEM) or ?format=vc-jwt."""
+        found = _certificates(request).certificate(cert_id, format)
+        return _text_or_json(found, PEM if format == "x509" else "application/jwt")
+
+    @get("/{cert_id:str}/record", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    def record(self, request: Request[Any, Any, State], cert_id: str) -> Json:
+        """The record (state, review note) for the provider's owner."""
+        return _certificates(request).record(_principal(request), cert_id)
+
+    @post("/{cert_id:str}/renew", responses=PROBLEM_RESPONSES, status_code=HTTP_200_OK)
+    async def renew(self, request: Request[Any, Any, State], cert_id: str) -> Json:
+        """A fresh certificate carrying the provider's current reputation tier."""
+        caller = _principal(request)
+        return await asyncio.to_thread(_certificates(request).renew, caller, cert_id)
+
+    @post("/{cert_id:str}/revoke", responses=PROBLEM_RESPONSES, status_code=HTTP_200_OK)
+    async def revoke(self, request: Request[Any, Any, State], cert_id: str) -> Json:
+        """Revokes every serial of the certificate: {"reason": RFC 5280 code, default 0}."""
+        caller, body = _principal(request), await _body(request)
+        reason = body.get("reason", 0) if isinstance(body, dict) else 0
+        if not isinstance(reason, int):
+            raise ProblemError(400, "invalid-request", "reason: an RFC 5280 reason code")
+        return await asyncio.to_thread(_certificates(request).revoke, caller, cert_id, reason)
+
+
+class CertificateReviewController(Controller):
+    path = "/v1/admin/certificates"
+    tags = ["certificates", "operator"]  # noqa: RUF012
+
+    @post("/{cert_id:str}/approve", responses=PROBLEM_RESPONSES, status_code=HTTP_200_OK)
+    async def approve(self, request: Request[Any, Any, State], cert_id: str) -> Json:
+        operator_caller(request)
+        body = await _body(request)
+        note = str(body.get("note", "")) if isinstance(body, dict) else ""
+        return await asyncio.to_thread(_certificates(request).approve, cert_id, note)
+
+    @post("/{cert_id:str}/reject", responses=PROBLEM_RESPONSES, status_code=HTTP_200_OK)
+    async def reject(self, request: Request[Any, Any, State], cert_id: str) -> Json:
+        operator_caller(request)
+        body = await _body(request)
+        note = str(body.get("note", "")) if isinstance(body, dict) else ""
+        return await asyncio.to_thread(_certificates(request).reject, cert_id, note)
+
+
+@get("/v1/crl", responses=PROBLEM_RESPONSES, sync_to_thread=True, tags=["certificates"])
+def crl(
+    request: Request[Any, Any, State],
+    format: Annotated[Literal["json", "x509"], Parameter(default="json")],
+) -> Response[Any]:
+    """The signed certificate revocation list (public); ?format=x509 for an X.509 v2 CRL."""
+    return _text_or_json(_certificates(request).crl(format), PEM)
+
+
+@get(
+    "/.well-known/aex-ca.json",
+    responses=PROBLEM_RESPONSES,
+    sync_to_thread=True,
+    tags=["certificates"],
+)
+def ca_document(request: Request[Any, Any, State]) -> Json:
+    """The CA's public keys (JWK) and X.509 certificates, for offline verification."""
+    return _certificates(request).ca_document()
+
+
+CERTIFICATE_HANDLERS = (CertificateController, CertificateReviewController, crl, ca_document)

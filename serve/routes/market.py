@@ -1,0 +1,217 @@
+"""Work, bids, evaluations, contracts, disputes and reputation: thin handlers over serve.market.
+
+Bodies are read raw and decoded with every non-integer number as Decimal (serve.market's
+`decode_body`) so that the core parses money exactly; the use case runs in a worker thread
+(SQLite writes fsync).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.params import Parameter
+from litestar.response import ServerSentEvent
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from serve.events import EventHub, MarketMetrics, provider_stream
+from serve.market import Market, decode_body
+from serve.problems import PROBLEM_RESPONSES, ProblemError
+from serve.routes.callers import operator_caller, provider_or_tenant_caller, tenant_caller
+from serve.security import PrincipalKind
+from serve.webhooks import Webhooks
+
+Json = dict[str, Any]
+
+
+def _market(request: Request[Any, Any, State]) -> Market:
+    market: Market = request.app.state.market
+    return market
+
+
+async def _body(request: Request[Any, Any, State]) -> object:
+    return decode_body(await request.body())
+
+
+class WorkController(Controller):
+    path = "/v1/work"
+    tags = ["work"]  # noqa: RUF012
+
+    @post("/", responses=PROBLEM_RESPONSES, status_code=HTTP_201_CREATED)
+    async def submit(self, request: Request[Any, Any, State]) -> Json:
+        """Posts work; holds its budget max on the consumer's wallet (402 when short)."""
+        caller, body = tenant_caller(request), await _body(request)
+        return await asyncio.to_thread(_market(request).submit_work, caller, body)
+
+    @get("/", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    def list_own(
+        self,
+        request: Request[Any, Any, State],
+        limit: Annotated[int, Parameter(ge=1, le=500, default=100)],
+    ) -> list[Json]:
+        """The caller's work, newest first."""
+        return _market(request).list_work(tenant_caller(request), limit)
+
+    @get("/{work_id:str}", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    def show(self, request: Request[Any, Any, State], work_id: str) -> Json:
+        """Status and, once awarded, contract_id; the consumer's only (404 otherwise)."""
+        return _market(request).work(tenant_caller(request), work_id)
+
+    @post("/{work_id:str}/cancel", responses=PROBLEM_RESPONSES, status_code=HTTP_200_OK)
+    async def cancel(self, request: Request[Any, Any, State], work_id: str) -> Json:
+        """Cancels while bidding is open and releases the budget hold (409 otherwise)."""
+        caller = tenant_caller(request)
+        return await asyncio.to_thread(_market(request).cancel_work, caller, work_id)
+
+    @get("/{work_id:str}/bids", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    def bids(self, request: Request[Any, Any, State], work_id: str) -> list[Json]:
+        """The bids on the caller's work (the consumer only)."""
+        return _market(request).bids(tenant_caller(request), work_id)
+
+    @get("/{work_id:str}/evaluation", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    def evaluation(self, request: Request[Any, Any, State], work_id: str) -> Json:
+        """Every bid's components, total, rank and rejection reason (the consumer only)."""
+        return _market(request).evaluation(tenant_caller(request), work_id)
+
+
+class BidController(Controller):
+    path = "/v1/bids"
+    tags = ["bids"]  # noqa: RUF012
+
+    @post("/", responses=PROBLEM_RESPONSES, status_code=HTTP_201_CREATED)
+    async def submit(self, request: Request[Any, Any, State]) -> Json:
+        """A sealed bid with the provider's own key, while the window is open."""
+        caller, body = provider_or_tenant_caller(request), await _body(request)
+        return await _market(request).submit_bid_async(caller, body)
+
+
+class ContractController(Controller):
+    path = "/v1/contracts"
+    tags = ["contracts"]  # noqa: RUF012
+
+    @get("/{contract_id:str}", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    def show(self, request: Request[Any, Any, State], contract_id: str) -> Json:
+        """The contract, for its consumer and its provider."""
+        caller = provider_or_tenant_caller(request)
+        return _market(request).contract_or_404(caller, contract_id)
+
+    @post("/{contract_id:str}/progress", responses=PROBLEM_RESPONSES, status_code=HTTP_200_OK)
+    async def progress(self, request: Request[Any, Any, State], contract_id: str) -> Json:
+        """The provider reports progress (AWARDED -> EXECUTING)."""
+        caller, body = provider_or_tenant_caller(request), await _body(request)
+        market = _market(request)
+        return await asyncio.to_thread(market.report_progress, caller, contract_id, body)
+
+    @post("/{contract_id:str}/complete", responses=PROBLEM_RESPONSES, status_code=HTTP_200_OK)
+    async def complete(self, request: Request[Any, Any, State], contract_id: str) -> Json:
+        """Results and metrics, checked against the success criteria; settles or fails."""
+        caller, body = provider_or_tenant_caller(request), await _body(request)
+        return await asyncio.to_thread(_market(request).complete, caller, contract_id, body)
+
+    @post("/{contract_id:str}/fail", responses=PROBLEM_RESPONSES, status_code=HTTP_200_OK)
+    async def fail(self, request: Request[Any, Any, State], contract_id: str) -> Json:
+        """The provider gives up; the escrow is released to the consumer."""
+        caller = provider_or_tenant_caller(request)
+        return await asyncio.to_thread(_market(request).fail, caller, contract_id)
+
+    @post("/{contract_id:str}/dispute", responses=PROBLEM_RESPONSES, status_code=HTTP_200_OK)
+    async def dispute(self, request: Request[Any, Any, State], contract_id: str) -> Json:
+        """The consumer disputes a settled contract within the dispute window (72 h)."""
+        caller, body = tenant_caller(request), await _body(request)
+        return await asyncio.to_thread(_market(request).dispute, caller, contract_id, body)
+
+
+class OperatorMarketController(Controller):
+    path = "/v1/admin"
+    tags = ["operator"]  # noqa: RUF012
+
+    @post(
+        "/contracts/{contract_id:str}/resolve",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_200_OK,
+    )
+    async def resolve(self, request: Request[Any, Any, State], contract_id: str) -> Json:
+        """Resolves a dispute: {"resolution": "refund" | "pay_out"}."""
+        operator_caller(request)
+        body = await _body(request)
+        return await asyncio.to_thread(_market(request).resolve, contract_id, body)
+
+    @post("/work/{work_id:str}/close", responses=PROBLEM_RESPONSES, status_code=HTTP_200_OK)
+    async def close(self, request: Request[Any, Any, State], work_id: str) -> Json:
+        """Closes a bid window now: evaluation and award as at its end."""
+        operator_caller(request)
+        return await asyncio.to_thread(_market(request).close_early, work_id)
+
+    @get("/platform-revenue", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    def revenue(
+        self,
+        request: Request[Any, Any, State],
+        currency: Annotated[str, Parameter(pattern=r"^[A-Z]{3}$", default="USD")],
+    ) -> Json:
+        """The platform's fee account balance."""
+        operator_caller(request)
+        return {"currency": currency, "amount": _market(request).platform_revenue(currency)}
+
+
+@get(
+    "/v1/providers/{provider_id:str}/reputation",
+    responses=PROBLEM_RESPONSES,
+    sync_to_thread=True,
+    tags=["reputation"],
+)
+def provider_reputation(request: Request[Any, Any, State], provider_id: str) -> Json:
+    """Score, tier, contracts, success rate and the components (any authenticated caller)."""
+    return _market(request).reputation(provider_id)
+
+
+@get("/v1/notifications/stream", responses=PROBLEM_RESPONSES, tags=["notifications"])
+async def notification_stream(request: Request[Any, Any, State]) -> ServerSentEvent:
+    """Server-sent events for the calling provider (its provider key): matching work as it is
+    published, awards and losses, its contracts' changes. Resume with Last-Event-ID."""
+    caller = provider_or_tenant_caller(request)
+    if caller.kind is not PrincipalKind.PROVIDER or caller.provider_id is None:
+        raise ProblemError(403, "provider-credential-required", "open it with a provider key")
+    last = request.headers.get("last-event-id")
+    last_seq = int(last) if last is not None and last.isdigit() else None
+    hub: EventHub = request.app.state.hub
+    return ServerSentEvent(provider_stream(hub, caller.provider_id, last_seq))
+
+
+@get(
+    "/v1/notifications/deliveries",
+    responses=PROBLEM_RESPONSES,
+    sync_to_thread=True,
+    tags=["notifications"],
+)
+def webhook_deliveries(
+    request: Request[Any, Any, State],
+    limit: Annotated[int, Parameter(ge=1, le=200, default=50)],
+) -> list[Json]:
+    """The calling provider's webhook deliveries: attempts, status, last error (newest first)."""
+    caller = provider_or_tenant_caller(request)
+    if caller.kind is not PrincipalKind.PROVIDER or caller.provider_id is None:
+        raise ProblemError(403, "provider-credential-required", "use a provider key")
+    webhooks: Webhooks = request.app.state.webhooks
+    return webhooks.deliveries(caller.provider_id, limit)
+
+
+@get("/metrics", tags=["ops"], sync_to_thread=False, include_in_schema=False)
+def metrics(request: Request[Any, Any, State]) -> Response[bytes]:
+    """Prometheus exposition: requests, latencies, bids, awards, settlements, GMV, fees."""
+    found: MarketMetrics = request.app.state.metrics
+    return Response(found.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+MARKET_HANDLERS = (
+    WorkController,
+    BidController,
+    ContractController,
+    OperatorMarketController,
+    provider_reputation,
+    notification_stream,
+    webhook_deliveries,
+    metrics,
+)

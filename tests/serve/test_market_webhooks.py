@@ -1,0 +1,89 @@
+"""Webhooks: signed (HMAC-SHA256 over timestamp.body), retried with backoff, visible."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from serve.webhooks import verify_webhook
+from tests.serve.conftest import sign_up
+from tests.serve.market_helpers import consumer, submit_work
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.failures_left = 1
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                receiver.received.append((headers, body))
+                status = 500 if receiver.failures_left > 0 else 204
+                receiver.failures_left -= 1
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/hook"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    running = Receiver()
+    yield running
+    running.server.shutdown()
+
+
+def test_work_is_pushed_signed_and_retried_after_a_failure(
+    client: httpx.Client, receiver: Receiver
+) -> None:
+    owner = sign_up(client, "Hooked", "PROVIDER")
+    body = {
+        "name": "HookBot",
+        "type": "AI_AGENT",
+        "capabilities": ["code_review"],
+        "category": "TECHNOLOGY",
+        "endpoint": receiver.url,
+    }
+    created = client.post("/v1/providers", json=body, headers=owner.headers).json()
+    key = {"X-API-Key": created["api_key"]}
+    subscription = {"provider_id": created["provider_id"], "categories": ["TECHNOLOGY"]}
+    assert client.post("/v1/subscriptions", json=subscription, headers=key).status_code == 201
+    work = submit_work(client, consumer(client), bid_window_seconds=300)
+    deadline = time.monotonic() + 15
+    while len(receiver.received) < 2:
+        assert time.monotonic() < deadline, receiver.received
+        time.sleep(0.1)
+    for headers, raw in receiver.received:
+        assert headers["x-aex-event"] == "work.submitted"
+        assert verify_webhook(created["api_secret"], headers, raw, now_s=int(time.time()))
+        assert not verify_webhook(
+            created["api_secret"], headers, raw + b" ", now_s=int(time.time())
+        )
+        assert not verify_webhook(created["api_secret"], headers, raw, now_s=int(time.time()) + 301)
+    assert b'"work_id":"' + work["work_id"].encode() in receiver.received[0][1]
+    assert receiver.received[0][0]["x-aex-event-id"] == receiver.received[1][0]["x-aex-event-id"]
+    deliveries = client.get("/v1/notifications/deliveries", headers=key).json()
+    deadline = time.monotonic() + 5
+    while deliveries[0]["status"] != "DELIVERED":
+        assert time.monotonic() < deadline, deliveries
+        time.sleep(0.1)
+        deliveries = client.get("/v1/notifications/deliveries", headers=key).json()
+    assert deliveries[0]["attempts"] == 2
+    assert deliveries[0]["event"] == "work.submitted"
