@@ -62,7 +62,11 @@ def build_litestar(
 ) -> Litestar:
     identity, registry = Identity(store), Registry(store)
     wallets = Wallets(SqliteLedger(store))
-    hub, metrics, market = EventHub(store), metrics or MarketMetrics(), Market(store)
+    hub, metrics, market = (
+        EventHub(store),
+        metrics or MarketMetrics(),
+        Market(store, weights=settings.weights),
+    )
     hub.subscribe(metrics.on_event)
     webhooks = Webhooks(store, backoff_ms=webhook_backoff_ms())
     hub.subscribe(webhooks.on_event)

@@ -1,8 +1,9 @@
 """The one call from the window closer into bid scoring: `evaluate(terms, rows, now_ms=...)`.
 
 It builds a one-auction `aex.core.scoring.BidBatch` from the stored bids (docs/market.md, "From
-a bid to a scoring row"), calls `score_bids` with the spec's balanced weights, and returns one
-`ScoredRow` per bid: components, total, rank (1 = best, 0 = rejected) and the reject reason.
+a bid to a scoring row"), calls `score_bids` with the exchange's weights (the spec's balanced
+preset unless `aex serve --weights FILE` loaded others), and returns one `ScoredRow` per bid:
+components, total, rank (1 = best, 0 = rejected) and the reject reason.
 Bids are numbered by their position (bid_id column) and providers by first appearance
 (provider_id column); the strings come back through the same positions. A provided sample
 scores SAMPLE_PROVIDED_QUALITY (the exchange does not grade samples yet); no sample scores the
@@ -20,9 +21,19 @@ from aex.core import Rejected
 from aex.core.reasons import BidRejectReason
 from aex.core.scoring import PRESETS, BidBatch, Weights, score_bids
 
-WEIGHTS_NAME = "balanced"
-BALANCED_WEIGHTS: Weights = PRESETS[WEIGHTS_NAME]
 SAMPLE_PROVIDED_QUALITY = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class NamedWeights:
+    """The scoring weights the exchange runs with, and their name (a preset or a tuned file)."""
+
+    name: str
+    weights: Weights
+
+
+# The spec's default: Price 25% + Trust 25% + Confidence 15% + Sample 10% + SLA 10% + Cert 15%.
+DEFAULT_WEIGHTS = NamedWeights("balanced", PRESETS["balanced"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +83,9 @@ class ScoredRow:
         }
 
 
-def evaluate(terms: WorkTerms, rows: Sequence[BidRow], *, now_ms: int) -> list[ScoredRow]:
+def evaluate(
+    terms: WorkTerms, rows: Sequence[BidRow], *, now_ms: int, weights: Weights
+) -> list[ScoredRow]:
     """Every bid scored and ranked by the core; at most one winner (none when none is valid)."""
     if not rows:
         return []
@@ -102,7 +115,7 @@ def evaluate(terms: WorkTerms, rows: Sequence[BidRow], *, now_ms: int) -> list[S
         eligible=np.array([r.eligible for r in rows], dtype=np.bool_),
     )
     assert not isinstance(batch, Rejected), batch
-    scored = score_bids(batch, BALANCED_WEIGHTS, now_ms=now_ms)
+    scored = score_bids(batch, weights, now_ms=now_ms)
     assert not isinstance(scored, Rejected), scored
     result = [
         ScoredRow(

@@ -28,7 +28,7 @@ from aex.core.fees import PLATFORM_FEE_BPS
 from aex.core.reasons import BidRejectReason
 from aex.core.reputation import OutcomeKind
 from aex.core.scoring import weights_to_json
-from serve.evaluation import BALANCED_WEIGHTS, WEIGHTS_NAME
+from serve.evaluation import DEFAULT_WEIGHTS, NamedWeights
 from serve.market import provider_reputation
 from serve.settings import DATABASE_FILE
 
@@ -64,8 +64,13 @@ class _Ids:
         ]
 
 
-def export_market_log(data_dir: Path, target: Path, *, now_ms: int) -> dict[str, int]:
-    """Appends the exchange's market as one run to `target`; returns rows written per table."""
+def export_market_log(
+    data_dir: Path, target: Path, *, now_ms: int, weights: NamedWeights = DEFAULT_WEIGHTS
+) -> dict[str, int]:
+    """Appends the exchange's market as one run to `target`; returns rows written per table.
+
+    `weights` are recorded on the run: the ones the exchange scored with (`aex serve --weights`).
+    """
     source = sqlite3.connect(f"file:{data_dir / DATABASE_FILE}?mode=ro", uri=True)
     con = marketlog.connect(target)
     try:
@@ -78,7 +83,7 @@ def export_market_log(data_dir: Path, target: Path, *, now_ms: int) -> dict[str,
             "INSERT INTO runs VALUES (?, 'exchange', 'live', NULL, 0, ?, ?, ?, ?, ?, 'all', ?, ?)",
             [
                 run_id,
-                json.dumps(weights_to_json(BALANCED_WEIGHTS, name=WEIGHTS_NAME)),
+                json.dumps(weights_to_json(weights.weights, name=weights.name)),
                 PLATFORM_FEE_BPS,
                 _currency(source),
                 ticks,

@@ -69,7 +69,7 @@ from aex.core.market import (
 )
 from aex.core.matching import subscription_matches
 from aex.core.reputation import Outcomes, Reputation, reputation_of
-from serve.evaluation import WEIGHTS_NAME, BidRow, WorkTerms, evaluate
+from serve.evaluation import DEFAULT_WEIGHTS, BidRow, NamedWeights, WorkTerms, evaluate
 from serve.problems import FieldError, ProblemError, problem_for_rejected
 from serve.security import Principal, PrincipalKind, new_id, now_ms
 from serve.stores.market_schema import MARKET_SCHEMA
@@ -156,8 +156,9 @@ class _Pending:
 
 
 class Market:
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: SqliteStore, *, weights: NamedWeights = DEFAULT_WEIGHTS) -> None:
         self.store = store
+        self.weights = weights
         with store.transaction() as tx:
             for statement in MARKET_SCHEMA.split(";"):
                 if statement.strip():
@@ -448,11 +449,16 @@ class Market:
             tx.emit(EventType.WORK_BID_WINDOW_CLOSED, work_id, {"work_id": work_id})
             spec = parse_work_spec(json.loads(row[2]))
             assert isinstance(spec, WorkSpec), "a stored spec parses"
-            scored = evaluate(_terms(spec, row), _bid_rows(tx, spec, work_id), now_ms=tx.now_ms)
+            scored = evaluate(
+                _terms(spec, row),
+                _bid_rows(tx, spec, work_id),
+                now_ms=tx.now_ms,
+                weights=self.weights.weights,
+            )
             evaluation = {
                 "work_id": work_id,
                 "evaluated_at_ms": tx.now_ms,
-                "weights": WEIGHTS_NAME,
+                "weights": self.weights.name,
                 "bids": [s.to_json() for s in scored],
             }
             tx.execute(

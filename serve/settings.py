@@ -10,17 +10,22 @@ Environment (all optional):
   address (default 60).
 - AEX_REQUEST_TIMEOUT_S: the timeout middleware's budget (default 30, the spec's).
 - AEX_SQLITE_SYNCHRONOUS: FULL (default: an acknowledged write survives power loss) or NORMAL.
+- AEX_WEIGHTS: a scoring-weights JSON file ({"name": ..., "weights": {...}}, the format
+  `aex tune` writes) or a preset name (balanced, lowest_price, best_quality); `aex serve
+  --weights` sets it. Default: the spec's balanced preset.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from aex.core import DEFAULT_BURST_REQUESTS
+from aex.core import DEFAULT_BURST_REQUESTS, PRESETS, Rejected, weights_from_json
+from serve.evaluation import DEFAULT_WEIGHTS, NamedWeights
 
 OPERATOR_KEY_FILE = "operator.key"
 JWT_SECRET_FILE = "jwt.secret"  # noqa: S105 - a file name, not a secret
@@ -49,6 +54,7 @@ class Settings:
     request_timeout_s: float = REQUEST_TIMEOUT_S_DEFAULT
     sqlite_synchronous: str = "FULL"
     key_cache_ttl_s: float = KEY_CACHE_TTL_S
+    weights: NamedWeights = DEFAULT_WEIGHTS
 
     @property
     def database_path(self) -> Path:
@@ -76,6 +82,7 @@ class Settings:
             or ANONYMOUS_REQUESTS_PER_MINUTE_DEFAULT,
             request_timeout_s=float(env.get("AEX_REQUEST_TIMEOUT_S", REQUEST_TIMEOUT_S_DEFAULT)),
             sqlite_synchronous=env.get("AEX_SQLITE_SYNCHRONOUS", "FULL").upper(),
+            weights=load_weights(env.get("AEX_WEIGHTS") or None),
         )
         settings.validate()
         return settings
@@ -95,6 +102,26 @@ class Settings:
             raise ImproperlyConfiguredError("AEX_REQUESTS_PER_DAY must be positive")
         if self.rate_limit_burst <= 0 or self.anonymous_requests_per_minute <= 0:
             raise ImproperlyConfiguredError("rate limits must be positive")
+
+
+def load_weights(source: str | None) -> NamedWeights:
+    """A preset name or a weights file (validated by the core); refused at startup, not later."""
+    if source is None:
+        return DEFAULT_WEIGHTS
+    if source in PRESETS:
+        return NamedWeights(source, PRESETS[source])
+    path = Path(source)
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ImproperlyConfiguredError(f"weights file {source}: {error}") from error
+    weights = weights_from_json(document)
+    if isinstance(weights, Rejected):
+        raise ImproperlyConfiguredError(
+            f"weights file {source}: {weights.reason.value} ({weights.field}) {weights.detail}"
+        )
+    name = document.get("name") if isinstance(document, dict) else None
+    return NamedWeights(str(name or path.stem), weights)
 
 
 def _optional_int(env: Mapping[str, str], name: str) -> int | None:

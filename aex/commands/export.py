@@ -14,6 +14,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--data-dir", type=Path, default=Path("./data"))
     parser.add_argument("--to", type=Path, required=True, help="the DuckDB file (appended to)")
+    parser.add_argument(
+        "--weights", help="the weights the exchange ran with (file or preset; default balanced)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -21,12 +24,14 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from serve.export import export_market_log
-    from serve.settings import DATABASE_FILE
+    from serve.settings import DATABASE_FILE, load_weights
 
     if not (args.data_dir / DATABASE_FILE).exists():
         print(f"error: no exchange database in {args.data_dir}")
         return 2
-    written = export_market_log(args.data_dir, args.to, now_ms=time.time_ns() // 1_000_000)
+    now_ms = time.time_ns() // 1_000_000
+    weights = load_weights(args.weights)
+    written = export_market_log(args.data_dir, args.to, now_ms=now_ms, weights=weights)
     rows = ", ".join(f"{table} {count}" for table, count in written.items())
     print(f"exported to {args.to}: {rows}")
     return 0

@@ -35,6 +35,7 @@ def free_port() -> int:
 class Server:
     data_dir: Path
     env: dict[str, str] = field(default_factory=dict)
+    args: tuple[str, ...] = ()
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -47,7 +48,7 @@ class Server:
         return self.data_dir.parent / f"server-{self.port}.log"
 
     def start(self) -> Server:
-        command = [sys.executable, "-m", "aex.cli", "serve", "--port", str(self.port)]
+        command = [sys.executable, "-m", "aex.cli", "serve", "--port", str(self.port), *self.args]
         environment = {**os.environ, **TEST_ENV, **self.env}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(

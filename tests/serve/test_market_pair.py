@@ -8,6 +8,7 @@ from decimal import Decimal
 import httpx
 
 from aex.core.durations import parse_duration
+from aex.core.scoring import PRESETS
 from serve.evaluation import BidRow, WorkTerms, evaluate
 from tests.serve.market_helpers import bid, close_now, consumer, provider, submit_work
 
@@ -57,7 +58,9 @@ def test_the_server_s_evaluation_equals_the_core_s_on_the_same_bids(client: http
         window_opens_ms=work["bid_window_opened_at_ms"],
         window_closes_ms=work["bid_window_closes_at_ms"],
     )
-    direct = evaluate(terms, rows, now_ms=evaluation["evaluated_at_ms"])
+    direct = evaluate(
+        terms, rows, now_ms=evaluation["evaluated_at_ms"], weights=PRESETS["balanced"]
+    )
     served = evaluation["bids"]
     assert [r.bid_id for r in direct] == [r["bid_id"] for r in served]
     for core, http in zip(direct, served, strict=True):
