@@ -1,0 +1,231 @@
+"""The ledger on PostgreSQL: the driver half of aex/core/ledger.py's protocol, for many processes.
+
+One operation is one READ COMMITTED transaction:
+1. read the stored record of the operation_id and lock the touched hold (`FOR UPDATE`);
+2. lock the touched wallets, sorted by wallet_id, in one `SELECT ... ORDER BY wallet_id FOR
+   UPDATE` (a hold is always locked before wallets and wallets in one global order, so two
+   operations can never wait on each other in a cycle);
+3. call the pure `apply`; write the wallets, the hold, the journal entry with its postings and
+   the operation record in one pipeline; read the stored postings back (RETURNING) and re-check
+   them (the paired assert of STYLE.md 7); COMMIT.
+
+Rows that did not exist when read (a first deposit, a new hold) are INSERTed, never upserted:
+if another process created the same row meanwhile, the INSERT fails on the primary key and
+the whole operation is retried from step 1, where it now finds (and locks) that row. The same
+holds for a concurrent application of the same operation_id (UNIQUE on journal_entries and
+ledger_operations): the retry sees the stored record and answers with a replay. So several
+processes can never double-spend, apply an operation twice or settle a hold twice; and the
+schema's CHECK (available_minor >= 0) and CHECK (held_minor >= 0) hold regardless.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import errors
+
+from aex.core import Rejected
+from aex.core.ledger import (
+    Applied,
+    Bucket,
+    HoldRecord,
+    HoldState,
+    JournalEntry,
+    LedgerView,
+    Operation,
+    OperationKind,
+    Posting,
+    Wallet,
+    applied_from_json,
+    applied_to_json,
+    apply,
+    check_entry,
+    touched,
+)
+from aex.core.reasons import LedgerRejectReason
+from serve.stores.base import HistoryRow
+from serve.stores.postgres import PostgresStore
+
+# A lost race (a row created, an operation applied by another process) is retried this often.
+LEDGER_ATTEMPTS_MAX = 8
+_RETRIED = (errors.UniqueViolation, errors.SerializationFailure, errors.DeadlockDetected)
+_WALLET_COLUMNS = "wallet_id, currency, available_minor, held_minor"
+_HOLD_COLUMNS = "hold_id, wallet_id, amount_minor, currency, state, payee_wallet_id, fee_minor"
+
+
+class PostgresLedger:
+    """LedgerStore over the PostgresStore's pool (one database for keys and money)."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+        self.retries = 0  # lost races retried, for the tests and the benchmark
+
+    def apply(self, operation: Operation) -> Applied | Rejected[LedgerRejectReason]:
+        for attempt in range(LEDGER_ATTEMPTS_MAX):
+            try:
+                return self._apply_once(operation)
+            except _RETRIED:
+                if attempt == LEDGER_ATTEMPTS_MAX - 1:
+                    raise
+                self.retries += 1
+        raise AssertionError("unreachable")
+
+    def _apply_once(self, operation: Operation) -> Applied | Rejected[LedgerRejectReason]:
+        with self._store.transaction() as tx:
+            loaded = _load(tx, operation)
+            result = apply(loaded.view, operation)
+            if isinstance(result, Applied) and not result.replayed:
+                _write(tx, result, loaded)
+        return result
+
+    def wallet(self, wallet_id: str) -> Wallet | None:
+        with self._store.read() as connection:
+            row = connection.execute(
+                f"SELECT {_WALLET_COLUMNS} FROM wallets WHERE wallet_id = %s".encode(),
+                (wallet_id,),
+            ).fetchone()
+        return None if row is None else Wallet(*row)
+
+    def history(self, wallet_id: str, *, limit: int) -> Sequence[HistoryRow]:
+        with self._store.read() as connection:
+            rows = connection.execute(
+                "SELECT e.entry_id, e.operation_id, e.kind,"
+                " sum(CASE WHEN p.bucket = 'available' THEN p.amount_minor ELSE 0 END),"
+                " sum(CASE WHEN p.bucket = 'held' THEN p.amount_minor ELSE 0 END),"
+                " min(p.currency), e.created_at_ms"
+                " FROM postings p JOIN journal_entries e USING (entry_id)"
+                " WHERE p.account_id = %s GROUP BY e.entry_id ORDER BY e.entry_id DESC LIMIT %s",
+                (wallet_id, limit),
+            ).fetchall()
+        return [HistoryRow(r[0], r[1], r[2], int(r[3]), int(r[4]), r[5], r[6]) for r in rows]
+
+    def totals_by_currency(self) -> dict[str, int]:
+        """The sum of every posting per currency: zero for all, always (double entry)."""
+        with self._store.read() as connection:
+            rows = connection.execute(
+                "SELECT currency, sum(amount_minor) FROM postings GROUP BY currency"
+            ).fetchall()
+        return {currency: int(total) for currency, total in rows}
+
+    def wallet_mismatches(self) -> list[str]:
+        """Wallets whose stored balances differ from the sum of their postings (none, ever)."""
+        with self._store.read() as connection:
+            rows = connection.execute(
+                "SELECT w.wallet_id FROM wallets w LEFT JOIN ("
+                " SELECT account_id,"
+                " sum(CASE WHEN bucket = 'available' THEN amount_minor END) AS a,"
+                " sum(CASE WHEN bucket = 'held' THEN amount_minor END) AS h"
+                " FROM postings GROUP BY account_id) s ON s.account_id = w.wallet_id"
+                " WHERE w.available_minor != coalesce(s.a, 0) OR w.held_minor != coalesce(s.h, 0)"
+            ).fetchall()
+        return [row[0] for row in rows]
+
+
+class _Loaded:
+    __slots__ = ("held_ids", "view", "wallet_ids")
+
+    def __init__(self, view: LedgerView) -> None:
+        self.view = view
+        self.wallet_ids = frozenset(view.wallets)
+        self.held_ids = frozenset(view.holds)
+
+
+def _load(tx: psycopg.Connection[Any], operation: Operation) -> _Loaded:
+    first = touched(operation)
+    with tx.pipeline():
+        prior_cursor = tx.execute(
+            "SELECT record FROM ledger_operations WHERE operation_id = %s",
+            (operation.operation_id,),
+        )
+        hold_cursor = tx.execute(
+            f"SELECT {_HOLD_COLUMNS} FROM holds WHERE hold_id = ANY(%s)"
+            " ORDER BY hold_id FOR UPDATE".encode(),
+            (list(first.hold_ids),),
+        )
+        prior_row = prior_cursor.fetchone()
+        hold_rows = hold_cursor.fetchall()
+    prior = None if prior_row is None else applied_from_json(json.loads(prior_row[0]))
+    holds = {
+        row[0]: HoldRecord(row[0], row[1], row[2], row[3], HoldState(row[4]), row[5], row[6])
+        for row in hold_rows
+    }
+    wallet_ids = touched(operation, holds).wallet_ids
+    rows = tx.execute(
+        f"SELECT {_WALLET_COLUMNS} FROM wallets WHERE wallet_id = ANY(%s)"
+        " ORDER BY wallet_id FOR UPDATE".encode(),
+        (list(wallet_ids),),
+    ).fetchall()
+    wallets = {row[0]: Wallet(*row) for row in rows}
+    return _Loaded(LedgerView(wallets=wallets, holds=holds, prior=prior))
+
+
+def _write(tx: psycopg.Connection[Any], applied: Applied, loaded: _Loaded) -> None:
+    created_ms = time.time_ns() // 1_000_000
+    entry = applied.entry
+    updated = [w for w in applied.wallets if w.wallet_id in loaded.wallet_ids]
+    created = [w for w in applied.wallets if w.wallet_id not in loaded.wallet_ids]
+    with tx.pipeline():
+        if created:
+            # Created here, never upserted: a concurrent creator makes this fail (and retry).
+            tx.cursor().executemany(
+                "INSERT INTO wallets VALUES (%s, %s, %s, %s)",
+                [(w.wallet_id, w.currency, w.available_minor, w.held_minor) for w in created],
+            )
+        if updated:
+            tx.cursor().executemany(
+                "UPDATE wallets SET available_minor = %s, held_minor = %s WHERE wallet_id = %s",
+                [(w.available_minor, w.held_minor, w.wallet_id) for w in updated],
+            )
+        for h in applied.holds:
+            row = (h.wallet_id, h.amount_minor, h.currency, h.state.value, h.payee_wallet_id)
+            if h.hold_id in loaded.held_ids:
+                tx.execute(
+                    "UPDATE holds SET wallet_id = %s, amount_minor = %s, currency = %s,"
+                    " state = %s, payee_wallet_id = %s, fee_minor = %s WHERE hold_id = %s",
+                    (*row, h.fee_minor, h.hold_id),
+                )
+            else:
+                tx.execute(
+                    "INSERT INTO holds VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    (h.hold_id, *row, h.fee_minor),
+                )
+        values = ", ".join(["(%s::int, %s, %s, %s::bigint, %s)"] * len(entry.postings))
+        parameters: list[Any] = [entry.operation_id, entry.kind.value, created_ms]
+        for n, p in enumerate(entry.postings):
+            parameters += [n, p.account_id, p.bucket.value, p.amount_minor, p.currency]
+        postings_cursor = tx.execute(
+            "WITH e AS (INSERT INTO journal_entries (operation_id, kind, created_at_ms)"
+            " VALUES (%s, %s, %s) RETURNING entry_id)"
+            " INSERT INTO postings (entry_id, account_id, bucket, amount_minor, currency)"
+            f" SELECT e.entry_id, v.a, v.b, v.m, v.c FROM e, (VALUES {values}) AS v(n, a, b, m, c)"
+            " ORDER BY v.n"
+            " RETURNING posting_id, account_id, bucket, amount_minor, currency".encode(),
+            parameters,
+        )
+        tx.execute(
+            "INSERT INTO ledger_operations VALUES (%s, %s, %s, %s)",
+            (
+                applied.operation_id,
+                applied.fingerprint,
+                json.dumps(applied_to_json(applied)),
+                created_ms,
+            ),
+        )
+        stored_rows = postings_cursor.fetchall()
+    _check_read_back(stored_rows, entry)
+
+
+def _check_read_back(rows: Sequence[Any], entry: JournalEntry) -> None:
+    # The paired assert: the postings as stored must rebuild an entry that balances, equal to
+    # the one the core built. An AssertionError here rolls the whole operation back.
+    stored = JournalEntry(
+        entry.operation_id,
+        OperationKind(entry.kind),
+        tuple(Posting(a, Bucket(b), m, c) for _, a, b, m, c in sorted(rows)),
+    )
+    check_entry(stored)
+    assert stored.postings == entry.postings
