@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from litestar import Litestar, get
 from litestar.di import Provide
@@ -40,6 +40,7 @@ from serve.routes.wallets import WalletController
 from serve.security import Authenticator
 from serve.services import Identity, Registry
 from serve.settings import Settings
+from serve.stores.base import KeyCache, KeyStore, LedgerStore, RateLimitStore
 from serve.stores.memory import GcraRateLimiter, TtlKeyCache
 from serve.stores.sqlite import SqliteStore
 from serve.stores.sqlite_ledger import SqliteLedger
@@ -61,9 +62,14 @@ def _configure_logging() -> None:
         access.propagate = False
 
 
-def build_litestar(store: SqliteStore, settings: Settings) -> Litestar:
+def build_litestar(
+    store: KeyStore, settings: Settings, ledger: LedgerStore | None = None
+) -> Litestar:
     identity, registry = Identity(store), Registry(store)
-    wallets = Wallets(SqliteLedger(store))
+    if ledger is None:
+        assert isinstance(store, SqliteStore)
+        ledger = SqliteLedger(store)
+    wallets = Wallets(ledger)
     return Litestar(
         route_handlers=[
             health,
@@ -87,23 +93,63 @@ def build_litestar(store: SqliteStore, settings: Settings) -> Litestar:
     )
 
 
+class _Backends(NamedTuple):
+    store: Any  # KeyStore and IdempotencyStore
+    ledger: LedgerStore
+    limiter: RateLimitStore
+    cache: KeyCache
+
+
+def _backends(settings: Settings) -> _Backends:
+    # SQLite and in-process state by default; PostgreSQL and Redis when configured.
+    store: Any
+    ledger: LedgerStore
+    if settings.database_url is not None:
+        from serve.stores.postgres import PostgresStore
+        from serve.stores.postgres_ledger import PostgresLedger
+
+        store = PostgresStore(
+            settings.database_url,
+            schema=settings.database_schema,
+            pool_max=settings.database_pool_max,
+        )
+        ledger = PostgresLedger(store)
+    else:
+        store = SqliteStore(settings.database_path, synchronous=settings.sqlite_synchronous)
+        ledger = SqliteLedger(store)
+    if settings.redis_url is None:
+        return _Backends(store, ledger, GcraRateLimiter(), TtlKeyCache(settings.key_cache_ttl_s))
+    from serve.stores.redis_shared import RedisKeyCache, RedisRateLimiter, redis_client
+
+    client = redis_client(settings.redis_url)
+    limiter = RedisRateLimiter(client, prefix=settings.redis_prefix)
+    cache = RedisKeyCache(
+        client,
+        ttl_s=settings.key_cache_ttl_s,
+        epoch=store.credentials_epoch,
+        prefix=settings.redis_prefix,
+        breaker=limiter.breaker,
+    )
+    return _Backends(store, ledger, limiter, cache)
+
+
 def create_app(settings: Settings) -> ASGIApp:
-    """The whole ASGI application over the SQLite store in `settings.data_dir`."""
+    """The whole ASGI application: SQLite in `settings.data_dir`, or PostgreSQL and Redis."""
     _configure_logging()
-    store = SqliteStore(settings.database_path, synchronous=settings.sqlite_synchronous)
+    store, ledger, limiter, cache = _backends(settings)
     authenticator = Authenticator(
         store,
-        TtlKeyCache(settings.key_cache_ttl_s),
+        cache,
         operator_key=settings.operator_key,
         jwt_secret=settings.jwt_secret,
     )
-    litestar_app: Any = build_litestar(store, settings)
+    litestar_app: Any = build_litestar(store, settings, ledger)
     app: Any = IdempotencyMiddleware(litestar_app, store=store)
     app = AuthMiddleware(app)
     app = RateLimitMiddleware(
         app,
         authenticator=authenticator,
-        limiter=GcraRateLimiter(),
+        limiter=limiter,
         per_minute_override=settings.rate_limit_per_minute,
         burst=settings.rate_limit_burst,
         anonymous_per_minute=settings.anonymous_requests_per_minute,

@@ -9,11 +9,17 @@ Environment (all optional):
   routes, limited per client address (default 60).
 - AEX_REQUEST_TIMEOUT_S: the timeout middleware's budget (default 30, the spec's).
 - AEX_SQLITE_SYNCHRONOUS: FULL (default: an acknowledged write survives power loss) or NORMAL.
+- AEX_DATABASE_URL: `postgresql://...` selects the PostgreSQL store (default: SQLite in D);
+  AEX_DATABASE_SCHEMA its schema (default public, created when missing);
+  AEX_DATABASE_POOL_MAX the connections per process (default 16).
+- AEX_REDIS_URL: `redis://...` shares the rate limiter and the key cache between processes
+  (default: in-process); AEX_REDIS_PREFIX prefixes every Redis key (default "aex:").
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +35,7 @@ REQUEST_TIMEOUT_S_DEFAULT = 30.0
 ANONYMOUS_REQUESTS_PER_MINUTE_DEFAULT = 60
 # Spec "Authentication in Production": "Validation: Gateway → Identity Service (5-min cache)".
 KEY_CACHE_TTL_S = 300.0
+DATABASE_POOL_MAX_DEFAULT = 16
 
 
 class ImproperlyConfiguredError(RuntimeError):
@@ -47,6 +54,11 @@ class Settings:
     request_timeout_s: float = REQUEST_TIMEOUT_S_DEFAULT
     sqlite_synchronous: str = "FULL"
     key_cache_ttl_s: float = KEY_CACHE_TTL_S
+    database_url: str | None = None
+    database_schema: str = "public"
+    database_pool_max: int = DATABASE_POOL_MAX_DEFAULT
+    redis_url: str | None = None
+    redis_prefix: str = "aex:"
 
     @property
     def database_path(self) -> Path:
@@ -73,6 +85,12 @@ class Settings:
             or ANONYMOUS_REQUESTS_PER_MINUTE_DEFAULT,
             request_timeout_s=float(env.get("AEX_REQUEST_TIMEOUT_S", REQUEST_TIMEOUT_S_DEFAULT)),
             sqlite_synchronous=env.get("AEX_SQLITE_SYNCHRONOUS", "FULL").upper(),
+            database_url=env.get("AEX_DATABASE_URL") or None,
+            database_schema=env.get("AEX_DATABASE_SCHEMA") or "public",
+            database_pool_max=_optional_int(env, "AEX_DATABASE_POOL_MAX")
+            or DATABASE_POOL_MAX_DEFAULT,
+            redis_url=env.get("AEX_REDIS_URL") or None,
+            redis_prefix=env.get("AEX_REDIS_PREFIX", "aex:"),
         )
         settings.validate()
         return settings
@@ -90,6 +108,18 @@ class Settings:
             raise ImproperlyConfiguredError("AEX_RATE_LIMIT_PER_MINUTE must be positive")
         if self.rate_limit_burst <= 0 or self.anonymous_requests_per_minute <= 0:
             raise ImproperlyConfiguredError("rate limits must be positive")
+        if self.database_url is not None and not self.database_url.startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ImproperlyConfiguredError("AEX_DATABASE_URL must be a postgresql:// URL")
+        if re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", self.database_schema) is None:
+            raise ImproperlyConfiguredError("AEX_DATABASE_SCHEMA: lower-case letters, _, digits")
+        if self.database_pool_max < 2:
+            raise ImproperlyConfiguredError("AEX_DATABASE_POOL_MAX must be at least 2")
+        if self.redis_url is not None and not self.redis_url.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ImproperlyConfiguredError("AEX_REDIS_URL must be a redis:// URL")
 
 
 def _optional_int(env: Mapping[str, str], name: str) -> int | None:

@@ -175,7 +175,9 @@ class PostgresStore:
         return None if found is None else _tenant(found)
 
     def list_tenants(self, *, limit: int) -> Sequence[TenantRecord]:
-        rows = self._fetch_all(_TENANT_SELECT + " ORDER BY created_at_ms, tenant_id LIMIT %s", (limit,))
+        rows = self._fetch_all(
+            _TENANT_SELECT + " ORDER BY created_at_ms, tenant_id LIMIT %s", (limit,)
+        )
         return [_tenant(row) for row in rows]
 
     def set_tenant_status(self, tenant_id: str, status: str) -> TenantRecord | None:
@@ -186,9 +188,7 @@ class PostgresStore:
 
     def set_tenant_plan(self, tenant_id: str, plan: Plan) -> TenantRecord | None:
         with self.transaction() as tx:
-            tx.execute(
-                "UPDATE tenants SET plan = %s WHERE tenant_id = %s", (plan.value, tenant_id)
-            )
+            tx.execute("UPDATE tenants SET plan = %s WHERE tenant_id = %s", (plan.value, tenant_id))
             _bump_epoch(tx)
         return self.get_tenant(tenant_id)
 

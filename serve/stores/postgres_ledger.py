@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from psycopg import errors
+from psycopg import errors, sql
 
 from aex.core import Rejected
 from aex.core.ledger import (
@@ -53,8 +53,6 @@ from serve.stores.postgres import PostgresStore
 # A lost race (a row created, an operation applied by another process) is retried this often.
 LEDGER_ATTEMPTS_MAX = 8
 _RETRIED = (errors.UniqueViolation, errors.SerializationFailure, errors.DeadlockDetected)
-_WALLET_COLUMNS = "wallet_id, currency, available_minor, held_minor"
-_HOLD_COLUMNS = "hold_id, wallet_id, amount_minor, currency, state, payee_wallet_id, fee_minor"
 
 
 class PostgresLedger:
@@ -85,7 +83,8 @@ class PostgresLedger:
     def wallet(self, wallet_id: str) -> Wallet | None:
         with self._store.read() as connection:
             row = connection.execute(
-                f"SELECT {_WALLET_COLUMNS} FROM wallets WHERE wallet_id = %s".encode(),
+                "SELECT wallet_id, currency, available_minor, held_minor FROM wallets"
+                " WHERE wallet_id = %s",
                 (wallet_id,),
             ).fetchone()
         return None if row is None else Wallet(*row)
@@ -142,8 +141,8 @@ def _load(tx: psycopg.Connection[Any], operation: Operation) -> _Loaded:
             (operation.operation_id,),
         )
         hold_cursor = tx.execute(
-            f"SELECT {_HOLD_COLUMNS} FROM holds WHERE hold_id = ANY(%s)"
-            " ORDER BY hold_id FOR UPDATE".encode(),
+            "SELECT hold_id, wallet_id, amount_minor, currency, state, payee_wallet_id, fee_minor"
+            " FROM holds WHERE hold_id = ANY(%s) ORDER BY hold_id FOR UPDATE",
             (list(first.hold_ids),),
         )
         prior_row = prior_cursor.fetchone()
@@ -155,8 +154,8 @@ def _load(tx: psycopg.Connection[Any], operation: Operation) -> _Loaded:
     }
     wallet_ids = touched(operation, holds).wallet_ids
     rows = tx.execute(
-        f"SELECT {_WALLET_COLUMNS} FROM wallets WHERE wallet_id = ANY(%s)"
-        " ORDER BY wallet_id FOR UPDATE".encode(),
+        "SELECT wallet_id, currency, available_minor, held_minor FROM wallets"
+        " WHERE wallet_id = ANY(%s) ORDER BY wallet_id FOR UPDATE",
         (list(wallet_ids),),
     ).fetchall()
     wallets = {row[0]: Wallet(*row) for row in rows}
@@ -193,19 +192,20 @@ def _write(tx: psycopg.Connection[Any], applied: Applied, loaded: _Loaded) -> No
                     "INSERT INTO holds VALUES (%s, %s, %s, %s, %s, %s, %s)",
                     (h.hold_id, *row, h.fee_minor),
                 )
-        values = ", ".join(["(%s::int, %s, %s, %s::bigint, %s)"] * len(entry.postings))
+        values = sql.SQL(", ").join(
+            [sql.SQL("(%s::int, %s, %s, %s::bigint, %s)")] * len(entry.postings)
+        )
         parameters: list[Any] = [entry.operation_id, entry.kind.value, created_ms]
         for n, p in enumerate(entry.postings):
             parameters += [n, p.account_id, p.bucket.value, p.amount_minor, p.currency]
-        postings_cursor = tx.execute(
+        statement = sql.SQL(
             "WITH e AS (INSERT INTO journal_entries (operation_id, kind, created_at_ms)"
             " VALUES (%s, %s, %s) RETURNING entry_id)"
             " INSERT INTO postings (entry_id, account_id, bucket, amount_minor, currency)"
-            f" SELECT e.entry_id, v.a, v.b, v.m, v.c FROM e, (VALUES {values}) AS v(n, a, b, m, c)"
-            " ORDER BY v.n"
-            " RETURNING posting_id, account_id, bucket, amount_minor, currency".encode(),
-            parameters,
-        )
+            " SELECT e.entry_id, v.a, v.b, v.m, v.c FROM e, (VALUES {values}) AS v(n, a, b, m, c)"
+            " ORDER BY v.n RETURNING posting_id, account_id, bucket, amount_minor, currency"
+        ).format(values=values)
+        postings_cursor = tx.execute(statement, parameters)
         tx.execute(
             "INSERT INTO ledger_operations VALUES (%s, %s, %s, %s)",
             (

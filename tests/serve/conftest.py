@@ -9,12 +9,21 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serve.server import OPERATOR_KEY, Server
+from tests.serve.server import BACKENDS, OPERATOR_KEY, Backend, Server
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """Every test that uses the shared server runs once per backend (SQLite; PostgreSQL+Redis)."""
+    chosen = Backend(request.param)
+    yield chosen
+    chosen.cleanup()
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = Server(tmp_path_factory.mktemp("exchange") / "data").start()
+def server(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -> Iterator[Server]:
+    data_dir = tmp_path_factory.mktemp(f"exchange-{backend.name}") / "data"
+    running = Server(data_dir, env=backend.env).start()
     yield running
     running.stop()
 

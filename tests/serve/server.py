@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,3 +70,53 @@ class Server:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+
+# The scale-out services of .ci/run; AEX_TEST_DATABASE_URL / AEX_TEST_REDIS_URL override them.
+TEST_DATABASE_URL = os.environ.get(
+    "AEX_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+TEST_REDIS_URL = os.environ.get("AEX_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+BACKENDS = ("sqlite", "postgres")
+
+
+@dataclass
+class Backend:
+    """The environment of a server on one backend: "sqlite" (embedded, in-process state) or
+    "postgres" (PostgreSQL in a private schema + Redis under a private key prefix)."""
+
+    name: str
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+
+    @property
+    def env(self) -> dict[str, str]:
+        if self.name == "sqlite":
+            return {}
+        return {
+            "AEX_DATABASE_URL": TEST_DATABASE_URL,
+            "AEX_DATABASE_SCHEMA": self.schema,
+            "AEX_REDIS_URL": TEST_REDIS_URL,
+            "AEX_REDIS_PREFIX": self.redis_prefix,
+        }
+
+    @property
+    def schema(self) -> str:
+        return f"aex_test_{self.tag}"
+
+    @property
+    def redis_prefix(self) -> str:
+        return f"aex_test_{self.tag}:"
+
+    def cleanup(self) -> None:
+        if self.name == "sqlite":
+            return
+        import psycopg
+        import redis
+
+        with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as connection:
+            connection.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE".encode())
+        client = redis.Redis.from_url(TEST_REDIS_URL)
+        keys = list(client.scan_iter(match=self.redis_prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()

@@ -1,0 +1,210 @@
+"""Shared state in Redis for several server processes: the GCRA rate limiter and the key cache.
+
+`RedisRateLimiter` implements RateLimitStore with the same arithmetic as the in-process
+`GcraRateLimiter` (serve/stores/memory.py), run atomically inside Redis by one Lua script: the
+bucket's theoretical arrival time (TAT, integer microseconds) is read, compared and written in
+one step, so every process shares one limit exactly. The daily request counter is an INCR
+with a two-day expiry.
+
+`RedisKeyCache` implements KeyCache: validated credentials for 5 minutes, shared by every
+process. Entries are keyed by the store's credentials epoch as well as the key digest; every
+revocation, suspension or plan change bumps the epoch (in the database, in the same
+transaction), each process notices on its next request (the Authenticator reads the epoch on
+every request and calls `clear`), and from then on reads and writes entries of the new epoch
+only: a revoked key is refused by every process at once, and an entry written from a read that
+raced the revocation lives under the old epoch, where nobody reads any more.
+
+Both fail open (the spec: with Redis down, requests are allowed): any Redis error allows the
+request (or misses the cache), logs a warning (at most one per `FAIL_OPEN_LOG_INTERVAL_S`) and
+counts `aex_redis_fail_open_total{operation}`; after a failure Redis is not asked again for
+`REDIS_RETRY_AFTER_S`, so a dead Redis costs no timeout per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import redis
+from prometheus_client import Counter
+
+from serve.stores.base import CredentialMatch, RateDecision
+
+REDIS_SOCKET_TIMEOUT_S = 0.25
+REDIS_RETRY_AFTER_S = 1.0
+FAIL_OPEN_LOG_INTERVAL_S = 10.0
+DAILY_COUNTER_TTL_S = 2 * 86_400
+_US_PER_S = 1_000_000
+
+FAIL_OPEN = Counter(
+    "aex_redis_fail_open",
+    "Requests served without Redis (rate limit allowed, key cache missed): Redis unreachable",
+    ["operation"],
+)
+_log = logging.getLogger("aex.redis")
+
+# GCRA, as GcraRateLimiter.acquire, in integer microseconds (exact in Lua's doubles).
+# KEYS[1]: the bucket's TAT key. ARGV: now_us, interval_us, tolerance_us.
+# Returns {allowed (0|1), tat_us after the decision, new_tat_us asked for}.
+_GCRA_LUA = """
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local tolerance = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+if new_tat - now <= tolerance then
+  local ttl_ms = math.ceil((new_tat - now) / 1000) + 1000
+  redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl_ms)
+  return {1, new_tat, new_tat}
+end
+return {0, tat, new_tat}
+"""
+
+
+class _Breaker:
+    """Fail-open bookkeeping shared by the limiter and the cache of one process."""
+
+    def __init__(self) -> None:
+        self._down_until_s = 0.0
+        self._logged_at_s = -math.inf
+        self._lock = threading.Lock()
+
+    def is_open(self) -> bool:
+        return time.monotonic() < self._down_until_s
+
+    def failed(self, operation: str, error: Exception | None) -> None:
+        FAIL_OPEN.labels(operation).inc()
+        now_s = time.monotonic()
+        with self._lock:
+            if error is not None:
+                self._down_until_s = now_s + REDIS_RETRY_AFTER_S
+            if now_s - self._logged_at_s < FAIL_OPEN_LOG_INTERVAL_S:
+                return
+            self._logged_at_s = now_s
+        _log.warning("redis unavailable, failing open (%s): %s", operation, error or "breaker")
+
+
+def redis_client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=REDIS_SOCKET_TIMEOUT_S,
+        socket_connect_timeout=REDIS_SOCKET_TIMEOUT_S,
+    )
+
+
+class RedisRateLimiter:
+    """RateLimitStore shared by every process through Redis; fails open."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str = "aex:") -> None:
+        self._client = client
+        self._prefix = prefix
+        self._script: Any = client.register_script(_GCRA_LUA)
+        self.breaker = _Breaker()
+
+    def acquire(self, bucket: str, *, per_minute: int, burst: int, now_s: float) -> RateDecision:
+        assert per_minute > 0
+        assert burst > 0
+        interval_us = 60 * _US_PER_S // per_minute
+        tolerance_us = burst * interval_us
+        now_us = int(now_s * _US_PER_S)
+        if self.breaker.is_open():
+            self.breaker.failed("rate_limit", None)
+            return _allowed(per_minute, burst, now_s)
+        try:
+            reply = self._script(
+                keys=[f"{self._prefix}rl:{bucket}"], args=[now_us, interval_us, tolerance_us]
+            )
+        except redis.RedisError as error:
+            self.breaker.failed("rate_limit", error)
+            return _allowed(per_minute, burst, now_s)
+        allowed, tat_us, new_tat_us = (int(value) for value in reply)
+        remaining = max(0, (tolerance_us - (tat_us - now_us)) // interval_us)
+        retry_after_s = 0 if allowed else math.ceil((new_tat_us - tolerance_us - now_us) / 1e6)
+        return RateDecision(
+            allowed=bool(allowed),
+            limit=per_minute,
+            remaining=remaining,
+            reset_epoch_s=math.ceil(tat_us / _US_PER_S),
+            retry_after_s=max(retry_after_s, 0 if allowed else 1),
+        )
+
+    def count_today(self, bucket: str, *, day: int) -> int:
+        if self.breaker.is_open():
+            self.breaker.failed("daily_count", None)
+            return 0
+        key = f"{self._prefix}day:{bucket}:{day}"
+        try:
+            pipeline = self._client.pipeline(transaction=True)
+            pipeline.incr(key)
+            pipeline.expire(key, DAILY_COUNTER_TTL_S)
+            count, _ = pipeline.execute()
+        except redis.RedisError as error:
+            self.breaker.failed("daily_count", error)
+            return 0
+        return int(count)
+
+
+def _allowed(per_minute: int, burst: int, now_s: float) -> RateDecision:
+    return RateDecision(True, per_minute, burst, math.ceil(now_s), 0)
+
+
+class RedisKeyCache:
+    """KeyCache shared by every process: entries per (credentials epoch, digest); fails open."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        ttl_s: float,
+        epoch: Callable[[], int],
+        prefix: str = "aex:",
+        breaker: _Breaker | None = None,
+    ) -> None:
+        assert ttl_s > 0
+        self._client = client
+        self._ttl_ms = int(ttl_s * 1000)
+        self._epoch_source = epoch
+        self._epoch = epoch()
+        self._prefix = prefix
+        self._breaker = breaker or _Breaker()
+
+    def _key(self, digest: str) -> str:
+        return f"{self._prefix}kc:{self._epoch}:{digest}"
+
+    def get(self, digest: str, *, now_s: float) -> CredentialMatch | None:
+        if self._breaker.is_open():
+            return None
+        try:
+            raw = self._client.get(self._key(digest))
+        except redis.RedisError as error:
+            self._breaker.failed("key_cache", error)
+            return None
+        if raw is None:
+            return None
+        return msgspec.json.decode(raw, type=CredentialMatch)
+
+    def put(self, digest: str, match: CredentialMatch, *, now_s: float) -> None:
+        if self._breaker.is_open():
+            return
+        try:
+            self._client.set(self._key(digest), msgspec.json.encode(match), px=self._ttl_ms)
+        except redis.RedisError as error:
+            self._breaker.failed("key_cache", error)
+
+    def forget(self, digest: str) -> None:
+        """Deletes one entry (of the current epoch) at once, e.g. right after a revocation."""
+        try:
+            self._client.delete(self._key(digest))
+        except redis.RedisError as error:
+            self._breaker.failed("key_cache", error)
+
+    def clear(self) -> None:
+        # The epoch moved: read it now (at least as new as the one the caller saw), and use
+        # entries of that epoch only. Old entries expire on their own.
+        self._epoch = self._epoch_source()
