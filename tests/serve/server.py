@@ -8,10 +8,14 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from serve.stores.base import LedgerStore
 
 OPERATOR_KEY = "aexop_test_" + "0" * 40
 JWT_SECRET = "test-jwt-secret-" + "s" * 64
@@ -106,6 +110,24 @@ class Backend:
     @property
     def redis_prefix(self) -> str:
         return f"aex_test_{self.tag}:"
+
+    @contextmanager
+    def ledger(self, data_dir: Path) -> Iterator[LedgerStore]:
+        """The ledger a server on this backend wrote (to check its invariants directly)."""
+        if self.name == "sqlite":
+            from serve.stores.sqlite import SqliteStore
+            from serve.stores.sqlite_ledger import SqliteLedger
+
+            yield SqliteLedger(SqliteStore(data_dir / "aex.sqlite3"))
+            return
+        from serve.stores.postgres import PostgresStore
+        from serve.stores.postgres_ledger import PostgresLedger
+
+        store = PostgresStore(TEST_DATABASE_URL, schema=self.schema, pool_min=1, pool_max=2)
+        try:
+            yield PostgresLedger(store)
+        finally:
+            store.close()
 
     def cleanup(self) -> None:
         if self.name == "sqlite":
