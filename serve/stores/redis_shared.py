@@ -34,12 +34,12 @@ import redis
 from prometheus_client import Counter
 
 from serve.stores.base import CredentialMatch, RateDecision
+from serve.stores.memory import US_PER_S, gcra_decision, gcra_interval_us
 
 REDIS_SOCKET_TIMEOUT_S = 0.25
 REDIS_RETRY_AFTER_S = 1.0
 FAIL_OPEN_LOG_INTERVAL_S = 10.0
 DAILY_COUNTER_TTL_S = 2 * 86_400
-_US_PER_S = 1_000_000
 
 FAIL_OPEN = Counter(
     "aex_redis_fail_open",
@@ -110,9 +110,8 @@ class RedisRateLimiter:
     def acquire(self, bucket: str, *, per_minute: int, burst: int, now_s: float) -> RateDecision:
         assert per_minute > 0
         assert burst > 0
-        interval_us = 60 * _US_PER_S // per_minute
-        tolerance_us = burst * interval_us
-        now_us = int(now_s * _US_PER_S)
+        interval_us, tolerance_us = gcra_interval_us(per_minute, burst)
+        now_us = round(now_s * US_PER_S)
         if self.breaker.is_open():
             self.breaker.failed("rate_limit", None)
             return _allowed(per_minute, burst, now_s)
@@ -124,14 +123,8 @@ class RedisRateLimiter:
             self.breaker.failed("rate_limit", error)
             return _allowed(per_minute, burst, now_s)
         allowed, tat_us, new_tat_us = (int(value) for value in reply)
-        remaining = max(0, (tolerance_us - (tat_us - now_us)) // interval_us)
-        retry_after_s = 0 if allowed else math.ceil((new_tat_us - tolerance_us - now_us) / 1e6)
-        return RateDecision(
-            allowed=bool(allowed),
-            limit=per_minute,
-            remaining=remaining,
-            reset_epoch_s=math.ceil(tat_us / _US_PER_S),
-            retry_after_s=max(retry_after_s, 0 if allowed else 1),
+        return gcra_decision(
+            bool(allowed), tat_us, new_tat_us, now_us, per_minute=per_minute, burst=burst
         )
 
     def count_today(self, bucket: str, *, day: int) -> int:
