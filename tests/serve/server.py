@@ -54,7 +54,7 @@ class Server:
         self.process = subprocess.Popen(
             [*command, "--data-dir", str(self.data_dir)], env=environment, stderr=log
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # slow starts on a loaded CI box
         while True:
             try:
                 if httpx.get(self.url + "/health", timeout=1).status_code == 200:
