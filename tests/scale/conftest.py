@@ -14,18 +14,22 @@ PROCESSES = 2
 
 @contextmanager
 def cluster(
-    base: Path, env: dict[str, str] | None = None, backend: Backend | None = None
+    base: Path,
+    env: dict[str, str] | None = None,
+    backend: Backend | None = None,
+    *,
+    processes: int = PROCESSES,
 ) -> Iterator[tuple[Backend, list[Server]]]:
     """PROCESSES servers sharing the backend (each its own port, to address each one)."""
     backend = backend or Backend("postgres")
     servers = [
         Server(base / f"node{n}" / "data", env={**backend.env, **(env or {})})
-        for n in range(PROCESSES)
+        for n in range(processes)
     ]
     for server in servers:
         server.data_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with ThreadPoolExecutor(PROCESSES) as pool:
+        with ThreadPoolExecutor(processes) as pool:
             list(pool.map(Server.start, servers))
         yield backend, servers
     finally:
