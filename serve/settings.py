@@ -137,7 +137,10 @@ def _secret_file(path: Path) -> str:
     if path.exists():
         return path.read_text().strip()
     secret = "aexop_" + secrets.token_hex(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process of a cluster made it first
+        return path.read_text().strip()
     with os.fdopen(fd, "w") as handle:
         handle.write(secret + "\n")
     return secret

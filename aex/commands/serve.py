@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--data-dir", type=Path, default=Path("./data"))
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the port (use with AEX_DATABASE_URL and AEX_REDIS_URL)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -23,7 +30,21 @@ def run(args: argparse.Namespace) -> int:
     from serve.app import create_app
     from serve.settings import Settings
 
-    settings = Settings.from_env(data_dir=args.data_dir)
+    settings = Settings.from_env(data_dir=args.data_dir)  # validated (and secrets made) once
+    if args.workers > 1:
+        # Each worker process builds its own app from the same environment (serve.app's
+        # factory); the kernel spreads connections on the one listening socket across them.
+        os.environ["AEX_DATA_DIR"] = str(args.data_dir)
+        uvicorn.run(
+            "serve.app:app_from_env",
+            factory=True,
+            workers=args.workers,
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            access_log=False,
+        )
+        return 0
     app = create_app(settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0

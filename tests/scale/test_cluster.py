@@ -5,7 +5,9 @@ acknowledged lost when one is killed mid-burst, and requests still served with R
 from __future__ import annotations
 
 import itertools
+import os
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -17,7 +19,7 @@ import httpx
 import pytest
 
 from tests.scale.conftest import cluster
-from tests.serve.server import Backend, Server, free_port
+from tests.serve.server import TEST_ENV, Backend, Server, free_port
 
 pytestmark = pytest.mark.services
 
@@ -211,3 +213,47 @@ def _wait_for_port(port: int) -> None:
         except OSError:
             time.sleep(0.05)
     raise AssertionError("redis-server did not start")
+
+
+def test_aex_serve_workers_runs_processes_behind_one_port(tmp_path: Path) -> None:
+    # What `make run-cluster` runs: uvicorn workers (processes) sharing one listening socket.
+    backend, port = Backend("postgres"), free_port()
+    command = [sys.executable, "-m", "aex.cli", "serve", "--workers", "2", "--port", str(port)]
+    environment = {**os.environ, **TEST_ENV, **backend.env}
+    log = (tmp_path / "cluster.log").open("ab")
+    process = subprocess.Popen(
+        [*command, "--data-dir", str(tmp_path / "data")], env=environment, stderr=log
+    )
+    try:
+        server = Server(tmp_path / "data", port=port)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(server.url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, (tmp_path / "cluster.log").read_text()
+            assert time.monotonic() < deadline, "cluster did not start"
+            time.sleep(0.1)
+        _, headers = sign_up(server)
+        with httpx.Client(base_url=server.url) as client:
+            for _ in range(20):
+                assert client.get("/v1/tenants/me", headers=headers).status_code == 200
+        assert len(_children(process.pid)) >= 2
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        backend.cleanup()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
