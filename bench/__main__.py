@@ -6,7 +6,7 @@ import importlib
 import sys
 
 # One entry per benchmark module; each defines main() -> None and prints its own figures.
-BENCHMARKS: tuple[str, ...] = ()
+BENCHMARKS: tuple[str, ...] = ("bench.bench_api",)
 
 
 def main(argv: list[str]) -> int:

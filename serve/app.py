@@ -8,13 +8,12 @@ innermost (it needs the authenticated tenant), then Litestar routes the request.
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from litestar import Litestar, get
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
@@ -33,7 +32,7 @@ from serve.middleware.gateway import (
     RateLimitMiddleware,
     TimeoutMiddleware,
 )
-from serve.problems import problem_response
+from serve.problems import PROBLEM_RESPONSES, problem_response
 from serve.routes.identity import OperatorController, TenantController, create_tenant
 from serve.routes.registry import ProviderController, SubscriptionController
 from serve.routes.wallets import WalletController
@@ -47,19 +46,9 @@ from serve.stores.sqlite_ledger import SqliteLedger
 from serve.wallets import Wallets
 
 
-@get("/health", sync_to_thread=False, tags=["ops"])
+@get("/health", responses=PROBLEM_RESPONSES, sync_to_thread=False, tags=["ops"])
 def health() -> dict[str, str]:
     return {"status": "ok"}
-
-
-def _configure_logging() -> None:
-    access = logging.getLogger("aex.access")
-    if not access.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        access.addHandler(handler)
-        access.setLevel(logging.INFO)
-        access.propagate = False
 
 
 def build_litestar(
@@ -83,10 +72,10 @@ def build_litestar(
         dependencies={
             "identity": Provide(lambda: identity, sync_to_thread=False, use_cache=True),
             "registry": Provide(lambda: registry, sync_to_thread=False, use_cache=True),
-            "wallets": Provide(lambda: wallets, sync_to_thread=False, use_cache=True),
             "jwt_secret": Provide(lambda: settings.jwt_secret, sync_to_thread=False),
         },
         exception_handlers={HTTPException: problem_response, Exception: problem_response},
+        state=State({"wallets": wallets}),
         openapi_config=OpenAPIConfig(title="AEX live exchange", version="0.1.0", path="/schema"),
         request_max_body_size=limits.request_body_bytes_max,
         debug=False,
@@ -135,7 +124,6 @@ def _backends(settings: Settings) -> _Backends:
 
 def create_app(settings: Settings) -> ASGIApp:
     """The whole ASGI application: SQLite in `settings.data_dir`, or PostgreSQL and Redis."""
-    _configure_logging()
     store, ledger, limiter, cache = _backends(settings)
     authenticator = Authenticator(
         store,

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
 
 from aex.core import Rejected
 
@@ -171,3 +172,24 @@ def _field_in(message: str) -> str | None:
     if at_path and named:
         return f"{at_path}.{named}"
     return at_path or named or None
+
+
+def _problem_spec(description: str) -> ResponseSpec:
+    return ResponseSpec(
+        data_container=ProblemDetails, description=description, media_type=PROBLEM_CONTENT_TYPE
+    )
+
+
+# Documented on every route (OpenAPI): the gateway can answer any of these anywhere.
+PROBLEM_RESPONSES: dict[int, ResponseSpec] = {
+    400: _problem_spec("Malformed JSON, unknown field or wrong type (errors[].field)"),
+    401: _problem_spec("Missing, malformed, invalid, revoked or expired credential"),
+    403: _problem_spec("Wrong kind of credential, suspended tenant, or a quota (max agents)"),
+    404: _problem_spec("No such resource, or not the caller's"),
+    409: _problem_spec("Idempotency-Key still in flight, or a ledger conflict"),
+    413: _problem_spec("Body over the plan's max payload size"),
+    422: _problem_spec("A business rule refused it (money precision, funds, key reuse)"),
+    429: _problem_spec("Rate limit or daily quota exceeded (Retry-After)"),
+    500: _problem_spec("Internal error; nothing was written"),
+    504: _problem_spec("No answer within the 30 s timeout"),
+}

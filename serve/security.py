@@ -13,6 +13,7 @@ plus `tenant_id` and `scopes`.
 from __future__ import annotations
 
 import hmac
+import itertools
 import secrets
 import time
 from dataclasses import dataclass
@@ -67,6 +68,16 @@ def new_credential(kind: CredentialKind) -> tuple[str, str]:
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(8)}"
+
+
+# Unique ids without a syscall each: 16 random hex characters drawn once per process, then a
+# counter (itertools.count is atomic under the GIL). Request ids and fresh operation ids.
+_ID_PREFIX = secrets.token_hex(8)
+_ID_COUNTER = itertools.count()
+
+
+def next_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 def now_ms() -> int:
@@ -209,6 +220,7 @@ __all__ = [
     "issue_jwt",
     "new_credential",
     "new_id",
+    "next_id",
     "now_ms",
     "problem_for_rejected",
 ]

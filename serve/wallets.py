@@ -10,7 +10,6 @@ move money twice), else it is fresh.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from dataclasses import dataclass
 
 from aex.core import Money, Rejected, format_amount, parse_money
@@ -24,7 +23,7 @@ from serve.schemas import (
     TransactionView,
     WithdrawalCreate,
 )
-from serve.security import Principal
+from serve.security import Principal, next_id
 from serve.stores.base import LedgerStore
 
 HISTORY_ROWS_MAX = 500
@@ -38,23 +37,23 @@ def wallet_id(tenant_id: str, currency: str) -> str:
 class Wallets:
     ledger: LedgerStore
 
-    def deposit(
+    async def deposit(
         self, caller: Principal, body: DepositCreate, idempotency_key: str | None
     ) -> MoneyMovement:
         tenant_id, money = _own_money(caller, body.tenant_id, body)
         operation = Deposit(
             _operation_id("dep", idempotency_key), wallet_id(tenant_id, money.currency), money
         )
-        return self._moved(tenant_id, money, self.ledger.apply(operation))
+        return self._moved(tenant_id, money, await self.ledger.submit(operation))
 
-    def withdraw(
+    async def withdraw(
         self, caller: Principal, body: WithdrawalCreate, idempotency_key: str | None
     ) -> MoneyMovement:
         tenant_id, money = _own_money(caller, body.tenant_id, body)
         operation = Withdraw(
             _operation_id("wdr", idempotency_key), wallet_id(tenant_id, money.currency), money
         )
-        return self._moved(tenant_id, money, self.ledger.apply(operation))
+        return self._moved(tenant_id, money, await self.ledger.submit(operation))
 
     def balance(self, caller: Principal, currency: str) -> BalanceView:
         tenant_id = _tenant_of(caller)
@@ -127,7 +126,7 @@ def _own_money(
 
 def _operation_id(prefix: str, idempotency_key: str | None) -> str:
     if idempotency_key is None:
-        return f"{prefix}:{uuid.uuid4().hex}"
+        return f"{prefix}:{next_id()}"
     return f"{prefix}:{hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]}"
 
 

@@ -8,6 +8,7 @@ from litestar import Controller, delete, get, post, put
 from litestar.di import Provide
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from serve.problems import PROBLEM_RESPONSES
 from serve.routes.callers import operator_caller, tenant_caller
 from serve.schemas import (
     KeyCreated,
@@ -23,7 +24,13 @@ from serve.security import Principal, issue_jwt
 from serve.services import Identity
 
 
-@post("/v1/tenants", status_code=HTTP_201_CREATED, sync_to_thread=True, tags=["identity"])
+@post(
+    "/v1/tenants",
+    responses=PROBLEM_RESPONSES,
+    status_code=HTTP_201_CREATED,
+    sync_to_thread=True,
+    tags=["identity"],
+)
 def create_tenant(data: TenantCreate, identity: Identity) -> TenantCreated:
     """Sign up: a tenant and its first API key (shown once). No credential needed."""
     return identity.sign_up(data)
@@ -34,30 +41,42 @@ class TenantController(Controller):
     tags = ["identity"]  # noqa: RUF012
     dependencies = {"caller": Provide(tenant_caller, sync_to_thread=False)}  # noqa: RUF012
 
-    @get("/tenants/me", sync_to_thread=True)
+    @get("/tenants/me", responses=PROBLEM_RESPONSES, sync_to_thread=True)
     def me(self, caller: Principal, identity: Identity) -> TenantView:
         assert caller.tenant_id is not None
         return identity.tenant(caller.tenant_id)
 
-    @get("/keys", sync_to_thread=True)
+    @get("/keys", responses=PROBLEM_RESPONSES, sync_to_thread=True)
     def list_keys(self, caller: Principal, identity: Identity) -> list[KeyView]:
         return identity.keys(caller)
 
-    @post("/keys", status_code=HTTP_201_CREATED, sync_to_thread=True)
+    @post("/keys", responses=PROBLEM_RESPONSES, status_code=HTTP_201_CREATED, sync_to_thread=True)
     def create_key(self, caller: Principal, identity: Identity) -> KeyCreated:
         return identity.create_key(caller)
 
-    @post("/keys/{key_id:str}/rotate", status_code=HTTP_201_CREATED, sync_to_thread=True)
+    @post(
+        "/keys/{key_id:str}/rotate",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_201_CREATED,
+        sync_to_thread=True,
+    )
     def rotate_key(self, caller: Principal, identity: Identity, key_id: str) -> KeyCreated:
         """A new key; the old one is revoked in the same transaction."""
         return identity.rotate_key(caller, key_id)
 
-    @delete("/keys/{key_id:str}", status_code=HTTP_200_OK, sync_to_thread=True)
+    @delete(
+        "/keys/{key_id:str}",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+    )
     def revoke_key(self, caller: Principal, identity: Identity, key_id: str) -> KeyView:
         """Revoked at once, in every worker (the cache is invalidated through the store)."""
         return identity.revoke_key(caller, key_id)
 
-    @post("/tokens", status_code=HTTP_201_CREATED, sync_to_thread=False)
+    @post(
+        "/tokens", responses=PROBLEM_RESPONSES, status_code=HTTP_201_CREATED, sync_to_thread=False
+    )
     def create_token(self, caller: Principal, data: TokenCreate, jwt_secret: str) -> TokenCreated:
         """A session JWT (HS256, iss aex-identity) for the dashboard."""
         assert caller.tenant_id is not None
@@ -73,19 +92,29 @@ class OperatorController(Controller):
     tags = ["operator"]  # noqa: RUF012
     dependencies = {"caller": Provide(operator_caller, sync_to_thread=False)}  # noqa: RUF012
 
-    @get("/", sync_to_thread=True)
+    @get("/", responses=PROBLEM_RESPONSES, sync_to_thread=True)
     def list_tenants(self, caller: Principal, identity: Identity) -> list[TenantView]:
         return identity.tenants()
 
-    @post("/{tenant_id:str}/suspend", status_code=HTTP_200_OK, sync_to_thread=True)
+    @post(
+        "/{tenant_id:str}/suspend",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+    )
     def suspend(self, caller: Principal, identity: Identity, tenant_id: str) -> TenantView:
         return identity.set_status(tenant_id, "SUSPENDED")
 
-    @post("/{tenant_id:str}/reactivate", status_code=HTTP_200_OK, sync_to_thread=True)
+    @post(
+        "/{tenant_id:str}/reactivate",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+    )
     def reactivate(self, caller: Principal, identity: Identity, tenant_id: str) -> TenantView:
         return identity.set_status(tenant_id, "ACTIVE")
 
-    @put("/{tenant_id:str}/plan", sync_to_thread=True)
+    @put("/{tenant_id:str}/plan", responses=PROBLEM_RESPONSES, sync_to_thread=True)
     def set_plan(
         self, caller: Principal, identity: Identity, tenant_id: str, data: PlanChange
     ) -> TenantView:

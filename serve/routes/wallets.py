@@ -1,15 +1,22 @@
-"""Deposits, withdrawals, balance and history: money moves only through the core ledger."""
+"""Deposits, withdrawals, balance and history: money moves only through the core ledger.
+
+The services come from the application state and the caller from one dependency: Litestar
+resolves several dependencies of one handler concurrently in a task group, which costs more
+than these hot routes do themselves (bench/bench_api.py).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from serve.middleware._asgi import IDEMPOTENCY_KEY_SCOPE_KEY
+from serve.problems import PROBLEM_RESPONSES
 from serve.routes.callers import tenant_caller
 from serve.schemas import (
     BalanceView,
@@ -24,48 +31,46 @@ from serve.wallets import Wallets
 Currency = Annotated[str, Parameter(pattern=r"^[A-Z]{3}$", default="USD")]
 
 
-def _idempotency_key(request: Request[Any, Any, Any]) -> str | None:
+def _idempotency_key(request: Request[Any, Any, State]) -> str | None:
     key = request.scope.get(IDEMPOTENCY_KEY_SCOPE_KEY)
     return None if key is None else str(key)
+
+
+def _wallets(request: Request[Any, Any, State]) -> Wallets:
+    wallets: Wallets = request.app.state.wallets
+    return wallets
 
 
 class WalletController(Controller):
     path = "/v1"
     tags = ["wallets"]  # noqa: RUF012
-    dependencies = {  # noqa: RUF012
-        "caller": Provide(tenant_caller, sync_to_thread=False),
-        "idempotency_key": Provide(_idempotency_key, sync_to_thread=False),
-    }
+    dependencies = {"caller": Provide(tenant_caller, sync_to_thread=False)}  # noqa: RUF012
 
-    @post("/deposits", status_code=HTTP_201_CREATED, sync_to_thread=True)
-    def deposit(
-        self, caller: Principal, wallets: Wallets, data: DepositCreate, idempotency_key: str | None
+    @post("/deposits", responses=PROBLEM_RESPONSES, status_code=HTTP_201_CREATED)
+    async def deposit(
+        self, caller: Principal, data: DepositCreate, request: Request[Any, Any, State]
     ) -> MoneyMovement:
         """Funds the caller's wallet; exact decimal amounts (no floats); Idempotency-Key safe."""
-        return wallets.deposit(caller, data, idempotency_key)
+        return await _wallets(request).deposit(caller, data, _idempotency_key(request))
 
-    @post("/withdrawals", status_code=HTTP_201_CREATED, sync_to_thread=True)
-    def withdraw(
-        self,
-        caller: Principal,
-        wallets: Wallets,
-        data: WithdrawalCreate,
-        idempotency_key: str | None,
+    @post("/withdrawals", responses=PROBLEM_RESPONSES, status_code=HTTP_201_CREATED)
+    async def withdraw(
+        self, caller: Principal, data: WithdrawalCreate, request: Request[Any, Any, State]
     ) -> MoneyMovement:
         """Moves available funds out; 422 ledger-insufficient-funds when they do not suffice."""
-        return wallets.withdraw(caller, data, idempotency_key)
+        return await _wallets(request).withdraw(caller, data, _idempotency_key(request))
 
-    @get("/balance", sync_to_thread=True)
-    def balance(self, caller: Principal, wallets: Wallets, currency: Currency) -> BalanceView:
-        return wallets.balance(caller, currency)
+    @get("/balance", responses=PROBLEM_RESPONSES, sync_to_thread=False, dependencies={})
+    def balance(self, currency: Currency, request: Request[Any, Any, State]) -> BalanceView:
+        return _wallets(request).balance(tenant_caller(request), currency)
 
-    @get("/transactions", sync_to_thread=True)
+    @get("/transactions", responses=PROBLEM_RESPONSES, sync_to_thread=False)
     def transactions(
         self,
         caller: Principal,
-        wallets: Wallets,
         currency: Currency,
         limit: Annotated[int, Parameter(ge=1, le=500, default=100)],
+        request: Request[Any, Any, State],
     ) -> list[TransactionView]:
         """The caller's journal, newest first."""
-        return wallets.history(caller, currency, limit)
+        return _wallets(request).history(caller, currency, limit)

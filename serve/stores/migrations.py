@@ -84,13 +84,15 @@ CREATE TABLE holds (
     fee_minor INTEGER NOT NULL CHECK (fee_minor >= 0)
 );
 CREATE TABLE journal_entries (
-    entry_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    entry_id INTEGER PRIMARY KEY,
     operation_id TEXT NOT NULL UNIQUE,
     kind TEXT NOT NULL,
+    fingerprint TEXT NOT NULL CHECK (length(fingerprint) = 64),
+    record TEXT NOT NULL,
     created_at_ms INTEGER NOT NULL
 );
 CREATE TABLE postings (
-    posting_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    posting_id INTEGER PRIMARY KEY,
     entry_id INTEGER NOT NULL REFERENCES journal_entries (entry_id),
     account_id TEXT NOT NULL,
     bucket TEXT NOT NULL CHECK (bucket IN ('available', 'held')),
@@ -98,13 +100,7 @@ CREATE TABLE postings (
     currency TEXT NOT NULL
 );
 CREATE INDEX postings_by_entry ON postings (entry_id);
-CREATE INDEX postings_by_account ON postings (account_id, entry_id);
-CREATE TABLE ledger_operations (
-    operation_id TEXT PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    record TEXT NOT NULL,
-    created_at_ms INTEGER NOT NULL
-)
+CREATE INDEX postings_by_account ON postings (account_id, entry_id)
 """,
     ),
 )

@@ -5,21 +5,22 @@ One operation is one READ COMMITTED transaction:
 2. lock the touched wallets, sorted by wallet_id, in one `SELECT ... ORDER BY wallet_id FOR
    UPDATE` (a hold is always locked before wallets and wallets in one global order, so two
    operations can never wait on each other in a cycle);
-3. call the pure `apply`; write the wallets, the hold, the journal entry with its postings and
-   the operation record in one pipeline; read the stored postings back (RETURNING) and re-check
-   them (the paired assert of STYLE.md 7); COMMIT.
+3. call the pure `apply`; write the wallets, the hold, the journal entry (which doubles as the
+   operation's idempotency record) and its postings in one pipeline; read the stored postings
+   back (RETURNING) and re-check them (the paired assert of STYLE.md 7); COMMIT.
 
 Rows that did not exist when read (a first deposit, a new hold) are INSERTed, never upserted:
 if another process created the same row meanwhile, the INSERT fails on the primary key and
 the whole operation is retried from step 1, where it now finds (and locks) that row. The same
-holds for a concurrent application of the same operation_id (UNIQUE on journal_entries and
-ledger_operations): the retry sees the stored record and answers with a replay. So several
-processes can never double-spend, apply an operation twice or settle a hold twice; and the
-schema's CHECK (available_minor >= 0) and CHECK (held_minor >= 0) hold regardless.
+holds for a concurrent application of the same operation_id (UNIQUE on journal_entries): the
+retry finds the stored record and answers with a replay. So several processes can never
+double-spend, apply an operation twice or settle a hold twice; and the schema's CHECK
+(available_minor >= 0) and CHECK (held_minor >= 0) hold regardless.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Sequence
@@ -71,6 +72,11 @@ class PostgresLedger:
                     raise
                 self.retries += 1
         raise AssertionError("unreachable")
+
+    async def submit(self, operation: Operation) -> Applied | Rejected[LedgerRejectReason]:
+        """`apply` off the event loop: each operation is its own transaction on a pooled
+        connection (PostgreSQL's group commit batches the WAL flushes of concurrent commits)."""
+        return await asyncio.to_thread(self.apply, operation)
 
     def _apply_once(self, operation: Operation) -> Applied | Rejected[LedgerRejectReason]:
         with self._store.transaction() as tx:
@@ -137,7 +143,7 @@ def _load(tx: psycopg.Connection[Any], operation: Operation) -> _Loaded:
     first = touched(operation)
     with tx.pipeline():
         prior_cursor = tx.execute(
-            "SELECT record FROM ledger_operations WHERE operation_id = %s",
+            "SELECT record FROM journal_entries WHERE operation_id = %s",
             (operation.operation_id,),
         )
         hold_cursor = tx.execute(
@@ -195,26 +201,25 @@ def _write(tx: psycopg.Connection[Any], applied: Applied, loaded: _Loaded) -> No
         values = sql.SQL(", ").join(
             [sql.SQL("(%s::int, %s, %s, %s::bigint, %s)")] * len(entry.postings)
         )
-        parameters: list[Any] = [entry.operation_id, entry.kind.value, created_ms]
+        record = json.dumps(applied_to_json(applied), separators=(",", ":"))
+        parameters: list[Any] = [
+            entry.operation_id,
+            entry.kind.value,
+            applied.fingerprint,
+            record,
+            created_ms,
+        ]
         for n, p in enumerate(entry.postings):
             parameters += [n, p.account_id, p.bucket.value, p.amount_minor, p.currency]
         statement = sql.SQL(
-            "WITH e AS (INSERT INTO journal_entries (operation_id, kind, created_at_ms)"
-            " VALUES (%s, %s, %s) RETURNING entry_id)"
+            "WITH e AS (INSERT INTO journal_entries"
+            " (operation_id, kind, fingerprint, record, created_at_ms)"
+            " VALUES (%s, %s, %s, %s, %s) RETURNING entry_id)"
             " INSERT INTO postings (entry_id, account_id, bucket, amount_minor, currency)"
             " SELECT e.entry_id, v.a, v.b, v.m, v.c FROM e, (VALUES {values}) AS v(n, a, b, m, c)"
             " ORDER BY v.n RETURNING posting_id, account_id, bucket, amount_minor, currency"
         ).format(values=values)
         postings_cursor = tx.execute(statement, parameters)
-        tx.execute(
-            "INSERT INTO ledger_operations VALUES (%s, %s, %s, %s)",
-            (
-                applied.operation_id,
-                applied.fingerprint,
-                json.dumps(applied_to_json(applied)),
-                created_ms,
-            ),
-        )
         stored_rows = postings_cursor.fetchall()
     _check_read_back(stored_rows, entry)
 

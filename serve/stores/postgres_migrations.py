@@ -2,7 +2,8 @@
 in PostgreSQL's dialect, applied once each, in order, recorded in schema_version.
 
 The database guards the ledger's invariants as the SQLite schema does: balances can never go
-negative (CHECK), one journal entry and one operation record per operation_id (UNIQUE), no zero
+negative (CHECK), one journal entry per operation_id (UNIQUE; the entry doubles as the operation's
+idempotency record, as on SQLite), no zero
 postings; idempotency records are unique per (scope, key).
 """
 
@@ -92,6 +93,8 @@ PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
             entry_id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             operation_id TEXT NOT NULL UNIQUE,
             kind TEXT NOT NULL,
+            fingerprint TEXT NOT NULL CHECK (length(fingerprint) = 64),
+            record TEXT NOT NULL,
             created_at_ms BIGINT NOT NULL
         );
         CREATE TABLE postings (
@@ -103,13 +106,7 @@ PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
             currency TEXT NOT NULL
         );
         CREATE INDEX postings_by_entry ON postings (entry_id);
-        CREATE INDEX postings_by_account ON postings (account_id, entry_id);
-        CREATE TABLE ledger_operations (
-            operation_id TEXT PRIMARY KEY,
-            fingerprint TEXT NOT NULL,
-            record TEXT NOT NULL,
-            created_at_ms BIGINT NOT NULL
-        )
+        CREATE INDEX postings_by_account ON postings (account_id, entry_id)
         """,
     ),
 )

@@ -10,7 +10,9 @@ acknowledged write survives a `kill -9` and a power cut.
 from __future__ import annotations
 
 import json
+import mmap
 import sqlite3
+import struct
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -40,18 +42,27 @@ class SqliteStore:
         self._synchronous = synchronous
         self._local = threading.local()
         self.migrate()
+        self._epoch_map = _open_epoch_map(path.with_name(path.name + ".epoch"))
+        self._publish_epoch()
 
     # -- plumbing ---------------------------------------------------------------------------
 
     def connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
-            connection = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-            connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute(f"PRAGMA synchronous = {self._synchronous}")
-            connection.execute("PRAGMA foreign_keys = ON")
-            connection.execute("PRAGMA busy_timeout = 30000")
+            connection = self.open_connection()
             self._local.connection = connection
+        return connection
+
+    def open_connection(self, *, check_same_thread: bool = True) -> sqlite3.Connection:
+        """A new connection in autocommit mode (transactions are explicit), WAL, FULL sync."""
+        connection = sqlite3.connect(
+            self.path, isolation_level=None, timeout=30.0, check_same_thread=check_same_thread
+        )
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute(f"PRAGMA synchronous = {self._synchronous}")
+        connection.execute("PRAGMA foreign_keys = ON")
+        connection.execute("PRAGMA busy_timeout = 30000")
         return connection
 
     @contextmanager
@@ -59,12 +70,20 @@ class SqliteStore:
         """BEGIN IMMEDIATE ... COMMIT; any exception (an assert too) rolls everything back."""
         connection = self.connection()
         connection.execute("BEGIN IMMEDIATE")
+        _THREAD_FLAGS.epoch_bumped = False
         try:
             yield connection
         except BaseException:
             connection.execute("ROLLBACK")
             raise
         connection.execute("COMMIT")
+        if _THREAD_FLAGS.epoch_bumped:
+            self._publish_epoch()
+
+    def _publish_epoch(self) -> None:
+        # After the COMMIT: the shared map follows the table (the source of truth).
+        row = self.connection().execute("SELECT epoch FROM credentials_epoch").fetchone()
+        struct.pack_into("<q", self._epoch_map, 0, int(row[0]))
 
     def migrate(self) -> int:
         with self.transaction() as tx:
@@ -172,8 +191,10 @@ class SqliteStore:
         return CredentialMatch(key=_key(row[:8]), tenant=_tenant(row[8:]))
 
     def credentials_epoch(self) -> int:
-        row = self.connection().execute("SELECT epoch FROM credentials_epoch").fetchone()
-        return int(row[0])
+        """Read from a shared memory map of `<db>.epoch` (every worker maps the same file): a
+        memory read, no syscall, so the per-request check costs nothing even while the ledger
+        writer thread holds the GIL."""
+        return int(struct.unpack_from("<q", self._epoch_map, 0)[0])
 
     # -- providers and subscriptions ---------------------------------------------------------
 
@@ -409,3 +430,17 @@ def _bump_epoch(tx: sqlite3.Connection) -> None:
     # Every revocation, suspension or plan change bumps the epoch; each worker compares it on
     # every request and drops its whole key cache when it moved (revocation at once).
     tx.execute("UPDATE credentials_epoch SET epoch = epoch + 1")
+    _THREAD_FLAGS.epoch_bumped = True
+
+
+def _open_epoch_map(path: Path) -> mmap.mmap:
+    with path.open("ab") as handle:
+        if handle.tell() < _EPOCH_BYTES:
+            handle.write(b"\0" * (_EPOCH_BYTES - handle.tell()))
+    with path.open("r+b") as handle:
+        return mmap.mmap(handle.fileno(), _EPOCH_BYTES)
+
+
+_EPOCH_BYTES = 8
+# Per thread: did the running transaction bump the epoch (publish it after the COMMIT)?
+_THREAD_FLAGS = threading.local()

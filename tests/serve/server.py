@@ -47,10 +47,14 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir.parent / f"server-{self.port}.log"
+
     def start(self) -> Server:
         command = [sys.executable, "-m", "aex.cli", "serve", "--port", str(self.port)]
         environment = {**os.environ, **TEST_ENV, **self.env}
-        log = (self.data_dir.parent / f"server-{self.port}.log").open("ab")
+        log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [*command, "--data-dir", str(self.data_dir)], env=environment, stderr=log
         )

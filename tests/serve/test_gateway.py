@@ -12,7 +12,7 @@ import jwt
 import pytest
 
 from tests.serve.conftest import Tenant
-from tests.serve.server import JWT_SECRET
+from tests.serve.server import JWT_SECRET, Server
 
 PROBLEM = "application/problem+json"
 
@@ -217,5 +217,51 @@ def test_chunked_payload_over_the_quota_is_413(client: httpx.Client, tenant: Ten
 def test_openapi_document_lists_every_route(client: httpx.Client) -> None:
     document = client.get("/schema/openapi.json").json()
     assert document["openapi"].startswith("3.1")
-    for path in ["/v1/tenants", "/v1/keys", "/v1/providers", "/v1/subscriptions"]:
-        assert path in document["paths"]
+    expected = {
+        "/v1/tenants",
+        "/v1/tenants/me",
+        "/v1/keys",
+        "/v1/keys/{key_id}",
+        "/v1/keys/{key_id}/rotate",
+        "/v1/tokens",
+        "/v1/admin/tenants",
+        "/v1/admin/tenants/{tenant_id}/suspend",
+        "/v1/admin/tenants/{tenant_id}/reactivate",
+        "/v1/admin/tenants/{tenant_id}/plan",
+        "/v1/providers",
+        "/v1/providers/{provider_id}",
+        "/v1/subscriptions",
+        "/v1/subscriptions/{subscription_id}",
+        "/v1/deposits",
+        "/v1/withdrawals",
+        "/v1/balance",
+        "/v1/transactions",
+    }
+    assert expected <= set(document["paths"])
+    for path in expected:
+        for operation in document["paths"][path].values():
+            assert {"400", "401", "403", "404", "413", "429", "500"} <= set(operation["responses"])
+    assert "ProblemDetails" in document["components"]["schemas"]
+
+
+def test_one_json_log_line_per_request_without_secrets(
+    client: httpx.Client, server: Server, tenant: Tenant
+) -> None:
+    request_id = "log-check-" + tenant.tenant_id
+    client.get("/v1/tenants/me", headers={**tenant.headers, "X-Request-ID": request_id})
+    deadline = time.monotonic() + 5
+    while True:  # lines are flushed in batches, at most 50 ms late
+        text = server.log_path.read_text()
+        lines = [json.loads(line) for line in text.splitlines() if request_id in line]
+        if lines or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(lines) == 1
+    line = lines[0]
+    assert (line["tenant"], line["route"], line["status"]) == (
+        tenant.tenant_id,
+        "/v1/tenants/me",
+        200,
+    )
+    assert line["latency_ms"] >= 0
+    assert tenant.api_key not in text
