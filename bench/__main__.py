@@ -6,7 +6,7 @@ import importlib
 import sys
 
 # One entry per benchmark module; each defines main() -> None and prints its own figures.
-BENCHMARKS: tuple[str, ...] = ("bench.bench_api",)
+BENCHMARKS: tuple[str, ...] = ("bench.bench_api", "bench.bench_pg")
 
 
 def main(argv: list[str]) -> int:

@@ -29,7 +29,7 @@ def gcra_interval_us(per_minute: int, burst: int) -> tuple[int, int]:
     Integers, not float seconds: at epoch magnitudes (1.8e9 s) a float loses ~1e-7 s, enough
     to refuse a first request with burst 1 or to misreport `remaining`.
     """
-    interval_us = 60 * US_PER_S // per_minute
+    interval_us = max(1, 60 * US_PER_S // per_minute)  # at most a million requests per second
     return interval_us, burst * interval_us
 
 

@@ -33,6 +33,8 @@ from aex.core import Rejected
 from aex.core.ledger import (
     Applied,
     Bucket,
+    Deposit,
+    Hold,
     HoldRecord,
     HoldState,
     JournalEntry,
@@ -41,6 +43,7 @@ from aex.core.ledger import (
     OperationKind,
     Posting,
     Wallet,
+    Withdraw,
     applied_from_json,
     applied_to_json,
     apply,
@@ -79,7 +82,14 @@ class PostgresLedger:
         return await asyncio.to_thread(self.apply, operation)
 
     def _apply_once(self, operation: Operation) -> Applied | Rejected[LedgerRejectReason]:
-        with self._store.transaction() as tx:
+        # Pipeline mode: BEGIN travels with the first reads, COMMIT with nothing to wait for;
+        # a hold or deposit costs 3 round trips, a capture 4 (it learns its wallets from the
+        # hold row).
+        with (
+            self._store.pool.connection() as tx,
+            tx.pipeline(),
+            tx.transaction(),
+        ):
             loaded = _load(tx, operation)
             result = apply(loaded.view, operation)
             if isinstance(result, Applied) and not result.replayed:
@@ -141,31 +151,40 @@ class _Loaded:
 
 def _load(tx: psycopg.Connection[Any], operation: Operation) -> _Loaded:
     first = touched(operation)
-    with tx.pipeline():
-        prior_cursor = tx.execute(
-            "SELECT record FROM journal_entries WHERE operation_id = %s",
-            (operation.operation_id,),
-        )
-        hold_cursor = tx.execute(
-            "SELECT hold_id, wallet_id, amount_minor, currency, state, payee_wallet_id, fee_minor"
-            " FROM holds WHERE hold_id = ANY(%s) ORDER BY hold_id FOR UPDATE",
-            (list(first.hold_ids),),
-        )
-        prior_row = prior_cursor.fetchone()
-        hold_rows = hold_cursor.fetchall()
+    prior_cursor = tx.execute(
+        "SELECT record FROM journal_entries WHERE operation_id = %s", (operation.operation_id,)
+    )
+    hold_cursor = tx.execute(
+        "SELECT hold_id, wallet_id, amount_minor, currency, state, payee_wallet_id, fee_minor"
+        " FROM holds WHERE hold_id = ANY(%s) ORDER BY hold_id FOR UPDATE",
+        (list(first.hold_ids),),
+    )
+    # Deposit, withdraw and hold name all their wallets up front: lock them in the same trip.
+    wallet_cursor = None
+    if isinstance(operation, Deposit | Withdraw | Hold):
+        wallet_cursor = _lock_wallets(tx, first.wallet_ids)
+    prior_row = prior_cursor.fetchone()
+    hold_rows = hold_cursor.fetchall()
     prior = None if prior_row is None else applied_from_json(json.loads(prior_row[0]))
     holds = {
         row[0]: HoldRecord(row[0], row[1], row[2], row[3], HoldState(row[4]), row[5], row[6])
         for row in hold_rows
     }
-    wallet_ids = touched(operation, holds).wallet_ids
-    rows = tx.execute(
+    if wallet_cursor is None:
+        wallet_cursor = _lock_wallets(tx, touched(operation, holds).wallet_ids)
+    else:
+        assert touched(operation, holds).wallet_ids == first.wallet_ids
+    wallets = {row[0]: Wallet(*row) for row in wallet_cursor.fetchall()}
+    return _Loaded(LedgerView(wallets=wallets, holds=holds, prior=prior))
+
+
+def _lock_wallets(tx: psycopg.Connection[Any], wallet_ids: Sequence[str]) -> psycopg.Cursor[Any]:
+    # Sorted, in one statement: every operation takes its wallet locks in one global order.
+    return tx.execute(
         "SELECT wallet_id, currency, available_minor, held_minor FROM wallets"
         " WHERE wallet_id = ANY(%s) ORDER BY wallet_id FOR UPDATE",
-        (list(wallet_ids),),
-    ).fetchall()
-    wallets = {row[0]: Wallet(*row) for row in rows}
-    return _Loaded(LedgerView(wallets=wallets, holds=holds, prior=prior))
+        (sorted(wallet_ids),),
+    )
 
 
 def _write(tx: psycopg.Connection[Any], applied: Applied, loaded: _Loaded) -> None:
@@ -173,54 +192,54 @@ def _write(tx: psycopg.Connection[Any], applied: Applied, loaded: _Loaded) -> No
     entry = applied.entry
     updated = [w for w in applied.wallets if w.wallet_id in loaded.wallet_ids]
     created = [w for w in applied.wallets if w.wallet_id not in loaded.wallet_ids]
-    with tx.pipeline():
-        if created:
-            # Created here, never upserted: a concurrent creator makes this fail (and retry).
-            tx.cursor().executemany(
-                "INSERT INTO wallets VALUES (%s, %s, %s, %s)",
-                [(w.wallet_id, w.currency, w.available_minor, w.held_minor) for w in created],
-            )
-        if updated:
-            tx.cursor().executemany(
-                "UPDATE wallets SET available_minor = %s, held_minor = %s WHERE wallet_id = %s",
-                [(w.available_minor, w.held_minor, w.wallet_id) for w in updated],
-            )
-        for h in applied.holds:
-            row = (h.wallet_id, h.amount_minor, h.currency, h.state.value, h.payee_wallet_id)
-            if h.hold_id in loaded.held_ids:
-                tx.execute(
-                    "UPDATE holds SET wallet_id = %s, amount_minor = %s, currency = %s,"
-                    " state = %s, payee_wallet_id = %s, fee_minor = %s WHERE hold_id = %s",
-                    (*row, h.fee_minor, h.hold_id),
-                )
-            else:
-                tx.execute(
-                    "INSERT INTO holds VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                    (h.hold_id, *row, h.fee_minor),
-                )
-        values = sql.SQL(", ").join(
-            [sql.SQL("(%s::int, %s, %s, %s::bigint, %s)")] * len(entry.postings)
+    # Queued in the caller's pipeline; fetching the RETURNING rows sends them all at once.
+    if created:
+        # Created here, never upserted: a concurrent creator makes this fail (and retry).
+        tx.cursor().executemany(
+            "INSERT INTO wallets VALUES (%s, %s, %s, %s)",
+            [(w.wallet_id, w.currency, w.available_minor, w.held_minor) for w in created],
         )
-        record = json.dumps(applied_to_json(applied), separators=(",", ":"))
-        parameters: list[Any] = [
-            entry.operation_id,
-            entry.kind.value,
-            applied.fingerprint,
-            record,
-            created_ms,
-        ]
-        for n, p in enumerate(entry.postings):
-            parameters += [n, p.account_id, p.bucket.value, p.amount_minor, p.currency]
-        statement = sql.SQL(
-            "WITH e AS (INSERT INTO journal_entries"
-            " (operation_id, kind, fingerprint, record, created_at_ms)"
-            " VALUES (%s, %s, %s, %s, %s) RETURNING entry_id)"
-            " INSERT INTO postings (entry_id, account_id, bucket, amount_minor, currency)"
-            " SELECT e.entry_id, v.a, v.b, v.m, v.c FROM e, (VALUES {values}) AS v(n, a, b, m, c)"
-            " ORDER BY v.n RETURNING posting_id, account_id, bucket, amount_minor, currency"
-        ).format(values=values)
-        postings_cursor = tx.execute(statement, parameters)
-        stored_rows = postings_cursor.fetchall()
+    if updated:
+        tx.cursor().executemany(
+            "UPDATE wallets SET available_minor = %s, held_minor = %s WHERE wallet_id = %s",
+            [(w.available_minor, w.held_minor, w.wallet_id) for w in updated],
+        )
+    for h in applied.holds:
+        row = (h.wallet_id, h.amount_minor, h.currency, h.state.value, h.payee_wallet_id)
+        if h.hold_id in loaded.held_ids:
+            tx.execute(
+                "UPDATE holds SET wallet_id = %s, amount_minor = %s, currency = %s,"
+                " state = %s, payee_wallet_id = %s, fee_minor = %s WHERE hold_id = %s",
+                (*row, h.fee_minor, h.hold_id),
+            )
+        else:
+            tx.execute(
+                "INSERT INTO holds VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (h.hold_id, *row, h.fee_minor),
+            )
+    values = sql.SQL(", ").join(
+        [sql.SQL("(%s::int, %s, %s, %s::bigint, %s)")] * len(entry.postings)
+    )
+    record = json.dumps(applied_to_json(applied), separators=(",", ":"))
+    parameters: list[Any] = [
+        entry.operation_id,
+        entry.kind.value,
+        applied.fingerprint,
+        record,
+        created_ms,
+    ]
+    for n, p in enumerate(entry.postings):
+        parameters += [n, p.account_id, p.bucket.value, p.amount_minor, p.currency]
+    statement = sql.SQL(
+        "WITH e AS (INSERT INTO journal_entries"
+        " (operation_id, kind, fingerprint, record, created_at_ms)"
+        " VALUES (%s, %s, %s, %s, %s) RETURNING entry_id)"
+        " INSERT INTO postings (entry_id, account_id, bucket, amount_minor, currency)"
+        " SELECT e.entry_id, v.a, v.b, v.m, v.c FROM e, (VALUES {values}) AS v(n, a, b, m, c)"
+        " ORDER BY v.n RETURNING posting_id, account_id, bucket, amount_minor, currency"
+    ).format(values=values)
+    postings_cursor = tx.execute(statement, parameters)
+    stored_rows = postings_cursor.fetchall()
     _check_read_back(stored_rows, entry)
 
 
