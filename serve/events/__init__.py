@@ -1,0 +1,1 @@
+"""Event delivery drivers (the outbox relay to NATS JetStream)."""
