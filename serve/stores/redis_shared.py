@@ -40,6 +40,7 @@ REDIS_SOCKET_TIMEOUT_S = 0.25
 REDIS_RETRY_AFTER_S = 1.0
 FAIL_OPEN_LOG_INTERVAL_S = 10.0
 DAILY_COUNTER_TTL_S = 2 * 86_400
+LOCAL_ENTRIES_MAX = 100_000
 
 FAIL_OPEN = Counter(
     "aex_redis_fail_open",
@@ -49,8 +50,10 @@ FAIL_OPEN = Counter(
 _log = logging.getLogger("aex.redis")
 
 # GCRA, as GcraRateLimiter.acquire, in integer microseconds (exact in Lua's doubles).
-# KEYS[1]: the bucket's TAT key. ARGV: now_us, interval_us, tolerance_us.
-# Returns {allowed (0|1), tat_us after the decision, new_tat_us asked for}.
+# KEYS[1]: the bucket's TAT key, KEYS[2]: its daily counter. ARGV: now_us, interval_us,
+# tolerance_us, the counter's TTL in seconds. An allowed request also counts for the day (the
+# gateway asks `count_today` right after: one round trip for both).
+# Returns {allowed (0|1), tat_us after the decision, new_tat_us asked for, today's count}.
 _GCRA_LUA = """
 local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
@@ -61,10 +64,13 @@ local new_tat = tat + interval
 if new_tat - now <= tolerance then
   local ttl_ms = math.ceil((new_tat - now) / 1000) + 1000
   redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl_ms)
-  return {1, new_tat, new_tat}
+  local count = redis.call('INCR', KEYS[2])
+  if count == 1 then redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4])) end
+  return {1, new_tat, new_tat, count}
 end
-return {0, tat, new_tat}
+return {0, tat, new_tat, 0}
 """
+_DAY_S = 86_400
 
 
 class _Breaker:
@@ -106,6 +112,9 @@ class RedisRateLimiter:
         self._prefix = prefix
         self._script: Any = client.register_script(_GCRA_LUA)
         self.breaker = _Breaker()
+        # (bucket, day) -> count, from the last allowed `acquire` of this thread: the gateway
+        # calls `count_today` right after `acquire`, with no await in between.
+        self._counted = threading.local()
 
     def acquire(self, bucket: str, *, per_minute: int, burst: int, now_s: float) -> RateDecision:
         assert per_minute > 0
@@ -115,23 +124,33 @@ class RedisRateLimiter:
         if self.breaker.is_open():
             self.breaker.failed("rate_limit", None)
             return _allowed(per_minute, burst, now_s)
+        day = int(now_s // _DAY_S)
+        keys = [f"{self._prefix}rl:{bucket}", self._day_key(bucket, day)]
         try:
             reply = self._script(
-                keys=[f"{self._prefix}rl:{bucket}"], args=[now_us, interval_us, tolerance_us]
+                keys=keys, args=[now_us, interval_us, tolerance_us, DAILY_COUNTER_TTL_S]
             )
         except redis.RedisError as error:
             self.breaker.failed("rate_limit", error)
             return _allowed(per_minute, burst, now_s)
-        allowed, tat_us, new_tat_us = (int(value) for value in reply)
+        allowed, tat_us, new_tat_us, count = (int(value) for value in reply)
+        self._counted.last = (bucket, day, count) if allowed else None
         return gcra_decision(
             bool(allowed), tat_us, new_tat_us, now_us, per_minute=per_minute, burst=burst
         )
 
+    def _day_key(self, bucket: str, day: int) -> str:
+        return f"{self._prefix}day:{bucket}:{day}"
+
     def count_today(self, bucket: str, *, day: int) -> int:
+        last = getattr(self._counted, "last", None)
+        self._counted.last = None
+        if last is not None and last[:2] == (bucket, day):
+            return int(last[2])  # counted by the acquire just before
         if self.breaker.is_open():
             self.breaker.failed("daily_count", None)
             return 0
-        key = f"{self._prefix}day:{bucket}:{day}"
+        key = self._day_key(bucket, day)
         try:
             pipeline = self._client.pipeline(transaction=True)
             pipeline.incr(key)
@@ -166,11 +185,16 @@ class RedisKeyCache:
         self._epoch = epoch()
         self._prefix = prefix
         self._breaker = breaker or _Breaker()
+        # An in-process copy, keyed by epoch as Redis is: exactly as valid as the shared entry.
+        self._local: dict[tuple[int, str], tuple[float, CredentialMatch]] = {}
 
     def _key(self, digest: str) -> str:
         return f"{self._prefix}kc:{self._epoch}:{digest}"
 
     def get(self, digest: str, *, now_s: float) -> CredentialMatch | None:
+        local = self._local.get((self._epoch, digest))
+        if local is not None and local[0] > now_s:
+            return local[1]
         if self._breaker.is_open():
             return None
         try:
@@ -180,9 +204,17 @@ class RedisKeyCache:
             return None
         if raw is None:
             return None
-        return msgspec.json.decode(raw, type=CredentialMatch)
+        match = msgspec.json.decode(raw, type=CredentialMatch)
+        self._remember(digest, match, now_s)
+        return match
+
+    def _remember(self, digest: str, match: CredentialMatch, now_s: float) -> None:
+        if len(self._local) >= LOCAL_ENTRIES_MAX:
+            self._local.clear()
+        self._local[(self._epoch, digest)] = (now_s + self._ttl_ms / 1000, match)
 
     def put(self, digest: str, match: CredentialMatch, *, now_s: float) -> None:
+        self._remember(digest, match, now_s)
         if self._breaker.is_open():
             return
         try:
@@ -192,6 +224,7 @@ class RedisKeyCache:
 
     def forget(self, digest: str) -> None:
         """Deletes one entry (of the current epoch) at once, e.g. right after a revocation."""
+        self._local.pop((self._epoch, digest), None)
         try:
             self._client.delete(self._key(digest))
         except redis.RedisError as error:
@@ -201,3 +234,4 @@ class RedisKeyCache:
         # The epoch moved: read it now (at least as new as the one the caller saw), and use
         # entries of that epoch only. Old entries expire on their own.
         self._epoch = self._epoch_source()
+        self._local.clear()
