@@ -36,7 +36,7 @@ ADMIN_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("AEX_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 SECONDS = int(os.environ.get("AEX_BENCH_PG_SECONDS", "10"))
-LEDGER_PROCESSES = 4  # as pgbench -c 4
+LEDGER_PROCESSES = int(os.environ.get("AEX_BENCH_LEDGER_PROCESSES", "4"))  # as pgbench -c 4
 PAYERS_PER_PROCESS = 50
 PAYEES = 100
 TARGET_RATIO = 0.40
@@ -65,7 +65,7 @@ def _pgbench(database: str) -> float:
     return float(found.group(1))
 
 
-def _settle(url: str, process: int, seconds: float, queue: Any) -> None:
+def _settle(url: str, process: int, seconds: float, queue: Any, go: Any) -> None:
     from aex.core import Money
     from aex.core.ledger import Capture, Deposit, Hold
     from serve.stores.postgres import PostgresStore
@@ -77,6 +77,7 @@ def _settle(url: str, process: int, seconds: float, queue: Any) -> None:
     for wallet_id in payers:
         ledger.apply(Deposit(f"fund:{wallet_id}", wallet_id, Money(10**12, "USD")))
     queue.put(("ready", process))
+    go.wait(timeout=120)  # all processes measure the same seconds
     settled = 0
     tag = uuid.uuid4().hex[:8]
     end_s = time.perf_counter() + seconds
@@ -99,14 +100,16 @@ def _ledger_settlements(database: str) -> tuple[float, int]:
     url = _database_url(database)
     PostgresStore(url, schema="aex", pool_min=1, pool_max=1).close()  # migrate once
     context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
+    queue, go = context.Queue(), context.Event()
     processes = [
-        context.Process(target=_settle, args=(url, n, SECONDS, queue))
+        context.Process(target=_settle, args=(url, n, SECONDS, queue, go))
         for n in range(LEDGER_PROCESSES)
     ]
     for process in processes:
         process.start()
-    results = [queue.get(timeout=120) for _ in range(2 * LEDGER_PROCESSES)]
+    results = [queue.get(timeout=120) for _ in range(LEDGER_PROCESSES)]
+    go.set()
+    results += [queue.get(timeout=120) for _ in range(LEDGER_PROCESSES)]
     for process in processes:
         process.join(timeout=60)
     done = [r for r in results if r[0] == "done"]
@@ -116,7 +119,6 @@ def _ledger_settlements(database: str) -> tuple[float, int]:
             "SELECT currency, sum(amount_minor) FROM aex.postings GROUP BY currency"
         ).fetchall()
     assert all(total == 0 for _, total in totals), totals
-    # The processes start their clocks a little apart (deposits first): SECONDS each.
     return sum(r[1] for r in done) / SECONDS, sum(r[2] for r in done)
 
 
