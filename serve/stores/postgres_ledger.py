@@ -1,13 +1,13 @@
 """The ledger on PostgreSQL: the driver half of aex/core/ledger.py's protocol, for many processes.
 
-One operation is one READ COMMITTED transaction:
-1. read the stored record of the operation_id and lock the touched hold (`FOR UPDATE`);
-2. lock the touched wallets, sorted by wallet_id, in one `SELECT ... ORDER BY wallet_id FOR
-   UPDATE` (a hold is always locked before wallets and wallets in one global order, so two
-   operations can never wait on each other in a cycle);
-3. call the pure `apply`; write the wallets, the hold, the journal entry (which doubles as the
-   operation's idempotency record) and its postings in one pipeline; read the stored postings
-   back (RETURNING) and re-check them (the paired assert of STYLE.md 7); COMMIT.
+One operation is one READ COMMITTED transaction of two statements between BEGIN and COMMIT:
+1. one read that fetches the stored record of the operation_id and locks the touched hold and
+   then the touched wallets, sorted by wallet_id (`FOR UPDATE`; a hold is always locked before
+   wallets and wallets in one global order, so two operations never wait on each other in a
+   cycle; a capture, release or refund learns its wallets from the hold: a second read);
+2. the pure `apply`; then one write (data-modifying CTEs: wallets, hold, journal entry, which
+   doubles as the operation's idempotency record, and postings) that RETURNs the postings as
+   stored, re-checked before COMMIT (the paired assert of STYLE.md 7).
 
 Rows that did not exist when read (a first deposit, a new hold) are INSERTed, never upserted:
 if another process created the same row meanwhile, the INSERT fails on the primary key and
@@ -82,9 +82,9 @@ class PostgresLedger:
         return await asyncio.to_thread(self.apply, operation)
 
     def _apply_once(self, operation: Operation) -> Applied | Rejected[LedgerRejectReason]:
-        # Plain statements, not pipeline mode: on loopback a round trip is ~0.1 ms and
-        # psycopg's pipeline bookkeeping costs more than it saves (measured: 1.0 vs 0.34 ms
-        # for BEGIN; SELECT; COMMIT). The fsync of COMMIT (~2 ms here) dominates anyway.
+        # Four round trips (BEGIN, read and lock, write, COMMIT; a capture five): plain
+        # statements, not pipeline mode, whose bookkeeping costs more than it saves on
+        # loopback (measured: 1.0 vs 0.34 ms for BEGIN; SELECT; COMMIT).
         with self._store.pool.connection() as tx, tx.transaction():
             loaded = _load(tx, operation)
             result = apply(loaded.view, operation)
@@ -145,105 +145,113 @@ class _Loaded:
         self.held_ids = frozenset(view.holds)
 
 
+# One statement reads the operation's stored record and locks its hold and (when known up
+# front) its wallets: the CTEs run in the order the UNION ALL asks for them (record, hold,
+# wallets), so the lock order stays hold-then-wallets-by-id. Rows: (tag, a, b, c, d, e, f, g).
+_READ = """
+WITH p AS (SELECT record FROM journal_entries WHERE operation_id = %s),
+h AS (SELECT hold_id, wallet_id, amount_minor, currency, state, payee_wallet_id, fee_minor
+      FROM holds WHERE hold_id = ANY(%s) ORDER BY hold_id FOR UPDATE),
+w AS (SELECT wallet_id, currency, available_minor, held_minor
+      FROM wallets WHERE wallet_id = ANY(%s) ORDER BY wallet_id FOR UPDATE)
+SELECT 'p', record, NULL, NULL::bigint, NULL, NULL, NULL, NULL::bigint FROM p
+UNION ALL
+SELECT 'h', hold_id, wallet_id, amount_minor, currency, state, payee_wallet_id, fee_minor FROM h
+UNION ALL
+SELECT 'w', wallet_id, currency, available_minor, NULL, NULL, NULL, held_minor FROM w
+"""
+
+
 def _load(tx: psycopg.Connection[Any], operation: Operation) -> _Loaded:
     first = touched(operation)
-    prior_cursor = tx.execute(
-        "SELECT record FROM journal_entries WHERE operation_id = %s", (operation.operation_id,)
-    )
-    hold_cursor = tx.execute(
-        "SELECT hold_id, wallet_id, amount_minor, currency, state, payee_wallet_id, fee_minor"
-        " FROM holds WHERE hold_id = ANY(%s) ORDER BY hold_id FOR UPDATE",
-        (list(first.hold_ids),),
-    )
-    # Deposit, withdraw and hold name all their wallets up front: one call to `touched`.
-    wallet_cursor = None
-    if isinstance(operation, Deposit | Withdraw | Hold):
-        wallet_cursor = _lock_wallets(tx, first.wallet_ids)
-    prior_row = prior_cursor.fetchone()
-    hold_rows = hold_cursor.fetchall()
-    prior = None if prior_row is None else applied_from_json(json.loads(prior_row[0]))
+    # Deposit, withdraw and hold name all their wallets up front (one call to `touched`); a
+    # capture, release or refund learns them from its hold: a second statement.
+    known = isinstance(operation, Deposit | Withdraw | Hold)
+    rows = tx.execute(
+        _READ,
+        (operation.operation_id, list(first.hold_ids), sorted(first.wallet_ids) if known else []),
+    ).fetchall()
+    prior_rows = [r for r in rows if r[0] == "p"]
+    prior = None if not prior_rows else applied_from_json(json.loads(prior_rows[0][1]))
     holds = {
-        row[0]: HoldRecord(row[0], row[1], row[2], row[3], HoldState(row[4]), row[5], row[6])
-        for row in hold_rows
+        r[1]: HoldRecord(r[1], r[2], r[3], r[4], HoldState(r[5]), r[6], r[7])
+        for r in rows
+        if r[0] == "h"
     }
-    if wallet_cursor is None:
-        wallet_cursor = _lock_wallets(tx, touched(operation, holds).wallet_ids)
+    wallet_ids = touched(operation, holds).wallet_ids
+    if known:
+        assert wallet_ids == first.wallet_ids
+        wallet_rows = [(r[1], r[2], r[3], r[7]) for r in rows if r[0] == "w"]
     else:
-        assert touched(operation, holds).wallet_ids == first.wallet_ids
-    wallets = {row[0]: Wallet(*row) for row in wallet_cursor.fetchall()}
+        wallet_rows = tx.execute(
+            "SELECT wallet_id, currency, available_minor, held_minor FROM wallets"
+            " WHERE wallet_id = ANY(%s) ORDER BY wallet_id FOR UPDATE",
+            (sorted(wallet_ids),),
+        ).fetchall()
+    wallets = {row[0]: Wallet(*row) for row in wallet_rows}
     return _Loaded(LedgerView(wallets=wallets, holds=holds, prior=prior))
 
 
-def _lock_wallets(tx: psycopg.Connection[Any], wallet_ids: Sequence[str]) -> psycopg.Cursor[Any]:
-    # Sorted, in one statement: every operation takes its wallet locks in one global order.
-    return tx.execute(
-        "SELECT wallet_id, currency, available_minor, held_minor FROM wallets"
-        " WHERE wallet_id = ANY(%s) ORDER BY wallet_id FOR UPDATE",
-        (sorted(wallet_ids),),
-    )
-
-
 def _write(tx: psycopg.Connection[Any], applied: Applied, loaded: _Loaded) -> None:
+    """Every write of one operation in one statement (data-modifying CTEs), RETURNING the
+    postings as stored for the read-back check."""
     created_ms = time.time_ns() // 1_000_000
     entry = applied.entry
     updated = [w for w in applied.wallets if w.wallet_id in loaded.wallet_ids]
     created = [w for w in applied.wallets if w.wallet_id not in loaded.wallet_ids]
-    # One statement each (executemany would switch psycopg to pipeline mode: slower here).
+    ctes: list[sql.Composable] = []
+    parameters: list[Any] = []
     if created:
         # Created here, never upserted: a concurrent creator makes this fail (and retry).
-        tx.execute(
-            sql.SQL("INSERT INTO wallets VALUES {}").format(_rows(len(created), 4)),
-            [
-                v
-                for w in created
-                for v in (w.wallet_id, w.currency, w.available_minor, w.held_minor)
-            ],
-        )
+        ctes.append(sql.SQL("wc AS (INSERT INTO wallets VALUES {})").format(_rows(len(created), 4)))
+        for w in created:
+            parameters += [w.wallet_id, w.currency, w.available_minor, w.held_minor]
     if updated:
-        tx.execute(
+        ctes.append(
             sql.SQL(
-                "UPDATE wallets w SET available_minor = v.a, held_minor = v.h"
-                " FROM (VALUES {}) AS v(id, a, h) WHERE w.wallet_id = v.id"
-            ).format(_rows(len(updated), 3, "(%s, %s::bigint, %s::bigint)")),
-            [v for w in updated for v in (w.wallet_id, w.available_minor, w.held_minor)],
+                "wu AS (UPDATE wallets w SET available_minor = v.a, held_minor = v.h"
+                " FROM (VALUES {}) AS v(id, a, h) WHERE w.wallet_id = v.id)"
+            ).format(_rows(len(updated), 3, "(%s, %s::bigint, %s::bigint)"))
         )
-    for h in applied.holds:
-        row = (h.wallet_id, h.amount_minor, h.currency, h.state.value, h.payee_wallet_id)
+        for w in updated:
+            parameters += [w.wallet_id, w.available_minor, w.held_minor]
+    for n, h in enumerate(applied.holds):
+        row = [h.wallet_id, h.amount_minor, h.currency, h.state.value, h.payee_wallet_id]
         if h.hold_id in loaded.held_ids:
-            tx.execute(
-                "UPDATE holds SET wallet_id = %s, amount_minor = %s, currency = %s,"
-                " state = %s, payee_wallet_id = %s, fee_minor = %s WHERE hold_id = %s",
-                (*row, h.fee_minor, h.hold_id),
+            ctes.append(
+                sql.SQL(
+                    "{} AS (UPDATE holds SET wallet_id = %s, amount_minor = %s, currency = %s,"
+                    " state = %s, payee_wallet_id = %s, fee_minor = %s WHERE hold_id = %s)"
+                ).format(sql.Identifier(f"h{n}"))
             )
+            parameters += [*row, h.fee_minor, h.hold_id]
         else:
-            tx.execute(
-                "INSERT INTO holds VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (h.hold_id, *row, h.fee_minor),
+            ctes.append(
+                sql.SQL("{} AS (INSERT INTO holds VALUES (%s, %s, %s, %s, %s, %s, %s))").format(
+                    sql.Identifier(f"h{n}")
+                )
             )
-    values = sql.SQL(", ").join(
-        [sql.SQL("(%s::int, %s, %s, %s::bigint, %s)")] * len(entry.postings)
+            parameters += [h.hold_id, *row, h.fee_minor]
+    ctes.append(
+        sql.SQL(
+            "e AS (INSERT INTO journal_entries"
+            " (operation_id, kind, fingerprint, record, created_at_ms)"
+            " VALUES (%s, %s, %s, %s, %s) RETURNING entry_id)"
+        )
     )
     record = json.dumps(applied_to_json(applied), separators=(",", ":"))
-    parameters: list[Any] = [
-        entry.operation_id,
-        entry.kind.value,
-        applied.fingerprint,
-        record,
-        created_ms,
-    ]
+    parameters += [entry.operation_id, entry.kind.value, applied.fingerprint, record, created_ms]
     for n, p in enumerate(entry.postings):
         parameters += [n, p.account_id, p.bucket.value, p.amount_minor, p.currency]
     statement = sql.SQL(
-        "WITH e AS (INSERT INTO journal_entries"
-        " (operation_id, kind, fingerprint, record, created_at_ms)"
-        " VALUES (%s, %s, %s, %s, %s) RETURNING entry_id)"
-        " INSERT INTO postings (entry_id, account_id, bucket, amount_minor, currency)"
+        "WITH {ctes} INSERT INTO postings (entry_id, account_id, bucket, amount_minor, currency)"
         " SELECT e.entry_id, v.a, v.b, v.m, v.c FROM e, (VALUES {values}) AS v(n, a, b, m, c)"
         " ORDER BY v.n RETURNING posting_id, account_id, bucket, amount_minor, currency"
-    ).format(values=values)
-    postings_cursor = tx.execute(statement, parameters)
-    stored_rows = postings_cursor.fetchall()
-    _check_read_back(stored_rows, entry)
+    ).format(
+        ctes=sql.SQL(", ").join(ctes),
+        values=_rows(len(entry.postings), 5, "(%s::int, %s, %s, %s::bigint, %s)"),
+    )
+    _check_read_back(tx.execute(statement, parameters).fetchall(), entry)
 
 
 def _rows(count: int, width: int, row: str | None = None) -> sql.Composed:
