@@ -12,7 +12,11 @@ import sys
 from collections.abc import Sequence
 
 # One entry per sub-command module; a new command adds its module here.
-COMMAND_MODULES: tuple[str, ...] = ("aex.commands.serve",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "aex.commands.serve",
+    "aex.commands.verify",
+    "aex.commands.cert",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

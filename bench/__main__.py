@@ -6,7 +6,12 @@ import importlib
 import sys
 
 # One entry per benchmark module; each defines main() -> None and prints its own figures.
-BENCHMARKS: tuple[str, ...] = ("bench.bench_api", "bench.bench_pg")
+BENCHMARKS: tuple[str, ...] = (
+    "bench.reputation",
+    "bench.bench_certs",
+    "bench.bench_api",
+    "bench.bench_pg",
+)
 
 
 def main(argv: list[str]) -> int:

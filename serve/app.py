@@ -139,6 +139,7 @@ def create_app(settings: Settings) -> ASGIApp:
         authenticator=authenticator,
         limiter=limiter,
         per_minute_override=settings.rate_limit_per_minute,
+        per_day_override=settings.requests_per_day,
         burst=settings.rate_limit_burst,
         anonymous_per_minute=settings.anonymous_requests_per_minute,
     )

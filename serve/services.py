@@ -56,8 +56,9 @@ class Identity:
 
     def sign_up(self, body: TenantCreate) -> TenantCreated:
         created_ms = now_ms()
-        tenant = TenantRecord(new_id("ten"), body.name, body.type.value, DEFAULT_PLAN, "ACTIVE", 0)
-        tenant = msgspec_replace(tenant, created_at_ms=created_ms)
+        tenant = TenantRecord(
+            new_id("ten"), body.name, body.type.value, DEFAULT_PLAN, "ACTIVE", created_ms
+        )
         api_key, key = _tenant_key(tenant.tenant_id, created_ms)
         self.store.create_tenant(tenant, key)
         return TenantCreated(

@@ -4,9 +4,10 @@ Environment (all optional):
 - AEX_OPERATOR_KEY: the operator credential; else read from / generated into D/operator.key.
 - AEX_JWT_SECRET (or JWT_SECRET, the spec's name): HS256 secret; else D/jwt.secret.
 - AEX_CORS_ORIGINS: comma-separated allowed origins (default: none).
-- AEX_RATE_LIMIT_PER_MINUTE / AEX_RATE_LIMIT_BURST: override every plan's per-minute limit and
-  the burst (tests use a low limit); AEX_ANONYMOUS_RATE_LIMIT_PER_MINUTE for unauthenticated
-  routes, limited per client address (default 60).
+- AEX_RATE_LIMIT_PER_MINUTE / AEX_RATE_LIMIT_BURST / AEX_REQUESTS_PER_DAY: override every
+  plan's per-minute limit, the burst and every plan's daily quota (tests use low limits).
+- AEX_ANONYMOUS_RATE_LIMIT_PER_MINUTE: routes without a credential, limited per client
+  address (default 60).
 - AEX_REQUEST_TIMEOUT_S: the timeout middleware's budget (default 30, the spec's).
 - AEX_SQLITE_SYNCHRONOUS: FULL (default: an acknowledged write survives power loss) or NORMAL.
 - AEX_DATABASE_URL: `postgresql://...` selects the PostgreSQL store (default: SQLite in D);
@@ -49,6 +50,7 @@ class Settings:
     jwt_secret: str
     cors_origins: tuple[str, ...] = ()
     rate_limit_per_minute: int | None = None
+    requests_per_day: int | None = None
     rate_limit_burst: int = DEFAULT_BURST_REQUESTS
     anonymous_requests_per_minute: int = ANONYMOUS_REQUESTS_PER_MINUTE_DEFAULT
     request_timeout_s: float = REQUEST_TIMEOUT_S_DEFAULT
@@ -80,6 +82,7 @@ class Settings:
             jwt_secret=jwt_secret,
             cors_origins=tuple(o for o in env.get("AEX_CORS_ORIGINS", "").split(",") if o),
             rate_limit_per_minute=_optional_int(env, "AEX_RATE_LIMIT_PER_MINUTE"),
+            requests_per_day=_optional_int(env, "AEX_REQUESTS_PER_DAY"),
             rate_limit_burst=_optional_int(env, "AEX_RATE_LIMIT_BURST") or DEFAULT_BURST_REQUESTS,
             anonymous_requests_per_minute=_optional_int(env, "AEX_ANONYMOUS_RATE_LIMIT_PER_MINUTE")
             or ANONYMOUS_REQUESTS_PER_MINUTE_DEFAULT,
@@ -106,6 +109,8 @@ class Settings:
             raise ImproperlyConfiguredError("AEX_REQUEST_TIMEOUT_S must be in (0, 600]")
         if self.rate_limit_per_minute is not None and self.rate_limit_per_minute <= 0:
             raise ImproperlyConfiguredError("AEX_RATE_LIMIT_PER_MINUTE must be positive")
+        if self.requests_per_day is not None and self.requests_per_day <= 0:
+            raise ImproperlyConfiguredError("AEX_REQUESTS_PER_DAY must be positive")
         if self.rate_limit_burst <= 0 or self.anonymous_requests_per_minute <= 0:
             raise ImproperlyConfiguredError("rate limits must be positive")
         if self.database_url is not None and not self.database_url.startswith(

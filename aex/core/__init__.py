@@ -1,153 +1,70 @@
-"""The pure market core: money, fees, bid scoring, reputation and tiers, the ledger, certificates.
+"""The pure market core: money, fees, bid scoring, reputation and tiers, the ledger, lifecycles,
+certificates.
 
 Nothing here performs I/O, reads a clock, draws randomness or holds global state: time, seeds,
 keys, weights and limits are arguments (tests/core/test_purity.py enforces it).
+
+The package surface is the union of the modules' own `__all__` lists (each module decides what
+it exports); tests/test_public_api.py checks that no name is exported by two modules, so a star
+import never shadows silently.
 """
 
-from aex.core.credentials import (
-    CREDENTIAL_RANDOM_BYTES,
-    CredentialKind,
-    credential_digest,
-    credential_kind,
-    format_credential,
+from aex.core import (
+    certs,
+    credentials,
+    criteria,
+    durations,
+    events,
+    fees,
+    jcs,
+    json_values,
+    ledger,
+    lifecycle,
+    market,
+    matching,
+    money,
+    plans,
+    reasons,
+    reputation,
+    x509_export,
 )
-from aex.core.fees import (
-    PLATFORM_FEE_BPS,
-    split_fee,
-    split_fee_columns,
-)
-from aex.core.ledger import (
-    EXTERNAL_FUNDING_ACCOUNT,
-    HOLD_TRANSITIONS,
-    PLATFORM_REVENUE_ACCOUNT,
-    SYSTEM_ACCOUNTS,
-    Applied,
-    Bucket,
-    Capture,
-    Deposit,
-    Hold,
-    HoldEvent,
-    HoldRecord,
-    HoldState,
-    JournalEntry,
-    LedgerState,
-    LedgerView,
-    Operation,
-    OperationKind,
-    Posting,
-    Refund,
-    Release,
-    Touched,
-    Wallet,
-    Withdraw,
-    applied_from_json,
-    applied_to_json,
-    apply,
-    apply_to_state,
-    check_entry,
-    fingerprint,
-    operation_from_json,
-    operation_to_json,
-    total_by_currency,
-    touched,
-)
-from aex.core.matching import (
-    PATTERN_CHARS_MAX,
-    is_valid_pattern,
-    pattern_matches,
-    subscription_matches,
-)
-from aex.core.money import (
-    Money,
-    div_floor,
-    div_round_half_even,
-    format_amount,
-    parse_money,
-)
-from aex.core.plans import (
-    DEFAULT_BURST_REQUESTS,
-    DEFAULT_PLAN,
-    PLAN_QUOTAS,
-    Plan,
-    PlanQuotas,
-    check_agents_quota,
-    check_concurrent_tasks_quota,
-    check_daily_requests_quota,
-    check_payload_quota,
-)
-from aex.core.reasons import (
-    CredentialRejectReason,
-    LedgerRejectReason,
-    MoneyRejectReason,
-    QuotaRejectReason,
-    Reason,
-    Rejected,
+from aex.core.certs import *  # noqa: F403
+from aex.core.credentials import *  # noqa: F403
+from aex.core.criteria import *  # noqa: F403
+from aex.core.durations import *  # noqa: F403
+from aex.core.events import *  # noqa: F403
+from aex.core.fees import *  # noqa: F403
+from aex.core.jcs import *  # noqa: F403
+from aex.core.json_values import *  # noqa: F403
+from aex.core.ledger import *  # noqa: F403
+from aex.core.lifecycle import *  # noqa: F403
+from aex.core.market import *  # noqa: F403
+from aex.core.matching import *  # noqa: F403
+from aex.core.money import *  # noqa: F403
+from aex.core.plans import *  # noqa: F403
+from aex.core.reasons import *  # noqa: F403
+from aex.core.reputation import *  # noqa: F403
+from aex.core.x509_export import *  # noqa: F403
+
+# The modules whose exports make up the package surface; a new core module joins here.
+EXPORTING_MODULES = (
+    certs,
+    credentials,
+    criteria,
+    durations,
+    events,
+    fees,
+    jcs,
+    json_values,
+    ledger,
+    lifecycle,
+    market,
+    matching,
+    money,
+    plans,
+    reasons,
+    reputation,
+    x509_export,
 )
 
-__all__ = [
-    "CREDENTIAL_RANDOM_BYTES",
-    "DEFAULT_BURST_REQUESTS",
-    "DEFAULT_PLAN",
-    "EXTERNAL_FUNDING_ACCOUNT",
-    "HOLD_TRANSITIONS",
-    "PATTERN_CHARS_MAX",
-    "PLAN_QUOTAS",
-    "PLATFORM_FEE_BPS",
-    "PLATFORM_REVENUE_ACCOUNT",
-    "SYSTEM_ACCOUNTS",
-    "Applied",
-    "Bucket",
-    "Capture",
-    "CredentialKind",
-    "CredentialRejectReason",
-    "Deposit",
-    "Hold",
-    "HoldEvent",
-    "HoldRecord",
-    "HoldState",
-    "JournalEntry",
-    "LedgerRejectReason",
-    "LedgerState",
-    "LedgerView",
-    "Money",
-    "MoneyRejectReason",
-    "Operation",
-    "OperationKind",
-    "Plan",
-    "PlanQuotas",
-    "Posting",
-    "QuotaRejectReason",
-    "Reason",
-    "Refund",
-    "Rejected",
-    "Release",
-    "Touched",
-    "Wallet",
-    "Withdraw",
-    "applied_from_json",
-    "applied_to_json",
-    "apply",
-    "apply_to_state",
-    "check_agents_quota",
-    "check_concurrent_tasks_quota",
-    "check_daily_requests_quota",
-    "check_entry",
-    "check_payload_quota",
-    "credential_digest",
-    "credential_kind",
-    "div_floor",
-    "div_round_half_even",
-    "fingerprint",
-    "format_amount",
-    "format_credential",
-    "is_valid_pattern",
-    "operation_from_json",
-    "operation_to_json",
-    "parse_money",
-    "pattern_matches",
-    "split_fee",
-    "split_fee_columns",
-    "subscription_matches",
-    "total_by_currency",
-    "touched",
-]
+__all__ = sorted({name for module in EXPORTING_MODULES for name in module.__all__})

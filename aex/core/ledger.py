@@ -751,13 +751,17 @@ def _plan_refund(view: LedgerView, op: Refund) -> _Plan | Rejected[LedgerRejectR
         return transition
     record, next_state = transition
     assert record.payee_wallet_id is not None
-    assert record.payee_wallet_id in view.wallets, "a captured hold's payee wallet must be loaded"
     # The exact reverse of the capture's credits: the payee returns its payout, the platform its
     # fee, and the payer's available balance gets the whole price back (not its held bucket: the
-    # contract is over, nothing is in escrow any more).
-    rejected = _check_funds(view, record.payee_wallet_id, record.payout_minor, field_name="hold_id")
-    if rejected is not None:
-        return rejected
+    # contract is over, nothing is in escrow any more). A zero payout (fee_bps = 10,000) posted
+    # nothing to the payee, whose wallet may then not even exist.
+    if record.payout_minor > 0:
+        assert record.payee_wallet_id in view.wallets, "a paid payee's wallet must be loaded"
+        rejected = _check_funds(
+            view, record.payee_wallet_id, record.payout_minor, field_name="hold_id"
+        )
+        if rejected is not None:
+            return rejected
     postings = _postings(
         (record.payee_wallet_id, Bucket.AVAILABLE, -record.payout_minor),
         (PLATFORM_REVENUE_ACCOUNT, Bucket.AVAILABLE, -record.fee_minor),

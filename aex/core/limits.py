@@ -25,6 +25,12 @@ bids_per_batch_max: Final = 20_000_000
 reputation_window_days: Final = 30
 # Outcomes one provider's reputation is computed over in one call (a driver pages beyond this).
 outcomes_per_provider_max: Final = 100_000
+# Providers in one columnar reputation call: the consistency term keeps a (providers × 30 days)
+# table, 30 M cells (~240 MB of float64) at this bound; the simulator's markets are far smaller.
+reputation_providers_per_call_max: Final = 1_000_000
+# Outcomes in one columnar reputation call: the scoring batch's order of magnitude (~30 bytes a
+# row plus a few float64 temporaries: a few GB at the bound).
+reputation_outcomes_per_call_max: Final = 20_000_000
 
 # Ledger. Accounts per ledger state and postings per operation.
 accounts_max: Final = 10_000_000
@@ -43,6 +49,66 @@ request_body_bytes_max: Final = 10 * 1024 * 1024
 sim_steps_max: Final = 1_000_000
 market_log_batch_rows_max: Final = 1_000_000
 
+# Market (aex/core/market.py, durations.py, criteria.py, events.py).
+# The spec: "Bid window opens (5 seconds to 5 minutes, configurable)".
+bid_window_seconds_min: Final = 5
+bid_window_seconds_max: Final = 300
+# A title is a headline, not a description: 200 characters is two tweets' worth.
+work_title_chars_max: Final = 200
+# Category and capability tokens ("TECHNOLOGY", "code.review"): short identifiers, not prose.
+category_chars_max: Final = 32
+capability_chars_max: Final = 64
+# Identifiers a client sends back to us (work_id, provider_id, event ids): a UUID is 36 chars,
+# a prefixed one ("work_" + UUID) 41; 64 leaves room without admitting essays.
+id_chars_max: Final = 64
+# Free-form JSON (work requirements, bid sample work, completion results, event payloads):
+# bounded in bytes (compact JSON encoding), in nodes visited and in nesting depth, so the
+# iterative walk that measures it is itself bounded.
+requirements_bytes_max: Final = 16 * 1024
+sample_work_bytes_max: Final = 64 * 1024
+results_bytes_max: Final = 1024 * 1024
+# bids.evaluated carries every bid's components: 1,000 bids x ~400 bytes fits in 1 MiB.
+event_payload_bytes_max: Final = 1024 * 1024
+json_nodes_max: Final = 100_000
+json_depth_max: Final = 16
+# Success criteria per work: a checklist, not a test suite; metrics per completion report.
+criteria_per_work_max: Final = 32
+metrics_per_report_max: Final = 256
+metric_name_chars_max: Final = 64
+# Durations ("1h30m"): a literal longer than 32 characters is not a duration a person wrote;
+# a promised turnaround beyond a year is not a marketplace gig (and far inside int64 ms).
+duration_literal_chars_max: Final = 32
+duration_ms_max: Final = 365 * 24 * 3600 * 1000
+
 assert amount_minor_max < 2**53
 assert bids_per_work_max <= bids_per_batch_max
+assert 0 < bid_window_seconds_min < bid_window_seconds_max
+assert requirements_bytes_max <= request_body_bytes_max
+assert sample_work_bytes_max <= request_body_bytes_max
+assert results_bytes_max <= request_body_bytes_max
+assert criteria_per_work_max <= metrics_per_report_max
+assert duration_ms_max < 2**53
+assert outcomes_per_provider_max <= reputation_outcomes_per_call_max
 assert amount_minor_max <= balance_minor_max < 2**63
+
+# Certificates (aex/core/certs.py).
+# Claims on one certificate: the spec's Professional plan has 5 capability certificates per agent;
+# 32 claims on one certificate is far past any honest capability list and keeps it under ~8 KB.
+claims_per_certificate_max: Final = 32
+# Free-text fields (category, capability, scope, agent name, provider id, ids, notes). 64 is
+# X.520's ub-common-name and ub-organization-name, so every name also fits the X.509 export.
+cert_name_chars_max: Final = 64
+cert_scope_chars_max: Final = 256
+# CA/Browser Forum's ceiling for a TLS certificate is 398 days; we never sign for longer.
+cert_validity_days_max: Final = 398
+# Nodes (objects, arrays, scalars) walked when canonicalising one document: a certificate has
+# ~40 plus ~6 per claim, so 10,000 covers the largest certificate and a 1,600-entry CRL page.
+canonical_json_nodes_max: Final = 10_000
+# Entries on one revocation list: one million revoked certificates is ~100 MB of JSON, past
+# which the CRL must be partitioned (RFC 5280 issuing distribution points), not grown.
+crl_entries_max: Final = 1_000_000
+# CA keys published at once: one active key plus a year of monthly rotations and spares.
+ca_keys_published_max: Final = 16
+
+assert cert_name_chars_max <= cert_scope_chars_max
+assert claims_per_certificate_max * 8 < canonical_json_nodes_max

@@ -87,11 +87,12 @@ def check_payload_quota(plan: Plan, body_bytes: int) -> Rejected[QuotaRejectReas
 
 
 def check_daily_requests_quota(
-    plan: Plan, requests_today: int
+    plan: Plan, requests_today: int, *, requests_per_day_override: int | None = None
 ) -> Rejected[QuotaRejectReason] | None:
-    """Spec: "Requests/day". `requests_today` counts this request too."""
+    """Spec: "Requests/day". `requests_today` counts this request too; an operator override
+    (settings) replaces every plan's daily quota."""
     assert requests_today >= 0
-    quota = PLAN_QUOTAS[plan].requests_per_day
+    quota = requests_per_day_override or PLAN_QUOTAS[plan].requests_per_day
     if quota is not None and requests_today > quota:
         return Rejected(
             QuotaRejectReason.DAILY_QUOTA_EXCEEDED,

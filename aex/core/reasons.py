@@ -12,12 +12,24 @@ from enum import StrEnum
 from typing import Generic, TypeVar
 
 __all__ = [
+    "BidAdmitRejectReason",
+    "BidSubmitRejectReason",
+    "CertLifecycleRejectReason",
+    "CertRequestRejectReason",
+    "CertVerifyReason",
+    "CompletionRejectReason",
     "CredentialRejectReason",
+    "CriteriaRejectReason",
+    "DisputeRejectReason",
+    "DurationRejectReason",
     "LedgerRejectReason",
+    "LifecycleRejectReason",
+    "MetricsRejectReason",
     "MoneyRejectReason",
     "QuotaRejectReason",
     "Reason",
     "Rejected",
+    "WorkRejectReason",
 ]
 
 
@@ -55,6 +67,98 @@ class MoneyRejectReason(Reason):
     AMOUNT_OUT_OF_RANGE = "amount_out_of_range"
 
 
+# Market: lifecycles, durations, success criteria, work specs, bids, completion, disputes
+# (aex/core/lifecycle.py, durations.py, criteria.py, market.py).
+
+
+class LifecycleRejectReason(Reason):
+    # The event is not a key of the lifecycle's TRANSITIONS table from the current state.
+    ILLEGAL_TRANSITION = "lifecycle_illegal_transition"
+
+
+class DurationRejectReason(Reason):
+    DURATION_TYPE_INVALID = "duration_type_invalid"
+    DURATION_SYNTAX_INVALID = "duration_syntax_invalid"
+    DURATION_NOT_POSITIVE = "duration_not_positive"
+    DURATION_OUT_OF_RANGE = "duration_out_of_range"
+
+
+class CriteriaRejectReason(Reason):
+    CRITERIA_TYPE_INVALID = "criteria_type_invalid"
+    CRITERIA_TOO_MANY = "criteria_too_many"
+    CRITERION_TYPE_INVALID = "criterion_type_invalid"
+    CRITERION_FIELD_UNKNOWN = "criterion_field_unknown"
+    CRITERION_METRIC_INVALID = "criterion_metric_invalid"
+    CRITERION_THRESHOLD_INVALID = "criterion_threshold_invalid"
+    CRITERION_THRESHOLD_NOT_FINITE = "criterion_threshold_not_finite"
+    CRITERION_COMPARISON_INVALID = "criterion_comparison_invalid"
+    CRITERION_DUPLICATE = "criterion_duplicate"
+
+
+class MetricsRejectReason(Reason):
+    METRICS_TYPE_INVALID = "metrics_type_invalid"
+    METRICS_TOO_MANY = "metrics_too_many"
+    METRIC_NAME_INVALID = "metric_name_invalid"
+    METRIC_VALUE_INVALID = "metric_value_invalid"
+    METRIC_VALUE_NOT_FINITE = "metric_value_not_finite"
+
+
+class WorkRejectReason(Reason):
+    WORK_BODY_TYPE_INVALID = "work_body_type_invalid"
+    WORK_FIELD_UNKNOWN = "work_field_unknown"
+    WORK_FIELD_MISSING = "work_field_missing"
+    WORK_TITLE_INVALID = "work_title_invalid"
+    WORK_CATEGORY_INVALID = "work_category_invalid"
+    WORK_CAPABILITY_INVALID = "work_capability_invalid"
+    WORK_BUDGET_TYPE_INVALID = "work_budget_type_invalid"
+    WORK_BUDGET_NEGATIVE = "work_budget_negative"
+    WORK_BUDGET_MAX_NOT_POSITIVE = "work_budget_max_not_positive"
+    WORK_BUDGET_MIN_EXCEEDS_MAX = "work_budget_min_exceeds_max"
+    WORK_REQUIREMENTS_INVALID = "work_requirements_invalid"
+    WORK_REQUIREMENTS_TOO_LARGE = "work_requirements_too_large"
+    WORK_BID_WINDOW_INVALID = "work_bid_window_invalid"
+    WORK_BID_WINDOW_OUT_OF_RANGE = "work_bid_window_out_of_range"
+    WORK_SLA_TYPE_INVALID = "work_sla_type_invalid"
+    WORK_SLA_HARD_LIMIT_BELOW_WANTED = "work_sla_hard_limit_below_wanted"
+
+
+class BidSubmitRejectReason(Reason):
+    # The bid body's shape, checked before the work is even loaded.
+    BID_BODY_TYPE_INVALID = "bid_body_type_invalid"
+    BID_FIELD_UNKNOWN = "bid_field_unknown"
+    BID_FIELD_MISSING = "bid_field_missing"
+    BID_ID_INVALID = "bid_id_invalid"
+    BID_PRICE_NOT_POSITIVE = "bid_price_not_positive"
+    BID_CONFIDENCE_INVALID = "bid_confidence_invalid"
+    BID_CONFIDENCE_OUT_OF_RANGE = "bid_confidence_out_of_range"
+    BID_SLA_TYPE_INVALID = "bid_sla_type_invalid"
+    BID_ESTIMATE_EXCEEDS_TURNAROUND = "bid_estimate_exceeds_turnaround"
+    BID_SAMPLE_WORK_INVALID = "bid_sample_work_invalid"
+    BID_SAMPLE_WORK_TOO_LARGE = "bid_sample_work_too_large"
+
+
+class BidAdmitRejectReason(Reason):
+    # The bid against the loaded work and provider: may it enter the evaluation pool now?
+    BID_WORK_NOT_OPEN = "bid_work_not_open"
+    BID_WINDOW_CLOSED = "bid_window_closed"
+    BID_PROVIDER_INACTIVE = "bid_provider_inactive"
+    BID_PROVIDER_NOT_SUBSCRIBED = "bid_provider_not_subscribed"
+    BID_ALREADY_SUBMITTED = "bid_already_submitted"
+    BID_LIMIT_REACHED = "bid_limit_reached"
+
+
+class CompletionRejectReason(Reason):
+    COMPLETION_BODY_TYPE_INVALID = "completion_body_type_invalid"
+    COMPLETION_FIELD_UNKNOWN = "completion_field_unknown"
+    COMPLETION_RESULTS_INVALID = "completion_results_invalid"
+    COMPLETION_RESULTS_TOO_LARGE = "completion_results_too_large"
+
+
+class DisputeRejectReason(Reason):
+    DISPUTE_ALREADY_RAISED = "dispute_already_raised"
+    DISPUTE_WINDOW_CLOSED = "dispute_window_closed"
+
+
 class LedgerRejectReason(Reason):
     """Why aex/core/ledger.py refused an operation; checks run in this order (docs/ledger.md)."""
 
@@ -81,6 +185,23 @@ class LedgerRejectReason(Reason):
 # Reason value -> HTTP status, where 422 (a well-formed request that breaks a rule) is wrong.
 # Keys are the enum values, which are unique across all enums in this module (tested).
 HTTP_STATUS_HINT: dict[str, int] = {
+    # Market: a request that is well formed but arrives in the wrong state is a conflict; a
+    # provider the market will not hear from is forbidden; an oversized blob is 413.
+    LifecycleRejectReason.ILLEGAL_TRANSITION.value: 409,
+    WorkRejectReason.WORK_BODY_TYPE_INVALID.value: 400,
+    WorkRejectReason.WORK_REQUIREMENTS_TOO_LARGE.value: 413,
+    BidSubmitRejectReason.BID_BODY_TYPE_INVALID.value: 400,
+    BidSubmitRejectReason.BID_SAMPLE_WORK_TOO_LARGE.value: 413,
+    BidAdmitRejectReason.BID_WORK_NOT_OPEN.value: 409,
+    BidAdmitRejectReason.BID_WINDOW_CLOSED.value: 409,
+    BidAdmitRejectReason.BID_PROVIDER_INACTIVE.value: 403,
+    BidAdmitRejectReason.BID_PROVIDER_NOT_SUBSCRIBED.value: 403,
+    BidAdmitRejectReason.BID_ALREADY_SUBMITTED.value: 409,
+    BidAdmitRejectReason.BID_LIMIT_REACHED.value: 409,
+    CompletionRejectReason.COMPLETION_BODY_TYPE_INVALID.value: 400,
+    CompletionRejectReason.COMPLETION_RESULTS_TOO_LARGE.value: 413,
+    DisputeRejectReason.DISPUTE_ALREADY_RAISED.value: 409,
+    DisputeRejectReason.DISPUTE_WINDOW_CLOSED.value: 409,
     LedgerRejectReason.IDEMPOTENCY_CONFLICT.value: 409,
     LedgerRejectReason.ACCOUNT_UNKNOWN.value: 404,
     LedgerRejectReason.HOLD_UNKNOWN.value: 404,
@@ -104,6 +225,48 @@ class CredentialRejectReason(Reason):
     CREDENTIAL_MALFORMED = "credential_malformed"
 
 
+class CertRequestRejectReason(Reason):
+    """Why a certificate request is refused (aex/core/certs.py `open_request`)."""
+
+    REQUEST_MALFORMED = "request_malformed"
+    CERTIFICATE_TYPE_UNKNOWN = "certificate_type_unknown"
+    CLAIMS_EMPTY = "claims_empty"
+    CLAIMS_TOO_MANY = "claims_too_many"
+    AUTHORIZATION_UNKNOWN = "authorization_unknown"
+    TEXT_TOO_LONG = "text_too_long"
+    PUBLIC_KEY_INVALID = "public_key_invalid"
+    PROOF_OF_POSSESSION_FAILED = "proof_of_possession_failed"
+
+
+class CertLifecycleRejectReason(Reason):
+    """Why a review, issue, renew or revoke step is refused (aex/core/certs.py)."""
+
+    CERTIFICATE_NOT_FOUND = "certificate_not_found"
+    ILLEGAL_TRANSITION = "illegal_transition"
+    REVOCATION_REASON_INVALID = "revocation_reason_invalid"
+
+
+class CertVerifyReason(Reason):
+    """Why a certificate does not verify, in the order the checks run (aex/core/certs.py).
+
+    The certificate's own signature is checked before anything it says is believed; the CRL is
+    checked before revocation is looked up in it; validity times come last, so a revoked and
+    expired certificate reports `revoked`.
+    """
+
+    CA_DOCUMENT_MALFORMED = "ca_document_malformed"
+    CERTIFICATE_MALFORMED = "certificate_malformed"
+    UNKNOWN_KEY = "unknown_key"
+    BAD_SIGNATURE = "bad_signature"
+    CRL_MALFORMED = "crl_malformed"
+    CRL_UNKNOWN_KEY = "crl_unknown_key"
+    CRL_BAD_SIGNATURE = "crl_bad_signature"
+    CRL_STALE = "crl_stale"
+    REVOKED = "revoked"
+    NOT_YET_VALID = "not_yet_valid"
+    EXPIRED = "expired"
+
+
 HTTP_STATUS_HINT.update(
     {
         QuotaRejectReason.PAYLOAD_TOO_LARGE.value: 413,
@@ -112,5 +275,7 @@ HTTP_STATUS_HINT.update(
         QuotaRejectReason.CONCURRENT_TASKS_EXCEEDED.value: 403,
         CredentialRejectReason.CREDENTIAL_MISSING.value: 401,
         CredentialRejectReason.CREDENTIAL_MALFORMED.value: 401,
+        CertLifecycleRejectReason.CERTIFICATE_NOT_FOUND.value: 404,
+        CertLifecycleRejectReason.ILLEGAL_TRANSITION.value: 409,
     }
 )

@@ -84,6 +84,7 @@ class RateLimitMiddleware:
         authenticator: Authenticator,
         limiter: RateLimitStore,
         per_minute_override: int | None,
+        per_day_override: int | None = None,
         burst: int,
         anonymous_per_minute: int,
         clock_s: Callable[[], float] = time.time,
@@ -92,6 +93,7 @@ class RateLimitMiddleware:
         self.authenticator = authenticator
         self.limiter = limiter
         self.per_minute_override = per_minute_override
+        self.per_day_override = per_day_override
         self.burst = burst
         self.anonymous_per_minute = anonymous_per_minute
         self.clock_s = clock_s
@@ -126,7 +128,9 @@ class RateLimitMiddleware:
             return
         if principal is not None and principal.kind is not PrincipalKind.OPERATOR:
             daily = self.limiter.count_today(bucket, day=int(now_s // _DAY_S))
-            rejected = check_daily_requests_quota(principal.plan, daily)
+            rejected = check_daily_requests_quota(
+                principal.plan, daily, requests_per_day_override=self.per_day_override
+            )
             if rejected is not None:
                 problem = problem_for_rejected(rejected)
                 problem.headers["Retry-After"] = str(_DAY_S - int(now_s) % _DAY_S)

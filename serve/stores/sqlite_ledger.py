@@ -12,11 +12,12 @@ nothing. The schema backs the core's invariants: CHECK (available_minor >= 0), C
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+import msgspec
 
 from aex.core import Rejected
 from aex.core.ledger import (
@@ -201,7 +202,7 @@ def _apply_in(
     prior_row = tx.execute(
         "SELECT record FROM journal_entries WHERE operation_id = ?", (operation.operation_id,)
     ).fetchone()
-    prior = None if prior_row is None else applied_from_json(json.loads(prior_row[0]))
+    prior = None if prior_row is None else applied_from_json(msgspec.json.decode(prior_row[0]))
     holds = _holds(tx, touched(operation).hold_ids)
     wallets = _wallets(tx, touched(operation, holds).wallet_ids)
     return apply(LedgerView(wallets=wallets, holds=holds, prior=prior), operation)
@@ -265,7 +266,7 @@ def _write(tx: sqlite3.Connection, applied: Applied) -> int:
             entry.operation_id,
             entry.kind.value,
             applied.fingerprint,
-            json.dumps(applied_to_json(applied), separators=(",", ":")),
+            msgspec.json.encode(applied_to_json(applied)).decode(),
             created_ms,
         ),
     )

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aex.core import limits
 from aex.core.fees import PLATFORM_FEE_BPS
@@ -512,3 +515,70 @@ def test_stored_records_round_trip_through_json() -> None:
         assert (
             operation_from_json(json.loads(json.dumps(operation_to_json(operation)))) == operation
         )
+
+
+def hold_lifecycle_mermaid() -> str:
+    lines = ["stateDiagram-v2", "    [*] --> open: hold"]
+    lines += [
+        f"    {state.value} --> {next_state.value}: {event.value}"
+        for (state, event), next_state in HOLD_TRANSITIONS.items()
+    ]
+    return "\n".join(lines)
+
+
+def test_the_documented_hold_diagram_is_generated_from_the_table() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "ledger.md").read_text()
+    assert f"```mermaid\n{hold_lifecycle_mermaid()}\n```" in doc
+
+
+@given(
+    price_minor=st.integers(1, limits.amount_minor_max),
+    fee_bps=st.sampled_from([0, 1, PLATFORM_FEE_BPS, 9_999, 10_000]) | st.integers(0, 10_000),
+)
+def test_capture_conserves_every_cent_and_refund_is_its_exact_inverse(
+    price_minor: int, fee_bps: int
+) -> None:
+    held = funded_and_held(price_minor)
+    paid = run([Capture("c1", "contract:1", PROVIDER, fee_bps)], held)
+    # A zero payout (fee_bps = 10,000) posts nothing to the payee and so opens no wallet.
+    provider = paid.wallets.get(PROVIDER, Wallet(PROVIDER, "USD", 0, 0))
+    payout_minor = provider.available_minor
+    fee_minor = system_balance(paid, PLATFORM_REVENUE_ACCOUNT)
+    assert payout_minor + fee_minor == price_minor
+    assert fee_minor * 10_000 <= price_minor * fee_bps
+    refunded = run([Refund("f1", "contract:1")], paid)
+    assert refunded.wallets[CONSUMER] == Wallet(CONSUMER, "USD", price_minor, 0)
+    assert refunded.wallets.get(PROVIDER, provider).available_minor == 0
+    assert system_balance(refunded, PLATFORM_REVENUE_ACCOUNT) == 0
+    assert total_by_currency(refunded) == {"USD": 0}
+
+
+OPERATIONS = st.one_of(
+    st.builds(
+        Deposit,
+        st.text(min_size=1, max_size=8),
+        st.just(CONSUMER),
+        st.builds(usd, st.integers(-5, 5)),
+    ),
+    st.builds(
+        Hold,
+        st.just("h"),
+        st.text(min_size=1, max_size=8),
+        st.just(CONSUMER),
+        st.builds(usd, st.integers(1, 9)),
+    ),
+    st.builds(
+        Capture,
+        st.just("c"),
+        st.text(min_size=1, max_size=8),
+        st.just(PROVIDER),
+        st.integers(0, 10_000),
+    ),
+    st.builds(Refund, st.text(min_size=1, max_size=8), st.text(min_size=1, max_size=8)),
+)
+
+
+@given(OPERATIONS, OPERATIONS)
+def test_fingerprints_are_equal_exactly_when_operations_are(a: Operation, b: Operation) -> None:
+    assert (fingerprint(a) == fingerprint(b)) == (a == b)
+    assert operation_from_json(json.loads(json.dumps(operation_to_json(a)))) == a

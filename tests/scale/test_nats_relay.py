@@ -9,7 +9,8 @@ import uuid
 
 import pytest
 
-from serve.events.nats_relay import JetStreamRelay, OutboxRow
+from aex.core.events import Stream
+from serve.events.nats_relay import JetStreamRelay, OutboxRow, spec_streams
 
 pytestmark = pytest.mark.services
 
@@ -37,3 +38,11 @@ def test_publishing_the_same_event_id_twice_stores_it_once() -> None:
             await relay.close()
 
     asyncio.run(scenario())
+
+
+def test_the_relay_defaults_to_the_spec_seven_streams() -> None:
+    streams = spec_streams()
+    assert sorted(streams) == sorted(stream.value for stream in Stream)
+    filters = [subject for subjects in streams.values() for subject in subjects]
+    assert len(filters) == len(set(filters))
+    assert all(subject.startswith("aex.") and subject.endswith(".>") for subject in filters)

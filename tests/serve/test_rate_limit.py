@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,3 +58,39 @@ def test_unauthenticated_routes_carry_the_headers_too(limited: Server, tmp_path:
         response = client.get("/health")
         assert response.headers["x-ratelimit-limit"] == "600"
         assert "x-ratelimit-remaining" in response.headers
+
+
+@pytest.fixture(scope="module")
+def daily_limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    env = {"AEX_REQUESTS_PER_DAY": "5", "AEX_REQUEST_TIMEOUT_S": "1.5"}
+    server = Server(tmp_path_factory.mktemp("daily") / "data", env=env).start()
+    yield server
+    server.stop()
+
+
+def test_daily_quota_answers_429_naming_the_quota(daily_limited: Server) -> None:
+    with httpx.Client(base_url=daily_limited.url) as client:
+        key = client.post("/v1/tenants", json={"name": "D", "type": "CONSUMER"}).json()["api_key"]
+        answers = [client.get("/v1/keys", headers={"X-API-Key": key}) for _ in range(6)]
+        assert [a.status_code for a in answers] == [200] * 5 + [429]
+        problem = answers[-1].json()
+        assert problem["type"].endswith("/daily-quota-exceeded")
+        assert problem["errors"] == [
+            {"field": "requests_per_day", "reason": "daily_quota_exceeded"}
+        ]
+        assert 0 < int(answers[-1].headers["retry-after"]) <= 86_400
+
+
+def test_a_request_over_the_timeout_answers_504(daily_limited: Server) -> None:
+    with httpx.Client(base_url=daily_limited.url, timeout=30) as client:
+
+        def trickle() -> Iterator[bytes]:  # a body that takes 4 s to arrive
+            for part in (b'{"name": ', b'"slow", ', b'"type": "CONSUMER"}'):
+                yield part
+                time.sleep(2)
+
+        response = client.post(
+            "/v1/tenants", content=trickle(), headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 504
+    assert response.json()["type"].endswith("/timeout")

@@ -1,0 +1,67 @@
+"""`aex verify CERT.json --ca aex-ca.json [--crl crl.json]`: offline certificate verification.
+
+Exit status 0 and "valid: ..." for a valid certificate; 1 and "invalid: <reason>" otherwise
+(bad_signature, expired, not_yet_valid, revoked, unknown_key, certificate_malformed, or the
+CRL's own crl_bad_signature, crl_unknown_key, crl_stale, crl_malformed); 2 for unreadable files.
+No network, no key store: only the three files and the clock (or --at).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_VALID = 0
+EXIT_INVALID = 1
+EXIT_UNREADABLE = 2
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "verify", help="verify an AEX certificate offline against the CA document (and a CRL)"
+    )
+    parser.add_argument("certificate", type=Path, metavar="CERT.json")
+    parser.add_argument("--ca", type=Path, required=True, metavar="aex-ca.json")
+    parser.add_argument("--crl", type=Path, metavar="crl.json")
+    parser.add_argument("--at", metavar="TIME", help="verify at this RFC 3339 UTC time")
+    parser.set_defaults(func=run)
+
+
+def read_json(path: Path) -> Any:
+    """The JSON in `path`, or exits with status 2 and the reason."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        print(f"error: cannot read {path}: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_UNREADABLE) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from aex.ca.keystore import utc_now
+    from aex.core.certs import format_time, parse_time, verify_offline
+    from aex.core.reasons import Rejected
+
+    now = utc_now() if args.at is None else parse_time(args.at)
+    if now is None:
+        print(
+            "error: --at takes an RFC 3339 UTC time such as 2026-01-31T12:00:00Z", file=sys.stderr
+        )
+        return EXIT_UNREADABLE
+    certificate, ca = read_json(args.certificate), read_json(args.ca)
+    crl = None if args.crl is None else read_json(args.crl)
+    result = verify_offline(certificate, ca, now=now, crl_document=crl)
+    if isinstance(result, Rejected):
+        detail = f" ({result.detail})" if result.detail else ""
+        print(f"invalid: {result.reason.value}{detail}")
+        return EXIT_INVALID
+    cert = result.certificate
+    revocation = "not checked" if result.crl_number is None else f"CRL {result.crl_number}"
+    print(
+        f"valid: {cert.id} serial {cert.serial} {cert.type.value} for {cert.subject.agent_name!r}"
+        f" of {cert.subject.provider_id!r}, {cert.reputation.tier}, expires"
+        f" {format_time(cert.expires_at)}, revocation {revocation}"
+    )
+    return EXIT_VALID

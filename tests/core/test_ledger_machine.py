@@ -1,0 +1,239 @@
+"""The ledger under random operation sequences (a VOPR-style Hypothesis state machine).
+
+Invariants, checked after every step:
+- the sum over all accounts and buckets is zero in every currency (double entry);
+- no available balance and no held balance is negative;
+- each wallet's held balance equals the sum of its OPEN holds;
+- platform revenue equals the fees of the CAPTURED (not refunded) holds, so it is never negative;
+- replaying any recorded operation is a no-op that returns its first result;
+- a rejection or a replay leaves the state unchanged (the very same object).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from aex.core import limits
+from aex.core.fees import BPS_DENOMINATOR, PLATFORM_FEE_BPS
+from aex.core.ledger import (
+    PLATFORM_REVENUE_ACCOUNT,
+    Applied,
+    Capture,
+    Deposit,
+    Hold,
+    HoldState,
+    LedgerState,
+    Operation,
+    Refund,
+    Release,
+    Withdraw,
+    apply_to_state,
+    check_entry,
+    fingerprint,
+    total_by_currency,
+)
+from aex.core.money import Money
+from aex.core.reasons import LedgerRejectReason, Rejected
+
+WALLETS = st.sampled_from(["tenant:a", "tenant:b", "tenant:c"])
+HOLD_IDS = st.sampled_from([f"contract:{i}" for i in range(3)])
+# Mostly USD, so that wallets meet; JPY (no minor unit) makes currency mismatches.
+CURRENCIES = st.sampled_from(["USD", "USD", "USD", "JPY"])
+# Boundary values first: non-positive, one minor unit, fee-rounding edges, the largest posting.
+AMOUNTS = st.sampled_from([-1, 0, 1, 6, 7, 99, 10_000, limits.amount_minor_max]) | st.integers(
+    1, 20_000
+)
+FEES_BPS = st.sampled_from([0, 1, PLATFORM_FEE_BPS, BPS_DENOMINATOR - 1, BPS_DENOMINATOR])
+
+
+def changed_content(operation: Operation) -> Operation:
+    """The same operation_id with different content."""
+    if isinstance(operation, Deposit | Withdraw | Hold):
+        amount_minor = operation.money.amount_minor
+        bumped = amount_minor - 1 if amount_minor == limits.amount_minor_max else amount_minor + 1
+        return replace(operation, money=Money(bumped, operation.money.currency))
+    if isinstance(operation, Capture):
+        fee_bps = operation.fee_bps
+        return replace(
+            operation, fee_bps=fee_bps - 1 if fee_bps == BPS_DENOMINATOR else fee_bps + 1
+        )
+    if isinstance(operation, Release):
+        return Refund(operation.operation_id, operation.hold_id)
+    return Release(operation.operation_id, operation.hold_id)
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.state = LedgerState()
+        self.applied: list[Operation] = []
+        self.next_operation = 0
+
+    def fresh_id(self) -> str:
+        self.next_operation += 1
+        return f"op:{self.next_operation}"
+
+    def step(self, operation: Operation) -> Applied | Rejected[LedgerRejectReason]:
+        before = self.state
+        after, result = apply_to_state(before, operation)
+        if isinstance(result, Rejected) or result.replayed:
+            assert after is before
+        else:
+            assert after.operations[operation.operation_id] == result
+            self.applied.append(operation)
+        self.state = after
+        return result
+
+    @initialize(amounts_minor=st.lists(st.integers(1, 50_000), min_size=2, max_size=2))
+    def fund_two_wallets(self, amounts_minor: list[int]) -> None:
+        # Start with money in the market, so holds, captures and refunds happen early.
+        for wallet_id, amount_minor in zip(["tenant:a", "tenant:b"], amounts_minor, strict=True):
+            self.step(Deposit(self.fresh_id(), wallet_id, Money(amount_minor, "USD")))
+
+    def available(self, wallet_id: str) -> int | None:
+        wallet = self.state.wallets.get(wallet_id)
+        return None if wallet is None else wallet.available_minor
+
+    @rule(wallet_id=WALLETS, currency=CURRENCIES, amount_minor=AMOUNTS)
+    def deposit(self, wallet_id: str, currency: str, amount_minor: int) -> None:
+        before = self.available(wallet_id) or 0
+        result = self.step(Deposit(self.fresh_id(), wallet_id, Money(amount_minor, currency)))
+        if isinstance(result, Applied):
+            assert self.available(wallet_id) == before + amount_minor
+        elif amount_minor > 0 and result.reason is not LedgerRejectReason.BALANCE_LIMIT_EXCEEDED:
+            assert result.reason is LedgerRejectReason.CURRENCY_MISMATCH
+
+    @rule(data=st.data(), wallet_id=WALLETS, currency=CURRENCIES)
+    def withdraw(self, data: st.DataObject, wallet_id: str, currency: str) -> None:
+        before = self.available(wallet_id)
+        covered = st.integers(1, min(limits.amount_minor_max, max(1, before or 0)))
+        amount_minor = data.draw(AMOUNTS | covered, label="amount_minor")
+        result = self.step(Withdraw(self.fresh_id(), wallet_id, Money(amount_minor, currency)))
+        if isinstance(result, Applied):
+            assert before is not None
+            assert self.available(wallet_id) == before - amount_minor
+        elif result.reason is LedgerRejectReason.INSUFFICIENT_FUNDS:
+            assert before is not None
+            assert before < amount_minor
+
+    def draw_hold_id(self, data: st.DataObject) -> str:
+        # Mostly holds that exist (in any state), sometimes one that never did.
+        known = sorted(self.state.holds)
+        return data.draw(st.sampled_from([*known, *known, "contract:ghost"]), label="hold_id")
+
+    @rule(data=st.data(), wallet_id=WALLETS, currency=CURRENCIES)
+    def hold(self, data: st.DataObject, wallet_id: str, currency: str) -> None:
+        # Half the time an amount the wallet can cover; a fresh hold id unless one is reused.
+        covered = st.integers(
+            1, min(limits.amount_minor_max, max(1, self.available(wallet_id) or 0))
+        )
+        amount_minor = data.draw(AMOUNTS | covered, label="amount_minor")
+        hold_id = data.draw(
+            st.just(f"contract:{self.next_operation}")
+            | HOLD_IDS
+            | st.sampled_from(sorted(self.state.holds) or ["contract:0"]),
+            label="hold_id",
+        )
+        result = self.step(Hold(self.fresh_id(), hold_id, wallet_id, Money(amount_minor, currency)))
+        if isinstance(result, Applied):
+            assert self.state.holds[hold_id].state is HoldState.OPEN
+
+    @precondition(lambda self: self.state.holds)
+    @rule(data=st.data(), payee_wallet_id=WALLETS, fee_bps=FEES_BPS)
+    def capture(self, data: st.DataObject, payee_wallet_id: str, fee_bps: int) -> None:
+        hold_id = self.draw_hold_id(data)
+        result = self.step(Capture(self.fresh_id(), hold_id, payee_wallet_id, fee_bps))
+        if isinstance(result, Applied):
+            record = self.state.holds[hold_id]
+            assert record.state is HoldState.CAPTURED
+            assert record.fee_minor + record.payout_minor == record.amount_minor
+
+    @precondition(lambda self: self.state.holds)
+    @rule(data=st.data())
+    def release(self, data: st.DataObject) -> None:
+        hold_id = self.draw_hold_id(data)
+        result = self.step(Release(self.fresh_id(), hold_id))
+        if isinstance(result, Applied):
+            assert self.state.holds[hold_id].state is HoldState.RELEASED
+
+    @precondition(lambda self: self.state.holds)
+    @rule(data=st.data())
+    def refund(self, data: st.DataObject) -> None:
+        hold_id = self.draw_hold_id(data)
+        result = self.step(Refund(self.fresh_id(), hold_id))
+        if isinstance(result, Applied):
+            assert self.state.holds[hold_id].state is HoldState.REFUNDED
+
+    @precondition(lambda self: self.applied)
+    @rule(data=st.data())
+    def replay_an_earlier_operation(self, data: st.DataObject) -> None:
+        operation = data.draw(st.sampled_from(self.applied))
+        result = self.step(operation)
+        assert isinstance(result, Applied)
+        assert result.replayed
+        assert result.entry == self.state.operations[operation.operation_id].entry
+
+    @precondition(lambda self: self.applied)
+    @rule(data=st.data())
+    def reuse_an_operation_id_with_changed_content(self, data: st.DataObject) -> None:
+        operation = changed_content(data.draw(st.sampled_from(self.applied)))
+        assert fingerprint(operation) != self.state.operations[operation.operation_id].fingerprint
+        result = self.step(operation)
+        assert isinstance(result, Rejected)
+        assert result.reason is LedgerRejectReason.IDEMPOTENCY_CONFLICT
+
+    @invariant()
+    def every_currency_sums_to_zero(self) -> None:
+        assert all(total == 0 for total in total_by_currency(self.state).values())
+
+    @invariant()
+    def no_balance_is_negative(self) -> None:
+        for wallet in self.state.wallets.values():
+            assert wallet.available_minor >= 0
+            assert wallet.held_minor >= 0
+
+    @invariant()
+    def held_funds_equal_the_open_holds(self) -> None:
+        open_minor: dict[str, int] = {}
+        for record in self.state.holds.values():
+            if record.state is HoldState.OPEN:
+                open_minor[record.wallet_id] = open_minor.get(record.wallet_id, 0) + (
+                    record.amount_minor
+                )
+        for wallet in self.state.wallets.values():
+            assert wallet.held_minor == open_minor.get(wallet.wallet_id, 0)
+
+    @invariant()
+    def platform_revenue_is_the_fees_of_captured_holds(self) -> None:
+        fees_minor: dict[str, int] = {}
+        for record in self.state.holds.values():
+            if record.state is HoldState.CAPTURED:
+                fees_minor[record.currency] = fees_minor.get(record.currency, 0) + record.fee_minor
+        for currency in ("USD", "JPY"):
+            revenue = self.state.system_balances.get((PLATFORM_REVENUE_ACCOUNT, currency), 0)
+            assert revenue == fees_minor.get(currency, 0)
+            assert revenue >= 0
+
+    @invariant()
+    def replayed_ids_are_no_ops(self) -> None:
+        assert len(self.state.operations) == len(self.applied)
+        for operation in self.applied:
+            after, result = apply_to_state(self.state, operation)
+            assert after is self.state
+            assert isinstance(result, Applied)
+            assert result.replayed
+            check_entry(result.entry)
+
+
+LedgerMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
+TestLedgerMachine = LedgerMachine.TestCase

@@ -1,0 +1,58 @@
+"""Invariant: any request body, to any write route, answers 2xx or a 4xx problem+json, never a
+5xx (the fuzz test of STYLE.md 20)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.serve.conftest import Tenant
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "tenant_id": st.text(max_size=30) | JSON,
+        "amount": st.decimals(allow_nan=False, allow_infinity=False, places=3).map(str) | JSON,
+        "currency": st.sampled_from(["USD", "JPY", "usd", "XXX", ""]) | JSON,
+        "name": JSON,
+        "type": st.sampled_from(["CONSUMER", "AI_AGENT", "X"]) | JSON,
+        "capabilities": JSON,
+        "category": JSON,
+        "provider_id": JSON,
+        "categories": JSON,
+        "extra": JSON,
+    },
+)
+ROUTES = ["/v1/deposits", "/v1/withdrawals", "/v1/providers", "/v1/subscriptions", "/v1/tenants"]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(route=st.sampled_from(ROUTES), body=FIELDS | JSON, raw=st.booleans())
+def test_any_body_is_2xx_or_a_4xx_problem(
+    client: httpx.Client, tenant: Tenant, route: str, body: object, raw: bool
+) -> None:
+    content = json.dumps(body).encode()
+    if raw:  # break the JSON itself
+        content = content[: max(1, len(content) // 2)]
+    headers = {**tenant.headers, "content-type": "application/json"}
+    response = client.post(route, content=content, headers=headers)
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["status"] == response.status_code

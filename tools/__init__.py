@@ -1,0 +1,1 @@
+"""Small developer scripts (documentation generators); not part of the installed package."""
