@@ -3,12 +3,13 @@
 1. ledger settlements/s (a Hold then a Capture, two ledger transactions, through
    PostgresLedger) with LEDGER_PROCESSES client processes, against pgbench's built-in TPC-B
    (`pgbench -i`, then `pgbench -c 4 -j 2 -T 10`) in a private database created for the run and
-   dropped afterwards. Target: settlements/s >= 40% of pgbench's tps.
+   dropped afterwards; ROUNDS alternating rounds, medians (of the per-round ratios too).
+   Target: settlements/s >= 40% of pgbench's tps.
 2. API requests/s of an authenticated GET /v1/balance with one server process against two
    (`aex serve --workers 2`, the `make run-cluster` mode), load from wrk (or httpx) on loopback.
 
 Environment: AEX_BENCH_DATABASE_URL (default the local postgres database, trust auth),
-AEX_BENCH_REDIS_URL, AEX_BENCH_PG_SECONDS (10).
+AEX_BENCH_REDIS_URL, AEX_BENCH_PG_SECONDS (10 per round), AEX_BENCH_PG_ROUNDS (3).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +38,7 @@ ADMIN_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("AEX_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 SECONDS = int(os.environ.get("AEX_BENCH_PG_SECONDS", "10"))
+ROUNDS = int(os.environ.get("AEX_BENCH_PG_ROUNDS", "3"))
 LEDGER_PROCESSES = int(os.environ.get("AEX_BENCH_LEDGER_PROCESSES", "4"))  # as pgbench -c 4
 PAYERS_PER_PROCESS = 50
 PAYEES = 100
@@ -47,11 +50,20 @@ def _database_url(name: str) -> str:
     return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
 
 
-def _pgbench(database: str) -> float:
+def _pgbench_base() -> list[str]:
     conninfo = psycopg.conninfo.conninfo_to_dict(ADMIN_URL)
     base = ["-h", str(conninfo.get("host", "127.0.0.1")), "-p", str(conninfo.get("port", 5432))]
-    base += ["-U", str(conninfo.get("user", "postgres"))]
-    subprocess.run(["pgbench", "-i", "-q", *base, database], check=True, capture_output=True)
+    return [*base, "-U", str(conninfo.get("user", "postgres"))]
+
+
+def _pgbench_init(database: str) -> None:
+    subprocess.run(
+        ["pgbench", "-i", "-q", *_pgbench_base(), database], check=True, capture_output=True
+    )
+
+
+def _pgbench(database: str) -> float:
+    base = _pgbench_base()
     output = subprocess.run(
         ["pgbench", "-c", "4", "-j", "2", "-T", str(SECONDS), *base, database],
         check=True,
@@ -169,15 +181,27 @@ def main() -> None:
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {database}".encode())
     try:
-        pgbench_tps = _pgbench(database)
-        settlements_per_s, retries = _ledger_settlements(database)
-        ratio = settlements_per_s / pgbench_tps
+        # Alternating rounds, medians: the machine's load drifts between runs, and a ratio of
+        # two figures measured minutes apart would measure the drift.
+        _pgbench_init(database)
+        pgbench_runs, ledger_runs, retries = [], [], 0
+        for _ in range(ROUNDS):
+            pgbench_runs.append(_pgbench(database))
+            settled, lost = _ledger_settlements(database)
+            ledger_runs.append(settled)
+            retries += lost
+        pgbench_tps = statistics.median(pgbench_runs)
+        settlements_per_s = statistics.median(ledger_runs)
+        ratio = statistics.median(s / p for s, p in zip(ledger_runs, pgbench_runs, strict=True))
         one_rps, one_p99 = _api_rps(1, database)
         two_rps, two_p99 = _api_rps(2, database)
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)".encode())
     figures = {
+        "rounds": ROUNDS,
+        "pgbench_tpcb_tps_runs": [round(t) for t in pgbench_runs],
+        "ledger_settlements_per_s_runs": [round(t) for t in ledger_runs],
         "pgbench_tpcb_tps": round(pgbench_tps, 1),
         "ledger_settlements_per_s": round(settlements_per_s, 1),
         "ledger_transactions_per_s": round(2 * settlements_per_s, 1),
