@@ -4,6 +4,10 @@ PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA ?= ./data
+# make run-cluster: WORKERS server processes on one port, on PostgreSQL and Redis.
+WORKERS ?= 2
+DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+REDIS_URL ?= redis://127.0.0.1:6379/0
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -27,6 +31,10 @@ install: $(INSTALLED)
 
 run: install
 	$(BIN)/aex serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
+
+run-cluster: install
+	AEX_DATABASE_URL=$(DATABASE_URL) AEX_REDIS_URL=$(REDIS_URL) \
+	  $(BIN)/aex serve --workers $(WORKERS) --host $(HOST) --port $(PORT) --data-dir $(DATA)
 
 lint: install
 	$(BIN)/ruff check .

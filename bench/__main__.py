@@ -13,6 +13,7 @@ BENCHMARKS: tuple[str, ...] = (
     "bench.bench_api",
     "bench.bench_market",
     "bench.bench_sim",
+    "bench.bench_pg",
 )
 
 

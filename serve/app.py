@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from litestar import Litestar, get
 from litestar.datastructures import State
@@ -45,6 +45,7 @@ from serve.routes.wallets import WalletController
 from serve.security import Authenticator
 from serve.services import Identity, Registry
 from serve.settings import Settings
+from serve.stores.base import KeyCache, KeyStore, LedgerStore, RateLimitStore
 from serve.stores.memory import GcraRateLimiter, TtlKeyCache
 from serve.stores.sqlite import SqliteStore
 from serve.stores.sqlite_ledger import SqliteLedger
@@ -58,70 +59,116 @@ def health() -> dict[str, str]:
 
 
 def build_litestar(
-    store: SqliteStore, settings: Settings, metrics: MarketMetrics | None = None
+    store: KeyStore,
+    settings: Settings,
+    ledger: LedgerStore | None = None,
+    metrics: MarketMetrics | None = None,
 ) -> Litestar:
     identity, registry = Identity(store), Registry(store)
-    wallets = Wallets(SqliteLedger(store))
-    hub, metrics, market = (
-        EventHub(store),
-        metrics or MarketMetrics(),
-        Market(store, weights=settings.weights),
-    )
-    hub.subscribe(metrics.on_event)
-    webhooks = Webhooks(store, backoff_ms=webhook_backoff_ms())
-    hub.subscribe(webhooks.on_event)
+    if ledger is None:
+        assert isinstance(store, SqliteStore)
+        ledger = SqliteLedger(store)
+    metrics = metrics or MarketMetrics()
+    state: dict[str, Any] = {"wallets": Wallets(ledger), "metrics": metrics}
+    handlers: list[Any] = [
+        health,
+        create_tenant,
+        TenantController,
+        OperatorController,
+        ProviderController,
+        SubscriptionController,
+        WalletController,
+    ]
+    lifespan: list[Any] = []
+    # The market (work, bids, contracts, certificates, events) runs on the SQLite store; its
+    # PostgreSQL port is the open part of the scale-out issue (docs/scale-out.md): on
+    # PostgreSQL the exchange serves identity, registry and wallets only.
+    if isinstance(store, SqliteStore):
+        hub, market = EventHub(store), Market(store, weights=settings.weights)
+        webhooks = Webhooks(store, backoff_ms=webhook_backoff_ms())
+        hub.subscribe(metrics.on_event)
+        hub.subscribe(webhooks.on_event)
+        state |= {
+            "market": market,
+            "certificates": Certificates(market, settings.data_dir),
+            "hub": hub,
+            "webhooks": webhooks,
+        }
+        handlers += [*MARKET_HANDLERS, *CERTIFICATE_HANDLERS]
+        lifespan.append(market_lifespan)
     return Litestar(
-        route_handlers=[
-            health,
-            create_tenant,
-            TenantController,
-            OperatorController,
-            ProviderController,
-            SubscriptionController,
-            WalletController,
-            *MARKET_HANDLERS,
-            *CERTIFICATE_HANDLERS,
-        ],
+        route_handlers=handlers,
         dependencies={
             "identity": Provide(lambda: identity, sync_to_thread=False, use_cache=True),
             "registry": Provide(lambda: registry, sync_to_thread=False, use_cache=True),
             "jwt_secret": Provide(lambda: settings.jwt_secret, sync_to_thread=False),
         },
         exception_handlers={HTTPException: problem_response, Exception: problem_response},
-        state=State(
-            {
-                "wallets": wallets,
-                "market": market,
-                "certificates": Certificates(market, settings.data_dir),
-                "hub": hub,
-                "metrics": metrics,
-                "webhooks": webhooks,
-            }
-        ),
-        lifespan=[market_lifespan],
+        state=State(state),
+        lifespan=lifespan,
         openapi_config=OpenAPIConfig(title="AEX live exchange", version="0.1.0", path="/schema"),
         request_max_body_size=limits.request_body_bytes_max,
         debug=False,
     )
 
 
+class _Backends(NamedTuple):
+    store: Any  # KeyStore and IdempotencyStore
+    ledger: LedgerStore
+    limiter: RateLimitStore
+    cache: KeyCache
+
+
+def _backends(settings: Settings) -> _Backends:
+    # SQLite and in-process state by default; PostgreSQL and Redis when configured.
+    store: Any
+    ledger: LedgerStore
+    if settings.database_url is not None:
+        from serve.stores.postgres import PostgresStore
+        from serve.stores.postgres_ledger import PostgresLedger
+
+        store = PostgresStore(
+            settings.database_url,
+            schema=settings.database_schema,
+            pool_max=settings.database_pool_max,
+        )
+        ledger = PostgresLedger(store)
+    else:
+        store = SqliteStore(settings.database_path, synchronous=settings.sqlite_synchronous)
+        ledger = SqliteLedger(store)
+    if settings.redis_url is None:
+        return _Backends(store, ledger, GcraRateLimiter(), TtlKeyCache(settings.key_cache_ttl_s))
+    from serve.stores.redis_shared import RedisKeyCache, RedisRateLimiter, redis_client
+
+    client = redis_client(settings.redis_url)
+    limiter = RedisRateLimiter(client, prefix=settings.redis_prefix)
+    cache = RedisKeyCache(
+        client,
+        ttl_s=settings.key_cache_ttl_s,
+        epoch=store.credentials_epoch,
+        prefix=settings.redis_prefix,
+        breaker=limiter.breaker,
+    )
+    return _Backends(store, ledger, limiter, cache)
+
+
 def create_app(settings: Settings) -> ASGIApp:
-    """The whole ASGI application over the SQLite store in `settings.data_dir`."""
-    store = SqliteStore(settings.database_path, synchronous=settings.sqlite_synchronous)
+    """The whole ASGI application: SQLite in `settings.data_dir`, or PostgreSQL and Redis."""
+    store, ledger, limiter, cache = _backends(settings)
     authenticator = Authenticator(
         store,
-        TtlKeyCache(settings.key_cache_ttl_s),
+        cache,
         operator_key=settings.operator_key,
         jwt_secret=settings.jwt_secret,
     )
     metrics = MarketMetrics()
-    litestar_app: Any = build_litestar(store, settings, metrics)
+    litestar_app: Any = build_litestar(store, settings, ledger, metrics)
     app: Any = IdempotencyMiddleware(litestar_app, store=store)
     app = AuthMiddleware(app)
     app = RateLimitMiddleware(
         app,
         authenticator=authenticator,
-        limiter=GcraRateLimiter(),
+        limiter=limiter,
         per_minute_override=settings.rate_limit_per_minute,
         per_day_override=settings.requests_per_day,
         burst=settings.rate_limit_burst,

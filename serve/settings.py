@@ -13,12 +13,18 @@ Environment (all optional):
 - AEX_WEIGHTS: a scoring-weights JSON file ({"name": ..., "weights": {...}}, the format
   `aex tune` writes) or a preset name (balanced, lowest_price, best_quality); `aex serve
   --weights` sets it. Default: the spec's balanced preset.
+- AEX_DATABASE_URL: `postgresql://...` selects the PostgreSQL store (default: SQLite in D);
+  AEX_DATABASE_SCHEMA its schema (default public, created when missing);
+  AEX_DATABASE_POOL_MAX the connections per process (default 16).
+- AEX_REDIS_URL: `redis://...` shares the rate limiter and the key cache between processes
+  (default: in-process); AEX_REDIS_PREFIX prefixes every Redis key (default "aex:").
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +41,7 @@ REQUEST_TIMEOUT_S_DEFAULT = 30.0
 ANONYMOUS_REQUESTS_PER_MINUTE_DEFAULT = 60
 # Spec "Authentication in Production": "Validation: Gateway → Identity Service (5-min cache)".
 KEY_CACHE_TTL_S = 300.0
+DATABASE_POOL_MAX_DEFAULT = 16
 
 
 class ImproperlyConfiguredError(RuntimeError):
@@ -55,6 +62,11 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     key_cache_ttl_s: float = KEY_CACHE_TTL_S
     weights: NamedWeights = DEFAULT_WEIGHTS
+    database_url: str | None = None
+    database_schema: str = "public"
+    database_pool_max: int = DATABASE_POOL_MAX_DEFAULT
+    redis_url: str | None = None
+    redis_prefix: str = "aex:"
 
     @property
     def database_path(self) -> Path:
@@ -83,6 +95,12 @@ class Settings:
             request_timeout_s=float(env.get("AEX_REQUEST_TIMEOUT_S", REQUEST_TIMEOUT_S_DEFAULT)),
             sqlite_synchronous=env.get("AEX_SQLITE_SYNCHRONOUS", "FULL").upper(),
             weights=load_weights(env.get("AEX_WEIGHTS") or None),
+            database_url=env.get("AEX_DATABASE_URL") or None,
+            database_schema=env.get("AEX_DATABASE_SCHEMA") or "public",
+            database_pool_max=_optional_int(env, "AEX_DATABASE_POOL_MAX")
+            or DATABASE_POOL_MAX_DEFAULT,
+            redis_url=env.get("AEX_REDIS_URL") or None,
+            redis_prefix=env.get("AEX_REDIS_PREFIX", "aex:"),
         )
         settings.validate()
         return settings
@@ -102,6 +120,18 @@ class Settings:
             raise ImproperlyConfiguredError("AEX_REQUESTS_PER_DAY must be positive")
         if self.rate_limit_burst <= 0 or self.anonymous_requests_per_minute <= 0:
             raise ImproperlyConfiguredError("rate limits must be positive")
+        if self.database_url is not None and not self.database_url.startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ImproperlyConfiguredError("AEX_DATABASE_URL must be a postgresql:// URL")
+        if re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", self.database_schema) is None:
+            raise ImproperlyConfiguredError("AEX_DATABASE_SCHEMA: lower-case letters, _, digits")
+        if self.database_pool_max < 2:
+            raise ImproperlyConfiguredError("AEX_DATABASE_POOL_MAX must be at least 2")
+        if self.redis_url is not None and not self.redis_url.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ImproperlyConfiguredError("AEX_REDIS_URL must be a redis:// URL")
 
 
 def load_weights(source: str | None) -> NamedWeights:
@@ -139,7 +169,10 @@ def _secret_file(path: Path) -> str:
     if path.exists():
         return path.read_text().strip()
     secret = "aexop_" + secrets.token_hex(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process of a cluster made it first
+        return path.read_text().strip()
     with os.fdopen(fd, "w") as handle:
         handle.write(secret + "\n")
     return secret

@@ -1,8 +1,11 @@
-"""Shared fixtures. `store` runs each store contract test once per real backend: SQLite now;
-the PostgreSQL/Redis backends of the scale-out issue join the params list."""
+"""Shared fixtures. `store` runs each store contract test once per real backend: SQLite, and
+PostgreSQL (the local server; each test gets a fresh schema, dropped afterwards)."""
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +14,11 @@ import pytest
 from serve.stores.base import IdempotencyStore, KeyStore, LedgerStore
 from serve.stores.sqlite import SqliteStore
 from serve.stores.sqlite_ledger import SqliteLedger
+
+# The local PostgreSQL of .ci/run (trust authentication); AEX_TEST_DATABASE_URL overrides it.
+TEST_DATABASE_URL = os.environ.get(
+    "AEX_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 @dataclass(frozen=True)
@@ -21,12 +29,27 @@ class Stores:
     ledger: LedgerStore
 
 
-def _sqlite(tmp_path: Path) -> Stores:
+def fresh_schema_name() -> str:
+    return f"aex_test_{uuid.uuid4().hex[:16]}"
+
+
+def _sqlite(tmp_path: Path) -> Iterator[Stores]:
     store = SqliteStore(tmp_path / "aex.sqlite3", synchronous="NORMAL")
-    return Stores("sqlite", store, store, SqliteLedger(store))
+    yield Stores("sqlite", store, store, SqliteLedger(store))
 
 
-@pytest.fixture(params=["sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Stores:
-    factories = {"sqlite": _sqlite}
-    return factories[request.param](tmp_path)
+def _postgres(tmp_path: Path) -> Iterator[Stores]:
+    from serve.stores.postgres import PostgresStore
+    from serve.stores.postgres_ledger import PostgresLedger
+
+    store = PostgresStore(TEST_DATABASE_URL, schema=fresh_schema_name(), pool_min=1, pool_max=8)
+    try:
+        yield Stores("postgres", store, store, PostgresLedger(store))
+    finally:
+        store.drop_schema()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
+    factories = {"sqlite": _sqlite, "postgres": _postgres}
+    yield from factories[request.param](tmp_path)

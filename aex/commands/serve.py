@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +21,38 @@ def register(subparsers: Any) -> None:
         help="scoring weights: a JSON file written by `aex tune`, or a preset name "
         "(balanced, lowest_price, best_quality); default balanced",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the port (use with AEX_DATABASE_URL and AEX_REDIS_URL)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-
     import uvicorn
 
     from serve.app import create_app
     from serve.settings import Settings
 
-    env = dict(os.environ)
     if args.weights:
-        env["AEX_WEIGHTS"] = args.weights
-    settings = Settings.from_env(data_dir=args.data_dir, env=env)
+        os.environ["AEX_WEIGHTS"] = args.weights
+    settings = Settings.from_env(data_dir=args.data_dir)  # validated (and secrets made) once
+    if args.workers > 1:
+        # Each worker process builds its own app from the same environment (serve.app's
+        # factory); the kernel spreads connections on the one listening socket across them.
+        os.environ["AEX_DATA_DIR"] = str(args.data_dir)
+        uvicorn.run(
+            "serve.app:app_from_env",
+            factory=True,
+            workers=args.workers,
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            access_log=False,
+        )
+        return 0
     app = create_app(settings)
     # Open notification streams never end by themselves: give them 2 s on shutdown.
     uvicorn.run(

@@ -20,34 +20,57 @@ from serve.stores.base import CredentialMatch, RateDecision
 _BUCKETS_SWEEP_AT = 100_000
 
 
+US_PER_S = 1_000_000
+
+
+def gcra_interval_us(per_minute: int, burst: int) -> tuple[int, int]:
+    """The emission interval T and the tolerance burst × T, in integer microseconds.
+
+    Integers, not float seconds: at epoch magnitudes (1.8e9 s) a float loses ~1e-7 s, enough
+    to refuse a first request with burst 1 or to misreport `remaining`.
+    """
+    interval_us = max(1, 60 * US_PER_S // per_minute)  # at most a million requests per second
+    return interval_us, burst * interval_us
+
+
+def gcra_decision(
+    allowed: bool, tat_us: int, new_tat_us: int, now_us: int, *, per_minute: int, burst: int
+) -> RateDecision:
+    """The headers' numbers from one GCRA step (shared by the in-process and Redis limiters)."""
+    interval_us, tolerance_us = gcra_interval_us(per_minute, burst)
+    remaining = max(0, (tolerance_us - (tat_us - now_us)) // interval_us)
+    retry_after_s = 0 if allowed else math.ceil((new_tat_us - tolerance_us - now_us) / US_PER_S)
+    return RateDecision(
+        allowed=allowed,
+        limit=per_minute,
+        remaining=remaining,
+        reset_epoch_s=math.ceil(tat_us / US_PER_S),
+        retry_after_s=max(retry_after_s, 0 if allowed else 1),
+    )
+
+
 class GcraRateLimiter:
     def __init__(self) -> None:
-        self._tat_s: dict[str, float] = {}
+        self._tat_us: dict[str, int] = {}
         self._daily: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
 
     def acquire(self, bucket: str, *, per_minute: int, burst: int, now_s: float) -> RateDecision:
         assert per_minute > 0
         assert burst > 0
-        interval_s = 60.0 / per_minute
-        tolerance_s = burst * interval_s
+        interval_us, tolerance_us = gcra_interval_us(per_minute, burst)
+        now_us = round(now_s * US_PER_S)
         with self._lock:
-            tat_s = max(self._tat_s.get(bucket, now_s), now_s)
-            new_tat_s = tat_s + interval_s
-            allowed = new_tat_s - now_s <= tolerance_s + 1e-9
+            tat_us = max(self._tat_us.get(bucket, now_us), now_us)
+            new_tat_us = tat_us + interval_us
+            allowed = new_tat_us - now_us <= tolerance_us
             if allowed:
-                self._tat_s[bucket] = new_tat_s
-                tat_s = new_tat_s
-            if len(self._tat_s) > _BUCKETS_SWEEP_AT:
-                self._sweep(now_s)
-        remaining = max(0, math.floor((tolerance_s - (tat_s - now_s)) / interval_s + 1e-9))
-        retry_after_s = 0 if allowed else math.ceil(new_tat_s - tolerance_s - now_s)
-        return RateDecision(
-            allowed=allowed,
-            limit=per_minute,
-            remaining=remaining,
-            reset_epoch_s=math.ceil(tat_s),
-            retry_after_s=max(retry_after_s, 0 if allowed else 1),
+                self._tat_us[bucket] = new_tat_us
+                tat_us = new_tat_us
+            if len(self._tat_us) > _BUCKETS_SWEEP_AT:
+                self._sweep(now_us)
+        return gcra_decision(
+            allowed, tat_us, new_tat_us, now_us, per_minute=per_minute, burst=burst
         )
 
     def count_today(self, bucket: str, *, day: int) -> int:
@@ -58,8 +81,8 @@ class GcraRateLimiter:
                 self._daily = {k: v for k, v in self._daily.items() if k[1] >= day}
             return count
 
-    def _sweep(self, now_s: float) -> None:
-        self._tat_s = {b: tat for b, tat in self._tat_s.items() if tat > now_s}
+    def _sweep(self, now_us: int) -> None:
+        self._tat_us = {b: tat for b, tat in self._tat_us.items() if tat > now_us}
 
 
 class TtlKeyCache:

@@ -9,12 +9,35 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serve.server import OPERATOR_KEY, Server
+from tests.serve.server import BACKENDS, OPERATOR_KEY, Backend, Server
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Market tests (work, bids, contracts, certificates, events) run on SQLite only: the market
+    # is not yet ported to PostgreSQL (docs/scale-out.md). Their PostgreSQL variants are
+    # deselected, and counted as such in the summary, rather than skipped.
+    deselected = [
+        item
+        for item in items
+        if item.get_closest_marker("sqlite_only") is not None and "[postgres" in item.nodeid
+    ]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item not in deselected]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """Every test that uses the shared server runs once per backend (SQLite; PostgreSQL+Redis)."""
+    chosen = Backend(request.param)
+    yield chosen
+    chosen.cleanup()
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = Server(tmp_path_factory.mktemp("exchange") / "data").start()
+def server(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -> Iterator[Server]:
+    data_dir = tmp_path_factory.mktemp(f"exchange-{backend.name}") / "data"
+    running = Server(data_dir, env=backend.env).start()
     yield running
     running.stop()
 

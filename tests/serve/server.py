@@ -7,10 +7,15 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from serve.stores.base import LedgerStore
 
 OPERATOR_KEY = "aexop_test_" + "0" * 40
 JWT_SECRET = "test-jwt-secret-" + "s" * 64
@@ -54,7 +59,7 @@ class Server:
         self.process = subprocess.Popen(
             [*command, "--data-dir", str(self.data_dir)], env=environment, stderr=log
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # slow starts on a loaded CI box
         while True:
             try:
                 if httpx.get(self.url + "/health", timeout=1).status_code == 200:
@@ -74,3 +79,71 @@ class Server:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+
+# The scale-out services of .ci/run; AEX_TEST_DATABASE_URL / AEX_TEST_REDIS_URL override them.
+TEST_DATABASE_URL = os.environ.get(
+    "AEX_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+TEST_REDIS_URL = os.environ.get("AEX_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+BACKENDS = ("sqlite", "postgres")
+
+
+@dataclass
+class Backend:
+    """The environment of a server on one backend: "sqlite" (embedded, in-process state) or
+    "postgres" (PostgreSQL in a private schema + Redis under a private key prefix)."""
+
+    name: str
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+
+    @property
+    def env(self) -> dict[str, str]:
+        if self.name == "sqlite":
+            return {}
+        return {
+            "AEX_DATABASE_URL": TEST_DATABASE_URL,
+            "AEX_DATABASE_SCHEMA": self.schema,
+            "AEX_REDIS_URL": TEST_REDIS_URL,
+            "AEX_REDIS_PREFIX": self.redis_prefix,
+        }
+
+    @property
+    def schema(self) -> str:
+        return f"aex_test_{self.tag}"
+
+    @property
+    def redis_prefix(self) -> str:
+        return f"aex_test_{self.tag}:"
+
+    @contextmanager
+    def ledger(self, data_dir: Path) -> Iterator[LedgerStore]:
+        """The ledger a server on this backend wrote (to check its invariants directly)."""
+        if self.name == "sqlite":
+            from serve.stores.sqlite import SqliteStore
+            from serve.stores.sqlite_ledger import SqliteLedger
+
+            yield SqliteLedger(SqliteStore(data_dir / "aex.sqlite3"))
+            return
+        from serve.stores.postgres import PostgresStore
+        from serve.stores.postgres_ledger import PostgresLedger
+
+        store = PostgresStore(TEST_DATABASE_URL, schema=self.schema, pool_min=1, pool_max=2)
+        try:
+            yield PostgresLedger(store)
+        finally:
+            store.close()
+
+    def cleanup(self) -> None:
+        if self.name == "sqlite":
+            return
+        import psycopg
+        import redis
+
+        with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as connection:
+            connection.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE".encode())
+        client = redis.Redis.from_url(TEST_REDIS_URL)
+        keys = list(client.scan_iter(match=self.redis_prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()

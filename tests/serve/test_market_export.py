@@ -8,9 +8,13 @@ from pathlib import Path
 
 import duckdb
 import httpx
+import pytest
 
 from tests.serve.market_helpers import bid, close_now, complete, consumer, provider, submit_work
 from tests.serve.server import Server
+
+# The market runs on the SQLite store only so far (docs/scale-out.md).
+pytestmark = pytest.mark.sqlite_only
 
 
 def test_export_writes_one_exchange_run_that_backtest_reads(

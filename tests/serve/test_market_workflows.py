@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import httpx
+import pytest
 
 from aex.core.fees import PLATFORM_FEE_BPS, split_fee
 from serve.stores.sqlite import SqliteStore
@@ -22,6 +23,9 @@ from tests.serve.market_helpers import (
     work_body,
 )
 from tests.serve.server import Server
+
+# The market runs on the SQLite store only so far (docs/scale-out.md).
+pytestmark = pytest.mark.sqlite_only
 
 
 def test_a_settled_contract_moves_exactly_100_85_15(client: httpx.Client) -> None:

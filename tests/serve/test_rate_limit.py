@@ -9,15 +9,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serve.server import Server
+from tests.serve.server import BACKENDS, Backend, Server
 
 PER_MINUTE = 6
 BURST = 3
 
 
-@pytest.fixture(scope="module")
-def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def limited(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Server]:
+    backend = Backend(request.param)  # the in-process GCRA, or the Redis one (same arithmetic)
     env = {
+        **backend.env,
         "AEX_RATE_LIMIT_PER_MINUTE": str(PER_MINUTE),
         "AEX_RATE_LIMIT_BURST": str(BURST),
         "AEX_ANONYMOUS_RATE_LIMIT_PER_MINUTE": "600",
@@ -25,6 +29,7 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = Server(tmp_path_factory.mktemp("limited") / "data", env=env).start()
     yield server
     server.stop()
+    backend.cleanup()
 
 
 def test_burst_then_429_with_retry_after(limited: Server) -> None:

@@ -8,10 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from serve.stores.sqlite import SqliteStore
-from serve.stores.sqlite_ledger import SqliteLedger
 from tests.serve.conftest import Tenant
-from tests.serve.server import Server
+from tests.serve.server import Backend, Server
 
 
 def deposit(
@@ -117,7 +115,7 @@ def test_idempotency_keys_are_per_tenant(
 
 
 def test_100_concurrent_deposits_with_mixed_keys_leave_the_expected_balance(
-    server: Server, tenant: Tenant
+    server: Server, tenant: Tenant, backend: Backend
 ) -> None:
     # 40 unique keys each sent twice (80 requests) + 20 without a key: 60 distinct deposits.
     keys = [f"burst-{uuid.uuid4().hex}" for _ in range(40)]
@@ -138,6 +136,6 @@ def test_100_concurrent_deposits_with_mixed_keys_leave_the_expected_balance(
     assert statuses == [201] * 100
     with httpx.Client(base_url=server.url) as http:
         assert balance(http, tenant)["available"] == "60.00"
-    ledger = SqliteLedger(SqliteStore(server.data_dir / "aex.sqlite3"))
-    assert set(ledger.totals_by_currency().values()) <= {0}
-    assert ledger.wallet_mismatches() == []
+    with backend.ledger(server.data_dir) as ledger:
+        assert set(ledger.totals_by_currency().values()) == {0}
+        assert ledger.wallet_mismatches() == []

@@ -1,0 +1,119 @@
+"""The outbox relay to NATS JetStream (`AEX_NATS_URL`): rows in, persistent streams out.
+
+Drivers write each event to an outbox row in the same transaction as the change it
+announces (issue 5); this relay takes such rows, (event_id, subject, payload bytes), and
+publishes each to JetStream with the `Nats-Msg-Id` header set to the event id. JetStream
+drops a message whose id it has seen within the stream's duplicate window, so a relay that
+dies after publishing and before marking the row sent, and publishes it again, never stores an
+event twice: the retry's acknowledgement says `duplicate` and the row can be marked sent.
+
+Streams: the spec's seven (WORK, BIDS, CONTRACTS, SETTLEMENT, CERTIFICATES, REPUTATION,
+IDENTITY), with the subject filters of aex/core/events.py (`stream_subjects`), created when
+missing and updated when present (`ensure_streams`). Retention is configurable: limits-based,
+`max_age_s` (default 30 days), file storage, a duplicate window of `duplicate_window_s`
+(default 2 minutes, JetStream's default; a relay retry must come within it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import nats
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+STREAM_MAX_AGE_S_DEFAULT = 30 * 86_400.0
+DUPLICATE_WINDOW_S_DEFAULT = 120.0
+PUBLISH_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    event_id: str  # unique: the outbox key and the Nats-Msg-Id
+    subject: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    event_id: str
+    stream: str
+    sequence: int
+    duplicate: bool  # JetStream had it already: a relay retry, stored once
+
+
+def spec_streams() -> dict[str, tuple[str, ...]]:
+    """The seven streams of aex/core/events.py and their subject filters."""
+    from aex.core.events import Stream, stream_subjects  # issue 5's catalogue
+
+    return {stream.value: stream_subjects(stream) for stream in Stream}
+
+
+class JetStreamRelay:
+    def __init__(
+        self,
+        url: str,
+        *,
+        streams: Mapping[str, Sequence[str]] | None = None,
+        max_age_s: float = STREAM_MAX_AGE_S_DEFAULT,
+        duplicate_window_s: float = DUPLICATE_WINDOW_S_DEFAULT,
+    ) -> None:
+        assert max_age_s > 0
+        assert 0 < duplicate_window_s <= max_age_s
+        self.url = url
+        self.streams = dict(streams) if streams is not None else spec_streams()
+        self.max_age_s = max_age_s
+        self.duplicate_window_s = duplicate_window_s
+        self._connection: Any = None
+        self._jetstream: Any = None
+
+    async def connect(self) -> JetStreamRelay:
+        self._connection = await nats.connect(self.url, connect_timeout=2, max_reconnect_attempts=3)
+        self._jetstream = self._connection.jetstream(timeout=PUBLISH_TIMEOUT_S)
+        return self
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.drain()
+            self._connection = None
+
+    async def ensure_streams(self) -> None:
+        """Creates each stream, or updates it to this configuration (idempotent)."""
+        for name, subjects in self.streams.items():
+            config = StreamConfig(
+                name=name,
+                subjects=list(subjects),
+                retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                max_age=self.max_age_s,
+                duplicate_window=self.duplicate_window_s,
+            )
+            try:
+                await self._jetstream.stream_info(name)
+            except NotFoundError:
+                await self._jetstream.add_stream(config)
+            else:
+                await self._jetstream.update_stream(config)
+
+    async def publish(self, rows: Sequence[OutboxRow]) -> list[Published]:
+        """Publishes rows in order, each acknowledged by JetStream before the next.
+
+        The caller marks a row sent only once it is in the returned list; a failure raises
+        and leaves the rest for the next attempt (which may repeat some: deduplicated).
+        """
+        published = []
+        for row in rows:
+            ack = await self._jetstream.publish(
+                row.subject, row.payload, headers={"Nats-Msg-Id": row.event_id}
+            )
+            published.append(Published(row.event_id, ack.stream, ack.seq, bool(ack.duplicate)))
+        return published
+
+    async def stored_messages(self, stream: str) -> int:
+        info = await self._jetstream.stream_info(stream)
+        return int(info.state.messages)
+
+    async def delete_stream(self, stream: str) -> None:
+        await self._jetstream.delete_stream(stream)
