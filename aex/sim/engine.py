@@ -38,9 +38,12 @@ from aex.sim.scenario import ScenarioParams
 
 __all__ = [
     "BlockLog",
+    "Draws",
     "MarketState",
     "Population",
     "Streams",
+    "block_ticks_at",
+    "draw_block",
     "init",
     "step",
     "work_counts",
@@ -329,13 +332,36 @@ def _draw_work(streams: Streams, params: ScenarioParams, counts: I64) -> _Work:
     )
 
 
-def _draw_bids(
-    streams: Streams,
-    params: ScenarioParams,
-    population: Population,
-    state: MarketState,
-    work: _Work,
-) -> _Bids:
+@dataclass(frozen=True, slots=True)
+class Draws:
+    """A block's randomness (work, bidders, markups, submission times, thinning, outcome
+    uniforms). It depends on the parameters, the population and the streams only, never on the
+    market state or the weights, so a producer thread can draw the next block ahead
+    (`draw_block`) while `step` clears the current one: the results are identical."""
+
+    tick: int  # the block's first tick
+    ticks: int
+    work: _Work
+    work_of_bid: I64
+    provider: I64  # slot
+    markup_uniform: F64
+    submitted_offset_ms: I64
+    thin: F64 | None  # drawn only when the population needs thinning
+
+
+def block_ticks_at(params: ScenarioParams, tick: int) -> int:
+    """The number of ticks of the block starting at `tick`."""
+    return min(params.block_ticks, params.ticks - tick)
+
+
+def draw_block(
+    streams: Streams, params: ScenarioParams, population: Population, tick: int
+) -> Draws:
+    """Draws the randomness of the block starting at `tick` (blocks must be drawn in order)."""
+    n_ticks = block_ticks_at(params, tick)
+    assert n_ticks > 0
+    counts = work_counts(params, tick + np.arange(n_ticks, dtype=np.int64))
+    work = _draw_work(streams, params, counts)
     rng = streams.bids
     pop = population
     p_max = float(pop.bid_probability.max())
@@ -348,11 +374,27 @@ def _draw_bids(
     markup_uniform = rng.random(n)
     window_ms = np.float32(params.market.bid_window_ms)
     submitted_offset = (rng.random(n, dtype=np.float32) * window_ms).astype(np.int64)
+    needs_thinning = bool((pop.bid_probability < p_max).any() or (pop.join_tick > 0).any())
+    thin = rng.random(n) if needs_thinning else None  # static: population only
+    return Draws(tick, n_ticks, work, work_of_bid, provider, markup_uniform, submitted_offset, thin)
+
+
+def _draw_bids(
+    draws: Draws,
+    params: ScenarioParams,
+    population: Population,
+    state: MarketState,
+) -> _Bids:
+    pop = population
+    work = draws.work
+    work_of_bid, provider = draws.work_of_bid, draws.provider
+    markup_uniform, submitted_offset = draws.markup_uniform, draws.submitted_offset_ms
+    p_max = float(pop.bid_probability.max())
+    n = provider.size
     tick = work.tick[work_of_bid]
     keep = np.ones(n, bool)
-    if bool((pop.bid_probability < p_max).any() or (pop.join_tick > 0).any()):
-        thin = rng.random(n)  # drawn whenever the population needs thinning (static)
-        keep &= thin * p_max < pop.bid_probability[provider]
+    if draws.thin is not None:
+        keep &= draws.thin * p_max < pop.bid_probability[provider]
         keep &= pop.join_tick[provider] <= state.tick + tick
     markup_low = pop.markup_min + state.markup_shift  # per provider, then per bid
     markup_span = pop.markup_max - pop.markup_min
@@ -416,18 +458,16 @@ def _has_bidding_rules(pop: Population) -> bool:
     return bool(np.isin(pop.strategy_code, rules).any())
 
 
-def _components(bids: _Bids, trust: F64, sel: I64 | None) -> _core.Components:
-    def pick(values: F64) -> F64:
-        return values if sel is None else values[sel]
-
+def _components(bids: _Bids, trust: F64, rows: slice) -> _core.Components:
+    # views of a contiguous run of rows (no copies)
     return _core.Components(
-        price_score=pick(bids.price_score),
-        trust_score=pick(trust),
-        confidence_score=pick(bids.confidence_score),
-        sample_score=pick(bids.sample_score),
-        sla_score=pick(bids.sla_score),
-        certification_score=pick(bids.certification_score),
-        reject_reason=np.zeros(trust.size if sel is None else sel.size, np.uint8),
+        price_score=bids.price_score[rows],
+        trust_score=trust[rows],
+        confidence_score=bids.confidence_score[rows],
+        sample_score=bids.sample_score[rows],
+        sla_score=bids.sla_score[rows],
+        certification_score=bids.certification_score[rows],
+        reject_reason=np.zeros(trust[rows].size, np.uint8),
     )
 
 
@@ -459,17 +499,15 @@ def _clear_block(
     auction_id = bids.work
     cell = bids.tick * n_providers + bids.provider  # (tick, provider) of each bid
 
-    def rank(sel: I64 | None, trust: F64) -> _core.ScoredBids:
-        def pick(values: I64) -> I64:
-            return values if sel is None else values[sel]
-
+    def rank(rows: slice, trust: F64) -> _core.ScoredBids:
+        # rows is a contiguous run of whole auctions: the columns pass as views, not copies
         return _core.rank_auctions(
-            pick(auction_id),
-            _components(bids, trust, sel),
+            auction_id[rows],
+            _components(bids, trust, rows),
             weights,
-            price_minor=pick(bids.price_minor),
-            submitted_at_ms=pick(bids.submitted_at_ms),
-            bid_id=pick(bids.bid_id),
+            price_minor=bids.price_minor[rows],
+            submitted_at_ms=bids.submitted_at_ms[rows],
+            bid_id=bids.bid_id[rows],
             with_ranks=with_ranks,
         )
 
@@ -477,7 +515,7 @@ def _clear_block(
         _reputation(state.successes, state.failures, params), (n_ticks, n_providers)
     ).ravel()
     trust = trajectory[cell]
-    scored = rank(None, trust)
+    scored = rank(slice(None), trust)
     total = np.array(scored.total, dtype=np.float64)
     ranks = np.array(scored.rank, dtype=np.int32)
     is_winner = np.array(scored.is_winner, dtype=bool)
@@ -501,14 +539,24 @@ def _clear_block(
             return _Cleared(
                 winner_of_work, success, trust, total, ranks, is_winner, jobs, wins, rounds
             )
-        affected_work = np.zeros(n_work, bool)
-        affected_work[auction_id[changed[cell]]] = True
-        sel = np.flatnonzero(affected_work[auction_id])
-        trust[sel] = new_trajectory[cell[sel]]
-        sub = rank(sel, trust)
-        total[sel], ranks[sel], is_winner[sel] = sub.total, sub.rank, sub.is_winner
-        winner_of_work[affected_work] = -1
-        winner_of_work[auction_id[sel[sub.is_winner]]] = sel[sub.is_winner]
+        # Re-rank the span from the first to the last auction holding a bid whose trust
+        # changed: bids are grouped by auction and auctions ordered by tick, so the affected
+        # auctions (those of the ticks after a changed award) are nearly contiguous, and an
+        # unaffected auction inside the span ranks exactly as before.
+        changed_bids = np.flatnonzero(changed[cell])
+        if changed_bids.size == 0:  # only providers without a bid then changed
+            trajectory = new_trajectory
+            continue
+        first_work, last_work = auction_id[changed_bids[0]], auction_id[changed_bids[-1]]
+        start = int(np.searchsorted(auction_id, first_work, side="left"))
+        stop = int(np.searchsorted(auction_id, last_work, side="right"))
+        span = slice(start, stop)
+        trust[span] = new_trajectory[cell[span]]
+        sub = rank(span, trust)
+        total[span], ranks[span], is_winner[span] = sub.total, sub.rank, sub.is_winner
+        winner_of_work[first_work : last_work + 1] = -1
+        won = start + np.flatnonzero(sub.is_winner)
+        winner_of_work[auction_id[won]] = won
         trajectory = new_trajectory
     raise AssertionError("reputation fixed point did not converge within the block")
 
@@ -538,7 +586,7 @@ def _log_tables(
     }
     if params.log.bids != "none":
         shown = slice(None) if params.log.bids == "all" else np.flatnonzero(cl.is_winner)
-        comps = _components(bids, cl.trust, None)
+        comps = _components(bids, cl.trust, slice(None))
         tables["bids"] = {
             "work_id": work_id[bids.work[shown]],
             "bid_id": bids.bid_id[shown],
@@ -670,18 +718,21 @@ def step(
     params: ScenarioParams,
     population: Population,
     weights: _core.Weights,
+    draws: Draws | None = None,
 ) -> tuple[MarketState, BlockLog]:
     """Advances the market by one block of min(block_ticks, ticks left) ticks.
 
-    Draws the block's work, bids and outcome uniforms, clears every auction with the core's
-    ranking under exact per-tick reputation, settles successes through the core's fee split,
-    and lets strategies adapt. Returns the new state and the block's market-log rows.
+    Draws the block's work, bids and outcome uniforms (or takes `draws`, the same block drawn
+    ahead by `draw_block`), clears every auction with the core's ranking under exact per-tick
+    reputation, settles successes through the core's fee split, and lets strategies adapt.
+    Returns the new state and the block's market-log rows.
     """
-    n_ticks = min(params.block_ticks, params.ticks - state.tick)
-    assert n_ticks > 0
-    counts = work_counts(params, state.tick + np.arange(n_ticks, dtype=np.int64))
-    work = _draw_work(streams, params, counts)
-    bids = _draw_bids(streams, params, population, state, work)
+    if draws is None:
+        draws = draw_block(streams, params, population, state.tick)
+    assert draws.tick == state.tick, "draws belong to another block"
+    n_ticks = draws.ticks
+    work = draws.work
+    bids = _draw_bids(draws, params, population, state)
     cleared = _clear_block(params, weights, population, state, work, bids, n_ticks)
     tables, fee_minor = _log_tables(params, population, state, work, bids, cleared)
     new_state, new_providers = _adapt(params, population, state, bids, cleared)
