@@ -390,15 +390,19 @@ def _draw_bids(
     work_of_bid, provider = draws.work_of_bid, draws.provider
     markup_uniform, submitted_offset = draws.markup_uniform, draws.submitted_offset_ms
     p_max = float(pop.bid_probability.max())
-    n = provider.size
-    tick = work.tick[work_of_bid]
-    keep = np.ones(n, bool)
+    keep: B1 | None = None  # None: every drawn bid so far
     if draws.thin is not None:
-        keep &= draws.thin * p_max < pop.bid_probability[provider]
-        keep &= pop.join_tick[provider] <= state.tick + tick
+        keep = draws.thin * p_max < pop.bid_probability[provider]
+        keep &= pop.join_tick[provider] <= state.tick + work.tick[work_of_bid]
     markup_low = pop.markup_min + state.markup_shift  # per provider, then per bid
     markup_span = pop.markup_max - pop.markup_min
-    markup = markup_low[provider] + markup_uniform * markup_span[provider]
+    if _constant(markup_low) and _constant(markup_span):
+        # one markup range for all (e.g. the reference market): the same arithmetic on scalars
+        markup = markup_uniform * markup_span[0]
+        markup += markup_low[0]
+    else:
+        markup = markup_uniform * markup_span[provider]
+        markup += markup_low[provider]
     adaptive = _has_bidding_rules(pop)
     if adaptive:
         # strategies decide at block start, from the tiers the core assigns
@@ -408,17 +412,23 @@ def _draw_bids(
         farming_done = strategies.farming_done(pop.strategy_code, tier, pop.params)
         code = pop.strategy_code[provider]
         done = farming_done[provider]
-        keep &= strategies.bids_allowed(code, done, work.large[work_of_bid])
+        allowed = strategies.bids_allowed(code, done, work.large[work_of_bid])
+        keep = allowed if keep is None else keep & allowed
         bid_params = {k: v[provider] for k, v in pop.params.items()}
         markup += strategies.markup_adjustment(code, done, bid_params)
-    price = np.rint(pop.cost_minor[provider] * (1.0 + markup)).astype(np.int64)
-    np.maximum(price, 1, out=price)
+    # price = max(1, rint(cost × (1 + markup))) in float64 (integers exactly), int64 once kept
+    markup += 1.0
+    price_f = pop.cost_minor.astype(np.float64)[provider]
+    price_f *= markup
+    np.rint(price_f, out=price_f)
+    np.maximum(price_f, 1.0, out=price_f)
     # spec: bids above the work's budget are dropped (a provider does not bid over budget)
-    keep &= price <= work.budget_max_minor[work_of_bid]
+    within = price_f <= work.budget_max_minor[work_of_bid]
+    keep = within if keep is None else keep & within
     kept = np.flatnonzero(keep)
     work_k = work_of_bid[kept]
-    price_k = price[kept]
-    bid_tick = tick[kept]
+    price_k = price_f[kept].astype(np.int64)
+    bid_tick = work.tick[work_k]
     provider_k = provider[kept]
     if adaptive:
         success_probability, cost_factor = strategies.delivery(
@@ -429,13 +439,17 @@ def _draw_bids(
         )
     else:
         success_probability, cost_factor = pop.quality[provider_k], np.ones(kept.size)
+    tick_ms = params.market.tick_ms
+    work_start_ms = (state.tick + work.tick) * tick_ms  # per work item, then per bid
+    submitted_at_ms = work_start_ms[work_k]
+    submitted_at_ms += submitted_offset[kept]
     return _Bids(
         work=work_k,
         tick=bid_tick,
         provider=provider_k,
         price_minor=price_k,
-        submitted_at_ms=(state.tick + bid_tick) * params.market.tick_ms + submitted_offset[kept],
-        bid_id=state.next_bid_id + np.arange(kept.size, dtype=np.int64),
+        submitted_at_ms=submitted_at_ms,
+        bid_id=np.arange(state.next_bid_id, state.next_bid_id + kept.size, dtype=np.int64),
         price_score=np.asarray(
             _core.price_score_column(
                 price_k, work.budget_min_minor[work_k], work.budget_max_minor[work_k]
@@ -449,6 +463,10 @@ def _draw_bids(
         success_probability=success_probability,
         cost_factor=cost_factor,
     )
+
+
+def _constant(values: F64) -> bool:
+    return bool(values.size == 0 or (values == values[0]).all())
 
 
 def _has_bidding_rules(pop: Population) -> bool:
@@ -493,16 +511,33 @@ def _clear_block(
     bids: _Bids,
     n_ticks: int,
 ) -> _Cleared:
+    # Tick by tick: the tick's auctions (a contiguous run of bids: bids are grouped by work,
+    # work ordered by tick) are ranked by the core with the reputations as of the tick's start,
+    # then the tick's awards and outcomes update the records. One ranking pass, exactly the
+    # sequential market; the block only batches the draws and the pricing.
     n_providers = pop.size
     n_work = work.tick.size
+    n_bids = bids.bid_id.size
     with_ranks = params.log.bids == "all"
-    auction_id = bids.work
-    cell = bids.tick * n_providers + bids.provider  # (tick, provider) of each bid
-
-    def rank(rows: slice, trust: F64) -> _core.ScoredBids:
-        # rows is a contiguous run of whole auctions: the columns pass as views, not copies
-        return _core.rank_auctions(
-            auction_id[rows],
+    tick_bounds = np.searchsorted(bids.tick, np.arange(n_ticks + 1, dtype=np.int64))
+    trust = np.empty(n_bids)
+    total = np.zeros(n_bids)
+    ranks = np.zeros(n_bids, np.int32)
+    is_winner = np.zeros(n_bids, bool)
+    winner_of_work = np.full(n_work, -1, np.int64)
+    success = np.zeros(n_work, bool)
+    jobs = np.zeros((n_ticks, n_providers))
+    wins = np.zeros((n_ticks, n_providers))
+    successes, failures = state.successes.copy(), state.failures.copy()
+    for t in range(n_ticks):
+        start, stop = int(tick_bounds[t]), int(tick_bounds[t + 1])
+        if start == stop:
+            continue
+        rows = slice(start, stop)
+        reputation = _reputation(successes, failures, params)
+        trust[rows] = reputation[bids.provider[rows]]
+        scored = _core.rank_auctions(
+            bids.work[rows],
             _components(bids, trust, rows),
             weights,
             price_minor=bids.price_minor[rows],
@@ -510,55 +545,20 @@ def _clear_block(
             bid_id=bids.bid_id[rows],
             with_ranks=with_ranks,
         )
-
-    trajectory = np.broadcast_to(
-        _reputation(state.successes, state.failures, params), (n_ticks, n_providers)
-    ).ravel()
-    trust = trajectory[cell]
-    scored = rank(slice(None), trust)
-    total = np.array(scored.total, dtype=np.float64)
-    ranks = np.array(scored.rank, dtype=np.int32)
-    is_winner = np.array(scored.is_winner, dtype=bool)
-    winner_of_work = np.full(n_work, -1, np.int64)
-    winner_of_work[auction_id[is_winner]] = np.flatnonzero(is_winner)
-    for rounds in range(1, n_ticks + 2):
-        cleared = winner_of_work >= 0
-        winning_bid = winner_of_work[cleared]
-        success = np.zeros(n_work, bool)
-        success[cleared] = work.success_uniform[cleared] < bids.success_probability[winning_bid]
-        key = cell[winning_bid]
-        size = n_ticks * n_providers
-        jobs = np.bincount(key, minlength=size).astype(np.float64).reshape(n_ticks, n_providers)
-        wins = np.bincount(key, weights=success[cleared], minlength=size).astype(np.float64)
-        wins = wins.reshape(n_ticks, n_providers)
-        before_s = state.successes + (np.cumsum(wins, axis=0) - wins)
-        before_f = state.failures + (np.cumsum(jobs - wins, axis=0) - (jobs - wins))
-        new_trajectory = _reputation(before_s, before_f, params).ravel()
-        changed = new_trajectory != trajectory
-        if not changed.any():
-            return _Cleared(
-                winner_of_work, success, trust, total, ranks, is_winner, jobs, wins, rounds
-            )
-        # Re-rank the span from the first to the last auction holding a bid whose trust
-        # changed: bids are grouped by auction and auctions ordered by tick, so the affected
-        # auctions (those of the ticks after a changed award) are nearly contiguous, and an
-        # unaffected auction inside the span ranks exactly as before.
-        changed_bids = np.flatnonzero(changed[cell])
-        if changed_bids.size == 0:  # only providers without a bid then changed
-            trajectory = new_trajectory
-            continue
-        first_work, last_work = auction_id[changed_bids[0]], auction_id[changed_bids[-1]]
-        start = int(np.searchsorted(auction_id, first_work, side="left"))
-        stop = int(np.searchsorted(auction_id, last_work, side="right"))
-        span = slice(start, stop)
-        trust[span] = new_trajectory[cell[span]]
-        sub = rank(span, trust)
-        total[span], ranks[span], is_winner[span] = sub.total, sub.rank, sub.is_winner
-        winner_of_work[first_work : last_work + 1] = -1
-        won = start + np.flatnonzero(sub.is_winner)
-        winner_of_work[auction_id[won]] = won
-        trajectory = new_trajectory
-    raise AssertionError("reputation fixed point did not converge within the block")
+        total[rows], is_winner[rows] = scored.total, scored.is_winner
+        if with_ranks:
+            ranks[rows] = scored.rank
+        won = start + np.flatnonzero(scored.is_winner)
+        work_won = bids.work[won]
+        winner_of_work[work_won] = won
+        ok = work.success_uniform[work_won] < bids.success_probability[won]
+        success[work_won] = ok
+        slot = bids.provider[won]
+        jobs[t] = np.bincount(slot, minlength=n_providers)
+        wins[t] = np.bincount(slot, weights=ok, minlength=n_providers)
+        successes += wins[t]
+        failures += jobs[t] - wins[t]
+    return _Cleared(winner_of_work, success, trust, total, ranks, is_winner, jobs, wins, 1)
 
 
 def _log_tables(
