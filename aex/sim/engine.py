@@ -7,15 +7,14 @@ through aex/sim/_core.py: price score (`price_score_column`), ranking and the wi
 (`rank_auctions`), reputation (`beta_posterior_mean`), tiers (`tiers_for`) and the fee split
 (`split_fee_columns`).
 
-Exact per-tick reputation, clearing many ticks at once. Within a tick every auction sees the
+Exact per-tick reputation, drawing many ticks at once. Within a tick every auction sees the
 reputations as of the tick's start; reputation is the only thing one tick passes to the next
-inside a block. A block of B ticks is therefore drawn at once (work, bids, prices, outcome
-uniforms) and cleared by a fixed-point iteration: rank every auction with a guessed reputation
-trajectory (B × providers), derive the trajectory those awards imply, and re-rank only the
-auctions holding a bid whose trust changed, until the trajectory stops changing. The first
-tick whose awards differ between iterations is correct in the next one, so the loop ends in at
-most B + 1 rounds (typically 2-4) with exactly the sequential result. Strategies (learning,
-whitewashing, farming) react at block boundaries.
+inside a block. A block of B ticks is therefore drawn and priced at once (work, bidders,
+prices, components, outcome uniforms: `draw_block` needs no state, so the runner draws the next
+blocks on a producer thread) and then cleared tick by tick: each tick's auctions (a contiguous
+run of bids) are ranked by the core with the tick's reputations, whose awards and outcomes
+update the records for the next tick. Strategies (learning, whitewashing, farming) react at
+block boundaries.
 
 Randomness (STYLE.md 13): one SeedSequence per run, one child per replication, and from each
 replication one Generator per component (population, work, bids, outcomes). Every draw's count
@@ -499,7 +498,7 @@ class _Cleared:
     is_winner: B1
     jobs: F64  # (ticks, providers) awards per tick
     wins: F64  # (ticks, providers) successes per tick
-    rounds: int
+    rounds: int  # ranking passes over the block's bids (1: tick by tick)
 
 
 def _clear_block(
