@@ -3,7 +3,9 @@
 Each configuration runs in its own subprocess so that peak RSS (resource.getrusage) is its own.
 Reports wall-clock auctions/s, auctions per CPU-second of the process (user + system, both
 threads: the shared 2-core machine makes wall time noisy), the success rate, the fee per posted
-item and the peak RSS. `python -m bench.bench_sim [TICKS]`; AEX_BENCH_SIM_TICKS overrides.
+item and the peak RSS. `python -m bench.bench_sim [TICKS] [LEVELS] [REPEATS]` (e.g. `2000
+none,winners 3`); AEX_BENCH_SIM_TICKS overrides the ticks. With REPEATS > 1 each level runs that
+many times (fresh processes) and the line reports the medians.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,23 +55,35 @@ def _one(ticks: int, log_bids: str, out: str) -> dict[str, object]:
     }
 
 
+def _run(ticks: int, level: str) -> dict[str, object]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = str(Path(tmp) / "bench.duckdb")
+        call = f"b._one({ticks}, {level!r}, {out!r})"
+        code = f"import json, bench.bench_sim as b; print(json.dumps({call}))"
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        figures: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+        return figures
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     ticks = int(args[0]) if args else int(os.environ.get("AEX_BENCH_SIM_TICKS", "2000"))
     levels = args[1].split(",") if len(args) > 1 else list(LEVELS)
+    repeats = int(args[2]) if len(args) > 2 else 1
     for level in levels:
-        with tempfile.TemporaryDirectory() as tmp:
-            out = str(Path(tmp) / "bench.duckdb")
-            call = f"b._one({ticks}, {level!r}, {out!r})"
-            code = f"import json, bench.bench_sim as b; print(json.dumps({call}))"
-            done = subprocess.run(
-                [sys.executable, "-c", code], capture_output=True, text=True, check=True
-            )
-            figures = json.loads(done.stdout.strip().splitlines()[-1])
+        runs = [_run(ticks, level) for _ in range(repeats)]
+        figures = dict(runs[0])
+        for key in ("wall_s", "cpu_s", "auctions_per_s", "auctions_per_cpu_s", "peak_rss_mib"):
+            figures[key] = statistics.median(float(str(run[key])) for run in runs)
+        figures["runs"] = [
+            {k: run[k] for k in ("auctions_per_s", "auctions_per_cpu_s")} for run in runs
+        ]
         print(
-            f"reference market, {figures['auctions']:,} auctions, log bids={level}: "
-            f"{figures['auctions_per_s']:,} auctions/s wall, "
-            f"{figures['auctions_per_cpu_s']:,} auctions per CPU-s, "
+            f"reference market, {figures['auctions']:,} auctions, log bids={level}, "
+            f"median of {repeats}: {figures['auctions_per_s']:,.0f} auctions/s wall, "
+            f"{figures['auctions_per_cpu_s']:,.0f} auctions per CPU-s, "
             f"peak RSS {figures['peak_rss_mib']} MiB, success {figures['success_rate']}, "
             f"fee/item {figures['fee_per_work']}, db {figures['db_mib']} MiB",
             flush=True,

@@ -65,7 +65,9 @@ class MarketLogWriter:
         }
         self._buffered_rows = dict.fromkeys(TABLES, 0)
         self.rows_written = dict.fromkeys(TABLES, 0)
-        self._queue: queue.Queue[tuple[str, pa.Table] | None] = queue.Queue(_QUEUE_BATCHES_MAX)
+        self._queue: queue.Queue[tuple[str, list[Mapping[str, npt.NDArray[np.generic]]]] | None] = (
+            queue.Queue(_QUEUE_BATCHES_MAX)
+        )
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         if threaded:
@@ -89,11 +91,20 @@ class MarketLogWriter:
             self._flush(table)
 
     def _flush(self, table: str) -> None:
+        # The Arrow table is built where it is inserted: on the writer thread when threaded, so
+        # the concatenation and conversion leave the engine's thread free.
         chunks = self._buffers[table]
         if not chunks:
             return
         self._buffers[table] = []
         self._buffered_rows[table] = 0
+        self.rows_written[table] += sum(len(next(iter(c.values()))) for c in chunks)
+        if self._thread is None:
+            self._insert(table, chunks)
+        else:
+            self._queue.put((table, chunks))
+
+    def _arrow(self, table: str, chunks: list[Mapping[str, npt.NDArray[np.generic]]]) -> pa.Table:
         rows = sum(len(next(iter(c.values()))) for c in chunks)
         arrays = [pa.array(np.full(rows, self.run_id, dtype=np.int64))]
         for name, kind in TABLES[table][1:]:
@@ -101,19 +112,10 @@ class MarketLogWriter:
             if kind in _NUMPY_TYPES:
                 values = values.astype(_NUMPY_TYPES[kind], copy=False)
             arrays.append(pa.array(values, type=_ARROW_TYPES[kind]))
-        batch = pa.Table.from_arrays(arrays, names=[c for c, _ in TABLES[table]])
-        self.rows_written[table] += rows
-        self._put(table, batch)
+        return pa.Table.from_arrays(arrays, names=[c for c, _ in TABLES[table]])
 
-    def _put(self, table: str, batch: pa.Table | None) -> None:
-        if batch is None:
-            return
-        if self._thread is None:
-            self._insert(table, batch)
-        else:
-            self._queue.put((table, batch))
-
-    def _insert(self, table: str, batch: pa.Table) -> None:
+    def _insert(self, table: str, chunks: list[Mapping[str, npt.NDArray[np.generic]]]) -> None:
+        batch = self._arrow(table, chunks)
         self._con.register("_marketlog_batch", batch)
         try:
             assert table in TABLES  # a schema name, never user input

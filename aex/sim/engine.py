@@ -7,15 +7,14 @@ through aex/sim/_core.py: price score (`price_score_column`), ranking and the wi
 (`rank_auctions`), reputation (`beta_posterior_mean`), tiers (`tiers_for`) and the fee split
 (`split_fee_columns`).
 
-Exact per-tick reputation, clearing many ticks at once. Within a tick every auction sees the
+Exact per-tick reputation, drawing many ticks at once. Within a tick every auction sees the
 reputations as of the tick's start; reputation is the only thing one tick passes to the next
-inside a block. A block of B ticks is therefore drawn at once (work, bids, prices, outcome
-uniforms) and cleared by a fixed-point iteration: rank every auction with a guessed reputation
-trajectory (B × providers), derive the trajectory those awards imply, and re-rank only the
-auctions holding a bid whose trust changed, until the trajectory stops changing. The first
-tick whose awards differ between iterations is correct in the next one, so the loop ends in at
-most B + 1 rounds (typically 2-4) with exactly the sequential result. Strategies (learning,
-whitewashing, farming) react at block boundaries.
+inside a block. A block of B ticks is therefore drawn and priced at once (work, bidders,
+prices, components, outcome uniforms: `draw_block` needs no state, so the runner draws the next
+blocks on a producer thread) and then cleared tick by tick: each tick's auctions (a contiguous
+run of bids) are ranked by the core with the tick's reputations, whose awards and outcomes
+update the records for the next tick. Strategies (learning, whitewashing, farming) react at
+block boundaries.
 
 Randomness (STYLE.md 13): one SeedSequence per run, one child per replication, and from each
 replication one Generator per component (population, work, bids, outcomes). Every draw's count
@@ -38,9 +37,12 @@ from aex.sim.scenario import ScenarioParams
 
 __all__ = [
     "BlockLog",
+    "Draws",
     "MarketState",
     "Population",
     "Streams",
+    "block_ticks_at",
+    "draw_block",
     "init",
     "step",
     "work_counts",
@@ -329,13 +331,36 @@ def _draw_work(streams: Streams, params: ScenarioParams, counts: I64) -> _Work:
     )
 
 
-def _draw_bids(
-    streams: Streams,
-    params: ScenarioParams,
-    population: Population,
-    state: MarketState,
-    work: _Work,
-) -> _Bids:
+@dataclass(frozen=True, slots=True)
+class Draws:
+    """A block's randomness (work, bidders, markups, submission times, thinning, outcome
+    uniforms). It depends on the parameters, the population and the streams only, never on the
+    market state or the weights, so a producer thread can draw the next block ahead
+    (`draw_block`) while `step` clears the current one: the results are identical."""
+
+    tick: int  # the block's first tick
+    ticks: int
+    work: _Work
+    work_of_bid: I64
+    provider: I64  # slot
+    markup_uniform: F64
+    submitted_offset_ms: I64
+    thin: F64 | None  # drawn only when the population needs thinning
+
+
+def block_ticks_at(params: ScenarioParams, tick: int) -> int:
+    """The number of ticks of the block starting at `tick`."""
+    return min(params.block_ticks, params.ticks - tick)
+
+
+def draw_block(
+    streams: Streams, params: ScenarioParams, population: Population, tick: int
+) -> Draws:
+    """Draws the randomness of the block starting at `tick` (blocks must be drawn in order)."""
+    n_ticks = block_ticks_at(params, tick)
+    assert n_ticks > 0
+    counts = work_counts(params, tick + np.arange(n_ticks, dtype=np.int64))
+    work = _draw_work(streams, params, counts)
     rng = streams.bids
     pop = population
     p_max = float(pop.bid_probability.max())
@@ -348,15 +373,35 @@ def _draw_bids(
     markup_uniform = rng.random(n)
     window_ms = np.float32(params.market.bid_window_ms)
     submitted_offset = (rng.random(n, dtype=np.float32) * window_ms).astype(np.int64)
-    tick = work.tick[work_of_bid]
-    keep = np.ones(n, bool)
-    if bool((pop.bid_probability < p_max).any() or (pop.join_tick > 0).any()):
-        thin = rng.random(n)  # drawn whenever the population needs thinning (static)
-        keep &= thin * p_max < pop.bid_probability[provider]
-        keep &= pop.join_tick[provider] <= state.tick + tick
+    needs_thinning = bool((pop.bid_probability < p_max).any() or (pop.join_tick > 0).any())
+    thin = rng.random(n) if needs_thinning else None  # static: population only
+    return Draws(tick, n_ticks, work, work_of_bid, provider, markup_uniform, submitted_offset, thin)
+
+
+def _draw_bids(
+    draws: Draws,
+    params: ScenarioParams,
+    population: Population,
+    state: MarketState,
+) -> _Bids:
+    pop = population
+    work = draws.work
+    work_of_bid, provider = draws.work_of_bid, draws.provider
+    markup_uniform, submitted_offset = draws.markup_uniform, draws.submitted_offset_ms
+    p_max = float(pop.bid_probability.max())
+    keep: B1 | None = None  # None: every drawn bid so far
+    if draws.thin is not None:
+        keep = draws.thin * p_max < pop.bid_probability[provider]
+        keep &= pop.join_tick[provider] <= state.tick + work.tick[work_of_bid]
     markup_low = pop.markup_min + state.markup_shift  # per provider, then per bid
     markup_span = pop.markup_max - pop.markup_min
-    markup = markup_low[provider] + markup_uniform * markup_span[provider]
+    if _constant(markup_low) and _constant(markup_span):
+        # one markup range for all (e.g. the reference market): the same arithmetic on scalars
+        markup = markup_uniform * markup_span[0]
+        markup += markup_low[0]
+    else:
+        markup = markup_uniform * markup_span[provider]
+        markup += markup_low[provider]
     adaptive = _has_bidding_rules(pop)
     if adaptive:
         # strategies decide at block start, from the tiers the core assigns
@@ -366,17 +411,23 @@ def _draw_bids(
         farming_done = strategies.farming_done(pop.strategy_code, tier, pop.params)
         code = pop.strategy_code[provider]
         done = farming_done[provider]
-        keep &= strategies.bids_allowed(code, done, work.large[work_of_bid])
+        allowed = strategies.bids_allowed(code, done, work.large[work_of_bid])
+        keep = allowed if keep is None else keep & allowed
         bid_params = {k: v[provider] for k, v in pop.params.items()}
         markup += strategies.markup_adjustment(code, done, bid_params)
-    price = np.rint(pop.cost_minor[provider] * (1.0 + markup)).astype(np.int64)
-    np.maximum(price, 1, out=price)
+    # price = max(1, rint(cost × (1 + markup))) in float64 (integers exactly), int64 once kept
+    markup += 1.0
+    price_f = pop.cost_minor.astype(np.float64)[provider]
+    price_f *= markup
+    np.rint(price_f, out=price_f)
+    np.maximum(price_f, 1.0, out=price_f)
     # spec: bids above the work's budget are dropped (a provider does not bid over budget)
-    keep &= price <= work.budget_max_minor[work_of_bid]
+    within = price_f <= work.budget_max_minor[work_of_bid]
+    keep = within if keep is None else keep & within
     kept = np.flatnonzero(keep)
     work_k = work_of_bid[kept]
-    price_k = price[kept]
-    bid_tick = tick[kept]
+    price_k = price_f[kept].astype(np.int64)
+    bid_tick = work.tick[work_k]
     provider_k = provider[kept]
     if adaptive:
         success_probability, cost_factor = strategies.delivery(
@@ -387,13 +438,17 @@ def _draw_bids(
         )
     else:
         success_probability, cost_factor = pop.quality[provider_k], np.ones(kept.size)
+    tick_ms = params.market.tick_ms
+    work_start_ms = (state.tick + work.tick) * tick_ms  # per work item, then per bid
+    submitted_at_ms = work_start_ms[work_k]
+    submitted_at_ms += submitted_offset[kept]
     return _Bids(
         work=work_k,
         tick=bid_tick,
         provider=provider_k,
         price_minor=price_k,
-        submitted_at_ms=(state.tick + bid_tick) * params.market.tick_ms + submitted_offset[kept],
-        bid_id=state.next_bid_id + np.arange(kept.size, dtype=np.int64),
+        submitted_at_ms=submitted_at_ms,
+        bid_id=np.arange(state.next_bid_id, state.next_bid_id + kept.size, dtype=np.int64),
         price_score=np.asarray(
             _core.price_score_column(
                 price_k, work.budget_min_minor[work_k], work.budget_max_minor[work_k]
@@ -409,6 +464,10 @@ def _draw_bids(
     )
 
 
+def _constant(values: F64) -> bool:
+    return bool(values.size == 0 or (values == values[0]).all())
+
+
 def _has_bidding_rules(pop: Population) -> bool:
     # Honest, overconfident and learning providers bid by the generic rule; low-ballers and
     # farmers change which work they bid on, their price and their delivery.
@@ -416,18 +475,16 @@ def _has_bidding_rules(pop: Population) -> bool:
     return bool(np.isin(pop.strategy_code, rules).any())
 
 
-def _components(bids: _Bids, trust: F64, sel: I64 | None) -> _core.Components:
-    def pick(values: F64) -> F64:
-        return values if sel is None else values[sel]
-
+def _components(bids: _Bids, trust: F64, rows: slice) -> _core.Components:
+    # views of a contiguous run of rows (no copies)
     return _core.Components(
-        price_score=pick(bids.price_score),
-        trust_score=pick(trust),
-        confidence_score=pick(bids.confidence_score),
-        sample_score=pick(bids.sample_score),
-        sla_score=pick(bids.sla_score),
-        certification_score=pick(bids.certification_score),
-        reject_reason=np.zeros(trust.size if sel is None else sel.size, np.uint8),
+        price_score=bids.price_score[rows],
+        trust_score=trust[rows],
+        confidence_score=bids.confidence_score[rows],
+        sample_score=bids.sample_score[rows],
+        sla_score=bids.sla_score[rows],
+        certification_score=bids.certification_score[rows],
+        reject_reason=np.zeros(trust[rows].size, np.uint8),
     )
 
 
@@ -441,7 +498,7 @@ class _Cleared:
     is_winner: B1
     jobs: F64  # (ticks, providers) awards per tick
     wins: F64  # (ticks, providers) successes per tick
-    rounds: int
+    rounds: int  # ranking passes over the block's bids (1: tick by tick)
 
 
 def _clear_block(
@@ -453,64 +510,54 @@ def _clear_block(
     bids: _Bids,
     n_ticks: int,
 ) -> _Cleared:
+    # Tick by tick: the tick's auctions (a contiguous run of bids: bids are grouped by work,
+    # work ordered by tick) are ranked by the core with the reputations as of the tick's start,
+    # then the tick's awards and outcomes update the records. One ranking pass, exactly the
+    # sequential market; the block only batches the draws and the pricing.
     n_providers = pop.size
     n_work = work.tick.size
+    n_bids = bids.bid_id.size
     with_ranks = params.log.bids == "all"
-    auction_id = bids.work
-    cell = bids.tick * n_providers + bids.provider  # (tick, provider) of each bid
-
-    def rank(sel: I64 | None, trust: F64) -> _core.ScoredBids:
-        def pick(values: I64) -> I64:
-            return values if sel is None else values[sel]
-
-        return _core.rank_auctions(
-            pick(auction_id),
-            _components(bids, trust, sel),
+    tick_bounds = np.searchsorted(bids.tick, np.arange(n_ticks + 1, dtype=np.int64))
+    trust = np.empty(n_bids)
+    total = np.zeros(n_bids)
+    ranks = np.zeros(n_bids, np.int32)
+    is_winner = np.zeros(n_bids, bool)
+    winner_of_work = np.full(n_work, -1, np.int64)
+    success = np.zeros(n_work, bool)
+    jobs = np.zeros((n_ticks, n_providers))
+    wins = np.zeros((n_ticks, n_providers))
+    successes, failures = state.successes.copy(), state.failures.copy()
+    for t in range(n_ticks):
+        start, stop = int(tick_bounds[t]), int(tick_bounds[t + 1])
+        if start == stop:
+            continue
+        rows = slice(start, stop)
+        reputation = _reputation(successes, failures, params)
+        trust[rows] = reputation[bids.provider[rows]]
+        scored = _core.rank_auctions(
+            bids.work[rows],
+            _components(bids, trust, rows),
             weights,
-            price_minor=pick(bids.price_minor),
-            submitted_at_ms=pick(bids.submitted_at_ms),
-            bid_id=pick(bids.bid_id),
+            price_minor=bids.price_minor[rows],
+            submitted_at_ms=bids.submitted_at_ms[rows],
+            bid_id=bids.bid_id[rows],
             with_ranks=with_ranks,
         )
-
-    trajectory = np.broadcast_to(
-        _reputation(state.successes, state.failures, params), (n_ticks, n_providers)
-    ).ravel()
-    trust = trajectory[cell]
-    scored = rank(None, trust)
-    total = np.array(scored.total, dtype=np.float64)
-    ranks = np.array(scored.rank, dtype=np.int32)
-    is_winner = np.array(scored.is_winner, dtype=bool)
-    winner_of_work = np.full(n_work, -1, np.int64)
-    winner_of_work[auction_id[is_winner]] = np.flatnonzero(is_winner)
-    for rounds in range(1, n_ticks + 2):
-        cleared = winner_of_work >= 0
-        winning_bid = winner_of_work[cleared]
-        success = np.zeros(n_work, bool)
-        success[cleared] = work.success_uniform[cleared] < bids.success_probability[winning_bid]
-        key = cell[winning_bid]
-        size = n_ticks * n_providers
-        jobs = np.bincount(key, minlength=size).astype(np.float64).reshape(n_ticks, n_providers)
-        wins = np.bincount(key, weights=success[cleared], minlength=size).astype(np.float64)
-        wins = wins.reshape(n_ticks, n_providers)
-        before_s = state.successes + (np.cumsum(wins, axis=0) - wins)
-        before_f = state.failures + (np.cumsum(jobs - wins, axis=0) - (jobs - wins))
-        new_trajectory = _reputation(before_s, before_f, params).ravel()
-        changed = new_trajectory != trajectory
-        if not changed.any():
-            return _Cleared(
-                winner_of_work, success, trust, total, ranks, is_winner, jobs, wins, rounds
-            )
-        affected_work = np.zeros(n_work, bool)
-        affected_work[auction_id[changed[cell]]] = True
-        sel = np.flatnonzero(affected_work[auction_id])
-        trust[sel] = new_trajectory[cell[sel]]
-        sub = rank(sel, trust)
-        total[sel], ranks[sel], is_winner[sel] = sub.total, sub.rank, sub.is_winner
-        winner_of_work[affected_work] = -1
-        winner_of_work[auction_id[sel[sub.is_winner]]] = sel[sub.is_winner]
-        trajectory = new_trajectory
-    raise AssertionError("reputation fixed point did not converge within the block")
+        total[rows], is_winner[rows] = scored.total, scored.is_winner
+        if with_ranks:
+            ranks[rows] = scored.rank
+        won = start + np.flatnonzero(scored.is_winner)
+        work_won = bids.work[won]
+        winner_of_work[work_won] = won
+        ok = work.success_uniform[work_won] < bids.success_probability[won]
+        success[work_won] = ok
+        slot = bids.provider[won]
+        jobs[t] = np.bincount(slot, minlength=n_providers)
+        wins[t] = np.bincount(slot, weights=ok, minlength=n_providers)
+        successes += wins[t]
+        failures += jobs[t] - wins[t]
+    return _Cleared(winner_of_work, success, trust, total, ranks, is_winner, jobs, wins, 1)
 
 
 def _log_tables(
@@ -538,7 +585,7 @@ def _log_tables(
     }
     if params.log.bids != "none":
         shown = slice(None) if params.log.bids == "all" else np.flatnonzero(cl.is_winner)
-        comps = _components(bids, cl.trust, None)
+        comps = _components(bids, cl.trust, slice(None))
         tables["bids"] = {
             "work_id": work_id[bids.work[shown]],
             "bid_id": bids.bid_id[shown],
@@ -670,18 +717,21 @@ def step(
     params: ScenarioParams,
     population: Population,
     weights: _core.Weights,
+    draws: Draws | None = None,
 ) -> tuple[MarketState, BlockLog]:
     """Advances the market by one block of min(block_ticks, ticks left) ticks.
 
-    Draws the block's work, bids and outcome uniforms, clears every auction with the core's
-    ranking under exact per-tick reputation, settles successes through the core's fee split,
-    and lets strategies adapt. Returns the new state and the block's market-log rows.
+    Draws the block's work, bids and outcome uniforms (or takes `draws`, the same block drawn
+    ahead by `draw_block`), clears every auction with the core's ranking under exact per-tick
+    reputation, settles successes through the core's fee split, and lets strategies adapt.
+    Returns the new state and the block's market-log rows.
     """
-    n_ticks = min(params.block_ticks, params.ticks - state.tick)
-    assert n_ticks > 0
-    counts = work_counts(params, state.tick + np.arange(n_ticks, dtype=np.int64))
-    work = _draw_work(streams, params, counts)
-    bids = _draw_bids(streams, params, population, state, work)
+    if draws is None:
+        draws = draw_block(streams, params, population, state.tick)
+    assert draws.tick == state.tick, "draws belong to another block"
+    n_ticks = draws.ticks
+    work = draws.work
+    bids = _draw_bids(draws, params, population, state)
     cleared = _clear_block(params, weights, population, state, work, bids, n_ticks)
     tables, fee_minor = _log_tables(params, population, state, work, bids, cleared)
     new_state, new_providers = _adapt(params, population, state, bids, cleared)

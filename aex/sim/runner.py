@@ -6,8 +6,13 @@ none is given), the DuckDB connection, the streamed writer and the progress bar.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import dataclasses
 import json
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,6 +83,30 @@ def with_weights(params: ScenarioParams, weights: _core.Weights) -> ScenarioPara
     )
 
 
+# glibc malloc: keep freed block-sized arrays in the heap instead of returning them to the OS
+# (mmap/munmap per array made every block's columns page-fault afresh: ~40% of the engine's
+# time on the reference market). Values: mallopt parameter codes and their settings.
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+_MALLOC_SETTINGS = (
+    (_M_MMAP_THRESHOLD, 32 * 2**20),  # glibc's maximum on 64-bit: arrays below it use the heap
+    (_M_TRIM_THRESHOLD, 512 * 2**20),  # free heap top kept before trimming
+    (_M_TOP_PAD, 64 * 2**20),  # heap growth step
+)
+
+
+def _retain_freed_memory() -> None:
+    # Best effort and process-wide: a no-op where the C library has no mallopt (not glibc).
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):
+        return
+    for parameter, value in _MALLOC_SETTINGS:
+        mallopt(ctypes.c_int(parameter), ctypes.c_int(value))
+
+
 def _params_json(params: ScenarioParams) -> str:
     return json.dumps(dataclasses.asdict(params), default=str, sort_keys=True)
 
@@ -90,11 +119,13 @@ def simulate(
     batch_rows: int = BATCH_ROWS_DEFAULT,
     progress: Callable[[engine.BlockLog], None] | None = None,
     threaded_writer: bool = True,
+    prefetch: bool = True,
 ) -> tuple[RunResult, duckdb.DuckDBPyConnection]:
     """Runs one replication of a scenario into the market log at `out` (a path or connection).
 
     Returns the run's counters and the open connection (for metrics). The seed is
-    params.seed, or recorded OS entropy when it is None.
+    params.seed, or recorded OS entropy when it is None. `prefetch` draws the next blocks'
+    randomness on a second thread (same results either way).
     """
     assert params.ticks <= limits.sim_steps_max
     seed = resolve_seed(params.seed)
@@ -120,15 +151,20 @@ def simulate(
             datetime.now(UTC).replace(tzinfo=None),
         ],
     )
+    _retain_freed_memory()
     streams = engine.Streams.spawn(seed, replication)
     population, state = engine.init(streams.population, params)
     totals: dict[str, int] = dict.fromkeys(
         ("work", "bids", "awards", "ok", "fee", "rounds", "blocks"), 0
     )
     started = time.perf_counter()
-    with marketlog.MarketLogWriter(
-        con, run_id, batch_rows=batch_rows, threaded=threaded_writer
-    ) as writer:
+    drawer = _Drawer(streams, params, population, state.tick) if prefetch else None
+    with (
+        marketlog.MarketLogWriter(
+            con, run_id, batch_rows=batch_rows, threaded=threaded_writer
+        ) as writer,
+        contextlib.closing(drawer) if drawer is not None else contextlib.nullcontext(),
+    ):
         identities = np.arange(population.size, dtype=np.int64)
         writer.append(
             "providers", engine.provider_rows(population, identities + 1, identities, None)
@@ -136,7 +172,8 @@ def simulate(
         for _ in range(limits.sim_steps_max):
             if state.tick >= params.ticks:
                 break
-            state, log = engine.step(streams, state, params, population, weights)
+            draws = drawer.next() if drawer is not None else None
+            state, log = engine.step(streams, state, params, population, weights, draws)
             for table, columns in log.tables.items():
                 writer.append(table, columns)
             _accumulate(totals, log)
@@ -157,6 +194,65 @@ def simulate(
         rounds_mean=totals["rounds"] / max(totals["blocks"], 1),
     )
     return result, con
+
+
+_DRAWS_AHEAD = 2  # blocks drawn ahead: one being cleared, two ready (bounded memory)
+_DRAWER_POLL_S = 0.1  # how often a blocked producer checks whether the run stopped
+
+
+class _Drawer:
+    """Draws the blocks' randomness in order on a producer thread, `_DRAWS_AHEAD` blocks ahead
+    of the engine. numpy's Generator fills and ufuncs release the GIL, so on a second core the
+    draws overlap the clearing. The drawer owns `streams` for the whole run: the engine draws
+    nothing itself when handed a block's `Draws`, so the results equal the serial run's."""
+
+    def __init__(
+        self,
+        streams: engine.Streams,
+        params: ScenarioParams,
+        population: engine.Population,
+        tick: int,
+    ) -> None:
+        self._queue: queue.Queue[engine.Draws | BaseException] = queue.Queue(_DRAWS_AHEAD)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(streams, params, population, tick), name="sim-draws"
+        )
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _run(
+        self,
+        streams: engine.Streams,
+        params: ScenarioParams,
+        population: engine.Population,
+        tick: int,
+    ) -> None:
+        try:
+            while tick < params.ticks and not self._stop.is_set():
+                draws = engine.draw_block(streams, params, population, tick)
+                self._put(draws)
+                tick += draws.ticks
+        except BaseException as error:  # handed to the engine's thread, raised there
+            self._put(error)
+
+    def _put(self, item: engine.Draws | BaseException) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=_DRAWER_POLL_S)
+                return
+            except queue.Full:
+                continue
+
+    def next(self) -> engine.Draws:
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _accumulate(totals: dict[str, int], log: engine.BlockLog) -> None:

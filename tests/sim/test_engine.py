@@ -13,8 +13,8 @@ from aex.sim.runner import simulate, with_weights
 from aex.sim.scenario import ScenarioParams
 
 
-def tables(params: ScenarioParams) -> dict[str, list[tuple[object, ...]]]:
-    _, con = simulate(params)
+def tables(params: ScenarioParams, *, prefetch: bool = True) -> dict[str, list[tuple[object, ...]]]:
+    _, con = simulate(params, prefetch=prefetch)
     out = {}
     for table in TABLES:
         if table == "runs":
@@ -32,6 +32,14 @@ def test_same_seed_gives_identical_market_logs(
     first, second = tables(params), tables(params)
     assert first == second
     assert len(first["awards"]) > 0
+
+
+@pytest.mark.parametrize("fixture", ["reference", "mixed"])
+def test_drawing_ahead_on_a_thread_gives_the_serial_market_logs(
+    fixture: str, request: pytest.FixtureRequest
+) -> None:
+    params = request.getfixturevalue(fixture)
+    assert tables(params, prefetch=True) == tables(params, prefetch=False)
 
 
 def test_different_seeds_give_different_market_logs(reference: ScenarioParams) -> None:
