@@ -40,6 +40,7 @@ from serve.problems import PROBLEM_RESPONSES, problem_response
 from serve.routes.certificates import CERTIFICATE_HANDLERS
 from serve.routes.identity import OperatorController, TenantController, create_tenant
 from serve.routes.market import MARKET_HANDLERS
+from serve.routes.market import metrics as metrics_route
 from serve.routes.registry import ProviderController, SubscriptionController
 from serve.routes.wallets import WalletController
 from serve.security import Authenticator
@@ -78,6 +79,7 @@ def build_litestar(
         ProviderController,
         SubscriptionController,
         WalletController,
+        metrics_route,
     ]
     lifespan: list[Any] = []
     # The market (work, bids, contracts, certificates, events) runs on the SQLite store; its

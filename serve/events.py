@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 
 from serve.middleware._asgi import ASGIApp, Message, Receive, Scope, Send
 from serve.stores.sqlite import SqliteStore
@@ -204,7 +204,9 @@ class MarketMetrics:
             self.fees.labels(fee["currency"]).inc(float(fee["amount"]))
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        # This application's market counters, then the process-wide default registry (the
+        # Redis fail-open counter of serve/stores/redis_shared.py, process and GC metrics).
+        return generate_latest(self.registry) + generate_latest(REGISTRY)
 
 
 def route_label(path: str) -> str:

@@ -213,5 +213,4 @@ MARKET_HANDLERS = (
     provider_reputation,
     notification_stream,
     webhook_deliveries,
-    metrics,
 )

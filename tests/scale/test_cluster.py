@@ -196,6 +196,14 @@ def test_with_redis_stopped_requests_are_still_served(tmp_path: Path) -> None:
                 path.read_text(errors="replace") for path in tmp_path.glob("*/server-*.log")
             )
             assert "redis unavailable, failing open" in logs
+            exposition = httpx.get(servers[0].url + "/metrics").text
+            counted = [
+                line
+                for line in exposition.splitlines()
+                if line.startswith("aex_redis_fail_open_total{")
+            ]
+            assert counted, exposition[:500]
+            assert all(float(line.rsplit(" ", 1)[1]) > 0 for line in counted)
     finally:
         if redis_server.poll() is None:
             redis_server.kill()
