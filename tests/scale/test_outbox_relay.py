@@ -17,6 +17,7 @@ import nats
 import pytest
 
 from serve.adapters.nats_relay import spec_streams
+from serve.settings import ImproperlyConfiguredError, Settings
 from tests.serve.market_helpers import bid, close_now, complete, consumer, provider, submit_work
 from tests.serve.server import Server
 
@@ -108,3 +109,13 @@ def test_nats_receives_each_event_exactly_once_per_event_id(tmp_path: Path) -> N
     finally:
         server.stop()
         asyncio.run(delete_streams(prefix))
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"AEX_NATS_URL": "http://127.0.0.1:4222"}, {"AEX_NATS_PREFIX": "has.dot"}],
+)
+def test_a_bad_nats_setting_is_refused_at_startup(tmp_path: Path, env: dict[str, str]) -> None:
+    base = {"AEX_OPERATOR_KEY": "k" * 40, "AEX_JWT_SECRET": "s" * 40}
+    with pytest.raises(ImproperlyConfiguredError, match="AEX_NATS"):
+        Settings.from_env(data_dir=tmp_path, env={**base, **env})
