@@ -95,6 +95,8 @@ def build_litestar(
             "certificates": Certificates(market, settings.data_dir),
             "hub": hub,
             "webhooks": webhooks,
+            "nats_url": settings.nats_url,
+            "nats_prefix": settings.nats_prefix,
         }
         handlers += [*MARKET_HANDLERS, *CERTIFICATE_HANDLERS]
         lifespan.append(market_lifespan)

@@ -1,4 +1,5 @@
-"""Background tasks of the application's lifespan: the bid-window closer and the outbox tail.
+"""Background tasks of the application's lifespan: the bid-window closer, the outbox tail and,
+with AEX_NATS_URL, the outbox relay to NATS JetStream (cursor in the `outbox_relay` table).
 
 The closer polls the store for due windows (on start, overdue ones: a window that ended while
 the server was down closes at once) and closes each in its own transaction; the transaction's
@@ -9,14 +10,18 @@ Poll interval: AEX_WINDOW_POLL_MS (default 200 ms; a window closes at most that 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from aex.core.events import Event, EventType, encode_event, event_subject
+from serve.adapters.nats_relay import JetStreamRelay, OutboxRow, spec_streams
 from serve.market import Market
 from serve.security import now_ms
+from serve.stores.sqlite import SqliteStore
 from serve.webhooks import WEBHOOK_BACKOFF_MS_DEFAULT
 
 WINDOW_POLL_MS_DEFAULT = 200
@@ -60,9 +65,100 @@ async def market_lifespan(app: Any) -> AsyncIterator[None]:
     hub = getattr(app.state, "hub", None)
     if hub is not None:
         tasks.append(asyncio.create_task(hub.run()))
+    nats_url = getattr(app.state, "nats_url", None)
+    if nats_url is not None:
+        relay = run_outbox_relay(market.store, nats_url, app.state.nats_prefix)
+        tasks.append(asyncio.create_task(relay))
     try:
         yield
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The outbox relay to NATS JetStream (AEX_NATS_URL): load rows after the cursor, publish each
+# with Nats-Msg-Id = event id, then persist the cursor. A crash between the acknowledgement and
+# the cursor write re-publishes some rows on restart: JetStream drops them as duplicates.
+
+RELAY_NAME = "nats"
+RELAY_BATCH_MAX = 200
+RELAY_POLL_MS = 100
+RELAY_BACKOFF_S_MIN = 0.2
+RELAY_BACKOFF_S_MAX = 10.0
+
+
+def relay_cursor(store: SqliteStore) -> int:
+    row = (
+        store.connection()
+        .execute("SELECT last_seq FROM outbox_relay WHERE name = ?", (RELAY_NAME,))
+        .fetchone()
+    )
+    return 0 if row is None else int(row[0])
+
+
+def save_relay_cursor(store: SqliteStore, last_seq: int) -> None:
+    with store.transaction() as connection:
+        connection.execute(
+            "INSERT INTO outbox_relay (name, last_seq) VALUES (?, ?) ON CONFLICT (name)"
+            " DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+            (RELAY_NAME, last_seq),
+        )
+
+
+def outbox_rows_after(store: SqliteStore, seq: int, prefix: str) -> list[tuple[int, OutboxRow]]:
+    rows = store.connection().execute(
+        "SELECT seq, event_id, type, subject_id, occurred_at_ms, payload FROM outbox"
+        " WHERE seq > ? ORDER BY seq LIMIT ?",
+        (seq, RELAY_BATCH_MAX),
+    )
+    found = []
+    for seq_, event_id, type_, subject_id, at_ms, payload in rows:
+        event = Event(event_id, EventType(type_), subject_id, at_ms, json.loads(payload))
+        subject = event_subject(event)
+        found.append(
+            (
+                seq_,
+                OutboxRow(
+                    event_id, f"{prefix}.{subject}" if prefix else subject, encode_event(event)
+                ),
+            )
+        )
+    return found
+
+
+async def run_outbox_relay(store: SqliteStore, url: str, prefix: str) -> None:
+    backoff_s = RELAY_BACKOFF_S_MIN
+    relay: JetStreamRelay | None = None
+    while True:
+        try:
+            if relay is None:
+                relay = await JetStreamRelay(url, streams=spec_streams(prefix)).connect()
+                await relay.ensure_streams()
+            cursor = await asyncio.to_thread(relay_cursor, store)
+            batch = await asyncio.to_thread(outbox_rows_after, store, cursor, prefix)
+            if batch:
+                await relay.publish([row for _, row in batch])
+                await asyncio.to_thread(save_relay_cursor, store, batch[-1][0])
+            backoff_s = RELAY_BACKOFF_S_MIN
+            if len(batch) < RELAY_BATCH_MAX:
+                await asyncio.sleep(RELAY_POLL_MS / 1000)
+        except asyncio.CancelledError:
+            if relay is not None:
+                await asyncio.shield(_close_quietly(relay))
+            raise
+        except Exception:
+            _log.exception("outbox relay to NATS (retrying in %.1f s)", backoff_s)
+            if relay is not None:
+                await _close_quietly(relay)
+                relay = None
+            await asyncio.sleep(backoff_s)
+            backoff_s = min(backoff_s * 2, RELAY_BACKOFF_S_MAX)
+
+
+async def _close_quietly(relay: JetStreamRelay) -> None:
+    try:
+        await asyncio.wait_for(relay.close(), 2)
+    except Exception:
+        _log.debug("closing the NATS connection", exc_info=True)

@@ -18,6 +18,8 @@ Environment (all optional):
   AEX_DATABASE_POOL_MAX the connections per process (default 16).
 - AEX_REDIS_URL: `redis://...` shares the rate limiter and the key cache between processes
   (default: in-process); AEX_REDIS_PREFIX prefixes every Redis key (default "aex:").
+- AEX_NATS_URL: `nats://...` relays the market's outbox to NATS JetStream (default: off);
+  AEX_NATS_PREFIX prefixes the stream names and subjects (default none; tests: one per test).
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ class Settings:
     database_pool_max: int = DATABASE_POOL_MAX_DEFAULT
     redis_url: str | None = None
     redis_prefix: str = "aex:"
+    nats_url: str | None = None
+    nats_prefix: str = ""
 
     @property
     def database_path(self) -> Path:
@@ -101,6 +105,8 @@ class Settings:
             or DATABASE_POOL_MAX_DEFAULT,
             redis_url=env.get("AEX_REDIS_URL") or None,
             redis_prefix=env.get("AEX_REDIS_PREFIX", "aex:"),
+            nats_url=env.get("AEX_NATS_URL") or None,
+            nats_prefix=env.get("AEX_NATS_PREFIX", ""),
         )
         settings.validate()
         return settings
@@ -132,6 +138,13 @@ class Settings:
             ("redis://", "rediss://", "unix://")
         ):
             raise ImproperlyConfiguredError("AEX_REDIS_URL must be a redis:// URL")
+        self._validate_nats()
+
+    def _validate_nats(self) -> None:
+        if self.nats_url is not None and not self.nats_url.startswith(("nats://", "tls://")):
+            raise ImproperlyConfiguredError("AEX_NATS_URL must be a nats:// URL")
+        if self.nats_prefix and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.nats_prefix) is None:
+            raise ImproperlyConfiguredError("AEX_NATS_PREFIX: letters, digits, _ and -")
 
 
 def load_weights(source: str | None) -> NamedWeights:

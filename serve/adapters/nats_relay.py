@@ -44,11 +44,17 @@ class Published:
     duplicate: bool  # JetStream had it already: a relay retry, stored once
 
 
-def spec_streams() -> dict[str, tuple[str, ...]]:
-    """The seven streams of aex/core/events.py and their subject filters."""
+def spec_streams(prefix: str = "") -> dict[str, tuple[str, ...]]:
+    """The seven streams of aex/core/events.py and their subject filters; with a prefix (a
+    private deployment or test) "P_WORK" on "P.aex.work.>" and so on."""
     from aex.core.events import Stream, stream_subjects  # issue 5's catalogue
 
-    return {stream.value: stream_subjects(stream) for stream in Stream}
+    if not prefix:
+        return {stream.value: stream_subjects(stream) for stream in Stream}
+    return {
+        f"{prefix}_{stream.value}": tuple(f"{prefix}.{s}" for s in stream_subjects(stream))
+        for stream in Stream
+    }
 
 
 class JetStreamRelay:

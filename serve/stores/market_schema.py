@@ -87,6 +87,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     occurred_at_ms INTEGER NOT NULL,
     payload TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS outbox_relay (
+    name TEXT PRIMARY KEY,
+    last_seq INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS verification_calls (
     tenant_id TEXT PRIMARY KEY,
     calls INTEGER NOT NULL
