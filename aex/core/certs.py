@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 
 from aex.core import limits
 from aex.core.jcs import CanonicalizationError, canonical_json
+from aex.core.lifecycle import Lifecycle, render_mermaid
 from aex.core.reasons import (
     CertLifecycleRejectReason,
     CertRequestRejectReason,
@@ -47,6 +48,7 @@ from aex.core.reasons import (
 
 __all__ = [
     "CERTIFICATE_VERSION",
+    "CERT_LIFECYCLE",
     "CRL_NEXT_UPDATE_DEFAULT",
     "REPUTATION_TIERS",
     "SIGNATURE_ALG",
@@ -190,12 +192,19 @@ TRANSITIONS: Final[Mapping[tuple[CertState, CertEvent], CertState]] = {
 }
 
 
+# The shared lifecycle record asserts that the table is closed: every state reachable from
+# REQUESTED, and REJECTED and REVOKED the only ways out.
+CERT_LIFECYCLE: Final[Lifecycle[CertState, CertEvent]] = Lifecycle(
+    name="certificate",
+    initial=CertState.REQUESTED,
+    terminal=frozenset({CertState.REJECTED, CertState.REVOKED}),
+    transitions=TRANSITIONS,
+)
+
+
 def lifecycle_mermaid() -> str:
     """The lifecycle as a Mermaid state diagram, generated from TRANSITIONS (docs embed it)."""
-    lines = ["stateDiagram-v2", f"    [*] --> {CertState.REQUESTED.value}: request"]
-    for (state, event), target in TRANSITIONS.items():
-        lines.append(f"    {state.value} --> {target.value}: {event.value.lower()}")
-    return "\n".join(lines)
+    return render_mermaid(CERT_LIFECYCLE).rstrip("\n")
 
 
 # ---------------------------------------------------------------------------------------------

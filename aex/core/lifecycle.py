@@ -108,8 +108,9 @@ CONTRACT_TRANSITIONS: Final[Mapping[tuple[ContractState, ContractEventKind], Con
 
 _ILLEGAL: Final = LifecycleRejectReason.ILLEGAL_TRANSITION
 
-S = TypeVar("S", WorkState, ContractState)
-E = TypeVar("E", WorkEventKind, ContractEventKind)
+# Any lifecycle whose states and events are string enums (work, contract, certificate).
+S = TypeVar("S", bound=StrEnum)
+E = TypeVar("E", bound=StrEnum)
 
 
 @dataclass(frozen=True, slots=True)
