@@ -74,7 +74,7 @@ from serve.problems import FieldError, ProblemError, problem_for_rejected
 from serve.security import Principal, PrincipalKind, new_id, now_ms
 from serve.stores.market_schema import MARKET_SCHEMA
 from serve.stores.sqlite import SqliteStore
-from serve.stores.sqlite_ledger import _apply_and_write, _check_read_back
+from serve.stores.sqlite_ledger import apply_in_transaction, check_read_back
 from serve.wallets import wallet_id
 
 T = TypeVar("T")
@@ -128,7 +128,7 @@ class _Tx:
         return self.connection.execute(sql, parameters)
 
     def ledger(self, operation: Operation) -> Applied:
-        result = _apply_and_write(self.connection, operation, self.written)
+        result = apply_in_transaction(self.connection, operation, self.written)
         if isinstance(result, Rejected):
             raise _Refused(problem_for_rejected(result))
         return result
@@ -213,7 +213,7 @@ class Market:
                     tx = _Tx(connection, now_ms(), [])
                     try:
                         result = pending.write(tx)
-                        _check_read_back(connection, tx.written)
+                        check_read_back(connection, tx.written)
                     except Exception as failure:
                         connection.execute("ROLLBACK TO market_write")
                         connection.execute("RELEASE market_write")
@@ -237,7 +237,7 @@ class Market:
             with self.store.transaction() as connection:
                 tx = _Tx(connection, now_ms() if now is None else now, [])
                 yield tx
-                _check_read_back(connection, tx.written)
+                check_read_back(connection, tx.written)
         except _Refused as refused:
             raise refused.problem from None
 

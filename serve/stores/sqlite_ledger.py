@@ -88,8 +88,8 @@ class SqliteLedger:
     def apply(self, operation: Operation) -> Applied | Rejected[LedgerRejectReason]:
         with self._store.transaction() as tx:
             written: list[tuple[int, JournalEntry]] = []
-            result = _apply_and_write(tx, operation, written)
-            _check_read_back(tx, written)
+            result = apply_in_transaction(tx, operation, written)
+            check_read_back(tx, written)
         return result
 
     async def submit(self, operation: Operation) -> Applied | Rejected[LedgerRejectReason]:
@@ -125,8 +125,8 @@ class SqliteLedger:
         await asyncio.to_thread(tx.execute, "BEGIN IMMEDIATE")
         try:
             written: list[tuple[int, JournalEntry]] = []
-            results = [_apply_and_write(tx, p.operation, written) for p in batch]
-            _check_read_back(tx, written)
+            results = [apply_in_transaction(tx, p.operation, written) for p in batch]
+            check_read_back(tx, written)
         except Exception:
             tx.execute("ROLLBACK")
             for pending in batch:
@@ -187,9 +187,11 @@ class SqliteLedger:
         return [row[0] for row in rows]
 
 
-def _apply_and_write(
+def apply_in_transaction(
     tx: sqlite3.Connection, operation: Operation, written: list[tuple[int, JournalEntry]]
 ) -> Applied | Rejected[LedgerRejectReason]:
+    """One operation inside the caller's open transaction (the market's writes use it): the
+    entries written are appended to `written`, for one `check_read_back` before COMMIT."""
     result = _apply_in(tx, operation)
     if isinstance(result, Applied) and not result.replayed:
         written.append((_write(tx, result), result.entry))
@@ -283,7 +285,7 @@ def _write(tx: sqlite3.Connection, applied: Applied) -> int:
     return entry_id
 
 
-def _check_read_back(tx: sqlite3.Connection, written: list[tuple[int, JournalEntry]]) -> None:
+def check_read_back(tx: sqlite3.Connection, written: list[tuple[int, JournalEntry]]) -> None:
     # The paired assert: the postings as stored must rebuild entries that balance, equal to the
     # ones the core built. One query per transaction; an AssertionError rolls it all back.
     if not written:
