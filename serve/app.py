@@ -47,6 +47,7 @@ from serve.security import Authenticator
 from serve.services import Identity, Registry
 from serve.settings import Settings
 from serve.stores.base import KeyCache, KeyStore, LedgerStore, RateLimitStore
+from serve.stores.market_db import MarketDb, PostgresMarketDb, SqliteMarketDb
 from serve.stores.memory import GcraRateLimiter, TtlKeyCache
 from serve.stores.sqlite import SqliteStore
 from serve.stores.sqlite_ledger import SqliteLedger
@@ -81,25 +82,22 @@ def build_litestar(
         WalletController,
         metrics_route,
     ]
-    lifespan: list[Any] = []
-    # The market (work, bids, contracts, certificates, events) runs on the SQLite store; its
-    # PostgreSQL port is the open part of the scale-out issue (docs/scale-out.md): on
-    # PostgreSQL the exchange serves identity, registry and wallets only.
-    if isinstance(store, SqliteStore):
-        hub, market = EventHub(store), Market(store, weights=settings.weights)
-        webhooks = Webhooks(store, backoff_ms=webhook_backoff_ms())
-        hub.subscribe(metrics.on_event)
-        hub.subscribe(webhooks.on_event)
-        state |= {
-            "market": market,
-            "certificates": Certificates(market, settings.data_dir),
-            "hub": hub,
-            "webhooks": webhooks,
-            "nats_url": settings.nats_url,
-            "nats_prefix": settings.nats_prefix,
-        }
-        handlers += [*MARKET_HANDLERS, *CERTIFICATE_HANDLERS]
-        lifespan.append(market_lifespan)
+    # The market (work, bids, contracts, certificates, events) on the same database as the
+    # rest: one SQLite file by default, PostgreSQL for several processes.
+    db = _market_db(store)
+    hub, market = EventHub(db), Market(db, weights=settings.weights)
+    webhooks = Webhooks(market, backoff_ms=webhook_backoff_ms())
+    hub.subscribe(metrics.on_event)
+    hub.subscribe(webhooks.on_event)
+    state |= {
+        "market": market,
+        "certificates": Certificates(market, settings.data_dir),
+        "hub": hub,
+        "webhooks": webhooks,
+        "nats_url": settings.nats_url,
+        "nats_prefix": settings.nats_prefix,
+    }
+    handlers += [*MARKET_HANDLERS, *CERTIFICATE_HANDLERS]
     return Litestar(
         route_handlers=handlers,
         dependencies={
@@ -109,11 +107,20 @@ def build_litestar(
         },
         exception_handlers={HTTPException: problem_response, Exception: problem_response},
         state=State(state),
-        lifespan=lifespan,
+        lifespan=[market_lifespan],
         openapi_config=OpenAPIConfig(title="AEX live exchange", version="0.1.0", path="/schema"),
         request_max_body_size=limits.request_body_bytes_max,
         debug=False,
     )
+
+
+def _market_db(store: KeyStore) -> MarketDb:
+    if isinstance(store, SqliteStore):
+        return SqliteMarketDb(store)
+    from serve.stores.postgres import PostgresStore
+
+    assert isinstance(store, PostgresStore), type(store)
+    return PostgresMarketDb(store)
 
 
 class _Backends(NamedTuple):

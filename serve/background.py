@@ -1,5 +1,6 @@
 """Background tasks of the application's lifespan: the bid-window closer, the outbox tail and,
-with AEX_NATS_URL, the outbox relay to NATS JetStream (cursor in the `outbox_relay` table).
+with AEX_NATS_URL, the outbox relay to NATS JetStream (cursor in the `outbox_relay` table; one
+relaying process per database, the leader of serve/stores/market_db.py's `relay_leader`).
 
 The closer polls the store for due windows (on start, overdue ones: a window that ended while
 the server was down closes at once) and closes each in its own transaction; the transaction's
@@ -21,7 +22,7 @@ from aex.core.events import Event, EventType, encode_event, event_subject
 from serve.adapters.nats_relay import JetStreamRelay, OutboxRow, spec_streams
 from serve.market import Market
 from serve.security import now_ms
-from serve.stores.sqlite import SqliteStore
+from serve.stores.market_db import MarketDb
 from serve.webhooks import WEBHOOK_BACKOFF_MS_DEFAULT
 
 WINDOW_POLL_MS_DEFAULT = 200
@@ -67,7 +68,7 @@ async def market_lifespan(app: Any) -> AsyncIterator[None]:
         tasks.append(asyncio.create_task(hub.run()))
     nats_url = getattr(app.state, "nats_url", None)
     if nats_url is not None:
-        relay = run_outbox_relay(market.store, nats_url, app.state.nats_prefix)
+        relay = run_outbox_relay(market.db, nats_url, app.state.nats_prefix)
         tasks.append(asyncio.create_task(relay))
     try:
         yield
@@ -89,32 +90,12 @@ RELAY_BACKOFF_S_MIN = 0.2
 RELAY_BACKOFF_S_MAX = 10.0
 
 
-def relay_cursor(store: SqliteStore) -> int:
-    row = (
-        store.connection()
-        .execute("SELECT last_seq FROM outbox_relay WHERE name = ?", (RELAY_NAME,))
-        .fetchone()
-    )
-    return 0 if row is None else int(row[0])
+RELAY_LEADER_RETRY_S = 1.0
 
 
-def save_relay_cursor(store: SqliteStore, last_seq: int) -> None:
-    with store.transaction() as connection:
-        connection.execute(
-            "INSERT INTO outbox_relay (name, last_seq) VALUES (?, ?) ON CONFLICT (name)"
-            " DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
-            (RELAY_NAME, last_seq),
-        )
-
-
-def outbox_rows_after(store: SqliteStore, seq: int, prefix: str) -> list[tuple[int, OutboxRow]]:
-    rows = store.connection().execute(
-        "SELECT seq, event_id, type, subject_id, occurred_at_ms, payload FROM outbox"
-        " WHERE seq > ? ORDER BY seq LIMIT ?",
-        (seq, RELAY_BATCH_MAX),
-    )
+def outbox_rows_after(db: MarketDb, seq: int, prefix: str) -> list[tuple[int, OutboxRow]]:
     found = []
-    for seq_, event_id, type_, subject_id, at_ms, payload in rows:
+    for seq_, event_id, type_, subject_id, at_ms, payload in db.outbox_after(seq, RELAY_BATCH_MAX):
         event = Event(event_id, EventType(type_), subject_id, at_ms, json.loads(payload))
         subject = event_subject(event)
         found.append(
@@ -128,7 +109,20 @@ def outbox_rows_after(store: SqliteStore, seq: int, prefix: str) -> list[tuple[i
     return found
 
 
-async def run_outbox_relay(store: SqliteStore, url: str, prefix: str) -> None:
+async def run_outbox_relay(db: MarketDb, url: str, prefix: str) -> None:
+    """Relays in the one process that leads (db.relay_leader); the others wait their turn."""
+    while True:
+        leadership = db.relay_leader(RELAY_NAME)
+        leading = await asyncio.to_thread(leadership.__enter__)
+        try:
+            if leading:
+                await _relay(db, url, prefix)
+        finally:
+            await asyncio.shield(asyncio.to_thread(leadership.__exit__, None, None, None))
+        await asyncio.sleep(RELAY_LEADER_RETRY_S)
+
+
+async def _relay(db: MarketDb, url: str, prefix: str) -> None:
     backoff_s = RELAY_BACKOFF_S_MIN
     relay: JetStreamRelay | None = None
     while True:
@@ -136,11 +130,11 @@ async def run_outbox_relay(store: SqliteStore, url: str, prefix: str) -> None:
             if relay is None:
                 relay = await JetStreamRelay(url, streams=spec_streams(prefix)).connect()
                 await relay.ensure_streams()
-            cursor = await asyncio.to_thread(relay_cursor, store)
-            batch = await asyncio.to_thread(outbox_rows_after, store, cursor, prefix)
+            cursor = await asyncio.to_thread(db.relay_cursor, RELAY_NAME)
+            batch = await asyncio.to_thread(outbox_rows_after, db, cursor, prefix)
             if batch:
                 await relay.publish([row for _, row in batch])
-                await asyncio.to_thread(save_relay_cursor, store, batch[-1][0])
+                await asyncio.to_thread(db.save_relay_cursor, RELAY_NAME, batch[-1][0])
             backoff_s = RELAY_BACKOFF_S_MIN
             if len(batch) < RELAY_BATCH_MAX:
                 await asyncio.sleep(RELAY_POLL_MS / 1000)

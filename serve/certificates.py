@@ -51,7 +51,8 @@ class Certificates:
 
     def _snapshot(self, provider_id: str) -> ReputationSnapshot:
         # Reputation tiers flow into certificates at issue and renewal.
-        found = provider_reputation(self.market.store.connection(), provider_id, now_ms())
+        with self.market.db.reader() as connection:
+            found = provider_reputation(connection, provider_id, now_ms())
         return ReputationSnapshot(
             tier=found.tier.name, score=f"{found.score:.4f}", contracts=found.contracts
         )
@@ -99,21 +100,18 @@ class Certificates:
         return record_view(record)
 
     def _changed(self, record: CertificateRecord, event: EventType) -> None:
-        provider = (
-            self.market.store.connection()
-            .execute(
+        def write(tx: Any) -> None:
+            provider = tx.execute(
                 "SELECT tenant_id FROM providers WHERE provider_id = ?",
                 (record.request.provider_id,),
-            )
-            .fetchone()
-        )
-        with self.market._transaction() as tx:
+            ).fetchone()
             tx.execute("DELETE FROM certificate_owners WHERE certificate_id = ?", (record.id,))
             certificate = record.certificate
             active = record.state in (CertState.ISSUED, CertState.RENEWED)
             for claim in record.request.claims:
                 tx.execute(
-                    "INSERT OR IGNORE INTO certificate_owners VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO certificate_owners VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT DO NOTHING",
                     (
                         record.id,
                         record.request.provider_id,
@@ -133,6 +131,8 @@ class Certificates:
                     "state": record.state.value,
                 },
             )
+
+        self.market.write(write)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -196,7 +196,8 @@ class Certificates:
             answer["certificate"] = verified.certificate.to_json()
             provider_id = verified.certificate.subject.provider_id
         if provider_id is not None:
-            reputation = provider_reputation(self.market.store.connection(), provider_id, now_ms())
+            with self.market.db.reader() as connection:
+                reputation = provider_reputation(connection, provider_id, now_ms())
             answer["reputation"] = {
                 "tier": reputation.tier.name,
                 "score": round(reputation.score, 4),
@@ -206,14 +207,10 @@ class Certificates:
         return answer
 
     def usage(self, caller: Principal) -> dict[str, Any]:
-        row = (
-            self.market.store.connection()
-            .execute(
-                "SELECT calls FROM verification_calls WHERE tenant_id = ?", (caller.tenant_id,)
-            )
-            .fetchone()
+        rows = self.market.db.read(
+            "SELECT calls FROM verification_calls WHERE tenant_id = ?", (caller.tenant_id,)
         )
-        calls = 0 if row is None else int(row[0])
+        calls = 0 if not rows else int(rows[0][0])
         micros = calls * VERIFICATION_PRICE_MICROS
         return {
             "tenant_id": caller.tenant_id,
@@ -224,16 +221,16 @@ class Certificates:
     def _meter(self, caller: Principal) -> int:
         if caller.tenant_id is None:
             return 0  # the operator is not billed
-        with self.market._transaction() as tx:
-            tx.execute(
-                "INSERT INTO verification_calls VALUES (?, 1) ON CONFLICT (tenant_id)"
-                " DO UPDATE SET calls = calls + 1",
-                (caller.tenant_id,),
-            )
+
+        def write(tx: Any) -> int:
             row = tx.execute(
-                "SELECT calls FROM verification_calls WHERE tenant_id = ?", (caller.tenant_id,)
+                "INSERT INTO verification_calls VALUES (?, 1) ON CONFLICT (tenant_id)"
+                " DO UPDATE SET calls = verification_calls.calls + 1 RETURNING calls",
+                (caller.tenant_id,),
             ).fetchone()
-        return int(row[0])
+            return int(row[0])
+
+        return self.market.write(write)
 
     # -- access -----------------------------------------------------------------------------
 
@@ -244,14 +241,10 @@ class Certificates:
             if caller.provider_id == provider_id:
                 return
         else:
-            row = (
-                self.market.store.connection()
-                .execute(
-                    "SELECT tenant_id FROM providers WHERE provider_id = ?", (str(provider_id),)
-                )
-                .fetchone()
+            rows = self.market.db.read(
+                "SELECT tenant_id FROM providers WHERE provider_id = ?", (str(provider_id),)
             )
-            if row is not None and row[0] == caller.tenant_id:
+            if rows and rows[0][0] == caller.tenant_id:
                 return
         raise ProblemError(
             403,

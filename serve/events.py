@@ -8,6 +8,11 @@ request path means an event is delivered only after its transaction committed, t
 the routes and every worker process share one path, and that a crash between commit and
 delivery loses nothing for a subscriber that resumes with `Last-Event-ID`.
 
+Fan-out across processes: the outbox is the shared database's (one SQLite file, or PostgreSQL
+for several processes on several hosts), and its sequence numbers are in commit order on both
+backends (serve/stores/market_db.py), so every process's hub sees every event, whichever process
+committed it: a provider whose stream is open on one process hears the award made on another.
+
 Provider notifications (`GET /v1/notifications/stream`, opened with the provider key) route:
 - `work.submitted` to every provider in the event's `recipients` (matched subscriptions);
 - `contract.awarded` to the winner, and as `bid.lost` to every loser; `work.unfilled` as
@@ -27,7 +32,7 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 
 from serve.middleware._asgi import ASGIApp, Message, Receive, Scope, Send
-from serve.stores.sqlite import SqliteStore
+from serve.stores.market_db import MarketDb
 
 OUTBOX_ROWS_PER_POLL_MAX = 500
 SUBSCRIBER_QUEUE_MAX = 1_000
@@ -59,21 +64,16 @@ Listener = Callable[[Delivered], None]
 
 @dataclass
 class EventHub:
-    store: SqliteStore
+    db: MarketDb
     poll_ms: int = 50
     listeners: list[Listener] = field(default_factory=list)
     last_seq: int = -1
 
     def start_position(self) -> int:
-        row = self.store.connection().execute("SELECT coalesce(max(seq), 0) FROM outbox")
-        return int(row.fetchone()[0])
+        return self.db.outbox_head()
 
     def read_after(self, seq: int) -> list[Delivered]:
-        rows = self.store.connection().execute(
-            "SELECT seq, event_id, type, subject_id, occurred_at_ms, payload FROM outbox"
-            " WHERE seq > ? ORDER BY seq LIMIT ?",
-            (seq, OUTBOX_ROWS_PER_POLL_MAX),
-        )
+        rows = self.db.outbox_after(seq, OUTBOX_ROWS_PER_POLL_MAX)
         return [Delivered(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
 
     async def run(self) -> None:

@@ -72,6 +72,31 @@ def export_market_log(
     `weights` are recorded on the run: the ones the exchange scored with (`aex serve --weights`).
     """
     source = sqlite3.connect(f"file:{data_dir / DATABASE_FILE}?mode=ro", uri=True)
+    try:
+        return export_from(source, target, now_ms=now_ms, weights=weights, origin=str(data_dir))
+    finally:
+        source.close()
+
+
+def export_from_postgres(
+    url: str, schema: str, target: Path, *, now_ms: int, weights: NamedWeights = DEFAULT_WEIGHTS
+) -> dict[str, int]:
+    """The same export from the scale-out database: one REPEATABLE READ snapshot, read-only."""
+    import psycopg
+
+    from serve.stores.market_db import PgConnection
+
+    options = f"-c search_path={schema}"
+    with psycopg.connect(url, options=options) as raw:
+        raw.read_only = True
+        raw.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        source = PgConnection(raw)
+        return export_from(source, target, now_ms=now_ms, weights=weights, origin=schema)
+
+
+def export_from(
+    source: Any, target: Path, *, now_ms: int, weights: NamedWeights, origin: str
+) -> dict[str, int]:
     con = marketlog.connect(target)
     try:
         run_id = marketlog.next_run_id(con)
@@ -88,7 +113,7 @@ def export_market_log(
                 _currency(source),
                 ticks,
                 TICK_MS,
-                json.dumps({"data_dir": str(data_dir), "exported_at_ms": now_ms}),
+                json.dumps({"source": origin, "exported_at_ms": now_ms}),
                 datetime.now(UTC).replace(tzinfo=None),
             ],
         )
@@ -107,15 +132,14 @@ def export_market_log(
         return written
     finally:
         con.close()
-        source.close()
 
 
-def _first_ms(source: sqlite3.Connection) -> int:
+def _first_ms(source: Any) -> int:
     row = source.execute("SELECT min(opened_at_ms) FROM work").fetchone()
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def _currency(source: sqlite3.Connection) -> str:
+def _currency(source: Any) -> str:
     row = source.execute(
         "SELECT currency FROM work GROUP BY currency ORDER BY count(*) DESC LIMIT 1"
     ).fetchone()
@@ -126,9 +150,7 @@ def _tick(at_ms: int, t0: int) -> int:
     return max(0, (at_ms - t0) // TICK_MS)
 
 
-def _tables(
-    source: sqlite3.Connection, ids: _Ids, t0: int, now_ms: int
-) -> dict[str, list[tuple[Any, ...]]]:
+def _tables(source: Any, ids: _Ids, t0: int, now_ms: int) -> dict[str, list[tuple[Any, ...]]]:
     providers = source.execute(
         "SELECT provider_id, created_at_ms FROM providers ORDER BY created_at_ms, provider_id"
     ).fetchall()
@@ -177,9 +199,7 @@ def _budget_min_minor(spec: str, currency: str) -> int:
     return money.amount_minor
 
 
-def _provider_row(
-    source: sqlite3.Connection, ids: _Ids, provider: Sequence[Any], t0: int
-) -> tuple[Any, ...]:
+def _provider_row(source: Any, ids: _Ids, provider: Sequence[Any], t0: int) -> tuple[Any, ...]:
     provider_id, created_ms = provider
     confidence = source.execute(
         "SELECT avg(confidence) FROM bids WHERE provider_id = ?", (provider_id,)
@@ -204,7 +224,7 @@ def _provider_row(
     )
 
 
-def _bid_rows(source: sqlite3.Connection, ids: _Ids, t0: int) -> Iterable[tuple[Any, ...]]:
+def _bid_rows(source: Any, ids: _Ids, t0: int) -> Iterable[tuple[Any, ...]]:
     stored = {
         row[0]: row[1:]
         for row in source.execute("SELECT bid_id, price_minor, submitted_at_ms FROM bids")
@@ -236,7 +256,7 @@ def _bid_rows(source: sqlite3.Connection, ids: _Ids, t0: int) -> Iterable[tuple[
             )
 
 
-def _award_rows(source: sqlite3.Connection, ids: _Ids, t0: int) -> Iterable[tuple[Any, ...]]:
+def _award_rows(source: Any, ids: _Ids, t0: int) -> Iterable[tuple[Any, ...]]:
     totals: dict[str, float] = {}
     for (body,) in source.execute("SELECT body FROM evaluations"):
         for scored in json.loads(body)["bids"]:
@@ -257,7 +277,7 @@ def _award_rows(source: sqlite3.Connection, ids: _Ids, t0: int) -> Iterable[tupl
 
 
 def _reputation_row(
-    source: sqlite3.Connection, ids: _Ids, provider_id: str, tick: int, now_ms: int
+    source: Any, ids: _Ids, provider_id: str, tick: int, now_ms: int
 ) -> tuple[Any, ...]:
     found = provider_reputation(source, provider_id, now_ms)
     successes = source.execute(

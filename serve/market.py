@@ -19,14 +19,8 @@ its consumer and its provider (the provider's key or its owner tenant); everythi
 
 from __future__ import annotations
 
-import asyncio
 import json
-import queue
-import sqlite3
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -42,7 +36,6 @@ from aex.core.ledger import (
     Applied,
     Capture,
     Hold,
-    JournalEntry,
     Operation,
     Refund,
     Release,
@@ -72,15 +65,11 @@ from aex.core.reputation import Outcomes, Reputation, reputation_of
 from serve.evaluation import DEFAULT_WEIGHTS, BidRow, NamedWeights, WorkTerms, evaluate
 from serve.problems import FieldError, ProblemError, problem_for_rejected
 from serve.security import Principal, PrincipalKind, new_id, now_ms
-from serve.stores.market_schema import MARKET_SCHEMA
-from serve.stores.sqlite import SqliteStore
-from serve.stores.sqlite_ledger import apply_in_transaction, check_read_back
+from serve.stores.market_db import MarketDb, OutboxRow, Session, SqlConnection
 from serve.wallets import wallet_id
 
 T = TypeVar("T")
 WORK_LISTED_MAX = 500
-# Writes one group commit may carry: bounds a transaction's size and a caller's wait.
-GROUP_COMMIT_WRITES_MAX = 128
 DUE_WINDOWS_PER_POLL_MAX = 100
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
@@ -118,17 +107,22 @@ class _Refused(Exception):
 
 @dataclass
 class _Tx:
-    """One write transaction: its connection, the ledger entries written, the clock reading."""
+    """One write as the market's rules see it: the driver's session and the clock reading."""
 
-    connection: sqlite3.Connection
+    session: Session
     now_ms: int
-    written: list[tuple[int, JournalEntry]]
+    for_update: str  # " FOR UPDATE" on PostgreSQL, "" on SQLite (writers are serialised)
+    skip_locked: str
 
-    def execute(self, sql: str, parameters: tuple[Any, ...] = ()) -> sqlite3.Cursor:
-        return self.connection.execute(sql, parameters)
+    @property
+    def connection(self) -> SqlConnection:
+        return self.session.connection
+
+    def execute(self, sql: str, parameters: tuple[Any, ...] = ()) -> Any:
+        return self.session.connection.execute(sql, parameters)
 
     def ledger(self, operation: Operation) -> Applied:
-        result = apply_in_transaction(self.connection, operation, self.written)
+        result = self.session.apply_ledger(operation)
         if isinstance(result, Rejected):
             raise _Refused(problem_for_rejected(result))
         return result
@@ -136,113 +130,46 @@ class _Tx:
     def emit(self, event_type: EventType, subject_id: str, payload: Mapping[str, object]) -> None:
         plain = json.loads(to_json_text(payload))  # Decimals in free-form JSON become numbers
         event = Event(new_id("evt"), event_type, subject_id, self.now_ms, plain)
-        self.execute(
-            "INSERT INTO outbox (event_id, type, subject_id, occurred_at_ms, payload)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (
+        self.session.outbox.append(
+            OutboxRow(
                 event.event_id,
                 event.type.value,
                 event.subject_id,
                 event.occurred_at_ms,
                 to_json_text(event_to_json(event)["payload"]),
-            ),
+            )
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    write: Callable[[_Tx], Any]
-    future: Future[Any]
-
-
 class Market:
-    def __init__(self, store: SqliteStore, *, weights: NamedWeights = DEFAULT_WEIGHTS) -> None:
-        self.store = store
+    def __init__(self, db: MarketDb, *, weights: NamedWeights = DEFAULT_WEIGHTS) -> None:
+        self.db = db
         self.weights = weights
-        with store.transaction() as tx:
-            for statement in MARKET_SCHEMA.split(";"):
-                if statement.strip():
-                    tx.execute(statement)
-        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
-        self._writer: threading.Thread | None = None
-        self._writer_lock = threading.Lock()
 
-    def _write(self, write: Callable[[_Tx], T]) -> T:
-        """Runs `write` in the market's group-commit writer and waits for its COMMIT.
-
-        Concurrent writes share one BEGIN IMMEDIATE ... COMMIT (one fsync), each inside its own
-        SAVEPOINT: a write that refuses (raises) is rolled back to its savepoint alone, and its
-        caller gets the refusal; the others commit. Every caller is answered after the COMMIT,
-        so an acknowledged bid or settlement is on disk. Each write reads the state as left by
-        the writes before it in the batch, so the guards (one bid per provider, one close per
-        window, one settlement per contract) hold exactly as with one transaction each.
-        """
+    def write(self, write: Callable[[_Tx], T]) -> T:
+        """Runs `write` in one transaction of the market's driver (serve/stores/market_db.py)
+        and returns after its COMMIT; a refusal raised inside rolls it back as a problem."""
         try:
-            return self._submit(write).result()
+            return self.db.run(self._bind(write))
         except _Refused as refused:
             raise refused.problem from None
 
-    def _submit(self, write: Callable[[_Tx], T]) -> Future[T]:
-        if self._writer is None:
-            with self._writer_lock:
-                if self._writer is None:
-                    self._writer = threading.Thread(
-                        target=self._write_batches, name="aex-market-writer", daemon=True
-                    )
-                    self._writer.start()
-        future: Future[T] = Future()
-        self._queue.put(_Pending(write, future))
-        return future
-
-    def _write_batches(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            while len(batch) < GROUP_COMMIT_WRITES_MAX:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._commit_batch(batch)
-
-    def _commit_batch(self, batch: list[_Pending]) -> None:
-        outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
+    async def write_async(self, write: Callable[[_Tx], T]) -> T:
         try:
-            with self.store.transaction() as connection:
-                for pending in batch:
-                    connection.execute("SAVEPOINT market_write")
-                    tx = _Tx(connection, now_ms(), [])
-                    try:
-                        result = pending.write(tx)
-                        check_read_back(connection, tx.written)
-                    except Exception as failure:
-                        connection.execute("ROLLBACK TO market_write")
-                        connection.execute("RELEASE market_write")
-                        outcomes.append((pending.future, None, failure))
-                        continue
-                    connection.execute("RELEASE market_write")
-                    outcomes.append((pending.future, result, None))
-        except Exception as commit_failure:  # the COMMIT itself failed: nothing was written
-            for pending in batch:
-                pending.future.set_exception(commit_failure)
-            return
-        for future, value, refused in outcomes:
-            if refused is None:
-                future.set_result(value)
-            else:
-                future.set_exception(refused)
-
-    @contextmanager
-    def _transaction(self, now: int | None = None) -> Iterator[_Tx]:
-        try:
-            with self.store.transaction() as connection:
-                tx = _Tx(connection, now_ms() if now is None else now, [])
-                yield tx
-                check_read_back(connection, tx.written)
+            return await self.db.run_async(self._bind(write))
         except _Refused as refused:
             raise refused.problem from None
+
+    def _bind(self, write: Callable[[_Tx], T]) -> Callable[[Session], T]:
+        db = self.db
+
+        def run(session: Session) -> T:
+            return write(_Tx(session, now_ms(), db.for_update, db.skip_locked))
+
+        return run
 
     def _read(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[Any]:
-        return self.store.connection().execute(sql, parameters).fetchall()
+        return self.db.read(sql, parameters)
 
     # -- work -------------------------------------------------------------------------------
 
@@ -291,7 +218,7 @@ class Market:
                 },
             )
 
-        self._write(write)
+        self.write(write)
         return self.work(caller, work_id)
 
     def work(self, caller: Principal, work_id: str) -> dict[str, object]:
@@ -309,7 +236,9 @@ class Market:
 
     def cancel_work(self, caller: Principal, work_id: str) -> dict[str, object]:
         def write(tx: _Tx) -> Any:
-            row = tx.execute(_WORK_SELECT + " WHERE work_id = ?", (work_id,)).fetchone()
+            row = tx.execute(
+                _WORK_SELECT + " WHERE work_id = ?" + tx.for_update, (work_id,)
+            ).fetchone()
             if row is None or row[1] != _tenant_of(caller):
                 raise _Refused(_not_found("work"))
             _checked(transition(WorkState(row[4]), WorkEventKind.CANCEL))
@@ -320,24 +249,21 @@ class Market:
             )
             tx.emit(EventType.WORK_CANCELLED, work_id, {"work_id": work_id})
 
-        self._write(write)
+        self.write(write)
         return self.work(caller, work_id)
 
     # -- bids -------------------------------------------------------------------------------
 
     def submit_bid(self, caller: Principal, body: object) -> dict[str, object]:
         write, answer = self._bid(caller, body)
-        self._write(write)
+        self.write(write)
         return answer
 
     async def submit_bid_async(self, caller: Principal, body: object) -> dict[str, object]:
         """`submit_bid` from the event loop: the checks run here (one indexed read), the write
         in the group-commit writer; no worker-thread hop on the hottest route."""
         write, answer = self._bid(caller, body)
-        try:
-            await asyncio.wrap_future(self._submit(write))
-        except _Refused as refused:
-            raise refused.problem from None
+        await self.write_async(write)
         return answer
 
     def _bid(
@@ -361,12 +287,10 @@ class Market:
         bid_id = new_id("bid")
 
         def write(tx: _Tx) -> None:
-            row = tx.execute(
-                "SELECT state, closes_at_ms, category, capability FROM work WHERE work_id = ?",
-                (bid.work_id,),
-            ).fetchone()
+            row = tx.execute(_BID_TERMS_SELECT + tx.for_update, (bid.work_id,)).fetchone()
             counts = tx.execute(
-                "SELECT count(*), coalesce(sum(provider_id = ?), 0) FROM bids WHERE work_id = ?",
+                "SELECT count(*), count(*) FILTER (WHERE provider_id = ?) FROM bids"
+                " WHERE work_id = ?",
                 (bid.provider_id, bid.work_id),
             ).fetchone()
             rejected = check_bid_admission(
@@ -391,7 +315,7 @@ class Market:
                     bid.confidence,
                     bid.estimated_duration_ms,
                     bid.max_turnaround_ms,
-                    bid.sample_work is not None,
+                    int(bid.sample_work is not None),
                     to_json_text(body),
                     tx.now_ms,
                 ),
@@ -442,7 +366,10 @@ class Market:
         """
 
         def write(tx: _Tx) -> Any:
-            row = tx.execute(_WORK_SELECT + " WHERE work_id = ?", (work_id,)).fetchone()
+            # SKIP LOCKED on PostgreSQL: a window another process is closing is its to close
+            # (the operator's early close waits for the row instead).
+            lock = tx.for_update if early else tx.skip_locked
+            row = tx.execute(_WORK_SELECT + " WHERE work_id = ?" + lock, (work_id,)).fetchone()
             if row is None or row[4] != WorkState.OPEN or (row[7] > tx.now_ms and not early):
                 return None
             state = _checked(transition(WorkState.OPEN, WorkEventKind.CLOSE_WINDOW))
@@ -488,7 +415,7 @@ class Market:
             _award(tx, row, winner.bid_id, [s.provider_id for s in scored if not s.is_winner])
             return str(state.value)
 
-        closed: str | None = self._write(write)
+        closed: str | None = self.write(write)
         return closed
 
     def close_early(self, work_id: str) -> dict[str, object]:
@@ -510,14 +437,15 @@ class Market:
     # -- contracts --------------------------------------------------------------------------
 
     def contract(self, caller: Principal, contract_id: str) -> dict[str, object]:
-        row = self._contract_row(self.store.connection(), caller, contract_id)
+        with self.db.reader() as connection:
+            row = self._contract_row(connection, caller, contract_id)
         return _contract_view(row)
 
     def _contract_row(
-        self, connection: sqlite3.Connection, caller: Principal, contract_id: str
+        self, connection: SqlConnection, caller: Principal, contract_id: str, lock: str = ""
     ) -> Any:
         row = connection.execute(
-            _CONTRACT_SELECT + " WHERE contract_id = ?", (contract_id,)
+            _CONTRACT_SELECT + " WHERE contract_id = ?" + lock, (contract_id,)
         ).fetchone()
         if row is None or not _party(caller, row):
             raise _Refused(_not_found("contract"))
@@ -533,7 +461,7 @@ class Market:
         self, caller: Principal, contract_id: str, body: object
     ) -> dict[str, object]:
         def write(tx: _Tx) -> Any:
-            row = self._contract_row(tx.connection, caller, contract_id)
+            row = self._contract_row(tx.connection, caller, contract_id, tx.for_update)
             _require_provider(caller, row)
             state = _checked(transition(ContractState(row[8]), ContractEventKind.REPORT_PROGRESS))
             tx.execute(
@@ -547,7 +475,7 @@ class Market:
                 {"contract_id": contract_id, "consumer_tenant_id": row[3]},
             )
 
-        self._write(write)
+        self.write(write)
         return self.contract_or_404(caller, contract_id)
 
     def complete(self, caller: Principal, contract_id: str, body: object) -> dict[str, object]:
@@ -556,7 +484,7 @@ class Market:
             raise problem_for_rejected(completion)
 
         def write(tx: _Tx) -> Any:
-            row = self._contract_row(tx.connection, caller, contract_id)
+            row = self._contract_row(tx.connection, caller, contract_id, tx.for_update)
             _require_provider(caller, row)
             spec = self._spec_of(tx, row[1])
             verdict = evaluate_criteria(spec.success_criteria, completion.metrics)
@@ -584,14 +512,14 @@ class Market:
                 tx.emit(EventType.SETTLEMENT_RELEASED, contract_id, _contract_payload(row))
             _record_outcome(tx, contract_id)
 
-        self._write(write)
+        self.write(write)
         return self.contract_or_404(caller, contract_id)
 
     def fail(self, caller: Principal, contract_id: str) -> dict[str, object]:
         """The provider gives up: the escrow goes back to the consumer."""
 
         def write(tx: _Tx) -> Any:
-            row = self._contract_row(tx.connection, caller, contract_id)
+            row = self._contract_row(tx.connection, caller, contract_id, tx.for_update)
             _require_provider(caller, row)
             state = _checked(transition(ContractState(row[8]), ContractEventKind.FAIL))
             tx.ledger(Release(f"release-{row[9]}", row[9]))
@@ -603,14 +531,14 @@ class Market:
             tx.emit(EventType.SETTLEMENT_RELEASED, contract_id, _contract_payload(row))
             _record_outcome(tx, contract_id)
 
-        self._write(write)
+        self.write(write)
         return self.contract_or_404(caller, contract_id)
 
     def dispute(self, caller: Principal, contract_id: str, body: object) -> dict[str, object]:
         reason = body.get("reason", "") if isinstance(body, dict) else ""
 
         def write(tx: _Tx) -> Any:
-            row = self._contract_row(tx.connection, caller, contract_id)
+            row = self._contract_row(tx.connection, caller, contract_id, tx.for_update)
             if caller.kind is not PrincipalKind.TENANT or caller.tenant_id != row[3]:
                 raise _Refused(
                     ProblemError(403, "consumer-credential-required", "the consumer disputes")
@@ -628,7 +556,7 @@ class Market:
             )
             tx.emit(EventType.CONTRACT_DISPUTED, contract_id, _contract_payload(row))
 
-        self._write(write)
+        self.write(write)
         return self.contract_or_404(caller, contract_id)
 
     def resolve(self, contract_id: str, body: object) -> dict[str, object]:
@@ -645,7 +573,9 @@ class Market:
             )
 
         def write(tx: _Tx) -> Any:
-            row = tx.execute(_CONTRACT_SELECT + " WHERE contract_id = ?", (contract_id,)).fetchone()
+            row = tx.execute(
+                _CONTRACT_SELECT + " WHERE contract_id = ?" + tx.for_update, (contract_id,)
+            ).fetchone()
             if row is None:
                 raise _Refused(_not_found("contract"))
             state = _checked(transition(ContractState(row[8]), events[str(resolution)]))
@@ -661,7 +591,7 @@ class Market:
             tx.emit(EventType.CONTRACT_DISPUTE_RESOLVED, contract_id, payload)
             _record_outcome(tx, contract_id)
 
-        self._write(write)
+        self.write(write)
         row = self._read(_CONTRACT_SELECT + " WHERE contract_id = ?", (contract_id,))[0]
         return _contract_view(row)
 
@@ -674,15 +604,15 @@ class Market:
     # -- reputation -------------------------------------------------------------------------
 
     def reputation(self, provider_id: str) -> dict[str, object]:
-        connection = self.store.connection()
-        if (
-            connection.execute(
-                "SELECT 1 FROM providers WHERE provider_id = ?", (provider_id,)
-            ).fetchone()
-            is None
-        ):
-            raise _not_found("provider")
-        found = provider_reputation(connection, provider_id, now_ms())
+        with self.db.reader() as connection:
+            if (
+                connection.execute(
+                    "SELECT 1 FROM providers WHERE provider_id = ?", (provider_id,)
+                ).fetchone()
+                is None
+            ):
+                raise _not_found("provider")
+            found = provider_reputation(connection, provider_id, now_ms())
         return reputation_json(provider_id, found)
 
     # -- platform ---------------------------------------------------------------------------
@@ -703,6 +633,7 @@ _WORK_SELECT = (
     "SELECT work_id, consumer_tenant_id, spec, category, state, currency, opened_at_ms,"
     " closes_at_ms, hold_id, contract_id, closed_at_ms, budget_max_minor FROM work"
 )
+_BID_TERMS_SELECT = "SELECT state, closes_at_ms, category, capability FROM work WHERE work_id = ?"
 _CONTRACT_SELECT = (
     "SELECT contract_id, work_id, bid_id, consumer_tenant_id, provider_id, provider_tenant_id,"
     " price_minor, currency, state, hold_id, promised_turnaround_ms, awarded_at_ms, progress,"
@@ -796,7 +727,7 @@ def _provider_active(tx: _Tx, provider_id: str) -> bool:
 
 
 def _subscribed(
-    tx: _Tx | sqlite3.Connection, provider_id: str, category: str, capability: str | None
+    tx: _Tx | SqlConnection, provider_id: str, category: str, capability: str | None
 ) -> bool:
     rows = tx.execute(
         "SELECT categories, capabilities FROM subscriptions WHERE provider_id = ?",
@@ -967,7 +898,7 @@ def _record_outcome(tx: _Tx, contract_id: str) -> None:
     tx.emit(EventType.REPUTATION_UPDATED, row[5], reputation_json(row[5], found))
 
 
-def provider_reputation(connection: sqlite3.Connection, provider_id: str, now: int) -> Reputation:
+def provider_reputation(connection: SqlConnection, provider_id: str, now: int) -> Reputation:
     rows = connection.execute(
         "SELECT at_ms, kind, value_minor FROM outcomes WHERE provider_id = ?"
         " ORDER BY at_ms DESC LIMIT ?",
@@ -984,7 +915,7 @@ def provider_reputation(connection: sqlite3.Connection, provider_id: str, now: i
     )
 
 
-def active_certificates(connection: sqlite3.Connection, provider_id: str, now: int) -> int:
+def active_certificates(connection: SqlConnection, provider_id: str, now: int) -> int:
     row = connection.execute(
         "SELECT count(DISTINCT certificate_id) FROM certificate_owners"
         " WHERE provider_id = ? AND state = 'ACTIVE'"
@@ -995,19 +926,27 @@ def active_certificates(connection: sqlite3.Connection, provider_id: str, now: i
 
 
 def certified_matches(
-    connection: sqlite3.Connection,
+    connection: SqlConnection,
     provider_id: str,
     category: str,
     capability: str | None,
     now: int,
 ) -> int:
+    # A work that names no capability matches certificates on its category alone.
+    parameters: tuple[object, ...] = (provider_id, now, category)
+    if capability is not None:
+        parameters += (capability,)
     row = connection.execute(
-        "SELECT count(DISTINCT certificate_id) FROM certificate_owners"
-        " WHERE provider_id = ? AND state = 'ACTIVE'"
-        " AND expires_at_ms > ? AND category = ? AND (? IS NULL OR capability = ?)",
-        (provider_id, now, category, capability, capability),
+        _CERTIFIED_SELECT if capability is None else _CERTIFIED_SELECT + " AND capability = ?",
+        parameters,
     ).fetchone()
     return int(row[0])
+
+
+_CERTIFIED_SELECT = (
+    "SELECT count(DISTINCT certificate_id) FROM certificate_owners"
+    " WHERE provider_id = ? AND state = 'ACTIVE' AND expires_at_ms > ? AND category = ?"
+)
 
 
 def reputation_json(provider_id: str, found: Reputation) -> dict[str, object]:

@@ -12,9 +12,15 @@ and a signature that does not match (`verify_webhook` below is the reference che
 A 2xx answer delivers; anything else (or no answer within WEBHOOK_TIMEOUT_S) is retried after
 backoff_ms × 2^(attempt−1), at most WEBHOOK_ATTEMPTS_MAX attempts. Every attempt's outcome is
 recorded in `webhook_deliveries` and the provider reads them at
-`GET /v1/notifications/deliveries`. Deliveries run in the process that tails the outbox
-(one worker: `aex serve`'s default); with several workers each would deliver, and receivers
-deduplicate on the event id.
+`GET /v1/notifications/deliveries`.
+
+Several processes: every process tails the shared outbox (serve/events.py), so each sees every
+event; the first to insert the (event, provider) row of `webhook_deliveries` (status PENDING,
+`ON CONFLICT DO NOTHING`) delivers it, and the others leave it. A delivery that failed every
+attempt is dead-lettered: in the transaction that records it FAILED, a
+`notification.dead_lettered` event goes to the outbox, which the NATS relay publishes on
+"aex.notification.dead_lettered.<provider_id>" (the NOTIFICATIONS stream) with the original
+event in its payload, for an operator to inspect and replay.
 """
 
 from __future__ import annotations
@@ -29,8 +35,9 @@ from typing import Any
 
 import httpx
 
+from aex.core.events import EventType
 from serve.events import Delivered, notification_for
-from serve.stores.sqlite import SqliteStore
+from serve.market import Market
 
 WEBHOOK_REPLAY_WINDOW_S = 300
 WEBHOOK_TIMEOUT_S = 5.0
@@ -38,21 +45,6 @@ WEBHOOK_ATTEMPTS_MAX = 5
 WEBHOOK_BACKOFF_MS_DEFAULT = 1_000
 DELIVERIES_LISTED_MAX = 200
 _log = logging.getLogger("aex.serve")
-
-WEBHOOK_SCHEMA = """
-CREATE TABLE IF NOT EXISTS webhook_deliveries (
-    event_id TEXT NOT NULL,
-    provider_id TEXT NOT NULL,
-    event TEXT NOT NULL,
-    endpoint TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    last_status_code INTEGER,
-    last_error TEXT,
-    updated_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (event_id, provider_id)
-)
-"""
 
 
 def signature(signing_key: str, timestamp: int, body: bytes) -> str:
@@ -74,13 +66,11 @@ def verify_webhook(api_secret: str, headers: dict[str, str], body: bytes, *, now
 
 
 class Webhooks:
-    def __init__(self, store: SqliteStore, *, backoff_ms: int = WEBHOOK_BACKOFF_MS_DEFAULT) -> None:
+    def __init__(self, market: Market, *, backoff_ms: int = WEBHOOK_BACKOFF_MS_DEFAULT) -> None:
         assert backoff_ms > 0
-        self.store = store
+        self.market = market
         self.backoff_ms = backoff_ms
         self._tasks: set[asyncio.Task[None]] = set()
-        with store.transaction() as tx:
-            tx.execute(WEBHOOK_SCHEMA)
 
     def on_event(self, event: Delivered) -> None:
         """A hub listener (runs on the event loop): schedules one delivery per recipient."""
@@ -97,23 +87,29 @@ class Webhooks:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
-    def _target(self, provider_id: str) -> tuple[str, str] | None:
-        row = (
-            self.store.connection()
-            .execute(
-                "SELECT endpoint, secret_digest FROM providers WHERE provider_id = ?",
-                (provider_id,),
-            )
-            .fetchone()
+    def _claim(self, provider_id: str, name: str, event_id: str) -> tuple[str, str] | None:
+        """The endpoint and signing key, when this process is the one to deliver."""
+        rows = self.market.db.read(
+            "SELECT endpoint, secret_digest FROM providers WHERE provider_id = ?", (provider_id,)
         )
-        if row is None or not row[0]:
+        if not rows or not rows[0][0]:
             return None
-        return str(row[0]), str(row[1])
+        endpoint, signing_key = str(rows[0][0]), str(rows[0][1])
+
+        def write(tx: Any) -> bool:
+            claimed = tx.execute(
+                "INSERT INTO webhook_deliveries VALUES (?, ?, ?, ?, 0, 'PENDING', NULL, NULL, ?)"
+                " ON CONFLICT (event_id, provider_id) DO NOTHING",
+                (event_id, provider_id, name, endpoint, tx.now_ms),
+            )
+            return bool(claimed.rowcount == 1)
+
+        return (endpoint, signing_key) if self.market.write(write) else None
 
     async def _deliver(self, provider_id: str, name: str, event: Delivered) -> None:
-        target = await asyncio.to_thread(self._target, provider_id)
+        target = await asyncio.to_thread(self._claim, provider_id, name, event.event_id)
         if target is None:
-            return
+            return  # no endpoint, or another process delivers it
         endpoint, signing_key = target
         body = json.dumps({"event": name, **event.to_json()}, separators=(",", ":")).encode()
         async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_S) as http:
@@ -136,23 +132,39 @@ class Webhooks:
                 final = delivered or attempt == WEBHOOK_ATTEMPTS_MAX
                 status = "DELIVERED" if delivered else ("FAILED" if final else "RETRYING")
                 row = (event.event_id, provider_id, name, endpoint, attempt, status, code, error)
-                await asyncio.to_thread(self._record, row)
+                await asyncio.to_thread(self._record, row, event)
                 if final:
                     return
                 await asyncio.sleep(self.backoff_ms * 2 ** (attempt - 1) / 1000)
 
-    def _record(self, row: tuple[Any, ...]) -> None:
-        with self.store.transaction() as tx:
+    def _record(self, row: tuple[Any, ...], event: Delivered) -> None:
+        event_id, provider_id, name, endpoint, attempts, status, code, error = row
+
+        def write(tx: Any) -> None:
             tx.execute(
-                "INSERT INTO webhook_deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (event_id, provider_id) DO UPDATE SET attempts = excluded.attempts,"
-                " status = excluded.status, last_status_code = excluded.last_status_code,"
-                " last_error = excluded.last_error, updated_at_ms = excluded.updated_at_ms",
-                (*row, int(time.time() * 1000)),
+                "UPDATE webhook_deliveries SET attempts = ?, status = ?, last_status_code = ?,"
+                " last_error = ?, updated_at_ms = ? WHERE event_id = ? AND provider_id = ?",
+                (attempts, status, code, error, tx.now_ms, event_id, provider_id),
             )
+            if status == "FAILED":
+                tx.emit(
+                    EventType.NOTIFICATION_DEAD_LETTERED,
+                    provider_id,
+                    {
+                        "provider_id": provider_id,
+                        "notification": name,
+                        "endpoint": endpoint,
+                        "attempts": attempts,
+                        "last_status_code": code,
+                        "last_error": error,
+                        "event": event.to_json(),
+                    },
+                )
+
+        self.market.write(write)
 
     def deliveries(self, provider_id: str, limit: int) -> list[dict[str, object]]:
-        rows = self.store.connection().execute(
+        rows = self.market.db.read(
             "SELECT event_id, event, endpoint, attempts, status, last_status_code, last_error,"
             " updated_at_ms FROM webhook_deliveries WHERE provider_id = ?"
             " ORDER BY updated_at_ms DESC LIMIT ?",

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from serve.stores.base import IdempotencyStore, KeyStore, LedgerStore
+from serve.stores.market_db import MarketDb, SqliteMarketDb
 from serve.stores.sqlite import SqliteStore
 from serve.stores.sqlite_ledger import SqliteLedger
 
@@ -27,6 +28,7 @@ class Stores:
     keys: KeyStore
     idempotency: IdempotencyStore
     ledger: LedgerStore
+    market: MarketDb
 
 
 def fresh_schema_name() -> str:
@@ -35,16 +37,17 @@ def fresh_schema_name() -> str:
 
 def _sqlite(tmp_path: Path) -> Iterator[Stores]:
     store = SqliteStore(tmp_path / "aex.sqlite3", synchronous="NORMAL")
-    yield Stores("sqlite", store, store, SqliteLedger(store))
+    yield Stores("sqlite", store, store, SqliteLedger(store), SqliteMarketDb(store))
 
 
 def _postgres(tmp_path: Path) -> Iterator[Stores]:
+    from serve.stores.market_db import PostgresMarketDb
     from serve.stores.postgres import PostgresStore
     from serve.stores.postgres_ledger import PostgresLedger
 
     store = PostgresStore(TEST_DATABASE_URL, schema=fresh_schema_name(), pool_min=1, pool_max=8)
     try:
-        yield Stores("postgres", store, store, PostgresLedger(store))
+        yield Stores("postgres", store, store, PostgresLedger(store), PostgresMarketDb(store))
     finally:
         store.drop_schema()
 

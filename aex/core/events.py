@@ -53,7 +53,7 @@ _TOKEN: Final = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class Stream(StrEnum):
-    """The spec's seven JetStream streams."""
+    """The spec's seven JetStream streams, and the notifications' dead-letter stream."""
 
     WORK = "WORK"
     BIDS = "BIDS"
@@ -62,6 +62,9 @@ class Stream(StrEnum):
     CERTIFICATES = "CERTIFICATES"
     REPUTATION = "REPUTATION"
     IDENTITY = "IDENTITY"
+    # Beyond the spec's seven: the dead-letter subject for notifications that could not be
+    # delivered (a webhook that failed every attempt), kept for an operator to replay.
+    NOTIFICATIONS = "NOTIFICATIONS"
 
 
 class EventType(StrEnum):
@@ -89,6 +92,7 @@ class EventType(StrEnum):
     REPUTATION_UPDATED = "reputation.updated"
     TENANT_CREATED = "tenant.created"
     PROVIDER_REGISTERED = "provider.registered"
+    NOTIFICATION_DEAD_LETTERED = "notification.dead_lettered"
 
 
 # The spec's own list, word for word (the rest of EventType extends it).
@@ -120,6 +124,7 @@ _FAMILY_STREAMS: Final[Mapping[str, Stream]] = {
     "reputation": Stream.REPUTATION,
     "tenant": Stream.IDENTITY,
     "provider": Stream.IDENTITY,
+    "notification": Stream.NOTIFICATIONS,
 }
 EVENT_STREAMS: Final[Mapping[EventType, Stream]] = {
     event_type: _FAMILY_STREAMS[event_type.value.split(".")[0]] for event_type in EventType

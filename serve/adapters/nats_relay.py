@@ -8,7 +8,9 @@ dies after publishing and before marking the row sent, and publishes it again, n
 event twice: the retry's acknowledgement says `duplicate` and the row can be marked sent.
 
 Streams: the spec's seven (WORK, BIDS, CONTRACTS, SETTLEMENT, CERTIFICATES, REPUTATION,
-IDENTITY), with the subject filters of aex/core/events.py (`stream_subjects`), created when
+IDENTITY) and NOTIFICATIONS, the dead-letter stream ("aex.notification.dead_lettered.<provider>":
+a webhook that failed every attempt, serve/webhooks.py), with the subject filters of
+aex/core/events.py (`stream_subjects`), created when
 missing and updated when present (`ensure_streams`). Retention is configurable: limits-based,
 `max_age_s` (default 30 days), file storage, a duplicate window of `duplicate_window_s`
 (default 2 minutes, JetStream's default; a relay retry must come within it).
@@ -45,7 +47,7 @@ class Published:
 
 
 def spec_streams(prefix: str = "") -> dict[str, tuple[str, ...]]:
-    """The seven streams of aex/core/events.py and their subject filters; with a prefix (a
+    """The streams of aex/core/events.py and their subject filters; with a prefix (a
     private deployment or test) "P_WORK" on "P.aex.work.>" and so on."""
     from aex.core.events import Stream, stream_subjects  # issue 5's catalogue
 

@@ -1,9 +1,9 @@
-"""The market's SQLite tables: work, bids, evaluations, contracts, outcomes, the outbox.
-
-Kept apart from serve/stores/migrations.py (the gateway's numbered migrations) so that both
-evolve without renumbering each other: these statements are idempotent (`IF NOT EXISTS`) and
-run once per process start, inside one transaction. Money is integer minor units; JSON columns
-hold the core's `to_json` shapes.
+"""The market's tables: work, bids, evaluations, contracts, outcomes, the outbox, webhook
+deliveries; for SQLite (migration 3 of serve/stores/migrations.py) and PostgreSQL (migration 3
+of serve/stores/postgres_migrations.py). The two are the same tables, columns and keys in each
+dialect (PostgreSQL: BIGINT for money and milliseconds, DOUBLE PRECISION for a confidence,
+BIGSERIAL for the outbox sequence); tests/serve/stores/test_market_schema.py holds them to it.
+Money is integer minor units; JSON columns hold the core's `to_json` shapes as text.
 """
 
 from __future__ import annotations
@@ -105,5 +105,129 @@ CREATE TABLE IF NOT EXISTS certificate_owners (
     expires_at_ms INTEGER NOT NULL,
     PRIMARY KEY (certificate_id, category, capability)
 );
-CREATE INDEX IF NOT EXISTS certificate_owners_by_provider ON certificate_owners (provider_id)
+CREATE INDEX IF NOT EXISTS certificate_owners_by_provider ON certificate_owners (provider_id);
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    event_id TEXT NOT NULL,
+    provider_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    last_status_code INTEGER,
+    last_error TEXT,
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (event_id, provider_id)
+)
+"""
+
+PG_MARKET_SCHEMA = """
+CREATE TABLE work (
+    work_id TEXT PRIMARY KEY,
+    consumer_tenant_id TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    category TEXT NOT NULL,
+    capability TEXT,
+    currency TEXT NOT NULL,
+    budget_max_minor BIGINT NOT NULL CHECK (budget_max_minor > 0),
+    state TEXT NOT NULL,
+    opened_at_ms BIGINT NOT NULL,
+    closes_at_ms BIGINT NOT NULL,
+    hold_id TEXT NOT NULL,
+    contract_id TEXT,
+    closed_at_ms BIGINT
+);
+CREATE INDEX work_by_consumer ON work (consumer_tenant_id, opened_at_ms);
+CREATE INDEX work_open_by_close ON work (closes_at_ms) WHERE state = 'OPEN';
+CREATE TABLE bids (
+    bid_id TEXT PRIMARY KEY,
+    work_id TEXT NOT NULL REFERENCES work (work_id),
+    provider_id TEXT NOT NULL,
+    provider_tenant_id TEXT NOT NULL,
+    price_minor BIGINT NOT NULL CHECK (price_minor > 0),
+    confidence DOUBLE PRECISION NOT NULL,
+    estimated_duration_ms BIGINT NOT NULL,
+    max_turnaround_ms BIGINT NOT NULL,
+    has_sample INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    submitted_at_ms BIGINT NOT NULL,
+    UNIQUE (work_id, provider_id)
+);
+CREATE TABLE evaluations (
+    work_id TEXT PRIMARY KEY REFERENCES work (work_id),
+    body TEXT NOT NULL,
+    evaluated_at_ms BIGINT NOT NULL
+);
+CREATE TABLE contracts (
+    contract_id TEXT PRIMARY KEY,
+    work_id TEXT NOT NULL UNIQUE REFERENCES work (work_id),
+    bid_id TEXT NOT NULL REFERENCES bids (bid_id),
+    consumer_tenant_id TEXT NOT NULL,
+    provider_id TEXT NOT NULL,
+    provider_tenant_id TEXT NOT NULL,
+    price_minor BIGINT NOT NULL CHECK (price_minor > 0),
+    currency TEXT NOT NULL,
+    state TEXT NOT NULL,
+    hold_id TEXT NOT NULL,
+    promised_turnaround_ms BIGINT NOT NULL,
+    awarded_at_ms BIGINT NOT NULL,
+    progress TEXT,
+    results TEXT,
+    metrics TEXT,
+    criteria TEXT,
+    completed_at_ms BIGINT,
+    settled_at_ms BIGINT,
+    fee_minor BIGINT,
+    dispute_raised_at_ms BIGINT,
+    dispute_reason TEXT,
+    resolved_at_ms BIGINT,
+    updated_at_ms BIGINT NOT NULL
+);
+CREATE INDEX contracts_by_provider ON contracts (provider_id);
+CREATE TABLE outcomes (
+    contract_id TEXT PRIMARY KEY REFERENCES contracts (contract_id),
+    provider_id TEXT NOT NULL,
+    kind INTEGER NOT NULL,
+    value_minor BIGINT NOT NULL,
+    at_ms BIGINT NOT NULL
+);
+CREATE INDEX outcomes_by_provider ON outcomes (provider_id);
+CREATE TABLE outbox (
+    seq BIGSERIAL PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    occurred_at_ms BIGINT NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE TABLE outbox_relay (
+    name TEXT PRIMARY KEY,
+    last_seq BIGINT NOT NULL
+);
+CREATE TABLE verification_calls (
+    tenant_id TEXT PRIMARY KEY,
+    calls BIGINT NOT NULL
+);
+CREATE TABLE certificate_owners (
+    certificate_id TEXT NOT NULL,
+    provider_id TEXT NOT NULL,
+    tenant_id TEXT NOT NULL,
+    category TEXT NOT NULL,
+    capability TEXT NOT NULL,
+    state TEXT NOT NULL,
+    expires_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (certificate_id, category, capability)
+);
+CREATE INDEX certificate_owners_by_provider ON certificate_owners (provider_id);
+CREATE TABLE webhook_deliveries (
+    event_id TEXT NOT NULL,
+    provider_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    last_status_code INTEGER,
+    last_error TEXT,
+    updated_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (event_id, provider_id)
+)
 """

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from serve.stores.market_schema import MARKET_SCHEMA
+
 # Numbered migrations; each runs once, in order, recorded in schema_version.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
@@ -103,5 +105,8 @@ CREATE INDEX postings_by_entry ON postings (entry_id);
 CREATE INDEX postings_by_account ON postings (account_id, entry_id)
 """,
     ),
+    # The market (work, bids, evaluations, contracts, outcomes, the outbox, webhook deliveries):
+    # `IF NOT EXISTS`, because data directories made before it was numbered already hold it.
+    (3, MARKET_SCHEMA),
 )
 assert [number for number, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))

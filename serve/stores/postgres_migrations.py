@@ -9,6 +9,8 @@ postings; idempotency records are unique per (scope, key).
 
 from __future__ import annotations
 
+from serve.stores.market_schema import PG_MARKET_SCHEMA
+
 PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
         1,
@@ -109,5 +111,6 @@ PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX postings_by_account ON postings (account_id, entry_id)
         """,
     ),
+    (3, PG_MARKET_SCHEMA),
 )
 assert [number for number, _ in PG_MIGRATIONS] == list(range(1, len(PG_MIGRATIONS) + 1))

@@ -15,6 +15,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import msgspec
@@ -84,6 +85,10 @@ class SqliteLedger:
         self._wakeup: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
         self._writer_connection: sqlite3.Connection | None = None
+        # BEGIN and COMMIT run on a thread of their own, never on the loop's shared pool: a
+        # COMMIT must not wait for a pool thread that is itself waiting for this transaction's
+        # lock (the pool's threads block in the market's writes).
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aex-ledger-io")
 
     def apply(self, operation: Operation) -> Applied | Rejected[LedgerRejectReason]:
         with self._store.transaction() as tx:
@@ -122,7 +127,8 @@ class SqliteLedger:
         if self._writer_connection is None:
             self._writer_connection = self._store.open_connection(check_same_thread=False)
         tx = self._writer_connection
-        await asyncio.to_thread(tx.execute, "BEGIN IMMEDIATE")
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._io, tx.execute, "BEGIN IMMEDIATE")
         try:
             written: list[tuple[int, JournalEntry]] = []
             results = [apply_in_transaction(tx, p.operation, written) for p in batch]
@@ -134,7 +140,7 @@ class SqliteLedger:
                 _settle(pending.future, outcome)
             return
         try:
-            await asyncio.to_thread(tx.execute, "COMMIT")
+            await loop.run_in_executor(self._io, tx.execute, "COMMIT")
         except Exception as failure:  # nothing of the batch is acknowledged
             if tx.in_transaction:
                 tx.execute("ROLLBACK")

@@ -65,9 +65,13 @@ def test_spec_event_set_is_exactly_the_spec_list() -> None:
     assert {e.value for e in SPEC_EVENT_TYPES} == set(SPEC_EVENTS)
 
 
-def test_there_are_seven_streams_each_used() -> None:
-    assert len(Stream) == 7
+def test_there_are_the_spec_seven_streams_and_the_dead_letter_stream_each_used() -> None:
+    spec = {"WORK", "BIDS", "CONTRACTS", "SETTLEMENT", "CERTIFICATES", "REPUTATION", "IDENTITY"}
+    assert {s.value for s in Stream} == spec | {"NOTIFICATIONS"}
     assert set(EVENT_STREAMS.values()) == set(Stream)
+    dead = Event("e1", EventType.NOTIFICATION_DEAD_LETTERED, "prov_1", 0, {})
+    assert event_subject(dead) == "aex.notification.dead_lettered.prov_1"
+    assert stream_subjects(Stream.NOTIFICATIONS) == ("aex.notification.>",)
 
 
 def test_stream_subjects_do_not_overlap_and_capture_their_events() -> None:

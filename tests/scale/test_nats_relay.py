@@ -40,7 +40,7 @@ def test_publishing_the_same_event_id_twice_stores_it_once() -> None:
     asyncio.run(scenario())
 
 
-def test_the_relay_defaults_to_the_spec_seven_streams() -> None:
+def test_the_relay_defaults_to_the_spec_streams_and_the_dead_letter_stream() -> None:
     streams = spec_streams()
     assert sorted(streams) == sorted(stream.value for stream in Stream)
     filters = [subject for subjects in streams.values() for subject in subjects]

@@ -12,20 +12,6 @@ import pytest
 from tests.serve.server import BACKENDS, OPERATOR_KEY, Backend, Server
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Market tests (work, bids, contracts, certificates, events) run on SQLite only: the market
-    # is not yet ported to PostgreSQL (docs/scale-out.md). Their PostgreSQL variants are
-    # deselected, and counted as such in the summary, rather than skipped.
-    deselected = [
-        item
-        for item in items
-        if item.get_closest_marker("sqlite_only") is not None and "[postgres" in item.nodeid
-    ]
-    if deselected:
-        config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if item not in deselected]
-
-
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     """Every test that uses the shared server runs once per backend (SQLite; PostgreSQL+Redis)."""

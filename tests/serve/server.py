@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from serve.stores.base import LedgerStore
+from serve.stores.market_db import MarketDb
 
 OPERATOR_KEY = "aexop_test_" + "0" * 40
 JWT_SECRET = "test-jwt-secret-" + "s" * 64
@@ -131,6 +132,24 @@ class Backend:
         store = PostgresStore(TEST_DATABASE_URL, schema=self.schema, pool_min=1, pool_max=2)
         try:
             yield PostgresLedger(store)
+        finally:
+            store.close()
+
+    @contextmanager
+    def market_db(self, data_dir: Path) -> Iterator[MarketDb]:
+        """The market database a server on this backend wrote (to read its rows directly)."""
+        if self.name == "sqlite":
+            from serve.stores.market_db import SqliteMarketDb
+            from serve.stores.sqlite import SqliteStore
+
+            yield SqliteMarketDb(SqliteStore(data_dir / "aex.sqlite3"))
+            return
+        from serve.stores.market_db import PostgresMarketDb
+        from serve.stores.postgres import PostgresStore
+
+        store = PostgresStore(TEST_DATABASE_URL, schema=self.schema, pool_min=1, pool_max=2)
+        try:
+            yield PostgresMarketDb(store)
         finally:
             store.close()
 

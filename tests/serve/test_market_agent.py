@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.serve.market_helpers import (
     balance,
@@ -18,9 +17,6 @@ from tests.serve.market_helpers import (
     wait_for_status,
 )
 from tests.serve.server import Server
-
-# The market runs on the SQLite store only so far (docs/scale-out.md).
-pytestmark = pytest.mark.sqlite_only
 
 AGENT = Path(__file__).parents[2] / "examples" / "provider_agent.py"
 

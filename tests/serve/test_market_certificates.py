@@ -14,9 +14,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from aex.core.certs import Authorization, CertificateType, Claim, LocalSigner, sign_request
 from tests.serve.market_helpers import OPERATOR, Provider, consumer, provider
 
-# The market runs on the SQLite store only so far (docs/scale-out.md).
-pytestmark = pytest.mark.sqlite_only
-
 OPENSSL = shutil.which("openssl")
 
 

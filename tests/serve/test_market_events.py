@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.serve.market_helpers import (
     Provider,
@@ -21,9 +20,6 @@ from tests.serve.market_helpers import (
     submit_work,
 )
 from tests.serve.server import Server
-
-# The market runs on the SQLite store only so far (docs/scale-out.md).
-pytestmark = pytest.mark.sqlite_only
 
 
 def sse_events(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import duckdb
 import httpx
-import pytest
 
 from tests.serve.market_helpers import bid, close_now, complete, consumer, provider, submit_work
-from tests.serve.server import Server
-
-# The market runs on the SQLite store only so far (docs/scale-out.md).
-pytestmark = pytest.mark.sqlite_only
+from tests.serve.server import Backend, Server
 
 
 def test_export_writes_one_exchange_run_that_backtest_reads(
-    server: Server, client: httpx.Client, tmp_path: Path
+    server: Server, backend: Backend, client: httpx.Client, tmp_path: Path
 ) -> None:
     acme, winner, loser = consumer(client), provider(client), provider(client)
     work = submit_work(client, acme)
@@ -28,7 +25,12 @@ def test_export_writes_one_exchange_run_that_backtest_reads(
     target = tmp_path / "market.duckdb"
     command = [sys.executable, "-m", "aex.cli", "export", "--data-dir", str(server.data_dir)]
     exported = subprocess.run(
-        [*command, "--to", str(target)], capture_output=True, text=True, timeout=60, check=False
+        [*command, "--to", str(target)],
+        env={**os.environ, **backend.env},  # the server's database: its SQLite file or schema
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert exported.returncode == 0, exported.stderr
     con = duckdb.connect(str(target), read_only=True)

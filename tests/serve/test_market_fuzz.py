@@ -14,9 +14,6 @@ from hypothesis import strategies as st
 from tests.serve.market_helpers import bid, close_now, consumer, provider, submit_work
 from tests.serve.test_fuzz_bodies import JSON
 
-# The market runs on the SQLite store only so far (docs/scale-out.md).
-pytestmark = pytest.mark.sqlite_only
-
 FIELDS = st.fixed_dictionaries(
     {},
     optional={

@@ -6,15 +6,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import httpx
-import pytest
 
 from aex.core.durations import parse_duration
 from aex.core.scoring import PRESETS
 from serve.evaluation import BidRow, WorkTerms, evaluate
 from tests.serve.market_helpers import bid, close_now, consumer, provider, submit_work
-
-# The market runs on the SQLite store only so far (docs/scale-out.md).
-pytestmark = pytest.mark.sqlite_only
 
 
 def test_the_server_s_evaluation_equals_the_core_s_on_the_same_bids(client: httpx.Client) -> None:

@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.serve.market_helpers import (
     balance,
@@ -17,9 +16,6 @@ from tests.serve.market_helpers import (
     wait_for_status,
 )
 from tests.serve.server import Server
-
-# The market runs on the SQLite store only so far (docs/scale-out.md).
-pytestmark = pytest.mark.sqlite_only
 
 
 def test_restart_during_an_open_window_closes_it_on_start(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import pytest
 
 from tests.serve.market_helpers import (
     OPERATOR,
@@ -19,9 +18,6 @@ from tests.serve.market_helpers import (
     submit_work,
     wait_for_status,
 )
-
-# The market runs on the SQLite store only so far (docs/scale-out.md).
-pytestmark = pytest.mark.sqlite_only
 
 
 def test_bid_after_close_is_refused(client: httpx.Client) -> None:

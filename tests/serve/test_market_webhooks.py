@@ -15,9 +15,6 @@ from serve.webhooks import verify_webhook
 from tests.serve.conftest import sign_up
 from tests.serve.market_helpers import consumer, submit_work
 
-# The market runs on the SQLite store only so far (docs/scale-out.md).
-pytestmark = pytest.mark.sqlite_only
-
 
 class Receiver:
     def __init__(self) -> None:

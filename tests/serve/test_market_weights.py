@@ -18,9 +18,6 @@ from serve.settings import ImproperlyConfiguredError, load_weights
 from tests.serve.market_helpers import bid, close_now, consumer, provider, submit_work
 from tests.serve.server import TEST_ENV, Server
 
-# The market runs on the SQLite store only so far (docs/scale-out.md).
-pytestmark = pytest.mark.sqlite_only
-
 PRICE_ONLY = {
     "price": 1,
     "trust": 0,

@@ -5,11 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import httpx
-import pytest
 
 from aex.core.fees import PLATFORM_FEE_BPS, split_fee
-from serve.stores.sqlite import SqliteStore
-from serve.stores.sqlite_ledger import SqliteLedger
 from tests.serve.market_helpers import (
     OPERATOR,
     balance,
@@ -22,10 +19,7 @@ from tests.serve.market_helpers import (
     submit_work,
     work_body,
 )
-from tests.serve.server import Server
-
-# The market runs on the SQLite store only so far (docs/scale-out.md).
-pytestmark = pytest.mark.sqlite_only
+from tests.serve.server import Backend, Server
 
 
 def test_a_settled_contract_moves_exactly_100_85_15(client: httpx.Client) -> None:
@@ -169,30 +163,25 @@ def test_a_dispute_paid_out_keeps_the_settlement(client: httpx.Client) -> None:
 
 
 def test_after_every_market_workflow_the_ledger_balances_and_escrow_matches_contracts(
-    server: Server, client: httpx.Client
+    server: Server, backend: Backend, client: httpx.Client
 ) -> None:
-    # Runs after this module's workflows (and any others in the session) on the same file.
-    store = SqliteStore(server.data_dir / "aex.sqlite3")
-    ledger = SqliteLedger(store)
-    assert set(ledger.totals_by_currency().values()) <= {0}
-    assert ledger.wallet_mismatches() == []
-    connection = store.connection()
-    connection.execute("BEGIN")  # one snapshot: the closer may run meanwhile
-    # Every open hold belongs to an OPEN work or to an AWARDED/EXECUTING contract, and back.
-    held = dict(connection.execute("SELECT hold_id, amount_minor FROM holds WHERE state = 'open'"))
-    expected = dict(
-        connection.execute("SELECT hold_id, budget_max_minor FROM work WHERE state = 'OPEN'")
-    )
-    expected |= dict(
-        connection.execute(
-            "SELECT hold_id, price_minor FROM contracts WHERE state IN ('AWARDED', 'EXECUTING')"
+    # Runs after this module's workflows (and any others in the session) on the same database.
+    with backend.ledger(server.data_dir) as ledger:
+        assert set(ledger.totals_by_currency().values()) <= {0}
+        assert ledger.wallet_mismatches() == []
+    with backend.market_db(server.data_dir) as db:
+        # One statement, one snapshot (the closer may run meanwhile): every open hold belongs
+        # to an OPEN work or to an AWARDED/EXECUTING contract, and back.
+        rows = db.read(
+            "SELECT 'held', hold_id, amount_minor FROM holds WHERE state = 'open'"
+            " UNION ALL SELECT 'work', hold_id, budget_max_minor FROM work WHERE state = 'OPEN'"
+            " UNION ALL SELECT 'contract', hold_id, price_minor FROM contracts"
+            " WHERE state IN ('AWARDED', 'EXECUTING')"
         )
-    )
-    connection.execute("COMMIT")
+        settled = db.read("SELECT price_minor, fee_minor FROM contracts WHERE state = 'SETTLED'")
+    held = {hold_id: amount for tag, hold_id, amount in rows if tag == "held"}
+    expected = {hold_id: amount for tag, hold_id, amount in rows if tag != "held"}
     assert held == expected
-    settled = connection.execute(
-        "SELECT price_minor, fee_minor FROM contracts WHERE state = 'SETTLED'"
-    ).fetchall()
     assert settled
     for price_minor, fee_minor in settled:
         assert fee_minor == split_fee(price_minor, fee_bps=PLATFORM_FEE_BPS)[0]

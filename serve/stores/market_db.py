@@ -1,0 +1,362 @@
+"""The market's transaction drivers: one interface, two backends.
+
+serve/market.py owns the market's rules and SQL (written with `?` placeholders, in the SQL that
+SQLite and PostgreSQL share); a driver owns how a write transaction runs, how the ledger is
+applied inside it, how its outbox rows are written and how the outbox is read back:
+
+- `SqliteMarketDb`: one group-commit writer thread. Concurrent writes share one
+  `BEGIN IMMEDIATE ... COMMIT` (one fsync), each inside its own SAVEPOINT, so a refused write
+  rolls back alone. SQLite serialises writers, so row locks are not needed (`for_update` and
+  `skip_locked` are empty) and outbox sequence numbers are in commit order.
+- `PostgresMarketDb`: one READ COMMITTED transaction per write on a pooled connection; the
+  market's reads that guard a transition carry `FOR UPDATE` (the work row for bids, cancel
+  and close; the contract row for every contract change), so concurrent processes serialise
+  on the rows they share. A window is closed under `FOR UPDATE SKIP LOCKED`: a second closer
+  skips a window another process is closing, and a closer that dies mid-close releases the
+  lock with its connection, leaving the window OPEN for the next poll. A lost race (unique
+  violation, deadlock, serialization failure) re-runs the whole write.
+  Outbox rows are written last, under a transaction-scoped advisory lock held to COMMIT, so
+  sequence numbers are in commit order here too: a reader that has seen row n never later
+  finds a row below n (what the event hub, `Last-Event-ID` and the NATS relay cursor rely on).
+
+Both run one relay per database (`relay_leader`): an exclusive file lock beside the SQLite file,
+a session advisory lock on PostgreSQL; a process that dies releases it to the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import psycopg
+
+from aex.core import Rejected
+from aex.core.ledger import Applied, JournalEntry, Operation
+from aex.core.reasons import LedgerRejectReason
+from serve.stores import postgres_ledger, sqlite_ledger
+from serve.stores.postgres import PostgresStore
+from serve.stores.sqlite import SqliteStore
+
+T = TypeVar("T")
+# Writes one group commit may carry: bounds a transaction's size and a caller's wait.
+GROUP_COMMIT_WRITES_MAX = 128
+# A write that lost a race on PostgreSQL is run again this often before the error surfaces.
+WRITE_ATTEMPTS_MAX = 8
+OUTBOX_READ_MAX = 500
+
+
+class SqlCursor(Protocol):
+    rowcount: int
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class SqlConnection(Protocol):
+    """What the market's SQL needs of a connection: `execute` with `?` placeholders."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    event_id: str
+    type: str
+    subject_id: str
+    occurred_at_ms: int
+    payload: str  # the event's payload as JSON text
+
+
+@dataclass
+class Session:
+    """One write transaction as the market sees it: its connection, the ledger applied inside
+    it, and the outbox rows to write before COMMIT."""
+
+    connection: SqlConnection
+    apply_ledger: Callable[[Operation], Applied | Rejected[LedgerRejectReason]]
+    outbox: list[OutboxRow] = field(default_factory=list)
+
+
+_INSERT_OUTBOX = (
+    "INSERT INTO outbox (event_id, type, subject_id, occurred_at_ms, payload)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+_SELECT_OUTBOX = (
+    "SELECT seq, event_id, type, subject_id, occurred_at_ms, payload FROM outbox"
+    " WHERE seq > ? ORDER BY seq LIMIT ?"
+)
+
+
+def _outbox_parameters(rows: Sequence[OutboxRow]) -> list[tuple[Any, ...]]:
+    return [(r.event_id, r.type, r.subject_id, r.occurred_at_ms, r.payload) for r in rows]
+
+
+class MarketDb(Protocol):
+    for_update: str  # appended to a SELECT that guards a transition
+    skip_locked: str  # ... that a concurrent holder may skip (the window closer)
+
+    def run(self, work: Callable[[Session], T]) -> T: ...
+
+    async def run_async(self, work: Callable[[Session], T]) -> T: ...
+
+    def read(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]: ...
+
+    def reader(self) -> Any: ...  # a context manager yielding an SqlConnection
+
+    def outbox_after(self, seq: int, limit: int = OUTBOX_READ_MAX) -> list[tuple[Any, ...]]: ...
+
+    def outbox_head(self) -> int: ...
+
+    def relay_cursor(self, name: str) -> int: ...
+
+    def save_relay_cursor(self, name: str, seq: int) -> None: ...
+
+    def relay_leader(self, name: str) -> Any: ...  # a context manager yielding bool
+
+
+# ---------------------------------------------------------------------------------------------
+# SQLite
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    work: Callable[[Session], Any]
+    future: Future[Any]
+
+
+class SqliteMarketDb:
+    for_update = ""
+    skip_locked = ""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
+
+    def run(self, work: Callable[[Session], T]) -> T:
+        """Runs `work` in the group-commit writer and waits for its COMMIT.
+
+        Every caller is answered after the COMMIT, so an acknowledged write is on disk. Each
+        write reads the state as left by the writes before it in the batch, so the guards hold
+        exactly as with one transaction each.
+        """
+        result: T = self.submit(work).result()
+        return result
+
+    async def run_async(self, work: Callable[[Session], T]) -> T:
+        """`run` from the event loop, without a worker-thread hop."""
+        return await asyncio.wrap_future(self.submit(work))
+
+    def submit(self, work: Callable[[Session], T]) -> Future[T]:
+        if self._writer is None:
+            with self._writer_lock:
+                if self._writer is None:
+                    self._writer = threading.Thread(
+                        target=self._write_batches, name="aex-market-writer", daemon=True
+                    )
+                    self._writer.start()
+        future: Future[T] = Future()
+        self._queue.put(_Pending(work, future))
+        return future
+
+    def _write_batches(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < GROUP_COMMIT_WRITES_MAX:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._commit_batch(batch)
+
+    def _commit_batch(self, batch: list[_Pending]) -> None:
+        outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
+        try:
+            with self.store.transaction() as connection:
+                for pending in batch:
+                    connection.execute("SAVEPOINT market_write")
+                    try:
+                        result = self._run_in(connection, pending.work)
+                    except Exception as failure:
+                        connection.execute("ROLLBACK TO market_write")
+                        connection.execute("RELEASE market_write")
+                        outcomes.append((pending.future, None, failure))
+                        continue
+                    connection.execute("RELEASE market_write")
+                    outcomes.append((pending.future, result, None))
+        except Exception as commit_failure:  # the COMMIT itself failed: nothing was written
+            for pending in batch:
+                pending.future.set_exception(commit_failure)
+            return
+        for future, value, refused in outcomes:
+            if refused is None:
+                future.set_result(value)
+            else:
+                future.set_exception(refused)
+
+    @staticmethod
+    def _run_in(connection: sqlite3.Connection, work: Callable[[Session], T]) -> T:
+        written: list[tuple[int, JournalEntry]] = []
+
+        def apply_ledger(operation: Operation) -> Applied | Rejected[LedgerRejectReason]:
+            return sqlite_ledger.apply_in_transaction(connection, operation, written)
+
+        session = Session(connection, apply_ledger)
+        result = work(session)
+        if session.outbox:
+            connection.executemany(_INSERT_OUTBOX, _outbox_parameters(session.outbox))
+        sqlite_ledger.check_read_back(connection, written)
+        return result
+
+    def read(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
+        return self.store.connection().execute(sql, parameters).fetchall()
+
+    @contextmanager
+    def reader(self) -> Iterator[SqlConnection]:
+        yield self.store.connection()
+
+    def outbox_after(self, seq: int, limit: int = OUTBOX_READ_MAX) -> list[tuple[Any, ...]]:
+        return self.read(_SELECT_OUTBOX, (seq, limit))
+
+    def outbox_head(self) -> int:
+        return int(self.read("SELECT coalesce(max(seq), 0) FROM outbox")[0][0])
+
+    def relay_cursor(self, name: str) -> int:
+        rows = self.read("SELECT last_seq FROM outbox_relay WHERE name = ?", (name,))
+        return 0 if not rows else int(rows[0][0])
+
+    def save_relay_cursor(self, name: str, seq: int) -> None:
+        with self.store.transaction() as connection:
+            connection.execute(
+                "INSERT INTO outbox_relay (name, last_seq) VALUES (?, ?) ON CONFLICT (name)"
+                " DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+                (name, seq),
+            )
+
+    @contextmanager
+    def relay_leader(self, name: str) -> Iterator[bool]:
+        """True in the one process (per SQLite file) that holds `<file>.<name>.lock`."""
+        path = Path(f"{self.store.path}.{name}.lock")
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(descriptor)  # releases the lock
+
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL
+
+
+@lru_cache(maxsize=512)
+def _pg_sql(statement: str) -> bytes:
+    # The market's SQL has no `%` and no `?` inside literals: a plain swap is exact.
+    assert "%" not in statement, statement
+    return statement.replace("?", "%s").encode()
+
+
+class PgConnection:
+    """A psycopg connection that takes the market's `?` placeholders."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+        self.raw = raw
+
+    def execute(self, statement: str, parameters: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+        return self.raw.execute(_pg_sql(statement), parameters)
+
+
+class PostgresMarketDb:
+    for_update = " FOR UPDATE"
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+        self.retries = 0  # lost races re-run, for the tests
+        # Advisory lock keys are per database; tests run many schemas in one database.
+        self._outbox_lock = f"aex:{store.schema}:outbox"
+
+    def run(self, work: Callable[[Session], T]) -> T:
+        for attempt in range(WRITE_ATTEMPTS_MAX):
+            try:
+                return self._run_once(work)
+            except postgres_ledger.RETRIED_ERRORS:
+                if attempt == WRITE_ATTEMPTS_MAX - 1:
+                    raise
+                self.retries += 1
+        raise AssertionError("unreachable")
+
+    async def run_async(self, work: Callable[[Session], T]) -> T:
+        return await asyncio.to_thread(self.run, work)
+
+    def _run_once(self, work: Callable[[Session], T]) -> T:
+        with self.store.pool.connection() as raw, raw.transaction():
+
+            def apply_ledger(operation: Operation) -> Applied | Rejected[LedgerRejectReason]:
+                return postgres_ledger.apply_in_transaction(raw, operation)
+
+            session = Session(PgConnection(raw), apply_ledger)
+            result = work(session)
+            if session.outbox:
+                # Held to COMMIT: outbox sequence numbers are handed out in commit order.
+                raw.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._outbox_lock,))
+                with raw.cursor() as cursor:
+                    cursor.executemany(_pg_sql(_INSERT_OUTBOX), _outbox_parameters(session.outbox))
+            return result
+
+    def read(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
+        with self.store.read() as raw:
+            return raw.execute(_pg_sql(sql), parameters).fetchall()
+
+    @contextmanager
+    def reader(self) -> Iterator[SqlConnection]:
+        with self.store.read() as raw:
+            yield PgConnection(raw)
+
+    def outbox_after(self, seq: int, limit: int = OUTBOX_READ_MAX) -> list[tuple[Any, ...]]:
+        return self.read(_SELECT_OUTBOX, (seq, limit))
+
+    def outbox_head(self) -> int:
+        return int(self.read("SELECT coalesce(max(seq), 0) FROM outbox")[0][0])
+
+    def relay_cursor(self, name: str) -> int:
+        rows = self.read("SELECT last_seq FROM outbox_relay WHERE name = ?", (name,))
+        return 0 if not rows else int(rows[0][0])
+
+    def save_relay_cursor(self, name: str, seq: int) -> None:
+        with self.store.transaction() as raw:
+            raw.execute(
+                "INSERT INTO outbox_relay (name, last_seq) VALUES (%s, %s) ON CONFLICT (name)"
+                " DO UPDATE SET last_seq = greatest(outbox_relay.last_seq, excluded.last_seq)",
+                (name, seq),
+            )
+
+    @contextmanager
+    def relay_leader(self, name: str) -> Iterator[bool]:
+        """True in the one process (per database schema) holding the relay's advisory lock, on
+        a connection of its own kept for as long as it leads."""
+        key = f"aex:{self.store.schema}:relay:{name}"
+        with psycopg.connect(self.store.url, autocommit=True) as raw:
+            row = raw.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()
+            yield bool(row and row[0])

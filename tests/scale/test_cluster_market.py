@@ -1,0 +1,261 @@
+"""The market on two server processes sharing PostgreSQL, Redis and NATS JetStream: every bid
+window closed by exactly one process, every contract settled exactly once under 200 concurrent
+completions on both, money conserved, a provider's stream on one process hearing the award made
+on the other, and an undeliverable webhook delivered by one process only, then dead-lettered on
+NATS once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import httpx
+import nats
+import pytest
+
+from aex.core.fees import PLATFORM_FEE_BPS, split_fee
+from serve.adapters.nats_relay import spec_streams
+from serve.webhooks import WEBHOOK_ATTEMPTS_MAX
+from tests.scale.conftest import cluster
+from tests.serve.conftest import sign_up
+from tests.serve.market_helpers import (
+    OPERATOR,
+    Provider,
+    balance,
+    bid,
+    complete,
+    consumer,
+    platform_revenue,
+    provider,
+    submit_work,
+    wait_for_status,
+)
+from tests.serve.server import Backend, Server
+
+pytestmark = pytest.mark.services
+
+NATS_URL = "nats://127.0.0.1:4222"
+CONTRACTS = 100  # completed twice each, once on each process: 200 concurrent settlements
+PRICE_MINOR = 10_000
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Backend, list[Server], str]]:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    env = {
+        "AEX_NATS_URL": NATS_URL,
+        "AEX_NATS_PREFIX": prefix,
+        "AEX_WINDOW_POLL_MS": "50",
+        "AEX_WEBHOOK_BACKOFF_MS": "20",
+    }
+    try:
+        with cluster(tmp_path_factory.mktemp("market-cluster"), env) as (backend, servers):
+            yield backend, servers, prefix
+    finally:
+        asyncio.run(_delete_streams(prefix))
+
+
+def _client(server: Server) -> httpx.Client:
+    return httpx.Client(base_url=server.url, timeout=30)
+
+
+def test_each_window_closes_once_and_each_contract_settles_once_across_two_processes(
+    pair: tuple[Backend, list[Server], str],
+) -> None:
+    backend, servers, _ = pair
+    clients = [_client(server) for server in servers]
+    acme = consumer(clients[0], funds="100000")
+    agents = [provider(clients[n % 2]) for n in range(4)]
+    revenue_before = Decimal(platform_revenue(clients[0]))
+    works = []
+    for n in range(CONTRACTS):  # submitted and bid on both processes in turn
+        work = submit_work(clients[n % 2], acme, bid_window_seconds=5)
+        assert bid(clients[(n + 1) % 2], agents[n % 4], work["work_id"], 100).status_code == 201
+        works.append(work["work_id"])
+    # Both processes' closers poll every 50 ms: each window must be closed by one of them.
+    awarded = [wait_for_status(clients[0], acme, w, {"AWARDED"}, timeout_s=60) for w in works]
+    contracts = {a["contract_id"]: agents[n % 4] for n, a in enumerate(awarded)}
+    assert len(contracts) == CONTRACTS
+
+    def settle(item: tuple[int, tuple[str, Provider]]) -> tuple[str, int]:
+        n, (contract_id, agent) = item
+        with _client(servers[n % 2]) as http:
+            return contract_id, complete(http, agent, contract_id).status_code
+
+    attempts = [(n, c) for n, c in enumerate(list(contracts.items()) * 2)]
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        results = list(pool.map(settle, attempts))
+    by_contract: dict[str, list[int]] = {}
+    for contract_id, status in results:
+        by_contract.setdefault(contract_id, []).append(status)
+    assert all(sorted(statuses) == [200, 409] for statuses in by_contract.values()), by_contract
+
+    fee_minor = split_fee(PRICE_MINOR, fee_bps=PLATFORM_FEE_BPS)[0]
+    assert balance(clients[1], acme) == (f"{100_000 - CONTRACTS * 100}.00", "0.00")
+    revenue = Decimal(platform_revenue(clients[1])) - revenue_before
+    assert revenue == Decimal(CONTRACTS * fee_minor) / 100
+    for agent in agents:
+        payout = (CONTRACTS // 4) * (PRICE_MINOR - fee_minor)
+        assert balance(clients[0], agent.owner) == (f"{Decimal(payout) / 100:.2f}", "0.00")
+    with backend.market_db(servers[0].data_dir) as db:
+        counts = Counter(
+            (kind, subject)
+            for kind, subject in db.read(
+                "SELECT type, subject_id FROM outbox WHERE type IN"
+                " ('work.bid_window_closed', 'contract.awarded', 'settlement.completed')"
+            )
+        )
+    assert all(counts[("work.bid_window_closed", w)] == 1 for w in works)
+    assert all(counts[("settlement.completed", c)] == 1 for c in contracts)
+    assert sum(1 for kind, _ in counts if kind == "contract.awarded") == CONTRACTS
+    with backend.ledger(servers[0].data_dir) as ledger:
+        assert set(ledger.totals_by_currency().values()) == {0}
+        assert ledger.wallet_mismatches() == []
+    for client in clients:
+        client.close()
+
+
+def test_a_stream_on_one_process_hears_the_award_made_on_the_other(
+    pair: tuple[Backend, list[Server], str],
+) -> None:
+    _, servers, _ = pair
+    near, far = _client(servers[0]), _client(servers[1])
+    acme, agent = consumer(far), provider(far)
+    heard: list[dict[str, Any]] = []
+    ready = threading.Event()
+
+    def listen() -> None:
+        headers = {**agent.headers, "Accept": "text/event-stream"}
+        with (
+            httpx.Client(base_url=servers[0].url, timeout=30) as http,
+            http.stream("GET", "/v1/notifications/stream", headers=headers) as stream,
+        ):
+            event = ""
+            for line in stream.iter_lines():
+                if line.startswith("event:"):
+                    event = line.split(":", 1)[1].strip()
+                    if event == "ready":
+                        ready.set()
+                elif line.startswith("data:") and event == "contract.awarded":
+                    heard.append(json.loads(line.split(":", 1)[1]))
+                    return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    assert ready.wait(15)
+    work = submit_work(far, acme, bid_window_seconds=300)
+    assert bid(far, agent, work["work_id"], 100).status_code == 201
+    closed = far.post(f"/v1/admin/work/{work['work_id']}/close", headers=OPERATOR)
+    assert closed.json()["status"] == "AWARDED"
+    listener.join(timeout=15)
+    assert heard, "the award committed on one process did not reach the stream on the other"
+    assert heard[0]["payload"]["contract_id"] == closed.json()["contract_id"]
+    near.close()
+    far.close()
+
+
+class _FailingReceiver:
+    """A webhook endpoint that always answers 500, counting the POSTs per event id."""
+
+    def __init__(self) -> None:
+        self.posts: Counter[str] = Counter()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["content-length"]))
+                receiver.posts[self.headers["x-aex-event-id"]] += 1
+                self.send_response(500)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/hook"
+
+
+def test_an_undeliverable_webhook_is_tried_by_one_process_and_dead_lettered_once(
+    pair: tuple[Backend, list[Server], str],
+) -> None:
+    _, servers, prefix = pair
+    receiver = _FailingReceiver()
+    try:
+        with _client(servers[0]) as http:
+            owner = sign_up(http, "Unreachable", "PROVIDER")
+            body = {
+                "name": "DownBot",
+                "type": "AI_AGENT",
+                "capabilities": ["code_review"],
+                "category": "TECHNOLOGY",
+                "endpoint": receiver.url,
+            }
+            created = http.post("/v1/providers", json=body, headers=owner.headers).json()
+            key = {"X-API-Key": created["api_key"]}
+            subscription = {"provider_id": created["provider_id"], "categories": ["TECHNOLOGY"]}
+            assert http.post("/v1/subscriptions", json=subscription, headers=key).status_code == 201
+        with _client(servers[1]) as http:
+            work = submit_work(http, consumer(http), bid_window_seconds=300)
+        subject = f"{prefix}.aex.notification.dead_lettered.{created['provider_id']}"
+        letters = asyncio.run(_dead_letters(prefix, subject, timeout_s=30))
+        assert len(letters) == 1, letters
+        letter = letters[0]
+        assert letter["payload"]["event"]["payload"]["work_id"] == work["work_id"]
+        assert letter["payload"]["attempts"] == WEBHOOK_ATTEMPTS_MAX
+        # Both processes saw the event; one delivered it: the attempts were made once, not twice.
+        original = letter["payload"]["event"]["event_id"]
+        assert receiver.posts[original] == WEBHOOK_ATTEMPTS_MAX
+    finally:
+        receiver.server.shutdown()
+
+
+async def _dead_letters(prefix: str, subject: str, *, timeout_s: float) -> list[dict[str, Any]]:
+    """The dead letters stored on the NOTIFICATIONS stream for `subject`, once one has arrived
+    (and a further moment, for a duplicate to show up if there were one)."""
+    connection = await nats.connect(NATS_URL, connect_timeout=2)
+    try:
+        js = connection.jetstream()
+        stream = f"{prefix}_NOTIFICATIONS"
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                info = await js.stream_info(stream)
+                if info.state.messages > 0:
+                    break
+            assert time.monotonic() < deadline, "no dead letter reached JetStream"
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)
+        info = await js.stream_info(stream)
+        found = []
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            message = await js.get_msg(stream, seq)
+            if message.subject == subject and message.data is not None:
+                found.append(json.loads(message.data))
+        return found
+    finally:
+        await connection.close()
+
+
+async def _delete_streams(prefix: str) -> None:
+    connection = await nats.connect(NATS_URL, connect_timeout=2)
+    try:
+        js = connection.jetstream()
+        for stream in spec_streams(prefix):
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                await js.delete_stream(stream)
+    finally:
+        await connection.close()
