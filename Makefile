@@ -4,10 +4,11 @@ PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA ?= ./data
-# make run-cluster: WORKERS server processes on one port, on PostgreSQL and Redis.
+# make run-cluster: WORKERS server processes on one port, on PostgreSQL, Redis and NATS.
 WORKERS ?= 2
 DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 REDIS_URL ?= redis://127.0.0.1:6379/0
+NATS_URL ?= nats://127.0.0.1:4222
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -33,7 +34,7 @@ run: install
 	$(BIN)/aex serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
 
 run-cluster: install
-	AEX_DATABASE_URL=$(DATABASE_URL) AEX_REDIS_URL=$(REDIS_URL) \
+	AEX_DATABASE_URL=$(DATABASE_URL) AEX_REDIS_URL=$(REDIS_URL) AEX_NATS_URL=$(NATS_URL) \
 	  $(BIN)/aex serve --workers $(WORKERS) --host $(HOST) --port $(PORT) --data-dir $(DATA)
 
 lint: install
