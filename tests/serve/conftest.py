@@ -20,6 +20,15 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     chosen.cleanup()
 
 
+@pytest.fixture(params=BACKENDS)
+def own_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """A backend of the test's own (a fresh PostgreSQL schema and Redis prefix), for tests that
+    start, kill and restart servers and must not share state with the session server."""
+    chosen = Backend(request.param)
+    yield chosen
+    chosen.cleanup()
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp(f"exchange-{backend.name}") / "data"

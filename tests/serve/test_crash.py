@@ -11,15 +11,13 @@ from pathlib import Path
 
 import httpx
 
-from serve.stores.sqlite import SqliteStore
-from serve.stores.sqlite_ledger import SqliteLedger
-from tests.serve.server import Server
+from tests.serve.server import Backend, Server
 
 WRITERS = 8
 
 
-def test_kill_9_loses_no_acknowledged_deposit(tmp_path: Path) -> None:
-    server = Server(tmp_path / "data").start()
+def test_kill_9_loses_no_acknowledged_deposit(tmp_path: Path, own_backend: Backend) -> None:
+    server = Server(tmp_path / "data", env=own_backend.env).start()
     try:
         with httpx.Client(base_url=server.url) as client:
             signed = client.post("/v1/tenants", json={"name": "Crash", "type": "CONSUMER"}).json()
@@ -59,6 +57,6 @@ def test_kill_9_loses_no_acknowledged_deposit(tmp_path: Path) -> None:
             assert Decimal(available) == Decimal("1.01") * len(stored)
     finally:
         server.stop()
-    ledger = SqliteLedger(SqliteStore(server.data_dir / "aex.sqlite3"))
-    assert set(ledger.totals_by_currency().values()) == {0}
-    assert ledger.wallet_mismatches() == []
+    with own_backend.ledger(server.data_dir) as ledger:
+        assert set(ledger.totals_by_currency().values()) == {0}
+        assert ledger.wallet_mismatches() == []

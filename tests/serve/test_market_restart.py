@@ -1,4 +1,5 @@
-"""A window that ends while the server is down closes when it comes back, exactly once."""
+"""A window that ends while the server is down closes when it comes back, exactly once (on
+each backend: the SQLite file, and PostgreSQL + Redis)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from tests.serve.market_helpers import (
     submit_work,
     wait_for_status,
 )
-from tests.serve.server import Server
+from tests.serve.server import Backend, Server
 
 
-def test_restart_during_an_open_window_closes_it_on_start(tmp_path: Path) -> None:
-    first = Server(tmp_path / "data").start()
+def test_restart_during_an_open_window_closes_it_on_start(
+    tmp_path: Path, own_backend: Backend
+) -> None:
+    first = Server(tmp_path / "data", env=own_backend.env).start()
     try:
         with httpx.Client(base_url=first.url, timeout=30) as client:
             acme, bot = consumer(client), provider(client)
@@ -29,7 +32,7 @@ def test_restart_during_an_open_window_closes_it_on_start(tmp_path: Path) -> Non
         first.kill()  # kill -9 while the window is open
     remaining_s = work["bid_window_closes_at_ms"] / 1000 - time.time()
     time.sleep(max(0.0, remaining_s + 0.2))
-    second = Server(tmp_path / "data").start()
+    second = Server(tmp_path / "data", env=own_backend.env).start()
     try:
         with httpx.Client(base_url=second.url, timeout=30) as client:
             awarded = wait_for_status(client, acme, work["work_id"], {"AWARDED"}, timeout_s=5)
