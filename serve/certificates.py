@@ -1,11 +1,12 @@
 """Certificates over HTTP: the routes' use cases on aex/ca/authority.py.
 
-The CA key lives in `<data_dir>/ca/keys/` (created on first start by FileKeyProvider), the
-records and the CRL in `<data_dir>/ca/` (FileCertificateStore). Calls into the authority are
-serialised by one lock (its file store is not written concurrently). After each change the
-market's view of the certificate (`certificate_owners`: who owns it, which category and
+The CA key lives in `<data_dir>/ca/keys/` (created on first start by FileKeyProvider; several
+hosts share that directory like any other secret), the records and the CRL in the exchange's
+database (serve/stores/ca_store.py, both backends). Calls into the authority are serialised
+across threads and processes (a thread lock, then the database's "ca" mutex). After each change
+the market's view of the certificate (`certificate_owners`: who owns it, which category and
 capability it certifies, until when, active or not: what bid scoring and the reputation's
-certification bonus read) and the outbox event are written in one SQLite transaction.
+certification bonus read) and the outbox event are written in one market transaction.
 
 Access: a request names a provider the caller may act for (its key or its owner tenant); the
 operator approves or rejects what the auto-approve policy left for review (anything but
@@ -16,7 +17,6 @@ Verification API (spec: "$0.001/call"), counted per calling tenant.
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +24,6 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from aex.ca.authority import CertificateAuthority
 from aex.ca.keystore import FileKeyProvider
-from aex.ca.store import FileCertificateStore
 from aex.core import Rejected
 from aex.core.certs import CertificateRecord, CertState, ReputationSnapshot, verify_crl
 from aex.core.events import EventType
@@ -32,6 +31,7 @@ from aex.core.x509_export import certificate_to_vc_jwt, certificate_to_x509, crl
 from serve.market import Market, provider_reputation
 from serve.problems import FieldError, ProblemError, problem_for_rejected
 from serve.security import Principal, PrincipalKind, now_ms
+from serve.stores.ca_store import CA_MUTEX, SqlCertificateStore
 
 VERIFICATION_PRICE_MICROS = 1_000  # $0.001 per call, in millionths of a dollar
 
@@ -44,10 +44,13 @@ class Certificates:
     def __init__(self, market: Market, data_dir: Any) -> None:
         self.market = market
         self.keys = FileKeyProvider(data_dir)
-        self.authority = CertificateAuthority(
-            self.keys, FileCertificateStore(data_dir), reputation_of=self._snapshot
-        )
-        self._lock = threading.Lock()
+        store = SqlCertificateStore(market.db)
+        store.import_files(data_dir)
+        self.authority = CertificateAuthority(self.keys, store, reputation_of=self._snapshot)
+
+    def _exclusive(self) -> Any:
+        """One caller into the authority at a time, across threads and processes."""
+        return self.market.db.mutex(CA_MUTEX)
 
     def _snapshot(self, provider_id: str) -> ReputationSnapshot:
         # Reputation tiers flow into certificates at issue and renewal.
@@ -62,7 +65,7 @@ class Certificates:
     def request(self, caller: Principal, document: object) -> dict[str, Any]:
         provider_id = document.get("provider_id") if isinstance(document, dict) else None
         self._may_act_for(caller, provider_id)
-        with self._lock:
+        with self._exclusive():
             record = self.authority.request(document)
         if isinstance(record, Rejected):
             raise problem_for_rejected(record)
@@ -72,24 +75,24 @@ class Certificates:
         return record_view(record)
 
     def approve(self, cert_id: str, note: str) -> dict[str, Any]:
-        with self._lock:
+        with self._exclusive():
             record = self.authority.approve(cert_id, note=note)
         return self._after(record, EventType.CERTIFICATE_ISSUED)
 
     def reject(self, cert_id: str, note: str) -> dict[str, Any]:
-        with self._lock:
+        with self._exclusive():
             record = self.authority.reject(cert_id, note=note)
         return self._after(record, EventType.CERTIFICATE_REJECTED)
 
     def renew(self, caller: Principal, cert_id: str) -> dict[str, Any]:
         self._owned(caller, cert_id)
-        with self._lock:
+        with self._exclusive():
             record = self.authority.renew(cert_id)
         return self._after(record, EventType.CERTIFICATE_RENEWED)
 
     def revoke(self, caller: Principal, cert_id: str, reason: int) -> dict[str, Any]:
         self._owned(caller, cert_id)
-        with self._lock:
+        with self._exclusive():
             record = self.authority.revoke(cert_id, reason=reason)
         return self._after(record, EventType.CERTIFICATE_REVOKED)
 
@@ -137,7 +140,7 @@ class Certificates:
     # -- reads ------------------------------------------------------------------------------
 
     def certificate(self, cert_id: str, form: str) -> dict[str, Any] | str:
-        with self._lock:
+        with self._exclusive():
             record = self.authority.record(cert_id)
         if isinstance(record, Rejected) or record.certificate is None:
             raise ProblemError(404, "not-found", "no such certificate")
@@ -152,14 +155,14 @@ class Certificates:
 
     def record(self, caller: Principal, cert_id: str) -> dict[str, Any]:
         self._owned(caller, cert_id)
-        with self._lock:
+        with self._exclusive():
             record = self.authority.record(cert_id)
         if isinstance(record, Rejected):
             raise problem_for_rejected(record)
         return record_view(record)
 
     def crl(self, form: str) -> dict[str, Any] | str:
-        with self._lock:
+        with self._exclusive():
             document = self.authority.crl()
         if form == "json":
             return document
@@ -169,7 +172,7 @@ class Certificates:
         return crl_to_x509(crl, signer=signer).public_bytes(Encoding.PEM).decode("ascii")
 
     def ca_document(self) -> dict[str, Any]:
-        with self._lock:
+        with self._exclusive():
             return self.authority.ca_document()
 
     def ca_certificate_pem(self) -> str:
@@ -180,12 +183,12 @@ class Certificates:
         calls = self._meter(caller)
         document = _document_of(body)
         if isinstance(document, str):
-            with self._lock:
+            with self._exclusive():
                 found = self.authority.certificate(document)
             if isinstance(found, Rejected):
                 raise problem_for_rejected(found)
             document = found
-        with self._lock:
+        with self._exclusive():
             verified = self.authority.verify(document)
         answer: dict[str, Any] = {"valid": not isinstance(verified, Rejected)}
         if isinstance(verified, Rejected):
@@ -254,7 +257,7 @@ class Certificates:
         )
 
     def _owned(self, caller: Principal, cert_id: str) -> None:
-        with self._lock:
+        with self._exclusive():
             record = self.authority.record(cert_id)
         if isinstance(record, Rejected):
             raise ProblemError(404, "not-found", "no such certificate")

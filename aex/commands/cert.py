@@ -117,11 +117,33 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _authority(data_dir: Path) -> Any:
+    """The exchange's CA: its key in D/ca/keys, its records and CRL in the exchange's database
+    (D's SQLite file, or PostgreSQL with AEX_DATABASE_URL and AEX_DATABASE_SCHEMA as for
+    `aex serve`), each call under the same cross-process lock as the running server's."""
+    import os
+
     from aex.ca.authority import CertificateAuthority
     from aex.ca.keystore import FileKeyProvider
-    from aex.ca.store import FileCertificateStore
+    from serve.stores.ca_store import CA_MUTEX, SerializedAuthority, SqlCertificateStore
+    from serve.stores.market_db import MarketDb, PostgresMarketDb, SqliteMarketDb
 
-    return CertificateAuthority(FileKeyProvider(data_dir), FileCertificateStore(data_dir))
+    db: MarketDb
+    url = os.environ.get("AEX_DATABASE_URL")
+    if url:
+        from serve.stores.postgres import PostgresStore
+
+        schema = os.environ.get("AEX_DATABASE_SCHEMA") or "public"
+        db = PostgresMarketDb(PostgresStore(url, schema=schema, pool_min=1, pool_max=4))
+    else:
+        from serve.settings import DATABASE_FILE
+        from serve.stores.sqlite import SqliteStore
+
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        db = SqliteMarketDb(SqliteStore(Path(data_dir) / DATABASE_FILE))
+    store = SqlCertificateStore(db)
+    store.import_files(data_dir)
+    authority = CertificateAuthority(FileKeyProvider(data_dir), store)
+    return SerializedAuthority(authority, lambda: db.mutex(CA_MUTEX))
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -127,6 +127,18 @@ class MarketDb(Protocol):
 
     def relay_leader(self, name: str) -> Any: ...  # a context manager yielding bool
 
+    def mutex(self, name: str) -> Any: ...  # a context manager: one holder across processes
+
+
+_LOCAL_MUTEXES_GUARD = threading.Lock()
+
+
+def _local_mutex(owner: object, name: str) -> threading.Lock:
+    """The in-process half of a driver's `mutex`: one lock per (driver, name)."""
+    with _LOCAL_MUTEXES_GUARD:
+        locks: dict[str, threading.Lock] = owner.__dict__.setdefault("_local_mutexes", {})
+        return locks.setdefault(name, threading.Lock())
+
 
 # ---------------------------------------------------------------------------------------------
 # SQLite
@@ -263,6 +275,18 @@ class SqliteMarketDb:
         finally:
             os.close(descriptor)  # releases the lock
 
+    @contextmanager
+    def mutex(self, name: str) -> Iterator[None]:
+        """Held by one thread of one process (per SQLite file) at a time; waits for it."""
+        with _local_mutex(self, name):
+            path = Path(f"{self.store.path}.{name}.lock")
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(descriptor)  # releases the lock
+
 
 # ---------------------------------------------------------------------------------------------
 # PostgreSQL
@@ -360,3 +384,19 @@ class PostgresMarketDb:
         with psycopg.connect(self.store.url, autocommit=True) as raw:
             row = raw.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()
             yield bool(row and row[0])
+
+    @contextmanager
+    def mutex(self, name: str) -> Iterator[None]:
+        """Held by one holder across every process on this database schema; waits for it. A
+        transaction-scoped advisory lock on a pooled connection: released at its end, and by
+        the server if the holder dies."""
+        key = f"aex:{self.store.schema}:mutex:{name}"
+        # One waiter per process: waiting threads must not hold the pool's connections that the
+        # holder needs for its own reads and writes.
+        with (
+            _local_mutex(self, name),
+            self.store.pool.connection() as raw,
+            raw.transaction(),
+        ):
+            raw.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+            yield

@@ -231,3 +231,17 @@ CREATE TABLE webhook_deliveries (
     PRIMARY KEY (event_id, provider_id)
 )
 """
+
+# The certificate authority's records and CRL (aex/ca/store.py's CertificateStore protocol, as
+# JSON text): in the exchange's database, so that every process and host sees one CA state.
+CA_SCHEMA = """
+CREATE TABLE ca_records (
+    record_id TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+CREATE TABLE ca_crl (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    state TEXT NOT NULL,
+    document TEXT NOT NULL
+)
+"""
