@@ -96,6 +96,7 @@ def build_litestar(
         "webhooks": webhooks,
         "nats_url": settings.nats_url,
         "nats_prefix": settings.nats_prefix,
+        "nats_retention": (settings.nats_max_age_s, settings.nats_duplicate_window_s),
     }
     handlers += [*MARKET_HANDLERS, *CERTIFICATE_HANDLERS]
     return Litestar(

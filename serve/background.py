@@ -19,7 +19,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from aex.core.events import Event, EventType, encode_event, event_subject
-from serve.adapters.nats_relay import JetStreamRelay, OutboxRow, spec_streams
+from serve.adapters.nats_relay import (
+    DUPLICATE_WINDOW_S_DEFAULT,
+    STREAM_MAX_AGE_S_DEFAULT,
+    JetStreamRelay,
+    OutboxRow,
+    spec_streams,
+)
 from serve.market import Market
 from serve.security import now_ms
 from serve.stores.market_db import MarketDb
@@ -68,7 +74,14 @@ async def market_lifespan(app: Any) -> AsyncIterator[None]:
         tasks.append(asyncio.create_task(hub.run()))
     nats_url = getattr(app.state, "nats_url", None)
     if nats_url is not None:
-        relay = run_outbox_relay(market.db, nats_url, app.state.nats_prefix)
+        max_age_s, duplicate_window_s = app.state.nats_retention
+        relay = run_outbox_relay(
+            market.db,
+            nats_url,
+            app.state.nats_prefix,
+            max_age_s=max_age_s,
+            duplicate_window_s=duplicate_window_s,
+        )
         tasks.append(asyncio.create_task(relay))
     try:
         yield
@@ -109,26 +122,39 @@ def outbox_rows_after(db: MarketDb, seq: int, prefix: str) -> list[tuple[int, Ou
     return found
 
 
-async def run_outbox_relay(db: MarketDb, url: str, prefix: str) -> None:
+async def run_outbox_relay(
+    db: MarketDb,
+    url: str,
+    prefix: str,
+    *,
+    max_age_s: float = STREAM_MAX_AGE_S_DEFAULT,
+    duplicate_window_s: float = DUPLICATE_WINDOW_S_DEFAULT,
+) -> None:
     """Relays in the one process that leads (db.relay_leader); the others wait their turn."""
     while True:
         leadership = db.relay_leader(RELAY_NAME)
         leading = await asyncio.to_thread(leadership.__enter__)
         try:
             if leading:
-                await _relay(db, url, prefix)
+                relay = JetStreamRelay(
+                    url,
+                    streams=spec_streams(prefix),
+                    max_age_s=max_age_s,
+                    duplicate_window_s=duplicate_window_s,
+                )
+                await _relay(db, relay, prefix)
         finally:
             await asyncio.shield(asyncio.to_thread(leadership.__exit__, None, None, None))
         await asyncio.sleep(RELAY_LEADER_RETRY_S)
 
 
-async def _relay(db: MarketDb, url: str, prefix: str) -> None:
+async def _relay(db: MarketDb, configured: JetStreamRelay, prefix: str) -> None:
     backoff_s = RELAY_BACKOFF_S_MIN
     relay: JetStreamRelay | None = None
     while True:
         try:
             if relay is None:
-                relay = await JetStreamRelay(url, streams=spec_streams(prefix)).connect()
+                relay = await configured.connect()
                 await relay.ensure_streams()
             cursor = await asyncio.to_thread(db.relay_cursor, RELAY_NAME)
             batch = await asyncio.to_thread(outbox_rows_after, db, cursor, prefix)

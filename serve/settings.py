@@ -19,7 +19,9 @@ Environment (all optional):
 - AEX_REDIS_URL: `redis://...` shares the rate limiter and the key cache between processes
   (default: in-process); AEX_REDIS_PREFIX prefixes every Redis key (default "aex:").
 - AEX_NATS_URL: `nats://...` relays the market's outbox to NATS JetStream (default: off);
-  AEX_NATS_PREFIX prefixes the stream names and subjects (default none; tests: one per test).
+  AEX_NATS_PREFIX prefixes the stream names and subjects (default none; tests: one per test);
+  AEX_NATS_MAX_AGE_S the streams' retention (default 30 days), AEX_NATS_DUPLICATE_WINDOW_S
+  JetStream's deduplication window (default 120 s; at most the retention).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aex.core import DEFAULT_BURST_REQUESTS, PRESETS, Rejected, weights_from_json
+from serve.adapters.nats_relay import DUPLICATE_WINDOW_S_DEFAULT, STREAM_MAX_AGE_S_DEFAULT
 from serve.evaluation import DEFAULT_WEIGHTS, NamedWeights
 
 OPERATOR_KEY_FILE = "operator.key"
@@ -71,6 +74,8 @@ class Settings:
     redis_prefix: str = "aex:"
     nats_url: str | None = None
     nats_prefix: str = ""
+    nats_max_age_s: float = STREAM_MAX_AGE_S_DEFAULT
+    nats_duplicate_window_s: float = DUPLICATE_WINDOW_S_DEFAULT
 
     @property
     def database_path(self) -> Path:
@@ -107,6 +112,10 @@ class Settings:
             redis_prefix=env.get("AEX_REDIS_PREFIX", "aex:"),
             nats_url=env.get("AEX_NATS_URL") or None,
             nats_prefix=env.get("AEX_NATS_PREFIX", ""),
+            nats_max_age_s=_float(env, "AEX_NATS_MAX_AGE_S", STREAM_MAX_AGE_S_DEFAULT),
+            nats_duplicate_window_s=_float(
+                env, "AEX_NATS_DUPLICATE_WINDOW_S", DUPLICATE_WINDOW_S_DEFAULT
+            ),
         )
         settings.validate()
         return settings
@@ -145,6 +154,28 @@ class Settings:
             raise ImproperlyConfiguredError("AEX_NATS_URL must be a nats:// URL")
         if self.nats_prefix and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.nats_prefix) is None:
             raise ImproperlyConfiguredError("AEX_NATS_PREFIX: letters, digits, _ and -")
+        if not 0 < self.nats_max_age_s <= NATS_MAX_AGE_S_MAX:
+            raise ImproperlyConfiguredError("AEX_NATS_MAX_AGE_S: seconds, in (0, 10 years]")
+        if not 0 < self.nats_duplicate_window_s <= self.nats_max_age_s:
+            raise ImproperlyConfiguredError(
+                "AEX_NATS_DUPLICATE_WINDOW_S: seconds, positive and at most AEX_NATS_MAX_AGE_S"
+            )
+
+
+NATS_MAX_AGE_S_MAX = 10 * 365 * 86_400.0
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfiguredError(f"{name}: a number of seconds, not {raw!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ImproperlyConfiguredError(f"{name}: a finite number of seconds")
+    return value
 
 
 def load_weights(source: str | None) -> NamedWeights:

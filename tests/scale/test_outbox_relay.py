@@ -56,6 +56,15 @@ async def stored_ids(prefix: str) -> Counter[str]:
         await connection.close()
 
 
+async def retention(stream: str) -> tuple[float, float]:
+    connection = await nats.connect(NATS_URL, connect_timeout=2)
+    try:
+        config = (await connection.jetstream().stream_info(stream)).config
+        return float(config.max_age or 0), float(config.duplicate_window or 0)
+    finally:
+        await connection.close()
+
+
 async def delete_streams(prefix: str) -> None:
     connection = await nats.connect(NATS_URL, connect_timeout=2)
     try:
@@ -88,11 +97,18 @@ def market_cycle(url: str) -> None:
 
 def test_nats_receives_each_event_exactly_once_per_event_id(tmp_path: Path) -> None:
     prefix = "aextest" + uuid.uuid4().hex[:12]
-    server = Server(tmp_path / "data", env={"AEX_NATS_URL": NATS_URL, "AEX_NATS_PREFIX": prefix})
+    env = {
+        "AEX_NATS_URL": NATS_URL,
+        "AEX_NATS_PREFIX": prefix,
+        "AEX_NATS_MAX_AGE_S": "3600",
+        "AEX_NATS_DUPLICATE_WINDOW_S": "90",
+    }
+    server = Server(tmp_path / "data", env=env)
     try:
         server.start()
         market_cycle(server.url)
         expected, counts = wait_until_relayed(server.data_dir, prefix)
+        assert asyncio.run(retention(f"{prefix}_WORK")) == (3600.0, 90.0)  # as configured
         assert len(expected) >= 6  # submitted, bid, closed, evaluated, awarded, ... settled
         assert set(counts) == set(expected)
         assert set(counts.values()) == {1}
@@ -113,7 +129,14 @@ def test_nats_receives_each_event_exactly_once_per_event_id(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(
     "env",
-    [{"AEX_NATS_URL": "http://127.0.0.1:4222"}, {"AEX_NATS_PREFIX": "has.dot"}],
+    [
+        {"AEX_NATS_URL": "http://127.0.0.1:4222"},
+        {"AEX_NATS_PREFIX": "has.dot"},
+        {"AEX_NATS_MAX_AGE_S": "0"},
+        {"AEX_NATS_MAX_AGE_S": "soon"},
+        {"AEX_NATS_MAX_AGE_S": "nan"},
+        {"AEX_NATS_MAX_AGE_S": "60", "AEX_NATS_DUPLICATE_WINDOW_S": "120"},
+    ],
 )
 def test_a_bad_nats_setting_is_refused_at_startup(tmp_path: Path, env: dict[str, str]) -> None:
     base = {"AEX_OPERATOR_KEY": "k" * 40, "AEX_JWT_SECRET": "s" * 40}
