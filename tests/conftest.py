@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,12 +35,12 @@ def fresh_schema_name() -> str:
     return f"aex_test_{uuid.uuid4().hex[:16]}"
 
 
-def _sqlite(tmp_path: Path) -> Iterator[Stores]:
+def _sqlite(tmp_path: Path) -> Generator[Stores]:
     store = SqliteStore(tmp_path / "aex.sqlite3", synchronous="NORMAL")
     yield Stores("sqlite", store, store, SqliteLedger(store), SqliteMarketDb(store))
 
 
-def _postgres(tmp_path: Path) -> Iterator[Stores]:
+def _postgres(tmp_path: Path) -> Generator[Stores]:
     from serve.stores.market_db import PostgresMarketDb
     from serve.stores.postgres import PostgresStore
     from serve.stores.postgres_ledger import PostgresLedger

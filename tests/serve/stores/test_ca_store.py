@@ -6,6 +6,7 @@ concurrently without losing a revocation or reusing a CRL number."""
 from __future__ import annotations
 
 import threading
+from functools import partial
 from pathlib import Path
 
 from aex.ca.authority import CertificateAuthority
@@ -60,7 +61,7 @@ def test_two_processes_revoking_at_once_lose_no_revocation(store: Stores, tmp_pa
     keys = FileKeyProvider(tmp_path, now=NOW)
     authorities = [
         SerializedAuthority(
-            CertificateAuthority(keys, SqlCertificateStore(db)), lambda db=db: db.mutex(CA_MUTEX)
+            CertificateAuthority(keys, SqlCertificateStore(db)), partial(db.mutex, CA_MUTEX)
         )
         for db in drivers
     ]
