@@ -54,10 +54,11 @@ PAYERS_PER_PROCESS = 50
 PAYEES = 100
 HOLD_MINOR = 1_000
 FEE_BPS = 1_500
-# Holds placed per process before the capture window: 3x what the process settled in the same
-# round's hold+capture window (a capture is about half of that work), at least HOLDS_STOCK_MIN.
+# Holds placed per process before the capture window: 4x what the process settled in the same
+# round's hold+capture window (a capture is about half of that work) and 1.5x the most it
+# captured in an earlier round, at least HOLDS_STOCK_MIN.
 HOLDS_STOCK_MIN = 1_000
-HOLDS_STOCK_FACTOR = 3
+HOLDS_STOCK_FACTOR = 4
 HOLDS_PER_TRANSACTION = 250
 TARGET_RATIO = 0.40
 OPERATOR_KEY = "aexop_bench_" + "0" * 40
@@ -251,8 +252,12 @@ def main() -> None:
         for _ in range(ROUNDS):
             pgbench_runs.append(_pgbench(database))
             both_runs.append(_ledger_window(database, stock=0))
-            stock = HOLDS_STOCK_FACTOR * max(both_runs[-1].per_process)
-            capture_runs.append(_ledger_window(database, stock=max(HOLDS_STOCK_MIN, stock)))
+            stock = max(
+                HOLDS_STOCK_MIN,
+                HOLDS_STOCK_FACTOR * max(both_runs[-1].per_process),
+                *(3 * max(w.per_process) // 2 for w in capture_runs),
+            )
+            capture_runs.append(_ledger_window(database, stock=stock))
         if WITH_API:
             api["one_rps"], api["one_p99"] = _api_rps(1, database)
             api["two_rps"], api["two_p99"] = _api_rps(2, database)
