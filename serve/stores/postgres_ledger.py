@@ -4,10 +4,14 @@ One operation is one READ COMMITTED transaction of two statements between BEGIN 
 1. one read that fetches the stored record of the operation_id and locks the touched hold and
    then the touched wallets, sorted by wallet_id (`FOR UPDATE`; a hold is always locked before
    wallets and wallets in one global order, so two operations never wait on each other in a
-   cycle; a capture, release or refund learns its wallets from the hold: a second read);
+   cycle). A capture, release or refund names its payer (and a captured hold its payee) only
+   through the hold: the same statement learns them from the hold row it has just locked (the
+   wallet lock's key list is a subquery over the locked hold, so every hold lock is taken
+   before the first wallet lock);
 2. the pure `apply`; then one write (data-modifying CTEs: wallets, hold, journal entry, which
    doubles as the operation's idempotency record, and postings) that RETURNs the postings as
    stored, re-checked before COMMIT (the paired assert of STYLE.md 7).
+Both statements are prepared on first use (one text per operation shape, cached here).
 
 Rows that did not exist when read (a first deposit, a new hold) are INSERTed, never upserted:
 if another process created the same row meanwhile, the INSERT fails on the primary key and
@@ -24,6 +28,7 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -33,8 +38,6 @@ from aex.core import Rejected
 from aex.core.ledger import (
     Applied,
     Bucket,
-    Deposit,
-    Hold,
     HoldRecord,
     HoldState,
     JournalEntry,
@@ -43,7 +46,6 @@ from aex.core.ledger import (
     OperationKind,
     Posting,
     Wallet,
-    Withdraw,
     applied_from_json,
     applied_to_json,
     apply,
@@ -82,9 +84,9 @@ class PostgresLedger:
         return await asyncio.to_thread(self.apply, operation)
 
     def _apply_once(self, operation: Operation) -> Applied | Rejected[LedgerRejectReason]:
-        # Four round trips (BEGIN, read and lock, write, COMMIT; a capture five): plain
-        # statements, not pipeline mode, whose bookkeeping costs more than it saves on
-        # loopback (measured: 1.0 vs 0.34 ms for BEGIN; SELECT; COMMIT).
+        # Four round trips (BEGIN, read and lock, write, COMMIT), for every kind: plain
+        # statements, not pipeline mode, whose bookkeeping costs more than it saves on loopback
+        # (measured: 1.0 vs 0.34 ms for BEGIN; SELECT; COMMIT).
         with self._store.pool.connection() as tx, tx.transaction():
             return apply_in_transaction(tx, operation)
 
@@ -154,15 +156,22 @@ class _Loaded:
         self.held_ids = frozenset(view.holds)
 
 
-# One statement reads the operation's stored record and locks its hold and (when known up
-# front) its wallets: the CTEs run in the order the UNION ALL asks for them (record, hold,
-# wallets), so the lock order stays hold-then-wallets-by-id. Rows: (tag, a, b, c, d, e, f, g).
+# One statement reads the operation's stored record and locks its hold and then its wallets:
+# the CTEs run in the order the UNION ALL asks for them (record, hold, wallets), and the
+# wallets' key list (the ones named up front, plus the payer and any payee of the locked hold)
+# is an InitPlan over the hold CTE, which runs it to the end, taking every hold lock, before
+# the first wallet is locked: the lock order stays hold-then-wallets-by-id.
+# Rows: (tag, a, b, c, d, e, f, g).
 _READ = """
 WITH p AS (SELECT record FROM journal_entries WHERE operation_id = %s),
 h AS (SELECT hold_id, wallet_id, amount_minor, currency, state, payee_wallet_id, fee_minor
-      FROM holds WHERE hold_id = ANY(%s) ORDER BY hold_id FOR UPDATE),
-w AS (SELECT wallet_id, currency, available_minor, held_minor
-      FROM wallets WHERE wallet_id = ANY(%s) ORDER BY wallet_id FOR UPDATE)
+      FROM holds WHERE hold_id = ANY(%s::text[]) ORDER BY hold_id FOR UPDATE),
+w AS (SELECT wallet_id, currency, available_minor, held_minor FROM wallets
+      WHERE wallet_id = ANY(%s::text[]
+                            || ARRAY(SELECT wallet_id FROM h)
+                            || ARRAY(SELECT payee_wallet_id FROM h
+                                     WHERE payee_wallet_id IS NOT NULL))
+      ORDER BY wallet_id FOR UPDATE)
 SELECT 'p', record, NULL, NULL::bigint, NULL, NULL, NULL, NULL::bigint FROM p
 UNION ALL
 SELECT 'h', hold_id, wallet_id, amount_minor, currency, state, payee_wallet_id, fee_minor FROM h
@@ -172,13 +181,11 @@ SELECT 'w', wallet_id, currency, available_minor, NULL, NULL, NULL, held_minor F
 
 
 def _load(tx: psycopg.Connection[Any], operation: Operation) -> _Loaded:
-    first = touched(operation)
-    # Deposit, withdraw and hold name all their wallets up front (one call to `touched`); a
-    # capture, release or refund learns them from its hold: a second statement.
-    known = isinstance(operation, Deposit | Withdraw | Hold)
+    first = touched(operation)  # the hold ids and the wallets named by the operation itself
     rows = tx.execute(
         _READ,
-        (operation.operation_id, list(first.hold_ids), sorted(first.wallet_ids) if known else []),
+        (operation.operation_id, list(first.hold_ids), list(first.wallet_ids)),
+        prepare=True,
     ).fetchall()
     prior_rows = [r for r in rows if r[0] == "p"]
     prior = None if not prior_rows else applied_from_json(json.loads(prior_rows[0][1]))
@@ -187,17 +194,10 @@ def _load(tx: psycopg.Connection[Any], operation: Operation) -> _Loaded:
         for r in rows
         if r[0] == "h"
     }
-    wallet_ids = touched(operation, holds).wallet_ids
-    if known:
-        assert wallet_ids == first.wallet_ids
-        wallet_rows = [(r[1], r[2], r[3], r[7]) for r in rows if r[0] == "w"]
-    else:
-        wallet_rows = tx.execute(
-            "SELECT wallet_id, currency, available_minor, held_minor FROM wallets"
-            " WHERE wallet_id = ANY(%s) ORDER BY wallet_id FOR UPDATE",
-            (sorted(wallet_ids),),
-        ).fetchall()
-    wallets = {row[0]: Wallet(*row) for row in wallet_rows}
+    wallets = {r[1]: Wallet(r[1], r[2], r[3], r[7]) for r in rows if r[0] == "w"}
+    # The statement locked exactly the wallets `touched` names once the holds are known (the
+    # missing ones do not exist yet: `apply` opens them or refuses).
+    assert wallets.keys() <= set(touched(operation, holds).wallet_ids)
     return _Loaded(LedgerView(wallets=wallets, holds=holds, prior=prior))
 
 
@@ -208,39 +208,57 @@ def _write(tx: psycopg.Connection[Any], applied: Applied, loaded: _Loaded) -> No
     entry = applied.entry
     updated = [w for w in applied.wallets if w.wallet_id in loaded.wallet_ids]
     created = [w for w in applied.wallets if w.wallet_id not in loaded.wallet_ids]
-    ctes: list[sql.Composable] = []
+    hold_updates = tuple(h.hold_id in loaded.held_ids for h in applied.holds)
     parameters: list[Any] = []
+    for w in created:
+        parameters += [w.wallet_id, w.currency, w.available_minor, w.held_minor]
+    for w in updated:
+        parameters += [w.wallet_id, w.available_minor, w.held_minor]
+    for h, is_update in zip(applied.holds, hold_updates, strict=True):
+        row = [h.wallet_id, h.amount_minor, h.currency, h.state.value, h.payee_wallet_id]
+        parameters += (
+            [*row, h.fee_minor, h.hold_id] if is_update else [h.hold_id, *row, h.fee_minor]
+        )
+    record = json.dumps(applied_to_json(applied), separators=(",", ":"))
+    parameters += [entry.operation_id, entry.kind.value, applied.fingerprint, record, created_ms]
+    for n, p in enumerate(entry.postings):
+        parameters += [n, p.account_id, p.bucket.value, p.amount_minor, p.currency]
+    statement = _write_statement(len(created), len(updated), hold_updates, len(entry.postings))
+    rows = tx.execute(statement, parameters, prepare=True).fetchall()
+    _check_read_back(rows, entry)
+
+
+@lru_cache(maxsize=64)
+def _write_statement(
+    created: int, updated: int, hold_updates: tuple[bool, ...], postings: int
+) -> str:
+    """The write's text for one shape of operation (a handful of shapes exist: each kind with
+    or without new wallets), so psycopg prepares it once per connection."""
+    ctes: list[sql.Composable] = []
     if created:
         # Created here, never upserted: a concurrent creator makes this fail (and retry).
-        ctes.append(sql.SQL("wc AS (INSERT INTO wallets VALUES {})").format(_rows(len(created), 4)))
-        for w in created:
-            parameters += [w.wallet_id, w.currency, w.available_minor, w.held_minor]
+        ctes.append(sql.SQL("wc AS (INSERT INTO wallets VALUES {})").format(_rows(created, 4)))
     if updated:
         ctes.append(
             sql.SQL(
                 "wu AS (UPDATE wallets w SET available_minor = v.a, held_minor = v.h"
                 " FROM (VALUES {}) AS v(id, a, h) WHERE w.wallet_id = v.id)"
-            ).format(_rows(len(updated), 3, "(%s, %s::bigint, %s::bigint)"))
+            ).format(_rows(updated, 3, "(%s, %s::bigint, %s::bigint)"))
         )
-        for w in updated:
-            parameters += [w.wallet_id, w.available_minor, w.held_minor]
-    for n, h in enumerate(applied.holds):
-        row = [h.wallet_id, h.amount_minor, h.currency, h.state.value, h.payee_wallet_id]
-        if h.hold_id in loaded.held_ids:
+    for n, is_update in enumerate(hold_updates):
+        if is_update:
             ctes.append(
                 sql.SQL(
                     "{} AS (UPDATE holds SET wallet_id = %s, amount_minor = %s, currency = %s,"
                     " state = %s, payee_wallet_id = %s, fee_minor = %s WHERE hold_id = %s)"
                 ).format(sql.Identifier(f"h{n}"))
             )
-            parameters += [*row, h.fee_minor, h.hold_id]
         else:
             ctes.append(
                 sql.SQL("{} AS (INSERT INTO holds VALUES (%s, %s, %s, %s, %s, %s, %s))").format(
                     sql.Identifier(f"h{n}")
                 )
             )
-            parameters += [h.hold_id, *row, h.fee_minor]
     ctes.append(
         sql.SQL(
             "e AS (INSERT INTO journal_entries"
@@ -248,19 +266,19 @@ def _write(tx: psycopg.Connection[Any], applied: Applied, loaded: _Loaded) -> No
             " VALUES (%s, %s, %s, %s, %s) RETURNING entry_id)"
         )
     )
-    record = json.dumps(applied_to_json(applied), separators=(",", ":"))
-    parameters += [entry.operation_id, entry.kind.value, applied.fingerprint, record, created_ms]
-    for n, p in enumerate(entry.postings):
-        parameters += [n, p.account_id, p.bucket.value, p.amount_minor, p.currency]
-    statement = sql.SQL(
-        "WITH {ctes} INSERT INTO postings (entry_id, account_id, bucket, amount_minor, currency)"
-        " SELECT e.entry_id, v.a, v.b, v.m, v.c FROM e, (VALUES {values}) AS v(n, a, b, m, c)"
-        " ORDER BY v.n RETURNING posting_id, account_id, bucket, amount_minor, currency"
-    ).format(
-        ctes=sql.SQL(", ").join(ctes),
-        values=_rows(len(entry.postings), 5, "(%s::int, %s, %s, %s::bigint, %s)"),
+    return (
+        sql.SQL(
+            "WITH {ctes} INSERT INTO postings"
+            " (entry_id, account_id, bucket, amount_minor, currency)"
+            " SELECT e.entry_id, v.a, v.b, v.m, v.c FROM e, (VALUES {values}) AS v(n, a, b, m, c)"
+            " ORDER BY v.n RETURNING posting_id, account_id, bucket, amount_minor, currency"
+        )
+        .format(
+            ctes=sql.SQL(", ").join(ctes),
+            values=_rows(postings, 5, "(%s::int, %s, %s, %s::bigint, %s)"),
+        )
+        .as_string()
     )
-    _check_read_back(tx.execute(statement, parameters).fetchall(), entry)
 
 
 def _rows(count: int, width: int, row: str | None = None) -> sql.Composed:

@@ -20,7 +20,7 @@ from aex.core import (
     credential_digest,
     format_credential,
 )
-from aex.core.ledger import Applied, Deposit, Withdraw
+from aex.core.ledger import Applied, Capture, Deposit, Hold, Release, Withdraw
 from aex.core.reasons import LedgerRejectReason
 from serve.stores.base import KeyRecord, ProviderRecord, StoredResponse, TenantRecord
 from serve.stores.migrations import MIGRATIONS
@@ -126,6 +126,38 @@ def test_ledger_deposit_withdraw_replay_and_refusals(store: Stores) -> None:
         1000,
     ]
     assert ledger.totals_by_currency() == {"USD": 0}
+
+
+def test_ledger_hold_capture_replays_and_settles_once(store: Stores) -> None:
+    ledger = store.ledger
+    usd = partial(Money, currency="USD")
+    assert isinstance(ledger.apply(Deposit("fund", "tenant:a:USD", usd(1000))), Applied)
+    hold = Hold("hold1", "h1", "tenant:a:USD", usd(400))
+    capture = Capture("cap1", "h1", "tenant:b:USD", 1_500)
+    assert isinstance(ledger.apply(hold), Applied)
+    captured = ledger.apply(capture)
+    assert isinstance(captured, Applied)
+    assert not captured.replayed
+    # Replays answer with the stored result, also a hold's after its capture named a payee.
+    for operation in (capture, hold):
+        replay = ledger.apply(operation)
+        assert isinstance(replay, Applied)
+        assert replay.replayed
+    for second in (Capture("cap2", "h1", "tenant:c:USD", 1_500), Release("rel1", "h1")):
+        refused = ledger.apply(second)
+        assert isinstance(refused, Rejected)
+        assert refused.reason is LedgerRejectReason.HOLD_TRANSITION_ILLEGAL
+    unknown = ledger.apply(Capture("cap3", "h404", "tenant:b:USD", 1_500))
+    assert isinstance(unknown, Rejected)
+    assert unknown.reason is LedgerRejectReason.HOLD_UNKNOWN
+    payer, payee = ledger.wallet("tenant:a:USD"), ledger.wallet("tenant:b:USD")
+    assert payer is not None
+    assert payee is not None
+    assert (payer.available_minor, payer.held_minor) == (600, 0)
+    assert (payee.available_minor, payee.held_minor) == (340, 0)
+    assert ledger.wallet("tenant:c:USD") is None
+    assert ledger.totals_by_currency() == {"USD": 0}
+    assert ledger.wallet_mismatches() == []
 
 
 _EXAMPLES = itertools.count()
