@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,7 +29,7 @@ from serve.adapters.nats_relay import (
 )
 from serve.market import Market
 from serve.security import now_ms
-from serve.stores.market_db import MarketDb
+from serve.stores.market_db import Lease, MarketDb
 from serve.webhooks import WEBHOOK_BACKOFF_MS_DEFAULT
 
 WINDOW_POLL_MS_DEFAULT = 200
@@ -104,6 +105,7 @@ RELAY_BACKOFF_S_MAX = 10.0
 
 
 RELAY_LEADER_RETRY_S = 1.0
+RELAY_LEASE_CHECK_S = 1.0
 
 
 def outbox_rows_after(db: MarketDb, seq: int, prefix: str) -> list[tuple[int, OutboxRow]]:
@@ -133,25 +135,34 @@ async def run_outbox_relay(
     """Relays in the one process that leads (db.relay_leader); the others wait their turn."""
     while True:
         leadership = db.relay_leader(RELAY_NAME)
-        leading = await asyncio.to_thread(leadership.__enter__)
+        lease = await asyncio.to_thread(leadership.__enter__)
         try:
-            if leading:
+            if lease is not None:
                 relay = JetStreamRelay(
                     url,
                     streams=spec_streams(prefix),
                     max_age_s=max_age_s,
                     duplicate_window_s=duplicate_window_s,
                 )
-                await _relay(db, relay, prefix)
+                await _relay(db, relay, prefix, lease)
+                _log.warning("outbox relay: the leader's lease lapsed; trying to lead again")
         finally:
             await asyncio.shield(asyncio.to_thread(leadership.__exit__, None, None, None))
         await asyncio.sleep(RELAY_LEADER_RETRY_S)
 
 
-async def _relay(db: MarketDb, configured: JetStreamRelay, prefix: str) -> None:
+async def _relay(db: MarketDb, configured: JetStreamRelay, prefix: str, lease: Lease) -> None:
+    """Relays until cancelled, or until the lease lapses (checked every RELAY_LEASE_CHECK_S)."""
     backoff_s = RELAY_BACKOFF_S_MIN
     relay: JetStreamRelay | None = None
+    checked_at = time.monotonic()
     while True:
+        if time.monotonic() - checked_at >= RELAY_LEASE_CHECK_S:
+            checked_at = time.monotonic()
+            if not await asyncio.to_thread(lease.held):
+                if relay is not None:
+                    await _close_quietly(relay)
+                return
         try:
             if relay is None:
                 relay = await configured.connect()

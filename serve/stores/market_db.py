@@ -81,6 +81,13 @@ class OutboxRow:
     payload: str  # the event's payload as JSON text
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A relay leader's hold on its role: `held()` asks whether it still holds it."""
+
+    held: Callable[[], bool]
+
+
 @dataclass
 class Session:
     """One write transaction as the market sees it: its connection, the ledger applied inside
@@ -125,7 +132,7 @@ class MarketDb(Protocol):
 
     def save_relay_cursor(self, name: str, seq: int) -> None: ...
 
-    def relay_leader(self, name: str) -> Any: ...  # a context manager yielding bool
+    def relay_leader(self, name: str) -> Any: ...  # a context manager yielding a Lease | None
 
     def mutex(self, name: str) -> Any: ...  # a context manager: one holder across processes
 
@@ -261,17 +268,18 @@ class SqliteMarketDb:
             )
 
     @contextmanager
-    def relay_leader(self, name: str) -> Iterator[bool]:
-        """True in the one process (per SQLite file) that holds `<file>.<name>.lock`."""
+    def relay_leader(self, name: str) -> Iterator[Lease | None]:
+        """A lease in the one process (per SQLite file) that holds `<file>.<name>.lock`, None
+        in the others. A file lock lives as long as its descriptor: the lease never lapses."""
         path = Path(f"{self.store.path}.{name}.lock")
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                yield False
+                yield None
                 return
-            yield True
+            yield Lease(lambda: True)
         finally:
             os.close(descriptor)  # releases the lock
 
@@ -377,13 +385,29 @@ class PostgresMarketDb:
             )
 
     @contextmanager
-    def relay_leader(self, name: str) -> Iterator[bool]:
-        """True in the one process (per database schema) holding the relay's advisory lock, on
-        a connection of its own kept for as long as it leads."""
+    def relay_leader(self, name: str) -> Iterator[Lease | None]:
+        """A lease in the one process (per database schema) holding the relay's session
+        advisory lock, on a connection of its own kept for as long as it leads; None in the
+        others. The lease lapses when that connection does (a server restart, a network cut,
+        `pg_terminate_backend`): the lock is gone with it, and another process may lead."""
         key = f"aex:{self.store.schema}:relay:{name}"
         with psycopg.connect(self.store.url, autocommit=True) as raw:
             row = raw.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()
-            yield bool(row and row[0])
+            if not (row and row[0]):
+                yield None
+                return
+
+            def held() -> bool:
+                try:
+                    found = raw.execute(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                        " AND pid = pg_backend_pid() AND granted"
+                    ).fetchone()
+                except psycopg.Error:
+                    return False
+                return bool(found and found[0] > 0)
+
+            yield Lease(held)
 
     @contextmanager
     def mutex(self, name: str) -> Iterator[None]:

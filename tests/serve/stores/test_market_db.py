@@ -125,12 +125,35 @@ def test_a_tail_that_follows_the_outbox_by_sequence_never_misses_a_row(store: St
 
 def test_one_relay_leads_at_a_time_and_a_released_lead_passes_on(store: Stores) -> None:
     first = store.market.relay_leader("nats")
-    assert first.__enter__() is True
+    lease = first.__enter__()
+    assert lease is not None
+    assert lease.held()
     with store.market.relay_leader("nats") as second:
-        assert second is False
+        assert second is None
     first.__exit__(None, None, None)
     with store.market.relay_leader("nats") as third:
-        assert third is True
+        assert third is not None
+        assert third.held()
+
+
+def test_a_leader_whose_connection_is_cut_sees_its_lease_lapse_and_another_leads(
+    postgres_store: Stores,
+) -> None:
+    db = postgres_store.market
+    with db.relay_leader("nats") as lease:
+        assert lease is not None
+        assert lease.held()
+        # The leader's own lock connection dies (a network cut, a PostgreSQL restart).
+        cut = db.read(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks"
+            " WHERE locktype = 'advisory' AND granted AND pid != pg_backend_pid()"
+            " AND objid = hashtext(?)::oid",
+            (f"aex:{db.store.schema}:relay:nats",),
+        )
+        assert cut == [(True,)]
+        assert not lease.held()
+        with db.relay_leader("nats") as successor:
+            assert successor is not None
 
 
 def test_the_relay_cursor_only_moves_forward(store: Stores) -> None:
