@@ -19,7 +19,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
 from aex.core import limits
-from serve.background import market_lifespan, webhook_backoff_ms
+from serve.background import market_lifespan, webhook_backoff_ms, webhook_lease_ms
 from serve.certificates import Certificates
 from serve.events import EventHub, MarketMetrics, MetricsMiddleware
 from serve.market import Market
@@ -86,7 +86,7 @@ def build_litestar(
     # rest: one SQLite file by default, PostgreSQL for several processes.
     db = _market_db(store)
     hub, market = EventHub(db), Market(db, weights=settings.weights)
-    webhooks = Webhooks(market, backoff_ms=webhook_backoff_ms())
+    webhooks = Webhooks(market, backoff_ms=webhook_backoff_ms(), lease_ms=webhook_lease_ms())
     hub.subscribe(metrics.on_event)
     hub.subscribe(webhooks.on_event)
     state |= {

@@ -30,7 +30,7 @@ from serve.adapters.nats_relay import (
 from serve.market import Market
 from serve.security import now_ms
 from serve.stores.market_db import Lease, MarketDb
-from serve.webhooks import WEBHOOK_BACKOFF_MS_DEFAULT
+from serve.webhooks import WEBHOOK_BACKOFF_MS_DEFAULT, WEBHOOK_LEASE_MS_DEFAULT, Webhooks
 
 WINDOW_POLL_MS_DEFAULT = 200
 _log = logging.getLogger("aex.serve")
@@ -41,6 +41,23 @@ def webhook_backoff_ms() -> int:
     value = int(os.environ.get("AEX_WEBHOOK_BACKOFF_MS", WEBHOOK_BACKOFF_MS_DEFAULT))
     assert 1 <= value <= 600_000, "AEX_WEBHOOK_BACKOFF_MS in [1, 600000]"
     return value
+
+
+def webhook_lease_ms() -> int:
+    """AEX_WEBHOOK_LEASE_MS: a claimed delivery untouched this long is taken over (60000)."""
+    value = int(os.environ.get("AEX_WEBHOOK_LEASE_MS", WEBHOOK_LEASE_MS_DEFAULT))
+    assert 100 <= value <= 3_600_000, "AEX_WEBHOOK_LEASE_MS in [100, 3600000]"
+    return value
+
+
+async def run_webhook_takeover(webhooks: Webhooks) -> None:
+    """Every quarter lease, takes over deliveries whose process died."""
+    while True:
+        await asyncio.sleep(webhooks.lease_ms / 4000)
+        try:
+            await webhooks.take_over_stale()
+        except Exception:
+            _log.exception("webhook take-over")
 
 
 def window_poll_ms() -> int:
@@ -73,6 +90,9 @@ async def market_lifespan(app: Any) -> AsyncIterator[None]:
     hub = getattr(app.state, "hub", None)
     if hub is not None:
         tasks.append(asyncio.create_task(hub.run()))
+    webhooks = getattr(app.state, "webhooks", None)
+    if webhooks is not None:
+        tasks.append(asyncio.create_task(run_webhook_takeover(webhooks)))
     nats_url = getattr(app.state, "nats_url", None)
     if nats_url is not None:
         max_age_s, duplicate_window_s = app.state.nats_retention

@@ -20,7 +20,10 @@ event; the first to insert the (event, provider) row of `webhook_deliveries` (st
 attempt is dead-lettered: in the transaction that records it FAILED, a
 `notification.dead_lettered` event goes to the outbox, which the NATS relay publishes on
 "aex.notification.dead_lettered.<provider_id>" (the NOTIFICATIONS stream) with the original
-event in its payload, for an operator to inspect and replay.
+event in its payload, for an operator to inspect and replay. A process that dies between its
+claim and the last attempt leaves the record PENDING or RETRYING; once it has not moved for
+`lease_ms` (AEX_WEBHOOK_LEASE_MS, default 60 s), any process takes it over (compare-and-set on
+the record, so one does) and resumes at the next attempt.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import hmac
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -38,11 +42,16 @@ import httpx
 from aex.core.events import EventType
 from serve.events import Delivered, notification_for
 from serve.market import Market
+from serve.security import now_ms
 
 WEBHOOK_REPLAY_WINDOW_S = 300
 WEBHOOK_TIMEOUT_S = 5.0
 WEBHOOK_ATTEMPTS_MAX = 5
 WEBHOOK_BACKOFF_MS_DEFAULT = 1_000
+# A claimed delivery whose record has not moved for this long belongs to a process that died:
+# another process takes it over (longer than any gap between two attempts' records).
+WEBHOOK_LEASE_MS_DEFAULT = 60_000
+TAKEN_OVER_PER_SWEEP_MAX = 100
 DELIVERIES_LISTED_MAX = 200
 _log = logging.getLogger("aex.serve")
 
@@ -65,11 +74,30 @@ def verify_webhook(api_secret: str, headers: dict[str, str], body: bytes, *, now
     return hmac.compare_digest(expected, headers.get("x-aex-signature", ""))
 
 
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """A delivery taken over: resumed at attempt `first`."""
+
+    provider_id: str
+    name: str
+    event: Delivered
+    target: tuple[str, str]  # endpoint, signing key
+    first: int
+
+
 class Webhooks:
-    def __init__(self, market: Market, *, backoff_ms: int = WEBHOOK_BACKOFF_MS_DEFAULT) -> None:
+    def __init__(
+        self,
+        market: Market,
+        *,
+        backoff_ms: int = WEBHOOK_BACKOFF_MS_DEFAULT,
+        lease_ms: int = WEBHOOK_LEASE_MS_DEFAULT,
+    ) -> None:
         assert backoff_ms > 0
+        assert lease_ms > 0
         self.market = market
         self.backoff_ms = backoff_ms
+        self.lease_ms = lease_ms
         self._tasks: set[asyncio.Task[None]] = set()
 
     def on_event(self, event: Delivered) -> None:
@@ -81,20 +109,27 @@ class Webhooks:
         for provider_id in sorted(candidates):
             name = notification_for(provider_id, event)
             if name is not None:
-                task = asyncio.get_running_loop().create_task(
-                    self._deliver(provider_id, name, event)
-                )
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._spawn(self._deliver(provider_id, name, event))
 
-    def _claim(self, provider_id: str, name: str, event_id: str) -> tuple[str, str] | None:
-        """The endpoint and signing key, when this process is the one to deliver."""
+    def _spawn(self, delivery: Any) -> None:
+        task = asyncio.get_running_loop().create_task(delivery)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _target(self, provider_id: str) -> tuple[str, str] | None:
         rows = self.market.db.read(
             "SELECT endpoint, secret_digest FROM providers WHERE provider_id = ?", (provider_id,)
         )
         if not rows or not rows[0][0]:
             return None
-        endpoint, signing_key = str(rows[0][0]), str(rows[0][1])
+        return str(rows[0][0]), str(rows[0][1])
+
+    def _claim(self, provider_id: str, name: str, event_id: str) -> tuple[str, str] | None:
+        """The endpoint and signing key, when this process is the one to deliver."""
+        target = self._target(provider_id)
+        if target is None:
+            return None
+        endpoint, signing_key = target
 
         def write(tx: Any) -> bool:
             claimed = tx.execute(
@@ -110,10 +145,15 @@ class Webhooks:
         target = await asyncio.to_thread(self._claim, provider_id, name, event.event_id)
         if target is None:
             return  # no endpoint, or another process delivers it
+        await self._attempts(provider_id, name, event, target, first=1)
+
+    async def _attempts(
+        self, provider_id: str, name: str, event: Delivered, target: tuple[str, str], first: int
+    ) -> None:
         endpoint, signing_key = target
         body = json.dumps({"event": name, **event.to_json()}, separators=(",", ":")).encode()
         async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_S) as http:
-            for attempt in range(1, WEBHOOK_ATTEMPTS_MAX + 1):
+            for attempt in range(first, WEBHOOK_ATTEMPTS_MAX + 1):
                 timestamp = int(time.time())
                 headers = {
                     "content-type": "application/json",
@@ -136,6 +176,55 @@ class Webhooks:
                 if final:
                     return
                 await asyncio.sleep(self.backoff_ms * 2 ** (attempt - 1) / 1000)
+
+    # -- deliveries whose process died --------------------------------------------------------
+
+    async def take_over_stale(self) -> int:
+        """Takes over deliveries claimed by a process that died (their record has not moved for
+        `lease_ms`): each is taken by one process (compare-and-set on its record) and resumed
+        at its next attempt. Returns how many this process took."""
+        taken = await asyncio.to_thread(self._take_stale, now_ms())
+        for t in taken:
+            self._spawn(self._attempts(t.provider_id, t.name, t.event, t.target, t.first))
+        return len(taken)
+
+    def _take_stale(self, now: int) -> list[Taken]:
+        taken = (self.take(row) for row in self.stale(now))
+        return [t for t in taken if t is not None]
+
+    def stale(self, now: int) -> list[tuple[Any, ...]]:
+        """Deliveries claimed but untouched for `lease_ms`, with their outbox events."""
+        return self.market.db.read(
+            "SELECT d.event_id, d.provider_id, d.event, d.attempts, d.updated_at_ms, o.seq,"
+            " o.type, o.subject_id, o.occurred_at_ms, o.payload FROM webhook_deliveries d"
+            " JOIN outbox o ON o.event_id = d.event_id"
+            " WHERE d.status IN ('PENDING', 'RETRYING') AND d.updated_at_ms < ? LIMIT ?",
+            (now - self.lease_ms, TAKEN_OVER_PER_SWEEP_MAX),
+        )
+
+    def take(self, row: tuple[Any, ...]) -> Taken | None:
+        """Takes one stale delivery, unless another process took it since it was read: the
+        record must still carry the `updated_at_ms` read (compare-and-set)."""
+        event_id, provider_id, name, attempts, seen_ms, *outbox = row
+        target = self._target(provider_id)
+        if target is None:
+            return None
+
+        def write(tx: Any) -> bool:
+            moved = tx.execute(
+                "UPDATE webhook_deliveries SET updated_at_ms = ? WHERE event_id = ?"
+                " AND provider_id = ? AND updated_at_ms = ?"
+                " AND status IN ('PENDING', 'RETRYING')",
+                (tx.now_ms, event_id, provider_id, seen_ms),
+            )
+            return bool(moved.rowcount == 1)
+
+        if not self.market.write(write):
+            return None
+        seq, type_, subject_id, at_ms, payload = outbox
+        event = Delivered(seq, event_id, type_, subject_id, at_ms, json.loads(payload))
+        first = min(int(attempts) + 1, WEBHOOK_ATTEMPTS_MAX)
+        return Taken(str(provider_id), str(name), event, target, first)
 
     def _record(self, row: tuple[Any, ...], event: Delivered) -> None:
         event_id, provider_id, name, endpoint, attempts, status, code, error = row

@@ -1,8 +1,8 @@
 """The market on two server processes sharing PostgreSQL, Redis and NATS JetStream: every bid
 window closed by exactly one process, every contract settled exactly once under 200 concurrent
 completions on both, money conserved, a provider's stream on one process hearing the award made
-on the other, and an undeliverable webhook delivered by one process only, then dead-lettered on
-NATS once."""
+on the other, an undeliverable webhook delivered by one process only, then dead-lettered on
+NATS once, and a delivery whose process died taken over by exactly one other."""
 
 from __future__ import annotations
 
@@ -57,6 +57,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Backend, li
         "AEX_NATS_PREFIX": prefix,
         "AEX_WINDOW_POLL_MS": "50",
         "AEX_WEBHOOK_BACKOFF_MS": "20",
+        "AEX_WEBHOOK_LEASE_MS": "400",
     }
     try:
         with cluster(tmp_path_factory.mktemp("market-cluster"), env) as (backend, servers):
@@ -165,9 +166,10 @@ def test_a_stream_on_one_process_hears_the_award_made_on_the_other(
 
 
 class _FailingReceiver:
-    """A webhook endpoint that always answers 500, counting the POSTs per event id."""
+    """A webhook endpoint that answers `status` (500: always failing), counting the POSTs per
+    event id."""
 
-    def __init__(self) -> None:
+    def __init__(self, status: int = 500) -> None:
         self.posts: Counter[str] = Counter()
         receiver = self
 
@@ -175,7 +177,7 @@ class _FailingReceiver:
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers["content-length"]))
                 receiver.posts[self.headers["x-aex-event-id"]] += 1
-                self.send_response(500)
+                self.send_response(status)
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:
@@ -189,25 +191,32 @@ class _FailingReceiver:
         return f"http://127.0.0.1:{self.server.server_port}/hook"
 
 
+def _hooked_provider(server: Server, endpoint: str, category: str) -> dict[str, Any]:
+    with _client(server) as http:
+        owner = sign_up(http, "Hooked", "PROVIDER")
+        body = {
+            "name": "HookBot",
+            "type": "AI_AGENT",
+            "capabilities": ["code_review"],
+            "category": category,
+            "endpoint": endpoint,
+        }
+        created: dict[str, Any] = http.post(
+            "/v1/providers", json=body, headers=owner.headers
+        ).json()
+        key = {"X-API-Key": created["api_key"]}
+        subscription = {"provider_id": created["provider_id"], "categories": [category]}
+        assert http.post("/v1/subscriptions", json=subscription, headers=key).status_code == 201
+    return created
+
+
 def test_an_undeliverable_webhook_is_tried_by_one_process_and_dead_lettered_once(
     pair: tuple[Backend, list[Server], str],
 ) -> None:
     _, servers, prefix = pair
     receiver = _FailingReceiver()
     try:
-        with _client(servers[0]) as http:
-            owner = sign_up(http, "Unreachable", "PROVIDER")
-            body = {
-                "name": "DownBot",
-                "type": "AI_AGENT",
-                "capabilities": ["code_review"],
-                "category": "TECHNOLOGY",
-                "endpoint": receiver.url,
-            }
-            created = http.post("/v1/providers", json=body, headers=owner.headers).json()
-            key = {"X-API-Key": created["api_key"]}
-            subscription = {"provider_id": created["provider_id"], "categories": ["TECHNOLOGY"]}
-            assert http.post("/v1/subscriptions", json=subscription, headers=key).status_code == 201
+        created = _hooked_provider(servers[0], receiver.url, "TECHNOLOGY")
         with _client(servers[1]) as http:
             work = submit_work(http, consumer(http), bid_window_seconds=300)
         subject = f"{prefix}.aex.notification.dead_lettered.{created['provider_id']}"
@@ -221,6 +230,45 @@ def test_an_undeliverable_webhook_is_tried_by_one_process_and_dead_lettered_once
         assert receiver.posts[original] == WEBHOOK_ATTEMPTS_MAX
     finally:
         receiver.server.shutdown()
+
+
+def test_a_delivery_whose_process_died_is_taken_over_by_exactly_one_other(
+    pair: tuple[Backend, list[Server], str],
+) -> None:
+    backend, servers, _ = pair
+    receiver = _FailingReceiver(status=204)
+    try:
+        created = _hooked_provider(servers[0], receiver.url, "LEGAL")
+        with _client(servers[1]) as http:
+            submit_work(http, consumer(http), category="LEGAL", bid_window_seconds=300)
+        _wait_for(lambda: sum(receiver.posts.values()) == 1)
+        (event_id,) = receiver.posts
+        # As if the delivering process had made attempt 1 and died before recording it: the
+        # record stays RETRYING, untouched. Both processes sweep; one takes it over.
+        with backend.market_db(servers[0].data_dir) as db:
+            db.run(
+                lambda session: session.connection.execute(
+                    "UPDATE webhook_deliveries SET status = 'RETRYING', attempts = 1,"
+                    " updated_at_ms = 0 WHERE event_id = ? AND provider_id = ?",
+                    (event_id, created["provider_id"]),
+                )
+            )
+            _wait_for(lambda: receiver.posts[event_id] == 2)
+            time.sleep(1.0)  # a quarter lease is 100 ms: a second taker would have come by now
+            assert receiver.posts[event_id] == 2
+            rows = db.read(
+                "SELECT status, attempts FROM webhook_deliveries WHERE event_id = ?", (event_id,)
+            )
+        assert rows == [("DELIVERED", 2)]
+    finally:
+        receiver.server.shutdown()
+
+
+def _wait_for(condition: Any, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
 
 
 async def _dead_letters(prefix: str, subject: str, *, timeout_s: float) -> list[dict[str, Any]]:
