@@ -1,16 +1,19 @@
 """The market's use cases: work, bids, window close and award, contracts, settlement, disputes.
 
-Every change is one `BEGIN IMMEDIATE` transaction on the shared SQLite file: load → call the
-core (aex.core.market / lifecycle / criteria / ledger / reputation) → write the rows, the ledger
-entries (through the ledger driver's own write path, inside this transaction) and the outbox
-events → COMMIT. So a work's budget hold is placed with its insert, an award moves the escrow
-with the contract's insert, a settlement captures the escrow with the state change, and the
-event that announces each change commits with it or not at all.
+Every change is one write transaction of the market's driver (serve/stores/market_db.py: the
+SQLite group-commit writer, or a PostgreSQL transaction): load → call the core (aex.core.market
+/ lifecycle / criteria / ledger / reputation) → write the rows, the ledger entries (through the
+ledger driver's own write path, inside this transaction) and the outbox events → COMMIT. So a
+work's budget hold is placed with its insert, an award moves the escrow with the contract's
+insert, a settlement captures the escrow with the state change, and the event that announces
+each change commits with it or not at all. The SQL here is the dialect both backends share.
 
 Exactly once: the window close, the award and the settlement are guarded by the lifecycle's
-transition read inside the write transaction (SQLite serialises writers: the second closer or
-the second completion call sees the new state and is refused, 409 or a no-op), and every ledger
-operation id is derived from the work or contract id, so even a replay moves no money twice.
+transition read inside the write transaction, with the row it transitions locked (`tx.for_update`
+on PostgreSQL; SQLite serialises writers): the second closer or the second completion call
+sees the new state and is refused, 409 or a no-op. A closer skips a window another process is
+closing (`tx.skip_locked`). Every ledger operation id is derived from the work or contract id,
+so even a replay moves no money twice.
 
 Access: work, its bids and its evaluation are the consumer tenant's; a contract is visible to
 its consumer and its provider (the provider's key or its owner tenant); everything else answers
