@@ -2,7 +2,7 @@
 
 Bodies are read raw and decoded with every non-integer number as Decimal (serve.market's
 `decode_body`) so that the core parses money exactly; the use case runs in a worker thread
-(SQLite writes fsync).
+(writes fsync their COMMIT; on PostgreSQL every statement is a round trip).
 """
 
 from __future__ import annotations
