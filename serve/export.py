@@ -1,7 +1,8 @@
 """`aex export`: the live exchange's market log, in the simulator's DuckDB schema.
 
 Reads the exchange's SQLite file read-only (a running server is fine: WAL readers see the last
-commit), or its PostgreSQL schema in one read-only REPEATABLE READ snapshot, and appends ONE run with source 'exchange' to a market-log database
+commit), or its PostgreSQL schema in one read-only REPEATABLE READ snapshot, and appends ONE
+run with source 'exchange' to a market-log database
 (aex/marketlog/schema.py): providers, work, bids with their six score components, total, rank,
 winner flag and reject-reason code (from the stored evaluations, so only closed windows), awards,
 outcomes, settlements and one reputation snapshot per provider at export time. The schema's ids
