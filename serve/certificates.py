@@ -65,36 +65,41 @@ class Certificates:
     def request(self, caller: Principal, document: object) -> dict[str, Any]:
         provider_id = document.get("provider_id") if isinstance(document, dict) else None
         self._may_act_for(caller, provider_id)
+        # The market's view is written under the CA's mutex too: two processes changing one
+        # certificate write `certificate_owners` in the order the CA changed it.
         with self._exclusive():
             record = self.authority.request(document)
-        if isinstance(record, Rejected):
-            raise problem_for_rejected(record)
-        self._changed(record, EventType.CERTIFICATE_REQUESTED)
-        if record.state is CertState.ISSUED:
-            self._changed(record, EventType.CERTIFICATE_ISSUED)
+            if isinstance(record, Rejected):
+                raise problem_for_rejected(record)
+            self._changed(record, EventType.CERTIFICATE_REQUESTED)
+            if record.state is CertState.ISSUED:
+                self._changed(record, EventType.CERTIFICATE_ISSUED)
         return record_view(record)
 
     def approve(self, cert_id: str, note: str) -> dict[str, Any]:
         with self._exclusive():
-            record = self.authority.approve(cert_id, note=note)
-        return self._after(record, EventType.CERTIFICATE_ISSUED)
+            return self._after(
+                self.authority.approve(cert_id, note=note), EventType.CERTIFICATE_ISSUED
+            )
 
     def reject(self, cert_id: str, note: str) -> dict[str, Any]:
         with self._exclusive():
-            record = self.authority.reject(cert_id, note=note)
-        return self._after(record, EventType.CERTIFICATE_REJECTED)
+            return self._after(
+                self.authority.reject(cert_id, note=note), EventType.CERTIFICATE_REJECTED
+            )
 
     def renew(self, caller: Principal, cert_id: str) -> dict[str, Any]:
         self._owned(caller, cert_id)
         with self._exclusive():
             record = self.authority.renew(cert_id)
-        return self._after(record, EventType.CERTIFICATE_RENEWED)
+            return self._after(record, EventType.CERTIFICATE_RENEWED)
 
     def revoke(self, caller: Principal, cert_id: str, reason: int) -> dict[str, Any]:
         self._owned(caller, cert_id)
         with self._exclusive():
-            record = self.authority.revoke(cert_id, reason=reason)
-        return self._after(record, EventType.CERTIFICATE_REVOKED)
+            return self._after(
+                self.authority.revoke(cert_id, reason=reason), EventType.CERTIFICATE_REVOKED
+            )
 
     def _after(self, record: CertificateRecord | Rejected[Any], event: EventType) -> dict[str, Any]:
         if isinstance(record, Rejected):
