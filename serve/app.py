@@ -19,7 +19,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
 from aex.core import limits
-from serve.background import market_lifespan, webhook_backoff_ms, webhook_lease_ms
+from serve.background import market_lifespan
 from serve.certificates import Certificates
 from serve.events import EventHub, MarketMetrics, MetricsMiddleware
 from serve.market import Market
@@ -86,7 +86,9 @@ def build_litestar(
     # rest: one SQLite file by default, PostgreSQL for several processes.
     db = _market_db(store)
     hub, market = EventHub(db), Market(db, weights=settings.weights)
-    webhooks = Webhooks(market, backoff_ms=webhook_backoff_ms(), lease_ms=webhook_lease_ms())
+    webhooks = Webhooks(
+        market, backoff_ms=settings.webhook_backoff_ms, lease_ms=settings.webhook_lease_ms
+    )
     hub.subscribe(metrics.on_event)
     hub.subscribe(webhooks.on_event)
     state |= {
@@ -97,6 +99,7 @@ def build_litestar(
         "nats_url": settings.nats_url,
         "nats_prefix": settings.nats_prefix,
         "nats_retention": (settings.nats_max_age_s, settings.nats_duplicate_window_s),
+        "window_poll_ms": settings.window_poll_ms,
     }
     handlers += [*MARKET_HANDLERS, *CERTIFICATE_HANDLERS]
     return Litestar(

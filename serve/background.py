@@ -5,7 +5,7 @@ relaying process per database, the leader of serve/stores/market_db.py's `relay_
 The closer polls the store for due windows (on start, overdue ones: a window that ended while
 the server was down closes at once) and closes each in its own transaction; the transaction's
 OPEN -> EVALUATING guard makes it exactly once even with several workers or a racing closer.
-Poll interval: AEX_WINDOW_POLL_MS (default 200 ms; a window closes at most that late).
+Poll interval: AEX_WINDOW_POLL_MS (serve/settings.py; a window closes at most that late).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,24 +29,9 @@ from serve.adapters.nats_relay import (
 from serve.market import Market
 from serve.security import now_ms
 from serve.stores.market_db import Lease, MarketDb
-from serve.webhooks import WEBHOOK_BACKOFF_MS_DEFAULT, WEBHOOK_LEASE_MS_DEFAULT, Webhooks
+from serve.webhooks import Webhooks
 
-WINDOW_POLL_MS_DEFAULT = 200
 _log = logging.getLogger("aex.serve")
-
-
-def webhook_backoff_ms() -> int:
-    """AEX_WEBHOOK_BACKOFF_MS: the first retry's delay (doubling after), default 1000."""
-    value = int(os.environ.get("AEX_WEBHOOK_BACKOFF_MS", WEBHOOK_BACKOFF_MS_DEFAULT))
-    assert 1 <= value <= 600_000, "AEX_WEBHOOK_BACKOFF_MS in [1, 600000]"
-    return value
-
-
-def webhook_lease_ms() -> int:
-    """AEX_WEBHOOK_LEASE_MS: a claimed delivery untouched this long is taken over (60000)."""
-    value = int(os.environ.get("AEX_WEBHOOK_LEASE_MS", WEBHOOK_LEASE_MS_DEFAULT))
-    assert 100 <= value <= 3_600_000, "AEX_WEBHOOK_LEASE_MS in [100, 3600000]"
-    return value
 
 
 async def run_webhook_takeover(webhooks: Webhooks) -> None:
@@ -58,12 +42,6 @@ async def run_webhook_takeover(webhooks: Webhooks) -> None:
             await webhooks.take_over_stale()
         except Exception:
             _log.exception("webhook take-over")
-
-
-def window_poll_ms() -> int:
-    value = int(os.environ.get("AEX_WINDOW_POLL_MS", WINDOW_POLL_MS_DEFAULT))
-    assert 1 <= value <= 60_000, "AEX_WINDOW_POLL_MS in [1, 60000]"
-    return value
 
 
 async def close_due_windows(market: Market) -> int:
@@ -86,7 +64,7 @@ async def run_window_closer(market: Market, poll_ms: int) -> None:
 @asynccontextmanager
 async def market_lifespan(app: Any) -> AsyncIterator[None]:
     market: Market = app.state.market
-    tasks = [asyncio.create_task(run_window_closer(market, window_poll_ms()))]
+    tasks = [asyncio.create_task(run_window_closer(market, app.state.window_poll_ms))]
     hub = getattr(app.state, "hub", None)
     if hub is not None:
         tasks.append(asyncio.create_task(hub.run()))

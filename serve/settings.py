@@ -22,6 +22,10 @@ Environment (all optional):
   AEX_NATS_PREFIX prefixes the stream names and subjects (default none; tests: one per test);
   AEX_NATS_MAX_AGE_S the streams' retention (default 30 days), AEX_NATS_DUPLICATE_WINDOW_S
   JetStream's deduplication window (default 120 s; at most the retention).
+- AEX_WINDOW_POLL_MS: how often the closer looks for due bid windows (default 200);
+  AEX_WEBHOOK_BACKOFF_MS the first webhook retry's delay, doubling after (default 1000);
+  AEX_WEBHOOK_LEASE_MS how long a claimed delivery may stand still before another process
+  takes it over (default 60000).
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ from pathlib import Path
 from aex.core import DEFAULT_BURST_REQUESTS, PRESETS, Rejected, weights_from_json
 from serve.adapters.nats_relay import DUPLICATE_WINDOW_S_DEFAULT, STREAM_MAX_AGE_S_DEFAULT
 from serve.evaluation import DEFAULT_WEIGHTS, NamedWeights
+from serve.webhooks import WEBHOOK_BACKOFF_MS_DEFAULT, WEBHOOK_LEASE_MS_DEFAULT
+
+# How often each process's closer looks for due bid windows: a window closes at most that late.
+WINDOW_POLL_MS_DEFAULT = 200
 
 OPERATOR_KEY_FILE = "operator.key"
 JWT_SECRET_FILE = "jwt.secret"  # noqa: S105 - a file name, not a secret
@@ -76,6 +84,9 @@ class Settings:
     nats_prefix: str = ""
     nats_max_age_s: float = STREAM_MAX_AGE_S_DEFAULT
     nats_duplicate_window_s: float = DUPLICATE_WINDOW_S_DEFAULT
+    window_poll_ms: int = WINDOW_POLL_MS_DEFAULT
+    webhook_backoff_ms: int = WEBHOOK_BACKOFF_MS_DEFAULT
+    webhook_lease_ms: int = WEBHOOK_LEASE_MS_DEFAULT
 
     @property
     def database_path(self) -> Path:
@@ -116,6 +127,9 @@ class Settings:
             nats_duplicate_window_s=_float(
                 env, "AEX_NATS_DUPLICATE_WINDOW_S", DUPLICATE_WINDOW_S_DEFAULT
             ),
+            window_poll_ms=_int(env, "AEX_WINDOW_POLL_MS", WINDOW_POLL_MS_DEFAULT),
+            webhook_backoff_ms=_int(env, "AEX_WEBHOOK_BACKOFF_MS", WEBHOOK_BACKOFF_MS_DEFAULT),
+            webhook_lease_ms=_int(env, "AEX_WEBHOOK_LEASE_MS", WEBHOOK_LEASE_MS_DEFAULT),
         )
         settings.validate()
         return settings
@@ -148,6 +162,15 @@ class Settings:
         ):
             raise ImproperlyConfiguredError("AEX_REDIS_URL must be a redis:// URL")
         self._validate_nats()
+        self._validate_timings()
+
+    def _validate_timings(self) -> None:
+        if not 1 <= self.window_poll_ms <= 60_000:
+            raise ImproperlyConfiguredError("AEX_WINDOW_POLL_MS: milliseconds in [1, 60000]")
+        if not 1 <= self.webhook_backoff_ms <= 600_000:
+            raise ImproperlyConfiguredError("AEX_WEBHOOK_BACKOFF_MS: milliseconds in [1, 600000]")
+        if not 100 <= self.webhook_lease_ms <= 3_600_000:
+            raise ImproperlyConfiguredError("AEX_WEBHOOK_LEASE_MS: milliseconds in [100, 3600000]")
 
     def _validate_nats(self) -> None:
         if self.nats_url is not None and not self.nats_url.startswith(("nats://", "tls://")):
@@ -206,6 +229,11 @@ def _optional_int(env: Mapping[str, str], name: str) -> int | None:
         return int(value)
     except ValueError as error:
         raise ImproperlyConfiguredError(f"{name} must be an integer") from error
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    found = _optional_int(env, name)
+    return default if found is None else found
 
 
 def _secret_file(path: Path) -> str:

@@ -125,21 +125,9 @@ def _authority(data_dir: Path) -> Any:
     from aex.ca.authority import CertificateAuthority
     from aex.ca.keystore import FileKeyProvider
     from serve.stores.ca_store import CA_MUTEX, SerializedAuthority, SqlCertificateStore
-    from serve.stores.market_db import MarketDb, PostgresMarketDb, SqliteMarketDb
+    from serve.stores.market_db import open_market_db
 
-    db: MarketDb
-    url = os.environ.get("AEX_DATABASE_URL")
-    if url:
-        from serve.stores.postgres import PostgresStore
-
-        schema = os.environ.get("AEX_DATABASE_SCHEMA") or "public"
-        db = PostgresMarketDb(PostgresStore(url, schema=schema, pool_min=1, pool_max=4))
-    else:
-        from serve.settings import DATABASE_FILE
-        from serve.stores.sqlite import SqliteStore
-
-        Path(data_dir).mkdir(parents=True, exist_ok=True)
-        db = SqliteMarketDb(SqliteStore(Path(data_dir) / DATABASE_FILE))
+    db = open_market_db(data_dir, os.environ)
     store = SqlCertificateStore(db)
     store.import_files(data_dir)
     authority = CertificateAuthority(FileKeyProvider(data_dir), store)

@@ -31,7 +31,7 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -137,14 +137,64 @@ class MarketDb(Protocol):
     def mutex(self, name: str) -> Any: ...  # a context manager: one holder across processes
 
 
-_LOCAL_MUTEXES_GUARD = threading.Lock()
+class _Driver:
+    """What both drivers do the same way, through their own `read` and `run`: the outbox reads,
+    the relay cursor, and the in-process half of `mutex`."""
+
+    def __init__(self) -> None:
+        self._local_mutexes: dict[str, threading.Lock] = {}
+        self._local_mutexes_guard = threading.Lock()
+
+    def read(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    def run(self, work: Callable[[Session], T]) -> T:
+        raise NotImplementedError
+
+    def outbox_after(self, seq: int, limit: int = OUTBOX_READ_MAX) -> list[tuple[Any, ...]]:
+        return self.read(_SELECT_OUTBOX, (seq, limit))
+
+    def outbox_head(self) -> int:
+        return int(self.read("SELECT coalesce(max(seq), 0) FROM outbox")[0][0])
+
+    def relay_cursor(self, name: str) -> int:
+        rows = self.read("SELECT last_seq FROM outbox_relay WHERE name = ?", (name,))
+        return 0 if not rows else int(rows[0][0])
+
+    def save_relay_cursor(self, name: str, seq: int) -> None:
+        """Moves the cursor forward only (a late save of an older position changes nothing)."""
+
+        def write(session: Session) -> None:
+            session.connection.execute(
+                "INSERT INTO outbox_relay (name, last_seq) VALUES (?, ?) ON CONFLICT (name)"
+                " DO UPDATE SET last_seq = CASE WHEN excluded.last_seq > outbox_relay.last_seq"
+                " THEN excluded.last_seq ELSE outbox_relay.last_seq END",
+                (name, seq),
+            )
+
+        self.run(write)
+
+    def _local_mutex(self, name: str) -> threading.Lock:
+        """The in-process half of `mutex`: one lock per name, so one thread per process waits
+        for the cross-process half."""
+        with self._local_mutexes_guard:
+            return self._local_mutexes.setdefault(name, threading.Lock())
 
 
-def _local_mutex(owner: object, name: str) -> threading.Lock:
-    """The in-process half of a driver's `mutex`: one lock per (driver, name)."""
-    with _LOCAL_MUTEXES_GUARD:
-        locks: dict[str, threading.Lock] = owner.__dict__.setdefault("_local_mutexes", {})
-        return locks.setdefault(name, threading.Lock())
+@contextmanager
+def _lock_file(path: Path, *, wait: bool) -> Iterator[bool]:
+    """An exclusive `flock` on `path` (created 0600), held until the block ends: True when
+    held; with wait=False, False at once when another holder has it."""
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,11 +207,12 @@ class _Pending:
     future: Future[Any]
 
 
-class SqliteMarketDb:
+class SqliteMarketDb(_Driver):
     for_update = ""
     skip_locked = ""
 
     def __init__(self, store: SqliteStore) -> None:
+        super().__init__()
         self.store = store
         self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
@@ -249,51 +300,21 @@ class SqliteMarketDb:
     def reader(self) -> Iterator[SqlConnection]:
         yield self.store.connection()
 
-    def outbox_after(self, seq: int, limit: int = OUTBOX_READ_MAX) -> list[tuple[Any, ...]]:
-        return self.read(_SELECT_OUTBOX, (seq, limit))
-
-    def outbox_head(self) -> int:
-        return int(self.read("SELECT coalesce(max(seq), 0) FROM outbox")[0][0])
-
-    def relay_cursor(self, name: str) -> int:
-        rows = self.read("SELECT last_seq FROM outbox_relay WHERE name = ?", (name,))
-        return 0 if not rows else int(rows[0][0])
-
-    def save_relay_cursor(self, name: str, seq: int) -> None:
-        with self.store.transaction() as connection:
-            connection.execute(
-                "INSERT INTO outbox_relay (name, last_seq) VALUES (?, ?) ON CONFLICT (name)"
-                " DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
-                (name, seq),
-            )
-
     @contextmanager
     def relay_leader(self, name: str) -> Iterator[Lease | None]:
         """A lease in the one process (per SQLite file) that holds `<file>.<name>.lock`, None
         in the others. A file lock lives as long as its descriptor: the lease never lapses."""
-        path = Path(f"{self.store.path}.{name}.lock")
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield None
-                return
-            yield Lease(lambda: True)
-        finally:
-            os.close(descriptor)  # releases the lock
+        with _lock_file(Path(f"{self.store.path}.{name}.lock"), wait=False) as held:
+            yield Lease(lambda: True) if held else None
 
     @contextmanager
     def mutex(self, name: str) -> Iterator[None]:
         """Held by one thread of one process (per SQLite file) at a time; waits for it."""
-        with _local_mutex(self, name):
-            path = Path(f"{self.store.path}.{name}.lock")
-            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX)
-                yield
-            finally:
-                os.close(descriptor)  # releases the lock
+        with (
+            self._local_mutex(name),
+            _lock_file(Path(f"{self.store.path}.{name}.lock"), wait=True),
+        ):
+            yield
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,11 +340,12 @@ class PgConnection:
         return self.raw.execute(_pg_sql(statement), parameters)
 
 
-class PostgresMarketDb:
+class PostgresMarketDb(_Driver):
     for_update = " FOR UPDATE"
     skip_locked = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, store: PostgresStore) -> None:
+        super().__init__()
         self.store = store
         self.retries = 0  # lost races re-run, for the tests
         # Advisory lock keys are per database; tests run many schemas in one database.
@@ -366,24 +388,6 @@ class PostgresMarketDb:
         with self.store.read() as raw:
             yield PgConnection(raw)
 
-    def outbox_after(self, seq: int, limit: int = OUTBOX_READ_MAX) -> list[tuple[Any, ...]]:
-        return self.read(_SELECT_OUTBOX, (seq, limit))
-
-    def outbox_head(self) -> int:
-        return int(self.read("SELECT coalesce(max(seq), 0) FROM outbox")[0][0])
-
-    def relay_cursor(self, name: str) -> int:
-        rows = self.read("SELECT last_seq FROM outbox_relay WHERE name = ?", (name,))
-        return 0 if not rows else int(rows[0][0])
-
-    def save_relay_cursor(self, name: str, seq: int) -> None:
-        with self.store.transaction() as raw:
-            raw.execute(
-                "INSERT INTO outbox_relay (name, last_seq) VALUES (%s, %s) ON CONFLICT (name)"
-                " DO UPDATE SET last_seq = greatest(outbox_relay.last_seq, excluded.last_seq)",
-                (name, seq),
-            )
-
     @contextmanager
     def relay_leader(self, name: str) -> Iterator[Lease | None]:
         """A lease in the one process (per database schema) holding the relay's session
@@ -418,9 +422,23 @@ class PostgresMarketDb:
         # One waiter per process: waiting threads must not hold the pool's connections that the
         # holder needs for its own reads and writes.
         with (
-            _local_mutex(self, name),
+            self._local_mutex(name),
             self.store.pool.connection() as raw,
             raw.transaction(),
         ):
             raw.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
             yield
+
+
+def open_market_db(data_dir: Path, env: Mapping[str, str]) -> MarketDb:
+    """The exchange's database as a command or test outside the server opens it, chosen as
+    `aex serve` chooses: AEX_DATABASE_URL (and AEX_DATABASE_SCHEMA) for PostgreSQL, else the
+    SQLite file in `data_dir`. Closing a PostgreSQL driver's pool is the caller's (`.store`)."""
+    url = env.get("AEX_DATABASE_URL")
+    if url:
+        schema = env.get("AEX_DATABASE_SCHEMA") or "public"
+        return PostgresMarketDb(PostgresStore(url, schema=schema, pool_min=1, pool_max=4))
+    from serve.settings import DATABASE_FILE
+
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    return SqliteMarketDb(SqliteStore(Path(data_dir) / DATABASE_FILE))

@@ -24,9 +24,9 @@ import nats
 import pytest
 
 from aex.core.fees import PLATFORM_FEE_BPS, split_fee
-from serve.adapters.nats_relay import spec_streams
 from serve.webhooks import WEBHOOK_ATTEMPTS_MAX
 from tests.scale.conftest import cluster
+from tests.scale.test_outbox_relay import delete_streams
 from tests.serve.conftest import sign_up
 from tests.serve.market_helpers import (
     OPERATOR,
@@ -63,7 +63,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Backend, li
         with cluster(tmp_path_factory.mktemp("market-cluster"), env) as (backend, servers):
             yield backend, servers, prefix
     finally:
-        asyncio.run(_delete_streams(prefix))
+        asyncio.run(delete_streams(prefix))
 
 
 def _client(server: Server) -> httpx.Client:
@@ -294,16 +294,5 @@ async def _dead_letters(prefix: str, subject: str, *, timeout_s: float) -> list[
             if message.subject == subject and message.data is not None:
                 found.append(json.loads(message.data))
         return found
-    finally:
-        await connection.close()
-
-
-async def _delete_streams(prefix: str) -> None:
-    connection = await nats.connect(NATS_URL, connect_timeout=2)
-    try:
-        js = connection.jetstream()
-        for stream in spec_streams(prefix):
-            with contextlib.suppress(nats.js.errors.NotFoundError):
-                await js.delete_stream(stream)
     finally:
         await connection.close()

@@ -138,20 +138,14 @@ class Backend:
     @contextmanager
     def market_db(self, data_dir: Path) -> Iterator[MarketDb]:
         """The market database a server on this backend wrote (to read its rows directly)."""
-        if self.name == "sqlite":
-            from serve.stores.market_db import SqliteMarketDb
-            from serve.stores.sqlite import SqliteStore
+        from serve.stores.market_db import PostgresMarketDb, open_market_db
 
-            yield SqliteMarketDb(SqliteStore(data_dir / "aex.sqlite3"))
-            return
-        from serve.stores.market_db import PostgresMarketDb
-        from serve.stores.postgres import PostgresStore
-
-        store = PostgresStore(TEST_DATABASE_URL, schema=self.schema, pool_min=1, pool_max=2)
+        db = open_market_db(data_dir, self.env)
         try:
-            yield PostgresMarketDb(store)
+            yield db
         finally:
-            store.close()
+            if isinstance(db, PostgresMarketDb):
+                db.store.close()
 
     def cleanup(self) -> None:
         if self.name == "sqlite":
