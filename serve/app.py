@@ -17,6 +17,8 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
 
 from aex.core import limits
 from serve.background import market_lifespan
@@ -101,7 +103,7 @@ def build_litestar(
         "nats_retention": (settings.nats_max_age_s, settings.nats_duplicate_window_s),
         "window_poll_ms": settings.window_poll_ms,
     }
-    handlers += [*MARKET_HANDLERS, *CERTIFICATE_HANDLERS]
+    handlers += [*MARKET_HANDLERS, *CERTIFICATE_HANDLERS, _docs_assets()]
     return Litestar(
         route_handlers=handlers,
         dependencies={
@@ -112,9 +114,36 @@ def build_litestar(
         exception_handlers={HTTPException: problem_response, Exception: problem_response},
         state=State(state),
         lifespan=[market_lifespan],
-        openapi_config=OpenAPIConfig(title="AEX live exchange", version="0.1.0", path="/schema"),
+        openapi_config=_openapi_config(),
         request_max_body_size=limits.request_body_bytes_max,
         debug=False,
+    )
+
+
+# The docs UI works with no network: Swagger UI's assets come from the swagger-ui-py package
+# and are served by the exchange itself under /schema/assets (no CDN, no external favicon).
+DOCS_ASSETS_PATH = "/schema/assets"
+
+
+def _openapi_config() -> OpenAPIConfig:
+    swagger = SwaggerRenderPlugin(
+        js_url=f"{DOCS_ASSETS_PATH}/swagger-ui-bundle.js",
+        css_url=f"{DOCS_ASSETS_PATH}/swagger-ui.css",
+        standalone_preset_js_url=f"{DOCS_ASSETS_PATH}/swagger-ui-standalone-preset.js",
+        favicon=f"<link rel='icon' type='image/png' href='{DOCS_ASSETS_PATH}/favicon-32x32.png'>",
+        path="/swagger",
+    )
+    return OpenAPIConfig(
+        title="AEX live exchange", version="0.1.0", path="/schema", render_plugins=[swagger]
+    )
+
+
+def _docs_assets() -> Any:
+    import swagger_ui
+
+    static = Path(swagger_ui.__file__).parent / "static"
+    return create_static_files_router(
+        path=DOCS_ASSETS_PATH, directories=[static], include_in_schema=False, name="docs-assets"
     )
 
 
