@@ -1,15 +1,27 @@
 """The `aex` command line: one sub-command per module in `aex/commands/`.
 
 Each command module defines `register(subparsers)`, which adds its parser and sets
-`func=run`; heavy imports happen inside `run`, so `aex --help` stays fast.
+`func=run`; heavy imports happen inside `run`, so `aex --help` stays fast. Errors follow one
+rule (`aex/commands/_errors.py`): a user's mistake is one line on stderr and exit 2, never a
+traceback (`AEX_DEBUG=1` shows it).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import NoReturn
+
+from aex.commands._errors import (
+    EXIT_INTERNAL_ERROR,
+    EXIT_USER_ERROR,
+    one_line,
+    user_error_types,
+)
 
 # One entry per sub-command module; a new command adds its module here.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -23,8 +35,27 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the one error rule: a usage mistake is one line on stderr, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _version() -> str:
+    try:
+        return version("aex")
+    except PackageNotFoundError:  # pragma: no cover - a source tree without metadata
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aex", description="AEX, the Agent Exchange")
+    parser = _Parser(
+        prog="aex",
+        description="AEX, the Agent Exchange",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"aex {_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
@@ -34,8 +65,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    result = args.func(args)
-    return int(result or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:
+        if os.environ.get("AEX_DEBUG") == "1":
+            raise
+        prog = f"aex {args.command}"
+        if isinstance(error, user_error_types()):
+            print(f"{prog}: error: {one_line(error)}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        print(
+            f"{prog}: internal error: {type(error).__name__}: {one_line(error)}"
+            " (AEX_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -210,6 +210,11 @@ def load_weights(source: str | None) -> NamedWeights:
     path = Path(source)
     try:
         document = json.loads(path.read_text())
+    except FileNotFoundError:
+        presets = ", ".join(sorted(PRESETS))
+        raise ImproperlyConfiguredError(
+            f"weights {source!r}: neither a preset ({presets}) nor an existing file"
+        ) from None
     except (OSError, ValueError) as error:
         raise ImproperlyConfiguredError(f"weights file {source}: {error}") from error
     weights = weights_from_json(document)

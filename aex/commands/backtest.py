@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from aex.commands._errors import UserError
+
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
@@ -35,7 +37,10 @@ def run(args: argparse.Namespace) -> int:
     run_id = args.run_id
     if run_id is None:
         run_id = int(con.execute("SELECT max(run_id) FROM runs").fetchall()[0][0])
-    result = backtest(con, run_id, weights)
+    try:
+        result = backtest(con, run_id, weights)
+    except ValueError as error:  # the log cannot answer: not this run, or not all bids logged
+        raise UserError(f"{args.log}: {error}") from None
     print(f"backtest of run {run_id} under {args.weights or args.preset}:")
     for key, value in result.summary.items():
         print(f"  {key:<32}{value:,.4f}" if isinstance(value, float) else f"  {key:<32}{value:,}")

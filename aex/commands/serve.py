@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 from pathlib import Path
 from typing import Any
+
+from aex.commands._errors import UserError
 
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "serve", help="run the live exchange (Litestar under uvicorn)"
+        "serve",
+        help="run the live exchange (Litestar under uvicorn)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--data-dir", type=Path, default=Path("./data"))
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8080, help="TCP port to listen on")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("./data"),
+        help="SQLite database, CA keys, operator key and JWT secret",
+    )
     parser.add_argument(
         "--weights",
         metavar="FILE_OR_PRESET",
@@ -30,12 +40,36 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def _check_arguments(args: argparse.Namespace) -> None:
+    # Everything that can be refused is refused before the data directory is touched: a failed
+    # `aex serve` leaves no operator.key or jwt.secret behind.
+    from serve.settings import load_weights
+
+    load_weights(args.weights)
+    if not 0 < args.port < 65536:
+        raise UserError(f"--port {args.port}: not a TCP port (1-65535)")
+    if args.workers < 1:
+        raise UserError(f"--workers {args.workers}: at least 1")
+    data_dir: Path = args.data_dir
+    existing = next((p for p in (data_dir, *data_dir.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise UserError(f"--data-dir {data_dir}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"--data-dir {data_dir}: {existing} is not writable")
+    with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET) as probe:
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as error:
+            raise UserError(f"cannot listen on {args.host}:{args.port}: {error.strerror}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from serve.app import create_app
     from serve.settings import Settings
 
+    _check_arguments(args)
     if args.weights:
         os.environ["AEX_WEIGHTS"] = args.weights
     settings = Settings.from_env(data_dir=args.data_dir)  # validated (and secrets made) once

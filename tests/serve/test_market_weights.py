@@ -68,7 +68,7 @@ def test_a_bad_weights_file_is_refused_at_startup(tmp_path: Path, content: str) 
 
 
 def test_a_missing_weights_file_is_refused_at_startup(tmp_path: Path) -> None:
-    with pytest.raises(ImproperlyConfiguredError, match="weights file"):
+    with pytest.raises(ImproperlyConfiguredError, match="neither a preset"):
         load_weights(str(tmp_path / "absent.json"))
 
 

@@ -1,0 +1,116 @@
+"""`aex`'s one error rule: every user error is one line on stderr and exit 2, never a
+traceback; `AEX_DEBUG=1` shows it. Each case runs the real command in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def aex(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aex.cli", *args],
+        cwd=ROOT,
+        env={**os.environ, "AEX_DEBUG": "", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def assert_one_line_user_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode == 2, result
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_version_prints_the_package_version() -> None:
+    result = aex("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("aex ")
+
+
+def test_a_usage_mistake_is_one_line(tmp_path: Path) -> None:
+    assert_one_line_user_error(aex("verify", str(tmp_path / "c.json")), "--ca", "--help")
+
+
+def test_an_unknown_command_is_one_line() -> None:
+    assert_one_line_user_error(aex("no-such-command"), "invalid choice")
+
+
+def test_a_missing_certificate_file_is_one_line(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing.json")
+    assert_one_line_user_error(aex("verify", missing, "--ca", missing), "missing.json")
+
+
+def test_serve_with_a_bad_weights_file_writes_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"name": "x"}')
+    data = tmp_path / "data"
+    result = aex("serve", "--weights", str(bad), "--data-dir", str(data), "--port", "9")
+    assert_one_line_user_error(result, "bad.json")
+    assert not data.exists()
+
+
+def test_serve_with_an_unknown_preset_lists_the_presets(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = aex("serve", "--weights", "fastest", "--data-dir", str(data), "--port", "9")
+    assert_one_line_user_error(result, "fastest", "balanced", "lowest_price", "best_quality")
+    assert not data.exists()
+
+
+def test_serve_on_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        data = tmp_path / "data"
+        result = aex("serve", "--port", port, "--data-dir", str(data))
+    assert_one_line_user_error(result, f"127.0.0.1:{port}", "in use")
+    assert not data.exists()
+
+
+def test_serve_into_an_unwritable_data_dir_is_one_line(tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    result = aex("serve", "--data-dir", str(a_file / "data"), "--port", "9")
+    assert_one_line_user_error(result, "not a directory")
+
+
+def test_tune_with_an_unknown_scenario_lists_the_known_ones() -> None:
+    assert_one_line_user_error(aex("tune", "no-such-scenario"), "default", "attacks")
+
+
+def test_sim_with_a_malformed_scenario_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("ticks = [\n")
+    assert_one_line_user_error(aex("sim", str(bad), "--out", str(tmp_path / "r.duckdb")), "TOML")
+
+
+def test_backtest_of_a_missing_log_is_one_line(tmp_path: Path) -> None:
+    assert_one_line_user_error(aex("backtest", str(tmp_path / "none.duckdb")), "none.duckdb")
+
+
+def test_backtest_of_a_log_without_all_bids_is_one_line(tmp_path: Path) -> None:
+    log = tmp_path / "winners.duckdb"
+    made = aex(
+        "sim", "default", "--ticks", "2", "--log-bids", "winners", "--no-progress",
+        "--out", str(log),
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert_one_line_user_error(aex("backtest", str(log)), "all")
+
+
+def test_aex_debug_shows_the_traceback(tmp_path: Path) -> None:
+    result = aex("backtest", str(tmp_path / "none.duckdb"), env={"AEX_DEBUG": "1"})
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr
