@@ -12,16 +12,18 @@ import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from litestar import Litestar, get
+from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
+from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from aex.core import limits
 from serve.background import market_lifespan
+from serve.breakers import BreakerRegistry
 from serve.certificates import Certificates
 from serve.events import EventHub, MarketMetrics, MetricsMiddleware
 from serve.market import Market
@@ -62,20 +64,49 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@get("/ready", sync_to_thread=True, tags=["ops"])
+def ready(request: Request[Any, Any, State]) -> Response[dict[str, Any]]:
+    """Ready to serve: the database answers; every outbound breaker's state, for the operator.
+
+    503 while the database does not answer (a load balancer takes the process out of
+    rotation); an open Redis breaker does not make the process unready (Redis fails open).
+    """
+    store: KeyStore = request.app.state.store
+    try:
+        store.credentials_epoch()
+        database = "ok"
+    except Exception:  # any driver error: the database is not answering
+        database = "unavailable"
+    body = {
+        "status": "ready" if database == "ok" else "unavailable",
+        "checks": {"database": database},
+        "breakers": request.app.state.breakers.states(),
+    }
+    status = HTTP_200_OK if database == "ok" else HTTP_503_SERVICE_UNAVAILABLE
+    return Response(body, status_code=status)
+
+
 def build_litestar(
     store: KeyStore,
     settings: Settings,
     ledger: LedgerStore | None = None,
     metrics: MarketMetrics | None = None,
+    breakers: BreakerRegistry | None = None,
 ) -> Litestar:
     identity, registry = Identity(store), Registry(store)
     if ledger is None:
         assert isinstance(store, SqliteStore)
         ledger = SqliteLedger(store)
     metrics = metrics or MarketMetrics()
-    state: dict[str, Any] = {"wallets": Wallets(ledger), "metrics": metrics}
+    state: dict[str, Any] = {
+        "wallets": Wallets(ledger),
+        "metrics": metrics,
+        "store": store,
+        "breakers": breakers or BreakerRegistry(),
+    }
     handlers: list[Any] = [
         health,
+        ready,
         create_tenant,
         TenantController,
         OperatorController,
@@ -163,7 +194,7 @@ class _Backends(NamedTuple):
     cache: KeyCache
 
 
-def _backends(settings: Settings) -> _Backends:
+def _backends(settings: Settings, breakers: BreakerRegistry) -> _Backends:
     # SQLite and in-process state by default; PostgreSQL and Redis when configured.
     store: Any
     ledger: LedgerStore
@@ -185,7 +216,7 @@ def _backends(settings: Settings) -> _Backends:
     from serve.stores.redis_shared import RedisKeyCache, RedisRateLimiter, redis_client
 
     client = redis_client(settings.redis_url)
-    limiter = RedisRateLimiter(client, prefix=settings.redis_prefix)
+    limiter = RedisRateLimiter(client, prefix=settings.redis_prefix, circuit=breakers.get("redis"))
     cache = RedisKeyCache(
         client,
         ttl_s=settings.key_cache_ttl_s,
@@ -198,7 +229,8 @@ def _backends(settings: Settings) -> _Backends:
 
 def create_app(settings: Settings) -> ASGIApp:
     """The whole ASGI application: SQLite in `settings.data_dir`, or PostgreSQL and Redis."""
-    store, ledger, limiter, cache = _backends(settings)
+    breakers = BreakerRegistry()
+    store, ledger, limiter, cache = _backends(settings, breakers)
     authenticator = Authenticator(
         store,
         cache,
@@ -206,7 +238,7 @@ def create_app(settings: Settings) -> ASGIApp:
         jwt_secret=settings.jwt_secret,
     )
     metrics = MarketMetrics()
-    litestar_app: Any = build_litestar(store, settings, ledger, metrics)
+    litestar_app: Any = build_litestar(store, settings, ledger, metrics, breakers)
     app: Any = IdempotencyMiddleware(litestar_app, store=store)
     app = AuthMiddleware(app)
     app = RateLimitMiddleware(

@@ -37,7 +37,7 @@ from serve.stores.base import IdempotencyStore, RateLimitStore, StoredResponse
 
 AUTH_SCOPE_KEY = "aex.auth"
 # Routes that take no credential: sign-up, health, the OpenAPI document.
-PUBLIC_ROUTES = frozenset({("POST", "/v1/tenants"), ("GET", "/health")})
+PUBLIC_ROUTES = frozenset({("POST", "/v1/tenants"), ("GET", "/health"), ("GET", "/ready")})
 PUBLIC_PREFIXES = ("/schema",)
 # Market (issue 5): Prometheus scrapes, and the certificate authority's public documents (a
 # third party checks a certificate, the CRL and the CA key without an AEX account).

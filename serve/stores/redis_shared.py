@@ -16,8 +16,9 @@ raced the revocation lives under the old epoch, where nobody reads any more.
 
 Both fail open (the spec: with Redis down, requests are allowed): any Redis error allows the
 request (or misses the cache), logs a warning (at most one per `FAIL_OPEN_LOG_INTERVAL_S`) and
-counts `aex_redis_fail_open_total{operation}`; after a failure Redis is not asked again for
-`REDIS_RETRY_AFTER_S`, so a dead Redis costs no timeout per request.
+counts `aex_redis_fail_open_total{operation}`. Calls go through the process's `redis` circuit
+breaker (serve/breakers.py: 5 failures in a row open it for 10 s, then one probe), so a dead
+Redis costs at most five timeouts, then none per request until the probe.
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ import msgspec
 import redis
 from prometheus_client import Counter
 
+from serve.breakers import CircuitBreaker
 from serve.stores.base import CredentialMatch, RateDecision
 from serve.stores.memory import US_PER_S, gcra_decision, gcra_interval_us
 
 REDIS_SOCKET_TIMEOUT_S = 0.25
-REDIS_RETRY_AFTER_S = 1.0
 FAIL_OPEN_LOG_INTERVAL_S = 10.0
 DAILY_COUNTER_TTL_S = 2 * 86_400
 LOCAL_ENTRIES_MAX = 100_000
@@ -74,22 +75,26 @@ _DAY_S = 86_400
 
 
 class _Breaker:
-    """Fail-open bookkeeping shared by the limiter and the cache of one process."""
+    """Fail-open bookkeeping shared by the limiter and the cache of one process, over the
+    process's `redis` circuit breaker."""
 
-    def __init__(self) -> None:
-        self._down_until_s = 0.0
+    def __init__(self, circuit: CircuitBreaker | None = None) -> None:
+        self.circuit = circuit or CircuitBreaker("redis")
         self._logged_at_s = -math.inf
         self._lock = threading.Lock()
 
     def is_open(self) -> bool:
-        return time.monotonic() < self._down_until_s
+        return not self.circuit.allow()
+
+    def succeeded(self) -> None:
+        self.circuit.success()
 
     def failed(self, operation: str, error: Exception | None) -> None:
         FAIL_OPEN.labels(operation).inc()
+        if error is not None:
+            self.circuit.failure()
         now_s = time.monotonic()
         with self._lock:
-            if error is not None:
-                self._down_until_s = now_s + REDIS_RETRY_AFTER_S
             if now_s - self._logged_at_s < FAIL_OPEN_LOG_INTERVAL_S:
                 return
             self._logged_at_s = now_s
@@ -107,11 +112,13 @@ def redis_client(url: str) -> redis.Redis:
 class RedisRateLimiter:
     """RateLimitStore shared by every process through Redis; fails open."""
 
-    def __init__(self, client: redis.Redis, *, prefix: str = "aex:") -> None:
+    def __init__(
+        self, client: redis.Redis, *, prefix: str = "aex:", circuit: CircuitBreaker | None = None
+    ) -> None:
         self._client = client
         self._prefix = prefix
         self._script: Any = client.register_script(_GCRA_LUA)
-        self.breaker = _Breaker()
+        self.breaker = _Breaker(circuit)
         # (bucket, day) -> count, from the last allowed `acquire` of this thread: the gateway
         # calls `count_today` right after `acquire`, with no await in between.
         self._counted = threading.local()
@@ -133,6 +140,7 @@ class RedisRateLimiter:
         except redis.RedisError as error:
             self.breaker.failed("rate_limit", error)
             return _allowed(per_minute, burst, now_s)
+        self.breaker.succeeded()
         allowed, tat_us, new_tat_us, count = (int(value) for value in reply)
         self._counted.last = (bucket, day, count) if allowed else None
         return gcra_decision(
@@ -159,6 +167,7 @@ class RedisRateLimiter:
         except redis.RedisError as error:
             self.breaker.failed("daily_count", error)
             return 0
+        self.breaker.succeeded()
         return int(count)
 
 
@@ -202,6 +211,7 @@ class RedisKeyCache:
         except redis.RedisError as error:
             self._breaker.failed("key_cache", error)
             return None
+        self._breaker.succeeded()
         if raw is None:
             return None
         match = msgspec.json.decode(raw, type=CredentialMatch)
@@ -221,6 +231,8 @@ class RedisKeyCache:
             self._client.set(self._key(digest), msgspec.json.encode(match), px=self._ttl_ms)
         except redis.RedisError as error:
             self._breaker.failed("key_cache", error)
+            return
+        self._breaker.succeeded()
 
     def forget(self, digest: str) -> None:
         """Deletes one entry (of the current epoch) at once, e.g. right after a revocation."""
