@@ -22,6 +22,7 @@ from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from aex.core import limits
+from serve.agentcards import AgentCards
 from serve.background import market_lifespan
 from serve.breakers import BreakerRegistry
 from serve.certificates import Certificates
@@ -41,6 +42,7 @@ from serve.middleware.gateway import (
     TimeoutMiddleware,
 )
 from serve.problems import PROBLEM_RESPONSES, problem_response
+from serve.routes.agentcards import AGENT_CARD_HANDLERS
 from serve.routes.certificates import CERTIFICATE_HANDLERS
 from serve.routes.identity import OperatorController, TenantController, create_tenant
 from serve.routes.market import MARKET_HANDLERS
@@ -126,6 +128,8 @@ def build_litestar(
     hub.subscribe(webhooks.on_event)
     state |= {
         "market": market,
+        "agent_cards": AgentCards(market),
+        "version": _package_version(),
         "certificates": Certificates(market, settings.data_dir),
         "hub": hub,
         "webhooks": webhooks,
@@ -134,7 +138,7 @@ def build_litestar(
         "nats_retention": (settings.nats_max_age_s, settings.nats_duplicate_window_s),
         "window_poll_ms": settings.window_poll_ms,
     }
-    handlers += [*MARKET_HANDLERS, *CERTIFICATE_HANDLERS, _docs_assets()]
+    handlers += [*MARKET_HANDLERS, *CERTIFICATE_HANDLERS, *AGENT_CARD_HANDLERS, _docs_assets()]
     return Litestar(
         route_handlers=handlers,
         dependencies={
@@ -154,6 +158,15 @@ def build_litestar(
 # The docs UI works with no network: Swagger UI's assets come from the swagger-ui-py package
 # and are served by the exchange itself under /schema/assets (no CDN, no external favicon).
 DOCS_ASSETS_PATH = "/schema/assets"
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("aex")
+    except PackageNotFoundError:  # a source tree without metadata
+        return "0.0.0"
 
 
 def _openapi_config() -> OpenAPIConfig:

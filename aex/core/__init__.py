@@ -10,6 +10,7 @@ import never shadows silently.
 """
 
 from aex.core import (
+    agentcard,
     breaker,
     certs,
     credentials,
@@ -30,6 +31,7 @@ from aex.core import (
     scoring,
     x509_export,
 )
+from aex.core.agentcard import *  # noqa: F403
 from aex.core.breaker import *  # noqa: F403
 from aex.core.certs import *  # noqa: F403
 from aex.core.credentials import *  # noqa: F403
@@ -52,6 +54,7 @@ from aex.core.x509_export import *  # noqa: F403
 
 # The modules whose exports make up the package surface; a new core module joins here.
 EXPORTING_MODULES = (
+    agentcard,
     breaker,
     certs,
     credentials,

@@ -92,6 +92,7 @@ class EventType(StrEnum):
     REPUTATION_UPDATED = "reputation.updated"
     TENANT_CREATED = "tenant.created"
     PROVIDER_REGISTERED = "provider.registered"
+    PROVIDER_AGENT_CARD_REGISTERED = "provider.agent_card_registered"
     NOTIFICATION_DEAD_LETTERED = "notification.dead_lettered"
 
 

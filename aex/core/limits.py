@@ -121,3 +121,16 @@ assert cert_name_chars_max <= cert_scope_chars_max
 assert claims_per_certificate_max * 8 < canonical_json_nodes_max
 assert bids_per_work_max <= scoring_block_rows <= bids_per_batch_max
 assert turnaround_ms_max < 2**53
+
+# A2A agent cards. A card describes one agent; 64 skills with 16 tags each is several times the
+# largest published sample cards, and bounds the search index at 64 × 17 terms per provider.
+agent_card_skills_max: Final = 64
+agent_card_tags_per_skill_max: Final = 16
+# A name, description, url or version: a paragraph, not a document.
+agent_card_text_chars_max: Final = 1_024
+# A skill id or tag is a search term: a word or two.
+agent_card_term_chars_max: Final = 64
+# The card document as stored (the whole JSON text).
+agent_card_bytes_max: Final = 64 * 1024
+# Results of one provider search page.
+provider_search_results_max: Final = 100

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Generic, TypeVar
 
 __all__ = [
+    "AgentCardRejectReason",
     "BidAdmitRejectReason",
     "BidBatchRejectReason",
     "BidRejectReason",
@@ -231,6 +232,22 @@ class BidBatchRejectReason(Reason):
     AUCTION_TOO_LARGE = "bid_batch_auction_too_large"
     VALUE_NOT_FINITE = "bid_batch_value_not_finite"
     VALUE_OUT_OF_RANGE = "bid_batch_value_out_of_range"
+
+
+class AgentCardRejectReason(Reason):
+    """Why an A2A agent card is refused at registration (aex/core/agentcard.py)."""
+
+    CARD_NOT_AN_OBJECT = "agent_card_not_an_object"
+    FIELD_REQUIRED = "agent_card_field_required"
+    FIELD_TOO_LONG = "agent_card_field_too_long"
+    FIELD_HAS_CONTROL_CHARACTERS = "agent_card_field_has_control_characters"
+    URL_INVALID = "agent_card_url_invalid"
+    SKILLS_REQUIRED = "agent_card_skills_required"
+    TOO_MANY_SKILLS = "agent_card_too_many_skills"
+    SKILL_INVALID = "agent_card_skill_invalid"
+    SKILL_ID_DUPLICATE = "agent_card_skill_id_duplicate"
+    TOO_MANY_TAGS = "agent_card_too_many_tags"
+    TAG_INVALID = "agent_card_tag_invalid"
 
 
 class WeightsRejectReason(Reason):

@@ -42,7 +42,12 @@ PUBLIC_PREFIXES = ("/schema",)
 # Market (issue 5): Prometheus scrapes, and the certificate authority's public documents (a
 # third party checks a certificate, the CRL and the CA key without an AEX account).
 PUBLIC_MARKET_ROUTES = frozenset(
-    {("GET", "/metrics"), ("GET", "/v1/crl"), ("GET", "/.well-known/aex-ca.json")}
+    {
+        ("GET", "/metrics"),
+        ("GET", "/v1/crl"),
+        ("GET", "/.well-known/aex-ca.json"),
+        ("GET", "/.well-known/agent-card.json"),
+    }
 )
 PUBLIC_GET_PREFIXES = ("/v1/certificates/cert_",)
 _DAY_S = 86_400

@@ -245,3 +245,25 @@ CREATE TABLE ca_crl (
     document TEXT NOT NULL
 )
 """
+
+# A2A agent cards (serve/agentcards.py), migration 5 on both backends: one card per provider
+# (the document as registered) and its search terms (skill ids and tags, case-folded), keyed
+# (kind, term, provider_id) so that a search by term is an index range, not a scan.
+AGENT_CARDS_SCHEMA = """
+CREATE TABLE agent_cards (
+    provider_id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    url TEXT NOT NULL,
+    version TEXT NOT NULL,
+    document TEXT NOT NULL,
+    updated_at_ms BIGINT NOT NULL
+);
+CREATE TABLE agent_card_terms (
+    kind TEXT NOT NULL CHECK (kind IN ('skill', 'tag')),
+    term TEXT NOT NULL,
+    provider_id TEXT NOT NULL REFERENCES agent_cards (provider_id),
+    PRIMARY KEY (kind, term, provider_id)
+);
+CREATE INDEX agent_card_terms_by_provider ON agent_card_terms (provider_id)
+"""
