@@ -29,6 +29,7 @@ from aex.core import (
     reasons,
     reputation,
     scoring,
+    webhook_signing,
     x509_export,
 )
 from aex.core.agentcard import *  # noqa: F403
@@ -50,6 +51,7 @@ from aex.core.plans import *  # noqa: F403
 from aex.core.reasons import *  # noqa: F403
 from aex.core.reputation import *  # noqa: F403
 from aex.core.scoring import *  # noqa: F403
+from aex.core.webhook_signing import *  # noqa: F403
 from aex.core.x509_export import *  # noqa: F403
 
 # The modules whose exports make up the package surface; a new core module joins here.
@@ -73,6 +75,7 @@ EXPORTING_MODULES = (
     reasons,
     reputation,
     scoring,
+    webhook_signing,
     x509_export,
 )
 

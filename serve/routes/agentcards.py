@@ -29,6 +29,7 @@ def _cards(request: Request[Any, Any, State]) -> AgentCards:
     status_code=HTTP_200_OK,
     sync_to_thread=True,
     tags=["providers"],
+    operation_id="RegisterAgentCard",
 )
 def register_agent_card(request: Request[Any, Any, State], provider_id: str, body: bytes) -> Json:
     """Registers (or replaces) the provider's A2A AgentCard; its skills and tags are indexed."""

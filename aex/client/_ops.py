@@ -1,0 +1,333 @@
+"""Every route of the exchange as one typed method, written once for both clients.
+
+Sans-I/O: each method builds an `Op` (method, path, body, query, whether it writes) and hands
+it to `_call`, which the sync `Client` runs with `httpx.Client` and the `AsyncClient` with
+`httpx.AsyncClient`; `R` is `Json` for one and `Awaitable[Json]` for the other. Money goes out
+as decimal strings, never floats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+Json = Any  # a decoded JSON document (object or list) as the exchange answered it
+R = TypeVar("R")
+Amount = Decimal | int | str
+
+
+def _amount(value: Amount) -> str:
+    if isinstance(value, float):  # pragma: no cover - guarded by the type; a runtime check too
+        raise TypeError("amounts are Decimal, int or str, never float")
+    return str(value)
+
+
+def _clean(values: Mapping[str, object]) -> dict[str, object]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    method: str
+    path: str
+    body: object = None
+    query: Mapping[str, object] = field(default_factory=dict)
+    write: bool = False  # POST/PUT/PATCH/DELETE: sent with an Idempotency-Key, retried safely
+
+
+class Api(Generic[R]):
+    """The exchange's routes; subclasses decide how an `Op` is sent."""
+
+    def _call(self, op: Op) -> R:
+        raise NotImplementedError
+
+    def _get(self, path: str, **query: object) -> R:
+        return self._call(Op("GET", path, query=_clean(query)))
+
+    def _post(self, path: str, body: object = None) -> R:
+        return self._call(Op("POST", path, body=body, write=True))
+
+    # -- identity ---------------------------------------------------------------------------
+
+    def sign_up(self, name: str, type: str = "CONSUMER") -> R:
+        """POST /v1/tenants: a tenant and its first API key (shown once)."""
+        return self._post("/v1/tenants", {"name": name, "type": type})
+
+    def me(self) -> R:
+        return self._get("/v1/tenants/me")
+
+    def list_keys(self) -> R:
+        return self._get("/v1/keys")
+
+    def create_key(self) -> R:
+        return self._post("/v1/keys")
+
+    def rotate_key(self, key_id: str) -> R:
+        return self._post(f"/v1/keys/{key_id}/rotate")
+
+    def revoke_key(self, key_id: str) -> R:
+        return self._call(Op("DELETE", f"/v1/keys/{key_id}", write=True))
+
+    def create_token(self, scopes: Sequence[str], ttl_s: int | None = None) -> R:
+        """POST /v1/tokens: a session JWT (HS256) with these scopes."""
+        return self._post("/v1/tokens", _clean({"scopes": list(scopes), "ttl_s": ttl_s}))
+
+    # -- operator ---------------------------------------------------------------------------
+
+    def list_tenants(self) -> R:
+        return self._get("/v1/admin/tenants")
+
+    def suspend_tenant(self, tenant_id: str) -> R:
+        return self._post(f"/v1/admin/tenants/{tenant_id}/suspend")
+
+    def reactivate_tenant(self, tenant_id: str) -> R:
+        return self._post(f"/v1/admin/tenants/{tenant_id}/reactivate")
+
+    def set_plan(self, tenant_id: str, plan: str) -> R:
+        op = Op("PUT", f"/v1/admin/tenants/{tenant_id}/plan", body={"plan": plan}, write=True)
+        return self._call(op)
+
+    def close_window(self, work_id: str) -> R:
+        return self._post(f"/v1/admin/work/{work_id}/close")
+
+    def resolve_dispute(self, contract_id: str, resolution: str) -> R:
+        """The operator's ruling: "refund" or "pay_out"."""
+        body = {"resolution": resolution}
+        return self._post(f"/v1/admin/contracts/{contract_id}/resolve", body)
+
+    def platform_revenue(self, currency: str = "USD") -> R:
+        return self._get("/v1/admin/platform-revenue", currency=currency)
+
+    def approve_certificate(self, cert_id: str, note: str | None = None) -> R:
+        return self._post(f"/v1/admin/certificates/{cert_id}/approve", _clean({"note": note}))
+
+    def reject_certificate(self, cert_id: str, note: str | None = None) -> R:
+        return self._post(f"/v1/admin/certificates/{cert_id}/reject", _clean({"note": note}))
+
+    # -- providers and subscriptions --------------------------------------------------------
+
+    def register_provider(
+        self,
+        name: str,
+        *,
+        capabilities: Sequence[str],
+        category: str,
+        type: str = "AI_AGENT",
+        endpoint: str | None = None,
+    ) -> R:
+        """POST /v1/providers: a provider and its key and secret (shown once)."""
+        body = {
+            "name": name,
+            "type": type,
+            "capabilities": list(capabilities),
+            "category": category,
+        }
+        return self._post("/v1/providers", _clean({**body, "endpoint": endpoint}))
+
+    def list_providers(self) -> R:
+        return self._get("/v1/providers")
+
+    def provider(self, provider_id: str) -> R:
+        return self._get(f"/v1/providers/{provider_id}")
+
+    def update_provider(self, provider_id: str, **changes: object) -> R:
+        return self._call(Op("PATCH", f"/v1/providers/{provider_id}", body=changes, write=True))
+
+    def subscribe(
+        self,
+        provider_id: str,
+        categories: Sequence[str],
+        capabilities: Sequence[str] | None = None,
+    ) -> R:
+        body = {"provider_id": provider_id, "categories": list(categories)}
+        if capabilities is not None:
+            body["capabilities"] = list(capabilities)
+        return self._post("/v1/subscriptions", body)
+
+    def list_subscriptions(self) -> R:
+        return self._get("/v1/subscriptions")
+
+    def unsubscribe(self, subscription_id: str) -> R:
+        return self._call(Op("DELETE", f"/v1/subscriptions/{subscription_id}", write=True))
+
+    def reputation(self, provider_id: str) -> R:
+        return self._get(f"/v1/providers/{provider_id}/reputation")
+
+    def register_agent_card(self, provider_id: str, card: Mapping[str, object]) -> R:
+        """PUT /v1/providers/{id}/agent-card: the provider's A2A AgentCard."""
+        op = Op("PUT", f"/v1/providers/{provider_id}/agent-card", body=dict(card), write=True)
+        return self._call(op)
+
+    def agent_card(self, provider_id: str) -> R:
+        return self._get(f"/v1/providers/{provider_id}/agent-card")
+
+    def search_providers(
+        self,
+        *,
+        skill: str | None = None,
+        tag: str | None = None,
+        min_tier: str | None = None,
+        limit: int | None = None,
+    ) -> R:
+        return self._get(
+            "/v1/providers/search", skill=skill, tag=tag, min_tier=min_tier, limit=limit
+        )
+
+    def exchange_agent_card(self) -> R:
+        return self._get("/.well-known/agent-card.json")
+
+    # -- wallets ----------------------------------------------------------------------------
+
+    def deposit(self, tenant_id: str, amount: Amount, currency: str = "USD") -> R:
+        body = {"tenant_id": tenant_id, "amount": _amount(amount), "currency": currency}
+        return self._post("/v1/deposits", body)
+
+    def withdraw(self, tenant_id: str, amount: Amount, currency: str = "USD") -> R:
+        body = {"tenant_id": tenant_id, "amount": _amount(amount), "currency": currency}
+        return self._post("/v1/withdrawals", body)
+
+    def balance(self, currency: str = "USD") -> R:
+        return self._get("/v1/balance", currency=currency)
+
+    def transactions(self, currency: str = "USD", limit: int | None = None) -> R:
+        """The wallet's postings, newest first."""
+        return self._get("/v1/transactions", currency=currency, limit=limit)
+
+    # -- the market -------------------------------------------------------------------------
+
+    def submit_work(
+        self,
+        *,
+        title: str,
+        category: str,
+        budget_min: Amount,
+        budget_max: Amount,
+        currency: str = "USD",
+        requirements: Mapping[str, object] | None = None,
+        success_criteria: Sequence[Mapping[str, object]] | None = None,
+        bid_window_seconds: int | None = None,
+        **extra: object,
+    ) -> R:
+        """POST /v1/work: publishes work and holds its budget max in escrow."""
+        budget = {"min": _amount(budget_min), "max": _amount(budget_max), "currency": currency}
+        body = _clean(
+            {
+                "title": title,
+                "category": category,
+                "budget": budget,
+                "requirements": None if requirements is None else dict(requirements),
+                "success_criteria": None
+                if success_criteria is None
+                else [dict(item) for item in success_criteria],
+                "bid_window_seconds": bid_window_seconds,
+                **extra,
+            }
+        )
+        return self._post("/v1/work", body)
+
+    def work(self, work_id: str) -> R:
+        return self._get(f"/v1/work/{work_id}")
+
+    def list_work(self, limit: int | None = None) -> R:
+        return self._get("/v1/work", limit=limit)
+
+    def cancel_work(self, work_id: str) -> R:
+        return self._post(f"/v1/work/{work_id}/cancel")
+
+    def bids(self, work_id: str) -> R:
+        return self._get(f"/v1/work/{work_id}/bids")
+
+    def evaluation(self, work_id: str) -> R:
+        return self._get(f"/v1/work/{work_id}/evaluation")
+
+    def submit_bid(
+        self,
+        *,
+        work_id: str,
+        provider_id: str,
+        price: Amount,
+        confidence: float,
+        estimated_duration: str,
+        max_turnaround: str,
+        **extra: object,
+    ) -> R:
+        """POST /v1/bids: a sealed bid during the bid window."""
+        body = {
+            "work_id": work_id,
+            "provider_id": provider_id,
+            "price": _amount(price),
+            "confidence": confidence,
+            "estimated_duration": estimated_duration,
+            "sla": {"max_turnaround": max_turnaround},
+            **extra,
+        }
+        return self._post("/v1/bids", body)
+
+    def contract(self, contract_id: str) -> R:
+        return self._get(f"/v1/contracts/{contract_id}")
+
+    def report_progress(self, contract_id: str, progress: Mapping[str, object]) -> R:
+        return self._post(f"/v1/contracts/{contract_id}/progress", dict(progress))
+
+    def complete(
+        self,
+        contract_id: str,
+        *,
+        results: Mapping[str, object],
+        metrics: Mapping[str, object] | None = None,
+    ) -> R:
+        body = _clean(
+            {"results": dict(results), "metrics": None if metrics is None else dict(metrics)}
+        )
+        return self._post(f"/v1/contracts/{contract_id}/complete", body)
+
+    def fail(self, contract_id: str) -> R:
+        return self._post(f"/v1/contracts/{contract_id}/fail")
+
+    def dispute(self, contract_id: str, reason: str) -> R:
+        return self._post(f"/v1/contracts/{contract_id}/dispute", {"reason": reason})
+
+    def webhook_deliveries(self) -> R:
+        return self._get("/v1/notifications/deliveries")
+
+    # -- certificates -----------------------------------------------------------------------
+
+    def request_certificate(self, request: Mapping[str, object]) -> R:
+        """POST /v1/certificates/request: a signed request (see `aex cert request`)."""
+        return self._post("/v1/certificates/request", dict(request))
+
+    def certificate(self, cert_id: str, format: str | None = None) -> R:
+        return self._get(f"/v1/certificates/{cert_id}", format=format)
+
+    def certificate_record(self, cert_id: str) -> R:
+        return self._get(f"/v1/certificates/{cert_id}/record")
+
+    def verify_certificate_online(self, cert_id: str) -> R:
+        """POST /v1/certificates/verify: the exchange checks it (a metered call)."""
+        return self._post("/v1/certificates/verify", {"certificate_id": cert_id})
+
+    def renew_certificate(self, cert_id: str) -> R:
+        return self._post(f"/v1/certificates/{cert_id}/renew")
+
+    def revoke_certificate(self, cert_id: str, reason: int = 0) -> R:
+        """Revokes every serial; `reason` is an RFC 5280 reason code."""
+        return self._post(f"/v1/certificates/{cert_id}/revoke", {"reason": reason})
+
+    def verification_usage(self) -> R:
+        return self._get("/v1/certificates/usage")
+
+    def crl(self) -> R:
+        return self._get("/v1/crl")
+
+    def ca_document(self) -> R:
+        return self._get("/.well-known/aex-ca.json")
+
+    # -- operations -------------------------------------------------------------------------
+
+    def health(self) -> R:
+        return self._get("/health")
+
+    def ready(self) -> R:
+        return self._get("/ready")

@@ -1,0 +1,222 @@
+"""The SDK (aex.client) against a real server on both backends: the spec's three workflows,
+safe retries of writes, the notification stream with Last-Event-ID, problems as exceptions,
+webhook signatures and offline certificate verification."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from aex.client import (
+    AsyncClient,
+    Client,
+    Notification,
+    ProblemError,
+    verify_certificate,
+    verify_webhook,
+)
+from aex.client._sse import SseParser
+from aex.core import webhook_signature
+from aex.core.certs import (
+    Authorization,
+    CertificateType,
+    Claim,
+    LocalSigner,
+    Verified,
+    sign_request,
+)
+from aex.core.reasons import Rejected
+from tests.serve.server import OPERATOR_KEY, Server
+
+
+class DropFirstResponse(httpx.HTTPTransport):
+    """A real transport whose first answer is lost on the way back, after the server acted:
+    the write happened, the client saw a dropped connection."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[httpx.Request] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append(request)
+        response = super().handle_request(request)
+        if len(self.sent) == 1:
+            response.read()
+            raise httpx.ReadError("connection dropped", request=request)
+        return response
+
+
+def consumer_client(server: Server, **kwargs: Any) -> tuple[Client, str]:
+    with Client(server.url) as anonymous:
+        signed_up = anonymous.sign_up("Acme Corp", "CONSUMER")
+    return Client(server.url, api_key=signed_up["api_key"], **kwargs), signed_up["tenant_id"]
+
+
+def provider_client(server: Server) -> tuple[Client, Client, str]:
+    with Client(server.url) as anonymous:
+        owner_key = anonymous.sign_up("Agent Developer", "PROVIDER")["api_key"]
+    owner = Client(server.url, api_key=owner_key)
+    created = owner.register_provider(
+        "CodeReviewBot", capabilities=["code_review"], category="TECHNOLOGY"
+    )
+    agent = Client(server.url, api_key=created["api_key"])
+    agent.subscribe(created["provider_id"], ["TECHNOLOGY"])
+    return owner, agent, created["provider_id"]
+
+
+def test_the_three_workflows_run_on_the_sdk(server: Server) -> None:
+    buyer, tenant_id = consumer_client(server)
+    buyer.deposit(tenant_id, "10000")
+    owner, agent, provider_id = provider_client(server)
+    operator = Client(server.url, api_key=OPERATOR_KEY)
+    # Workflow 1 and 2: work, a bid, the award, completion, settlement.
+    work = buyer.submit_work(
+        title="Review Go microservices codebase",
+        category="TECHNOLOGY",
+        budget_min="50",
+        budget_max="200",
+        requirements={"language": "Go", "scope": "security"},
+        success_criteria=[{"metric": "coverage", "threshold": 0.8}],
+        bid_window_seconds=5,
+    )
+    agent.submit_bid(
+        work_id=work["work_id"],
+        provider_id=provider_id,
+        price="100",
+        confidence=0.95,
+        estimated_duration="2h",
+        max_turnaround="4h",
+    )
+    operator.close_window(work["work_id"])
+    awarded = buyer.work(work["work_id"])
+    assert awarded["status"] == "AWARDED"
+    settled = agent.complete(
+        awarded["contract_id"], results={"report": "ok"}, metrics={"coverage": 0.9}
+    )
+    assert settled["status"] in {"SETTLED", "COMPLETED"}
+    assert buyer.balance()["available"] == "9900.00"
+    assert owner.reputation(provider_id)["contracts"] == 1
+    # Workflow 3: a certificate, verified online and offline.
+    signer = LocalSigner.from_private_key(ec.generate_private_key(ec.SECP256R1()))
+    request = sign_request(
+        provider_id=provider_id,
+        agent_name="CodeReviewBot",
+        type=CertificateType.CAPABILITY,
+        claims=[Claim("TECHNOLOGY", "code.review", "Go", Authorization.SELF_ASSERTED)],
+        signer=signer,
+    )
+    issued = agent.request_certificate(request)
+    online = buyer.verify_certificate_online(issued["certificate_id"])
+    assert online["valid"] is True
+    certificate = buyer.certificate(issued["certificate_id"])
+    offline = verify_certificate(certificate, buyer.ca_document(), crl=buyer.crl())
+    assert isinstance(offline, Verified)
+    for client in (buyer, owner, agent, operator):
+        client.close()
+
+
+def test_a_write_whose_answer_was_lost_is_retried_and_applied_once(server: Server) -> None:
+    transport = DropFirstResponse()
+    buyer, tenant_id = consumer_client(server, transport=transport)
+    with buyer:
+        answer = buyer.deposit(tenant_id, "25.50")
+        assert len(transport.sent) == 2
+        keys = {request.headers["idempotency-key"] for request in transport.sent}
+        assert len(keys) == 1  # the retry carried the first attempt's key
+        assert answer["amount"] == "25.50"
+        assert buyer.balance()["available"] == "25.50"  # once, not twice
+
+
+def test_a_refusal_raises_a_problem_naming_the_field(server: Server) -> None:
+    buyer, tenant_id = consumer_client(server)
+    with buyer, pytest.raises(ProblemError) as refused:
+        buyer.deposit(tenant_id, "0.001")
+    assert refused.value.status == 422
+    assert [error["field"] for error in refused.value.errors] == ["amount"]
+
+
+def test_amounts_are_never_floats(server: Server) -> None:
+    buyer, tenant_id = consumer_client(server)
+    with buyer, pytest.raises(TypeError):
+        buyer.deposit(tenant_id, 10.5)  # type: ignore[arg-type]
+
+
+def test_the_notification_stream_resumes_after_its_last_event(server: Server) -> None:
+    buyer, tenant_id = consumer_client(server)
+    buyer.deposit(tenant_id, "1000")
+    _, agent, _ = provider_client(server)
+
+    def post(title: str) -> str:
+        work = buyer.submit_work(
+            title=title, category="TECHNOLOGY", budget_min="50", budget_max="100"
+        )
+        return str(work["work_id"])
+
+    def next_work(stream: Iterator[Notification]) -> Notification:
+        while True:
+            notification = next(stream)
+            if notification.event == "work.submitted":
+                return notification
+
+    stream = agent.notifications()
+    assert next(stream).event == "ready"
+    first_id = post("first")
+    first = next_work(stream)
+    assert first.json()["payload"]["work_id"] == first_id
+    stream.close()  # the provider goes away ...
+    missed_id = post("missed while away")
+    resumed = agent.notifications(last_event_id=first.id)  # ... and comes back
+    missed = next_work(resumed)
+    assert missed.json()["payload"]["work_id"] == missed_id
+    live_id = post("live")
+    live = next_work(resumed)
+    assert live.json()["payload"]["work_id"] == live_id
+    resumed.close()
+    ids = [int(str(notification.id)) for notification in (first, missed, live)]
+    assert ids == sorted(set(ids))  # nothing repeated, nothing missed, in order
+
+
+def test_the_async_client_runs_the_same_routes(server: Server) -> None:
+    async def run() -> dict[str, Any]:
+        async with AsyncClient(server.url) as anonymous:
+            signed_up = await anonymous.sign_up("Async Corp", "CONSUMER")
+        async with AsyncClient(server.url, api_key=signed_up["api_key"]) as buyer:
+            await buyer.deposit(signed_up["tenant_id"], "12.34")
+            balance: dict[str, Any] = await buyer.balance()
+            return balance
+
+    assert asyncio.run(run())["available"] == "12.34"
+
+
+def test_a_webhook_signature_verifies_and_a_tampered_body_does_not() -> None:
+    secret, body, now_s = "aex_whsec_" + "ab" * 32, b'{"type":"bid.won"}', 1_800_000_000
+    headers = {
+        "X-AEX-Timestamp": str(now_s),
+        "X-AEX-Signature": webhook_signature(secret, now_s, body),
+    }
+    assert verify_webhook(secret, headers, body, now_s=now_s + 10)
+    assert not verify_webhook(secret, headers, body + b" ", now_s=now_s)
+    assert not verify_webhook("aex_whsec_other", headers, body, now_s=now_s)
+    assert not verify_webhook(secret, headers, body, now_s=now_s + 301)  # a replay
+
+
+def test_offline_verification_refuses_a_certificate_from_another_ca(server: Server) -> None:
+    with Client(server.url) as anonymous:
+        ca = anonymous.ca_document()
+    refused = verify_certificate({"id": "cert_x"}, ca, at=datetime.now(UTC))
+    assert isinstance(refused, Rejected)
+
+
+def test_the_sse_parser_follows_the_event_stream_rules() -> None:
+    parser = SseParser()
+    lines = [": comment", "id: 7", "event: work.submitted", 'data: {"a":', "data: 1}", ""]
+    out = [notification for line in lines for notification in parser.feed_line(line)]
+    assert out == [Notification("7", "work.submitted", '{"a":\n1}')]
+    assert out[0].json() == {"a": 1}
+    assert parser.feed_line("") == []  # a blank line with no data dispatches nothing
