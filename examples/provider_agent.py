@@ -10,22 +10,51 @@ It opens `GET /v1/notifications/stream` with its provider key and reacts to:
   every success criterion (threshold + margin for `>=`/`>`, threshold − margin for `<=`/`<`);
 - `bid.lost`, `settlement.completed`: logs them.
 It reconnects with Last-Event-ID when the stream drops, so no notification is missed.
+
+With `--webhook-port N` it takes the same notifications as webhooks instead (register the
+provider with `"endpoint": "http://<this host>:N/hook"`): every POST is checked with the
+provider's webhook secret (`aex_whsec_...`, shown once at registration or by
+`POST /v1/providers/{id}/webhook-secret`; pass it in AEX_WEBHOOK_SECRET or
+`--webhook-secret`), never with the api secret: `X-AEX-Signature` must be
+`sha256=` + hex HMAC-SHA256(webhook secret, "<X-AEX-Timestamp>.<body>") and the timestamp within
+5 minutes; anything else is answered 401 and ignored. Deliveries may repeat: deduplicated on
+`X-AEX-Event-Id`.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import json
+import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import httpx
 
 RECONNECT_S = 1.0
 METRIC_MARGIN = 0.05
+WEBHOOK_REPLAY_WINDOW_S = 300
+
+
+def verify_webhook(
+    webhook_secret: str, headers: Mapping[str, str], body: bytes, *, now_s: int
+) -> bool:
+    """A receiver's check (headers with lower-case names): a fresh timestamp and the HMAC keyed
+    with the webhook secret. The same check as serve.webhooks.verify_webhook, with no AEX code."""
+    try:
+        timestamp = int(headers["x-aex-timestamp"])
+    except (KeyError, ValueError):
+        return False
+    if abs(now_s - timestamp) > WEBHOOK_REPLAY_WINDOW_S:
+        return False
+    mac = hmac.new(webhook_secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return hmac.compare_digest("sha256=" + mac.hexdigest(), headers.get("x-aex-signature", ""))
 
 
 def sse(response: httpx.Response) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -127,6 +156,40 @@ def run(url: str, provider_id: str, api_key: str, markup: Decimal, max_contracts
     return 0
 
 
+def serve_webhooks(
+    url: str, api_key: str, agent_args: tuple[str, Decimal, int], port: int, webhook_secret: str
+) -> int:
+    """Takes the notifications as signed webhooks on 127.0.0.1:`port` instead of the stream."""
+    provider_id, markup, max_contracts = agent_args
+    seen: set[str] = set()
+    with httpx.Client(base_url=url, headers={"X-API-Key": api_key}, timeout=30) as http:
+        agent = Agent(http, provider_id, markup)
+
+        class Hook(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                if not verify_webhook(webhook_secret, headers, body, now_s=int(time.time())):
+                    self.send_response(401)  # not from the exchange, or replayed late
+                    self.end_headers()
+                    return
+                self.send_response(204)
+                self.end_headers()
+                event_id = headers.get("x-aex-event-id", "")
+                if event_id not in seen:
+                    seen.add(event_id)
+                    agent.handle(headers.get("x-aex-event", ""), json.loads(body)["payload"])
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        with HTTPServer(("127.0.0.1", port), Hook) as receiver:
+            print("listening", flush=True)
+            while max_contracts <= 0 or agent.completed < max_contracts:
+                receiver.handle_request()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--url", default="http://127.0.0.1:8080")
@@ -134,7 +197,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", required=True)
     parser.add_argument("--markup", type=Decimal, default=Decimal("0.6"))
     parser.add_argument("--max-contracts", type=int, default=0, help="stop after N (0: never)")
+    parser.add_argument("--webhook-port", type=int, default=0, help="take webhooks on this port")
+    parser.add_argument("--webhook-secret", default=os.environ.get("AEX_WEBHOOK_SECRET", ""))
     args = parser.parse_args(argv)
+    if args.webhook_port:
+        if not args.webhook_secret:
+            parser.error("--webhook-port needs the webhook secret (AEX_WEBHOOK_SECRET)")
+        agent_args = (args.provider_id, args.markup, args.max_contracts)
+        return serve_webhooks(
+            args.url, args.api_key, agent_args, args.webhook_port, args.webhook_secret
+        )
     return run(args.url, args.provider_id, args.api_key, args.markup, args.max_contracts)
 
 

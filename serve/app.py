@@ -49,6 +49,7 @@ from serve.routes.market import MARKET_HANDLERS
 from serve.routes.market import metrics as metrics_route
 from serve.routes.registry import ProviderController, SubscriptionController
 from serve.routes.wallets import WalletController
+from serve.secret_box import SecretBox
 from serve.security import Authenticator
 from serve.services import Identity, Registry
 from serve.settings import Settings
@@ -95,7 +96,8 @@ def build_litestar(
     metrics: MarketMetrics | None = None,
     breakers: BreakerRegistry | None = None,
 ) -> Litestar:
-    identity, registry = Identity(store), Registry(store)
+    box = SecretBox(settings.webhook_key)
+    identity, registry = Identity(store), Registry(store, box)
     if ledger is None:
         assert isinstance(store, SqliteStore)
         ledger = SqliteLedger(store)
@@ -122,7 +124,10 @@ def build_litestar(
     db = _market_db(store)
     hub, market = EventHub(db), Market(db, weights=settings.weights)
     webhooks = Webhooks(
-        market, backoff_ms=settings.webhook_backoff_ms, lease_ms=settings.webhook_lease_ms
+        market,
+        box=box,
+        backoff_ms=settings.webhook_backoff_ms,
+        lease_ms=settings.webhook_lease_ms,
     )
     hub.subscribe(metrics.on_event)
     hub.subscribe(webhooks.on_event)

@@ -129,6 +129,12 @@ class ProviderCreated(msgspec.Struct, frozen=True):
     name: str
     api_key: str
     api_secret: str
+    webhook_secret: str
+
+
+class WebhookSecretCreated(msgspec.Struct, frozen=True):
+    provider_id: str
+    webhook_secret: str
 
 
 class SubscriptionCreate(Strict, frozen=True):

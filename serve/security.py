@@ -12,6 +12,7 @@ plus `tenant_id` and `scopes`.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import itertools
 import secrets
@@ -55,9 +56,12 @@ class Principal:
     key_id: str | None = None
     provider_id: str | None = None
     scopes: tuple[str, ...] = ALL_SCOPES
+    # The exact credential presented: "key:<key_id>", "jwt:<SHA-256 of the token>" or
+    # "operator". What an Idempotency-Key record belongs to (never the tenant, never an IP).
+    credential_id: str | None = None
 
 
-OPERATOR = Principal(PrincipalKind.OPERATOR, None, Plan.ENTERPRISE)
+OPERATOR = Principal(PrincipalKind.OPERATOR, None, Plan.ENTERPRISE, credential_id="operator")
 
 
 def new_credential(kind: CredentialKind) -> tuple[str, str]:
@@ -115,7 +119,7 @@ class Authenticator:
         kind = credential_kind(presented)
         if isinstance(kind, Rejected):
             raise _unauthorized("credential-malformed", "X-API-Key")
-        if kind is CredentialKind.PROVIDER_SECRET:
+        if kind in {CredentialKind.PROVIDER_SECRET, CredentialKind.WEBHOOK_SECRET}:
             raise _unauthorized("credential-not-accepted", "X-API-Key")
         digest = credential_digest(presented)
         match = self._lookup(digest)
@@ -131,6 +135,7 @@ class Authenticator:
             match.tenant.plan,
             key_id=match.key.key_id,
             provider_id=match.key.provider_id,
+            credential_id=f"key:{match.key.key_id}",
         )
 
     def _lookup(self, digest: str) -> CredentialMatch | None:
@@ -166,7 +171,11 @@ class Authenticator:
             raise _unauthorized("token-invalid", "Authorization", "unknown tenant")
         _check_active(tenant)
         return Principal(
-            PrincipalKind.TENANT, tenant_id, tenant.plan, scopes=tuple(map(str, scopes))
+            PrincipalKind.TENANT,
+            tenant_id,
+            tenant.plan,
+            scopes=tuple(map(str, scopes)),
+            credential_id="jwt:" + hashlib.sha256(token.strip().encode()).hexdigest(),
         )
 
     def _tenant(self, tenant_id: str) -> TenantRecord | None:

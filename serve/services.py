@@ -33,7 +33,9 @@ from serve.schemas import (
     TenantCreate,
     TenantCreated,
     TenantView,
+    WebhookSecretCreated,
 )
+from serve.secret_box import SecretBox, webhook_secret_context
 from serve.security import Principal, PrincipalKind, new_credential, new_id, now_ms
 from serve.stores.base import (
     KeyRecord,
@@ -109,6 +111,7 @@ class Identity:
 @dataclass(frozen=True, slots=True)
 class Registry:
     store: KeyStore
+    box: SecretBox  # seals webhook signing secrets (serve/secret_box.py)
 
     def register(self, principal: Principal, body: ProviderCreate) -> ProviderCreated:
         created_ms = now_ms()
@@ -126,6 +129,7 @@ class Registry:
         )
         api_key, key_digest = new_credential(CredentialKind.PROVIDER_KEY)
         api_secret, secret_digest = new_credential(CredentialKind.PROVIDER_SECRET)
+        webhook_secret, _ = new_credential(CredentialKind.WEBHOOK_SECRET)
         key = KeyRecord(
             new_id("key"),
             tenant_id,
@@ -136,11 +140,31 @@ class Registry:
             provider_id=provider.provider_id,
         )
         rejected = self.store.create_provider(
-            provider, key, secret_digest, check_agents=partial(check_agents_quota, principal.plan)
+            provider,
+            key,
+            secret_digest,
+            check_agents=partial(check_agents_quota, principal.plan),
+            webhook_secret_sealed=self._seal(provider.provider_id, webhook_secret),
         )
         if rejected is not None:
             raise problem_for_rejected(rejected)
-        return ProviderCreated(provider.provider_id, provider.name, api_key, api_secret)
+        return ProviderCreated(
+            provider.provider_id, provider.name, api_key, api_secret, webhook_secret
+        )
+
+    def new_webhook_secret(self, principal: Principal, provider_id: str) -> WebhookSecretCreated:
+        """A fresh webhook signing secret (shown once); the old one stops signing at once."""
+        provider = self._owned(principal, provider_id, owner_only=True)
+        webhook_secret, _ = new_credential(CredentialKind.WEBHOOK_SECRET)
+        sealed = self._seal(provider.provider_id, webhook_secret)
+        _found(
+            self.store.set_webhook_secret(provider.tenant_id, provider.provider_id, sealed) or None,
+            "provider",
+        )
+        return WebhookSecretCreated(provider.provider_id, webhook_secret)
+
+    def _seal(self, provider_id: str, webhook_secret: str) -> str:
+        return self.box.seal(webhook_secret, context=webhook_secret_context(provider_id))
 
     def providers(self, principal: Principal) -> list[ProviderView]:
         found = self.store.list_providers(_tenant_of(principal))

@@ -3,6 +3,8 @@
 Environment (all optional):
 - AEX_OPERATOR_KEY: the operator credential; else read from / generated into D/operator.key.
 - AEX_JWT_SECRET (or JWT_SECRET, the spec's name): HS256 secret; else D/jwt.secret.
+- AEX_WEBHOOK_KEY: 64 hex characters, the AES-256-GCM key that seals webhook signing secrets
+  in the database (serve/secret_box.py); else D/webhook.key (0600, made on first start).
 - AEX_CORS_ORIGINS: comma-separated allowed origins (default: none).
 - AEX_RATE_LIMIT_PER_MINUTE / AEX_RATE_LIMIT_BURST / AEX_REQUESTS_PER_DAY: override every
   plan's per-minute limit, the burst and every plan's daily quota (tests use low limits).
@@ -35,12 +37,13 @@ import os
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aex.core import DEFAULT_BURST_REQUESTS, PRESETS, Rejected, weights_from_json
 from serve.adapters.nats_relay import DUPLICATE_WINDOW_S_DEFAULT, STREAM_MAX_AGE_S_DEFAULT
 from serve.evaluation import DEFAULT_WEIGHTS, NamedWeights
+from serve.secret_box import SECRET_BOX_KEY_BYTES, load_key
 from serve.webhooks import WEBHOOK_BACKOFF_MS_DEFAULT, WEBHOOK_LEASE_MS_DEFAULT
 
 # How often each process's closer looks for due bid windows: a window closes at most that late.
@@ -48,6 +51,7 @@ WINDOW_POLL_MS_DEFAULT = 200
 
 OPERATOR_KEY_FILE = "operator.key"
 JWT_SECRET_FILE = "jwt.secret"  # noqa: S105 - a file name, not a secret
+WEBHOOK_KEY_FILE = "webhook.key"
 DATABASE_FILE = "aex.sqlite3"
 # Spec "Production Middleware Stack": "Timeout → 30s max request duration".
 REQUEST_TIMEOUT_S_DEFAULT = 30.0
@@ -64,8 +68,9 @@ class ImproperlyConfiguredError(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path
-    operator_key: str
-    jwt_secret: str
+    operator_key: str = field(repr=False)
+    jwt_secret: str = field(repr=False)
+    webhook_key: bytes = field(default=b"", repr=False)
     cors_origins: tuple[str, ...] = ()
     rate_limit_per_minute: int | None = None
     requests_per_day: int | None = None
@@ -95,17 +100,22 @@ class Settings:
     @classmethod
     def from_env(cls, *, data_dir: Path, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # new ones: owner only
         operator_key = env.get("AEX_OPERATOR_KEY") or _secret_file(data_dir / OPERATOR_KEY_FILE)
         jwt_secret = (
             env.get("AEX_JWT_SECRET")
             or env.get("JWT_SECRET")
             or _secret_file(data_dir / JWT_SECRET_FILE)
         )
+        try:
+            webhook_key = load_key(env.get("AEX_WEBHOOK_KEY"), data_dir / WEBHOOK_KEY_FILE)
+        except ValueError as error:
+            raise ImproperlyConfiguredError(str(error)) from error
         settings = cls(
             data_dir=data_dir,
             operator_key=operator_key,
             jwt_secret=jwt_secret,
+            webhook_key=webhook_key,
             cors_origins=tuple(o for o in env.get("AEX_CORS_ORIGINS", "").split(",") if o),
             rate_limit_per_minute=_optional_int(env, "AEX_RATE_LIMIT_PER_MINUTE"),
             requests_per_day=_optional_int(env, "AEX_REQUESTS_PER_DAY"),
@@ -135,10 +145,7 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        if len(self.operator_key) < 32:
-            raise ImproperlyConfiguredError("the operator key must have at least 32 characters")
-        if len(self.jwt_secret) < 32:
-            raise ImproperlyConfiguredError("the JWT secret must have at least 32 characters")
+        self._validate_secrets()
         if self.sqlite_synchronous not in {"FULL", "NORMAL", "EXTRA"}:
             raise ImproperlyConfiguredError("AEX_SQLITE_SYNCHRONOUS: FULL, NORMAL or EXTRA")
         if not 0 < self.request_timeout_s <= 600:
@@ -163,6 +170,14 @@ class Settings:
             raise ImproperlyConfiguredError("AEX_REDIS_URL must be a redis:// URL")
         self._validate_nats()
         self._validate_timings()
+
+    def _validate_secrets(self) -> None:
+        if len(self.operator_key) < 32:
+            raise ImproperlyConfiguredError("the operator key must have at least 32 characters")
+        if len(self.jwt_secret) < 32:
+            raise ImproperlyConfiguredError("the JWT secret must have at least 32 characters")
+        if len(self.webhook_key) != SECRET_BOX_KEY_BYTES:
+            raise ImproperlyConfiguredError("the webhook sealing key must have 32 bytes")
 
     def _validate_timings(self) -> None:
         if not 1 <= self.window_poll_ms <= 60_000:

@@ -4,8 +4,11 @@ Each delivery is `POST <endpoint>` with the event as JSON and three headers:
 - `X-AEX-Event-Id`: the outbox event id (deduplicate on it: a delivery may repeat);
 - `X-AEX-Timestamp`: Unix seconds when this attempt was signed;
 - `X-AEX-Signature`: `sha256=` + hex HMAC-SHA256 over `<timestamp>.<body>`, keyed with the
-  provider's signing key = the SHA-256 hex digest of its api secret (`aex_sk_live_...`; the
-  exchange stores only that digest, the provider computes it from the secret it was shown).
+  provider's webhook signing secret (`aex_whsec_...`, shown once at registration or by
+  `POST /v1/providers/{id}/webhook-secret`). It is a secret of its own, not derived from the
+  api secret; the database holds it only sealed under the key in D/webhook.key
+  (serve/secret_box.py), so reading the database is not enough to forge a signature. A
+  provider without one (made before it existed) gets no webhooks until its owner makes one.
 A receiver refuses a timestamp more than WEBHOOK_REPLAY_WINDOW_S (5 minutes) from its clock,
 and a signature that does not match (`verify_webhook` below is the reference check).
 
@@ -29,8 +32,6 @@ the record, so one does) and resumes at the next attempt.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import time
@@ -40,11 +41,15 @@ from typing import Any
 import httpx
 
 from aex.core.events import EventType
+from aex.core.webhook_signing import (
+    verify_webhook_signature,
+    webhook_signature,
+)
 from serve.events import Delivered, notification_for
 from serve.market import Market
+from serve.secret_box import SecretBox, SecretBoxError, webhook_secret_context
 from serve.security import now_ms
 
-WEBHOOK_REPLAY_WINDOW_S = 300
 WEBHOOK_TIMEOUT_S = 5.0
 WEBHOOK_ATTEMPTS_MAX = 5
 WEBHOOK_BACKOFF_MS_DEFAULT = 1_000
@@ -56,22 +61,16 @@ DELIVERIES_LISTED_MAX = 200
 _log = logging.getLogger("aex.serve")
 
 
-def signature(signing_key: str, timestamp: int, body: bytes) -> str:
-    mac = hmac.new(signing_key.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
+def signature(webhook_secret: str, timestamp: int, body: bytes) -> str:
+    return webhook_signature(webhook_secret, timestamp, body)
 
 
-def verify_webhook(api_secret: str, headers: dict[str, str], body: bytes, *, now_s: int) -> bool:
-    """The receiver's check: a fresh timestamp and a matching signature."""
-    signing_key = hashlib.sha256(api_secret.encode("ascii")).hexdigest()
-    try:
-        timestamp = int(headers["x-aex-timestamp"])
-    except (KeyError, ValueError):
-        return False
-    if abs(now_s - timestamp) > WEBHOOK_REPLAY_WINDOW_S:
-        return False
-    expected = signature(signing_key, timestamp, body)
-    return hmac.compare_digest(expected, headers.get("x-aex-signature", ""))
+def verify_webhook(
+    webhook_secret: str, headers: dict[str, str], body: bytes, *, now_s: int
+) -> bool:
+    """The receiver's check, with the webhook secret it was shown (`aex_whsec_...`): a fresh
+    timestamp and a matching signature (the rule: aex/core/webhook_signing.py)."""
+    return verify_webhook_signature(webhook_secret, headers, body, now_s=now_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +80,7 @@ class Taken:
     provider_id: str
     name: str
     event: Delivered
-    target: tuple[str, str]  # endpoint, signing key
+    target: tuple[str, str]  # endpoint, webhook secret
     first: int
 
 
@@ -90,12 +89,14 @@ class Webhooks:
         self,
         market: Market,
         *,
+        box: SecretBox,
         backoff_ms: int = WEBHOOK_BACKOFF_MS_DEFAULT,
         lease_ms: int = WEBHOOK_LEASE_MS_DEFAULT,
     ) -> None:
         assert backoff_ms > 0
         assert lease_ms > 0
         self.market = market
+        self.box = box
         self.backoff_ms = backoff_ms
         self.lease_ms = lease_ms
         self._tasks: set[asyncio.Task[None]] = set()
@@ -117,12 +118,21 @@ class Webhooks:
         task.add_done_callback(self._tasks.discard)
 
     def _target(self, provider_id: str) -> tuple[str, str] | None:
+        """The endpoint and the webhook secret (opened from its sealed form, in memory only)."""
         rows = self.market.db.read(
-            "SELECT endpoint, secret_digest FROM providers WHERE provider_id = ?", (provider_id,)
+            "SELECT endpoint, webhook_secret_sealed FROM providers WHERE provider_id = ?",
+            (provider_id,),
         )
-        if not rows or not rows[0][0]:
+        if not rows or not rows[0][0] or not rows[0][1]:
             return None
-        return str(rows[0][0]), str(rows[0][1])
+        try:
+            webhook_secret = self.box.open(
+                str(rows[0][1]), context=webhook_secret_context(provider_id)
+            )
+        except SecretBoxError:
+            _log.warning("webhook secret of %s does not open: not delivered", provider_id)
+            return None
+        return str(rows[0][0]), webhook_secret
 
     def _claim(self, provider_id: str, name: str, event_id: str) -> tuple[str, str] | None:
         """The endpoint and signing key, when this process is the one to deliver."""

@@ -4,7 +4,9 @@
 # Theory of operation: a credential is a prefix plus 64 lowercase hex characters (32 random
 # bytes, drawn by the driver: the core draws no randomness). Only SHA-256 digests are stored;
 # a presented credential is hashed and the digest looked up, then compared in constant time by
-# the driver. Format checks run first so that garbage never reaches a store.
+# the driver. Format checks run first so that garbage never reaches a store. The one
+# exception is the webhook signing secret: the exchange signs with it, so the driver stores it
+# sealed (AES-GCM under a key outside the database, serve/secret_box.py), never a digest.
 from __future__ import annotations
 
 import hashlib
@@ -30,10 +32,13 @@ class CredentialKind(StrEnum):
     TENANT_KEY = "aexk_"
     PROVIDER_KEY = "aex_pk_live_"
     PROVIDER_SECRET = "aex_sk_live_"  # noqa: S105 - a prefix, not a secret
+    # The key a provider's webhook receiver checks signatures with (never a credential the
+    # gateway accepts; stored sealed, not as a digest, since the exchange must sign with it).
+    WEBHOOK_SECRET = "aex_whsec_"  # noqa: S105 - a prefix, not a secret
 
 
 _HEX_CHARS: Final = 2 * CREDENTIAL_RANDOM_BYTES
-_FORMAT: Final = re.compile(r"(aexk_|aex_pk_live_|aex_sk_live_)([0-9a-f]{64})")
+_FORMAT: Final = re.compile(r"(aexk_|aex_pk_live_|aex_sk_live_|aex_whsec_)([0-9a-f]{64})")
 assert _HEX_CHARS == 64
 
 

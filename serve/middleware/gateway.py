@@ -12,13 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
 
 import anyio
 
-from aex.core import PLAN_QUOTAS, Plan, check_daily_requests_quota, check_payload_quota
+from aex.core import (
+    PLAN_QUOTAS,
+    CredentialKind,
+    Plan,
+    check_daily_requests_quota,
+    check_payload_quota,
+)
 from serve.middleware._asgi import (
     IDEMPOTENCY_KEY_SCOPE_KEY,
     PRINCIPAL_SCOPE_KEY,
@@ -54,6 +62,17 @@ _DAY_S = 86_400
 # An idempotency claim whose request never finished (the process died) may be taken over.
 IDEMPOTENCY_STALE_AFTER_MS = 60_000
 IDEMPOTENCY_KEY_CHARS_MAX = 255
+# Whose Idempotency-Key record it is when no credential was presented (sign-up): the record is
+# then bound only to the client-chosen key, and its answer (an API key) is always withheld.
+ANONYMOUS_OWNER = "anonymous"
+# How a withheld answer is stored: {"status": ..., "sha256": ...} under this content type.
+WITHHELD_CONTENT_TYPE = "application/vnd.aex.withheld+json"
+# Anything shaped like a secret shown once: an AEX credential or a JWT (header.payload.).
+_SHOWN_ONCE_SHAPES = re.compile(
+    rb"(?:"
+    + b"|".join(re.escape(kind.value.encode()) for kind in CredentialKind)
+    + rb")[0-9a-f]{64}|eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\."
+)
 
 
 def is_public(scope: Scope) -> bool:
@@ -233,7 +252,16 @@ class IdempotencyMiddleware:
     """`Idempotency-Key` on any POST: the same key and body replay the stored response; the
     same key with another body answers 422; a retry while the first is running answers 409.
     Money routes also derive their ledger operation id from the key, so a retry after a crash
-    between the ledger commit and the stored response still cannot move money twice."""
+    between the ledger commit and the stored response still cannot move money twice.
+
+    A record belongs to the exact credential that made it (`Principal.credential_id`: one API
+    key, one JWT, the operator key), never to a tenant or a client address: another key of the
+    same tenant, a provider key or a token with the same Idempotency-Key starts afresh. Without
+    a credential (sign-up) the record is bound only to the client-chosen Idempotency-Key. An
+    answer that carries a secret shown once (its route sends `Cache-Control: no-store`, or its
+    body holds anything shaped like an AEX credential or a JWT) is never stored: only its
+    status and the SHA-256 of its body are, and a replay answers 409
+    `idempotency-replay-withheld` (the secret cannot be shown twice)."""
 
     def __init__(self, app: ASGIApp, *, store: IdempotencyStore) -> None:
         self.app = app
@@ -248,7 +276,7 @@ class IdempotencyMiddleware:
             await send_problem(scope, send, ProblemError(400, "idempotency-key-invalid"))
             return
         principal: Principal | None = scope.get(PRINCIPAL_SCOPE_KEY)
-        owner = _owner(scope, principal)
+        owner = _owner(principal)
         try:
             body = await _read_body(receive)
         except ProblemError as problem:
@@ -276,6 +304,9 @@ class IdempotencyMiddleware:
             return
         if claim.outcome == "REPLAY":
             assert claim.response is not None
+            if claim.response.content_type == WITHHELD_CONTENT_TYPE:
+                await send_problem(scope, _replayed(send), _withheld_problem(claim.response))
+                return
             await _send_stored(send, claim.response)
             return
         scope[IDEMPOTENCY_KEY_SCOPE_KEY] = f"{owner}:{key}"
@@ -284,7 +315,12 @@ class IdempotencyMiddleware:
     async def _run_and_store(
         self, scope: Scope, body: bytes, send: Send, owner: str, key: str
     ) -> None:
-        captured: dict[str, Any] = {"status": 500, "type": "application/json", "body": []}
+        captured: dict[str, Any] = {
+            "status": 500,
+            "type": "application/json",
+            "cache": "",
+            "body": [],
+        }
 
         async def replay_receive() -> Message:
             return {"type": "http.request", "body": body, "more_body": False}
@@ -295,6 +331,8 @@ class IdempotencyMiddleware:
                 for name, value in message.get("headers", []):
                     if name == b"content-type":
                         captured["type"] = bytes(value).decode()
+                    elif name == b"cache-control":
+                        captured["cache"] = bytes(value).decode("latin-1")
             elif message["type"] == "http.response.body":
                 captured["body"].append(message.get("body", b""))
             await send(message)
@@ -308,18 +346,28 @@ class IdempotencyMiddleware:
         if status >= 500 or status in {409, 429}:
             await anyio.to_thread.run_sync(lambda: self.store.release(owner, key))
             return
-        response = StoredResponse(status, b"".join(captured["body"]), captured["type"])
+        body_sent = b"".join(captured["body"])
+        response = StoredResponse(status, body_sent, captured["type"])
+        if _withheld(status, body_sent, captured["cache"]):
+            digest = {"status": status, "sha256": hashlib.sha256(body_sent).hexdigest()}
+            response = StoredResponse(status, json.dumps(digest).encode(), WITHHELD_CONTENT_TYPE)
         await anyio.to_thread.run_sync(
             lambda: self.store.complete(owner, key, response, now_ms=now_ms())
         )
 
 
-def _owner(scope: Scope, principal: Principal | None) -> str:
+def _owner(principal: Principal | None) -> str:
+    # The credential, not its tenant: a record made by one key is never answered to another.
     if principal is None:
-        return "ip:" + client_address(scope)
-    if principal.kind is PrincipalKind.OPERATOR:
-        return "operator"
-    return f"tenant:{principal.tenant_id}"
+        return ANONYMOUS_OWNER
+    assert principal.credential_id is not None
+    return principal.credential_id
+
+
+def _withheld(status: int, body: bytes, cache_control: str) -> bool:
+    """Does this answer carry a secret shown once (so its body must not be stored)?"""
+    no_store = "no-store" in cache_control.lower()
+    return (status < 400 and no_store) or _SHOWN_ONCE_SHAPES.search(body) is not None
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -332,6 +380,24 @@ async def _read_body(receive: Receive) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+def _replayed(send: Send) -> Send:
+    async def marked(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), (b"idempotent-replayed", b"true")]
+        await send(message)
+
+    return marked
+
+
+def _withheld_problem(stored: StoredResponse) -> ProblemError:
+    status = json.loads(stored.body)["status"]
+    detail = (
+        f"the first request with this Idempotency-Key was answered {status}; that answer"
+        " carried a secret shown once, which the exchange does not keep"
+    )
+    return ProblemError(409, "idempotency-replay-withheld", detail)
 
 
 async def _send_stored(send: Send, response: StoredResponse) -> None:

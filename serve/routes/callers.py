@@ -9,10 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request
+from litestar.datastructures import CacheControlHeader
 
 from serve.middleware._asgi import PRINCIPAL_SCOPE_KEY
 from serve.problems import ProblemError
 from serve.security import Principal, PrincipalKind
+
+# Routes whose answer carries a secret shown once (an API key, a provider's key and secrets, a
+# JWT) answer `Cache-Control: no-store`; the idempotency layer stores only a digest of them.
+SHOWN_ONCE = CacheControlHeader(no_store=True)
 
 
 def _principal(request: Request[Any, Any, Any]) -> Principal:

@@ -9,7 +9,7 @@ from litestar.di import Provide
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from serve.problems import PROBLEM_RESPONSES
-from serve.routes.callers import operator_caller, tenant_caller
+from serve.routes.callers import SHOWN_ONCE, operator_caller, tenant_caller
 from serve.schemas import (
     KeyCreated,
     KeyView,
@@ -30,6 +30,7 @@ from serve.services import Identity
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
     tags=["identity"],
+    cache_control=SHOWN_ONCE,
 )
 def create_tenant(data: TenantCreate, identity: Identity) -> TenantCreated:
     """Sign up: a tenant and its first API key (shown once). No credential needed."""
@@ -50,7 +51,13 @@ class TenantController(Controller):
     def list_keys(self, caller: Principal, identity: Identity) -> list[KeyView]:
         return identity.keys(caller)
 
-    @post("/keys", responses=PROBLEM_RESPONSES, status_code=HTTP_201_CREATED, sync_to_thread=True)
+    @post(
+        "/keys",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_201_CREATED,
+        sync_to_thread=True,
+        cache_control=SHOWN_ONCE,
+    )
     def create_key(self, caller: Principal, identity: Identity) -> KeyCreated:
         return identity.create_key(caller)
 
@@ -59,6 +66,7 @@ class TenantController(Controller):
         responses=PROBLEM_RESPONSES,
         status_code=HTTP_201_CREATED,
         sync_to_thread=True,
+        cache_control=SHOWN_ONCE,
     )
     def rotate_key(self, caller: Principal, identity: Identity, key_id: str) -> KeyCreated:
         """A new key; the old one is revoked in the same transaction."""
@@ -75,7 +83,11 @@ class TenantController(Controller):
         return identity.revoke_key(caller, key_id)
 
     @post(
-        "/tokens", responses=PROBLEM_RESPONSES, status_code=HTTP_201_CREATED, sync_to_thread=False
+        "/tokens",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_201_CREATED,
+        sync_to_thread=False,
+        cache_control=SHOWN_ONCE,
     )
     def create_token(self, caller: Principal, data: TokenCreate, jwt_secret: str) -> TokenCreated:
         """A session JWT (HS256, iss aex-identity) for the dashboard."""

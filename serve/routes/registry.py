@@ -7,7 +7,7 @@ from litestar.di import Provide
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from serve.problems import PROBLEM_RESPONSES
-from serve.routes.callers import provider_or_tenant_caller, tenant_caller
+from serve.routes.callers import SHOWN_ONCE, provider_or_tenant_caller, tenant_caller
 from serve.schemas import (
     ProviderCreate,
     ProviderCreated,
@@ -15,6 +15,7 @@ from serve.schemas import (
     ProviderView,
     SubscriptionCreate,
     SubscriptionView,
+    WebhookSecretCreated,
 )
 from serve.security import Principal
 from serve.services import Registry
@@ -31,12 +32,28 @@ class ProviderController(Controller):
         status_code=HTTP_201_CREATED,
         sync_to_thread=True,
         dependencies={"caller": Provide(tenant_caller, sync_to_thread=False)},
+        cache_control=SHOWN_ONCE,
     )
     def register(
         self, caller: Principal, registry: Registry, data: ProviderCreate
     ) -> ProviderCreated:
-        """A provider with its API key and secret, each shown once (403 over "max agents")."""
+        """A provider with its API key, API secret and webhook signing secret, each shown once
+        (403 over "max agents")."""
         return registry.register(caller, data)
+
+    @post(
+        "/{provider_id:str}/webhook-secret",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_201_CREATED,
+        sync_to_thread=True,
+        cache_control=SHOWN_ONCE,
+    )
+    def new_webhook_secret(
+        self, caller: Principal, registry: Registry, provider_id: str
+    ) -> WebhookSecretCreated:
+        """A new webhook signing secret, shown once; deliveries are signed with it from now on
+        (owner tenant only)."""
+        return registry.new_webhook_secret(caller, provider_id)
 
     @get("/", responses=PROBLEM_RESPONSES, sync_to_thread=True)
     def list_providers(self, caller: Principal, registry: Registry) -> list[ProviderView]:

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from serve.stores.market_schema import AGENT_CARDS_SCHEMA, CA_SCHEMA, MARKET_SCHEMA
 
+# Issue 11 (secrets at rest): a provider's webhook signing secret, sealed (serve/secret_box.py;
+# providers made before it have none and get no webhooks until their owner makes one); and the
+# Idempotency-Key records of the old owners (tenant, client address), whose bodies held API
+# keys in plaintext and which no caller can replay any more (owners are now credentials).
+SECRETS_AT_REST = """
+ALTER TABLE providers ADD COLUMN webhook_secret_sealed TEXT;
+DELETE FROM idempotency WHERE scope LIKE 'tenant:%' OR scope LIKE 'ip:%'
+"""
+
 # Numbered migrations; each runs once, in order, recorded in schema_version.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
@@ -109,6 +118,7 @@ CREATE INDEX postings_by_account ON postings (account_id, entry_id)
     # `IF NOT EXISTS`, because data directories made before it was numbered already hold it.
     (3, MARKET_SCHEMA),
     (4, CA_SCHEMA),
-    (5, AGENT_CARDS_SCHEMA),
+    (5, SECRETS_AT_REST),
+    (6, AGENT_CARDS_SCHEMA),
 )
 assert [number for number, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))

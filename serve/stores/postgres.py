@@ -244,6 +244,7 @@ class PostgresStore:
         secret_digest: str,
         *,
         check_agents: AgentsCheck,
+        webhook_secret_sealed: str | None = None,
     ) -> Rejected[QuotaRejectReason] | None:
         # The tenant row lock serialises registrations of one tenant across processes: two
         # concurrent registrations cannot both pass a "max agents" of 1.
@@ -261,8 +262,8 @@ class PostgresStore:
                 return rejected
             row = _provider_row(provider)
             tx.execute(
-                "INSERT INTO providers VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (*row[:7], secret_digest, *row[7:]),
+                "INSERT INTO providers VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (*row[:7], secret_digest, *row[7:], webhook_secret_sealed),
             )
             _insert_key(tx, key)
         return None
@@ -293,6 +294,15 @@ class PostgresStore:
                     provider.tenant_id,
                 ),
             )
+
+    def set_webhook_secret(self, tenant_id: str, provider_id: str, sealed: str) -> bool:
+        with self.transaction() as tx:
+            cursor = tx.execute(
+                "UPDATE providers SET webhook_secret_sealed = %s WHERE provider_id = %s"
+                " AND tenant_id = %s",
+                (sealed, provider_id, tenant_id),
+            )
+            return cursor.rowcount == 1
 
     def create_subscription(self, subscription: SubscriptionRecord) -> None:
         with self.transaction() as tx:

@@ -5,17 +5,24 @@ writers never deadlock upgrading a read lock); reads run outside transactions on
 snapshots. One connection per thread: handlers run in the worker thread pool. With
 `synchronous=FULL` (the default) a COMMIT returns only once the WAL is on disk, so an
 acknowledged write survives a `kill -9` and a power cut.
+
+The database, its `-wal` and `-shm` files and the `.epoch` map are readable by the owner only
+(0600): the main file is created with that mode before SQLite opens it (SQLite gives the WAL
+and shared-memory files the main file's mode), and files made by an older version are
+chmod-ed at open. `secure_delete` overwrites deleted rows, so nothing deleted stays readable
+in free pages.
 """
 
 from __future__ import annotations
 
 import json
 import mmap
+import os
 import sqlite3
 import struct
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +48,7 @@ class SqliteStore:
         self.path = path
         self._synchronous = synchronous
         self._local = threading.local()
+        secure_database_files(path)
         self.migrate()
         self._epoch_map = _open_epoch_map(path.with_name(path.name + ".epoch"))
         self._publish_epoch()
@@ -62,6 +70,7 @@ class SqliteStore:
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute(f"PRAGMA synchronous = {self._synchronous}")
         connection.execute("PRAGMA foreign_keys = ON")
+        connection.execute("PRAGMA secure_delete = ON")
         connection.execute("PRAGMA busy_timeout = 30000")
         return connection
 
@@ -205,6 +214,7 @@ class SqliteStore:
         secret_digest: str,
         *,
         check_agents: AgentsCheck,
+        webhook_secret_sealed: str | None = None,
     ) -> Rejected[QuotaRejectReason] | None:
         # The count and the insert share one write transaction: two concurrent registrations
         # cannot both pass a "max agents" of 1.
@@ -216,8 +226,13 @@ class SqliteStore:
             if rejected is not None:
                 return rejected
             tx.execute(
-                "INSERT INTO providers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*_provider_row(provider)[:7], secret_digest, *_provider_row(provider)[7:]),
+                "INSERT INTO providers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    *_provider_row(provider)[:7],
+                    secret_digest,
+                    *_provider_row(provider)[7:],
+                    webhook_secret_sealed,
+                ),
             )
             _insert_key(tx, key)
         return None
@@ -249,6 +264,15 @@ class SqliteStore:
                     provider.tenant_id,
                 ),
             )
+
+    def set_webhook_secret(self, tenant_id: str, provider_id: str, sealed: str) -> bool:
+        with self.transaction() as tx:
+            cursor = tx.execute(
+                "UPDATE providers SET webhook_secret_sealed = ? WHERE provider_id = ?"
+                " AND tenant_id = ?",
+                (sealed, provider_id, tenant_id),
+            )
+            return cursor.rowcount == 1
 
     def create_subscription(self, subscription: SubscriptionRecord) -> None:
         with self.transaction() as tx:
@@ -431,6 +455,20 @@ def _bump_epoch(tx: sqlite3.Connection) -> None:
     # every request and drops its whole key cache when it moved (revocation at once).
     tx.execute("UPDATE credentials_epoch SET epoch = epoch + 1")
     _THREAD_FLAGS.epoch_bumped = True
+
+
+DATABASE_FILE_MODE = 0o600
+_DATABASE_FILE_SUFFIXES = ("", "-wal", "-shm", "-journal", ".epoch")
+
+
+def secure_database_files(path: Path) -> None:
+    """Creates the database file 0600 when missing (before SQLite does, with the umask's mode)
+    and makes every file of the database 0600: the main file, -wal, -shm, -journal, .epoch."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, DATABASE_FILE_MODE))
+    os.close(os.open(path.with_name(path.name + ".epoch"), os.O_RDWR | os.O_CREAT, 0o600))
+    for suffix in _DATABASE_FILE_SUFFIXES:
+        with suppress(FileNotFoundError):
+            os.chmod(path.with_name(path.name + suffix), DATABASE_FILE_MODE)
 
 
 def _open_epoch_map(path: Path) -> mmap.mmap:

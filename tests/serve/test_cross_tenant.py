@@ -61,7 +61,12 @@ def world(client: httpx.Client, operator: dict[str, str]) -> World:
         a=a,
         a_provider_id=a_provider["provider_id"],
         a_subscription_id=sub["subscription_id"],
-        a_secrets=(a.api_key, a_provider["api_key"], a_provider["api_secret"]),
+        a_secrets=(
+            a.api_key,
+            a_provider["api_key"],
+            a_provider["api_secret"],
+            a_provider["webhook_secret"],
+        ),
         b_credentials={
             "b_api_key": b.headers,
             "b_jwt": {"Authorization": f"Bearer {b_jwt}"},
@@ -73,6 +78,7 @@ def world(client: httpx.Client, operator: dict[str, str]) -> World:
 ATTACKS = [
     ("GET", "/v1/providers/{provider}", None),
     ("PATCH", "/v1/providers/{provider}", {"name": "pwned"}),
+    ("POST", "/v1/providers/{provider}/webhook-secret", None),
     ("POST", "/v1/subscriptions/", {"provider_id": "{provider}", "categories": ["*"]}),
     ("DELETE", "/v1/subscriptions/{subscription}", None),
     ("DELETE", "/v1/keys/{key}", None),

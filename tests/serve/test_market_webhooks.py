@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -72,11 +73,18 @@ def test_work_is_pushed_signed_and_retried_after_a_failure(
         time.sleep(0.1)
     for headers, raw in receiver.received:
         assert headers["x-aex-event"] == "work.submitted"
-        assert verify_webhook(created["api_secret"], headers, raw, now_s=int(time.time()))
+        assert verify_webhook(created["webhook_secret"], headers, raw, now_s=int(time.time()))
         assert not verify_webhook(
-            created["api_secret"], headers, raw + b" ", now_s=int(time.time())
+            created["webhook_secret"], headers, raw + b" ", now_s=int(time.time())
         )
-        assert not verify_webhook(created["api_secret"], headers, raw, now_s=int(time.time()) + 301)
+        assert not verify_webhook(
+            created["webhook_secret"], headers, raw, now_s=int(time.time()) + 301
+        )
+        # Keyed with the webhook secret only: not the api secret, nor its SHA-256 (the digest
+        # the database holds), so reading the database does not let anyone sign.
+        api_secret_digest = hashlib.sha256(created["api_secret"].encode()).hexdigest()
+        for not_the_key in (created["api_secret"], api_secret_digest):
+            assert not verify_webhook(not_the_key, headers, raw, now_s=int(time.time()))
     assert b'"work_id":"' + work["work_id"].encode() in receiver.received[0][1]
     assert receiver.received[0][0]["x-aex-event-id"] == receiver.received[1][0]["x-aex-event-id"]
     deliveries = client.get("/v1/notifications/deliveries", headers=key).json()

@@ -35,10 +35,32 @@ def test_registration_returns_key_and_secret_once(client: httpx.Client, tenant: 
     created = register(client, tenant)
     assert re.fullmatch(r"aex_pk_live_[0-9a-f]{64}", created["api_key"])
     assert re.fullmatch(r"aex_sk_live_[0-9a-f]{64}", created["api_secret"])
+    assert re.fullmatch(r"aex_whsec_[0-9a-f]{64}", created["webhook_secret"])
     listed = client.get("/v1/providers/", headers=tenant.headers).json()
     assert [p["provider_id"] for p in listed] == [created["provider_id"]]
     assert created["api_secret"] not in str(listed)
+    assert created["webhook_secret"] not in str(listed)
     assert created["api_key"] not in str(listed)
+
+
+def test_only_the_owner_tenant_makes_a_new_webhook_secret(
+    client: httpx.Client, tenant: Tenant
+) -> None:
+    created = register(client, tenant)
+    path = f"/v1/providers/{created['provider_id']}/webhook-secret"
+    by_provider = client.post(path, headers={"X-API-Key": created["api_key"]})
+    assert by_provider.status_code == 403, by_provider.text
+    renewed = client.post(path, headers=tenant.headers)
+    assert renewed.status_code == 201, renewed.text
+    assert renewed.json()["provider_id"] == created["provider_id"]
+    assert re.fullmatch(r"aex_whsec_[0-9a-f]{64}", renewed.json()["webhook_secret"])
+    assert renewed.json()["webhook_secret"] != created["webhook_secret"]
+    assert renewed.headers["cache-control"] == "no-store"
+    # A webhook secret is not a credential: the gateway refuses it like the api secret.
+    for secret in (created["webhook_secret"], created["api_secret"]):
+        refused = client.get("/v1/providers/", headers={"X-API-Key": secret})
+        assert refused.status_code == 401
+        assert refused.json()["type"].endswith("/credential-not-accepted")
 
 
 def test_explorer_plan_allows_one_agent_then_403_naming_the_quota(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from aex.core import CredentialKind, Plan, credential_digest, format_credential
 from serve.market import Market
+from serve.secret_box import SecretBox, webhook_secret_context
 from serve.stores.base import KeyRecord, ProviderRecord, TenantRecord
 from serve.stores.market_db import OutboxRow, Session
 from serve.webhooks import WEBHOOK_ATTEMPTS_MAX, Webhooks
@@ -15,6 +16,8 @@ from tests.conftest import Stores
 LEASE_MS = 1_000
 EVENT_ID = "evt_0000000000000001"
 PROVIDER_ID = "prov_00000000000000a1"
+BOX = SecretBox(b"k" * 32)
+WEBHOOK_SECRET = format_credential(CredentialKind.WEBHOOK_SECRET, "3" * 64)
 
 
 def _setup(store: Stores, *, attempts: int, updated_at_ms: int) -> None:
@@ -31,7 +34,11 @@ def _setup(store: Stores, *, attempts: int, updated_at_ms: int) -> None:
     key = KeyRecord(
         "key_02", tenant_id, "PROVIDER", credential_digest(provider_key), "aex_", 1, PROVIDER_ID
     )
-    assert store.keys.create_provider(provider, key, "d" * 64, check_agents=lambda _: None) is None
+    sealed = BOX.seal(WEBHOOK_SECRET, context=webhook_secret_context(PROVIDER_ID))
+    created = store.keys.create_provider(
+        provider, key, "d" * 64, check_agents=lambda _: None, webhook_secret_sealed=sealed
+    )
+    assert created is None
 
     def write(session: Session) -> None:
         session.outbox.append(
@@ -48,8 +55,8 @@ def _setup(store: Stores, *, attempts: int, updated_at_ms: int) -> None:
 
 def test_a_stale_delivery_is_taken_once_and_resumed_at_its_next_attempt(store: Stores) -> None:
     _setup(store, attempts=2, updated_at_ms=10_000)
-    first = Webhooks(Market(store.market), lease_ms=LEASE_MS)
-    second = Webhooks(Market(store.market), lease_ms=LEASE_MS)
+    first = Webhooks(Market(store.market), box=BOX, lease_ms=LEASE_MS)
+    second = Webhooks(Market(store.market), box=BOX, lease_ms=LEASE_MS)
     assert first.stale(10_000 + LEASE_MS) == []  # not stale yet: the lease has not run out
     seen_by_second = second.stale(10_001 + LEASE_MS)
     assert len(seen_by_second) == 1
@@ -58,7 +65,8 @@ def test_a_stale_delivery_is_taken_once_and_resumed_at_its_next_attempt(store: S
     assert taken[0].first == 3
     assert taken[0].event.event_id == EVENT_ID
     assert taken[0].event.payload == {"work_id": "work_1"}
-    assert taken[0].target == ("http://127.0.0.1:9/hook", "d" * 64)
+    # Signed with the webhook secret opened from its sealed form, never a stored digest.
+    assert taken[0].target == ("http://127.0.0.1:9/hook", WEBHOOK_SECRET)
     # The second process read the record before the first took it: its take finds it moved.
     assert second.take(seen_by_second[0]) is None
     assert second.stale(10_001 + LEASE_MS) == []  # and it is fresh again for everyone
@@ -66,5 +74,5 @@ def test_a_stale_delivery_is_taken_once_and_resumed_at_its_next_attempt(store: S
 
 def test_a_delivery_taken_at_its_last_attempt_is_resumed_there(store: Stores) -> None:
     _setup(store, attempts=WEBHOOK_ATTEMPTS_MAX, updated_at_ms=0)
-    taken = Webhooks(Market(store.market), lease_ms=LEASE_MS)._take_stale(LEASE_MS + 1)
+    taken = Webhooks(Market(store.market), box=BOX, lease_ms=LEASE_MS)._take_stale(LEASE_MS + 1)
     assert [t.first for t in taken] == [WEBHOOK_ATTEMPTS_MAX]

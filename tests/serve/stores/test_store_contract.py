@@ -186,3 +186,30 @@ def test_migrations_are_applied_once(store: Stores, count: int) -> None:
     if hasattr(keys, "migrate"):
         for _ in range(count):
             assert keys.migrate() == len(MIGRATIONS)
+
+
+def test_a_providers_webhook_secret_is_stored_sealed_and_replaced_by_its_owner_only(
+    store: Stores,
+) -> None:
+    owner = "ten_0000000000000001"
+    store.keys.create_tenant(tenant(owner), key(owner, 1)[1])
+    store.keys.create_tenant(tenant("ten_0000000000000002"), key("ten_0000000000000002", 2)[1])
+    agent = provider(owner, 1)
+    _, agent_key = key(owner, 3, kind="PROVIDER", provider_id=agent.provider_id)
+    created = store.keys.create_provider(
+        agent, agent_key, "d" * 64, check_agents=lambda _: None, webhook_secret_sealed="v1.first"
+    )
+    assert created is None
+
+    def sealed() -> object:
+        rows = store.market.read(
+            "SELECT webhook_secret_sealed FROM providers WHERE provider_id = ?",
+            (agent.provider_id,),
+        )
+        return rows[0][0]
+
+    assert sealed() == "v1.first"
+    assert not store.keys.set_webhook_secret("ten_0000000000000002", agent.provider_id, "v1.x")
+    assert sealed() == "v1.first"
+    assert store.keys.set_webhook_secret(owner, agent.provider_id, "v1.second")
+    assert sealed() == "v1.second"
