@@ -11,8 +11,10 @@ outcome it left in the scope: 401/403 problem+json, or the principal for the han
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -248,6 +250,9 @@ def _counting(receive: Receive, plan: Plan) -> Receive:
     return counted
 
 
+_log = logging.getLogger("aex.serve")
+
+
 class IdempotencyMiddleware:
     """`Idempotency-Key` on any POST: the same key and body replay the stored response; the
     same key with another body answers 422; a retry while the first is running answers 409.
@@ -321,6 +326,9 @@ class IdempotencyMiddleware:
             "cache": "",
             "body": [],
         }
+        # The answer is held back until its record is stored: a client that retries the moment
+        # it has the answer finds the record complete (a replay), never still in flight.
+        held: list[Message] = []
 
         async def replay_receive() -> Message:
             return {"type": "http.request", "body": body, "more_body": False}
@@ -335,13 +343,23 @@ class IdempotencyMiddleware:
                         captured["cache"] = bytes(value).decode("latin-1")
             elif message["type"] == "http.response.body":
                 captured["body"].append(message.get("body", b""))
-            await send(message)
+            held.append(message)
 
         try:
             await self.app(scope, replay_receive, capture)
         except BaseException:
             await anyio.to_thread.run_sync(lambda: self.store.release(owner, key))
             raise
+        try:
+            await self._store(owner, key, captured)
+        except Exception as error:  # the answer stands; its record is given up, not left running
+            _log.warning("idempotency record not stored: %s", type(error).__name__)
+            with contextlib.suppress(Exception):
+                await anyio.to_thread.run_sync(lambda: self.store.release(owner, key))
+        for message in held:
+            await send(message)
+
+    async def _store(self, owner: str, key: str, captured: dict[str, Any]) -> None:
         status = captured["status"]
         if status >= 500 or status in {409, 429}:
             await anyio.to_thread.run_sync(lambda: self.store.release(owner, key))
