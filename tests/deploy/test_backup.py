@@ -18,6 +18,9 @@ import pytest
 
 from tests.serve.server import TEST_DATABASE_URL, Backend, Server
 
+# real servers on PostgreSQL and Redis (and SQLite)
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
 
 def make_tenants(server: Server, count: int) -> set[str]:
     made = set()

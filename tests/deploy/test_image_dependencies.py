@@ -19,6 +19,9 @@ import pytest
 from tests.deploy.tools import DOCKERFILE, ROOT, UV, run
 from tests.serve.server import OPERATOR_KEY, Backend, Server
 
+# real servers on PostgreSQL and Redis (and SQLite)
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
 BLOCKER = """\
 import sys
 

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import shutil
+import stat
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -275,10 +279,61 @@ def test_the_library_variables_are_read_by_those_libraries() -> None:
     assert any(b"PGPASSWORD" in lib.read_bytes() for lib in _libpq_files())
 
 
-def _libpq_files() -> list[Any]:
-    from pathlib import Path
-
+def _libpq_files() -> list[Path]:
     import psycopg_binary
 
     root = Path(psycopg_binary.__file__).resolve().parent.parent
     return [p for p in root.glob("psycopg_binary.libs/libpq*.so*") if p.is_file()]
+
+
+def _secret_volume(source: Path, mount: Path) -> None:
+    """The files of `source` as kubelet mounts a Secret: in a timestamped directory behind a
+    `..data` symlink, each name a symlink into it, files 0440 (defaultMode 0400 | fsGroup)."""
+    payload = mount / "..2026_01_01_00_00_00.000000000"
+    payload.mkdir(parents=True)
+    for file in source.iterdir():
+        target = payload / file.name
+        shutil.copyfile(file, target)
+        target.chmod(0o440)
+    (mount / "..data").symlink_to(payload.name)
+    for file in source.iterdir():
+        (mount / file.name).symlink_to(f"..data/{file.name}")
+
+
+def test_the_init_container_turns_the_ca_secret_into_a_key_store_the_server_accepts(
+    tmp_path: Path,
+) -> None:
+    from aex.ca.keystore import FileKeyProvider, KeyStoreError
+
+    bootstrap = tmp_path / "bootstrap"
+    made = FileKeyProvider(bootstrap)  # what `aex cert ca --data-dir ./ca-bootstrap` leaves
+    mount, data = tmp_path / "etc-aex-ca-keys", tmp_path / "var-lib-aex"
+    _secret_volume(bootstrap / "ca" / "keys", mount)
+    data.mkdir()
+    # the Secret as mounted is refused by the key store: group-readable
+    (tmp_path / "direct" / "ca").mkdir(parents=True)
+    (tmp_path / "direct" / "ca" / "keys").symlink_to(mount)
+    with pytest.raises(KeyStoreError, match="accessible by group or others"):
+        FileKeyProvider(tmp_path / "direct")
+    (init,) = pod_spec(one(render("production"), "Deployment"))["initContainers"]
+    assert init["command"][:2] == ["sh", "-ec"]
+    script = init["command"][2].replace("/etc/aex/ca-keys", str(mount))
+    script = script.replace("/var/lib/aex", str(data))
+    done = subprocess.run(["sh", "-ec", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    keys = data / "ca" / "keys"
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o700
+    assert sorted(p.name for p in keys.iterdir()) == sorted(
+        p.name for p in (bootstrap / "ca" / "keys").iterdir()
+    )
+    loaded = FileKeyProvider(data)  # what the exchange container then opens
+    assert loaded.active_kid() == made.active_kid()
+    assert loaded.ca_document() == made.ca_document()
+    # a Secret without keys.json fails the pod instead of letting it make a CA of its own
+    empty_mount, empty_data = tmp_path / "empty-mount", tmp_path / "empty-data"
+    empty_mount.mkdir()
+    empty_data.mkdir()
+    script = init["command"][2].replace("/etc/aex/ca-keys", str(empty_mount))
+    script = script.replace("/var/lib/aex", str(empty_data))
+    done = subprocess.run(["sh", "-ec", script], capture_output=True, text=True, check=False)
+    assert done.returncode != 0

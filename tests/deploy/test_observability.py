@@ -186,18 +186,21 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
         backend.cleanup()
 
 
+@pytest.mark.services
 def test_every_metric_the_alerts_read_is_exported(exported: set[str]) -> None:
     read = {name for rule in alert_rules() for name in metric_names(rule["expr"])}
     assert "aex_http_request_duration_seconds_bucket" in read
     assert read - SCRAPE_SERIES <= exported, sorted(read - SCRAPE_SERIES - exported)
 
 
+@pytest.mark.services
 def test_every_metric_the_dashboard_reads_is_exported(exported: set[str]) -> None:
     read = {name for expression in dashboard_expressions() for name in metric_names(expression)}
     assert {"aex_gmv_total", "aex_platform_fees_total", "aex_redis_fail_open_total"} <= read
     assert read - SCRAPE_SERIES <= exported, sorted(read - SCRAPE_SERIES - exported)
 
 
+@pytest.mark.services
 def test_a_metric_the_server_does_not_export_would_be_caught(exported: set[str]) -> None:
     assert "aex_window_close_lag_seconds_bucket" not in exported
     assert "aex_http_requests_total" in exported

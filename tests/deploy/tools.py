@@ -86,10 +86,15 @@ def source_text() -> str:
     return "\n".join(p.read_text() for d in ("serve", "aex") for p in (ROOT / d).rglob("*.py"))
 
 
+# How serve/ and aex/ read a variable: env.get("AEX_X"), os.environ["AEX_X"], or a helper
+# of serve/settings.py called as _int(env, "AEX_X", ...).
+_READ = re.compile(r"""(?:env(?:iron)?(?:\.get\(\s*|\[)|\(\s*env,\s*)["'](AEX_[A-Z0-9_]+)["']""")
+
+
 @cache
 def settings_read() -> frozenset[str]:
-    """The AEX_* variables the code reads (their names appear quoted in serve/ or aex/)."""
-    return frozenset(re.findall(r"[\"'](AEX_[A-Z0-9_]+)[\"']", source_text()))
+    """The AEX_* variables the code reads from the environment."""
+    return frozenset(_READ.findall(source_text()))
 
 
 def environment() -> dict[str, str]:
