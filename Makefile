@@ -79,4 +79,4 @@ sim: install
 	$(BIN)/aex sim scenarios/default.toml --out runs/default.duckdb
 
 clean:
-	rm -rf $(VENV) $(UV_HOME) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(UV_HOME) .cache/prometheus .pytest_cache .mypy_cache .ruff_cache
