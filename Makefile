@@ -16,8 +16,11 @@ UV_HOME := .cache/uv-bootstrap
 UV := $(UV_HOME)/bin/uv
 UV_VERSION := 0.13.9
 INSTALLED := $(VENV)/.installed
+# promtool, from Debian's prometheus package: unpacked here, not installed (installing the
+# package would start a Prometheus server); tests/deploy/tools.py looks here, then on PATH.
+PROMTOOL := .cache/prometheus/usr/bin/promtool
 
-.PHONY: install run test lint typecheck pytest bench lab sim run-cluster clean
+.PHONY: install run test lint typecheck pytest bench lab sim run-cluster clean deploy-tools deploy-check
 
 # uv itself comes from PyPI into a private bootstrap venv; the lock file pins everything else.
 $(UV):
@@ -44,8 +47,25 @@ lint: install
 typecheck: install
 	$(BIN)/mypy aex serve
 
-pytest: install
+pytest: install deploy-tools
 	$(BIN)/pytest
+
+# The checks of Dockerfile, compose.yaml, deploy/k8s, deploy/prometheus and deploy/grafana
+# (kustomize, the Kubernetes schemas, hadolint, promtool and a real server's /metrics).
+deploy-check: install deploy-tools
+	$(BIN)/pytest tests/deploy
+
+deploy-tools:
+	@if [ ! -x $(PROMTOOL) ] && ! command -v promtool >/dev/null; then $(MAKE) --no-print-directory $(PROMTOOL); fi
+
+$(PROMTOOL):
+	rm -rf .cache/prometheus && mkdir -p .cache/prometheus/deb
+	cd .cache/prometheus/deb && { apt-get download prometheus 2>/dev/null \
+	  || { apt-get update -qq && apt-get download prometheus; }; }
+	dpkg-deb -x .cache/prometheus/deb/prometheus_*.deb .cache/prometheus/root
+	install -D -m 0755 .cache/prometheus/root/usr/bin/promtool $@
+	rm -rf .cache/prometheus/deb .cache/prometheus/root
+	$@ --version
 
 test: lint typecheck pytest
 
@@ -59,4 +79,4 @@ sim: install
 	$(BIN)/aex sim scenarios/default.toml --out runs/default.duckdb
 
 clean:
-	rm -rf $(VENV) $(UV_HOME) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(UV_HOME) .cache/prometheus .pytest_cache .mypy_cache .ruff_cache
