@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from litestar import Litestar, get
+from litestar import Litestar, Request, get
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
@@ -21,7 +21,7 @@ from litestar.openapi import OpenAPIConfig
 from aex.core import limits
 from serve.background import market_lifespan
 from serve.certificates import Certificates
-from serve.events import EventHub, MarketMetrics, MetricsMiddleware
+from serve.events import EventHub, MarketMetrics, MetricsMiddleware, RouteLabels
 from serve.market import Market
 from serve.middleware._asgi import ASGIApp
 from serve.middleware.edge import (
@@ -36,7 +36,8 @@ from serve.middleware.gateway import (
     RateLimitMiddleware,
     TimeoutMiddleware,
 )
-from serve.problems import PROBLEM_RESPONSES, problem_response
+from serve.problems import PROBLEM_RESPONSES, ProblemError, problem_response
+from serve.routes.callers import PUBLIC, needs, require_scope, route_scopes
 from serve.routes.certificates import CERTIFICATE_HANDLERS
 from serve.routes.identity import OperatorController, TenantController, create_tenant
 from serve.routes.market import MARKET_HANDLERS
@@ -55,9 +56,21 @@ from serve.wallets import Wallets
 from serve.webhooks import Webhooks
 
 
-@get("/health", responses=PROBLEM_RESPONSES, sync_to_thread=False, tags=["ops"])
+@get("/health", responses=PROBLEM_RESPONSES, sync_to_thread=False, tags=["ops"], opt=needs(PUBLIC))
 def health() -> dict[str, str]:
+    """Liveness: the process answers (no store access). Never rate limited."""
     return {"status": "ok"}
+
+
+@get("/ready", responses=PROBLEM_RESPONSES, sync_to_thread=True, tags=["ops"], opt=needs(PUBLIC))
+def ready(request: Request[Any, Any, State]) -> dict[str, str]:
+    """Readiness: the database answers a read (503 otherwise). Never rate limited."""
+    hub: EventHub = request.app.state.hub
+    try:
+        hub.start_position()
+    except Exception as error:
+        raise ProblemError(503, "not-ready", "the database does not answer") from error
+    return {"status": "ready"}
 
 
 def build_litestar(
@@ -71,9 +84,14 @@ def build_litestar(
         assert isinstance(store, SqliteStore)
         ledger = SqliteLedger(store)
     metrics = metrics or MarketMetrics()
-    state: dict[str, Any] = {"wallets": Wallets(ledger), "metrics": metrics}
+    state: dict[str, Any] = {
+        "wallets": Wallets(ledger),
+        "metrics": metrics,
+        "metrics_public": settings.metrics_public,
+    }
     handlers: list[Any] = [
         health,
+        ready,
         create_tenant,
         TenantController,
         OperatorController,
@@ -102,7 +120,7 @@ def build_litestar(
         "window_poll_ms": settings.window_poll_ms,
     }
     handlers += [*MARKET_HANDLERS, *CERTIFICATE_HANDLERS]
-    return Litestar(
+    app = Litestar(
         route_handlers=handlers,
         dependencies={
             "identity": Provide(lambda: identity, sync_to_thread=False, use_cache=True),
@@ -114,8 +132,11 @@ def build_litestar(
         lifespan=[market_lifespan],
         openapi_config=OpenAPIConfig(title="AEX live exchange", version="0.1.0", path="/schema"),
         request_max_body_size=limits.request_body_bytes_max,
+        guards=[require_scope],
         debug=False,
     )
+    route_scopes(app)  # asserts that every route declares the scope it needs
+    return app
 
 
 def _market_db(store: KeyStore) -> MarketDb:
@@ -179,9 +200,10 @@ def create_app(settings: Settings) -> ASGIApp:
     metrics = MarketMetrics()
     litestar_app: Any = build_litestar(store, settings, ledger, metrics)
     app: Any = IdempotencyMiddleware(litestar_app, store=store)
-    app = AuthMiddleware(app)
+    app = AuthMiddleware(app, metrics_public=settings.metrics_public)
     app = RateLimitMiddleware(
         app,
+        metrics_public=settings.metrics_public,
         authenticator=authenticator,
         limiter=limiter,
         per_minute_override=settings.rate_limit_per_minute,
@@ -193,7 +215,8 @@ def create_app(settings: Settings) -> ASGIApp:
     app = CorsMiddleware(app, origins=settings.cors_origins)
     app = RecoveryMiddleware(app)
     app = JsonLogMiddleware(app)
-    return MetricsMiddleware(RequestIdMiddleware(app), metrics)
+    routes = RouteLabels(route.path_format for route in litestar_app.routes)
+    return MetricsMiddleware(RequestIdMiddleware(app), metrics, routes)
 
 
 def app_from_env() -> ASGIApp:

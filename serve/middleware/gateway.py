@@ -36,25 +36,30 @@ from serve.security import Authenticator, Principal, PrincipalKind, now_ms
 from serve.stores.base import IdempotencyStore, RateLimitStore, StoredResponse
 
 AUTH_SCOPE_KEY = "aex.auth"
-# Routes that take no credential: sign-up, health, the OpenAPI document.
-PUBLIC_ROUTES = frozenset({("POST", "/v1/tenants"), ("GET", "/health")})
+# Routes that take no credential: sign-up, health and readiness, the OpenAPI document.
+PUBLIC_ROUTES = frozenset({("POST", "/v1/tenants"), ("GET", "/health"), ("GET", "/ready")})
 PUBLIC_PREFIXES = ("/schema",)
-# Market (issue 5): Prometheus scrapes, and the certificate authority's public documents (a
-# third party checks a certificate, the CRL and the CA key without an AEX account).
-PUBLIC_MARKET_ROUTES = frozenset(
-    {("GET", "/metrics"), ("GET", "/v1/crl"), ("GET", "/.well-known/aex-ca.json")}
-)
+# Market (issue 5): the certificate authority's public documents (a third party checks a
+# certificate, the CRL and the CA key without an AEX account).
+PUBLIC_MARKET_ROUTES = frozenset({("GET", "/v1/crl"), ("GET", "/.well-known/aex-ca.json")})
 PUBLIC_GET_PREFIXES = ("/v1/certificates/cert_",)
+# Prometheus: the operator key by default; public only with AEX_METRICS_PUBLIC=1.
+METRICS_ROUTE = ("GET", "/metrics")
+# Probes (load balancers, orchestrators) are never rate limited: a tenant or an address at its
+# limit must not make the exchange look dead. Both answer without a credential and cheaply.
+UNLIMITED_ROUTES = frozenset({("GET", "/health"), ("GET", "/ready")})
 _DAY_S = 86_400
 # An idempotency claim whose request never finished (the process died) may be taken over.
 IDEMPOTENCY_STALE_AFTER_MS = 60_000
 IDEMPOTENCY_KEY_CHARS_MAX = 255
 
 
-def is_public(scope: Scope) -> bool:
+def is_public(scope: Scope, *, metrics_public: bool = False) -> bool:
     path: str = scope["path"]
     method: str = scope["method"]
     if (method, path) in PUBLIC_ROUTES or (method, path) in PUBLIC_MARKET_ROUTES:
+        return True
+    if metrics_public and (method, path) == METRICS_ROUTE:
         return True
     if method == "GET" and path.startswith(PUBLIC_GET_PREFIXES):
         return True
@@ -102,9 +107,11 @@ class RateLimitMiddleware:
         per_day_override: int | None = None,
         burst: int,
         anonymous_per_minute: int,
+        metrics_public: bool = False,
         clock_s: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
+        self.metrics_public = metrics_public
         self.authenticator = authenticator
         self.limiter = limiter
         self.per_minute_override = per_minute_override
@@ -114,7 +121,7 @@ class RateLimitMiddleware:
         self.clock_s = clock_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (scope["method"], scope["path"]) in UNLIMITED_ROUTES:
             await self.app(scope, receive, send)
             return
         outcome = self._authenticate(scope)
@@ -154,7 +161,7 @@ class RateLimitMiddleware:
         await self.app(scope, receive, send_with_headers)
 
     def _authenticate(self, scope: Scope) -> Principal | ProblemError | None:
-        if is_public(scope):
+        if is_public(scope, metrics_public=self.metrics_public):
             return None
         try:
             return self.authenticator.authenticate(
@@ -176,8 +183,9 @@ class RateLimitMiddleware:
 class AuthMiddleware:
     """Acts on the credential: 401/403, the payload quota, X-Tenant-ID stripped and re-set."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, metrics_public: bool = False) -> None:
         self.app = app
+        self.metrics_public = metrics_public
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -189,7 +197,7 @@ class AuthMiddleware:
         if isinstance(outcome, ProblemError):
             await send_problem(scope, send, outcome)
             return
-        if outcome is None and not is_public(scope):
+        if outcome is None and not is_public(scope, metrics_public=self.metrics_public):
             problem = ProblemError(401, "credential-missing", "send X-API-Key or a Bearer JWT")
             await send_problem(scope, send, problem)
             return
