@@ -90,6 +90,8 @@ def require_scope(
             return
         raise ProblemError(401, "credential-missing", "send X-API-Key or a Bearer JWT")
     assert isinstance(principal, Principal)
+    if needed is AccessScope.OPERATOR and principal.kind is not PrincipalKind.OPERATOR:
+        raise _operator_required()
     if needed not in principal.scopes:
         raise ProblemError(
             403,
@@ -123,5 +125,9 @@ def provider_or_tenant_caller(request: Request[Any, Any, Any]) -> Principal:
 def operator_caller(request: Request[Any, Any, Any]) -> Principal:
     principal = _principal(request)
     if principal.kind is not PrincipalKind.OPERATOR:
-        raise ProblemError(403, "operator-credential-required", "use the operator key")
+        raise _operator_required()
     return principal
+
+
+def _operator_required() -> ProblemError:
+    return ProblemError(403, "operator-credential-required", "use the operator key")
