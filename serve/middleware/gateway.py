@@ -5,7 +5,10 @@ Redis-backed, per-tenant enforcement 7. Auth → API key or JWT validation". Rat
 before the auth decision, yet per tenant: it resolves the credential through the same cached
 `Authenticator` (no store write) and limits by tenant when the credential is good, by client
 address otherwise (so key guessing is rate limited too); `AuthMiddleware` then acts on the
-outcome it left in the scope: 401/403 problem+json, or the principal for the handlers.
+outcome it left in the scope: 401/403 problem+json, or the principal for the handlers. The
+client address is the TCP peer's unless `aex serve` was told of a trusted proxy
+(AEX_TRUSTED_PROXIES); `/health` and `/ready` are never limited. Which scope a route needs is
+checked after routing (serve/routes/callers.py `require_scope`).
 """
 
 from __future__ import annotations
