@@ -47,7 +47,7 @@ from serve.stores.base import CredentialMatch, KeyCache, KeyRecord, KeyStore, Te
 
 JWT_ISSUER = "aex-identity"
 JWT_ALGORITHMS = ["HS256"]  # an allow-list of one: never the token's own `alg`
-JWT_REQUIRED_CLAIMS = ["tenant_id", "scopes", "key_id", "iss", "exp", "iat"]
+JWT_REQUIRED_CLAIMS = ["tenant_id", "scopes", "key_id", "jti", "iss", "exp", "iat"]
 _TOKEN_SCOPES = {scope.value: scope for scope in TENANT_KEY_SCOPES}
 # Tenants and their keys are re-read after this long, or at once when the epoch moves.
 _CACHE_TTL_S = 300.0
@@ -71,9 +71,14 @@ class Principal:
     provider_id: str | None = None
     scopes: tuple[AccessScope, ...] = ()  # none unless the credential grants them
     token_expires_at_s: int | None = None  # a JWT's `exp`: what it mints expires no later
+    # The exact credential presented: the key's id, "jwt:" + a token's `jti` (a token and the
+    # key that minted it are different credentials with different scopes), or "operator".
+    credential_id: str | None = None
 
 
-OPERATOR = Principal(PrincipalKind.OPERATOR, None, Plan.ENTERPRISE, scopes=ALL_SCOPES)
+OPERATOR = Principal(
+    PrincipalKind.OPERATOR, None, Plan.ENTERPRISE, scopes=ALL_SCOPES, credential_id="operator"
+)
 
 
 def new_credential(kind: CredentialKind) -> tuple[str, str]:
@@ -150,6 +155,7 @@ class Authenticator:
             key_id=match.key.key_id,
             provider_id=match.key.provider_id,
             scopes=PROVIDER_KEY_SCOPES if provider else TENANT_KEY_SCOPES,
+            credential_id=match.key.key_id,
         )
 
     def _lookup(self, digest: str) -> CredentialMatch | None:
@@ -180,10 +186,10 @@ class Authenticator:
             raise _unauthorized("token-expired", "Authorization") from error
         except jwt.PyJWTError as error:
             raise _unauthorized("token-invalid", "Authorization", str(error)) from error
-        tenant_id, key_id, scopes = claims["tenant_id"], claims["key_id"], claims["scopes"]
-        if not isinstance(tenant_id, str) or not isinstance(key_id, str):
-            raise _unauthorized("token-invalid", "Authorization", "tenant_id, key_id")
-        granted = _token_scopes(scopes)
+        tenant_id, key_id, token_id = claims["tenant_id"], claims["key_id"], claims["jti"]
+        if not all(isinstance(claim, str) for claim in (tenant_id, key_id, token_id)):
+            raise _unauthorized("token-invalid", "Authorization", "tenant_id, key_id, jti")
+        granted = _token_scopes(claims["scopes"])
         tenant = self._tenant(tenant_id)
         if tenant is None:
             raise _unauthorized("token-invalid", "Authorization", "unknown tenant")
@@ -196,6 +202,7 @@ class Authenticator:
             key_id=key_id,
             scopes=granted,
             token_expires_at_s=int(claims["exp"]),
+            credential_id=f"jwt:{token_id}",
         )
 
     def _check_minting_key(self, tenant_id: str, key_id: str) -> None:
@@ -256,6 +263,7 @@ def issue_jwt(
     claims = {
         "tenant_id": tenant_id,
         "key_id": key_id,
+        "jti": secrets.token_hex(16),
         "scopes": [scope.value for scope in scopes],
         "iss": JWT_ISSUER,
         "iat": now_s,

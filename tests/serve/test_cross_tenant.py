@@ -50,6 +50,7 @@ def world(client: httpx.Client, operator: dict[str, str]) -> World:
         {
             "tenant_id": b.tenant_id,
             "key_id": b.key_id,
+            "jti": "b-token",
             "scopes": ["read", "market", "providers", "wallets", "keys"],
             "iss": "aex-identity",
             "iat": now_s,

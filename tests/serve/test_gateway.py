@@ -29,6 +29,7 @@ def good_claims(tenant: Tenant, **changes: object) -> dict[str, object]:
     claims: dict[str, object] = {
         "tenant_id": tenant.tenant_id,
         "key_id": tenant.key_id,
+        "jti": "test-token",
         "scopes": TENANT_SCOPES,
         "iss": "aex-identity",
         "iat": now_s,
@@ -139,6 +140,7 @@ def test_a_valid_jwt_is_accepted(client: httpx.Client, tenant: Tenant) -> None:
         ("missing_tenant", "token-invalid"),
         ("unknown_tenant", "token-invalid"),
         ("missing_key_id", "token-invalid"),
+        ("missing_jti", "token-invalid"),
         ("unknown_key_id", "token-invalid"),
         ("another_tenants_key_id", "token-invalid"),
         ("wildcard_scope", "token-invalid"),
@@ -162,6 +164,7 @@ def test_bad_jwts_are_refused(
         "missing_tenant": lambda: token(good_claims(tid, tenant_id=None)),
         "unknown_tenant": lambda: token(good_claims(tid, tenant_id="ten_0000000000000000")),
         "missing_key_id": lambda: token(good_claims(tid, key_id=None)),
+        "missing_jti": lambda: token(good_claims(tid, jti=None)),
         "unknown_key_id": lambda: token(good_claims(tid, key_id="key_0000000000000000")),
         "another_tenants_key_id": lambda: token(good_claims(tid, key_id=other_tenant.key_id)),
         # Minted tokens list their scopes: "*" is expanded at minting, "operator" never minted.
