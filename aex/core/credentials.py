@@ -141,6 +141,8 @@ def grant_scopes(
         detail = f"the minting credential does not hold {broader[0].value!r}"
         return Rejected(ScopeRejectReason.SCOPE_NOT_HELD, "scopes", detail)
     granted = tuple(scope for scope in AccessScope if scope in wanted)
+    if not granted:  # "*" of a credential that holds nothing
+        return Rejected(ScopeRejectReason.SCOPES_EMPTY, "scopes", "the minter holds no scope")
     assert granted
     assert set(granted) <= held_set
     return granted

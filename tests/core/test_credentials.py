@@ -85,6 +85,7 @@ def test_the_wildcard_means_every_scope_the_minter_holds() -> None:
     [
         ([], ScopeRejectReason.SCOPES_EMPTY),
         (["admin"], ScopeRejectReason.SCOPE_UNKNOWN),
+        (["*", "admin"], ScopeRejectReason.SCOPE_UNKNOWN),
         (["read", "operator"], ScopeRejectReason.SCOPE_NOT_HELD),
         (["wallets"], ScopeRejectReason.SCOPE_NOT_HELD),
     ],
@@ -97,6 +98,13 @@ def test_scopes_beyond_the_minters_are_rejected_by_reason(
     assert isinstance(rejected, Rejected)
     assert (rejected.reason, rejected.field) == (reason, "scopes")
     assert ScopeRejectReason.SCOPE_NOT_HELD.http_status == 403
+
+
+def test_the_wildcard_of_a_credential_holding_nothing_grants_nothing() -> None:
+    # Found by Hypothesis: "*" over no scopes once tripped the post-condition assert.
+    rejected = grant_scopes(["*"], [])
+    assert isinstance(rejected, Rejected)
+    assert rejected.reason is ScopeRejectReason.SCOPES_EMPTY
 
 
 def test_no_key_holds_the_operator_scope_and_agents_hold_less_than_tenants() -> None:
