@@ -26,7 +26,7 @@ from serve.agentcards import AgentCards
 from serve.background import market_lifespan
 from serve.breakers import BreakerRegistry
 from serve.certificates import Certificates
-from serve.events import EventHub, MarketMetrics, MetricsMiddleware
+from serve.events import EventHub, MarketMetrics, MetricsMiddleware, RouteLabels
 from serve.market import Market
 from serve.middleware._asgi import ASGIApp
 from serve.middleware.edge import (
@@ -43,6 +43,7 @@ from serve.middleware.gateway import (
 )
 from serve.problems import PROBLEM_RESPONSES, problem_response
 from serve.routes.agentcards import AGENT_CARD_HANDLERS
+from serve.routes.callers import PUBLIC, needs, require_scope, route_scopes
 from serve.routes.certificates import CERTIFICATE_HANDLERS
 from serve.routes.identity import OperatorController, TenantController, create_tenant
 from serve.routes.market import MARKET_HANDLERS
@@ -62,12 +63,13 @@ from serve.wallets import Wallets
 from serve.webhooks import Webhooks
 
 
-@get("/health", responses=PROBLEM_RESPONSES, sync_to_thread=False, tags=["ops"])
+@get("/health", responses=PROBLEM_RESPONSES, sync_to_thread=False, tags=["ops"], opt=needs(PUBLIC))
 def health() -> dict[str, str]:
+    """Liveness: the process answers (no store access). Never rate limited."""
     return {"status": "ok"}
 
 
-@get("/ready", sync_to_thread=True, tags=["ops"])
+@get("/ready", sync_to_thread=True, tags=["ops"], opt=needs(PUBLIC))
 def ready(request: Request[Any, Any, State]) -> Response[dict[str, Any]]:
     """Ready to serve: the database answers; every outbound breaker's state, for the operator.
 
@@ -107,6 +109,7 @@ def build_litestar(
         "metrics": metrics,
         "store": store,
         "breakers": breakers or BreakerRegistry(),
+        "metrics_public": settings.metrics_public,
     }
     handlers: list[Any] = [
         health,
@@ -144,7 +147,7 @@ def build_litestar(
         "window_poll_ms": settings.window_poll_ms,
     }
     handlers += [*MARKET_HANDLERS, *CERTIFICATE_HANDLERS, *AGENT_CARD_HANDLERS, _docs_assets()]
-    return Litestar(
+    app = Litestar(
         route_handlers=handlers,
         dependencies={
             "identity": Provide(lambda: identity, sync_to_thread=False, use_cache=True),
@@ -156,8 +159,11 @@ def build_litestar(
         lifespan=[market_lifespan],
         openapi_config=_openapi_config(),
         request_max_body_size=limits.request_body_bytes_max,
+        guards=[require_scope],
         debug=False,
     )
+    route_scopes(app)  # asserts that every route declares the scope it needs
+    return app
 
 
 # The docs UI works with no network: Swagger UI's assets come from the swagger-ui-py package
@@ -258,9 +264,10 @@ def create_app(settings: Settings) -> ASGIApp:
     metrics = MarketMetrics()
     litestar_app: Any = build_litestar(store, settings, ledger, metrics, breakers)
     app: Any = IdempotencyMiddleware(litestar_app, store=store)
-    app = AuthMiddleware(app)
+    app = AuthMiddleware(app, metrics_public=settings.metrics_public)
     app = RateLimitMiddleware(
         app,
+        metrics_public=settings.metrics_public,
         authenticator=authenticator,
         limiter=limiter,
         per_minute_override=settings.rate_limit_per_minute,
@@ -272,7 +279,8 @@ def create_app(settings: Settings) -> ASGIApp:
     app = CorsMiddleware(app, origins=settings.cors_origins)
     app = RecoveryMiddleware(app)
     app = JsonLogMiddleware(app)
-    return MetricsMiddleware(RequestIdMiddleware(app), metrics)
+    routes = RouteLabels(route.path_format for route in litestar_app.routes)
+    return MetricsMiddleware(RequestIdMiddleware(app), metrics, routes)
 
 
 def app_from_env() -> ASGIApp:

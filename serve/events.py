@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,21 +209,45 @@ class MarketMetrics:
         return generate_latest(self.registry) + generate_latest(REGISTRY)
 
 
-def route_label(path: str) -> str:
-    # Ids become placeholders so that the label set stays bounded.
-    parts = [
-        "{id}" if "_" in part and any(c.isdigit() for c in part) else part
-        for part in path.split("/")
-    ]
-    return "/".join(parts)[:100]
+UNMATCHED_ROUTE = "<unmatched>"
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class RouteLabels:
+    """The `route` label of a request: the template of the route it addresses
+    (`/v1/work/{work_id}`), or `<unmatched>` for every path no route serves, so that the number
+    of series is bounded by the application's routes, whatever paths clients send. Matched
+    per segment as the router does: a literal segment wins over a parameter
+    (`/v1/certificates/usage` over `/v1/certificates/{cert_id}`)."""
+
+    def __init__(self, templates: Iterable[str]) -> None:
+        self._by_length: dict[int, list[tuple[tuple[str | None, ...], str]]] = {}
+        for template in sorted(set(templates)):
+            parts = tuple(None if part.startswith("{") else part for part in _segments(template))
+            self._by_length.setdefault(len(parts), []).append((parts, template))
+
+    def label(self, path: str) -> str:
+        segments = _segments(path)
+        best: tuple[tuple[bool, ...], str] | None = None
+        for parts, template in self._by_length.get(len(segments), ()):
+            if all(part is None or part == seg for part, seg in zip(parts, segments, strict=True)):
+                rank = tuple(part is not None for part in parts)
+                if best is None or rank > best[0]:
+                    best = (rank, template)
+        return UNMATCHED_ROUTE if best is None else best[1]
+
+
+def _segments(path: str) -> tuple[str, ...]:
+    return tuple(part for part in path.split("/") if part)
 
 
 class MetricsMiddleware:
     """Counts every HTTP request and its latency (outermost, so refusals count too)."""
 
-    def __init__(self, app: ASGIApp, metrics: MarketMetrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: MarketMetrics, routes: RouteLabels) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -241,6 +265,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_tracked)
         finally:
-            route = route_label(scope["path"])
-            self.metrics.requests.labels(scope["method"], route, str(status[0])).inc()
-            self.metrics.latency.labels(scope["method"], route).observe(loop.time() - started)
+            route = self.routes.label(scope["path"])
+            method = scope["method"] if scope["method"] in HTTP_METHODS else "OTHER"
+            self.metrics.requests.labels(method, route, str(status[0])).inc()
+            self.metrics.latency.labels(method, route).observe(loop.time() - started)

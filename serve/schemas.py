@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from aex.core import Plan
+from aex.core import SCOPES_PER_TOKEN_MAX, Plan
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Label = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")]
@@ -84,9 +84,14 @@ class KeyCreated(msgspec.Struct, frozen=True):
     replaces_key_id: str | None = None
 
 
+# A scope name (aex/core/credentials.py AccessScope) or "*": every scope the minting
+# credential holds. Unknown names are refused by the core, naming the field.
+ScopeName = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^(\*|[a-z]+)$")]
+
+
 class TokenCreate(Strict, frozen=True):
-    scopes: Annotated[list[Label], msgspec.Meta(max_length=20)] = msgspec.field(
-        default_factory=lambda: ["*"]
+    scopes: Annotated[list[ScopeName], msgspec.Meta(max_length=SCOPES_PER_TOKEN_MAX)] = (
+        msgspec.field(default_factory=lambda: ["*"])
     )
     ttl_s: Annotated[int, msgspec.Meta(ge=60, le=86_400)] = 3_600
 
@@ -95,6 +100,7 @@ class TokenCreated(msgspec.Struct, frozen=True):
     token: str
     token_type: str
     expires_in_s: int
+    scopes: list[str] = msgspec.field(default_factory=list)  # what was granted ("*" expanded)
 
 
 class ProviderCreate(Strict, frozen=True):

@@ -7,12 +7,17 @@ revocation, suspension or plan change bumps a credentials epoch in the store, wh
 worker reads on every request (one indexed point read) and which clears its cache when it
 moved: a revocation is effective at once, in every worker. JWTs: HS256 only (`alg: none`,
 HS512, RS256 ... all refused), signature, `exp`, `iat` and `iss == "aex-identity"` required,
-plus `tenant_id` and `scopes`.
+plus `tenant_id`, `scopes` and `key_id`: the tenant API key that minted the token (directly or
+through another token). A token lives no longer than that key: revoking or rotating the key
+makes its tokens 401 at once (the same credentials epoch). The operator key is accepted as
+`X-API-Key` or as `Authorization: Bearer` (what a Prometheus scrape config can send).
+
+Scopes (aex/core/credentials.py): a tenant key holds every tenant scope, a provider key the
+agent's, the operator key all; a JWT the ones it was minted with (a subset of the minter's).
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import itertools
 import secrets
@@ -23,21 +28,30 @@ from enum import StrEnum
 import jwt
 
 from aex.core import (
+    ALL_SCOPES,
     DEFAULT_PLAN,
+    PROVIDER_KEY_SCOPES,
+    TENANT_KEY_SCOPES,
+    AccessScope,
     CredentialKind,
     Plan,
     Rejected,
     credential_digest,
     credential_kind,
     format_credential,
+    grant_scopes,
 )
 from serve.problems import FieldError, ProblemError, problem_for_rejected
-from serve.stores.base import CredentialMatch, KeyCache, KeyStore, TenantRecord
+from serve.schemas import TokenCreate, TokenCreated
+from serve.stores.base import CredentialMatch, KeyCache, KeyRecord, KeyStore, TenantRecord
 
 JWT_ISSUER = "aex-identity"
 JWT_ALGORITHMS = ["HS256"]  # an allow-list of one: never the token's own `alg`
-JWT_REQUIRED_CLAIMS = ["tenant_id", "scopes", "iss", "exp", "iat"]
-ALL_SCOPES = ("*",)
+JWT_REQUIRED_CLAIMS = ["tenant_id", "scopes", "key_id", "jti", "iss", "exp", "iat"]
+_TOKEN_SCOPES = {scope.value: scope for scope in TENANT_KEY_SCOPES}
+# Tenants and their keys are re-read after this long, or at once when the epoch moves.
+_CACHE_TTL_S = 300.0
+_CACHE_ENTRIES_MAX = 100_000
 
 
 class PrincipalKind(StrEnum):
@@ -53,15 +67,18 @@ class Principal:
     kind: PrincipalKind
     tenant_id: str | None
     plan: Plan
-    key_id: str | None = None
+    key_id: str | None = None  # the API key presented, or the one that minted the JWT
     provider_id: str | None = None
-    scopes: tuple[str, ...] = ALL_SCOPES
-    # The exact credential presented: "key:<key_id>", "jwt:<SHA-256 of the token>" or
-    # "operator". What an Idempotency-Key record belongs to (never the tenant, never an IP).
+    scopes: tuple[AccessScope, ...] = ()  # none unless the credential grants them
+    token_expires_at_s: int | None = None  # a JWT's `exp`: what it mints expires no later
+    # The exact credential presented: the key's id, "jwt:" + a token's `jti` (a token and the
+    # key that minted it are different credentials with different scopes), or "operator".
     credential_id: str | None = None
 
 
-OPERATOR = Principal(PrincipalKind.OPERATOR, None, Plan.ENTERPRISE, credential_id="operator")
+OPERATOR = Principal(
+    PrincipalKind.OPERATOR, None, Plan.ENTERPRISE, scopes=ALL_SCOPES, credential_id="operator"
+)
 
 
 def new_credential(kind: CredentialKind) -> tuple[str, str]:
@@ -96,6 +113,7 @@ class Authenticator:
         self._jwt_secret = jwt_secret
         self._epoch = store.credentials_epoch()
         self._tenants: dict[str, tuple[float, TenantRecord | None]] = {}
+        self._keys: dict[str, tuple[float, tuple[KeyRecord, ...]]] = {}
 
     def authenticate(self, api_key: str | None, authorization: str | None) -> Principal | None:
         """The caller's principal, None when no credential was presented; raises ProblemError."""
@@ -111,6 +129,7 @@ class Authenticator:
         if epoch != self._epoch:
             self._cache.clear()
             self._tenants.clear()
+            self._keys.clear()
             self._epoch = epoch
 
     def _api_key(self, presented: str) -> Principal:
@@ -128,13 +147,14 @@ class Authenticator:
         if match.key.revoked_at_ms is not None:
             raise _unauthorized("credential-revoked", "X-API-Key")
         _check_active(match.tenant)
-        principal_kind = PrincipalKind.PROVIDER if match.key.kind == "PROVIDER" else None
+        provider = match.key.kind == "PROVIDER"
         return Principal(
-            principal_kind or PrincipalKind.TENANT,
+            PrincipalKind.PROVIDER if provider else PrincipalKind.TENANT,
             match.tenant.tenant_id,
             match.tenant.plan,
             key_id=match.key.key_id,
             provider_id=match.key.provider_id,
+            scopes=PROVIDER_KEY_SCOPES if provider else TENANT_KEY_SCOPES,
             credential_id=f"key:{match.key.key_id}",
         )
 
@@ -149,11 +169,14 @@ class Authenticator:
 
     def _bearer(self, authorization: str) -> Principal:
         scheme, _, token = authorization.partition(" ")
+        token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise _unauthorized("credential-malformed", "Authorization")
+        if hmac.compare_digest(token.encode(), self._operator_key):
+            return OPERATOR
         try:
             claims = jwt.decode(
-                token.strip(),
+                token,
                 self._jwt_secret,
                 algorithms=JWT_ALGORITHMS,
                 issuer=JWT_ISSUER,
@@ -163,20 +186,43 @@ class Authenticator:
             raise _unauthorized("token-expired", "Authorization") from error
         except jwt.PyJWTError as error:
             raise _unauthorized("token-invalid", "Authorization", str(error)) from error
-        tenant_id, scopes = claims["tenant_id"], claims["scopes"]
-        if not isinstance(tenant_id, str) or not isinstance(scopes, list):
-            raise _unauthorized("token-invalid", "Authorization", "tenant_id, scopes")
+        tenant_id, key_id, token_id = claims["tenant_id"], claims["key_id"], claims["jti"]
+        if not all(isinstance(claim, str) for claim in (tenant_id, key_id, token_id)):
+            raise _unauthorized("token-invalid", "Authorization", "tenant_id, key_id, jti")
+        granted = _token_scopes(claims["scopes"])
         tenant = self._tenant(tenant_id)
         if tenant is None:
             raise _unauthorized("token-invalid", "Authorization", "unknown tenant")
+        self._check_minting_key(tenant_id, key_id)
         _check_active(tenant)
         return Principal(
             PrincipalKind.TENANT,
             tenant_id,
             tenant.plan,
-            scopes=tuple(map(str, scopes)),
-            credential_id="jwt:" + hashlib.sha256(token.strip().encode()).hexdigest(),
+            key_id=key_id,
+            scopes=granted,
+            token_expires_at_s=int(claims["exp"]),
+            credential_id=f"jwt:{token_id}",
         )
+
+    def _check_minting_key(self, tenant_id: str, key_id: str) -> None:
+        # The token dies with its key: revoked (or rotated away) means 401, like the key.
+        key = next((k for k in self._tenant_keys(tenant_id) if k.key_id == key_id), None)
+        if key is None or key.kind != "TENANT":
+            raise _unauthorized("token-invalid", "Authorization", "unknown key_id")
+        if key.revoked_at_ms is not None:
+            raise _unauthorized("credential-revoked", "Authorization", "its key was revoked")
+
+    def _tenant_keys(self, tenant_id: str) -> tuple[KeyRecord, ...]:
+        now_s = time.monotonic()
+        cached = self._keys.get(tenant_id)
+        if cached is not None and cached[0] > now_s:
+            return cached[1]
+        keys = tuple(self._store.list_keys(tenant_id))
+        if len(self._keys) > _CACHE_ENTRIES_MAX:
+            self._keys.clear()
+        self._keys[tenant_id] = (now_s + _CACHE_TTL_S, keys)
+        return keys
 
     def _tenant(self, tenant_id: str) -> TenantRecord | None:
         now_s = time.monotonic()
@@ -184,24 +230,79 @@ class Authenticator:
         if cached is not None and cached[0] > now_s:
             return cached[1]
         tenant = self._store.get_tenant(tenant_id)
-        if len(self._tenants) > 100_000:
+        if len(self._tenants) > _CACHE_ENTRIES_MAX:
             self._tenants.clear()
-        self._tenants[tenant_id] = (now_s + 300.0, tenant)
+        self._tenants[tenant_id] = (now_s + _CACHE_TTL_S, tenant)
         return tenant
 
 
+def _token_scopes(scopes: object) -> tuple[AccessScope, ...]:
+    # Only what /v1/tokens mints: tenant scope names, at least one, no wildcard (expanded at
+    # minting), never `operator`. Anything else is a token this exchange did not issue.
+    if not isinstance(scopes, list) or not scopes:
+        raise _unauthorized("token-invalid", "Authorization", "scopes")
+    if not all(isinstance(name, str) and name in _TOKEN_SCOPES for name in scopes):
+        raise _unauthorized("token-invalid", "Authorization", "scopes")
+    held = {_TOKEN_SCOPES[name] for name in scopes}
+    return tuple(scope for scope in TENANT_KEY_SCOPES if scope in held)
+
+
 def issue_jwt(
-    secret: str, tenant_id: str, *, scopes: tuple[str, ...], ttl_s: int, now_s: int
+    secret: str,
+    tenant_id: str,
+    *,
+    key_id: str,
+    scopes: tuple[AccessScope, ...],
+    expires_at_s: int,
+    now_s: int,
 ) -> str:
     """Signs a session token (the dashboard's); the gateway accepts exactly these."""
+    assert scopes
+    assert all(scope in TENANT_KEY_SCOPES for scope in scopes)
+    assert expires_at_s > now_s
     claims = {
         "tenant_id": tenant_id,
-        "scopes": list(scopes),
+        "key_id": key_id,
+        "jti": secrets.token_hex(16),
+        "scopes": [scope.value for scope in scopes],
         "iss": JWT_ISSUER,
         "iat": now_s,
-        "exp": now_s + ttl_s,
+        "exp": expires_at_s,
     }
     return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def mint_token(caller: Principal, body: TokenCreate, secret: str, *, now_s: int) -> TokenCreated:
+    """POST /v1/tokens: scopes granted by the core (never broader than the caller's), bound to
+    the caller's tenant key, and never outliving the token that asks (if one does)."""
+    assert caller.kind is PrincipalKind.TENANT
+    assert caller.tenant_id is not None
+    assert caller.key_id is not None
+    granted = grant_scopes(body.scopes, caller.scopes)
+    if isinstance(granted, Rejected):
+        raise problem_for_rejected(granted)
+    expires_at_s = now_s + body.ttl_s
+    if caller.token_expires_at_s is not None:
+        expires_at_s = min(expires_at_s, caller.token_expires_at_s)
+    if expires_at_s <= now_s:  # the asking token expires this very second
+        raise _unauthorized("token-expired", "Authorization")
+    token = issue_jwt(
+        secret,
+        caller.tenant_id,
+        key_id=caller.key_id,
+        scopes=granted,
+        expires_at_s=expires_at_s,
+        now_s=now_s,
+    )
+    return TokenCreated(token, "Bearer", expires_at_s - now_s, [s.value for s in granted])
+
+
+def require_scopes_to_mint(caller: Principal, minted: tuple[AccessScope, ...]) -> None:
+    """A credential that mints another (an API key, a provider's key) holds at least what the
+    new one will: a narrow JWT cannot mint a full API key."""
+    granted = grant_scopes([scope.value for scope in minted], caller.scopes)
+    if isinstance(granted, Rejected):
+        raise problem_for_rejected(granted)
 
 
 def _check_active(tenant: TenantRecord) -> None:
@@ -227,9 +328,11 @@ __all__ = [
     "Principal",
     "PrincipalKind",
     "issue_jwt",
+    "mint_token",
     "new_credential",
     "new_id",
     "next_id",
     "now_ms",
     "problem_for_rejected",
+    "require_scopes_to_mint",
 ]

@@ -16,6 +16,8 @@ import msgspec
 
 from aex.core import (
     DEFAULT_PLAN,
+    PROVIDER_KEY_SCOPES,
+    TENANT_KEY_SCOPES,
     CredentialKind,
     Plan,
     check_agents_quota,
@@ -36,7 +38,14 @@ from serve.schemas import (
     WebhookSecretCreated,
 )
 from serve.secret_box import SecretBox, webhook_secret_context
-from serve.security import Principal, PrincipalKind, new_credential, new_id, now_ms
+from serve.security import (
+    Principal,
+    PrincipalKind,
+    new_credential,
+    new_id,
+    now_ms,
+    require_scopes_to_mint,
+)
 from serve.stores.base import (
     KeyRecord,
     KeyStore,
@@ -80,11 +89,13 @@ class Identity:
         return [_key_view(k) for k in self.store.list_keys(_tenant_of(principal))]
 
     def create_key(self, principal: Principal) -> KeyCreated:
+        require_scopes_to_mint(principal, TENANT_KEY_SCOPES)
         api_key, key = _tenant_key(_tenant_of(principal), now_ms())
         self.store.add_key(key)
         return KeyCreated(key.key_id, key.prefix, key.created_at_ms, api_key)
 
     def rotate_key(self, principal: Principal, key_id: str) -> KeyCreated:
+        require_scopes_to_mint(principal, TENANT_KEY_SCOPES)
         api_key, key = _tenant_key(_tenant_of(principal), now_ms())
         rotated = self.store.rotate_key(
             _tenant_of(principal), _checked_id(key_id), key, now_ms=key.created_at_ms
@@ -114,6 +125,7 @@ class Registry:
     box: SecretBox  # seals webhook signing secrets (serve/secret_box.py)
 
     def register(self, principal: Principal, body: ProviderCreate) -> ProviderCreated:
+        require_scopes_to_mint(principal, PROVIDER_KEY_SCOPES)  # it mints the provider's key
         created_ms = now_ms()
         tenant_id = _tenant_of(principal)
         provider = ProviderRecord(

@@ -28,10 +28,18 @@ Environment (all optional):
   AEX_WEBHOOK_BACKOFF_MS the first webhook retry's delay, doubling after (default 1000);
   AEX_WEBHOOK_LEASE_MS how long a claimed delivery may stand still before another process
   takes it over (default 60000).
+- AEX_TRUSTED_PROXIES: comma-separated proxy addresses or CIDR networks whose
+  `X-Forwarded-For` / `X-Forwarded-Proto` are believed (default: none, so the client address
+  is the TCP peer's and a rotating `X-Forwarded-For` cannot escape the per-address limit).
+  `aex serve` hands it to uvicorn; running uvicorn by hand, pass `--no-proxy-headers` or
+  `--forwarded-allow-ips` yourself (uvicorn's own default trusts 127.0.0.1).
+- AEX_METRICS_PUBLIC: `1` serves `/metrics` without a credential (default: the operator key,
+  as `X-API-Key` or `Authorization: Bearer`); only for a listener no client can reach.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -92,6 +100,8 @@ class Settings:
     window_poll_ms: int = WINDOW_POLL_MS_DEFAULT
     webhook_backoff_ms: int = WEBHOOK_BACKOFF_MS_DEFAULT
     webhook_lease_ms: int = WEBHOOK_LEASE_MS_DEFAULT
+    trusted_proxies: tuple[str, ...] = ()
+    metrics_public: bool = False
 
     @property
     def database_path(self) -> Path:
@@ -140,6 +150,10 @@ class Settings:
             window_poll_ms=_int(env, "AEX_WINDOW_POLL_MS", WINDOW_POLL_MS_DEFAULT),
             webhook_backoff_ms=_int(env, "AEX_WEBHOOK_BACKOFF_MS", WEBHOOK_BACKOFF_MS_DEFAULT),
             webhook_lease_ms=_int(env, "AEX_WEBHOOK_LEASE_MS", WEBHOOK_LEASE_MS_DEFAULT),
+            trusted_proxies=tuple(
+                p.strip() for p in env.get("AEX_TRUSTED_PROXIES", "").split(",") if p.strip()
+            ),
+            metrics_public=_flag(env, "AEX_METRICS_PUBLIC"),
         )
         settings.validate()
         return settings
@@ -170,6 +184,11 @@ class Settings:
             raise ImproperlyConfiguredError("AEX_REDIS_URL must be a redis:// URL")
         self._validate_nats()
         self._validate_timings()
+        self._validate_proxies()
+
+    def _validate_proxies(self) -> None:
+        for proxy in self.trusted_proxies:
+            _check_proxy(proxy)
 
     def _validate_secrets(self) -> None:
         if len(self.operator_key) < 32:
@@ -201,6 +220,26 @@ class Settings:
 
 
 NATS_MAX_AGE_S_MAX = 10 * 365 * 86_400.0
+
+
+def _check_proxy(proxy: str) -> None:
+    # An address or a network, nothing else: uvicorn would take "*" (trust every peer, so any
+    # client picks its own address) and silently ignore a typo (trust nobody).
+    try:
+        ipaddress.ip_network(proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfiguredError(
+            f"AEX_TRUSTED_PROXIES: {proxy!r} is not an IP address or a CIDR network"
+        ) from None
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in {"", "0", "false", "no"}:
+        return False
+    if raw in {"1", "true", "yes"}:
+        return True
+    raise ImproperlyConfiguredError(f"{name}: 1 or 0, not {raw!r}")
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

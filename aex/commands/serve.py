@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if args.weights:
         os.environ["AEX_WEIGHTS"] = args.weights
     settings = Settings.from_env(data_dir=args.data_dir)  # validated (and secrets made) once
+    proxies = proxy_options(settings.trusted_proxies)
     if args.workers > 1:
         # Each worker process builds its own app from the same environment (serve.app's
         # factory); the kernel spreads connections on the one listening socket across them.
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
             port=args.port,
             log_level="warning",
             access_log=False,
+            **proxies,
         )
         return 0
     app = create_app(settings)
@@ -96,5 +98,18 @@ def run(args: argparse.Namespace) -> int:
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=2,
+        **proxies,
     )
     return 0
+
+
+def proxy_options(trusted_proxies: tuple[str, ...]) -> dict[str, Any]:
+    """uvicorn's forwarded-header options for AEX_TRUSTED_PROXIES (validated in Settings).
+
+    uvicorn believes `X-Forwarded-For` from 127.0.0.1 unless told otherwise (and reads
+    FORWARDED_ALLOW_IPS from the environment): with no trusted proxy the rewrite is switched
+    off altogether, so the client address is always the TCP peer's.
+    """
+    if not trusted_proxies:
+        return {"proxy_headers": False, "forwarded_allow_ips": ""}
+    return {"proxy_headers": True, "forwarded_allow_ips": ",".join(trusted_proxies)}

@@ -32,6 +32,7 @@ __all__ = [
     "QuotaRejectReason",
     "Reason",
     "Rejected",
+    "ScopeRejectReason",
     "WeightsRejectReason",
     "WorkRejectReason",
 ]
@@ -305,6 +306,15 @@ class CredentialRejectReason(Reason):
     CREDENTIAL_MALFORMED = "credential_malformed"
 
 
+class ScopeRejectReason(Reason):
+    """Why a credential may not be minted with the scopes asked for (aex/core/credentials.py
+    `grant_scopes`), in the order they are checked."""
+
+    SCOPES_EMPTY = "scopes_empty"
+    SCOPE_UNKNOWN = "scope_unknown"
+    SCOPE_NOT_HELD = "scope_not_held"
+
+
 class CertRequestRejectReason(Reason):
     """Why a certificate request is refused (aex/core/certs.py `open_request`)."""
 
@@ -354,6 +364,7 @@ HTTP_STATUS_HINT.update(
         QuotaRejectReason.MAX_AGENTS_EXCEEDED.value: 403,
         QuotaRejectReason.CONCURRENT_TASKS_EXCEEDED.value: 403,
         CredentialRejectReason.CREDENTIAL_MISSING.value: 401,
+        ScopeRejectReason.SCOPE_NOT_HELD.value: 403,
         CredentialRejectReason.CREDENTIAL_MALFORMED.value: 401,
         CertLifecycleRejectReason.CERTIFICATE_NOT_FOUND.value: 404,
         CertLifecycleRejectReason.ILLEGAL_TRANSITION.value: 409,

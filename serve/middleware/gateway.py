@@ -5,7 +5,10 @@ Redis-backed, per-tenant enforcement 7. Auth → API key or JWT validation". Rat
 before the auth decision, yet per tenant: it resolves the credential through the same cached
 `Authenticator` (no store write) and limits by tenant when the credential is good, by client
 address otherwise (so key guessing is rate limited too); `AuthMiddleware` then acts on the
-outcome it left in the scope: 401/403 problem+json, or the principal for the handlers.
+outcome it left in the scope: 401/403 problem+json, or the principal for the handlers. The
+client address is the TCP peer's unless `aex serve` was told of a trusted proxy
+(AEX_TRUSTED_PROXIES); `/health` and `/ready` are never limited. Which scope a route needs is
+checked after routing (serve/routes/callers.py `require_scope`).
 """
 
 from __future__ import annotations
@@ -46,20 +49,24 @@ from serve.security import Authenticator, Principal, PrincipalKind, now_ms
 from serve.stores.base import IdempotencyStore, RateLimitStore, StoredResponse
 
 AUTH_SCOPE_KEY = "aex.auth"
-# Routes that take no credential: sign-up, health, the OpenAPI document.
+# Routes that take no credential: sign-up, health and readiness, the OpenAPI document.
 PUBLIC_ROUTES = frozenset({("POST", "/v1/tenants"), ("GET", "/health"), ("GET", "/ready")})
 PUBLIC_PREFIXES = ("/schema",)
-# Market (issue 5): Prometheus scrapes, and the certificate authority's public documents (a
-# third party checks a certificate, the CRL and the CA key without an AEX account).
+# Market (issue 5): the certificate authority's public documents (a third party checks a
+# certificate, the CRL and the CA key without an AEX account).
 PUBLIC_MARKET_ROUTES = frozenset(
     {
-        ("GET", "/metrics"),
         ("GET", "/v1/crl"),
         ("GET", "/.well-known/aex-ca.json"),
         ("GET", "/.well-known/agent-card.json"),
     }
 )
 PUBLIC_GET_PREFIXES = ("/v1/certificates/cert_",)
+# Prometheus: the operator key by default; public only with AEX_METRICS_PUBLIC=1.
+METRICS_ROUTE = ("GET", "/metrics")
+# Probes (load balancers, orchestrators) are never rate limited: a tenant or an address at its
+# limit must not make the exchange look dead. Both answer without a credential and cheaply.
+UNLIMITED_ROUTES = frozenset({("GET", "/health"), ("GET", "/ready")})
 _DAY_S = 86_400
 # An idempotency claim whose request never finished (the process died) may be taken over.
 IDEMPOTENCY_STALE_AFTER_MS = 60_000
@@ -77,10 +84,12 @@ _SHOWN_ONCE_SHAPES = re.compile(
 )
 
 
-def is_public(scope: Scope) -> bool:
+def is_public(scope: Scope, *, metrics_public: bool = False) -> bool:
     path: str = scope["path"]
     method: str = scope["method"]
     if (method, path) in PUBLIC_ROUTES or (method, path) in PUBLIC_MARKET_ROUTES:
+        return True
+    if metrics_public and (method, path) == METRICS_ROUTE:
         return True
     if method == "GET" and path.startswith(PUBLIC_GET_PREFIXES):
         return True
@@ -128,9 +137,11 @@ class RateLimitMiddleware:
         per_day_override: int | None = None,
         burst: int,
         anonymous_per_minute: int,
+        metrics_public: bool = False,
         clock_s: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
+        self.metrics_public = metrics_public
         self.authenticator = authenticator
         self.limiter = limiter
         self.per_minute_override = per_minute_override
@@ -140,7 +151,7 @@ class RateLimitMiddleware:
         self.clock_s = clock_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (scope["method"], scope["path"]) in UNLIMITED_ROUTES:
             await self.app(scope, receive, send)
             return
         outcome = self._authenticate(scope)
@@ -180,7 +191,7 @@ class RateLimitMiddleware:
         await self.app(scope, receive, send_with_headers)
 
     def _authenticate(self, scope: Scope) -> Principal | ProblemError | None:
-        if is_public(scope):
+        if is_public(scope, metrics_public=self.metrics_public):
             return None
         try:
             return self.authenticator.authenticate(
@@ -202,8 +213,9 @@ class RateLimitMiddleware:
 class AuthMiddleware:
     """Acts on the credential: 401/403, the payload quota, X-Tenant-ID stripped and re-set."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, metrics_public: bool = False) -> None:
         self.app = app
+        self.metrics_public = metrics_public
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -215,7 +227,7 @@ class AuthMiddleware:
         if isinstance(outcome, ProblemError):
             await send_problem(scope, send, outcome)
             return
-        if outcome is None and not is_public(scope):
+        if outcome is None and not is_public(scope, metrics_public=self.metrics_public):
             problem = ProblemError(401, "credential-missing", "send X-API-Key or a Bearer JWT")
             await send_problem(scope, send, problem)
             return

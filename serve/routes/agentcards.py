@@ -10,10 +10,10 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK
 
-from aex.core import exchange_agent_card, limits
+from aex.core import AccessScope, exchange_agent_card, limits
 from serve.agentcards import AgentCards
 from serve.problems import PROBLEM_RESPONSES
-from serve.routes.callers import provider_or_tenant_caller
+from serve.routes.callers import PUBLIC, needs, provider_or_tenant_caller
 
 Json = dict[str, Any]
 
@@ -30,6 +30,7 @@ def _cards(request: Request[Any, Any, State]) -> AgentCards:
     sync_to_thread=True,
     tags=["providers"],
     operation_id="RegisterAgentCard",
+    opt=needs(AccessScope.PROVIDERS),
 )
 def register_agent_card(request: Request[Any, Any, State], provider_id: str, body: bytes) -> Json:
     """Registers (or replaces) the provider's A2A AgentCard; its skills and tags are indexed."""
@@ -42,13 +43,20 @@ def register_agent_card(request: Request[Any, Any, State], provider_id: str, bod
     responses=PROBLEM_RESPONSES,
     sync_to_thread=True,
     tags=["providers"],
+    opt=needs(AccessScope.READ),
 )
 def agent_card(request: Request[Any, Any, State], provider_id: str) -> Json:
     """The provider's AgentCard as registered."""
     return _cards(request).card(provider_id)
 
 
-@get("/v1/providers/search", responses=PROBLEM_RESPONSES, sync_to_thread=True, tags=["providers"])
+@get(
+    "/v1/providers/search",
+    responses=PROBLEM_RESPONSES,
+    sync_to_thread=True,
+    tags=["providers"],
+    opt=needs(AccessScope.READ),
+)
 def search_providers(
     request: Request[Any, Any, State],
     skill: Annotated[str | None, Parameter(max_length=limits.agent_card_term_chars_max)] = None,
@@ -60,7 +68,7 @@ def search_providers(
     return _cards(request).search(skill=skill, tag=tag, min_tier=min_tier, limit=limit)
 
 
-@get("/.well-known/agent-card.json", sync_to_thread=False, tags=["providers"])
+@get("/.well-known/agent-card.json", sync_to_thread=False, tags=["providers"], opt=needs(PUBLIC))
 def exchange_card(request: Request[Any, Any, State]) -> Json:
     """The exchange's own A2A AgentCard: post work, bid, verify certificates."""
     base = str(request.base_url).rstrip("/")

@@ -11,11 +11,12 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from aex.core import AccessScope
 from serve.certificates import Certificates
 from serve.market import decode_body
 from serve.middleware._asgi import PRINCIPAL_SCOPE_KEY
 from serve.problems import PROBLEM_RESPONSES, ProblemError
-from serve.routes.callers import operator_caller, provider_or_tenant_caller
+from serve.routes.callers import PUBLIC, needs, operator_caller, provider_or_tenant_caller
 from serve.security import Principal
 
 Json = dict[str, Any]
@@ -48,25 +49,35 @@ class CertificateController(Controller):
     path = "/v1/certificates"
     tags = ["certificates"]  # noqa: RUF012
 
-    @post("/request", responses=PROBLEM_RESPONSES, status_code=HTTP_201_CREATED)
+    @post(
+        "/request",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_201_CREATED,
+        opt=needs(AccessScope.PROVIDERS),
+    )
     async def request_certificate(self, request: Request[Any, Any, State]) -> Json:
         """A certificate request signed with the agent's key; SELF_ASSERTED claims are issued at
         once, others wait for the operator."""
         caller, body = _principal(request), await _body(request)
         return await asyncio.to_thread(_certificates(request).request, caller, body)
 
-    @post("/verify", responses=PROBLEM_RESPONSES, status_code=HTTP_200_OK)
+    @post(
+        "/verify",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_200_OK,
+        opt=needs(AccessScope.MARKET),
+    )
     async def verify(self, request: Request[Any, Any, State]) -> Json:
         """The Verification API ($0.001/call, metered per calling tenant)."""
         caller, body = provider_or_tenant_caller(request), await _body(request)
         return await asyncio.to_thread(_certificates(request).verify, caller, body)
 
-    @get("/usage", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    @get("/usage", responses=PROBLEM_RESPONSES, sync_to_thread=True, opt=needs(AccessScope.READ))
     def usage(self, request: Request[Any, Any, State]) -> Json:
         """The calling tenant's Verification API calls and what they cost."""
         return _certificates(request).usage(provider_or_tenant_caller(request))
 
-    @get("/{cert_id:str}", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    @get("/{cert_id:str}", responses=PROBLEM_RESPONSES, sync_to_thread=True, opt=needs(PUBLIC))
     def show(
         self,
         request: Request[Any, Any, State],
@@ -77,18 +88,33 @@ class CertificateController(Controller):
         found = _certificates(request).certificate(cert_id, format)
         return _text_or_json(found, PEM if format == "x509" else "application/jwt")
 
-    @get("/{cert_id:str}/record", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    @get(
+        "/{cert_id:str}/record",
+        responses=PROBLEM_RESPONSES,
+        sync_to_thread=True,
+        opt=needs(AccessScope.READ),
+    )
     def record(self, request: Request[Any, Any, State], cert_id: str) -> Json:
         """The record (state, review note) for the provider's owner."""
         return _certificates(request).record(_principal(request), cert_id)
 
-    @post("/{cert_id:str}/renew", responses=PROBLEM_RESPONSES, status_code=HTTP_200_OK)
+    @post(
+        "/{cert_id:str}/renew",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_200_OK,
+        opt=needs(AccessScope.PROVIDERS),
+    )
     async def renew(self, request: Request[Any, Any, State], cert_id: str) -> Json:
         """A fresh certificate carrying the provider's current reputation tier."""
         caller = _principal(request)
         return await asyncio.to_thread(_certificates(request).renew, caller, cert_id)
 
-    @post("/{cert_id:str}/revoke", responses=PROBLEM_RESPONSES, status_code=HTTP_200_OK)
+    @post(
+        "/{cert_id:str}/revoke",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_200_OK,
+        opt=needs(AccessScope.PROVIDERS),
+    )
     async def revoke(self, request: Request[Any, Any, State], cert_id: str) -> Json:
         """Revokes every serial of the certificate: {"reason": RFC 5280 code, default 0}."""
         caller, body = _principal(request), await _body(request)
@@ -102,14 +128,24 @@ class CertificateReviewController(Controller):
     path = "/v1/admin/certificates"
     tags = ["certificates", "operator"]  # noqa: RUF012
 
-    @post("/{cert_id:str}/approve", responses=PROBLEM_RESPONSES, status_code=HTTP_200_OK)
+    @post(
+        "/{cert_id:str}/approve",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_200_OK,
+        opt=needs(AccessScope.OPERATOR),
+    )
     async def approve(self, request: Request[Any, Any, State], cert_id: str) -> Json:
         operator_caller(request)
         body = await _body(request)
         note = str(body.get("note", "")) if isinstance(body, dict) else ""
         return await asyncio.to_thread(_certificates(request).approve, cert_id, note)
 
-    @post("/{cert_id:str}/reject", responses=PROBLEM_RESPONSES, status_code=HTTP_200_OK)
+    @post(
+        "/{cert_id:str}/reject",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_200_OK,
+        opt=needs(AccessScope.OPERATOR),
+    )
     async def reject(self, request: Request[Any, Any, State], cert_id: str) -> Json:
         operator_caller(request)
         body = await _body(request)
@@ -117,7 +153,13 @@ class CertificateReviewController(Controller):
         return await asyncio.to_thread(_certificates(request).reject, cert_id, note)
 
 
-@get("/v1/crl", responses=PROBLEM_RESPONSES, sync_to_thread=True, tags=["certificates"])
+@get(
+    "/v1/crl",
+    responses=PROBLEM_RESPONSES,
+    sync_to_thread=True,
+    tags=["certificates"],
+    opt=needs(PUBLIC),
+)
 def crl(
     request: Request[Any, Any, State],
     format: Annotated[Literal["json", "x509"], Parameter(default="json")],
@@ -131,6 +173,7 @@ def crl(
     responses=PROBLEM_RESPONSES,
     sync_to_thread=True,
     tags=["certificates"],
+    opt=needs(PUBLIC),
 )
 def ca_document(request: Request[Any, Any, State]) -> Json:
     """The CA's public keys (JWK) and X.509 certificates, for offline verification."""

@@ -8,8 +8,9 @@ from litestar import Controller, delete, get, post, put
 from litestar.di import Provide
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from aex.core import AccessScope
 from serve.problems import PROBLEM_RESPONSES
-from serve.routes.callers import SHOWN_ONCE, operator_caller, tenant_caller
+from serve.routes.callers import PUBLIC, SHOWN_ONCE, needs, operator_caller, tenant_caller
 from serve.schemas import (
     KeyCreated,
     KeyView,
@@ -20,7 +21,7 @@ from serve.schemas import (
     TokenCreate,
     TokenCreated,
 )
-from serve.security import Principal, issue_jwt
+from serve.security import Principal, mint_token
 from serve.services import Identity
 
 
@@ -31,6 +32,7 @@ from serve.services import Identity
     sync_to_thread=True,
     tags=["identity"],
     cache_control=SHOWN_ONCE,
+    opt=needs(PUBLIC),
 )
 def create_tenant(data: TenantCreate, identity: Identity) -> TenantCreated:
     """Sign up: a tenant and its first API key (shown once). No credential needed."""
@@ -42,12 +44,17 @@ class TenantController(Controller):
     tags = ["identity"]  # noqa: RUF012
     dependencies = {"caller": Provide(tenant_caller, sync_to_thread=False)}  # noqa: RUF012
 
-    @get("/tenants/me", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    @get(
+        "/tenants/me",
+        responses=PROBLEM_RESPONSES,
+        sync_to_thread=True,
+        opt=needs(AccessScope.READ),
+    )
     def me(self, caller: Principal, identity: Identity) -> TenantView:
         assert caller.tenant_id is not None
         return identity.tenant(caller.tenant_id)
 
-    @get("/keys", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    @get("/keys", responses=PROBLEM_RESPONSES, sync_to_thread=True, opt=needs(AccessScope.READ))
     def list_keys(self, caller: Principal, identity: Identity) -> list[KeyView]:
         return identity.keys(caller)
 
@@ -57,6 +64,7 @@ class TenantController(Controller):
         status_code=HTTP_201_CREATED,
         sync_to_thread=True,
         cache_control=SHOWN_ONCE,
+        opt=needs(AccessScope.KEYS),
     )
     def create_key(self, caller: Principal, identity: Identity) -> KeyCreated:
         return identity.create_key(caller)
@@ -67,6 +75,7 @@ class TenantController(Controller):
         status_code=HTTP_201_CREATED,
         sync_to_thread=True,
         cache_control=SHOWN_ONCE,
+        opt=needs(AccessScope.KEYS),
     )
     def rotate_key(self, caller: Principal, identity: Identity, key_id: str) -> KeyCreated:
         """A new key; the old one is revoked in the same transaction."""
@@ -77,6 +86,7 @@ class TenantController(Controller):
         responses=PROBLEM_RESPONSES,
         status_code=HTTP_200_OK,
         sync_to_thread=True,
+        opt=needs(AccessScope.KEYS),
     )
     def revoke_key(self, caller: Principal, identity: Identity, key_id: str) -> KeyView:
         """Revoked at once, in every worker (the cache is invalidated through the store)."""
@@ -88,15 +98,13 @@ class TenantController(Controller):
         status_code=HTTP_201_CREATED,
         sync_to_thread=False,
         cache_control=SHOWN_ONCE,
+        opt=needs(AccessScope.KEYS),
     )
     def create_token(self, caller: Principal, data: TokenCreate, jwt_secret: str) -> TokenCreated:
-        """A session JWT (HS256, iss aex-identity) for the dashboard."""
-        assert caller.tenant_id is not None
-        now_s = int(time.time())
-        token = issue_jwt(
-            jwt_secret, caller.tenant_id, scopes=tuple(data.scopes), ttl_s=data.ttl_s, now_s=now_s
-        )
-        return TokenCreated(token, "Bearer", data.ttl_s)
+        """A session JWT (HS256, iss aex-identity) for the dashboard: scopes no broader than
+        the caller's ("*" = all of them), bound to the caller's key, expiring no later than
+        the caller's own token."""
+        return mint_token(caller, data, jwt_secret, now_s=int(time.time()))
 
 
 class OperatorController(Controller):
@@ -104,7 +112,7 @@ class OperatorController(Controller):
     tags = ["operator"]  # noqa: RUF012
     dependencies = {"caller": Provide(operator_caller, sync_to_thread=False)}  # noqa: RUF012
 
-    @get("/", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    @get("/", responses=PROBLEM_RESPONSES, sync_to_thread=True, opt=needs(AccessScope.OPERATOR))
     def list_tenants(self, caller: Principal, identity: Identity) -> list[TenantView]:
         return identity.tenants()
 
@@ -113,6 +121,7 @@ class OperatorController(Controller):
         responses=PROBLEM_RESPONSES,
         status_code=HTTP_200_OK,
         sync_to_thread=True,
+        opt=needs(AccessScope.OPERATOR),
     )
     def suspend(self, caller: Principal, identity: Identity, tenant_id: str) -> TenantView:
         return identity.set_status(tenant_id, "SUSPENDED")
@@ -122,11 +131,17 @@ class OperatorController(Controller):
         responses=PROBLEM_RESPONSES,
         status_code=HTTP_200_OK,
         sync_to_thread=True,
+        opt=needs(AccessScope.OPERATOR),
     )
     def reactivate(self, caller: Principal, identity: Identity, tenant_id: str) -> TenantView:
         return identity.set_status(tenant_id, "ACTIVE")
 
-    @put("/{tenant_id:str}/plan", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    @put(
+        "/{tenant_id:str}/plan",
+        responses=PROBLEM_RESPONSES,
+        sync_to_thread=True,
+        opt=needs(AccessScope.OPERATOR),
+    )
     def set_plan(
         self, caller: Principal, identity: Identity, tenant_id: str, data: PlanChange
     ) -> TenantView:

@@ -17,10 +17,11 @@ from litestar.response import ServerSentEvent
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from aex.core import AccessScope
 from serve.events import EventHub, MarketMetrics, provider_stream
 from serve.market import Market, decode_body
 from serve.problems import PROBLEM_RESPONSES, ProblemError
-from serve.routes.callers import operator_caller, provider_or_tenant_caller, tenant_caller
+from serve.routes.callers import needs, operator_caller, provider_or_tenant_caller, tenant_caller
 from serve.security import PrincipalKind
 from serve.webhooks import Webhooks
 
@@ -40,13 +41,18 @@ class WorkController(Controller):
     path = "/v1/work"
     tags = ["work"]  # noqa: RUF012
 
-    @post("/", responses=PROBLEM_RESPONSES, status_code=HTTP_201_CREATED)
+    @post(
+        "/",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_201_CREATED,
+        opt=needs(AccessScope.MARKET),
+    )
     async def submit(self, request: Request[Any, Any, State]) -> Json:
         """Posts work; holds its budget max on the consumer's wallet (402 when short)."""
         caller, body = tenant_caller(request), await _body(request)
         return await asyncio.to_thread(_market(request).submit_work, caller, body)
 
-    @get("/", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    @get("/", responses=PROBLEM_RESPONSES, sync_to_thread=True, opt=needs(AccessScope.READ))
     def list_own(
         self,
         request: Request[Any, Any, State],
@@ -55,23 +61,43 @@ class WorkController(Controller):
         """The caller's work, newest first."""
         return _market(request).list_work(tenant_caller(request), limit)
 
-    @get("/{work_id:str}", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    @get(
+        "/{work_id:str}",
+        responses=PROBLEM_RESPONSES,
+        sync_to_thread=True,
+        opt=needs(AccessScope.READ),
+    )
     def show(self, request: Request[Any, Any, State], work_id: str) -> Json:
         """Status and, once awarded, contract_id; the consumer's only (404 otherwise)."""
         return _market(request).work(tenant_caller(request), work_id)
 
-    @post("/{work_id:str}/cancel", responses=PROBLEM_RESPONSES, status_code=HTTP_200_OK)
+    @post(
+        "/{work_id:str}/cancel",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_200_OK,
+        opt=needs(AccessScope.MARKET),
+    )
     async def cancel(self, request: Request[Any, Any, State], work_id: str) -> Json:
         """Cancels while bidding is open and releases the budget hold (409 otherwise)."""
         caller = tenant_caller(request)
         return await asyncio.to_thread(_market(request).cancel_work, caller, work_id)
 
-    @get("/{work_id:str}/bids", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    @get(
+        "/{work_id:str}/bids",
+        responses=PROBLEM_RESPONSES,
+        sync_to_thread=True,
+        opt=needs(AccessScope.READ),
+    )
     def bids(self, request: Request[Any, Any, State], work_id: str) -> list[Json]:
         """The bids on the caller's work (the consumer only)."""
         return _market(request).bids(tenant_caller(request), work_id)
 
-    @get("/{work_id:str}/evaluation", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    @get(
+        "/{work_id:str}/evaluation",
+        responses=PROBLEM_RESPONSES,
+        sync_to_thread=True,
+        opt=needs(AccessScope.READ),
+    )
     def evaluation(self, request: Request[Any, Any, State], work_id: str) -> Json:
         """Every bid's components, total, rank and rejection reason (the consumer only)."""
         return _market(request).evaluation(tenant_caller(request), work_id)
@@ -81,7 +107,12 @@ class BidController(Controller):
     path = "/v1/bids"
     tags = ["bids"]  # noqa: RUF012
 
-    @post("/", responses=PROBLEM_RESPONSES, status_code=HTTP_201_CREATED)
+    @post(
+        "/",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_201_CREATED,
+        opt=needs(AccessScope.MARKET),
+    )
     async def submit(self, request: Request[Any, Any, State]) -> Json:
         """A sealed bid with the provider's own key, while the window is open."""
         caller, body = provider_or_tenant_caller(request), await _body(request)
@@ -92,32 +123,57 @@ class ContractController(Controller):
     path = "/v1/contracts"
     tags = ["contracts"]  # noqa: RUF012
 
-    @get("/{contract_id:str}", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    @get(
+        "/{contract_id:str}",
+        responses=PROBLEM_RESPONSES,
+        sync_to_thread=True,
+        opt=needs(AccessScope.READ),
+    )
     def show(self, request: Request[Any, Any, State], contract_id: str) -> Json:
         """The contract, for its consumer and its provider."""
         caller = provider_or_tenant_caller(request)
         return _market(request).contract_or_404(caller, contract_id)
 
-    @post("/{contract_id:str}/progress", responses=PROBLEM_RESPONSES, status_code=HTTP_200_OK)
+    @post(
+        "/{contract_id:str}/progress",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_200_OK,
+        opt=needs(AccessScope.MARKET),
+    )
     async def progress(self, request: Request[Any, Any, State], contract_id: str) -> Json:
         """The provider reports progress (AWARDED -> EXECUTING)."""
         caller, body = provider_or_tenant_caller(request), await _body(request)
         market = _market(request)
         return await asyncio.to_thread(market.report_progress, caller, contract_id, body)
 
-    @post("/{contract_id:str}/complete", responses=PROBLEM_RESPONSES, status_code=HTTP_200_OK)
+    @post(
+        "/{contract_id:str}/complete",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_200_OK,
+        opt=needs(AccessScope.MARKET),
+    )
     async def complete(self, request: Request[Any, Any, State], contract_id: str) -> Json:
         """Results and metrics, checked against the success criteria; settles or fails."""
         caller, body = provider_or_tenant_caller(request), await _body(request)
         return await asyncio.to_thread(_market(request).complete, caller, contract_id, body)
 
-    @post("/{contract_id:str}/fail", responses=PROBLEM_RESPONSES, status_code=HTTP_200_OK)
+    @post(
+        "/{contract_id:str}/fail",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_200_OK,
+        opt=needs(AccessScope.MARKET),
+    )
     async def fail(self, request: Request[Any, Any, State], contract_id: str) -> Json:
         """The provider gives up; the escrow is released to the consumer."""
         caller = provider_or_tenant_caller(request)
         return await asyncio.to_thread(_market(request).fail, caller, contract_id)
 
-    @post("/{contract_id:str}/dispute", responses=PROBLEM_RESPONSES, status_code=HTTP_200_OK)
+    @post(
+        "/{contract_id:str}/dispute",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_200_OK,
+        opt=needs(AccessScope.MARKET),
+    )
     async def dispute(self, request: Request[Any, Any, State], contract_id: str) -> Json:
         """The consumer disputes a settled contract within the dispute window (72 h)."""
         caller, body = tenant_caller(request), await _body(request)
@@ -132,6 +188,7 @@ class OperatorMarketController(Controller):
         "/contracts/{contract_id:str}/resolve",
         responses=PROBLEM_RESPONSES,
         status_code=HTTP_200_OK,
+        opt=needs(AccessScope.OPERATOR),
     )
     async def resolve(self, request: Request[Any, Any, State], contract_id: str) -> Json:
         """Resolves a dispute: {"resolution": "refund" | "pay_out"}."""
@@ -139,13 +196,23 @@ class OperatorMarketController(Controller):
         body = await _body(request)
         return await asyncio.to_thread(_market(request).resolve, contract_id, body)
 
-    @post("/work/{work_id:str}/close", responses=PROBLEM_RESPONSES, status_code=HTTP_200_OK)
+    @post(
+        "/work/{work_id:str}/close",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_200_OK,
+        opt=needs(AccessScope.OPERATOR),
+    )
     async def close(self, request: Request[Any, Any, State], work_id: str) -> Json:
         """Closes a bid window now: evaluation and award as at its end."""
         operator_caller(request)
         return await asyncio.to_thread(_market(request).close_early, work_id)
 
-    @get("/platform-revenue", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    @get(
+        "/platform-revenue",
+        responses=PROBLEM_RESPONSES,
+        sync_to_thread=True,
+        opt=needs(AccessScope.OPERATOR),
+    )
     def revenue(
         self,
         request: Request[Any, Any, State],
@@ -161,13 +228,19 @@ class OperatorMarketController(Controller):
     responses=PROBLEM_RESPONSES,
     sync_to_thread=True,
     tags=["reputation"],
+    opt=needs(AccessScope.READ),
 )
 def provider_reputation(request: Request[Any, Any, State], provider_id: str) -> Json:
     """Score, tier, contracts, success rate and the components (any authenticated caller)."""
     return _market(request).reputation(provider_id)
 
 
-@get("/v1/notifications/stream", responses=PROBLEM_RESPONSES, tags=["notifications"])
+@get(
+    "/v1/notifications/stream",
+    responses=PROBLEM_RESPONSES,
+    tags=["notifications"],
+    opt=needs(AccessScope.READ),
+)
 async def notification_stream(request: Request[Any, Any, State]) -> ServerSentEvent:
     """Server-sent events for the calling provider (its provider key): matching work as it is
     published, awards and losses, its contracts' changes. Resume with Last-Event-ID."""
@@ -185,6 +258,7 @@ async def notification_stream(request: Request[Any, Any, State]) -> ServerSentEv
     responses=PROBLEM_RESPONSES,
     sync_to_thread=True,
     tags=["notifications"],
+    opt=needs(AccessScope.READ),
 )
 def webhook_deliveries(
     request: Request[Any, Any, State],
@@ -198,9 +272,19 @@ def webhook_deliveries(
     return webhooks.deliveries(caller.provider_id, limit)
 
 
-@get("/metrics", tags=["ops"], sync_to_thread=False, include_in_schema=False)
+@get(
+    "/metrics",
+    tags=["ops"],
+    sync_to_thread=False,
+    include_in_schema=False,
+    opt=needs(AccessScope.OPERATOR, public_when="metrics_public"),
+)
 def metrics(request: Request[Any, Any, State]) -> Response[bytes]:
-    """Prometheus exposition: requests, latencies, bids, awards, settlements, GMV, fees."""
+    """Prometheus exposition: requests, latencies, bids, awards, settlements, GMV, fees. The
+    operator key (X-API-Key, or `Authorization: Bearer` for a Prometheus scrape config) unless
+    AEX_METRICS_PUBLIC=1."""
+    if not request.app.state.metrics_public:
+        operator_caller(request)
     found: MarketMetrics = request.app.state.metrics
     return Response(found.exposition(), media_type=CONTENT_TYPE_LATEST)
 

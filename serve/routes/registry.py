@@ -6,8 +6,9 @@ from litestar import Controller, delete, get, patch, post
 from litestar.di import Provide
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from aex.core import AccessScope
 from serve.problems import PROBLEM_RESPONSES
-from serve.routes.callers import SHOWN_ONCE, provider_or_tenant_caller, tenant_caller
+from serve.routes.callers import SHOWN_ONCE, needs, provider_or_tenant_caller, tenant_caller
 from serve.schemas import (
     ProviderCreate,
     ProviderCreated,
@@ -33,6 +34,7 @@ class ProviderController(Controller):
         sync_to_thread=True,
         dependencies={"caller": Provide(tenant_caller, sync_to_thread=False)},
         cache_control=SHOWN_ONCE,
+        opt=needs(AccessScope.PROVIDERS),
     )
     def register(
         self, caller: Principal, registry: Registry, data: ProviderCreate
@@ -47,6 +49,7 @@ class ProviderController(Controller):
         status_code=HTTP_201_CREATED,
         sync_to_thread=True,
         cache_control=SHOWN_ONCE,
+        opt=needs(AccessScope.PROVIDERS),
     )
     def new_webhook_secret(
         self, caller: Principal, registry: Registry, provider_id: str
@@ -55,15 +58,25 @@ class ProviderController(Controller):
         (owner tenant only)."""
         return registry.new_webhook_secret(caller, provider_id)
 
-    @get("/", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    @get("/", responses=PROBLEM_RESPONSES, sync_to_thread=True, opt=needs(AccessScope.READ))
     def list_providers(self, caller: Principal, registry: Registry) -> list[ProviderView]:
         return registry.providers(caller)
 
-    @get("/{provider_id:str}", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    @get(
+        "/{provider_id:str}",
+        responses=PROBLEM_RESPONSES,
+        sync_to_thread=True,
+        opt=needs(AccessScope.READ),
+    )
     def get_provider(self, caller: Principal, registry: Registry, provider_id: str) -> ProviderView:
         return registry.provider(caller, provider_id)
 
-    @patch("/{provider_id:str}", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    @patch(
+        "/{provider_id:str}",
+        responses=PROBLEM_RESPONSES,
+        sync_to_thread=True,
+        opt=needs(AccessScope.PROVIDERS),
+    )
     def update_provider(
         self, caller: Principal, registry: Registry, provider_id: str, data: ProviderUpdate
     ) -> ProviderView:
@@ -76,14 +89,20 @@ class SubscriptionController(Controller):
     tags = ["providers"]  # noqa: RUF012
     dependencies = {"caller": Provide(provider_or_tenant_caller, sync_to_thread=False)}  # noqa: RUF012
 
-    @post("/", responses=PROBLEM_RESPONSES, status_code=HTTP_201_CREATED, sync_to_thread=True)
+    @post(
+        "/",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_201_CREATED,
+        sync_to_thread=True,
+        opt=needs(AccessScope.PROVIDERS),
+    )
     def subscribe(
         self, caller: Principal, registry: Registry, data: SubscriptionCreate
     ) -> SubscriptionView:
         """Patterns: "*" matches all, a trailing "*" a prefix ("code.*"), else exact."""
         return registry.subscribe(caller, data)
 
-    @get("/", responses=PROBLEM_RESPONSES, sync_to_thread=True)
+    @get("/", responses=PROBLEM_RESPONSES, sync_to_thread=True, opt=needs(AccessScope.READ))
     def list_subscriptions(self, caller: Principal, registry: Registry) -> list[SubscriptionView]:
         return registry.subscriptions(caller)
 
@@ -92,6 +111,7 @@ class SubscriptionController(Controller):
         responses=PROBLEM_RESPONSES,
         status_code=HTTP_204_NO_CONTENT,
         sync_to_thread=True,
+        opt=needs(AccessScope.PROVIDERS),
     )
     def unsubscribe(self, caller: Principal, registry: Registry, subscription_id: str) -> None:
         registry.unsubscribe(caller, subscription_id)

@@ -15,9 +15,10 @@ from litestar.di import Provide
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_201_CREATED
 
+from aex.core import AccessScope
 from serve.middleware._asgi import IDEMPOTENCY_KEY_SCOPE_KEY
 from serve.problems import PROBLEM_RESPONSES
-from serve.routes.callers import tenant_caller
+from serve.routes.callers import needs, tenant_caller
 from serve.schemas import (
     BalanceView,
     DepositCreate,
@@ -46,25 +47,46 @@ class WalletController(Controller):
     tags = ["wallets"]  # noqa: RUF012
     dependencies = {"caller": Provide(tenant_caller, sync_to_thread=False)}  # noqa: RUF012
 
-    @post("/deposits", responses=PROBLEM_RESPONSES, status_code=HTTP_201_CREATED)
+    @post(
+        "/deposits",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_201_CREATED,
+        opt=needs(AccessScope.WALLETS),
+    )
     async def deposit(
         self, caller: Principal, data: DepositCreate, request: Request[Any, Any, State]
     ) -> MoneyMovement:
         """Funds the caller's wallet; exact decimal amounts (no floats); Idempotency-Key safe."""
         return await _wallets(request).deposit(caller, data, _idempotency_key(request))
 
-    @post("/withdrawals", responses=PROBLEM_RESPONSES, status_code=HTTP_201_CREATED)
+    @post(
+        "/withdrawals",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_201_CREATED,
+        opt=needs(AccessScope.WALLETS),
+    )
     async def withdraw(
         self, caller: Principal, data: WithdrawalCreate, request: Request[Any, Any, State]
     ) -> MoneyMovement:
         """Moves available funds out; 422 ledger-insufficient-funds when they do not suffice."""
         return await _wallets(request).withdraw(caller, data, _idempotency_key(request))
 
-    @get("/balance", responses=PROBLEM_RESPONSES, sync_to_thread=False, dependencies={})
+    @get(
+        "/balance",
+        responses=PROBLEM_RESPONSES,
+        sync_to_thread=False,
+        dependencies={},
+        opt=needs(AccessScope.READ),
+    )
     def balance(self, currency: Currency, request: Request[Any, Any, State]) -> BalanceView:
         return _wallets(request).balance(tenant_caller(request), currency)
 
-    @get("/transactions", responses=PROBLEM_RESPONSES, sync_to_thread=False)
+    @get(
+        "/transactions",
+        responses=PROBLEM_RESPONSES,
+        sync_to_thread=False,
+        opt=needs(AccessScope.READ),
+    )
     def transactions(
         self,
         caller: Principal,

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.scale.conftest import cluster
-from tests.serve.server import TEST_ENV, Backend, Server, free_port
+from tests.serve.server import OPERATOR_KEY, TEST_ENV, Backend, Server, free_port
 
 pytestmark = pytest.mark.services
 
@@ -196,7 +196,8 @@ def test_with_redis_stopped_requests_are_still_served(tmp_path: Path) -> None:
                 path.read_text(errors="replace") for path in tmp_path.glob("*/server-*.log")
             )
             assert "redis unavailable, failing open" in logs
-            exposition = httpx.get(servers[0].url + "/metrics").text
+            operator = {"X-API-Key": OPERATOR_KEY}
+            exposition = httpx.get(servers[0].url + "/metrics", headers=operator).text
             counted = [
                 line
                 for line in exposition.splitlines()

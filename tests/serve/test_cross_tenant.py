@@ -49,7 +49,9 @@ def world(client: httpx.Client, operator: dict[str, str]) -> World:
     b_jwt = jwt.encode(
         {
             "tenant_id": b.tenant_id,
-            "scopes": ["*"],
+            "key_id": b.key_id,
+            "jti": "b-token",
+            "scopes": ["read", "market", "providers", "wallets", "keys"],
             "iss": "aex-identity",
             "iat": now_s,
             "exp": now_s + 600,

@@ -21,11 +21,16 @@ def token(claims: dict[str, object], *, secret: str = JWT_SECRET, algorithm: str
     return jwt.encode(claims, secret, algorithm=algorithm)
 
 
-def good_claims(tid: str, **changes: object) -> dict[str, object]:
+TENANT_SCOPES = ["read", "market", "providers", "wallets", "keys"]
+
+
+def good_claims(tenant: Tenant, **changes: object) -> dict[str, object]:
     now_s = int(time.time())
     claims: dict[str, object] = {
-        "tenant_id": tid,
-        "scopes": ["*"],
+        "tenant_id": tenant.tenant_id,
+        "key_id": tenant.key_id,
+        "jti": "test-token",
+        "scopes": TENANT_SCOPES,
         "iss": "aex-identity",
         "iat": now_s,
         "exp": now_s + 600,
@@ -118,7 +123,7 @@ def test_a_tampered_key_is_refused(client: httpx.Client, tenant: Tenant) -> None
 
 
 def test_a_valid_jwt_is_accepted(client: httpx.Client, tenant: Tenant) -> None:
-    bearer = {"Authorization": f"Bearer {token(good_claims(tenant.tenant_id))}"}
+    bearer = {"Authorization": f"Bearer {token(good_claims(tenant))}"}
     assert client.get("/v1/tenants/me", headers=bearer).json()["tenant_id"] == tenant.tenant_id
 
 
@@ -134,10 +139,19 @@ def test_a_valid_jwt_is_accepted(client: httpx.Client, tenant: Tenant) -> None:
         ("missing_exp", "token-invalid"),
         ("missing_tenant", "token-invalid"),
         ("unknown_tenant", "token-invalid"),
+        ("missing_key_id", "token-invalid"),
+        ("missing_jti", "token-invalid"),
+        ("unknown_key_id", "token-invalid"),
+        ("another_tenants_key_id", "token-invalid"),
+        ("wildcard_scope", "token-invalid"),
+        ("operator_scope", "token-invalid"),
+        ("no_scopes", "token-invalid"),
     ],
 )
-def test_bad_jwts_are_refused(client: httpx.Client, tenant: Tenant, case: str, slug: str) -> None:
-    tid = tenant.tenant_id
+def test_bad_jwts_are_refused(
+    client: httpx.Client, tenant: Tenant, other_tenant: Tenant, case: str, slug: str
+) -> None:
+    tid = tenant
     now_s = int(time.time())
     tokens = {
         "expired": lambda: token(good_claims(tid, iat=now_s - 700, exp=now_s - 100)),
@@ -148,7 +162,15 @@ def test_bad_jwts_are_refused(client: httpx.Client, tenant: Tenant, case: str, s
         "tampered_payload": lambda: _tamper(token(good_claims(tid))),
         "missing_exp": lambda: token(good_claims(tid, exp=None)),
         "missing_tenant": lambda: token(good_claims(tid, tenant_id=None)),
-        "unknown_tenant": lambda: token(good_claims("ten_0000000000000000")),
+        "unknown_tenant": lambda: token(good_claims(tid, tenant_id="ten_0000000000000000")),
+        "missing_key_id": lambda: token(good_claims(tid, key_id=None)),
+        "missing_jti": lambda: token(good_claims(tid, jti=None)),
+        "unknown_key_id": lambda: token(good_claims(tid, key_id="key_0000000000000000")),
+        "another_tenants_key_id": lambda: token(good_claims(tid, key_id=other_tenant.key_id)),
+        # Minted tokens list their scopes: "*" is expanded at minting, "operator" never minted.
+        "wildcard_scope": lambda: token(good_claims(tid, scopes=["*"])),
+        "operator_scope": lambda: token(good_claims(tid, scopes=["read", "operator"])),
+        "no_scopes": lambda: token(good_claims(tid, scopes=[])),
     }
     bearer = {"Authorization": f"Bearer {tokens[case]()}"}
     assert_problem(client.get("/v1/tenants/me", headers=bearer), 401, slug)

@@ -19,7 +19,7 @@ from tests.serve.market_helpers import (
     provider,
     submit_work,
 )
-from tests.serve.server import Server
+from tests.serve.server import OPERATOR_KEY, Server
 
 
 def sse_events(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -98,7 +98,7 @@ def test_metrics_count_bids_awards_settlements_gmv_and_fees(client: httpx.Client
     work = submit_work(client, acme)
     bid(client, bot, work["work_id"], 100)
     complete(client, bot, close_now(client, work["work_id"])["contract_id"])
-    exposition = client.get("/metrics")
+    exposition = client.get("/metrics", headers={"X-API-Key": OPERATOR_KEY})
     assert exposition.status_code == 200
     text = exposition.text
     for name in (

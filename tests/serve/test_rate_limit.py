@@ -55,7 +55,7 @@ def test_burst_then_429_with_retry_after(limited: Server) -> None:
 
 def test_unauthenticated_routes_carry_the_headers_too(limited: Server, tmp_path: Path) -> None:
     with httpx.Client(base_url=limited.url) as client:
-        response = client.get("/health")
+        response = client.get("/v1/crl")  # /health and /ready are never limited
         assert response.headers["x-ratelimit-limit"] == "600"
         assert "x-ratelimit-remaining" in response.headers
 

@@ -43,3 +43,26 @@ def test_the_timings_default_and_read_the_environment(tmp_path: Path) -> None:
 def test_a_bad_timing_is_refused_at_startup_by_name(tmp_path: Path, name: str, value: str) -> None:
     with pytest.raises(ImproperlyConfiguredError, match=name):
         Settings.from_env(data_dir=tmp_path, env={**BASE, name: value})
+
+
+def test_trusted_proxies_default_to_none_and_read_addresses_and_networks(tmp_path: Path) -> None:
+    assert Settings.from_env(data_dir=tmp_path, env=BASE).trusted_proxies == ()
+    env = {**BASE, "AEX_TRUSTED_PROXIES": " 10.0.0.0/8, 127.0.0.1 ,::1"}
+    chosen = Settings.from_env(data_dir=tmp_path, env=env)
+    assert chosen.trusted_proxies == ("10.0.0.0/8", "127.0.0.1", "::1")
+
+
+@pytest.mark.parametrize("value", ["*", "localhost", "10.0.0.0/33", "127.0.0.1;rm"])
+def test_a_trusted_proxy_that_is_no_address_is_refused_at_startup(
+    tmp_path: Path, value: str
+) -> None:
+    with pytest.raises(ImproperlyConfiguredError, match="AEX_TRUSTED_PROXIES"):
+        Settings.from_env(data_dir=tmp_path, env={**BASE, "AEX_TRUSTED_PROXIES": value})
+
+
+def test_metrics_are_not_public_unless_asked(tmp_path: Path) -> None:
+    assert Settings.from_env(data_dir=tmp_path, env=BASE).metrics_public is False
+    env = {**BASE, "AEX_METRICS_PUBLIC": "1"}
+    assert Settings.from_env(data_dir=tmp_path, env=env).metrics_public is True
+    with pytest.raises(ImproperlyConfiguredError, match="AEX_METRICS_PUBLIC"):
+        Settings.from_env(data_dir=tmp_path, env={**BASE, "AEX_METRICS_PUBLIC": "maybe"})
