@@ -258,11 +258,15 @@ def test_production_network_policy_allows_only_the_needed_paths() -> None:
 
 
 def test_production_trusts_forwarded_headers_only_behind_its_network_policy() -> None:
-    # uvicorn's FORWARDED_ALLOW_IPS="*" is safe only where nothing but the ingress reaches the pod
+    # Trusting the pod network's X-Forwarded-For is safe only where nothing but the ingress
+    # reaches the pod; uvicorn's own FORWARDED_ALLOW_IPS is overridden by `aex serve` anyway.
     for overlay in OVERLAYS:
         settings = one(render(overlay), "ConfigMap")["data"]
         has_policy = bool(of_kind(render(overlay), "NetworkPolicy"))
-        assert ("FORWARDED_ALLOW_IPS" in settings) == has_policy, overlay
+        assert ("AEX_TRUSTED_PROXIES" in settings) == has_policy, overlay
+        assert "FORWARDED_ALLOW_IPS" not in settings, overlay
+        if has_policy:
+            assert "*" not in settings["AEX_TRUSTED_PROXIES"]
 
 
 def test_the_library_variables_are_read_by_those_libraries() -> None:

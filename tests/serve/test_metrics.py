@@ -90,7 +90,7 @@ def test_health_and_ready_are_never_rate_limited(strict_server: Server) -> None:
             for headers in ({}, tenant):
                 answers = [client.get(path, headers=headers) for _ in range(10)]
                 assert [a.status_code for a in answers] == [200] * 10, path
-        assert client.get("/ready").json() == {"status": "ready"}
+        assert client.get("/ready").json()["status"] == "ready"
 
 
 @pytest.fixture(scope="module")
