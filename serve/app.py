@@ -43,6 +43,7 @@ from serve.routes.market import MARKET_HANDLERS
 from serve.routes.market import metrics as metrics_route
 from serve.routes.registry import ProviderController, SubscriptionController
 from serve.routes.wallets import WalletController
+from serve.schemas import StrictRequest
 from serve.security import Authenticator
 from serve.services import Identity, Registry
 from serve.settings import Settings
@@ -114,6 +115,7 @@ def build_litestar(
         lifespan=[market_lifespan],
         openapi_config=OpenAPIConfig(title="AEX live exchange", version="0.1.0", path="/schema"),
         request_max_body_size=limits.request_body_bytes_max,
+        request_class=StrictRequest,
         debug=False,
     )
 

@@ -27,6 +27,7 @@ from aex.core import (
     reasons,
     reputation,
     scoring,
+    text,
     x509_export,
 )
 from aex.core.certs import *  # noqa: F403
@@ -46,6 +47,7 @@ from aex.core.plans import *  # noqa: F403
 from aex.core.reasons import *  # noqa: F403
 from aex.core.reputation import *  # noqa: F403
 from aex.core.scoring import *  # noqa: F403
+from aex.core.text import *  # noqa: F403
 from aex.core.x509_export import *  # noqa: F403
 
 # The modules whose exports make up the package surface; a new core module joins here.
@@ -67,6 +69,7 @@ EXPORTING_MODULES = (
     reasons,
     reputation,
     scoring,
+    text,
     x509_export,
 )
 

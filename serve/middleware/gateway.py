@@ -57,7 +57,8 @@ def is_public(scope: Scope) -> bool:
     if (method, path) in PUBLIC_ROUTES or (method, path) in PUBLIC_MARKET_ROUTES:
         return True
     if method == "GET" and path.startswith(PUBLIC_GET_PREFIXES):
-        return True
+        # A certificate is public; its record (state, review note) is its owner's (issue 11).
+        return not path.endswith("/record")
     return path.startswith(PUBLIC_PREFIXES)
 
 
