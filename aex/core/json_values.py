@@ -11,9 +11,9 @@
 # RFC 8259 section 6 warns that numbers beyond binary64 do not interoperate, and `1e999` read
 # back by any JSON parser (ours included, for events) is infinity, which JSON cannot carry.
 #
-# `json_text_too_deep` bounds a whole request body's nesting before a decoder recurses into it:
-# it strips the strings (which may hold brackets), keeps the brackets and removes the innermost
-# empty pairs once per level, so it makes at most `depth_max` linear passes over the text.
+# `json_text_too_deep` bounds a whole request body's nesting: it strips the strings (which may
+# hold brackets), keeps the brackets and removes the innermost empty pairs once per level, so it
+# makes at most `depth_max` linear passes (bytes primitives, no per-character Python loop).
 from __future__ import annotations
 
 import json
@@ -97,18 +97,24 @@ _DOUBLE_MAX: Final = Decimal(float.fromhex("0x1.fffffffffffffp+1023"))  # sys.fl
 # A JSON string, escapes included. An unterminated one (or one ending in a lone backslash) runs
 # to the end of the text: every quote starts a match, so the scan never restarts (linear).
 _STRING_PATTERN: Final = rb'"(?:[^"\\]++|\\.|\\\Z)*+(?:"|\Z)'
-_STRING: Final = re.compile(_STRING_PATTERN, re.DOTALL)
-_EMPTY_PAIR: Final = re.compile(rb"\[\]|\{\}")
-_NOT_BRACKETS: Final = bytes(set(range(256)) - set(b"[]{}"))
 _TOKEN: Final = re.compile(_STRING_PATTERN + rb"|[\[\]{},:]", re.DOTALL)
+# Brackets of either kind become "[]" (for depth, the kind does not matter); all else but quotes
+# is deleted.
+_BRACKETS_ONLY: Final = bytes.maketrans(b"{}", b"[]")
+_NOT_STRUCTURE: Final = bytes(set(range(256)) - set(b'[]{}"'))
 
 
 def json_text_too_deep(text: bytes, *, depth_max: int) -> str | None:
     """Whether a JSON text nests arrays and objects more than `depth_max` levels deep.
 
+    The text is one the decoder accepted (or began to: a decoder that gave up on its nesting
+    has read a well-formed prefix). Every step is a bytes primitive, linear in the text:
+    escaped backslashes and quotes are dropped, so every remaining quote delimits a string;
+    what lies between quote pairs (string content) is dropped; the brackets left are the
+    structure, and each pass removes every innermost "[]" pair, one level per pass.
+
     Args:
-        text: the raw body (at most limits.request_body_bytes_max bytes); its syntax is the
-            decoder's to judge: unbalanced brackets are left to it.
+        text: the raw body (at most limits.request_body_bytes_max bytes).
         depth_max: limits.request_json_depth_max for request bodies.
 
     Returns:
@@ -117,11 +123,13 @@ def json_text_too_deep(text: bytes, *, depth_max: int) -> str | None:
     """
     assert len(text) <= limits.request_body_bytes_max
     assert 0 < depth_max < 1_000
-    brackets = _STRING.sub(b"", text).translate(None, _NOT_BRACKETS)
+    unescaped = text.replace(b"\\\\", b"").replace(b'\\"', b"")
+    structure = b"".join(unescaped.translate(None, _NOT_STRUCTURE).split(b'"')[::2])
+    brackets = structure.translate(_BRACKETS_ONLY)
     for _ in range(depth_max):
         if not brackets:
             return None
-        reduced = _EMPTY_PAIR.sub(b"", brackets)  # one level: every innermost pair at once
+        reduced = brackets.replace(b"[]", b"")  # one level: every innermost pair at once
         if len(reduced) == len(brackets):
             return None  # unbalanced: malformed JSON, which the decoder refuses
         brackets = reduced
