@@ -278,18 +278,12 @@ class StrictRequest(Request[Any, Any, Any]):
         return decode_struct(await self.body(), shape)
 
 
-_DATA_SHAPES: dict[int, type[Strict] | None] = {}
-
-
 def _data_shape(handler: Any) -> type[Strict] | None:
-    # The handler's `data` annotation when it is one of our Structs (looked up once per handler).
-    key = id(handler)
-    if key not in _DATA_SHAPES:
-        field = handler.parsed_fn_signature.parameters.get("data")
-        found = None if field is None else field.annotation
-        shape = found if isinstance(found, type) and issubclass(found, Strict) else None
-        _DATA_SHAPES[key] = shape
-    return _DATA_SHAPES[key]
+    # The handler's `data` annotation when it is one of our Structs (the parsed signature is
+    # cached on the handler by Litestar).
+    field = handler.parsed_fn_signature.parameters.get("data")
+    found = None if field is None else field.annotation
+    return found if isinstance(found, type) and issubclass(found, Strict) else None
 
 
 def _too_deep(raw: bytes) -> ProblemError:
