@@ -59,6 +59,7 @@ from aex.core.market import (
     outcome_of,
     parse_bid,
     parse_completion,
+    parse_dispute_reason,
     parse_progress,
     parse_resolution,
     parse_work_spec,
@@ -541,7 +542,9 @@ class Market:
         return self.contract_or_404(caller, contract_id)
 
     def dispute(self, caller: Principal, contract_id: str, body: object) -> dict[str, object]:
-        reason = body.get("reason", "") if isinstance(body, dict) else ""
+        reason = parse_dispute_reason(body)
+        if isinstance(reason, Rejected):
+            raise problem_for_rejected(reason)
 
         def write(tx: _Tx) -> Any:
             row = self._contract_row(tx.connection, caller, contract_id, tx.for_update)
@@ -558,7 +561,7 @@ class Market:
             tx.execute(
                 "UPDATE contracts SET state = ?, dispute_raised_at_ms = ?, dispute_reason = ?,"
                 " updated_at_ms = ? WHERE contract_id = ?",
-                (state.value, tx.now_ms, str(reason)[:2000], tx.now_ms, contract_id),
+                (state.value, tx.now_ms, reason, tx.now_ms, contract_id),
             )
             tx.emit(EventType.CONTRACT_DISPUTED, contract_id, _contract_payload(row))
 

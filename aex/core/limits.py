@@ -87,6 +87,8 @@ request_json_depth_max: Final = 2 * json_depth_max
 # A progress report (`{"percent": 50}`) is a status line, not a deliverable: the requirements'
 # bound. Results, which are the deliverable, have results_bytes_max.
 progress_bytes_max: Final = 16 * 1024
+# A dispute's reason is the consumer's explanation to the operator: a few paragraphs.
+dispute_reason_chars_max: Final = 2_000
 # Success criteria per work: a checklist, not a test suite; metrics per completion report.
 criteria_per_work_max: Final = 32
 metrics_per_report_max: Final = 256

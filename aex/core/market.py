@@ -40,15 +40,18 @@ from aex.core.reasons import (
     CompletionRejectReason,
     CriteriaRejectReason,
     DisputeRejectReason,
+    DisputeRequestRejectReason,
     DurationRejectReason,
     MetricsRejectReason,
     MoneyRejectReason,
     ProgressRejectReason,
     Rejected,
     ResolutionRejectReason,
+    TextRejectReason,
     WorkRejectReason,
 )
 from aex.core.reputation import OutcomeKind
+from aex.core.text import check_display_text
 
 __all__ = [
     "BID_WINDOW_SECONDS_DEFAULT",
@@ -69,6 +72,7 @@ __all__ = [
     "outcome_of",
     "parse_bid",
     "parse_completion",
+    "parse_dispute_reason",
     "parse_progress",
     "parse_resolution",
     "parse_work_spec",
@@ -678,6 +682,40 @@ def check_dispute(
             f"disputes close {format_duration(dispute_window_ms)} after settlement",
         )
     return None
+
+
+def parse_dispute_reason(
+    body: object,
+) -> str | Rejected[DisputeRequestRejectReason] | Rejected[TextRejectReason]:
+    """Validates a decoded `POST /v1/contracts/{id}/dispute` body `{"reason"?: text}`.
+
+    The reason is the consumer's explanation, stored with the dispute and shown to the
+    operator: text of at most limits.dispute_reason_chars_max characters, line breaks allowed,
+    no other control (NUL included) and no bidi control. An empty or missing body is no reason.
+
+    Returns:
+        The reason ("" when none), or the first Rejected: DISPUTE_BODY_TYPE_INVALID,
+        DISPUTE_FIELD_UNKNOWN, DISPUTE_REASON_INVALID (not a string, or too long), then
+        check_display_text's reasons.
+    """
+    if body is None:
+        return ""
+    if not isinstance(body, Mapping):
+        return Rejected(
+            DisputeRequestRejectReason.DISPUTE_BODY_TYPE_INVALID, "body", "expected an object"
+        )
+    shape = _check_fields(body, (), ("reason",))
+    if shape is not None:
+        return Rejected(DisputeRequestRejectReason.DISPUTE_FIELD_UNKNOWN, shape[0], "unknown")
+    reason = body.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > limits.dispute_reason_chars_max:
+        return Rejected(
+            DisputeRequestRejectReason.DISPUTE_REASON_INVALID,
+            "reason",
+            f"text of at most {limits.dispute_reason_chars_max} characters",
+        )
+    unsafe = check_display_text(reason, field="reason", multiline=True)
+    return reason if unsafe is None else unsafe
 
 
 # The operator's two verdicts on a dispute and the contract event each one triggers.

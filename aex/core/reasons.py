@@ -24,6 +24,7 @@ __all__ = [
     "CredentialRejectReason",
     "CriteriaRejectReason",
     "DisputeRejectReason",
+    "DisputeRequestRejectReason",
     "DurationRejectReason",
     "LedgerRejectReason",
     "LifecycleRejectReason",
@@ -166,6 +167,13 @@ class DisputeRejectReason(Reason):
     DISPUTE_WINDOW_CLOSED = "dispute_window_closed"
 
 
+class DisputeRequestRejectReason(Reason):
+    # The consumer's dispute body `{"reason"?: text}`, before the contract is loaded.
+    DISPUTE_BODY_TYPE_INVALID = "dispute_body_type_invalid"
+    DISPUTE_FIELD_UNKNOWN = "dispute_field_unknown"
+    DISPUTE_REASON_INVALID = "dispute_reason_invalid"
+
+
 class ProgressRejectReason(Reason):
     # A progress report: a JSON object of bounded, plain JSON values (aex/core/market.py).
     PROGRESS_BODY_TYPE_INVALID = "progress_body_type_invalid"
@@ -302,6 +310,8 @@ HTTP_STATUS_HINT: dict[str, int] = {
     CompletionRejectReason.COMPLETION_RESULTS_TOO_LARGE.value: 413,
     DisputeRejectReason.DISPUTE_ALREADY_RAISED.value: 409,
     DisputeRejectReason.DISPUTE_WINDOW_CLOSED.value: 409,
+    DisputeRequestRejectReason.DISPUTE_BODY_TYPE_INVALID.value: 400,
+    DisputeRequestRejectReason.DISPUTE_FIELD_UNKNOWN.value: 400,
     ProgressRejectReason.PROGRESS_BODY_TYPE_INVALID.value: 400,
     ProgressRejectReason.PROGRESS_TOO_LARGE.value: 413,
     ResolutionRejectReason.RESOLUTION_BODY_TYPE_INVALID.value: 400,

@@ -22,23 +22,27 @@ BIDI_CONTROLS: Final = frozenset(
     [chr(code) for code in range(0x202A, 0x202F)] + [chr(code) for code in range(0x2066, 0x206A)]
 )
 _CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f]")
+_PROSE_CONTROL: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # not \t \n \r
 _BIDI: Final = re.compile("[\u202a-\u202e\u2066-\u2069]")
 assert len(BIDI_CONTROLS) == 9
 assert all(_BIDI.fullmatch(character) for character in BIDI_CONTROLS)
 
 
-def check_display_text(value: str, *, field: str) -> Rejected[TextRejectReason] | None:
+def check_display_text(
+    value: str, *, field: str, multiline: bool = False
+) -> Rejected[TextRejectReason] | None:
     """Refuses a name that holds a control or a bidirectional control character.
 
     Args:
         value: the decoded text (its length is the caller's limit, checked before).
         field: the field to name in the rejection ("name", "title", "note").
+        multiline: prose (a dispute's reason) may hold tabs and line breaks; names may not.
 
     Returns:
         None when the text is safe to show, else TEXT_CONTROL_CHARACTER (checked first) or
         TEXT_BIDI_CONTROL, naming `field` and the offending code point.
     """
-    control = _CONTROL.search(value)
+    control = (_PROSE_CONTROL if multiline else _CONTROL).search(value)
     if control is not None:
         return Rejected(
             TextRejectReason.TEXT_CONTROL_CHARACTER,

@@ -29,6 +29,7 @@ from aex.core.market import (
     outcome_of,
     parse_bid,
     parse_completion,
+    parse_dispute_reason,
     parse_progress,
     parse_resolution,
     parse_work_spec,
@@ -41,6 +42,7 @@ from aex.core.reasons import (
     CompletionRejectReason,
     CriteriaRejectReason,
     DisputeRejectReason,
+    DisputeRequestRejectReason,
     DurationRejectReason,
     MetricsRejectReason,
     MoneyRejectReason,
@@ -48,6 +50,7 @@ from aex.core.reasons import (
     Reason,
     Rejected,
     ResolutionRejectReason,
+    TextRejectReason,
     WorkRejectReason,
 )
 from aex.core.reputation import OutcomeKind
@@ -617,3 +620,34 @@ def test_a_broken_resolution_is_rejected_naming_the_field(
 def test_any_resolution_body_yields_an_event_or_a_rejection(body: object) -> None:
     result = parse_resolution(body)
     assert isinstance(result, ContractEventKind | Rejected)
+
+
+def test_a_dispute_reason_is_optional_prose() -> None:
+    assert parse_dispute_reason(None) == ""
+    assert parse_dispute_reason({}) == ""
+    assert parse_dispute_reason({"reason": "wrong repository\nsee the diff"}) == (
+        "wrong repository\nsee the diff"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "reason", "field"),
+    [
+        (["late"], DisputeRequestRejectReason.DISPUTE_BODY_TYPE_INVALID, "body"),
+        ({"reason": "x", "amount": 1}, DisputeRequestRejectReason.DISPUTE_FIELD_UNKNOWN, "amount"),
+        ({"reason": 42}, DisputeRequestRejectReason.DISPUTE_REASON_INVALID, "reason"),
+        (
+            {"reason": "x" * (limits.dispute_reason_chars_max + 1)},
+            DisputeRequestRejectReason.DISPUTE_REASON_INVALID,
+            "reason",
+        ),
+        ({"reason": "a\u0000b"}, TextRejectReason.TEXT_CONTROL_CHARACTER, "reason"),
+        ({"reason": "a\u202eb"}, TextRejectReason.TEXT_BIDI_CONTROL, "reason"),
+    ],
+)
+def test_a_broken_dispute_body_is_rejected_naming_the_field(
+    body: object, reason: Reason, field: str
+) -> None:
+    rejected = parse_dispute_reason(body)
+    assert isinstance(rejected, Rejected)
+    assert (rejected.reason, rejected.field) == (reason, field)

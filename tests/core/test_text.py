@@ -58,3 +58,13 @@ def test_a_control_is_reported_before_a_bidi_control() -> None:
     rejected = check_display_text("\u202eA\x00", field="name")
     assert rejected is not None
     assert rejected.reason is TextRejectReason.TEXT_CONTROL_CHARACTER
+
+
+def test_prose_may_break_lines_but_holds_no_other_control() -> None:
+    assert (
+        check_display_text("line one\nline two\r\n\tindented", field="reason", multiline=True)
+        is None
+    )
+    assert check_display_text("a\nb", field="name") is not None
+    for unsafe in ("\x00", "\x1b", "\x0b", "\u202e", "\u2069"):
+        assert check_display_text(f"a{unsafe}b", field="reason", multiline=True) is not None

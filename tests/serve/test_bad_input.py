@@ -155,6 +155,13 @@ def _setup(client: httpx.Client) -> dict[str, Any]:
         f"/v1/contracts/{disputed}/dispute", json={"reason": "late"}, headers=acme.headers
     )
     assert raised.json()["status"] == "DISPUTED", raised.text
+    settled = _contract(client, acme, bot)
+    done = client.post(
+        f"/v1/contracts/{settled}/complete",
+        json={"results": {"report": "ok"}, "metrics": {"coverage": 0.91}},
+        headers=bot.headers,
+    )
+    assert done.json()["status"] == "SETTLED", done.text
     pending = client.post(
         "/v1/certificates/request",
         json=signed(bot, Authorization.TRANSACTION_EVIDENCE, "CodeReviewBot"),
@@ -170,6 +177,7 @@ def _setup(client: httpx.Client) -> dict[str, Any]:
     ids = {
         "executing": executing,
         "disputed": disputed,
+        "settled": settled,
         "pending_cert": pending.json()["certificate_id"],
         "issued_cert": issued.json()["certificate_id"],
         "open_work": open_work["work_id"],
@@ -523,6 +531,56 @@ REFUSALS = [
         {"resolution": 1},
         400,
         "resolution",
+    ),
+    Refusal(
+        "dispute reason with NUL (PostgreSQL text cannot hold it)",
+        "POST",
+        "/v1/contracts/{settled}/dispute",
+        "acme",
+        {"reason": "wrong\u0000repo"},
+        422,
+        "reason",
+        "text-control-character",
+    ),
+    Refusal(
+        "dispute reason with RLO",
+        "POST",
+        "/v1/contracts/{settled}/dispute",
+        "acme",
+        {"reason": "wrong \u202eoper"},
+        422,
+        "reason",
+        "text-bidi-control",
+    ),
+    Refusal(
+        "dispute reason as a number (no coercion)",
+        "POST",
+        "/v1/contracts/{settled}/dispute",
+        "acme",
+        {"reason": 42},
+        422,
+        "reason",
+        "dispute-reason-invalid",
+    ),
+    Refusal(
+        "dispute reason over 2,000 characters (was silently cut)",
+        "POST",
+        "/v1/contracts/{settled}/dispute",
+        "acme",
+        {"reason": "x" * (limits.dispute_reason_chars_max + 1)},
+        422,
+        "reason",
+        "dispute-reason-invalid",
+    ),
+    Refusal(
+        "dispute with an unknown field",
+        "POST",
+        "/v1/contracts/{settled}/dispute",
+        "acme",
+        {"reason": "late", "refund_to": "ten_x"},
+        400,
+        "refund_to",
+        "dispute-field-unknown",
     ),
     # Certificates.
     Refusal(
