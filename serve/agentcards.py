@@ -26,6 +26,7 @@ from aex.core import (
 from aex.core.events import EventType
 from serve.market import Market, _Tx, provider_reputation, to_json_text
 from serve.problems import FieldError, ProblemError, problem_for_rejected
+from serve.schemas import decode_json
 from serve.security import Principal, PrincipalKind, now_ms
 
 # Providers one search ranks (those carrying the term, in id order): each costs one reputation
@@ -50,15 +51,7 @@ class AgentCards:
                 f"at most {limits.agent_card_bytes_max} bytes",
                 errors=(FieldError("agent_card", "agent_card_too_large"),),
             )
-        try:
-            document = json.loads(raw)
-        except ValueError:
-            raise ProblemError(
-                400,
-                "invalid-json",
-                "the body is not JSON",
-                errors=(FieldError("agent_card", "invalid_json"),),
-            ) from None
+        document = decode_json(raw)  # depth-bounded, exact numbers, no 1e999 (serve/schemas.py)
         card = parse_agent_card(document)
         if isinstance(card, Rejected):
             raise problem_for_rejected(card)

@@ -50,6 +50,7 @@ from serve.routes.market import MARKET_HANDLERS
 from serve.routes.market import metrics as metrics_route
 from serve.routes.registry import ProviderController, SubscriptionController
 from serve.routes.wallets import WalletController
+from serve.schemas import StrictRequest
 from serve.secret_box import SecretBox
 from serve.security import Authenticator
 from serve.services import Identity, Registry
@@ -160,6 +161,7 @@ def build_litestar(
         openapi_config=_openapi_config(),
         request_max_body_size=limits.request_body_bytes_max,
         guards=[require_scope],
+        request_class=StrictRequest,
         debug=False,
     )
     route_scopes(app)  # asserts that every route declares the scope it needs

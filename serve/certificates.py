@@ -184,8 +184,10 @@ class Certificates:
         return self.keys.ca_certificate_pem()
 
     def verify(self, caller: Principal, body: object) -> dict[str, Any]:
-        """The Verification API: `{certificate_id}`, `{certificate: {...}}` or the certificate."""
-        calls = self._meter(caller)
+        """The Verification API: `{certificate_id}`, `{certificate: {...}}` or the certificate.
+
+        Metered once the call has an answer (valid or not): a refused call (400 malformed body,
+        404 unknown certificate_id) writes nothing and is not billed (issue 11, item 4)."""
         document = _document_of(body)
         if isinstance(document, str):
             with self._exclusive():
@@ -211,7 +213,7 @@ class Certificates:
                 "score": round(reputation.score, 4),
                 "contracts": reputation.contracts,
             }
-        answer["metering"] = {"calls": calls, "price_per_call_usd": "0.001"}
+        answer["metering"] = {"calls": self._meter(caller), "price_per_call_usd": "0.001"}
         return answer
 
     def usage(self, caller: Principal) -> dict[str, Any]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, TypeVar
 
 import msgspec
@@ -60,6 +59,9 @@ from aex.core.market import (
     outcome_of,
     parse_bid,
     parse_completion,
+    parse_dispute_reason,
+    parse_progress,
+    parse_resolution,
     parse_work_spec,
     work_reserve,
 )
@@ -67,6 +69,7 @@ from aex.core.matching import subscription_matches
 from aex.core.reputation import Outcomes, Reputation, reputation_of
 from serve.evaluation import DEFAULT_WEIGHTS, BidRow, NamedWeights, WorkTerms, evaluate
 from serve.problems import FieldError, ProblemError, problem_for_rejected
+from serve.schemas import decode_json
 from serve.security import Principal, PrincipalKind, new_id, now_ms
 from serve.stores.market_db import MarketDb, OutboxRow, Session, SqlConnection
 from serve.wallets import wallet_id
@@ -75,15 +78,12 @@ T = TypeVar("T")
 WORK_LISTED_MAX = 500
 DUE_WINDOWS_PER_POLL_MAX = 100
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
-_DECODER = msgspec.json.Decoder(float_hook=Decimal)
 
 
 def decode_body(raw: bytes) -> object:
-    """JSON with every non-integer number as Decimal: money is never read through a float."""
-    try:
-        return _DECODER.decode(raw or b"null")
-    except msgspec.DecodeError as error:
-        raise ProblemError(400, "invalid-request", f"malformed JSON: {error}") from error
+    """JSON with every non-integer number as Decimal: money is never read through a float;
+    nesting bounded (serve.schemas.decode_json, the one decoder of free-form bodies)."""
+    return decode_json(raw)
 
 
 def to_json_text(value: object) -> str:
@@ -463,6 +463,10 @@ class Market:
     def report_progress(
         self, caller: Principal, contract_id: str, body: object
     ) -> dict[str, object]:
+        progress = parse_progress(body)
+        if isinstance(progress, Rejected):
+            raise problem_for_rejected(progress)
+
         def write(tx: _Tx) -> Any:
             row = self._contract_row(tx.connection, caller, contract_id, tx.for_update)
             _require_provider(caller, row)
@@ -470,7 +474,7 @@ class Market:
             tx.execute(
                 "UPDATE contracts SET state = ?, progress = ?, updated_at_ms = ?"
                 " WHERE contract_id = ?",
-                (state.value, to_json_text(body), tx.now_ms, contract_id),
+                (state.value, to_json_text(progress), tx.now_ms, contract_id),
             )
             tx.emit(
                 EventType.CONTRACT_PROGRESS_REPORTED,
@@ -538,7 +542,9 @@ class Market:
         return self.contract_or_404(caller, contract_id)
 
     def dispute(self, caller: Principal, contract_id: str, body: object) -> dict[str, object]:
-        reason = body.get("reason", "") if isinstance(body, dict) else ""
+        reason = parse_dispute_reason(body)
+        if isinstance(reason, Rejected):
+            raise problem_for_rejected(reason)
 
         def write(tx: _Tx) -> Any:
             row = self._contract_row(tx.connection, caller, contract_id, tx.for_update)
@@ -555,7 +561,7 @@ class Market:
             tx.execute(
                 "UPDATE contracts SET state = ?, dispute_raised_at_ms = ?, dispute_reason = ?,"
                 " updated_at_ms = ? WHERE contract_id = ?",
-                (state.value, tx.now_ms, str(reason)[:2000], tx.now_ms, contract_id),
+                (state.value, tx.now_ms, reason, tx.now_ms, contract_id),
             )
             tx.emit(EventType.CONTRACT_DISPUTED, contract_id, _contract_payload(row))
 
@@ -564,16 +570,11 @@ class Market:
 
     def resolve(self, contract_id: str, body: object) -> dict[str, object]:
         """The operator resolves a dispute: `{"resolution": "refund" | "pay_out"}`."""
-        resolution = body.get("resolution") if isinstance(body, dict) else None
-        events = {"refund": ContractEventKind.RESOLVE_REFUND}
-        events["pay_out"] = ContractEventKind.RESOLVE_PAY_OUT
-        if resolution not in events:
-            raise ProblemError(
-                400,
-                "invalid-request",
-                "resolution: refund or pay_out",
-                errors=(FieldError("resolution", "invalid"),),
-            )
+        event = parse_resolution(body)
+        if isinstance(event, Rejected):
+            raise problem_for_rejected(event)
+        assert isinstance(body, dict)
+        resolution = body["resolution"]
 
         def write(tx: _Tx) -> Any:
             row = tx.execute(
@@ -581,7 +582,7 @@ class Market:
             ).fetchone()
             if row is None:
                 raise _Refused(_not_found("contract"))
-            state = _checked(transition(ContractState(row[8]), events[str(resolution)]))
+            state = _checked(transition(ContractState(row[8]), event))
             if state is ContractState.REFUNDED:
                 tx.ledger(Refund(f"refund-{row[9]}", row[9]))
                 tx.emit(EventType.SETTLEMENT_REFUNDED, contract_id, _contract_payload(row))

@@ -101,8 +101,10 @@ def problem_for_exception(error: BaseException) -> ProblemError:
             400, "invalid-request", str(error.detail), errors=_validation_errors(error)
         )
     if isinstance(error, HTTPException):
+        # Litestar's headers travel with the problem: `Allow` on a 405 (RFC 9110 15.5.6).
         slug = _STATUS_SLUGS.get(error.status_code, "http-error")
-        return ProblemError(error.status_code, slug, str(error.detail))
+        headers = {str(name): str(value) for name, value in (error.headers or {}).items()}
+        return ProblemError(error.status_code, slug, str(error.detail), headers=headers)
     _log.exception("unhandled exception", exc_info=error)
     return ProblemError(500, "internal-error", "the request failed; nothing was written")
 

@@ -29,6 +29,7 @@ from aex.core import (
     reasons,
     reputation,
     scoring,
+    text,
     webhook_signing,
     x509_export,
 )
@@ -51,6 +52,7 @@ from aex.core.plans import *  # noqa: F403
 from aex.core.reasons import *  # noqa: F403
 from aex.core.reputation import *  # noqa: F403
 from aex.core.scoring import *  # noqa: F403
+from aex.core.text import *  # noqa: F403
 from aex.core.webhook_signing import *  # noqa: F403
 from aex.core.x509_export import *  # noqa: F403
 
@@ -75,6 +77,7 @@ EXPORTING_MODULES = (
     reasons,
     reputation,
     scoring,
+    text,
     webhook_signing,
     x509_export,
 )

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from aex.core import limits
 from aex.core.reasons import AgentCardRejectReason, Rejected
 from aex.core.reputation import Tier
+from aex.core.text import check_display_text
 
 __all__ = [
     "A2A_PROTOCOL_VERSION",
@@ -62,7 +63,12 @@ class AgentCard:
 
 
 def _text(
-    document: Mapping[str, object], key: str, path: str, *, required: bool = True
+    document: Mapping[str, object],
+    key: str,
+    path: str,
+    *,
+    required: bool = True,
+    prose: bool = False,
 ) -> str | Rejected[AgentCardRejectReason]:
     value = document.get(key)
     if value is None and not required:
@@ -71,8 +77,9 @@ def _text(
         return Rejected(_R.FIELD_REQUIRED, path, "a non-empty string")
     if len(value) > limits.agent_card_text_chars_max:
         return Rejected(_R.FIELD_TOO_LONG, path, f"at most {limits.agent_card_text_chars_max}")
-    if any(ord(character) < 0x20 for character in value):
-        return Rejected(_R.FIELD_HAS_CONTROL_CHARACTERS, path, "no control characters")
+    unsafe = check_display_text(value, field=path, multiline=prose)
+    if unsafe is not None:  # control or bidirectional control characters (aex/core/text.py)
+        return Rejected(_R.FIELD_HAS_CONTROL_CHARACTERS, path, unsafe.detail)
     return value
 
 
@@ -99,6 +106,8 @@ def _tags(raw: object, path: str) -> tuple[str, ...] | Rejected[AgentCardRejectR
     for position, tag in enumerate(raw):
         if not isinstance(tag, str) or not tag.strip():
             return Rejected(_R.TAG_INVALID, f"{path}[{position}]", "a non-empty string")
+        if check_display_text(tag, field=path) is not None:
+            return Rejected(_R.TAG_INVALID, f"{path}[{position}]", "no control characters")
         if len(tag) > limits.agent_card_term_chars_max:
             return Rejected(_R.TAG_INVALID, f"{path}[{position}]", "too long")
         tags.append(tag)
@@ -110,7 +119,9 @@ def _skill(raw: object, path: str) -> AgentSkill | Rejected[AgentCardRejectReaso
         return Rejected(_R.SKILL_INVALID, path, "an object")
     fields: dict[str, str] = {}
     for key in ("id", "name", "description"):
-        value = _text(raw, key, f"{path}.{key}", required=key != "description")
+        value = _text(
+            raw, key, f"{path}.{key}", required=key != "description", prose=key == "description"
+        )
         if isinstance(value, Rejected):
             return value
         fields[key] = value
@@ -152,7 +163,7 @@ def parse_agent_card(document: object) -> AgentCard | Rejected[AgentCardRejectRe
     name = _text(document, "name", "name")
     if isinstance(name, Rejected):
         return name
-    description = _text(document, "description", "description", required=False)
+    description = _text(document, "description", "description", required=False, prose=True)
     if isinstance(description, Rejected):
         return description
     url = _url(document)

@@ -45,6 +45,7 @@ from aex.core.reasons import (
     CertVerifyReason,
     Rejected,
 )
+from aex.core.text import check_display_text
 
 __all__ = [
     "CERTIFICATE_VERSION",
@@ -705,6 +706,15 @@ def _load_pem_p256(text: str) -> ec.EllipticCurvePublicKey | None:
     return key
 
 
+# The first name in a request that holds a control or bidi character (aex/core/text.py): the
+# agent's name is shown to consumers and becomes the X.509 common name.
+def _unsafe_text_field(document: Any) -> str | None:
+    for name in ("provider_id", "agent_name"):
+        if check_display_text(document[name], field=name) is not None:
+            return name
+    return None
+
+
 def _check_request(document: Any) -> CertificateRequest | Rejected[CertRequestRejectReason]:
     reason = CertRequestRejectReason
     if not _request_shape_ok(document):
@@ -722,6 +732,9 @@ def _check_request(document: Any) -> CertificateRequest | Rejected[CertRequestRe
     names = (_text(document[k], limits.cert_name_chars_max) for k in ("provider_id", "agent_name"))
     if claims is None or any(name is None for name in names):
         return Rejected(reason.TEXT_TOO_LONG, "request")
+    unsafe = _unsafe_text_field(document)
+    if unsafe is not None:
+        return Rejected(reason.TEXT_UNSAFE, unsafe)
     public_key = _load_pem_p256(document["public_key_pem"])
     if public_key is None:
         return Rejected(reason.PUBLIC_KEY_INVALID, "public_key_pem")

@@ -78,6 +78,17 @@ results_bytes_max: Final = 1024 * 1024
 event_payload_bytes_max: Final = 1024 * 1024
 json_nodes_max: Final = 100_000
 json_depth_max: Final = 16
+# A whole request body: the deepest honest one is a work or bid body (1 level) around a
+# free-form value (json_depth_max); a certificate document nests 5. Twice the free-form bound
+# leaves room, and it stays far below the ~1,000 levels at which the JSON decoder (msgspec, on
+# Python's recursion limit) raises RecursionError: deeper bodies are refused as 400 before any
+# route reads them, instead of a 500 with a traceback (issue 11, item 3).
+request_json_depth_max: Final = 2 * json_depth_max
+# A progress report (`{"percent": 50}`) is a status line, not a deliverable: the requirements'
+# bound. Results, which are the deliverable, have results_bytes_max.
+progress_bytes_max: Final = 16 * 1024
+# A dispute's reason is the consumer's explanation to the operator: a few paragraphs.
+dispute_reason_chars_max: Final = 2_000
 # Success criteria per work: a checklist, not a test suite; metrics per completion report.
 criteria_per_work_max: Final = 32
 metrics_per_report_max: Final = 256
@@ -91,6 +102,8 @@ assert amount_minor_max < 2**53
 assert bids_per_work_max <= bids_per_batch_max
 assert 0 < bid_window_seconds_min < bid_window_seconds_max
 assert requirements_bytes_max <= request_body_bytes_max
+assert json_depth_max + 2 <= request_json_depth_max < 500
+assert progress_bytes_max <= request_body_bytes_max
 assert sample_work_bytes_max <= request_body_bytes_max
 assert results_bytes_max <= request_body_bytes_max
 assert criteria_per_work_max <= metrics_per_report_max

@@ -40,17 +40,23 @@ from aex.core.reasons import (
     CompletionRejectReason,
     CriteriaRejectReason,
     DisputeRejectReason,
+    DisputeRequestRejectReason,
     DurationRejectReason,
     MetricsRejectReason,
     MoneyRejectReason,
+    ProgressRejectReason,
     Rejected,
+    ResolutionRejectReason,
+    TextRejectReason,
     WorkRejectReason,
 )
 from aex.core.reputation import OutcomeKind
+from aex.core.text import check_display_text
 
 __all__ = [
     "BID_WINDOW_SECONDS_DEFAULT",
     "DISPUTE_WINDOW_MS",
+    "RESOLUTIONS",
     "BidSpec",
     "BidSubmitRejected",
     "Completion",
@@ -66,6 +72,9 @@ __all__ = [
     "outcome_of",
     "parse_bid",
     "parse_completion",
+    "parse_dispute_reason",
+    "parse_progress",
+    "parse_resolution",
     "parse_work_spec",
     "work_reserve",
 ]
@@ -608,6 +617,43 @@ def completion_event(result: CriteriaResult) -> ContractEventKind:
     return ContractEventKind.COMPLETE if result.success else ContractEventKind.FAIL
 
 
+def parse_progress(body: object) -> Mapping[str, object] | Rejected[ProgressRejectReason]:
+    """Validates a decoded `POST /v1/contracts/{id}/progress` body (docs: `{"percent": 50}`).
+
+    A progress report is free-form for the consumer, but bounded like every free-form value
+    (aex/core/json_values.py): an object whose members are plain, finite JSON, at most
+    limits.progress_bytes_max bytes compactly encoded. It is stored and shown back as it came.
+
+    Returns:
+        The report, or the first Rejected: PROGRESS_BODY_TYPE_INVALID (not an object),
+        PROGRESS_VALUE_INVALID naming the first member that is not bounded JSON (NaN, 1e999,
+        too deep, too many nodes), PROGRESS_TOO_LARGE.
+    """
+    if not isinstance(body, Mapping):
+        return Rejected(
+            ProgressRejectReason.PROGRESS_BODY_TYPE_INVALID, "body", "expected an object"
+        )
+    size = measure_json(body)
+    if isinstance(size, JsonProblem):
+        # Name the member at fault: measured one by one, each within the nodes bound.
+        field = next(
+            (str(key)[:80] for key, value in body.items() if not _is_bounded_json(value)),
+            "body",
+        )
+        return Rejected(ProgressRejectReason.PROGRESS_VALUE_INVALID, field, size.value)
+    if size.encoded_bytes > limits.progress_bytes_max:
+        return Rejected(
+            ProgressRejectReason.PROGRESS_TOO_LARGE,
+            "body",
+            f"at most {limits.progress_bytes_max} bytes",
+        )
+    return {str(key): value for key, value in body.items()}
+
+
+def _is_bounded_json(value: object) -> bool:
+    return not isinstance(measure_json(value), JsonProblem)
+
+
 def check_dispute(
     *,
     settled_at_ms: int,
@@ -636,6 +682,73 @@ def check_dispute(
             f"disputes close {format_duration(dispute_window_ms)} after settlement",
         )
     return None
+
+
+def parse_dispute_reason(
+    body: object,
+) -> str | Rejected[DisputeRequestRejectReason] | Rejected[TextRejectReason]:
+    """Validates a decoded `POST /v1/contracts/{id}/dispute` body `{"reason"?: text}`.
+
+    The reason is the consumer's explanation, stored with the dispute and shown to the
+    operator: text of at most limits.dispute_reason_chars_max characters, line breaks allowed,
+    no other control (NUL included) and no bidi control. An empty or missing body is no reason.
+
+    Returns:
+        The reason ("" when none), or the first Rejected: DISPUTE_BODY_TYPE_INVALID,
+        DISPUTE_FIELD_UNKNOWN, DISPUTE_REASON_INVALID (not a string, or too long), then
+        check_display_text's reasons.
+    """
+    if body is None:
+        return ""
+    if not isinstance(body, Mapping):
+        return Rejected(
+            DisputeRequestRejectReason.DISPUTE_BODY_TYPE_INVALID, "body", "expected an object"
+        )
+    shape = _check_fields(body, (), ("reason",))
+    if shape is not None:
+        return Rejected(DisputeRequestRejectReason.DISPUTE_FIELD_UNKNOWN, shape[0], "unknown")
+    reason = body.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > limits.dispute_reason_chars_max:
+        return Rejected(
+            DisputeRequestRejectReason.DISPUTE_REASON_INVALID,
+            "reason",
+            f"text of at most {limits.dispute_reason_chars_max} characters",
+        )
+    unsafe = check_display_text(reason, field="reason", multiline=True)
+    return reason if unsafe is None else unsafe
+
+
+# The operator's two verdicts on a dispute and the contract event each one triggers.
+RESOLUTIONS: Final = {
+    "refund": ContractEventKind.RESOLVE_REFUND,
+    "pay_out": ContractEventKind.RESOLVE_PAY_OUT,
+}
+
+
+def parse_resolution(body: object) -> ContractEventKind | Rejected[ResolutionRejectReason]:
+    """Validates the operator's `POST /v1/admin/contracts/{id}/resolve` body.
+
+    The body is exactly `{"resolution": "refund" | "pay_out"}`: refund returns the price to
+    the consumer (REFUNDED), pay_out leaves the settlement as it was (SETTLED).
+
+    Returns:
+        The contract event, or the first Rejected: RESOLUTION_BODY_TYPE_INVALID (not an
+        object), RESOLUTION_FIELD_UNKNOWN (any member but resolution), RESOLUTION_INVALID
+        (missing, or not one of the two strings).
+    """
+    if not isinstance(body, Mapping):
+        return Rejected(
+            ResolutionRejectReason.RESOLUTION_BODY_TYPE_INVALID, "body", "expected an object"
+        )
+    shape = _check_fields(body, (), ("resolution",))
+    if shape is not None:
+        return Rejected(ResolutionRejectReason.RESOLUTION_FIELD_UNKNOWN, shape[0], "unknown")
+    resolution = body.get("resolution")
+    if not isinstance(resolution, str) or resolution not in RESOLUTIONS:
+        return Rejected(
+            ResolutionRejectReason.RESOLUTION_INVALID, "resolution", "refund or pay_out"
+        )
+    return RESOLUTIONS[resolution]
 
 
 def is_late(*, awarded_at_ms: int, completed_at_ms: int, promised_turnaround_ms: int) -> bool:

@@ -17,6 +17,7 @@ __all__ = [
     "BidBatchRejectReason",
     "BidRejectReason",
     "BidSubmitRejectReason",
+    "BodyRejectReason",
     "CertLifecycleRejectReason",
     "CertRequestRejectReason",
     "CertVerifyReason",
@@ -24,15 +25,19 @@ __all__ = [
     "CredentialRejectReason",
     "CriteriaRejectReason",
     "DisputeRejectReason",
+    "DisputeRequestRejectReason",
     "DurationRejectReason",
     "LedgerRejectReason",
     "LifecycleRejectReason",
     "MetricsRejectReason",
     "MoneyRejectReason",
+    "ProgressRejectReason",
     "QuotaRejectReason",
     "Reason",
     "Rejected",
+    "ResolutionRejectReason",
     "ScopeRejectReason",
+    "TextRejectReason",
     "WeightsRejectReason",
     "WorkRejectReason",
 ]
@@ -164,6 +169,46 @@ class DisputeRejectReason(Reason):
     DISPUTE_WINDOW_CLOSED = "dispute_window_closed"
 
 
+class DisputeRequestRejectReason(Reason):
+    # The consumer's dispute body `{"reason"?: text}`, before the contract is loaded.
+    DISPUTE_BODY_TYPE_INVALID = "dispute_body_type_invalid"
+    DISPUTE_FIELD_UNKNOWN = "dispute_field_unknown"
+    DISPUTE_REASON_INVALID = "dispute_reason_invalid"
+
+
+class ProgressRejectReason(Reason):
+    # A progress report: a JSON object of bounded, plain JSON values (aex/core/market.py).
+    PROGRESS_BODY_TYPE_INVALID = "progress_body_type_invalid"
+    PROGRESS_VALUE_INVALID = "progress_value_invalid"
+    PROGRESS_TOO_LARGE = "progress_too_large"
+
+
+class ResolutionRejectReason(Reason):
+    # The operator's `{"resolution": "refund" | "pay_out"}` (aex/core/market.py).
+    RESOLUTION_BODY_TYPE_INVALID = "resolution_body_type_invalid"
+    RESOLUTION_FIELD_UNKNOWN = "resolution_field_unknown"
+    RESOLUTION_INVALID = "resolution_invalid"
+
+
+# Input in general (aex/core/json_values.py, aex/core/text.py).
+
+
+class BodyRejectReason(Reason):
+    """Why a request body is refused before any route reads it."""
+
+    # More than limits.request_json_depth_max levels of nested arrays and objects.
+    BODY_TOO_DEEP = "body_too_deep"
+
+
+class TextRejectReason(Reason):
+    """Why a name people read (tenant, provider, agent, title, note) is refused."""
+
+    # C0 and C1 control characters, NUL included (PostgreSQL text cannot even hold it).
+    TEXT_CONTROL_CHARACTER = "text_control_character"
+    # Bidirectional embedding, override and isolate controls (Trojan Source, CVE-2021-42574).
+    TEXT_BIDI_CONTROL = "text_bidi_control"
+
+
 class LedgerRejectReason(Reason):
     """Why aex/core/ledger.py refused an operation; checks run in this order (docs/ledger.md)."""
 
@@ -283,6 +328,14 @@ HTTP_STATUS_HINT: dict[str, int] = {
     CompletionRejectReason.COMPLETION_RESULTS_TOO_LARGE.value: 413,
     DisputeRejectReason.DISPUTE_ALREADY_RAISED.value: 409,
     DisputeRejectReason.DISPUTE_WINDOW_CLOSED.value: 409,
+    DisputeRequestRejectReason.DISPUTE_BODY_TYPE_INVALID.value: 400,
+    DisputeRequestRejectReason.DISPUTE_FIELD_UNKNOWN.value: 400,
+    ProgressRejectReason.PROGRESS_BODY_TYPE_INVALID.value: 400,
+    ProgressRejectReason.PROGRESS_TOO_LARGE.value: 413,
+    ResolutionRejectReason.RESOLUTION_BODY_TYPE_INVALID.value: 400,
+    ResolutionRejectReason.RESOLUTION_FIELD_UNKNOWN.value: 400,
+    ResolutionRejectReason.RESOLUTION_INVALID.value: 400,
+    BodyRejectReason.BODY_TOO_DEEP.value: 400,
     LedgerRejectReason.IDEMPOTENCY_CONFLICT.value: 409,
     LedgerRejectReason.ACCOUNT_UNKNOWN.value: 404,
     LedgerRejectReason.HOLD_UNKNOWN.value: 404,
@@ -324,6 +377,8 @@ class CertRequestRejectReason(Reason):
     CLAIMS_TOO_MANY = "claims_too_many"
     AUTHORIZATION_UNKNOWN = "authorization_unknown"
     TEXT_TOO_LONG = "text_too_long"
+    # provider_id or agent_name holds a control or bidi character (aex/core/text.py).
+    TEXT_UNSAFE = "text_unsafe"
     PUBLIC_KEY_INVALID = "public_key_invalid"
     PROOF_OF_POSSESSION_FAILED = "proof_of_possession_failed"
 

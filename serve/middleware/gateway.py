@@ -92,7 +92,8 @@ def is_public(scope: Scope, *, metrics_public: bool = False) -> bool:
     if metrics_public and (method, path) == METRICS_ROUTE:
         return True
     if method == "GET" and path.startswith(PUBLIC_GET_PREFIXES):
-        return True
+        # A certificate is public; its record (state, review note) is its owner's (issue 11).
+        return not path.endswith("/record")
     return path.startswith(PUBLIC_PREFIXES)
 
 

@@ -146,14 +146,22 @@ class SqliteStore:
 
     def set_tenant_status(self, tenant_id: str, status: str) -> TenantRecord | None:
         with self.transaction() as tx:
-            tx.execute("UPDATE tenants SET status = ? WHERE tenant_id = ?", (status, tenant_id))
-            _bump_epoch(tx)
+            changed = tx.execute(
+                "UPDATE tenants SET status = ? WHERE tenant_id = ? AND status <> ?",
+                (status, tenant_id, status),
+            )
+            if changed.rowcount == 1:  # an unknown tenant or no change: no epoch bump
+                _bump_epoch(tx)
         return self.get_tenant(tenant_id)
 
     def set_tenant_plan(self, tenant_id: str, plan: Plan) -> TenantRecord | None:
         with self.transaction() as tx:
-            tx.execute("UPDATE tenants SET plan = ? WHERE tenant_id = ?", (plan.value, tenant_id))
-            _bump_epoch(tx)
+            changed = tx.execute(
+                "UPDATE tenants SET plan = ? WHERE tenant_id = ? AND plan <> ?",
+                (plan.value, tenant_id, plan.value),
+            )
+            if changed.rowcount == 1:  # an unknown tenant or no change: no epoch bump
+                _bump_epoch(tx)
         return self.get_tenant(tenant_id)
 
     def add_key(self, key: KeyRecord) -> None:
@@ -446,8 +454,12 @@ def _revoke(tx: sqlite3.Connection, tenant_id: str, key_id: str, now_ms: int) ->
         " AND revoked_at_ms IS NULL",
         (now_ms, key_id, tenant_id),
     )
+    # Only a revocation that happened moves the epoch: an unknown or already revoked key
+    # would otherwise drop every worker's key cache for free (issue 11, item 4).
+    if cursor.rowcount != 1:
+        return False
     _bump_epoch(tx)
-    return cursor.rowcount == 1
+    return True
 
 
 def _bump_epoch(tx: sqlite3.Connection) -> None:

@@ -113,6 +113,8 @@ def test_request_changed_after_signing_fails_proof_of_possession() -> None:
             CertRequestRejectReason.AUTHORIZATION_UNKNOWN,
         ),
         (lambda d: d.update(agent_name="x" * 65), CertRequestRejectReason.TEXT_TOO_LONG),
+        (lambda d: d.update(agent_name="Code\u202eBot"), CertRequestRejectReason.TEXT_UNSAFE),
+        (lambda d: d.update(agent_name="Bot\u0000"), CertRequestRejectReason.TEXT_UNSAFE),
         (
             lambda d: d.update(public_key_pem="-----BEGIN"),
             CertRequestRejectReason.PUBLIC_KEY_INVALID,

@@ -29,6 +29,9 @@ from aex.core.market import (
     outcome_of,
     parse_bid,
     parse_completion,
+    parse_dispute_reason,
+    parse_progress,
+    parse_resolution,
     parse_work_spec,
     work_reserve,
 )
@@ -39,11 +42,15 @@ from aex.core.reasons import (
     CompletionRejectReason,
     CriteriaRejectReason,
     DisputeRejectReason,
+    DisputeRequestRejectReason,
     DurationRejectReason,
     MetricsRejectReason,
     MoneyRejectReason,
+    ProgressRejectReason,
     Reason,
     Rejected,
+    ResolutionRejectReason,
+    TextRejectReason,
     WorkRejectReason,
 )
 from aex.core.reputation import OutcomeKind
@@ -526,3 +533,121 @@ def test_any_completion_body_yields_a_report_or_a_rejection(body: object) -> Non
     result = parse_completion(body)
     if isinstance(result, Rejected):
         assert 400 <= result.http_status < 500
+
+
+# -- progress and resolution (issue 11, item 13) -------------------------------------------------
+
+
+def _nested(depth: int) -> object:
+    value: object = "leaf"
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def test_a_progress_report_is_an_object_of_bounded_json() -> None:
+    assert parse_progress({"percent": 50, "steps": ["lint", "test"]}) == {
+        "percent": 50,
+        "steps": ["lint", "test"],
+    }
+    assert parse_progress({}) == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "reason", "field"),
+    [
+        ([50], ProgressRejectReason.PROGRESS_BODY_TYPE_INVALID, "body"),
+        (None, ProgressRejectReason.PROGRESS_BODY_TYPE_INVALID, "body"),
+        (
+            {"ok": 1, "percent": Decimal("1e999")},
+            ProgressRejectReason.PROGRESS_VALUE_INVALID,
+            "percent",
+        ),
+        ({"percent": math.nan}, ProgressRejectReason.PROGRESS_VALUE_INVALID, "percent"),
+        (
+            {"tree": _nested(limits.json_depth_max + 1)},
+            ProgressRejectReason.PROGRESS_VALUE_INVALID,
+            "tree",
+        ),
+        (
+            {"log": "x" * limits.progress_bytes_max},
+            ProgressRejectReason.PROGRESS_TOO_LARGE,
+            "body",
+        ),
+    ],
+)
+def test_a_broken_progress_report_is_rejected_naming_the_member(
+    body: object, reason: Reason, field: str
+) -> None:
+    rejected = parse_progress(body)
+    assert isinstance(rejected, Rejected)
+    assert (rejected.reason, rejected.field) == (reason, field)
+
+
+def test_a_resolution_is_refund_or_pay_out() -> None:
+    assert parse_resolution({"resolution": "refund"}) is ContractEventKind.RESOLVE_REFUND
+    assert parse_resolution({"resolution": "pay_out"}) is ContractEventKind.RESOLVE_PAY_OUT
+
+
+@pytest.mark.parametrize(
+    ("body", "reason", "field"),
+    [
+        ("refund", ResolutionRejectReason.RESOLUTION_BODY_TYPE_INVALID, "body"),
+        (
+            {"resolution": "refund", "amount": 5},
+            ResolutionRejectReason.RESOLUTION_FIELD_UNKNOWN,
+            "amount",
+        ),
+        ({}, ResolutionRejectReason.RESOLUTION_INVALID, "resolution"),
+        ({"resolution": []}, ResolutionRejectReason.RESOLUTION_INVALID, "resolution"),
+        ({"resolution": {"a": 1}}, ResolutionRejectReason.RESOLUTION_INVALID, "resolution"),
+        ({"resolution": "REFUND"}, ResolutionRejectReason.RESOLUTION_INVALID, "resolution"),
+    ],
+)
+def test_a_broken_resolution_is_rejected_naming_the_field(
+    body: object, reason: Reason, field: str
+) -> None:
+    rejected = parse_resolution(body)
+    assert isinstance(rejected, Rejected)
+    assert (rejected.reason, rejected.field) == (reason, field)
+
+
+@given(
+    body=st.recursive(
+        st.none() | st.text() | st.integers(), lambda c: st.lists(c) | st.dictionaries(st.text(), c)
+    )
+)
+def test_any_resolution_body_yields_an_event_or_a_rejection(body: object) -> None:
+    result = parse_resolution(body)
+    assert isinstance(result, ContractEventKind | Rejected)
+
+
+def test_a_dispute_reason_is_optional_prose() -> None:
+    assert parse_dispute_reason(None) == ""
+    assert parse_dispute_reason({}) == ""
+    assert parse_dispute_reason({"reason": "wrong repository\nsee the diff"}) == (
+        "wrong repository\nsee the diff"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "reason", "field"),
+    [
+        (["late"], DisputeRequestRejectReason.DISPUTE_BODY_TYPE_INVALID, "body"),
+        ({"reason": "x", "amount": 1}, DisputeRequestRejectReason.DISPUTE_FIELD_UNKNOWN, "amount"),
+        ({"reason": 42}, DisputeRequestRejectReason.DISPUTE_REASON_INVALID, "reason"),
+        (
+            {"reason": "x" * (limits.dispute_reason_chars_max + 1)},
+            DisputeRequestRejectReason.DISPUTE_REASON_INVALID,
+            "reason",
+        ),
+        ({"reason": "a\u0000b"}, TextRejectReason.TEXT_CONTROL_CHARACTER, "reason"),
+        ({"reason": "a\u202eb"}, TextRejectReason.TEXT_BIDI_CONTROL, "reason"),
+    ],
+)
+def test_a_broken_dispute_body_is_rejected_naming_the_field(
+    body: object, reason: Reason, field: str
+) -> None:
+    rejected = parse_dispute_reason(body)
+    assert isinstance(rejected, Rejected)
+    assert (rejected.reason, rejected.field) == (reason, field)

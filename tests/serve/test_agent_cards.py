@@ -92,6 +92,8 @@ def test_another_tenant_cannot_register_a_card_and_learns_nothing(
         ({"skills": [{"id": "a", "name": "A", "tags": ["ok", 3]}]}, "skills[0].tags[1]"),
         ({"skills": [{"id": "a", "name": f"A{i}"} for i in range(65)]}, "skills"),
         ({"version": None}, "version"),
+        ({"name": "Bot\u202e"}, "name"),
+        ({"skills": [{"id": "a", "name": "A", "tags": ["x\u0000"]}]}, "skills[0].tags[0]"),
     ],
 )
 def test_a_bad_card_is_refused_naming_the_field_and_nothing_is_written(
@@ -104,6 +106,19 @@ def test_a_bad_card_is_refused_naming_the_field_and_nothing_is_written(
     assert [error["field"] for error in response.json()["errors"]] == [field]
     found = client.get(f"/v1/providers/{agent.provider_id}/agent-card", headers=agent.headers)
     assert found.status_code == 404
+
+
+def test_a_card_nested_too_deep_or_with_a_huge_number_is_refused(client: httpx.Client) -> None:
+    agent = provider(client, subscribe=False)
+    deep = "[" * 2_000 + "]" * 2_000
+    for raw in (f'{{"name": "x", "extra": {deep}}}', '{"name": "x", "extra": 1e999}'):
+        response = client.put(
+            f"/v1/providers/{agent.provider_id}/agent-card",
+            content=raw,
+            headers={**agent.headers, "content-type": "application/json"},
+        )
+        assert 400 <= response.status_code < 500, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
 
 
 def test_search_finds_providers_by_skill_and_tag_only(client: httpx.Client) -> None:

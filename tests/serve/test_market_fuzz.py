@@ -11,8 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.serve.market_helpers import bid, close_now, consumer, provider, submit_work
-from tests.serve.test_fuzz_bodies import JSON
+from tests.serve.market_helpers import OPERATOR, bid, close_now, consumer, provider, submit_work
+from tests.serve.test_fuzz_bodies import JSON_OR_SPLICE as JSON
+from tests.serve.test_fuzz_bodies import splice
 
 FIELDS = st.fixed_dictionaries(
     {},
@@ -35,6 +36,8 @@ FIELDS = st.fixed_dictionaries(
         "metrics": st.dictionaries(st.text(max_size=8), JSON, max_size=3) | JSON,
         "certificate_id": JSON,
         "reason": JSON,
+        "resolution": st.sampled_from(["refund", "pay_out"]) | JSON,
+        "percent": JSON,
     },
 )
 
@@ -56,6 +59,7 @@ def market(client: httpx.Client) -> dict[str, Any]:
             (f"/v1/work/{work['work_id']}/cancel", acme.headers),
             ("/v1/certificates/request", bot.headers),
             ("/v1/certificates/verify", acme.headers),
+            (f"/v1/admin/contracts/{contract_id}/resolve", OPERATOR),
         ],
     }
 
@@ -63,12 +67,12 @@ def market(client: httpx.Client) -> dict[str, Any]:
 @settings(
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(route=st.integers(0, 7), body=FIELDS | JSON, raw=st.booleans())
+@given(route=st.integers(0, 8), body=FIELDS | JSON, raw=st.booleans())
 def test_any_market_body_is_2xx_or_a_4xx_problem(
     client: httpx.Client, market: dict[str, Any], route: int, body: object, raw: bool
 ) -> None:
     path, headers = market["routes"][route]
-    content = json.dumps(body).encode()
+    content = splice(json.dumps(body)).encode()
     if raw:  # break the JSON itself
         content = content[: max(1, len(content) // 2)]
     response = client.post(

@@ -66,6 +66,27 @@ def test_revocation_and_suspension_move_the_credentials_epoch(store: Stores) -> 
     assert store.keys.credentials_epoch() >= before + 2
 
 
+def test_a_refused_or_idle_credential_change_leaves_the_epoch_alone(store: Stores) -> None:
+    # A revocation that revoked nothing must not drop every worker's key cache (issue 11).
+    _, record = key("ten_0000000000000001", 1)
+    store.keys.create_tenant(tenant(), record)
+    epoch = store.keys.credentials_epoch()
+    assert store.keys.revoke_key("ten_0000000000000001", "key_00000000000000ff", now_ms=5) is None
+    assert store.keys.revoke_key("ten_0000000000000002", record.key_id, now_ms=5) is None
+    _, new_key = key("ten_0000000000000001", 2)
+    assert store.keys.rotate_key("ten_0000000000000001", "key_ff", new_key, now_ms=5) is None
+    assert store.keys.set_tenant_status("ten_00000000000000ff", "SUSPENDED") is None
+    assert store.keys.set_tenant_plan("ten_00000000000000ff", Plan.BUSINESS) is None
+    store.keys.set_tenant_status("ten_0000000000000001", "ACTIVE")  # already ACTIVE
+    store.keys.set_tenant_plan("ten_0000000000000001", Plan.EXPLORER)  # already EXPLORER
+    assert store.keys.credentials_epoch() == epoch
+    assert store.keys.revoke_key("ten_0000000000000001", record.key_id, now_ms=5) is not None
+    assert store.keys.credentials_epoch() == epoch + 1
+    store.keys.revoke_key("ten_0000000000000001", record.key_id, now_ms=6)  # already revoked
+    store.keys.set_tenant_plan("ten_0000000000000001", Plan.BUSINESS)
+    assert store.keys.credentials_epoch() == epoch + 2
+
+
 def test_revoking_another_tenants_key_changes_nothing(store: Stores) -> None:
     _, record = key("ten_0000000000000001", 1)
     store.keys.create_tenant(tenant(), record)
