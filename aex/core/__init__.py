@@ -10,6 +10,7 @@ import never shadows silently.
 """
 
 from aex.core import (
+    calibration,
     certs,
     credentials,
     criteria,
@@ -26,9 +27,11 @@ from aex.core import (
     plans,
     reasons,
     reputation,
+    rules,
     scoring,
     x509_export,
 )
+from aex.core.calibration import *  # noqa: F403
 from aex.core.certs import *  # noqa: F403
 from aex.core.credentials import *  # noqa: F403
 from aex.core.criteria import *  # noqa: F403
@@ -45,11 +48,13 @@ from aex.core.money import *  # noqa: F403
 from aex.core.plans import *  # noqa: F403
 from aex.core.reasons import *  # noqa: F403
 from aex.core.reputation import *  # noqa: F403
+from aex.core.rules import *  # noqa: F403
 from aex.core.scoring import *  # noqa: F403
 from aex.core.x509_export import *  # noqa: F403
 
 # The modules whose exports make up the package surface; a new core module joins here.
 EXPORTING_MODULES = (
+    calibration,
     certs,
     credentials,
     criteria,
@@ -66,6 +71,7 @@ EXPORTING_MODULES = (
     plans,
     reasons,
     reputation,
+    rules,
     scoring,
     x509_export,
 )

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import Enum, IntEnum
 from itertools import pairwise
 from typing import Any, Final, overload
 
@@ -45,6 +45,7 @@ __all__ = [
     "Outcomes",
     "Reputation",
     "ReputationParams",
+    "ReputationRule",
     "ReputationScores",
     "Tier",
     "TierThreshold",
@@ -136,6 +137,20 @@ _SUCCESSFUL_BY_KIND: Final = np.array([True, False, False, True, True], dtype=np
 assert len(_SUCCESSFUL_BY_KIND) == len(OutcomeKind)
 
 
+class ReputationRule(Enum):
+    """Which formula makes the reputation score (an exchange setting, aex/core/rules.py).
+
+    SPEC: the spec's five-component score (the exchange's default). SUCCESS_RATIO: the Beta
+    posterior mean of the plain success and failure counts, (s + prior_alpha) / (n +
+    prior_alpha + prior_beta), i.e. (s + 1) / (n + 2) with the uniform prior: the rule of the
+    benchmark market (scenarios/reference_reverse_auction.toml) and its Mesa baseline. Both
+    report the same components and the same tier table; only `score` differs.
+    """
+
+    SPEC = "spec"
+    SUCCESS_RATIO = "success_ratio"
+
+
 @dataclass(frozen=True, slots=True)
 class ReputationParams:
     """The transaction score's tunables and the consistency term's thin-record rule.
@@ -159,6 +174,8 @@ class ReputationParams:
         consistency_neutral: the consistency score of such a thin record. The population
             standard deviation of rates in [0, 1] is at most 0.5, so consistency lies in
             [0.5, 1]; 0.75 is the middle of that range: neither rewarded nor punished.
+        rule: the score's formula (ReputationRule.SPEC unless the exchange's rules say
+            otherwise); SUCCESS_RATIO uses prior_alpha and prior_beta on plain counts.
     """
 
     prior_alpha: float = 2.0
@@ -170,6 +187,7 @@ class ReputationParams:
     late_success_credit: float = 0.5
     consistency_days_min: int = 2
     consistency_neutral: float = 0.75
+    rule: ReputationRule = ReputationRule.SPEC
 
     def __post_init__(self) -> None:
         assert math.isfinite(self.prior_alpha)
@@ -185,6 +203,7 @@ class ReputationParams:
         assert 0.0 <= self.late_success_credit <= 1.0
         assert 1 <= self.consistency_days_min <= limits.reputation_window_days
         assert 0.0 <= self.consistency_neutral <= 1.0
+        assert isinstance(self.rule, ReputationRule)
 
     @property
     def half_life_ms(self) -> float:
@@ -443,6 +462,13 @@ def reputation_scores(
         + REPUTATION_WEIGHTS["certification_bonus"]
         * (certification_bonus / CERTIFICATION_BONUS_MAX)
     )
+    if params.rule is ReputationRule.SUCCESS_RATIO:
+        score = beta_posterior_mean(
+            successes.astype(np.float64),
+            (contracts - successes).astype(np.float64),
+            prior_alpha=params.prior_alpha,
+            prior_beta=params.prior_beta,
+        )
     for component in (transaction_score, success_rate, volume_score, consistency_score, score):
         assert bool(np.all((component >= 0.0) & (component <= 1.0)))
     assert bool(np.all(certification_bonus <= CERTIFICATION_BONUS_MAX))
