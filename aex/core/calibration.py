@@ -100,7 +100,7 @@ def calibrated_confidence(
         )
         result = claim_weight * claim + (1.0 - claim_weight) * posterior
         # a convex combination of [0, 1] values; clip absorbs a last-bit rounding overshoot only
-        np.clip(result, 0.0, 1.0, out=result)
+        result = np.clip(result, 0.0, 1.0)
         # no record: exactly the claim (w = 1 up to rounding)
         result = np.where(n == 0.0, claim, result)
     if array:

@@ -25,6 +25,7 @@ from aex.core.reputation import (
     Outcomes,
     Reputation,
     ReputationParams,
+    ReputationRule,
     ReputationScores,
     Tier,
     beta_posterior_mean,
@@ -530,3 +531,40 @@ def test_more_successes_on_the_same_failures_raise_the_transaction_score(
     fewer = rep(one_provider({0: [S] * successes + [F] * failures}))
     more = rep(one_provider({0: [S] * (successes + 1) + [F] * failures}))
     assert more.transaction_score > fewer.transaction_score
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 4), st.integers(0, 60 * DAY_MS), st.sampled_from(list(OutcomeKind))
+        ),
+        max_size=60,
+    )
+)
+def test_the_success_ratio_rule_is_the_laplace_rule_on_plain_counts(
+    rows: list[tuple[int, int, OutcomeKind]],
+) -> None:
+    # The benchmark market's rule, an exchange setting: (s + 1) / (n + 2), with the spec's
+    # components and tier table unchanged.
+    outcomes = Outcomes.from_columns(
+        provider_index=[r[0] for r in rows],
+        at_ms=[NOW_MS - r[1] for r in rows],
+        kind=[int(r[2]) for r in rows],
+        value_minor=[10_000] * len(rows),
+    )
+    params = ReputationParams(rule=ReputationRule.SUCCESS_RATIO, prior_alpha=1.0, prior_beta=1.0)
+    certificates = np.zeros(5, dtype=np.int64)
+    ratio = reputation_scores(
+        outcomes, n_providers=5, active_certificates=certificates, now_ms=NOW_MS, params=params
+    )
+    spec = reputation_scores(
+        outcomes, n_providers=5, active_certificates=certificates, now_ms=NOW_MS
+    )
+    for p in range(5):
+        mine = [r for r in rows if r[0] == p]
+        ok = sum(
+            r[2] in (OutcomeKind.SUCCESS, OutcomeKind.LATE, OutcomeKind.DISPUTE_WON) for r in mine
+        )
+        assert ratio.score[p] == pytest.approx((ok + 1) / (len(mine) + 2), abs=1e-15)
+    assert np.array_equal(ratio.success_rate, spec.success_rate)
+    assert np.array_equal(ratio.tier, tiers_for(ratio.score, ratio.contracts))
