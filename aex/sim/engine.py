@@ -181,6 +181,9 @@ class BlockLog:
     successes: int
     fee_minor: int
     rounds: int
+    # every contract of the block, in work order (not a market-log table): work_id, the
+    # awarded, completed and outcome times, delivered, disputed, refunded, the OutcomeKind
+    contracts: Columns = dataclasses.field(default_factory=dict)
 
 
 def _minor(major: F64 | float) -> I64:
@@ -564,6 +567,11 @@ class _Cleared:
     kind: npt.NDArray[np.uint8]  # per work item: the contract's OutcomeKind (cleared only)
     at_ms: I64  # per work item: when the outcome was recorded
     cost_minor: I64  # per work item: the winner's cost (cleared only)
+    awarded_ms: I64  # per work item (cleared only): awarded, completed or given up
+    completed_ms: I64
+    delivered: B1
+    disputed: B1
+    refunded: B1
     scored: Columns  # per bid: the six components, total, rank, is_winner, reject_reason
     jobs: F64  # (ticks, providers) awards per tick
     wins: F64  # (ticks, providers) successful contracts per tick (reputation's definition)
@@ -669,6 +677,11 @@ def _clear_block(
     kind_of_work = np.zeros(n_work, np.uint8)
     at_of_work = np.zeros(n_work, np.int64)
     cost_of_work = np.zeros(n_work, np.int64)
+    awarded_of_work = np.zeros(n_work, np.int64)
+    completed_of_work = np.zeros(n_work, np.int64)
+    delivered_of_work = np.zeros(n_work, bool)
+    disputed_of_work = np.zeros(n_work, bool)
+    refunded_of_work = np.zeros(n_work, bool)
     jobs = np.zeros((n_ticks, n_providers))
     wins = np.zeros((n_ticks, n_providers))
     record = state.record
@@ -731,6 +744,9 @@ def _clear_block(
         at_ms = completed_ms + np.where(disputed, 2 * _DISPUTE_STEP_MS, 0)
         record = record.extend(slot, at_ms, kind, bids.price_minor[won])
         kind_of_work[work_won], at_of_work[work_won] = kind, at_ms
+        awarded_of_work[work_won], completed_of_work[work_won] = awarded_ms, completed_ms
+        delivered_of_work[work_won], disputed_of_work[work_won] = delivered, disputed
+        refunded_of_work[work_won] = refunded
         paid[work_won] = delivered & ~refunded
         cost = np.rint(pop.cost_minor[slot] * work.size[work_won] * bids.cost_factor[won])
         cost_of_work[work_won] = cost.astype(np.int64)
@@ -744,6 +760,11 @@ def _clear_block(
         kind_of_work,
         at_of_work,
         cost_of_work,
+        awarded_of_work,
+        completed_of_work,
+        delivered_of_work,
+        disputed_of_work,
+        refunded_of_work,
         scored_cols,
         jobs,
         wins,
@@ -954,6 +975,18 @@ def step(
     if new_providers is not None:
         tables["providers"] = new_providers
     awards = int((cleared.winner_of_work >= 0).sum())
+    done = np.flatnonzero(cleared.winner_of_work >= 0)
+    contracts = {
+        "work_id": state.next_work_id + done,
+        "bid_id": bids.bid_id[cleared.winner_of_work[done]],
+        "awarded_at_ms": cleared.awarded_ms[done],
+        "completed_at_ms": cleared.completed_ms[done],
+        "outcome_at_ms": cleared.at_ms[done],
+        "delivered": cleared.delivered[done],
+        "disputed": cleared.disputed[done],
+        "refunded": cleared.refunded[done],
+        "kind": cleared.kind[done],
+    }
     log = BlockLog(
         tables=tables,
         ticks=n_ticks,
@@ -963,6 +996,7 @@ def step(
         successes=int(cleared.paid.sum()),
         fee_minor=fee_minor,
         rounds=cleared.rounds,
+        contracts=contracts,
     )
     assert log.successes <= log.awards <= log.work_items
     return new_state, log
