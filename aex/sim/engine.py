@@ -120,45 +120,12 @@ class Population:
 
 
 @dataclass(frozen=True, slots=True)
-class OutcomeLog:
-    """Every finished contract of the slots' current identities: the reputation's evidence,
-    in the core's `Outcomes` columns (provider_index = slot)."""
-
-    slot: I64
-    at_ms: I64
-    kind: npt.NDArray[np.uint8]
-    value_minor: I64
-
-    def outcomes(self) -> _core.Outcomes:
-        return _core.Outcomes(self.slot, self.at_ms, self.kind, self.value_minor)
-
-    def extend(self, slot: I64, at_ms: I64, kind: npt.NDArray[np.uint8], value: I64) -> OutcomeLog:
-        return OutcomeLog(
-            np.concatenate([self.slot, slot]),
-            np.concatenate([self.at_ms, at_ms]),
-            np.concatenate([self.kind, kind]),
-            np.concatenate([self.value_minor, value]),
-        )
-
-    def without(self, slots: I64) -> OutcomeLog:
-        keep = ~np.isin(self.slot, slots)
-        return OutcomeLog(
-            self.slot[keep], self.at_ms[keep], self.kind[keep], self.value_minor[keep]
-        )
-
-    @classmethod
-    def empty(cls) -> OutcomeLog:
-        z = np.zeros(0, np.int64)
-        return cls(z, z.copy(), np.zeros(0, np.uint8), z.copy())
-
-
-@dataclass(frozen=True, slots=True)
 class MarketState:
     """What evolves: the tick, each slot's outcome record under its current identity, strategy
     state, who is in the market, each slot's realised profit, and the id counters."""
 
     tick: int
-    record: OutcomeLog
+    record: _core.ReputationTally  # every slot's outcomes under its current identity, tallied
     identity_id: I64
     markup_shift: F64
     active: B1
@@ -197,13 +164,16 @@ def close_ms(params: ScenarioParams, tick: int | I64) -> int | I64:
 
 
 def reputation_at(
-    params: ScenarioParams, population: Population, record: OutcomeLog, now_ms: int
+    params: ScenarioParams,
+    population: Population,
+    record: _core.ReputationTally,
+    now_ms: int,
 ) -> _core.ReputationScores:
-    """Every slot's reputation and tier at now_ms: the exchange's call (reputation_of is this
-    function with one provider), under the scenario's reputation setting."""
-    return _core.reputation_scores(
-        record.outcomes(),
-        n_providers=population.size,
+    """Every slot's reputation and tier at now_ms, under the scenario's reputation setting:
+    the core's reputation_scores of every outcome so far (the exchange's reputation_of is that
+    function with one provider), in its running form (reputation_from_tally)."""
+    return _core.reputation_from_tally(
+        record,
         active_certificates=population.active_certificates,
         now_ms=int(now_ms),
         params=params.rules.reputation,
@@ -274,7 +244,7 @@ def init(rng: np.random.Generator, params: ScenarioParams) -> tuple[Population, 
     n_total = population.size
     state = MarketState(
         tick=0,
-        record=OutcomeLog.empty(),
+        record=_core.ReputationTally.empty(n_total),
         identity_id=np.arange(1, n_total + 1, dtype=np.int64),
         markup_shift=np.zeros(n_total),
         active=~population.enters_on_profit,
@@ -576,7 +546,7 @@ class _Cleared:
     jobs: F64  # (ticks, providers) awards per tick
     wins: F64  # (ticks, providers) successful contracts per tick (reputation's definition)
     reputation_rows: Columns | None  # the reputation table's rows of the block
-    record: OutcomeLog  # the record after the block
+    record: _core.ReputationTally  # the record after the block
     rounds: int  # ranking passes over the block's bids (1: tick by tick)
 
 
@@ -742,7 +712,12 @@ def _clear_block(
             refunded=refunded,
         )
         at_ms = completed_ms + np.where(disputed, 2 * _DISPUTE_STEP_MS, 0)
-        record = record.extend(slot, at_ms, kind, bids.price_minor[won])
+        record = _core.tally_outcomes(
+            record,
+            _core.Outcomes(slot, at_ms, kind, bids.price_minor[won]),
+            now_ms=int(close_ms(params, tick + 1)),
+            params=params.rules.reputation,
+        )
         kind_of_work[work_won], at_of_work[work_won] = kind, at_ms
         awarded_of_work[work_won], completed_of_work[work_won] = awarded_ms, completed_ms
         delivered_of_work[work_won], disputed_of_work[work_won] = delivered, disputed
@@ -920,7 +895,7 @@ def _adapt(
     identity = state.identity_id.copy()
     new_ids = state.next_identity_id + np.arange(reset.size, dtype=np.int64)
     identity[reset] = new_ids
-    record = cl.record.without(reset) if reset.size else cl.record
+    record = cl.record.without_providers(reset) if reset.size else cl.record
     profit_minor = state.profit_minor + profit
     contracts = state.contracts + win_count
     active = state.active.copy()

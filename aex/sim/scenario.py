@@ -166,9 +166,16 @@ class ScenarioParams:
 
     @property
     def rules(self) -> _core.ExchangeRules:
-        """The exchange rules this scenario runs, read by the core's rules-file reader."""
+        """The exchange rules this scenario runs, read by the core's rules-file reader (once
+        per parameters object: the engine asks for them every tick)."""
+        cached = _RULES_CACHE.get(id(self))
+        if cached is not None and cached[0] is self:
+            return cached[1]
         made = _core.rules_from_json(rules_document(self))
         assert isinstance(made, _core.ExchangeRules), made
+        if len(_RULES_CACHE) >= _RULES_CACHE_MAX:
+            _RULES_CACHE.clear()
+        _RULES_CACHE[id(self)] = (self, made)
         return made
 
     @property
@@ -182,6 +189,11 @@ def weights_of(scoring: ScoringParams) -> _core.Weights:
     made = _core.make_weights(dict(scoring.weights))
     assert isinstance(made, _core.Weights), made
     return made
+
+
+# id(params) -> (params, rules); the params object is kept, so its id is not reused meanwhile
+_RULES_CACHE: dict[int, tuple[ScenarioParams, _core.ExchangeRules]] = {}
+_RULES_CACHE_MAX = 64
 
 
 def rules_document(params: ScenarioParams) -> dict[str, object]:
