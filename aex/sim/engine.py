@@ -546,6 +546,7 @@ class _Cleared:
     jobs: F64  # (ticks, providers) awards per tick
     wins: F64  # (ticks, providers) successful contracts per tick (reputation's definition)
     reputation_rows: Columns | None  # the reputation table's rows of the block
+    final: _core.ReputationScores  # every slot's reputation at the next block's first close
     record: _core.ReputationTally  # the record after the block
     rounds: int  # ranking passes over the block's bids (1: tick by tick)
 
@@ -729,6 +730,7 @@ def _clear_block(
         jobs[t] = np.bincount(slot, minlength=n_providers)
         wins[t] = np.bincount(slot, weights=successful, minlength=n_providers)
     rows_out = _concat(reputation_rows) if log_reputation else None
+    assert scores is not None  # the loop's last pass (t == n_ticks) always computes them
     return _Cleared(
         winner_of_work,
         paid,
@@ -744,6 +746,7 @@ def _clear_block(
         jobs,
         wins,
         rows_out,
+        scores,
         record,
         1,
     )
@@ -886,7 +889,7 @@ def _adapt(
         pop.strategy_code, state.markup_shift, bid_count, win_count, pop.params
     )
     n_ticks = cl.jobs.shape[0]
-    scores = reputation_at(params, pop, cl.record, int(close_ms(params, state.tick + n_ticks)))
+    scores = cl.final  # at close_ms(state.tick + n_ticks), from cl.record
     reset = np.flatnonzero(
         strategies.whitewash(
             pop.strategy_code, scores.score, scores.contracts.astype(np.float64), pop.params
