@@ -21,6 +21,9 @@ def main(argv: list[str]) -> int:
     selected = [name for name in BENCHMARKS if not argv or name.rsplit(".", 1)[-1] in argv]
     for name in selected:
         print(f"== {name}", flush=True)
+        # each benchmark runs with its own defaults: the selection arguments are this runner's
+        # (bench_sim reads sys.argv for its sizes and crashed on "bench_sim")
+        sys.argv = sys.argv[:1]
         importlib.import_module(name).main()
     return 0
 

@@ -55,7 +55,9 @@ class Certificates:
     def _snapshot(self, provider_id: str) -> ReputationSnapshot:
         # Reputation tiers flow into certificates at issue and renewal.
         with self.market.db.reader() as connection:
-            found = provider_reputation(connection, provider_id, now_ms())
+            found = provider_reputation(
+                connection, provider_id, now_ms(), self.market.weights.reputation
+            )
         return ReputationSnapshot(
             tier=found.tier.name, score=f"{found.score:.4f}", contracts=found.contracts
         )
@@ -207,7 +209,9 @@ class Certificates:
             provider_id = verified.certificate.subject.provider_id
         if provider_id is not None:
             with self.market.db.reader() as connection:
-                reputation = provider_reputation(connection, provider_id, now_ms())
+                reputation = provider_reputation(
+                    connection, provider_id, now_ms(), self.market.weights.reputation
+                )
             answer["reputation"] = {
                 "tier": reputation.tier.name,
                 "score": round(reputation.score, 4),

@@ -18,18 +18,33 @@ from dataclasses import dataclass
 import numpy as np
 
 from aex.core import Rejected
+from aex.core.calibration import ConfidenceCalibration, calibrated_confidence
 from aex.core.reasons import BidRejectReason
+from aex.core.reputation import DEFAULT_REPUTATION_PARAMS, ReputationParams
+from aex.core.rules import SAMPLE_PROVIDED_QUALITY
 from aex.core.scoring import PRESETS, BidBatch, Weights, score_bids
 
-SAMPLE_PROVIDED_QUALITY = 1.0
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "SAMPLE_PROVIDED_QUALITY",
+    "BidRow",
+    "NamedWeights",
+    "ScoredRow",
+    "WorkTerms",
+    "evaluate",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class NamedWeights:
-    """The scoring weights the exchange runs with, and their name (a preset or a tuned file)."""
+    """The rules the exchange runs with (aex/core/rules.py), and their name (a preset or a
+    file): the scoring weights, the confidence calibration (None: the spec's plain stated
+    confidence) and the reputation parameters (the spec's formula unless the file says)."""
 
     name: str
     weights: Weights
+    calibration: ConfidenceCalibration | None = None
+    reputation: ReputationParams = DEFAULT_REPUTATION_PARAMS
 
 
 # The spec's default: Price 25% + Trust 25% + Confidence 15% + Sample 10% + SLA 10% + Cert 15%.
@@ -59,6 +74,8 @@ class BidRow:
     tier: int
     certified_matches: int
     eligible: bool
+    successes: int = 0  # the provider's successful contracts (confidence calibration)
+    contracts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +101,26 @@ class ScoredRow:
 
 
 def evaluate(
-    terms: WorkTerms, rows: Sequence[BidRow], *, now_ms: int, weights: Weights
+    terms: WorkTerms,
+    rows: Sequence[BidRow],
+    *,
+    now_ms: int,
+    weights: Weights,
+    calibration: ConfidenceCalibration | None = None,
 ) -> list[ScoredRow]:
-    """Every bid scored and ranked by the core; at most one winner (none when none is valid)."""
+    """Every bid scored and ranked by the core; at most one winner (none when none is valid).
+
+    With a `calibration`, the confidence component is the core's calibrated confidence (the
+    stated value shrunk toward the provider's record); without, the stated value (the spec).
+    """
     if not rows:
         return []
+    confidence = calibrated_confidence(
+        np.array([r.confidence for r in rows], dtype=np.float64),
+        np.array([r.successes for r in rows], dtype=np.float64),
+        np.array([r.contracts for r in rows], dtype=np.float64),
+        calibration,
+    )
     providers = {
         provider: n for n, provider in enumerate(dict.fromkeys(r.provider_id for r in rows))
     }
@@ -105,7 +137,7 @@ def evaluate(
         price_minor=np.array([r.price_minor for r in rows], dtype=np.int64),
         currency_matches=np.ones(len(rows), dtype=np.bool_),
         trust=np.array([r.trust for r in rows], dtype=np.float64),
-        confidence=np.array([r.confidence for r in rows], dtype=np.float64),
+        confidence=confidence,
         has_sample=np.array([r.has_sample for r in rows], dtype=np.bool_),
         sample_quality=np.full(len(rows), SAMPLE_PROVIDED_QUALITY, dtype=np.float64),
         turnaround_ms=np.array([r.turnaround_ms for r in rows], dtype=np.int64),

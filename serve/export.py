@@ -106,7 +106,8 @@ def export_from(
         tables = _tables(source, ids, t0, now_ms)
         ticks = max(1, (now_ms - t0) // TICK_MS + 1)
         con.execute(
-            "INSERT INTO runs VALUES (?, 'exchange', 'live', NULL, 0, ?, ?, ?, ?, ?, 'all', ?, ?)",
+            "INSERT INTO runs VALUES"
+            " (?, 'exchange', 'live', NULL, 0, ?, ?, ?, ?, ?, 'all', ?, ?, ?)",
             [
                 run_id,
                 json.dumps(weights_to_json(weights.weights, name=weights.name)),
@@ -116,6 +117,7 @@ def export_from(
                 TICK_MS,
                 json.dumps({"source": origin, "exported_at_ms": now_ms}),
                 datetime.now(UTC).replace(tzinfo=None),
+                marketlog.code_version(),
             ],
         )
         written = {}

@@ -66,7 +66,13 @@ from aex.core.market import (
     work_reserve,
 )
 from aex.core.matching import subscription_matches
-from aex.core.reputation import Outcomes, Reputation, reputation_of
+from aex.core.reputation import (
+    DEFAULT_REPUTATION_PARAMS,
+    Outcomes,
+    Reputation,
+    ReputationParams,
+    reputation_of,
+)
 from serve.evaluation import DEFAULT_WEIGHTS, BidRow, NamedWeights, WorkTerms, evaluate
 from serve.problems import FieldError, ProblemError, problem_for_rejected
 from serve.schemas import decode_json
@@ -116,6 +122,7 @@ class _Tx:
     now_ms: int
     for_update: str  # " FOR UPDATE" on PostgreSQL, "" on SQLite (writers are serialised)
     skip_locked: str
+    reputation: ReputationParams = DEFAULT_REPUTATION_PARAMS
 
     @property
     def connection(self) -> SqlConnection:
@@ -145,9 +152,18 @@ class _Tx:
 
 
 class Market:
-    def __init__(self, db: MarketDb, *, weights: NamedWeights = DEFAULT_WEIGHTS) -> None:
+    def __init__(
+        self,
+        db: MarketDb,
+        *,
+        weights: NamedWeights = DEFAULT_WEIGHTS,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        # `clock` reads the time of each write (milliseconds since the epoch); a replay (the
+        # simulator's conformance test) passes its own.
         self.db = db
         self.weights = weights
+        self.clock = clock
 
     def write(self, write: Callable[[_Tx], T]) -> T:
         """Runs `write` in one transaction of the market's driver (serve/stores/market_db.py)
@@ -164,10 +180,10 @@ class Market:
             raise refused.problem from None
 
     def _bind(self, write: Callable[[_Tx], T]) -> Callable[[Session], T]:
-        db = self.db
+        db, clock, reputation = self.db, self.clock, self.weights.reputation
 
         def run(session: Session) -> T:
-            return write(_Tx(session, now_ms(), db.for_update, db.skip_locked))
+            return write(_Tx(session, clock(), db.for_update, db.skip_locked, reputation))
 
         return run
 
@@ -384,6 +400,7 @@ class Market:
                 _bid_rows(tx, spec, work_id),
                 now_ms=tx.now_ms,
                 weights=self.weights.weights,
+                calibration=self.weights.calibration,
             )
             evaluation = {
                 "work_id": work_id,
@@ -616,7 +633,9 @@ class Market:
                 is None
             ):
                 raise _not_found("provider")
-            found = provider_reputation(connection, provider_id, now_ms())
+            found = provider_reputation(
+                connection, provider_id, self.clock(), self.weights.reputation
+            )
         return reputation_json(provider_id, found)
 
     # -- platform ---------------------------------------------------------------------------
@@ -778,7 +797,7 @@ def _bid_rows(tx: _Tx, spec: WorkSpec, work_id: str) -> list[BidRow]:
     ).fetchall()
     found: list[BidRow] = []
     for r in rows:
-        reputation = provider_reputation(tx.connection, r[1], tx.now_ms)
+        reputation = provider_reputation(tx.connection, r[1], tx.now_ms, tx.reputation)
         found.append(
             BidRow(
                 bid_id=r[0],
@@ -795,6 +814,8 @@ def _bid_rows(tx: _Tx, spec: WorkSpec, work_id: str) -> list[BidRow]:
                 ),
                 eligible=_provider_active(tx, r[1])
                 and _subscribed(tx, r[1], spec.category, spec.capability),
+                successes=round(reputation.success_rate * reputation.contracts),
+                contracts=reputation.contracts,
             )
         )
     return found
@@ -898,11 +919,16 @@ def _record_outcome(tx: _Tx, contract_id: str) -> None:
         " kind = excluded.kind, at_ms = excluded.at_ms",
         (contract_id, row[5], int(kind), row[6], tx.now_ms),
     )
-    found = provider_reputation(tx.connection, row[5], tx.now_ms)
+    found = provider_reputation(tx.connection, row[5], tx.now_ms, tx.reputation)
     tx.emit(EventType.REPUTATION_UPDATED, row[5], reputation_json(row[5], found))
 
 
-def provider_reputation(connection: SqlConnection, provider_id: str, now: int) -> Reputation:
+def provider_reputation(
+    connection: SqlConnection,
+    provider_id: str,
+    now: int,
+    params: ReputationParams = DEFAULT_REPUTATION_PARAMS,
+) -> Reputation:
     rows = connection.execute(
         "SELECT at_ms, kind, value_minor FROM outcomes WHERE provider_id = ?"
         " ORDER BY at_ms DESC LIMIT ?",
@@ -915,7 +941,10 @@ def provider_reputation(connection: SqlConnection, provider_id: str, now: int) -
         value_minor=[r[2] for r in rows],
     )
     return reputation_of(
-        outcomes, active_certificates=active_certificates(connection, provider_id, now), now_ms=now
+        outcomes,
+        active_certificates=active_certificates(connection, provider_id, now),
+        now_ms=now,
+        params=params,
     )
 
 

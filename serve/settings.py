@@ -14,7 +14,9 @@ Environment (all optional):
 - AEX_SQLITE_SYNCHRONOUS: FULL (default: an acknowledged write survives power loss) or NORMAL.
 - AEX_WEIGHTS: a scoring-weights JSON file ({"name": ..., "weights": {...}}, the format
   `aex tune` writes) or a preset name (balanced, lowest_price, best_quality); `aex serve
-  --weights` sets it. Default: the spec's balanced preset.
+  --weights` sets it. Default: the spec's balanced preset. The file may also carry
+  "confidence_calibration" and "reputation" (aex/core/rules.py); absent, the spec's plain
+  stated confidence and five-component reputation.
 - AEX_DATABASE_URL: `postgresql://...` selects the PostgreSQL store (default: SQLite in D);
   AEX_DATABASE_SCHEMA its schema (default public, created when missing);
   AEX_DATABASE_POOL_MAX the connections per process (default 16).
@@ -48,7 +50,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aex.core import DEFAULT_BURST_REQUESTS, PRESETS, Rejected, weights_from_json
+from aex.core import DEFAULT_BURST_REQUESTS, PRESETS, Rejected, rules_from_json
 from serve.adapters.nats_relay import DUPLICATE_WINDOW_S_DEFAULT, STREAM_MAX_AGE_S_DEFAULT
 from serve.evaluation import DEFAULT_WEIGHTS, NamedWeights
 from serve.secret_box import SECRET_BOX_KEY_BYTES, load_key
@@ -271,13 +273,13 @@ def load_weights(source: str | None) -> NamedWeights:
         ) from None
     except (OSError, ValueError) as error:
         raise ImproperlyConfiguredError(f"weights file {source}: {error}") from error
-    weights = weights_from_json(document)
-    if isinstance(weights, Rejected):
+    rules = rules_from_json(document)
+    if isinstance(rules, Rejected):
         raise ImproperlyConfiguredError(
-            f"weights file {source}: {weights.reason.value} ({weights.field}) {weights.detail}"
+            f"weights file {source}: {rules.reason.value} ({rules.field}) {rules.detail}"
         )
     name = document.get("name") if isinstance(document, dict) else None
-    return NamedWeights(str(name or path.stem), weights)
+    return NamedWeights(str(name or path.stem), rules.weights, rules.calibration, rules.reputation)
 
 
 def _optional_int(env: Mapping[str, str], name: str) -> int | None:

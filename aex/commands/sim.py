@@ -74,18 +74,38 @@ def run(args: argparse.Namespace) -> int:
     params = dataclasses.replace(params, seed=resolve_seed(params.seed))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     con = marketlog.connect(args.out)
+    honest: list[float] = []
     try:
         for replication in range(args.replications):
             bar = tqdm(total=params.ticks, unit="tick", disable=args.no_progress, leave=False)
             result, _ = simulate(params, out=con, replication=replication, progress=_ticker(bar))
             bar.close()
-            _print_summary(result, marketlog.run_summary(con, result.run_id))
+            summary = marketlog.run_summary(con, result.run_id)
+            _print_summary(result, summary)
+            honest.append(summary["honest_profit_per_provider_minor"])
+        _print_break_even(honest)
     except BaseException:
         print(f"reproduce with: aex sim {args.scenario} --seed {params.seed}", file=sys.stderr)
         raise
     finally:
         con.close()
     return 0
+
+
+def _print_break_even(honest: list[float]) -> None:
+    # The economics check: an honest provider breaks even or better, over seeds (replications)
+    # when there are several, else over the run's honest providers (printed per run above).
+    from aex.marketlog.metrics import mean_interval
+
+    honest = [h for h in honest if h == h]  # runs without honest providers report NaN
+    if len(honest) < 2:
+        return
+    mean, low, high = mean_interval(honest)
+    verdict = "yes" if high >= 0 else "NO: honest providers lose money"
+    print(
+        f"honest profit per provider over {len(honest)} seeds: {mean / 100:,.2f} "
+        f"[{low / 100:,.2f}, {high / 100:,.2f}] (95% CI, major units); break even: {verdict}"
+    )
 
 
 def _ticker(bar: Any) -> Any:
@@ -117,3 +137,11 @@ def _print_summary(result: Any, summary: dict[str, Any]) -> None:
         print(f"  {key:<24}{value:,.4f}" if isinstance(value, float) else f"  {key:<24}{value:,}")
     for strategy, profit in summary["profit_by_strategy_minor"].items():
         print(f"  profit[{strategy}]".ljust(28) + f" {profit:,}")
+    mean = summary["honest_profit_per_provider_minor"]
+    if mean == mean:  # not NaN: the run has honest providers
+        low, high = summary["honest_profit_ci_low_minor"], summary["honest_profit_ci_high_minor"]
+        verdict = "yes" if summary["honest_break_even"] else "NO: honest providers lose money"
+        print(
+            f"  honest profit/provider  {mean / 100:,.2f} [{low / 100:,.2f}, {high / 100:,.2f}]"
+            f" (95% CI over providers, major units); break even: {verdict}"
+        )

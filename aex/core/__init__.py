@@ -12,6 +12,7 @@ import never shadows silently.
 from aex.core import (
     agentcard,
     breaker,
+    calibration,
     certs,
     credentials,
     criteria,
@@ -28,6 +29,7 @@ from aex.core import (
     plans,
     reasons,
     reputation,
+    rules,
     scoring,
     text,
     webhook_signing,
@@ -35,6 +37,7 @@ from aex.core import (
 )
 from aex.core.agentcard import *  # noqa: F403
 from aex.core.breaker import *  # noqa: F403
+from aex.core.calibration import *  # noqa: F403
 from aex.core.certs import *  # noqa: F403
 from aex.core.credentials import *  # noqa: F403
 from aex.core.criteria import *  # noqa: F403
@@ -51,6 +54,7 @@ from aex.core.money import *  # noqa: F403
 from aex.core.plans import *  # noqa: F403
 from aex.core.reasons import *  # noqa: F403
 from aex.core.reputation import *  # noqa: F403
+from aex.core.rules import *  # noqa: F403
 from aex.core.scoring import *  # noqa: F403
 from aex.core.text import *  # noqa: F403
 from aex.core.webhook_signing import *  # noqa: F403
@@ -60,6 +64,7 @@ from aex.core.x509_export import *  # noqa: F403
 EXPORTING_MODULES = (
     agentcard,
     breaker,
+    calibration,
     certs,
     credentials,
     criteria,
@@ -76,6 +81,7 @@ EXPORTING_MODULES = (
     plans,
     reasons,
     reputation,
+    rules,
     scoring,
     text,
     webhook_signing,

@@ -28,6 +28,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final, TypeAlias
 
+import numpy as np
+import numpy.typing as npt
+
 from aex.core import limits
 from aex.core.criteria import CriteriaResult, Criterion, parse_criteria, parse_metrics
 from aex.core.durations import format_duration, parse_duration
@@ -69,6 +72,7 @@ __all__ = [
     "check_dispute",
     "completion_event",
     "is_late",
+    "outcome_kinds",
     "outcome_of",
     "parse_bid",
     "parse_completion",
@@ -784,6 +788,36 @@ def outcome_of(facts: ContractOutcomeFacts) -> OutcomeKind | None:
         promised_turnaround_ms=facts.promised_turnaround_ms,
     )
     return OutcomeKind.LATE if late else OutcomeKind.SUCCESS
+
+
+def outcome_kinds(
+    *,
+    delivered: npt.NDArray[np.bool_],
+    awarded_at_ms: npt.NDArray[np.int64],
+    completed_at_ms: npt.NDArray[np.int64],
+    promised_turnaround_ms: npt.NDArray[np.int64],
+    disputed: npt.NDArray[np.bool_],
+    refunded: npt.NDArray[np.bool_],
+) -> npt.NDArray[np.uint8]:
+    """`outcome_of` over columns of finished contracts (the simulator's millions).
+
+    Row by row the same rule: not delivered (FAILED) -> FAILURE; delivered, disputed and
+    refunded (REFUNDED) -> DISPUTE_LOST; delivered and disputed, paid out -> DISPUTE_WON;
+    delivered after awarded_at + promised turnaround -> LATE; else SUCCESS. completed_at_ms
+    is ignored where not delivered; refunded implies disputed (asserted).
+
+    Returns:
+        uint8 OutcomeKind values.
+    """
+    assert bool(np.all(promised_turnaround_ms > 0))
+    assert not bool(np.any(refunded & ~disputed)), "a refund follows a dispute"
+    assert not bool(np.any(disputed & ~delivered)), "only settled work is disputed"
+    late = completed_at_ms > awarded_at_ms + promised_turnaround_ms
+    kind = np.where(late, np.uint8(OutcomeKind.LATE), np.uint8(OutcomeKind.SUCCESS))
+    kind = np.where(disputed, np.uint8(OutcomeKind.DISPUTE_WON), kind)
+    kind = np.where(refunded, np.uint8(OutcomeKind.DISPUTE_LOST), kind)
+    kind = np.where(delivered, kind, np.uint8(OutcomeKind.FAILURE))
+    return np.asarray(kind, dtype=np.uint8)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,12 +19,18 @@
 # One columnar function, `reputation_scores`, computes every provider at once from an
 # `Outcomes` record (numpy bincount grouping, no Python loop per outcome or per provider);
 # `reputation_of`, the server's one-provider call, is that same function with one provider.
+# `ReputationTally` is its running form for a driver that asks again and again as outcomes
+# arrive (the simulator, every tick): per-provider counts and evidence masses carried forward
+# (exponential decay composes: a mass decayed to t1 and then to t2 is the mass decayed to t2)
+# plus the outcomes still inside the 30-day window, so each call costs the new outcomes and
+# the window, not the whole history; it equals `reputation_scores` up to float rounding
+# (tests/core/test_reputation.py holds the two together).
 # Time is the `now_ms` argument; nothing here reads a clock.
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import Enum, IntEnum
 from itertools import pairwise
 from typing import Any, Final, overload
 
@@ -45,12 +51,16 @@ __all__ = [
     "Outcomes",
     "Reputation",
     "ReputationParams",
+    "ReputationRule",
     "ReputationScores",
+    "ReputationTally",
     "Tier",
     "TierThreshold",
     "beta_posterior_mean",
+    "reputation_from_tally",
     "reputation_of",
     "reputation_scores",
+    "tally_outcomes",
     "tier_for",
     "tiers_for",
 ]
@@ -136,6 +146,20 @@ _SUCCESSFUL_BY_KIND: Final = np.array([True, False, False, True, True], dtype=np
 assert len(_SUCCESSFUL_BY_KIND) == len(OutcomeKind)
 
 
+class ReputationRule(Enum):
+    """Which formula makes the reputation score (an exchange setting, aex/core/rules.py).
+
+    SPEC: the spec's five-component score (the exchange's default). SUCCESS_RATIO: the Beta
+    posterior mean of the plain success and failure counts, (s + prior_alpha) / (n +
+    prior_alpha + prior_beta), i.e. (s + 1) / (n + 2) with the uniform prior: the rule of the
+    benchmark market (scenarios/reference_reverse_auction.toml) and its Mesa baseline. Both
+    report the same components and the same tier table; only `score` differs.
+    """
+
+    SPEC = "spec"
+    SUCCESS_RATIO = "success_ratio"
+
+
 @dataclass(frozen=True, slots=True)
 class ReputationParams:
     """The transaction score's tunables and the consistency term's thin-record rule.
@@ -159,6 +183,8 @@ class ReputationParams:
         consistency_neutral: the consistency score of such a thin record. The population
             standard deviation of rates in [0, 1] is at most 0.5, so consistency lies in
             [0.5, 1]; 0.75 is the middle of that range: neither rewarded nor punished.
+        rule: the score's formula (ReputationRule.SPEC unless the exchange's rules say
+            otherwise); SUCCESS_RATIO uses prior_alpha and prior_beta on plain counts.
     """
 
     prior_alpha: float = 2.0
@@ -170,6 +196,7 @@ class ReputationParams:
     late_success_credit: float = 0.5
     consistency_days_min: int = 2
     consistency_neutral: float = 0.75
+    rule: ReputationRule = ReputationRule.SPEC
 
     def __post_init__(self) -> None:
         assert math.isfinite(self.prior_alpha)
@@ -185,6 +212,7 @@ class ReputationParams:
         assert 0.0 <= self.late_success_credit <= 1.0
         assert 1 <= self.consistency_days_min <= limits.reputation_window_days
         assert 0.0 <= self.consistency_neutral <= 1.0
+        assert isinstance(self.rule, ReputationRule)
 
     @property
     def half_life_ms(self) -> float:
@@ -422,6 +450,24 @@ def reputation_scores(
     # total and successful per provider: exact integer counts.
     contracts = np.bincount(provider, minlength=n_providers).astype(np.int64)
     successes = np.bincount(provider[successful], minlength=n_providers).astype(np.int64)
+    success_mass, failure_mass = _evidence_masses(outcomes, n_providers, now_ms, params)
+    consistency_score = _consistency_score(outcomes, successful, n_providers, now_ms, params)
+    return _assemble(
+        contracts, successes, success_mass, failure_mass, consistency_score, certificates, params
+    )
+
+
+def _assemble(
+    contracts: npt.NDArray[np.int64],
+    successes: npt.NDArray[np.int64],
+    success_mass: npt.NDArray[np.float64],
+    failure_mass: npt.NDArray[np.float64],
+    consistency_score: npt.NDArray[np.float64],
+    certificates: npt.NDArray[Any],
+    params: ReputationParams,
+) -> ReputationScores:
+    # The spec's weighted sum (or the SUCCESS_RATIO rule) from the per-provider parts.
+    n_providers = contracts.size
     assert contracts.size == 0 or int(contracts.max()) <= limits.outcomes_per_provider_max
     # Spec: "Success Rate (successful / total)"; no outcomes, no success.
     success_rate = np.divide(
@@ -429,8 +475,9 @@ def reputation_scores(
     )
     # Spec: "Volume Score (min(1.0, total/500))".
     volume_score = np.minimum(1.0, contracts / VOLUME_SATURATION_CONTRACTS)
-    transaction_score = _transaction_score(outcomes, n_providers, now_ms, params)
-    consistency_score = _consistency_score(outcomes, successful, n_providers, now_ms, params)
+    transaction_score = beta_posterior_mean(
+        success_mass, failure_mass, prior_alpha=params.prior_alpha, prior_beta=params.prior_beta
+    )
     # Spec: "Certification Bonus (active_certs * 0.05, cap 0.10)".
     certification_bonus = np.minimum(
         CERTIFICATION_BONUS_MAX, CERTIFICATION_BONUS_PER_CERTIFICATE * certificates
@@ -443,6 +490,13 @@ def reputation_scores(
         + REPUTATION_WEIGHTS["certification_bonus"]
         * (certification_bonus / CERTIFICATION_BONUS_MAX)
     )
+    if params.rule is ReputationRule.SUCCESS_RATIO:
+        score = beta_posterior_mean(
+            successes.astype(np.float64),
+            (contracts - successes).astype(np.float64),
+            prior_alpha=params.prior_alpha,
+            prior_beta=params.prior_beta,
+        )
     for component in (transaction_score, success_rate, volume_score, consistency_score, score):
         assert bool(np.all((component >= 0.0) & (component <= 1.0)))
     assert bool(np.all(certification_bonus <= CERTIFICATION_BONUS_MAX))
@@ -474,10 +528,11 @@ def _assert_call_shape(
         assert int(outcomes.at_ms.max()) <= now_ms, "an outcome after now_ms"
 
 
-def _transaction_score(
-    outcomes: Outcomes, n_providers: int, now_ms: int, params: ReputationParams
-) -> npt.NDArray[np.float64]:
-    # Each outcome's evidence weight: value weight × 2^(−age / half-life).
+def _evidence_weights(
+    outcomes: Outcomes, now_ms: int, params: ReputationParams
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    # Each outcome's success and failure evidence at now_ms: value weight × 2^(−age / half-life)
+    # × how much of the outcome is a success (failure), indexed by OutcomeKind.
     age_ms = (now_ms - outcomes.at_ms).astype(np.float64)
     decay = np.exp2(-age_ms / params.half_life_ms)
     if params.value_weighting:
@@ -485,23 +540,27 @@ def _transaction_score(
     else:
         value_weight = np.ones(len(outcomes), dtype=np.float64)
     evidence_weight = value_weight * decay
-    # Indexed by OutcomeKind: how much of one outcome is a success and how much a failure.
     late = params.late_success_credit
     success_credit = np.array([1.0, 0.0, 0.0, 1.0, late])
     failure_debit = np.array([0.0, 1.0, params.dispute_lost_weight, 0.0, 1.0 - late])
+    return (
+        evidence_weight * success_credit[outcomes.kind],
+        evidence_weight * failure_debit[outcomes.kind],
+    )
+
+
+def _evidence_masses(
+    outcomes: Outcomes, n_providers: int, now_ms: int, params: ReputationParams
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    # The transaction score's success and failure mass per provider at now_ms.
+    success_weight, failure_weight = _evidence_weights(outcomes, now_ms, params)
     success_mass = np.bincount(
-        outcomes.provider_index,
-        weights=evidence_weight * success_credit[outcomes.kind],
-        minlength=n_providers,
+        outcomes.provider_index, weights=success_weight, minlength=n_providers
     )
     failure_mass = np.bincount(
-        outcomes.provider_index,
-        weights=evidence_weight * failure_debit[outcomes.kind],
-        minlength=n_providers,
+        outcomes.provider_index, weights=failure_weight, minlength=n_providers
     )
-    return beta_posterior_mean(
-        success_mass, failure_mass, prior_alpha=params.prior_alpha, prior_beta=params.prior_beta
-    )
+    return success_mass.astype(np.float64), failure_mass.astype(np.float64)
 
 
 def _consistency_score(
@@ -580,4 +639,135 @@ def reputation_of(
         volume_score=float(scores.volume_score[0]),
         consistency_score=float(scores.consistency_score[0]),
         certification_bonus=float(scores.certification_bonus[0]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReputationTally:
+    """Running per-provider reputation evidence (see `tally_outcomes`).
+
+    contracts, successes: int64 counts; success_mass, failure_mass: the transaction score's
+    evidence decayed to anchor_ms; recent: the outcomes younger than the consistency window at
+    anchor_ms (provider_index as given).
+    """
+
+    contracts: npt.NDArray[np.int64]
+    successes: npt.NDArray[np.int64]
+    success_mass: npt.NDArray[np.float64]
+    failure_mass: npt.NDArray[np.float64]
+    anchor_ms: int
+    recent: Outcomes
+
+    @classmethod
+    def empty(cls, n_providers: int) -> ReputationTally:
+        zeros = np.zeros(n_providers, dtype=np.int64)
+        return cls(
+            zeros,
+            zeros.copy(),
+            np.zeros(n_providers),
+            np.zeros(n_providers),
+            0,
+            Outcomes.empty(),
+        )
+
+    def without_providers(self, providers: npt.NDArray[np.int64]) -> ReputationTally:
+        """The tally with these providers' records wiped (a fresh identity on that index)."""
+        keep = ~np.isin(self.recent.provider_index, providers)
+        recent = self.recent
+        contracts, successes = self.contracts.copy(), self.successes.copy()
+        success_mass, failure_mass = self.success_mass.copy(), self.failure_mass.copy()
+        for column in (contracts, successes, success_mass, failure_mass):
+            column[providers] = 0
+        return ReputationTally(
+            contracts,
+            successes,
+            success_mass,
+            failure_mass,
+            self.anchor_ms,
+            Outcomes(
+                recent.provider_index[keep],
+                recent.at_ms[keep],
+                recent.kind[keep],
+                recent.value_minor[keep],
+            ),
+        )
+
+
+def _decay_factor(from_ms: int, to_ms: int, params: ReputationParams) -> float:
+    assert to_ms >= from_ms
+    return float(np.exp2(-float(to_ms - from_ms) / params.half_life_ms))
+
+
+def tally_outcomes(
+    tally: ReputationTally,
+    outcomes: Outcomes,
+    *,
+    now_ms: int,
+    params: ReputationParams = DEFAULT_REPUTATION_PARAMS,
+) -> ReputationTally:
+    """The tally with `outcomes` (none after now_ms) added, carried forward to now_ms.
+
+    Args:
+        tally: the evidence so far (anchor_ms <= now_ms); `ReputationTally.empty(n)` to start.
+        outcomes: the new outcomes, provider_index < the tally's provider count.
+        now_ms: the new anchor.
+        params: the reputation parameters (the same for every call on one tally).
+    """
+    n_providers = tally.contracts.size
+    assert isinstance(now_ms, int | np.integer)
+    if len(outcomes) > 0:
+        assert int(outcomes.provider_index.max()) < n_providers
+        assert int(outcomes.at_ms.max()) <= now_ms, "an outcome after now_ms"
+    provider = outcomes.provider_index
+    successful = _SUCCESSFUL_BY_KIND[outcomes.kind]
+    contracts = tally.contracts + np.bincount(provider, minlength=n_providers)
+    successes = tally.successes + np.bincount(provider[successful], minlength=n_providers)
+    carried = _decay_factor(tally.anchor_ms, int(now_ms), params)
+    new_success, new_failure = _evidence_masses(outcomes, n_providers, int(now_ms), params)
+    recent = Outcomes(
+        np.concatenate([tally.recent.provider_index, outcomes.provider_index]),
+        np.concatenate([tally.recent.at_ms, outcomes.at_ms]),
+        np.concatenate([tally.recent.kind, outcomes.kind]),
+        np.concatenate([tally.recent.value_minor, outcomes.value_minor]),
+    )
+    # outcomes a full window old at now_ms are outside every later window too
+    young = (now_ms - recent.at_ms) // DAY_MS < limits.reputation_window_days
+    recent = Outcomes(
+        recent.provider_index[young],
+        recent.at_ms[young],
+        recent.kind[young],
+        recent.value_minor[young],
+    )
+    return ReputationTally(
+        contracts.astype(np.int64),
+        successes.astype(np.int64),
+        tally.success_mass * carried + new_success,
+        tally.failure_mass * carried + new_failure,
+        int(now_ms),
+        recent,
+    )
+
+
+def reputation_from_tally(
+    tally: ReputationTally,
+    *,
+    active_certificates: npt.NDArray[Any],
+    now_ms: int,
+    params: ReputationParams = DEFAULT_REPUTATION_PARAMS,
+) -> ReputationScores:
+    """`reputation_scores` of every outcome tallied, at now_ms >= the tally's anchor."""
+    n_providers = tally.contracts.size
+    certificates = np.asarray(active_certificates)
+    _assert_call_shape(tally.recent, n_providers, certificates, now_ms)
+    carried = _decay_factor(tally.anchor_ms, int(now_ms), params)
+    successful = _SUCCESSFUL_BY_KIND[tally.recent.kind]
+    consistency = _consistency_score(tally.recent, successful, n_providers, int(now_ms), params)
+    return _assemble(
+        tally.contracts,
+        tally.successes,
+        tally.success_mass * carried,
+        tally.failure_mass * carried,
+        consistency,
+        certificates,
+        params,
     )

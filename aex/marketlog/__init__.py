@@ -9,13 +9,14 @@ SQL over these tables (see metrics.py).
 """
 
 from aex.marketlog.metrics import run_summary, summary_frame
-from aex.marketlog.schema import DDL, TABLES, connect, create_schema, next_run_id
+from aex.marketlog.schema import DDL, TABLES, code_version, connect, create_schema, next_run_id
 from aex.marketlog.writer import MarketLogWriter
 
 __all__ = [
     "DDL",
     "TABLES",
     "MarketLogWriter",
+    "code_version",
     "connect",
     "create_schema",
     "next_run_id",

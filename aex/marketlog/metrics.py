@@ -10,18 +10,35 @@
 - provider profit by strategy = Σ payouts − Σ costs of attempts (simulator runs only)
 - attacker_profit_minor: the profit of the attacker strategies (strategies.ATTACKER_STRATEGIES)
 - honest_win_share: the share of awards won by 'honest' providers
+- honest_profit_per_provider_minor: the mean realised profit (payouts − costs) of an honest
+  provider (one per slot, the providers that never won count as 0), with its 95% Student-t
+  interval over the honest providers (honest_profit_ci_low_minor, _high_minor) and
+  honest_break_even: whether the interval's upper bound is >= 0 (honest providers do not
+  lose money on average: the economics check of every run; `aex sim --replications N`
+  reports the same mean with its interval over seeds)
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
+import numpy as np
 import polars as pl
+from scipy import stats
 
 from aex.sim.strategies import ATTACKER_STRATEGIES
 
-__all__ = ["check_invariants", "profit_by_strategy", "run_summary", "summary_frame"]
+__all__ = [
+    "check_invariants",
+    "honest_profits",
+    "mean_interval",
+    "profit_by_strategy",
+    "run_summary",
+    "summary_frame",
+]
 
 _SUMMARY_SQL = """
 WITH w AS (SELECT count(*) AS n FROM work WHERE run_id = $run),
@@ -57,6 +74,35 @@ SELECT p.strategy, count(DISTINCT p.slot) AS providers, coalesce(sum(cost.jobs),
 FROM providers p LEFT JOIN pay USING (provider_id) LEFT JOIN cost USING (provider_id)
 WHERE p.run_id = $run GROUP BY p.strategy ORDER BY p.strategy
 """
+
+
+_HONEST_SQL = """
+WITH pay AS (SELECT provider_id, sum(payout_minor) AS payout FROM settlements
+             WHERE run_id = $run GROUP BY provider_id),
+cost AS (SELECT provider_id, sum(cost_minor) AS cost FROM outcomes
+         WHERE run_id = $run GROUP BY provider_id)
+SELECT p.slot, coalesce(sum(pay.payout), 0) - coalesce(sum(cost.cost), 0) AS profit_minor
+FROM providers p LEFT JOIN pay USING (provider_id) LEFT JOIN cost USING (provider_id)
+WHERE p.run_id = $run AND p.strategy = 'honest' GROUP BY p.slot ORDER BY p.slot
+"""
+
+
+def honest_profits(con: duckdb.DuckDBPyConnection, run_id: int) -> list[float]:
+    """The realised profit of every honest provider slot of a run (minor units)."""
+    return [float(r[1]) for r in con.execute(_HONEST_SQL, {"run": run_id}).fetchall()]
+
+
+def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): the mean with its Student-t interval (a point with fewer than 2)."""
+    data = np.asarray(values, dtype=np.float64)
+    if data.size == 0:
+        return (math.nan, math.nan, math.nan)
+    mean = float(data.mean())
+    if data.size < 2:
+        return (mean, mean, mean)
+    t = float(stats.t.ppf(0.5 + confidence / 2, data.size - 1))
+    half = t * float(data.std(ddof=1)) / math.sqrt(data.size)
+    return (mean, mean - half, mean + half)
 
 
 def profit_by_strategy(con: duckdb.DuckDBPyConnection, run_id: int) -> pl.DataFrame:
@@ -107,6 +153,11 @@ def run_summary(con: duckdb.DuckDBPyConnection, run_id: int) -> dict[str, Any]:
     summary["attacker_profit_minor"] = sum(
         v for k, v in summary["profit_by_strategy_minor"].items() if k in ATTACKER_STRATEGIES
     )
+    mean, low, high = mean_interval(honest_profits(con, run_id))
+    summary["honest_profit_per_provider_minor"] = mean
+    summary["honest_profit_ci_low_minor"] = low
+    summary["honest_profit_ci_high_minor"] = high
+    summary["honest_break_even"] = bool(high >= 0) if not math.isnan(high) else None
     return summary
 
 

@@ -7,7 +7,7 @@ from typing import Final
 
 import duckdb
 
-__all__ = ["DDL", "TABLES", "connect", "create_schema", "next_run_id"]
+__all__ = ["DDL", "TABLES", "code_version", "connect", "create_schema", "next_run_id"]
 
 # Column order matters: writers append Arrow tables positionally in this order.
 TABLES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
@@ -25,6 +25,7 @@ TABLES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("log_bids", "VARCHAR"),  # none | winners | all
         ("params_json", "VARCHAR"),
         ("created_at", "TIMESTAMP"),
+        ("code_version", "VARCHAR"),  # `git describe` of the code that ran, else the version
     ),
     "providers": (
         ("run_id", "BIGINT"),
@@ -124,6 +125,41 @@ def connect(
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DDL)
+    # market logs written before runs.code_version existed gain the column (NULL for them)
+    con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS code_version VARCHAR")
+
+
+_CODE_VERSION: list[str] = []
+
+
+def code_version() -> str:
+    """The code version recorded with a run: `git describe --always --dirty` of the checkout
+    when it is one (cached per process), else the package version."""
+    if not _CODE_VERSION:
+        import shutil
+        import subprocess
+
+        import aex
+
+        version = f"aex {aex.__version__}"
+        git = shutil.which("git")
+        try:
+            if git is None:
+                raise OSError("no git")
+            described = subprocess.run(  # noqa: S603 - fixed arguments, no input
+                [git, "describe", "--always", "--dirty", "--tags"],
+                cwd=Path(__file__).resolve().parent,
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            )
+            if described.returncode == 0 and described.stdout.strip():
+                version = f"{version} ({described.stdout.strip()})"
+        except (OSError, subprocess.SubprocessError):
+            pass
+        _CODE_VERSION.append(version)
+    return _CODE_VERSION[0]
 
 
 def next_run_id(con: duckdb.DuckDBPyConnection) -> int:

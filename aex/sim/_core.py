@@ -1,35 +1,67 @@
 """The one place where the simulator binds to the pure core (aex/core).
 
-Every scoring, reputation, tier and fee formula the simulator uses comes through here, from
-aex/core: the engine never re-implements one.
+Every scoring, reputation, tier, calibration, outcome and fee formula the simulator uses comes
+through here, from aex/core, and they are the functions the live exchange calls (serve/market.py,
+serve/evaluation.py): the engine never re-implements one.
 """
 
 from __future__ import annotations
 
+from aex.core.calibration import ConfidenceCalibration, calibrated_confidence
 from aex.core.fees import split_fee_columns
-from aex.core.reputation import beta_posterior_mean, tiers_for
+from aex.core.market import outcome_kinds
+from aex.core.reputation import (
+    OutcomeKind,
+    Outcomes,
+    ReputationScores,
+    ReputationTally,
+    beta_posterior_mean,
+    reputation_from_tally,
+    reputation_scores,
+    tally_outcomes,
+    tiers_for,
+)
+from aex.core.rules import SAMPLE_PROVIDED_QUALITY, ExchangeRules, rules_from_json, rules_to_json
 from aex.core.scoring import (
     PRESETS,
+    BidBatch,
     Components,
     ScoredBids,
     Weights,
     make_weights,
     price_score_column,
     rank_auctions,
+    score_bids,
     weights_from_json,
     weights_to_json,
 )
 
 __all__ = [
     "PRESETS",
+    "SAMPLE_PROVIDED_QUALITY",
+    "BidBatch",
     "Components",
+    "ConfidenceCalibration",
+    "ExchangeRules",
+    "OutcomeKind",
+    "Outcomes",
+    "ReputationScores",
+    "ReputationTally",
     "ScoredBids",
     "Weights",
     "beta_posterior_mean",
+    "calibrated_confidence",
     "make_weights",
+    "outcome_kinds",
     "price_score_column",
     "rank_auctions",
+    "reputation_from_tally",
+    "reputation_scores",
+    "rules_from_json",
+    "rules_to_json",
+    "score_bids",
     "split_fee_columns",
+    "tally_outcomes",
     "tiers_for",
     "weights_from_json",
     "weights_to_json",

@@ -55,6 +55,11 @@ Columns = dict[str, npt.NDArray[np.generic]]
 
 MINOR_PER_MAJOR = 100  # the simulator prices in cents (currency exponent 2)
 _GAP_REFILLS_MAX = 64  # top-up rounds of the geometric-gap draw (each covers ~all of a slice)
+EXPECTED_SUCCESS_MIN = 0.05  # break-even pricing never divides by less (a hopeless provider)
+# Exchange time a contract's last step may take after delivery: the dispute is raised 1 s after
+# settlement and resolved 1 s later, all before the next tick's windows open.
+_DISPUTE_STEP_MS = 1_000
+_TICK_MARGIN_MS = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +80,14 @@ class Streams:
 
 @dataclass(frozen=True, slots=True)
 class Population:
-    """Provider slots drawn once per run, sorted by category (bids draw over category slices)."""
+    """Provider slots drawn once per run, sorted by category (bids draw over category slices).
+
+    cost_minor is the cost of one unit of work (a normal item; a large item costs
+    large_work_multiplier units); expected_paid is the share of won work a provider expects
+    to be paid for (its success probability, less the disputes it expects to lose), which
+    break-even pricing divides by. promised_ms is the SLA a provider states on its bids (whole
+    seconds), speed_ms its mean realised turnaround.
+    """
 
     strategy_code: npt.NDArray[np.int8]
     quality: F64
@@ -83,12 +95,16 @@ class Population:
     markup_min: F64
     markup_max: F64
     confidence: F64
-    sample_score: F64
-    sla_score: F64
+    has_sample: B1
+    promised_ms: I64
+    speed_ms: F64
+    turnaround_noise_sd: F64
     certified: B1
+    enters_on_profit: B1
     bid_probability: F64
     category: npt.NDArray[np.int32]
     join_tick: I64
+    expected_paid: F64
     params: Mapping[str, F64]
     category_start: I64
     category_size: I64
@@ -98,20 +114,23 @@ class Population:
         return int(self.quality.size)
 
     @property
-    def certification_score(self) -> F64:
-        return self.certified.astype(np.float64)
+    def active_certificates(self) -> I64:
+        """Active certificates per provider (one matching its category, or none)."""
+        return self.certified.astype(np.int64)
 
 
 @dataclass(frozen=True, slots=True)
 class MarketState:
-    """What evolves: the tick, each slot's record under its current identity, strategy state,
-    and the id counters."""
+    """What evolves: the tick, each slot's outcome record under its current identity, strategy
+    state, who is in the market, each slot's realised profit, and the id counters."""
 
     tick: int
-    successes: F64
-    failures: F64
+    record: _core.ReputationTally  # every slot's outcomes under its current identity, tallied
     identity_id: I64
     markup_shift: F64
+    active: B1
+    profit_minor: F64  # realised payouts − costs, per slot, since the run started
+    contracts: F64  # contracts per slot since the run started (exit rule)
     next_identity_id: int
     next_work_id: int
     next_bid_id: int
@@ -129,10 +148,41 @@ class BlockLog:
     successes: int
     fee_minor: int
     rounds: int
+    # every contract of the block, in work order (not a market-log table): work_id, the
+    # awarded, completed and outcome times, delivered, disputed, refunded, the OutcomeKind
+    contracts: Columns = dataclasses.field(default_factory=dict)
 
 
 def _minor(major: F64 | float) -> I64:
     return np.asarray(np.rint(np.asarray(major) * MINOR_PER_MAJOR), dtype=np.int64)
+
+
+def close_ms(params: ScenarioParams, tick: int | I64) -> int | I64:
+    """When the bid windows of `tick`'s work close: the tick's start + the bid window. Every
+    auction of a tick is evaluated then, with the reputations of all earlier outcomes."""
+    return tick * params.market.tick_ms + params.market.bid_window_ms
+
+
+def reputation_at(
+    params: ScenarioParams,
+    population: Population,
+    record: _core.ReputationTally,
+    now_ms: int,
+) -> _core.ReputationScores:
+    """Every slot's reputation and tier at now_ms, under the scenario's reputation setting:
+    the core's reputation_scores of every outcome so far (the exchange's reputation_of is that
+    function with one provider), in its running form (reputation_from_tally)."""
+    return _core.reputation_from_tally(
+        record,
+        active_certificates=population.active_certificates,
+        now_ms=int(now_ms),
+        params=params.rules.reputation,
+    )
+
+
+def _successes(scores: _core.ReputationScores) -> F64:
+    # as the exchange derives it from a Reputation (serve/market.py: round(rate × contracts))
+    return np.rint(scores.success_rate * scores.contracts)
 
 
 def init(rng: np.random.Generator, params: ScenarioParams) -> tuple[Population, MarketState]:
@@ -159,9 +209,15 @@ def init(rng: np.random.Generator, params: ScenarioParams) -> tuple[Population, 
         put("markup_min", np.full(n, group.markup_min))
         put("markup_max", np.full(n, group.markup_max))
         put("confidence", np.clip(quality + group.confidence_bias + boost + noise, 0.0, 1.0))
-        put("sample_score", np.clip(quality + rng.normal(0.0, group.sample_noise_sd, n), 0.0, 1.0))
-        put("sla_score", rng.uniform(0.0, 1.0, n))
+        put("has_sample", rng.random(n) < group.sample_probability)
+        promised_s = rng.integers(
+            group.turnaround_min_ms // 1000, group.turnaround_max_ms // 1000 + 1, n
+        )
+        put("promised_ms", promised_s * 1000)
+        put("speed_ms", promised_s * 1000.0 / group.turnaround_margin)
+        put("turnaround_noise_sd", np.full(n, group.turnaround_noise_sd))
         put("certified", rng.random(n) < group.certified_probability)
+        put("enters_on_profit", np.full(n, group.enters_on_profit))
         put("bid_probability", np.full(n, group.bid_probability))
         put("category", rng.integers(0, categories, n).astype(np.int32))
         put("join_tick", rng.integers(0, group.join_tick_max + 1, n))
@@ -173,6 +229,10 @@ def init(rng: np.random.Generator, params: ScenarioParams) -> tuple[Population, 
     cols = {k: v[order] for k, v in cols.items()}
     # the group's generic quality_factor multiplies the quality once, here
     cols["quality"] = cols["quality"] * cols.pop("quality_factor")
+    # A provider knows its own success probability; it expects to lose the disputes it would
+    # lose (probability dispute_probability × (1 − quality)) on the work it delivers.
+    q = np.clip(cols["quality"], EXPECTED_SUCCESS_MIN, 1.0)
+    cols["expected_paid"] = q * (1.0 - params.market.dispute_probability * (1.0 - q))
     size = np.bincount(cols["category"], minlength=categories).astype(np.int64)
     start = np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64)
     population = Population(
@@ -184,10 +244,12 @@ def init(rng: np.random.Generator, params: ScenarioParams) -> tuple[Population, 
     n_total = population.size
     state = MarketState(
         tick=0,
-        successes=np.zeros(n_total),
-        failures=np.zeros(n_total),
+        record=_core.ReputationTally.empty(n_total),
         identity_id=np.arange(1, n_total + 1, dtype=np.int64),
         markup_shift=np.zeros(n_total),
+        active=~population.enters_on_profit,
+        profit_minor=np.zeros(n_total),
+        contracts=np.zeros(n_total),
         next_identity_id=n_total + 1,
         next_work_id=1,
         next_bid_id=1,
@@ -278,28 +340,11 @@ class _Bids:
     price_minor: I64
     submitted_at_ms: I64
     bid_id: I64
-    price_score: F64
-    confidence_score: F64
-    sample_score: F64
-    sla_score: F64
-    certification_score: F64
     success_probability: F64
     cost_factor: F64
 
     def take(self, keep: B1 | I64) -> _Bids:
         return _Bids(*(getattr(self, f.name)[keep] for f in dataclasses.fields(_Bids)))
-
-
-def _reputation(state_s: F64, state_f: F64, params: ScenarioParams) -> F64:
-    return np.asarray(
-        _core.beta_posterior_mean(
-            state_s,
-            state_f,
-            prior_alpha=params.reputation.prior_alpha,
-            prior_beta=params.reputation.prior_beta,
-        ),
-        dtype=np.float64,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +355,11 @@ class _Work:
     budget_min_minor: I64
     budget_max_minor: I64
     large: B1
+    size: F64  # units of work: 1, or large_work_multiplier for a large item
     success_uniform: F64
+    turnaround_normal: F64  # the realised turnaround's noise, N(0, 1)
+    dispute_uniform: F64
+    upheld_uniform: F64
 
 
 def _draw_work(streams: Streams, params: ScenarioParams, counts: I64) -> _Work:
@@ -320,6 +369,7 @@ def _draw_work(streams: Streams, params: ScenarioParams, counts: I64) -> _Work:
     budget = rng.uniform(m.budget_min_major, m.budget_max_major, n)
     large = rng.random(n) < m.large_work_probability
     budget_max = np.maximum(_minor(np.where(large, budget * m.large_work_multiplier, budget)), 1)
+    outcomes = streams.outcomes
     return _Work(
         tick=np.repeat(np.arange(counts.size, dtype=np.int64), counts),
         consumer=rng.integers(1, m.consumers + 1, n),
@@ -327,7 +377,11 @@ def _draw_work(streams: Streams, params: ScenarioParams, counts: I64) -> _Work:
         budget_min_minor=np.floor(budget_max * m.budget_floor_fraction).astype(np.int64),
         budget_max_minor=budget_max,
         large=large,
-        success_uniform=streams.outcomes.random(n),
+        size=np.where(large, m.large_work_multiplier, 1.0),
+        success_uniform=outcomes.random(n),
+        turnaround_normal=outcomes.standard_normal(n),
+        dispute_uniform=outcomes.random(n),
+        upheld_uniform=outcomes.random(n),
     )
 
 
@@ -373,6 +427,8 @@ def draw_block(
     markup_uniform = rng.random(n)
     window_ms = np.float32(params.market.bid_window_ms)
     submitted_offset = (rng.random(n, dtype=np.float32) * window_ms).astype(np.int64)
+    # float32 rounding may reach the window's end: a bid must arrive before the close
+    np.minimum(submitted_offset, params.market.bid_window_ms - 1, out=submitted_offset)
     needs_thinning = bool((pop.bid_probability < p_max).any() or (pop.join_tick > 0).any())
     thin = rng.random(n) if needs_thinning else None  # static: population only
     return Draws(tick, n_ticks, work, work_of_bid, provider, markup_uniform, submitted_offset, thin)
@@ -393,6 +449,11 @@ def _draw_bids(
     if draws.thin is not None:
         keep = draws.thin * p_max < pop.bid_probability[provider]
         keep &= pop.join_tick[provider] <= state.tick + work.tick[work_of_bid]
+    if not bool(state.active.all()):
+        # providers out of the market (exited, or not yet entered) place no bid; a mask over
+        # the same draws, so common random numbers hold
+        present = state.active[provider]
+        keep = present if keep is None else keep & present
     markup_low = pop.markup_min + state.markup_shift  # per provider, then per bid
     markup_span = pop.markup_max - pop.markup_min
     if _constant(markup_low) and _constant(markup_span):
@@ -405,9 +466,7 @@ def _draw_bids(
     adaptive = _has_bidding_rules(pop)
     if adaptive:
         # strategies decide at block start, from the tiers the core assigns
-        score = _reputation(state.successes, state.failures, params)
-        contracts = (state.successes + state.failures).astype(np.int64)
-        tier = np.asarray(_core.tiers_for(score, contracts), dtype=np.int8)
+        tier = reputation_at(params, pop, state.record, int(close_ms(params, state.tick))).tier
         farming_done = strategies.farming_done(pop.strategy_code, tier, pop.params)
         code = pop.strategy_code[provider]
         done = farming_done[provider]
@@ -415,9 +474,15 @@ def _draw_bids(
         keep = allowed if keep is None else keep & allowed
         bid_params = {k: v[provider] for k, v in pop.params.items()}
         markup += strategies.markup_adjustment(code, done, bid_params)
-    # price = max(1, rint(cost × (1 + markup))) in float64 (integers exactly), int64 once kept
+    # The cost of the work: the unit cost × the item's size. The price marks it up: on cost
+    # alone ("cost_plus", the reference market), or on the break-even price that covers the
+    # cost after the fee and the expected unpaid (failed or refunded) work ("break_even").
     markup += 1.0
     price_f = pop.cost_minor.astype(np.float64)[provider]
+    price_f *= work.size[work_of_bid]
+    if params.market.pricing == "break_even":
+        fee_share = params.scoring.fee_bps / 10_000
+        price_f /= (1.0 - fee_share) * pop.expected_paid[provider]
     price_f *= markup
     np.rint(price_f, out=price_f)
     np.maximum(price_f, 1.0, out=price_f)
@@ -449,16 +514,6 @@ def _draw_bids(
         price_minor=price_k,
         submitted_at_ms=submitted_at_ms,
         bid_id=np.arange(state.next_bid_id, state.next_bid_id + kept.size, dtype=np.int64),
-        price_score=np.asarray(
-            _core.price_score_column(
-                price_k, work.budget_min_minor[work_k], work.budget_max_minor[work_k]
-            ),
-            dtype=np.float64,
-        ),
-        confidence_score=pop.confidence[provider_k],
-        sample_score=pop.sample_score[provider_k],
-        sla_score=pop.sla_score[provider_k],
-        certification_score=pop.certification_score[provider_k],
         success_probability=success_probability,
         cost_factor=cost_factor,
     )
@@ -475,30 +530,95 @@ def _has_bidding_rules(pop: Population) -> bool:
     return bool(np.isin(pop.strategy_code, rules).any())
 
 
-def _components(bids: _Bids, trust: F64, rows: slice) -> _core.Components:
-    # views of a contiguous run of rows (no copies)
-    return _core.Components(
-        price_score=bids.price_score[rows],
-        trust_score=trust[rows],
-        confidence_score=bids.confidence_score[rows],
-        sample_score=bids.sample_score[rows],
-        sla_score=bids.sla_score[rows],
-        certification_score=bids.certification_score[rows],
-        reject_reason=np.zeros(trust[rows].size, np.uint8),
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class _Cleared:
     winner_of_work: I64  # bid index per work item, -1 when no bid
-    success: B1  # per work item (False when not cleared)
-    trust: F64  # per bid, as scored
-    total: F64
-    rank: npt.NDArray[np.int32]
-    is_winner: B1
+    paid: B1  # per work item: delivered and not refunded (False when not cleared)
+    kind: npt.NDArray[np.uint8]  # per work item: the contract's OutcomeKind (cleared only)
+    at_ms: I64  # per work item: when the outcome was recorded
+    cost_minor: I64  # per work item: the winner's cost (cleared only)
+    awarded_ms: I64  # per work item (cleared only): awarded, completed or given up
+    completed_ms: I64
+    delivered: B1
+    disputed: B1
+    refunded: B1
+    scored: Columns  # per bid: the six components, total, rank, is_winner, reject_reason
     jobs: F64  # (ticks, providers) awards per tick
-    wins: F64  # (ticks, providers) successes per tick
+    wins: F64  # (ticks, providers) successful contracts per tick (reputation's definition)
+    reputation_rows: Columns | None  # the reputation table's rows of the block
+    final: _core.ReputationScores  # every slot's reputation at the next block's first close
+    record: _core.ReputationTally  # the record after the block
     rounds: int  # ranking passes over the block's bids (1: tick by tick)
+
+
+_SCORED_COLUMNS = (
+    ("price_score", np.float64),
+    ("trust_score", np.float64),
+    ("confidence_score", np.float64),
+    ("sample_score", np.float64),
+    ("sla_score", np.float64),
+    ("certification_score", np.float64),
+    ("total", np.float64),
+    ("rank", np.int32),
+    ("is_winner", np.bool_),
+    ("reject_reason", np.uint8),
+)
+
+
+def tick_batch(
+    params: ScenarioParams,
+    pop: Population,
+    scores: _core.ReputationScores,
+    *,
+    tick: int,
+    auction: I64,
+    provider: I64,
+    price_minor: I64,
+    submitted_at_ms: I64,
+    bid_id: I64,
+    budget_min_minor: I64,
+    budget_max_minor: I64,
+) -> _core.BidBatch:
+    """One tick's bids as the exchange's BidBatch: the columns serve/evaluation.py builds for
+    each auction, from the slots' reputations, tiers and records at the windows' close."""
+    m = params.market
+    n = provider.size
+    opens_ms = tick * m.tick_ms
+    successes, contracts = _successes(scores)[provider], scores.contracts[provider]
+    confidence = _core.calibrated_confidence(
+        pop.confidence[provider], successes, contracts, params.rules.calibration
+    )
+    return _core.BidBatch(
+        auction_id=auction,
+        bid_id=bid_id,
+        provider_id=provider,
+        price_minor=price_minor,
+        currency_matches=np.ones(n, np.bool_),
+        budget_min_minor=budget_min_minor,
+        budget_max_minor=budget_max_minor,
+        trust=scores.score[provider],
+        confidence=confidence,
+        has_sample=pop.has_sample[provider],
+        sample_quality=np.full(n, _core.SAMPLE_PROVIDED_QUALITY),
+        turnaround_ms=pop.promised_ms[provider],
+        required_turnaround_ms=np.full(n, m.required_turnaround_ms, np.int64),
+        hard_limit_turnaround_ms=np.full(n, m.hard_limit_turnaround_ms, np.int64),
+        certified_matches=pop.certified[provider].astype(np.int64),
+        tier=scores.tier[provider],
+        submitted_at_ms=submitted_at_ms,
+        window_opens_ms=np.full(n, opens_ms, np.int64),
+        window_closes_ms=np.full(n, opens_ms + m.bid_window_ms, np.int64),
+        eligible=np.ones(n, np.bool_),
+    )
+
+
+def realised_turnaround_ms(params: ScenarioParams, pop: Population, slot: I64, normal: F64) -> I64:
+    """How long the winner takes: speed × lognormal noise, in ms, inside the tick (so that the
+    outcome is evidence at the next tick's close)."""
+    m = params.market
+    longest = m.tick_ms - m.bid_window_ms - _TICK_MARGIN_MS
+    taken = pop.speed_ms[slot] * np.exp(pop.turnaround_noise_sd[slot] * normal)
+    return np.clip(np.rint(taken), 1_000, longest).astype(np.int64)
 
 
 def _clear_block(
@@ -511,53 +631,150 @@ def _clear_block(
     n_ticks: int,
 ) -> _Cleared:
     # Tick by tick: the tick's auctions (a contiguous run of bids: bids are grouped by work,
-    # work ordered by tick) are ranked by the core with the reputations as of the tick's start,
-    # then the tick's awards and outcomes update the records. One ranking pass, exactly the
-    # sequential market; the block only batches the draws and the pricing.
+    # work ordered by tick) are scored by the core exactly as the exchange scores them (one
+    # BidBatch, score_bids) at the windows' close, with every slot's reputation from all
+    # earlier outcomes (reputation_scores); the winners then do the work, whose outcomes (the
+    # core's outcome_kinds) are the next tick's evidence.
     n_providers = pop.size
     n_work = work.tick.size
     n_bids = bids.bid_id.size
+    m = params.market
     with_ranks = params.log.bids == "all"
+    log_reputation = params.log.reputation == "changes"
     tick_bounds = np.searchsorted(bids.tick, np.arange(n_ticks + 1, dtype=np.int64))
-    trust = np.empty(n_bids)
-    total = np.zeros(n_bids)
-    ranks = np.zeros(n_bids, np.int32)
-    is_winner = np.zeros(n_bids, bool)
+    scored_cols: Columns = {name: np.zeros(n_bids, dtype) for name, dtype in _SCORED_COLUMNS}
     winner_of_work = np.full(n_work, -1, np.int64)
-    success = np.zeros(n_work, bool)
+    paid = np.zeros(n_work, bool)
+    kind_of_work = np.zeros(n_work, np.uint8)
+    at_of_work = np.zeros(n_work, np.int64)
+    cost_of_work = np.zeros(n_work, np.int64)
+    awarded_of_work = np.zeros(n_work, np.int64)
+    completed_of_work = np.zeros(n_work, np.int64)
+    delivered_of_work = np.zeros(n_work, bool)
+    disputed_of_work = np.zeros(n_work, bool)
+    refunded_of_work = np.zeros(n_work, bool)
     jobs = np.zeros((n_ticks, n_providers))
     wins = np.zeros((n_ticks, n_providers))
-    successes, failures = state.successes.copy(), state.failures.copy()
-    for t in range(n_ticks):
-        start, stop = int(tick_bounds[t]), int(tick_bounds[t + 1])
-        if start == stop:
+    record = state.record
+    reputation_rows: list[Columns] = []
+    scores = None
+    for t in range(n_ticks + 1):
+        tick = state.tick + t
+        start, stop = (int(tick_bounds[t]), int(tick_bounds[t + 1])) if t < n_ticks else (0, 0)
+        if t < n_ticks and start == stop and not (log_reputation and t > 0):
+            continue
+        scores = reputation_at(params, pop, record, int(close_ms(params, tick)))
+        if log_reputation and t > 0:
+            slot = np.flatnonzero(jobs[t - 1])
+            reputation_rows.append(_reputation_rows(state, scores, tick - 1, slot))
+        if t == n_ticks or start == stop:
             continue
         rows = slice(start, stop)
-        reputation = _reputation(successes, failures, params)
-        trust[rows] = reputation[bids.provider[rows]]
-        scored = _core.rank_auctions(
-            bids.work[rows],
-            _components(bids, trust, rows),
-            weights,
+        work_rows = bids.work[rows]
+        batch = tick_batch(
+            params,
+            pop,
+            scores,
+            tick=tick,
+            auction=work_rows,
+            provider=bids.provider[rows],
             price_minor=bids.price_minor[rows],
             submitted_at_ms=bids.submitted_at_ms[rows],
             bid_id=bids.bid_id[rows],
-            with_ranks=with_ranks,
+            budget_min_minor=work.budget_min_minor[work_rows],
+            budget_max_minor=work.budget_max_minor[work_rows],
         )
-        total[rows], is_winner[rows] = scored.total, scored.is_winner
-        if with_ranks:
-            ranks[rows] = scored.rank
+        scored = _core.score_bids(
+            batch, weights, now_ms=int(close_ms(params, tick)), with_ranks=with_ranks
+        )
+        assert isinstance(scored, _core.ScoredBids), scored
+        for name, _ in _SCORED_COLUMNS:
+            scored_cols[name][rows] = getattr(scored, name)
         won = start + np.flatnonzero(scored.is_winner)
         work_won = bids.work[won]
         winner_of_work[work_won] = won
-        ok = work.success_uniform[work_won] < bids.success_probability[won]
-        success[work_won] = ok
         slot = bids.provider[won]
+        # the contract: awarded at the close, delivered (or given up) after the realised
+        # turnaround, settled at once; a dispute is raised a second later and resolved a
+        # second after that (refund with probability 1 − quality)
+        awarded_ms = np.full(won.size, close_ms(params, tick), np.int64)
+        delivered = work.success_uniform[work_won] < bids.success_probability[won]
+        completed_ms = awarded_ms + realised_turnaround_ms(
+            params, pop, slot, work.turnaround_normal[work_won]
+        )
+        disputed = delivered & (work.dispute_uniform[work_won] < m.dispute_probability)
+        refunded = disputed & (work.upheld_uniform[work_won] >= pop.quality[slot])
+        kind = _core.outcome_kinds(
+            delivered=delivered,
+            awarded_at_ms=awarded_ms,
+            completed_at_ms=completed_ms,
+            promised_turnaround_ms=pop.promised_ms[slot],
+            disputed=disputed,
+            refunded=refunded,
+        )
+        at_ms = completed_ms + np.where(disputed, 2 * _DISPUTE_STEP_MS, 0)
+        record = _core.tally_outcomes(
+            record,
+            _core.Outcomes(slot, at_ms, kind, bids.price_minor[won]),
+            now_ms=int(close_ms(params, tick + 1)),
+            params=params.rules.reputation,
+        )
+        kind_of_work[work_won], at_of_work[work_won] = kind, at_ms
+        awarded_of_work[work_won], completed_of_work[work_won] = awarded_ms, completed_ms
+        delivered_of_work[work_won], disputed_of_work[work_won] = delivered, disputed
+        refunded_of_work[work_won] = refunded
+        paid[work_won] = delivered & ~refunded
+        cost = np.rint(pop.cost_minor[slot] * work.size[work_won] * bids.cost_factor[won])
+        cost_of_work[work_won] = cost.astype(np.int64)
+        successful = np.isin(kind, _SUCCESSFUL_KINDS)
         jobs[t] = np.bincount(slot, minlength=n_providers)
-        wins[t] = np.bincount(slot, weights=ok, minlength=n_providers)
-        successes += wins[t]
-        failures += jobs[t] - wins[t]
-    return _Cleared(winner_of_work, success, trust, total, ranks, is_winner, jobs, wins, 1)
+        wins[t] = np.bincount(slot, weights=successful, minlength=n_providers)
+    rows_out = _concat(reputation_rows) if log_reputation else None
+    assert scores is not None  # the loop's last pass (t == n_ticks) always computes them
+    return _Cleared(
+        winner_of_work,
+        paid,
+        kind_of_work,
+        at_of_work,
+        cost_of_work,
+        awarded_of_work,
+        completed_of_work,
+        delivered_of_work,
+        disputed_of_work,
+        refunded_of_work,
+        scored_cols,
+        jobs,
+        wins,
+        rows_out,
+        scores,
+        record,
+        1,
+    )
+
+
+_SUCCESSFUL_KINDS = np.array(
+    [_core.OutcomeKind.SUCCESS, _core.OutcomeKind.LATE, _core.OutcomeKind.DISPUTE_WON], np.uint8
+)
+
+
+def _concat(parts: list[Columns]) -> Columns | None:
+    if not parts:
+        return None
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _reputation_rows(
+    state: MarketState, scores: _core.ReputationScores, tick: int, slot: I64
+) -> Columns:
+    # The reputation of the slots that had contracts in `tick`, as the next tick sees it.
+    return {
+        "tick": np.full(slot.size, tick, np.int32),
+        "provider_id": state.identity_id[slot],
+        "score": scores.score[slot],
+        "contracts": scores.contracts[slot],
+        "successes": _successes(scores)[slot].astype(np.int64),
+        "tier": scores.tier[slot],
+    }
 
 
 def _log_tables(
@@ -567,7 +784,7 @@ def _log_tables(
     work: _Work,
     bids: _Bids,
     cl: _Cleared,
-) -> tuple[dict[str, Columns], int]:
+) -> tuple[dict[str, Columns], int, F64]:
     tick0 = state.tick
     n_work = work.tick.size
     work_id = state.next_work_id + np.arange(n_work, dtype=np.int64)
@@ -583,9 +800,9 @@ def _log_tables(
             "large": work.large,
         }
     }
+    sc = cl.scored
     if params.log.bids != "none":
-        shown = slice(None) if params.log.bids == "all" else np.flatnonzero(cl.is_winner)
-        comps = _components(bids, cl.trust, slice(None))
+        shown = slice(None) if params.log.bids == "all" else np.flatnonzero(sc["is_winner"])
         tables["bids"] = {
             "work_id": work_id[bids.work[shown]],
             "bid_id": bids.bid_id[shown],
@@ -593,20 +810,12 @@ def _log_tables(
             "tick": (tick0 + bids.tick[shown]).astype(np.int32),
             "price_minor": bids.price_minor[shown],
             "submitted_at_ms": bids.submitted_at_ms[shown],
-            "price_score": comps.price_score[shown],
-            "trust_score": comps.trust_score[shown],
-            "confidence_score": comps.confidence_score[shown],
-            "sample_score": comps.sample_score[shown],
-            "sla_score": comps.sla_score[shown],
-            "certification_score": comps.certification_score[shown],
-            "total": cl.total[shown],
-            "rank": cl.rank[shown],
-            "is_winner": cl.is_winner[shown],
-            "reject_reason": comps.reject_reason[shown],
+            **{name: sc[name][shown] for name, _ in _SCORED_COLUMNS},
         }
     cleared = np.flatnonzero(cl.winner_of_work >= 0)
     winning = cl.winner_of_work[cleared]
-    winner_id = state.identity_id[bids.provider[winning]]
+    winner_slot = bids.provider[winning]
+    winner_id = state.identity_id[winner_slot]
     price = bids.price_minor[winning]
     tables["awards"] = {
         "work_id": work_id[cleared],
@@ -614,18 +823,19 @@ def _log_tables(
         "provider_id": winner_id,
         "tick": abs_tick[cleared],
         "price_minor": price,
-        "total": cl.total[winning],
+        "total": sc["total"][winning],
     }
-    cost = np.rint(pop.cost_minor[bids.provider[winning]] * bids.cost_factor[winning])
+    cost = cl.cost_minor[cleared]
+    ok = cl.paid[cleared]
     tables["outcomes"] = {
         "work_id": work_id[cleared],
         "provider_id": winner_id,
         "tick": abs_tick[cleared],
-        "success": cl.success[cleared],
-        "cost_minor": cost.astype(np.int64),
+        "success": ok,
+        "cost_minor": cost,
     }
-    ok = cl.success[cleared]
-    # spec: the 15% fee on successful work; the core splits price into fee and payout
+    # spec: the 15% fee on settled work; the core splits price into fee and payout. A refunded
+    # contract (a lost dispute) returns both, so it settles nothing.
     fee, payout = _core.split_fee_columns(price[ok], fee_bps=params.scoring.fee_bps)
     tables["settlements"] = {
         "work_id": work_id[cleared][ok],
@@ -635,26 +845,13 @@ def _log_tables(
         "fee_minor": fee,
         "payout_minor": payout,
     }
-    if params.log.reputation == "changes":
-        tables["reputation"] = _reputation_changes(params, state, cl)
-    return tables, int(fee.sum())
-
-
-def _reputation_changes(params: ScenarioParams, state: MarketState, cl: _Cleared) -> Columns:
-    successes = state.successes + np.cumsum(cl.wins, axis=0)
-    failures = state.failures + np.cumsum(cl.jobs - cl.wins, axis=0)
-    tick, slot = np.nonzero(cl.jobs)
-    s, f = successes[tick, slot], failures[tick, slot]
-    score = _reputation(s, f, params)
-    contracts = (s + f).astype(np.int64)
-    return {
-        "tick": (state.tick + tick).astype(np.int32),
-        "provider_id": state.identity_id[slot],
-        "score": score,
-        "contracts": contracts,
-        "successes": s.astype(np.int64),
-        "tier": np.asarray(_core.tiers_for(score, contracts), dtype=np.int8),
-    }
+    if cl.reputation_rows is not None:
+        tables["reputation"] = cl.reputation_rows
+    # realised profit per slot in this block: payouts − costs of every contract
+    paid_out = np.bincount(winner_slot[ok], weights=payout.astype(np.float64), minlength=pop.size)
+    spent = np.bincount(winner_slot, weights=cost.astype(np.float64), minlength=pop.size)
+    profit = np.asarray(paid_out - spent, dtype=np.float64)
+    return tables, int(fee.sum()), profit
 
 
 def provider_rows(pop: Population, identity: I64, slots: I64, joined_tick: int | None) -> Columns:
@@ -675,36 +872,53 @@ def provider_rows(pop: Population, identity: I64, slots: I64, joined_tick: int |
 
 
 def _adapt(
-    params: ScenarioParams, pop: Population, state: MarketState, bids: _Bids, cl: _Cleared
+    params: ScenarioParams,
+    pop: Population,
+    state: MarketState,
+    bids: _Bids,
+    cl: _Cleared,
+    profit: F64,
 ) -> tuple[MarketState, Columns | None]:
     # Strategies react at the block boundary: learners move their markup; whitewashers whose
-    # record went bad re-register under a fresh identity with an empty record.
-    successes = state.successes + cl.wins.sum(axis=0)
-    failures = state.failures + (cl.jobs - cl.wins).sum(axis=0)
+    # record went bad re-register under a fresh identity with an empty record; providers
+    # losing money leave, and entrants come in while the market pays.
     n = pop.size
     bid_count = np.bincount(bids.provider, minlength=n).astype(np.float64)
     win_count = cl.jobs.sum(axis=0)
     shift = strategies.learned_markup_shift(
         pop.strategy_code, state.markup_shift, bid_count, win_count, pop.params
     )
-    score = _reputation(successes, failures, params)
+    n_ticks = cl.jobs.shape[0]
+    scores = cl.final  # at close_ms(state.tick + n_ticks), from cl.record
     reset = np.flatnonzero(
-        strategies.whitewash(pop.strategy_code, score, successes + failures, pop.params)
+        strategies.whitewash(
+            pop.strategy_code, scores.score, scores.contracts.astype(np.float64), pop.params
+        )
     )
     identity = state.identity_id.copy()
     new_ids = state.next_identity_id + np.arange(reset.size, dtype=np.int64)
     identity[reset] = new_ids
-    successes[reset] = 0.0
-    failures[reset] = 0.0
-    n_ticks = cl.jobs.shape[0]
+    record = cl.record.without_providers(reset) if reset.size else cl.record
+    profit_minor = state.profit_minor + profit
+    contracts = state.contracts + win_count
+    active = state.active.copy()
+    m = params.market
+    if m.exit_min_contracts > 0:
+        active &= ~((contracts >= m.exit_min_contracts) & (profit_minor < 0))
+    dormant = np.flatnonzero(pop.enters_on_profit & ~state.active & (contracts == 0))
+    block_jobs = win_count[state.active].sum()
+    if dormant.size and block_jobs > 0 and profit[state.active].sum() > 0:
+        active[dormant[: m.entry_per_block]] = True
     new_state = MarketState(
         tick=state.tick + n_ticks,
-        successes=successes,
-        failures=failures,
+        record=record,
         identity_id=identity,
         markup_shift=shift,
+        active=active,
+        profit_minor=profit_minor,
+        contracts=contracts,
         next_identity_id=state.next_identity_id + reset.size,
-        next_work_id=state.next_work_id + cl.success.size,
+        next_work_id=state.next_work_id + cl.paid.size,
         next_bid_id=state.next_bid_id + bids.bid_id.size,
     )
     rows = provider_rows(pop, new_ids, reset, state.tick + n_ticks) if reset.size else None
@@ -722,8 +936,9 @@ def step(
     """Advances the market by one block of min(block_ticks, ticks left) ticks.
 
     Draws the block's work, bids and outcome uniforms (or takes `draws`, the same block drawn
-    ahead by `draw_block`), clears every auction with the core's ranking under exact per-tick
-    reputation, settles successes through the core's fee split, and lets strategies adapt.
+    ahead by `draw_block`), scores every auction with the core's score_bids under exact
+    per-tick reputation (reputation_scores), records outcomes through the core's
+    outcome_kinds, settles through the core's fee split, and lets strategies adapt.
     Returns the new state and the block's market-log rows.
     """
     if draws is None:
@@ -733,20 +948,33 @@ def step(
     work = draws.work
     bids = _draw_bids(draws, params, population, state)
     cleared = _clear_block(params, weights, population, state, work, bids, n_ticks)
-    tables, fee_minor = _log_tables(params, population, state, work, bids, cleared)
-    new_state, new_providers = _adapt(params, population, state, bids, cleared)
+    tables, fee_minor, profit = _log_tables(params, population, state, work, bids, cleared)
+    new_state, new_providers = _adapt(params, population, state, bids, cleared, profit)
     if new_providers is not None:
         tables["providers"] = new_providers
     awards = int((cleared.winner_of_work >= 0).sum())
+    done = np.flatnonzero(cleared.winner_of_work >= 0)
+    contracts = {
+        "work_id": state.next_work_id + done,
+        "bid_id": bids.bid_id[cleared.winner_of_work[done]],
+        "awarded_at_ms": cleared.awarded_ms[done],
+        "completed_at_ms": cleared.completed_ms[done],
+        "outcome_at_ms": cleared.at_ms[done],
+        "delivered": cleared.delivered[done],
+        "disputed": cleared.disputed[done],
+        "refunded": cleared.refunded[done],
+        "kind": cleared.kind[done],
+    }
     log = BlockLog(
         tables=tables,
         ticks=n_ticks,
         work_items=int(work.tick.size),
         bids=int(bids.bid_id.size),
         awards=awards,
-        successes=int(cleared.success.sum()),
+        successes=int(cleared.paid.sum()),
         fee_minor=fee_minor,
         rounds=cleared.rounds,
+        contracts=contracts,
     )
     assert log.successes <= log.awards <= log.work_items
     return new_state, log

@@ -135,7 +135,7 @@ def simulate(
     weights = params.weights
     weights_json = json.dumps(_core.weights_to_json(weights))
     con.execute(
-        "INSERT INTO runs VALUES (?, 'sim', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO runs VALUES (?, 'sim', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             run_id,
             params.name,
@@ -149,6 +149,7 @@ def simulate(
             params.log.bids,
             _params_json(params),
             datetime.now(UTC).replace(tzinfo=None),
+            marketlog.code_version(),
         ],
     )
     _retain_freed_memory()

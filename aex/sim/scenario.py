@@ -24,6 +24,7 @@ from aex.sim.strategies import STRATEGIES, strategy_named
 __all__ = [
     "LOG_BIDS_LEVELS",
     "LOG_REPUTATION_LEVELS",
+    "PRICING_RULES",
     "SCENARIOS",
     "LogParams",
     "MarketParams",
@@ -34,11 +35,13 @@ __all__ = [
     "ScoringParams",
     "load_scenario",
     "parse_scenario",
+    "rules_document",
     "scenario_named",
 ]
 
 LOG_BIDS_LEVELS = ("none", "winners", "all")
 LOG_REPUTATION_LEVELS = ("none", "changes")
+PRICING_RULES = ("break_even", "cost_plus")
 
 
 class ScenarioError(ValueError):
@@ -59,8 +62,26 @@ class MarketParams:
     budget_floor_fraction: float = 0.0  # the work's budget min = fraction × budget (price score)
     large_work_probability: float = 0.0  # share of "large" work items (the farmers' target)
     large_work_multiplier: float = 10.0  # a large item's budget = multiplier × a normal budget
-    bid_window_ms: int = 60_000  # bids arrive uniformly in the window (tie-break only)
-    tick_ms: int = 60_000  # wall-clock length of one tick in the market log
+    bid_window_ms: int = 60_000  # bids arrive in [tick start, + window); the window then closes
+    tick_ms: int = 86_400_000  # one tick is a day of exchange time (decay, 30-day consistency)
+    # SLA terms of every work item (the spec's work `sla`): the turnaround the consumer wants
+    # (scored: min(1, required / promised)) and the hard limit beyond which a bid is refused
+    # (0: none). A contract is late when delivered after its promised turnaround.
+    required_turnaround_ms: int = 14_400_000  # 4h
+    hard_limit_turnaround_ms: int = 0
+    # Disputes: a settled contract is disputed with this probability; the consumer wins (a
+    # refund: DISPUTE_LOST) with probability 1 − the provider's quality, else DISPUTE_WON.
+    dispute_probability: float = 0.02
+    # Pricing: "break_even" (price = cost / ((1 − fee) × expected paid share) × (1 + markup):
+    # providers price for failure and the fee) or "cost_plus" (cost × (1 + markup), the
+    # reference market's rule).
+    pricing: str = "break_even"
+    # Exit and entry on realised profit, at block boundaries: a provider with at least
+    # exit_min_contracts contracts and a negative realised profit leaves (0: nobody exits);
+    # when the active providers made a profit in the block, up to entry_per_block providers of
+    # groups marked `enters_on_profit` join.
+    exit_min_contracts: int = 20
+    entry_per_block: int = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +99,15 @@ class ProviderGroup:
     markup_max: float = 0.30
     confidence_bias: float = 0.0  # stated confidence = clip(quality + bias + N(0, sd), 0, 1)
     confidence_noise_sd: float = 0.1
-    sample_noise_sd: float = 0.15  # sample-work score = clip(quality + N(0, sd), 0, 1)
-    certified_probability: float = 0.3
+    sample_probability: float = 0.5  # share of bids with a sample (graded as the exchange does)
+    certified_probability: float = 0.3  # one active certificate matching the category
+    # promised turnaround ~ U(min, max) in whole seconds; the realised one is
+    # promised / turnaround_margin × lognormal(0, turnaround_noise_sd): late when > promised
+    turnaround_min_ms: int = 7_200_000  # 2h
+    turnaround_max_ms: int = 28_800_000  # 8h
+    turnaround_margin: float = 1.5
+    turnaround_noise_sd: float = 0.25
+    enters_on_profit: bool = False  # dormant until the market is profitable (see MarketParams)
     bid_probability: float = 0.05  # chance to bid on each matching work item
     join_tick_max: int = 0  # joins at a tick ~ U{0..join_tick_max} (market growth)
     params: Mapping[str, float] = field(default_factory=dict)  # strategy-specific knobs
@@ -87,19 +115,25 @@ class ProviderGroup:
 
 @dataclass(frozen=True, slots=True)
 class ScoringParams:
-    """The exchange's rules: scoring weights (a preset name or explicit values) and the fee."""
+    """The exchange's rules: scoring weights (a preset name or explicit values), the fee and
+    the confidence calibration (the exchange's `confidence_calibration` setting; empty: off,
+    the spec's plain stated confidence)."""
 
     preset: str = "balanced"  # a name in aex.core.scoring.PRESETS, used when `weights` is empty
     weights: Mapping[str, float] = field(default_factory=dict)  # explicit weights win
     fee_bps: int = 1_500
+    calibration: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class ReputationParams:
-    """Reputation = beta posterior mean of successes and failures (uniform prior = (s+1)/(n+2))."""
+    """The exchange's reputation setting (aex/core/rules.py): rule "spec" (the five-component
+    score, the exchange's default) or "success_ratio" ((s + alpha) / (n + alpha + beta)), and
+    the Beta prior (the spec rule's transaction score, or the success ratio's)."""
 
-    prior_alpha: float = 1.0
-    prior_beta: float = 1.0
+    rule: str = "spec"
+    prior_alpha: float = 2.0
+    prior_beta: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +165,20 @@ class ScenarioParams:
         return weights_of(self.scoring)
 
     @property
+    def rules(self) -> _core.ExchangeRules:
+        """The exchange rules this scenario runs, read by the core's rules-file reader (once
+        per parameters object: the engine asks for them every tick)."""
+        cached = _RULES_CACHE.get(id(self))
+        if cached is not None and cached[0] is self:
+            return cached[1]
+        made = _core.rules_from_json(rules_document(self))
+        assert isinstance(made, _core.ExchangeRules), made
+        if len(_RULES_CACHE) >= _RULES_CACHE_MAX:
+            _RULES_CACHE.clear()
+        _RULES_CACHE[id(self)] = (self, made)
+        return made
+
+    @property
     def provider_count(self) -> int:
         return sum(group.count for group in self.providers)
 
@@ -143,12 +191,43 @@ def weights_of(scoring: ScoringParams) -> _core.Weights:
     return made
 
 
+# id(params) -> (params, rules); the params object is kept, so its id is not reused meanwhile
+_RULES_CACHE: dict[int, tuple[ScenarioParams, _core.ExchangeRules]] = {}
+_RULES_CACHE_MAX = 64
+
+
+def rules_document(params: ScenarioParams) -> dict[str, object]:
+    """The scenario's rules as the exchange's rules file (`aex serve --weights`)."""
+    document: dict[str, object] = _core.weights_to_json(params.weights)
+    if params.scoring.calibration:
+        document["confidence_calibration"] = dict(params.scoring.calibration)
+    r = params.reputation
+    document["reputation"] = {
+        "rule": r.rule,
+        "prior_alpha": r.prior_alpha,
+        "prior_beta": r.prior_beta,
+    }
+    return document
+
+
 _NESTED: dict[str, type] = {
     "market": MarketParams,
     "scoring": ScoringParams,
     "reputation": ReputationParams,
     "log": LogParams,
 }
+
+
+def _check_scalar(value: object, annotation: str, path: str) -> object:
+    if annotation == "bool":
+        if not isinstance(value, bool):
+            raise ScenarioError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ScenarioError(f"{path}: expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ScenarioError(f"{path}: expected a finite number, got {value!r}")
+    return float(value)
 
 
 def _check_type(value: object, annotation: str, path: str) -> object:
@@ -159,12 +238,8 @@ def _check_type(value: object, annotation: str, path: str) -> object:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ScenarioError(f"{path}: expected an integer, got {value!r}")
         return value
-    if annotation == "float":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ScenarioError(f"{path}: expected a number, got {value!r}")
-        if not math.isfinite(value):
-            raise ScenarioError(f"{path}: expected a finite number, got {value!r}")
-        return float(value)
+    if annotation in ("bool", "float"):
+        return _check_scalar(value, annotation, path)
     if annotation == "str":
         if not isinstance(value, str):
             raise ScenarioError(f"{path}: expected a string, got {value!r}")
@@ -217,6 +292,21 @@ def _validate(p: ScenarioParams) -> None:
     _require(0 < m.budget_min_major <= m.budget_max_major, "market.budget_min_major", "bad range")
     _require(0 <= m.budget_floor_fraction < 1, "market.budget_floor_fraction", "must be in [0,1)")
     _require(0 <= m.large_work_probability <= 1, "market.large_work_probability", "not in [0,1]")
+    _require(
+        limits.bid_window_seconds_min * 1000
+        <= m.bid_window_ms
+        <= limits.bid_window_seconds_max * 1000
+        and m.bid_window_ms % 1000 == 0,
+        "market.bid_window_ms",
+        "whole seconds within the exchange's bid window range",
+    )
+    _require(m.tick_ms >= m.bid_window_ms + 60_000, "market.tick_ms", "bid window + 1 min at least")
+    _require(m.required_turnaround_ms >= 0, "market.required_turnaround_ms", "must be >= 0")
+    _require(m.hard_limit_turnaround_ms >= 0, "market.hard_limit_turnaround_ms", "must be >= 0")
+    _require(0 <= m.dispute_probability <= 1, "market.dispute_probability", "not in [0,1]")
+    _require(m.pricing in PRICING_RULES, "market.pricing", f"one of {PRICING_RULES}")
+    _require(m.exit_min_contracts >= 0, "market.exit_min_contracts", "must be >= 0")
+    _require(m.entry_per_block >= 0, "market.entry_per_block", "must be >= 0")
     for i, g in enumerate(p.providers):
         path = f"providers[{i}]"
         try:
@@ -230,6 +320,14 @@ def _validate(p: ScenarioParams) -> None:
         _require(0 < g.cost_min_major <= g.cost_max_major, f"{path}.cost_min_major", "bad range")
         _require(g.markup_min <= g.markup_max, f"{path}.markup_min", "exceeds markup_max")
         _require(0 < g.bid_probability <= 1, f"{path}.bid_probability", "must be in (0,1]")
+        _require(0 <= g.sample_probability <= 1, f"{path}.sample_probability", "not in [0,1]")
+        _require(
+            1000 <= g.turnaround_min_ms <= g.turnaround_max_ms,
+            f"{path}.turnaround_min_ms",
+            "at least 1s and at most turnaround_max_ms",
+        )
+        _require(g.turnaround_margin > 0, f"{path}.turnaround_margin", "must be > 0")
+        _require(g.turnaround_noise_sd >= 0, f"{path}.turnaround_noise_sd", "must be >= 0")
     s = p.scoring
     _require(s.preset in _core.PRESETS, "scoring.preset", f"known: {list(_core.PRESETS)}")
     if s.weights:
@@ -240,6 +338,12 @@ def _validate(p: ScenarioParams) -> None:
             )
             raise ScenarioError(f"{where}: {made.reason} {made.detail}".rstrip())
     _require(0 <= s.fee_bps < 10_000, "scoring.fee_bps", "must be in 0..9999")
+    made_rules = _core.rules_from_json(rules_document(p))
+    if not isinstance(made_rules, _core.ExchangeRules):
+        section = {"reputation": "reputation", "confidence_calibration": "scoring.calibration"}
+        head = str(made_rules.field).split(".")[0]
+        tail = str(made_rules.field)[len(head) :]
+        raise ScenarioError(f"{section.get(head, head)}{tail}: {made_rules.detail}")
     _require(p.log.bids in LOG_BIDS_LEVELS, "log.bids", f"one of {LOG_BIDS_LEVELS}")
     _require(p.log.reputation in LOG_REPUTATION_LEVELS, "log.reputation", "none or changes")
 

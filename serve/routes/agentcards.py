@@ -62,7 +62,7 @@ def search_providers(
     skill: Annotated[str | None, Parameter(max_length=limits.agent_card_term_chars_max)] = None,
     tag: Annotated[str | None, Parameter(max_length=limits.agent_card_term_chars_max)] = None,
     min_tier: Annotated[str | None, Parameter(max_length=16)] = None,
-    limit: int = 20,
+    limit: Annotated[int, Parameter(description="results, 1 to 100")] = 20,
 ) -> Json:
     """Providers whose agent card has the skill id and/or tag, best tier and score first."""
     return _cards(request).search(skill=skill, tag=tag, min_tier=min_tier, limit=limit)

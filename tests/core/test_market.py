@@ -651,3 +651,54 @@ def test_a_broken_dispute_body_is_rejected_naming_the_field(
     rejected = parse_dispute_reason(body)
     assert isinstance(rejected, Rejected)
     assert (rejected.reason, rejected.field) == (reason, field)
+
+
+_FINISHED = st.sampled_from(
+    [ContractState.FAILED, ContractState.SETTLED, ContractState.REFUNDED, "SETTLED_AFTER_DISPUTE"]
+)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            _FINISHED,
+            st.integers(0, 10**12),
+            st.integers(0, 10**9),
+            st.integers(1, 10**9),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_outcome_kinds_equals_outcome_of_row_by_row(
+    rows: list[tuple[object, int, int, int]],
+) -> None:
+    # The simulator's columnar call and the exchange's per-contract call decide alike.
+    import numpy as np
+
+    from aex.core.market import outcome_kinds
+
+    expected = []
+    for state, awarded, took, promised in rows:
+        disputed = state in (ContractState.REFUNDED, "SETTLED_AFTER_DISPUTE")
+        real = ContractState.SETTLED if state == "SETTLED_AFTER_DISPUTE" else state
+        assert isinstance(real, ContractState)
+        contract = ContractOutcomeFacts(
+            real,
+            awarded,
+            None if real is ContractState.FAILED else awarded + took,
+            promised,
+            awarded + took + 1 if disputed else None,
+        )
+        expected.append(outcome_of(contract))
+    kinds = outcome_kinds(
+        delivered=np.array([r[0] is not ContractState.FAILED for r in rows]),
+        awarded_at_ms=np.array([r[1] for r in rows], dtype=np.int64),
+        completed_at_ms=np.array([r[1] + r[2] for r in rows], dtype=np.int64),
+        promised_turnaround_ms=np.array([r[3] for r in rows], dtype=np.int64),
+        disputed=np.array(
+            [r[0] in (ContractState.REFUNDED, "SETTLED_AFTER_DISPUTE") for r in rows]
+        ),
+        refunded=np.array([r[0] is ContractState.REFUNDED for r in rows]),
+    )
+    assert [OutcomeKind(int(k)) for k in kinds] == expected

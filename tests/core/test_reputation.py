@@ -25,11 +25,15 @@ from aex.core.reputation import (
     Outcomes,
     Reputation,
     ReputationParams,
+    ReputationRule,
     ReputationScores,
+    ReputationTally,
     Tier,
     beta_posterior_mean,
+    reputation_from_tally,
     reputation_of,
     reputation_scores,
+    tally_outcomes,
     tier_for,
     tiers_for,
 )
@@ -530,3 +534,109 @@ def test_more_successes_on_the_same_failures_raise_the_transaction_score(
     fewer = rep(one_provider({0: [S] * successes + [F] * failures}))
     more = rep(one_provider({0: [S] * (successes + 1) + [F] * failures}))
     assert more.transaction_score > fewer.transaction_score
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 4), st.integers(0, 60 * DAY_MS), st.sampled_from(list(OutcomeKind))
+        ),
+        max_size=60,
+    )
+)
+def test_the_success_ratio_rule_is_the_laplace_rule_on_plain_counts(
+    rows: list[tuple[int, int, OutcomeKind]],
+) -> None:
+    # The benchmark market's rule, an exchange setting: (s + 1) / (n + 2), with the spec's
+    # components and tier table unchanged.
+    outcomes = Outcomes.from_columns(
+        provider_index=[r[0] for r in rows],
+        at_ms=[NOW_MS - r[1] for r in rows],
+        kind=[int(r[2]) for r in rows],
+        value_minor=[10_000] * len(rows),
+    )
+    params = ReputationParams(rule=ReputationRule.SUCCESS_RATIO, prior_alpha=1.0, prior_beta=1.0)
+    certificates = np.zeros(5, dtype=np.int64)
+    ratio = reputation_scores(
+        outcomes, n_providers=5, active_certificates=certificates, now_ms=NOW_MS, params=params
+    )
+    spec = reputation_scores(
+        outcomes, n_providers=5, active_certificates=certificates, now_ms=NOW_MS
+    )
+    for p in range(5):
+        mine = [r for r in rows if r[0] == p]
+        ok = sum(
+            r[2] in (OutcomeKind.SUCCESS, OutcomeKind.LATE, OutcomeKind.DISPUTE_WON) for r in mine
+        )
+        assert ratio.score[p] == pytest.approx((ok + 1) / (len(mine) + 2), abs=1e-15)
+    assert np.array_equal(ratio.success_rate, spec.success_rate)
+    assert np.array_equal(ratio.tier, tiers_for(ratio.score, ratio.contracts))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(
+                st.integers(0, 3),
+                st.integers(0, 3 * DAY_MS),
+                st.sampled_from(list(OutcomeKind)),
+                st.integers(0, 10**6),
+            ),
+            max_size=12,
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    st.lists(st.integers(0, 5 * DAY_MS), min_size=12, max_size=12),
+    params_strategy,
+    st.lists(st.integers(0, 3), max_size=2),
+)
+def test_the_running_tally_equals_the_full_recomputation(
+    batches: list[list[tuple[int, int, OutcomeKind, int]]],
+    gaps_ms: list[int],
+    params: ReputationParams,
+    wiped: list[int],
+) -> None:
+    # The simulator's per-tick call: outcomes arrive in batches, each batch no later than the
+    # time it is tallied at; the tally answers what reputation_scores of all of them answers.
+    certificates = np.array([0, 1, 2, 3], dtype=np.int64)
+    tally = ReputationTally.empty(4)
+    seen: list[tuple[int, int, int, int]] = []
+    now = 0
+    for batch, gap in zip(batches, gaps_ms, strict=False):
+        now += gap
+        rows = [(p, max(0, now - age), int(kind), value) for p, age, kind, value in batch]
+        columns = Outcomes.from_columns(
+            provider_index=[r[0] for r in rows],
+            at_ms=[r[1] for r in rows],
+            kind=[r[2] for r in rows],
+            value_minor=[r[3] for r in rows],
+        )
+        tally = tally_outcomes(tally, columns, now_ms=now, params=params)
+        seen += rows
+        if wiped and len(seen) % 3 == 0:
+            tally = tally.without_providers(np.array(wiped, dtype=np.int64))
+            seen = [r for r in seen if r[0] not in wiped]
+        later = now + gap // 2
+        everything = Outcomes.from_columns(
+            provider_index=[r[0] for r in seen],
+            at_ms=[r[1] for r in seen],
+            kind=[r[2] for r in seen],
+            value_minor=[r[3] for r in seen],
+        )
+        full = reputation_scores(
+            everything, n_providers=4, active_certificates=certificates, now_ms=later, params=params
+        )
+        running = reputation_from_tally(
+            tally, active_certificates=certificates, now_ms=later, params=params
+        )
+        assert np.array_equal(running.contracts, full.contracts)
+        assert np.array_equal(running.success_rate, full.success_rate)
+        assert np.array_equal(running.consistency_score, full.consistency_score)
+        np.testing.assert_allclose(running.transaction_score, full.transaction_score, rtol=1e-12)
+        np.testing.assert_allclose(running.score, full.score, rtol=1e-12)
+        near = np.zeros(4, dtype=bool)
+        for threshold in TIER_THRESHOLDS:
+            near |= np.abs(full.score - threshold.score_min) < 1e-9
+        assert np.array_equal(running.tier[~near], full.tier[~near])

@@ -115,3 +115,32 @@ def test_the_loaded_weights_decide_the_award(weighted: tuple[str, httpx.Client])
     expected = cheap if name == "price_only" else confident
     assert winner["provider_id"] == expected.provider_id
     assert evaluation["weights"] == name
+
+
+def test_a_rules_file_turns_on_confidence_calibration_and_a_reputation_rule(
+    tmp_path: Path,
+) -> None:
+    from aex.core.calibration import ConfidenceCalibration
+    from aex.core.reputation import ReputationRule
+
+    path = tmp_path / "rules.json"
+    document = {
+        **weights_to_json(PRESETS["balanced"], name="calibrated"),
+        "confidence_calibration": {"evidence_contracts": 20},
+        "reputation": {"rule": "success_ratio", "prior_alpha": 1, "prior_beta": 1},
+    }
+    path.write_text(json.dumps(document))
+    loaded = load_weights(str(path))
+    assert loaded.calibration == ConfidenceCalibration(evidence_contracts=20.0)
+    assert loaded.reputation.rule is ReputationRule.SUCCESS_RATIO
+    # the default stays the spec: plain stated confidence, the five-component reputation
+    assert DEFAULT_WEIGHTS.calibration is None
+    assert DEFAULT_WEIGHTS.reputation.rule is ReputationRule.SPEC
+
+
+def test_a_bad_calibration_is_refused_at_startup_naming_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "rules.json"
+    document = {**weights_to_json(PRESETS["balanced"]), "confidence_calibration": {"k": 1}}
+    path.write_text(json.dumps(document))
+    with pytest.raises(ImproperlyConfiguredError, match=r"confidence_calibration\.k"):
+        load_weights(str(path))

@@ -52,3 +52,22 @@ def test_aex_sim_without_a_seed_records_fresh_entropy(tmp_path: Path) -> None:
     assert main(["sim", str(scenario), "--out", str(out), "--no-progress"]) == 0
     (seed,) = duckdb.connect(str(out)).execute("SELECT seed FROM runs").fetchall()[0]
     assert int(seed) > 2**64  # 128-bit OS entropy, recorded as text
+
+
+def test_every_run_records_its_code_version(tmp_path: Path) -> None:
+    out = tmp_path / "v.duckdb"
+    assert main(["sim", "default", "--out", str(out), "--ticks", "3", "--no-progress"]) == 0
+    (version,) = duckdb.connect(str(out)).execute("SELECT code_version FROM runs").fetchall()[0]
+    assert version.startswith("aex ")
+
+
+def test_aex_sim_checks_that_honest_providers_break_even_over_seeds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "be.duckdb"
+    args = ["sim", "default", "--out", str(out), "--ticks", "40", "--no-progress"]
+    assert main([*args, "--replications", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("honest profit/provider") == 2  # per run, over its providers
+    assert "honest profit per provider over 2 seeds" in printed  # over seeds
+    assert "break even: yes" in printed

@@ -34,6 +34,17 @@ def test_params_are_frozen() -> None:
         params.ticks = 5  # type: ignore[misc]
 
 
+def test_scenarios_run_the_exchange_rules_and_the_benchmark_its_named_rule() -> None:
+    from aex.core.reputation import DEFAULT_REPUTATION_PARAMS, ReputationRule
+
+    default = scenario_named("default").rules
+    assert default.calibration is None
+    assert default.reputation == DEFAULT_REPUTATION_PARAMS
+    reference = scenario_named("reference_reverse_auction").rules
+    assert reference.reputation.rule is ReputationRule.SUCCESS_RATIO
+    assert (reference.reputation.prior_alpha, reference.reputation.prior_beta) == (1.0, 1.0)
+
+
 @pytest.mark.parametrize(
     ("table", "field"),
     [
@@ -46,6 +57,11 @@ def test_params_are_frozen() -> None:
         ({"scoring": {"weights": {"price": 0.5}}}, "scoring.weights"),
         ({"log": {"bids": "some"}}, "log.bids"),
         ({"market": []}, "market"),
+        ({"market": {"bid_window_ms": 400_000}}, "market.bid_window_ms"),
+        ({"market": {"pricing": "gouging"}}, "market.pricing"),
+        ({"providers": [{"enters_on_profit": 1}]}, "providers[0].enters_on_profit"),
+        ({"reputation": {"rule": "beta"}}, "reputation.rule"),
+        ({"scoring": {"calibration": {"evidence_contracts": 0}}}, "scoring.calibration"),
     ],
 )
 def test_scenario_parse_errors_name_the_field(table: dict[str, object], field: str) -> None:

@@ -1,0 +1,393 @@
+"""One market: a simulated market replayed through the live exchange gives the same market.
+
+The simulator (aex/sim/engine.py) runs a mixed market, every strategy present, under the
+exchange's own rules with confidence calibration on. Every block is then replayed through the
+live exchange's use cases in-process (serve/market.py's `Market` on SQLite, the registry, the
+ledger and the certificate authority), with the exchange's clock set to the simulated times:
+the work is posted at its tick, each bid at its submission time, each window closed at its
+close, each contract delivered, given up, disputed and resolved when the simulator says. The
+test asserts, auction by auction, that the exchange's evaluation equals the simulator's (all
+six components, total, rank, reject reason, winner), that the contract goes to the same
+provider at the same price and ends in the same state with the same fee to the cent, that
+every provider's reputation score, contracts and tier after each tick are the simulator's, and
+that the platform's revenue equals the simulator's fees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from aex.core import Money, Plan
+from aex.core.certs import Authorization, CertificateType, Claim, LocalSigner, sign_request
+from aex.core.durations import format_duration
+from aex.core.ledger import Deposit
+from aex.core.reputation import OutcomeKind, Tier
+from aex.sim import engine
+from aex.sim.scenario import ScenarioParams, load_scenario
+from serve.certificates import Certificates
+from serve.evaluation import NamedWeights
+from serve.market import Market
+from serve.schemas import ProviderCreate, SubscriptionCreate, TenantCreate, TenantType
+from serve.security import Principal, PrincipalKind
+from serve.services import Identity, Registry
+from serve.stores.market_db import SqliteMarketDb
+from serve.stores.sqlite import SqliteStore
+from serve.stores.sqlite_ledger import SqliteLedger
+from serve.wallets import wallet_id
+
+CONFORMANCE_BUDGET_S = 60  # the replay stops at the first block boundary past this
+SCORE_TOLERANCE = 1.5e-6  # the exchange publishes components and totals rounded to 6 places
+COMPONENTS = {
+    "price": "price_score",
+    "trust": "trust_score",
+    "confidence": "confidence_score",
+    "sample_work": "sample_score",
+    "sla": "sla_score",
+    "certification": "certification_score",
+}
+FINAL_STATE = {
+    OutcomeKind.SUCCESS: "SETTLED",
+    OutcomeKind.LATE: "SETTLED",
+    OutcomeKind.DISPUTE_WON: "SETTLED",
+    OutcomeKind.DISPUTE_LOST: "REFUNDED",
+    OutcomeKind.FAILURE: "FAILED",
+}
+
+
+def conformance_scenario() -> ScenarioParams:
+    """The default market, scaled to a replayable size, with more disputes and calibration on."""
+    params = load_scenario("default")
+    market = dataclasses.replace(
+        params.market, work_per_tick=10, consumers=3, dispute_probability=0.08
+    )
+    scale = {"honest": 16, "learning": 4}
+    groups = tuple(
+        dataclasses.replace(
+            g,
+            count=scale.get(g.strategy, 3),
+            bid_probability=0.3,
+            join_tick_max=min(g.join_tick_max, 10),
+        )
+        for g in params.providers
+    )
+    scoring = dataclasses.replace(params.scoring, calibration={"evidence_contracts": 8.0})
+    log = dataclasses.replace(params.log, bids="all", reputation="changes")
+    return dataclasses.replace(
+        params, ticks=200, seed=13, market=market, providers=groups, scoring=scoring, log=log
+    )
+
+
+def _money(minor: int) -> Decimal:
+    return Decimal(minor).scaleb(-2)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.ms = 0
+
+    def __call__(self) -> int:
+        return self.ms
+
+
+@dataclasses.dataclass
+class Exchange:
+    """The live exchange in-process, with hands for the simulated consumers and providers."""
+
+    market: Market
+    identity: Identity
+    registry: Registry
+    certificates: Certificates
+    ledger: SqliteLedger
+    clock: Clock
+    consumers: dict[int, Principal] = dataclasses.field(default_factory=dict)
+    providers: dict[int, Principal] = dataclasses.field(default_factory=dict)  # by identity
+    category_of: dict[int, int] = dataclasses.field(default_factory=dict)
+
+    def consumer(self, consumer_id: int) -> Principal:
+        if consumer_id not in self.consumers:
+            created = self.identity.sign_up(TenantCreate("Sim Consumer", TenantType.CONSUMER))
+            tenant = created.tenant_id
+            self.ledger.apply(
+                Deposit(f"dep-{tenant}", wallet_id(tenant, "USD"), Money(10**11, "USD"))
+            )
+            self.consumers[consumer_id] = Principal(PrincipalKind.TENANT, tenant, Plan.ENTERPRISE)
+        return self.consumers[consumer_id]
+
+    def register(self, identity: int, category: int, certified: bool) -> None:
+        owner = self.identity.sign_up(TenantCreate("Sim Agent Owner", TenantType.PROVIDER))
+        owner_principal = Principal(PrincipalKind.TENANT, owner.tenant_id, Plan.ENTERPRISE)
+        created = self.registry.register(
+            owner_principal,
+            ProviderCreate("SimAgent", "AI_AGENT", ["sim"], f"SIM{category}"),
+        )
+        self.registry.subscribe(
+            owner_principal, SubscriptionCreate(created.provider_id, [f"SIM{category}"])
+        )
+        agent = Principal(
+            PrincipalKind.PROVIDER,
+            owner.tenant_id,
+            Plan.ENTERPRISE,
+            provider_id=created.provider_id,
+        )
+        self.providers[identity] = agent
+        self.category_of[identity] = category
+        if certified:
+            key = LocalSigner.from_private_key(_KEY)
+            claim = Claim(f"SIM{category}", "sim", "simulated work", Authorization.SELF_ASSERTED)
+            document = sign_request(
+                provider_id=created.provider_id,
+                agent_name="SimAgent",
+                type=CertificateType.CAPABILITY,
+                claims=[claim],
+                signer=key,
+            )
+            issued = self.certificates.request(agent, document)
+            assert issued["state"] == "ISSUED", issued
+
+
+def _signing_key() -> Any:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+_KEY = _signing_key()
+
+
+@pytest.fixture
+def exchange(tmp_path: Path) -> Exchange:
+    params = conformance_scenario()
+    rules = params.rules
+    store = SqliteStore(tmp_path / "aex.sqlite3", synchronous="NORMAL")
+    clock = Clock()
+    weights = NamedWeights("conformance", rules.weights, rules.calibration, rules.reputation)
+    market = Market(SqliteMarketDb(store), weights=weights, clock=clock)
+    return Exchange(
+        market,
+        Identity(store),
+        Registry(store),
+        Certificates(market, tmp_path / "ca"),
+        SqliteLedger(store),
+        clock,
+    )
+
+
+def _rows(columns: dict[str, np.ndarray[Any, Any]]) -> list[dict[str, Any]]:
+    names = list(columns)
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+
+
+def test_a_simulated_market_replayed_through_the_exchange_is_the_same_market(
+    exchange: Exchange,
+) -> None:
+    params = conformance_scenario()
+    streams = engine.Streams.spawn(params.seed or 0, 0)
+    population, state = engine.init(streams.population, params)
+    for slot in range(population.size):
+        exchange.register(
+            slot + 1, int(population.category[slot]), bool(population.certified[slot])
+        )
+    slot_of = {slot + 1: slot for slot in range(population.size)}
+    started = time.monotonic()
+    checked = {"auctions": 0, "bids": 0, "contracts": 0, "reputations": 0, "disputes": 0}
+    strategies_seen: set[str] = set()
+    fees_minor = 0
+    while state.tick < params.ticks and time.monotonic() - started < CONFORMANCE_BUDGET_S:
+        state, log = engine.step(streams, state, params, population, params.weights)
+        fees_minor += _replay_block(exchange, params, population, log, slot_of, checked)
+        for row in _rows(log.tables.get("providers", {})):
+            slot_of[int(row["provider_id"])] = int(row["slot"])
+            exchange.register(int(row["provider_id"]), int(row["category"]), bool(row["certified"]))
+        strategies_seen |= {
+            engine.strategies.NAMES[population.strategy_code[slot_of[int(p)]]]
+            for p in log.tables["awards"]["provider_id"]
+        }
+    # the whole market, to the cent
+    revenue = exchange.market.platform_revenue("USD")
+    assert Decimal(revenue) == _money(fees_minor)
+    assert checked["auctions"] >= 500, checked
+    assert checked["disputes"] > 0, checked
+    assert strategies_seen == set(engine.strategies.NAMES), strategies_seen
+
+
+def _replay_block(
+    exchange: Exchange,
+    params: ScenarioParams,
+    population: engine.Population,
+    log: engine.BlockLog,
+    slot_of: dict[int, int],
+    checked: dict[str, int],
+) -> int:
+    m = params.market
+    work_rows = _rows(log.tables["work"])
+    bids = _rows(log.tables["bids"])
+    contracts = {int(c["work_id"]): c for c in _rows(log.contracts)}
+    settlements = {int(s["work_id"]): s for s in _rows(log.tables["settlements"])}
+    awards = {int(a["work_id"]): a for a in _rows(log.tables["awards"])}
+    reputation = _rows(log.tables.get("reputation", {}))
+    bids_of: dict[int, list[dict[str, Any]]] = {}
+    for b in bids:
+        bids_of.setdefault(int(b["work_id"]), []).append(b)
+    work_id_of: dict[int, str] = {}
+    fees = 0
+    for tick in sorted({int(w["tick"]) for w in work_rows}):
+        opens_ms = tick * m.tick_ms
+        tick_work = [w for w in work_rows if int(w["tick"]) == tick]
+        exchange.clock.ms = opens_ms
+        for w in tick_work:
+            body = {
+                "title": "simulated work",
+                "category": f"SIM{int(w['category'])}",
+                "budget": {
+                    "min": _money(int(w["budget_min_minor"])),
+                    "max": _money(int(w["budget_max_minor"])),
+                    "currency": "USD",
+                },
+                "success_criteria": [{"metric": "quality", "threshold": Decimal("0.5")}],
+                "bid_window_seconds": m.bid_window_ms // 1000,
+                "sla": {"max_turnaround": format_duration(m.required_turnaround_ms)},
+            }
+            if m.hard_limit_turnaround_ms:
+                body["sla"]["hard_limit"] = format_duration(m.hard_limit_turnaround_ms)
+            made = exchange.market.submit_work(exchange.consumer(int(w["consumer_id"])), body)
+            work_id_of[int(w["work_id"])] = str(made["work_id"])
+        sim_bid_of: dict[str, dict[str, Any]] = {}
+        tick_bids = [b for w in tick_work for b in bids_of.get(int(w["work_id"]), [])]
+        for b in sorted(tick_bids, key=lambda b: (int(b["submitted_at_ms"]), int(b["bid_id"]))):
+            slot = slot_of[int(b["provider_id"])]
+            agent = exchange.providers[int(b["provider_id"])]
+            exchange.clock.ms = int(b["submitted_at_ms"])
+            promised = format_duration(int(population.promised_ms[slot]))
+            body = {
+                "work_id": work_id_of[int(b["work_id"])],
+                "provider_id": agent.provider_id,
+                "price": _money(int(b["price_minor"])),
+                "confidence": float(population.confidence[slot]),
+                "estimated_duration": promised,
+                "sla": {"max_turnaround": promised},
+            }
+            if population.has_sample[slot]:
+                body["sample_work"] = {"excerpt": "simulated sample"}
+            answer = exchange.market.submit_bid(agent, body)
+            sim_bid_of[str(answer["bid_id"])] = b
+        close_ms = opens_ms + m.bid_window_ms
+        exchange.clock.ms = close_ms
+        contract_of: dict[int, str] = {}
+        for w in tick_work:
+            sim_work = int(w["work_id"])
+            work_id = work_id_of[sim_work]
+            state = exchange.market.close_window(work_id)
+            assert state == ("AWARDED" if sim_work in awards else "UNFILLED"), (tick, sim_work)
+            evaluation = exchange.market.evaluation(
+                exchange.consumer(int(w["consumer_id"])), work_id
+            )
+            _check_evaluation(evaluation, sim_bid_of, bids_of.get(sim_work, []), tick)
+            checked["auctions"] += 1
+            checked["bids"] += len(evaluation["bids"])
+            if sim_work in awards:
+                found = exchange.market.db.read(
+                    "SELECT contract_id, provider_id, price_minor FROM contracts WHERE work_id = ?",
+                    (work_id,),
+                )
+                award = awards[sim_work]
+                assert found[0][1] == exchange.providers[int(award["provider_id"])].provider_id
+                assert found[0][2] == int(award["price_minor"])
+                contract_of[sim_work] = str(found[0][0])
+        fees += _replay_contracts(exchange, tick_work, contracts, contract_of, settlements, checked)
+        # every provider with a contract this tick: the exchange's reputation as the next
+        # tick's windows will see it equals the simulator's
+        exchange.clock.ms = (tick + 1) * m.tick_ms + m.bid_window_ms
+        for r in (r for r in reputation if int(r["tick"]) == tick):
+            found = exchange.market.reputation(
+                exchange.providers[int(r["provider_id"])].provider_id
+            )
+            assert abs(float(found["score"]) - float(r["score"])) <= SCORE_TOLERANCE, (r, found)
+            assert found["contracts"] == int(r["contracts"]), (r, found)
+            assert found["tier"] == Tier(int(r["tier"])).name, (r, found)
+            checked["reputations"] += 1
+    return fees
+
+
+def _check_evaluation(
+    evaluation: dict[str, Any],
+    sim_bid_of: dict[str, dict[str, Any]],
+    sim_bids: list[dict[str, Any]],
+    tick: int,
+) -> None:
+    published = evaluation["bids"]
+    assert len(published) == len(sim_bids), tick
+    for row in published:
+        sim = sim_bid_of[row["bid_id"]]
+        for name, column in COMPONENTS.items():
+            assert abs(row["components"][name] - float(sim[column])) <= SCORE_TOLERANCE, (
+                tick,
+                name,
+                row,
+                sim,
+            )
+        assert abs(row["total"] - float(sim["total"])) <= SCORE_TOLERANCE, (row, sim)
+        assert row["rank"] == int(sim["rank"]), (row, sim)
+        assert row["is_winner"] == bool(sim["is_winner"]), (row, sim)
+        assert (row["reject_reason"] is None) == (int(sim["reject_reason"]) == 0), (row, sim)
+
+
+def _replay_contracts(
+    exchange: Exchange,
+    tick_work: list[dict[str, Any]],
+    contracts: dict[int, dict[str, Any]],
+    contract_of: dict[int, str],
+    settlements: dict[int, dict[str, Any]],
+    checked: dict[str, int],
+) -> int:
+    market = exchange.market
+    fees = 0
+    ordered = sorted(
+        (contracts[int(w["work_id"])] for w in tick_work if int(w["work_id"]) in contract_of),
+        key=lambda c: (int(c["completed_at_ms"]), int(c["work_id"])),
+    )
+    owner = {int(w["work_id"]): int(w["consumer_id"]) for w in tick_work}
+    for c in ordered:
+        sim_work = int(c["work_id"])
+        contract_id = contract_of[sim_work]
+        row = market.db.read(
+            "SELECT provider_id FROM contracts WHERE contract_id = ?", (contract_id,)
+        )
+        agent = next(p for p in exchange.providers.values() if p.provider_id == row[0][0])
+        exchange.clock.ms = int(c["completed_at_ms"])
+        if bool(c["delivered"]):
+            body = {"results": {"report": "done"}, "metrics": {"quality": Decimal("0.9")}}
+            market.complete(agent, contract_id, body)
+        else:
+            market.fail(agent, contract_id)
+        if bool(c["disputed"]):
+            consumer = exchange.consumer(owner[sim_work])
+            exchange.clock.ms = int(c["completed_at_ms"]) + 1_000
+            market.dispute(consumer, contract_id, {"reason": "simulated dispute"})
+            exchange.clock.ms = int(c["completed_at_ms"]) + 2_000
+            resolution = "refund" if bool(c["refunded"]) else "pay_out"
+            market.resolve(contract_id, {"resolution": resolution})
+            checked["disputes"] += 1
+        view = market.db.read(
+            "SELECT state, fee_minor, price_minor FROM contracts WHERE contract_id = ?",
+            (contract_id,),
+        )[0]
+        assert view[0] == FINAL_STATE[OutcomeKind(int(c["kind"]))], (c, view)
+        kind = market.db.read(
+            "SELECT kind, at_ms FROM outcomes WHERE contract_id = ?", (contract_id,)
+        )[0]
+        assert (kind[0], kind[1]) == (int(c["kind"]), int(c["outcome_at_ms"])), (c, kind)
+        if sim_work in settlements:
+            assert view[0] == "SETTLED"
+            assert view[1] == int(settlements[sim_work]["fee_minor"]), (c, view)
+            fees += int(settlements[sim_work]["fee_minor"])
+        else:
+            assert view[0] in ("FAILED", "REFUNDED"), (c, view)
+        checked["contracts"] += 1
+    return fees
