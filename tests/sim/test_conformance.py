@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from aex.core import Money, Plan
+from aex.core import PROVIDER_KEY_SCOPES, TENANT_KEY_SCOPES, Money, Plan
 from aex.core.certs import Authorization, CertificateType, Claim, LocalSigner, sign_request
 from aex.core.durations import format_duration
 from aex.core.ledger import Deposit
@@ -35,6 +35,7 @@ from serve.certificates import Certificates
 from serve.evaluation import NamedWeights
 from serve.market import Market
 from serve.schemas import ProviderCreate, SubscriptionCreate, TenantCreate, TenantType
+from serve.secret_box import SecretBox
 from serve.security import Principal, PrincipalKind
 from serve.services import Identity, Registry
 from serve.stores.market_db import SqliteMarketDb
@@ -117,12 +118,16 @@ class Exchange:
             self.ledger.apply(
                 Deposit(f"dep-{tenant}", wallet_id(tenant, "USD"), Money(10**11, "USD"))
             )
-            self.consumers[consumer_id] = Principal(PrincipalKind.TENANT, tenant, Plan.ENTERPRISE)
+            self.consumers[consumer_id] = Principal(
+                PrincipalKind.TENANT, tenant, Plan.ENTERPRISE, scopes=TENANT_KEY_SCOPES
+            )
         return self.consumers[consumer_id]
 
     def register(self, identity: int, category: int, certified: bool) -> None:
         owner = self.identity.sign_up(TenantCreate("Sim Agent Owner", TenantType.PROVIDER))
-        owner_principal = Principal(PrincipalKind.TENANT, owner.tenant_id, Plan.ENTERPRISE)
+        owner_principal = Principal(
+            PrincipalKind.TENANT, owner.tenant_id, Plan.ENTERPRISE, scopes=TENANT_KEY_SCOPES
+        )
         created = self.registry.register(
             owner_principal,
             ProviderCreate("SimAgent", "AI_AGENT", ["sim"], f"SIM{category}"),
@@ -135,6 +140,7 @@ class Exchange:
             owner.tenant_id,
             Plan.ENTERPRISE,
             provider_id=created.provider_id,
+            scopes=PROVIDER_KEY_SCOPES,
         )
         self.providers[identity] = agent
         self.category_of[identity] = category
@@ -172,7 +178,7 @@ def exchange(tmp_path: Path) -> Exchange:
     return Exchange(
         market,
         Identity(store),
-        Registry(store),
+        Registry(store, SecretBox(b"c" * 32)),
         Certificates(market, tmp_path / "ca"),
         SqliteLedger(store),
         clock,
