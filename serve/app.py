@@ -66,7 +66,8 @@ def build_litestar(
     ledger: LedgerStore | None = None,
     metrics: MarketMetrics | None = None,
 ) -> Litestar:
-    identity, registry = Identity(store), Registry(store)
+    endpoints = settings.endpoint_policy()
+    identity, registry = Identity(store), Registry(store, endpoints)
     if ledger is None:
         assert isinstance(store, SqliteStore)
         ledger = SqliteLedger(store)
@@ -87,7 +88,10 @@ def build_litestar(
     db = _market_db(store)
     hub, market = EventHub(db), Market(db, weights=settings.weights)
     webhooks = Webhooks(
-        market, backoff_ms=settings.webhook_backoff_ms, lease_ms=settings.webhook_lease_ms
+        market,
+        endpoints,
+        backoff_ms=settings.webhook_backoff_ms,
+        lease_ms=settings.webhook_lease_ms,
     )
     hub.subscribe(metrics.on_event)
     hub.subscribe(webhooks.on_event)

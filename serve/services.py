@@ -8,7 +8,7 @@ answered exactly like "not there" (404), so a tenant cannot probe for another's 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
@@ -20,6 +20,7 @@ from aex.core import (
     Plan,
     check_agents_quota,
 )
+from serve.endpoints import EndpointPolicy
 from serve.problems import FieldError, ProblemError, problem_for_rejected
 from serve.schemas import (
     KeyCreated,
@@ -109,8 +110,10 @@ class Identity:
 @dataclass(frozen=True, slots=True)
 class Registry:
     store: KeyStore
+    endpoints: EndpointPolicy = field(default_factory=EndpointPolicy)
 
     def register(self, principal: Principal, body: ProviderCreate) -> ProviderCreated:
+        self._check_endpoint(body.endpoint)
         created_ms = now_ms()
         tenant_id = _tenant_of(principal)
         provider = ProviderRecord(
@@ -151,6 +154,7 @@ class Registry:
 
     def update(self, principal: Principal, provider_id: str, body: ProviderUpdate) -> ProviderView:
         provider = self._owned(principal, provider_id, owner_only=True)
+        self._check_endpoint(body.endpoint)
         updated = msgspec_replace(
             provider,
             name=body.name or provider.name,
@@ -184,6 +188,14 @@ class Registry:
         subscription = _found(subscription, "subscription")
         self._owned(principal, subscription.provider_id)
         self.store.delete_subscription(subscription.subscription_id)
+
+    def _check_endpoint(self, endpoint: str | None) -> None:
+        # Before anything is written: a webhook endpoint the exchange would not connect to
+        # (loopback, private, link-local, metadata, ...: aex/core/endpoints.py) is a 422.
+        if endpoint is not None:
+            refused = self.endpoints.registration_refusal(endpoint)
+            if refused is not None:
+                raise problem_for_rejected(refused)
 
     def _owned(
         self, principal: Principal, provider_id: str, *, owner_only: bool = False

@@ -26,6 +26,12 @@ Environment (all optional):
   AEX_WEBHOOK_BACKOFF_MS the first webhook retry's delay, doubling after (default 1000);
   AEX_WEBHOOK_LEASE_MS how long a claimed delivery may stand still before another process
   takes it over (default 60000).
+- AEX_WEBHOOK_ALLOW_PRIVATE: 1 admits webhook endpoints on loopback, link-local and private
+  addresses (local development, the test suite's loopback receivers); default 0. Metadata,
+  unspecified, multicast and reserved addresses are refused either way (aex/core/endpoints.py).
+- AEX_WEBHOOK_HOSTS: a static table for webhook hosts, "name=addr[|addr],..." (like curl
+  --resolve), consulted before DNS; AEX_WEBHOOK_DNS: "system" (default) or "off" (only the
+  table and IP literals resolve: the test suite sends no DNS query anywhere).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from pathlib import Path
 
 from aex.core import DEFAULT_BURST_REQUESTS, PRESETS, Rejected, weights_from_json
 from serve.adapters.nats_relay import DUPLICATE_WINDOW_S_DEFAULT, STREAM_MAX_AGE_S_DEFAULT
+from serve.endpoints import EndpointPolicy, StaticResolver, SystemResolver, parse_hosts_table
 from serve.evaluation import DEFAULT_WEIGHTS, NamedWeights
 from serve.webhooks import WEBHOOK_BACKOFF_MS_DEFAULT, WEBHOOK_LEASE_MS_DEFAULT
 
@@ -87,6 +94,15 @@ class Settings:
     window_poll_ms: int = WINDOW_POLL_MS_DEFAULT
     webhook_backoff_ms: int = WEBHOOK_BACKOFF_MS_DEFAULT
     webhook_lease_ms: int = WEBHOOK_LEASE_MS_DEFAULT
+    webhook_allow_private: bool = False
+    webhook_hosts: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    webhook_dns: str = "system"
+
+    def endpoint_policy(self) -> EndpointPolicy:
+        """The webhook endpoint policy these settings describe (serve/endpoints.py)."""
+        fallback = SystemResolver() if self.webhook_dns == "system" else None
+        resolver = StaticResolver(dict(self.webhook_hosts), fallback)
+        return EndpointPolicy(resolver, allow_private=self.webhook_allow_private)
 
     @property
     def database_path(self) -> Path:
@@ -130,6 +146,9 @@ class Settings:
             window_poll_ms=_int(env, "AEX_WINDOW_POLL_MS", WINDOW_POLL_MS_DEFAULT),
             webhook_backoff_ms=_int(env, "AEX_WEBHOOK_BACKOFF_MS", WEBHOOK_BACKOFF_MS_DEFAULT),
             webhook_lease_ms=_int(env, "AEX_WEBHOOK_LEASE_MS", WEBHOOK_LEASE_MS_DEFAULT),
+            webhook_allow_private=_flag(env, "AEX_WEBHOOK_ALLOW_PRIVATE"),
+            webhook_hosts=_hosts(env.get("AEX_WEBHOOK_HOSTS", "")),
+            webhook_dns=env.get("AEX_WEBHOOK_DNS", "system").lower(),
         )
         settings.validate()
         return settings
@@ -171,6 +190,8 @@ class Settings:
             raise ImproperlyConfiguredError("AEX_WEBHOOK_BACKOFF_MS: milliseconds in [1, 600000]")
         if not 100 <= self.webhook_lease_ms <= 3_600_000:
             raise ImproperlyConfiguredError("AEX_WEBHOOK_LEASE_MS: milliseconds in [100, 3600000]")
+        if self.webhook_dns not in ("system", "off"):
+            raise ImproperlyConfiguredError("AEX_WEBHOOK_DNS: system or off")
 
     def _validate_nats(self) -> None:
         if self.nats_url is not None and not self.nats_url.startswith(("nats://", "tls://")):
@@ -229,6 +250,22 @@ def _optional_int(env: Mapping[str, str], name: str) -> int | None:
         return int(value)
     except ValueError as error:
         raise ImproperlyConfiguredError(f"{name} must be an integer") from error
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip()
+    if raw not in ("", "0", "1"):
+        raise ImproperlyConfiguredError(f"{name}: 0 or 1, not {raw!r}")
+    return raw == "1"
+
+
+def _hosts(raw: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    try:
+        return tuple(parse_hosts_table(raw).items())
+    except ValueError as error:
+        raise ImproperlyConfiguredError(
+            f"AEX_WEBHOOK_HOSTS: name=address[|address],... (bad entry {error})"
+        ) from None
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -14,6 +14,7 @@ from aex.core import (
     credentials,
     criteria,
     durations,
+    endpoints,
     events,
     fees,
     jcs,
@@ -33,6 +34,7 @@ from aex.core.certs import *  # noqa: F403
 from aex.core.credentials import *  # noqa: F403
 from aex.core.criteria import *  # noqa: F403
 from aex.core.durations import *  # noqa: F403
+from aex.core.endpoints import *  # noqa: F403
 from aex.core.events import *  # noqa: F403
 from aex.core.fees import *  # noqa: F403
 from aex.core.jcs import *  # noqa: F403
@@ -54,6 +56,7 @@ EXPORTING_MODULES = (
     credentials,
     criteria,
     durations,
+    endpoints,
     events,
     fees,
     jcs,

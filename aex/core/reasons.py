@@ -24,6 +24,7 @@ __all__ = [
     "CriteriaRejectReason",
     "DisputeRejectReason",
     "DurationRejectReason",
+    "EndpointRejectReason",
     "LedgerRejectReason",
     "LifecycleRejectReason",
     "MetricsRejectReason",
@@ -343,3 +344,17 @@ HTTP_STATUS_HINT.update(
     }
 )
 HTTP_STATUS_HINT[BidBatchRejectReason.BATCH_TOO_LARGE.value] = 413
+
+
+class EndpointRejectReason(Reason):
+    """Why a webhook endpoint is refused (aex/core/endpoints.py), in precedence order: the
+    URL, then the class of an address its host resolves to (the always-refused classes first)."""
+
+    ENDPOINT_URL_INVALID = "endpoint_url_invalid"
+    ENDPOINT_ADDRESS_METADATA = "endpoint_address_metadata"
+    ENDPOINT_ADDRESS_UNSPECIFIED = "endpoint_address_unspecified"
+    ENDPOINT_ADDRESS_MULTICAST = "endpoint_address_multicast"
+    ENDPOINT_ADDRESS_RESERVED = "endpoint_address_reserved"
+    ENDPOINT_ADDRESS_LOOPBACK = "endpoint_address_loopback"
+    ENDPOINT_ADDRESS_LINK_LOCAL = "endpoint_address_link_local"
+    ENDPOINT_ADDRESS_PRIVATE = "endpoint_address_private"
