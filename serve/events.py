@@ -13,11 +13,12 @@ for several processes on several hosts), and its sequence numbers are in commit 
 backends (serve/stores/market_db.py), so every process's hub sees every event, whichever process
 committed it: a provider whose stream is open on one process hears the award made on another.
 
-Provider notifications (`GET /v1/notifications/stream`, opened with the provider key) route:
-- `work.submitted` to every provider in the event's `recipients` (matched subscriptions);
-- `contract.awarded` to the winner, and as `bid.lost` to every loser; `work.unfilled` as
-  `bid.lost` to every bidder;
-- other contract and settlement events to the contract's provider.
+Provider notifications (`GET /v1/notifications/stream`, opened with the provider key) are
+each provider's own view of an event, `aex.core.notifications.provider_notification` (the
+sealed-bid disclosure policy of docs/market.md): `work.submitted` to the providers whose
+subscriptions matched, `contract.awarded` to the winner and `bid.lost` (its own outcome only)
+to every loser, contract and settlement events to the contract's provider. The routing facts
+(`recipients`, `losers`) stay in the outbox; no stream, webhook or dead letter carries them.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 
+from aex.core.notifications import Notification, provider_notification
 from serve.middleware._asgi import ASGIApp, Message, Receive, Scope, Send
 from serve.stores.market_db import MarketDb
 
@@ -103,18 +105,21 @@ class EventHub:
             self.listeners.remove(listener)
 
 
-def notification_for(provider_id: str, event: Delivered) -> str | None:
-    """The SSE event name this provider hears for `event`, or None (not for it)."""
-    payload = event.payload
-    if event.type == "work.submitted":
-        return event.type if provider_id in payload.get("recipients", ()) else None
-    if event.type in ("contract.awarded", "work.unfilled") and provider_id in payload.get(
-        "losers", ()
-    ):
-        return "bid.lost"
-    if event.type.startswith(("contract.", "settlement.")):
-        return event.type if payload.get("provider_id") == provider_id else None
-    return None
+def notification_for(provider_id: str, event: Delivered) -> Notification | None:
+    """This provider's view of `event` (its name and what it may see), or None."""
+    return provider_notification(provider_id, event.type, event.subject_id, event.payload)
+
+
+def notification_json(event: Delivered, note: Notification) -> dict[str, object]:
+    """The body a provider receives (SSE data, webhook body, dead letter): the event's id and
+    time, and the provider's own view of it."""
+    return {
+        "event_id": event.event_id,
+        "type": note.name,
+        "subject_id": note.subject_id,
+        "occurred_at_ms": event.occurred_at_ms,
+        "payload": dict(note.payload),
+    }
 
 
 async def provider_stream(
@@ -135,24 +140,25 @@ async def provider_stream(
             replayed = await asyncio.to_thread(hub.read_after, last_event_seq)
             for event in replayed:
                 if event.seq <= boundary:
-                    name = notification_for(provider_id, event)
-                    if name is not None:
-                        yield _message(name, event)
+                    note = notification_for(provider_id, event)
+                    if note is not None:
+                        yield _message(note, event)
         while True:
             try:
                 event = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
             except TimeoutError:
                 yield {"comment": "keep-alive"}
                 continue
-            name = notification_for(provider_id, event)
-            assert name is not None
-            yield _message(name, event)
+            note = notification_for(provider_id, event)
+            assert note is not None
+            yield _message(note, event)
     finally:
         hub.unsubscribe(listener)
 
 
-def _message(name: str, event: Delivered) -> dict[str, str]:
-    return {"event": name, "id": str(event.seq), "data": json.dumps(event.to_json())}
+def _message(note: Notification, event: Delivered) -> dict[str, str]:
+    data = json.dumps(notification_json(event, note))
+    return {"event": note.name, "id": str(event.seq), "data": data}
 
 
 # ---------------------------------------------------------------------------------------------

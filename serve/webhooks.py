@@ -53,7 +53,7 @@ import httpx
 from aex.core.endpoints import redacted_url
 from aex.core.events import EventType
 from serve.endpoints import EndpointPolicy, Pinned
-from serve.events import Delivered, notification_for
+from serve.events import Delivered, notification_for, notification_json
 from serve.market import Market
 from serve.security import now_ms
 
@@ -157,9 +157,9 @@ class Webhooks:
         if isinstance(payload.get("provider_id"), str):
             candidates.add(payload["provider_id"])
         for provider_id in sorted(candidates):
-            name = notification_for(provider_id, event)
-            if name is not None:
-                self._spawn(self._deliver(provider_id, name, event))
+            note = notification_for(provider_id, event)
+            if note is not None:
+                self._spawn(self._deliver(provider_id, note.name, event))
 
     def _spawn(self, delivery: Any) -> None:
         task = asyncio.get_running_loop().create_task(delivery)
@@ -201,7 +201,11 @@ class Webhooks:
         self, provider_id: str, name: str, event: Delivered, target: tuple[str, str], first: int
     ) -> None:
         endpoint, signing_key = target
-        body = json.dumps({"event": name, **event.to_json()}, separators=(",", ":")).encode()
+        note = notification_for(provider_id, event)
+        if note is None:
+            return  # not this provider's (a record from before the routing changed)
+        shown_event = notification_json(event, note)
+        body = json.dumps({"event": name, **shown_event}, separators=(",", ":")).encode()
         shown = redacted_url(endpoint)
         for attempt in range(first, WEBHOOK_ATTEMPTS_MAX + 1):
             timestamp = int(time.time())
@@ -219,7 +223,7 @@ class Webhooks:
             if not delivered:
                 _log.warning("webhook %s to %s: %s (attempt %d)", name, shown, error, attempt)
             row = (event.event_id, provider_id, name, shown, attempt, status, code, error)
-            await asyncio.to_thread(self._record, row, event)
+            await asyncio.to_thread(self._record, row, shown_event)
             if final:
                 return
             await asyncio.sleep(self.backoff_ms * 2 ** (attempt - 1) / 1000)
@@ -286,7 +290,7 @@ class Webhooks:
         first = min(int(attempts) + 1, WEBHOOK_ATTEMPTS_MAX)
         return Taken(str(provider_id), str(name), event, target, first)
 
-    def _record(self, row: tuple[Any, ...], event: Delivered) -> None:
+    def _record(self, row: tuple[Any, ...], shown_event: dict[str, object]) -> None:
         event_id, provider_id, name, endpoint, attempts, status, code, error = row
 
         def write(tx: Any) -> None:
@@ -306,7 +310,9 @@ class Webhooks:
                         "attempts": attempts,
                         "last_status_code": code,
                         "last_error": error,
-                        "event": event.to_json(),
+                        # What the provider was sent (its own view), never the outbox event:
+                        # this is published on the provider's subject.
+                        "event": shown_event,
                     },
                 )
 

@@ -24,6 +24,7 @@ from aex.core import (
     market,
     matching,
     money,
+    notifications,
     plans,
     reasons,
     reputation,
@@ -44,6 +45,7 @@ from aex.core.lifecycle import *  # noqa: F403
 from aex.core.market import *  # noqa: F403
 from aex.core.matching import *  # noqa: F403
 from aex.core.money import *  # noqa: F403
+from aex.core.notifications import *  # noqa: F403
 from aex.core.plans import *  # noqa: F403
 from aex.core.reasons import *  # noqa: F403
 from aex.core.reputation import *  # noqa: F403
@@ -66,6 +68,7 @@ EXPORTING_MODULES = (
     market,
     matching,
     money,
+    notifications,
     plans,
     reasons,
     reputation,

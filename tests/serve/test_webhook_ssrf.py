@@ -291,7 +291,8 @@ def _deliver(store: Stores, endpoint: str, *, allow_private: bool) -> tuple[Reco
     sent = Recorder()
     policy = EndpointPolicy(StaticResolver(STUB_HOSTS), allow_private=allow_private)
     webhooks = Webhooks(Market(store.market), policy, backoff_ms=1, send=sent)
-    event = Delivered(1, "evt_00000000000000b1", "work.submitted", "work_1", 5, {"work_id": "w"})
+    payload = {"work_id": "work_1", "recipients": [PROVIDER_ID]}
+    event = Delivered(1, "evt_00000000000000b1", "work.submitted", "work_1", 5, payload)
     asyncio.run(webhooks._deliver(PROVIDER_ID, "work.submitted", event))
     rows = store.market.read(
         "SELECT status, attempts, last_error, endpoint FROM webhook_deliveries"
