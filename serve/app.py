@@ -21,7 +21,7 @@ from litestar.openapi import OpenAPIConfig
 from aex.core import limits
 from serve.background import market_lifespan
 from serve.certificates import Certificates
-from serve.events import EventHub, MarketMetrics, MetricsMiddleware
+from serve.events import EventHub, MarketMetrics, MetricsMiddleware, StreamGate
 from serve.market import Market
 from serve.middleware._asgi import ASGIApp
 from serve.middleware.edge import (
@@ -99,6 +99,7 @@ def build_litestar(
         "market": market,
         "certificates": Certificates(market, settings.data_dir),
         "hub": hub,
+        "streams": StreamGate(store, reauthorise_s=settings.stream_reauthorise_s),
         "webhooks": webhooks,
         "nats_url": settings.nats_url,
         "nats_prefix": settings.nats_prefix,

@@ -26,19 +26,29 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 
+from aex.core import limits
 from aex.core.notifications import Notification, provider_notification
 from serve.middleware._asgi import ASGIApp, Message, Receive, Scope, Send
+from serve.problems import FieldError, ProblemError
+from serve.security import Principal
+from serve.stores.base import KeyStore
 from serve.stores.market_db import MarketDb
 
 OUTBOX_ROWS_PER_POLL_MAX = 500
 SUBSCRIBER_QUEUE_MAX = 1_000
 HEARTBEAT_S = 15.0
+# How often an open stream's credential is checked again (AEX_STREAM_REAUTHORISE_S): a revoked
+# key or a suspended tenant loses its open streams at most this late.
+STREAM_REAUTHORISE_S_DEFAULT = 30.0
 _log = logging.getLogger("aex.serve")
 
 
@@ -122,11 +132,81 @@ def notification_json(event: Delivered, note: Notification) -> dict[str, object]
     }
 
 
+class StreamSlot:
+    """One open stream's place in its key's count; released once (by the stream's end, or
+    when the stream is dropped before it ever started)."""
+
+    def __init__(self, gate: StreamGate, key_id: str) -> None:
+        self._release = weakref.finalize(self, gate._release, key_id)
+
+    def release(self) -> None:
+        self._release()
+
+
+@dataclass
+class StreamGate:
+    """Who may hold a notification stream open: at most `streams_per_key_max` per key in this
+    process (429 beyond), and only while the credential stays valid, re-checked against the
+    store (not the key cache) every `reauthorise_s`."""
+
+    store: KeyStore
+    reauthorise_s: float = STREAM_REAUTHORISE_S_DEFAULT
+    streams_per_key_max: int = limits.notification_streams_per_key_max
+    _open: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def acquire(self, key_id: str) -> StreamSlot:
+        with self._lock:
+            if self._open.get(key_id, 0) >= self.streams_per_key_max:
+                raise ProblemError(
+                    429,
+                    "too-many-streams",
+                    f"at most {self.streams_per_key_max} open streams per key",
+                    errors=(FieldError("notification_streams", "streams_per_key_max"),),
+                    headers={"Retry-After": str(int(HEARTBEAT_S))},
+                )
+            self._open[key_id] = self._open.get(key_id, 0) + 1
+        return StreamSlot(self, key_id)
+
+    def open_streams(self, key_id: str) -> int:
+        with self._lock:
+            return self._open.get(key_id, 0)
+
+    def _release(self, key_id: str) -> None:
+        with self._lock:
+            left = self._open.get(key_id, 0) - 1
+            if left > 0:
+                self._open[key_id] = left
+            else:
+                self._open.pop(key_id, None)
+
+    def still_authorised(self, principal: Principal) -> bool:
+        """The stream's key is not revoked and its tenant is active (read from the store)."""
+        if principal.tenant_id is None or principal.key_id is None:
+            return False
+        tenant = self.store.get_tenant(principal.tenant_id)
+        if tenant is None or tenant.status != "ACTIVE":
+            return False
+        keys = self.store.list_keys(principal.tenant_id)
+        key = next((k for k in keys if k.key_id == principal.key_id), None)
+        return key is not None and key.revoked_at_ms is None
+
+
 async def provider_stream(
-    hub: EventHub, provider_id: str, last_event_seq: int | None
+    hub: EventHub,
+    provider_id: str,
+    last_event_seq: int | None,
+    *,
+    slot: StreamSlot | None = None,
+    authorised: Callable[[], Awaitable[bool]] | None = None,
+    reauthorise_s: float = STREAM_REAUTHORISE_S_DEFAULT,
 ) -> AsyncIterator[dict[str, str]]:
-    """SSE messages for one provider: missed events since Last-Event-ID, then live ones."""
+    """SSE messages for one provider: missed events since Last-Event-ID, then live ones; the
+    stream ends (after a `closed` event) once `authorised` says the credential is no longer
+    valid, checked every `reauthorise_s`."""
     queue: asyncio.Queue[Delivered] = asyncio.Queue(SUBSCRIBER_QUEUE_MAX)
+    next_check = time.monotonic() + reauthorise_s
+    next_beat = time.monotonic() + HEARTBEAT_S
 
     def listener(event: Delivered) -> None:
         if notification_for(provider_id, event) is not None and not queue.full():
@@ -137,23 +217,44 @@ async def provider_stream(
     try:
         yield {"event": "ready", "data": json.dumps({"provider_id": provider_id})}
         if last_event_seq is not None:
-            replayed = await asyncio.to_thread(hub.read_after, last_event_seq)
-            for event in replayed:
-                if event.seq <= boundary:
-                    note = notification_for(provider_id, event)
-                    if note is not None:
-                        yield _message(note, event)
+            for message in await asyncio.to_thread(
+                _replay, hub, provider_id, last_event_seq, boundary
+            ):
+                yield message
         while True:
+            if authorised is not None and time.monotonic() >= next_check:
+                if not await authorised():
+                    reason = {"reason": "credential_no_longer_valid"}
+                    yield {"event": "closed", "data": json.dumps(reason)}
+                    return
+                next_check = time.monotonic() + reauthorise_s
+            now = time.monotonic()
+            if now >= next_beat:
+                yield {"comment": "keep-alive"}  # a dropped client is noticed at this write
+                next_beat = now + HEARTBEAT_S
+            wait_s = max(min(next_beat, next_check) - now, 0.0)
             try:
-                event = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+                event = await asyncio.wait_for(queue.get(), wait_s)
             except TimeoutError:
-                yield {"comment": "keep-alive"}
                 continue
             note = notification_for(provider_id, event)
             assert note is not None
             yield _message(note, event)
+            next_beat = time.monotonic() + HEARTBEAT_S
     finally:
         hub.unsubscribe(listener)
+        if slot is not None:
+            slot.release()
+
+
+def _replay(hub: EventHub, provider_id: str, after: int, boundary: int) -> list[dict[str, str]]:
+    # The provider's missed events after Last-Event-ID, up to where the live queue starts.
+    found = []
+    for event in hub.read_after(after):
+        note = notification_for(provider_id, event) if event.seq <= boundary else None
+        if note is not None:
+            found.append(_message(note, event))
+    return found
 
 
 def _message(note: Notification, event: Delivered) -> dict[str, str]:

@@ -19,6 +19,7 @@ from aex.core import (
     CredentialKind,
     Plan,
     check_agents_quota,
+    check_subscriptions_quota,
 )
 from serve.endpoints import EndpointPolicy
 from serve.problems import FieldError, ProblemError, problem_for_rejected
@@ -176,7 +177,11 @@ class Registry:
             tuple(body.capabilities),
             now_ms(),
         )
-        self.store.create_subscription(subscription)
+        rejected = self.store.create_subscription(
+            subscription, check_subscriptions=partial(check_subscriptions_quota, principal.plan)
+        )
+        if rejected is not None:
+            raise problem_for_rejected(rejected)
         return _subscription_view(subscription)
 
     def subscriptions(self, principal: Principal) -> list[SubscriptionView]:

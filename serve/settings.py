@@ -26,6 +26,8 @@ Environment (all optional):
   AEX_WEBHOOK_BACKOFF_MS the first webhook retry's delay, doubling after (default 1000);
   AEX_WEBHOOK_LEASE_MS how long a claimed delivery may stand still before another process
   takes it over (default 60000).
+- AEX_STREAM_REAUTHORISE_S: how often an open notification stream's credential is checked
+  again (default 30): a revoked key or a suspended tenant loses its streams at most this late.
 - AEX_WEBHOOK_ALLOW_PRIVATE: 1 admits webhook endpoints on loopback, link-local and private
   addresses (local development, the test suite's loopback receivers); default 0. Metadata,
   unspecified, multicast and reserved addresses are refused either way (aex/core/endpoints.py).
@@ -48,6 +50,7 @@ from aex.core import DEFAULT_BURST_REQUESTS, PRESETS, Rejected, weights_from_jso
 from serve.adapters.nats_relay import DUPLICATE_WINDOW_S_DEFAULT, STREAM_MAX_AGE_S_DEFAULT
 from serve.endpoints import EndpointPolicy, StaticResolver, SystemResolver, parse_hosts_table
 from serve.evaluation import DEFAULT_WEIGHTS, NamedWeights
+from serve.events import STREAM_REAUTHORISE_S_DEFAULT
 from serve.webhooks import WEBHOOK_BACKOFF_MS_DEFAULT, WEBHOOK_LEASE_MS_DEFAULT
 
 # How often each process's closer looks for due bid windows: a window closes at most that late.
@@ -97,6 +100,7 @@ class Settings:
     webhook_allow_private: bool = False
     webhook_hosts: tuple[tuple[str, tuple[str, ...]], ...] = ()
     webhook_dns: str = "system"
+    stream_reauthorise_s: float = STREAM_REAUTHORISE_S_DEFAULT
 
     def endpoint_policy(self) -> EndpointPolicy:
         """The webhook endpoint policy these settings describe (serve/endpoints.py)."""
@@ -149,6 +153,9 @@ class Settings:
             webhook_allow_private=_flag(env, "AEX_WEBHOOK_ALLOW_PRIVATE"),
             webhook_hosts=_hosts(env.get("AEX_WEBHOOK_HOSTS", "")),
             webhook_dns=env.get("AEX_WEBHOOK_DNS", "system").lower(),
+            stream_reauthorise_s=_float(
+                env, "AEX_STREAM_REAUTHORISE_S", STREAM_REAUTHORISE_S_DEFAULT
+            ),
         )
         settings.validate()
         return settings
@@ -190,6 +197,8 @@ class Settings:
             raise ImproperlyConfiguredError("AEX_WEBHOOK_BACKOFF_MS: milliseconds in [1, 600000]")
         if not 100 <= self.webhook_lease_ms <= 3_600_000:
             raise ImproperlyConfiguredError("AEX_WEBHOOK_LEASE_MS: milliseconds in [100, 3600000]")
+        if not 0.1 <= self.stream_reauthorise_s <= 3_600:
+            raise ImproperlyConfiguredError("AEX_STREAM_REAUTHORISE_S: seconds in [0.1, 3600]")
         if self.webhook_dns not in ("system", "off"):
             raise ImproperlyConfiguredError("AEX_WEBHOOK_DNS: system or off")
 

@@ -280,6 +280,7 @@ class QuotaRejectReason(Reason):
     DAILY_QUOTA_EXCEEDED = "daily_quota_exceeded"
     MAX_AGENTS_EXCEEDED = "max_agents_exceeded"
     CONCURRENT_TASKS_EXCEEDED = "concurrent_tasks_exceeded"
+    MAX_SUBSCRIPTIONS_EXCEEDED = "max_subscriptions_exceeded"
 
 
 class CredentialRejectReason(Reason):
@@ -337,6 +338,7 @@ HTTP_STATUS_HINT.update(
         QuotaRejectReason.DAILY_QUOTA_EXCEEDED.value: 429,
         QuotaRejectReason.MAX_AGENTS_EXCEEDED.value: 403,
         QuotaRejectReason.CONCURRENT_TASKS_EXCEEDED.value: 403,
+        QuotaRejectReason.MAX_SUBSCRIPTIONS_EXCEEDED.value: 403,
         CredentialRejectReason.CREDENTIAL_MISSING.value: 401,
         CredentialRejectReason.CREDENTIAL_MALFORMED.value: 401,
         CertLifecycleRejectReason.CERTIFICATE_NOT_FOUND.value: 404,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from serve.stores.market_schema import CA_SCHEMA, MARKET_SCHEMA
+from serve.stores.market_schema import CA_SCHEMA, MARKET_SCHEMA, SUBSCRIPTION_INDEX_SCHEMA
 
 # Numbered migrations; each runs once, in order, recorded in schema_version.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
@@ -109,5 +109,6 @@ CREATE INDEX postings_by_account ON postings (account_id, entry_id)
     # `IF NOT EXISTS`, because data directories made before it was numbered already hold it.
     (3, MARKET_SCHEMA),
     (4, CA_SCHEMA),
+    (5, SUBSCRIPTION_INDEX_SCHEMA),
 )
 assert [number for number, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))

@@ -9,7 +9,7 @@ postings; idempotency records are unique per (scope, key).
 
 from __future__ import annotations
 
-from serve.stores.market_schema import CA_SCHEMA, PG_MARKET_SCHEMA
+from serve.stores.market_schema import CA_SCHEMA, PG_MARKET_SCHEMA, PG_SUBSCRIPTION_INDEX_SCHEMA
 
 PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
@@ -113,5 +113,6 @@ PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
     ),
     (3, PG_MARKET_SCHEMA),
     (4, CA_SCHEMA),
+    (5, PG_SUBSCRIPTION_INDEX_SCHEMA),
 )
 assert [number for number, _ in PG_MIGRATIONS] == list(range(1, len(PG_MIGRATIONS) + 1))
