@@ -26,6 +26,7 @@ import httpx
 from bench.bench_api import OPERATOR_KEY, _free_port, _wait
 
 REQUESTS = int(os.environ.get("AEX_BENCH_REQUESTS", "200"))
+WARM_UP_REQUESTS = 30
 PROVIDERS = 40
 SUBSCRIPTIONS_PER_PROVIDER = 100  # 40 x 100 = 4,000
 OPERATOR = {"X-API-Key": OPERATOR_KEY}
@@ -89,6 +90,8 @@ def _subscribe(http: httpx.Client, provider: dict[str, str], category: str) -> N
 
 def _measure(http: httpx.Client, consumer: dict[str, str]) -> tuple[float, float]:
     headers = {"X-API-Key": consumer["api_key"]}
+    for _ in range(WARM_UP_REQUESTS):  # connection, caches and the allocator settle first
+        assert http.post("/v1/work", json=WORK, headers=headers).status_code == 201
     timings = []
     for _ in range(REQUESTS):
         started = time.perf_counter()
