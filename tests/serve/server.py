@@ -34,6 +34,7 @@ TEST_ENV = {
     # (tests/serve/test_webhook_ssrf.py runs servers without this flag).
     "AEX_WEBHOOK_DNS": "off",
     "AEX_WEBHOOK_ALLOW_PRIVATE": "1",
+    "AEX_WEBHOOK_HOSTS": "hooks.test=127.0.0.1",  # a name for the receivers (pinning tests)
 }
 
 

@@ -44,12 +44,14 @@ class Canary:
 
     def __init__(self, status: int = 204) -> None:
         self.paths: list[str] = []
+        self.hosts: list[str] = []
         canary = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers["content-length"]))
                 canary.paths.append(self.path)
+                canary.hosts.append(str(self.headers["host"]))
                 self.send_response(status)
                 self.end_headers()
 
@@ -224,18 +226,41 @@ def test_delivery_errors_are_coarse_and_urls_are_shown_without_credentials(
     assert "t0ken" not in log
 
 
+def test_a_named_endpoint_is_delivered_to_its_resolved_address_with_its_name_as_host(
+    client: httpx.Client, canary: Canary
+) -> None:
+    # The session server resolves hooks.test to 127.0.0.1 (AEX_WEBHOOK_HOSTS): the request
+    # reaches the address the server checked, and carries the endpoint's name as its Host.
+    owner = sign_up(client, "Named", "PROVIDER")
+    endpoint = f"http://hooks.test:{canary.port}/hook"
+    created = client.post("/v1/providers", json=_agent(endpoint), headers=owner.headers).json()
+    key = {"X-API-Key": created["api_key"]}
+    body = {"provider_id": created["provider_id"], "categories": ["HEALTH"]}
+    assert client.post("/v1/subscriptions", json=body, headers=key).status_code == 201
+    submit_work(client, consumer(client), category="HEALTH", bid_window_seconds=300)
+    delivered = _first_delivery(client, key, status="DELIVERED")
+    assert delivered["endpoint"] == endpoint
+    assert canary.paths == ["/hook"]
+    assert canary.hosts == [f"hooks.test:{canary.port}"]
+
+
 def _operator() -> str:
     from tests.serve.server import OPERATOR_KEY
 
     return OPERATOR_KEY
 
 
-def _first_delivery(client: httpx.Client, key: dict[str, str]) -> dict[str, Any]:
+def _first_delivery(
+    client: httpx.Client, key: dict[str, str], status: str | None = None
+) -> dict[str, Any]:
     deadline = time.monotonic() + 15
     while True:
         found = client.get("/v1/notifications/deliveries", headers=key).json()
-        if found and found[0]["attempts"] >= 1 and found[0]["last_error"] is not None:
-            return dict(found[0])
+        if found and found[0]["attempts"] >= 1:
+            if status is None and found[0]["last_error"] is not None:
+                return dict(found[0])
+            if status is not None and found[0]["status"] == status:
+                return dict(found[0])
         assert time.monotonic() < deadline, found
         time.sleep(0.05)
 
