@@ -14,6 +14,7 @@ BENCHMARKS: tuple[str, ...] = (
     "bench.bench_market",
     "bench.bench_sim",
     "bench.bench_pg",
+    "bench.bench_subscriptions",
 )
 
 

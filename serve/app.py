@@ -26,7 +26,7 @@ from serve.agentcards import AgentCards
 from serve.background import market_lifespan
 from serve.breakers import BreakerRegistry
 from serve.certificates import Certificates
-from serve.events import EventHub, MarketMetrics, MetricsMiddleware, RouteLabels
+from serve.events import EventHub, MarketMetrics, MetricsMiddleware, RouteLabels, StreamGate
 from serve.market import Market
 from serve.middleware._asgi import ASGIApp
 from serve.middleware.edge import (
@@ -100,7 +100,8 @@ def build_litestar(
     breakers: BreakerRegistry | None = None,
 ) -> Litestar:
     box = SecretBox(settings.webhook_key)
-    identity, registry = Identity(store), Registry(store, box)
+    endpoints = settings.endpoint_policy()
+    identity, registry = Identity(store), Registry(store, box, endpoints)
     if ledger is None:
         assert isinstance(store, SqliteStore)
         ledger = SqliteLedger(store)
@@ -129,6 +130,7 @@ def build_litestar(
     hub, market = EventHub(db), Market(db, weights=settings.weights)
     webhooks = Webhooks(
         market,
+        endpoints,
         box=box,
         backoff_ms=settings.webhook_backoff_ms,
         lease_ms=settings.webhook_lease_ms,
@@ -141,6 +143,7 @@ def build_litestar(
         "version": _package_version(),
         "certificates": Certificates(market, settings.data_dir),
         "hub": hub,
+        "streams": StreamGate(store, reauthorise_s=settings.stream_reauthorise_s),
         "webhooks": webhooks,
         "nats_url": settings.nats_url,
         "nats_prefix": settings.nats_prefix,

@@ -13,11 +13,12 @@ for several processes on several hosts), and its sequence numbers are in commit 
 backends (serve/stores/market_db.py), so every process's hub sees every event, whichever process
 committed it: a provider whose stream is open on one process hears the award made on another.
 
-Provider notifications (`GET /v1/notifications/stream`, opened with the provider key) route:
-- `work.submitted` to every provider in the event's `recipients` (matched subscriptions);
-- `contract.awarded` to the winner, and as `bid.lost` to every loser; `work.unfilled` as
-  `bid.lost` to every bidder;
-- other contract and settlement events to the contract's provider.
+Provider notifications (`GET /v1/notifications/stream`, opened with the provider key) are
+each provider's own view of an event, `aex.core.notifications.provider_notification` (the
+sealed-bid disclosure policy of docs/market.md): `work.submitted` to the providers whose
+subscriptions matched, `contract.awarded` to the winner and `bid.lost` (its own outcome only)
+to every loser, contract and settlement events to the contract's provider. The routing facts
+(`recipients`, `losers`) stay in the outbox; no stream, webhook or dead letter carries them.
 """
 
 from __future__ import annotations
@@ -25,18 +26,29 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 
+from aex.core import limits
+from aex.core.notifications import Notification, provider_notification
 from serve.middleware._asgi import ASGIApp, Message, Receive, Scope, Send
+from serve.problems import FieldError, ProblemError
+from serve.security import Principal
+from serve.stores.base import KeyStore
 from serve.stores.market_db import MarketDb
 
 OUTBOX_ROWS_PER_POLL_MAX = 500
 SUBSCRIBER_QUEUE_MAX = 1_000
 HEARTBEAT_S = 15.0
+# How often an open stream's credential is checked again (AEX_STREAM_REAUTHORISE_S): a revoked
+# key or a suspended tenant loses its open streams at most this late.
+STREAM_REAUTHORISE_S_DEFAULT = 30.0
 _log = logging.getLogger("aex.serve")
 
 
@@ -103,25 +115,98 @@ class EventHub:
             self.listeners.remove(listener)
 
 
-def notification_for(provider_id: str, event: Delivered) -> str | None:
-    """The SSE event name this provider hears for `event`, or None (not for it)."""
-    payload = event.payload
-    if event.type == "work.submitted":
-        return event.type if provider_id in payload.get("recipients", ()) else None
-    if event.type in ("contract.awarded", "work.unfilled") and provider_id in payload.get(
-        "losers", ()
-    ):
-        return "bid.lost"
-    if event.type.startswith(("contract.", "settlement.")):
-        return event.type if payload.get("provider_id") == provider_id else None
-    return None
+def notification_for(provider_id: str, event: Delivered) -> Notification | None:
+    """This provider's view of `event` (its name and what it may see), or None."""
+    return provider_notification(provider_id, event.type, event.subject_id, event.payload)
+
+
+def notification_json(event: Delivered, note: Notification) -> dict[str, object]:
+    """The body a provider receives (SSE data, webhook body, dead letter): the event's id and
+    time, and the provider's own view of it."""
+    return {
+        "event_id": event.event_id,
+        "type": note.name,
+        "subject_id": note.subject_id,
+        "occurred_at_ms": event.occurred_at_ms,
+        "payload": dict(note.payload),
+    }
+
+
+class StreamSlot:
+    """One open stream's place in its key's count; released once (by the stream's end, or
+    when the stream is dropped before it ever started)."""
+
+    def __init__(self, gate: StreamGate, key_id: str) -> None:
+        self._release = weakref.finalize(self, gate._release, key_id)
+
+    def release(self) -> None:
+        self._release()
+
+
+@dataclass
+class StreamGate:
+    """Who may hold a notification stream open: at most `streams_per_key_max` per key in this
+    process (429 beyond), and only while the credential stays valid, re-checked against the
+    store (not the key cache) every `reauthorise_s`."""
+
+    store: KeyStore
+    reauthorise_s: float = STREAM_REAUTHORISE_S_DEFAULT
+    streams_per_key_max: int = limits.notification_streams_per_key_max
+    _open: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def acquire(self, key_id: str) -> StreamSlot:
+        with self._lock:
+            if self._open.get(key_id, 0) >= self.streams_per_key_max:
+                raise ProblemError(
+                    429,
+                    "too-many-streams",
+                    f"at most {self.streams_per_key_max} open streams per key",
+                    errors=(FieldError("notification_streams", "streams_per_key_max"),),
+                    headers={"Retry-After": str(int(HEARTBEAT_S))},
+                )
+            self._open[key_id] = self._open.get(key_id, 0) + 1
+        return StreamSlot(self, key_id)
+
+    def open_streams(self, key_id: str) -> int:
+        with self._lock:
+            return self._open.get(key_id, 0)
+
+    def _release(self, key_id: str) -> None:
+        with self._lock:
+            left = self._open.get(key_id, 0) - 1
+            if left > 0:
+                self._open[key_id] = left
+            else:
+                self._open.pop(key_id, None)
+
+    def still_authorised(self, principal: Principal) -> bool:
+        """The stream's key is not revoked and its tenant is active (read from the store)."""
+        if principal.tenant_id is None or principal.key_id is None:
+            return False
+        tenant = self.store.get_tenant(principal.tenant_id)
+        if tenant is None or tenant.status != "ACTIVE":
+            return False
+        keys = self.store.list_keys(principal.tenant_id)
+        key = next((k for k in keys if k.key_id == principal.key_id), None)
+        return key is not None and key.revoked_at_ms is None
 
 
 async def provider_stream(
-    hub: EventHub, provider_id: str, last_event_seq: int | None
+    hub: EventHub,
+    provider_id: str,
+    last_event_seq: int | None,
+    *,
+    slot: StreamSlot | None = None,
+    authorised: Callable[[], Awaitable[bool]] | None = None,
+    reauthorise_s: float = STREAM_REAUTHORISE_S_DEFAULT,
 ) -> AsyncIterator[dict[str, str]]:
-    """SSE messages for one provider: missed events since Last-Event-ID, then live ones."""
+    """SSE messages for one provider: missed events since Last-Event-ID, then live ones; the
+    stream ends (after a `closed` event) once `authorised` says the credential is no longer
+    valid, checked every `reauthorise_s`."""
     queue: asyncio.Queue[Delivered] = asyncio.Queue(SUBSCRIBER_QUEUE_MAX)
+    next_check = time.monotonic() + reauthorise_s
+    next_beat = time.monotonic() + HEARTBEAT_S
 
     def listener(event: Delivered) -> None:
         if notification_for(provider_id, event) is not None and not queue.full():
@@ -132,27 +217,49 @@ async def provider_stream(
     try:
         yield {"event": "ready", "data": json.dumps({"provider_id": provider_id})}
         if last_event_seq is not None:
-            replayed = await asyncio.to_thread(hub.read_after, last_event_seq)
-            for event in replayed:
-                if event.seq <= boundary:
-                    name = notification_for(provider_id, event)
-                    if name is not None:
-                        yield _message(name, event)
+            for message in await asyncio.to_thread(
+                _replay, hub, provider_id, last_event_seq, boundary
+            ):
+                yield message
         while True:
+            if authorised is not None and time.monotonic() >= next_check:
+                if not await authorised():
+                    reason = {"reason": "credential_no_longer_valid"}
+                    yield {"event": "closed", "data": json.dumps(reason)}
+                    return
+                next_check = time.monotonic() + reauthorise_s
+            now = time.monotonic()
+            if now >= next_beat:
+                yield {"comment": "keep-alive"}  # a dropped client is noticed at this write
+                next_beat = now + HEARTBEAT_S
+            wait_s = max(min(next_beat, next_check) - now, 0.0)
             try:
-                event = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+                event = await asyncio.wait_for(queue.get(), wait_s)
             except TimeoutError:
-                yield {"comment": "keep-alive"}
                 continue
-            name = notification_for(provider_id, event)
-            assert name is not None
-            yield _message(name, event)
+            note = notification_for(provider_id, event)
+            assert note is not None
+            yield _message(note, event)
+            next_beat = time.monotonic() + HEARTBEAT_S
     finally:
         hub.unsubscribe(listener)
+        if slot is not None:
+            slot.release()
 
 
-def _message(name: str, event: Delivered) -> dict[str, str]:
-    return {"event": name, "id": str(event.seq), "data": json.dumps(event.to_json())}
+def _replay(hub: EventHub, provider_id: str, after: int, boundary: int) -> list[dict[str, str]]:
+    # The provider's missed events after Last-Event-ID, up to where the live queue starts.
+    found = []
+    for event in hub.read_after(after):
+        note = notification_for(provider_id, event) if event.seq <= boundary else None
+        if note is not None:
+            found.append(_message(note, event))
+    return found
+
+
+def _message(note: Notification, event: Delivered) -> dict[str, str]:
+    data = json.dumps(notification_json(event, note))
+    return {"event": note.name, "id": str(event.seq), "data": data}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -199,6 +199,10 @@ class Market:
             raise problem_for_rejected(spec)
         work_id = new_id("work")
         hold_id = f"work-{work_id}"
+        # Who is notified: read through the category index before the write transaction opens
+        # (the writer is never held by matching).
+        with self.db.reader() as connection:
+            recipients = subscribed_providers(connection, spec.category, spec.capability)
 
         def write(tx: _Tx) -> Any:
             tx.ledger(
@@ -225,7 +229,6 @@ class Market:
                     hold_id,
                 ),
             )
-            recipients = _subscribed_providers(tx, spec)
             tx.emit(
                 EventType.WORK_SUBMITTED,
                 work_id,
@@ -771,11 +774,30 @@ def _matches(categories: str, capabilities: str, category: str, capability: str 
     )
 
 
-def _subscribed_providers(tx: _Tx, spec: WorkSpec) -> list[str]:
-    rows = tx.execute("SELECT provider_id, categories, capabilities FROM subscriptions")
-    return sorted(
-        {r[0] for r in rows.fetchall() if _matches(r[1], r[2], spec.category, spec.capability)}
-    )
+def subscribed_providers(
+    connection: SqlConnection, category: str, capability: str | None
+) -> list[str]:
+    """The providers with a subscription that matches the work, through the category index
+    (subscription_categories: the literal category, or any of its prefixes for "x*" and "*"
+    patterns); only the candidates' capability patterns are parsed."""
+    assert len(category) <= limits.category_chars_max
+    # Every prefix of the category ("" for "*"), padded with NULLs (which match nothing) to a
+    # fixed count, so that the statement text is one and the same for every work.
+    prefixes = [category[:n] for n in range(len(category) + 1)]
+    padding = [None] * (_PREFIXES_MAX - len(prefixes))
+    rows = connection.execute(_MATCHING_SELECT, (category, *prefixes, *padding)).fetchall()
+    return sorted({r[0] for r in rows if _matches(r[1], r[2], category, capability)})
+
+
+_PREFIXES_MAX = limits.category_chars_max + 1
+# Only "?" placeholders are joined into the text: no value is ever formatted into it.
+_MATCHING_SELECT = (
+    "SELECT s.provider_id, s.categories, s.capabilities FROM subscriptions s"  # noqa: S608
+    " WHERE s.subscription_id IN (SELECT c.subscription_id FROM subscription_categories c"
+    " WHERE (c.is_prefix = 0 AND c.pattern = ?) OR (c.is_prefix = 1 AND c.pattern IN ("
+    + ", ".join("?" * _PREFIXES_MAX)
+    + ")))"
+)
 
 
 def _terms(spec: WorkSpec, row: Any) -> WorkTerms:

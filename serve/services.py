@@ -8,7 +8,7 @@ answered exactly like "not there" (404), so a tenant cannot probe for another's 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
@@ -21,7 +21,9 @@ from aex.core import (
     CredentialKind,
     Plan,
     check_agents_quota,
+    check_subscriptions_quota,
 )
+from serve.endpoints import EndpointPolicy
 from serve.problems import FieldError, ProblemError, problem_for_rejected
 from serve.schemas import (
     KeyCreated,
@@ -123,9 +125,11 @@ class Identity:
 class Registry:
     store: KeyStore
     box: SecretBox  # seals webhook signing secrets (serve/secret_box.py)
+    endpoints: EndpointPolicy = field(default_factory=EndpointPolicy)
 
     def register(self, principal: Principal, body: ProviderCreate) -> ProviderCreated:
         require_scopes_to_mint(principal, PROVIDER_KEY_SCOPES)  # it mints the provider's key
+        self._check_endpoint(body.endpoint)
         created_ms = now_ms()
         tenant_id = _tenant_of(principal)
         provider = ProviderRecord(
@@ -187,6 +191,7 @@ class Registry:
 
     def update(self, principal: Principal, provider_id: str, body: ProviderUpdate) -> ProviderView:
         provider = self._owned(principal, provider_id, owner_only=True)
+        self._check_endpoint(body.endpoint)
         updated = msgspec_replace(
             provider,
             name=body.name or provider.name,
@@ -208,7 +213,11 @@ class Registry:
             tuple(body.capabilities),
             now_ms(),
         )
-        self.store.create_subscription(subscription)
+        rejected = self.store.create_subscription(
+            subscription, check_subscriptions=partial(check_subscriptions_quota, principal.plan)
+        )
+        if rejected is not None:
+            raise problem_for_rejected(rejected)
         return _subscription_view(subscription)
 
     def subscriptions(self, principal: Principal) -> list[SubscriptionView]:
@@ -220,6 +229,14 @@ class Registry:
         subscription = _found(subscription, "subscription")
         self._owned(principal, subscription.provider_id)
         self.store.delete_subscription(subscription.subscription_id)
+
+    def _check_endpoint(self, endpoint: str | None) -> None:
+        # Before anything is written: a webhook endpoint the exchange would not connect to
+        # (loopback, private, link-local, metadata, ...: aex/core/endpoints.py) is a 422.
+        if endpoint is not None:
+            refused = self.endpoints.registration_refusal(endpoint)
+            if refused is not None:
+                raise problem_for_rejected(refused)
 
     def _owned(
         self, principal: Principal, provider_id: str, *, owner_only: bool = False

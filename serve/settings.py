@@ -37,6 +37,14 @@ Environment (all optional):
   `--forwarded-allow-ips` yourself (uvicorn's own default trusts 127.0.0.1).
 - AEX_METRICS_PUBLIC: `1` serves `/metrics` without a credential (default: the operator key,
   as `X-API-Key` or `Authorization: Bearer`); only for a listener no client can reach.
+- AEX_STREAM_REAUTHORISE_S: how often an open notification stream's credential is checked
+  again (default 30): a revoked key or a suspended tenant loses its streams at most this late.
+- AEX_WEBHOOK_ALLOW_PRIVATE: 1 admits webhook endpoints on loopback, link-local and private
+  addresses (local development, the test suite's loopback receivers); default 0. Metadata,
+  unspecified, multicast and reserved addresses are refused either way (aex/core/endpoints.py).
+- AEX_WEBHOOK_HOSTS: a static table for webhook hosts, "name=addr[|addr],..." (like curl
+  --resolve), consulted before DNS; AEX_WEBHOOK_DNS: "system" (default) or "off" (only the
+  table and IP literals resolve: the test suite sends no DNS query anywhere).
 """
 
 from __future__ import annotations
@@ -52,7 +60,9 @@ from pathlib import Path
 
 from aex.core import DEFAULT_BURST_REQUESTS, PRESETS, Rejected, rules_from_json
 from serve.adapters.nats_relay import DUPLICATE_WINDOW_S_DEFAULT, STREAM_MAX_AGE_S_DEFAULT
+from serve.endpoints import EndpointPolicy, StaticResolver, SystemResolver, parse_hosts_table
 from serve.evaluation import DEFAULT_WEIGHTS, NamedWeights
+from serve.events import STREAM_REAUTHORISE_S_DEFAULT
 from serve.secret_box import SECRET_BOX_KEY_BYTES, load_key
 from serve.webhooks import WEBHOOK_BACKOFF_MS_DEFAULT, WEBHOOK_LEASE_MS_DEFAULT
 
@@ -104,6 +114,16 @@ class Settings:
     webhook_lease_ms: int = WEBHOOK_LEASE_MS_DEFAULT
     trusted_proxies: tuple[str, ...] = ()
     metrics_public: bool = False
+    webhook_allow_private: bool = False
+    webhook_hosts: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    webhook_dns: str = "system"
+    stream_reauthorise_s: float = STREAM_REAUTHORISE_S_DEFAULT
+
+    def endpoint_policy(self) -> EndpointPolicy:
+        """The webhook endpoint policy these settings describe (serve/endpoints.py)."""
+        fallback = SystemResolver() if self.webhook_dns == "system" else None
+        resolver = StaticResolver(dict(self.webhook_hosts), fallback)
+        return EndpointPolicy(resolver, allow_private=self.webhook_allow_private)
 
     @property
     def database_path(self) -> Path:
@@ -156,6 +176,12 @@ class Settings:
                 p.strip() for p in env.get("AEX_TRUSTED_PROXIES", "").split(",") if p.strip()
             ),
             metrics_public=_flag(env, "AEX_METRICS_PUBLIC"),
+            webhook_allow_private=_flag(env, "AEX_WEBHOOK_ALLOW_PRIVATE"),
+            webhook_hosts=_hosts(env.get("AEX_WEBHOOK_HOSTS", "")),
+            webhook_dns=env.get("AEX_WEBHOOK_DNS", "system").lower(),
+            stream_reauthorise_s=_float(
+                env, "AEX_STREAM_REAUTHORISE_S", STREAM_REAUTHORISE_S_DEFAULT
+            ),
         )
         settings.validate()
         return settings
@@ -207,6 +233,10 @@ class Settings:
             raise ImproperlyConfiguredError("AEX_WEBHOOK_BACKOFF_MS: milliseconds in [1, 600000]")
         if not 100 <= self.webhook_lease_ms <= 3_600_000:
             raise ImproperlyConfiguredError("AEX_WEBHOOK_LEASE_MS: milliseconds in [100, 3600000]")
+        if not 0.1 <= self.stream_reauthorise_s <= 3_600:
+            raise ImproperlyConfiguredError("AEX_STREAM_REAUTHORISE_S: seconds in [0.1, 3600]")
+        if self.webhook_dns not in ("system", "off"):
+            raise ImproperlyConfiguredError("AEX_WEBHOOK_DNS: system or off")
 
     def _validate_nats(self) -> None:
         if self.nats_url is not None and not self.nats_url.startswith(("nats://", "tls://")):
@@ -233,15 +263,6 @@ def _check_proxy(proxy: str) -> None:
         raise ImproperlyConfiguredError(
             f"AEX_TRUSTED_PROXIES: {proxy!r} is not an IP address or a CIDR network"
         ) from None
-
-
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw in {"", "0", "false", "no"}:
-        return False
-    if raw in {"1", "true", "yes"}:
-        return True
-    raise ImproperlyConfiguredError(f"{name}: 1 or 0, not {raw!r}")
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -290,6 +311,22 @@ def _optional_int(env: Mapping[str, str], name: str) -> int | None:
         return int(value)
     except ValueError as error:
         raise ImproperlyConfiguredError(f"{name} must be an integer") from error
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip()
+    if raw not in ("", "0", "1"):
+        raise ImproperlyConfiguredError(f"{name}: 0 or 1, not {raw!r}")
+    return raw == "1"
+
+
+def _hosts(raw: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    try:
+        return tuple(parse_hosts_table(raw).items())
+    except ValueError as error:
+        raise ImproperlyConfiguredError(
+            f"AEX_WEBHOOK_HOSTS: name=address[|address],... (bad entry {error})"
+        ) from None
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

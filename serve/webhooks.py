@@ -17,6 +17,15 @@ backoff_ms × 2^(attempt−1), at most WEBHOOK_ATTEMPTS_MAX attempts. Every atte
 recorded in `webhook_deliveries` and the provider reads them at
 `GET /v1/notifications/deliveries`.
 
+Where it connects (serve/endpoints.py, aex/core/endpoints.py): before every attempt the
+endpoint's host is resolved and every address checked (no loopback, private, link-local,
+metadata, ... unless AEX_WEBHOOK_ALLOW_PRIVATE=1); the request goes to the checked address only
+(Host header and TLS name from the URL), never through an environment proxy, never following
+a redirect. What the provider is shown of a failed attempt is coarse, never the OS error text:
+"address_refused", "dns_failed", "connect_failed", "timeout", "request_failed" or
+"http_status_<code>"; the endpoint in records, events and logs is `redacted_url` (no
+credentials, query or fragment).
+
 Several processes: every process tails the shared outbox (serve/events.py), so each sees every
 event; the first to insert the (event, provider) row of `webhook_deliveries` (status PENDING,
 `ON CONFLICT DO NOTHING`) delivers it, and the others leave it. A delivery that failed every
@@ -34,18 +43,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from aex.core.endpoints import redacted_url
 from aex.core.events import EventType
 from aex.core.webhook_signing import (
     verify_webhook_signature,
     webhook_signature,
 )
-from serve.events import Delivered, notification_for
+from serve.endpoints import EndpointPolicy, Pinned
+from serve.events import Delivered, notification_for, notification_json
 from serve.market import Market
 from serve.secret_box import SecretBox, SecretBoxError, webhook_secret_context
 from serve.security import now_ms
@@ -59,6 +72,39 @@ WEBHOOK_LEASE_MS_DEFAULT = 60_000
 TAKEN_OVER_PER_SWEEP_MAX = 100
 DELIVERIES_LISTED_MAX = 200
 _log = logging.getLogger("aex.serve")
+# httpx logs every request's full URL at INFO (credentials and query included): the exchange's
+# own line (redacted_url) replaces it.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+logging.getLogger("httpcore").setLevel(logging.WARNING)
+_TLS = ssl.create_default_context()  # one context for every delivery (built once: ~10 ms each)
+
+# Sends one signed POST to a checked address and answers the HTTP status (raises httpx errors).
+Send = Callable[[Pinned, bytes, dict[str, str]], Awaitable[int]]
+
+
+async def http_send(pinned: Pinned, body: bytes, headers: dict[str, str]) -> int:
+    """POSTs to the pinned address: the URL's host in the Host header and TLS SNI (so the
+    certificate is verified against the name), no environment proxy, no redirects."""
+    async with httpx.AsyncClient(
+        timeout=WEBHOOK_TIMEOUT_S, verify=_TLS, trust_env=False, follow_redirects=False
+    ) as http:
+        response = await http.post(
+            pinned.url,
+            content=body,
+            headers={**headers, "host": pinned.endpoint.host_header},
+            extensions={"sni_hostname": pinned.endpoint.host},
+        )
+        return response.status_code
+
+
+def coarse_error(failure: httpx.HTTPError) -> str:
+    """What a provider is told of a failed attempt: a class, never the OS's words (which
+    would say whether a port is open, filtered or closed)."""
+    if isinstance(failure, httpx.ConnectError | httpx.ConnectTimeout):
+        return "connect_failed"
+    if isinstance(failure, httpx.TimeoutException):
+        return "timeout"
+    return "request_failed"
 
 
 def signature(webhook_secret: str, timestamp: int, body: bytes) -> str:
@@ -88,15 +134,19 @@ class Webhooks:
     def __init__(
         self,
         market: Market,
+        endpoints: EndpointPolicy | None = None,
         *,
         box: SecretBox,
         backoff_ms: int = WEBHOOK_BACKOFF_MS_DEFAULT,
         lease_ms: int = WEBHOOK_LEASE_MS_DEFAULT,
+        send: Send = http_send,
     ) -> None:
         assert backoff_ms > 0
         assert lease_ms > 0
         self.market = market
         self.box = box
+        self.endpoints = endpoints or EndpointPolicy()
+        self.send = send
         self.backoff_ms = backoff_ms
         self.lease_ms = lease_ms
         self._tasks: set[asyncio.Task[None]] = set()
@@ -108,9 +158,9 @@ class Webhooks:
         if isinstance(payload.get("provider_id"), str):
             candidates.add(payload["provider_id"])
         for provider_id in sorted(candidates):
-            name = notification_for(provider_id, event)
-            if name is not None:
-                self._spawn(self._deliver(provider_id, name, event))
+            note = notification_for(provider_id, event)
+            if note is not None:
+                self._spawn(self._deliver(provider_id, note.name, event))
 
     def _spawn(self, delivery: Any) -> None:
         task = asyncio.get_running_loop().create_task(delivery)
@@ -145,7 +195,7 @@ class Webhooks:
             claimed = tx.execute(
                 "INSERT INTO webhook_deliveries VALUES (?, ?, ?, ?, 0, 'PENDING', NULL, NULL, ?)"
                 " ON CONFLICT (event_id, provider_id) DO NOTHING",
-                (event_id, provider_id, name, endpoint, tx.now_ms),
+                (event_id, provider_id, name, redacted_url(endpoint), tx.now_ms),
             )
             return bool(claimed.rowcount == 1)
 
@@ -161,31 +211,45 @@ class Webhooks:
         self, provider_id: str, name: str, event: Delivered, target: tuple[str, str], first: int
     ) -> None:
         endpoint, signing_key = target
-        body = json.dumps({"event": name, **event.to_json()}, separators=(",", ":")).encode()
-        async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_S) as http:
-            for attempt in range(first, WEBHOOK_ATTEMPTS_MAX + 1):
-                timestamp = int(time.time())
-                headers = {
-                    "content-type": "application/json",
-                    "x-aex-event": name,
-                    "x-aex-event-id": event.event_id,
-                    "x-aex-timestamp": str(timestamp),
-                    "x-aex-signature": signature(signing_key, timestamp, body),
-                }
-                code, error = None, None
-                try:
-                    response = await http.post(endpoint, content=body, headers=headers)
-                    code = response.status_code
-                except httpx.HTTPError as failure:
-                    error = type(failure).__name__
-                delivered = code is not None and 200 <= code < 300
-                final = delivered or attempt == WEBHOOK_ATTEMPTS_MAX
-                status = "DELIVERED" if delivered else ("FAILED" if final else "RETRYING")
-                row = (event.event_id, provider_id, name, endpoint, attempt, status, code, error)
-                await asyncio.to_thread(self._record, row, event)
-                if final:
-                    return
-                await asyncio.sleep(self.backoff_ms * 2 ** (attempt - 1) / 1000)
+        note = notification_for(provider_id, event)
+        if note is None:
+            return  # not this provider's (a record from before the routing changed)
+        shown_event = notification_json(event, note)
+        body = json.dumps({"event": name, **shown_event}, separators=(",", ":")).encode()
+        shown = redacted_url(endpoint)
+        for attempt in range(first, WEBHOOK_ATTEMPTS_MAX + 1):
+            timestamp = int(time.time())
+            headers = {
+                "content-type": "application/json",
+                "x-aex-event": name,
+                "x-aex-event-id": event.event_id,
+                "x-aex-timestamp": str(timestamp),
+                "x-aex-signature": signature(signing_key, timestamp, body),
+            }
+            code, error = await self._attempt(endpoint, body, headers)
+            delivered = code is not None and 200 <= code < 300
+            final = delivered or attempt == WEBHOOK_ATTEMPTS_MAX
+            status = "DELIVERED" if delivered else ("FAILED" if final else "RETRYING")
+            if not delivered:
+                _log.warning("webhook %s to %s: %s (attempt %d)", name, shown, error, attempt)
+            row = (event.event_id, provider_id, name, shown, attempt, status, code, error)
+            await asyncio.to_thread(self._record, row, shown_event)
+            if final:
+                return
+            await asyncio.sleep(self.backoff_ms * 2 ** (attempt - 1) / 1000)
+
+    async def _attempt(
+        self, endpoint: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int | None, str | None]:
+        # Resolve and check every address now (DNS rebinding), then connect to a checked one.
+        pinned = await asyncio.to_thread(self.endpoints.pin, endpoint)
+        if isinstance(pinned, str):
+            return None, pinned  # refused or unresolvable: no connection was made
+        try:
+            code = await self.send(pinned, body, headers)
+        except httpx.HTTPError as failure:
+            return None, coarse_error(failure)
+        return code, None if 200 <= code < 300 else f"http_status_{code}"
 
     # -- deliveries whose process died --------------------------------------------------------
 
@@ -236,7 +300,7 @@ class Webhooks:
         first = min(int(attempts) + 1, WEBHOOK_ATTEMPTS_MAX)
         return Taken(str(provider_id), str(name), event, target, first)
 
-    def _record(self, row: tuple[Any, ...], event: Delivered) -> None:
+    def _record(self, row: tuple[Any, ...], shown_event: dict[str, object]) -> None:
         event_id, provider_id, name, endpoint, attempts, status, code, error = row
 
         def write(tx: Any) -> None:
@@ -256,7 +320,9 @@ class Webhooks:
                         "attempts": attempts,
                         "last_status_code": code,
                         "last_error": error,
-                        "event": event.to_json(),
+                        # What the provider was sent (its own view), never the outbox event:
+                        # this is published on the provider's subject.
+                        "event": shown_event,
                     },
                 )
 

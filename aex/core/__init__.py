@@ -17,6 +17,7 @@ from aex.core import (
     credentials,
     criteria,
     durations,
+    endpoints,
     events,
     fees,
     jcs,
@@ -26,6 +27,7 @@ from aex.core import (
     market,
     matching,
     money,
+    notifications,
     plans,
     reasons,
     reputation,
@@ -42,6 +44,7 @@ from aex.core.certs import *  # noqa: F403
 from aex.core.credentials import *  # noqa: F403
 from aex.core.criteria import *  # noqa: F403
 from aex.core.durations import *  # noqa: F403
+from aex.core.endpoints import *  # noqa: F403
 from aex.core.events import *  # noqa: F403
 from aex.core.fees import *  # noqa: F403
 from aex.core.jcs import *  # noqa: F403
@@ -51,6 +54,7 @@ from aex.core.lifecycle import *  # noqa: F403
 from aex.core.market import *  # noqa: F403
 from aex.core.matching import *  # noqa: F403
 from aex.core.money import *  # noqa: F403
+from aex.core.notifications import *  # noqa: F403
 from aex.core.plans import *  # noqa: F403
 from aex.core.reasons import *  # noqa: F403
 from aex.core.reputation import *  # noqa: F403
@@ -69,6 +73,7 @@ EXPORTING_MODULES = (
     credentials,
     criteria,
     durations,
+    endpoints,
     events,
     fees,
     jcs,
@@ -78,6 +83,7 @@ EXPORTING_MODULES = (
     market,
     matching,
     money,
+    notifications,
     plans,
     reasons,
     reputation,

@@ -52,6 +52,11 @@ ledger_id_chars_max: Final = 128
 # HTTP. The spec's largest plan payload (Enterprise, 10 MB).
 request_body_bytes_max: Final = 10 * 1024 * 1024
 
+# Notification streams (server-sent events) one provider key may hold open in one process: an
+# agent needs one, a few more cover a restart racing the old connection's teardown (noticed at
+# the next heartbeat) and a second instance during a deploy. Issue 11 saw one key hold 2,000.
+notification_streams_per_key_max: Final = 8
+
 # Simulator.
 sim_steps_max: Final = 1_000_000
 market_log_batch_rows_max: Final = 1_000_000

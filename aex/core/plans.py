@@ -19,12 +19,14 @@ __all__ = [
     "DEFAULT_BURST_REQUESTS",
     "DEFAULT_PLAN",
     "PLAN_QUOTAS",
+    "SUBSCRIPTIONS_PER_PROVIDER_MAX",
     "Plan",
     "PlanQuotas",
     "check_agents_quota",
     "check_concurrent_tasks_quota",
     "check_daily_requests_quota",
     "check_payload_quota",
+    "check_subscriptions_quota",
 ]
 
 _KIB: Final = 1024
@@ -68,6 +70,21 @@ PLAN_QUOTAS: Final[Mapping[Plan, PlanQuotas]] = {
 }
 assert set(PLAN_QUOTAS) == set(Plan)
 assert max(q.payload_bytes_max for q in PLAN_QUOTAS.values()) == limits.request_body_bytes_max
+
+# Beyond the spec's table: subscriptions per provider. Every work submission matches the work
+# against the subscriptions (through an index, category -> subscriptions), and every match is
+# a notification; an unbounded count let one provider key create 4,000 and slow every
+# POST /v1/work forty-fold (issue 11). One subscription holds up to 50 category and 100
+# capability patterns, so 10 already covers a free agent's niche; the paid plans scale with the
+# agents they allow.
+SUBSCRIPTIONS_PER_PROVIDER_MAX: Final[Mapping[Plan, int]] = {
+    Plan.EXPLORER: 10,
+    Plan.PROFESSIONAL: 50,
+    Plan.BUSINESS: 200,
+    Plan.ENTERPRISE: 1_000,
+}
+assert set(SUBSCRIPTIONS_PER_PROVIDER_MAX) == set(Plan)
+assert all(0 < n <= 1_000 for n in SUBSCRIPTIONS_PER_PROVIDER_MAX.values())
 
 # A new tenant starts on the free plan; the operator moves it.
 DEFAULT_PLAN: Final = Plan.EXPLORER
@@ -124,5 +141,21 @@ def check_concurrent_tasks_quota(
             QuotaRejectReason.CONCURRENT_TASKS_EXCEEDED,
             "concurrent_tasks",
             f"{plan} allows {quota} concurrent tasks",
+        )
+    return None
+
+
+def check_subscriptions_quota(
+    plan: Plan, subscriptions_registered: int
+) -> Rejected[QuotaRejectReason] | None:
+    """Subscriptions per provider (SUBSCRIPTIONS_PER_PROVIDER_MAX): `subscriptions_registered`
+    counts the provider's subscriptions before this one. Answers 403 over the plan's count."""
+    assert subscriptions_registered >= 0
+    quota = SUBSCRIPTIONS_PER_PROVIDER_MAX[plan]
+    if subscriptions_registered >= quota:
+        return Rejected(
+            QuotaRejectReason.MAX_SUBSCRIPTIONS_EXCEEDED,
+            "max_subscriptions",
+            f"{plan} allows {quota} subscriptions per provider",
         )
     return None

@@ -27,6 +27,7 @@ __all__ = [
     "DisputeRejectReason",
     "DisputeRequestRejectReason",
     "DurationRejectReason",
+    "EndpointRejectReason",
     "LedgerRejectReason",
     "LifecycleRejectReason",
     "MetricsRejectReason",
@@ -350,6 +351,7 @@ class QuotaRejectReason(Reason):
     DAILY_QUOTA_EXCEEDED = "daily_quota_exceeded"
     MAX_AGENTS_EXCEEDED = "max_agents_exceeded"
     CONCURRENT_TASKS_EXCEEDED = "concurrent_tasks_exceeded"
+    MAX_SUBSCRIPTIONS_EXCEEDED = "max_subscriptions_exceeded"
 
 
 class CredentialRejectReason(Reason):
@@ -418,6 +420,7 @@ HTTP_STATUS_HINT.update(
         QuotaRejectReason.DAILY_QUOTA_EXCEEDED.value: 429,
         QuotaRejectReason.MAX_AGENTS_EXCEEDED.value: 403,
         QuotaRejectReason.CONCURRENT_TASKS_EXCEEDED.value: 403,
+        QuotaRejectReason.MAX_SUBSCRIPTIONS_EXCEEDED.value: 403,
         CredentialRejectReason.CREDENTIAL_MISSING.value: 401,
         ScopeRejectReason.SCOPE_NOT_HELD.value: 403,
         CredentialRejectReason.CREDENTIAL_MALFORMED.value: 401,
@@ -426,3 +429,17 @@ HTTP_STATUS_HINT.update(
     }
 )
 HTTP_STATUS_HINT[BidBatchRejectReason.BATCH_TOO_LARGE.value] = 413
+
+
+class EndpointRejectReason(Reason):
+    """Why a webhook endpoint is refused (aex/core/endpoints.py), in precedence order: the
+    URL, then the class of an address its host resolves to (the always-refused classes first)."""
+
+    ENDPOINT_URL_INVALID = "endpoint_url_invalid"
+    ENDPOINT_ADDRESS_METADATA = "endpoint_address_metadata"
+    ENDPOINT_ADDRESS_UNSPECIFIED = "endpoint_address_unspecified"
+    ENDPOINT_ADDRESS_MULTICAST = "endpoint_address_multicast"
+    ENDPOINT_ADDRESS_RESERVED = "endpoint_address_reserved"
+    ENDPOINT_ADDRESS_LOOPBACK = "endpoint_address_loopback"
+    ENDPOINT_ADDRESS_LINK_LOCAL = "endpoint_address_link_local"
+    ENDPOINT_ADDRESS_PRIVATE = "endpoint_address_private"

@@ -14,6 +14,13 @@ aex/core/events.py (`stream_subjects`), created when
 missing and updated when present (`ensure_streams`). Retention is configurable: limits-based,
 `max_age_s` (default 30 days), file storage, a duplicate window of `duplicate_window_s`
 (default 2 minutes, JetStream's default; a relay retry must come within it).
+
+Who may read what: the seven spec streams carry the outbox events as the exchange recorded
+them, routing facts included (`recipients` of a work, `losers` of an award): they are the
+operator's. The only provider subjects are "aex.notification.<...>.<provider_id>", and what
+they carry about a market event is the provider's own view (aex/core/notifications.py: no
+competitor, no other bid's price), so a provider's NATS user may be granted its own subjects
+and nothing else (docs/market.md, "Disclosure policy").
 """
 
 from __future__ import annotations

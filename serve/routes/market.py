@@ -18,7 +18,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from aex.core import AccessScope
-from serve.events import EventHub, MarketMetrics, provider_stream
+from serve.events import EventHub, MarketMetrics, StreamGate, provider_stream
 from serve.market import Market, decode_body
 from serve.problems import PROBLEM_RESPONSES, ProblemError
 from serve.routes.callers import needs, operator_caller, provider_or_tenant_caller, tenant_caller
@@ -250,7 +250,22 @@ async def notification_stream(request: Request[Any, Any, State]) -> ServerSentEv
     last = request.headers.get("last-event-id")
     last_seq = int(last) if last is not None and last.isdigit() else None
     hub: EventHub = request.app.state.hub
-    return ServerSentEvent(provider_stream(hub, caller.provider_id, last_seq))
+    gate: StreamGate = request.app.state.streams
+    assert caller.key_id is not None
+    slot = gate.acquire(caller.key_id)  # 429 beyond limits.notification_streams_per_key_max
+
+    async def authorised() -> bool:
+        return await asyncio.to_thread(gate.still_authorised, caller)
+
+    stream = provider_stream(
+        hub,
+        caller.provider_id,
+        last_seq,
+        slot=slot,
+        authorised=authorised,
+        reauthorise_s=gate.reauthorise_s,
+    )
+    return ServerSentEvent(stream)
 
 
 @get(

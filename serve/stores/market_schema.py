@@ -246,7 +246,7 @@ CREATE TABLE ca_crl (
 )
 """
 
-# A2A agent cards (serve/agentcards.py), migration 5 on both backends: one card per provider
+# A2A agent cards (serve/agentcards.py), migration 6 on both backends: one card per provider
 # (the document as registered) and its search terms (skill ids and tags, case-folded), keyed
 # (kind, term, provider_id) so that a search by term is an index range, not a scan.
 AGENT_CARDS_SCHEMA = """
@@ -267,3 +267,42 @@ CREATE TABLE agent_card_terms (
 );
 CREATE INDEX agent_card_terms_by_provider ON agent_card_terms (provider_id)
 """
+
+# Migration 7: subscription matching through an index, category -> subscriptions (issue 11: a
+# scan of every subscription inside each work's write transaction made POST /v1/work slow in
+# proportion to the subscriptions of the whole exchange). One row per category pattern of a
+# subscription: a literal ("TECHNOLOGY", is_prefix 0) or the text before a trailing "*"
+# ("code." for "code.*", "" for "*"; is_prefix 1). A work of category C matches the rows
+# (0, C) and (1, p) for every prefix p of C (at most category_chars_max + 1 of them), all
+# primary-key lookups. Existing subscriptions are indexed by the migration itself.
+_SUBSCRIPTION_INDEX_TABLE = """
+CREATE TABLE IF NOT EXISTS subscription_categories (
+    is_prefix INTEGER NOT NULL CHECK (is_prefix IN (0, 1)),
+    pattern TEXT NOT NULL,
+    subscription_id TEXT NOT NULL,
+    provider_id TEXT NOT NULL,
+    PRIMARY KEY (is_prefix, pattern, subscription_id)
+);
+CREATE INDEX IF NOT EXISTS subscription_categories_by_subscription
+    ON subscription_categories (subscription_id);
+CREATE INDEX IF NOT EXISTS subscriptions_by_provider ON subscriptions (provider_id);
+"""
+_PATTERN_COLUMNS = """
+    CASE WHEN substr(j.value, length(j.value), 1) = '*' THEN 1 ELSE 0 END,
+    CASE WHEN substr(j.value, length(j.value), 1) = '*'
+        THEN substr(j.value, 1, length(j.value) - 1) ELSE j.value END,
+    s.subscription_id, s.provider_id
+"""
+SUBSCRIPTION_INDEX_SCHEMA = (
+    _SUBSCRIPTION_INDEX_TABLE
+    + "INSERT OR IGNORE INTO subscription_categories SELECT"
+    + _PATTERN_COLUMNS
+    + "FROM subscriptions s, json_each(s.categories) j"
+)
+PG_SUBSCRIPTION_INDEX_SCHEMA = (
+    _SUBSCRIPTION_INDEX_TABLE
+    + "INSERT INTO subscription_categories SELECT"
+    + _PATTERN_COLUMNS
+    + "FROM subscriptions s, json_array_elements_text(s.categories::json) AS j(value)"
+    + " ON CONFLICT DO NOTHING"
+)

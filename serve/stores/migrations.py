@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from serve.stores.market_schema import AGENT_CARDS_SCHEMA, CA_SCHEMA, MARKET_SCHEMA
+from serve.stores.market_schema import (
+    AGENT_CARDS_SCHEMA,
+    CA_SCHEMA,
+    MARKET_SCHEMA,
+    SUBSCRIPTION_INDEX_SCHEMA,
+)
 
 # Issue 11 (secrets at rest): a provider's webhook signing secret, sealed (serve/secret_box.py;
 # providers made before it have none and get no webhooks until their owner makes one); and the
@@ -120,5 +125,6 @@ CREATE INDEX postings_by_account ON postings (account_id, entry_id)
     (4, CA_SCHEMA),
     (5, SECRETS_AT_REST),
     (6, AGENT_CARDS_SCHEMA),
+    (7, SUBSCRIPTION_INDEX_SCHEMA),
 )
 assert [number for number, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))

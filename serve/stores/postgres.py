@@ -43,11 +43,13 @@ from serve.stores.sqlite import (
     _PROVIDER_SELECT,
     _SUBSCRIPTION_SELECT,
     _TENANT_SELECT,
+    SUBSCRIPTION_INDEX_INSERT,
     _key,
     _provider,
     _provider_row,
     _subscription,
     _tenant,
+    subscription_index_rows,
 )
 
 # Connections per process: handlers run in a thread pool, the gateway in the event loop.
@@ -312,8 +314,25 @@ class PostgresStore:
             )
             return cursor.rowcount == 1
 
-    def create_subscription(self, subscription: SubscriptionRecord) -> None:
+    def create_subscription(
+        self, subscription: SubscriptionRecord, *, check_subscriptions: AgentsCheck
+    ) -> Rejected[QuotaRejectReason] | None:
+        # The provider row lock serialises one provider's subscriptions across processes: two
+        # concurrent ones cannot both pass the plan's last free slot.
         with self.transaction() as tx:
+            tx.execute(
+                "SELECT 1 FROM providers WHERE provider_id = %s FOR UPDATE",
+                (subscription.provider_id,),
+            )
+            count = _one(
+                tx.execute(
+                    "SELECT count(*) FROM subscriptions WHERE provider_id = %s",
+                    (subscription.provider_id,),
+                )
+            )[0]
+            rejected = check_subscriptions(int(count))
+            if rejected is not None:
+                return rejected
             tx.execute(
                 "INSERT INTO subscriptions VALUES (%s, %s, %s, %s, %s, %s)",
                 (
@@ -325,6 +344,9 @@ class PostgresStore:
                     subscription.created_at_ms,
                 ),
             )
+            for row in subscription_index_rows(subscription):
+                tx.execute(SUBSCRIPTION_INDEX_INSERT.replace("?", "%s"), row)
+        return None
 
     def list_subscriptions(
         self, tenant_id: str, provider_id: str | None
@@ -345,6 +367,10 @@ class PostgresStore:
 
     def delete_subscription(self, subscription_id: str) -> bool:
         with self.transaction() as tx:
+            tx.execute(
+                "DELETE FROM subscription_categories WHERE subscription_id = %s",
+                (subscription_id,),
+            )
             cursor = tx.execute(
                 "DELETE FROM subscriptions WHERE subscription_id = %s", (subscription_id,)
             )

@@ -9,7 +9,12 @@ postings; idempotency records are unique per (scope, key).
 
 from __future__ import annotations
 
-from serve.stores.market_schema import AGENT_CARDS_SCHEMA, CA_SCHEMA, PG_MARKET_SCHEMA
+from serve.stores.market_schema import (
+    AGENT_CARDS_SCHEMA,
+    CA_SCHEMA,
+    PG_MARKET_SCHEMA,
+    PG_SUBSCRIPTION_INDEX_SCHEMA,
+)
 from serve.stores.migrations import SECRETS_AT_REST
 
 PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
@@ -116,5 +121,6 @@ PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
     (4, CA_SCHEMA),
     (5, SECRETS_AT_REST),
     (6, AGENT_CARDS_SCHEMA),
+    (7, PG_SUBSCRIPTION_INDEX_SCHEMA),
 )
 assert [number for number, _ in PG_MIGRATIONS] == list(range(1, len(PG_MIGRATIONS) + 1))

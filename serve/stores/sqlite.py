@@ -282,8 +282,19 @@ class SqliteStore:
             )
             return cursor.rowcount == 1
 
-    def create_subscription(self, subscription: SubscriptionRecord) -> None:
+    def create_subscription(
+        self, subscription: SubscriptionRecord, *, check_subscriptions: AgentsCheck
+    ) -> Rejected[QuotaRejectReason] | None:
+        # The count and the insert share one write transaction (writers are serialised): two
+        # concurrent subscriptions cannot both pass the plan's last free slot.
         with self.transaction() as tx:
+            count = tx.execute(
+                "SELECT count(*) FROM subscriptions WHERE provider_id = ?",
+                (subscription.provider_id,),
+            ).fetchone()[0]
+            rejected = check_subscriptions(int(count))
+            if rejected is not None:
+                return rejected
             tx.execute(
                 "INSERT INTO subscriptions VALUES (?, ?, ?, ?, ?, ?)",
                 (
@@ -295,6 +306,8 @@ class SqliteStore:
                     subscription.created_at_ms,
                 ),
             )
+            tx.executemany(SUBSCRIPTION_INDEX_INSERT, subscription_index_rows(subscription))
+        return None
 
     def list_subscriptions(
         self, tenant_id: str, provider_id: str | None
@@ -316,6 +329,10 @@ class SqliteStore:
 
     def delete_subscription(self, subscription_id: str) -> bool:
         with self.transaction() as tx:
+            tx.execute(
+                "DELETE FROM subscription_categories WHERE subscription_id = ?",
+                (subscription_id,),
+            )
             cursor = tx.execute(
                 "DELETE FROM subscriptions WHERE subscription_id = ?", (subscription_id,)
             )
@@ -419,6 +436,22 @@ def _provider_row(provider: ProviderRecord) -> tuple[Any, ...]:
         provider.created_at_ms,
         provider.updated_at_ms,
     )
+
+
+SUBSCRIPTION_INDEX_INSERT = (
+    "INSERT INTO subscription_categories VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+
+
+def subscription_index_rows(s: SubscriptionRecord) -> list[tuple[int, str, str, str]]:
+    # One row per category pattern (serve/stores/market_schema.py, migration 5): a literal,
+    # or the prefix before a trailing "*".
+    return [
+        (1, p[:-1], s.subscription_id, s.provider_id)
+        if p.endswith("*")
+        else (0, p, s.subscription_id, s.provider_id)
+        for p in dict.fromkeys(s.categories)
+    ]
 
 
 def _subscription(row: Sequence[Any]) -> SubscriptionRecord:

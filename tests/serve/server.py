@@ -28,6 +28,13 @@ TEST_ENV = {
     "AEX_RATE_LIMIT_BURST": "100000",
     "AEX_ANONYMOUS_RATE_LIMIT_PER_MINUTE": "1000000",
     "AEX_CORS_ORIGINS": "https://dashboard.example",
+    # Tests send traffic to loopback only: no DNS (a name resolves only through
+    # AEX_WEBHOOK_HOSTS), and the webhook tests' receivers listen on 127.0.0.1, which the
+    # exchange refuses unless the operator allows private addresses
+    # (tests/serve/test_webhook_ssrf.py runs servers without this flag).
+    "AEX_WEBHOOK_DNS": "off",
+    "AEX_WEBHOOK_ALLOW_PRIVATE": "1",
+    "AEX_WEBHOOK_HOSTS": "hooks.test=127.0.0.1",  # a name for the receivers (pinning tests)
 }
 
 

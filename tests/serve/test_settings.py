@@ -38,6 +38,10 @@ def test_the_timings_default_and_read_the_environment(tmp_path: Path) -> None:
         ("AEX_WEBHOOK_BACKOFF_MS", "0"),
         ("AEX_WEBHOOK_LEASE_MS", "99"),
         ("AEX_WEBHOOK_LEASE_MS", "3600001"),
+        ("AEX_WEBHOOK_ALLOW_PRIVATE", "yes"),
+        ("AEX_WEBHOOK_HOSTS", "rebind.test=not-an-address"),
+        ("AEX_WEBHOOK_HOSTS", "127.0.0.1=127.0.0.1"),
+        ("AEX_WEBHOOK_DNS", "maybe"),
     ],
 )
 def test_a_bad_timing_is_refused_at_startup_by_name(tmp_path: Path, name: str, value: str) -> None:
@@ -66,3 +70,22 @@ def test_metrics_are_not_public_unless_asked(tmp_path: Path) -> None:
     assert Settings.from_env(data_dir=tmp_path, env=env).metrics_public is True
     with pytest.raises(ImproperlyConfiguredError, match="AEX_METRICS_PUBLIC"):
         Settings.from_env(data_dir=tmp_path, env={**BASE, "AEX_METRICS_PUBLIC": "maybe"})
+
+
+def test_the_webhook_endpoint_policy_defaults_to_public_addresses_and_system_dns(
+    tmp_path: Path,
+) -> None:
+    defaults = Settings.from_env(data_dir=tmp_path, env=BASE)
+    assert (defaults.webhook_allow_private, defaults.webhook_dns) == (False, "system")
+    env = {
+        **BASE,
+        "AEX_WEBHOOK_ALLOW_PRIVATE": "1",
+        "AEX_WEBHOOK_HOSTS": "a.test=10.0.0.1|::1, b.test=127.0.0.1",
+        "AEX_WEBHOOK_DNS": "off",
+    }
+    chosen = Settings.from_env(data_dir=tmp_path, env=env)
+    assert chosen.webhook_allow_private
+    assert dict(chosen.webhook_hosts) == {"a.test": ("10.0.0.1", "::1"), "b.test": ("127.0.0.1",)}
+    policy = chosen.endpoint_policy()
+    assert policy.allow_private
+    assert policy.pin("http://nowhere.test/") == "dns_failed"  # DNS off: no lookup at all

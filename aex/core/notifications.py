@@ -1,0 +1,73 @@
+# Rule: what one provider is told about a market event (its notification), decided here and
+# only here; the server-sent events stream, the webhooks and the dead letters on JetStream's
+# provider subjects (aex.notification.dead_lettered.<provider_id>) all carry exactly this.
+#
+# Theory of operation: the outbox event is the exchange's own record of a change and carries
+# routing facts no provider may see (`recipients`: every provider notified of a work; `losers`:
+# every provider whose bid lost). Auctions are sealed (docs/market.md, "Disclosure policy"): a
+# provider learns that work it matches was published, the outcome of its own bid, and the
+# changes of its own contracts, and nothing about any other bid: no competitor's identity,
+# price, score or rank, not how many bids there were, not the consumer's tenant id unless it
+# won (the consumer is then its counterparty, as GET /v1/contracts/{id} shows). A loser's
+# notification is built from scratch (an allow-list), never by deleting fields from the
+# award, so a field added to `contract.awarded` later cannot reach the losers by default.
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = ["BID_LOST", "ROUTING_KEYS", "Notification", "provider_notification"]
+
+BID_LOST: Final = "bid.lost"
+# Payload keys that route an event and are never shown to a provider.
+ROUTING_KEYS: Final = frozenset({"recipients", "losers"})
+# What a provider is shown of a published work: the job, as the consumer described it.
+_WORK_KEYS: Final = ("work_id", "work", "bid_window_closes_at_ms")
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One provider's view of one event: its name (the SSE event / X-AEX-Event), the id of
+    what it is about, and the payload it may see."""
+
+    name: str
+    subject_id: str
+    payload: Mapping[str, object]
+
+
+def provider_notification(
+    provider_id: str, event_type: str, subject_id: str, payload: Mapping[str, object]
+) -> Notification | None:
+    """What `provider_id` is told of an event, or None (nothing: it does not concern it).
+
+    - `work.submitted` to each provider in `recipients` (its subscriptions matched): the work.
+    - `contract.awarded` to the winner (its contract, price and counterparty); as `bid.lost`
+      to each provider in `losers`, and `work.unfilled` as `bid.lost` to each bidder: the work
+      id, its own provider id and the outcome of its own bid, nothing else.
+    - other `contract.*` and `settlement.*` events to the contract's provider.
+    """
+    if event_type == "work.submitted":
+        if provider_id not in _listed(payload, "recipients"):
+            return None
+        return Notification(
+            event_type, subject_id, {k: payload[k] for k in _WORK_KEYS if k in payload}
+        )
+    if event_type in ("contract.awarded", "work.unfilled") and provider_id in _listed(
+        payload, "losers"
+    ):
+        reason = "another_bid_won" if event_type == "contract.awarded" else "no_valid_bid"
+        work_id = str(payload["work_id"])
+        lost = {"work_id": work_id, "provider_id": provider_id, "outcome": "lost", "reason": reason}
+        return Notification(BID_LOST, work_id, lost)
+    if event_type.startswith(("contract.", "settlement.")) and payload.get("provider_id") == (
+        provider_id
+    ):
+        own = {k: v for k, v in payload.items() if k not in ROUTING_KEYS}
+        return Notification(event_type, subject_id, own)
+    return None
+
+
+def _listed(payload: Mapping[str, object], key: str) -> tuple[object, ...]:
+    found = payload.get(key, ())
+    return tuple(found) if isinstance(found, list | tuple) else ()

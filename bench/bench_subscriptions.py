@@ -1,0 +1,132 @@
+"""`python -m bench bench_subscriptions`: POST /v1/work latency with few and many subscriptions.
+
+Issue 11 found every `POST /v1/work` going from 4.8 ms to 207 ms (median) once one provider
+held 4,000 subscriptions: the matching scanned and parsed every subscription inside the write
+transaction. This benchmark starts a real server (SQLite, loopback, one worker), registers 40
+providers under one BUSINESS tenant, and measures the median and p90 of sequential
+`POST /v1/work` (category TECHNOLOGY) with 10 subscriptions in all (10 providers on
+TECHNOLOGY), then with 4,000 (100 per provider; the other 3,990 on other categories, so the
+same 10 providers are notified in both cases). Prints one line per case; the figures are in
+docs/security-notes/sec-events.md.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.bench_api import OPERATOR_KEY, _free_port, _wait
+
+REQUESTS = int(os.environ.get("AEX_BENCH_REQUESTS", "200"))
+WARM_UP_REQUESTS = 30
+PROVIDERS = 40
+SUBSCRIPTIONS_PER_PROVIDER = 100  # 40 x 100 = 4,000
+OPERATOR = {"X-API-Key": OPERATOR_KEY}
+WORK = {
+    "title": "Review a codebase",
+    "category": "TECHNOLOGY",
+    "budget": {"min": 1, "max": 2, "currency": "USD"},
+    "requirements": {"language": "Go"},
+    "success_criteria": [{"metric": "coverage", "threshold": 0.8}],
+    "bid_window_seconds": 300,
+}
+
+
+def _start(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "AEX_OPERATOR_KEY": OPERATOR_KEY,
+        "AEX_RATE_LIMIT_PER_MINUTE": "100000000",
+        "AEX_RATE_LIMIT_BURST": "10000000",
+        "AEX_ANONYMOUS_RATE_LIMIT_PER_MINUTE": "100000000",
+        "AEX_REQUESTS_PER_DAY": "100000000",
+        "AEX_WEBHOOK_DNS": "off",
+    }
+    command = [sys.executable, "-m", "aex.cli", "serve", "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--data-dir", str(data_dir)], env=env, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    _wait(url + "/health", process)
+    return process, url
+
+
+def _tenant(http: httpx.Client, kind: str) -> dict[str, str]:
+    created = http.post("/v1/tenants", json={"name": "Bench", "type": kind})
+    assert created.status_code == 201, created.text
+    body: dict[str, str] = created.json()
+    return body
+
+
+def _providers(http: httpx.Client) -> list[dict[str, str]]:
+    owner = _tenant(http, "PROVIDER")
+    plan = http.put(
+        f"/v1/admin/tenants/{owner['tenant_id']}/plan", json={"plan": "BUSINESS"}, headers=OPERATOR
+    )
+    assert plan.status_code == 200, plan.text
+    body = {"name": "Bot", "type": "AI_AGENT", "capabilities": ["x"], "category": "TECHNOLOGY"}
+    found = []
+    for _ in range(PROVIDERS):
+        created = http.post("/v1/providers", json=body, headers={"X-API-Key": owner["api_key"]})
+        assert created.status_code == 201, created.text
+        found.append(created.json())
+    return found
+
+
+def _subscribe(http: httpx.Client, provider: dict[str, str], category: str) -> None:
+    body = {"provider_id": provider["provider_id"], "categories": [category]}
+    made = http.post("/v1/subscriptions", json=body, headers={"X-API-Key": provider["api_key"]})
+    assert made.status_code == 201, made.text
+
+
+def _measure(http: httpx.Client, consumer: dict[str, str]) -> tuple[float, float]:
+    headers = {"X-API-Key": consumer["api_key"]}
+    for _ in range(WARM_UP_REQUESTS):  # connection, caches and the allocator settle first
+        assert http.post("/v1/work", json=WORK, headers=headers).status_code == 201
+    timings = []
+    for _ in range(REQUESTS):
+        started = time.perf_counter()
+        response = http.post("/v1/work", json=WORK, headers=headers)
+        timings.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 201, response.text
+    timings.sort()
+    return statistics.median(timings), timings[int(len(timings) * 0.9)]
+
+
+def main() -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="aex-bench-subs-"))
+    process, url = _start(data_dir / "data")
+    try:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            consumer = _tenant(http, "CONSUMER")
+            deposit = {"tenant_id": consumer["tenant_id"], "amount": "100000", "currency": "USD"}
+            headers = {"X-API-Key": consumer["api_key"]}
+            assert http.post("/v1/deposits", json=deposit, headers=headers).status_code == 201
+            providers = _providers(http)
+            for provider in providers[:10]:
+                _subscribe(http, provider, "TECHNOLOGY")
+            median, p90 = _measure(http, consumer)
+            print(f"subscriptions=10    POST /v1/work median={median:.2f} ms p90={p90:.2f} ms")
+            for index, provider in enumerate(providers):
+                wanted = SUBSCRIPTIONS_PER_PROVIDER - (1 if index < 10 else 0)
+                for n in range(wanted):
+                    _subscribe(http, provider, f"CAT{index}X{n}")
+            median, p90 = _measure(http, consumer)
+            print(f"subscriptions=4000  POST /v1/work median={median:.2f} ms p90={p90:.2f} ms")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

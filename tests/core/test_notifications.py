@@ -1,0 +1,56 @@
+"""aex/core/notifications.py: each provider's view of a market event (sealed bids)."""
+
+from __future__ import annotations
+
+from aex.core.notifications import BID_LOST, provider_notification
+
+AWARD = {
+    "contract_id": "contract_1",
+    "work_id": "work_1",
+    "bid_id": "bid_w",
+    "provider_id": "prov_w",
+    "consumer_tenant_id": "ten_c",
+    "price": {"amount": "80.00", "currency": "USD"},
+    "losers": ["prov_a", "prov_b"],
+}
+
+
+def test_a_loser_learns_its_own_outcome_and_nothing_of_the_award() -> None:
+    note = provider_notification("prov_a", "contract.awarded", "contract_1", AWARD)
+    assert note is not None
+    assert (note.name, note.subject_id) == (BID_LOST, "work_1")
+    assert note.payload == {
+        "work_id": "work_1",
+        "provider_id": "prov_a",
+        "outcome": "lost",
+        "reason": "another_bid_won",
+    }
+
+
+def test_the_winner_sees_its_contract_without_the_losers() -> None:
+    note = provider_notification("prov_w", "contract.awarded", "contract_1", AWARD)
+    assert note is not None
+    assert note.name == "contract.awarded"
+    assert "losers" not in note.payload
+    assert note.payload["price"] == {"amount": "80.00", "currency": "USD"}
+
+
+def test_published_work_reaches_recipients_without_the_recipient_list() -> None:
+    payload = {"work_id": "work_1", "work": {"title": "t"}, "recipients": ["prov_a", "prov_b"]}
+    note = provider_notification("prov_a", "work.submitted", "work_1", payload)
+    assert note is not None
+    assert note.payload == {"work_id": "work_1", "work": {"title": "t"}}
+    assert provider_notification("prov_z", "work.submitted", "work_1", payload) is None
+
+
+def test_an_unfilled_work_tells_each_bidder_its_bid_lost() -> None:
+    payload = {"work_id": "work_1", "losers": ["prov_a"]}
+    note = provider_notification("prov_a", "work.unfilled", "work_1", payload)
+    assert note is not None
+    assert note.payload["reason"] == "no_valid_bid"
+
+
+def test_other_providers_hear_nothing_of_someone_elses_contract() -> None:
+    assert provider_notification("prov_z", "contract.awarded", "contract_1", AWARD) is None
+    assert provider_notification("prov_a", "settlement.completed", "c", AWARD) is None
+    assert provider_notification("prov_a", "bids.evaluated", "work_1", {"bids": 3}) is None
