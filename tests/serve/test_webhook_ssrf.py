@@ -26,6 +26,7 @@ from aex.core import CredentialKind, Plan, credential_digest, format_credential
 from serve.endpoints import EndpointPolicy, Pinned, StaticResolver
 from serve.events import Delivered
 from serve.market import Market
+from serve.secret_box import SecretBox, webhook_secret_context
 from serve.stores.base import KeyRecord, ProviderRecord, TenantRecord
 from serve.webhooks import WEBHOOK_ATTEMPTS_MAX, Webhooks
 from tests.conftest import Stores
@@ -290,6 +291,9 @@ class Recorder:
         return 204
 
 
+BOX = SecretBox(b"s" * 32)
+
+
 def _provider(store: Stores, endpoint: str) -> None:
     tenant_id = "ten_00000000000000b1"
     store.keys.create_tenant(
@@ -309,13 +313,15 @@ def _provider(store: Stores, endpoint: str) -> None:
     digest = credential_digest(format_credential(CredentialKind.TENANT_KEY, "4" * 64))
     key = KeyRecord("key_b2", tenant_id, "PROVIDER", digest, "aex_", 1, PROVIDER_ID)
     assert store.keys.create_provider(provider, key, "d" * 64, check_agents=lambda _: None) is None
+    sealed = BOX.seal("aex_whsec_" + "5" * 64, context=webhook_secret_context(PROVIDER_ID))
+    assert store.keys.set_webhook_secret(tenant_id, PROVIDER_ID, sealed)
 
 
 def _deliver(store: Stores, endpoint: str, *, allow_private: bool) -> tuple[Recorder, list[Any]]:
     _provider(store, endpoint)
     sent = Recorder()
     policy = EndpointPolicy(StaticResolver(STUB_HOSTS), allow_private=allow_private)
-    webhooks = Webhooks(Market(store.market), policy, backoff_ms=1, send=sent)
+    webhooks = Webhooks(Market(store.market), policy, box=BOX, backoff_ms=1, send=sent)
     payload = {"work_id": "work_1", "recipients": [PROVIDER_ID]}
     event = Delivered(1, "evt_00000000000000b1", "work.submitted", "work_1", 5, payload)
     asyncio.run(webhooks._deliver(PROVIDER_ID, "work.submitted", event))
