@@ -148,6 +148,9 @@ class BidAdmitRejectReason(Reason):
     BID_PROVIDER_NOT_SUBSCRIBED = "bid_provider_not_subscribed"
     BID_ALREADY_SUBMITTED = "bid_already_submitted"
     BID_LIMIT_REACHED = "bid_limit_reached"
+    # Self-dealing (issue 11): a provider owned by the work's own consumer tenant may not bid on
+    # it (the consumer would award itself contracts, and reputation, at the fee alone).
+    BID_PROVIDER_OWNED_BY_CONSUMER = "bid_provider_owned_by_consumer"
 
 
 class CompletionRejectReason(Reason):
@@ -261,6 +264,7 @@ HTTP_STATUS_HINT: dict[str, int] = {
     BidAdmitRejectReason.BID_PROVIDER_NOT_SUBSCRIBED.value: 403,
     BidAdmitRejectReason.BID_ALREADY_SUBMITTED.value: 409,
     BidAdmitRejectReason.BID_LIMIT_REACHED.value: 409,
+    BidAdmitRejectReason.BID_PROVIDER_OWNED_BY_CONSUMER.value: 403,
     CompletionRejectReason.COMPLETION_BODY_TYPE_INVALID.value: 400,
     CompletionRejectReason.COMPLETION_RESULTS_TOO_LARGE.value: 413,
     DisputeRejectReason.DISPUTE_ALREADY_RAISED.value: 409,
@@ -279,6 +283,7 @@ class QuotaRejectReason(Reason):
     DAILY_QUOTA_EXCEEDED = "daily_quota_exceeded"
     MAX_AGENTS_EXCEEDED = "max_agents_exceeded"
     CONCURRENT_TASKS_EXCEEDED = "concurrent_tasks_exceeded"
+    CERTIFICATES_EXCEEDED = "certificates_exceeded"
 
 
 class CredentialRejectReason(Reason):
@@ -336,6 +341,7 @@ HTTP_STATUS_HINT.update(
         QuotaRejectReason.DAILY_QUOTA_EXCEEDED.value: 429,
         QuotaRejectReason.MAX_AGENTS_EXCEEDED.value: 403,
         QuotaRejectReason.CONCURRENT_TASKS_EXCEEDED.value: 403,
+        QuotaRejectReason.CERTIFICATES_EXCEEDED.value: 403,
         CredentialRejectReason.CREDENTIAL_MISSING.value: 401,
         CredentialRejectReason.CREDENTIAL_MALFORMED.value: 401,
         CertLifecycleRejectReason.CERTIFICATE_NOT_FOUND.value: 404,
