@@ -17,7 +17,7 @@ UV := $(UV_HOME)/bin/uv
 UV_VERSION := 0.13.9
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck pytest bench lab sim run-cluster clean
+.PHONY: install run test lint typecheck pytest soak bench lab sim run-cluster clean
 
 # uv itself comes from PyPI into a private bootstrap venv; the lock file pins everything else.
 $(UV):
@@ -48,6 +48,12 @@ pytest: install
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# Not part of `make test`: the ledger state machine (disputes, withdrawals, holds) for at least
+# SOAK_STEPS steps, every invariant checked after every step (tests/core/test_ledger_soak.py).
+SOAK_STEPS ?= 100000
+soak: install
+	AEX_SOAK=1 AEX_SOAK_STEPS=$(SOAK_STEPS) $(BIN)/pytest tests/core/test_ledger_soak.py -m soak -s -q --timeout=0
 
 bench: install
 	$(BIN)/python -m bench

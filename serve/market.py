@@ -37,10 +37,8 @@ from aex.core.fees import PLATFORM_FEE_BPS, split_fee
 from aex.core.ledger import (
     PLATFORM_REVENUE_ACCOUNT,
     Applied,
-    Capture,
     Hold,
     Operation,
-    Refund,
     Release,
 )
 from aex.core.lifecycle import (
@@ -62,7 +60,9 @@ from aex.core.market import (
     parse_bid,
     parse_completion,
     parse_work_spec,
+    pay_out_operation,
     payout_due,
+    refund_operation,
     work_reserve,
 )
 from aex.core.matching import subscription_matches
@@ -627,10 +627,7 @@ class Market:
             # captures it. Only a contract captured before the hold-through-the-window rule
             # (paid_out_at_ms set by migration 5) is refunded from the provider's wallet.
             if state is ContractState.REFUNDED:
-                if row[21] is None:
-                    tx.ledger(Release(f"release-{row[9]}", row[9]))
-                else:
-                    tx.ledger(Refund(f"refund-{row[9]}", row[9]))
+                tx.ledger(refund_operation(row[9], paid_out=row[21] is not None))
                 tx.emit(EventType.SETTLEMENT_REFUNDED, contract_id, _contract_payload(row))
             elif row[21] is None:
                 _capture(tx, row)
@@ -933,9 +930,7 @@ def _settle(tx: _Tx, row: Any) -> None:
 def _capture(tx: _Tx, row: Any) -> None:
     # The escrow leaves the consumer: the provider's owner gets price - fee, the platform the
     # fee (the fee stored at settlement: the same rate, so the same split).
-    applied = tx.ledger(
-        Capture(f"capture-{row[9]}", row[9], wallet_id(row[5], row[7]), PLATFORM_FEE_BPS)
-    )
+    applied = tx.ledger(pay_out_operation(row[9], wallet_id(row[5], row[7])))
     hold = next(h for h in applied.holds if h.hold_id == row[9])
     assert 0 <= hold.fee_minor <= row[6]
     tx.execute(

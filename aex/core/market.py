@@ -33,6 +33,7 @@ from aex.core.criteria import CriteriaResult, Criterion, parse_criteria, parse_m
 from aex.core.durations import format_duration, parse_duration
 from aex.core.fees import PLATFORM_FEE_BPS, split_fee
 from aex.core.json_values import JsonProblem, measure_json
+from aex.core.ledger import Capture, Refund, Release
 from aex.core.lifecycle import ContractEventKind, ContractState, WorkState
 from aex.core.money import CURRENCY_EXPONENTS, Money, format_amount, parse_money
 from aex.core.reasons import (
@@ -69,7 +70,9 @@ __all__ = [
     "parse_bid",
     "parse_completion",
     "parse_work_spec",
+    "pay_out_operation",
     "payout_due",
+    "refund_operation",
     "work_reserve",
 ]
 
@@ -669,6 +672,27 @@ def payout_due(
     """
     assert dispute_window_ms > 0
     return dispute_raised_at_ms is None and now_ms > settled_at_ms + dispute_window_ms
+
+
+# The escrow of a contract through settlement and disputes (docs/ledger.md "Settlement and
+# disputes"): awarded -> Hold; failed or cancelled -> Release; SETTLED -> nothing moves (the
+# price stays held: not the consumer's, not yet the provider's); the window ends undisputed, or a
+# dispute is resolved pay_out -> `pay_out_operation`; a dispute resolved refund ->
+# `refund_operation`. While the escrow is held both resolutions apply whatever the provider's
+# wallet holds: a payout is never withdrawable while it can still be refunded.
+def pay_out_operation(hold_id: str, payee_wallet_id: str) -> Capture:
+    """The capture that pays a settled contract out: price - fee to the payee, the fee to the
+    platform (aex/core/fees.py rounding). Its operation id is the hold's, so it applies once."""
+    return Capture(f"capture-{hold_id}", hold_id, payee_wallet_id, PLATFORM_FEE_BPS)
+
+
+def refund_operation(hold_id: str, *, paid_out: bool) -> Release | Refund:
+    """The operation that refunds a disputed contract: the held escrow goes back to the payer
+    (Release). Only a contract already paid out (captured before the hold-through-the-window
+    rule, docs/ledger.md) is refunded from the payee's wallet (Refund, which its funds limit)."""
+    if paid_out:
+        return Refund(f"refund-{hold_id}", hold_id)
+    return Release(f"release-{hold_id}", hold_id)
 
 
 # Reputation evidence (issue 11, self-dealing): a contract too small to pay the platform a fee
