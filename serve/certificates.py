@@ -96,6 +96,9 @@ class Certificates:
     def renew(self, caller: Principal, cert_id: str) -> dict[str, Any]:
         self._owned(caller, cert_id)
         with self._exclusive():
+            found = self.authority.record(cert_id)
+            if not isinstance(found, Rejected):
+                self._check_quota(found.request.provider_id, pending_count=False, but=cert_id)
             record = self.authority.renew(cert_id)
             return self._after(record, EventType.CERTIFICATE_RENEWED)
 
@@ -109,8 +112,9 @@ class Certificates:
     def _check_quota(self, provider_id: str, *, pending_count: bool, but: str = "") -> None:
         # The plan's certificates per agent (aex/core/plans.py; docs/certificates.md "Plan
         # limits"), of the provider's owner tenant: at request, its ACTIVE (issued or renewed,
-        # unexpired) certificates and those awaiting review count; at approval, the ACTIVE ones
-        # other than the one approved. Run under the CA mutex, so two requests count in turn.
+        # unexpired) certificates and those awaiting review count; at approval and renewal, the
+        # ACTIVE ones other than the one approved or renewed. Run under the CA mutex, so two
+        # requests count in turn.
         states = ("REQUESTED", "APPROVED") if pending_count else ()
         with self.market.db.reader() as connection:
             plan = connection.execute(
