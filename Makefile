@@ -20,7 +20,7 @@ INSTALLED := $(VENV)/.installed
 # package would start a Prometheus server); tests/deploy/tools.py looks here, then on PATH.
 PROMTOOL := .cache/prometheus/usr/bin/promtool
 
-.PHONY: install run test lint typecheck pytest bench lab sim run-cluster clean deploy-tools deploy-check
+.PHONY: install run test lint typecheck pytest soak bench lab sim run-cluster clean deploy-tools deploy-check
 
 # uv itself comes from PyPI into a private bootstrap venv; the lock file pins everything else.
 $(UV):
@@ -68,6 +68,12 @@ $(PROMTOOL):
 	$@ --version
 
 test: lint typecheck pytest
+
+# Not part of `make test`: the ledger state machine (disputes, withdrawals, holds) for at least
+# SOAK_STEPS steps, every invariant checked after every step (tests/core/test_ledger_soak.py).
+SOAK_STEPS ?= 100000
+soak: install
+	AEX_SOAK=1 AEX_SOAK_STEPS=$(SOAK_STEPS) $(BIN)/pytest tests/core/test_ledger_soak.py -m soak -s -q --timeout=0
 
 bench: install
 	$(BIN)/python -m bench

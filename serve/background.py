@@ -5,7 +5,9 @@ relaying process per database, the leader of serve/stores/market_db.py's `relay_
 The closer polls the store for due windows (on start, overdue ones: a window that ended while
 the server was down closes at once) and closes each in its own transaction; the transaction's
 OPEN -> EVALUATING guard makes it exactly once even with several workers or a racing closer.
-Poll interval: AEX_WINDOW_POLL_MS (serve/settings.py; a window closes at most that late).
+Poll interval: AEX_WINDOW_POLL_MS (serve/settings.py; a window closes at most that late). The
+same loop pays out settled contracts whose dispute window has ended (`Market.pay_out_due`,
+exactly once under the contract's row lock; docs/ledger.md "Settlement and disputes").
 """
 
 from __future__ import annotations
@@ -52,12 +54,25 @@ async def close_due_windows(market: Market) -> int:
     return closed
 
 
+async def pay_out_due_contracts(market: Market) -> int:
+    """Captures the escrow of settled contracts whose dispute window has ended."""
+    paid = 0
+    for contract_id in await asyncio.to_thread(market.due_payouts, now_ms()):
+        if await asyncio.to_thread(market.pay_out_due, contract_id):
+            paid += 1
+    return paid
+
+
 async def run_window_closer(market: Market, poll_ms: int) -> None:
     while True:
         try:
             await close_due_windows(market)
         except Exception:
             _log.exception("window closer")
+        try:
+            await pay_out_due_contracts(market)
+        except Exception:
+            _log.exception("payout sweeper")
         await asyncio.sleep(poll_ms / 1000)
 
 

@@ -27,6 +27,7 @@ from aex.ca.keystore import FileKeyProvider
 from aex.core import Rejected
 from aex.core.certs import CertificateRecord, CertState, ReputationSnapshot, verify_crl
 from aex.core.events import EventType
+from aex.core.plans import Plan, check_certificates_quota
 from aex.core.x509_export import certificate_to_vc_jwt, certificate_to_x509, crl_to_x509
 from serve.market import Market, provider_reputation
 from serve.problems import FieldError, ProblemError, problem_for_rejected
@@ -70,6 +71,7 @@ class Certificates:
         # The market's view is written under the CA's mutex too: two processes changing one
         # certificate write `certificate_owners` in the order the CA changed it.
         with self._exclusive():
+            self._check_quota(str(provider_id), pending_count=True)
             record = self.authority.request(document)
             if isinstance(record, Rejected):
                 raise problem_for_rejected(record)
@@ -80,6 +82,9 @@ class Certificates:
 
     def approve(self, cert_id: str, note: str) -> dict[str, Any]:
         with self._exclusive():
+            found = self.authority.record(cert_id)
+            if not isinstance(found, Rejected):
+                self._check_quota(found.request.provider_id, pending_count=False, but=cert_id)
             return self._after(
                 self.authority.approve(cert_id, note=note), EventType.CERTIFICATE_ISSUED
             )
@@ -93,6 +98,9 @@ class Certificates:
     def renew(self, caller: Principal, cert_id: str) -> dict[str, Any]:
         self._owned(caller, cert_id)
         with self._exclusive():
+            found = self.authority.record(cert_id)
+            if not isinstance(found, Rejected):
+                self._check_quota(found.request.provider_id, pending_count=False, but=cert_id)
             record = self.authority.renew(cert_id)
             return self._after(record, EventType.CERTIFICATE_RENEWED)
 
@@ -102,6 +110,31 @@ class Certificates:
             return self._after(
                 self.authority.revoke(cert_id, reason=reason), EventType.CERTIFICATE_REVOKED
             )
+
+    def _check_quota(self, provider_id: str, *, pending_count: bool, but: str = "") -> None:
+        # The plan's certificates per agent (aex/core/plans.py; docs/certificates.md "Plan
+        # limits"), of the provider's owner tenant: at request, its ACTIVE (issued or renewed,
+        # unexpired) certificates and those awaiting review count; at approval and renewal, the
+        # ACTIVE ones other than the one approved or renewed. Run under the CA mutex, so two
+        # requests count in turn.
+        states = ("REQUESTED", "APPROVED") if pending_count else ()
+        with self.market.db.reader() as connection:
+            plan = connection.execute(
+                "SELECT t.plan FROM providers p JOIN tenants t USING (tenant_id)"
+                " WHERE p.provider_id = ?",
+                (provider_id,),
+            ).fetchone()
+            if plan is None:
+                return  # the authority refuses or records what names no provider
+            held = connection.execute(
+                "SELECT count(DISTINCT certificate_id) FROM certificate_owners"
+                " WHERE provider_id = ? AND certificate_id != ? AND ((state = 'ACTIVE'"
+                " AND expires_at_ms > ?) OR state IN (?, ?))",
+                (provider_id, but, now_ms(), *(states or ("", ""))),
+            ).fetchone()
+        rejected = check_certificates_quota(Plan(plan[0]), int(held[0]))
+        if rejected is not None:
+            raise problem_for_rejected(rejected)
 
     def _after(self, record: CertificateRecord | Rejected[Any], event: EventType) -> dict[str, Any]:
         if isinstance(record, Rejected):

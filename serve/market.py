@@ -32,14 +32,12 @@ import msgspec
 from aex.core import Money, Rejected, format_amount, limits
 from aex.core.criteria import evaluate_criteria
 from aex.core.events import Event, EventType, event_to_json
-from aex.core.fees import PLATFORM_FEE_BPS
+from aex.core.fees import PLATFORM_FEE_BPS, split_fee
 from aex.core.ledger import (
     PLATFORM_REVENUE_ACCOUNT,
     Applied,
-    Capture,
     Hold,
     Operation,
-    Refund,
     Release,
 )
 from aex.core.lifecycle import (
@@ -50,6 +48,7 @@ from aex.core.lifecycle import (
     transition,
 )
 from aex.core.market import (
+    DISPUTE_WINDOW_MS,
     ContractOutcomeFacts,
     WorkSpec,
     bid_window_closes_at_ms,
@@ -63,9 +62,13 @@ from aex.core.market import (
     parse_progress,
     parse_resolution,
     parse_work_spec,
+    pay_out_operation,
+    payout_due,
+    refund_operation,
     work_reserve,
 )
 from aex.core.matching import subscription_matches
+from aex.core.plans import Plan, check_concurrent_tasks_quota
 from aex.core.reputation import (
     DEFAULT_REPUTATION_PARAMS,
     Outcomes,
@@ -83,6 +86,7 @@ from serve.wallets import wallet_id
 T = TypeVar("T")
 WORK_LISTED_MAX = 500
 DUE_WINDOWS_PER_POLL_MAX = 100
+DUE_PAYOUTS_PER_POLL_MAX = 100
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
 
 
@@ -205,6 +209,7 @@ class Market:
             recipients = subscribed_providers(connection, spec.category, spec.capability)
 
         def write(tx: _Tx) -> Any:
+            _check_concurrent_tasks(tx, consumer)
             tx.ledger(
                 Hold(
                     f"hold-{hold_id}",
@@ -323,6 +328,7 @@ class Market:
                 provider_subscribed=_subscribed(tx, bid.provider_id, row[2], row[3]),
                 provider_has_bid=counts[1] > 0,
                 bids_on_work=min(counts[0], limits.bids_per_work_max),
+                provider_owned_by_consumer=row[4] == _tenant_of(caller),
             )
             if rejected is not None:
                 raise _Refused(problem_for_rejected(rejected))
@@ -440,6 +446,37 @@ class Market:
 
         closed: str | None = self.write(write)
         return closed
+
+    # -- payouts: the escrow of a settled contract is captured once its dispute window ends ----
+
+    def due_payouts(self, now: int) -> list[str]:
+        """SETTLED, undisputed contracts whose dispute window ended and that are not paid out."""
+        rows = self._read(
+            "SELECT contract_id FROM contracts WHERE state = 'SETTLED' AND paid_out_at_ms IS NULL"
+            " AND settled_at_ms < ? ORDER BY settled_at_ms LIMIT ?",
+            (now - DISPUTE_WINDOW_MS, DUE_PAYOUTS_PER_POLL_MAX),
+        )
+        return [row[0] for row in rows]
+
+    def pay_out_due(self, contract_id: str) -> bool:
+        """Captures one settled contract's escrow if its dispute window is over (exactly once:
+        the state and paid_out_at_ms are read under the row lock; the capture's operation id is
+        the hold's). Returns whether this call paid it out."""
+
+        def write(tx: _Tx) -> bool:
+            row = tx.execute(
+                _CONTRACT_SELECT + " WHERE contract_id = ?" + tx.for_update, (contract_id,)
+            ).fetchone()
+            if row is None or row[8] != ContractState.SETTLED or row[21] is not None:
+                return False
+            due = payout_due(settled_at_ms=row[16], now_ms=tx.now_ms, dispute_raised_at_ms=row[18])
+            if not due:
+                return False
+            _capture(tx, row)
+            return True
+
+        paid: bool = self.write(write)
+        return paid
 
     def close_early(self, work_id: str) -> dict[str, object]:
         """The operator closes a window before its end (bids already in are evaluated)."""
@@ -574,7 +611,10 @@ class Market:
                 )
             state = _checked(transition(ContractState(row[8]), ContractEventKind.DISPUTE))
             rejected = check_dispute(
-                settled_at_ms=row[16], now_ms=tx.now_ms, dispute_raised_at_ms=row[18]
+                settled_at_ms=row[16],
+                now_ms=tx.now_ms,
+                dispute_raised_at_ms=row[18],
+                paid_out_at_ms=row[21],
             )
             if rejected is not None:
                 raise _Refused(problem_for_rejected(rejected))
@@ -603,9 +643,15 @@ class Market:
             if row is None:
                 raise _Refused(_not_found("contract"))
             state = _checked(transition(ContractState(row[8]), event))
+            # The escrow of a disputed contract is still held (its window had not ended), so
+            # both resolutions always apply: refund releases it to the consumer, pay_out
+            # captures it. Only a contract captured before the hold-through-the-window rule
+            # (paid_out_at_ms set by migration 8) is refunded from the provider's wallet.
             if state is ContractState.REFUNDED:
-                tx.ledger(Refund(f"refund-{row[9]}", row[9]))
+                tx.ledger(refund_operation(row[9], paid_out=row[21] is not None))
                 tx.emit(EventType.SETTLEMENT_REFUNDED, contract_id, _contract_payload(row))
+            elif row[21] is None:
+                _capture(tx, row)
             tx.execute(
                 "UPDATE contracts SET state = ?, resolved_at_ms = ?, updated_at_ms = ?"
                 " WHERE contract_id = ?",
@@ -659,12 +705,16 @@ _WORK_SELECT = (
     "SELECT work_id, consumer_tenant_id, spec, category, state, currency, opened_at_ms,"
     " closes_at_ms, hold_id, contract_id, closed_at_ms, budget_max_minor FROM work"
 )
-_BID_TERMS_SELECT = "SELECT state, closes_at_ms, category, capability FROM work WHERE work_id = ?"
+_BID_TERMS_SELECT = (
+    "SELECT state, closes_at_ms, category, capability, consumer_tenant_id FROM work"
+    " WHERE work_id = ?"
+)
+_TENANT_PLAN_SELECT = "SELECT plan FROM tenants WHERE tenant_id = ?"
 _CONTRACT_SELECT = (
     "SELECT contract_id, work_id, bid_id, consumer_tenant_id, provider_id, provider_tenant_id,"
     " price_minor, currency, state, hold_id, promised_turnaround_ms, awarded_at_ms, progress,"
     " results, metrics, completed_at_ms, settled_at_ms, fee_minor, dispute_raised_at_ms,"
-    " resolved_at_ms, criteria FROM contracts"
+    " resolved_at_ms, criteria, paid_out_at_ms FROM contracts"
 )
 
 
@@ -705,6 +755,7 @@ def _contract_view(row: Any) -> dict[str, object]:
         "settled_at_ms": row[16],
         "dispute_raised_at_ms": row[18],
         "resolved_at_ms": row[19],
+        "paid_out_at_ms": row[21],
     }
 
 
@@ -898,42 +949,71 @@ def _award(tx: _Tx, work: Any, bid_id: str, losers: list[str]) -> None:
 
 
 def _settle(tx: _Tx, row: Any) -> None:
-    # Spec step 7: "Consumer charged, provider credited (minus 15% platform fee)", atomically
-    # with the COMPLETED -> SETTLED transition.
+    # Spec step 7: "Consumer charged, provider credited (minus 15% platform fee)", with the
+    # COMPLETED -> SETTLED transition. The consumer is charged now (the price stays in escrow,
+    # out of its reach); the provider is credited when the dispute window ends (`pay_out_due`)
+    # or a dispute is resolved in its favour, so a payout can never be withdrawn while it can
+    # still be refunded (docs/ledger.md "Settlement and disputes"). The fee is fixed now.
     state = _checked(transition(ContractState.COMPLETED, ContractEventKind.SETTLE))
-    applied = tx.ledger(
-        Capture(
-            f"capture-{row[9]}",
-            row[9],
-            wallet_id(row[5], row[7]),
-            PLATFORM_FEE_BPS,
-        )
-    )
-    hold = next(h for h in applied.holds if h.hold_id == row[9])
-    assert 0 <= hold.fee_minor <= row[6]
+    fee_minor, payout_minor = split_fee(row[6], fee_bps=PLATFORM_FEE_BPS)
     tx.execute(
         "UPDATE contracts SET state = ?, settled_at_ms = ?, fee_minor = ? WHERE contract_id = ?",
-        (state.value, tx.now_ms, hold.fee_minor, row[0]),
+        (state.value, tx.now_ms, fee_minor, row[0]),
     )
     tx.emit(
         EventType.SETTLEMENT_COMPLETED,
         row[0],
         {
             **_contract_payload(row),
-            "fee": {"amount": _money(hold.fee_minor, row[7]), "currency": row[7]},
-            "payout": {"amount": _money(row[6] - hold.fee_minor, row[7]), "currency": row[7]},
+            "fee": {"amount": _money(fee_minor, row[7]), "currency": row[7]},
+            "payout": {"amount": _money(payout_minor, row[7]), "currency": row[7]},
         },
     )
+
+
+def _capture(tx: _Tx, row: Any) -> None:
+    # The escrow leaves the consumer: the provider's owner gets price - fee, the platform the
+    # fee (the fee stored at settlement: the same rate, so the same split).
+    applied = tx.ledger(pay_out_operation(row[9], wallet_id(row[5], row[7])))
+    hold = next(h for h in applied.holds if h.hold_id == row[9])
+    assert 0 <= hold.fee_minor <= row[6]
+    tx.execute(
+        "UPDATE contracts SET paid_out_at_ms = ?, fee_minor = ? WHERE contract_id = ?",
+        (tx.now_ms, hold.fee_minor, row[0]),
+    )
+
+
+def _check_concurrent_tasks(tx: _Tx, consumer: str) -> None:
+    # docs/market.md "Plan limits": a consumer's running tasks are its work still OPEN or
+    # EVALUATING and its contracts AWARDED, EXECUTING or COMPLETED, counted at work submission
+    # under the tenant's row lock (two concurrent submissions count one after the other).
+    tenant = tx.execute(_TENANT_PLAN_SELECT + tx.for_update, (consumer,)).fetchone()
+    if tenant is None:
+        return
+    row = tx.execute(
+        "SELECT (SELECT count(*) FROM work WHERE consumer_tenant_id = ?"
+        " AND state IN ('OPEN', 'EVALUATING')),"
+        " (SELECT count(*) FROM contracts WHERE consumer_tenant_id = ?"
+        " AND state IN ('AWARDED', 'EXECUTING', 'COMPLETED'))",
+        (consumer, consumer),
+    ).fetchone()
+    rejected = check_concurrent_tasks_quota(Plan(tenant[0]), int(row[0]) + int(row[1]))
+    if rejected is not None:
+        raise _Refused(problem_for_rejected(rejected))
 
 
 def _record_outcome(tx: _Tx, contract_id: str) -> None:
     # One contract, one outcome (upserted): the reputation evidence of docs/market.md.
     row = tx.execute(
         "SELECT state, awarded_at_ms, completed_at_ms, promised_turnaround_ms,"
-        " dispute_raised_at_ms, provider_id, price_minor FROM contracts WHERE contract_id = ?",
+        " dispute_raised_at_ms, provider_id, price_minor, currency FROM contracts"
+        " WHERE contract_id = ?",
         (contract_id,),
     ).fetchone()
-    kind = outcome_of(ContractOutcomeFacts(ContractState(row[0]), row[1], row[2], row[3], row[4]))
+    facts = ContractOutcomeFacts(
+        ContractState(row[0]), row[1], row[2], row[3], row[4], Money(row[6], row[7])
+    )
+    kind = outcome_of(facts)
     if kind is None:
         return
     tx.execute(

@@ -34,7 +34,9 @@ import numpy.typing as npt
 from aex.core import limits
 from aex.core.criteria import CriteriaResult, Criterion, parse_criteria, parse_metrics
 from aex.core.durations import format_duration, parse_duration
+from aex.core.fees import PLATFORM_FEE_BPS, split_fee
 from aex.core.json_values import JsonProblem, measure_json
+from aex.core.ledger import Capture, Refund, Release
 from aex.core.lifecycle import ContractEventKind, ContractState, WorkState
 from aex.core.money import CURRENCY_EXPONENTS, Money, format_amount, parse_money
 from aex.core.reasons import (
@@ -71,6 +73,7 @@ __all__ = [
     "check_bid_admission",
     "check_dispute",
     "completion_event",
+    "counts_as_evidence",
     "is_late",
     "outcome_kinds",
     "outcome_of",
@@ -80,6 +83,9 @@ __all__ = [
     "parse_progress",
     "parse_resolution",
     "parse_work_spec",
+    "pay_out_operation",
+    "payout_due",
+    "refund_operation",
     "work_reserve",
 ]
 
@@ -217,9 +223,11 @@ class ContractOutcomeFacts:
     completed_at_ms: int | None
     promised_turnaround_ms: int
     dispute_raised_at_ms: int | None
+    price: Money
 
     def __post_init__(self) -> None:
         assert self.promised_turnaround_ms > 0
+        assert isinstance(self.price, Money)
         if self.completed_at_ms is not None:
             assert self.completed_at_ms >= self.awarded_at_ms
         if self.state in (ContractState.COMPLETED, ContractState.SETTLED):
@@ -539,6 +547,7 @@ def check_bid_admission(
     provider_subscribed: bool,
     provider_has_bid: bool,
     bids_on_work: int,
+    provider_owned_by_consumer: bool,
 ) -> Rejected[BidAdmitRejectReason] | None:
     """May a well-formed bid enter this work's evaluation pool now? None means yes.
 
@@ -550,9 +559,10 @@ def check_bid_admission(
     Returns:
         None, or the first Rejected: BID_WORK_NOT_OPEN (the work is not OPEN), BID_WINDOW_CLOSED
         (now_ms >= window_closes_at_ms, even if the closer has not run yet),
-        BID_PROVIDER_INACTIVE (suspended or deactivated), BID_PROVIDER_NOT_SUBSCRIBED (not
-        subscribed to the work's category), BID_ALREADY_SUBMITTED, BID_LIMIT_REACHED
-        (limits.bids_per_work_max bids already in).
+        BID_PROVIDER_INACTIVE (suspended or deactivated), BID_PROVIDER_OWNED_BY_CONSUMER (the
+        provider's owner tenant is the work's consumer tenant: no self-dealing),
+        BID_PROVIDER_NOT_SUBSCRIBED (not subscribed to the work's category),
+        BID_ALREADY_SUBMITTED, BID_LIMIT_REACHED (limits.bids_per_work_max bids already in).
     """
     assert 0 <= bids_on_work <= limits.bids_per_work_max
     if work_state is not WorkState.OPEN:
@@ -561,6 +571,12 @@ def check_bid_admission(
         return Rejected(BidAdmitRejectReason.BID_WINDOW_CLOSED, "work_id", "bid window closed")
     if not provider_active:
         return Rejected(BidAdmitRejectReason.BID_PROVIDER_INACTIVE, "provider_id", "not active")
+    if provider_owned_by_consumer:
+        return Rejected(
+            BidAdmitRejectReason.BID_PROVIDER_OWNED_BY_CONSUMER,
+            "provider_id",
+            "a provider owned by the consumer's tenant may not bid on its work",
+        )
     if not provider_subscribed:
         return Rejected(
             BidAdmitRejectReason.BID_PROVIDER_NOT_SUBSCRIBED, "provider_id", "not subscribed"
@@ -663,6 +679,7 @@ def check_dispute(
     settled_at_ms: int,
     now_ms: int,
     dispute_raised_at_ms: int | None,
+    paid_out_at_ms: int | None = None,
     dispute_window_ms: int = DISPUTE_WINDOW_MS,
 ) -> Rejected[DisputeRejectReason] | None:
     """May the consumer dispute this SETTLED contract now? None means yes.
@@ -670,7 +687,8 @@ def check_dispute(
     The lifecycle table decides the state (only SETTLED takes DISPUTE; drivers call
     `transition` first); this decides what the table cannot see: a contract is disputed at most
     once (a resolved dispute is final), and only until settled_at_ms + dispute_window_ms
-    (inclusive).
+    (inclusive) and before the escrow was paid out (`paid_out_at_ms`: the payout runs once the
+    window is over; a dispute arriving after it, from a worker whose clock lags, is late).
 
     Returns:
         None, or DISPUTE_ALREADY_RAISED, or DISPUTE_WINDOW_CLOSED.
@@ -679,7 +697,7 @@ def check_dispute(
     assert now_ms >= 0
     if dispute_raised_at_ms is not None:
         return Rejected(DisputeRejectReason.DISPUTE_ALREADY_RAISED, "status", "disputed once")
-    if now_ms > settled_at_ms + dispute_window_ms:
+    if paid_out_at_ms is not None or now_ms > settled_at_ms + dispute_window_ms:
         return Rejected(
             DisputeRejectReason.DISPUTE_WINDOW_CLOSED,
             "status",
@@ -755,6 +773,57 @@ def parse_resolution(body: object) -> ContractEventKind | Rejected[ResolutionRej
     return RESOLUTIONS[resolution]
 
 
+def payout_due(
+    *,
+    settled_at_ms: int,
+    now_ms: int,
+    dispute_raised_at_ms: int | None,
+    dispute_window_ms: int = DISPUTE_WINDOW_MS,
+) -> bool:
+    """Is a SETTLED contract's escrow due to be captured (paid out to the provider) now?
+
+    The escrow of a settled contract stays held (docs/ledger.md "Settlement and disputes") until
+    the dispute window is over: strictly after settled_at_ms + dispute_window_ms, the first
+    instant `check_dispute` refuses. A disputed contract is paid out (or released) by its
+    resolution instead, never by the clock.
+    """
+    assert dispute_window_ms > 0
+    return dispute_raised_at_ms is None and now_ms > settled_at_ms + dispute_window_ms
+
+
+# The escrow of a contract through settlement and disputes (docs/ledger.md "Settlement and
+# disputes"): awarded -> Hold; failed or cancelled -> Release; SETTLED -> nothing moves (the
+# price stays held: not the consumer's, not yet the provider's); the window ends undisputed, or a
+# dispute is resolved pay_out -> `pay_out_operation`; a dispute resolved refund ->
+# `refund_operation`. While the escrow is held both resolutions apply whatever the provider's
+# wallet holds: a payout is never withdrawable while it can still be refunded.
+def pay_out_operation(hold_id: str, payee_wallet_id: str) -> Capture:
+    """The capture that pays a settled contract out: price - fee to the payee, the fee to the
+    platform (aex/core/fees.py rounding). Its operation id is the hold's, so it applies once."""
+    return Capture(f"capture-{hold_id}", hold_id, payee_wallet_id, PLATFORM_FEE_BPS)
+
+
+def refund_operation(hold_id: str, *, paid_out: bool) -> Release | Refund:
+    """The operation that refunds a disputed contract: the held escrow goes back to the payer
+    (Release). Only a contract already paid out (captured before the hold-through-the-window
+    rule, docs/ledger.md) is refunded from the payee's wallet (Refund, which its funds limit)."""
+    if paid_out:
+        return Refund(f"refund-{hold_id}", hold_id)
+    return Release(f"release-{hold_id}", hold_id)
+
+
+# Reputation evidence (issue 11, self-dealing): a contract too small to pay the platform a fee
+# proves nothing: ten 0.01 contracts cost 0.00 in fees and would otherwise buy a tier. A contract
+# is evidence only when its price is at least one whole unit of its currency (10^exponent minor
+# units: 1.00 USD) AND its fee at the standard rate (floor(price x 15%), aex/core/fees.py) is at
+# least one minor unit (so 7 JPY, not 1 JPY). docs/reputation.md states it.
+def counts_as_evidence(price: Money) -> bool:
+    """May a contract at this price yield a reputation outcome at all?"""
+    whole_unit_minor = 10 ** CURRENCY_EXPONENTS[price.currency]
+    fee_minor, _ = split_fee(price.amount_minor, fee_bps=PLATFORM_FEE_BPS)
+    return price.amount_minor >= whole_unit_minor and fee_minor > 0
+
+
 def is_late(*, awarded_at_ms: int, completed_at_ms: int, promised_turnaround_ms: int) -> bool:
     """Delivered after awarded_at + the bid's promised sla.max_turnaround (equal is on time)."""
     assert completed_at_ms >= awarded_at_ms
@@ -771,7 +840,10 @@ def outcome_of(facts: ContractOutcomeFacts) -> OutcomeKind | None:
     SETTLED otherwise -> LATE when delivered after the promised turnaround, else SUCCESS.
     AWARDED, EXECUTING, COMPLETED (settlement follows in the same transaction) and DISPUTED
     (pending) yield None: no new evidence. CANCELLED yields None: the provider never started.
+    A contract below the evidence minimum (`counts_as_evidence`) yields None in every state.
     """
+    if not counts_as_evidence(facts.price):
+        return None
     state = facts.state
     if state is ContractState.FAILED:
         return OutcomeKind.FAILURE

@@ -23,6 +23,7 @@ __all__ = [
     "Plan",
     "PlanQuotas",
     "check_agents_quota",
+    "check_certificates_quota",
     "check_concurrent_tasks_quota",
     "check_daily_requests_quota",
     "check_payload_quota",
@@ -48,6 +49,7 @@ class PlanQuotas:
     agents_max: int | None
     concurrent_tasks_max: int
     payload_bytes_max: int
+    certificates_max: int | None
 
     def __post_init__(self) -> None:
         assert self.requests_per_minute > 0
@@ -57,16 +59,20 @@ class PlanQuotas:
             assert self.requests_per_day >= self.requests_per_minute
         if self.agents_max is not None:
             assert self.agents_max > 0
+        if self.certificates_max is not None:
+            assert self.certificates_max > 0
 
 
 # Spec: "| Requests/minute | 60 | 500 | 2,000 | 10,000 |", "| Requests/day | 1,000 | 50,000 |
 # 500,000 | Unlimited |", "| Max agents | 1 | 5 | Unlimited | Unlimited |", "| Concurrent tasks |
-# 1 | 5 | 25 | 100 |", "| Max payload size | 64KB | 256KB | 1MB | 10MB |".
+# 1 | 5 | 25 | 100 |", "| Max payload size | 64KB | 256KB | 1MB | 10MB |". Certificates, from the
+# spec's revenue model: "Explorer (Free) | 1 agent, basic identity cert", "Professional | 5
+# capability certs", Business and Enterprise name no limit: 1, 5, Unlimited, Unlimited per agent.
 PLAN_QUOTAS: Final[Mapping[Plan, PlanQuotas]] = {
-    Plan.EXPLORER: PlanQuotas(60, 1_000, 1, 1, 64 * _KIB),
-    Plan.PROFESSIONAL: PlanQuotas(500, 50_000, 5, 5, 256 * _KIB),
-    Plan.BUSINESS: PlanQuotas(2_000, 500_000, None, 25, 1024 * _KIB),
-    Plan.ENTERPRISE: PlanQuotas(10_000, None, None, 100, 10 * 1024 * _KIB),
+    Plan.EXPLORER: PlanQuotas(60, 1_000, 1, 1, 64 * _KIB, 1),
+    Plan.PROFESSIONAL: PlanQuotas(500, 50_000, 5, 5, 256 * _KIB, 5),
+    Plan.BUSINESS: PlanQuotas(2_000, 500_000, None, 25, 1024 * _KIB, None),
+    Plan.ENTERPRISE: PlanQuotas(10_000, None, None, 100, 10 * 1024 * _KIB, None),
 }
 assert set(PLAN_QUOTAS) == set(Plan)
 assert max(q.payload_bytes_max for q in PLAN_QUOTAS.values()) == limits.request_body_bytes_max
@@ -133,7 +139,12 @@ def check_agents_quota(plan: Plan, agents_registered: int) -> Rejected[QuotaReje
 def check_concurrent_tasks_quota(
     plan: Plan, tasks_running: int
 ) -> Rejected[QuotaRejectReason] | None:
-    """Spec: "Concurrent tasks". `tasks_running` excludes the task about to start."""
+    """Spec: "Concurrent tasks". `tasks_running` excludes the task about to start.
+
+    The driver (serve/market.py `submit_work`, docs/market.md "Plan limits") counts a consumer
+    tenant's tasks as its work still OPEN or EVALUATING plus its contracts AWARDED, EXECUTING or
+    COMPLETED (awarded, not yet settled, failed or cancelled), at work submission.
+    """
     assert tasks_running >= 0
     quota = PLAN_QUOTAS[plan].concurrent_tasks_max
     if tasks_running >= quota:
@@ -157,5 +168,23 @@ def check_subscriptions_quota(
             QuotaRejectReason.MAX_SUBSCRIPTIONS_EXCEEDED,
             "max_subscriptions",
             f"{plan} allows {quota} subscriptions per provider",
+        )
+    return None
+
+
+def check_certificates_quota(
+    plan: Plan, certificates_held: int
+) -> Rejected[QuotaRejectReason] | None:
+    """Spec (revenue model): certificates per agent. `certificates_held` counts the provider's
+    certificates that are ACTIVE (issued or renewed, unexpired) or awaiting review, excluding
+    the one about to be requested or issued (serve/certificates.py counts, at request and at
+    approval; docs/certificates.md)."""
+    assert certificates_held >= 0
+    quota = PLAN_QUOTAS[plan].certificates_max
+    if quota is not None and certificates_held >= quota:
+        return Rejected(
+            QuotaRejectReason.CERTIFICATES_EXCEEDED,
+            "certificates",
+            f"{plan} allows {quota} certificates per agent",
         )
     return None

@@ -156,6 +156,9 @@ class BidAdmitRejectReason(Reason):
     BID_PROVIDER_NOT_SUBSCRIBED = "bid_provider_not_subscribed"
     BID_ALREADY_SUBMITTED = "bid_already_submitted"
     BID_LIMIT_REACHED = "bid_limit_reached"
+    # Self-dealing (issue 11): a provider owned by the work's own consumer tenant may not bid on
+    # it (the consumer would award itself contracts, and reputation, at the fee alone).
+    BID_PROVIDER_OWNED_BY_CONSUMER = "bid_provider_owned_by_consumer"
 
 
 class CompletionRejectReason(Reason):
@@ -325,6 +328,7 @@ HTTP_STATUS_HINT: dict[str, int] = {
     BidAdmitRejectReason.BID_PROVIDER_NOT_SUBSCRIBED.value: 403,
     BidAdmitRejectReason.BID_ALREADY_SUBMITTED.value: 409,
     BidAdmitRejectReason.BID_LIMIT_REACHED.value: 409,
+    BidAdmitRejectReason.BID_PROVIDER_OWNED_BY_CONSUMER.value: 403,
     CompletionRejectReason.COMPLETION_BODY_TYPE_INVALID.value: 400,
     CompletionRejectReason.COMPLETION_RESULTS_TOO_LARGE.value: 413,
     DisputeRejectReason.DISPUTE_ALREADY_RAISED.value: 409,
@@ -352,6 +356,7 @@ class QuotaRejectReason(Reason):
     MAX_AGENTS_EXCEEDED = "max_agents_exceeded"
     CONCURRENT_TASKS_EXCEEDED = "concurrent_tasks_exceeded"
     MAX_SUBSCRIPTIONS_EXCEEDED = "max_subscriptions_exceeded"
+    CERTIFICATES_EXCEEDED = "certificates_exceeded"
 
 
 class CredentialRejectReason(Reason):
@@ -421,6 +426,7 @@ HTTP_STATUS_HINT.update(
         QuotaRejectReason.MAX_AGENTS_EXCEEDED.value: 403,
         QuotaRejectReason.CONCURRENT_TASKS_EXCEEDED.value: 403,
         QuotaRejectReason.MAX_SUBSCRIPTIONS_EXCEEDED.value: 403,
+        QuotaRejectReason.CERTIFICATES_EXCEEDED.value: 403,
         CredentialRejectReason.CREDENTIAL_MISSING.value: 401,
         ScopeRejectReason.SCOPE_NOT_HELD.value: 403,
         CredentialRejectReason.CREDENTIAL_MALFORMED.value: 401,

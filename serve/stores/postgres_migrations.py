@@ -122,5 +122,19 @@ PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
     (5, SECRETS_AT_REST),
     (6, AGENT_CARDS_SCHEMA),
     (7, PG_SUBSCRIPTION_INDEX_SCHEMA),
+    # Settlement holds the escrow through the dispute window (docs/ledger.md "Settlement and
+    # disputes"): paid_out_at_ms is when it was captured. Contracts settled before this step
+    # were captured at settlement, so they are marked paid out then. The partial index is the
+    # payout sweeper's queue; the consumer index is the concurrent-tasks count.
+    (
+        8,
+        """
+        ALTER TABLE contracts ADD COLUMN paid_out_at_ms BIGINT;
+        UPDATE contracts SET paid_out_at_ms = settled_at_ms WHERE settled_at_ms IS NOT NULL;
+        CREATE INDEX contracts_payout_due ON contracts (settled_at_ms)
+            WHERE state = 'SETTLED' AND paid_out_at_ms IS NULL;
+        CREATE INDEX contracts_by_consumer ON contracts (consumer_tenant_id, state)
+        """,
+    ),
 )
 assert [number for number, _ in PG_MIGRATIONS] == list(range(1, len(PG_MIGRATIONS) + 1))

@@ -1,17 +1,31 @@
 """The ledger under random operation sequences (a VOPR-style Hypothesis state machine).
 
+Two layers share one ledger: raw operations on any hold ("raw:" hold ids), and contracts that
+follow the market's settlement protocol (aex/core/market.py: award holds the price, settlement
+moves nothing, the window's end or a pay_out resolution captures, a refund resolution releases;
+"contract:" hold ids), with disputes and payees that withdraw everything they can at any time.
+
 Invariants, checked after every step:
 - the sum over all accounts and buckets is zero in every currency (double entry);
 - no available balance and no held balance is negative;
 - each wallet's held balance equals the sum of its OPEN holds;
 - platform revenue equals the fees of the CAPTURED (not refunded) holds, so it is never negative;
 - replaying any recorded operation is a no-op that returns its first result;
-- a rejection or a replay leaves the state unchanged (the very same object).
+- a rejection or a replay leaves the state unchanged (the very same object);
+- every settled contract whose window is open, and every disputed one, can be resolved BOTH
+  ways on the current state (refund and pay out each apply), whatever its payee withdrew: the
+  disputable part of a payout is never in the payee's available balance.
+
+`make soak` runs this machine for at least 100,000 steps (tests/core/test_ledger_soak.py);
+AEX_LEDGER_MACHINE_EXAMPLES and AEX_LEDGER_MACHINE_STEPS size the default run.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import os
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import ClassVar
 
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -42,11 +56,15 @@ from aex.core.ledger import (
     fingerprint,
     total_by_currency,
 )
+from aex.core.market import pay_out_operation, refund_operation
 from aex.core.money import Money
 from aex.core.reasons import LedgerRejectReason, Rejected
 
 WALLETS = st.sampled_from(["tenant:a", "tenant:b", "tenant:c"])
-HOLD_IDS = st.sampled_from([f"contract:{i}" for i in range(3)])
+HOLD_IDS = st.sampled_from([f"raw:{i}" for i in range(3)])
+PAYERS = st.sampled_from(["tenant:a", "tenant:b"])
+# Providers' wallets, one per currency as serve/wallets.py names them: only payouts credit them.
+PAYEES = st.sampled_from(["provider:p:USD", "provider:q:USD"])
 # Mostly USD, so that wallets meet; JPY (no minor unit) makes currency mismatches.
 CURRENCIES = st.sampled_from(["USD", "USD", "USD", "JPY"])
 # Boundary values first: non-positive, one minor unit, fee-rounding edges, the largest posting.
@@ -72,12 +90,34 @@ def changed_content(operation: Operation) -> Operation:
     return Release(operation.operation_id, operation.hold_id)
 
 
+class Phase(Enum):
+    """A contract's escrow phase, as serve/market.py drives it."""
+
+    AWARDED = "awarded"  # price held, work under way
+    SETTLED = "settled"  # completed, dispute window open: the price is still held
+    DISPUTED = "disputed"
+    PAID_OUT = "paid_out"  # captured: the window ended, or a dispute was resolved pay_out
+    RETURNED = "returned"  # released: failed, or a dispute was resolved refund
+
+
+@dataclass
+class Contract:
+    hold_id: str
+    payer: str
+    payee: str
+    price_minor: int
+    phase: Phase
+
+
 class LedgerMachine(RuleBasedStateMachine):
+    steps_total: ClassVar[int] = 0  # across examples: the soak's figure
+
     def __init__(self) -> None:
         super().__init__()
         self.state = LedgerState()
         self.applied: list[Operation] = []
         self.next_operation = 0
+        self.contracts: list[Contract] = []
 
     def fresh_id(self) -> str:
         self.next_operation += 1
@@ -127,9 +167,10 @@ class LedgerMachine(RuleBasedStateMachine):
             assert before < amount_minor
 
     def draw_hold_id(self, data: st.DataObject) -> str:
-        # Mostly holds that exist (in any state), sometimes one that never did.
-        known = sorted(self.state.holds)
-        return data.draw(st.sampled_from([*known, *known, "contract:ghost"]), label="hold_id")
+        # Mostly raw holds that exist (in any state), sometimes one that never did. Contract
+        # holds move only by the settlement protocol's rules below.
+        known = sorted(h for h in self.state.holds if h.startswith("raw:"))
+        return data.draw(st.sampled_from([*known, *known, "raw:ghost"]), label="hold_id")
 
     @rule(data=st.data(), wallet_id=WALLETS, currency=CURRENCIES)
     def hold(self, data: st.DataObject, wallet_id: str, currency: str) -> None:
@@ -139,9 +180,9 @@ class LedgerMachine(RuleBasedStateMachine):
         )
         amount_minor = data.draw(AMOUNTS | covered, label="amount_minor")
         hold_id = data.draw(
-            st.just(f"contract:{self.next_operation}")
+            st.just(f"raw:{self.next_operation}")
             | HOLD_IDS
-            | st.sampled_from(sorted(self.state.holds) or ["contract:0"]),
+            | st.sampled_from(sorted(self.state.holds) or ["raw:0"]),
             label="hold_id",
         )
         result = self.step(Hold(self.fresh_id(), hold_id, wallet_id, Money(amount_minor, currency)))
@@ -173,6 +214,125 @@ class LedgerMachine(RuleBasedStateMachine):
         result = self.step(Refund(self.fresh_id(), hold_id))
         if isinstance(result, Applied):
             assert self.state.holds[hold_id].state is HoldState.REFUNDED
+
+    # -- contracts: the market's settlement protocol, with disputes and greedy payees ---------
+
+    def contracts_in(self, *phases: Phase) -> list[Contract]:
+        return [c for c in self.contracts if c.phase in phases]
+
+    def draw_contract(self, data: st.DataObject, *phases: Phase) -> Contract:
+        return data.draw(st.sampled_from(self.contracts_in(*phases)), label="contract")
+
+    @rule(data=st.data(), payer=PAYERS, payee=PAYEES)
+    def award_a_contract(self, data: st.DataObject, payer: str, payee: str) -> None:
+        available = min(self.available(payer) or 0, limits.amount_minor_max)
+        price_minor = data.draw(
+            st.integers(1, max(1, available)) | st.sampled_from([1, 6, 7, 100]), label="price"
+        )
+        hold_id = f"contract:{len(self.contracts)}"
+        result = self.step(Hold(self.fresh_id(), hold_id, payer, Money(price_minor, "USD")))
+        if isinstance(result, Applied):
+            self.contracts.append(Contract(hold_id, payer, payee, price_minor, Phase.AWARDED))
+
+    @precondition(lambda self: self.contracts_in(Phase.AWARDED))
+    @rule(data=st.data())
+    def complete_and_settle(self, data: st.DataObject) -> None:
+        # Settlement moves no money: the price stays held through the dispute window.
+        contract = self.draw_contract(data, Phase.AWARDED)
+        contract.phase = Phase.SETTLED
+
+    @precondition(lambda self: self.contracts_in(Phase.AWARDED))
+    @rule(data=st.data())
+    def fail(self, data: st.DataObject) -> None:
+        contract = self.draw_contract(data, Phase.AWARDED)
+        result = self.step(refund_operation(contract.hold_id, paid_out=False))
+        if isinstance(result, Rejected):
+            assert result.reason is LedgerRejectReason.BALANCE_LIMIT_EXCEEDED, result
+            return
+        contract.phase = Phase.RETURNED
+
+    @precondition(lambda self: self.contracts_in(Phase.SETTLED))
+    @rule(data=st.data())
+    def dispute(self, data: st.DataObject) -> None:
+        contract = self.draw_contract(data, Phase.SETTLED)
+        contract.phase = Phase.DISPUTED
+
+    @precondition(lambda self: self.contracts_in(Phase.SETTLED))
+    @rule(data=st.data())
+    def dispute_window_ends(self, data: st.DataObject) -> None:
+        self.pay_out(self.draw_contract(data, Phase.SETTLED))
+
+    @precondition(lambda self: self.contracts_in(Phase.DISPUTED))
+    @rule(data=st.data())
+    def resolve_pay_out(self, data: st.DataObject) -> None:
+        self.pay_out(self.draw_contract(data, Phase.DISPUTED))
+
+    def pay_out(self, contract: Contract) -> None:
+        payee_before = self.available(contract.payee) or 0
+        result = self.step(pay_out_operation(contract.hold_id, contract.payee))
+        if isinstance(result, Rejected):
+            assert result.reason is LedgerRejectReason.BALANCE_LIMIT_EXCEEDED, result
+            return
+        payout_minor = self.state.holds[contract.hold_id].payout_minor
+        assert self.available(contract.payee) == payee_before + payout_minor
+        contract.phase = Phase.PAID_OUT
+
+    @precondition(lambda self: self.contracts_in(Phase.DISPUTED))
+    @rule(data=st.data())
+    def resolve_refund(self, data: st.DataObject) -> None:
+        contract = self.draw_contract(data, Phase.DISPUTED)
+        payer_before = self.available(contract.payer) or 0
+        result = self.step(refund_operation(contract.hold_id, paid_out=False))
+        if isinstance(result, Rejected):
+            assert result.reason is LedgerRejectReason.BALANCE_LIMIT_EXCEEDED, result
+            return
+        assert self.available(contract.payer) == payer_before + contract.price_minor
+        contract.phase = Phase.RETURNED
+
+    @rule(payee=PAYEES)
+    def payee_withdraws_everything(self, payee: str) -> None:
+        # The attack of issue 11: the provider's owner empties its wallet mid-dispute.
+        available = min(self.available(payee) or 0, limits.amount_minor_max)
+        if available > 0:
+            result = self.step(Withdraw(self.fresh_id(), payee, Money(available, "USD")))
+            assert isinstance(result, Applied), result
+
+    @invariant()
+    def every_open_dispute_resolves_both_ways(self) -> None:
+        for contract in self.contracts_in(Phase.SETTLED, Phase.DISPUTED):
+            assert self.state.holds[contract.hold_id].state is HoldState.OPEN
+            for operation in (
+                refund_operation(contract.hold_id, paid_out=False),
+                pay_out_operation(contract.hold_id, contract.payee),
+            ):
+                after, result = apply_to_state(self.state, operation)
+                if isinstance(result, Rejected):
+                    # The one exception, documented: the receiving wallet would pass the
+                    # balance ceiling (10^15 minor units).
+                    assert result.reason is LedgerRejectReason.BALANCE_LIMIT_EXCEEDED, result
+                    assert self.would_pass_the_ceiling(contract, operation)
+                else:
+                    assert after is not self.state
+
+    def would_pass_the_ceiling(self, contract: Contract, operation: Operation) -> bool:
+        receiver = contract.payer if isinstance(operation, Release) else contract.payee
+        return (self.available(receiver) or 0) + contract.price_minor > limits.balance_minor_max
+
+    @invariant()
+    def contract_holds_follow_their_phase(self) -> None:
+        expected = {
+            Phase.AWARDED: HoldState.OPEN,
+            Phase.SETTLED: HoldState.OPEN,
+            Phase.DISPUTED: HoldState.OPEN,
+            Phase.PAID_OUT: HoldState.CAPTURED,
+            Phase.RETURNED: HoldState.RELEASED,
+        }
+        for contract in self.contracts:
+            assert self.state.holds[contract.hold_id].state is expected[contract.phase]
+
+    @invariant()
+    def count_the_step(self) -> None:
+        LedgerMachine.steps_total += 1
 
     @precondition(lambda self: self.applied)
     @rule(data=st.data())
@@ -235,5 +395,9 @@ class LedgerMachine(RuleBasedStateMachine):
             check_entry(result.entry)
 
 
-LedgerMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
+LedgerMachine.TestCase.settings = settings(
+    max_examples=int(os.environ.get("AEX_LEDGER_MACHINE_EXAMPLES", "100")),
+    stateful_step_count=int(os.environ.get("AEX_LEDGER_MACHINE_STEPS", "30")),
+    deadline=None,
+)
 TestLedgerMachine = LedgerMachine.TestCase

@@ -25,6 +25,7 @@ from aex.core.market import (
     check_bid_admission,
     check_dispute,
     completion_event,
+    counts_as_evidence,
     is_late,
     outcome_of,
     parse_bid,
@@ -33,6 +34,7 @@ from aex.core.market import (
     parse_progress,
     parse_resolution,
     parse_work_spec,
+    payout_due,
     work_reserve,
 )
 from aex.core.money import Money
@@ -322,6 +324,7 @@ def admission(**overrides: Any) -> Rejected[BidAdmitRejectReason] | None:
         "provider_subscribed": True,
         "provider_has_bid": False,
         "bids_on_work": 3,
+        "provider_owned_by_consumer": False,
     }
     return check_bid_admission(**(facts | overrides))
 
@@ -335,6 +338,12 @@ def admission(**overrides: Any) -> Rejected[BidAdmitRejectReason] | None:
         ({"now_ms": 40_000}, BidAdmitRejectReason.BID_WINDOW_CLOSED, 409),
         # "a provider that is unsubscribed or suspended cannot bid"
         ({"provider_active": False}, BidAdmitRejectReason.BID_PROVIDER_INACTIVE, 403),
+        # issue 11: no self-dealing, a consumer's own provider may not bid on its work
+        (
+            {"provider_owned_by_consumer": True},
+            BidAdmitRejectReason.BID_PROVIDER_OWNED_BY_CONSUMER,
+            403,
+        ),
         ({"provider_subscribed": False}, BidAdmitRejectReason.BID_PROVIDER_NOT_SUBSCRIBED, 403),
         ({"provider_has_bid": True}, BidAdmitRejectReason.BID_ALREADY_SUBMITTED, 409),
         ({"bids_on_work": limits.bids_per_work_max}, BidAdmitRejectReason.BID_LIMIT_REACHED, 409),
@@ -415,6 +424,50 @@ def test_dispute_window_is_72_hours_after_settlement_inclusive() -> None:
     assert late.http_status == 409
 
 
+def test_a_paid_out_contract_can_no_longer_be_disputed_even_inside_the_window() -> None:
+    # A lagging worker's clock may still be inside the window after another paid it out.
+    late = check_dispute(
+        settled_at_ms=0, now_ms=10, dispute_raised_at_ms=None, paid_out_at_ms=DISPUTE_WINDOW_MS + 1
+    )
+    assert late is not None
+    assert late.reason is DisputeRejectReason.DISPUTE_WINDOW_CLOSED
+
+
+def test_the_payout_is_due_the_first_millisecond_a_dispute_is_refused() -> None:
+    settled = 1_000_000
+    last = settled + DISPUTE_WINDOW_MS
+    for now in (settled, last, last + 1, last + HOUR_MS):
+        can_dispute = (
+            check_dispute(settled_at_ms=settled, now_ms=now, dispute_raised_at_ms=None) is None
+        )
+        due = payout_due(settled_at_ms=settled, now_ms=now, dispute_raised_at_ms=None)
+        assert due is not can_dispute
+    # a disputed contract is paid out (or refunded) by its resolution, never by the clock
+    assert not payout_due(settled_at_ms=settled, now_ms=last + HOUR_MS, dispute_raised_at_ms=last)
+
+
+@pytest.mark.parametrize(
+    ("price", "counts"),
+    [
+        (Money(1, "USD"), False),  # fee 0.00
+        (Money(6, "USD"), False),  # fee floor(0.9) = 0
+        (Money(99, "USD"), False),  # fee 0.14, but below one dollar
+        (Money(100, "USD"), True),  # 1.00: fee 0.15
+        (Money(1, "JPY"), False),  # a whole yen, fee 0
+        (Money(6, "JPY"), False),
+        (Money(7, "JPY"), True),  # fee 1 yen
+    ],
+)
+def test_contracts_below_one_unit_or_paying_no_fee_are_not_reputation_evidence(
+    price: Money, counts: bool
+) -> None:
+    assert counts_as_evidence(price) is counts
+    for state in (ContractState.SETTLED, ContractState.FAILED):
+        completed = 3 * HOUR_MS if state is ContractState.SETTLED else None
+        found = outcome_of(facts(state, price=price, completed_at_ms=completed))
+        assert (found is not None) is counts
+
+
 def test_a_contract_is_disputed_at_most_once() -> None:
     again = check_dispute(settled_at_ms=0, now_ms=10, dispute_raised_at_ms=5)
     assert again is not None
@@ -428,6 +481,7 @@ def facts(state: ContractState, **overrides: Any) -> ContractOutcomeFacts:
         "completed_at_ms": 3 * HOUR_MS,
         "promised_turnaround_ms": 4 * HOUR_MS,
         "dispute_raised_at_ms": None,
+        "price": Money(10_000, "USD"),
     }
     return ContractOutcomeFacts(**(values | overrides))
 

@@ -9,6 +9,7 @@ from aex.core import (
     Plan,
     QuotaRejectReason,
     check_agents_quota,
+    check_certificates_quota,
     check_concurrent_tasks_quota,
     check_daily_requests_quota,
     check_payload_quota,
@@ -63,3 +64,16 @@ def test_agents_and_concurrent_tasks_answer_403_naming_the_quota() -> None:
     tasks = check_concurrent_tasks_quota(Plan.BUSINESS, 25)
     assert tasks is not None
     assert (tasks.http_status, tasks.field) == (403, "concurrent_tasks")
+
+
+def test_certificates_per_agent_follow_the_revenue_model_and_answer_403() -> None:
+    # "Explorer (Free) | 1 agent, basic identity cert", "Professional | 5 capability certs"
+    assert [PLAN_QUOTAS[p].certificates_max for p in Plan] == [1, 5, None, None]
+    assert check_certificates_quota(Plan.EXPLORER, 0) is None
+    explorer = check_certificates_quota(Plan.EXPLORER, 1)
+    assert explorer is not None
+    assert explorer.reason is QuotaRejectReason.CERTIFICATES_EXCEEDED
+    assert (explorer.http_status, explorer.field) == (403, "certificates")
+    assert check_certificates_quota(Plan.PROFESSIONAL, 4) is None
+    assert check_certificates_quota(Plan.PROFESSIONAL, 5) is not None
+    assert check_certificates_quota(Plan.ENTERPRISE, 10**6) is None

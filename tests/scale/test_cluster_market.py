@@ -1,8 +1,9 @@
 """The market on two server processes sharing PostgreSQL, Redis and NATS JetStream: every bid
 window closed by exactly one process, every contract settled exactly once under 200 concurrent
-completions on both, money conserved, a provider's stream on one process hearing the award made
-on the other, an undeliverable webhook delivered by one process only, then dead-lettered on
-NATS once, and a delivery whose process died taken over by exactly one other."""
+completions on both and paid out exactly once by the two payout sweepers, money conserved, a
+provider's stream on one process hearing the award made on the other, an undeliverable webhook
+delivered by one process only, then dead-lettered on NATS once, and a delivery whose process died
+taken over by exactly one other."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import nats
 import pytest
 
 from aex.core.fees import PLATFORM_FEE_BPS, split_fee
+from aex.core.market import DISPUTE_WINDOW_MS
 from serve.webhooks import WEBHOOK_ATTEMPTS_MAX
 from tests.scale.conftest import cluster
 from tests.scale.test_outbox_relay import delete_streams
@@ -75,7 +77,7 @@ def test_each_window_closes_once_and_each_contract_settles_once_across_two_proce
 ) -> None:
     backend, servers, _ = pair
     clients = [_client(server) for server in servers]
-    acme = consumer(clients[0], funds="100000")
+    acme = consumer(clients[0], funds="100000", plan="ENTERPRISE")  # 100 concurrent tasks
     agents = [provider(clients[n % 2]) for n in range(4)]
     revenue_before = Decimal(platform_revenue(clients[0]))
     works = []
@@ -102,6 +104,25 @@ def test_each_window_closes_once_and_each_contract_settles_once_across_two_proce
     assert all(sorted(statuses) == [200, 409] for statuses in by_contract.values()), by_contract
 
     fee_minor = split_fee(PRICE_MINOR, fee_bps=PLATFORM_FEE_BPS)[0]
+    # Settled: charged once each, in escrow until the dispute window ends. Time control: the
+    # settlements move 72 h into the past, and both processes' sweepers race to pay them out.
+    assert balance(clients[1], acme) == (f"{100_000 - CONTRACTS * 100}.00", f"{CONTRACTS * 100}.00")
+    with backend.market_db(servers[0].data_dir) as db:
+        db.run(
+            lambda session: session.connection.execute(
+                "UPDATE contracts SET settled_at_ms = settled_at_ms - ?"
+                " WHERE consumer_tenant_id = ?",
+                (DISPUTE_WINDOW_MS + 1, acme.tenant_id),
+            )
+        )
+        deadline = time.monotonic() + 60
+        while db.read(
+            "SELECT count(*) FROM contracts WHERE consumer_tenant_id = ?"
+            " AND paid_out_at_ms IS NULL",
+            (acme.tenant_id,),
+        )[0][0]:
+            assert time.monotonic() < deadline, "payouts did not run"
+            time.sleep(0.1)
     assert balance(clients[1], acme) == (f"{100_000 - CONTRACTS * 100}.00", "0.00")
     revenue = Decimal(platform_revenue(clients[1])) - revenue_before
     assert revenue == Decimal(CONTRACTS * fee_minor) / 100
@@ -116,6 +137,12 @@ def test_each_window_closes_once_and_each_contract_settles_once_across_two_proce
                 " ('work.bid_window_closed', 'contract.awarded', 'settlement.completed')"
             )
         )
+        captures = db.read(
+            "SELECT count(*) FROM journal_entries WHERE kind = 'capture' AND operation_id IN"
+            " (SELECT 'capture-' || hold_id FROM contracts WHERE consumer_tenant_id = ?)",
+            (acme.tenant_id,),
+        )[0][0]
+    assert captures == CONTRACTS
     assert all(counts[("work.bid_window_closed", w)] == 1 for w in works)
     assert all(counts[("settlement.completed", c)] == 1 for c in contracts)
     assert sum(1 for kind, _ in counts if kind == "contract.awarded") == CONTRACTS

@@ -25,8 +25,10 @@ class Provider:
         return {"X-API-Key": self.api_key}
 
 
-def consumer(client: httpx.Client, funds: object = "10000") -> Tenant:
+def consumer(client: httpx.Client, funds: object = "10000", plan: str | None = None) -> Tenant:
     tenant = sign_up(client, "Acme Corp", "CONSUMER")
+    if plan is not None:
+        set_plan(client, tenant, plan)
     if funds:
         body = {"tenant_id": tenant.tenant_id, "amount": funds, "currency": "USD"}
         response = client.post("/v1/deposits", json=body, headers=tenant.headers)
@@ -34,10 +36,24 @@ def consumer(client: httpx.Client, funds: object = "10000") -> Tenant:
     return tenant
 
 
+def set_plan(client: httpx.Client, tenant: Tenant, plan: str) -> None:
+    """The operator moves a tenant to a plan (a new tenant starts on EXPLORER)."""
+    response = client.put(
+        f"/v1/admin/tenants/{tenant.tenant_id}/plan", json={"plan": plan}, headers=OPERATOR
+    )
+    assert response.status_code == 200, response.text
+
+
 def provider(
-    client: httpx.Client, *, categories: tuple[str, ...] = ("TECHNOLOGY",), subscribe: bool = True
+    client: httpx.Client,
+    *,
+    categories: tuple[str, ...] = ("TECHNOLOGY",),
+    subscribe: bool = True,
+    plan: str | None = None,
 ) -> Provider:
     owner = sign_up(client, "Agent Developer", "PROVIDER")
+    if plan is not None:
+        set_plan(client, owner, plan)
     body = {
         "name": "CodeReviewBot",
         "type": "AI_AGENT",

@@ -58,7 +58,8 @@ def test_the_reference_agent_hears_bids_wins_and_completes(
     contract = client.get(f"/v1/contracts/{awarded['contract_id']}", headers=acme.headers).json()
     assert contract["status"] == "SETTLED"
     assert contract["price"] == "140.00"  # budget 50..200, markup 0.6
-    assert balance(client, bot.owner) == ("119.00", "0.00")
+    assert contract["provider_payout"] == "119.00"  # paid when the dispute window ends
+    assert balance(client, bot.owner) == ("0.00", "0.00")
 
 
 def test_the_reference_agent_checks_webhooks_with_the_webhook_secret_only() -> None:

@@ -44,7 +44,7 @@ FIELDS = st.fixed_dictionaries(
 
 @pytest.fixture(scope="module")
 def market(client: httpx.Client) -> dict[str, Any]:
-    acme, bot = consumer(client), provider(client)
+    acme, bot = consumer(client, plan="PROFESSIONAL"), provider(client)  # two tasks at once
     work = submit_work(client, acme, bid_window_seconds=300)
     awarded = submit_work(client, acme)
     assert bid(client, bot, awarded["work_id"]).status_code == 201

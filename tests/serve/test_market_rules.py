@@ -114,8 +114,9 @@ def test_concurrent_completion_calls_settle_exactly_once(client: httpx.Client) -
             pool.map(lambda _: complete(client, bot, contract_id).status_code, range(8))
         )
     assert statuses == [200] + [409] * 7
-    assert balance(client, bot.owner) == ("85.00", "0.00")
-    assert balance(client, acme) == ("9900.00", "0.00")
+    # settled once: the price charged once, in escrow through the dispute window
+    assert balance(client, bot.owner) == ("0.00", "0.00")
+    assert balance(client, acme) == ("9900.00", "100.00")
 
 
 def test_a_window_closes_by_itself_at_its_end(client: httpx.Client) -> None:

@@ -40,6 +40,19 @@ def test_a_settled_contract_moves_exactly_100_85_15(client: httpx.Client) -> Non
     settled = complete(client, bot, contract_id)
     assert settled.status_code == 200, settled.text
     assert settled.json()["status"] == "SETTLED"
+    assert (settled.json()["platform_fee"], settled.json()["provider_payout"]) == ("15.00", "85.00")
+    # The consumer is charged (the price stays in escrow through the 72 h dispute window); the
+    # provider is credited when the window ends (tests/serve/test_market_money.py drives it).
+    assert balance(client, acme) == ("9900.00", "100.00")
+    assert balance(client, bot.owner) == ("0.00", "0.00")
+    assert Decimal(platform_revenue(client)) == revenue_before
+    client.post(f"/v1/contracts/{contract_id}/dispute", json={}, headers=acme.headers)
+    resolved = client.post(
+        f"/v1/admin/contracts/{contract_id}/resolve",
+        json={"resolution": "pay_out"},
+        headers=OPERATOR,
+    )
+    assert resolved.status_code == 200, resolved.text
     assert balance(client, acme) == ("9900.00", "0.00")
     assert balance(client, bot.owner) == ("85.00", "0.00")
     assert Decimal(platform_revenue(client)) - revenue_before == Decimal("15.00")
@@ -171,12 +184,14 @@ def test_after_every_market_workflow_the_ledger_balances_and_escrow_matches_cont
         assert ledger.wallet_mismatches() == []
     with backend.market_db(server.data_dir) as db:
         # One statement, one snapshot (the closer may run meanwhile): every open hold belongs
-        # to an OPEN work or to an AWARDED/EXECUTING contract, and back.
+        # to an OPEN work, to an AWARDED/EXECUTING contract or to a settled or disputed one not
+        # paid out yet (its dispute window is open), and back.
         rows = db.read(
             "SELECT 'held', hold_id, amount_minor FROM holds WHERE state = 'open'"
             " UNION ALL SELECT 'work', hold_id, budget_max_minor FROM work WHERE state = 'OPEN'"
             " UNION ALL SELECT 'contract', hold_id, price_minor FROM contracts"
             " WHERE state IN ('AWARDED', 'EXECUTING')"
+            " OR (state IN ('SETTLED', 'DISPUTED') AND paid_out_at_ms IS NULL)"
         )
         settled = db.read("SELECT price_minor, fee_minor FROM contracts WHERE state = 'SETTLED'")
     held = {hold_id: amount for tag, hold_id, amount in rows if tag == "held"}
