@@ -55,6 +55,8 @@ class DropFirstResponse(httpx.HTTPTransport):
 def consumer_client(server: Server, **kwargs: Any) -> tuple[Client, str]:
     with Client(server.url) as anonymous:
         signed_up = anonymous.sign_up("Acme Corp", "CONSUMER")
+    with Client(server.url, api_key=OPERATOR_KEY) as operator:  # several tasks at once
+        operator.set_plan(signed_up["tenant_id"], "BUSINESS")
     return Client(server.url, api_key=signed_up["api_key"], **kwargs), signed_up["tenant_id"]
 
 
@@ -100,7 +102,8 @@ def test_the_three_workflows_run_on_the_sdk(server: Server) -> None:
         awarded["contract_id"], results={"report": "ok"}, metrics={"coverage": 0.9}
     )
     assert settled["status"] in {"SETTLED", "COMPLETED"}
-    assert buyer.balance()["available"] == "9900.00"
+    wallet = buyer.balance()  # the price stays in escrow through the dispute window
+    assert (wallet["available"], wallet["held"]) == ("9900.00", "100.00")
     assert owner.reputation(provider_id)["contracts"] == 1
     # Workflow 3: a certificate, verified online and offline.
     signer = LocalSigner.from_private_key(ec.generate_private_key(ec.SECP256R1()))
