@@ -34,7 +34,7 @@ import numpy.typing as npt
 from aex.core import limits
 from aex.core.criteria import CriteriaResult, Criterion, parse_criteria, parse_metrics
 from aex.core.durations import format_duration, parse_duration
-from aex.core.fees import PLATFORM_FEE_BPS, split_fee
+from aex.core.fees import PLATFORM_FEE_BPS, split_fee, split_fee_columns
 from aex.core.json_values import JsonProblem, measure_json
 from aex.core.ledger import Capture, Refund, Release
 from aex.core.lifecycle import ContractEventKind, ContractState, WorkState
@@ -74,6 +74,7 @@ __all__ = [
     "check_dispute",
     "completion_event",
     "counts_as_evidence",
+    "evidence_mask",
     "is_late",
     "outcome_kinds",
     "outcome_of",
@@ -822,6 +823,15 @@ def counts_as_evidence(price: Money) -> bool:
     whole_unit_minor = 10 ** CURRENCY_EXPONENTS[price.currency]
     fee_minor, _ = split_fee(price.amount_minor, fee_bps=PLATFORM_FEE_BPS)
     return price.amount_minor >= whole_unit_minor and fee_minor > 0
+
+
+def evidence_mask(price_minor: npt.NDArray[np.int64], *, currency: str) -> npt.NDArray[np.bool_]:
+    """`counts_as_evidence` over a column of prices in one currency (the simulator's contracts):
+    at least one whole unit, and a fee of at least one minor unit."""
+    whole_unit_minor = 10 ** CURRENCY_EXPONENTS[currency]
+    fee_minor, _ = split_fee_columns(np.asarray(price_minor, np.int64), fee_bps=PLATFORM_FEE_BPS)
+    mask = (np.asarray(price_minor, np.int64) >= whole_unit_minor) & (fee_minor > 0)
+    return np.asarray(mask, dtype=np.bool_)
 
 
 def is_late(*, awarded_at_ms: int, completed_at_ms: int, promised_turnaround_ms: int) -> bool:

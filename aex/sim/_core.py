@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aex.core.calibration import ConfidenceCalibration, calibrated_confidence
 from aex.core.fees import split_fee_columns
-from aex.core.market import outcome_kinds
+from aex.core.market import evidence_mask, outcome_kinds
 from aex.core.reputation import (
     OutcomeKind,
     Outcomes,
@@ -51,6 +51,7 @@ __all__ = [
     "Weights",
     "beta_posterior_mean",
     "calibrated_confidence",
+    "evidence_mask",
     "make_weights",
     "outcome_kinds",
     "price_score_column",

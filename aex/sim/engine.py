@@ -54,6 +54,7 @@ B1 = npt.NDArray[np.bool_]
 Columns = dict[str, npt.NDArray[np.generic]]
 
 MINOR_PER_MAJOR = 100  # the simulator prices in cents (currency exponent 2)
+SIM_CURRENCY = "USD"
 _GAP_REFILLS_MAX = 64  # top-up rounds of the geometric-gap draw (each covers ~all of a slice)
 EXPECTED_SUCCESS_MIN = 0.05  # break-even pricing never divides by less (a hopeless provider)
 # Exchange time a contract's last step may take after delivery: the dispute is raised 1 s after
@@ -713,9 +714,14 @@ def _clear_block(
             refunded=refunded,
         )
         at_ms = completed_ms + np.where(disputed, 2 * _DISPUTE_STEP_MS, 0)
+        # Only contracts the exchange counts as evidence move reputation (aex/core/market.py
+        # counts_as_evidence: a whole unit and a fee of at least one minor unit).
+        evidence = _core.evidence_mask(bids.price_minor[won], currency=SIM_CURRENCY)
         record = _core.tally_outcomes(
             record,
-            _core.Outcomes(slot, at_ms, kind, bids.price_minor[won]),
+            _core.Outcomes(
+                slot[evidence], at_ms[evidence], kind[evidence], bids.price_minor[won][evidence]
+            ),
             now_ms=int(close_ms(params, tick + 1)),
             params=params.rules.reputation,
         )

@@ -756,3 +756,17 @@ def test_outcome_kinds_equals_outcome_of_row_by_row(
         refunded=np.array([r[0] is ContractState.REFUNDED for r in rows]),
     )
     assert [OutcomeKind(int(k)) for k in kinds] == expected
+
+
+@given(st.lists(st.integers(0, 10**9), max_size=50), st.sampled_from(["USD", "JPY", "BHD"]))
+def test_evidence_mask_equals_counts_as_evidence_row_by_row(
+    prices_minor: list[int], currency: str
+) -> None:
+    import numpy as np
+
+    from aex.core.market import counts_as_evidence, evidence_mask
+
+    mask = evidence_mask(np.asarray(prices_minor, np.int64), currency=currency)
+    assert mask.tolist() == [
+        counts_as_evidence(Money(price_minor, currency)) for price_minor in prices_minor
+    ]
