@@ -20,7 +20,6 @@ EXAMPLES_PER_ROUND = 100
 
 
 @pytest.mark.soak
-@pytest.mark.skipif(os.environ.get("AEX_SOAK") != "1", reason="make soak (AEX_SOAK=1) runs it")
 def test_the_ledger_machine_runs_100000_steps_without_breaking_an_invariant() -> None:
     target = int(os.environ.get("AEX_SOAK_STEPS", str(SOAK_STEPS_MIN)))
     soak = settings(

@@ -743,6 +743,7 @@ def test_outcome_kinds_equals_outcome_of_row_by_row(
             None if real is ContractState.FAILED else awarded + took,
             promised,
             awarded + took + 1 if disputed else None,
+            Money(10_000, "USD"),  # evidence-sized: the price rule is evidence_mask's test
         )
         expected.append(outcome_of(contract))
     kinds = outcome_kinds(
