@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from aex.core import Money, counts_as_evidence
 from aex.marketlog import TABLES
 from aex.sim import _core
 from aex.sim.runner import simulate, with_weights
@@ -82,9 +83,17 @@ def test_winner_is_the_cores_winner_on_every_logged_auction(reference: ScenarioP
 
 def test_trust_is_the_exact_reputation_at_the_start_of_each_tick(reference: ScenarioParams) -> None:
     # Blocks clear several ticks at once; each bid's trust must still be (s+1)/(n+2) from every
-    # outcome of earlier ticks, as if ticks ran one by one.
+    # outcome of earlier ticks that counts as evidence (the exchange's rule: a contract of at
+    # least one whole unit that pays a fee), as if ticks ran one by one.
     _, con = simulate(reference)
-    outcomes = con.execute("SELECT provider_id, tick, success FROM outcomes").fetchall()
+    outcomes = [
+        (provider, tick, success)
+        for provider, tick, success, price_minor in con.execute(
+            "SELECT o.provider_id, o.tick, o.success, a.price_minor FROM outcomes o"
+            " JOIN awards a USING (run_id, work_id)"
+        ).fetchall()
+        if counts_as_evidence(Money(int(price_minor), "USD"))
+    ]
     bids = con.execute("SELECT provider_id, tick, trust_score FROM bids").fetchall()
     for provider, tick, trust in bids:
         history = [ok for p, t, ok in outcomes if p == provider and t < tick]
