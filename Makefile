@@ -17,7 +17,7 @@ UV := $(UV_HOME)/bin/uv
 UV_VERSION := 0.13.9
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck pytest bench lab sim run-cluster clean
+.PHONY: install run test lint typecheck pytest bench bench-save bench-compare lab sim run-cluster clean
 
 # uv itself comes from PyPI into a private bootstrap venv; the lock file pins everything else.
 $(UV):
@@ -49,8 +49,20 @@ pytest: install
 
 test: lint typecheck pytest
 
+# make bench [BENCH="bench_scoring bench_sim"]: figures as ratios, summary in bench/results/.
+BENCH ?=
+BENCH_SAVED ?= bench/results/saved.json
+BENCH_TOLERANCE ?= 0.10
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH)
+
+# Keep the latest summary as the one later runs are compared against.
+bench-save:
+	cp bench/results/latest.json $(BENCH_SAVED)
+
+# The latest run against the saved one: exit 1 when a ratio fell by more than the tolerance.
+bench-compare: install
+	$(BIN)/python -m bench --compare $(BENCH_SAVED) bench/results/latest.json --tolerance $(BENCH_TOLERANCE)
 
 lab: install
 	$(BIN)/jupyter lab notebooks/

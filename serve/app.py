@@ -21,7 +21,7 @@ from litestar.openapi import OpenAPIConfig
 from aex.core import limits
 from serve.background import market_lifespan
 from serve.certificates import Certificates
-from serve.evaluation import warm_up as warm_scoring
+from serve.evaluation import warm_up_in_background as warm_scoring
 from serve.events import EventHub, MarketMetrics, MetricsMiddleware
 from serve.market import Market
 from serve.middleware._asgi import ASGIApp
@@ -113,7 +113,9 @@ def build_litestar(
         exception_handlers={HTTPException: problem_response, Exception: problem_response},
         state=State(state),
         lifespan=[market_lifespan],
-        on_startup=[warm_scoring],  # the scoring kernel's compile stays out of requests
+        on_startup=[
+            warm_scoring
+        ],  # numba compiles the scoring kernel on a thread, not in a request
         openapi_config=OpenAPIConfig(title="AEX live exchange", version="0.1.0", path="/schema"),
         request_max_body_size=limits.request_body_bytes_max,
         debug=False,

@@ -10,13 +10,17 @@ scores SAMPLE_PROVIDED_QUALITY (the exchange does not grade samples yet); no sam
 core's neutral value.
 
 The scoring runs in the core's compiled kernel (aex/core/_scoring_kernel.py), the same one the
-simulator uses; `warm_up()` runs at server startup (serve/app.py) so that numba's import and
-first-call compile (seconds cold, well under a second from its cache) stay out of requests.
+simulator uses. At server startup (serve/app.py) `warm_up_in_background()` imports numba and
+compiles the kernel, or loads it from numba's cache, on a thread: seconds of CPU cold (a fresh
+checkout), under a second from the cache, neither in a request, and /health answers meanwhile.
+A window closed during those first seconds waits for the compile in progress (numba's
+dispatcher lock), it never compiles twice.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -167,3 +171,10 @@ def warm_up() -> float:
     elapsed_s = time.perf_counter() - started
     _log.info("scoring kernel warm in %.3f s", elapsed_s)
     return elapsed_s
+
+
+def warm_up_in_background() -> threading.Thread:
+    """Starts `warm_up` on a daemon thread (the server's startup hook); returns the thread."""
+    thread = threading.Thread(target=warm_up, name="aex-scoring-warm-up", daemon=True)
+    thread.start()
+    return thread
