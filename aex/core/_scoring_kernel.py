@@ -51,9 +51,10 @@ MODE_RANKS = 2
 # The provider hash: a Fibonacci multiplier as a signed int64 (numba wraps int64 products).
 _MIX = np.int64(0x9E3779B97F4A7C15 - 2**64)
 _INSERTION_RUN = 16
-# A base offset of 0 typed int64, not Literal[0]: one compiled specialisation of each helper
-# for both kernels instead of two (compile time is seconds per specialisation).
+# 0 and 1 typed int64, not Literal[int]: numba compiles a helper called with a literal
+# argument twice (once for the literal), and compile time is seconds per specialisation.
 _ZERO: Any = np.int64(0)
+_ONE: Any = np.int64(1)
 
 _Function = TypeVar("_Function", bound=Callable[..., Any])
 
@@ -613,7 +614,7 @@ def score_batch(
     run_stops = np.empty(buffer_rows, dtype=np.int64)
     rows = np.empty(bids_per_work_max + 1, dtype=np.int64)
     spare = np.empty(bids_per_work_max + 1, dtype=np.int64)
-    start = 0
+    start = _ZERO
     while start < count:
         # The block: whole auctions from start, until about block_rows rows.
         stop, runs, largest = start, 0, 0
@@ -786,7 +787,7 @@ def rank_batch(
     rows = np.empty(bids_per_work_max + 1, dtype=np.int64)
     spare = np.empty(bids_per_work_max + 1, dtype=np.int64)
     run_stop = np.empty(1, dtype=np.int64)
-    start = 0
+    start = _ZERO
     while start < count:
         stop = _run_stop(auction_id, start, count)
         if stop < count and auction_id[stop] < auction_id[start]:
@@ -817,7 +818,7 @@ def rank_batch(
         _winners_or_ranks(
             start,
             run_stop,
-            1,
+            _ONE,
             mode,
             total,
             _ZERO,
