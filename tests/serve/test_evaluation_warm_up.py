@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aex.core import _scoring_kernel
 from serve import app as app_module
 from serve.evaluation import warm_up, warm_up_in_background
+from serve.settings import Settings
+from serve.stores.sqlite import SqliteStore
 
 
 def test_warm_up_scores_one_auction_through_the_compiled_kernel() -> None:
@@ -19,7 +23,8 @@ def test_the_background_warm_up_finishes() -> None:
     assert not thread.is_alive()
 
 
-def test_the_app_warms_the_kernel_at_startup() -> None:
-    source = app_module.build_litestar.__code__.co_names
-    assert "warm_scoring" in source
-    assert app_module.warm_scoring is warm_up_in_background
+def test_the_app_warms_the_kernel_at_startup(tmp_path: Path) -> None:
+    settings = Settings.from_env(data_dir=tmp_path, env={})
+    store = SqliteStore(settings.database_path, synchronous=settings.sqlite_synchronous)
+    litestar = app_module.build_litestar(store, settings)
+    assert warm_up_in_background in litestar.on_startup
