@@ -20,7 +20,7 @@ INSTALLED := $(VENV)/.installed
 # package would start a Prometheus server); tests/deploy/tools.py looks here, then on PATH.
 PROMTOOL := .cache/prometheus/usr/bin/promtool
 
-.PHONY: install run test lint typecheck pytest soak bench lab sim run-cluster clean deploy-tools deploy-check
+.PHONY: install run test lint typecheck pytest soak bench bench-save bench-compare lab sim run-cluster clean deploy-tools deploy-check
 
 # uv itself comes from PyPI into a private bootstrap venv; the lock file pins everything else.
 $(UV):
@@ -75,8 +75,20 @@ SOAK_STEPS ?= 100000
 soak: install
 	AEX_SOAK=1 AEX_SOAK_STEPS=$(SOAK_STEPS) $(BIN)/pytest tests/core/test_ledger_soak.py -m soak -s -q --timeout=0
 
+# make bench [BENCH="bench_scoring bench_sim"]: figures as ratios, summary in bench/results/.
+BENCH ?=
+BENCH_SAVED ?= bench/results/saved.json
+BENCH_TOLERANCE ?= 0.10
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH)
+
+# Keep the latest summary as the one later runs are compared against.
+bench-save:
+	cp bench/results/latest.json $(BENCH_SAVED)
+
+# The latest run against the saved one: exit 1 when a ratio fell by more than the tolerance.
+bench-compare: install
+	$(BIN)/python -m bench --compare $(BENCH_SAVED) bench/results/latest.json --tolerance $(BENCH_TOLERANCE)
 
 lab: install
 	$(BIN)/jupyter lab notebooks/

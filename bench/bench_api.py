@@ -6,7 +6,8 @@ wrk it falls back to an httpx async generator in a separate process (lower ceili
 figures are a lower bound for both sides). Measured: requests/s and p99 latency of
 GET /bare, authenticated GET /v1/balance and authenticated POST /v1/deposits (every request a
 new deposit through the core ledger: one BEGIN IMMEDIATE transaction with the journal entry,
-COMMIT with synchronous=FULL). Target: >= 40% of the bare endpoint's requests/s.
+COMMIT with synchronous=FULL). Target: >= 40% of the bare endpoint's requests/s. Medians of
+AEX_BENCH_ROUNDS (>= 3) interleaved rounds.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,11 +26,15 @@ from pathlib import Path
 
 import httpx
 
+from bench.harness import Figure, rounds_from_env
+
 DURATION_S = int(os.environ.get("AEX_BENCH_DURATION_S", "8"))
 CONNECTIONS = int(os.environ.get("AEX_BENCH_CONNECTIONS", "32"))
 THREADS = 2
 OPERATOR_KEY = "aexop_bench_" + "0" * 40
 TARGET_RATIO = 0.40
+ROUNDS = rounds_from_env()
+MEASURES = ("bare GET /bare", "aex GET /v1/balance", "aex POST /v1/deposits")
 
 
 def _free_port() -> int:
@@ -108,7 +114,7 @@ def _httpx_load(url: str, headers: dict[str, str], body: bytes | None) -> tuple[
     return float(rps), float(p99_ms)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[Figure]:
     load = _wrk if shutil.which("wrk") else _httpx_load
     generator = "wrk" if load is _wrk else "httpx (for wrk: apt-get install -y wrk)"
     print(f"load generator: {generator}, {CONNECTIONS} connections, {DURATION_S} s per run")
@@ -127,10 +133,20 @@ def main() -> None:
             deposit = json.dumps(
                 {"tenant_id": tenant["tenant_id"], "amount": "1.00", "currency": "USD"}
             ).encode()
+            # Interleaved rounds: bare, balance, deposits, then again; medians per measure.
+            samples: dict[str, list[tuple[float, float]]] = {name: [] for name in MEASURES}
+            for _ in range(ROUNDS):
+                samples["bare GET /bare"].append(load(bare_url + "/bare", {}, None))
+                samples["aex GET /v1/balance"].append(load(aex_url + "/v1/balance", headers, None))
+                samples["aex POST /v1/deposits"].append(
+                    load(aex_url + "/v1/deposits", headers, deposit)
+                )
             results = {
-                "bare GET /bare": load(bare_url + "/bare", {}, None),
-                "aex GET /v1/balance": load(aex_url + "/v1/balance", headers, None),
-                "aex POST /v1/deposits": load(aex_url + "/v1/deposits", headers, deposit),
+                name: (
+                    statistics.median(rps for rps, _ in runs),
+                    statistics.median(p99 for _, p99 in runs),
+                )
+                for name, runs in samples.items()
             }
             final = httpx.get(aex_url + "/v1/balance", headers=headers).json()
         finally:
@@ -138,12 +154,28 @@ def main() -> None:
                 process.terminate()
                 process.wait(timeout=10)
     bare_rps = results["bare GET /bare"][0]
+    figures = []
     for name, (rps, p99_ms) in results.items():
         ratio = rps / bare_rps
         verdict = "" if name.startswith("bare") else (" ok" if ratio >= TARGET_RATIO else " BELOW")
         print(f"{name:24s} {rps:9.0f} req/s  p99 {p99_ms:7.2f} ms  {ratio:6.1%} of bare{verdict}")
+        if not name.startswith("bare"):
+            figures.append(
+                Figure(
+                    "bench_api",
+                    f"{name} ({generator.split()[0]})",
+                    rps,
+                    "req/s",
+                    "bare Litestar GET /bare",
+                    bare_rps,
+                    ROUNDS,
+                    TARGET_RATIO,
+                )
+            )
     print(f"deposits acknowledged and on the balance: {final['available']} USD")
+    return figures
 
 
 if __name__ == "__main__":
-    main()
+    for figure in main(sys.argv[1:]):
+        print(figure.line())

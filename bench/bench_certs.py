@@ -10,15 +10,19 @@ the medians are compared. Targets (issue 3): verify >= 50% of openssl, sign >= 3
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 
-REPETITIONS = 3
+from bench.harness import Figure, rounds_from_env
+
+REPETITIONS = rounds_from_env(3)
 OURS_SECONDS = 1.5
 OPENSSL_SECONDS = 3
 VERIFY_TARGET = 0.50
@@ -52,7 +56,7 @@ def _openssl_rates(cpu: int | None) -> tuple[float, float]:
     return float(match.group(1)), float(match.group(2))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[Figure]:
     from cryptography.hazmat.backends.openssl import backend
 
     from aex.core.certs import _ECDSA, sign_document, verify_certificate
@@ -116,6 +120,34 @@ def main() -> None:
         f" ({verdict[verify_ratio >= VERIFY_TARGET]} target {VERIFY_TARGET:.0%})"
     )
 
+    figure = functools.partial(Figure, "bench_certs", rounds=REPETITIONS)
+    return [
+        figure(
+            "certificate sign",
+            median["sign"],
+            "/s",
+            "openssl speed ecdsap256 sign",
+            median["ossl_sign"],
+            target=SIGN_TARGET,
+        ),
+        figure(
+            "certificate verify",
+            median["verify"],
+            "/s",
+            "openssl speed ecdsap256 verify",
+            median["ossl_verify"],
+            target=VERIFY_TARGET,
+        ),
+        figure(
+            "bare cryptography verify",
+            median["bare_verify"],
+            "/s",
+            "openssl speed ecdsap256 verify",
+            median["ossl_verify"],
+        ),
+    ]
+
 
 if __name__ == "__main__":
-    main()
+    for line in main(sys.argv[1:]):
+        print(line.line())

@@ -19,6 +19,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,7 @@ from typing import Any
 import httpx
 
 from bench.bench_api import OPERATOR_KEY, _start_aex, _start_bare
+from bench.harness import Figure, rounds_from_env
 
 DURATION_S = int(os.environ.get("AEX_BENCH_DURATION_S", "5"))
 CONNECTIONS = int(os.environ.get("AEX_BENCH_CONNECTIONS", "32"))
@@ -144,6 +146,7 @@ def _cycles(url: str, consumer: dict[str, str], bidders: list[tuple[str, str]]) 
 # wrk runs this script once per thread: each thread takes every WRK_THREADS-th pair, from its
 # own offset, so that no two requests carry the same (work, provider) pair.
 WRK_THREADS = 2
+ROUNDS = rounds_from_env()
 _LUA = """
 local pairs_list = %s
 local threads = 0
@@ -196,10 +199,10 @@ def _bid_script(
     return _LUA % ("{" + ",\n".join(entries) + "}", WRK_THREADS)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[Figure]:
     if shutil.which("wrk") is None:
-        print("bench_market needs wrk (apt-get install -y wrk)")
-        return
+        print("bench_market needs wrk (apt-get install -y wrk): skipped, no figures")
+        return []
     with tempfile.TemporaryDirectory() as tmp:
         aex, aex_url = _start_aex(Path(tmp) / "data")
         bare, bare_url = _start_bare()
@@ -212,8 +215,15 @@ def main() -> None:
                 providers = [_provider(http) for _ in range(PROVIDERS)]
                 _cycles(aex_url, headers, providers[:BIDDERS])
                 script = _bid_script(http, headers, providers)
-            bare_rps, bare_p99, _ = _wrk(bare_url + "/bare", None)
-            bid_rps, bid_p99, refused = _wrk(aex_url, script)
+            bare_runs, bid_runs = [], []
+            for _ in range(ROUNDS):  # interleaved: one bare run, then one bid run
+                bare_runs.append(_wrk(bare_url + "/bare", None))
+                bid_runs.append(_wrk(aex_url, script))
+            bare_rps = statistics.median(run[0] for run in bare_runs)
+            bare_p99 = statistics.median(run[1] for run in bare_runs)
+            bid_rps = statistics.median(run[0] for run in bid_runs)
+            bid_p99 = statistics.median(run[1] for run in bid_runs)
+            refused = sum(run[2] for run in bid_runs)
         finally:
             for process in (aex, bare):
                 process.terminate()
@@ -225,6 +235,20 @@ def main() -> None:
         f" {WORKS * PROVIDERS} bids)"
     )
 
+    return [
+        Figure(
+            "bench_market",
+            "aex POST /v1/bids (wrk)",
+            bid_rps,
+            "req/s",
+            "bare Litestar GET /bare",
+            bare_rps,
+            ROUNDS,
+            0.30,
+        )
+    ]
+
 
 if __name__ == "__main__":
-    main()
+    for figure in main(sys.argv[1:]):
+        print(figure.line())

@@ -3,9 +3,11 @@
 Each configuration runs in its own subprocess so that peak RSS (resource.getrusage) is its own.
 Reports wall-clock auctions/s, auctions per CPU-second of the process (user + system, both
 threads: the shared 2-core machine makes wall time noisy), the success rate, the fee per posted
-item and the peak RSS. `python -m bench.bench_sim [TICKS] [LEVELS] [REPEATS]` (e.g. `2000
-none,winners 3`); AEX_BENCH_SIM_TICKS overrides the ticks. With REPEATS > 1 each level runs that
-many times (fresh processes) and the line reports the medians.
+item and the peak RSS. `python -m bench.bench_sim [TICKS] [LEVELS] [ROUNDS]` (e.g. `2000
+none,winners 3`); AEX_BENCH_SIM_TICKS overrides the ticks. `python -m bench bench_sim` passes
+no arguments (the selector is not a tick count). Each level runs ROUNDS (>= 3, default
+AEX_BENCH_ROUNDS or 3) times in fresh processes, interleaved with the other levels; the lines
+report the medians, and each level's rate is a ratio to the run without a bid log.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.harness import MIN_ROUNDS, Figure, rounds_from_env
+
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "reference_reverse_auction.toml"
 LEVELS = ("none", "winners", "all")
+WITH_LOG_TARGET = 0.80  # issue 14: logging winners costs < 20% of throughput
 
 
 def _one(ticks: int, log_bids: str, out: str) -> dict[str, object]:
@@ -67,29 +72,55 @@ def _run(ticks: int, level: str) -> dict[str, object]:
         return figures
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> list[Figure]:
+    """`python -m bench.bench_sim [TICKS] [LEVELS] [ROUNDS]`; `python -m bench sim` passes none."""
     args = sys.argv[1:] if argv is None else argv
     ticks = int(args[0]) if args else int(os.environ.get("AEX_BENCH_SIM_TICKS", "2000"))
     levels = args[1].split(",") if len(args) > 1 else list(LEVELS)
-    repeats = int(args[2]) if len(args) > 2 else 1
+    rounds = max(MIN_ROUNDS, int(args[2])) if len(args) > 2 else rounds_from_env()
+    # Interleaved: one run of every level per round, so each level sees the same load.
+    runs: dict[str, list[dict[str, object]]] = {level: [] for level in levels}
+    for _ in range(rounds):
+        for level in levels:
+            runs[level].append(_run(ticks, level))
+    medians: dict[str, dict[str, object]] = {}
     for level in levels:
-        runs = [_run(ticks, level) for _ in range(repeats)]
-        figures = dict(runs[0])
+        figures = dict(runs[level][0])
         for key in ("wall_s", "cpu_s", "auctions_per_s", "auctions_per_cpu_s", "peak_rss_mib"):
-            figures[key] = statistics.median(float(str(run[key])) for run in runs)
+            figures[key] = statistics.median(float(str(run[key])) for run in runs[level])
         figures["runs"] = [
-            {k: run[k] for k in ("auctions_per_s", "auctions_per_cpu_s")} for run in runs
+            {k: run[k] for k in ("auctions_per_s", "auctions_per_cpu_s")} for run in runs[level]
         ]
+        medians[level] = figures
         print(
             f"reference market, {figures['auctions']:,} auctions, log bids={level}, "
-            f"median of {repeats}: {figures['auctions_per_s']:,.0f} auctions/s wall, "
+            f"median of {rounds}: {figures['auctions_per_s']:,.0f} auctions/s wall, "
             f"{figures['auctions_per_cpu_s']:,.0f} auctions per CPU-s, "
             f"peak RSS {figures['peak_rss_mib']} MiB, success {figures['success_rate']}, "
             f"fee/item {figures['fee_per_work']}, db {figures['db_mib']} MiB",
             flush=True,
         )
         print("  " + json.dumps(figures), flush=True)
+    # The baseline is the same market without a bid log: the ratio is what logging costs.
+    baseline = "none" if "none" in medians else levels[0]
+    result = []
+    for level in levels:
+        for clock, key in (("wall", "auctions_per_s"), ("CPU", "auctions_per_cpu_s")):
+            result.append(
+                Figure(
+                    "bench_sim",
+                    f"reference market, log bids={level} ({clock})",
+                    float(str(medians[level][key])),
+                    "auctions/s",
+                    f"log bids={baseline} ({clock})",
+                    float(str(medians[baseline][key])),
+                    rounds,
+                    None if level == baseline else WITH_LOG_TARGET,
+                )
+            )
+    return result
 
 
 if __name__ == "__main__":
-    main()
+    for figure in main():
+        print(figure.line())

@@ -8,29 +8,20 @@ Also times `reputation_of`, the server's one-provider call, on a 200-outcome rec
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
+import sys
 
 import numpy as np
 
 from aex.core.reputation import DAY_MS, Outcomes, reputation_of, reputation_scores
+from bench.harness import Figure, interleaved, rounds_from_env
 
 OUTCOMES = 10_000_000
 PROVIDERS = 100_000
-REPEATS = 5
+REPEATS = rounds_from_env(5)
+ONE_CALLS = 200  # reputation_of calls per round
 
 
-def _median_s(run: Callable[[], object], repeats: int = REPEATS) -> float:
-    timings = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        timings.append(time.perf_counter() - started)
-    return statistics.median(timings)
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[Figure]:
     rng = np.random.default_rng(20_261_127)
     now_ms = 400 * DAY_MS
     outcomes = Outcomes(
@@ -42,14 +33,18 @@ def main() -> None:
     certificates = rng.integers(0, 3, PROVIDERS)
     weights = rng.random(OUTCOMES)
 
-    floor_s = _median_s(
-        lambda: np.bincount(outcomes.provider_index, weights=weights, minlength=PROVIDERS)
+    medians = interleaved(
+        {
+            "floor": lambda: np.bincount(
+                outcomes.provider_index, weights=weights, minlength=PROVIDERS
+            ),
+            "columnar": lambda: reputation_scores(
+                outcomes, n_providers=PROVIDERS, active_certificates=certificates, now_ms=now_ms
+            ),
+        },
+        REPEATS,
     )
-    columnar_s = _median_s(
-        lambda: reputation_scores(
-            outcomes, n_providers=PROVIDERS, active_certificates=certificates, now_ms=now_ms
-        )
-    )
+    floor_s, columnar_s = medians["floor"].wall_s, medians["columnar"].wall_s
     floor_rate, columnar_rate = OUTCOMES / floor_s, OUTCOMES / columnar_s
     print(f"floor (one bincount)      {floor_rate / 1e6:8.1f} M outcomes/s  ({floor_s:.3f} s)")
     print(
@@ -63,11 +58,41 @@ def main() -> None:
         kind=rng.integers(0, 5, 200).astype(np.uint8),
         value_minor=np.full(200, 10_000, dtype=np.int64),
     )
-    one_s = _median_s(
-        lambda: reputation_of(record, active_certificates=1, now_ms=now_ms), repeats=200
-    )
+    record_weights = rng.random(200)
+
+    def one_floor() -> None:
+        for _ in range(ONE_CALLS):
+            np.bincount(record.provider_index, weights=record_weights, minlength=1)
+
+    def one() -> None:
+        for _ in range(ONE_CALLS):
+            reputation_of(record, active_certificates=1, now_ms=now_ms)
+
+    small = interleaved({"floor": one_floor, "one": one}, REPEATS)
+    one_s = small["one"].wall_s / ONE_CALLS
     print(f"reputation_of (200 outc.) {one_s * 1e6:8.0f} µs median")
+    return [
+        Figure(
+            "reputation",
+            "reputation_scores, 10M outcomes",
+            columnar_rate / 1e6,
+            "M outcomes/s",
+            "one np.bincount",
+            floor_rate / 1e6,
+            REPEATS,
+        ),
+        Figure(
+            "reputation",
+            "reputation_of, 200 outcomes",
+            1 / one_s,
+            "calls/s",
+            "one np.bincount of 200",
+            ONE_CALLS / small["floor"].wall_s,
+            REPEATS,
+        ),
+    ]
 
 
 if __name__ == "__main__":
-    main()
+    for figure in main(sys.argv[1:]):
+        print(figure.line())

@@ -26,6 +26,7 @@ from serve.agentcards import AgentCards
 from serve.background import market_lifespan
 from serve.breakers import BreakerRegistry
 from serve.certificates import Certificates
+from serve.evaluation import warm_up_in_background as warm_scoring
 from serve.events import EventHub, MarketMetrics, MetricsMiddleware, RouteLabels, StreamGate
 from serve.market import Market
 from serve.middleware._asgi import ASGIApp
@@ -161,6 +162,7 @@ def build_litestar(
         exception_handlers={HTTPException: problem_response, Exception: problem_response},
         state=State(state),
         lifespan=[market_lifespan],
+        on_startup=[warm_scoring],  # numba compiles the scoring kernel on a thread
         openapi_config=_openapi_config(),
         request_max_body_size=limits.request_body_bytes_max,
         guards=[require_scope],

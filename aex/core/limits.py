@@ -27,6 +27,11 @@ turnaround_ms_max: Final = 366 * 24 * 3_600_000
 # bids_per_work_max): 64k rows keep a block's float64 column slice at 512 KiB, so the dozen
 # passes over a block hit cache, not DRAM. Tuned with bench/bench_scoring.py.
 scoring_block_rows: Final = 65_536
+# Rows the compiled scoring kernel (aex/core/_scoring_kernel.py) handles per block, whole
+# auctions: its half-dozen loops over a block then read the columns from L2 (8 k rows are about
+# 1.3 MiB of input and output), not DRAM. 2 k, 8 k and 32 k rows measured the same within the
+# noise of the shared machine (bench/bench_scoring.py).
+scoring_kernel_block_rows: Final = 8_192
 
 # Reputation. The spec's consistency term looks at 30 days of daily rates.
 reputation_window_days: Final = 30

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -46,12 +46,14 @@ from aex.core.reasons import (
 __all__ = [
     "CERTIFICATION_BASE_SCORE",
     "CERTIFICATION_TIER_BOOST",
+    "ENGINES",
     "NEUTRAL_SAMPLE_SCORE",
     "PRESETS",
     "WEIGHTS_SUM_TOLERANCE",
     "WEIGHT_NAMES",
     "BidBatch",
     "Components",
+    "Engine",
     "ScoredBids",
     "Weights",
     "certification_score_column",
@@ -62,6 +64,7 @@ __all__ = [
     "sample_score_column",
     "score_bids",
     "sla_score_column",
+    "warm_scoring_kernels",
     "weights_from_json",
     "weights_to_json",
 ]
@@ -898,7 +901,11 @@ def _blocks(bounds: I64) -> Iterator[tuple[int, int, I64]]:
 
 
 def component_scores(
-    batch: BidBatch, *, now_ms: int, neutral_sample_score: float = NEUTRAL_SAMPLE_SCORE
+    batch: BidBatch,
+    *,
+    now_ms: int,
+    neutral_sample_score: float = NEUTRAL_SAMPLE_SCORE,
+    engine: Engine = "compiled",
 ) -> Components | Rejected[BidBatchRejectReason]:
     """Validates a batch and computes the six component scores and reject code of every bid.
 
@@ -914,7 +921,14 @@ def component_scores(
     Rejections: BATCH_TOO_LARGE, AUCTION_ID_NOT_SORTED, AUCTION_TOO_LARGE (over
     limits.bids_per_work_max bids), VALUE_NOT_FINITE and VALUE_OUT_OF_RANGE naming the first
     offending column in column order. Nothing is clamped.
+
+    `engine`: "compiled" (the fused kernel, aex/core/_scoring_kernel.py) or "numpy" (the
+    columnar reference path); both return identical columns and rejections.
     """
+    if engine == "compiled":
+        compiled = _compiled_score(batch, None, now_ms, neutral_sample_score, with_ranks=False)
+        return compiled if isinstance(compiled, Rejected) else compiled[0]
+    assert engine == "numpy", engine
     bounds = _batch_bounds(batch)
     if isinstance(bounds, Rejected):
         return bounds
@@ -1115,6 +1129,7 @@ def rank_auctions(
     submitted_at_ms: I64,
     bid_id: I64,
     with_ranks: bool = True,
+    engine: Engine = "compiled",
 ) -> ScoredBids:
     """Weights the components into totals and picks the winner (and ranks) of every auction.
 
@@ -1127,11 +1142,17 @@ def rank_auctions(
         weights: the component weights.
         price_minor, submitted_at_ms, bid_id: the tie-break columns.
         with_ranks: False skips the per-auction sort (rank stays 0); winners are still exact.
+        engine: "compiled" (the fused kernel) or "numpy" (the reference path): identical output.
 
     Returns:
         `ScoredBids`: total 0 and rank 0 for rejected bids; exactly one winner per auction with
         an accepted bid.
     """
+    if engine == "compiled":
+        return _compiled_rank(
+            auction_id, components, weights, (price_minor, submitted_at_ms, bid_id), with_ranks
+        )
+    assert engine == "numpy", engine
     count = len(components)
     assert auction_id.shape == (count,)
     assert auction_id.dtype == np.int64
@@ -1207,13 +1228,22 @@ def score_bids(
     now_ms: int,
     with_ranks: bool = True,
     neutral_sample_score: float = NEUTRAL_SAMPLE_SCORE,
+    engine: Engine = "compiled",
 ) -> ScoredBids | Rejected[BidBatchRejectReason]:
     """Scores a batch of auctions: `component_scores`, then `rank_auctions`.
 
     The server calls it with one auction, the simulator with millions of bids: same code. The
-    two steps run block by block, each block ranked while its components are in cache; the
-    result equals rank_auctions(component_scores(batch)) exactly.
+    result equals rank_auctions(component_scores(batch)) exactly. engine "compiled" (the
+    default) runs the fused kernel of aex/core/_scoring_kernel.py, one pass per auction;
+    "numpy" runs the columnar reference path, block by block, each block ranked while its
+    components are in cache. Both give identical columns and rejections.
     """
+    if engine == "compiled":
+        compiled = _compiled_score(
+            batch, weights, now_ms, neutral_sample_score, with_ranks=with_ranks
+        )
+        return compiled if isinstance(compiled, Rejected) else compiled[1]
+    assert engine == "numpy", engine
     bounds = _batch_bounds(batch)
     if isinstance(bounds, Rejected):
         return bounds
@@ -1229,3 +1259,200 @@ def score_bids(
         after_block=ranking.rank_block,
     )
     return ranking.scored() if rejected is None else rejected
+
+
+# ---------------------------------------------------------------------------------------------
+# The compiled engine (aex/core/_scoring_kernel.py)
+# ---------------------------------------------------------------------------------------------
+
+Engine = Literal["compiled", "numpy"]
+ENGINES: Final[tuple[Engine, ...]] = ("compiled", "numpy")
+
+
+def _kernels() -> Any:
+    # Imported on first use: numba takes most of a second to import, which a process that
+    # never scores (the CLI's other commands) should not pay.
+    from aex.core import _scoring_kernel as scoring_kernel
+
+    return scoring_kernel
+
+
+def _contiguous(column: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    # The kernels are compiled for C-contiguous columns; a strided view (rare) is copied
+    # rather than compiled again, which would cost seconds inside a request.
+    return column if column.flags.c_contiguous else np.ascontiguousarray(column)
+
+
+def _compiled_score(
+    batch: BidBatch,
+    weights: Weights | None,
+    now_ms: int,
+    neutral_sample_score: float,
+    *,
+    with_ranks: bool,
+) -> tuple[Components, ScoredBids] | Rejected[BidBatchRejectReason]:
+    # weights None: components and codes only (component_scores).
+    assert type(now_ms) is int
+    assert now_ms >= 0
+    assert 0.0 <= neutral_sample_score <= 1.0
+    count = len(batch)
+    if count > limits.bids_per_batch_max:
+        return Rejected(BidBatchRejectReason.BATCH_TOO_LARGE, "auction_id", f"{count} bids")
+    kernels = _kernels()
+    if weights is None:
+        mode, weight_values = kernels.MODE_COMPONENTS, np.zeros(len(WEIGHT_NAMES))
+    else:
+        mode = kernels.MODE_RANKS if with_ranks else kernels.MODE_WINNERS
+        weight_values = np.array(weights.as_tuple(), dtype=np.float64)
+    components = Components(
+        price_score=np.empty(count, dtype=np.float64),
+        trust_score=batch.trust,
+        confidence_score=batch.confidence,
+        sample_score=np.empty(count, dtype=np.float64),
+        sla_score=np.empty(count, dtype=np.float64),
+        certification_score=np.empty(count, dtype=np.float64),
+        reject_reason=np.empty(count, dtype=np.uint8),
+    )
+    sized = 0 if weights is None else count  # component_scores needs no totals
+    total = np.empty(sized, dtype=np.float64)
+    rank = np.zeros(count, dtype=np.int32)
+    is_winner = np.zeros(count, dtype=np.bool_)
+    unsorted, too_large, failed = kernels.score_batch(
+        *(_contiguous(getattr(batch, name)) for name, _ in _BATCH_COLUMNS),
+        weight_values,
+        _CERTIFICATION_SCORE_BY_INDEX,
+        now_ms,
+        float(neutral_sample_score),
+        limits.amount_minor_max,
+        limits.turnaround_ms_max,
+        limits.bids_per_work_max,
+        limits.scoring_kernel_block_rows,
+        mode,
+        components.price_score,
+        components.sample_score,
+        components.sla_score,
+        components.certification_score,
+        components.reject_reason,
+        total,
+        rank,
+        is_winner,
+    )
+    if unsorted:
+        return Rejected(BidBatchRejectReason.AUCTION_ID_NOT_SORTED, "auction_id")
+    if too_large:
+        return Rejected(
+            BidBatchRejectReason.AUCTION_TOO_LARGE,
+            "auction_id",
+            f"more than {limits.bids_per_work_max} bids in one auction",
+        )
+    checks = _value_checks(now_ms)
+    assert len(checks) == kernels.VALUE_CHECK_COUNT
+    if failed < len(checks):
+        column, reason, _ = checks[failed]
+        return Rejected(reason, column)
+    if weights is None:
+        total = np.zeros(count, dtype=np.float64)
+    scored = ScoredBids(
+        *components.scores(),
+        reject_reason=components.reject_reason,
+        total=total,
+        rank=rank,
+        is_winner=is_winner,
+    )
+    return components, scored
+
+
+def _compiled_rank(
+    auction_id: I64,
+    components: Components,
+    weights: Weights,
+    tie_keys: tuple[I64, I64, I64],
+    with_ranks: bool,
+) -> ScoredBids:
+    count = len(components)
+    assert auction_id.shape == (count,)
+    assert auction_id.dtype == np.int64
+    assert all(key.shape == (count,) and key.dtype == np.int64 for key in tie_keys)
+    kernels = _kernels()
+    total = np.empty(count, dtype=np.float64)
+    rank = np.zeros(count, dtype=np.int32)
+    is_winner = np.zeros(count, dtype=np.bool_)
+    unsorted, too_large, out_of_range = kernels.rank_batch(
+        _contiguous(auction_id),
+        *(_contiguous(score) for score in components.scores()),
+        _contiguous(components.reject_reason),
+        *(_contiguous(key) for key in tie_keys),
+        np.array(weights.as_tuple(), dtype=np.float64),
+        limits.bids_per_work_max,
+        kernels.MODE_RANKS if with_ranks else kernels.MODE_WINNERS,
+        total,
+        rank,
+        is_winner,
+    )
+    assert not unsorted, "auction_id must be non-decreasing"
+    assert not too_large, f"more than {limits.bids_per_work_max} bids in one auction"
+    assert not out_of_range, "components"
+    return ScoredBids(
+        *components.scores(),
+        reject_reason=components.reject_reason,
+        total=total,
+        rank=rank,
+        is_winner=is_winner,
+    )
+
+
+def warm_scoring_kernels() -> None:
+    """Compiles (or loads from numba's cache) every kernel, so that no caller pays it later.
+
+    The server calls this at startup (serve/evaluation.py `warm_up`): the first compile takes
+    seconds, a cache load milliseconds, and neither belongs in a request.
+    """
+    batch = BidBatch.single_auction(
+        auction_id=1,
+        budget_min_minor=100,
+        budget_max_minor=200,
+        required_turnaround_ms=10,
+        hard_limit_turnaround_ms=20,
+        window_opens_ms=0,
+        window_closes_ms=10,
+        bid_id=np.arange(2, dtype=np.int64),
+        provider_id=np.arange(2, dtype=np.int64),
+        price_minor=np.array([150, 120], dtype=np.int64),
+        currency_matches=np.ones(2, dtype=np.bool_),
+        trust=np.full(2, 0.5),
+        confidence=np.full(2, 0.5),
+        has_sample=np.zeros(2, dtype=np.bool_),
+        sample_quality=np.zeros(2),
+        turnaround_ms=np.full(2, 10, dtype=np.int64),
+        certified_matches=np.zeros(2, dtype=np.int64),
+        tier=np.zeros(2, dtype=np.int8),
+        submitted_at_ms=np.zeros(2, dtype=np.int64),
+        eligible=np.ones(2, dtype=np.bool_),
+    )
+    assert not isinstance(batch, Rejected), batch
+    weights = PRESETS["balanced"]
+    for with_ranks in (False, True):
+        scored = score_bids(batch, weights, now_ms=10, with_ranks=with_ranks)
+        assert not isinstance(scored, Rejected), scored
+        rank_auctions(
+            batch.auction_id,
+            _components_of(scored),
+            weights,
+            price_minor=batch.price_minor,
+            submitted_at_ms=batch.submitted_at_ms,
+            bid_id=batch.bid_id,
+            with_ranks=with_ranks,
+        )
+
+
+def _components_of(scored: ScoredBids) -> Components:
+    # The components of a scored batch (views, no copy).
+    scores = (
+        scored.price_score,
+        scored.trust_score,
+        scored.confidence_score,
+        scored.sample_score,
+        scored.sla_score,
+        scored.certification_score,
+    )
+    return Components(*scores, reject_reason=scored.reject_reason)

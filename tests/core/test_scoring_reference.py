@@ -1,10 +1,12 @@
-"""The vectorised scorer equals a plain-Python reference of the same spec formula, row by row.
+"""Both scoring engines equal a plain-Python reference of the same spec formula, row by row.
 
 `reference_score` below is written for clarity, one bid at a time, straight from the rules in
 aex/core/scoring.py (STYLE.md 11). Hypothesis draws random multi-auction batches, with small
 value domains so that ties, duplicates and every reject reason occur, and asserts that the
-columnar path (score_bids, and component_scores then rank_auctions) agrees on every
-component, total, reject code, rank and winner, whatever the block size. Further properties:
+compiled kernel (aex/core/_scoring_kernel.py, the default engine) and the numpy columnar path
+(score_bids, and component_scores then rank_auctions) agree with it and with each other,
+exactly, on every component, total, reject code, rank and winner, whatever the block size;
+malformed batches get the same rejection from both engines. Further properties:
 permuting auctions and bids never changes a winner, raising a price never raises a score,
 adding a rejected bid changes nothing, totals stay in [0, 1], one winner per live auction.
 """
@@ -25,8 +27,10 @@ from aex.core.reasons import BidRejectReason, Rejected
 from aex.core.scoring import (
     CERTIFICATION_BASE_SCORE,
     CERTIFICATION_TIER_BOOST,
+    ENGINES,
     PRESETS,
     BidBatch,
+    Engine,
     ScoredBids,
     Weights,
     component_scores,
@@ -208,8 +212,11 @@ def to_batch(bids: list[Bid]) -> BidBatch:
     return batch
 
 
-def scored(bids: list[Bid], weights: Weights, *, with_ranks: bool = True) -> ScoredBids:
-    result = score_bids(to_batch(bids), weights, now_ms=NOW_MS, with_ranks=with_ranks)
+def scored(
+    bids: list[Bid], weights: Weights, *, with_ranks: bool = True, engine: Engine = "compiled"
+) -> ScoredBids:
+    batch = to_batch(bids)
+    result = score_bids(batch, weights, now_ms=NOW_MS, with_ranks=with_ranks, engine=engine)
     assert not isinstance(result, Rejected), result
     return result
 
@@ -219,6 +226,7 @@ def block_rows(rows: int) -> Iterator[None]:
     # Small blocks exercise the block cutting (an auction never straddles a block).
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(limits, "scoring_block_rows", rows)
+        patch.setattr(limits, "scoring_kernel_block_rows", rows)
         yield
 
 
@@ -235,42 +243,115 @@ def flatten(auctions: list[list[Bid]]) -> list[Bid]:
 # ---------------------------------------------------------------------------------------------
 
 
+SCORED_COLUMNS = (
+    "price_score",
+    "trust_score",
+    "confidence_score",
+    "sample_score",
+    "sla_score",
+    "certification_score",
+    "reject_reason",
+    "total",
+    "rank",
+    "is_winner",
+)
+
+
 @settings(max_examples=100, deadline=None)
 @given(batches(), weights_strategy, st.sampled_from([1, 4, 65_536]))
-def test_vectorised_scoring_equals_the_reference_row_by_row(
+def test_both_engines_equal_the_reference_and_each_other_row_by_row(
     auctions: list[list[Bid]], weights: Weights, rows_per_block: int
 ) -> None:
     bids = flatten(auctions)
     expected = reference_score(bids, weights)
     with block_rows(rows_per_block):
-        result = scored(bids, weights)
-        winners_only = scored(bids, weights, with_ranks=False)
-    for row, reference in enumerate(expected):
-        got_scores = (
-            result.price_score[row],
-            result.trust_score[row],
-            result.confidence_score[row],
-            result.sample_score[row],
-            result.sla_score[row],
-            result.certification_score[row],
-        )
-        assert got_scores == reference["scores"], row
-        assert result.reject_reason[row] == reference["reject_reason"], row
-        assert result.total[row] == reference["total"], row
-        assert result.rank[row] == reference["rank"], row
-        assert result.is_winner[row] == (reference["rank"] == 1), row
-    assert np.array_equal(winners_only.is_winner, result.is_winner)
-    assert np.array_equal(winners_only.total, result.total)
-    assert not winners_only.rank.any()
+        by_engine = {engine: scored(bids, weights, engine=engine) for engine in ENGINES}
+        winners_only = {
+            engine: scored(bids, weights, with_ranks=False, engine=engine) for engine in ENGINES
+        }
+    for engine, result in by_engine.items():
+        for row, reference in enumerate(expected):
+            got_scores = (
+                result.price_score[row],
+                result.trust_score[row],
+                result.confidence_score[row],
+                result.sample_score[row],
+                result.sla_score[row],
+                result.certification_score[row],
+            )
+            assert got_scores == reference["scores"], (engine, row)
+            assert result.reject_reason[row] == reference["reject_reason"], (engine, row)
+            assert result.total[row] == reference["total"], (engine, row)
+            assert result.rank[row] == reference["rank"], (engine, row)
+            assert result.is_winner[row] == (reference["rank"] == 1), (engine, row)
+        assert np.array_equal(winners_only[engine].is_winner, result.is_winner), engine
+        assert np.array_equal(winners_only[engine].total, result.total), engine
+        assert not winners_only[engine].rank.any(), engine
+    # Bit for bit, not only equal as numbers (0.0 and -0.0 compare equal).
+    compiled, numpy_path = by_engine["compiled"], by_engine["numpy"]
+    for name in SCORED_COLUMNS:
+        got, want = getattr(compiled, name), getattr(numpy_path, name)
+        assert got.dtype == want.dtype, name
+        assert got.tobytes() == want.tobytes(), name
+
+
+# One bad value per draw: (column, value), each breaking one rule of the batch validation.
+BAD_VALUES = (
+    ("price_minor", limits.amount_minor_max + 1),
+    ("budget_min_minor", -1),
+    ("budget_max_minor", limits.amount_minor_max + 1),
+    ("trust", float("nan")),
+    ("trust", 1.5),
+    ("confidence", float("inf")),
+    ("confidence", -0.25),
+    ("sample_quality", float("nan")),
+    ("sample_quality", 2.0),
+    ("turnaround_ms", 0),
+    ("required_turnaround_ms", -1),
+    ("hard_limit_turnaround_ms", limits.turnaround_ms_max + 1),
+    ("certified_matches", -1),
+    ("tier", 4),
+    ("submitted_at_ms", NOW_MS + 1),
+    ("window_opens_ms", -1),
+    ("window_closes_ms", -5),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(batches(), st.data())
+def test_both_engines_reject_a_malformed_batch_alike(
+    auctions: list[list[Bid]], data: st.DataObject
+) -> None:
+    bids = [dict(bid) for bid in flatten(auctions)]
+    for _ in range(data.draw(st.integers(1, 3))):
+        row = data.draw(st.integers(0, len(bids) - 1))
+        column, value = data.draw(st.sampled_from(BAD_VALUES))
+        bids[row][column] = value
+        if column == "sample_quality":
+            bids[row]["has_sample"] = data.draw(st.booleans())
+        if column == "window_closes_ms":
+            bids[row]["window_opens_ms"] = 0
+    if data.draw(st.booleans()) and len(auctions) > 1:
+        bids.reverse()  # auction ids now decrease: rejected before any value check
+    batch = to_batch(bids)
+    results = [
+        score_bids(batch, PRESETS["balanced"], now_ms=NOW_MS, engine=engine) for engine in ENGINES
+    ]
+    components = [component_scores(batch, now_ms=NOW_MS, engine=engine) for engine in ENGINES]
+    outcomes = [
+        (result.reason, result.field) if isinstance(result, Rejected) else None
+        for result in (*results, *components)
+    ]
+    assert len(set(outcomes)) == 1, outcomes
 
 
 @settings(max_examples=30, deadline=None)
-@given(batches(), weights_strategy)
+@given(batches(), weights_strategy, st.sampled_from(ENGINES), st.sampled_from(ENGINES))
 def test_score_bids_equals_component_scores_then_rank_auctions(
-    auctions: list[list[Bid]], weights: Weights
+    auctions: list[list[Bid]], weights: Weights, first: Engine, second: Engine
 ) -> None:
     batch = to_batch(flatten(auctions))
-    components = component_scores(batch, now_ms=NOW_MS)
+    components = component_scores(batch, now_ms=NOW_MS, engine=first)
     assert not isinstance(components, Rejected)
     stepwise = rank_auctions(
         batch.auction_id,
@@ -279,8 +360,9 @@ def test_score_bids_equals_component_scores_then_rank_auctions(
         price_minor=batch.price_minor,
         submitted_at_ms=batch.submitted_at_ms,
         bid_id=batch.bid_id,
+        engine=second,
     )
-    fused = score_bids(batch, weights, now_ms=NOW_MS)
+    fused = score_bids(batch, weights, now_ms=NOW_MS, engine=second)
     assert not isinstance(fused, Rejected)
     for name in ("total", "rank", "is_winner", "reject_reason", "price_score", "sla_score"):
         assert np.array_equal(getattr(stepwise, name), getattr(fused, name)), name
