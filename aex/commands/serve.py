@@ -57,6 +57,9 @@ def _check_arguments(args: argparse.Namespace) -> None:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f"--data-dir {data_dir}: {existing} is not writable")
     with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET) as probe:
+        # As uvicorn binds: connections of a previous process in TIME_WAIT do not count, a
+        # listening socket does (Linux refuses the bind then, SO_REUSEADDR or not).
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((args.host, args.port))
         except OSError as error:

@@ -138,7 +138,8 @@ def _contract(client: httpx.Client, acme: Tenant, bot: Provider) -> str:
 
 
 def _setup(client: httpx.Client) -> dict[str, Any]:
-    acme, other, bot = consumer(client), consumer(client), provider(client)
+    acme, other = consumer(client, plan="BUSINESS"), consumer(client, plan="BUSINESS")
+    bot = provider(client, plan="PROFESSIONAL")  # two certificates: one pending, one issued
     executing = _contract(client, acme, bot)
     reported = client.post(
         f"/v1/contracts/{executing}/progress", json={"percent": 10}, headers=bot.headers

@@ -179,7 +179,7 @@ def test_work_reaches_exactly_the_matching_subscriptions_through_the_index(
         made = client.post("/v1/subscriptions", json=body, headers=dropped.headers).json()
         path = f"/v1/subscriptions/{made['subscription_id']}"
         assert client.delete(path, headers=dropped.headers).status_code == 204
-        acme = consumer(client)
+        acme = consumer(client, plan="BUSINESS")
         plain = submit_work(client, acme)
         coded = submit_work(client, acme, capability="code_review")
         other = submit_work(client, acme, capability="translation")

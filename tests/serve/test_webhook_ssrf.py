@@ -209,7 +209,7 @@ def test_delivery_errors_are_coarse_and_urls_are_shown_without_credentials(
             keys[category] = {"X-API-Key": created["api_key"]}
             body = {"provider_id": created["provider_id"], "categories": [category]}
             assert client.post("/v1/subscriptions", json=body, headers=keys[category]).status_code
-        buyer = consumer(client)
+        buyer = consumer(client, plan="BUSINESS")
         for category in endpoints:
             submit_work(client, buyer, category=category, bid_window_seconds=300)
         seen = {c: _first_delivery(client, keys[c]) for c in endpoints}
