@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any
 
 import httpx
 import pytest
@@ -15,40 +12,14 @@ import pytest
 from serve.webhooks import verify_webhook
 from tests.serve.conftest import sign_up
 from tests.serve.market_helpers import consumer, submit_work
-
-
-class Receiver:
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.failures_left = 1
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                receiver.received.append((headers, body))
-                status = 500 if receiver.failures_left > 0 else 204
-                receiver.failures_left -= 1
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}/hook"
+from tests.serve.webhook_receiver import Receiver
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    running = Receiver()
+    running = Receiver(failures=1)
     yield running
-    running.server.shutdown()
+    running.stop()
 
 
 def test_work_is_pushed_signed_and_retried_after_a_failure(

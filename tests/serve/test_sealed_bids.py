@@ -19,7 +19,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -32,36 +31,12 @@ from tests.scale.test_outbox_relay import delete_streams
 from tests.serve.conftest import sign_up
 from tests.serve.market_helpers import Provider, bid, close_now, consumer, submit_work
 from tests.serve.server import Backend, Server
+from tests.serve.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.services
 
 NATS_URL = "nats://127.0.0.1:4222"
 PRICES = {"winner": "80.00", "second": "120.00", "third": "190.00"}
-
-
-class Receiver:
-    """A provider's webhook endpoint on loopback: keeps every body, answers 500."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers["content-length"]))
-                receiver.bodies.append(json.loads(raw))
-                self.send_response(500)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}/hook"
 
 
 @pytest.fixture
@@ -144,7 +119,7 @@ def test_each_provider_hears_only_its_own_bid_outcome_in_sse_webhooks_and_jetstr
     relayed: tuple[Server, str],
 ) -> None:
     server, prefix = relayed
-    receivers = {role: Receiver() for role in PRICES}
+    receivers = {role: Receiver(status=500) for role in PRICES}
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
             agents, heard = {}, {}

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import stat
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,42 +25,18 @@ import pytest
 from serve.webhooks import verify_webhook
 from tests.serve.market_helpers import consumer, submit_work
 from tests.serve.server import TEST_DATABASE_URL, TEST_REDIS_URL, Backend, Server
+from tests.serve.webhook_receiver import Receiver
 
 # The operator key and the JWT secret come from their key files, not from the environment.
 SERVER_ENV = {"AEX_OPERATOR_KEY": "", "AEX_JWT_SECRET": "", "AEX_WEBHOOK_ALLOW_PRIVATE": "1"}
 KEY_FILES = ("operator.key", "jwt.secret", "webhook.key")
 
 
-class Receiver:
-    """A loopback webhook receiver that keeps what it was sent."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}/hook"
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     running = Receiver()
     yield running
-    running.server.shutdown()
+    running.stop()
 
 
 def _idempotent(client: httpx.Client, path: str, headers: dict[str, str], body: Any) -> Any:
