@@ -6,9 +6,9 @@
 #
 # Two stages: `build` resolves the server's packages from uv.lock into /opt/aex; `runtime`
 # copies that virtual environment onto a fresh slim base and runs it as an unprivileged user.
-# The image holds the lock's runtime dependencies without the dev group and without JupyterLab
-# (the workbench's notebook server, which pyproject.toml lists among the runtime dependencies);
-# tests/deploy/test_image_dependencies.py starts the server with everything else hidden.
+# The image holds the lock's core dependencies and the `server` extra: no dev group, no
+# workbench (JupyterLab, polars, DuckDB, ...); tests/deploy/test_image_dependencies.py starts
+# the server with everything else hidden.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -23,7 +23,7 @@ RUN pip install "uv==${UV_VERSION}"
 WORKDIR /src
 COPY pyproject.toml uv.lock README.md ./
 # Every pinned wheel with its hash, as the lock has it; then the project itself, without deps.
-RUN uv export --frozen --no-dev --no-emit-project --prune jupyterlab \
+RUN uv export --frozen --no-dev --extra server --no-emit-project \
         --format requirements-txt --output-file /tmp/requirements.txt \
  && uv venv --python /usr/local/bin/python3 /opt/aex \
  && uv pip install --python /opt/aex/bin/python --no-deps --require-hashes \

@@ -16,11 +16,14 @@ UV_HOME := .cache/uv-bootstrap
 UV := $(UV_HOME)/bin/uv
 UV_VERSION := 0.13.9
 INSTALLED := $(VENV)/.installed
+# `make run` installs the server alone (the core, the SDK and the `server` extra: no
+# JupyterLab, no Dask, no mypy); `make test` and the workbench targets install everything.
+SERVER_INSTALLED := $(VENV)/.installed-server
 # promtool, from Debian's prometheus package: unpacked here, not installed (installing the
 # package would start a Prometheus server); tests/deploy/tools.py looks here, then on PATH.
 PROMTOOL := .cache/prometheus/usr/bin/promtool
 
-.PHONY: install run test lint typecheck pytest soak bench bench-save bench-compare lab sim run-cluster clean deploy-tools deploy-check
+.PHONY: install install-server run test lint typecheck pytest soak bench bench-save bench-compare lab sim run-cluster clean deploy-tools deploy-check
 
 # uv itself comes from PyPI into a private bootstrap venv; the lock file pins everything else.
 $(UV):
@@ -28,15 +31,22 @@ $(UV):
 	$(UV_HOME)/bin/pip install --quiet "uv==$(UV_VERSION)"
 
 $(INSTALLED): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --all-extras --python $(PYTHON)
+	touch $@ $(SERVER_INSTALLED)
+
+# --inexact: a venv that already holds everything (make test) keeps it.
+$(SERVER_INSTALLED): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --extra server --no-dev --inexact --python $(PYTHON)
 	touch $@
 
 install: $(INSTALLED)
 
-run: install
+install-server: $(SERVER_INSTALLED)
+
+run: install-server
 	$(BIN)/aex serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
 
-run-cluster: install
+run-cluster: install-server
 	AEX_DATABASE_URL=$(DATABASE_URL) AEX_REDIS_URL=$(REDIS_URL) AEX_NATS_URL=$(NATS_URL) \
 	  $(BIN)/aex serve --workers $(WORKERS) --host $(HOST) --port $(PORT) --data-dir $(DATA)
 

@@ -19,6 +19,7 @@ from typing import NoReturn
 from aex.commands._errors import (
     EXIT_INTERNAL_ERROR,
     EXIT_USER_ERROR,
+    missing_module,
     one_line,
     user_error_types,
 )
@@ -73,6 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("AEX_DEBUG") == "1":
             raise
         prog = f"aex {args.command}"
+        hint = missing_module(error)
+        if hint is not None:
+            print(f"{prog}: error: {hint}", file=sys.stderr)
+            return EXIT_USER_ERROR
         if isinstance(error, user_error_types()):
             print(f"{prog}: error: {one_line(error)}", file=sys.stderr)
             return EXIT_USER_ERROR

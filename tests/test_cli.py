@@ -114,3 +114,12 @@ def test_aex_debug_shows_the_traceback(tmp_path: Path) -> None:
     result = aex("backtest", str(tmp_path / "none.duckdb"), env={"AEX_DEBUG": "1"})
     assert result.returncode != 0
     assert "Traceback" in result.stderr
+
+
+def test_a_command_whose_extra_is_not_installed_names_the_extra() -> None:
+    from aex.commands._errors import missing_module
+
+    hint = missing_module(ModuleNotFoundError("No module named 'duckdb'", name="duckdb"))
+    assert hint is not None
+    assert "aex[workbench]" in hint
+    assert missing_module(ModuleNotFoundError("x", name="somethingelse")) is None

@@ -47,6 +47,40 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     return tuple(types)
 
 
+# Which extra brings a third-party module a command imports (pyproject.toml's extras).
+_EXTRA_OF_MODULE: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "litestar",
+            "uvicorn",
+            "msgspec",
+            "jwt",
+            "prometheus_client",
+            "swagger_ui",
+            "psycopg",
+            "psycopg_pool",
+            "redis",
+            "nats",
+        ),
+        "server",
+    ),
+    **dict.fromkeys(
+        ("polars", "scipy", "duckdb", "pyarrow", "tqdm", "altair", "jupyterlab"), "workbench"
+    ),
+}
+
+
+def missing_module(error: BaseException) -> str | None:
+    """For a module that is not installed, the one line that says which extra brings it."""
+    if not isinstance(error, ModuleNotFoundError) or not error.name:
+        return None
+    top = error.name.split(".")[0]
+    extra = _EXTRA_OF_MODULE.get(top)
+    if extra is None:
+        return None
+    return f"this command needs {top!r}, from the {extra} extra: pip install 'aex[{extra}]'"
+
+
 def one_line(error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:
         where = f": {error.filename}" if error.filename else ""

