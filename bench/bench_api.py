@@ -55,13 +55,18 @@ def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"{url} did not start")
 
 
-def _start_aex(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _start_aex(
+    data_dir: Path, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`aex serve` on a free loopback port, rate limits out of the way, no DNS for webhooks."""
     port = _free_port()
     env = {
         **os.environ,
         "AEX_OPERATOR_KEY": OPERATOR_KEY,
         "AEX_RATE_LIMIT_PER_MINUTE": "100000000",
         "AEX_RATE_LIMIT_BURST": "10000000",
+        "AEX_WEBHOOK_DNS": "off",
+        **(extra_env or {}),
     }
     command = [sys.executable, "-m", "aex.cli", "serve", "--port", str(port)]
     process = subprocess.Popen(

@@ -46,7 +46,7 @@ def verify_webhook(
     webhook_secret: str, headers: Mapping[str, str], body: bytes, *, now_s: int
 ) -> bool:
     """A receiver's check (headers with lower-case names): a fresh timestamp and the HMAC keyed
-    with the webhook secret. The same check as serve.webhooks.verify_webhook, with no AEX code."""
+    with the webhook secret. The same check as aex/core/webhook_signing.py, with no AEX code."""
     try:
         timestamp = int(headers["x-aex-timestamp"])
     except (KeyError, ValueError):

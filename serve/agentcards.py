@@ -24,7 +24,7 @@ from aex.core import (
     skill_terms,
 )
 from aex.core.events import EventType
-from serve.market import Market, _Tx, provider_reputation, to_json_text
+from serve.market import Market, Tx, provider_reputation, to_json_text
 from serve.problems import FieldError, ProblemError, problem_for_rejected
 from serve.schemas import decode_json
 from serve.security import Principal, PrincipalKind, now_ms
@@ -57,7 +57,7 @@ class AgentCards:
             raise problem_for_rejected(card)
         terms = skill_terms(card)
 
-        def write(tx: _Tx) -> dict[str, object]:
+        def write(tx: Tx) -> dict[str, object]:
             owner = _owner_for_update(tx, provider_id)
             if owner is None or not _may_manage(caller, provider_id, owner):
                 raise _not_found()
@@ -181,7 +181,7 @@ def _candidates(connection: Any, asked: list[tuple[str, str]]) -> list[tuple[str
     return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
 
 
-def _owner_for_update(tx: _Tx, provider_id: str) -> str | None:
+def _owner_for_update(tx: Tx, provider_id: str) -> str | None:
     row = tx.execute(
         f"SELECT tenant_id FROM providers WHERE provider_id = ?{tx.for_update}",  # noqa: S608
         (provider_id,),

@@ -21,6 +21,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
+import aex
 from aex.core import limits
 from serve.agentcards import AgentCards
 from serve.background import market_lifespan
@@ -141,7 +142,7 @@ def build_litestar(
     state |= {
         "market": market,
         "agent_cards": AgentCards(market),
-        "version": _package_version(),
+        "version": aex.__version__,
         "certificates": Certificates(market, settings.data_dir),
         "hub": hub,
         "streams": StreamGate(store, reauthorise_s=settings.stream_reauthorise_s),
@@ -178,15 +179,6 @@ def build_litestar(
 DOCS_ASSETS_PATH = "/schema/assets"
 
 
-def _package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("aex")
-    except PackageNotFoundError:  # a source tree without metadata
-        return "0.0.0"
-
-
 def _openapi_config() -> OpenAPIConfig:
     swagger = SwaggerRenderPlugin(
         js_url=f"{DOCS_ASSETS_PATH}/swagger-ui-bundle.js",
@@ -196,7 +188,7 @@ def _openapi_config() -> OpenAPIConfig:
         path="/swagger",
     )
     return OpenAPIConfig(
-        title="AEX live exchange", version="0.1.0", path="/schema", render_plugins=[swagger]
+        title="AEX live exchange", version=aex.__version__, path="/schema", render_plugins=[swagger]
     )
 
 

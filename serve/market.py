@@ -119,7 +119,7 @@ class _Refused(Exception):
 
 
 @dataclass
-class _Tx:
+class Tx:
     """One write as the market's rules see it: the driver's session and the clock reading."""
 
     session: Session
@@ -169,7 +169,7 @@ class Market:
         self.weights = weights
         self.clock = clock
 
-    def write(self, write: Callable[[_Tx], T]) -> T:
+    def write(self, write: Callable[[Tx], T]) -> T:
         """Runs `write` in one transaction of the market's driver (serve/stores/market_db.py)
         and returns after its COMMIT; a refusal raised inside rolls it back as a problem."""
         try:
@@ -177,17 +177,17 @@ class Market:
         except _Refused as refused:
             raise refused.problem from None
 
-    async def write_async(self, write: Callable[[_Tx], T]) -> T:
+    async def write_async(self, write: Callable[[Tx], T]) -> T:
         try:
             return await self.db.run_async(self._bind(write))
         except _Refused as refused:
             raise refused.problem from None
 
-    def _bind(self, write: Callable[[_Tx], T]) -> Callable[[Session], T]:
+    def _bind(self, write: Callable[[Tx], T]) -> Callable[[Session], T]:
         db, clock, reputation = self.db, self.clock, self.weights.reputation
 
         def run(session: Session) -> T:
-            return write(_Tx(session, clock(), db.for_update, db.skip_locked, reputation))
+            return write(Tx(session, clock(), db.for_update, db.skip_locked, reputation))
 
         return run
 
@@ -208,7 +208,7 @@ class Market:
         with self.db.reader() as connection:
             recipients = subscribed_providers(connection, spec.category, spec.capability)
 
-        def write(tx: _Tx) -> Any:
+        def write(tx: Tx) -> Any:
             _check_concurrent_tasks(tx, consumer)
             tx.ledger(
                 Hold(
@@ -262,7 +262,7 @@ class Market:
         return [_work_view(row) for row in rows]
 
     def cancel_work(self, caller: Principal, work_id: str) -> dict[str, object]:
-        def write(tx: _Tx) -> Any:
+        def write(tx: Tx) -> Any:
             row = tx.execute(
                 _WORK_SELECT + " WHERE work_id = ?" + tx.for_update, (work_id,)
             ).fetchone()
@@ -295,7 +295,7 @@ class Market:
 
     def _bid(
         self, caller: Principal, body: object
-    ) -> tuple[Callable[[_Tx], None], dict[str, object]]:
+    ) -> tuple[Callable[[Tx], None], dict[str, object]]:
         provider_id = body.get("provider_id") if isinstance(body, dict) else None
         if caller.kind is not PrincipalKind.PROVIDER or caller.provider_id != provider_id:
             raise ProblemError(
@@ -313,7 +313,7 @@ class Market:
             raise problem_for_rejected(bid)
         bid_id = new_id("bid")
 
-        def write(tx: _Tx) -> None:
+        def write(tx: Tx) -> None:
             row = tx.execute(_BID_TERMS_SELECT + tx.for_update, (bid.work_id,)).fetchone()
             counts = tx.execute(
                 "SELECT count(*), count(*) FILTER (WHERE provider_id = ?) FROM bids"
@@ -393,7 +393,7 @@ class Market:
         write transaction, so exactly one caller closes each window.
         """
 
-        def write(tx: _Tx) -> Any:
+        def write(tx: Tx) -> Any:
             # SKIP LOCKED on PostgreSQL: a window another process is closing is its to close
             # (the operator's early close waits for the row instead).
             lock = tx.for_update if early else tx.skip_locked
@@ -463,7 +463,7 @@ class Market:
         the state and paid_out_at_ms are read under the row lock; the capture's operation id is
         the hold's). Returns whether this call paid it out."""
 
-        def write(tx: _Tx) -> bool:
+        def write(tx: Tx) -> bool:
             row = tx.execute(
                 _CONTRACT_SELECT + " WHERE contract_id = ?" + tx.for_update, (contract_id,)
             ).fetchone()
@@ -524,7 +524,7 @@ class Market:
         if isinstance(progress, Rejected):
             raise problem_for_rejected(progress)
 
-        def write(tx: _Tx) -> Any:
+        def write(tx: Tx) -> Any:
             row = self._contract_row(tx.connection, caller, contract_id, tx.for_update)
             _require_provider(caller, row)
             state = _checked(transition(ContractState(row[8]), ContractEventKind.REPORT_PROGRESS))
@@ -547,7 +547,7 @@ class Market:
         if isinstance(completion, Rejected):
             raise problem_for_rejected(completion)
 
-        def write(tx: _Tx) -> Any:
+        def write(tx: Tx) -> Any:
             row = self._contract_row(tx.connection, caller, contract_id, tx.for_update)
             _require_provider(caller, row)
             spec = self._spec_of(tx, row[1])
@@ -582,7 +582,7 @@ class Market:
     def fail(self, caller: Principal, contract_id: str) -> dict[str, object]:
         """The provider gives up: the escrow goes back to the consumer."""
 
-        def write(tx: _Tx) -> Any:
+        def write(tx: Tx) -> Any:
             row = self._contract_row(tx.connection, caller, contract_id, tx.for_update)
             _require_provider(caller, row)
             state = _checked(transition(ContractState(row[8]), ContractEventKind.FAIL))
@@ -603,7 +603,7 @@ class Market:
         if isinstance(reason, Rejected):
             raise problem_for_rejected(reason)
 
-        def write(tx: _Tx) -> Any:
+        def write(tx: Tx) -> Any:
             row = self._contract_row(tx.connection, caller, contract_id, tx.for_update)
             if caller.kind is not PrincipalKind.TENANT or caller.tenant_id != row[3]:
                 raise _Refused(
@@ -636,7 +636,7 @@ class Market:
         assert isinstance(body, dict)
         resolution = body["resolution"]
 
-        def write(tx: _Tx) -> Any:
+        def write(tx: Tx) -> Any:
             row = tx.execute(
                 _CONTRACT_SELECT + " WHERE contract_id = ?" + tx.for_update, (contract_id,)
             ).fetchone()
@@ -665,7 +665,7 @@ class Market:
         row = self._read(_CONTRACT_SELECT + " WHERE contract_id = ?", (contract_id,))[0]
         return _contract_view(row)
 
-    def _spec_of(self, tx: _Tx, work_id: str) -> WorkSpec:
+    def _spec_of(self, tx: Tx, work_id: str) -> WorkSpec:
         row = tx.execute("SELECT spec FROM work WHERE work_id = ?", (work_id,)).fetchone()
         spec = parse_work_spec(json.loads(row[0]))
         assert isinstance(spec, WorkSpec)
@@ -795,7 +795,7 @@ def _checked(result: Any) -> Any:
     return result
 
 
-def _provider_active(tx: _Tx, provider_id: str) -> bool:
+def _provider_active(tx: Tx, provider_id: str) -> bool:
     row = tx.execute(
         "SELECT t.status FROM providers p JOIN tenants t USING (tenant_id) WHERE p.provider_id = ?",
         (provider_id,),
@@ -804,7 +804,7 @@ def _provider_active(tx: _Tx, provider_id: str) -> bool:
 
 
 def _subscribed(
-    tx: _Tx | SqlConnection, provider_id: str, category: str, capability: str | None
+    tx: Tx | SqlConnection, provider_id: str, category: str, capability: str | None
 ) -> bool:
     rows = tx.execute(
         "SELECT categories, capabilities FROM subscriptions WHERE provider_id = ?",
@@ -862,7 +862,7 @@ def _terms(spec: WorkSpec, row: Any) -> WorkTerms:
     )
 
 
-def _bid_rows(tx: _Tx, spec: WorkSpec, work_id: str) -> list[BidRow]:
+def _bid_rows(tx: Tx, spec: WorkSpec, work_id: str) -> list[BidRow]:
     rows = tx.execute(
         "SELECT bid_id, provider_id, price_minor, confidence, has_sample, max_turnaround_ms,"
         " submitted_at_ms FROM bids WHERE work_id = ? ORDER BY submitted_at_ms, bid_id",
@@ -894,7 +894,7 @@ def _bid_rows(tx: _Tx, spec: WorkSpec, work_id: str) -> list[BidRow]:
     return found
 
 
-def _award(tx: _Tx, work: Any, bid_id: str, losers: list[str]) -> None:
+def _award(tx: Tx, work: Any, bid_id: str, losers: list[str]) -> None:
     # Spec step 5: "Best agent wins the contract automatically". One transaction: release the
     # work's budget hold, hold the price as escrow (price <= budget max, so it cannot fail),
     # insert the contract, move the work to AWARDED.
@@ -948,7 +948,7 @@ def _award(tx: _Tx, work: Any, bid_id: str, losers: list[str]) -> None:
     )
 
 
-def _settle(tx: _Tx, row: Any) -> None:
+def _settle(tx: Tx, row: Any) -> None:
     # Spec step 7: "Consumer charged, provider credited (minus 15% platform fee)", with the
     # COMPLETED -> SETTLED transition. The consumer is charged now (the price stays in escrow,
     # out of its reach); the provider is credited when the dispute window ends (`pay_out_due`)
@@ -971,7 +971,7 @@ def _settle(tx: _Tx, row: Any) -> None:
     )
 
 
-def _capture(tx: _Tx, row: Any) -> None:
+def _capture(tx: Tx, row: Any) -> None:
     # The escrow leaves the consumer: the provider's owner gets price - fee, the platform the
     # fee (the fee stored at settlement: the same rate, so the same split).
     applied = tx.ledger(pay_out_operation(row[9], wallet_id(row[5], row[7])))
@@ -983,7 +983,7 @@ def _capture(tx: _Tx, row: Any) -> None:
     )
 
 
-def _check_concurrent_tasks(tx: _Tx, consumer: str) -> None:
+def _check_concurrent_tasks(tx: Tx, consumer: str) -> None:
     # docs/market.md "Plan limits": a consumer's running tasks are its work still OPEN or
     # EVALUATING and its contracts AWARDED, EXECUTING or COMPLETED, counted at work submission
     # under the tenant's row lock (two concurrent submissions count one after the other).
@@ -1002,7 +1002,7 @@ def _check_concurrent_tasks(tx: _Tx, consumer: str) -> None:
         raise _Refused(problem_for_rejected(rejected))
 
 
-def _record_outcome(tx: _Tx, contract_id: str) -> None:
+def _record_outcome(tx: Tx, contract_id: str) -> None:
     # One contract, one outcome (upserted): the reputation evidence of docs/market.md.
     row = tx.execute(
         "SELECT state, awarded_at_ms, completed_at_ms, promised_turnaround_ms,"

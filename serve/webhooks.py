@@ -10,7 +10,7 @@ Each delivery is `POST <endpoint>` with the event as JSON and three headers:
   (serve/secret_box.py), so reading the database is not enough to forge a signature. A
   provider without one (made before it existed) gets no webhooks until its owner makes one.
 A receiver refuses a timestamp more than WEBHOOK_REPLAY_WINDOW_S (5 minutes) from its clock,
-and a signature that does not match (`verify_webhook` below is the reference check).
+and a signature that does not match (aex/core/webhook_signing.py is the rule, both ways).
 
 A 2xx answer delivers; anything else (or no answer within WEBHOOK_TIMEOUT_S) is retried after
 backoff_ms × 2^(attempt−1), at most WEBHOOK_ATTEMPTS_MAX attempts. Every attempt's outcome is
@@ -54,7 +54,6 @@ import httpx
 from aex.core.endpoints import redacted_url
 from aex.core.events import EventType
 from aex.core.webhook_signing import (
-    verify_webhook_signature,
     webhook_signature,
 )
 from serve.endpoints import EndpointPolicy, Pinned
@@ -105,18 +104,6 @@ def coarse_error(failure: httpx.HTTPError) -> str:
     if isinstance(failure, httpx.TimeoutException):
         return "timeout"
     return "request_failed"
-
-
-def signature(webhook_secret: str, timestamp: int, body: bytes) -> str:
-    return webhook_signature(webhook_secret, timestamp, body)
-
-
-def verify_webhook(
-    webhook_secret: str, headers: dict[str, str], body: bytes, *, now_s: int
-) -> bool:
-    """The receiver's check, with the webhook secret it was shown (`aex_whsec_...`): a fresh
-    timestamp and a matching signature (the rule: aex/core/webhook_signing.py)."""
-    return verify_webhook_signature(webhook_secret, headers, body, now_s=now_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +211,7 @@ class Webhooks:
                 "x-aex-event": name,
                 "x-aex-event-id": event.event_id,
                 "x-aex-timestamp": str(timestamp),
-                "x-aex-signature": signature(signing_key, timestamp, body),
+                "x-aex-signature": webhook_signature(signing_key, timestamp, body),
             }
             code, error = await self._attempt(endpoint, body, headers)
             delivered = code is not None and 200 <= code < 300

@@ -64,6 +64,24 @@ def _params(op: Op) -> dict[str, str]:
     return {name: str(value) for name, value in op.query.items()}
 
 
+def _retry_in_s(attempt: int, max_retries: int, response: httpx.Response | None) -> float | None:
+    """After an attempt (its response, or None for a transport error): the wait before the
+    next attempt, or None when this attempt's outcome stands (an answer not worth retrying,
+    or the attempts are spent)."""
+    if attempt >= max_retries:
+        return None
+    if response is not None and response.status_code not in RETRY_STATUSES:
+        return None
+    return _delay_s(response, attempt)
+
+
+def _stream_headers(last_event_id: str | None) -> dict[str, str]:
+    headers = {"accept": "text/event-stream"}
+    if last_event_id is not None:
+        headers["last-event-id"] = last_event_id
+    return headers
+
+
 def _delay_s(response: httpx.Response | None, attempt: int) -> float:
     if response is not None:
         retry_after = response.headers.get("retry-after", "")
@@ -124,26 +142,21 @@ class Client(Api[Json]):
         self._http.close()
 
     def _call(self, op: Op) -> Json:
-        key = str(uuid.uuid4()) if op.write else None
+        key = str(uuid.uuid4()) if op.write else None  # the same key on every retry
         for attempt in range(self.max_retries + 1):
-            last = attempt == self.max_retries
+            response: httpx.Response | None = None
             try:
                 response = self._http.request(
-                    op.method,
-                    op.path,
-                    json=op.body,
-                    params=_params(op),
+                    op.method, op.path, json=op.body, params=_params(op),
                     headers=_request_headers(op, key),
-                )
+                )  # fmt: skip
             except httpx.TransportError:
-                if last:
+                if attempt >= self.max_retries:
                     raise
-                time.sleep(_delay_s(None, attempt))
-                continue
-            if response.status_code in RETRY_STATUSES and not last:
-                time.sleep(_delay_s(response, attempt))
-                continue
-            return _decode(response)
+            wait_s = _retry_in_s(attempt, self.max_retries, response)
+            if wait_s is None and response is not None:
+                return _decode(response)
+            time.sleep(wait_s or 0.0)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def notifications(self, *, last_event_id: str | None = None) -> Iterator[Notification]:
@@ -152,9 +165,7 @@ class Client(Api[Json]):
         so no event is missed or repeated; ends after STREAM_RECONNECTS_MAX failed tries."""
         failures = 0
         while failures <= STREAM_RECONNECTS_MAX:
-            headers = {"accept": "text/event-stream"}
-            if last_event_id is not None:
-                headers["last-event-id"] = last_event_id
+            headers = _stream_headers(last_event_id)
             parser = SseParser()
             try:
                 with self._http.stream(
@@ -210,26 +221,21 @@ class AsyncClient(Api[Awaitable[Json]]):
         return self._send(op)
 
     async def _send(self, op: Op) -> Json:
-        key = str(uuid.uuid4()) if op.write else None
+        key = str(uuid.uuid4()) if op.write else None  # the same key on every retry
         for attempt in range(self.max_retries + 1):
-            last = attempt == self.max_retries
+            response: httpx.Response | None = None
             try:
                 response = await self._http.request(
-                    op.method,
-                    op.path,
-                    json=op.body,
-                    params=_params(op),
+                    op.method, op.path, json=op.body, params=_params(op),
                     headers=_request_headers(op, key),
-                )
+                )  # fmt: skip
             except httpx.TransportError:
-                if last:
+                if attempt >= self.max_retries:
                     raise
-                await asyncio.sleep(_delay_s(None, attempt))
-                continue
-            if response.status_code in RETRY_STATUSES and not last:
-                await asyncio.sleep(_delay_s(response, attempt))
-                continue
-            return _decode(response)
+            wait_s = _retry_in_s(attempt, self.max_retries, response)
+            if wait_s is None and response is not None:
+                return _decode(response)
+            await asyncio.sleep(wait_s or 0.0)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def notifications(
@@ -238,9 +244,7 @@ class AsyncClient(Api[Awaitable[Json]]):
         """As `Client.notifications`, asynchronously."""
         failures = 0
         while failures <= STREAM_RECONNECTS_MAX:
-            headers = {"accept": "text/event-stream"}
-            if last_event_id is not None:
-                headers["last-event-id"] = last_event_id
+            headers = _stream_headers(last_event_id)
             parser = SseParser()
             try:
                 async with self._http.stream(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from serve.webhooks import signature
+from aex.core import webhook_signature as signature
 from tests.serve.conftest import sign_up
 from tests.serve.market_helpers import (
     balance,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from serve.webhooks import verify_webhook
+from aex.core import verify_webhook_signature as verify_webhook
 from tests.serve.conftest import sign_up
 from tests.serve.market_helpers import consumer, submit_work
 from tests.serve.webhook_receiver import Receiver

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from serve.webhooks import verify_webhook
+from aex.core import verify_webhook_signature as verify_webhook
 from tests.serve.market_helpers import consumer, submit_work
 from tests.serve.server import TEST_DATABASE_URL, TEST_REDIS_URL, Backend, Server
 from tests.serve.webhook_receiver import Receiver
