@@ -70,6 +70,13 @@ UNLIMITED_ROUTES = frozenset({("GET", "/health"), ("GET", "/ready")})
 _DAY_S = 86_400
 # An idempotency claim whose request never finished (the process died) may be taken over.
 IDEMPOTENCY_STALE_AFTER_MS = 60_000
+# An Idempotency-Key record lives 24 h from its first request (docs/api.md): after that the
+# same key starts a new request, and the record is pruned. Money stays safe past the TTL: the
+# ledger's own operation id (derived from the key) still refuses to move money twice.
+IDEMPOTENCY_TTL_MS = 24 * 3_600_000
+# Pruning: at most once per interval per process, at most this many rows per pass.
+IDEMPOTENCY_PRUNE_INTERVAL_MS = 600_000
+IDEMPOTENCY_PRUNE_ROWS_MAX = 10_000
 IDEMPOTENCY_KEY_CHARS_MAX = 255
 # Whose Idempotency-Key record it is when no credential was presented (sign-up): the record is
 # then bound only to the client-chosen key, and its answer (an API key) is always withheld.
@@ -284,6 +291,7 @@ class IdempotencyMiddleware:
     def __init__(self, app: ASGIApp, *, store: IdempotencyStore) -> None:
         self.app = app
         self.store = store
+        self._next_prune_ms = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = header(scope, b"idempotency-key") if scope["type"] == "http" else None
@@ -303,13 +311,18 @@ class IdempotencyMiddleware:
         digest = hashlib.sha256(
             b"\n".join([scope["method"].encode(), scope["path"].encode(), body])
         ).hexdigest()
+        now = now_ms()
+        if now >= self._next_prune_ms:
+            self._next_prune_ms = now + IDEMPOTENCY_PRUNE_INTERVAL_MS
+            await self._prune(now)
         claim = await anyio.to_thread.run_sync(
             lambda: self.store.claim(
                 owner,
                 key,
                 digest,
-                now_ms=now_ms(),
+                now_ms=now,
                 stale_after_ms=IDEMPOTENCY_STALE_AFTER_MS,
+                ttl_ms=IDEMPOTENCY_TTL_MS,
             )
         )
         if claim.outcome == "MISMATCH":
@@ -329,6 +342,17 @@ class IdempotencyMiddleware:
             return
         scope[IDEMPOTENCY_KEY_SCOPE_KEY] = f"{owner}:{key}"
         await self._run_and_store(scope, body, send, owner, key)
+
+    async def _prune(self, now: int) -> None:
+        # Expired records only; a failure is logged and retried at the next interval.
+        try:
+            await anyio.to_thread.run_sync(
+                lambda: self.store.prune_idempotency(
+                    before_ms=now - IDEMPOTENCY_TTL_MS, limit=IDEMPOTENCY_PRUNE_ROWS_MAX
+                )
+            )
+        except Exception as error:
+            _log.warning("idempotency prune failed: %s", type(error).__name__)
 
     async def _run_and_store(
         self, scope: Scope, body: bytes, send: Send, owner: str, key: str
@@ -414,9 +438,29 @@ async def _read_body(receive: Receive) -> bytes:
 
 
 def _replayed(send: Send) -> Send:
+    """Marks a replayed answer: `Idempotent-Replayed: true`, and `"replayed": true` in a JSON
+    object body (content-length adjusted)."""
+    pending: list[Message] = []
+
     async def marked(message: Message) -> None:
         if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", []), (b"idempotent-replayed", b"true")]
+            pending.append(message)
+            return
+        if message["type"] == "http.response.body" and pending:
+            start = pending.pop()
+            headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
+            content_type = next((bytes(v).decode() for k, v in headers if k == b"content-type"), "")
+            body = _marked_replayed(
+                StoredResponse(start["status"], message.get("body", b""), content_type)
+            )
+            start["headers"] = [
+                *headers,
+                (b"content-length", str(len(body)).encode()),
+                (b"idempotent-replayed", b"true"),
+            ]
+            await send(start)
+            await send({**message, "body": body})
+            return
         await send(message)
 
     return marked
@@ -431,7 +475,22 @@ def _withheld_problem(stored: StoredResponse) -> ProblemError:
     return ProblemError(409, "idempotency-replay-withheld", detail)
 
 
+def _marked_replayed(response: StoredResponse) -> bytes:
+    """A replayed JSON object says so in its body too: `"replayed": true`."""
+    if "json" not in response.content_type or not response.body.startswith(b"{"):
+        return response.body
+    try:
+        body = json.loads(response.body)
+    except ValueError:
+        return response.body
+    if not isinstance(body, dict):
+        return response.body
+    body["replayed"] = True
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 async def _send_stored(send: Send, response: StoredResponse) -> None:
+    response = StoredResponse(response.status, _marked_replayed(response), response.content_type)
     await send(
         {
             "type": "http.response.start",

@@ -158,11 +158,20 @@ class LedgerStore(Protocol):
 
 
 class IdempotencyStore(Protocol):
+    # A record older than ttl_ms (from its first request) is expired: the key starts afresh.
     def claim(
-        self, scope: str, key: str, request_digest: str, *, now_ms: int, stale_after_ms: int
+        self,
+        scope: str,
+        key: str,
+        request_digest: str,
+        *,
+        now_ms: int,
+        stale_after_ms: int,
+        ttl_ms: int,
     ) -> IdempotencyClaim: ...
     def complete(self, scope: str, key: str, response: StoredResponse, *, now_ms: int) -> None: ...
     def release(self, scope: str, key: str) -> None: ...
+    def prune_idempotency(self, *, before_ms: int, limit: int) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -379,7 +379,14 @@ class PostgresStore:
     # -- idempotency --------------------------------------------------------------------------
 
     def claim(
-        self, scope: str, key: str, request_digest: str, *, now_ms: int, stale_after_ms: int
+        self,
+        scope: str,
+        key: str,
+        request_digest: str,
+        *,
+        now_ms: int,
+        stale_after_ms: int,
+        ttl_ms: int,
     ) -> IdempotencyClaim:
         # The (scope, key) primary key makes the claim atomic across processes: exactly one
         # INSERT wins; the others lock the winner's row and read it.
@@ -398,9 +405,10 @@ class PostgresStore:
                     (scope, key),
                 )
             )
-            if row[1] is None and now_ms - row[4] > stale_after_ms:
+            if now_ms - row[4] > ttl_ms or (row[1] is None and now_ms - row[4] > stale_after_ms):
                 tx.execute(
-                    "UPDATE idempotency SET request_digest = %s, created_at_ms = %s"
+                    "UPDATE idempotency SET request_digest = %s, created_at_ms = %s,"
+                    " status = NULL, body = NULL, content_type = NULL"
                     " WHERE scope = %s AND key = %s",
                     (request_digest, now_ms, scope, key),
                 )
@@ -425,6 +433,15 @@ class PostgresStore:
                 "DELETE FROM idempotency WHERE scope = %s AND key = %s AND status IS NULL",
                 (scope, key),
             )
+
+    def prune_idempotency(self, *, before_ms: int, limit: int) -> int:
+        with self.transaction() as tx:
+            cursor = tx.execute(
+                "DELETE FROM idempotency WHERE ctid IN (SELECT ctid FROM idempotency"
+                " WHERE created_at_ms < %s LIMIT %s)",
+                (before_ms, limit),
+            )
+            return cursor.rowcount
 
 
 def _one(cursor: psycopg.Cursor[Any]) -> Any:

@@ -341,7 +341,14 @@ class SqliteStore:
     # -- idempotency --------------------------------------------------------------------------
 
     def claim(
-        self, scope: str, key: str, request_digest: str, *, now_ms: int, stale_after_ms: int
+        self,
+        scope: str,
+        key: str,
+        request_digest: str,
+        *,
+        now_ms: int,
+        stale_after_ms: int,
+        ttl_ms: int,
     ) -> IdempotencyClaim:
         with self.transaction() as tx:
             row = tx.execute(
@@ -349,7 +356,11 @@ class SqliteStore:
                 " FROM idempotency WHERE scope = ? AND key = ?",
                 (scope, key),
             ).fetchone()
-            if row is None or (row[1] is None and now_ms - row[4] > stale_after_ms):
+            if (
+                row is None
+                or now_ms - row[4] > ttl_ms
+                or (row[1] is None and now_ms - row[4] > stale_after_ms)
+            ):
                 tx.execute(
                     "INSERT OR REPLACE INTO idempotency (scope, key, request_digest,"
                     " created_at_ms) VALUES (?, ?, ?, ?)",
@@ -376,6 +387,15 @@ class SqliteStore:
                 "DELETE FROM idempotency WHERE scope = ? AND key = ? AND status IS NULL",
                 (scope, key),
             )
+
+    def prune_idempotency(self, *, before_ms: int, limit: int) -> int:
+        with self.transaction() as tx:
+            cursor = tx.execute(
+                "DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency"
+                " WHERE created_at_ms < ? LIMIT ?)",
+                (before_ms, limit),
+            )
+            return cursor.rowcount
 
 
 _TENANT_SELECT = "SELECT tenant_id, name, type, plan, status, created_at_ms FROM tenants"

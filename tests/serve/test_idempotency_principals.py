@@ -129,7 +129,7 @@ def test_a_replay_without_a_secret_replays_to_its_credential_only(
     replayed = _post(client, "/v1/deposits", bearer, key, body)
     assert replayed.status_code == 201
     assert replayed.headers["idempotent-replayed"] == "true"
-    assert replayed.json() == first.json()
+    assert replayed.json() == {**first.json(), "replayed": True}
     # Another token and the API key of the same tenant: requests of their own.
     for credential in (other_bearer, tenant.headers):
         own = _post(client, "/v1/deposits", credential, key, body)
@@ -138,3 +138,23 @@ def test_a_replay_without_a_secret_replays_to_its_credential_only(
         assert own.json()["operation_id"] != first.json()["operation_id"]
     balance = client.get("/v1/balance?currency=USD", headers=tenant.headers).json()
     assert balance["available"] == "30.00"
+
+
+def test_a_replay_says_replayed_in_its_body_as_in_its_header(client: httpx.Client) -> None:
+    tenant = sign_up(client, "Idem Replay", "CONSUMER")
+    key = _key()
+    body = {"tenant_id": tenant.tenant_id, "amount": "12.34", "currency": "USD"}
+    first = _post(client, "/v1/deposits", tenant.headers, key, body)
+    assert first.status_code == 201, first.text
+    assert first.json()["replayed"] is False
+    assert "idempotent-replayed" not in first.headers
+    again = _post(client, "/v1/deposits", tenant.headers, key, body)
+    assert again.status_code == 201, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == {**first.json(), "replayed": True}
+    # The withheld replay of a secret-bearing answer says so too.
+    key = _key()
+    assert _post(client, "/v1/keys", tenant.headers, key, {}).status_code == 201
+    withheld = _post(client, "/v1/keys", tenant.headers, key, {})
+    _assert_withheld(withheld)
+    assert withheld.json()["replayed"] is True

@@ -97,7 +97,7 @@ def test_idempotency_key_replays_or_answers_422(client: httpx.Client, tenant: Te
     first = deposit(client, tenant, 7, key="k-1")
     again = deposit(client, tenant, 7, key="k-1")
     assert again.status_code == 201
-    assert again.json() == first.json()
+    assert again.json() == {**first.json(), "replayed": True}
     assert again.headers["idempotent-replayed"] == "true"
     other_body = deposit(client, tenant, 8, key="k-1")
     assert other_body.status_code == 422

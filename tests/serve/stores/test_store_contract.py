@@ -22,10 +22,18 @@ from aex.core import (
 )
 from aex.core.ledger import Applied, Capture, Deposit, Hold, Release, Withdraw
 from aex.core.reasons import LedgerRejectReason
-from serve.stores.base import KeyRecord, ProviderRecord, StoredResponse, TenantRecord
+from serve.stores.base import (
+    IdempotencyClaim,
+    KeyRecord,
+    ProviderRecord,
+    StoredResponse,
+    TenantRecord,
+)
 from serve.stores.migrations import MIGRATIONS
 from serve.stores.postgres_migrations import PG_MIGRATIONS
 from tests.conftest import Stores
+
+DAY_MS = 86_400_000
 
 
 def tenant(tenant_id: str = "ten_0000000000000001") -> TenantRecord:
@@ -113,15 +121,44 @@ def test_concurrent_registrations_cannot_pass_max_agents(store: Stores) -> None:
 
 def test_idempotency_claim_replay_mismatch_and_stale(store: Stores) -> None:
     claims = store.idempotency
-    assert claims.claim("t", "k", "d1", now_ms=0, stale_after_ms=100).outcome == "CLAIMED"
-    assert claims.claim("t", "k", "d1", now_ms=1, stale_after_ms=100).outcome == "IN_FLIGHT"
-    assert claims.claim("t", "k", "d1", now_ms=500, stale_after_ms=100).outcome == "CLAIMED"
+
+    def claim(scope: str, digest: str, now: int) -> IdempotencyClaim:
+        return claims.claim(scope, "k", digest, now_ms=now, stale_after_ms=100, ttl_ms=DAY_MS)
+
+    assert claim("t", "d1", 0).outcome == "CLAIMED"
+    assert claim("t", "d1", 1).outcome == "IN_FLIGHT"
+    assert claim("t", "d1", 500).outcome == "CLAIMED"
     claims.complete("t", "k", StoredResponse(201, b"{}", "application/json"), now_ms=501)
-    replay = claims.claim("t", "k", "d1", now_ms=502, stale_after_ms=100)
+    replay = claim("t", "d1", 502)
     assert replay.outcome == "REPLAY"
     assert replay.response == StoredResponse(201, b"{}", "application/json")
-    assert claims.claim("t", "k", "d2", now_ms=503, stale_after_ms=100).outcome == "MISMATCH"
-    assert claims.claim("other", "k", "d2", now_ms=503, stale_after_ms=100).outcome == "CLAIMED"
+    assert claim("t", "d2", 503).outcome == "MISMATCH"
+    assert claim("other", "d2", 503).outcome == "CLAIMED"
+
+
+def test_idempotency_record_expires_after_its_ttl_and_is_pruned(store: Stores) -> None:
+    claims = store.idempotency
+    assert claims.claim("t", "k", "d1", now_ms=0, stale_after_ms=100, ttl_ms=DAY_MS).outcome == (
+        "CLAIMED"
+    )
+    claims.complete("t", "k", StoredResponse(201, b"{}", "application/json"), now_ms=1)
+    claims.claim("t", "young", "d1", now_ms=DAY_MS, stale_after_ms=10**9, ttl_ms=DAY_MS)
+    within = claims.claim("t", "k", "d2", now_ms=DAY_MS, stale_after_ms=100, ttl_ms=DAY_MS)
+    assert within.outcome == "MISMATCH"
+    # Past the TTL the key starts afresh, even with another body.
+    after = claims.claim("t", "k", "d2", now_ms=DAY_MS + 1, stale_after_ms=100, ttl_ms=DAY_MS)
+    assert after.outcome == "CLAIMED"
+    claims.complete("t", "k", StoredResponse(200, b"[]", "application/json"), now_ms=DAY_MS + 2)
+    # Pruning removes only records older than the cut-off, at most `limit` of them.
+    claims.claim("t", "old1", "d", now_ms=5, stale_after_ms=100, ttl_ms=DAY_MS)
+    claims.claim("t", "old2", "d", now_ms=6, stale_after_ms=100, ttl_ms=DAY_MS)
+    assert claims.prune_idempotency(before_ms=DAY_MS, limit=1) == 1
+    assert claims.prune_idempotency(before_ms=DAY_MS, limit=10) == 1
+    assert claims.prune_idempotency(before_ms=DAY_MS, limit=10) == 0
+    replay = claims.claim("t", "k", "d2", now_ms=DAY_MS + 3, stale_after_ms=100, ttl_ms=DAY_MS)
+    assert replay.outcome == "REPLAY"
+    young = claims.claim("t", "young", "d1", now_ms=DAY_MS + 3, stale_after_ms=10**9, ttl_ms=DAY_MS)
+    assert young.outcome == "IN_FLIGHT"
 
 
 def test_ledger_deposit_withdraw_replay_and_refusals(store: Stores) -> None:
