@@ -19,7 +19,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import Cookie
@@ -103,13 +103,13 @@ def _is_page(scope: Scope) -> bool:
     } | ({path} if path.startswith((f"{PREFIX}/consumer/work/", f"{PREFIX}/provider/")) else set())
 
 
-def _cookie(scope: Scope, name: str) -> str | None:
+def _cookie(scope: Any, name: str) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == b"cookie":
             for part in value.decode("latin-1").split(";"):
                 found, _, content = part.strip().partition("=")
                 if found == name:
-                    return content
+                    return str(content)
     return None
 
 
@@ -124,7 +124,8 @@ def _secure(request: Request[Any, Any, Any]) -> bool:
 
 
 def _page(name: str, request: Request[Any, Any, Any], **context: Any) -> Template:
-    viewer = request.scope.get(VIEWER_SCOPE_KEY)
+    found = request.scope.get(VIEWER_SCOPE_KEY)
+    viewer = found if isinstance(found, Viewer) else None
     token = _cookie(request.scope, SESSION_COOKIE)
     context |= {
         "viewer": viewer,
@@ -182,7 +183,7 @@ async def sign_in(request: Request[Any, Any, Any]) -> Response[Any]:
         page = _page("sign_in.html.j2", request, csrf=token, error="that key was not accepted")
         page.status_code = 401
         page.cookies.append(_csrf_cookie(token, _secure(request)))
-        return page  # type: ignore[return-value]
+        return page
     sessions: Sessions = request.app.state.dashboard_sessions
     session_token, viewer = await asyncio.to_thread(sessions.open, principal)
     response: Response[Any] = Redirect(f"{PREFIX}/{_home(viewer)}", status_code=303)
@@ -275,7 +276,7 @@ def providers_page(request: Request[Any, Any, Any]) -> Response[Any]:
     ids = _source(request).provider_ids(viewer.principal)
     if len(ids) == 1:
         return Redirect(f"{PREFIX}/provider/{ids[0]}")
-    return _page("providers.html.j2", request, providers=ids, fragment=False)  # type: ignore[return-value]
+    return _page("providers.html.j2", request, providers=ids, fragment=False)
 
 
 @get("/provider/{provider_id:str}", opt=_READ, include_in_schema=False, sync_to_thread=True)
@@ -322,7 +323,10 @@ async def _hints(hub: EventHub, expires_at_ms: int) -> AsyncIterator[dict[str, s
 
 def dashboard_router() -> Router:
     static = create_static_files_router(
-        path="/static", directories=[STATIC], include_in_schema=False, name="dashboard-static",
+        path="/static",
+        directories=[STATIC],
+        include_in_schema=False,
+        name="dashboard-static",
         opt=needs(PUBLIC),
     )
     return Router(
@@ -340,5 +344,6 @@ def dashboard_router() -> Router:
             stream,
             static,
         ],
-        middleware=[SessionMiddleware],
+        # A plain ASGI layer (the typing of Litestar's middleware list wants its own scopes).
+        middleware=[cast(Any, SessionMiddleware)],
     )

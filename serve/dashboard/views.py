@@ -41,7 +41,9 @@ def money(amount_minor: int, currency: str) -> str:
 
 
 def not_found(what: str) -> ProblemError:
-    return ProblemError(404, "not-found", f"no such {what}", errors=(FieldError(what, "not_found"),))
+    return ProblemError(
+        404, "not-found", f"no such {what}", errors=(FieldError(what, "not_found"),)
+    )
 
 
 def next_tier(tier: str, score: float, contracts: int) -> dict[str, object] | None:
@@ -290,16 +292,7 @@ class LiveSource:
 
     def work(self, viewer: Principal, work_id: str) -> dict[str, object]:
         work = self.market.work(viewer, work_id)  # 404 unless the viewer's own
-        bids = [
-            {
-                "bid_id": b["bid_id"],
-                "provider_id": b["provider_id"],
-                "price": str(b["bid"].get("price", "")),
-                "confidence": b["bid"].get("confidence", ""),
-                "submitted_at_ms": b["submitted_at_ms"],
-            }
-            for b in self.market.bids(viewer, work_id)
-        ]
+        bids = [_bid_row(b) for b in self.market.bids(viewer, work_id)]
         rows = self._read("SELECT body FROM evaluations WHERE work_id = ?", (work_id,))
         scored: list[dict[str, Any]] = []
         winner = None
@@ -359,8 +352,13 @@ class LiveSource:
         )
         reputation = self.market.reputation(provider_id)
         certificates = [
-            {"certificate_id": r[0], "category": r[1], "capability": r[2], "state": r[3],
-             "expires_at_ms": int(r[4])}
+            {
+                "certificate_id": r[0],
+                "category": r[1],
+                "capability": r[2],
+                "state": r[3],
+                "expires_at_ms": int(r[4]),
+            }
             for r in self._read(
                 "SELECT DISTINCT certificate_id, category, capability, state, expires_at_ms"
                 " FROM certificate_owners WHERE provider_id = ? ORDER BY expires_at_ms DESC"
@@ -380,16 +378,33 @@ class LiveSource:
 
     def _notifications(self, provider_id: str) -> list[dict[str, object]]:
         head = self.market.db.outbox_head()
-        rows = self.market.db.outbox_after(max(head - NOTIFICATIONS_SCANNED, 0), NOTIFICATIONS_SCANNED)
+        rows = self.market.db.outbox_after(
+            max(head - NOTIFICATIONS_SCANNED, 0), NOTIFICATIONS_SCANNED
+        )
         found = []
         for r in rows:
             event = Delivered(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]))
             note = notification_for(provider_id, event)
             if note is not None:
                 found.append(
-                    {"type": event.type, "subject_id": event.subject_id, "at_ms": event.occurred_at_ms}
+                    {
+                        "type": event.type,
+                        "subject_id": event.subject_id,
+                        "at_ms": event.occurred_at_ms,
+                    }
                 )
         return found[-ROWS_SHOWN:][::-1]
+
+
+def _bid_row(found: dict[str, Any]) -> dict[str, object]:
+    body: dict[str, Any] = found["bid"]
+    return {
+        "bid_id": found["bid_id"],
+        "provider_id": found["provider_id"],
+        "price": str(body.get("price", "")),
+        "confidence": body.get("confidence", ""),
+        "submitted_at_ms": found["submitted_at_ms"],
+    }
 
 
 def _bid_outcome(work_state: str, winning_bid: str | None, bid_id: str) -> str:
@@ -449,19 +464,38 @@ class LogSource:
         return self.connection.execute(sql, [self.run_id, *parameters]).fetchall()
 
     def operator(self) -> dict[str, object]:
-        gmv = {int(r[0]): int(r[1]) for r in self._read(
-            "SELECT tick, sum(price_minor) FROM awards WHERE run_id = ? GROUP BY tick")}
-        fees = {int(r[0]): int(r[1]) for r in self._read(
-            "SELECT tick, sum(fee_minor) FROM settlements WHERE run_id = ? GROUP BY tick")}
-        auctions = {int(r[0]): int(r[1]) for r in self._read(
-            "SELECT tick, count(*) FROM awards WHERE run_id = ? GROUP BY tick")}
-        total_fees = self._read("SELECT coalesce(sum(fee_minor), 0) FROM settlements WHERE run_id = ?")
+        gmv = {
+            int(r[0]): int(r[1])
+            for r in self._read(
+                "SELECT tick, sum(price_minor) FROM awards WHERE run_id = ? GROUP BY tick"
+            )
+        }
+        fees = {
+            int(r[0]): int(r[1])
+            for r in self._read(
+                "SELECT tick, sum(fee_minor) FROM settlements WHERE run_id = ? GROUP BY tick"
+            )
+        }
+        auctions = {
+            int(r[0]): int(r[1])
+            for r in self._read("SELECT tick, count(*) FROM awards WHERE run_id = ? GROUP BY tick")
+        }
+        total_fees = self._read(
+            "SELECT coalesce(sum(fee_minor), 0) FROM settlements WHERE run_id = ?"
+        )
         awards = [
-            {"work_id": str(r[0]), "provider_id": str(r[1]), "price": money(r[2], self.currency),
-             "at_ms": int(r[3]) * int(self.tick_ms), "state": "AWARDED"}
+            {
+                "work_id": str(r[0]),
+                "provider_id": str(r[1]),
+                "price": money(r[2], self.currency),
+                "at_ms": int(r[3]) * int(self.tick_ms),
+                "state": "AWARDED",
+            }
             for r in self._read(
                 "SELECT work_id, provider_id, price_minor, tick FROM awards WHERE run_id = ?"
-                " ORDER BY tick DESC, work_id DESC LIMIT ?", (ROWS_SHOWN,))
+                " ORDER BY tick DESC, work_id DESC LIMIT ?",
+                (ROWS_SHOWN,),
+            )
         ]
         counts: Counter[str] = Counter({tier.name: 0 for tier in Tier})
         for tier, n in self._read(
@@ -476,8 +510,13 @@ class LogSource:
             "currency": self.currency,
             "per_minute": per_minute,
             "per_minute_chart": per_minute_chart(per_minute),
-            "revenue": [{"stream": "platform_revenue", "today": "",
-                         "total": money(total_fees[0][0], self.currency)}],
+            "revenue": [
+                {
+                    "stream": "platform_revenue",
+                    "today": "",
+                    "total": money(total_fees[0][0], self.currency),
+                }
+            ],
             "open_windows": [],
             "recent_awards": awards,
             "tiers": dict(counts),
@@ -497,9 +536,14 @@ class LogSource:
         if not rows:
             raise not_found("work")
         scored = [
-            {"bid_id": str(r[0]), "provider_id": str(r[1]),
-             "components": dict(zip(SCORE_COMPONENTS, (float(v) for v in r[3:9]), strict=True)),
-             "total": float(r[9]), "rank": int(r[10]), "is_winner": bool(r[11])}
+            {
+                "bid_id": str(r[0]),
+                "provider_id": str(r[1]),
+                "components": dict(zip(SCORE_COMPONENTS, (float(v) for v in r[3:9]), strict=True)),
+                "total": float(r[9]),
+                "rank": int(r[10]),
+                "is_winner": bool(r[11]),
+            }
             for r in rows
         ]
         return {
@@ -508,9 +552,16 @@ class LogSource:
             "title": f"work {work_id}",
             "status": "AWARDED" if any(s["is_winner"] for s in scored) else "CLOSED",
             "closes_at_ms": 0,
-            "bids": [{"bid_id": str(r[0]), "provider_id": str(r[1]),
-                      "price": money(r[2], self.currency), "confidence": "", "submitted_at_ms": 0}
-                     for r in rows],
+            "bids": [
+                {
+                    "bid_id": str(r[0]),
+                    "provider_id": str(r[1]),
+                    "price": money(r[2], self.currency),
+                    "confidence": "",
+                    "submitted_at_ms": 0,
+                }
+                for r in rows
+            ],
             "scored": scored,
             "winner": next((s["bid_id"] for s in scored if s["is_winner"]), None),
             "contract_id": None,
@@ -519,11 +570,11 @@ class LogSource:
 
     def works(self) -> list[dict[str, object]]:
         return [
-            {"work_id": str(r[0]), "title": f"work {r[0]}", "status": "AWARDED",
-             "closes_at_ms": 0}
+            {"work_id": str(r[0]), "title": f"work {r[0]}", "status": "AWARDED", "closes_at_ms": 0}
             for r in self._read(
                 "SELECT DISTINCT work_id FROM bids WHERE run_id = ? ORDER BY work_id DESC LIMIT ?",
-                (ROWS_SHOWN,))
+                (ROWS_SHOWN,),
+            )
         ]
 
     def provider(self, provider_id: str) -> dict[str, object]:
@@ -532,24 +583,37 @@ class LogSource:
         pid = int(provider_id)
         snapshots = self._read(
             "SELECT tick, score, contracts, successes, tier FROM reputation"
-            " WHERE run_id = ? AND provider_id = ? ORDER BY tick", (pid,))
+            " WHERE run_id = ? AND provider_id = ? ORDER BY tick",
+            (pid,),
+        )
         if not snapshots:
             raise not_found("provider")
         last = snapshots[-1]
-        reputation = {"provider_id": provider_id, "score": round(float(last[1]), 6),
-                      "tier": Tier(int(last[4])).name, "contracts": int(last[2]),
-                      "success_rate": round(int(last[3]) / max(int(last[2]), 1), 6)}
-        bids = [
-            {"bid_id": str(r[0]), "work_id": str(r[1]), "price": money(r[2], self.currency),
-             "submitted_at_ms": int(r[3]) * int(self.tick_ms),
-             "outcome": "won" if r[4] else "lost"}
+        reputation = {
+            "provider_id": provider_id,
+            "score": round(float(last[1]), 6),
+            "tier": Tier(int(last[4])).name,
+            "contracts": int(last[2]),
+            "success_rate": round(int(last[3]) / max(int(last[2]), 1), 6),
+        }
+        bids: list[dict[str, object]] = [
+            {
+                "bid_id": str(r[0]),
+                "work_id": str(r[1]),
+                "price": money(r[2], self.currency),
+                "submitted_at_ms": int(r[3]) * int(self.tick_ms),
+                "outcome": "won" if r[4] else "lost",
+            }
             for r in self._read(
                 "SELECT bid_id, work_id, price_minor, tick, is_winner FROM bids"
                 " WHERE run_id = ? AND provider_id = ? ORDER BY tick DESC LIMIT ?",
-                (pid, ROWS_SHOWN))
+                (pid, ROWS_SHOWN),
+            )
         ]
         view = _provider_view(self.name, provider_id, bids, [], reputation, [], [])
-        points = [{"n": int(r[0]), "success_rate": round(int(r[3]) / max(int(r[2]), 1), 4)}
-                  for r in snapshots]
+        points = [
+            {"n": int(r[0]), "success_rate": round(int(r[3]) / max(int(r[2]), 1), 4)}
+            for r in snapshots
+        ]
         view["reputation_chart"] = reputation_chart(points)
         return view

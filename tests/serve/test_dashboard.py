@@ -64,12 +64,16 @@ def test_sign_in_sets_a_strict_httponly_short_lived_cookie_stored_only_as_a_dige
         )
         token = cookie.split(";")[0].split("=", 1)[1]
         flags = cookie.lower()
-        assert "httponly" in flags and "samesite=strict" in flags and "max-age=900" in flags
+        assert "httponly" in flags
+        assert "samesite=strict" in flags
+        assert "max-age=900" in flags
         assert "secure" not in flags  # plain http here; https sets Secure
         assert browser.get("/dashboard/consumer").status_code == 200
     database = dashboard_server.data_dir / "aex.sqlite3"
     with sqlite3.connect(database) as connection:
-        digests = [r[0] for r in connection.execute("SELECT session_digest FROM dashboard_sessions")]
+        digests = [
+            r[0] for r in connection.execute("SELECT session_digest FROM dashboard_sessions")
+        ]
     assert hashlib.sha256(token.encode()).hexdigest() in digests
     for path in dashboard_server.data_dir.rglob("*"):
         if path.is_file():
@@ -149,9 +153,11 @@ def test_a_tenant_sees_only_its_own_work_and_the_operator_view_is_the_operator_s
     with _browser(dashboard_server) as browser:
         _sign_in(browser, mine.api_key)
         listing = browser.get("/dashboard/consumer").text
-        assert own["work_id"] in listing and other["work_id"] not in listing
+        assert own["work_id"] in listing
+        assert other["work_id"] not in listing
         work = browser.get(f"/dashboard/consumer/work/{own['work_id']}")
-        assert work.status_code == 200 and 'id="evaluation-chart"' in work.text
+        assert work.status_code == 200
+        assert 'id="evaluation-chart"' in work.text
         assert browser.get(f"/dashboard/consumer/work/{other['work_id']}").status_code == 404
         assert browser.get("/dashboard/operator").status_code == 403
         assert browser.get("/dashboard/provider/" + agent.provider_id).status_code == 404
@@ -163,7 +169,9 @@ def test_a_tenant_sees_only_its_own_work_and_the_operator_view_is_the_operator_s
         assert browser.get(f"/dashboard/consumer/work/{own['work_id']}").status_code == 403
 
 
-def test_no_dashboard_page_names_an_outside_url(dashboard_server: Server, api: httpx.Client) -> None:
+def test_no_dashboard_page_names_an_outside_url(
+    dashboard_server: Server, api: httpx.Client
+) -> None:
     tenant = consumer(api)
     pages = []
     with _browser(dashboard_server) as browser:
@@ -173,7 +181,8 @@ def test_no_dashboard_page_names_an_outside_url(dashboard_server: Server, api: h
         pages.append(browser.get("/dashboard/static/dashboard.js").text)
     for page in pages:
         assert re.search(r"(?:src|href)=[\"']?(?:https?:)?//", page) is None
-        assert "http://" not in page and "https://" not in page
+        assert "http://" not in page
+        assert "https://" not in page
 
 
 def test_the_same_views_open_a_simulated_market_log(tmp_path: Path) -> None:
@@ -189,12 +198,16 @@ def test_the_same_views_open_a_simulated_market_log(tmp_path: Path) -> None:
     with TestClient(app=log_app(path)) as client:
         market = client.get("/dashboard/operator")
         assert market.status_code == 200
-        assert 'class="award"' in market.text and "market log run.duckdb" in market.text
+        assert 'class="award"' in market.text
+        assert "market log run.duckdb" in market.text
         work_id = re.search(r'href="/dashboard/work/(\d+)"', market.text)
         provider_id = re.search(r'href="/dashboard/provider/(\d+)"', market.text)
-        assert work_id is not None and provider_id is not None
+        assert work_id is not None
+        assert provider_id is not None
         work = client.get(f"/dashboard/work/{work_id.group(1)}")
-        assert work.status_code == 200 and 'id="evaluation-chart"' in work.text
+        assert work.status_code == 200
+        assert 'id="evaluation-chart"' in work.text
         reputation = client.get(f"/dashboard/provider/{provider_id.group(1)}")
-        assert reputation.status_code == 200 and "tier" in reputation.text
+        assert reputation.status_code == 200
+        assert "tier" in reputation.text
         assert client.get("/dashboard/work/999999999").status_code == 404
