@@ -33,6 +33,7 @@ MINUTES_SHOWN = 30
 ROWS_SHOWN = 20
 PROVIDERS_TIERED_MAX = 500
 NOTIFICATIONS_SCANNED = 500
+SYSTEM_ACCOUNTS_LIKE = "system:%"  # the ledger's system accounts (aex/core/ledger.py)
 SCORE_COMPONENTS = ("price", "trust", "confidence", "sample", "sla", "certification")
 
 
@@ -189,9 +190,9 @@ class LiveSource:
                 " coalesce(sum(CASE WHEN j.created_at_ms >= ? THEN p.amount_minor END), 0),"
                 " sum(p.amount_minor) FROM postings p"
                 " JOIN journal_entries j ON j.entry_id = p.entry_id"
-                " WHERE p.account_id LIKE 'system:%' AND p.account_id != ? AND p.currency = ?"
+                " WHERE p.account_id LIKE ? AND p.account_id != ? AND p.currency = ?"
                 " GROUP BY p.account_id ORDER BY p.account_id",
-                (day_start, EXTERNAL_FUNDING_ACCOUNT, currency),
+                (day_start, SYSTEM_ACCOUNTS_LIKE, EXTERNAL_FUNDING_ACCOUNT, currency),
             )
         ]
         open_windows = [

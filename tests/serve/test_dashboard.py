@@ -7,8 +7,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,22 +15,18 @@ from litestar.testing import TestClient
 
 from tests.serve.conftest import sign_up
 from tests.serve.market_helpers import bid, close_now, consumer, provider, submit_work
-from tests.serve.server import OPERATOR_KEY, Server
+from tests.serve.server import OPERATOR_KEY, Backend, Server
 
 
-@pytest.fixture(scope="module")
-def dashboard_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = Server(tmp_path_factory.mktemp("dashboard-http") / "data").start()
-    try:
-        yield server
-    finally:
-        server.stop()
+@pytest.fixture
+def dashboard_server(server: Server) -> Server:
+    """The session's shared server, once per backend (SQLite; PostgreSQL + Redis)."""
+    return server
 
 
-@pytest.fixture(scope="module")
-def api(dashboard_server: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=dashboard_server.url, timeout=30) as client:
-        yield client
+@pytest.fixture
+def api(client: httpx.Client) -> httpx.Client:
+    return client
 
 
 def _browser(server: Server) -> httpx.Client:
@@ -52,7 +46,7 @@ def _sign_in(browser: httpx.Client, key: str) -> httpx.Response:
 
 
 def test_sign_in_sets_a_strict_httponly_short_lived_cookie_stored_only_as_a_digest(
-    dashboard_server: Server, api: httpx.Client
+    dashboard_server: Server, api: httpx.Client, backend: Backend
 ) -> None:
     tenant = consumer(api)
     with _browser(dashboard_server) as browser:
@@ -69,11 +63,8 @@ def test_sign_in_sets_a_strict_httponly_short_lived_cookie_stored_only_as_a_dige
         assert "max-age=900" in flags
         assert "secure" not in flags  # plain http here; https sets Secure
         assert browser.get("/dashboard/consumer").status_code == 200
-    database = dashboard_server.data_dir / "aex.sqlite3"
-    with sqlite3.connect(database) as connection:
-        digests = [
-            r[0] for r in connection.execute("SELECT session_digest FROM dashboard_sessions")
-        ]
+    with backend.market_db(dashboard_server.data_dir) as db:
+        digests = [r[0] for r in db.read("SELECT session_digest FROM dashboard_sessions")]
     assert hashlib.sha256(token.encode()).hexdigest() in digests
     for path in dashboard_server.data_dir.rglob("*"):
         if path.is_file():
@@ -161,6 +152,15 @@ def test_a_tenant_sees_only_its_own_work_and_the_operator_view_is_the_operator_s
         assert browser.get(f"/dashboard/consumer/work/{other['work_id']}").status_code == 404
         assert browser.get("/dashboard/operator").status_code == 403
         assert browser.get("/dashboard/provider/" + agent.provider_id).status_code == 404
+    with _browser(dashboard_server) as browser:
+        assert _sign_in(browser, agent.api_key).headers["location"] == "/dashboard/provider"
+        to_own = browser.get("/dashboard/provider")
+        assert to_own.headers["location"] == f"/dashboard/provider/{agent.provider_id}"
+        own_page = browser.get(to_own.headers["location"])
+        assert own_page.status_code == 200
+        assert "won" in own_page.text
+        assert "contract.awarded" in own_page.text  # its notification of the award
+        assert browser.get(f"/dashboard/consumer/work/{own['work_id']}").status_code == 403
     with _browser(dashboard_server) as browser:
         _sign_in(browser, OPERATOR_KEY)
         market = browser.get("/dashboard/operator")
