@@ -15,7 +15,6 @@ scope: `read` for every view, PUBLIC for the sign-in page and the static files.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -38,7 +37,7 @@ from serve.dashboard.sessions import (
     new_token,
     same_token,
 )
-from serve.dashboard.views import LiveSource, not_found
+from serve.dashboard.views import Interest, LiveSource, not_found
 from serve.events import Delivered, EventHub
 from serve.middleware._asgi import PRINCIPAL_SCOPE_KEY, ASGIApp, Receive, Scope, Send
 from serve.problems import ProblemError
@@ -52,6 +51,7 @@ VIEWER_SCOPE_KEY = "aex.dashboard.viewer"
 HEARTBEAT_S = 15.0
 STREAM_HINT_MIN_S = 1.0  # at most one refresh hint a second per open page
 SIGN_IN_FIELD_MAX = 256
+HINT_QUEUE_MAX = 1000
 _READ = needs(AccessScope.READ)
 # The browser may load and connect to this origin only (vega compiles expressions with
 # Function: 'unsafe-eval'; vega-embed adds a style element: 'unsafe-inline' for styles).
@@ -290,35 +290,47 @@ def provider_page(
     return _page("provider.html.j2", request, data=data, fragment=fragment)
 
 
-@get("/stream", opt=_READ, include_in_schema=False, sync_to_thread=False)
+@get("/stream", opt=_READ, include_in_schema=False, sync_to_thread=True)
 def stream(request: Request[Any, Any, Any]) -> ServerSentEvent:
-    """A hint per market event ("changed", no payload): the page re-reads its own fragment."""
-    hub: EventHub = request.app.state.hub
-    expires_at_ms = _viewer(request).expires_at_ms
-    return ServerSentEvent(_hints(hub, expires_at_ms))
+    """A hint ("changed", no payload) per market event that concerns the viewer (the operator:
+    every one); the page then re-reads its own view."""
+    viewer = _viewer(request)
+    interest = Interest(_source(request), viewer.principal)
+    return ServerSentEvent(_hints(request.app.state.hub, interest, viewer.expires_at_ms))
 
 
-async def _hints(hub: EventHub, expires_at_ms: int) -> AsyncIterator[dict[str, str]]:
-    changed = asyncio.Event()
+async def _hints(
+    hub: EventHub, interest: Interest, expires_at_ms: int
+) -> AsyncIterator[dict[str, str]]:
+    queue: asyncio.Queue[Delivered] = asyncio.Queue(HINT_QUEUE_MAX)
 
-    def listener(_event: Delivered) -> None:
-        changed.set()
+    def listener(event: Delivered) -> None:
+        if not queue.full():  # a hint dropped is harmless: the next one re-reads everything
+            queue.put_nowait(event)
 
     hub.subscribe(listener)
     try:
         yield {"event": "ready", "data": "{}"}
         while time.time() * 1000 < expires_at_ms:
             try:
-                await asyncio.wait_for(changed.wait(), HEARTBEAT_S)
+                event = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
             except TimeoutError:
                 yield {"comment": "keep-alive"}
                 continue
-            changed.clear()
-            yield {"event": "changed", "data": json.dumps({"seq": hub.last_seq})}
-            await asyncio.sleep(STREAM_HINT_MIN_S)
+            batch = [event]
+            while not queue.empty():
+                batch.append(queue.get_nowait())
+            if await asyncio.to_thread(_any_concerns, interest, batch):
+                yield {"event": "changed", "data": "{}"}
+                await asyncio.sleep(STREAM_HINT_MIN_S)
         yield {"event": "expired", "data": "{}"}
     finally:
         hub.unsubscribe(listener)
+
+
+def _any_concerns(interest: Interest, batch: list[Delivered]) -> bool:
+    # Every event is looked at, in order: a new work's id, once learned, names its bids.
+    return any([interest.concerns(event) for event in batch])
 
 
 def dashboard_router() -> Router:

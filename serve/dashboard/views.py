@@ -143,8 +143,10 @@ class LiveSource:
         self.wallets = wallets
         self.currency = currency
 
-    def _read(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[Any]:
+    def read(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[Any]:
         return self.market.db.read(sql, parameters)
+
+    _read = read
 
     # -- operator ----------------------------------------------------------------------------
 
@@ -395,6 +397,48 @@ class LiveSource:
                     }
                 )
         return found[-ROWS_SHOWN:][::-1]
+
+
+class Interest:
+    """Which market events concern a viewer: the operator every one; a tenant or a provider
+    those naming one of its ids (tenant, providers, work) as subject or payload value."""
+
+    def __init__(self, source: LiveSource, viewer: Principal) -> None:
+        self._source = source
+        self._viewer = viewer
+        self._everything = viewer.kind is PrincipalKind.OPERATOR
+        self._ids: set[str] = set()
+        if not self._everything:
+            self._ids |= {viewer.tenant_id or "", *source.provider_ids(viewer)} - {""}
+            if viewer.kind is PrincipalKind.TENANT:
+                self._ids |= {str(w["work_id"]) for w in source.market.list_work(viewer, 100)}
+
+    def concerns(self, event: Delivered) -> bool:
+        """May read the database (a new work's owner): call it off the event loop."""
+        if self._everything:
+            return True
+        named = {event.subject_id, *_values(event.payload)}
+        if named & self._ids:
+            return True
+        if event.type == "work.submitted" and self._viewer.kind is PrincipalKind.TENANT:
+            rows = self._source.read(
+                "SELECT 1 FROM work WHERE work_id = ? AND consumer_tenant_id = ?",
+                (event.subject_id, self._viewer.tenant_id),
+            )
+            if rows:
+                self._ids.add(event.subject_id)
+                return True
+        return False
+
+
+def _values(payload: dict[str, Any]) -> set[str]:
+    found: set[str] = set()
+    for value in payload.values():
+        if isinstance(value, str):
+            found.add(value)
+        elif isinstance(value, list):
+            found |= {item for item in value if isinstance(item, str)}
+    return found
 
 
 def _bid_row(found: dict[str, Any]) -> dict[str, object]:

@@ -211,3 +211,54 @@ def test_the_same_views_open_a_simulated_market_log(tmp_path: Path) -> None:
         assert reputation.status_code == 200
         assert "tier" in reputation.text
         assert client.get("/dashboard/work/999999999").status_code == 404
+
+
+def test_aex_dashboard_refuses_a_missing_market_log_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aex.cli import main
+
+    code = main(["dashboard", "--log", str(tmp_path / "absent.duckdb")])
+    assert code == 2
+    assert "no market log at" in capsys.readouterr().err
+
+
+def test_the_live_hints_of_a_tenant_are_only_for_events_about_its_own_market(
+    dashboard_server: Server, api: httpx.Client, backend: Backend
+) -> None:
+    from aex.core import Plan
+    from serve.dashboard.views import Interest, LiveSource
+    from serve.events import Delivered
+    from serve.market import Market
+    from serve.security import OPERATOR, Principal, PrincipalKind
+
+    mine, theirs = consumer(api, plan="BUSINESS"), consumer(api)
+    agent = provider(api)
+    own = submit_work(api, mine, bid_window_seconds=300)
+    other = submit_work(api, theirs, bid_window_seconds=300)
+
+    def bid_on(work_id: str) -> Delivered:
+        payload = {"bid_id": "bid_x", "work_id": work_id, "provider_id": agent.provider_id}
+        return Delivered(1, "evt_x", "bid.submitted", "bid_x", 0, payload)
+
+    def submitted(work_id: str) -> Delivered:
+        return Delivered(2, "evt_y", "work.submitted", work_id, 0, {"work_id": work_id})
+
+    with backend.market_db(dashboard_server.data_dir) as db:
+        source = LiveSource(Market(db), wallets=None)  # type: ignore[arg-type]
+        viewer = Principal(PrincipalKind.TENANT, mine.tenant_id, Plan.EXPLORER)
+        interest = Interest(source, viewer)
+        assert interest.concerns(bid_on(own["work_id"]))
+        assert not interest.concerns(bid_on(other["work_id"]))
+        later = submit_work(api, mine, bid_window_seconds=300)  # after the stream opened
+        assert interest.concerns(submitted(later["work_id"]))
+        assert interest.concerns(bid_on(later["work_id"]))
+        assert not interest.concerns(submitted(other["work_id"]))
+        seller = Principal(
+            PrincipalKind.PROVIDER,
+            agent.owner.tenant_id,
+            Plan.EXPLORER,
+            provider_id=agent.provider_id,
+        )
+        assert Interest(source, seller).concerns(bid_on(other["work_id"]))  # its own bid
+        assert Interest(source, OPERATOR).concerns(bid_on(other["work_id"]))
