@@ -506,7 +506,13 @@ class LogSource:
         self.name = f"market log {path.name} (run {self.run_id}, {kind} {scenario or ''})".strip()
 
     def _read(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
-        return self.connection.execute(sql, [self.run_id, *parameters]).fetchall()
+        # A cursor per read: the pages are rendered on worker threads, a DuckDB connection
+        # is used by one thread at a time.
+        cursor = self.connection.cursor()
+        try:
+            return cursor.execute(sql, [self.run_id, *parameters]).fetchall()
+        finally:
+            cursor.close()
 
     def operator(self) -> dict[str, object]:
         gmv = {
