@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "aex.commands.tune",
     "aex.commands.backtest",
     "aex.commands.export",
+    "aex.commands.dashboard",
 )
 
 

@@ -27,6 +27,7 @@ from serve.agentcards import AgentCards
 from serve.background import market_lifespan
 from serve.breakers import BreakerRegistry
 from serve.certificates import Certificates
+from serve.dashboard import dashboard_router, dashboard_state, template_config
 from serve.evaluation import warm_up_in_background as warm_scoring
 from serve.events import EventHub, MarketMetrics, MetricsMiddleware, RouteLabels, StreamGate
 from serve.market import Market
@@ -152,7 +153,9 @@ def build_litestar(
         "nats_retention": (settings.nats_max_age_s, settings.nats_duplicate_window_s),
         "window_poll_ms": settings.window_poll_ms,
     }
+    state |= dashboard_state(store, settings, market, state["wallets"])  # serve/dashboard
     handlers += [*MARKET_HANDLERS, *CERTIFICATE_HANDLERS, *AGENT_CARD_HANDLERS, _docs_assets()]
+    handlers.append(dashboard_router())
     app = Litestar(
         route_handlers=handlers,
         dependencies={
@@ -165,6 +168,7 @@ def build_litestar(
         lifespan=[market_lifespan],
         on_startup=[warm_scoring],  # numba compiles the scoring kernel on a thread
         openapi_config=_openapi_config(),
+        template_config=template_config(),
         request_max_body_size=limits.request_body_bytes_max,
         guards=[require_scope],
         request_class=StrictRequest,

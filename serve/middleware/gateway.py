@@ -51,7 +51,9 @@ from serve.stores.base import IdempotencyStore, RateLimitStore, StoredResponse
 AUTH_SCOPE_KEY = "aex.auth"
 # Routes that take no credential: sign-up, health and readiness, the OpenAPI document.
 PUBLIC_ROUTES = frozenset({("POST", "/v1/tenants"), ("GET", "/health"), ("GET", "/ready")})
-PUBLIC_PREFIXES = ("/schema",)
+# The dashboard takes no API key at the edge: it signs in into its own read-only cookie
+# session (serve/dashboard/sessions.py), checked by its router before the scope guard.
+PUBLIC_PREFIXES = ("/schema", "/dashboard")
 # Market (issue 5): the certificate authority's public documents (a third party checks a
 # certificate, the CRL and the CA key without an AEX account).
 PUBLIC_MARKET_ROUTES = frozenset(
@@ -105,7 +107,7 @@ def is_public(scope: Scope, *, metrics_public: bool = False) -> bool:
 
 
 # Long-lived by design (server-sent events): not cut by the request timeout.
-STREAMING_PATHS = frozenset({"/v1/notifications/stream"})
+STREAMING_PATHS = frozenset({"/v1/notifications/stream", "/dashboard/stream"})
 
 
 class TimeoutMiddleware:

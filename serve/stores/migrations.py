@@ -140,5 +140,24 @@ CREATE INDEX postings_by_account ON postings (account_id, entry_id)
         CREATE INDEX contracts_by_consumer ON contracts (consumer_tenant_id, state)
         """,
     ),
+    # Dashboard sign-in sessions (serve/dashboard/sessions.py): a read-only session per row,
+    # keyed by the SHA-256 digest of its cookie token (the token itself is never stored).
+    (
+        9,
+        """
+        CREATE TABLE dashboard_sessions (
+            session_digest TEXT PRIMARY KEY CHECK (length(session_digest) = 64),
+            kind TEXT NOT NULL,
+            tenant_id TEXT,
+            provider_id TEXT,
+            key_id TEXT,
+            plan TEXT NOT NULL,
+            credentials_epoch INTEGER NOT NULL,
+            created_at_ms INTEGER NOT NULL,
+            expires_at_ms INTEGER NOT NULL
+        );
+        CREATE INDEX dashboard_sessions_by_expiry ON dashboard_sessions (expires_at_ms)
+        """,
+    ),
 )
 assert [number for number, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))

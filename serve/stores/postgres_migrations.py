@@ -136,5 +136,24 @@ PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX contracts_by_consumer ON contracts (consumer_tenant_id, state)
         """,
     ),
+    # Dashboard sign-in sessions (serve/dashboard/sessions.py): a read-only session per row,
+    # keyed by the SHA-256 digest of its cookie token (the token itself is never stored).
+    (
+        9,
+        """
+        CREATE TABLE dashboard_sessions (
+            session_digest TEXT PRIMARY KEY CHECK (length(session_digest) = 64),
+            kind TEXT NOT NULL,
+            tenant_id TEXT,
+            provider_id TEXT,
+            key_id TEXT,
+            plan TEXT NOT NULL,
+            credentials_epoch BIGINT NOT NULL,
+            created_at_ms BIGINT NOT NULL,
+            expires_at_ms BIGINT NOT NULL
+        );
+        CREATE INDEX dashboard_sessions_by_expiry ON dashboard_sessions (expires_at_ms)
+        """,
+    ),
 )
 assert [number for number, _ in PG_MIGRATIONS] == list(range(1, len(PG_MIGRATIONS) + 1))

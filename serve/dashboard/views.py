@@ -1,0 +1,670 @@
+"""What each dashboard view shows, read from one of two sources with the same shapes:
+
+- `LiveSource`: the exchange's own database (the market tables, the ledger's postings), read
+  through the market driver's read connection; never a write.
+- `LogSource`: a market-log DuckDB file (aex/marketlog schema: a simulation run or an
+  `aex export`), so a simulated market reads like the live one (ticks stand for minutes).
+
+Every read of a tenant's data takes the viewer's principal and keeps to its rows: a consumer
+sees its own work (`Market.work` answers 404 for anyone else's), a provider its own bids,
+notifications and certificates. Money is int minor units until formatted for display.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aex.core import Money
+from aex.core.ledger import EXTERNAL_FUNDING_ACCOUNT
+from aex.core.money import format_amount
+from aex.core.reputation import TIER_THRESHOLDS, Tier
+from serve.events import Delivered, notification_for
+from serve.market import Market, provider_reputation
+from serve.problems import FieldError, ProblemError
+from serve.security import Principal, PrincipalKind, now_ms
+from serve.wallets import Wallets
+
+MINUTE_MS = 60_000
+MINUTES_SHOWN = 30
+ROWS_SHOWN = 20
+PROVIDERS_TIERED_MAX = 500
+NOTIFICATIONS_SCANNED = 500
+SYSTEM_ACCOUNTS_LIKE = "system:%"  # the ledger's system accounts (aex/core/ledger.py)
+SCORE_COMPONENTS = ("price", "trust", "confidence", "sample", "sla", "certification")
+
+
+def money(amount_minor: int, currency: str) -> str:
+    return format_amount(Money(int(amount_minor), currency))
+
+
+def not_found(what: str) -> ProblemError:
+    return ProblemError(
+        404, "not-found", f"no such {what}", errors=(FieldError(what, "not_found"),)
+    )
+
+
+def next_tier(tier: str, score: float, contracts: int) -> dict[str, object] | None:
+    """The next tier up and how far along the provider is (each threshold's share met)."""
+    current = Tier[tier]
+    for threshold in reversed(TIER_THRESHOLDS):  # SILVER first
+        if threshold.tier > current:
+            score_part = min(score / threshold.score_min, 1.0)
+            contracts_part = min(contracts / threshold.contracts_min, 1.0)
+            return {
+                "tier": threshold.tier.name,
+                "score_min": threshold.score_min,
+                "contracts_min": threshold.contracts_min,
+                "progress": round(min(score_part, contracts_part), 4),
+            }
+    return None
+
+
+def evaluation_chart(scored: Sequence[dict[str, Any]]) -> dict[str, object]:
+    """A vega-lite spec (altair's grammar, as JSON): each bid's score components stacked."""
+    values = [
+        {"bid": row["bid_id"], "component": name, "score": float(value)}
+        for row in scored
+        for name, value in row.get("components", {}).items()
+    ]
+    return {
+        "data": {"values": values},
+        "mark": "bar",
+        "width": 420,
+        "encoding": {
+            "y": {"field": "bid", "type": "nominal", "title": "bid"},
+            "x": {"field": "score", "type": "quantitative", "stack": "zero", "title": "score"},
+            "color": {"field": "component", "type": "nominal"},
+            "tooltip": [{"field": "component"}, {"field": "score", "format": ".3f"}],
+        },
+    }
+
+
+def reputation_chart(points: Sequence[dict[str, Any]]) -> dict[str, object]:
+    return {
+        "data": {"values": list(points)},
+        "mark": {"type": "line", "point": True},
+        "width": 420,
+        "encoding": {
+            "x": {"field": "n", "type": "quantitative", "title": "outcome"},
+            "y": {"field": "success_rate", "type": "quantitative", "scale": {"domain": [0, 1]}},
+        },
+    }
+
+
+def per_minute_chart(rows: Sequence[dict[str, Any]]) -> dict[str, object]:
+    values = [
+        {"minute": row["minute"], "series": series, "value": float(row[series])}
+        for row in rows
+        for series in ("gmv", "fees")
+    ]
+    return {
+        "data": {"values": values},
+        "mark": {"type": "line", "point": True},
+        "width": 420,
+        "encoding": {
+            "x": {"field": "minute", "type": "ordinal", "title": "minute"},
+            "y": {"field": "value", "type": "quantitative", "title": "amount"},
+            "color": {"field": "series", "type": "nominal"},
+        },
+    }
+
+
+def _buckets(
+    gmv: dict[int, int], fees: dict[int, int], auctions: dict[int, int], currency: str, label: Any
+) -> list[dict[str, object]]:
+    keys = sorted(set(gmv) | set(fees) | set(auctions))[-MINUTES_SHOWN:]
+    return [
+        {
+            "minute": label(key),
+            "gmv": money(gmv.get(key, 0), currency),
+            "fees": money(fees.get(key, 0), currency),
+            "auctions": auctions.get(key, 0),
+        }
+        for key in keys
+    ]
+
+
+def _minute_label(bucket: int) -> str:
+    seconds = bucket * 60 % 86_400
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}"
+
+
+class LiveSource:
+    """The live exchange: the market tables and the ledger, read only."""
+
+    name = "live"
+
+    def __init__(self, market: Market, wallets: Wallets, currency: str = "USD") -> None:
+        self.market = market
+        self.wallets = wallets
+        self.currency = currency
+
+    def read(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[Any]:
+        return self.market.db.read(sql, parameters)
+
+    _read = read
+
+    # -- operator ----------------------------------------------------------------------------
+
+    def operator(self) -> dict[str, object]:
+        now = now_ms()
+        since = now - MINUTES_SHOWN * MINUTE_MS
+        currency = self.currency
+        gmv = {
+            int(r[0]): int(r[1])
+            for r in self._read(
+                "SELECT awarded_at_ms / 60000, sum(price_minor) FROM contracts"
+                " WHERE awarded_at_ms >= ? AND currency = ? GROUP BY awarded_at_ms / 60000",
+                (since, currency),
+            )
+        }
+        auctions = {
+            int(r[0]): int(r[1])
+            for r in self._read(
+                "SELECT closed_at_ms / 60000, count(*) FROM work"
+                " WHERE closed_at_ms >= ? GROUP BY closed_at_ms / 60000",
+                (since,),
+            )
+        }
+        fees = {
+            int(r[0]): int(r[1])
+            for r in self._read(
+                "SELECT j.created_at_ms / 60000, sum(p.amount_minor) FROM postings p"
+                " JOIN journal_entries j ON j.entry_id = p.entry_id"
+                " WHERE p.account_id = 'system:platform_revenue' AND p.currency = ?"
+                " AND j.created_at_ms >= ? GROUP BY j.created_at_ms / 60000",
+                (currency, since),
+            )
+        }
+        day_start = now - now % 86_400_000
+        revenue = [
+            {
+                "stream": r[0].removeprefix("system:"),
+                "today": money(r[1], currency),
+                "total": money(r[2], currency),
+            }
+            for r in self._read(
+                "SELECT p.account_id,"
+                " coalesce(sum(CASE WHEN j.created_at_ms >= ? THEN p.amount_minor END), 0),"
+                " sum(p.amount_minor) FROM postings p"
+                " JOIN journal_entries j ON j.entry_id = p.entry_id"
+                " WHERE p.account_id LIKE ? AND p.account_id != ? AND p.currency = ?"
+                " GROUP BY p.account_id ORDER BY p.account_id",
+                (day_start, SYSTEM_ACCOUNTS_LIKE, EXTERNAL_FUNDING_ACCOUNT, currency),
+            )
+        ]
+        open_windows = [
+            {"work_id": r[0], "category": r[1], "closes_at_ms": int(r[2]), "bids": int(r[3])}
+            for r in self._read(
+                "SELECT w.work_id, w.category, w.closes_at_ms,"
+                " (SELECT count(*) FROM bids b WHERE b.work_id = w.work_id)"
+                " FROM work w WHERE w.state = 'OPEN' ORDER BY w.closes_at_ms LIMIT ?",
+                (ROWS_SHOWN,),
+            )
+        ]
+        awards = [
+            {
+                "work_id": r[0],
+                "provider_id": r[1],
+                "price": money(r[2], r[3]),
+                "at_ms": int(r[4]),
+                "state": r[5],
+            }
+            for r in self._read(
+                "SELECT work_id, provider_id, price_minor, currency, awarded_at_ms, state"
+                " FROM contracts ORDER BY awarded_at_ms DESC, contract_id LIMIT ?",
+                (ROWS_SHOWN,),
+            )
+        ]
+        deliveries = {
+            r[0]: int(r[1])
+            for r in self._read("SELECT status, count(*) FROM webhook_deliveries GROUP BY status")
+        }
+        dead = [
+            {"event": r[0], "provider_id": r[1], "attempts": int(r[2]), "error": r[3] or ""}
+            for r in self._read(
+                "SELECT event, provider_id, attempts, last_error FROM webhook_deliveries"
+                " WHERE status = 'FAILED' ORDER BY updated_at_ms DESC LIMIT ?",
+                (ROWS_SHOWN,),
+            )
+        ]
+        per_minute = _buckets(gmv, fees, auctions, currency, _minute_label)
+        return {
+            "source": self.name,
+            "currency": currency,
+            "per_minute": per_minute,
+            "per_minute_chart": per_minute_chart(per_minute),
+            "revenue": revenue,
+            "open_windows": open_windows,
+            "recent_awards": awards,
+            "tiers": self._tiers(now),
+            "webhooks": {"by_status": deliveries, "dead_letters": dead},
+            "now_ms": now,
+        }
+
+    def _tiers(self, now: int) -> dict[str, int]:
+        counts: Counter[str] = Counter({tier.name: 0 for tier in Tier})
+        params = self.market.weights.reputation
+        with self.market.db.reader() as connection:
+            providers = connection.execute(
+                "SELECT provider_id FROM providers ORDER BY provider_id LIMIT ?",
+                (PROVIDERS_TIERED_MAX,),
+            ).fetchall()
+            for (provider_id,) in providers:
+                counts[provider_reputation(connection, provider_id, now, params).tier.name] += 1
+        return dict(counts)
+
+    # -- consumer ----------------------------------------------------------------------------
+
+    def consumer(self, viewer: Principal) -> dict[str, object]:
+        works = self.market.list_work(viewer, ROWS_SHOWN)
+        contracts = [
+            {
+                "contract_id": r[0],
+                "work_id": r[1],
+                "provider_id": r[2],
+                "price": money(r[3], r[4]),
+                "state": r[5],
+            }
+            for r in self._read(
+                "SELECT contract_id, work_id, provider_id, price_minor, currency, state"
+                " FROM contracts WHERE consumer_tenant_id = ? ORDER BY awarded_at_ms DESC LIMIT ?",
+                (viewer.tenant_id, ROWS_SHOWN),
+            )
+        ]
+        balance = self.wallets.balance(viewer, self.currency)
+        return {
+            "source": self.name,
+            "works": [
+                {
+                    "work_id": w["work_id"],
+                    "title": w.get("title", ""),
+                    "status": w["status"],
+                    "closes_at_ms": w["bid_window_closes_at_ms"],
+                }
+                for w in works
+            ],
+            "contracts": contracts,
+            "balance": {"available": balance.available, "held": balance.held},
+            "currency": self.currency,
+        }
+
+    def work(self, viewer: Principal, work_id: str) -> dict[str, object]:
+        work = self.market.work(viewer, work_id)  # 404 unless the viewer's own
+        bids = [_bid_row(b) for b in self.market.bids(viewer, work_id)]
+        rows = self._read("SELECT body FROM evaluations WHERE work_id = ?", (work_id,))
+        scored: list[dict[str, Any]] = []
+        winner = None
+        if rows:
+            evaluation = json.loads(rows[0][0])
+            scored = list(evaluation.get("bids", evaluation.get("scored", [])))
+            winner = next((s["bid_id"] for s in scored if s.get("is_winner")), None)
+        return {
+            "source": self.name,
+            "work_id": work_id,
+            "title": work.get("title", ""),
+            "status": work["status"],
+            "closes_at_ms": work["bid_window_closes_at_ms"],
+            "bids": bids,
+            "scored": scored,
+            "winner": winner,
+            "contract_id": work.get("contract_id"),
+            "chart": evaluation_chart(scored) if scored else None,
+        }
+
+    # -- provider ----------------------------------------------------------------------------
+
+    def provider_ids(self, viewer: Principal) -> list[str]:
+        if viewer.kind is PrincipalKind.PROVIDER:
+            assert viewer.provider_id is not None
+            return [viewer.provider_id]
+        return [
+            r[0]
+            for r in self._read(
+                "SELECT provider_id FROM providers WHERE tenant_id = ? ORDER BY provider_id",
+                (viewer.tenant_id,),
+            )
+        ]
+
+    def provider(self, viewer: Principal, provider_id: str) -> dict[str, object]:
+        if provider_id not in self.provider_ids(viewer):
+            raise not_found("provider")
+        bids = [
+            {
+                "bid_id": r[0],
+                "work_id": r[1],
+                "price": money(r[2], r[5] or self.currency),
+                "submitted_at_ms": int(r[3]),
+                "outcome": _bid_outcome(r[4], r[6], r[0]),
+            }
+            for r in self._read(
+                "SELECT b.bid_id, b.work_id, b.price_minor, b.submitted_at_ms, w.state,"
+                " w.currency, c.bid_id FROM bids b JOIN work w ON w.work_id = b.work_id"
+                " LEFT JOIN contracts c ON c.work_id = b.work_id"
+                " WHERE b.provider_id = ? ORDER BY b.submitted_at_ms DESC LIMIT ?",
+                (provider_id, ROWS_SHOWN),
+            )
+        ]
+        outcomes = self._read(
+            "SELECT kind FROM outcomes WHERE provider_id = ? ORDER BY at_ms, contract_id",
+            (provider_id,),
+        )
+        reputation = self.market.reputation(provider_id)
+        certificates = [
+            {
+                "certificate_id": r[0],
+                "category": r[1],
+                "capability": r[2],
+                "state": r[3],
+                "expires_at_ms": int(r[4]),
+            }
+            for r in self._read(
+                "SELECT DISTINCT certificate_id, category, capability, state, expires_at_ms"
+                " FROM certificate_owners WHERE provider_id = ? ORDER BY expires_at_ms DESC"
+                " LIMIT ?",
+                (provider_id, ROWS_SHOWN),
+            )
+        ]
+        return _provider_view(
+            self.name,
+            provider_id,
+            bids,
+            [int(r[0]) == 0 for r in outcomes],
+            reputation,
+            certificates,
+            self._notifications(provider_id),
+        )
+
+    def _notifications(self, provider_id: str) -> list[dict[str, object]]:
+        head = self.market.db.outbox_head()
+        rows = self.market.db.outbox_after(
+            max(head - NOTIFICATIONS_SCANNED, 0), NOTIFICATIONS_SCANNED
+        )
+        found = []
+        for r in rows:
+            event = Delivered(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]))
+            note = notification_for(provider_id, event)
+            if note is not None:
+                found.append(
+                    {
+                        "type": event.type,
+                        "subject_id": event.subject_id,
+                        "at_ms": event.occurred_at_ms,
+                    }
+                )
+        return found[-ROWS_SHOWN:][::-1]
+
+
+class Interest:
+    """Which market events concern a viewer: the operator every one; a tenant or a provider
+    those naming one of its ids (tenant, providers, work) as subject or payload value."""
+
+    def __init__(self, source: LiveSource, viewer: Principal) -> None:
+        self._source = source
+        self._viewer = viewer
+        self._everything = viewer.kind is PrincipalKind.OPERATOR
+        self._ids: set[str] = set()
+        if not self._everything:
+            self._ids |= {viewer.tenant_id or "", *source.provider_ids(viewer)} - {""}
+            if viewer.kind is PrincipalKind.TENANT:
+                self._ids |= {str(w["work_id"]) for w in source.market.list_work(viewer, 100)}
+
+    def concerns(self, event: Delivered) -> bool:
+        """May read the database (a new work's owner): call it off the event loop."""
+        if self._everything:
+            return True
+        named = {event.subject_id, *_values(event.payload)}
+        if named & self._ids:
+            return True
+        if event.type == "work.submitted" and self._viewer.kind is PrincipalKind.TENANT:
+            rows = self._source.read(
+                "SELECT 1 FROM work WHERE work_id = ? AND consumer_tenant_id = ?",
+                (event.subject_id, self._viewer.tenant_id),
+            )
+            if rows:
+                self._ids.add(event.subject_id)
+                return True
+        return False
+
+
+def _values(payload: dict[str, Any]) -> set[str]:
+    found: set[str] = set()
+    for value in payload.values():
+        if isinstance(value, str):
+            found.add(value)
+        elif isinstance(value, list):
+            found |= {item for item in value if isinstance(item, str)}
+    return found
+
+
+def _bid_row(found: dict[str, Any]) -> dict[str, object]:
+    body: dict[str, Any] = found["bid"]
+    return {
+        "bid_id": found["bid_id"],
+        "provider_id": found["provider_id"],
+        "price": str(body.get("price", "")),
+        "confidence": body.get("confidence", ""),
+        "submitted_at_ms": found["submitted_at_ms"],
+    }
+
+
+def _bid_outcome(work_state: str, winning_bid: str | None, bid_id: str) -> str:
+    if winning_bid is None:
+        return "pending" if work_state in ("OPEN", "EVALUATING") else "not awarded"
+    return "won" if winning_bid == bid_id else "lost"
+
+
+def _provider_view(
+    source: str,
+    provider_id: str,
+    bids: list[dict[str, object]],
+    successes: list[bool],
+    reputation: dict[str, Any],
+    certificates: list[dict[str, object]],
+    notifications: list[dict[str, object]],
+) -> dict[str, object]:
+    points = []
+    won = 0
+    for n, success in enumerate(successes, start=1):
+        won += success
+        points.append({"n": n, "success_rate": round(won / n, 4)})
+    return {
+        "source": source,
+        "provider_id": provider_id,
+        "bids": bids,
+        "reputation": reputation,
+        "next_tier": next_tier(
+            str(reputation["tier"]), float(reputation["score"]), int(reputation["contracts"])
+        ),
+        "reputation_chart": reputation_chart(points) if points else None,
+        "certificates": certificates,
+        "notifications": notifications,
+    }
+
+
+class LogSource:
+    """A market-log DuckDB file (one run: the first, or `run_id`), read only."""
+
+    def __init__(self, path: Path, run_id: int | None = None) -> None:
+        import duckdb
+
+        self.path = path
+        self.connection = duckdb.connect(str(path), read_only=True)
+        runs = self.connection.execute(
+            "SELECT run_id, currency, tick_ms, source, scenario FROM runs ORDER BY run_id"
+        ).fetchall()
+        if not runs:
+            raise ValueError(f"{path}: no run in this market log")
+        chosen = [r for r in runs if run_id is None or r[0] == run_id]
+        if not chosen:
+            raise ValueError(f"{path}: no run {run_id}")
+        self.run_id, self.currency, self.tick_ms, kind, scenario = chosen[0]
+        self.name = f"market log {path.name} (run {self.run_id}, {kind} {scenario or ''})".strip()
+
+    def _read(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
+        # A cursor per read: the pages are rendered on worker threads, a DuckDB connection
+        # is used by one thread at a time.
+        cursor = self.connection.cursor()
+        try:
+            return cursor.execute(sql, [self.run_id, *parameters]).fetchall()
+        finally:
+            cursor.close()
+
+    def operator(self) -> dict[str, object]:
+        gmv = {
+            int(r[0]): int(r[1])
+            for r in self._read(
+                "SELECT tick, sum(price_minor) FROM awards WHERE run_id = ? GROUP BY tick"
+            )
+        }
+        fees = {
+            int(r[0]): int(r[1])
+            for r in self._read(
+                "SELECT tick, sum(fee_minor) FROM settlements WHERE run_id = ? GROUP BY tick"
+            )
+        }
+        auctions = {
+            int(r[0]): int(r[1])
+            for r in self._read("SELECT tick, count(*) FROM awards WHERE run_id = ? GROUP BY tick")
+        }
+        total_fees = self._read(
+            "SELECT coalesce(sum(fee_minor), 0) FROM settlements WHERE run_id = ?"
+        )
+        awards = [
+            {
+                "work_id": str(r[0]),
+                "provider_id": str(r[1]),
+                "price": money(r[2], self.currency),
+                "at_ms": int(r[3]) * int(self.tick_ms),
+                "state": "AWARDED",
+            }
+            for r in self._read(
+                "SELECT work_id, provider_id, price_minor, tick FROM awards WHERE run_id = ?"
+                " ORDER BY tick DESC, work_id DESC LIMIT ?",
+                (ROWS_SHOWN,),
+            )
+        ]
+        counts: Counter[str] = Counter({tier.name: 0 for tier in Tier})
+        for tier, n in self._read(
+            "SELECT tier, count(*) FROM reputation WHERE run_id = ?"
+            " AND tick = (SELECT max(tick) FROM reputation WHERE run_id = ?) GROUP BY tier",
+            (self.run_id,),
+        ):
+            counts[Tier(int(tier)).name] += int(n)
+        per_minute = _buckets(gmv, fees, auctions, self.currency, lambda tick: f"tick {tick}")
+        return {
+            "source": self.name,
+            "currency": self.currency,
+            "per_minute": per_minute,
+            "per_minute_chart": per_minute_chart(per_minute),
+            "revenue": [
+                {
+                    "stream": "platform_revenue",
+                    "today": "",
+                    "total": money(total_fees[0][0], self.currency),
+                }
+            ],
+            "open_windows": [],
+            "recent_awards": awards,
+            "tiers": dict(counts),
+            "webhooks": {"by_status": {}, "dead_letters": []},
+            "now_ms": 0,
+        }
+
+    def work(self, work_id: str) -> dict[str, object]:
+        if not work_id.isdigit():
+            raise not_found("work")
+        rows = self._read(
+            "SELECT bid_id, provider_id, price_minor, price_score, trust_score, confidence_score,"
+            " sample_score, sla_score, certification_score, total, rank, is_winner"
+            " FROM bids WHERE run_id = ? AND work_id = ? ORDER BY rank, bid_id",
+            (int(work_id),),
+        )
+        if not rows:
+            raise not_found("work")
+        scored = [
+            {
+                "bid_id": str(r[0]),
+                "provider_id": str(r[1]),
+                "components": dict(zip(SCORE_COMPONENTS, (float(v) for v in r[3:9]), strict=True)),
+                "total": float(r[9]),
+                "rank": int(r[10]),
+                "is_winner": bool(r[11]),
+            }
+            for r in rows
+        ]
+        return {
+            "source": self.name,
+            "work_id": work_id,
+            "title": f"work {work_id}",
+            "status": "AWARDED" if any(s["is_winner"] for s in scored) else "CLOSED",
+            "closes_at_ms": 0,
+            "bids": [
+                {
+                    "bid_id": str(r[0]),
+                    "provider_id": str(r[1]),
+                    "price": money(r[2], self.currency),
+                    "confidence": "",
+                    "submitted_at_ms": 0,
+                }
+                for r in rows
+            ],
+            "scored": scored,
+            "winner": next((s["bid_id"] for s in scored if s["is_winner"]), None),
+            "contract_id": None,
+            "chart": evaluation_chart(scored),
+        }
+
+    def works(self) -> list[dict[str, object]]:
+        return [
+            {"work_id": str(r[0]), "title": f"work {r[0]}", "status": "AWARDED", "closes_at_ms": 0}
+            for r in self._read(
+                "SELECT DISTINCT work_id FROM bids WHERE run_id = ? ORDER BY work_id DESC LIMIT ?",
+                (ROWS_SHOWN,),
+            )
+        ]
+
+    def provider(self, provider_id: str) -> dict[str, object]:
+        if not provider_id.isdigit():
+            raise not_found("provider")
+        pid = int(provider_id)
+        snapshots = self._read(
+            "SELECT tick, score, contracts, successes, tier FROM reputation"
+            " WHERE run_id = ? AND provider_id = ? ORDER BY tick",
+            (pid,),
+        )
+        if not snapshots:
+            raise not_found("provider")
+        last = snapshots[-1]
+        reputation = {
+            "provider_id": provider_id,
+            "score": round(float(last[1]), 6),
+            "tier": Tier(int(last[4])).name,
+            "contracts": int(last[2]),
+            "success_rate": round(int(last[3]) / max(int(last[2]), 1), 6),
+        }
+        bids: list[dict[str, object]] = [
+            {
+                "bid_id": str(r[0]),
+                "work_id": str(r[1]),
+                "price": money(r[2], self.currency),
+                "submitted_at_ms": int(r[3]) * int(self.tick_ms),
+                "outcome": "won" if r[4] else "lost",
+            }
+            for r in self._read(
+                "SELECT bid_id, work_id, price_minor, tick, is_winner FROM bids"
+                " WHERE run_id = ? AND provider_id = ? ORDER BY tick DESC LIMIT ?",
+                (pid, ROWS_SHOWN),
+            )
+        ]
+        view = _provider_view(self.name, provider_id, bids, [], reputation, [], [])
+        points = [
+            {"n": int(r[0]), "success_rate": round(int(r[3]) / max(int(r[2]), 1), 4)}
+            for r in snapshots
+        ]
+        view["reputation_chart"] = reputation_chart(points)
+        return view
