@@ -17,6 +17,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
@@ -45,7 +46,14 @@ from serve.middleware.gateway import (
 )
 from serve.problems import PROBLEM_RESPONSES, problem_response
 from serve.routes.agentcards import AGENT_CARD_HANDLERS
-from serve.routes.callers import PUBLIC, needs, require_scope, route_scopes
+from serve.routes.callers import (
+    PUBLIC,
+    SECURITY_SCHEMES,
+    declare_security,
+    needs,
+    require_scope,
+    route_scopes,
+)
 from serve.routes.certificates import CERTIFICATE_HANDLERS
 from serve.routes.identity import OperatorController, TenantController, create_tenant
 from serve.routes.market import MARKET_HANDLERS
@@ -171,6 +179,7 @@ def build_litestar(
         debug=False,
     )
     route_scopes(app)  # asserts that every route declares the scope it needs
+    declare_security(app)
     return app
 
 
@@ -187,9 +196,21 @@ def _openapi_config() -> OpenAPIConfig:
         favicon=f"<link rel='icon' type='image/png' href='{DOCS_ASSETS_PATH}/favicon-32x32.png'>",
         path="/swagger",
     )
+    schemes = {
+        name: SecurityScheme(**_scheme_fields(spec)) for name, spec in SECURITY_SCHEMES.items()
+    }
     return OpenAPIConfig(
-        title="AEX live exchange", version=aex.__version__, path="/schema", render_plugins=[swagger]
+        title="AEX live exchange",
+        version=aex.__version__,
+        path="/schema",
+        render_plugins=[swagger],
+        components=Components(security_schemes=schemes),
     )
+
+
+def _scheme_fields(spec: dict[str, str]) -> dict[str, str]:
+    renamed = {"in": "security_scheme_in", "bearerFormat": "bearer_format"}
+    return {renamed.get(key, key): value for key, value in spec.items()}
 
 
 def _docs_assets() -> Any:
