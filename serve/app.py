@@ -44,6 +44,7 @@ from serve.middleware.gateway import (
     RateLimitMiddleware,
     TimeoutMiddleware,
 )
+from serve.openapi import describe
 from serve.problems import PROBLEM_RESPONSES, problem_response
 from serve.routes.agentcards import AGENT_CARD_HANDLERS
 from serve.routes.callers import (
@@ -180,6 +181,7 @@ def build_litestar(
     )
     route_scopes(app)  # asserts that every route declares the scope it needs
     declare_security(app)
+    describe(app)  # the market's shapes (serve/openapi.py)
     return app
 
 
