@@ -31,6 +31,7 @@ from serve.certificates import Certificates
 from serve.evaluation import warm_up_in_background as warm_scoring
 from serve.events import EventHub, MarketMetrics, MetricsMiddleware, RouteLabels, StreamGate
 from serve.market import Market
+from serve.market_schemas import Health, Readiness
 from serve.middleware._asgi import ASGIApp
 from serve.middleware.edge import (
     CorsMiddleware,
@@ -44,7 +45,7 @@ from serve.middleware.gateway import (
     RateLimitMiddleware,
     TimeoutMiddleware,
 )
-from serve.openapi import describe
+from serve.openapi import describe, shapes
 from serve.problems import PROBLEM_RESPONSES, problem_response
 from serve.routes.agentcards import AGENT_CARD_HANDLERS
 from serve.routes.callers import (
@@ -75,13 +76,19 @@ from serve.wallets import Wallets
 from serve.webhooks import Webhooks
 
 
-@get("/health", responses=PROBLEM_RESPONSES, sync_to_thread=False, tags=["ops"], opt=needs(PUBLIC))
+@get(
+    "/health",
+    responses=PROBLEM_RESPONSES,
+    sync_to_thread=False,
+    tags=["ops"],
+    opt=needs(PUBLIC) | shapes(ok=Health),
+)
 def health() -> dict[str, str]:
     """Liveness: the process answers (no store access). Never rate limited."""
     return {"status": "ok"}
 
 
-@get("/ready", sync_to_thread=True, tags=["ops"], opt=needs(PUBLIC))
+@get("/ready", sync_to_thread=True, tags=["ops"], opt=needs(PUBLIC) | shapes(ok=Readiness))
 def ready(request: Request[Any, Any, State]) -> Response[dict[str, Any]]:
     """Ready to serve: the database answers; every outbound breaker's state, for the operator.
 

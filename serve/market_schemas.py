@@ -210,5 +210,54 @@ class WebhookDelivery(msgspec.Struct, frozen=True):
     updated_at_ms: int
 
 
+# A2A agent cards (aex/core/agentcard.py parses them; other A2A members are kept as sent).
+
+
+class AgentSkill(msgspec.Struct, frozen=True):
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=limits.agent_card_term_chars_max)]
+    name: Annotated[str, msgspec.Meta(min_length=1)]
+    description: str | None = None
+    tags: list[str] = msgspec.field(default_factory=list)
+
+
+class AgentCardDocument(msgspec.Struct, frozen=True):
+    """An A2A AgentCard: name, url, version and at least one skill."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1)]
+    url: Annotated[str, msgspec.Meta(pattern=r"^https?://")]
+    version: Annotated[str, msgspec.Meta(min_length=1)]
+    skills: Annotated[list[AgentSkill], msgspec.Meta(min_length=1)]
+    description: str | None = None
+
+
+class AgentCardRegistered(msgspec.Struct, frozen=True):
+    provider_id: str
+    name: str
+    url: str
+    version: str
+    skills: list[str]
+    updated_at_ms: int
+
+
+class ProviderMatch(msgspec.Struct, frozen=True):
+    provider_id: str
+    name: str
+    url: str
+    tier: str
+    score: float
+    contracts: int
+
+
+class ProviderSearch(msgspec.Struct, frozen=True):
+    results: list[ProviderMatch]
+    truncated: bool
+
+
 class Health(msgspec.Struct, frozen=True):
-    status: str
+    status: Literal["ok"]
+
+
+class Readiness(msgspec.Struct, frozen=True):
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, str]
+    breakers: dict[str, str]
