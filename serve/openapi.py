@@ -23,16 +23,23 @@ from litestar.openapi.spec import (
     RequestBody,
     Schema,
 )
+from litestar.openapi.spec.enums import OpenAPIType
 
 BODY_OPT: Final = "aex_body"
 OK_OPT: Final = "aex_ok"
+TEXTS_OPT: Final = "aex_texts"
 REF_TEMPLATE: Final = "#/components/schemas/{name}"
 
 
-def shapes(*, body: Any = None, ok: Any = None, example: Any = None) -> dict[str, Any]:
-    """A route's `opt` entries: its request body Struct (with an example) and its success
-    response type (a Struct or list[Struct])."""
+def shapes(
+    *, body: Any = None, ok: Any = None, example: Any = None, texts: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """A route's `opt` entries: its request body Struct (with an example), its success
+    response type (a Struct or list[Struct]) and the text media types it may answer instead
+    (a PEM, a compact JWT)."""
     opt: dict[str, Any] = {}
+    if texts:
+        opt[TEXTS_OPT] = texts
     if body is not None:
         opt[BODY_OPT] = (body, example)
     if ok is not None:
@@ -46,7 +53,7 @@ def describe(app: Litestar) -> None:
     openapi = app.plugins.get(OpenAPIPlugin).provide_openapi()
     for route in app.routes:
         for handler in getattr(route, "route_handlers", ()):
-            if BODY_OPT not in handler.opt and OK_OPT not in handler.opt:
+            if not {BODY_OPT, OK_OPT, TEXTS_OPT} & set(handler.opt):
                 continue
             item = (openapi.paths or {}).get(route.path_format)
             assert item is not None, route.path_format
@@ -57,6 +64,7 @@ def describe(app: Litestar) -> None:
                 described.append(
                     (operation, body, example, handler.opt.get(OK_OPT), handler.status_code)
                 )
+                _add_texts(operation, handler.status_code, handler.opt.get(TEXTS_OPT, ()))
     types = [t for _, body, _, ok, _ in described for t in (body, ok) if t is not None]
     refs, components = msgspec.json.schema_components(types, ref_template=REF_TEMPLATE)
     found = dict(zip(map(id, types), refs, strict=True))
@@ -82,3 +90,13 @@ def describe(app: Litestar) -> None:
             )
             responses[str(status)] = response
             operation.responses = responses
+
+
+def _add_texts(operation: Operation, status: int, texts: tuple[str, ...]) -> None:
+    response = (operation.responses or {}).get(str(status))
+    if not texts or not isinstance(response, OpenAPIResponse):
+        return
+    content = dict(response.content or {})
+    for media_type in texts:
+        content[media_type] = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+    response.content = content

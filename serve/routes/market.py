@@ -17,7 +17,7 @@ from litestar.response import ServerSentEvent
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from aex.core import AccessScope
+from aex.core import CURRENCY_EXPONENTS, AccessScope, MoneyRejectReason, Rejected
 from serve.events import EventHub, MarketMetrics, StreamGate, provider_stream
 from serve.market import Market, decode_body
 from serve.market_schemas import (
@@ -36,7 +36,7 @@ from serve.market_schemas import (
     WorkView,
 )
 from serve.openapi import shapes
-from serve.problems import PROBLEM_RESPONSES, ProblemError
+from serve.problems import PROBLEM_RESPONSES, ProblemError, problem_for_rejected
 from serve.routes.callers import needs, operator_caller, provider_or_tenant_caller, tenant_caller
 from serve.security import PrincipalKind
 from serve.webhooks import Webhooks
@@ -263,6 +263,9 @@ class OperatorMarketController(Controller):
     ) -> Json:
         """The platform's fee account balance."""
         operator_caller(request)
+        if currency not in CURRENCY_EXPONENTS:  # a well-formed code the exchange does not hold
+            reason = MoneyRejectReason.CURRENCY_UNKNOWN
+            raise problem_for_rejected(Rejected(reason, "currency", f"{currency!r}"))
         return {"currency": currency, "amount": _market(request).platform_revenue(currency)}
 
 
