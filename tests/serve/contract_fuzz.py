@@ -6,14 +6,12 @@ to the document (problem+json errors included). Used by tests/serve/test_schemat
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -50,10 +48,8 @@ class Principals:
             return {}
         if any("operatorKey" in requirement for requirement in security):
             return self.operator
-        if (
-            (path.startswith(PROVIDER_PATHS)
-            and method != "GET")
-            or path.startswith("/v1/notifications")
+        if (path.startswith(PROVIDER_PATHS) and method != "GET") or path.startswith(
+            "/v1/notifications"
         ):
             return self.provider
         return self.consumer
@@ -120,4 +116,39 @@ def _fuzz(
             report.failures.append(line)
 
 
-_ = (st, Callable)
+def main(argv: list[str] | None = None) -> int:
+    """`make fuzz`: a deeper run against a fresh server on each backend given."""
+    import argparse
+    import tempfile
+    from pathlib import Path
+
+    from tests.serve.server import Backend, Server
+
+    parser = argparse.ArgumentParser(prog="python -m tests.serve.contract_fuzz")
+    parser.add_argument("--examples", type=int, default=200, help="cases per operation (200)")
+    parser.add_argument("--backend", action="append", choices=("sqlite", "postgres"))
+    args = parser.parse_args(argv)
+    total, failed = 0, 0
+    for name in args.backend or ["sqlite", "postgres"]:
+        backend = Backend(name)
+        try:
+            with tempfile.TemporaryDirectory() as scratch:
+                server = Server(Path(scratch) / "data", env=backend.env).start()
+                try:
+                    with httpx.Client(base_url=server.url, timeout=30) as client:
+                        who = principals(client)
+                    report = run(server.url, who, examples_per_operation=args.examples)
+                finally:
+                    server.stop()
+        finally:
+            backend.cleanup()
+        print(f"{name}: {report.cases} cases, {len(report.failures)} failures")
+        for line in report.failures:
+            print("  " + line)
+        total, failed = total + report.cases, failed + len(report.failures)
+    print(f"fuzz: {total} cases, {failed} failures")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
