@@ -18,7 +18,7 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, Reference, SecurityScheme
 from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
@@ -205,7 +205,7 @@ def _openapi_config() -> OpenAPIConfig:
         favicon=f"<link rel='icon' type='image/png' href='{DOCS_ASSETS_PATH}/favicon-32x32.png'>",
         path="/swagger",
     )
-    schemes = {
+    schemes: dict[str, SecurityScheme | Reference] = {
         name: SecurityScheme(**_scheme_fields(spec)) for name, spec in SECURITY_SCHEMES.items()
     }
     return OpenAPIConfig(
@@ -217,7 +217,7 @@ def _openapi_config() -> OpenAPIConfig:
     )
 
 
-def _scheme_fields(spec: dict[str, str]) -> dict[str, str]:
+def _scheme_fields(spec: dict[str, str]) -> Any:  # SecurityScheme's keyword arguments
     renamed = {"in": "security_scheme_in", "bearerFormat": "bearer_format"}
     return {renamed.get(key, key): value for key, value in spec.items()}
 
