@@ -33,3 +33,22 @@ def test_generated_requests_meet_no_server_error_and_no_schema_violation(
         if m in ("get", "post", "put", "delete", "patch")
     )
     assert report.cases >= (counted - len(SKIPPED)) * 1  # every operation was exercised
+
+
+def test_platform_revenue_in_a_currency_the_exchange_does_not_hold_is_422_not_500(
+    client: httpx.Client,
+) -> None:
+    # Found by schemathesis: a well-formed but unknown code reached the money formatter (500).
+    response = client.get(
+        "/v1/admin/platform-revenue", params={"currency": "ESE"}, headers=principals_operator()
+    )
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["type"] == "https://aex.dev/problems/currency-unknown"
+    assert problem["errors"] == [{"field": "currency", "reason": "currency_unknown"}]
+
+
+def principals_operator() -> dict[str, str]:
+    from tests.serve.server import OPERATOR_KEY
+
+    return {"X-API-Key": OPERATOR_KEY}
