@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.serve.conftest import Tenant
 from tests.serve.contract_fuzz import SKIPPED, principals, run
 from tests.serve.server import Backend, Server
 
@@ -52,3 +53,15 @@ def principals_operator() -> dict[str, str]:
     from tests.serve.server import OPERATOR_KEY
 
     return {"X-API-Key": OPERATOR_KEY}
+
+
+def test_a_provider_search_term_holding_a_control_character_is_422_on_both_backends(
+    client: httpx.Client, tenant: Tenant
+) -> None:
+    # Found by make fuzz: NUL reached PostgreSQL (500 there, an empty answer on SQLite).
+    for params in ({"skill": "ab\x00"}, {"tag": "\x00"}):
+        response = client.get("/v1/providers/search", params=params, headers=tenant.headers)
+        assert response.status_code == 422, response.text
+        problem = response.json()
+        assert problem["type"] == "https://aex.dev/problems/text-control-character"
+        assert problem["errors"][0]["field"] == next(iter(params))
