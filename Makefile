@@ -23,7 +23,7 @@ SERVER_INSTALLED := $(VENV)/.installed-server
 # package would start a Prometheus server); tests/deploy/tools.py looks here, then on PATH.
 PROMTOOL := .cache/prometheus/usr/bin/promtool
 
-.PHONY: install install-server run test lint typecheck pytest soak bench bench-save bench-compare lab sim run-cluster clean deploy-tools deploy-check
+.PHONY: install install-server run test lint typecheck pytest fuzz soak bench bench-save bench-compare lab sim run-cluster clean deploy-tools deploy-check
 
 # uv itself comes from PyPI into a private bootstrap venv; the lock file pins everything else.
 $(UV):
@@ -78,6 +78,12 @@ $(PROMTOOL):
 	$@ --version
 
 test: lint typecheck pytest
+
+# Not part of `make test`: schemathesis's deeper pass over every operation on both backends
+# (FUZZ_EXAMPLES cases per operation, >= 10,000 in all; tests/serve/contract_fuzz.py).
+FUZZ_EXAMPLES ?= 200
+fuzz: install
+	$(BIN)/python -m tests.serve.contract_fuzz --examples $(FUZZ_EXAMPLES)
 
 # Not part of `make test`: the ledger state machine (disputes, withdrawals, holds) for at least
 # SOAK_STEPS steps, every invariant checked after every step (tests/core/test_ledger_soak.py).

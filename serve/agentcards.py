@@ -18,6 +18,7 @@ from typing import Any
 from aex.core import (
     Rejected,
     Tier,
+    check_display_text,
     limits,
     parse_agent_card,
     rank_key,
@@ -115,6 +116,13 @@ class AgentCards:
                 errors=(FieldError("limit", "limit_out_of_range"),),
             )
         terms = [("skill", skill), ("tag", tag)]
+        for kind, value in terms:
+            # Registered terms hold no control character (aex/core/agentcard.py); a term that
+            # does is refused, naming it, before it reaches the database (PostgreSQL text
+            # cannot hold NUL: this was a 500 there and an empty answer on SQLite).
+            rejected = None if value is None else check_display_text(value, field=kind)
+            if rejected is not None:
+                raise problem_for_rejected(rejected)
         asked = [(kind, value.casefold()) for kind, value in terms if value]
         if not asked:
             raise ProblemError(

@@ -18,6 +18,7 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, Reference, SecurityScheme
 from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
@@ -31,6 +32,7 @@ from serve.dashboard import dashboard_router, dashboard_state, template_config
 from serve.evaluation import warm_up_in_background as warm_scoring
 from serve.events import EventHub, MarketMetrics, MetricsMiddleware, RouteLabels, StreamGate
 from serve.market import Market
+from serve.market_schemas import Health, Readiness
 from serve.middleware._asgi import ASGIApp
 from serve.middleware.edge import (
     CorsMiddleware,
@@ -44,9 +46,17 @@ from serve.middleware.gateway import (
     RateLimitMiddleware,
     TimeoutMiddleware,
 )
+from serve.openapi import describe, shapes
 from serve.problems import PROBLEM_RESPONSES, problem_response
 from serve.routes.agentcards import AGENT_CARD_HANDLERS
-from serve.routes.callers import PUBLIC, needs, require_scope, route_scopes
+from serve.routes.callers import (
+    PUBLIC,
+    SECURITY_SCHEMES,
+    declare_security,
+    needs,
+    require_scope,
+    route_scopes,
+)
 from serve.routes.certificates import CERTIFICATE_HANDLERS
 from serve.routes.identity import OperatorController, TenantController, create_tenant
 from serve.routes.market import MARKET_HANDLERS
@@ -67,13 +77,19 @@ from serve.wallets import Wallets
 from serve.webhooks import Webhooks
 
 
-@get("/health", responses=PROBLEM_RESPONSES, sync_to_thread=False, tags=["ops"], opt=needs(PUBLIC))
+@get(
+    "/health",
+    responses=PROBLEM_RESPONSES,
+    sync_to_thread=False,
+    tags=["ops"],
+    opt=needs(PUBLIC) | shapes(ok=Health),
+)
 def health() -> dict[str, str]:
     """Liveness: the process answers (no store access). Never rate limited."""
     return {"status": "ok"}
 
 
-@get("/ready", sync_to_thread=True, tags=["ops"], opt=needs(PUBLIC))
+@get("/ready", sync_to_thread=True, tags=["ops"], opt=needs(PUBLIC) | shapes(ok=Readiness))
 def ready(request: Request[Any, Any, State]) -> Response[dict[str, Any]]:
     """Ready to serve: the database answers; every outbound breaker's state, for the operator.
 
@@ -175,6 +191,8 @@ def build_litestar(
         debug=False,
     )
     route_scopes(app)  # asserts that every route declares the scope it needs
+    declare_security(app)
+    describe(app)  # the market's shapes (serve/openapi.py)
     return app
 
 
@@ -191,9 +209,21 @@ def _openapi_config() -> OpenAPIConfig:
         favicon=f"<link rel='icon' type='image/png' href='{DOCS_ASSETS_PATH}/favicon-32x32.png'>",
         path="/swagger",
     )
+    schemes: dict[str, SecurityScheme | Reference] = {
+        name: SecurityScheme(**_scheme_fields(spec)) for name, spec in SECURITY_SCHEMES.items()
+    }
     return OpenAPIConfig(
-        title="AEX live exchange", version=aex.__version__, path="/schema", render_plugins=[swagger]
+        title="AEX live exchange",
+        version=aex.__version__,
+        path="/schema",
+        render_plugins=[swagger],
+        components=Components(security_schemes=schemes),
     )
+
+
+def _scheme_fields(spec: dict[str, str]) -> Any:  # SecurityScheme's keyword arguments
+    renamed = {"in": "security_scheme_in", "bearerFormat": "bearer_format"}
+    return {renamed.get(key, key): value for key, value in spec.items()}
 
 
 def _docs_assets() -> Any:

@@ -12,10 +12,26 @@ from litestar.status_codes import HTTP_200_OK
 
 from aex.core import AccessScope, exchange_agent_card, limits
 from serve.agentcards import AgentCards
+from serve.market_schemas import (
+    AgentCardDocument,
+    AgentCardRegistered,
+    ProviderSearch,
+)
+from serve.openapi import shapes
 from serve.problems import PROBLEM_RESPONSES
 from serve.routes.callers import PUBLIC, needs, provider_or_tenant_caller
 
 Json = dict[str, Any]
+
+CARD_EXAMPLE: Json = {
+    "name": "CodeReviewBot",
+    "description": "Reviews Go and Python services for security issues",
+    "url": "https://agents.example.com/code-review",
+    "version": "1.4.0",
+    "skills": [
+        {"id": "code_review", "name": "Code review", "tags": ["go", "security"]},
+    ],
+}
 
 
 def _cards(request: Request[Any, Any, State]) -> AgentCards:
@@ -30,7 +46,8 @@ def _cards(request: Request[Any, Any, State]) -> AgentCards:
     sync_to_thread=True,
     tags=["providers"],
     operation_id="RegisterAgentCard",
-    opt=needs(AccessScope.PROVIDERS),
+    opt=needs(AccessScope.PROVIDERS)
+    | shapes(body=AgentCardDocument, ok=AgentCardRegistered, example=CARD_EXAMPLE),
 )
 def register_agent_card(request: Request[Any, Any, State], provider_id: str, body: bytes) -> Json:
     """Registers (or replaces) the provider's A2A AgentCard; its skills and tags are indexed."""
@@ -43,7 +60,7 @@ def register_agent_card(request: Request[Any, Any, State], provider_id: str, bod
     responses=PROBLEM_RESPONSES,
     sync_to_thread=True,
     tags=["providers"],
-    opt=needs(AccessScope.READ),
+    opt=needs(AccessScope.READ) | shapes(ok=AgentCardDocument),
 )
 def agent_card(request: Request[Any, Any, State], provider_id: str) -> Json:
     """The provider's AgentCard as registered."""
@@ -55,7 +72,7 @@ def agent_card(request: Request[Any, Any, State], provider_id: str) -> Json:
     responses=PROBLEM_RESPONSES,
     sync_to_thread=True,
     tags=["providers"],
-    opt=needs(AccessScope.READ),
+    opt=needs(AccessScope.READ) | shapes(ok=ProviderSearch),
 )
 def search_providers(
     request: Request[Any, Any, State],
@@ -68,7 +85,12 @@ def search_providers(
     return _cards(request).search(skill=skill, tag=tag, min_tier=min_tier, limit=limit)
 
 
-@get("/.well-known/agent-card.json", sync_to_thread=False, tags=["providers"], opt=needs(PUBLIC))
+@get(
+    "/.well-known/agent-card.json",
+    sync_to_thread=False,
+    tags=["providers"],
+    opt=needs(PUBLIC) | shapes(ok=AgentCardDocument),
+)
 def exchange_card(request: Request[Any, Any, State]) -> Json:
     """The exchange's own A2A AgentCard: post work, bid, verify certificates."""
     base = str(request.base_url).rstrip("/")

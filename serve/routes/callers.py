@@ -78,6 +78,47 @@ def route_scopes(app: Litestar) -> list[RouteScope]:
     return sorted(table, key=lambda row: (row.path, row.method))
 
 
+# OpenAPI security schemes (components.securitySchemes), named by what the caller presents. The
+# operator key travels in the same header as a tenant or provider key (or as a Bearer token).
+API_KEY_SCHEME: Final = "apiKey"
+BEARER_SCHEME: Final = "bearerJwt"
+OPERATOR_SCHEME: Final = "operatorKey"
+SECURITY_SCHEMES: Final[dict[str, dict[str, str]]] = {
+    API_KEY_SCHEME: {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "A tenant or provider API key (aex_live_...)",
+    },
+    BEARER_SCHEME: {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "A JWT from POST /v1/auth/token (HS256, scopes a subset of the minter's)",
+    },
+    OPERATOR_SCHEME: {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "The operator key (data dir operator.key or AEX_OPERATOR_KEY)",
+    },
+}
+
+
+def declare_security(app: Litestar) -> None:
+    """Each route's OpenAPI `security`, from the scope it declares: operator routes the operator
+    key, other authenticated routes a tenant or provider key or a JWT, public routes none."""
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            scope = declared_scope(handler)
+            if scope is None or scope == PUBLIC or handler.opt.get(PUBLIC_WHEN_OPT):
+                continue
+            if scope is AccessScope.OPERATOR:
+                handler.security = [{OPERATOR_SCHEME: []}]
+            else:
+                handler.security = [{API_KEY_SCHEME: []}, {BEARER_SCHEME: []}]
+
+
 def require_scope(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:

@@ -15,6 +15,7 @@ from aex.core import AccessScope
 from serve.certificates import Certificates
 from serve.market import decode_body
 from serve.middleware._asgi import PRINCIPAL_SCOPE_KEY
+from serve.openapi import shapes
 from serve.problems import PROBLEM_RESPONSES, ProblemError
 from serve.routes.callers import PUBLIC, needs, operator_caller, provider_or_tenant_caller
 from serve.schemas import ReviewNote, Revocation, decode_struct
@@ -81,7 +82,12 @@ class CertificateController(Controller):
         """The calling tenant's Verification API calls and what they cost."""
         return _certificates(request).usage(provider_or_tenant_caller(request))
 
-    @get("/{cert_id:str}", responses=PROBLEM_RESPONSES, sync_to_thread=True, opt=needs(PUBLIC))
+    @get(
+        "/{cert_id:str}",
+        responses=PROBLEM_RESPONSES,
+        sync_to_thread=True,
+        opt=needs(PUBLIC) | shapes(texts=(PEM, "application/jwt")),
+    )
     def show(
         self,
         request: Request[Any, Any, State],
@@ -159,7 +165,7 @@ class CertificateReviewController(Controller):
     responses=PROBLEM_RESPONSES,
     sync_to_thread=True,
     tags=["certificates"],
-    opt=needs(PUBLIC),
+    opt=needs(PUBLIC) | shapes(texts=(PEM,)),
 )
 def crl(
     request: Request[Any, Any, State],

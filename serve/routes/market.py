@@ -17,15 +17,49 @@ from litestar.response import ServerSentEvent
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from aex.core import AccessScope
+from aex.core import CURRENCY_EXPONENTS, AccessScope, MoneyRejectReason, Rejected
 from serve.events import EventHub, MarketMetrics, StreamGate, provider_stream
 from serve.market import Market, decode_body
-from serve.problems import PROBLEM_RESPONSES, ProblemError
+from serve.market_schemas import (
+    BidCreate,
+    BidReceipt,
+    BidView,
+    Completion,
+    ContractView,
+    Dispute,
+    Evaluation,
+    PlatformRevenue,
+    ReputationView,
+    Resolution,
+    WebhookDelivery,
+    WorkCreate,
+    WorkView,
+)
+from serve.openapi import shapes
+from serve.problems import PROBLEM_RESPONSES, ProblemError, problem_for_rejected
 from serve.routes.callers import needs, operator_caller, provider_or_tenant_caller, tenant_caller
 from serve.security import PrincipalKind
 from serve.webhooks import Webhooks
 
 Json = dict[str, Any]
+
+WORK_EXAMPLE: Json = {
+    "title": "Review Go microservices codebase",
+    "category": "TECHNOLOGY",
+    "budget": {"min": "50", "max": "200", "currency": "USD"},
+    "requirements": {"language": "Go", "scope": "security"},
+    "success_criteria": [{"metric": "coverage", "threshold": 0.8}],
+    "bid_window_seconds": 30,
+}
+BID_EXAMPLE: Json = {
+    "work_id": "work_3f9c2a71",
+    "provider_id": "prov_8d1e4b02",
+    "price": "100",
+    "confidence": 0.95,
+    "estimated_duration": "2h",
+    "sla": {"max_turnaround": "4h"},
+}
+COMPLETION_EXAMPLE: Json = {"results": {"report": "3 findings"}, "metrics": {"coverage": 0.91}}
 
 
 def _market(request: Request[Any, Any, State]) -> Market:
@@ -45,14 +79,19 @@ class WorkController(Controller):
         "/",
         responses=PROBLEM_RESPONSES,
         status_code=HTTP_201_CREATED,
-        opt=needs(AccessScope.MARKET),
+        opt=needs(AccessScope.MARKET) | shapes(body=WorkCreate, ok=WorkView, example=WORK_EXAMPLE),
     )
     async def submit(self, request: Request[Any, Any, State]) -> Json:
         """Posts work; holds its budget max on the consumer's wallet (402 when short)."""
         caller, body = tenant_caller(request), await _body(request)
         return await asyncio.to_thread(_market(request).submit_work, caller, body)
 
-    @get("/", responses=PROBLEM_RESPONSES, sync_to_thread=True, opt=needs(AccessScope.READ))
+    @get(
+        "/",
+        responses=PROBLEM_RESPONSES,
+        sync_to_thread=True,
+        opt=needs(AccessScope.READ) | shapes(ok=list[WorkView]),
+    )
     def list_own(
         self,
         request: Request[Any, Any, State],
@@ -65,7 +104,7 @@ class WorkController(Controller):
         "/{work_id:str}",
         responses=PROBLEM_RESPONSES,
         sync_to_thread=True,
-        opt=needs(AccessScope.READ),
+        opt=needs(AccessScope.READ) | shapes(ok=WorkView),
     )
     def show(self, request: Request[Any, Any, State], work_id: str) -> Json:
         """Status and, once awarded, contract_id; the consumer's only (404 otherwise)."""
@@ -75,7 +114,7 @@ class WorkController(Controller):
         "/{work_id:str}/cancel",
         responses=PROBLEM_RESPONSES,
         status_code=HTTP_200_OK,
-        opt=needs(AccessScope.MARKET),
+        opt=needs(AccessScope.MARKET) | shapes(ok=WorkView),
     )
     async def cancel(self, request: Request[Any, Any, State], work_id: str) -> Json:
         """Cancels while bidding is open and releases the budget hold (409 otherwise)."""
@@ -86,7 +125,7 @@ class WorkController(Controller):
         "/{work_id:str}/bids",
         responses=PROBLEM_RESPONSES,
         sync_to_thread=True,
-        opt=needs(AccessScope.READ),
+        opt=needs(AccessScope.READ) | shapes(ok=list[BidView]),
     )
     def bids(self, request: Request[Any, Any, State], work_id: str) -> list[Json]:
         """The bids on the caller's work (the consumer only)."""
@@ -96,7 +135,7 @@ class WorkController(Controller):
         "/{work_id:str}/evaluation",
         responses=PROBLEM_RESPONSES,
         sync_to_thread=True,
-        opt=needs(AccessScope.READ),
+        opt=needs(AccessScope.READ) | shapes(ok=Evaluation),
     )
     def evaluation(self, request: Request[Any, Any, State], work_id: str) -> Json:
         """Every bid's components, total, rank and rejection reason (the consumer only)."""
@@ -111,7 +150,7 @@ class BidController(Controller):
         "/",
         responses=PROBLEM_RESPONSES,
         status_code=HTTP_201_CREATED,
-        opt=needs(AccessScope.MARKET),
+        opt=needs(AccessScope.MARKET) | shapes(body=BidCreate, ok=BidReceipt, example=BID_EXAMPLE),
     )
     async def submit(self, request: Request[Any, Any, State]) -> Json:
         """A sealed bid with the provider's own key, while the window is open."""
@@ -127,7 +166,7 @@ class ContractController(Controller):
         "/{contract_id:str}",
         responses=PROBLEM_RESPONSES,
         sync_to_thread=True,
-        opt=needs(AccessScope.READ),
+        opt=needs(AccessScope.READ) | shapes(ok=ContractView),
     )
     def show(self, request: Request[Any, Any, State], contract_id: str) -> Json:
         """The contract, for its consumer and its provider."""
@@ -138,7 +177,8 @@ class ContractController(Controller):
         "/{contract_id:str}/progress",
         responses=PROBLEM_RESPONSES,
         status_code=HTTP_200_OK,
-        opt=needs(AccessScope.MARKET),
+        opt=needs(AccessScope.MARKET)
+        | shapes(body=dict[str, Any], ok=ContractView, example={"percent": 50}),
     )
     async def progress(self, request: Request[Any, Any, State], contract_id: str) -> Json:
         """The provider reports progress (AWARDED -> EXECUTING)."""
@@ -150,7 +190,8 @@ class ContractController(Controller):
         "/{contract_id:str}/complete",
         responses=PROBLEM_RESPONSES,
         status_code=HTTP_200_OK,
-        opt=needs(AccessScope.MARKET),
+        opt=needs(AccessScope.MARKET)
+        | shapes(body=Completion, ok=ContractView, example=COMPLETION_EXAMPLE),
     )
     async def complete(self, request: Request[Any, Any, State], contract_id: str) -> Json:
         """Results and metrics, checked against the success criteria; settles or fails."""
@@ -161,7 +202,7 @@ class ContractController(Controller):
         "/{contract_id:str}/fail",
         responses=PROBLEM_RESPONSES,
         status_code=HTTP_200_OK,
-        opt=needs(AccessScope.MARKET),
+        opt=needs(AccessScope.MARKET) | shapes(ok=ContractView),
     )
     async def fail(self, request: Request[Any, Any, State], contract_id: str) -> Json:
         """The provider gives up; the escrow is released to the consumer."""
@@ -172,7 +213,8 @@ class ContractController(Controller):
         "/{contract_id:str}/dispute",
         responses=PROBLEM_RESPONSES,
         status_code=HTTP_200_OK,
-        opt=needs(AccessScope.MARKET),
+        opt=needs(AccessScope.MARKET)
+        | shapes(body=Dispute, ok=ContractView, example={"reason": "wrong repository"}),
     )
     async def dispute(self, request: Request[Any, Any, State], contract_id: str) -> Json:
         """The consumer disputes a settled contract within the dispute window (72 h)."""
@@ -188,7 +230,8 @@ class OperatorMarketController(Controller):
         "/contracts/{contract_id:str}/resolve",
         responses=PROBLEM_RESPONSES,
         status_code=HTTP_200_OK,
-        opt=needs(AccessScope.OPERATOR),
+        opt=needs(AccessScope.OPERATOR)
+        | shapes(body=Resolution, ok=ContractView, example={"resolution": "refund"}),
     )
     async def resolve(self, request: Request[Any, Any, State], contract_id: str) -> Json:
         """Resolves a dispute: {"resolution": "refund" | "pay_out"}."""
@@ -200,7 +243,7 @@ class OperatorMarketController(Controller):
         "/work/{work_id:str}/close",
         responses=PROBLEM_RESPONSES,
         status_code=HTTP_200_OK,
-        opt=needs(AccessScope.OPERATOR),
+        opt=needs(AccessScope.OPERATOR) | shapes(ok=WorkView),
     )
     async def close(self, request: Request[Any, Any, State], work_id: str) -> Json:
         """Closes a bid window now: evaluation and award as at its end."""
@@ -211,7 +254,7 @@ class OperatorMarketController(Controller):
         "/platform-revenue",
         responses=PROBLEM_RESPONSES,
         sync_to_thread=True,
-        opt=needs(AccessScope.OPERATOR),
+        opt=needs(AccessScope.OPERATOR) | shapes(ok=PlatformRevenue),
     )
     def revenue(
         self,
@@ -220,6 +263,9 @@ class OperatorMarketController(Controller):
     ) -> Json:
         """The platform's fee account balance."""
         operator_caller(request)
+        if currency not in CURRENCY_EXPONENTS:  # a well-formed code the exchange does not hold
+            reason = MoneyRejectReason.CURRENCY_UNKNOWN
+            raise problem_for_rejected(Rejected(reason, "currency", f"{currency!r}"))
         return {"currency": currency, "amount": _market(request).platform_revenue(currency)}
 
 
@@ -228,7 +274,7 @@ class OperatorMarketController(Controller):
     responses=PROBLEM_RESPONSES,
     sync_to_thread=True,
     tags=["reputation"],
-    opt=needs(AccessScope.READ),
+    opt=needs(AccessScope.READ) | shapes(ok=ReputationView),
 )
 def provider_reputation(request: Request[Any, Any, State], provider_id: str) -> Json:
     """Score, tier, contracts, success rate and the components (any authenticated caller)."""
@@ -273,7 +319,7 @@ async def notification_stream(request: Request[Any, Any, State]) -> ServerSentEv
     responses=PROBLEM_RESPONSES,
     sync_to_thread=True,
     tags=["notifications"],
-    opt=needs(AccessScope.READ),
+    opt=needs(AccessScope.READ) | shapes(ok=list[WebhookDelivery]),
 )
 def webhook_deliveries(
     request: Request[Any, Any, State],
