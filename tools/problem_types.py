@@ -90,6 +90,7 @@ MEANINGS: dict[str, str] = {
     "credential-missing": "The route needs X-API-Key or `Authorization: Bearer`",
     "credential-not-accepted": "A kind of credential this route does not take",
     "credential-revoked": "The API key was revoked (or rotated away)",
+    "csrf-token-mismatch": "The dashboard form's CSRF token does not match its session or cookie",
     "idempotency-key-in-flight": "A request with this Idempotency-Key is still running",
     "idempotency-key-invalid": "The Idempotency-Key header is not 1 to 255 visible characters",
     "idempotency-key-reused": "This Idempotency-Key was used with a different request",

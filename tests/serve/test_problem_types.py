@@ -26,3 +26,10 @@ def test_the_slug_scan_finds_slugs_raised_across_lines_and_by_the_gateway_helper
     assert raised["search-term-required"] == 422  # ProblemError(\n 422,\n "search-term-required"
     assert raised["credential-revoked"] == 401  # _unauthorized("credential-revoked", ...)
     assert raised["insufficient-scope"] == 403
+
+
+def test_every_gateway_and_route_problem_has_a_meaning() -> None:
+    from tools.problem_types import MEANINGS, fallback_slugs, raised_slugs
+
+    raised = {**fallback_slugs(), **raised_slugs()}
+    assert sorted(slug for slug in raised if not MEANINGS.get(slug)) == []
