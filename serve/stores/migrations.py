@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from serve.stores.market_schema import (
     AGENT_CARDS_SCHEMA,
+    BILLING_SCHEMA,
     CA_SCHEMA,
     MARKET_SCHEMA,
     SUBSCRIPTION_INDEX_SCHEMA,
@@ -140,5 +143,9 @@ CREATE INDEX postings_by_account ON postings (account_id, entry_id)
         CREATE INDEX contracts_by_consumer ON contracts (consumer_tenant_id, state)
         """,
     ),
+    # Billing (issue 15 item 4): numbered 13 on its branch; 9-12 are other branches' (the
+    # lead renumbers at merge).
+    (13, BILLING_SCHEMA),
 )
-assert [number for number, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+# Strictly increasing (branches merged in parallel leave gaps until renumbered).
+assert all(a < b for (a, _), (b, _) in pairwise(MIGRATIONS))

