@@ -109,7 +109,7 @@ class PricedPlanChange:
     ends_at_ms: int
 
     def __post_init__(self) -> None:
-        assert 0 <= self.credit_minor
+        assert self.credit_minor >= 0
         assert self.net_minor == self.term_price_minor - self.credit_minor
         assert self.ends_at_ms == self.starts_at_ms + TERM_MS
 

@@ -384,7 +384,9 @@ class LedgerMachine(RuleBasedStateMachine):
         for account in (VERIFICATION_REVENUE_ACCOUNT, PLAN_REVENUE_ACCOUNT):
             for currency in ("USD", "JPY"):
                 expected = sum(
-                    value for (_, a, c), value in self.billed.items() if (a, c) == (account, currency)
+                    value
+                    for (_, billed_account, billed_currency), value in self.billed.items()
+                    if (billed_account, billed_currency) == (account, currency)
                 )
                 revenue = self.state.system_balances.get((account, currency), 0)
                 assert revenue == expected
