@@ -11,6 +11,7 @@ import never shadows silently.
 
 from aex.core import (
     agentcard,
+    billing,
     breaker,
     calibration,
     certs,
@@ -38,6 +39,7 @@ from aex.core import (
     x509_export,
 )
 from aex.core.agentcard import *  # noqa: F403
+from aex.core.billing import *  # noqa: F403
 from aex.core.breaker import *  # noqa: F403
 from aex.core.calibration import *  # noqa: F403
 from aex.core.certs import *  # noqa: F403
@@ -67,6 +69,7 @@ from aex.core.x509_export import *  # noqa: F403
 # The modules whose exports make up the package surface; a new core module joins here.
 EXPORTING_MODULES = (
     agentcard,
+    billing,
     breaker,
     calibration,
     certs,

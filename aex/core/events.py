@@ -94,6 +94,11 @@ class EventType(StrEnum):
     PROVIDER_REGISTERED = "provider.registered"
     PROVIDER_AGENT_CARD_REGISTERED = "provider.agent_card_registered"
     NOTIFICATION_DEAD_LETTERED = "notification.dead_lettered"
+    # Billing (issue 15 item 4): a tenant's plan changed (bought, upgraded, downgraded); an
+    # invoice was created or grew (a plan change's invoice; the month's verification invoice
+    # each time a whole cent is posted).
+    BILLING_PLAN_CHANGED = "billing.plan_changed"
+    BILLING_INVOICE_UPDATED = "billing.invoice_updated"
 
 
 # The spec's own list, word for word (the rest of EventType extends it).
@@ -126,6 +131,7 @@ _FAMILY_STREAMS: Final[Mapping[str, Stream]] = {
     "tenant": Stream.IDENTITY,
     "provider": Stream.IDENTITY,
     "notification": Stream.NOTIFICATIONS,
+    "billing": Stream.SETTLEMENT,  # issue 15 item 4: money owed to the platform
 }
 EVENT_STREAMS: Final[Mapping[EventType, Stream]] = {
     event_type: _FAMILY_STREAMS[event_type.value.split(".")[0]] for event_type in EventType

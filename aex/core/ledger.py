@@ -44,13 +44,17 @@ from aex.core.money import CURRENCY_EXPONENTS, Money
 from aex.core.reasons import LedgerRejectReason, Rejected
 
 __all__ = [
+    "BILLING_REVENUE_ACCOUNTS",
     "EXTERNAL_FUNDING_ACCOUNT",
     "HOLD_TRANSITIONS",
+    "PLAN_REVENUE_ACCOUNT",
     "PLATFORM_REVENUE_ACCOUNT",
     "SYSTEM_ACCOUNTS",
+    "VERIFICATION_REVENUE_ACCOUNT",
     "Applied",
     "Bucket",
     "Capture",
+    "Charge",
     "Deposit",
     "Hold",
     "HoldEvent",
@@ -62,6 +66,7 @@ __all__ = [
     "Operation",
     "OperationKind",
     "Posting",
+    "Rebate",
     "Refund",
     "Release",
     "Touched",
@@ -81,7 +86,16 @@ __all__ = [
 
 EXTERNAL_FUNDING_ACCOUNT: Final = "system:external_funding"
 PLATFORM_REVENUE_ACCOUNT: Final = "system:platform_revenue"
-SYSTEM_ACCOUNTS: Final = frozenset({EXTERNAL_FUNDING_ACCOUNT, PLATFORM_REVENUE_ACCOUNT})
+# --- Billing (issue 15 item 4): revenue accounts of the verification API and the plans -------
+# Credited by a Charge (a tenant's available cash -> revenue), debited only by a Rebate of
+# plan revenue that a Charge collected (a prorated downgrade), so neither goes negative.
+VERIFICATION_REVENUE_ACCOUNT: Final = "system:verification_revenue"
+PLAN_REVENUE_ACCOUNT: Final = "system:plan_revenue"
+BILLING_REVENUE_ACCOUNTS: Final = frozenset({VERIFICATION_REVENUE_ACCOUNT, PLAN_REVENUE_ACCOUNT})
+# --- end billing -----------------------------------------------------------------------------
+SYSTEM_ACCOUNTS: Final = frozenset(
+    {EXTERNAL_FUNDING_ACCOUNT, PLATFORM_REVENUE_ACCOUNT, *BILLING_REVENUE_ACCOUNTS}
+)
 # Wallet ids may not take the system prefix, so no wallet can alias a system account.
 _SYSTEM_PREFIX: Final = "system:"
 assert all(account.startswith(_SYSTEM_PREFIX) for account in SYSTEM_ACCOUNTS)
@@ -126,6 +140,9 @@ class OperationKind(StrEnum):
     CAPTURE = "capture"
     RELEASE = "release"
     REFUND = "refund"
+    # Billing (issue 15 item 4)
+    CHARGE = "charge"
+    REBATE = "rebate"
 
 
 def _check_id(value: str) -> None:
@@ -236,9 +253,56 @@ class Refund:
         _check_id(self.hold_id)
 
 
-Operation: TypeAlias = Deposit | Withdraw | Hold | Capture | Release | Refund
+# --- Billing operations (issue 15 item 4; docs/payments.md "Billing") -----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """A bill paid from cash: the wallet's available balance -> a billing revenue account.
+
+    Charges are paid from the available bucket only (never the held escrow). A wallet that
+    does not cover the amount is refused with INSUFFICIENT_FUNDS and nothing is written.
+    """
+
+    kind: ClassVar[OperationKind] = OperationKind.CHARGE
+    operation_id: str
+    wallet_id: str
+    money: Money
+    revenue_account: str
+
+    def __post_init__(self) -> None:
+        _check_id(self.operation_id)
+        _check_wallet_id(self.wallet_id)
+        assert isinstance(self.money, Money)
+        assert self.revenue_account in BILLING_REVENUE_ACCOUNTS
+
+
+@dataclass(frozen=True, slots=True)
+class Rebate:
+    """A prorated credit back: a billing revenue account -> the wallet's available balance.
+
+    The driver rebates only what a Charge to the same account collected for the same term
+    (aex/core/billing.py `plan_change` bounds it), so the revenue account never goes negative.
+    """
+
+    kind: ClassVar[OperationKind] = OperationKind.REBATE
+    operation_id: str
+    wallet_id: str
+    money: Money
+    revenue_account: str
+
+    def __post_init__(self) -> None:
+        _check_id(self.operation_id)
+        _check_wallet_id(self.wallet_id)
+        assert isinstance(self.money, Money)
+        assert self.revenue_account in BILLING_REVENUE_ACCOUNTS
+
+
+# --- end billing operations ------------------------------------------------------------------
+
+Operation: TypeAlias = Deposit | Withdraw | Hold | Capture | Release | Refund | Charge | Rebate
 _OPERATION_TYPES: Final[Mapping[OperationKind, type[Operation]]] = MappingProxyType(
-    {t.kind: t for t in (Deposit, Withdraw, Hold, Capture, Release, Refund)}
+    {t.kind: t for t in (Deposit, Withdraw, Hold, Capture, Release, Refund, Charge, Rebate)}
 )
 assert set(_OPERATION_TYPES) == set(OperationKind)
 
@@ -500,9 +564,10 @@ def touched(operation: Operation, holds: Mapping[str, HoldRecord] | None = None)
     Returns:
         The operation_id (whose stored record the driver also loads), hold ids and wallet ids.
     """
-    hold_ids = () if isinstance(operation, Deposit | Withdraw) else (operation.hold_id,)
+    walleted = Deposit | Withdraw | Charge | Rebate
+    hold_ids = () if isinstance(operation, walleted) else (operation.hold_id,)
     wallet_ids: set[str] = set()
-    if isinstance(operation, Deposit | Withdraw | Hold):
+    if isinstance(operation, walleted | Hold):
         wallet_ids.add(operation.wallet_id)
     if isinstance(operation, Capture):
         wallet_ids.add(operation.payee_wallet_id)
@@ -583,6 +648,8 @@ def _plan(view: LedgerView, operation: Operation) -> _Plan | Rejected[LedgerReje
         return _plan_capture(view, operation)
     if isinstance(operation, Release):
         return _plan_release(view, operation)
+    if isinstance(operation, Charge | Rebate):
+        return _plan_billing(view, operation)
     return _plan_refund(view, operation)
 
 
@@ -769,6 +836,31 @@ def _plan_refund(view: LedgerView, op: Refund) -> _Plan | Rejected[LedgerRejectR
         currency=record.currency,
     )
     return postings, (replace(record, state=next_state),)
+
+
+# --- Billing planner (issue 15 item 4) ---------------------------------------------------------
+
+
+def _plan_billing(view: LedgerView, op: Charge | Rebate) -> _Plan | Rejected[LedgerRejectReason]:
+    # AMOUNT_NOT_POSITIVE, ACCOUNT_UNKNOWN, CURRENCY_MISMATCH, then (a charge) INSUFFICIENT_FUNDS.
+    rejected = _check_amount(op.money) or _check_wallet(
+        view, op.wallet_id, op.money.currency, must_exist=True, field_name="wallet_id"
+    )
+    if rejected is None and isinstance(op, Charge):
+        rejected = _check_funds(view, op.wallet_id, op.money.amount_minor)
+    if rejected is not None:
+        return rejected
+    amount_minor = op.money.amount_minor
+    sign = -1 if isinstance(op, Charge) else 1
+    postings = _postings(
+        (op.wallet_id, Bucket.AVAILABLE, sign * amount_minor),
+        (op.revenue_account, Bucket.AVAILABLE, -sign * amount_minor),
+        currency=op.money.currency,
+    )
+    return postings, ()
+
+
+# --- end billing planner -----------------------------------------------------------------------
 
 
 def _wallets_after(

@@ -17,6 +17,7 @@ __all__ = [
     "BidBatchRejectReason",
     "BidRejectReason",
     "BidSubmitRejectReason",
+    "BillingRejectReason",
     "BodyRejectReason",
     "CertLifecycleRejectReason",
     "CertRequestRejectReason",
@@ -312,6 +313,13 @@ class WeightsRejectReason(Reason):
     WEIGHTS_DO_NOT_SUM_TO_ONE = "weights_do_not_sum_to_one"
 
 
+# Billing (issue 15 item 4): a plan change (aex/core/billing.py `plan_change`), in check order.
+class BillingRejectReason(Reason):
+    AGENTS_OUT_OF_RANGE = "billing_agents_out_of_range"
+    PLAN_UNCHANGED = "billing_plan_unchanged"
+    PLAN_AGENTS_EXCEEDED = "billing_plan_agents_exceeded"
+
+
 # Reason value -> HTTP status, where 422 (a well-formed request that breaks a rule) is wrong.
 # Keys are the enum values, which are unique across all enums in this module (tested).
 HTTP_STATUS_HINT: dict[str, int] = {
@@ -345,6 +353,8 @@ HTTP_STATUS_HINT: dict[str, int] = {
     LedgerRejectReason.ACCOUNT_UNKNOWN.value: 404,
     LedgerRejectReason.HOLD_UNKNOWN.value: 404,
     LedgerRejectReason.HOLD_ID_TAKEN.value: 409,
+    BillingRejectReason.PLAN_UNCHANGED.value: 409,
+    BillingRejectReason.PLAN_AGENTS_EXCEEDED.value: 409,
 }
 
 

@@ -306,3 +306,59 @@ PG_SUBSCRIPTION_INDEX_SCHEMA = (
     + "FROM subscriptions s, json_array_elements_text(s.categories::json) AS j(value)"
     + " ON CONFLICT DO NOTHING"
 )
+
+# Billing (issue 15 item 4; docs/payments.md "Billing"). Numbered 13 on this branch (the lead
+# renumbers at merge). Verification calls made before it were never charged: they are waived
+# (cents_posted starts at what they would have posted). One subscription row per tenant (the
+# paid term), and the invoices (one per plan change, one per month of verification calls).
+BILLING_SCHEMA = """
+ALTER TABLE verification_calls ADD COLUMN cents_posted INTEGER NOT NULL DEFAULT 0;
+UPDATE verification_calls SET cents_posted = calls / 10;
+CREATE TABLE plan_subscriptions (
+    tenant_id TEXT PRIMARY KEY,
+    plan TEXT NOT NULL,
+    agents INTEGER NOT NULL CHECK (agents >= 1),
+    term_price_minor INTEGER NOT NULL CHECK (term_price_minor >= 0),
+    starts_at_ms INTEGER NOT NULL,
+    ends_at_ms INTEGER NOT NULL
+);
+CREATE TABLE invoices (
+    invoice_id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('PLAN', 'VERIFICATION')),
+    period TEXT NOT NULL,
+    description TEXT NOT NULL,
+    amount_minor INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    quantity INTEGER NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+);
+CREATE INDEX invoices_by_tenant ON invoices (tenant_id, created_at_ms)
+"""
+
+PG_BILLING_SCHEMA = """
+ALTER TABLE verification_calls ADD COLUMN cents_posted BIGINT NOT NULL DEFAULT 0;
+UPDATE verification_calls SET cents_posted = calls / 10;
+CREATE TABLE plan_subscriptions (
+    tenant_id TEXT PRIMARY KEY,
+    plan TEXT NOT NULL,
+    agents BIGINT NOT NULL CHECK (agents >= 1),
+    term_price_minor BIGINT NOT NULL CHECK (term_price_minor >= 0),
+    starts_at_ms BIGINT NOT NULL,
+    ends_at_ms BIGINT NOT NULL
+);
+CREATE TABLE invoices (
+    invoice_id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('PLAN', 'VERIFICATION')),
+    period TEXT NOT NULL,
+    description TEXT NOT NULL,
+    amount_minor BIGINT NOT NULL,
+    currency TEXT NOT NULL,
+    quantity BIGINT NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    updated_at_ms BIGINT NOT NULL
+);
+CREATE INDEX invoices_by_tenant ON invoices (tenant_id, created_at_ms)
+"""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from serve.stores.market_schema import (
     AGENT_CARDS_SCHEMA,
+    BILLING_SCHEMA,
     CA_SCHEMA,
     MARKET_SCHEMA,
     SUBSCRIPTION_INDEX_SCHEMA,
@@ -159,5 +160,7 @@ CREATE INDEX postings_by_account ON postings (account_id, entry_id)
         CREATE INDEX dashboard_sessions_by_expiry ON dashboard_sessions (expires_at_ms)
         """,
     ),
+    # Billing (issue 15 item 4): plan terms, invoices, verification charges posted.
+    (10, BILLING_SCHEMA),
 )
 assert [number for number, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))

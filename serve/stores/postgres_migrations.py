@@ -12,6 +12,7 @@ from __future__ import annotations
 from serve.stores.market_schema import (
     AGENT_CARDS_SCHEMA,
     CA_SCHEMA,
+    PG_BILLING_SCHEMA,
     PG_MARKET_SCHEMA,
     PG_SUBSCRIPTION_INDEX_SCHEMA,
 )
@@ -155,5 +156,7 @@ PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX dashboard_sessions_by_expiry ON dashboard_sessions (expires_at_ms)
         """,
     ),
+    # Billing (issue 15 item 4): plan terms, invoices, verification charges posted.
+    (10, PG_BILLING_SCHEMA),
 )
 assert [number for number, _ in PG_MIGRATIONS] == list(range(1, len(PG_MIGRATIONS) + 1))

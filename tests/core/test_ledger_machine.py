@@ -10,6 +10,9 @@ Invariants, checked after every step:
 - no available balance and no held balance is negative;
 - each wallet's held balance equals the sum of its OPEN holds;
 - platform revenue equals the fees of the CAPTURED (not refunded) holds, so it is never negative;
+- billing (issue 15 item 4): a Charge moves a tenant's available cash to a billing revenue
+  account or is refused for insufficient funds with nothing changed; a Rebate returns at most
+  what was charged; each billing revenue account equals its charges minus its rebates, >= 0;
 - replaying any recorded operation is a no-op that returns its first result;
 - a rejection or a replay leaves the state unchanged (the very same object);
 - every settled contract whose window is open, and every disputed one, can be resolved BOTH
@@ -40,14 +43,19 @@ from hypothesis.stateful import (
 from aex.core import limits
 from aex.core.fees import BPS_DENOMINATOR, PLATFORM_FEE_BPS
 from aex.core.ledger import (
+    BILLING_REVENUE_ACCOUNTS,
+    PLAN_REVENUE_ACCOUNT,
     PLATFORM_REVENUE_ACCOUNT,
+    VERIFICATION_REVENUE_ACCOUNT,
     Applied,
     Capture,
+    Charge,
     Deposit,
     Hold,
     HoldState,
     LedgerState,
     Operation,
+    Rebate,
     Refund,
     Release,
     Withdraw,
@@ -76,7 +84,7 @@ FEES_BPS = st.sampled_from([0, 1, PLATFORM_FEE_BPS, BPS_DENOMINATOR - 1, BPS_DEN
 
 def changed_content(operation: Operation) -> Operation:
     """The same operation_id with different content."""
-    if isinstance(operation, Deposit | Withdraw | Hold):
+    if isinstance(operation, Deposit | Withdraw | Hold | Charge | Rebate):
         amount_minor = operation.money.amount_minor
         bumped = amount_minor - 1 if amount_minor == limits.amount_minor_max else amount_minor + 1
         return replace(operation, money=Money(bumped, operation.money.currency))
@@ -118,6 +126,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.applied: list[Operation] = []
         self.next_operation = 0
         self.contracts: list[Contract] = []
+        # Billing: (wallet, revenue account, currency) -> charged minus rebated, in minor units.
+        self.billed: dict[tuple[str, str, str], int] = {}
 
     def fresh_id(self) -> str:
         self.next_operation += 1
@@ -329,6 +339,60 @@ class LedgerMachine(RuleBasedStateMachine):
         }
         for contract in self.contracts:
             assert self.state.holds[contract.hold_id].state is expected[contract.phase]
+
+    # --- billing (issue 15 item 4) -----------------------------------------------------------
+
+    @rule(
+        data=st.data(),
+        wallet_id=WALLETS,
+        currency=CURRENCIES,
+        account=st.sampled_from(sorted(BILLING_REVENUE_ACCOUNTS)),
+    )
+    def charge(self, data: st.DataObject, wallet_id: str, currency: str, account: str) -> None:
+        before = self.available(wallet_id)
+        covered = st.integers(1, min(limits.amount_minor_max, max(1, before or 0)))
+        amount_minor = data.draw(AMOUNTS | covered, label="amount_minor")
+        operation = Charge(self.fresh_id(), wallet_id, Money(amount_minor, currency), account)
+        result = self.step(operation)
+        if isinstance(result, Applied):
+            assert before is not None
+            assert self.available(wallet_id) == before - amount_minor
+            key = (wallet_id, account, currency)
+            self.billed[key] = self.billed.get(key, 0) + amount_minor
+        elif result.reason is LedgerRejectReason.INSUFFICIENT_FUNDS:
+            assert before is not None
+            assert before < amount_minor
+
+    @precondition(lambda self: any(v > 0 for v in self.billed.values()))
+    @rule(data=st.data())
+    def rebate_part_of_a_charge(self, data: st.DataObject) -> None:
+        # The driver's rule (serve/billing.py): a rebate never exceeds what was charged.
+        billed = sorted(key for key, value in self.billed.items() if value > 0)
+        wallet_id, account, currency = data.draw(st.sampled_from(billed))
+        amount_minor = data.draw(st.integers(1, self.billed[(wallet_id, account, currency)]))
+        before = self.available(wallet_id) or 0
+        operation = Rebate(self.fresh_id(), wallet_id, Money(amount_minor, currency), account)
+        result = self.step(operation)
+        if isinstance(result, Applied):
+            assert self.available(wallet_id) == before + amount_minor
+            self.billed[(wallet_id, account, currency)] -= amount_minor
+        else:
+            assert result.reason is LedgerRejectReason.BALANCE_LIMIT_EXCEEDED
+
+    @invariant()
+    def billing_revenue_is_charges_minus_rebates(self) -> None:
+        for account in (VERIFICATION_REVENUE_ACCOUNT, PLAN_REVENUE_ACCOUNT):
+            for currency in ("USD", "JPY"):
+                expected = sum(
+                    value
+                    for (_, billed_account, billed_currency), value in self.billed.items()
+                    if (billed_account, billed_currency) == (account, currency)
+                )
+                revenue = self.state.system_balances.get((account, currency), 0)
+                assert revenue == expected
+                assert revenue >= 0
+
+    # --- end billing -------------------------------------------------------------------------
 
     @invariant()
     def count_the_step(self) -> None:
