@@ -14,6 +14,7 @@ from aex.core import (
     breaker,
     calibration,
     certs,
+    challenge,
     credentials,
     criteria,
     durations,
@@ -33,6 +34,7 @@ from aex.core import (
     reputation,
     rules,
     scoring,
+    status_list,
     text,
     webhook_signing,
     x509_export,
@@ -41,6 +43,7 @@ from aex.core.agentcard import *  # noqa: F403
 from aex.core.breaker import *  # noqa: F403
 from aex.core.calibration import *  # noqa: F403
 from aex.core.certs import *  # noqa: F403
+from aex.core.challenge import *  # noqa: F403
 from aex.core.credentials import *  # noqa: F403
 from aex.core.criteria import *  # noqa: F403
 from aex.core.durations import *  # noqa: F403
@@ -60,6 +63,7 @@ from aex.core.reasons import *  # noqa: F403
 from aex.core.reputation import *  # noqa: F403
 from aex.core.rules import *  # noqa: F403
 from aex.core.scoring import *  # noqa: F403
+from aex.core.status_list import *  # noqa: F403
 from aex.core.text import *  # noqa: F403
 from aex.core.webhook_signing import *  # noqa: F403
 from aex.core.x509_export import *  # noqa: F403
@@ -70,6 +74,7 @@ EXPORTING_MODULES = (
     breaker,
     calibration,
     certs,
+    challenge,
     credentials,
     criteria,
     durations,
@@ -89,6 +94,7 @@ EXPORTING_MODULES = (
     reputation,
     rules,
     scoring,
+    status_list,
     text,
     webhook_signing,
     x509_export,

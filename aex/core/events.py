@@ -89,6 +89,9 @@ class EventType(StrEnum):
     CERTIFICATE_REJECTED = "certificate.rejected"
     CERTIFICATE_RENEWED = "certificate.renewed"
     CERTIFICATE_REVOKED = "certificate.revoked"
+    # An IDENTITY endpoint challenge issued, then decided (VALID or INVALID) (issue 15).
+    CERTIFICATE_CHALLENGE_ISSUED = "certificate.challenge_issued"
+    CERTIFICATE_CHALLENGE_DECIDED = "certificate.challenge_decided"
     REPUTATION_UPDATED = "reputation.updated"
     TENANT_CREATED = "tenant.created"
     PROVIDER_REGISTERED = "provider.registered"

