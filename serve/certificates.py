@@ -582,7 +582,7 @@ def _status_entry_changed(tx: Any, record: CertificateRecord) -> None:
         tx.execute(
             "INSERT INTO ca_status_entries (record_id, status_index)"
             " SELECT ?, coalesce(max(status_index), -1) + 1 FROM ca_status_entries"
-            " ON CONFLICT (record_id) DO NOTHING",
+            " WHERE true ON CONFLICT (record_id) DO NOTHING",  # SQLite needs the WHERE
             (record.id,),
         )
     elif record.state is CertState.REVOKED:
