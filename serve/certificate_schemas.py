@@ -1,4 +1,5 @@
-"""Wire shapes of the certificate trust routes (issue 15): IDENTITY challenges.
+"""Wire shapes of the certificate trust routes (issue 15): IDENTITY challenges, RESELLER
+delegations.
 
 Kept apart from serve/schemas.py while the existing certificate routes are converted to typed
 Structs on another branch; the same conventions (`Strict` request bodies, plain response
@@ -46,3 +47,39 @@ class ChallengeView(msgspec.Struct, frozen=True):
     state: str
     error: str
     expires_at: str
+
+
+class DelegationKeyCreate(Strict, frozen=True):
+    """POST /v1/certificates/delegation-keys: a provider's key for signing delegations."""
+
+    provider_id: _Name
+    public_key_jwk: PublicJwk
+
+
+class DelegationKeyView(msgspec.Struct, frozen=True):
+    provider_id: str
+    kid: str
+
+
+class DelegationCreate(Strict, frozen=True):
+    """POST /v1/certificates/delegations: the delegation as signed (compact JWS, ES256)."""
+
+    delegation: Annotated[str, msgspec.Meta(min_length=1, max_length=16_384)]
+
+
+class DelegationScope(msgspec.Struct, frozen=True):
+    category: str
+    capability: str
+
+
+class DelegationView(msgspec.Struct, frozen=True):
+    """A registered delegation; `state` ACTIVE, EXPIRED or REVOKED; `certificates_revoked`
+    the RESELLER certificates its revocation revoked."""
+
+    delegation_id: str
+    delegator_provider_id: str
+    reseller_provider_id: str
+    scope: list[DelegationScope]
+    expires_at: str
+    state: str
+    certificates_revoked: list[str] = msgspec.field(default_factory=list)

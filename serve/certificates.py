@@ -30,6 +30,7 @@ from aex.ca.authority import CertificateAuthority
 from aex.ca.keystore import FileKeyProvider
 from aex.core import Rejected, limits
 from aex.core.certs import (
+    DELEGATION_CATEGORY,
     Authorization,
     CertificateRecord,
     CertificateRequest,
@@ -54,12 +55,31 @@ from aex.core.challenge import (
     settle_challenge,
     spend_challenge,
 )
+from aex.core.delegation import (
+    Delegation,
+    delegation_claim,
+    delegation_kid,
+    resale_refusal,
+    verify_delegation,
+)
 from aex.core.events import EventType
 from aex.core.plans import Plan, check_certificates_quota
-from aex.core.reasons import CertRequestRejectReason, ChallengeRejectReason
+from aex.core.reasons import (
+    CertRequestRejectReason,
+    ChallengeRejectReason,
+    DelegationRejectReason,
+)
 from aex.core.status_list import status_entry, status_list_credential, status_list_of
 from aex.core.x509_export import certificate_to_vc_jwt, certificate_to_x509, crl_to_x509
-from serve.certificate_schemas import ChallengeCreate, ChallengeView
+from serve.certificate_schemas import (
+    ChallengeCreate,
+    ChallengeView,
+    DelegationCreate,
+    DelegationKeyCreate,
+    DelegationKeyView,
+    DelegationScope,
+    DelegationView,
+)
 from serve.challenges import fetch_challenge
 from serve.endpoints import EndpointPolicy
 from serve.market import Market, provider_reputation
@@ -213,6 +233,7 @@ class Certificates:
                     ),
                 )
             _status_entry_changed(tx, record)
+            _reseller_link(tx, record)
             tx.emit(
                 event,
                 record.id,
@@ -227,16 +248,175 @@ class Certificates:
 
     # -- what the exchange states (IDENTITY, REPUTATION) -------------------------------------
 
-    def _stated_claims(
-        self, request: CertificateRequest
-    ) -> tuple[Claim, ...] | Rejected[CertRequestRejectReason]:
+    def _stated_claims(self, request: CertificateRequest) -> tuple[Claim, ...] | Rejected[Any]:
         if request.type is CertificateType.REPUTATION:
             return self._reputation_claims(request.provider_id)
+        if request.type is CertificateType.RESELLER:
+            return self._resold_claims(request)
         return self._spend_challenge(request)
 
-    def _renewal_claims(
-        self, request: CertificateRequest
-    ) -> tuple[Claim, ...] | Rejected[CertRequestRejectReason]:
+    def _resold_claims(self, request: CertificateRequest) -> tuple[Claim, ...] | Rejected[Any]:
+        # The newest active delegation to this reseller whose scope covers every claim.
+        now_s = now_ms() // 1000
+        rows = self.market.db.read(
+            f"SELECT {_DELEGATION_COLUMNS} FROM delegations WHERE reseller_provider_id = ?"  # noqa: S608
+            " AND revoked_at_ms IS NULL AND expires_at_s > ? ORDER BY issued_at_s DESC LIMIT 32",
+            (request.provider_id, now_s),
+        )
+        delegations = [_delegation(row) for row in rows]
+        covering = [
+            d for d in delegations if resale_refusal(request.claims, d, now_s=now_s) is None
+        ]
+        chosen = covering[0] if covering else (delegations[0] if delegations else None)
+        refused = resale_refusal(request.claims, chosen, now_s=now_s)
+        if refused is not None or chosen is None:
+            return refused or Rejected(DelegationRejectReason.DELEGATION_MISSING, "type")
+        return (*request.claims, delegation_claim(chosen))
+
+    # -- RESELLER delegations ---------------------------------------------------------------
+
+    def register_delegation_key(
+        self, caller: Principal, body: DelegationKeyCreate
+    ) -> DelegationKeyView:
+        self._may_act_for(caller, body.provider_id)
+        jwk = msgspec_to_dict(body.public_key_jwk)
+        key = public_key_from_jwk(jwk)
+        if key is None:
+            raise _key_invalid()
+        kid = jwk_thumbprint(key)
+
+        def write(tx: Any) -> None:
+            found = tx.execute(
+                "SELECT provider_id FROM delegation_keys WHERE kid = ?", (kid,)
+            ).fetchone()
+            if found is not None and found[0] != body.provider_id:
+                raise ProblemError(
+                    409,
+                    "key-taken",
+                    "this key is registered to another provider",
+                    errors=(FieldError("public_key_jwk", "key_taken"),),
+                )
+            if found is None:
+                tx.execute(
+                    "INSERT INTO delegation_keys VALUES (?, ?, ?, ?)",
+                    (kid, body.provider_id, msgspec.json.encode(jwk).decode(), now_ms()),
+                )
+
+        self.market.write(write)
+        return DelegationKeyView(provider_id=body.provider_id, kid=kid)
+
+    def register_delegation(self, caller: Principal, body: DelegationCreate) -> DelegationView:
+        kid = delegation_kid(body.delegation)
+        rows = (
+            []
+            if kid is None
+            else self.market.db.read(
+                "SELECT provider_id, jwk FROM delegation_keys WHERE kid = ?", (kid,)
+            )
+        )
+        public_key = None if not rows else public_key_from_jwk(msgspec.json.decode(rows[0][1]))
+        verified = verify_delegation(body.delegation, public_key=public_key, now_s=now_ms() // 1000)
+        if isinstance(verified, Rejected):
+            raise problem_for_rejected(verified)
+        if rows[0][0] != verified.delegator_provider_id:  # signed with someone else's key
+            raise problem_for_rejected(
+                Rejected(DelegationRejectReason.DELEGATION_KEY_UNKNOWN, "delegation.kid")
+            )
+        try:
+            self._may_act_for(caller, verified.reseller_provider_id)
+        except ProblemError:
+            self._may_act_for(caller, verified.delegator_provider_id)
+
+        def write(tx: Any) -> None:
+            inserted = tx.execute(
+                f"INSERT INTO delegations ({_DELEGATION_COLUMNS}, token)"  # noqa: S608
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delegation_id) DO NOTHING"
+                " RETURNING delegation_id",
+                (
+                    verified.delegation_id,
+                    verified.delegator_provider_id,
+                    verified.reseller_provider_id,
+                    msgspec.json.encode([list(pair) for pair in verified.scope]).decode(),
+                    verified.issued_at_s,
+                    verified.expires_at_s,
+                    body.delegation,
+                ),
+            ).fetchone()
+            if inserted is not None:
+                tx.emit(
+                    EventType.CERTIFICATE_DELEGATION_REGISTERED,
+                    verified.delegation_id,
+                    _delegation_event(verified),
+                )
+
+        self.market.write(write)
+        return self.delegation(caller, verified.delegation_id)
+
+    def delegation(self, caller: Principal, delegation_id: str) -> DelegationView:
+        delegation, revoked = self._load_delegation(caller, delegation_id)
+        return delegation_view(delegation, revoked=revoked, now_s=now_ms() // 1000)
+
+    def revoke_delegation(self, caller: Principal, delegation_id: str) -> DelegationView:
+        """The delegator withdraws the resale: the delegation and every RESELLER certificate
+        it authorised are revoked (RFC 5280 privilegeWithdrawn)."""
+        delegation, _ = self._load_delegation(caller, delegation_id)
+        try:
+            self._may_act_for(caller, delegation.delegator_provider_id)
+        except ProblemError:
+            raise ProblemError(
+                403,
+                "not-the-delegator",
+                "only the resold provider revokes its delegation",
+                errors=(FieldError("delegation_id", "not_the_delegator"),),
+            ) from None
+        with self._exclusive():
+
+            def write(tx: Any) -> None:
+                tx.execute(
+                    "UPDATE delegations SET revoked_at_ms = ? WHERE delegation_id = ?"
+                    " AND revoked_at_ms IS NULL",
+                    (now_ms(), delegation_id),
+                )
+                tx.emit(
+                    EventType.CERTIFICATE_DELEGATION_REVOKED,
+                    delegation_id,
+                    _delegation_event(delegation),
+                )
+
+            self.market.write(write)
+            rows = self.market.db.read(
+                "SELECT certificate_id FROM reseller_certificates WHERE delegation_id = ?"
+                " ORDER BY certificate_id",
+                (delegation_id,),
+            )
+            revoked = []
+            for (cert_id,) in rows:
+                record = self.authority.revoke(cert_id, reason=9)  # privilegeWithdrawn
+                if not isinstance(record, Rejected):  # already revoked: nothing to do
+                    self._changed(record, EventType.CERTIFICATE_REVOKED)
+                    revoked.append(cert_id)
+        view = delegation_view(delegation, revoked=True, now_s=now_ms() // 1000)
+        return replace_view(view, certificates_revoked=revoked)
+
+    def _load_delegation(self, caller: Principal, delegation_id: str) -> tuple[Delegation, bool]:
+        rows = self.market.db.read(
+            f"SELECT {_DELEGATION_COLUMNS}, revoked_at_ms FROM delegations"  # noqa: S608
+            " WHERE delegation_id = ?",
+            (delegation_id,),
+        )
+        missing = ProblemError(404, "not-found", "no such delegation")
+        if not rows:
+            raise missing
+        delegation = _delegation(rows[0])
+        for provider_id in (delegation.reseller_provider_id, delegation.delegator_provider_id):
+            try:
+                self._may_act_for(caller, provider_id)
+                return delegation, rows[0][6] is not None
+            except ProblemError:
+                continue
+        raise missing
+
+    def _renewal_claims(self, request: CertificateRequest) -> tuple[Claim, ...] | Rejected[Any]:
         # Renewal re-states a REPUTATION certificate from today's evidence; an IDENTITY
         # certificate keeps the endpoint its challenge proved (prove again: a new certificate).
         if request.type is CertificateType.REPUTATION:
@@ -587,6 +767,69 @@ def _status_entry_changed(tx: Any, record: CertificateRecord) -> None:
         )
     elif record.state is CertState.REVOKED:
         tx.execute("UPDATE ca_status_entries SET revoked = 1 WHERE record_id = ?", (record.id,))
+
+
+_DELEGATION_COLUMNS = (
+    "delegation_id, delegator_provider_id, reseller_provider_id, scope, issued_at_s, expires_at_s"
+)
+
+
+def _delegation(row: Any) -> Delegation:
+    return Delegation(
+        delegation_id=row[0],
+        delegator_provider_id=row[1],
+        reseller_provider_id=row[2],
+        scope=tuple((pair[0], pair[1]) for pair in msgspec.json.decode(row[3])),
+        issued_at_s=int(row[4]),
+        expires_at_s=int(row[5]),
+    )
+
+
+def _delegation_event(delegation: Delegation) -> dict[str, Any]:
+    return {
+        "delegation_id": delegation.delegation_id,
+        "delegator_provider_id": delegation.delegator_provider_id,
+        "reseller_provider_id": delegation.reseller_provider_id,
+    }
+
+
+def delegation_view(delegation: Delegation, *, revoked: bool, now_s: int) -> DelegationView:
+    state = "REVOKED" if revoked else "EXPIRED" if now_s >= delegation.expires_at_s else "ACTIVE"
+    return DelegationView(
+        delegation_id=delegation.delegation_id,
+        delegator_provider_id=delegation.delegator_provider_id,
+        reseller_provider_id=delegation.reseller_provider_id,
+        scope=[DelegationScope(category=c, capability=k) for c, k in delegation.scope],
+        expires_at=format_time(datetime.fromtimestamp(delegation.expires_at_s, tz=UTC)),
+        state=state,
+    )
+
+
+def replace_view(view: DelegationView, *, certificates_revoked: list[str]) -> DelegationView:
+    return msgspec.structs.replace(view, certificates_revoked=certificates_revoked)
+
+
+def _key_invalid() -> ProblemError:
+    return ProblemError(
+        422,
+        "public-key-invalid",
+        "a P-256 public JWK",
+        errors=(FieldError("public_key_jwk", "public_key_invalid"),),
+    )
+
+
+def _reseller_link(tx: Any, record: CertificateRecord) -> None:
+    # Which delegation a RESELLER certificate rests on (its delegation claim names it), so that
+    # revoking the delegation revokes the certificate.
+    if record.request.type is not CertificateType.RESELLER or record.state is not CertState.ISSUED:
+        return
+    for claim in record.request.claims:
+        if claim.category == DELEGATION_CATEGORY:
+            tx.execute(
+                "INSERT INTO reseller_certificates VALUES (?, ?)"
+                " ON CONFLICT (certificate_id) DO NOTHING",
+                (record.id, claim.scope.split(" ")[1]),
+            )
 
 
 def _challenge(row: Any) -> Challenge:

@@ -21,6 +21,7 @@ from aex.core.certs import (
     CertEvent,
     CertificateRecord,
     CertificateRequest,
+    CertificateType,
     Claim,
     CrlState,
     ReputationSnapshot,
@@ -56,9 +57,7 @@ NEW_PROVIDER_REPUTATION = ReputationSnapshot(tier="BRONZE", score="0", contracts
 
 LifecycleResult = CertificateRecord | Rejected[CertLifecycleRejectReason]
 # What the exchange states for an IDENTITY or REPUTATION request, from its own evidence.
-StatedClaims = Callable[
-    [CertificateRequest], "tuple[Claim, ...] | Rejected[CertRequestRejectReason]"
-]
+StatedClaims = Callable[[CertificateRequest], "tuple[Claim, ...] | Rejected[Any]"]
 
 
 def new_certificate_id() -> str:
@@ -119,6 +118,15 @@ class CertificateAuthority:
         record = open_request(document, record_id=self.new_id())
         if isinstance(record, Rejected):
             return record
+        if record.request.type is CertificateType.RESELLER:
+            resold = (
+                Rejected(CertRequestRejectReason.CLAIMS_NOT_REQUESTABLE, "type")
+                if stated_claims is None
+                else stated_claims(record.request)
+            )
+            if isinstance(resold, Rejected):
+                return resold
+            record = state_claims(record, resold)
         if record.request.type in EXCHANGE_STATED_TYPES:
             stated = (
                 Rejected(CertRequestRejectReason.CLAIMS_NOT_REQUESTABLE, "type")

@@ -17,6 +17,7 @@ from aex.core import (
     challenge,
     credentials,
     criteria,
+    delegation,
     durations,
     endpoints,
     events,
@@ -46,6 +47,7 @@ from aex.core.certs import *  # noqa: F403
 from aex.core.challenge import *  # noqa: F403
 from aex.core.credentials import *  # noqa: F403
 from aex.core.criteria import *  # noqa: F403
+from aex.core.delegation import *  # noqa: F403
 from aex.core.durations import *  # noqa: F403
 from aex.core.endpoints import *  # noqa: F403
 from aex.core.events import *  # noqa: F403
@@ -77,6 +79,7 @@ EXPORTING_MODULES = (
     challenge,
     credentials,
     criteria,
+    delegation,
     durations,
     endpoints,
     events,

@@ -51,6 +51,7 @@ __all__ = [
     "CERTIFICATE_VERSION",
     "CERT_LIFECYCLE",
     "CRL_NEXT_UPDATE_DEFAULT",
+    "DELEGATION_CATEGORY",
     "EXCHANGE_STATED_TYPES",
     "REPUTATION_TIERS",
     "SIGNATURE_ALG",
@@ -171,6 +172,9 @@ assert set(_ASSURANCE) == set(Authorization)
 # IDENTITY and REPUTATION certificates are requested without claims: the exchange states them
 # from its own evidence (a passed endpoint challenge; the trust broker's record).
 EXCHANGE_STATED_TYPES: Final = frozenset({CertificateType.IDENTITY, CertificateType.REPUTATION})
+# A RESELLER certificate carries the requested claims plus one the exchange adds, of this
+# category, naming the delegation that authorises the resale (aex/core/delegation.py).
+DELEGATION_CATEGORY: Final = "RESELLER"
 
 
 def claim_assurance(claim: Claim) -> Assurance:
@@ -188,6 +192,8 @@ def counts_toward_certification(certificate_type: CertificateType, claim: Claim)
     """
     if certificate_type is CertificateType.REPUTATION:
         return False
+    if certificate_type is CertificateType.RESELLER and claim.category == DELEGATION_CATEGORY:
+        return False  # the authority to resell, not a capability
     return claim_assurance(claim) is not Assurance.SELF_ASSERTED
 
 
@@ -883,15 +889,19 @@ def review_policy(request: CertificateRequest) -> CertEvent | None:
     """
     if request.type in EXCHANGE_STATED_TYPES:
         return CertEvent.APPROVE if request.claims else None
-    if all(claim.authorization is Authorization.SELF_ASSERTED for claim in request.claims):
+    claims = request.claims
+    if request.type is CertificateType.RESELLER:  # the delegation claim is the exchange's own
+        claims = tuple(claim for claim in claims if claim.category != DELEGATION_CATEGORY)
+    if all(claim.authorization is Authorization.SELF_ASSERTED for claim in claims):
         return CertEvent.APPROVE
     return None
 
 
 def state_claims(record: CertificateRecord, claims: Sequence[Claim]) -> CertificateRecord:
     """The record with the claims the exchange states for an IDENTITY or REPUTATION
-    certificate (its request carried none); at renewal, the fresh ones replace the old."""
-    assert record.request.type in EXCHANGE_STATED_TYPES
+    certificate (its request carried none; at renewal, the fresh ones replace the old), or a
+    RESELLER one's requested claims plus the delegation claim."""
+    assert record.request.type is not CertificateType.CAPABILITY
     assert 0 < len(claims) <= limits.claims_per_certificate_max
     return replace(record, request=replace(record.request, claims=tuple(claims)))
 
@@ -1064,7 +1074,7 @@ def record_to_json(record: CertificateRecord) -> dict[str, Any]:
         # What the exchange stated for an IDENTITY or REPUTATION certificate (the request, kept
         # as signed, carries no claims).
         "stated_claims": [claim.to_json() for claim in record.request.claims]
-        if record.request.type in EXCHANGE_STATED_TYPES
+        if record.request.type is not CertificateType.CAPABILITY
         else None,
     }
 

@@ -25,6 +25,7 @@ __all__ = [
     "CompletionRejectReason",
     "CredentialRejectReason",
     "CriteriaRejectReason",
+    "DelegationRejectReason",
     "DisputeRejectReason",
     "DisputeRequestRejectReason",
     "DurationRejectReason",
@@ -456,6 +457,18 @@ class ChallengeRejectReason(Reason):
 
 HTTP_STATUS_HINT[ChallengeRejectReason.CHALLENGE_NOT_FOUND.value] = 404
 HTTP_STATUS_HINT[ChallengeRejectReason.CHALLENGE_NOT_PENDING.value] = 409
+
+
+class DelegationRejectReason(Reason):
+    """Why a resale delegation or a RESELLER request is refused (aex/core/delegation.py)."""
+
+    DELEGATION_MALFORMED = "delegation_malformed"
+    DELEGATION_KEY_UNKNOWN = "delegation_key_unknown"
+    DELEGATION_BAD_SIGNATURE = "delegation_bad_signature"
+    DELEGATION_EXPIRED = "delegation_expired"
+    # A RESELLER request with no active delegation for the reseller, or beyond its scope.
+    DELEGATION_MISSING = "delegation_missing"
+    DELEGATION_SCOPE_EXCEEDED = "delegation_scope_exceeded"
 
 
 class EndpointRejectReason(Reason):

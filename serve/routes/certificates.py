@@ -12,7 +12,14 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from aex.core import AccessScope
-from serve.certificate_schemas import ChallengeCreate, ChallengeView
+from serve.certificate_schemas import (
+    ChallengeCreate,
+    ChallengeView,
+    DelegationCreate,
+    DelegationKeyCreate,
+    DelegationKeyView,
+    DelegationView,
+)
 from serve.certificates import Certificates
 from serve.market import decode_body
 from serve.middleware._asgi import PRINCIPAL_SCOPE_KEY
@@ -170,6 +177,67 @@ class ChallengeController(Controller):
         return await asyncio.to_thread(_certificates(request).validate_challenge, caller, token)
 
 
+class DelegationController(Controller):
+    """RESELLER delegations (docs/certificates.md "RESELLER"): the resold provider's key, its
+    signed delegations, and their revocation (which revokes the certificates they authorised)."""
+
+    path = "/v1/certificates"
+    tags = ["certificates"]  # noqa: RUF012
+
+    @post(
+        "/delegation-keys",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_201_CREATED,
+        opt=needs(AccessScope.PROVIDERS),
+    )
+    async def register_key(
+        self, request: Request[Any, Any, State], data: DelegationKeyCreate
+    ) -> DelegationKeyView:
+        """Registers the P-256 key a provider signs its resale delegations with."""
+        caller = _principal(request)
+        certificates = _certificates(request)
+        return await asyncio.to_thread(certificates.register_delegation_key, caller, data)
+
+    @post(
+        "/delegations",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_201_CREATED,
+        opt=needs(AccessScope.PROVIDERS),
+    )
+    async def register_delegation(
+        self, request: Request[Any, Any, State], data: DelegationCreate
+    ) -> DelegationView:
+        """A delegation signed by the resold provider's registered key (ES256 compact JWS)."""
+        caller = _principal(request)
+        certificates = _certificates(request)
+        return await asyncio.to_thread(certificates.register_delegation, caller, data)
+
+    @get(
+        "/delegations/{delegation_id:str}",
+        responses=PROBLEM_RESPONSES,
+        sync_to_thread=True,
+        opt=needs(AccessScope.READ),
+    )
+    def show_delegation(
+        self, request: Request[Any, Any, State], delegation_id: str
+    ) -> DelegationView:
+        return _certificates(request).delegation(_principal(request), delegation_id)
+
+    @post(
+        "/delegations/{delegation_id:str}/revoke",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_200_OK,
+        opt=needs(AccessScope.PROVIDERS),
+    )
+    async def revoke_delegation(
+        self, request: Request[Any, Any, State], delegation_id: str
+    ) -> DelegationView:
+        """The resold provider withdraws the resale; its RESELLER certificates are revoked."""
+        caller = _principal(request)
+        certificates = _certificates(request)
+        return await asyncio.to_thread(certificates.revoke_delegation, caller, delegation_id)
+
+
 class CertificateReviewController(Controller):
     path = "/v1/admin/certificates"
     tags = ["certificates", "operator"]  # noqa: RUF012
@@ -243,6 +311,7 @@ def status_list(request: Request[Any, Any, State], list_number: int) -> Response
 CERTIFICATE_HANDLERS = (
     CertificateController,
     ChallengeController,
+    DelegationController,
     CertificateReviewController,
     crl,
     ca_document,

@@ -24,7 +24,8 @@ DELETE FROM idempotency WHERE scope LIKE 'tenant:%' OR scope LIKE 'ip:%'
 # Issue 15, certificate types with meaning (docs/certificates.md): which certificate claims
 # count toward the certification bonus and score (`counts`, 0 for rows written before: only
 # a renewal or a new issue, under the rule, makes one count), each record's Bitstring Status
-# List index, and the IDENTITY endpoint challenges. One text for both backends.
+# List index, the IDENTITY endpoint challenges, and RESELLER delegations (the delegators' keys,
+# the delegations, which certificate each authorises). One text for both backends.
 CERT_TRUST_SCHEMA = """
 ALTER TABLE certificate_owners ADD COLUMN counts INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE ca_status_entries (
@@ -42,7 +43,29 @@ CREATE TABLE cert_challenges (
     expires_at_ms BIGINT NOT NULL,
     error TEXT NOT NULL
 );
-CREATE INDEX cert_challenges_by_provider ON cert_challenges (provider_id)
+CREATE INDEX cert_challenges_by_provider ON cert_challenges (provider_id);
+CREATE TABLE delegation_keys (
+    kid TEXT PRIMARY KEY,
+    provider_id TEXT NOT NULL,
+    jwk TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL
+);
+CREATE TABLE delegations (
+    delegation_id TEXT PRIMARY KEY,
+    delegator_provider_id TEXT NOT NULL,
+    reseller_provider_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    issued_at_s BIGINT NOT NULL,
+    expires_at_s BIGINT NOT NULL,
+    token TEXT NOT NULL,
+    revoked_at_ms BIGINT
+);
+CREATE INDEX delegations_by_reseller ON delegations (reseller_provider_id);
+CREATE TABLE reseller_certificates (
+    certificate_id TEXT PRIMARY KEY,
+    delegation_id TEXT NOT NULL
+);
+CREATE INDEX reseller_certificates_by_delegation ON reseller_certificates (delegation_id)
 """
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
