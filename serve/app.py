@@ -160,7 +160,7 @@ def build_litestar(
         "market": market,
         "agent_cards": AgentCards(market),
         "version": aex.__version__,
-        "certificates": Certificates(market, settings.data_dir),
+        "certificates": Certificates(market, settings.data_dir, endpoints),
         "hub": hub,
         "streams": StreamGate(store, reauthorise_s=settings.stream_reauthorise_s),
         "webhooks": webhooks,

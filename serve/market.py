@@ -1053,7 +1053,7 @@ def provider_reputation(
 def active_certificates(connection: SqlConnection, provider_id: str, now: int) -> int:
     row = connection.execute(
         "SELECT count(DISTINCT certificate_id) FROM certificate_owners"
-        " WHERE provider_id = ? AND state = 'ACTIVE'"
+        " WHERE provider_id = ? AND state = 'ACTIVE' AND counts = 1"
         " AND expires_at_ms > ?",
         (provider_id, now),
     ).fetchone()
@@ -1080,7 +1080,8 @@ def certified_matches(
 
 _CERTIFIED_SELECT = (
     "SELECT count(DISTINCT certificate_id) FROM certificate_owners"
-    " WHERE provider_id = ? AND state = 'ACTIVE' AND expires_at_ms > ? AND category = ?"
+    " WHERE provider_id = ? AND state = 'ACTIVE' AND counts = 1 AND expires_at_ms > ?"
+    " AND category = ?"
 )
 
 

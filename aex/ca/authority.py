@@ -17,8 +17,12 @@ from aex.ca.keystore import KeyProvider, utc_now
 from aex.ca.store import CertificateStore
 from aex.core.certs import (
     CRL_NEXT_UPDATE_DEFAULT,
+    EXCHANGE_STATED_TYPES,
     CertEvent,
     CertificateRecord,
+    CertificateRequest,
+    CertificateType,
+    Claim,
     CrlState,
     ReputationSnapshot,
     RevokedEntry,
@@ -35,6 +39,7 @@ from aex.core.certs import (
     review_request,
     revoke_certificate,
     sign_crl,
+    state_claims,
     verify_certificate,
     verify_crl,
 )
@@ -51,6 +56,8 @@ CERT_VALIDITY_DEFAULT = timedelta(days=90)
 NEW_PROVIDER_REPUTATION = ReputationSnapshot(tier="BRONZE", score="0", contracts=0)
 
 LifecycleResult = CertificateRecord | Rejected[CertLifecycleRejectReason]
+# What the exchange states for an IDENTITY or REPUTATION request, from its own evidence.
+StatedClaims = Callable[[CertificateRequest], "tuple[Claim, ...] | Rejected[Any]"]
 
 
 def new_certificate_id() -> str:
@@ -100,15 +107,35 @@ class CertificateAuthority:
         return issued if isinstance(issued, Rejected) else self._save(issued)
 
     def request(
-        self, document: Any
+        self, document: Any, *, stated_claims: StatedClaims | None = None
     ) -> (
         CertificateRecord | Rejected[CertRequestRejectReason] | Rejected[CertLifecycleRejectReason]
     ):
         """POST /v1/certificates/request: opens the request; SELF_ASSERTED-only requests are
-        approved and issued at once, others wait for `approve` or `reject`."""
+        approved and issued at once, others wait for `approve` or `reject`. An IDENTITY or
+        REPUTATION request (no claims) gets the claims `stated_claims` proves, or is refused
+        with its reason; nothing is saved for a refused request."""
         record = open_request(document, record_id=self.new_id())
         if isinstance(record, Rejected):
             return record
+        if record.request.type is CertificateType.RESELLER:
+            resold = (
+                Rejected(CertRequestRejectReason.CLAIMS_NOT_REQUESTABLE, "type")
+                if stated_claims is None
+                else stated_claims(record.request)
+            )
+            if isinstance(resold, Rejected):
+                return resold
+            record = state_claims(record, resold)
+        if record.request.type in EXCHANGE_STATED_TYPES:
+            stated = (
+                Rejected(CertRequestRejectReason.CLAIMS_NOT_REQUESTABLE, "type")
+                if stated_claims is None
+                else stated_claims(record.request)
+            )
+            if isinstance(stated, Rejected):
+                return stated
+            record = state_claims(record, stated)
         self._save(record)
         if review_policy(record.request) is not CertEvent.APPROVE:
             return record
@@ -136,11 +163,19 @@ class CertificateAuthority:
         record = self._load(cert_id)
         return record if isinstance(record, Rejected) else self._issue(record)
 
-    def renew(self, cert_id: str) -> LifecycleResult:
-        """A fresh certificate with the provider's current reputation."""
+    def renew(
+        self, cert_id: str, *, stated_claims: StatedClaims | None = None
+    ) -> LifecycleResult | Rejected[CertRequestRejectReason]:
+        """A fresh certificate with the provider's current reputation; a REPUTATION
+        certificate's claims are stated again from the current evidence (`stated_claims`)."""
         record = self._load(cert_id)
         if isinstance(record, Rejected):
             return record
+        if stated_claims is not None and record.request.type in EXCHANGE_STATED_TYPES:
+            stated = stated_claims(record.request)
+            if isinstance(stated, Rejected):
+                return stated
+            record = state_claims(record, stated)
         renewed = renew_certificate(
             record,
             serial=self.new_serial(),

@@ -15,8 +15,10 @@ from aex.core import (
     breaker,
     calibration,
     certs,
+    challenge,
     credentials,
     criteria,
+    delegation,
     durations,
     endpoints,
     events,
@@ -34,6 +36,7 @@ from aex.core import (
     reputation,
     rules,
     scoring,
+    status_list,
     text,
     webhook_signing,
     x509_export,
@@ -43,8 +46,10 @@ from aex.core.billing import *  # noqa: F403
 from aex.core.breaker import *  # noqa: F403
 from aex.core.calibration import *  # noqa: F403
 from aex.core.certs import *  # noqa: F403
+from aex.core.challenge import *  # noqa: F403
 from aex.core.credentials import *  # noqa: F403
 from aex.core.criteria import *  # noqa: F403
+from aex.core.delegation import *  # noqa: F403
 from aex.core.durations import *  # noqa: F403
 from aex.core.endpoints import *  # noqa: F403
 from aex.core.events import *  # noqa: F403
@@ -62,6 +67,7 @@ from aex.core.reasons import *  # noqa: F403
 from aex.core.reputation import *  # noqa: F403
 from aex.core.rules import *  # noqa: F403
 from aex.core.scoring import *  # noqa: F403
+from aex.core.status_list import *  # noqa: F403
 from aex.core.text import *  # noqa: F403
 from aex.core.webhook_signing import *  # noqa: F403
 from aex.core.x509_export import *  # noqa: F403
@@ -73,8 +79,10 @@ EXPORTING_MODULES = (
     breaker,
     calibration,
     certs,
+    challenge,
     credentials,
     criteria,
+    delegation,
     durations,
     endpoints,
     events,
@@ -92,6 +100,7 @@ EXPORTING_MODULES = (
     reputation,
     rules,
     scoring,
+    status_list,
     text,
     webhook_signing,
     x509_export,

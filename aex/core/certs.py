@@ -51,9 +51,12 @@ __all__ = [
     "CERTIFICATE_VERSION",
     "CERT_LIFECYCLE",
     "CRL_NEXT_UPDATE_DEFAULT",
+    "DELEGATION_CATEGORY",
+    "EXCHANGE_STATED_TYPES",
     "REPUTATION_TIERS",
     "SIGNATURE_ALG",
     "TRANSITIONS",
+    "Assurance",
     "Authorization",
     "CaKey",
     "CertEvent",
@@ -76,6 +79,8 @@ __all__ = [
     "b64url_encode",
     "ca_document",
     "ca_keys_from_document",
+    "claim_assurance",
+    "counts_toward_certification",
     "crl_state_reissue",
     "crl_state_revoke",
     "format_time",
@@ -90,12 +95,14 @@ __all__ = [
     "record_from_json",
     "record_to_json",
     "renew_certificate",
+    "reputation_claims",
     "review_policy",
     "review_request",
     "revoke_certificate",
     "sign_crl",
     "sign_document",
     "sign_request",
+    "state_claims",
     "verify_certificate",
     "verify_crl",
     "verify_offline",
@@ -140,6 +147,54 @@ class Authorization(StrEnum):
     TRANSACTION_EVIDENCE = "TRANSACTION_EVIDENCE"
     THIRD_PARTY_ATTESTED = "THIRD_PARTY_ATTESTED"
     AEX_VERIFIED = "AEX_VERIFIED"
+
+
+class Assurance(StrEnum):
+    """How far a claim has been checked, the level verifiers and the market read (issue 15)."""
+
+    SELF_ASSERTED = "self_asserted"
+    EVIDENCE_BACKED = "evidence_backed"
+    OPERATOR_REVIEWED = "operator_reviewed"
+
+
+# The one mapping from a claim's authorization to its assurance. TRANSACTION_EVIDENCE and
+# AEX_VERIFIED are stated by the exchange from what it saw (settled contracts, a passed endpoint
+# challenge) or reviewed by the operator before issue; THIRD_PARTY_ATTESTED is an attestation
+# the operator reviewed (review_policy holds every non-self-asserted claim for review).
+_ASSURANCE: Final[Mapping[Authorization, Assurance]] = {
+    Authorization.SELF_ASSERTED: Assurance.SELF_ASSERTED,
+    Authorization.TRANSACTION_EVIDENCE: Assurance.EVIDENCE_BACKED,
+    Authorization.AEX_VERIFIED: Assurance.EVIDENCE_BACKED,
+    Authorization.THIRD_PARTY_ATTESTED: Assurance.OPERATOR_REVIEWED,
+}
+assert set(_ASSURANCE) == set(Authorization)
+
+# IDENTITY and REPUTATION certificates are requested without claims: the exchange states them
+# from its own evidence (a passed endpoint challenge; the trust broker's record).
+EXCHANGE_STATED_TYPES: Final = frozenset({CertificateType.IDENTITY, CertificateType.REPUTATION})
+# A RESELLER certificate carries the requested claims plus one the exchange adds, of this
+# category, naming the delegation that authorises the resale (aex/core/delegation.py).
+DELEGATION_CATEGORY: Final = "RESELLER"
+
+
+def claim_assurance(claim: Claim) -> Assurance:
+    """The claim's assurance level (docs/certificates.md "Assurance")."""
+    return _ASSURANCE[claim.authorization]
+
+
+def counts_toward_certification(certificate_type: CertificateType, claim: Claim) -> bool:
+    """Whether an active certificate's claim counts toward the reputation's certification
+    bonus and the bid's certification score: the one rule (docs/certificates.md "Assurance").
+
+    Self-asserted claims are allowed and published, marked as such, but count for nothing: a
+    provider cannot raise its own reputation by saying things. A REPUTATION certificate restates
+    the reputation it was derived from, so counting it would count the same contracts twice.
+    """
+    if certificate_type is CertificateType.REPUTATION:
+        return False
+    if certificate_type is CertificateType.RESELLER and claim.category == DELEGATION_CATEGORY:
+        return False  # the authority to resell, not a capability
+    return claim_assurance(claim) is not Assurance.SELF_ASSERTED
 
 
 class RevocationReason(IntEnum):
@@ -558,8 +613,10 @@ def _parse_claim(value: Any) -> Claim | None:
     return Claim(category, capability, scope, Authorization(value["authorization"]))
 
 
-def _parse_claims(value: Any) -> tuple[Claim, ...] | None:
-    if type(value) is not list or not 0 < len(value) <= limits.claims_per_certificate_max:
+def _parse_claims(value: Any, *, empty_ok: bool = False) -> tuple[Claim, ...] | None:
+    if type(value) is not list or len(value) > limits.claims_per_certificate_max:
+        return None
+    if not value and not empty_ok:
         return None
     claims = tuple(_parse_claim(item) for item in value)
     return None if any(claim is None for claim in claims) else claims  # type: ignore[return-value]
@@ -715,20 +772,32 @@ def _unsafe_text_field(document: Any) -> str | None:
     return None
 
 
+# IDENTITY and REPUTATION requests carry no claims; the others 1 to 32.
+def _claims_count_refusal(count: int, *, stated: bool) -> Rejected[CertRequestRejectReason] | None:
+    reason = CertRequestRejectReason
+    if stated and count:
+        return Rejected(reason.CLAIMS_NOT_REQUESTABLE, "claims")
+    if not stated and not count:
+        return Rejected(reason.CLAIMS_EMPTY, "claims")
+    if count > limits.claims_per_certificate_max:
+        return Rejected(reason.CLAIMS_TOO_MANY, "claims")
+    return None
+
+
 def _check_request(document: Any) -> CertificateRequest | Rejected[CertRequestRejectReason]:
     reason = CertRequestRejectReason
     if not _request_shape_ok(document):
         return Rejected(reason.REQUEST_MALFORMED, "request")
     if not _named(document["type"], CertificateType):
         return Rejected(reason.CERTIFICATE_TYPE_UNKNOWN, "type")
-    if not document["claims"]:
-        return Rejected(reason.CLAIMS_EMPTY, "claims")
-    if len(document["claims"]) > limits.claims_per_certificate_max:
-        return Rejected(reason.CLAIMS_TOO_MANY, "claims")
+    stated = CertificateType(document["type"]) in EXCHANGE_STATED_TYPES
+    counted = _claims_count_refusal(len(document["claims"]), stated=stated)
+    if counted is not None:
+        return counted
     for index, claim in enumerate(document["claims"]):
         if not _named(claim["authorization"], Authorization):
             return Rejected(reason.AUTHORIZATION_UNKNOWN, f"claims.{index}.authorization")
-    claims = _parse_claims(document["claims"])
+    claims = _parse_claims(document["claims"], empty_ok=stated)
     names = (_text(document[k], limits.cert_name_chars_max) for k in ("provider_id", "agent_name"))
     if claims is None or any(name is None for name in names):
         return Rejected(reason.TEXT_TOO_LONG, "request")
@@ -814,11 +883,61 @@ def review_policy(request: CertificateRequest) -> CertEvent | None:
 
     Returns:
         APPROVE when every claim is SELF_ASSERTED (the certificate then only states what the
-        agent said, signed); None when a person must review evidence-backed claims.
+        agent said, signed, marked self_asserted) or the claims are the exchange's own
+        (`state_claims`: IDENTITY, REPUTATION); None when a person must review evidence-backed
+        claims.
     """
-    if all(claim.authorization is Authorization.SELF_ASSERTED for claim in request.claims):
+    if request.type in EXCHANGE_STATED_TYPES:
+        return CertEvent.APPROVE if request.claims else None
+    claims = request.claims
+    if request.type is CertificateType.RESELLER:  # the delegation claim is the exchange's own
+        claims = tuple(claim for claim in claims if claim.category != DELEGATION_CATEGORY)
+    if all(claim.authorization is Authorization.SELF_ASSERTED for claim in claims):
         return CertEvent.APPROVE
     return None
+
+
+def state_claims(record: CertificateRecord, claims: Sequence[Claim]) -> CertificateRecord:
+    """The record with the claims the exchange states for an IDENTITY or REPUTATION
+    certificate (its request carried none; at renewal, the fresh ones replace the old), or a
+    RESELLER one's requested claims plus the delegation claim."""
+    assert record.request.type is not CertificateType.CAPABILITY
+    assert 0 < len(claims) <= limits.claims_per_certificate_max
+    return replace(record, request=replace(record.request, claims=tuple(claims)))
+
+
+def reputation_claims(
+    *,
+    tier: str,
+    contracts: int,
+    success_rate_bps: int,
+    window_start: datetime,
+    window_end: datetime,
+) -> tuple[Claim, ...]:
+    """What a REPUTATION certificate states: only what settled transactions proved (the trust
+    broker's tier, contracts, success rate and the window they were counted in).
+
+    The success rate is in basis points (an int, so the signed text is the same everywhere).
+    A provider with no contracts gets exactly that: tier BRONZE (or what the broker says),
+    0 contracts, and nothing more.
+    """
+    assert tier in REPUTATION_TIERS
+    assert 0 <= contracts < 2**53
+    assert 0 <= success_rate_bps <= 10_000
+    assert window_start <= window_end
+    if contracts == 0:
+        assert success_rate_bps == 0
+    window = f"{format_time(window_start)}/{format_time(window_end)}"
+    stated = (
+        ("tier", tier),
+        ("contracts", str(contracts)),
+        ("success_rate_bps", str(success_rate_bps)),
+        ("window", window),
+    )
+    return tuple(
+        Claim("REPUTATION", name, value, Authorization.TRANSACTION_EVIDENCE)
+        for name, value in stated
+    )
 
 
 def _step(
@@ -952,6 +1071,11 @@ def record_to_json(record: CertificateRecord) -> dict[str, Any]:
         if record.revocation_reason is None
         else int(record.revocation_reason),
         "note": record.note,
+        # What the exchange stated for an IDENTITY or REPUTATION certificate (the request, kept
+        # as signed, carries no claims).
+        "stated_claims": [claim.to_json() for claim in record.request.claims]
+        if record.request.type is not CertificateType.CAPABILITY
+        else None,
     }
 
 
@@ -964,6 +1088,11 @@ def record_from_json(document: Mapping[str, Any]) -> CertificateRecord:
         parsed = parse_certificate(document["certificate"])
         assert isinstance(parsed, Certificate), f"stored certificate is invalid: {parsed}"
         certificate = parsed
+    stated = document.get("stated_claims")
+    if stated:
+        claims = _parse_claims(stated)
+        assert claims is not None, "stored stated claims are invalid"
+        request = replace(request, claims=claims)
     reason = document["revocation_reason"]
     return CertificateRecord(
         id=document["id"],

@@ -137,6 +137,15 @@ canonical_json_nodes_max: Final = 10_000
 # Entries on one revocation list: one million revoked certificates is ~100 MB of JSON, past
 # which the CRL must be partitioned (RFC 5280 issuing distribution points), not grown.
 crl_entries_max: Final = 1_000_000
+# W3C Bitstring Status List v1.0 §6.1: "a minimum of 131,072 entries" (16 KB) per list, for
+# group privacy; index i lives in list i // status_list_entries (docs/certificates.md).
+status_list_entries: Final = 131_072
+# An IDENTITY challenge response: the key authorisation is 43 + 1 + 43 bytes; ACME servers
+# read a few KB at most. More is refused without reading it (docs/certificates.md).
+challenge_response_bytes_max: Final = 1_024
+# A challenge is valid this long after it is issued (Let's Encrypt keeps authorisations
+# pending for 7 days; an agent here answers in seconds, so one hour is plenty).
+challenge_lifetime_ms: Final = 3_600_000
 # CA keys published at once: one active key plus a year of monthly rotations and spares.
 ca_keys_published_max: Final = 16
 

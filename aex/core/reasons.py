@@ -22,9 +22,11 @@ __all__ = [
     "CertLifecycleRejectReason",
     "CertRequestRejectReason",
     "CertVerifyReason",
+    "ChallengeRejectReason",
     "CompletionRejectReason",
     "CredentialRejectReason",
     "CriteriaRejectReason",
+    "DelegationRejectReason",
     "DisputeRejectReason",
     "DisputeRequestRejectReason",
     "DurationRejectReason",
@@ -398,6 +400,11 @@ class CertRequestRejectReason(Reason):
     TEXT_UNSAFE = "text_unsafe"
     PUBLIC_KEY_INVALID = "public_key_invalid"
     PROOF_OF_POSSESSION_FAILED = "proof_of_possession_failed"
+    # IDENTITY and REPUTATION certificates state what the exchange proved, never what was asked:
+    # a request of either type carries no claims (docs/certificates.md "Certificate types").
+    CLAIMS_NOT_REQUESTABLE = "claims_not_requestable"
+    # An IDENTITY request without a valid, unused challenge for its provider and key.
+    ENDPOINT_CONTROL_NOT_PROVEN = "endpoint_control_not_proven"
 
 
 class CertLifecycleRejectReason(Reason):
@@ -445,6 +452,33 @@ HTTP_STATUS_HINT.update(
     }
 )
 HTTP_STATUS_HINT[BidBatchRejectReason.BATCH_TOO_LARGE.value] = 413
+
+
+class ChallengeRejectReason(Reason):
+    """Why an IDENTITY challenge fails (aex/core/challenge.py), in the order the checks run."""
+
+    CHALLENGE_NOT_FOUND = "challenge_not_found"
+    CHALLENGE_NOT_PENDING = "challenge_not_pending"
+    CHALLENGE_EXPIRED = "challenge_expired"
+    CHALLENGE_ENDPOINT_MISSING = "challenge_endpoint_missing"
+    CHALLENGE_FETCH_FAILED = "challenge_fetch_failed"
+    CHALLENGE_RESPONSE_MISMATCH = "challenge_response_mismatch"
+
+
+HTTP_STATUS_HINT[ChallengeRejectReason.CHALLENGE_NOT_FOUND.value] = 404
+HTTP_STATUS_HINT[ChallengeRejectReason.CHALLENGE_NOT_PENDING.value] = 409
+
+
+class DelegationRejectReason(Reason):
+    """Why a resale delegation or a RESELLER request is refused (aex/core/delegation.py)."""
+
+    DELEGATION_MALFORMED = "delegation_malformed"
+    DELEGATION_KEY_UNKNOWN = "delegation_key_unknown"
+    DELEGATION_BAD_SIGNATURE = "delegation_bad_signature"
+    DELEGATION_EXPIRED = "delegation_expired"
+    # A RESELLER request with no active delegation for the reseller, or beyond its scope.
+    DELEGATION_MISSING = "delegation_missing"
+    DELEGATION_SCOPE_EXCEEDED = "delegation_scope_exceeded"
 
 
 class EndpointRejectReason(Reason):

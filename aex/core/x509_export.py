@@ -19,6 +19,7 @@
 #     payload, the raw r‖s signature (RFC 7518 §3.4).
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -34,6 +35,7 @@ from aex.core.certs import (
     RevocationReason,
     Signer,
     b64url_encode,
+    claim_assurance,
     format_time,
 )
 from aex.core.jcs import canonical_json
@@ -47,6 +49,7 @@ __all__ = [
     "certificate_to_x509",
     "crl_to_x509",
     "self_signed_ca_certificate",
+    "sign_vc_jwt",
 ]
 
 # A UUID-derived OID (ITU-T X.667, arc 2.25): unique without registration. Its value is a DER
@@ -226,13 +229,29 @@ def _seconds(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
+def sign_vc_jwt(payload: Mapping[str, Any], *, signer: Signer) -> str:
+    """A compact JWS (ES256, typ vc+jwt, the CA kid) over the JCS form of `payload`."""
+    header = {"alg": "ES256", "typ": "vc+jwt", "kid": signer.kid}
+    signing_input = (
+        f"{b64url_encode(canonical_json(header))}.{b64url_encode(canonical_json(payload))}"
+    )
+    return f"{signing_input}.{b64url_encode(signer.sign(signing_input.encode('ascii')))}"
+
+
 def certificate_to_vc_jwt(
-    certificate: Certificate, *, signer: Signer, issuer: str = VC_ISSUER_DEFAULT
+    certificate: Certificate,
+    *,
+    signer: Signer,
+    issuer: str = VC_ISSUER_DEFAULT,
+    status: Mapping[str, str] | None = None,
 ) -> str:
     """The certificate as a W3C Verifiable Credential 2.0 secured as a JWT (VC-JOSE-COSE).
 
     The payload is the credential itself; the registered claims iss, sub, jti, iat, nbf and
-    exp repeat its issuer, subject, id and validity for plain JWT libraries.
+    exp repeat its issuer, subject, id and validity for plain JWT libraries. `status` is the
+    record's BitstringStatusListEntry (aex/core/status_list.py `status_entry`), so a verifier
+    learns of a revocation from the status list credential. Each claim carries its assurance
+    level (aex/core/certs.py `claim_assurance`).
     """
     assert signer.kid == certificate.issuer_kid, "export with the key that issued it"
     body = certificate.body()
@@ -253,7 +272,10 @@ def certificate_to_vc_jwt(
             "public_key_jwk": body["subject"]["public_key_jwk"],
             "certificate_type": body["type"],
             "serial": certificate.serial,
-            "claims": body["claims"],
+            "claims": [
+                {**claim.to_json(), "assurance": claim_assurance(claim).value}
+                for claim in certificate.claims
+            ],
             "reputation": body["reputation"],
         },
         "iss": issuer,
@@ -263,8 +285,6 @@ def certificate_to_vc_jwt(
         "nbf": _seconds(certificate.not_before),
         "exp": _seconds(certificate.expires_at),
     }
-    header = {"alg": "ES256", "typ": "vc+jwt", "kid": signer.kid}
-    signing_input = (
-        f"{b64url_encode(canonical_json(header))}.{b64url_encode(canonical_json(payload))}"
-    )
-    return f"{signing_input}.{b64url_encode(signer.sign(signing_input.encode('ascii')))}"
+    if status is not None:
+        payload["credentialStatus"] = dict(status)
+    return sign_vc_jwt(payload, signer=signer)

@@ -63,7 +63,8 @@ PUBLIC_MARKET_ROUTES = frozenset(
         ("GET", "/.well-known/agent-card.json"),
     }
 )
-PUBLIC_GET_PREFIXES = ("/v1/certificates/cert_",)
+# The W3C Bitstring Status Lists (issue 15): a verifier fetches them without an account.
+PUBLIC_GET_PREFIXES = ("/v1/certificates/cert_", "/v1/status-lists/")
 # Prometheus: the operator key by default; public only with AEX_METRICS_PUBLIC=1.
 METRICS_ROUTE = ("GET", "/metrics")
 # Probes (load balancers, orchestrators) are never rate limited: a tenant or an address at its

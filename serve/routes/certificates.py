@@ -12,6 +12,14 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from aex.core import AccessScope
+from serve.certificate_schemas import (
+    ChallengeCreate,
+    ChallengeView,
+    DelegationCreate,
+    DelegationKeyCreate,
+    DelegationKeyView,
+    DelegationView,
+)
 from serve.certificates import Certificates
 from serve.market import decode_body
 from serve.middleware._asgi import PRINCIPAL_SCOPE_KEY
@@ -95,7 +103,7 @@ class CertificateController(Controller):
         format: Annotated[Literal["json", "x509", "vc-jwt"], Parameter(default="json")],
     ) -> Response[Any]:
         """The current certificate (public): JSON, ?format=x509 (PEM) or ?format=vc-jwt."""
-        found = _certificates(request).certificate(cert_id, format)
+        found = _certificates(request).certificate(cert_id, format, str(request.base_url))
         return _text_or_json(found, PEM if format == "x509" else "application/jwt")
 
     @get(
@@ -130,6 +138,110 @@ class CertificateController(Controller):
         caller = _principal(request)
         reason = decode_struct(await request.body(), Revocation, empty=b"{}").reason
         return await asyncio.to_thread(_certificates(request).revoke, caller, cert_id, reason)
+
+
+class ChallengeController(Controller):
+    """IDENTITY endpoint challenges (docs/certificates.md "IDENTITY"), ACME http-01 style."""
+
+    path = "/v1/certificates/challenges"
+    tags = ["certificates"]  # noqa: RUF012
+
+    @post(
+        "",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_201_CREATED,
+        opt=needs(AccessScope.PROVIDERS),
+    )
+    async def open_challenge(
+        self, request: Request[Any, Any, State], data: ChallengeCreate
+    ) -> ChallengeView:
+        """A token to serve at <registered URL origin>/.well-known/aex-challenge/{token}."""
+        caller = _principal(request)
+        return await asyncio.to_thread(_certificates(request).open_challenge, caller, data)
+
+    @get(
+        "/{token:str}",
+        responses=PROBLEM_RESPONSES,
+        sync_to_thread=True,
+        opt=needs(AccessScope.READ),
+    )
+    def show_challenge(self, request: Request[Any, Any, State], token: str) -> ChallengeView:
+        return _certificates(request).challenge(_principal(request), token)
+
+    @post(
+        "/{token:str}/validate",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_200_OK,
+        opt=needs(AccessScope.PROVIDERS),
+    )
+    async def validate_challenge(
+        self, request: Request[Any, Any, State], token: str
+    ) -> ChallengeView:
+        """The exchange fetches the key authorisation (SSRF-guarded) and decides: VALID or
+        INVALID, both final."""
+        caller = _principal(request)
+        return await asyncio.to_thread(_certificates(request).validate_challenge, caller, token)
+
+
+class DelegationController(Controller):
+    """RESELLER delegations (docs/certificates.md "RESELLER"): the resold provider's key, its
+    signed delegations, and their revocation (which revokes the certificates they authorised)."""
+
+    path = "/v1/certificates"
+    tags = ["certificates"]  # noqa: RUF012
+
+    @post(
+        "/delegation-keys",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_201_CREATED,
+        opt=needs(AccessScope.PROVIDERS),
+    )
+    async def register_key(
+        self, request: Request[Any, Any, State], data: DelegationKeyCreate
+    ) -> DelegationKeyView:
+        """Registers the P-256 key a provider signs its resale delegations with."""
+        caller = _principal(request)
+        certificates = _certificates(request)
+        return await asyncio.to_thread(certificates.register_delegation_key, caller, data)
+
+    @post(
+        "/delegations",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_201_CREATED,
+        opt=needs(AccessScope.PROVIDERS),
+    )
+    async def register_delegation(
+        self, request: Request[Any, Any, State], data: DelegationCreate
+    ) -> DelegationView:
+        """A delegation signed by the resold provider's registered key (ES256 compact JWS)."""
+        caller = _principal(request)
+        certificates = _certificates(request)
+        return await asyncio.to_thread(certificates.register_delegation, caller, data)
+
+    @get(
+        "/delegations/{delegation_id:str}",
+        responses=PROBLEM_RESPONSES,
+        sync_to_thread=True,
+        opt=needs(AccessScope.READ),
+    )
+    def show_delegation(
+        self, request: Request[Any, Any, State], delegation_id: str
+    ) -> DelegationView:
+        return _certificates(request).delegation(_principal(request), delegation_id)
+
+    @post(
+        "/delegations/{delegation_id:str}/revoke",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_200_OK,
+        opt=needs(AccessScope.PROVIDERS),
+    )
+    async def revoke_delegation(
+        self, request: Request[Any, Any, State], delegation_id: str
+    ) -> DelegationView:
+        """The resold provider withdraws the resale; its RESELLER certificates are revoked."""
+        caller = _principal(request)
+        certificates = _certificates(request)
+        return await asyncio.to_thread(certificates.revoke_delegation, caller, delegation_id)
 
 
 class CertificateReviewController(Controller):
@@ -187,4 +299,27 @@ def ca_document(request: Request[Any, Any, State]) -> Json:
     return _certificates(request).ca_document()
 
 
-CERTIFICATE_HANDLERS = (CertificateController, CertificateReviewController, crl, ca_document)
+@get(
+    "/v1/status-lists/{list_number:int}",
+    responses=PROBLEM_RESPONSES,
+    sync_to_thread=True,
+    tags=["certificates"],
+    opt=needs(PUBLIC),
+)
+def status_list(request: Request[Any, Any, State], list_number: int) -> Response[str]:
+    """The W3C Bitstring Status List credential (revocation) as a VC-JWT signed by the CA."""
+    if not 0 <= list_number < 2**31:
+        raise ProblemError(404, "not-found", "no such status list")
+    found = _certificates(request).status_list(list_number, str(request.base_url))
+    return Response(found, media_type="application/vc+jwt")
+
+
+CERTIFICATE_HANDLERS = (
+    CertificateController,
+    ChallengeController,
+    DelegationController,
+    CertificateReviewController,
+    crl,
+    ca_document,
+    status_list,
+)

@@ -20,6 +20,53 @@ DELETE FROM idempotency WHERE scope LIKE 'tenant:%' OR scope LIKE 'ip:%'
 """
 
 # Numbered migrations; each runs once, in order, recorded in schema_version.
+# Issue 15, certificate types with meaning (docs/certificates.md): which certificate claims
+# count toward the certification bonus and score (`counts`, 0 for rows written before: only
+# a renewal or a new issue, under the rule, makes one count), each record's Bitstring Status
+# List index, the IDENTITY endpoint challenges, and RESELLER delegations (the delegators' keys,
+# the delegations, which certificate each authorises). One text for both backends.
+CERT_TRUST_SCHEMA = """
+ALTER TABLE certificate_owners ADD COLUMN counts INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE ca_status_entries (
+    record_id TEXT PRIMARY KEY,
+    status_index BIGINT NOT NULL UNIQUE,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE cert_challenges (
+    token TEXT PRIMARY KEY,
+    provider_id TEXT NOT NULL,
+    key_thumbprint TEXT NOT NULL,
+    url TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    expires_at_ms BIGINT NOT NULL,
+    error TEXT NOT NULL
+);
+CREATE INDEX cert_challenges_by_provider ON cert_challenges (provider_id);
+CREATE TABLE delegation_keys (
+    kid TEXT PRIMARY KEY,
+    provider_id TEXT NOT NULL,
+    jwk TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL
+);
+CREATE TABLE delegations (
+    delegation_id TEXT PRIMARY KEY,
+    delegator_provider_id TEXT NOT NULL,
+    reseller_provider_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    issued_at_s BIGINT NOT NULL,
+    expires_at_s BIGINT NOT NULL,
+    token TEXT NOT NULL,
+    revoked_at_ms BIGINT
+);
+CREATE INDEX delegations_by_reseller ON delegations (reseller_provider_id);
+CREATE TABLE reseller_certificates (
+    certificate_id TEXT PRIMARY KEY,
+    delegation_id TEXT NOT NULL
+);
+CREATE INDEX reseller_certificates_by_delegation ON reseller_certificates (delegation_id)
+"""
+
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
         1,
@@ -162,5 +209,8 @@ CREATE INDEX postings_by_account ON postings (account_id, entry_id)
     ),
     # Billing (issue 15 item 4): plan terms, invoices, verification charges posted.
     (10, BILLING_SCHEMA),
+    # Certificates with meaning (issue 15 item 1): claim assurance, ACME-style challenges,
+    # status-list entries, delegations.
+    (11, CERT_TRUST_SCHEMA),
 )
 assert [number for number, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))

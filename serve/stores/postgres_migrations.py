@@ -16,7 +16,7 @@ from serve.stores.market_schema import (
     PG_MARKET_SCHEMA,
     PG_SUBSCRIPTION_INDEX_SCHEMA,
 )
-from serve.stores.migrations import SECRETS_AT_REST
+from serve.stores.migrations import CERT_TRUST_SCHEMA, SECRETS_AT_REST
 
 PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
@@ -158,5 +158,8 @@ PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
     ),
     # Billing (issue 15 item 4): plan terms, invoices, verification charges posted.
     (10, PG_BILLING_SCHEMA),
+    # Certificates with meaning (issue 15 item 1): claim assurance, ACME-style challenges,
+    # status-list entries, delegations.
+    (11, CERT_TRUST_SCHEMA),
 )
 assert [number for number, _ in PG_MIGRATIONS] == list(range(1, len(PG_MIGRATIONS) + 1))
