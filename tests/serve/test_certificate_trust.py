@@ -13,6 +13,7 @@ import base64
 import gzip
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -32,6 +33,7 @@ from aex.core.certs import (
     public_key_to_jwk,
     sign_request,
 )
+from aex.core.delegation import sign_delegation
 from tests.serve.market_helpers import OPERATOR, Provider, provider
 from tests.serve.server import Backend, Server
 
@@ -336,3 +338,94 @@ def test_a_revoked_certificates_vc_fails_status_checking_in_joserfc(client: http
     assert response.status_code == 200, response.text
     assert status_check(client, tokens[revoked]) is False  # the VC issued before, refused now
     assert status_check(client, tokens[live]) is True
+
+
+# --- RESELLER ------------------------------------------------------------------------------
+
+
+def _delegate(
+    client: httpx.Client, delegator: Provider, reseller: Provider, *, expires_in_s: int = 3600
+) -> tuple[str, LocalSigner]:
+    """The resold provider registers its key and signs a delegation; the reseller files it."""
+    key = new_key()
+    body = {
+        "provider_id": delegator.provider_id,
+        "public_key_jwk": public_key_to_jwk(key.public_key),
+    }
+    registered = client.post(
+        "/v1/certificates/delegation-keys", json=body, headers=delegator.headers
+    )
+    assert registered.status_code in (200, 201), registered.text
+    now_s = int(time.time())
+    token = sign_delegation(
+        delegation_id=f"dlg_{uuid.uuid4().hex[:16]}",
+        delegator_provider_id=delegator.provider_id,
+        reseller_provider_id=reseller.provider_id,
+        scope=[("TECHNOLOGY", "code.review")],
+        issued_at_s=now_s,
+        expires_at_s=now_s + expires_in_s,
+        signer=key,
+    )
+    filed = client.post(
+        "/v1/certificates/delegations", json={"delegation": token}, headers=reseller.headers
+    )
+    assert filed.status_code in (200, 201), filed.text
+    return str(filed.json()["delegation_id"]), key
+
+
+def test_a_reseller_certificate_needs_a_signed_delegation_and_dies_with_it(
+    client: httpx.Client,
+) -> None:
+    delegator = provider(client, subscribe=False, plan="PROFESSIONAL")
+    reseller = provider(client, subscribe=False, plan="PROFESSIONAL")
+    in_scope = Claim("TECHNOLOGY", "code.review", "Go", Authorization.SELF_ASSERTED)
+    # No delegation: refused, nothing issued.
+    refused = request_certificate(
+        client, reseller, new_key(), CertificateType.RESELLER, (in_scope,)
+    )
+    assert 400 <= refused.status_code < 500, refused.text
+    delegation_id, _ = _delegate(client, delegator, reseller)
+    # A claim beyond the delegation's scope: refused.
+    beyond = Claim("TECHNOLOGY", "translation", "fr", Authorization.SELF_ASSERTED)
+    outside = request_certificate(client, reseller, new_key(), CertificateType.RESELLER, (beyond,))
+    assert 400 <= outside.status_code < 500, outside.text
+    issued = request_certificate(client, reseller, new_key(), CertificateType.RESELLER, (in_scope,))
+    assert issued.status_code == 201, issued.text
+    certificate_id = issued.json()["certificate_id"]
+    # Only the resold provider withdraws the resale; the reseller cannot.
+    by_reseller = client.post(
+        f"/v1/certificates/delegations/{delegation_id}/revoke", headers=reseller.headers
+    )
+    assert by_reseller.status_code == 403, by_reseller.text
+    assert by_reseller.json()["type"].endswith("/not-the-delegator")
+    revoked = client.post(
+        f"/v1/certificates/delegations/{delegation_id}/revoke", headers=delegator.headers
+    )
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["state"] == "REVOKED"
+    assert revoked.json()["certificates_revoked"] == [certificate_id]
+    shown = client.get(f"/v1/certificates/{certificate_id}/record", headers=reseller.headers)
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["state"] == "REVOKED", shown.text
+    # After revocation the reseller can no longer be certified under it.
+    again = request_certificate(client, reseller, new_key(), CertificateType.RESELLER, (in_scope,))
+    assert 400 <= again.status_code < 500, again.text
+
+
+def test_a_delegation_signed_with_an_unregistered_key_is_refused(client: httpx.Client) -> None:
+    delegator = provider(client, subscribe=False)
+    reseller = provider(client, subscribe=False)
+    now_s = int(time.time())
+    token = sign_delegation(
+        delegation_id=f"dlg_{uuid.uuid4().hex[:16]}",
+        delegator_provider_id=delegator.provider_id,
+        reseller_provider_id=reseller.provider_id,
+        scope=[("TECHNOLOGY", "code.review")],
+        issued_at_s=now_s,
+        expires_at_s=now_s + 3600,
+        signer=new_key(),
+    )
+    filed = client.post(
+        "/v1/certificates/delegations", json={"delegation": token}, headers=reseller.headers
+    )
+    assert 400 <= filed.status_code < 500, filed.text
