@@ -29,6 +29,11 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from aex.ca.authority import CertificateAuthority
 from aex.ca.keystore import FileKeyProvider
 from aex.core import Rejected, limits
+from aex.core.billing import (
+    BILLING_CURRENCY,
+    verification_cents_due,
+    verification_refused_for_arrears,
+)
 from aex.core.certs import (
     DELEGATION_CATEGORY,
     Authorization,
@@ -63,6 +68,8 @@ from aex.core.delegation import (
     verify_delegation,
 )
 from aex.core.events import EventType
+from aex.core.ledger import VERIFICATION_REVENUE_ACCOUNT, Charge
+from aex.core.money import Money
 from aex.core.plans import Plan, check_certificates_quota
 from aex.core.reasons import (
     CertRequestRejectReason,
@@ -86,6 +93,7 @@ from serve.market import Market, provider_reputation
 from serve.problems import FieldError, ProblemError, problem_for_rejected
 from serve.security import Principal, PrincipalKind, now_ms
 from serve.stores.ca_store import CA_MUTEX, SqlCertificateStore
+from serve.wallets import wallet_id
 
 # The status list credential is re-signed on every read and valid for a day, as the CRL.
 STATUS_LIST_LIFETIME = timedelta(days=1)
@@ -689,29 +697,62 @@ class Certificates:
 
     def usage(self, caller: Principal) -> dict[str, Any]:
         rows = self.market.db.read(
-            "SELECT calls FROM verification_calls WHERE tenant_id = ?", (caller.tenant_id,)
+            "SELECT calls, cents_posted FROM verification_calls WHERE tenant_id = ?",
+            (caller.tenant_id,),
         )
-        calls = 0 if not rows else int(rows[0][0])
+        calls, posted = (0, 0) if not rows else (int(rows[0][0]), int(rows[0][1]))
         micros = calls * VERIFICATION_PRICE_MICROS
+        unposted = verification_cents_due(calls, posted)
         return {
             "tenant_id": caller.tenant_id,
             "verification_calls": calls,
             "amount_due_usd": f"{micros // 1_000_000}.{micros % 1_000_000:06d}",
+            "charged_usd": f"{posted // 100}.{posted % 100:02d}",
+            "arrears_usd": f"{unposted // 100}.{unposted % 100:02d}",
         }
 
     def _meter(self, caller: Principal) -> int:
-        if caller.tenant_id is None:
+        """Counts the call and, in the same transaction, posts every whole cent now due as a
+        ledger Charge from the caller's USD cash into `system:verification_revenue`
+        (aex/core/billing.py: 1,000 calls are exactly $1.00). A wallet that cannot pay runs
+        into arrears, up to VERIFICATION_ARREARS_CENTS_MAX; beyond that the call is refused
+        (402) and nothing is written."""
+        tenant_id = caller.tenant_id
+        if tenant_id is None:
             return 0  # the operator is not billed
 
         def write(tx: Any) -> int:
             row = tx.execute(
-                "INSERT INTO verification_calls VALUES (?, 1) ON CONFLICT (tenant_id)"
-                " DO UPDATE SET calls = verification_calls.calls + 1 RETURNING calls",
-                (caller.tenant_id,),
+                "INSERT INTO verification_calls (tenant_id, calls) VALUES (?, 1)"
+                " ON CONFLICT (tenant_id) DO UPDATE SET calls = verification_calls.calls + 1"
+                " RETURNING calls, cents_posted",
+                (tenant_id,),
             ).fetchone()
-            return int(row[0])
+            calls, posted = int(row[0]), int(row[1])
+            due = verification_cents_due(calls, posted)
+            if due > 0:
+                charge = Charge(
+                    f"verification-{tenant_id}-{posted + due}",
+                    wallet_id(tenant_id, BILLING_CURRENCY),
+                    Money(due, BILLING_CURRENCY),
+                    VERIFICATION_REVENUE_ACCOUNT,
+                )
+                if not isinstance(tx.session.apply_ledger(charge), Rejected):
+                    posted += due
+                    tx.execute(
+                        "UPDATE verification_calls SET cents_posted = ? WHERE tenant_id = ?",
+                        (posted, tenant_id),
+                    )
+            if verification_refused_for_arrears(calls, posted):
+                raise ProblemError(
+                    402,
+                    "verification-payment-required",
+                    f"{verification_cents_due(calls, posted)} cents of verification calls are"
+                    " unpaid: deposit USD to your wallet",
+                )
+            return calls
 
-        return self.market.write(write)
+        return int(self.market.write(write))
 
     # -- access -----------------------------------------------------------------------------
 

@@ -93,6 +93,7 @@ MEANINGS: dict[str, str] = {
     "key-taken": "This delegation public key is already registered to another provider",
     "not-the-delegator": "Only the resold provider (the delegator) may revoke its delegation",
     "public-key-invalid": "The public key is not an ES256 (P-256) JWK",
+    "verification-payment-required": "More than $1.00 of verification calls is unpaid: deposit USD",
     "csrf-token-mismatch": "The dashboard form's CSRF token does not match its session or cookie",
     "idempotency-key-in-flight": "A request with this Idempotency-Key is still running",
     "idempotency-key-invalid": "The Idempotency-Key header is not 1 to 255 visible characters",

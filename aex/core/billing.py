@@ -85,6 +85,17 @@ def verification_cents_due(calls: int, cents_posted: int) -> int:
     return owed_cents - cents_posted
 
 
+# Verification charges post from cash a cent at a time. A tenant whose wallet cannot pay a cent
+# when due keeps verifying on arrears up to this many unposted cents ($1.00, 1,000 calls);
+# beyond it a verification call is refused until the wallet can pay (docs/payments.md).
+VERIFICATION_ARREARS_CENTS_MAX: Final = 100
+
+
+def verification_refused_for_arrears(calls: int, cents_posted: int) -> bool:
+    """After a charge attempt: is the tenant more than the allowed arrears behind?"""
+    return verification_cents_due(calls, cents_posted) > VERIFICATION_ARREARS_CENTS_MAX
+
+
 def term_price_minor(plan: Plan, agents: int) -> int:
     """A one-year term's price in cents: per agent for Professional and Business."""
     assert 1 <= agents <= AGENTS_PER_SUBSCRIPTION_MAX
