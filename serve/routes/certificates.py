@@ -304,7 +304,7 @@ def ca_document(request: Request[Any, Any, State]) -> Json:
     responses=PROBLEM_RESPONSES,
     sync_to_thread=True,
     tags=["certificates"],
-    opt=needs(PUBLIC),
+    opt=needs(PUBLIC) | shapes(texts=("application/vc+jwt",)),
 )
 def status_list(request: Request[Any, Any, State], list_number: int) -> Response[str]:
     """The W3C Bitstring Status List credential (revocation) as a VC-JWT signed by the CA."""

@@ -28,6 +28,8 @@ BODYLESS = {
     ("post", "/v1/contracts/{contract_id}/fail"),
     ("post", "/v1/admin/work/{work_id}/close"),
     ("post", "/v1/certificates/{cert_id}/renew"),
+    ("post", "/v1/certificates/challenges/{token}/validate"),
+    ("post", "/v1/certificates/delegations/{delegation_id}/revoke"),
 }
 # The certificate routes are being retyped on another branch (certificate types); their shapes
 # are described there. This list only shrinks.
@@ -50,6 +52,7 @@ PUBLIC = {
     ("get", "/v1/crl"),
     ("get", "/.well-known/aex-ca.json"),
     ("get", "/.well-known/agent-card.json"),
+    ("get", "/v1/status-lists/{list_number}"),
 }
 
 

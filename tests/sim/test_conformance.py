@@ -154,7 +154,12 @@ class Exchange:
         self.category_of[identity] = category
         if certified:
             key = LocalSigner.from_private_key(_KEY)
-            claim = Claim(f"SIM{category}", "sim", "simulated work", Authorization.SELF_ASSERTED)
+            # An evidence-backed claim, reviewed by the operator: self-asserted ones count for
+            # nothing on the exchange (docs/certificates.md "Assurance"), and a simulated
+            # certified provider is one whose certification counts.
+            claim = Claim(
+                f"SIM{category}", "sim", "simulated work", Authorization.TRANSACTION_EVIDENCE
+            )
             document = sign_request(
                 provider_id=created.provider_id,
                 agent_name="SimAgent",
@@ -162,7 +167,8 @@ class Exchange:
                 claims=[claim],
                 signer=key,
             )
-            issued = self.certificates.request(agent, document)
+            requested = self.certificates.request(agent, document)
+            issued = self.certificates.approve(requested["certificate_id"], "simulated evidence")
             assert issued["state"] == "ISSUED", issued
 
 
