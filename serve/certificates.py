@@ -32,6 +32,7 @@ from aex.core import Rejected, limits
 from aex.core.billing import (
     BILLING_CURRENCY,
     verification_cents_due,
+    verification_owed_micro_usd,
     verification_refused_for_arrears,
 )
 from aex.core.certs import (
@@ -69,7 +70,7 @@ from aex.core.delegation import (
 )
 from aex.core.events import EventType
 from aex.core.ledger import VERIFICATION_REVENUE_ACCOUNT, Charge
-from aex.core.money import Money
+from aex.core.money import Money, format_amount
 from aex.core.plans import Plan, check_certificates_quota
 from aex.core.reasons import (
     CertRequestRejectReason,
@@ -98,8 +99,6 @@ from serve.wallets import wallet_id
 # The status list credential is re-signed on every read and valid for a day, as the CRL.
 STATUS_LIST_LIFETIME = timedelta(days=1)
 Fetch = Callable[[EndpointPolicy, str], "tuple[int, bytes] | str"]
-
-VERIFICATION_PRICE_MICROS = 1_000  # $0.001 per call, in millionths of a dollar
 
 
 def _ms(moment: datetime) -> int:
@@ -701,14 +700,14 @@ class Certificates:
             (caller.tenant_id,),
         )
         calls, posted = (0, 0) if not rows else (int(rows[0][0]), int(rows[0][1]))
-        micros = calls * VERIFICATION_PRICE_MICROS
+        micros = verification_owed_micro_usd(calls)
         unposted = verification_cents_due(calls, posted)
         return {
             "tenant_id": caller.tenant_id,
             "verification_calls": calls,
             "amount_due_usd": f"{micros // 1_000_000}.{micros % 1_000_000:06d}",
-            "charged_usd": f"{posted // 100}.{posted % 100:02d}",
-            "arrears_usd": f"{unposted // 100}.{unposted % 100:02d}",
+            "charged_usd": format_amount(Money(posted, BILLING_CURRENCY)),
+            "arrears_usd": format_amount(Money(unposted, BILLING_CURRENCY)),
         }
 
     def _meter(self, caller: Principal) -> int:
