@@ -34,7 +34,31 @@ COMMAND_MODULES: tuple[str, ...] = (
     "aex.commands.backtest",
     "aex.commands.export",
     "aex.commands.dashboard",
+    "aex.commands.completion",
 )
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every command's help: each option with its default (when it has one worth saying), the
+    description and epilog as written (the `serve` environment table keeps its layout)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "%(default)" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
+            return f"{text} (default: %(default)s)"
+        return text
+
+
+def walk_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parser and every sub-command's parser below it, depth first."""
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                found += walk_parsers(child)
+    return found
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,12 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="aex",
         description="AEX, the Agent Exchange",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"aex {aex.__version__}")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subparsers = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="run `aex COMMAND --help`"
+    )
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
+    for each in walk_parsers(parser):  # one help layout for every command
+        each.formatter_class = HelpFormatter
     return parser
 
 

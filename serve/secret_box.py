@@ -62,6 +62,11 @@ def webhook_secret_context(provider_id: str) -> str:
     return f"webhook:{provider_id}"
 
 
+def parse_key(value: str) -> bytes:
+    """The sealing key from its hex form in AEX_WEBHOOK_KEY. Raises ValueError if malformed."""
+    return _parse(value, "AEX_WEBHOOK_KEY")
+
+
 def load_key(value: str | None, path: Path) -> bytes:
     """The sealing key: `value` (hex, from the environment) or the 0600 key file at `path`,
     created on first start. Raises ValueError on a malformed key or an exposed key file."""

@@ -1,50 +1,8 @@
 """Settings for the live exchange, validated once at startup, never per request.
 
-Environment (all optional):
-- AEX_OPERATOR_KEY: the operator credential; else read from / generated into D/operator.key.
-- AEX_JWT_SECRET (or JWT_SECRET, the spec's name): HS256 secret; else D/jwt.secret.
-- AEX_WEBHOOK_KEY: 64 hex characters, the AES-256-GCM key that seals webhook signing secrets
-  in the database (serve/secret_box.py); else D/webhook.key (0600, made on first start).
-- AEX_CORS_ORIGINS: comma-separated allowed origins (default: none).
-- AEX_RATE_LIMIT_PER_MINUTE / AEX_RATE_LIMIT_BURST / AEX_REQUESTS_PER_DAY: override every
-  plan's per-minute limit, the burst and every plan's daily quota (tests use low limits).
-- AEX_ANONYMOUS_RATE_LIMIT_PER_MINUTE: routes without a credential, limited per client
-  address (default 60).
-- AEX_REQUEST_TIMEOUT_S: the timeout middleware's budget (default 30, the spec's).
-- AEX_SQLITE_SYNCHRONOUS: FULL (default: an acknowledged write survives power loss) or NORMAL.
-- AEX_WEIGHTS: a scoring-weights JSON file ({"name": ..., "weights": {...}}, the format
-  `aex tune` writes) or a preset name (balanced, lowest_price, best_quality); `aex serve
-  --weights` sets it. Default: the spec's balanced preset. The file may also carry
-  "confidence_calibration" and "reputation" (aex/core/rules.py); absent, the spec's plain
-  stated confidence and five-component reputation.
-- AEX_DATABASE_URL: `postgresql://...` selects the PostgreSQL store (default: SQLite in D);
-  AEX_DATABASE_SCHEMA its schema (default public, created when missing);
-  AEX_DATABASE_POOL_MAX the connections per process (default 16).
-- AEX_REDIS_URL: `redis://...` shares the rate limiter and the key cache between processes
-  (default: in-process); AEX_REDIS_PREFIX prefixes every Redis key (default "aex:").
-- AEX_NATS_URL: `nats://...` relays the market's outbox to NATS JetStream (default: off);
-  AEX_NATS_PREFIX prefixes the stream names and subjects (default none; tests: one per test);
-  AEX_NATS_MAX_AGE_S the streams' retention (default 30 days), AEX_NATS_DUPLICATE_WINDOW_S
-  JetStream's deduplication window (default 120 s; at most the retention).
-- AEX_WINDOW_POLL_MS: how often the closer looks for due bid windows (default 200);
-  AEX_WEBHOOK_BACKOFF_MS the first webhook retry's delay, doubling after (default 1000);
-  AEX_WEBHOOK_LEASE_MS how long a claimed delivery may stand still before another process
-  takes it over (default 60000).
-- AEX_TRUSTED_PROXIES: comma-separated proxy addresses or CIDR networks whose
-  `X-Forwarded-For` / `X-Forwarded-Proto` are believed (default: none, so the client address
-  is the TCP peer's and a rotating `X-Forwarded-For` cannot escape the per-address limit).
-  `aex serve` hands it to uvicorn; running uvicorn by hand, pass `--no-proxy-headers` or
-  `--forwarded-allow-ips` yourself (uvicorn's own default trusts 127.0.0.1).
-- AEX_METRICS_PUBLIC: `1` serves `/metrics` without a credential (default: the operator key,
-  as `X-API-Key` or `Authorization: Bearer`); only for a listener no client can reach.
-- AEX_STREAM_REAUTHORISE_S: how often an open notification stream's credential is checked
-  again (default 30): a revoked key or a suspended tenant loses its streams at most this late.
-- AEX_WEBHOOK_ALLOW_PRIVATE: 1 admits webhook endpoints on loopback, link-local and private
-  addresses (local development, the test suite's loopback receivers); default 0. Metadata,
-  unspecified, multicast and reserved addresses are refused either way (aex/core/endpoints.py).
-- AEX_WEBHOOK_HOSTS: a static table for webhook hosts, "name=addr[|addr],..." (like curl
-  --resolve), consulted before DNS; AEX_WEBHOOK_DNS: "system" (default) or "off" (only the
-  table and IP literals resolve: the test suite sends no DNS query anywhere).
+Every variable it reads is listed, with its default and meaning, in one table:
+`serve/configuration.py` (printed by `aex serve --help`, rendered into docs/configuration.md
+and `.env.example`; tests/serve/test_configuration.py keeps the table and this reader equal).
 """
 
 from __future__ import annotations
@@ -55,7 +13,7 @@ import os
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from aex.core import DEFAULT_BURST_REQUESTS, PRESETS, Rejected, rules_from_json
@@ -63,7 +21,7 @@ from serve.adapters.nats_relay import DUPLICATE_WINDOW_S_DEFAULT, STREAM_MAX_AGE
 from serve.endpoints import EndpointPolicy, StaticResolver, SystemResolver, parse_hosts_table
 from serve.evaluation import DEFAULT_WEIGHTS, NamedWeights
 from serve.events import STREAM_REAUTHORISE_S_DEFAULT
-from serve.secret_box import SECRET_BOX_KEY_BYTES, load_key
+from serve.secret_box import SECRET_BOX_KEY_BYTES, load_key, parse_key
 from serve.webhooks import WEBHOOK_BACKOFF_MS_DEFAULT, WEBHOOK_LEASE_MS_DEFAULT
 
 # How often each process's closer looks for due bid windows: a window closes at most that late.
@@ -79,6 +37,11 @@ ANONYMOUS_REQUESTS_PER_MINUTE_DEFAULT = 60
 # Spec "Authentication in Production": "Validation: Gateway → Identity Service (5-min cache)".
 KEY_CACHE_TTL_S = 300.0
 DATABASE_POOL_MAX_DEFAULT = 16
+
+
+# Stand-ins for secrets that from_env would generate, while it validates the rest first.
+_STAND_IN_SECRET = "stand-in-for-a-generated-secret-never-served"  # noqa: S105
+_STAND_IN_KEY = bytes(SECRET_BOX_KEY_BYTES)
 
 
 class ImproperlyConfiguredError(RuntimeError):
@@ -131,19 +94,42 @@ class Settings:
 
     @classmethod
     def from_env(cls, *, data_dir: Path, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings `env` describes. Everything that can be refused is refused before
+        anything is written into `data_dir`: a bad value leaves no operator.key behind."""
         env = os.environ if env is None else env
-        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # new ones: owner only
-        operator_key = env.get("AEX_OPERATOR_KEY") or _secret_file(data_dir / OPERATOR_KEY_FILE)
-        jwt_secret = (
-            env.get("AEX_JWT_SECRET")
-            or env.get("JWT_SECRET")
-            or _secret_file(data_dir / JWT_SECRET_FILE)
+        operator_key = env.get("AEX_OPERATOR_KEY")
+        jwt_secret = env.get("AEX_JWT_SECRET") or env.get("JWT_SECRET")
+        webhook_hex = env.get("AEX_WEBHOOK_KEY")
+        # Secrets that would be generated are valid by construction: a stand-in checks the rest.
+        draft = cls._read(
+            env,
+            data_dir=data_dir,
+            operator_key=operator_key or _STAND_IN_SECRET,
+            jwt_secret=jwt_secret or _STAND_IN_SECRET,
+            webhook_key=_webhook_key(webhook_hex, None) if webhook_hex else _STAND_IN_KEY,
         )
-        try:
-            webhook_key = load_key(env.get("AEX_WEBHOOK_KEY"), data_dir / WEBHOOK_KEY_FILE)
-        except ValueError as error:
-            raise ImproperlyConfiguredError(str(error)) from error
-        settings = cls(
+        draft.validate()
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # new ones: owner only
+        settings = replace(
+            draft,
+            operator_key=operator_key or _secret_file(data_dir / OPERATOR_KEY_FILE),
+            jwt_secret=jwt_secret or _secret_file(data_dir / JWT_SECRET_FILE),
+            webhook_key=_webhook_key(webhook_hex, data_dir / WEBHOOK_KEY_FILE),
+        )
+        settings.validate()
+        return settings
+
+    @classmethod
+    def _read(
+        cls,
+        env: Mapping[str, str],
+        *,
+        data_dir: Path,
+        operator_key: str,
+        jwt_secret: str,
+        webhook_key: bytes,
+    ) -> Settings:
+        return cls(
             data_dir=data_dir,
             operator_key=operator_key,
             jwt_secret=jwt_secret,
@@ -154,7 +140,7 @@ class Settings:
             rate_limit_burst=_optional_int(env, "AEX_RATE_LIMIT_BURST") or DEFAULT_BURST_REQUESTS,
             anonymous_requests_per_minute=_optional_int(env, "AEX_ANONYMOUS_RATE_LIMIT_PER_MINUTE")
             or ANONYMOUS_REQUESTS_PER_MINUTE_DEFAULT,
-            request_timeout_s=float(env.get("AEX_REQUEST_TIMEOUT_S", REQUEST_TIMEOUT_S_DEFAULT)),
+            request_timeout_s=_float(env, "AEX_REQUEST_TIMEOUT_S", REQUEST_TIMEOUT_S_DEFAULT),
             sqlite_synchronous=env.get("AEX_SQLITE_SYNCHRONOUS", "FULL").upper(),
             weights=load_weights(env.get("AEX_WEIGHTS") or None),
             database_url=env.get("AEX_DATABASE_URL") or None,
@@ -183,8 +169,6 @@ class Settings:
                 env, "AEX_STREAM_REAUTHORISE_S", STREAM_REAUTHORISE_S_DEFAULT
             ),
         )
-        settings.validate()
-        return settings
 
     def validate(self) -> None:
         self._validate_secrets()
@@ -263,6 +247,14 @@ def _check_proxy(proxy: str) -> None:
         raise ImproperlyConfiguredError(
             f"AEX_TRUSTED_PROXIES: {proxy!r} is not an IP address or a CIDR network"
         ) from None
+
+
+def _webhook_key(value: str | None, path: Path | None) -> bytes:
+    # From the environment (parsed, nothing written) or the key file (made on first start).
+    try:
+        return parse_key(value) if path is None or value else load_key(None, path)
+    except ValueError as error:
+        raise ImproperlyConfiguredError(str(error)) from error
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

@@ -123,3 +123,109 @@ def test_a_command_whose_extra_is_not_installed_names_the_extra() -> None:
     assert hint is not None
     assert "aex[workbench]" in hint
     assert missing_module(ModuleNotFoundError("x", name="somethingelse")) is None
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def aex_in(
+    cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aex.cli", *args],
+        cwd=cwd,
+        env={**os.environ, "AEX_DEBUG": "", "PYTHONPATH": str(ROOT), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_every_option_of_every_command_has_help_text() -> None:
+    import argparse
+
+    from aex.cli import build_parser, walk_parsers
+
+    silent = [
+        f"{each.prog} {action.option_strings or action.dest}"
+        for each in walk_parsers(build_parser())
+        for action in each._actions
+        if not action.help and not isinstance(action, argparse._HelpAction)
+    ]
+    assert not silent, silent
+
+
+def test_serve_reads_a_dot_env_file_and_refuses_its_bad_value_writing_nothing(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / ".env").write_text("AEX_REQUEST_TIMEOUT_S=0\n")
+    data = tmp_path / "data"
+    result = aex_in(tmp_path, "serve", "--data-dir", str(data), "--port", str(free_port()))
+    assert_one_line_user_error(result, "AEX_REQUEST_TIMEOUT_S")
+    assert not data.exists()  # no operator.key, jwt.secret or webhook.key left behind
+
+
+def test_the_real_environment_wins_over_the_dot_env_file(tmp_path: Path) -> None:
+    from aex.commands.serve import load_env_file
+
+    env_file = tmp_path / "settings.env"
+    env_file.write_text("AEX_WINDOW_POLL_MS=0\nAEX_CORS_ORIGINS=https://a.example\n")
+    environ = {"AEX_WINDOW_POLL_MS": "200"}
+    taken = load_env_file(env_file, environ)
+    assert environ == {"AEX_WINDOW_POLL_MS": "200", "AEX_CORS_ORIGINS": "https://a.example"}
+    assert taken == ["AEX_CORS_ORIGINS"]
+
+
+def test_a_bad_setting_in_the_environment_leaves_no_secret_file_behind(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    port = str(free_port())
+    result = aex_in(
+        tmp_path, "serve", "--data-dir", str(data), "--port", port, env={"AEX_WINDOW_POLL_MS": "x"}
+    )
+    assert_one_line_user_error(result, "AEX_WINDOW_POLL_MS")
+    assert not data.exists()
+
+
+def test_a_missing_env_file_is_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = aex_in(tmp_path, "serve", "--env-file", "nope.env", "--data-dir", str(data))
+    assert_one_line_user_error(result, "--env-file", "nope.env")
+    assert not data.exists()
+
+
+def test_cert_commands_never_create_a_ca_in_an_empty_data_directory(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for command in (
+        ("cert", "export", "--format", "x509-ca"),
+        ("cert", "ca"),
+        ("cert", "crl"),
+        ("cert", "show", "cert_x"),
+        ("cert", "revoke", "cert_x"),
+    ):
+        result = aex_in(tmp_path, *command, "--data-dir", str(data))
+        assert_one_line_user_error(result, "no CA in", "aex cert rotate")
+        assert not data.exists(), command
+
+
+def test_completion_scripts_parse_in_their_shell() -> None:
+    import shutil
+
+    script = aex("completion", "bash")
+    assert script.returncode == 0, script.stderr
+    assert "serve" in script.stdout and "--data-dir" in script.stdout
+    checked = subprocess.run(
+        ["bash", "-n"], input=script.stdout, capture_output=True, text=True, timeout=30
+    )
+    assert checked.returncode == 0, checked.stderr
+    zsh = shutil.which("zsh")
+    zsh_script = aex("completion", "zsh")
+    assert zsh_script.returncode == 0 and "#compdef aex" in zsh_script.stdout
+    if zsh is not None:
+        checked = subprocess.run(
+            [zsh, "-n"], input=zsh_script.stdout, capture_output=True, text=True, timeout=30
+        )
+        assert checked.returncode == 0, checked.stderr

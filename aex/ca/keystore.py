@@ -106,6 +106,11 @@ def _write_replace(path: Path, data: bytes) -> None:
     os.replace(temporary, path)
 
 
+def ca_exists(data_dir: Path) -> bool:
+    """Whether `data_dir` holds a CA (FileKeyProvider creates one when it does not)."""
+    return (Path(data_dir) / "ca" / "keys" / "keys.json").is_file()
+
+
 class FileKeyProvider:
     """CA keys as PKCS#8 PEM files in `<data_dir>/ca/keys/` (mode 0600), state in keys.json."""
 

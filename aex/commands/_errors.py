@@ -61,6 +61,7 @@ _EXTRA_OF_MODULE: dict[str, str] = {
             "psycopg_pool",
             "redis",
             "nats",
+            "dotenv",
         ),
         "server",
     ),

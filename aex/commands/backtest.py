@@ -18,7 +18,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--run-id", type=int, default=None, help="default: the latest run")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--weights", type=Path, help="a weights JSON file (aex tune)")
-    group.add_argument("--preset", default="lowest_price")
+    group.add_argument(
+        "--preset", default="lowest_price", help="a preset (balanced, lowest_price, best_quality)"
+    )
     parser.set_defaults(func=run)
 
 

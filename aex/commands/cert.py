@@ -31,7 +31,9 @@ EXPORT_FORMATS = ("x509", "vc-jwt", "x509-ca", "x509-crl")
 
 def _common(parser: argparse.ArgumentParser, *, data_dir: bool = True) -> None:
     if data_dir:
-        parser.add_argument("--data-dir", type=Path, default=Path("./data"))
+        parser.add_argument(
+            "--data-dir", type=Path, default=Path("./data"), help="the exchange's data directory"
+        )
     parser.add_argument("--out", type=Path, help="write here instead of stdout")
 
 
@@ -39,44 +41,61 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "cert", help="the certificate authority: export, request, issue, revoke, rotate"
     )
-    commands = parser.add_subparsers(dest="cert_command", required=True, metavar="ACTION")
+    commands = parser.add_subparsers(
+        dest="cert_command", required=True, metavar="ACTION", help="what to do"
+    )
     export = commands.add_parser("export", help="export as X.509 / VC-JWT / CA cert / X.509 CRL")
-    export.add_argument("--format", choices=EXPORT_FORMATS, required=True)
-    export.add_argument("document", type=Path, nargs="?", metavar="FILE.json")
+    export.add_argument(
+        "--format", choices=EXPORT_FORMATS, required=True, help="the format to export into"
+    )
+    export.add_argument(
+        "document",
+        type=Path,
+        nargs="?",
+        metavar="FILE.json",
+        help="the certificate (x509, vc-jwt) or CRL document; none for x509-ca",
+    )
     export.add_argument("--kid", help="CA key (x509-ca, x509-crl; default: the active key)")
     export.add_argument("--issuer", help="VC issuer URL (vc-jwt)")
     _common(export)
     for name, text in (("ca", "the CA document"), ("crl", "the signed JSON CRL")):
         _common(commands.add_parser(name, help=f"print {text}"))
     keygen = commands.add_parser("keygen", help="create an agent P-256 key (PKCS#8 PEM, 0600)")
-    keygen.add_argument("--out", type=Path, required=True)
+    keygen.add_argument("--out", type=Path, required=True, help="the key file to create (0600)")
     request = commands.add_parser("request", help="make a request signed by the agent's key")
     request.add_argument("--key", type=Path, required=True, help="the agent's private key")
-    request.add_argument("--provider-id", required=True)
-    request.add_argument("--agent-name", required=True)
-    request.add_argument("--type", default="CAPABILITY")
+    request.add_argument("--provider-id", required=True, help="the provider the agent belongs to")
+    request.add_argument("--agent-name", required=True, help="the agent's name")
+    request.add_argument(
+        "--type",
+        default="CAPABILITY",
+        help="CAPABILITY, IDENTITY, REPUTATION or RESELLER (docs/certificates.md)",
+    )
     request.add_argument(
         "--claim",
         action="append",
         required=True,
         metavar="CATEGORY:CAPABILITY:AUTHORIZATION:SCOPE",
+        help="a claim; repeat for several",
     )
     _common(request, data_dir=False)
     submit = commands.add_parser("submit", help="submit a signed request to the CA")
-    submit.add_argument("request", type=Path, metavar="REQUEST.json")
+    submit.add_argument(
+        "request", type=Path, metavar="REQUEST.json", help="a request made by `aex cert request`"
+    )
     _common(submit)
     for name in ("approve", "reject", "renew", "show"):
         step = commands.add_parser(name, help=f"{name} a certificate by id")
-        step.add_argument("certificate_id")
-        step.add_argument("--note", default="")
+        step.add_argument("certificate_id", help="the certificate's id")
+        step.add_argument("--note", default="", help="the operator's note, kept with the decision")
         _common(step)
     revoke = commands.add_parser("revoke", help="revoke a certificate (RFC 5280 reason)")
-    revoke.add_argument("certificate_id")
+    revoke.add_argument("certificate_id", help="the certificate's id")
     revoke.add_argument("--reason", default="unspecified", help="e.g. keyCompromise, superseded")
     _common(revoke)
     _common(commands.add_parser("rotate", help="create a new active CA key"))
     unpublish = commands.add_parser("unpublish", help="stop publishing an old CA key")
-    unpublish.add_argument("kid")
+    unpublish.add_argument("kid", help="the CA key id (aex cert ca lists them)")
     _common(unpublish)
     parser.set_defaults(func=run)
 
@@ -97,7 +116,21 @@ def _fail(message: str, status: int = EXIT_INVALID) -> int:
     return status
 
 
+# What may make a CA in an empty data directory: issuing (a first certificate needs one) and
+# rotating. Everything else reads or acts on an existing CA and must never create a CA key.
+CREATES_CA = frozenset({"submit", "rotate", "keygen", "request"})
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.cert_command not in CREATES_CA:
+        from aex.ca.keystore import ca_exists
+        from aex.commands._errors import UserError
+
+        if not ca_exists(args.data_dir):
+            raise UserError(
+                f"no CA in {args.data_dir}: `aex serve --data-dir {args.data_dir}` or "
+                f"`aex cert rotate --data-dir {args.data_dir}` creates one"
+            )
     handlers = {
         "export": _export,
         "ca": _ca,

@@ -16,8 +16,8 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--log", type=Path, required=True, help="the DuckDB market log")
     parser.add_argument("--run", type=int, default=None, help="the run id (default: the first)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8090, help="TCP port to listen on")
     parser.set_defaults(func=run)
 
 

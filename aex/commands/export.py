@@ -15,7 +15,9 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "export", help="export the exchange's market log to a DuckDB market-log file"
     )
-    parser.add_argument("--data-dir", type=Path, default=Path("./data"))
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path("./data"), help="the exchange's data directory"
+    )
     parser.add_argument("--to", type=Path, required=True, help="the DuckDB file (appended to)")
     parser.add_argument(
         "--weights", help="the weights the exchange ran with (file or preset; default balanced)"

@@ -10,12 +10,24 @@ from typing import Any
 
 from aex.commands._errors import UserError
 
+ENV_FILE_DEFAULT = Path(".env")
+
+
+def _environment_epilog() -> str | None:
+    try:  # the server extra's package; `aex --help` works without it
+        from serve.configuration import help_epilog
+    except ImportError:
+        return None
+    return help_epilog()
+
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "serve",
         help="run the live exchange (Litestar under uvicorn)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Run the live exchange: on the embedded SQLite store in --data-dir, or on "
+        "PostgreSQL, Redis and NATS as the environment below says (docs/configuration.md).",
+        epilog=_environment_epilog(),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8080, help="TCP port to listen on")
@@ -37,7 +49,40 @@ def register(subparsers: Any) -> None:
         default=1,
         help="server processes sharing the port (use with AEX_DATABASE_URL and AEX_REDIS_URL)",
     )
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="settings as KEY=VALUE lines; a variable set in the environment wins over the "
+        f"file (default: {ENV_FILE_DEFAULT} when it exists)",
+    )
     parser.set_defaults(func=run)
+
+
+def load_env_file(path: Path | None, environ: dict[str, str] | None = None) -> list[str]:
+    """Put a .env file's settings into the environment where it does not set them already;
+    returns the names taken from the file (never their values: they may be secrets).
+
+    An explicit `--env-file` that does not exist is the user's mistake; the default `.env`
+    is read only when present.
+    """
+    from dotenv import dotenv_values
+
+    target = os.environ if environ is None else environ
+    if path is None:
+        path = ENV_FILE_DEFAULT
+        if not path.is_file():
+            return []
+    elif not path.is_file():
+        raise UserError(f"--env-file {path}: no such file")
+    taken = []
+    for name, value in dotenv_values(path).items():
+        if value is None or name in target:
+            continue
+        target[name] = value
+        taken.append(name)
+    return taken
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
@@ -72,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     from serve.app import create_app
     from serve.settings import Settings
 
+    load_env_file(args.env_file)
     _check_arguments(args)
     if args.weights:
         os.environ["AEX_WEIGHTS"] = args.weights

@@ -14,14 +14,28 @@ def register(subparsers: Any) -> None:
         "sim", help="run a market scenario into a DuckDB market log"
     )
     parser.add_argument("scenario", help="a scenarios/*.toml file or a registered scenario name")
-    parser.add_argument("--out", type=Path, default=Path("runs/sim.duckdb"))
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/sim.duckdb"),
+        help="the DuckDB market log (appended to)",
+    )
     parser.add_argument("--ticks", type=int, default=None, help="override the scenario's ticks")
     parser.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
-    parser.add_argument("--replications", type=int, default=1)
-    parser.add_argument("--block-ticks", type=int, default=None)
-    parser.add_argument("--log-bids", choices=("none", "winners", "all"), default=None)
+    parser.add_argument(
+        "--replications", type=int, default=1, help="runs with consecutive seeds from --seed"
+    )
+    parser.add_argument(
+        "--block-ticks", type=int, default=None, help="ticks per written block (the scenario's)"
+    )
+    parser.add_argument(
+        "--log-bids",
+        choices=("none", "winners", "all"),
+        default=None,
+        help="which bids the log keeps (the scenario's; `all` is needed to backtest)",
+    )
     parser.add_argument("--weights", type=Path, default=None, help="a weights JSON (aex tune)")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
 

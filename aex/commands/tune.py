@@ -13,12 +13,16 @@ def register(subparsers: Any) -> None:
         "tune", help="tune scoring weights on simulated markets (differential evolution)"
     )
     parser.add_argument("scenarios", nargs="*", default=["default"], help="scenario files/names")
-    parser.add_argument("--out", type=Path, default=Path("tuned.json"))
+    parser.add_argument(
+        "--out", type=Path, default=Path("tuned.json"), help="the weights file to write"
+    )
     parser.add_argument("--ticks", type=int, default=60, help="ticks per evaluation run")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per candidate (CRN)")
     parser.add_argument("--check-seeds", type=int, default=8, help="fresh seeds for the CIs")
-    parser.add_argument("--maxiter", type=int, default=5)
-    parser.add_argument("--popsize", type=int, default=4)
+    parser.add_argument("--maxiter", type=int, default=5, help="differential evolution generations")
+    parser.add_argument(
+        "--popsize", type=int, default=4, help="population per generation, per weight"
+    )
     parser.add_argument("--workers", type=int, default=0, help="processes (0 = one per core)")
     parser.add_argument("--serial", action="store_true", help="no process pool")
     parser.add_argument("--dask", default=None, help="a Dask scheduler address")

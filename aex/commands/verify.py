@@ -23,9 +23,22 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "verify", help="verify an AEX certificate offline against the CA document (and a CRL)"
     )
-    parser.add_argument("certificate", type=Path, metavar="CERT.json")
-    parser.add_argument("--ca", type=Path, required=True, metavar="aex-ca.json")
-    parser.add_argument("--crl", type=Path, metavar="crl.json")
+    parser.add_argument(
+        "certificate", type=Path, metavar="CERT.json", help="the certificate document (JSON)"
+    )
+    parser.add_argument(
+        "--ca",
+        type=Path,
+        required=True,
+        metavar="aex-ca.json",
+        help="the CA document (aex cert ca, GET /v1/ca)",
+    )
+    parser.add_argument(
+        "--crl",
+        type=Path,
+        metavar="crl.json",
+        help="a signed JSON CRL; without it, no revocation check",
+    )
     parser.add_argument("--at", metavar="TIME", help="verify at this RFC 3339 UTC time")
     parser.set_defaults(func=run)
 

@@ -8,15 +8,15 @@ from tests.deploy.tools import OPERATIONS, ROOT, settings_read
 
 
 def test_every_aex_variable_in_the_guide_is_read_by_the_code() -> None:
+    # The full table is docs/configuration.md (tests/serve/test_configuration.py); the guide
+    # names the ones an operator sets first, and only ones that exist.
     named = set(re.findall(r"\bAEX_[A-Z0-9_]+\b", OPERATIONS.read_text()))
     assert {"AEX_DATABASE_URL", "AEX_OPERATOR_KEY", "AEX_JWT_SECRET"} <= named
     assert named <= settings_read(), sorted(named - settings_read())
 
 
-def test_every_setting_the_server_reads_is_in_the_guide() -> None:
-    named = set(re.findall(r"\bAEX_[A-Z0-9_]+\b", OPERATIONS.read_text()))
-    # AEX_DATA_DIR is set by `aex serve --workers` for its own worker processes
-    assert settings_read() - {"AEX_DATA_DIR"} <= named, sorted(settings_read() - named)
+def test_the_guide_points_to_the_configuration_table() -> None:
+    assert "configuration.md" in OPERATIONS.read_text()
 
 
 def test_the_files_the_guide_names_exist() -> None:
