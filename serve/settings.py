@@ -252,7 +252,10 @@ def _check_proxy(proxy: str) -> None:
 def _webhook_key(value: str | None, path: Path | None) -> bytes:
     # From the environment (parsed, nothing written) or the key file (made on first start).
     try:
-        return parse_key(value) if path is None or value else load_key(None, path)
+        if value:
+            return parse_key(value)
+        assert path is not None, "without AEX_WEBHOOK_KEY the key comes from its file"
+        return load_key(None, path)
     except ValueError as error:
         raise ImproperlyConfiguredError(str(error)) from error
 

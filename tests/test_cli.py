@@ -216,14 +216,16 @@ def test_completion_scripts_parse_in_their_shell() -> None:
 
     script = aex("completion", "bash")
     assert script.returncode == 0, script.stderr
-    assert "serve" in script.stdout and "--data-dir" in script.stdout
+    assert "serve" in script.stdout
+    assert "--data-dir" in script.stdout
     checked = subprocess.run(
         ["bash", "-n"], input=script.stdout, capture_output=True, text=True, timeout=30
     )
     assert checked.returncode == 0, checked.stderr
     zsh = shutil.which("zsh")
     zsh_script = aex("completion", "zsh")
-    assert zsh_script.returncode == 0 and "#compdef aex" in zsh_script.stdout
+    assert zsh_script.returncode == 0
+    assert "#compdef aex" in zsh_script.stdout
     if zsh is not None:
         checked = subprocess.run(
             [zsh, "-n"], input=zsh_script.stdout, capture_output=True, text=True, timeout=30
