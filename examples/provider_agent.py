@@ -11,6 +11,10 @@ It opens `GET /v1/notifications/stream` with its provider key and reacts to:
 - `bid.lost`, `settlement.completed`: logs them.
 It reconnects with Last-Event-ID when the stream drops, so no notification is missed.
 
+Written on the SDK (`aex.client`): `Client` sends every write with an Idempotency-Key and
+retries it safely, `Client.notifications()` is the resuming stream, `verify_webhook` the
+signature check; the agent itself holds only its bidding and completion rules.
+
 With `--webhook-port N` it takes the same notifications as webhooks instead (register the
 provider with `"endpoint": "http://<this host>:N/hook"`): every POST is checked with the
 provider's webhook secret (`aex_whsec_...`, shown once at registration or by
@@ -24,52 +28,19 @@ provider's webhook secret (`aex_whsec_...`, shown once at registration or by
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
-import httpx
+from aex.client import Client, ProblemError, verify_webhook
 
-RECONNECT_S = 1.0
 METRIC_MARGIN = 0.05
-WEBHOOK_REPLAY_WINDOW_S = 300
 
-
-def verify_webhook(
-    webhook_secret: str, headers: Mapping[str, str], body: bytes, *, now_s: int
-) -> bool:
-    """A receiver's check (headers with lower-case names): a fresh timestamp and the HMAC keyed
-    with the webhook secret. The same check as aex/core/webhook_signing.py, with no AEX code."""
-    try:
-        timestamp = int(headers["x-aex-timestamp"])
-    except (KeyError, ValueError):
-        return False
-    if abs(now_s - timestamp) > WEBHOOK_REPLAY_WINDOW_S:
-        return False
-    mac = hmac.new(webhook_secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return hmac.compare_digest("sha256=" + mac.hexdigest(), headers.get("x-aex-signature", ""))
-
-
-def sse(response: httpx.Response) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """(event name, id, data) for every server-sent event on the stream."""
-    name, event_id, data = "message", "", ""
-    for line in response.iter_lines():
-        if line.startswith("event:"):
-            name = line.split(":", 1)[1].strip()
-        elif line.startswith("id:"):
-            event_id = line.split(":", 1)[1].strip()
-        elif line.startswith("data:"):
-            data += line.split(":", 1)[1].strip()
-        elif line == "" and data:
-            yield name, event_id, json.loads(data)
-            name, data = "message", ""
+__all__ = ["Agent", "bid_price", "main", "metrics_meeting", "verify_webhook"]
 
 
 def bid_price(work: dict[str, Any], markup: Decimal) -> str:
@@ -88,8 +59,8 @@ def metrics_meeting(criteria: list[dict[str, Any]]) -> dict[str, float]:
 
 
 class Agent:
-    def __init__(self, http: httpx.Client, provider_id: str, markup: Decimal) -> None:
-        self.http = http
+    def __init__(self, aex: Client, provider_id: str, markup: Decimal) -> None:
+        self.aex = aex
         self.provider_id = provider_id
         self.markup = markup
         self.criteria: dict[str, list[dict[str, Any]]] = {}
@@ -98,24 +69,31 @@ class Agent:
     def on_work(self, payload: dict[str, Any]) -> None:
         work = payload["work"]
         self.criteria[payload["work_id"]] = work["success_criteria"]
-        body = {
-            "work_id": payload["work_id"],
-            "provider_id": self.provider_id,
-            "price": bid_price(work, self.markup),
-            "confidence": 0.9,
-            "estimated_duration": "2h",
-            "sla": {"max_turnaround": "4h"},
-        }
-        response = self.http.post("/v1/bids", json=body)
-        print(f"bid on {payload['work_id']}: {response.status_code}", flush=True)
+        try:
+            self.aex.submit_bid(
+                work_id=payload["work_id"],
+                provider_id=self.provider_id,
+                price=bid_price(work, self.markup),
+                confidence=0.9,
+                estimated_duration="2h",
+                max_turnaround="4h",
+            )
+            outcome = "201"
+        except ProblemError as problem:  # e.g. the window closed: the problem says why
+            outcome = f"{problem.status} {problem.slug}"
+        print(f"bid on {payload['work_id']}: {outcome}", flush=True)
 
     def on_award(self, payload: dict[str, Any]) -> None:
         contract_id = payload["contract_id"]
-        self.http.post(f"/v1/contracts/{contract_id}/progress", json={"percent": 50})
+        self.aex.report_progress(contract_id, {"percent": 50})
         criteria = self.criteria.pop(payload["work_id"], [])
-        body = {"results": {"summary": "reviewed"}, "metrics": metrics_meeting(criteria)}
-        response = self.http.post(f"/v1/contracts/{contract_id}/complete", json=body)
-        status = response.json().get("status") if response.status_code == 200 else response.text
+        try:
+            done = self.aex.complete(
+                contract_id, results={"summary": "reviewed"}, metrics=metrics_meeting(criteria)
+            )
+            status = done.get("status")
+        except ProblemError as problem:
+            status = f"{problem.status} {problem.slug}"
         print(f"completed {contract_id}: {status}", flush=True)
         self.completed += 1
 
@@ -129,30 +107,19 @@ class Agent:
 
 
 def run(url: str, provider_id: str, api_key: str, markup: Decimal, max_contracts: int) -> int:
-    headers = {"X-API-Key": api_key}
-    last_id: str | None = None
-    with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
-        agent = Agent(http, provider_id, markup)
-        while max_contracts <= 0 or agent.completed < max_contracts:
-            stream_headers = {} if last_id is None else {"Last-Event-ID": last_id}
-            try:
-                with http.stream(
-                    "GET", "/v1/notifications/stream", headers=stream_headers, timeout=None
-                ) as stream:
-                    if stream.status_code != 200:
-                        print(f"stream refused: {stream.status_code}", file=sys.stderr)
-                        return 1
-                    for name, event_id, body in sse(stream):
-                        if name == "ready":
-                            print("listening", flush=True)
-                            continue
-                        last_id = event_id or last_id
-                        agent.handle(name, body["payload"])
-                        if 0 < max_contracts <= agent.completed:
-                            return 0
-            except httpx.HTTPError as error:
-                print(f"stream dropped ({error}); reconnecting", file=sys.stderr)
-                time.sleep(RECONNECT_S)
+    with Client(url, api_key=api_key) as aex:
+        agent = Agent(aex, provider_id, markup)
+        try:
+            for notification in aex.notifications():  # resumes with Last-Event-ID by itself
+                if notification.event == "ready":
+                    print("listening", flush=True)
+                    continue
+                agent.handle(notification.event, notification.json()["payload"])
+                if 0 < max_contracts <= agent.completed:
+                    return 0
+        except ProblemError as problem:
+            print(f"stream refused: {problem.status} {problem.slug}", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -162,23 +129,24 @@ def serve_webhooks(
     """Takes the notifications as signed webhooks on 127.0.0.1:`port` instead of the stream."""
     provider_id, markup, max_contracts = agent_args
     seen: set[str] = set()
-    with httpx.Client(base_url=url, headers={"X-API-Key": api_key}, timeout=30) as http:
-        agent = Agent(http, provider_id, markup)
+    with Client(url, api_key=api_key) as aex:
+        agent = Agent(aex, provider_id, markup)
 
         class Hook(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                headers = {k.lower(): v for k, v in self.headers.items()}
+                headers = dict(self.headers.items())
                 if not verify_webhook(webhook_secret, headers, body, now_s=int(time.time())):
                     self.send_response(401)  # not from the exchange, or replayed late
                     self.end_headers()
                     return
                 self.send_response(204)
                 self.end_headers()
-                event_id = headers.get("x-aex-event-id", "")
+                event_id = self.headers.get("x-aex-event-id", "")
                 if event_id not in seen:
                     seen.add(event_id)
-                    agent.handle(headers.get("x-aex-event", ""), json.loads(body)["payload"])
+                    event = self.headers.get("x-aex-event", "")
+                    agent.handle(event, json.loads(body)["payload"])
 
             def log_message(self, *args: Any) -> None:
                 pass
