@@ -116,6 +116,10 @@ class Identity:
         updated = self.store.set_tenant_status(_checked_id(tenant_id), status)
         return _tenant_view(_found(updated, "tenant"))
 
+    def checked_tenant_id(self, tenant_id: str) -> str:
+        """A well-formed tenant id (404 otherwise)."""
+        return _checked_id(tenant_id)
+
     def set_plan(self, tenant_id: str, plan: Plan) -> TenantView:
         updated = self.store.set_tenant_plan(_checked_id(tenant_id), plan)
         return _tenant_view(_found(updated, "tenant"))

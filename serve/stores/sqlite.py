@@ -522,6 +522,13 @@ def _bump_epoch(tx: sqlite3.Connection) -> None:
     _THREAD_FLAGS.epoch_bumped = True
 
 
+def mark_credentials_epoch_bumped() -> None:
+    """A write on this thread's transaction bumped `credentials_epoch` itself (serve/billing.py
+    in the market's transaction): the epoch map is published after its COMMIT. A no-op for a
+    PostgreSQL transaction (its workers read the table)."""
+    _THREAD_FLAGS.epoch_bumped = True
+
+
 DATABASE_FILE_MODE = 0o600
 _DATABASE_FILE_SUFFIXES = ("", "-wal", "-shm", "-journal", ".epoch")
 
