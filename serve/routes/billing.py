@@ -14,6 +14,15 @@ from litestar.status_codes import HTTP_200_OK
 
 from aex.core import AccessScope
 from serve.billing import INVOICES_PAGE_MAX, Billing
+from serve.billing_schemas import (
+    InvoicePage,
+    InvoiceView,
+    PlanChanged,
+    PlanView,
+    RevenueView,
+    UsageView,
+)
+from serve.openapi import shapes
 from serve.problems import PROBLEM_RESPONSES
 from serve.routes.callers import needs, operator_caller, tenant_caller
 from serve.schemas import PlanPurchase
@@ -32,7 +41,12 @@ class BillingController(Controller):
     tags = ["billing"]  # noqa: RUF012
     dependencies = {"caller": Provide(tenant_caller, sync_to_thread=False)}  # noqa: RUF012
 
-    @get("/plan", responses=PROBLEM_RESPONSES, sync_to_thread=True, opt=needs(AccessScope.READ))
+    @get(
+        "/plan",
+        responses=PROBLEM_RESPONSES,
+        sync_to_thread=True,
+        opt=needs(AccessScope.READ) | shapes(ok=PlanView),
+    )
     def plan(self, caller: Principal, request: Request[Any, Any, State]) -> Json:
         """The caller's plan, its paid term and its quotas."""
         return _billing(request).plan(caller)
@@ -41,7 +55,7 @@ class BillingController(Controller):
         "/plan",
         responses=PROBLEM_RESPONSES,
         status_code=HTTP_200_OK,
-        opt=needs(AccessScope.WALLETS),
+        opt=needs(AccessScope.WALLETS) | shapes(ok=PlanChanged),
     )
     async def change_plan(
         self, caller: Principal, data: PlanPurchase, request: Request[Any, Any, State]
@@ -50,12 +64,22 @@ class BillingController(Controller):
         billing = _billing(request)
         return await asyncio.to_thread(billing.change_plan, caller, data.plan, data.agents)
 
-    @get("/usage", responses=PROBLEM_RESPONSES, sync_to_thread=True, opt=needs(AccessScope.READ))
+    @get(
+        "/usage",
+        responses=PROBLEM_RESPONSES,
+        sync_to_thread=True,
+        opt=needs(AccessScope.READ) | shapes(ok=UsageView),
+    )
     def usage(self, caller: Principal, request: Request[Any, Any, State]) -> Json:
         """Verification calls, charged and arrears; the plan, its limits and consumption."""
         return _billing(request).usage(caller)
 
-    @get("/invoices", responses=PROBLEM_RESPONSES, sync_to_thread=True, opt=needs(AccessScope.READ))
+    @get(
+        "/invoices",
+        responses=PROBLEM_RESPONSES,
+        sync_to_thread=True,
+        opt=needs(AccessScope.READ) | shapes(ok=InvoicePage),
+    )
     def invoices(
         self,
         caller: Principal,
@@ -70,7 +94,7 @@ class BillingController(Controller):
         "/invoices/{invoice_id:str}",
         responses=PROBLEM_RESPONSES,
         sync_to_thread=True,
-        opt=needs(AccessScope.READ),
+        opt=needs(AccessScope.READ) | shapes(ok=InvoiceView),
     )
     def invoice(
         self, caller: Principal, request: Request[Any, Any, State], invoice_id: str
@@ -83,7 +107,7 @@ class BillingController(Controller):
     responses=PROBLEM_RESPONSES,
     sync_to_thread=True,
     tags=["operator"],
-    opt=needs(AccessScope.OPERATOR),
+    opt=needs(AccessScope.OPERATOR) | shapes(ok=RevenueView),
 )
 def revenue(
     request: Request[Any, Any, State],
