@@ -57,6 +57,10 @@ REVENUE_STREAMS: Final = {
     "breakage": BREAKAGE_REVENUE_ACCOUNT,
 }
 INVOICES_PAGE_MAX: Final = 100
+# A wallet short of the net, or no USD wallet at all: the plan is unpaid (402).
+_UNPAID: Final = frozenset(
+    {LedgerRejectReason.INSUFFICIENT_FUNDS, LedgerRejectReason.ACCOUNT_UNKNOWN}
+)
 _PERIOD = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 _INVOICE_COLUMNS = (
     "invoice_id, tenant_id, kind, period, description, amount_minor, currency, quantity,"
@@ -190,7 +194,7 @@ class Billing:
                     Charge(f"plan-{invoice_id}", wallet, money, PLAN_REVENUE_ACCOUNT)
                 )
                 if isinstance(charged, Rejected):
-                    if charged.reason is LedgerRejectReason.INSUFFICIENT_FUNDS:
+                    if charged.reason in _UNPAID:
                         raise ProblemError(
                             402,
                             "plan-payment-required",
@@ -296,9 +300,26 @@ class Billing:
 
     # -- usage and invoices -----------------------------------------------------------------
 
-    def usage(self, caller: Principal) -> dict[str, Any]:
+    def usage(self, caller: Principal, period: str | None = None) -> dict[str, Any]:
+        """Lifetime verification totals, and what was charged in `period` (a UTC month,
+        default the current one): verification cents and plan invoices posted in it."""
         tenant_id = _tenant_of(caller)
+        period = period or _period(self.market.clock())
+        start, end = period_bounds_ms(period)
+        prefix = f"verification-{tenant_id}-"
         with self.market.db.reader() as connection:
+            verified_in_period = connection.execute(
+                "SELECT coalesce(sum(p.amount_minor), 0) FROM journal_entries e"
+                " JOIN postings p USING (entry_id) WHERE p.account_id = ?"
+                " AND substr(e.operation_id, 1, ?) = ? AND e.created_at_ms >= ?"
+                " AND e.created_at_ms < ?",
+                (VERIFICATION_REVENUE_ACCOUNT, len(prefix), prefix, start, end),
+            ).fetchone()
+            plans_in_period = connection.execute(
+                "SELECT coalesce(sum(amount_minor), 0) FROM invoices WHERE tenant_id = ?"
+                " AND kind = 'PLAN' AND created_at_ms >= ? AND created_at_ms < ?",
+                (tenant_id, start, end),
+            ).fetchone()
             plan = Plan(
                 connection.execute(
                     "SELECT plan FROM tenants WHERE tenant_id = ?", (tenant_id,)
@@ -336,6 +357,11 @@ class Billing:
                 "arrears": _usd(verification_cents_due(calls, posted)),
             },
             "plans_invoiced": _usd(int(plan_paid[0])),
+            "period": {
+                "period": period,
+                "verification_charged": _usd(int(verified_in_period[0])),
+                "plans_invoiced": _usd(int(plans_in_period[0])),
+            },
         }
 
     def invoices(

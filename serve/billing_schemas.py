@@ -89,6 +89,12 @@ class Consumption(msgspec.Struct, frozen=True):
     agents: int
 
 
+class PeriodCharges(msgspec.Struct, frozen=True):
+    period: str
+    verification_charged: str
+    plans_invoiced: str
+
+
 class UsageView(msgspec.Struct, frozen=True):
     tenant_id: str
     currency: str
@@ -98,6 +104,7 @@ class UsageView(msgspec.Struct, frozen=True):
     consumption: Consumption
     verification: VerificationUsage
     plans_invoiced: str
+    period: PeriodCharges
 
 
 class StreamRevenue(msgspec.Struct, frozen=True):

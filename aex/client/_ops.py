@@ -211,9 +211,10 @@ class Api(Generic[R]):
         `net`: charged when positive, rebated when negative, and the `invoice`)."""
         return self._post("/v1/plan", {"plan": plan, "agents": agents})
 
-    def usage(self) -> R:
-        """GET /v1/usage: verification calls, charged and arrears; plan, limits, consumption."""
-        return self._get("/v1/usage")
+    def usage(self, period: str | None = None) -> R:
+        """GET /v1/usage: verification calls, charged and arrears; plan, limits, consumption;
+        what was charged in `period` (a UTC month "YYYY-MM", default the current one)."""
+        return self._get("/v1/usage", period=period)
 
     def invoices(self, limit: int | None = None, starting_after: str | None = None) -> R:
         """GET /v1/invoices: newest first, `{"data": [...], "has_more": bool}`."""

@@ -70,9 +70,15 @@ class BillingController(Controller):
         sync_to_thread=True,
         opt=needs(AccessScope.READ) | shapes(ok=UsageView),
     )
-    def usage(self, caller: Principal, request: Request[Any, Any, State]) -> Json:
-        """Verification calls, charged and arrears; the plan, its limits and consumption."""
-        return _billing(request).usage(caller)
+    def usage(
+        self,
+        caller: Principal,
+        request: Request[Any, Any, State],
+        period: Annotated[str | None, Parameter(max_length=7, default=None)],
+    ) -> Json:
+        """Verification calls, charged and arrears; the plan, its limits and consumption; what
+        was charged in `period` (a UTC month YYYY-MM, default the current one)."""
+        return _billing(request).usage(caller, period)
 
     @get(
         "/invoices",

@@ -207,6 +207,10 @@ class SqliteStore:
             return None
         return CredentialMatch(key=_key(row[:8]), tenant=_tenant(row[8:]))
 
+    def paid_term(self, tenant_id: str) -> tuple[str, int, int] | None:
+        row = self.connection().execute(_PAID_TERM_SELECT, (tenant_id,)).fetchone()
+        return None if row is None else (str(row[0]), int(row[1]), int(row[2]))
+
     def credentials_epoch(self) -> int:
         """Read from a shared memory map of `<db>.epoch` (every worker maps the same file): a
         memory read, no syscall, so the per-request check costs nothing even while the ledger
@@ -554,3 +558,6 @@ def _open_epoch_map(path: Path) -> mmap.mmap:
 _EPOCH_BYTES = 8
 # Per thread: did the running transaction bump the epoch (publish it after the COMMIT)?
 _THREAD_FLAGS = threading.local()
+
+
+_PAID_TERM_SELECT = "SELECT plan, agents, ends_at_ms FROM plan_subscriptions WHERE tenant_id = ?"

@@ -144,10 +144,15 @@ def test_the_plan_limits_follow_the_plan_at_once(client: httpx.Client) -> None:
     bought = _bought(client, owner, "PROFESSIONAL", agents=2)
     assert bought["quotas"]["requests_per_minute"] == 500
     assert client.post("/v1/providers", json=body, headers=owner.headers).status_code == 201
+    over = client.post("/v1/providers", json=body, headers=owner.headers)
+    assert over.status_code == 403, over.text  # two agents paid for (Professional holds 5)
     # A downgrade that would strand registered agents is refused.
     stranded = _change(client, owner, "EXPLORER")
     assert stranded.status_code == 409, stranded.text
     usage = client.get("/v1/usage", headers=owner.headers).json()
+    assert usage["period"]["plans_invoiced"] == "198.00"  # this month's
+    past = client.get("/v1/usage", params={"period": "1999-01"}, headers=owner.headers).json()
+    assert past["period"]["plans_invoiced"] == "0.00"
     assert (usage["plan"], usage["consumption"]["agents"], usage["limits"]["agents_max"]) == (
         "PROFESSIONAL",
         2,

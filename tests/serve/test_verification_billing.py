@@ -64,6 +64,9 @@ def test_one_thousand_verification_calls_post_exactly_one_dollar(
     usage = client.get("/v1/certificates/usage", headers=verifier.headers).json()
     assert (usage["verification_calls"], usage["charged_usd"]) == (1000, "1.00")
     assert usage["amount_due_usd"] == "1.000000"
+    billed = client.get("/v1/usage", headers=verifier.headers).json()
+    assert billed["verification"]["charged"] == "1.00"
+    assert billed["period"]["verification_charged"] == "1.00"  # all posted this month
     with backend.ledger(server.data_dir) as ledger:
         assert set(ledger.totals_by_currency().values()) == {0}
         assert ledger.wallet_mismatches() == []
