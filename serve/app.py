@@ -26,6 +26,7 @@ import aex
 from aex.core import limits
 from serve.agentcards import AgentCards
 from serve.background import market_lifespan
+from serve.billing import Billing
 from serve.breakers import BreakerRegistry
 from serve.certificates import Certificates
 from serve.dashboard import dashboard_router, dashboard_state, template_config
@@ -49,6 +50,7 @@ from serve.middleware.gateway import (
 from serve.openapi import describe, shapes
 from serve.problems import PROBLEM_RESPONSES, problem_response
 from serve.routes.agentcards import AGENT_CARD_HANDLERS
+from serve.routes.billing import BILLING_HANDLERS
 from serve.routes.callers import (
     PUBLIC,
     SECURITY_SCHEMES,
@@ -161,6 +163,7 @@ def build_litestar(
         "agent_cards": AgentCards(market),
         "version": aex.__version__,
         "certificates": Certificates(market, settings.data_dir, endpoints),
+        "billing": Billing(market),
         "hub": hub,
         "streams": StreamGate(store, reauthorise_s=settings.stream_reauthorise_s),
         "webhooks": webhooks,
@@ -170,7 +173,8 @@ def build_litestar(
         "window_poll_ms": settings.window_poll_ms,
     }
     state |= dashboard_state(store, settings, market, state["wallets"])  # serve/dashboard
-    handlers += [*MARKET_HANDLERS, *CERTIFICATE_HANDLERS, *AGENT_CARD_HANDLERS, _docs_assets()]
+    handlers += [*MARKET_HANDLERS, *CERTIFICATE_HANDLERS, *AGENT_CARD_HANDLERS, *BILLING_HANDLERS]
+    handlers.append(_docs_assets())
     handlers.append(dashboard_router())
     app = Litestar(
         route_handlers=handlers,

@@ -320,3 +320,11 @@ def _invalid(message: str) -> ProblemError:
     return ProblemError(
         400, "invalid-request", message, errors=(FieldError(field, message.split(" - ")[0]),)
     )
+
+
+class PlanPurchase(Strict, frozen=True):
+    """POST /v1/plan: the plan to buy, upgrade or downgrade to, and for the per-agent plans
+    (Professional, Business) the agents paid for (docs/payments.md "Billing")."""
+
+    plan: Plan
+    agents: int = 1

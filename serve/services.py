@@ -23,6 +23,7 @@ from aex.core import (
     check_agents_quota,
     check_subscriptions_quota,
 )
+from aex.core.billing import PLAN_PRICED_PER_AGENT
 from serve.endpoints import EndpointPolicy
 from serve.problems import FieldError, ProblemError, problem_for_rejected
 from serve.schemas import (
@@ -116,6 +117,10 @@ class Identity:
         updated = self.store.set_tenant_status(_checked_id(tenant_id), status)
         return _tenant_view(_found(updated, "tenant"))
 
+    def checked_tenant_id(self, tenant_id: str) -> str:
+        """A well-formed tenant id (404 otherwise)."""
+        return _checked_id(tenant_id)
+
     def set_plan(self, tenant_id: str, plan: Plan) -> TenantView:
         updated = self.store.set_tenant_plan(_checked_id(tenant_id), plan)
         return _tenant_view(_found(updated, "tenant"))
@@ -126,6 +131,15 @@ class Registry:
     store: KeyStore
     box: SecretBox  # seals webhook signing secrets (serve/secret_box.py)
     endpoints: EndpointPolicy = field(default_factory=EndpointPolicy)
+
+    def _agents_paid(self, tenant_id: str, plan: Plan, now: int) -> int | None:
+        """The agents a per-agent plan's paid term covers (serve/billing.py): a cap while that
+        term runs and is the tenant's plan; None otherwise (an operator's override, a flat or
+        free plan)."""
+        term = self.store.paid_term(tenant_id)
+        if term is None or term[0] != plan.value or term[2] <= now:
+            return None
+        return term[1] if plan in PLAN_PRICED_PER_AGENT else None
 
     def register(self, principal: Principal, body: ProviderCreate) -> ProviderCreated:
         require_scopes_to_mint(principal, PROVIDER_KEY_SCOPES)  # it mints the provider's key
@@ -159,7 +173,11 @@ class Registry:
             provider,
             key,
             secret_digest,
-            check_agents=partial(check_agents_quota, principal.plan),
+            check_agents=partial(
+                check_agents_quota,
+                principal.plan,
+                agents_paid=self._agents_paid(tenant_id, principal.plan, created_ms),
+            ),
             webhook_secret_sealed=self._seal(provider.provider_id, webhook_secret),
         )
         if rejected is not None:

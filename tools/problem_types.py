@@ -93,6 +93,7 @@ MEANINGS: dict[str, str] = {
     "key-taken": "This delegation public key is already registered to another provider",
     "not-the-delegator": "Only the resold provider (the delegator) may revoke its delegation",
     "public-key-invalid": "The public key is not an ES256 (P-256) JWK",
+    "plan-payment-required": "Available USD does not cover the plan change's price: deposit USD",
     "verification-payment-required": "More than $1.00 of verification calls is unpaid: deposit USD",
     "csrf-token-mismatch": "The dashboard form's CSRF token does not match its session or cookie",
     "idempotency-key-in-flight": "A request with this Idempotency-Key is still running",

@@ -99,6 +99,8 @@ def _decode(response: httpx.Response) -> Json:
         raise ProblemError(response.status_code, problem if isinstance(problem, dict) else {})
     if response.status_code == 204 or not response.content:
         return None
+    if "json" not in response.headers.get("content-type", "application/json"):
+        return response.text  # a PEM, a VC-JWT (a status list): the text as served
     return response.json()
 
 

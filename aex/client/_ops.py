@@ -89,6 +89,11 @@ class Api(Generic[R]):
         op = Op("PUT", f"/v1/admin/tenants/{tenant_id}/plan", body={"plan": plan}, write=True)
         return self._call(op)
 
+    def revenue(self, currency: str = "USD", period: str | None = None) -> R:
+        """GET /v1/admin/revenue: the platform's revenue by stream (fees, verification, plans,
+        breakage), optionally for one UTC month "YYYY-MM"."""
+        return self._get("/v1/admin/revenue", currency=currency, period=period)
+
     def close_window(self, work_id: str) -> R:
         return self._post(f"/v1/admin/work/{work_id}/close")
 
@@ -194,6 +199,29 @@ class Api(Generic[R]):
     def transactions(self, currency: str = "USD", limit: int | None = None) -> R:
         """The wallet's postings, newest first."""
         return self._get("/v1/transactions", currency=currency, limit=limit)
+
+    # -- billing ----------------------------------------------------------------------------
+
+    def plan(self) -> R:
+        """GET /v1/plan: the caller's plan, its paid term and its quotas."""
+        return self._get("/v1/plan")
+
+    def change_plan(self, plan: str, agents: int = 1) -> R:
+        """POST /v1/plan: buys, upgrades or downgrades the plan, prorated (the answer has
+        `net`: charged when positive, rebated when negative, and the `invoice`)."""
+        return self._post("/v1/plan", {"plan": plan, "agents": agents})
+
+    def usage(self, period: str | None = None) -> R:
+        """GET /v1/usage: verification calls, charged and arrears; plan, limits, consumption;
+        what was charged in `period` (a UTC month "YYYY-MM", default the current one)."""
+        return self._get("/v1/usage", period=period)
+
+    def invoices(self, limit: int | None = None, starting_after: str | None = None) -> R:
+        """GET /v1/invoices: newest first, `{"data": [...], "has_more": bool}`."""
+        return self._get("/v1/invoices", limit=limit, starting_after=starting_after)
+
+    def invoice(self, invoice_id: str) -> R:
+        return self._get(f"/v1/invoices/{invoice_id}")
 
     # -- the market -------------------------------------------------------------------------
 
@@ -317,6 +345,39 @@ class Api(Generic[R]):
 
     def verification_usage(self) -> R:
         return self._get("/v1/certificates/usage")
+
+    def open_challenge(self, provider_id: str, public_key_jwk: Mapping[str, object]) -> R:
+        """POST /v1/certificates/challenges: an IDENTITY challenge (serve its
+        `key_authorization` at its `url`, then `validate_challenge`)."""
+        body = {"provider_id": provider_id, "public_key_jwk": dict(public_key_jwk)}
+        return self._post("/v1/certificates/challenges", body)
+
+    def challenge(self, token: str) -> R:
+        return self._get(f"/v1/certificates/challenges/{token}")
+
+    def validate_challenge(self, token: str) -> R:
+        """POST /v1/certificates/challenges/{token}/validate: the exchange fetches the token."""
+        return self._post(f"/v1/certificates/challenges/{token}/validate")
+
+    def register_delegation_key(self, provider_id: str, public_key_jwk: Mapping[str, object]) -> R:
+        """POST /v1/certificates/delegation-keys: the resold provider's delegation key."""
+        body = {"provider_id": provider_id, "public_key_jwk": dict(public_key_jwk)}
+        return self._post("/v1/certificates/delegation-keys", body)
+
+    def register_delegation(self, delegation: str) -> R:
+        """POST /v1/certificates/delegations: a delegation (compact JWS) filed by the reseller."""
+        return self._post("/v1/certificates/delegations", {"delegation": delegation})
+
+    def delegation(self, delegation_id: str) -> R:
+        return self._get(f"/v1/certificates/delegations/{delegation_id}")
+
+    def revoke_delegation(self, delegation_id: str) -> R:
+        """Only the delegator revokes; its RESELLER certificates are revoked with it."""
+        return self._post(f"/v1/certificates/delegations/{delegation_id}/revoke")
+
+    def status_list(self, list_number: int) -> R:
+        """GET /v1/status-lists/{n}: the W3C Bitstring Status List credential (a VC-JWT)."""
+        return self._get(f"/v1/status-lists/{list_number}")
 
     def crl(self) -> R:
         return self._get("/v1/crl")

@@ -161,7 +161,12 @@ def price_plan_change(
         )
     billed_agents = agents if plan in PLAN_PRICED_PER_AGENT else 1
     remaining_ms = max(0, current_term_ends_at_ms - now_ms)
-    if plan is current_plan and billed_agents == current_agents and remaining_ms > 0:
+    # Unchanged: the same plan and agents inside a paid term, or the same free plan.
+    if (
+        plan is current_plan
+        and billed_agents == current_agents
+        and (remaining_ms > 0 or PLAN_PRICES_MINOR[plan] == 0)
+    ):
         return Rejected(
             BillingRejectReason.PLAN_UNCHANGED, "plan", f"already {plan} until the term ends"
         )

@@ -100,10 +100,11 @@ class EventType(StrEnum):
     PROVIDER_REGISTERED = "provider.registered"
     PROVIDER_AGENT_CARD_REGISTERED = "provider.agent_card_registered"
     NOTIFICATION_DEAD_LETTERED = "notification.dead_lettered"
-    # Billing (issue 15 item 4): a tenant's plan changed (bought, upgraded, downgraded); an
-    # invoice was created or grew (a plan change's invoice; the month's verification invoice
-    # each time a whole cent is posted).
+    # Billing (issue 15 item 4): a tenant's plan changed (bought, upgraded, downgraded by the
+    # tenant, or overridden by the operator); a plan change's invoice was issued; an invoice grew
+    # (reserved for a period's running verification invoice; not emitted yet).
     BILLING_PLAN_CHANGED = "billing.plan_changed"
+    BILLING_INVOICE_ISSUED = "billing.invoice_issued"
     BILLING_INVOICE_UPDATED = "billing.invoice_updated"
 
 

@@ -125,10 +125,17 @@ def check_daily_requests_quota(
     return None
 
 
-def check_agents_quota(plan: Plan, agents_registered: int) -> Rejected[QuotaRejectReason] | None:
-    """Spec: "Max agents". `agents_registered` counts the tenant's providers before this one."""
+def check_agents_quota(
+    plan: Plan, agents_registered: int, *, agents_paid: int | None = None
+) -> Rejected[QuotaRejectReason] | None:
+    """Spec: "Max agents". `agents_registered` counts the tenant's providers before this one;
+    `agents_paid`, for a per-agent plan bought through the API (aex/core/billing.py), the
+    agents its paid term covers: a cap below the plan's own (docs/payments.md "Billing")."""
     assert agents_registered >= 0
     quota = PLAN_QUOTAS[plan].agents_max
+    if agents_paid is not None:
+        assert agents_paid >= 1
+        quota = agents_paid if quota is None else min(quota, agents_paid)
     if quota is not None and agents_registered >= quota:
         return Rejected(
             QuotaRejectReason.MAX_AGENTS_EXCEEDED, "max_agents", f"{plan} allows {quota} agents"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from litestar import Controller, delete, get, post, put
+from litestar import Controller, Request, delete, get, post, put
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from aex.core import AccessScope
+from serve.billing import Billing
 from serve.problems import PROBLEM_RESPONSES
 from serve.routes.callers import PUBLIC, SHOWN_ONCE, needs, operator_caller, tenant_caller
 from serve.schemas import (
@@ -143,6 +146,15 @@ class OperatorController(Controller):
         opt=needs(AccessScope.OPERATOR),
     )
     def set_plan(
-        self, caller: Principal, identity: Identity, tenant_id: str, data: PlanChange
+        self,
+        caller: Principal,
+        identity: Identity,
+        tenant_id: str,
+        data: PlanChange,
+        request: Request[Any, Any, State],
     ) -> TenantView:
-        return identity.set_plan(tenant_id, data.plan)
+        """The operator's complimentary override: the plan changes at once, nothing is charged
+        and a paid term is kept (serve/billing.py; docs/payments.md "Billing")."""
+        billing: Billing = request.app.state.billing
+        billing.override_plan(identity.checked_tenant_id(tenant_id), data.plan)
+        return identity.tenant(tenant_id)

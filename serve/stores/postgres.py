@@ -242,6 +242,10 @@ class PostgresStore:
             return None
         return CredentialMatch(key=_key(row[:8]), tenant=_tenant(row[8:]))
 
+    def paid_term(self, tenant_id: str) -> tuple[str, int, int] | None:
+        row = self._fetch_one(_PAID_TERM_SELECT, (tenant_id,))
+        return None if row is None else (str(row[0]), int(row[1]), int(row[2]))
+
     def credentials_epoch(self) -> int:
         return int(self._fetch_one("SELECT epoch FROM credentials_epoch", ())[0])
 
@@ -484,3 +488,6 @@ def _bump_epoch(tx: psycopg.Connection[Any]) -> None:
     # As on SQLite: each process compares the epoch on every request and drops its key cache
     # when it moved, so a revocation on one process is refused by every other at once.
     tx.execute("UPDATE credentials_epoch SET epoch = epoch + 1")
+
+
+_PAID_TERM_SELECT = "SELECT plan, agents, ends_at_ms FROM plan_subscriptions WHERE tenant_id = %s"

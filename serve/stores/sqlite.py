@@ -207,6 +207,10 @@ class SqliteStore:
             return None
         return CredentialMatch(key=_key(row[:8]), tenant=_tenant(row[8:]))
 
+    def paid_term(self, tenant_id: str) -> tuple[str, int, int] | None:
+        row = self.connection().execute(_PAID_TERM_SELECT, (tenant_id,)).fetchone()
+        return None if row is None else (str(row[0]), int(row[1]), int(row[2]))
+
     def credentials_epoch(self) -> int:
         """Read from a shared memory map of `<db>.epoch` (every worker maps the same file): a
         memory read, no syscall, so the per-request check costs nothing even while the ledger
@@ -522,6 +526,13 @@ def _bump_epoch(tx: sqlite3.Connection) -> None:
     _THREAD_FLAGS.epoch_bumped = True
 
 
+def mark_credentials_epoch_bumped() -> None:
+    """A write on this thread's transaction bumped `credentials_epoch` itself (serve/billing.py
+    in the market's transaction): the epoch map is published after its COMMIT. A no-op for a
+    PostgreSQL transaction (its workers read the table)."""
+    _THREAD_FLAGS.epoch_bumped = True
+
+
 DATABASE_FILE_MODE = 0o600
 _DATABASE_FILE_SUFFIXES = ("", "-wal", "-shm", "-journal", ".epoch")
 
@@ -547,3 +558,6 @@ def _open_epoch_map(path: Path) -> mmap.mmap:
 _EPOCH_BYTES = 8
 # Per thread: did the running transaction bump the epoch (publish it after the COMMIT)?
 _THREAD_FLAGS = threading.local()
+
+
+_PAID_TERM_SELECT = "SELECT plan, agents, ends_at_ms FROM plan_subscriptions WHERE tenant_id = ?"

@@ -66,6 +66,14 @@ def test_agents_and_concurrent_tasks_answer_403_naming_the_quota() -> None:
     assert (tasks.http_status, tasks.field) == (403, "concurrent_tasks")
 
 
+def test_the_agents_paid_for_cap_a_per_agent_plan_below_its_own_quota() -> None:
+    assert check_agents_quota(Plan.PROFESSIONAL, 1, agents_paid=2) is None
+    assert check_agents_quota(Plan.PROFESSIONAL, 2, agents_paid=2) is not None
+    assert check_agents_quota(Plan.PROFESSIONAL, 5, agents_paid=9) is not None  # the plan's 5
+    assert check_agents_quota(Plan.BUSINESS, 2, agents_paid=3) is None
+    assert check_agents_quota(Plan.BUSINESS, 3, agents_paid=3) is not None
+
+
 def test_certificates_per_agent_follow_the_revenue_model_and_answer_403() -> None:
     # "Explorer (Free) | 1 agent, basic identity cert", "Professional | 5 capability certs"
     assert [PLAN_QUOTAS[p].certificates_max for p in Plan] == [1, 5, None, None]

@@ -64,16 +64,34 @@ def test_one_thousand_verification_calls_post_exactly_one_dollar(
     usage = client.get("/v1/certificates/usage", headers=verifier.headers).json()
     assert (usage["verification_calls"], usage["charged_usd"]) == (1000, "1.00")
     assert usage["amount_due_usd"] == "1.000000"
+    billed = client.get("/v1/usage", headers=verifier.headers).json()
+    assert billed["verification"]["charged"] == "1.00"
+    assert billed["period"]["verification_charged"] == "1.00"  # all posted this month
     with backend.ledger(server.data_dir) as ledger:
         assert set(ledger.totals_by_currency().values()) == {0}
         assert ledger.wallet_mismatches() == []
 
 
+def _seed_calls(backend: Backend, server: Server, tenant_id: str, calls: int) -> None:
+    """Stands for `calls` earlier verification calls never paid (nothing posted): what 990
+    calls over HTTP would leave, without sending them (the 1,000-call test above does)."""
+
+    def write(session: Any) -> None:
+        session.connection.execute(
+            "INSERT INTO verification_calls (tenant_id, calls, cents_posted) VALUES (?, ?, 0)",
+            (tenant_id, calls),
+        )
+
+    with backend.market_db(server.data_dir) as db:
+        db.run(write)
+
+
 def test_a_tenant_without_cash_verifies_on_arrears_up_to_a_dollar_then_is_refused(
-    client: httpx.Client, server: Server
+    client: httpx.Client, server: Server, backend: Backend
 ) -> None:
     cert_id, verifier = _certificate(client), consumer(client, funds=None, plan="BUSINESS")
-    _verify_many(server, verifier.headers, cert_id, 1000)  # 100 cents owed: the allowed arrears
+    _seed_calls(backend, server, verifier.tenant_id, 990)
+    _verify_many(server, verifier.headers, cert_id, 10)  # 100 cents owed: the allowed arrears
     for _ in range(9):  # 100.9 cents: no new whole cent beyond the arrears yet
         assert _verify(client, verifier.headers, cert_id).status_code == 200
     refused = _verify(client, verifier.headers, cert_id)
@@ -81,6 +99,7 @@ def test_a_tenant_without_cash_verifies_on_arrears_up_to_a_dollar_then_is_refuse
     assert refused.json()["type"].endswith("/verification-payment-required")
     usage = client.get("/v1/certificates/usage", headers=verifier.headers).json()
     assert usage["verification_calls"] == 1009  # the refused call was not counted
+    assert usage["arrears_usd"] == "1.00"
     # A deposit pays the arrears at the next call, which is served again.
     deposit = {"tenant_id": verifier.tenant_id, "amount": "2.00", "currency": "USD"}
     assert client.post("/v1/deposits", json=deposit, headers=verifier.headers).status_code == 201
@@ -88,3 +107,5 @@ def test_a_tenant_without_cash_verifies_on_arrears_up_to_a_dollar_then_is_refuse
     assert _balance(client, verifier.headers)["available"] == "0.99"
     usage = client.get("/v1/certificates/usage", headers=verifier.headers).json()
     assert (usage["charged_usd"], usage["arrears_usd"]) == ("1.01", "0.00")
+    with backend.ledger(server.data_dir) as ledger:
+        assert set(ledger.totals_by_currency().values()) == {0}
