@@ -147,6 +147,8 @@ GROUPS: dict[str, str] = {
     "CertLifecycleRejectReason": "Certificate approve, reject, renew, revoke",
     "CertVerifyReason": "POST /v1/certificates/verify (and offline `aex verify`)",
     "EndpointRejectReason": "A provider's webhook endpoint URL",
+    "MandateRejectReason": "AP2 mandates: POST /v1/mandates (the signed intent mandate), and work "
+    "submitted (and awarded) under one, naming the limit it exceeds",
 }
 
 
