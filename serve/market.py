@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from aex.core import Money, Rejected, format_amount, limits
+from aex.core.certs import Signer
 from aex.core.criteria import evaluate_criteria
 from aex.core.events import Event, EventType, event_to_json
 from aex.core.fees import PLATFORM_FEE_BPS, split_fee
@@ -77,6 +78,7 @@ from aex.core.reputation import (
     reputation_of,
 )
 from serve.evaluation import DEFAULT_WEIGHTS, BidRow, NamedWeights, WorkTerms, evaluate
+from serve.mandates import award_refusal, cover_work, issue_receipt, mandate_of_work
 from serve.problems import FieldError, ProblemError, problem_for_rejected
 from serve.schemas import decode_json
 from serve.security import Principal, PrincipalKind, new_id, now_ms
@@ -127,6 +129,8 @@ class Tx:
     for_update: str  # " FOR UPDATE" on PostgreSQL, "" on SQLite (writers are serialised)
     skip_locked: str
     reputation: ReputationParams = DEFAULT_REPUTATION_PARAMS
+    # The CA's active signer, for AP2 receipts (serve/mandates.py); the app sets it.
+    receipt_signer: Callable[[], Signer] | None = None
 
     @property
     def connection(self) -> SqlConnection:
@@ -168,6 +172,7 @@ class Market:
         self.db = db
         self.weights = weights
         self.clock = clock
+        self.receipt_signer: Callable[[], Signer] | None = None
 
     def write(self, write: Callable[[Tx], T]) -> T:
         """Runs `write` in one transaction of the market's driver (serve/stores/market_db.py)
@@ -185,9 +190,11 @@ class Market:
 
     def _bind(self, write: Callable[[Tx], T]) -> Callable[[Session], T]:
         db, clock, reputation = self.db, self.clock, self.weights.reputation
+        signer = self.receipt_signer
 
         def run(session: Session) -> T:
-            return write(Tx(session, clock(), db.for_update, db.skip_locked, reputation))
+            tx = Tx(session, clock(), db.for_update, db.skip_locked, reputation, signer)
+            return write(tx)
 
         return run
 
@@ -198,6 +205,7 @@ class Market:
 
     def submit_work(self, caller: Principal, body: object) -> dict[str, object]:
         consumer = _tenant_of(caller)
+        body, mandate_id = _mandate_field(body)
         spec = parse_work_spec(body)
         if isinstance(spec, Rejected):
             raise problem_for_rejected(spec)
@@ -210,6 +218,15 @@ class Market:
 
         def write(tx: Tx) -> Any:
             _check_concurrent_tasks(tx, consumer)
+            if mandate_id is not None:  # AP2: refused beyond the mandate, nothing written
+                cover_work(
+                    tx,
+                    caller,
+                    mandate_id,
+                    work_id=work_id,
+                    amount=spec.budget_max,
+                    category=spec.category,
+                )
             tx.ledger(
                 Hold(
                     f"hold-{hold_id}",
@@ -427,18 +444,21 @@ class Market:
                 {"work_id": work_id, "bids": len(scored), "consumer_tenant_id": row[1]},
             )
             winner = next((s for s in scored if s.is_winner), None)
-            if winner is None:
+            refused = None if winner is None else _mandate_refusal(tx, row, winner.bid_id)
+            if winner is None or refused is not None:
                 state = _checked(transition(state, WorkEventKind.FIND_NO_VALID_BID))
                 tx.ledger(Release(f"release-{row[8]}", row[8]))
                 tx.execute(
                     "UPDATE work SET state = ?, closed_at_ms = ? WHERE work_id = ?",
                     (state.value, tx.now_ms, work_id),
                 )
-                tx.emit(
-                    EventType.WORK_UNFILLED,
-                    work_id,
-                    {"work_id": work_id, "losers": [s.provider_id for s in scored]},
-                )
+                unfilled: dict[str, object] = {
+                    "work_id": work_id,
+                    "losers": [s.provider_id for s in scored],
+                }
+                if refused is not None:  # the mandate no longer covers the winning price
+                    unfilled["mandate_refused"] = refused.reason.value.replace("_", "-")
+                tx.emit(EventType.WORK_UNFILLED, work_id, unfilled)
                 return str(state.value)
             state = _checked(transition(state, WorkEventKind.AWARD))
             _award(tx, row, winner.bid_id, [s.provider_id for s in scored if not s.is_winner])
@@ -946,6 +966,17 @@ def _award(tx: Tx, work: Any, bid_id: str, losers: list[str]) -> None:
             "losers": losers,
         },
     )
+    mandate_id = mandate_of_work(tx, work_id)
+    if mandate_id is not None:  # AP2: the award is bound to a payment mandate, receipted
+        issue_receipt(
+            tx,
+            "checkout",
+            mandate_id=mandate_id,
+            contract_id=contract_id,
+            payer_tenant_id=consumer,
+            payee_provider_id=bid[0],
+            amount=Money(bid[2], currency),
+        )
 
 
 def _settle(tx: Tx, row: Any) -> None:
@@ -969,6 +1000,42 @@ def _settle(tx: Tx, row: Any) -> None:
             "payout": {"amount": _money(payout_minor, row[7]), "currency": row[7]},
         },
     )
+    mandate_id = mandate_of_work(tx, row[1])
+    if mandate_id is not None:
+        issue_receipt(
+            tx,
+            "payment",
+            mandate_id=mandate_id,
+            contract_id=row[0],
+            payer_tenant_id=row[3],
+            payee_provider_id=row[4],
+            amount=Money(row[6], row[7]),
+        )
+
+
+def _mandate_field(body: object) -> tuple[object, str | None]:
+    # AP2 (serve/mandates.py): a work may name the intent mandate it is submitted under; the
+    # rest of the body is the work spec (aex/core/market.py parses it, strictly).
+    if not isinstance(body, dict) or "mandate_id" not in body:
+        return body, None
+    rest = {key: value for key, value in body.items() if key != "mandate_id"}
+    mandate_id = body["mandate_id"]
+    if type(mandate_id) is not str or not 0 < len(mandate_id) <= 64:
+        raise ProblemError(
+            422,
+            "mandate-id-invalid",
+            "a mandate id (1 to 64 characters)",
+            errors=(FieldError("mandate_id", "mandate_id_invalid"),),
+        )
+    return rest, mandate_id
+
+
+def _mandate_refusal(tx: Tx, work: Any, bid_id: str) -> Rejected[Any] | None:
+    # At award the winning price is checked against the work's mandate again (it may have
+    # been revoked or have expired since submission).
+    price = tx.execute("SELECT price_minor FROM bids WHERE bid_id = ?", (bid_id,)).fetchone()
+    _, refused = award_refusal(tx, work[0], Money(int(price[0]), work[5]), work[3])
+    return refused
 
 
 def _capture(tx: Tx, row: Any) -> None:
