@@ -78,7 +78,13 @@ from aex.core.reputation import (
     reputation_of,
 )
 from serve.evaluation import DEFAULT_WEIGHTS, BidRow, NamedWeights, WorkTerms, evaluate
-from serve.mandates import award_refusal, cover_work, issue_receipt, mandate_of_work
+from serve.mandates import (
+    award_refusal,
+    cover_work,
+    issue_receipt,
+    mandate_of_work,
+    receipt_ids,
+)
 from serve.problems import FieldError, ProblemError, problem_for_rejected
 from serve.schemas import decode_json
 from serve.security import Principal, PrincipalKind, new_id, now_ms
@@ -619,6 +625,7 @@ class Market:
         return self.contract_or_404(caller, contract_id)
 
     def dispute(self, caller: Principal, contract_id: str, body: object) -> dict[str, object]:
+        body, receipt_id = _cited_receipt(body)
         reason = parse_dispute_reason(body)
         if isinstance(reason, Rejected):
             raise problem_for_rejected(reason)
@@ -638,12 +645,22 @@ class Market:
             )
             if rejected is not None:
                 raise _Refused(problem_for_rejected(rejected))
+            if receipt_id is not None and receipt_id not in receipt_ids(tx.connection, contract_id):
+                raise _Refused(
+                    ProblemError(
+                        422,
+                        "receipt-not-of-contract",
+                        "cite a receipt of this contract (GET /v1/contracts/{id}/receipts)",
+                        errors=(FieldError("receipt_id", "receipt_not_of_contract"),),
+                    )
+                )
             tx.execute(
                 "UPDATE contracts SET state = ?, dispute_raised_at_ms = ?, dispute_reason = ?,"
-                " updated_at_ms = ? WHERE contract_id = ?",
-                (state.value, tx.now_ms, reason, tx.now_ms, contract_id),
+                " dispute_receipt_id = ?, updated_at_ms = ? WHERE contract_id = ?",
+                (state.value, tx.now_ms, reason, receipt_id, tx.now_ms, contract_id),
             )
-            tx.emit(EventType.CONTRACT_DISPUTED, contract_id, _contract_payload(row))
+            payload = {**_contract_payload(row), "receipt_id": receipt_id}
+            tx.emit(EventType.CONTRACT_DISPUTED, contract_id, payload)
 
         self.write(write)
         return self.contract_or_404(caller, contract_id)
@@ -734,7 +751,7 @@ _CONTRACT_SELECT = (
     "SELECT contract_id, work_id, bid_id, consumer_tenant_id, provider_id, provider_tenant_id,"
     " price_minor, currency, state, hold_id, promised_turnaround_ms, awarded_at_ms, progress,"
     " results, metrics, completed_at_ms, settled_at_ms, fee_minor, dispute_raised_at_ms,"
-    " resolved_at_ms, criteria, paid_out_at_ms FROM contracts"
+    " resolved_at_ms, criteria, paid_out_at_ms, dispute_receipt_id FROM contracts"
 )
 
 
@@ -776,6 +793,7 @@ def _contract_view(row: Any) -> dict[str, object]:
         "dispute_raised_at_ms": row[18],
         "resolved_at_ms": row[19],
         "paid_out_at_ms": row[21],
+        "dispute_receipt_id": row[22],
     }
 
 
@@ -1028,6 +1046,23 @@ def _mandate_field(body: object) -> tuple[object, str | None]:
             errors=(FieldError("mandate_id", "mandate_id_invalid"),),
         )
     return rest, mandate_id
+
+
+def _cited_receipt(body: object) -> tuple[object, str | None]:
+    # A dispute may cite the AP2 receipt it is about (serve/mandates.py): checked to be one of
+    # the contract's; the rest of the body is the dispute's reason (aex/core/market.py).
+    if not isinstance(body, dict) or "receipt_id" not in body:
+        return body, None
+    rest = {key: value for key, value in body.items() if key != "receipt_id"}
+    receipt_id = body["receipt_id"]
+    if type(receipt_id) is not str or not 0 < len(receipt_id) <= 64:
+        raise ProblemError(
+            422,
+            "receipt-not-of-contract",
+            "a receipt id of this contract",
+            errors=(FieldError("receipt_id", "receipt_not_of_contract"),),
+        )
+    return rest, receipt_id
 
 
 def _mandate_refusal(tx: Tx, work: Any, bid_id: str) -> Rejected[Any] | None:

@@ -111,6 +111,7 @@ MEANINGS: dict[str, str] = {
     "owner-credential-required": "Only the resource's owner may do this",
     "provider-credential-required": "Needs the key of the provider concerned",
     "provider-mismatch": "The provider named is not the caller's",
+    "receipt-not-of-contract": "A dispute's `receipt_id` is not one of the contract's receipts",
     "search-term-required": "Provider search needs a skill or a tag",
     "tenant-credential-required": "A tenant route called with the operator key (or a provider "
     "key where only a tenant key works)",

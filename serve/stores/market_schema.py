@@ -407,5 +407,6 @@ CREATE TABLE receipts (
     token TEXT NOT NULL,
     issued_at_ms BIGINT NOT NULL,
     UNIQUE (contract_id, kind)
-)
+);
+ALTER TABLE contracts ADD COLUMN dispute_receipt_id TEXT
 """

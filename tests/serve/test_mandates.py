@@ -214,6 +214,16 @@ def test_an_award_under_a_mandate_is_receipted_and_the_receipts_verify_with_the_
     forged_claims = (b64url_decode(payload) or b"").replace(b'"120.00"', b'"12.00"')
     with pytest.raises(Exception):  # joserfc: BadSignatureError
         jwt.decode(f"{header}.{b64url_encode(forged_claims)}.{signature}", keys)
+    # A dispute cites the receipt it is about: one of this contract's, or it is refused.
+    dispute = f"/v1/contracts/{contract_id}/dispute"
+    wrong = client.post(dispute, json={"receipt_id": "rcpt_0"}, headers=tenant.headers)
+    assert wrong.status_code == 422, wrong.text
+    assert wrong.json()["type"].endswith("/receipt-not-of-contract")
+    cited = {"reason": "paid twice?", "receipt_id": receipts["payment"]["receipt_id"]}
+    disputed = client.post(dispute, json=cited, headers=tenant.headers)
+    assert disputed.status_code == 200, disputed.text
+    assert disputed.json()["status"] == "DISPUTED"
+    assert disputed.json()["dispute_receipt_id"] == receipts["payment"]["receipt_id"]
 
 
 def test_a_mandate_revoked_before_the_award_leaves_the_work_unfilled(
