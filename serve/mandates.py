@@ -24,6 +24,7 @@ read by the contract's parties.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -57,6 +58,7 @@ from serve.security import Principal, new_id, now_ms
 # Receipts name the exchange's CA as their issuer, as its VC-JWTs do (serve/certificates.py).
 RECEIPT_ISSUER = "https://aex.example/.well-known/aex-ca.json"
 RECEIPTS_PER_CONTRACT_MAX = 2  # one checkout, one payment (UNIQUE (contract_id, kind))
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _COLUMNS = (
     "mandate_id, tenant_id, agent_key_id, amount_per_work_minor, amount_total_minor, currency,"
     " categories, expires_at_ms, revoked_at_ms, issued_at_ms, description, kid"
@@ -69,6 +71,12 @@ _SPENT = (
     " LEFT JOIN contracts c ON c.contract_id = w.contract_id"
     " WHERE m.mandate_id = ? AND m.work_id <> ?"
 )
+
+
+def is_id(value: object) -> bool:
+    """Ids here are `[A-Za-z0-9_-]{1,64}` (aex/core/mandates.py): anything else names nothing
+    and never reaches the database (PostgreSQL text cannot hold NUL)."""
+    return type(value) is str and _ID.fullmatch(value) is not None
 
 
 def _not_found() -> ProblemError:
@@ -113,6 +121,8 @@ def cover_work(
     category: str,
 ) -> None:
     """At submission: refuses (rolling the transaction back) a work beyond the mandate."""
+    if not is_id(mandate_id):
+        raise _not_found()
     row = tx.execute(
         f"SELECT {_COLUMNS} FROM mandates WHERE mandate_id = ?{tx.for_update}",  # noqa: S608
         (mandate_id,),
@@ -231,6 +241,7 @@ class Mandates:
     def create(self, caller: Principal, body: MandateCreate) -> MandateView:
         tenant_id = _tenant(caller)
         kid = mandate_kid(body.mandate)
+        kid = kid if is_id(kid) else None  # a thumbprint is 43 base64url characters
 
         def write(tx: Any) -> str:
             if body.public_key_jwk is not None:
@@ -254,6 +265,8 @@ class Mandates:
         return self.mandate(caller, mandate_id)
 
     def mandate(self, caller: Principal, mandate_id: str) -> MandateView:
+        if not is_id(mandate_id):
+            raise _not_found()
         with self.market.db.reader() as connection:
             row = connection.execute(
                 f"SELECT {_COLUMNS} FROM mandates WHERE mandate_id = ?",  # noqa: S608
@@ -265,6 +278,8 @@ class Mandates:
 
     def revoke(self, caller: Principal, mandate_id: str) -> MandateView:
         tenant_id = _tenant(caller)
+        if not is_id(mandate_id):
+            raise _not_found()
 
         def write(tx: Any) -> None:
             row = tx.execute(
@@ -289,6 +304,8 @@ class Mandates:
         return self.mandate(caller, mandate_id)
 
     def receipts(self, caller: Principal, contract_id: str) -> ReceiptList:
+        if not is_id(contract_id):
+            raise ProblemError(404, "not-found", "no such contract")
         self.market.contract_or_404(caller, contract_id)  # the parties only; others 404
         rows = self.market.db.read(
             "SELECT receipt_id, kind, contract_id, mandate_id, issued_at_ms, token"

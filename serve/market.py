@@ -81,6 +81,7 @@ from serve.evaluation import DEFAULT_WEIGHTS, BidRow, NamedWeights, WorkTerms, e
 from serve.mandates import (
     award_refusal,
     cover_work,
+    is_id,
     issue_receipt,
     mandate_of_work,
     receipt_ids,
@@ -1038,11 +1039,11 @@ def _mandate_field(body: object) -> tuple[object, str | None]:
         return body, None
     rest = {key: value for key, value in body.items() if key != "mandate_id"}
     mandate_id = body["mandate_id"]
-    if type(mandate_id) is not str or not 0 < len(mandate_id) <= 64:
+    if not is_id(mandate_id):
         raise ProblemError(
             422,
             "mandate-id-invalid",
-            "a mandate id (1 to 64 characters)",
+            "a mandate id ([A-Za-z0-9_-], 1 to 64 characters)",
             errors=(FieldError("mandate_id", "mandate_id_invalid"),),
         )
     return rest, mandate_id
@@ -1055,7 +1056,7 @@ def _cited_receipt(body: object) -> tuple[object, str | None]:
         return body, None
     rest = {key: value for key, value in body.items() if key != "receipt_id"}
     receipt_id = body["receipt_id"]
-    if type(receipt_id) is not str or not 0 < len(receipt_id) <= 64:
+    if not is_id(receipt_id):
         raise ProblemError(
             422,
             "receipt-not-of-contract",

@@ -36,6 +36,7 @@ from aex.core.certs import Signer, _verify_raw, b64url_decode, b64url_encode
 from aex.core.jcs import canonical_json
 from aex.core.money import CURRENCY_EXPONENTS, Money, format_amount, parse_money
 from aex.core.reasons import MandateRejectReason, Rejected
+from aex.core.text import check_display_text
 
 __all__ = [
     "MANDATE_TYP",
@@ -269,6 +270,8 @@ def _payload(payload: Any) -> Mandate | None:
         return None
     if type(description) is not str or len(description) > limits.mandate_description_chars_max:
         return None
+    if check_display_text(description, field="description") is not None:
+        return None  # no control (NUL included) or bidi control characters: text people read
     return Mandate(
         mandate_id=mandate_id,
         tenant_id=tenant_id,
