@@ -62,7 +62,7 @@ def test_a_mandate_holds_work_to_its_total_and_a_refusal_writes_nothing(store: S
     with pytest.raises(ProblemError) as refused:
         market.submit_work(CONSUMER, {**work_body(), "mandate_id": "mdt_store"})
     assert refused.value.status == 403
-    assert "mandate-total-exceeded" == refused.value.slug
+    assert refused.value.slug == "mandate-total-exceeded"
     after = (store.market.outbox_head(), store.ledger.wallet(wallet_id(TENANT, "USD")))
     assert after == before
     # Another key of the same tenant is not the agent the mandate names.
@@ -70,7 +70,7 @@ def test_a_mandate_holds_work_to_its_total_and_a_refusal_writes_nothing(store: S
     small = {**work_body(budget={"min": 1, "max": 1, "currency": "USD"}), "mandate_id": "mdt_store"}
     with pytest.raises(ProblemError) as mismatch:
         market.submit_work(other_key, small)
-    assert "mandate-agent-mismatch" == mismatch.value.slug
+    assert mismatch.value.slug == "mandate-agent-mismatch"
     # Another tenant: 404 for reading, revoking and using.
     for attempt in (
         lambda: mandates.mandate(STRANGER, "mdt_store"),
