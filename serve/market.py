@@ -660,7 +660,9 @@ class Market:
                 " dispute_receipt_id = ?, updated_at_ms = ? WHERE contract_id = ?",
                 (state.value, tx.now_ms, reason, receipt_id, tx.now_ms, contract_id),
             )
-            payload = {**_contract_payload(row), "receipt_id": receipt_id}
+            payload = _contract_payload(row)
+            if receipt_id is not None:  # the AP2 receipt the dispute cites
+                payload = {**payload, "receipt_id": receipt_id}
             tx.emit(EventType.CONTRACT_DISPUTED, contract_id, payload)
 
         self.write(write)
