@@ -32,6 +32,7 @@ from serve.certificates import Certificates
 from serve.dashboard import dashboard_router, dashboard_state, template_config
 from serve.evaluation import warm_up_in_background as warm_scoring
 from serve.events import EventHub, MarketMetrics, MetricsMiddleware, RouteLabels, StreamGate
+from serve.mandates import Mandates
 from serve.market import Market
 from serve.market_schemas import Health, Readiness
 from serve.middleware._asgi import ASGIApp
@@ -61,6 +62,7 @@ from serve.routes.callers import (
 )
 from serve.routes.certificates import CERTIFICATE_HANDLERS
 from serve.routes.identity import OperatorController, TenantController, create_tenant
+from serve.routes.mandates import MANDATE_HANDLERS
 from serve.routes.market import MARKET_HANDLERS
 from serve.routes.market import metrics as metrics_route
 from serve.routes.registry import ProviderController, SubscriptionController
@@ -157,13 +159,16 @@ def build_litestar(
         lease_ms=settings.webhook_lease_ms,
     )
     hub.subscribe(metrics.on_event)
+    certificates = Certificates(market, settings.data_dir, endpoints)
+    market.receipt_signer = certificates.keys.signer  # AP2 receipts: the CA's active key
     hub.subscribe(webhooks.on_event)
     state |= {
         "market": market,
         "agent_cards": AgentCards(market),
         "version": aex.__version__,
-        "certificates": Certificates(market, settings.data_dir, endpoints),
+        "certificates": certificates,
         "billing": Billing(market),
+        "mandates": Mandates(market),
         "hub": hub,
         "streams": StreamGate(store, reauthorise_s=settings.stream_reauthorise_s),
         "webhooks": webhooks,
@@ -173,8 +178,8 @@ def build_litestar(
         "window_poll_ms": settings.window_poll_ms,
     }
     state |= dashboard_state(store, settings, market, state["wallets"])  # serve/dashboard
-    handlers += [*MARKET_HANDLERS, *CERTIFICATE_HANDLERS, *AGENT_CARD_HANDLERS, *BILLING_HANDLERS]
-    handlers.append(_docs_assets())
+    handlers += [*MARKET_HANDLERS, *CERTIFICATE_HANDLERS, *AGENT_CARD_HANDLERS]
+    handlers += [*BILLING_HANDLERS, *MANDATE_HANDLERS, _docs_assets()]
     handlers.append(dashboard_router())
     app = Litestar(
         route_handlers=handlers,

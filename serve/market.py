@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from aex.core import Money, Rejected, format_amount, limits
+from aex.core.certs import Signer
 from aex.core.criteria import evaluate_criteria
 from aex.core.events import Event, EventType, event_to_json
 from aex.core.fees import PLATFORM_FEE_BPS, split_fee
@@ -77,6 +78,14 @@ from aex.core.reputation import (
     reputation_of,
 )
 from serve.evaluation import DEFAULT_WEIGHTS, BidRow, NamedWeights, WorkTerms, evaluate
+from serve.mandates import (
+    award_refusal,
+    cover_work,
+    is_id,
+    issue_receipt,
+    mandate_of_work,
+    receipt_ids,
+)
 from serve.problems import FieldError, ProblemError, problem_for_rejected
 from serve.schemas import decode_json
 from serve.security import Principal, PrincipalKind, new_id, now_ms
@@ -127,6 +136,8 @@ class Tx:
     for_update: str  # " FOR UPDATE" on PostgreSQL, "" on SQLite (writers are serialised)
     skip_locked: str
     reputation: ReputationParams = DEFAULT_REPUTATION_PARAMS
+    # The CA's active signer, for AP2 receipts (serve/mandates.py); the app sets it.
+    receipt_signer: Callable[[], Signer] | None = None
 
     @property
     def connection(self) -> SqlConnection:
@@ -168,6 +179,7 @@ class Market:
         self.db = db
         self.weights = weights
         self.clock = clock
+        self.receipt_signer: Callable[[], Signer] | None = None
 
     def write(self, write: Callable[[Tx], T]) -> T:
         """Runs `write` in one transaction of the market's driver (serve/stores/market_db.py)
@@ -185,9 +197,11 @@ class Market:
 
     def _bind(self, write: Callable[[Tx], T]) -> Callable[[Session], T]:
         db, clock, reputation = self.db, self.clock, self.weights.reputation
+        signer = self.receipt_signer
 
         def run(session: Session) -> T:
-            return write(Tx(session, clock(), db.for_update, db.skip_locked, reputation))
+            tx = Tx(session, clock(), db.for_update, db.skip_locked, reputation, signer)
+            return write(tx)
 
         return run
 
@@ -198,6 +212,7 @@ class Market:
 
     def submit_work(self, caller: Principal, body: object) -> dict[str, object]:
         consumer = _tenant_of(caller)
+        body, mandate_id = _mandate_field(body)
         spec = parse_work_spec(body)
         if isinstance(spec, Rejected):
             raise problem_for_rejected(spec)
@@ -210,6 +225,15 @@ class Market:
 
         def write(tx: Tx) -> Any:
             _check_concurrent_tasks(tx, consumer)
+            if mandate_id is not None:  # AP2: refused beyond the mandate, nothing written
+                cover_work(
+                    tx,
+                    caller,
+                    mandate_id,
+                    work_id=work_id,
+                    amount=spec.budget_max,
+                    category=spec.category,
+                )
             tx.ledger(
                 Hold(
                     f"hold-{hold_id}",
@@ -427,18 +451,21 @@ class Market:
                 {"work_id": work_id, "bids": len(scored), "consumer_tenant_id": row[1]},
             )
             winner = next((s for s in scored if s.is_winner), None)
-            if winner is None:
+            refused = None if winner is None else _mandate_refusal(tx, row, winner.bid_id)
+            if winner is None or refused is not None:
                 state = _checked(transition(state, WorkEventKind.FIND_NO_VALID_BID))
                 tx.ledger(Release(f"release-{row[8]}", row[8]))
                 tx.execute(
                     "UPDATE work SET state = ?, closed_at_ms = ? WHERE work_id = ?",
                     (state.value, tx.now_ms, work_id),
                 )
-                tx.emit(
-                    EventType.WORK_UNFILLED,
-                    work_id,
-                    {"work_id": work_id, "losers": [s.provider_id for s in scored]},
-                )
+                unfilled: dict[str, object] = {
+                    "work_id": work_id,
+                    "losers": [s.provider_id for s in scored],
+                }
+                if refused is not None:  # the mandate no longer covers the winning price
+                    unfilled["mandate_refused"] = refused.reason.value.replace("_", "-")
+                tx.emit(EventType.WORK_UNFILLED, work_id, unfilled)
                 return str(state.value)
             state = _checked(transition(state, WorkEventKind.AWARD))
             _award(tx, row, winner.bid_id, [s.provider_id for s in scored if not s.is_winner])
@@ -599,6 +626,7 @@ class Market:
         return self.contract_or_404(caller, contract_id)
 
     def dispute(self, caller: Principal, contract_id: str, body: object) -> dict[str, object]:
+        body, receipt_id = _cited_receipt(body)
         reason = parse_dispute_reason(body)
         if isinstance(reason, Rejected):
             raise problem_for_rejected(reason)
@@ -618,12 +646,24 @@ class Market:
             )
             if rejected is not None:
                 raise _Refused(problem_for_rejected(rejected))
+            if receipt_id is not None and receipt_id not in receipt_ids(tx.connection, contract_id):
+                raise _Refused(
+                    ProblemError(
+                        422,
+                        "receipt-not-of-contract",
+                        "cite a receipt of this contract (GET /v1/contracts/{id}/receipts)",
+                        errors=(FieldError("receipt_id", "receipt_not_of_contract"),),
+                    )
+                )
             tx.execute(
                 "UPDATE contracts SET state = ?, dispute_raised_at_ms = ?, dispute_reason = ?,"
-                " updated_at_ms = ? WHERE contract_id = ?",
-                (state.value, tx.now_ms, reason, tx.now_ms, contract_id),
+                " dispute_receipt_id = ?, updated_at_ms = ? WHERE contract_id = ?",
+                (state.value, tx.now_ms, reason, receipt_id, tx.now_ms, contract_id),
             )
-            tx.emit(EventType.CONTRACT_DISPUTED, contract_id, _contract_payload(row))
+            payload = _contract_payload(row)
+            if receipt_id is not None:  # the AP2 receipt the dispute cites
+                payload = {**payload, "receipt_id": receipt_id}
+            tx.emit(EventType.CONTRACT_DISPUTED, contract_id, payload)
 
         self.write(write)
         return self.contract_or_404(caller, contract_id)
@@ -714,7 +754,7 @@ _CONTRACT_SELECT = (
     "SELECT contract_id, work_id, bid_id, consumer_tenant_id, provider_id, provider_tenant_id,"
     " price_minor, currency, state, hold_id, promised_turnaround_ms, awarded_at_ms, progress,"
     " results, metrics, completed_at_ms, settled_at_ms, fee_minor, dispute_raised_at_ms,"
-    " resolved_at_ms, criteria, paid_out_at_ms FROM contracts"
+    " resolved_at_ms, criteria, paid_out_at_ms, dispute_receipt_id FROM contracts"
 )
 
 
@@ -756,6 +796,7 @@ def _contract_view(row: Any) -> dict[str, object]:
         "dispute_raised_at_ms": row[18],
         "resolved_at_ms": row[19],
         "paid_out_at_ms": row[21],
+        "dispute_receipt_id": row[22],
     }
 
 
@@ -946,6 +987,17 @@ def _award(tx: Tx, work: Any, bid_id: str, losers: list[str]) -> None:
             "losers": losers,
         },
     )
+    mandate_id = mandate_of_work(tx, work_id)
+    if mandate_id is not None:  # AP2: the award is bound to a payment mandate, receipted
+        issue_receipt(
+            tx,
+            "checkout",
+            mandate_id=mandate_id,
+            contract_id=contract_id,
+            payer_tenant_id=consumer,
+            payee_provider_id=bid[0],
+            amount=Money(bid[2], currency),
+        )
 
 
 def _settle(tx: Tx, row: Any) -> None:
@@ -969,6 +1021,59 @@ def _settle(tx: Tx, row: Any) -> None:
             "payout": {"amount": _money(payout_minor, row[7]), "currency": row[7]},
         },
     )
+    mandate_id = mandate_of_work(tx, row[1])
+    if mandate_id is not None:
+        issue_receipt(
+            tx,
+            "payment",
+            mandate_id=mandate_id,
+            contract_id=row[0],
+            payer_tenant_id=row[3],
+            payee_provider_id=row[4],
+            amount=Money(row[6], row[7]),
+        )
+
+
+def _mandate_field(body: object) -> tuple[object, str | None]:
+    # AP2 (serve/mandates.py): a work may name the intent mandate it is submitted under; the
+    # rest of the body is the work spec (aex/core/market.py parses it, strictly).
+    if not isinstance(body, dict) or "mandate_id" not in body:
+        return body, None
+    rest = {key: value for key, value in body.items() if key != "mandate_id"}
+    mandate_id = body["mandate_id"]
+    if not is_id(mandate_id):
+        raise ProblemError(
+            422,
+            "mandate-id-invalid",
+            "a mandate id ([A-Za-z0-9_-], 1 to 64 characters)",
+            errors=(FieldError("mandate_id", "mandate_id_invalid"),),
+        )
+    return rest, mandate_id
+
+
+def _cited_receipt(body: object) -> tuple[object, str | None]:
+    # A dispute may cite the AP2 receipt it is about (serve/mandates.py): checked to be one of
+    # the contract's; the rest of the body is the dispute's reason (aex/core/market.py).
+    if not isinstance(body, dict) or "receipt_id" not in body:
+        return body, None
+    rest = {key: value for key, value in body.items() if key != "receipt_id"}
+    receipt_id = body["receipt_id"]
+    if not is_id(receipt_id):
+        raise ProblemError(
+            422,
+            "receipt-not-of-contract",
+            "a receipt id of this contract",
+            errors=(FieldError("receipt_id", "receipt_not_of_contract"),),
+        )
+    return rest, receipt_id
+
+
+def _mandate_refusal(tx: Tx, work: Any, bid_id: str) -> Rejected[Any] | None:
+    # At award the winning price is checked against the work's mandate again (it may have
+    # been revoked or have expired since submission).
+    price = tx.execute("SELECT price_minor FROM bids WHERE bid_id = ?", (bid_id,)).fetchone()
+    _, refused = award_refusal(tx, work[0], Money(int(price[0]), work[5]), work[3])
+    return refused
 
 
 def _capture(tx: Tx, row: Any) -> None:

@@ -62,6 +62,9 @@ class WorkCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         int, msgspec.Meta(ge=limits.bid_window_seconds_min, le=limits.bid_window_seconds_max)
     ] = 30
     sla: WorkSla = msgspec.field(default_factory=WorkSla)
+    # AP2 (docs/payments.md "AP2 mandates"): the intent mandate the work is submitted under;
+    # refused (403, the problem naming the limit) when the work is beyond it.
+    mandate_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
 
 
 class BudgetView(msgspec.Struct, frozen=True):
@@ -158,6 +161,7 @@ class ContractView(msgspec.Struct, frozen=True):
     dispute_raised_at_ms: int | None
     resolved_at_ms: int | None
     paid_out_at_ms: int | None
+    dispute_receipt_id: str | None = None  # the AP2 receipt a dispute cites
 
 
 class Completion(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -169,6 +173,8 @@ class Completion(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 class Dispute(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     reason: Annotated[str, msgspec.Meta(max_length=limits.dispute_reason_chars_max)] = ""
+    # The AP2 receipt (GET /v1/contracts/{id}/receipts) the dispute is about, if any.
+    receipt_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
 
 
 class Resolution(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

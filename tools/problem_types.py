@@ -102,12 +102,17 @@ MEANINGS: dict[str, str] = {
     "idempotency-replay-withheld": "The first answer held a secret shown once; it is not replayed",
     "insufficient-scope": "The credential lacks the route's scope (`WWW-Authenticate` names it)",
     "limit-out-of-range": "A `limit` query parameter outside its documented range",
+    "mandate-id-invalid": "A work's `mandate_id` is not a mandate id (1 to 64 characters)",
+    "mandate-id-taken": "Another mandate was registered with this id (`jti`): sign a fresh one",
+    "mandate-key-taken": "This mandate public key is already registered to another tenant",
+    "mandate-keys-exceeded": "The tenant has registered the most mandate keys it may",
     "min-tier-unknown": "`min_tier` is not one of the reputation tiers",
     "not-evaluated-yet": "The work's bid window has not closed: no evaluation yet",
     "operator-credential-required": "An operator route called with a tenant or provider key",
     "owner-credential-required": "Only the resource's owner may do this",
     "provider-credential-required": "Needs the key of the provider concerned",
     "provider-mismatch": "The provider named is not the caller's",
+    "receipt-not-of-contract": "A dispute's `receipt_id` is not one of the contract's receipts",
     "search-term-required": "Provider search needs a skill or a tag",
     "tenant-credential-required": "A tenant route called with the operator key (or a provider "
     "key where only a tenant key works)",
@@ -148,6 +153,8 @@ GROUPS: dict[str, str] = {
     "CertLifecycleRejectReason": "Certificate approve, reject, renew, revoke",
     "CertVerifyReason": "POST /v1/certificates/verify (and offline `aex verify`)",
     "EndpointRejectReason": "A provider's webhook endpoint URL",
+    "MandateRejectReason": "AP2 mandates: POST /v1/mandates (the signed intent mandate), and work "
+    "submitted (and awarded) under one, naming the limit it exceeds",
 }
 
 

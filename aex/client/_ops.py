@@ -236,9 +236,11 @@ class Api(Generic[R]):
         requirements: Mapping[str, object] | None = None,
         success_criteria: Sequence[Mapping[str, object]] | None = None,
         bid_window_seconds: int | None = None,
+        mandate_id: str | None = None,
         **extra: object,
     ) -> R:
-        """POST /v1/work: publishes work and holds its budget max in escrow."""
+        """POST /v1/work: publishes work and holds its budget max in escrow; under an AP2
+        intent mandate (`mandate_id`) it is refused beyond the mandate's limits."""
         budget = {"min": _amount(budget_min), "max": _amount(budget_max), "currency": currency}
         body = _clean(
             {
@@ -250,6 +252,7 @@ class Api(Generic[R]):
                 if success_criteria is None
                 else [dict(item) for item in success_criteria],
                 "bid_window_seconds": bid_window_seconds,
+                "mandate_id": mandate_id,
                 **extra,
             }
         )
@@ -314,8 +317,31 @@ class Api(Generic[R]):
     def fail(self, contract_id: str) -> R:
         return self._post(f"/v1/contracts/{contract_id}/fail")
 
-    def dispute(self, contract_id: str, reason: str) -> R:
-        return self._post(f"/v1/contracts/{contract_id}/dispute", {"reason": reason})
+    def dispute(self, contract_id: str, reason: str, receipt_id: str | None = None) -> R:
+        """Disputes a settled contract; `receipt_id` cites one of its AP2 receipts."""
+        body = _clean({"reason": reason, "receipt_id": receipt_id})
+        return self._post(f"/v1/contracts/{contract_id}/dispute", body)
+
+    # -- AP2 mandates (docs/payments.md "AP2 mandates") ------------------------------------
+
+    def register_mandate_key(self, public_key_jwk: Mapping[str, object]) -> R:
+        """POST /v1/mandates/keys: the P-256 public JWK the user signs mandates with."""
+        return self._post("/v1/mandates/keys", {"public_key_jwk": dict(public_key_jwk)})
+
+    def create_mandate(self, mandate: str, public_key_jwk: Mapping[str, object] | None = None) -> R:
+        """POST /v1/mandates: a signed intent mandate (aex.core.mandates.sign_mandate)."""
+        key = None if public_key_jwk is None else dict(public_key_jwk)
+        return self._post("/v1/mandates", _clean({"mandate": mandate, "public_key_jwk": key}))
+
+    def mandate(self, mandate_id: str) -> R:
+        return self._get(f"/v1/mandates/{mandate_id}")
+
+    def revoke_mandate(self, mandate_id: str) -> R:
+        return self._post(f"/v1/mandates/{mandate_id}/revoke")
+
+    def receipts(self, contract_id: str) -> R:
+        """GET /v1/contracts/{id}/receipts: the CA-signed checkout and payment receipts."""
+        return self._get(f"/v1/contracts/{contract_id}/receipts")
 
     def webhook_deliveries(self) -> R:
         return self._get("/v1/notifications/deliveries")

@@ -27,6 +27,7 @@ from aex.core import (
     json_values,
     ledger,
     lifecycle,
+    mandates,
     market,
     matching,
     money,
@@ -58,6 +59,7 @@ from aex.core.jcs import *  # noqa: F403
 from aex.core.json_values import *  # noqa: F403
 from aex.core.ledger import *  # noqa: F403
 from aex.core.lifecycle import *  # noqa: F403
+from aex.core.mandates import *  # noqa: F403
 from aex.core.market import *  # noqa: F403
 from aex.core.matching import *  # noqa: F403
 from aex.core.money import *  # noqa: F403
@@ -91,6 +93,7 @@ EXPORTING_MODULES = (
     json_values,
     ledger,
     lifecycle,
+    mandates,
     market,
     matching,
     money,

@@ -106,6 +106,11 @@ class EventType(StrEnum):
     BILLING_PLAN_CHANGED = "billing.plan_changed"
     BILLING_INVOICE_ISSUED = "billing.invoice_issued"
     BILLING_INVOICE_UPDATED = "billing.invoice_updated"
+    # AP2 mandates (issue 15 item 2): a tenant's intent mandate registered or revoked; a
+    # signed receipt (checkout at award, payment at settlement) issued for a contract.
+    MANDATE_CREATED = "mandate.created"
+    MANDATE_REVOKED = "mandate.revoked"
+    RECEIPT_ISSUED = "receipt.issued"
 
 
 # The spec's own list, word for word (the rest of EventType extends it).
@@ -139,6 +144,8 @@ _FAMILY_STREAMS: Final[Mapping[str, Stream]] = {
     "provider": Stream.IDENTITY,
     "notification": Stream.NOTIFICATIONS,
     "billing": Stream.SETTLEMENT,  # issue 15 item 4: money owed to the platform
+    "mandate": Stream.SETTLEMENT,  # issue 15 item 2: what a consumer's agent may spend
+    "receipt": Stream.SETTLEMENT,  # issue 15 item 2: signed checkout and payment receipts
 }
 EVENT_STREAMS: Final[Mapping[EventType, Stream]] = {
     event_type: _FAMILY_STREAMS[event_type.value.split(".")[0]] for event_type in EventType

@@ -166,3 +166,15 @@ agent_card_term_chars_max: Final = 64
 agent_card_bytes_max: Final = 64 * 1024
 # Results of one provider search page.
 provider_search_results_max: Final = 100
+
+# AP2 mandates (issue 15 item 2, docs/payments.md "AP2 mandates"). A mandate's categories: a
+# consumer names the few market categories its agent may buy in; 32 is every category the
+# market has with room to spare.
+mandate_categories_max: Final = 32
+# A signed intent mandate as sent (compact JWS): a few hundred bytes; 8 KB leaves room for a
+# long description and refuses documents before they are parsed.
+mandate_token_chars_max: Final = 8_192
+# A mandate's free-text description (AP2's natural_language_description): a sentence or two.
+mandate_description_chars_max: Final = 512
+# User keys a tenant registers for signing mandates: one per device with spares.
+mandate_keys_per_tenant_max: Final = 16

@@ -33,6 +33,7 @@ __all__ = [
     "EndpointRejectReason",
     "LedgerRejectReason",
     "LifecycleRejectReason",
+    "MandateRejectReason",
     "MetricsRejectReason",
     "MoneyRejectReason",
     "ProgressRejectReason",
@@ -493,3 +494,37 @@ class EndpointRejectReason(Reason):
     ENDPOINT_ADDRESS_LOOPBACK = "endpoint_address_loopback"
     ENDPOINT_ADDRESS_LINK_LOCAL = "endpoint_address_link_local"
     ENDPOINT_ADDRESS_PRIVATE = "endpoint_address_private"
+
+
+class MandateRejectReason(Reason):
+    """Why an AP2 intent mandate is refused when it is registered (the signed document), or
+    why work under it is refused at submission or award (aex/core/mandates.py), in the order
+    the checks run: the document, its key and signature, then the mandate's state, then the
+    work against its limits."""
+
+    MANDATE_MALFORMED = "mandate_malformed"
+    MANDATE_KEY_UNKNOWN = "mandate_key_unknown"
+    MANDATE_SIGNATURE_INVALID = "mandate_signature_invalid"
+    MANDATE_ISSUER_MISMATCH = "mandate_issuer_mismatch"
+    MANDATE_REVOKED = "mandate_revoked"
+    MANDATE_EXPIRED = "mandate_expired"
+    MANDATE_AGENT_MISMATCH = "mandate_agent_mismatch"
+    MANDATE_CURRENCY_MISMATCH = "mandate_currency_mismatch"
+    MANDATE_CATEGORY_NOT_ALLOWED = "mandate_category_not_allowed"
+    MANDATE_AMOUNT_PER_WORK_EXCEEDED = "mandate_amount_per_work_exceeded"
+    MANDATE_TOTAL_EXCEEDED = "mandate_total_exceeded"
+
+
+# A mandate that no longer authorises anything (revoked, expired) or a work beyond what it
+# authorises is a refusal of authority, 403; a document that does not verify is 422.
+HTTP_STATUS_HINT.update(
+    {
+        MandateRejectReason.MANDATE_REVOKED.value: 403,
+        MandateRejectReason.MANDATE_EXPIRED.value: 403,
+        MandateRejectReason.MANDATE_AGENT_MISMATCH.value: 403,
+        MandateRejectReason.MANDATE_CURRENCY_MISMATCH.value: 403,
+        MandateRejectReason.MANDATE_CATEGORY_NOT_ALLOWED.value: 403,
+        MandateRejectReason.MANDATE_AMOUNT_PER_WORK_EXCEEDED.value: 403,
+        MandateRejectReason.MANDATE_TOTAL_EXCEEDED.value: 403,
+    }
+)

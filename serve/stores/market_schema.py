@@ -362,3 +362,51 @@ CREATE TABLE invoices (
 );
 CREATE INDEX invoices_by_tenant ON invoices (tenant_id, created_at_ms)
 """
+
+
+# AP2 mandates (issue 15 item 2, docs/payments.md "AP2 mandates"): the user keys a tenant signs
+# intent mandates with, the mandates as verified (their limits in minor units, the signed
+# document kept as evidence), which work each mandate covers (what it has spent is read from
+# that work and its contract), and the signed receipts of contracts (checkout at award,
+# payment at settlement; one of each per contract). One text for both backends.
+MANDATES_SCHEMA = """
+CREATE TABLE mandate_keys (
+    kid TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    jwk TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL
+);
+CREATE INDEX mandate_keys_by_tenant ON mandate_keys (tenant_id);
+CREATE TABLE mandates (
+    mandate_id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    kid TEXT NOT NULL,
+    agent_key_id TEXT,
+    currency TEXT NOT NULL,
+    amount_per_work_minor BIGINT NOT NULL CHECK (amount_per_work_minor > 0),
+    amount_total_minor BIGINT NOT NULL CHECK (amount_total_minor >= amount_per_work_minor),
+    categories TEXT NOT NULL,
+    description TEXT NOT NULL,
+    issued_at_ms BIGINT NOT NULL,
+    expires_at_ms BIGINT NOT NULL,
+    token TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    revoked_at_ms BIGINT
+);
+CREATE INDEX mandates_by_tenant ON mandates (tenant_id, created_at_ms);
+CREATE TABLE mandate_work (
+    work_id TEXT PRIMARY KEY,
+    mandate_id TEXT NOT NULL REFERENCES mandates (mandate_id)
+);
+CREATE INDEX mandate_work_by_mandate ON mandate_work (mandate_id);
+CREATE TABLE receipts (
+    receipt_id TEXT PRIMARY KEY,
+    contract_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    mandate_id TEXT NOT NULL,
+    token TEXT NOT NULL,
+    issued_at_ms BIGINT NOT NULL,
+    UNIQUE (contract_id, kind)
+);
+ALTER TABLE contracts ADD COLUMN dispute_receipt_id TEXT
+"""

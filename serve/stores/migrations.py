@@ -6,6 +6,7 @@ from serve.stores.market_schema import (
     AGENT_CARDS_SCHEMA,
     BILLING_SCHEMA,
     CA_SCHEMA,
+    MANDATES_SCHEMA,
     MARKET_SCHEMA,
     SUBSCRIPTION_INDEX_SCHEMA,
 )
@@ -212,5 +213,7 @@ CREATE INDEX postings_by_account ON postings (account_id, entry_id)
     # Certificates with meaning (issue 15 item 1): claim assurance, ACME-style challenges,
     # status-list entries, delegations.
     (11, CERT_TRUST_SCHEMA),
+    # AP2 mandates (issue 15 item 2): user keys, intent mandates, covered work, receipts.
+    (12, MANDATES_SCHEMA),
 )
 assert [number for number, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))

@@ -1,10 +1,11 @@
 """The SDK (aex.client) against a real server on both backends: the spec's three workflows,
 safe retries of writes, the notification stream with Last-Event-ID, problems as exceptions,
-webhook signatures and offline certificate verification."""
+webhook signatures, offline certificate verification and an AP2 mandate with its receipts."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,8 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from joserfc import jwt
+from joserfc.jwk import KeySet
 
 from aex.client import (
     AsyncClient,
@@ -29,8 +32,10 @@ from aex.core.certs import (
     Claim,
     LocalSigner,
     Verified,
+    public_key_to_jwk,
     sign_request,
 )
+from aex.core.mandates import sign_mandate
 from aex.core.reasons import Rejected
 from tests.serve.server import OPERATOR_KEY, Server
 
@@ -223,3 +228,58 @@ def test_the_sse_parser_follows_the_event_stream_rules() -> None:
     assert out == [Notification("7", "work.submitted", '{"a":\n1}')]
     assert out[0].json() == {"a": 1}
     assert parser.feed_line("") == []  # a blank line with no data dispatches nothing
+
+
+def test_an_ap2_mandate_runs_on_the_sdk(server: Server) -> None:
+    # docs/payments.md "AP2 mandates", step by step.
+    buyer, tenant_id = consumer_client(server)
+    buyer.deposit(tenant_id, "1000")
+    _, agent, provider_id = provider_client(server)
+    operator = Client(server.url, api_key=OPERATOR_KEY)
+    user_key = LocalSigner.from_private_key(ec.generate_private_key(ec.SECP256R1()))
+    buyer.register_mandate_key(public_key_to_jwk(user_key.public_key))
+    now_s = int(time.time())
+    token = sign_mandate(
+        mandate_id="mdt_sdk_" + tenant_id[-8:],
+        tenant_id=tenant_id,
+        currency="USD",
+        amount_per_work="150.00",
+        amount_total="300.00",
+        categories=["TECHNOLOGY"],
+        issued_at_s=now_s,
+        expires_at_s=now_s + 7 * 86_400,
+        signer=user_key,
+        description="Code reviews: at most $150 each, $300 in all, for a week",
+    )
+    mandate = buyer.create_mandate(token)
+    assert mandate["state"] == "ACTIVE"
+    work = dict(
+        title="Review Go microservices codebase",
+        category="TECHNOLOGY",
+        budget_min="50",
+        budget_max="200",
+        bid_window_seconds=5,
+    )
+    with pytest.raises(ProblemError) as refused:
+        buyer.submit_work(**work, mandate_id=mandate["mandate_id"])
+    assert refused.value.slug == "mandate-amount-per-work-exceeded"
+    posted = buyer.submit_work(**{**work, "budget_max": "150"}, mandate_id=mandate["mandate_id"])
+    agent.submit_bid(
+        work_id=posted["work_id"],
+        provider_id=provider_id,
+        price="120",
+        confidence=0.95,
+        estimated_duration="2h",
+        max_turnaround="4h",
+    )
+    operator.close_window(posted["work_id"])
+    contract_id = buyer.work(posted["work_id"])["contract_id"]
+    agent.complete(contract_id, results={"report": "ok"}, metrics={"coverage": 0.9})
+    receipts = buyer.receipts(contract_id)["receipts"]
+    keys = KeySet.import_key_set(buyer.ca_document()["jwks"])
+    kinds = [jwt.decode(r["token"], keys, algorithms=["ES256"]).claims for r in receipts]
+    assert sorted(c["receipt_type"] for c in kinds) == ["checkout", "payment"]
+    assert buyer.mandate(mandate["mandate_id"])["spent"] == "120.00"
+    assert buyer.revoke_mandate(mandate["mandate_id"])["state"] == "REVOKED"
+    for client in (buyer, agent, operator):
+        client.close()

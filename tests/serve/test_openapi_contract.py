@@ -30,6 +30,7 @@ BODYLESS = {
     ("post", "/v1/certificates/{cert_id}/renew"),
     ("post", "/v1/certificates/challenges/{token}/validate"),
     ("post", "/v1/certificates/delegations/{delegation_id}/revoke"),
+    ("post", "/v1/mandates/{mandate_id}/revoke"),
 }
 # The certificate routes are being retyped on another branch (certificate types); their shapes
 # are described there. This list only shrinks.
