@@ -41,6 +41,7 @@ from serve.middleware.edge import (
     JsonLogMiddleware,
     RecoveryMiddleware,
     RequestIdMiddleware,
+    UnknownPathMiddleware,
 )
 from serve.middleware.gateway import (
     AuthMiddleware,
@@ -317,11 +318,12 @@ def create_app(settings: Settings) -> ASGIApp:
         burst=settings.rate_limit_burst,
         anonymous_per_minute=settings.anonymous_requests_per_minute,
     )
+    routes = RouteLabels(route.path for route in litestar_app.routes)
+    app = UnknownPathMiddleware(app, serves=routes.serves)
     app = TimeoutMiddleware(app, timeout_s=settings.request_timeout_s)
     app = CorsMiddleware(app, origins=settings.cors_origins)
     app = RecoveryMiddleware(app)
     app = JsonLogMiddleware(app)
-    routes = RouteLabels(route.path_format for route in litestar_app.routes)
     return MetricsMiddleware(RequestIdMiddleware(app), metrics, routes)
 
 

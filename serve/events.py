@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import threading
 import time
 import weakref
@@ -325,13 +326,22 @@ class RouteLabels:
     (`/v1/work/{work_id}`), or `<unmatched>` for every path no route serves, so that the number
     of series is bounded by the application's routes, whatever paths clients send. Matched
     per segment as the router does: a literal segment wins over a parameter
-    (`/v1/certificates/usage` over `/v1/certificates/{cert_id}`)."""
+    (`/v1/certificates/usage` over `/v1/certificates/{cert_id}`), and a `{name:path}`
+    parameter (static assets) takes the rest of the path. Templates come as Litestar writes
+    `route.path` (`/v1/work/{work_id:str}`); labels drop the types."""
 
     def __init__(self, templates: Iterable[str]) -> None:
         self._by_length: dict[int, list[tuple[tuple[str | None, ...], str]]] = {}
+        self._prefixed: list[tuple[tuple[str | None, ...], str]] = []  # ending in {x:path}
         for template in sorted(set(templates)):
-            parts = tuple(None if part.startswith("{") else part for part in _segments(template))
-            self._by_length.setdefault(len(parts), []).append((parts, template))
+            segments = _segments(template)
+            label = "/" + "/".join(_TYPE.sub("}", seg) for seg in segments)
+            if segments and segments[-1].endswith(":path}"):
+                parts = tuple(None if seg.startswith("{") else seg for seg in segments[:-1])
+                self._prefixed.append((parts, label))
+                continue
+            parts = tuple(None if seg.startswith("{") else seg for seg in segments)
+            self._by_length.setdefault(len(parts), []).append((parts, label))
 
     def label(self, path: str) -> str:
         segments = _segments(path)
@@ -341,7 +351,22 @@ class RouteLabels:
                 rank = tuple(part is not None for part in parts)
                 if best is None or rank > best[0]:
                     best = (rank, template)
-        return UNMATCHED_ROUTE if best is None else best[1]
+        if best is not None:
+            return best[1]
+        for parts, template in self._prefixed:
+            head = segments[: len(parts)]
+            if len(segments) > len(parts) and all(
+                part is None or part == seg for part, seg in zip(parts, head, strict=True)
+            ):
+                return template
+        return UNMATCHED_ROUTE
+
+    def serves(self, path: str) -> bool:
+        """Whether some route serves `path` (whatever the method)."""
+        return self.label(path) != UNMATCHED_ROUTE
+
+
+_TYPE = re.compile(r":[a-z]+\}$")
 
 
 def _segments(path: str) -> tuple[str, ...]:

@@ -1,4 +1,5 @@
-"""The first four layers of the spec's pipeline: request id, JSON logs, recovery, CORS.
+"""The first layers of the spec's pipeline: request id, JSON logs, recovery, CORS; and the
+unknown-path 404 that comes before any credential is read.
 
 Spec "Production Middleware Stack": "1. RequestID → Generate unique trace ID 2. Logging →
 Structured JSON request/response logs 3. Recovery → Catch panics, return 500 4. CORS →
@@ -13,6 +14,7 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 import msgspec
@@ -157,6 +159,23 @@ class RecoveryMiddleware:
                 raise
             problem = ProblemError(500, "internal-error", "the request failed")
             await send_problem(scope, send, problem)
+
+
+class UnknownPathMiddleware:
+    """A path no route serves is 404 `not-found` for everyone, before any credential is read:
+    a client with no key, a wrong key or the operator's learns the same (the paths that exist
+    are public, in the OpenAPI document), and no rate-limit or key lookup is spent on it."""
+
+    def __init__(self, app: ASGIApp, *, serves: Callable[[str], bool]) -> None:
+        self.app = app
+        self.serves = serves
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self.serves(scope["path"]):
+            problem = ProblemError(404, "not-found", "no such path")
+            await send_problem(scope, send, problem)
+            return
+        await self.app(scope, receive, send)
 
 
 class CorsMiddleware:

@@ -69,6 +69,28 @@ def test_unknown_route_is_a_problem(client: httpx.Client, tenant: Tenant) -> Non
     assert_problem(client.get("/v1/nothing", headers=tenant.headers), 404, "not-found")
 
 
+def test_an_unknown_path_is_404_for_everyone_before_any_credential_is_read(
+    client: httpx.Client, tenant: Tenant, operator: dict[str, str]
+) -> None:
+    credentials = (
+        {},  # none
+        {"X-API-Key": "aexk_" + "0" * 64},  # a wrong key
+        {"Authorization": "Bearer not.a.jwt"},  # a malformed token
+        tenant.headers,
+        operator,
+    )
+    for path in ("/", "/v1/nothing", "/v1/work/w_1/nothing", "/admin", "/v1/keys/k/x/y"):
+        for headers in credentials:
+            for method in ("GET", "POST", "DELETE"):
+                answer = client.request(method, path, headers=headers)
+                assert_problem(answer, 404, "not-found")
+    # Paths that exist still need their credential, and assets under a {file_path:path}
+    # route are not "unknown" however deep.
+    assert client.get("/v1/keys").status_code == 401
+    assert client.get("/v1/work/w_1").status_code == 401
+    assert client.get("/schema/assets/no/such/file.js").status_code == 404
+
+
 def test_wrong_method_is_a_problem(client: httpx.Client, tenant: Tenant) -> None:
     assert_problem(client.put("/v1/keys", headers=tenant.headers), 405, "method-not-allowed")
 

@@ -119,3 +119,12 @@ def test_route_labels_prefer_literal_segments_and_bound_everything_else() -> Non
     assert labels.label("/v1/work/") == "/v1/work"
     assert labels.label("/v1/work/x/y") == UNMATCHED_ROUTE
     assert labels.label("/" + "a" * 5000) == UNMATCHED_ROUTE
+
+
+def test_route_labels_read_litestar_paths_and_let_a_path_parameter_take_the_rest() -> None:
+    labels = RouteLabels(["/v1/work/{work_id:str}", "/schema/assets/{file_path:path}"])
+    assert labels.label("/v1/work/w_1") == "/v1/work/{work_id}"
+    assert labels.label("/schema/assets/a/b/c.js") == "/schema/assets/{file_path}"
+    assert labels.label("/schema/assets") == UNMATCHED_ROUTE  # a file is needed
+    assert labels.serves("/v1/work/w_1")
+    assert not labels.serves("/v1/work/w_1/x")
