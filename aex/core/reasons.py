@@ -237,6 +237,8 @@ class LedgerRejectReason(Reason):
     INSUFFICIENT_FUNDS = "ledger_insufficient_funds"
     # A wallet bucket would exceed limits.balance_minor_max.
     BALANCE_LIMIT_EXCEEDED = "ledger_balance_limit_exceeded"
+    # Token bank: an expiry of credit that is absent or not yet expired at the given time.
+    CREDIT_NOT_EXPIRED = "ledger_credit_not_expired"
 
 
 class BidRejectReason(Reason):
