@@ -62,6 +62,7 @@ from serve.routes.identity import OperatorController, TenantController, create_t
 from serve.routes.market import MARKET_HANDLERS
 from serve.routes.market import metrics as metrics_route
 from serve.routes.registry import ProviderController, SubscriptionController
+from serve.routes.vouchers import VOUCHER_HANDLERS
 from serve.routes.wallets import WalletController
 from serve.schemas import StrictRequest
 from serve.secret_box import SecretBox
@@ -73,6 +74,7 @@ from serve.stores.market_db import MarketDb, PostgresMarketDb, SqliteMarketDb
 from serve.stores.memory import GcraRateLimiter, TtlKeyCache
 from serve.stores.sqlite import SqliteStore
 from serve.stores.sqlite_ledger import SqliteLedger
+from serve.vouchers import Vouchers
 from serve.wallets import Wallets
 from serve.webhooks import Webhooks
 
@@ -161,6 +163,7 @@ def build_litestar(
         "agent_cards": AgentCards(market),
         "version": aex.__version__,
         "certificates": Certificates(market, settings.data_dir, endpoints),
+        "vouchers": Vouchers(market),
         "hub": hub,
         "streams": StreamGate(store, reauthorise_s=settings.stream_reauthorise_s),
         "webhooks": webhooks,
@@ -171,6 +174,7 @@ def build_litestar(
     }
     state |= dashboard_state(store, settings, market, state["wallets"])  # serve/dashboard
     handlers += [*MARKET_HANDLERS, *CERTIFICATE_HANDLERS, *AGENT_CARD_HANDLERS, _docs_assets()]
+    handlers += VOUCHER_HANDLERS  # the token bank (serve/vouchers.py)
     handlers.append(dashboard_router())
     app = Litestar(
         route_handlers=handlers,

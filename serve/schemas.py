@@ -193,10 +193,16 @@ class WithdrawalCreate(Strict, frozen=True):
 
 
 class BalanceView(msgspec.Struct, frozen=True):
+    """A wallet: `available` cash (withdrawable), `held` escrow, and `credit` (the token bank's
+    prepaid credit: spent on work before cash, never withdrawn), expiring at
+    `credit_expires_at` (null without credit)."""
+
     tenant_id: str
     currency: str
     available: str
     held: str
+    credit: str
+    credit_expires_at: str | None
 
 
 class MoneyMovement(msgspec.Struct, frozen=True):

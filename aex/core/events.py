@@ -105,6 +105,11 @@ class EventType(StrEnum):
     # each time a whole cent is posted).
     BILLING_PLAN_CHANGED = "billing.plan_changed"
     BILLING_INVOICE_UPDATED = "billing.invoice_updated"
+    # Token bank (issue 15 item 3): the operator issued a voucher, a tenant redeemed one into
+    # its credit bucket, a sweep moved a wallet's expired credit to breakage.
+    VOUCHER_ISSUED = "voucher.issued"
+    VOUCHER_REDEEMED = "voucher.redeemed"
+    CREDIT_EXPIRED = "credit.expired"
 
 
 # The spec's own list, word for word (the rest of EventType extends it).
@@ -138,6 +143,8 @@ _FAMILY_STREAMS: Final[Mapping[str, Stream]] = {
     "provider": Stream.IDENTITY,
     "notification": Stream.NOTIFICATIONS,
     "billing": Stream.SETTLEMENT,  # issue 15 item 4: money owed to the platform
+    "voucher": Stream.SETTLEMENT,  # issue 15 item 3: the token bank
+    "credit": Stream.SETTLEMENT,
 }
 EVENT_STREAMS: Final[Mapping[EventType, Stream]] = {
     event_type: _FAMILY_STREAMS[event_type.value.split(".")[0]] for event_type in EventType

@@ -166,3 +166,8 @@ agent_card_term_chars_max: Final = 64
 agent_card_bytes_max: Final = 64 * 1024
 # Results of one provider search page.
 provider_search_results_max: Final = 100
+
+# The token bank's vouchers: redemptions one multi-use voucher allows (a campaign's size), and
+# the expired wallets one sweep call moves to breakage (one transaction each).
+voucher_redemptions_max: Final = 1_000_000
+credit_expiries_per_sweep_max: Final = 500

@@ -6,6 +6,7 @@ from serve.stores.market_schema import (
     AGENT_CARDS_SCHEMA,
     BILLING_SCHEMA,
     CA_SCHEMA,
+    CREDIT_VOUCHERS_SCHEMA,
     MARKET_SCHEMA,
     SUBSCRIPTION_INDEX_SCHEMA,
 )
@@ -212,5 +213,7 @@ CREATE INDEX postings_by_account ON postings (account_id, entry_id)
     # Certificates with meaning (issue 15 item 1): claim assurance, ACME-style challenges,
     # status-list entries, delegations.
     (11, CERT_TRUST_SCHEMA),
+    # The token bank (issue 15 item 3): credit buckets, vouchers (serve/vouchers.py).
+    (12, CREDIT_VOUCHERS_SCHEMA),
 )
 assert [number for number, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))

@@ -13,6 +13,7 @@ from serve.stores.market_schema import (
     AGENT_CARDS_SCHEMA,
     CA_SCHEMA,
     PG_BILLING_SCHEMA,
+    PG_CREDIT_VOUCHERS_SCHEMA,
     PG_MARKET_SCHEMA,
     PG_SUBSCRIPTION_INDEX_SCHEMA,
 )
@@ -161,5 +162,7 @@ PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
     # Certificates with meaning (issue 15 item 1): claim assurance, ACME-style challenges,
     # status-list entries, delegations.
     (11, CERT_TRUST_SCHEMA),
+    # The token bank (issue 15 item 3): credit buckets, vouchers (serve/vouchers.py).
+    (12, PG_CREDIT_VOUCHERS_SCHEMA),
 )
 assert [number for number, _ in PG_MIGRATIONS] == list(range(1, len(PG_MIGRATIONS) + 1))

@@ -230,9 +230,10 @@ class LedgerMachine(RuleBasedStateMachine):
             assert record.credit_minor == min(credit_before, amount_minor)
             assert self.credit(wallet_id) == credit_before - record.credit_minor
             assert self.available(wallet_id) == available_before - record.cash_minor
-        elif isinstance(result, Rejected):
-            if result.reason is LedgerRejectReason.INSUFFICIENT_FUNDS:
-                assert available_before + credit_before < amount_minor
+        elif (
+            isinstance(result, Rejected) and result.reason is LedgerRejectReason.INSUFFICIENT_FUNDS
+        ):
+            assert available_before + credit_before < amount_minor
 
     @precondition(lambda self: self.state.holds)
     @rule(data=st.data(), payee_wallet_id=WALLETS, fee_bps=FEES_BPS)
