@@ -10,8 +10,8 @@ move money twice), else it is fresh.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from aex.core import Money, Rejected, format_amount, parse_money
 from aex.core.ledger import Applied, Deposit, Wallet, Withdraw
