@@ -147,6 +147,7 @@ GROUPS: dict[str, str] = {
     "CertLifecycleRejectReason": "Certificate approve, reject, renew, revoke",
     "CertVerifyReason": "POST /v1/certificates/verify (and offline `aex verify`)",
     "EndpointRejectReason": "A provider's webhook endpoint URL",
+    "VoucherRejectReason": "The token bank: POST /v1/admin/vouchers and POST /v1/vouchers/redeem",
 }
 
 

@@ -122,12 +122,13 @@ def test_wrong_expired_and_invalid_vouchers_are_refused_and_credit_nothing(
     time.sleep(1.2)
     expired = redeem(client, tenant, code)
     assert (expired.status_code, slug(expired)) == (410, "voucher-expired")
-    for body, status, refused in [
+    cases: list[tuple[dict[str, object], int, str]] = [
         ({"expires_at": "2001-01-01T00:00:00Z"}, 422, "voucher-expiry-not-in-future"),
         ({"amount": "0"}, 422, "voucher-amount-not-positive"),
         ({"amount": "0.001"}, 422, "amount-precision-exceeded"),
         ({"max_redemptions": 0}, 422, "voucher-redemptions-out-of-range"),
-    ]:
+    ]
+    for body, status, refused in cases:
         full: dict[str, object] = {"amount": "1.00", "currency": "USD", "expires_at": LATER}
         full |= body
         response = client.post("/v1/admin/vouchers", json=full, headers=OPERATOR)
