@@ -225,6 +225,7 @@ class TransactionView(msgspec.Struct, frozen=True):
     held_change: str
     currency: str
     created_at_ms: int
+    credit_change: str  # the token bank's credit bucket
 
 
 class ReviewNote(Strict, frozen=True):

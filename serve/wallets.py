@@ -77,6 +77,7 @@ class Wallets:
                 _amount(r.held_change_minor, r.currency),
                 r.currency,
                 r.created_at_ms,
+                _amount(r.credit_change_minor, r.currency),
             )
             for r in rows
         ]

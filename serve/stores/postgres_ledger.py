@@ -105,12 +105,15 @@ class PostgresLedger:
                 "SELECT e.entry_id, e.operation_id, e.kind,"
                 " sum(CASE WHEN p.bucket = 'available' THEN p.amount_minor ELSE 0 END),"
                 " sum(CASE WHEN p.bucket = 'held' THEN p.amount_minor ELSE 0 END),"
-                " min(p.currency), e.created_at_ms"
+                " min(p.currency), e.created_at_ms,"
+                " sum(CASE WHEN p.bucket = 'credit' THEN p.amount_minor ELSE 0 END)"
                 " FROM postings p JOIN journal_entries e USING (entry_id)"
                 " WHERE p.account_id = %s GROUP BY e.entry_id ORDER BY e.entry_id DESC LIMIT %s",
                 (wallet_id, limit),
             ).fetchall()
-        return [HistoryRow(r[0], r[1], r[2], int(r[3]), int(r[4]), r[5], r[6]) for r in rows]
+        return [
+            HistoryRow(r[0], r[1], r[2], int(r[3]), int(r[4]), r[5], r[6], int(r[7])) for r in rows
+        ]
 
     def totals_by_currency(self) -> dict[str, int]:
         """The sum of every posting per currency: zero for all, always (double entry)."""

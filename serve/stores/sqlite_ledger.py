@@ -168,7 +168,8 @@ class SqliteLedger:
             "SELECT e.entry_id, e.operation_id, e.kind,"
             " sum(CASE WHEN p.bucket = 'available' THEN p.amount_minor ELSE 0 END),"
             " sum(CASE WHEN p.bucket = 'held' THEN p.amount_minor ELSE 0 END),"
-            " p.currency, e.created_at_ms"
+            " p.currency, e.created_at_ms,"
+            " sum(CASE WHEN p.bucket = 'credit' THEN p.amount_minor ELSE 0 END)"
             " FROM postings p JOIN journal_entries e USING (entry_id)"
             " WHERE p.account_id = ? GROUP BY e.entry_id ORDER BY e.entry_id DESC LIMIT ?",
             (wallet_id, limit),
