@@ -67,6 +67,7 @@ from serve.routes.mandates import MANDATE_HANDLERS
 from serve.routes.market import MARKET_HANDLERS
 from serve.routes.market import metrics as metrics_route
 from serve.routes.registry import ProviderController, SubscriptionController
+from serve.routes.vouchers import VOUCHER_HANDLERS
 from serve.routes.wallets import WalletController
 from serve.schemas import StrictRequest
 from serve.secret_box import SecretBox
@@ -78,6 +79,7 @@ from serve.stores.market_db import MarketDb, PostgresMarketDb, SqliteMarketDb
 from serve.stores.memory import GcraRateLimiter, TtlKeyCache
 from serve.stores.sqlite import SqliteStore
 from serve.stores.sqlite_ledger import SqliteLedger
+from serve.vouchers import Vouchers
 from serve.wallets import Wallets
 from serve.webhooks import Webhooks
 
@@ -170,6 +172,7 @@ def build_litestar(
         "certificates": certificates,
         "billing": Billing(market),
         "mandates": Mandates(market),
+        "vouchers": Vouchers(market),
         "hub": hub,
         "streams": StreamGate(store, reauthorise_s=settings.stream_reauthorise_s),
         "webhooks": webhooks,
@@ -180,7 +183,7 @@ def build_litestar(
     }
     state |= dashboard_state(store, settings, market, state["wallets"])  # serve/dashboard
     handlers += [*MARKET_HANDLERS, *CERTIFICATE_HANDLERS, *AGENT_CARD_HANDLERS]
-    handlers += [*BILLING_HANDLERS, *MANDATE_HANDLERS, _docs_assets()]
+    handlers += [*BILLING_HANDLERS, *MANDATE_HANDLERS, *VOUCHER_HANDLERS, _docs_assets()]
     handlers.append(dashboard_router())
     app = Litestar(
         route_handlers=handlers,

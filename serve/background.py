@@ -7,7 +7,8 @@ the server was down closes at once) and closes each in its own transaction; the 
 OPEN -> EVALUATING guard makes it exactly once even with several workers or a racing closer.
 Poll interval: AEX_WINDOW_POLL_MS (serve/settings.py; a window closes at most that late). The
 same loop pays out settled contracts whose dispute window has ended (`Market.pay_out_due`,
-exactly once under the contract's row lock; docs/ledger.md "Settlement and disputes").
+exactly once under the contract's row lock; docs/ledger.md "Settlement and disputes"), and
+moves expired token-bank credit to breakage (`Vouchers.expire_due`, docs/payments.md).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from serve.adapters.nats_relay import (
 from serve.market import Market
 from serve.security import now_ms
 from serve.stores.market_db import Lease, MarketDb
+from serve.vouchers import Vouchers
 from serve.webhooks import Webhooks
 
 _log = logging.getLogger("aex.serve")
@@ -73,6 +75,10 @@ async def run_window_closer(market: Market, poll_ms: int) -> None:
             await pay_out_due_contracts(market)
         except Exception:
             _log.exception("payout sweeper")
+        try:  # the token bank: expired credit becomes breakage (serve/vouchers.py)
+            await asyncio.to_thread(Vouchers(market).expire_due)
+        except Exception:
+            _log.exception("credit expiry sweeper")
         await asyncio.sleep(poll_ms / 1000)
 
 

@@ -193,10 +193,16 @@ class WithdrawalCreate(Strict, frozen=True):
 
 
 class BalanceView(msgspec.Struct, frozen=True):
+    """A wallet: `available` cash (withdrawable), `held` escrow, and `credit` (the token bank's
+    prepaid credit: spent on work before cash, never withdrawn), expiring at
+    `credit_expires_at` (null without credit)."""
+
     tenant_id: str
     currency: str
     available: str
     held: str
+    credit: str
+    credit_expires_at: str | None
 
 
 class MoneyMovement(msgspec.Struct, frozen=True):
@@ -219,6 +225,7 @@ class TransactionView(msgspec.Struct, frozen=True):
     held_change: str
     currency: str
     created_at_ms: int
+    credit_change: str  # the token bank's credit bucket
 
 
 class ReviewNote(Strict, frozen=True):

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from aex.core import Money, Rejected, format_amount, parse_money
-from aex.core.ledger import Applied, Deposit, Withdraw
+from aex.core.ledger import Applied, Deposit, Wallet, Withdraw
 from aex.core.reasons import LedgerRejectReason
 from serve.problems import FieldError, ProblemError, problem_for_rejected
 from serve.schemas import (
@@ -61,11 +62,7 @@ class Wallets:
         if isinstance(checked, Rejected):
             raise problem_for_rejected(checked)
         wallet = self.ledger.wallet(wallet_id(tenant_id, currency))
-        available = 0 if wallet is None else wallet.available_minor
-        held = 0 if wallet is None else wallet.held_minor
-        return BalanceView(
-            tenant_id, currency, _amount(available, currency), _amount(held, currency)
-        )
+        return _balance(tenant_id, currency, wallet)
 
     def history(self, caller: Principal, currency: str, limit: int) -> list[TransactionView]:
         rows = self.ledger.history(
@@ -80,6 +77,7 @@ class Wallets:
                 _amount(r.held_change_minor, r.currency),
                 r.currency,
                 r.created_at_ms,
+                _amount(r.credit_change_minor, r.currency),
             )
             for r in rows
         ]
@@ -91,12 +89,7 @@ class Wallets:
             raise problem_for_rejected(result)
         own = wallet_id(tenant_id, money.currency)
         wallet = next(w for w in result.wallets if w.wallet_id == own)
-        balance = BalanceView(
-            tenant_id,
-            money.currency,
-            _amount(wallet.available_minor, money.currency),
-            _amount(wallet.held_minor, money.currency),
-        )
+        balance = _balance(tenant_id, money.currency, wallet)
         return MoneyMovement(
             result.operation_id,
             result.entry.kind.value,
@@ -106,6 +99,26 @@ class Wallets:
             result.replayed,
             balance,
         )
+
+
+def _balance(tenant_id: str, currency: str, wallet: Wallet | None) -> BalanceView:
+    if wallet is None:
+        wallet = Wallet(wallet_id(tenant_id, currency), currency, 0, 0)
+    expires = None
+    if wallet.credit_minor > 0:
+        expires = (
+            datetime.fromtimestamp(wallet.credit_expires_at_ms / 1000, UTC)
+            .isoformat()
+            .replace("+00:00", "Z")
+        )
+    return BalanceView(
+        tenant_id,
+        currency,
+        _amount(wallet.available_minor, currency),
+        _amount(wallet.held_minor, currency),
+        _amount(wallet.credit_minor, currency),
+        expires,
+    )
 
 
 def _own_money(

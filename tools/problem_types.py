@@ -155,6 +155,7 @@ GROUPS: dict[str, str] = {
     "EndpointRejectReason": "A provider's webhook endpoint URL",
     "MandateRejectReason": "AP2 mandates: POST /v1/mandates (the signed intent mandate), and work "
     "submitted (and awarded) under one, naming the limit it exceeds",
+    "VoucherRejectReason": "The token bank: POST /v1/admin/vouchers and POST /v1/vouchers/redeem",
 }
 
 

@@ -223,6 +223,39 @@ class Api(Generic[R]):
     def invoice(self, invoice_id: str) -> R:
         return self._get(f"/v1/invoices/{invoice_id}")
 
+    # -- the token bank (docs/payments.md "Token bank") ------------------------------------
+
+    def redeem_voucher(self, code: str) -> R:
+        """POST /v1/vouchers/redeem: the voucher's amount into the caller's credit bucket."""
+        return self._post("/v1/vouchers/redeem", {"code": code})
+
+    def issue_voucher(
+        self,
+        amount: Amount,
+        *,
+        expires_at: str,
+        currency: str = "USD",
+        max_redemptions: int = 1,
+        note: str = "",
+    ) -> R:
+        """POST /v1/admin/vouchers (operator): the answer's `code` is shown only this once."""
+        body = {
+            "amount": _amount(amount),
+            "currency": currency,
+            "expires_at": expires_at,
+            "max_redemptions": max_redemptions,
+            "note": note,
+        }
+        return self._post("/v1/admin/vouchers", body)
+
+    def voucher(self, voucher_id: str) -> R:
+        """GET /v1/admin/vouchers/{id} (operator): the voucher and its redemptions so far."""
+        return self._get(f"/v1/admin/vouchers/{voucher_id}")
+
+    def expire_credit(self, now_ms: int | None = None) -> R:
+        """POST /v1/admin/credit/expire (operator): expired credit becomes breakage."""
+        return self._post("/v1/admin/credit/expire", _clean({"now_ms": now_ms}))
+
     # -- the market -------------------------------------------------------------------------
 
     def submit_work(

@@ -111,6 +111,11 @@ class EventType(StrEnum):
     MANDATE_CREATED = "mandate.created"
     MANDATE_REVOKED = "mandate.revoked"
     RECEIPT_ISSUED = "receipt.issued"
+    # Token bank (issue 15 item 3): the operator issued a voucher, a tenant redeemed one into
+    # its credit bucket, a sweep moved a wallet's expired credit to breakage.
+    VOUCHER_ISSUED = "voucher.issued"
+    VOUCHER_REDEEMED = "voucher.redeemed"
+    CREDIT_EXPIRED = "credit.expired"
 
 
 # The spec's own list, word for word (the rest of EventType extends it).
@@ -146,6 +151,8 @@ _FAMILY_STREAMS: Final[Mapping[str, Stream]] = {
     "billing": Stream.SETTLEMENT,  # issue 15 item 4: money owed to the platform
     "mandate": Stream.SETTLEMENT,  # issue 15 item 2: what a consumer's agent may spend
     "receipt": Stream.SETTLEMENT,  # issue 15 item 2: signed checkout and payment receipts
+    "voucher": Stream.SETTLEMENT,  # issue 15 item 3: the token bank
+    "credit": Stream.SETTLEMENT,
 }
 EVENT_STREAMS: Final[Mapping[EventType, Stream]] = {
     event_type: _FAMILY_STREAMS[event_type.value.split(".")[0]] for event_type in EventType

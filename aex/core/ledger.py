@@ -28,6 +28,20 @@
 # operation_id with the same fingerprint returns the first Applied again (replayed=True); with a
 # different fingerprint it is Rejected(IDEMPOTENCY_CONFLICT). Rejections are not recorded, so a
 # refused operation_id may be retried (for instance after a deposit cures insufficient funds).
+#
+# Token bank (issue 15 item 3; docs/payments.md "Token bank"): prepaid marketplace credit is a
+# third wallet bucket, CREDIT, never withdrawn (Withdraw and Charge take the AVAILABLE cash
+# only). Vouchers post nothing when issued; a redemption posts CREDIT_OUTSTANDING_ACCOUNT ->
+# the wallet's credit bucket. A Hold spends credit before cash and records the credit part on
+# the hold; a Release (and a Refund) gives that part back as credit, never as cash. A Capture
+# pays the provider in cash as before: the credit part is settled by the platform, which
+# discharges the liability (credit_outstanding += c) and brings the same amount of cash in from
+# outside (external_funding -= c). Expired credit goes to BREAKAGE_REVENUE_ACCOUNT through
+# ExpireCredit, run by a sweep with an explicit now_ms. Two sub-ledgers each sum to zero:
+#   cash:   external_funding + revenue accounts + sum(available) + sum(cash part of holds) = 0
+#   credit: credit_outstanding + breakage_revenue + sum(credit) + sum(credit part of holds) = 0
+# A wallet's credit has one expiry, credit_expires_at_ms: each redemption sets it to the later
+# of the current expiry and the voucher's (the voucher's alone when the bucket was empty).
 from __future__ import annotations
 
 import hashlib
@@ -45,6 +59,8 @@ from aex.core.reasons import LedgerRejectReason, Rejected
 
 __all__ = [
     "BILLING_REVENUE_ACCOUNTS",
+    "BREAKAGE_REVENUE_ACCOUNT",
+    "CREDIT_OUTSTANDING_ACCOUNT",
     "EXTERNAL_FUNDING_ACCOUNT",
     "HOLD_TRANSITIONS",
     "PLAN_REVENUE_ACCOUNT",
@@ -56,6 +72,7 @@ __all__ = [
     "Capture",
     "Charge",
     "Deposit",
+    "ExpireCredit",
     "Hold",
     "HoldEvent",
     "HoldRecord",
@@ -67,6 +84,7 @@ __all__ = [
     "OperationKind",
     "Posting",
     "Rebate",
+    "RedeemCredit",
     "Refund",
     "Release",
     "Touched",
@@ -93,21 +111,39 @@ VERIFICATION_REVENUE_ACCOUNT: Final = "system:verification_revenue"
 PLAN_REVENUE_ACCOUNT: Final = "system:plan_revenue"
 BILLING_REVENUE_ACCOUNTS: Final = frozenset({VERIFICATION_REVENUE_ACCOUNT, PLAN_REVENUE_ACCOUNT})
 # --- end billing -----------------------------------------------------------------------------
+# --- Token bank (issue 15 item 3) --------------------------------------------------------------
+# credit_outstanding: debited by a redemption, credited back when credit is spent (a capture's
+# credit part) and debited again by the refund of that capture: minus the credit redeemed and
+# not yet spent (breakage included, docs/payments.md). breakage_revenue: expired credit.
+CREDIT_OUTSTANDING_ACCOUNT: Final = "system:credit_outstanding"
+BREAKAGE_REVENUE_ACCOUNT: Final = "system:breakage_revenue"
+# --- end token bank ------------------------------------------------------------------------------
 SYSTEM_ACCOUNTS: Final = frozenset(
-    {EXTERNAL_FUNDING_ACCOUNT, PLATFORM_REVENUE_ACCOUNT, *BILLING_REVENUE_ACCOUNTS}
+    {
+        EXTERNAL_FUNDING_ACCOUNT,
+        PLATFORM_REVENUE_ACCOUNT,
+        *BILLING_REVENUE_ACCOUNTS,
+        CREDIT_OUTSTANDING_ACCOUNT,
+        BREAKAGE_REVENUE_ACCOUNT,
+    }
 )
 # Wallet ids may not take the system prefix, so no wallet can alias a system account.
 _SYSTEM_PREFIX: Final = "system:"
 assert all(account.startswith(_SYSTEM_PREFIX) for account in SYSTEM_ACCOUNTS)
-# The largest entry is a refund or a capture: three postings.
-assert limits.postings_per_entry_max >= 3
+# The largest entry is the refund of a credit-funded capture: six postings.
+assert limits.postings_per_entry_max >= 6
 
 
 class Bucket(StrEnum):
-    """The two balances of a wallet. System accounts post to AVAILABLE only."""
+    """The balances of a wallet. System accounts post to AVAILABLE only.
+
+    AVAILABLE is cash, HELD the escrow of open holds (cash and credit), CREDIT prepaid
+    marketplace credit (the token bank): spendable on work, never withdrawn.
+    """
 
     AVAILABLE = "available"
     HELD = "held"
+    CREDIT = "credit"
 
 
 class HoldState(StrEnum):
@@ -143,6 +179,9 @@ class OperationKind(StrEnum):
     # Billing (issue 15 item 4)
     CHARGE = "charge"
     REBATE = "rebate"
+    # Token bank (issue 15 item 3)
+    REDEEM = "redeem"
+    EXPIRE = "expire"
 
 
 def _check_id(value: str) -> None:
@@ -300,9 +339,84 @@ class Rebate:
 
 # --- end billing operations ------------------------------------------------------------------
 
-Operation: TypeAlias = Deposit | Withdraw | Hold | Capture | Release | Refund | Charge | Rebate
+# --- Token bank operations (issue 15 item 3; docs/payments.md "Token bank") ----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RedeemCredit:
+    """A voucher's value: credit_outstanding -> the wallet's credit bucket (opens the wallet).
+
+    The wallet's credit then expires at the later of its current expiry and `expires_at_ms`
+    (at `expires_at_ms` alone when its credit bucket was empty).
+    """
+
+    kind: ClassVar[OperationKind] = OperationKind.REDEEM
+    operation_id: str
+    wallet_id: str
+    money: Money
+    expires_at_ms: int
+
+    def __post_init__(self) -> None:
+        _check_id(self.operation_id)
+        _check_wallet_id(self.wallet_id)
+        assert isinstance(self.money, Money)
+        assert type(self.expires_at_ms) is int
+        assert self.expires_at_ms >= 0
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireCredit:
+    """Breakage: all of the wallet's credit -> breakage_revenue, once `now_ms` reached its expiry.
+
+    Refused with CREDIT_NOT_EXPIRED when the wallet has no credit or it has not expired at
+    `now_ms` (a sweep's race with a redemption that extended it). Credit inside open holds is
+    committed to work and does not expire; released after its expiry, the next sweep takes it.
+    """
+
+    kind: ClassVar[OperationKind] = OperationKind.EXPIRE
+    operation_id: str
+    wallet_id: str
+    currency: str
+    now_ms: int
+
+    def __post_init__(self) -> None:
+        _check_id(self.operation_id)
+        _check_wallet_id(self.wallet_id)
+        assert self.currency in CURRENCY_EXPONENTS
+        assert type(self.now_ms) is int
+        assert self.now_ms >= 0
+
+
+# --- end token bank operations -------------------------------------------------------------------
+
+Operation: TypeAlias = (
+    Deposit
+    | Withdraw
+    | Hold
+    | Capture
+    | Release
+    | Refund
+    | Charge
+    | Rebate
+    | RedeemCredit
+    | ExpireCredit
+)
 _OPERATION_TYPES: Final[Mapping[OperationKind, type[Operation]]] = MappingProxyType(
-    {t.kind: t for t in (Deposit, Withdraw, Hold, Capture, Release, Refund, Charge, Rebate)}
+    {
+        t.kind: t
+        for t in (
+            Deposit,
+            Withdraw,
+            Hold,
+            Capture,
+            Release,
+            Refund,
+            Charge,
+            Rebate,
+            RedeemCredit,
+            ExpireCredit,
+        )
+    }
 )
 assert set(_OPERATION_TYPES) == set(OperationKind)
 
@@ -362,25 +476,38 @@ def check_entry(entry: JournalEntry) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Wallet:
-    """A wallet's row: one currency, two buckets, both never negative."""
+    """A wallet's row: one currency, three buckets, none ever negative.
+
+    `credit_expires_at_ms` is when the credit bucket expires (0: never had credit).
+    """
 
     wallet_id: str
     currency: str
     available_minor: int
     held_minor: int
+    credit_minor: int = 0
+    credit_expires_at_ms: int = 0
 
     def __post_init__(self) -> None:
         _check_wallet_id(self.wallet_id)
         assert self.currency in CURRENCY_EXPONENTS
         assert type(self.available_minor) is int
         assert type(self.held_minor) is int
+        assert type(self.credit_minor) is int
+        assert type(self.credit_expires_at_ms) is int
         assert 0 <= self.available_minor <= limits.balance_minor_max
         assert 0 <= self.held_minor <= limits.balance_minor_max
+        assert 0 <= self.credit_minor <= limits.balance_minor_max
+        assert self.credit_expires_at_ms >= 0
 
 
 @dataclass(frozen=True, slots=True)
 class HoldRecord:
-    """An escrow: `amount_minor` held from `wallet_id`; after capture, who was paid what."""
+    """An escrow: `amount_minor` held from `wallet_id`; after capture, who was paid what.
+
+    `credit_minor` is the part of the amount the payer's credit bucket funded (the rest was
+    cash): a release or a refund returns that part as credit.
+    """
 
     hold_id: str
     wallet_id: str
@@ -389,6 +516,7 @@ class HoldRecord:
     state: HoldState
     payee_wallet_id: str | None = None
     fee_minor: int = 0
+    credit_minor: int = 0
 
     def __post_init__(self) -> None:
         _check_id(self.hold_id)
@@ -398,6 +526,8 @@ class HoldRecord:
         assert self.currency in CURRENCY_EXPONENTS
         assert isinstance(self.state, HoldState)
         assert 0 <= self.fee_minor <= self.amount_minor
+        assert type(self.credit_minor) is int
+        assert 0 <= self.credit_minor <= self.amount_minor
         if self.state in (HoldState.CAPTURED, HoldState.REFUNDED):
             assert self.payee_wallet_id is not None
         else:
@@ -407,6 +537,10 @@ class HoldRecord:
     @property
     def payout_minor(self) -> int:
         return self.amount_minor - self.fee_minor
+
+    @property
+    def cash_minor(self) -> int:
+        return self.amount_minor - self.credit_minor
 
 
 @dataclass(frozen=True, slots=True)
@@ -509,7 +643,15 @@ def applied_to_json(applied: Applied) -> dict[str, object]:
             for p in applied.entry.postings
         ],
         "wallets": [
-            [w.wallet_id, w.currency, w.available_minor, w.held_minor] for w in applied.wallets
+            [
+                w.wallet_id,
+                w.currency,
+                w.available_minor,
+                w.held_minor,
+                w.credit_minor,
+                w.credit_expires_at_ms,
+            ]
+            for w in applied.wallets
         ],
         "holds": [
             [
@@ -520,6 +662,7 @@ def applied_to_json(applied: Applied) -> dict[str, object]:
                 h.state.value,
                 h.payee_wallet_id,
                 h.fee_minor,
+                h.credit_minor,
             ]
             for h in applied.holds
         ],
@@ -543,7 +686,16 @@ def applied_from_json(body: Mapping[str, object]) -> Applied:
         fingerprint=str(body["fingerprint"]),
         entry=entry,
         wallets=tuple(Wallet(*row) for row in wallets),
-        holds=tuple(HoldRecord(i, w, m, c, HoldState(s), p, f) for i, w, m, c, s, p, f in holds),
+        # Records stored before the token bank have four wallet columns (defaults fill in).
+        holds=tuple(_hold_from_row(h) for h in holds),
+    )
+
+
+def _hold_from_row(row: list[Any]) -> HoldRecord:
+    # Records stored before the token bank have seven hold columns (no credit part).
+    credit_minor = row[7] if len(row) > 7 else 0
+    return HoldRecord(
+        row[0], row[1], row[2], row[3], HoldState(row[4]), row[5], row[6], credit_minor
     )
 
 
@@ -564,7 +716,7 @@ def touched(operation: Operation, holds: Mapping[str, HoldRecord] | None = None)
     Returns:
         The operation_id (whose stored record the driver also loads), hold ids and wallet ids.
     """
-    walleted = Deposit | Withdraw | Charge | Rebate
+    walleted = Deposit | Withdraw | Charge | Rebate | RedeemCredit | ExpireCredit
     hold_ids = () if isinstance(operation, walleted) else (operation.hold_id,)
     wallet_ids: set[str] = set()
     if isinstance(operation, walleted | Hold):
@@ -589,15 +741,15 @@ def apply(view: LedgerView, operation: Operation) -> Applied | Rejected[LedgerRe
 
     Args:
         view: the touched wallets and holds, and the stored record of operation.operation_id.
-        operation: a Deposit, Withdraw, Hold, Capture, Release or Refund.
+        operation: any Operation (deposit ... refund, billing, token bank).
 
     Returns:
         Applied with the journal entry and the rows to write, or a replayed Applied.
 
     Rejections:
         IDEMPOTENCY_CONFLICT, AMOUNT_NOT_POSITIVE, ACCOUNT_UNKNOWN, HOLD_UNKNOWN, HOLD_ID_TAKEN,
-        HOLD_TRANSITION_ILLEGAL, CURRENCY_MISMATCH, INSUFFICIENT_FUNDS, BALANCE_LIMIT_EXCEEDED
-        (see aex/core/reasons.py). A rejection changes nothing.
+        HOLD_TRANSITION_ILLEGAL, CURRENCY_MISMATCH, INSUFFICIENT_FUNDS, BALANCE_LIMIT_EXCEEDED,
+        CREDIT_NOT_EXPIRED (see aex/core/reasons.py). A rejection changes nothing.
     """
     operation_fingerprint = fingerprint(operation)
     if view.prior is not None:
@@ -614,7 +766,7 @@ def apply(view: LedgerView, operation: Operation) -> Applied | Rejected[LedgerRe
     if isinstance(plan, Rejected):
         return plan
     postings, holds = plan
-    wallets = _wallets_after(view.wallets, postings)
+    wallets = _wallets_after(view.wallets, postings, _credit_expiry(view, operation))
     if isinstance(wallets, Rejected):
         return wallets
     entry = JournalEntry(operation.operation_id, operation.kind, postings)
@@ -650,6 +802,10 @@ def _plan(view: LedgerView, operation: Operation) -> _Plan | Rejected[LedgerReje
         return _plan_release(view, operation)
     if isinstance(operation, Charge | Rebate):
         return _plan_billing(view, operation)
+    if isinstance(operation, RedeemCredit):
+        return _plan_redeem(view, operation)
+    if isinstance(operation, ExpireCredit):
+        return _plan_expire(view, operation)
     return _plan_refund(view, operation)
 
 
@@ -685,14 +841,22 @@ def _check_wallet(
 
 
 def _check_funds(
-    view: LedgerView, wallet_id: str, amount_minor: int, *, field_name: str = "amount"
+    view: LedgerView,
+    wallet_id: str,
+    amount_minor: int,
+    *,
+    field_name: str = "amount",
+    with_credit: bool = False,
 ) -> Rejected[LedgerRejectReason] | None:
+    # Cash only, unless the money pays for work (a hold): then credit counts too.
     wallet = view.wallets[wallet_id]
-    if wallet.available_minor < amount_minor:
+    spendable = wallet.available_minor + (wallet.credit_minor if with_credit else 0)
+    if spendable < amount_minor:
+        credit = f" and {wallet.credit_minor} of credit" if with_credit else ""
         return Rejected(
             LedgerRejectReason.INSUFFICIENT_FUNDS,
             field_name,
-            f"wallet {wallet_id!r} has {wallet.available_minor} minor units available",
+            f"wallet {wallet_id!r} has {wallet.available_minor} minor units available{credit}",
         )
     return None
 
@@ -743,17 +907,27 @@ def _plan_hold(view: LedgerView, op: Hold) -> _Plan | Rejected[LedgerRejectReaso
         or _check_wallet(
             view, op.wallet_id, op.money.currency, must_exist=False, field_name="wallet_id"
         )
-        or _check_funds(view, op.wallet_id, op.money.amount_minor)
+        or _check_funds(view, op.wallet_id, op.money.amount_minor, with_credit=True)
     )
     if rejected is not None:
         return rejected
+    # Token bank: credit is spent before cash; the hold remembers the credit part.
     amount_minor = op.money.amount_minor
+    credit_minor = min(view.wallets[op.wallet_id].credit_minor, amount_minor)
     postings = _postings(
-        (op.wallet_id, Bucket.AVAILABLE, -amount_minor),
+        (op.wallet_id, Bucket.CREDIT, -credit_minor),
+        (op.wallet_id, Bucket.AVAILABLE, -(amount_minor - credit_minor)),
         (op.wallet_id, Bucket.HELD, amount_minor),
         currency=op.money.currency,
     )
-    record = HoldRecord(op.hold_id, op.wallet_id, amount_minor, op.money.currency, HoldState.OPEN)
+    record = HoldRecord(
+        op.hold_id,
+        op.wallet_id,
+        amount_minor,
+        op.money.currency,
+        HoldState.OPEN,
+        credit_minor=credit_minor,
+    )
     return postings, (record,)
 
 
@@ -787,10 +961,14 @@ def _plan_capture(view: LedgerView, op: Capture) -> _Plan | Rejected[LedgerRejec
     # Spec: "provider credited (minus 15% platform fee)"; fees.split_fee owns the rounding.
     fee_minor, payout_minor = split_fee(record.amount_minor, fee_bps=op.fee_bps)
     assert fee_minor + payout_minor == record.amount_minor
+    # Token bank: the credit part is settled by the platform in cash, so the payee is paid in
+    # cash as before: the liability is discharged and the same amount of cash comes in.
     postings = _postings(
         (record.wallet_id, Bucket.HELD, -record.amount_minor),
         (op.payee_wallet_id, Bucket.AVAILABLE, payout_minor),
         (PLATFORM_REVENUE_ACCOUNT, Bucket.AVAILABLE, fee_minor),
+        (CREDIT_OUTSTANDING_ACCOUNT, Bucket.AVAILABLE, record.credit_minor),
+        (EXTERNAL_FUNDING_ACCOUNT, Bucket.AVAILABLE, -record.credit_minor),
         currency=record.currency,
     )
     captured = replace(
@@ -806,7 +984,8 @@ def _plan_release(view: LedgerView, op: Release) -> _Plan | Rejected[LedgerRejec
     record, next_state = transition
     postings = _postings(
         (record.wallet_id, Bucket.HELD, -record.amount_minor),
-        (record.wallet_id, Bucket.AVAILABLE, record.amount_minor),
+        (record.wallet_id, Bucket.CREDIT, record.credit_minor),
+        (record.wallet_id, Bucket.AVAILABLE, record.cash_minor),
         currency=record.currency,
     )
     return postings, (replace(record, state=next_state),)
@@ -829,10 +1008,15 @@ def _plan_refund(view: LedgerView, op: Refund) -> _Plan | Rejected[LedgerRejectR
         )
         if rejected is not None:
             return rejected
+    # Token bank: the credit part goes back as credit (never as cash), and the capture's
+    # settlement of it is reversed (the liability is outstanding again, the cash goes back out).
     postings = _postings(
         (record.payee_wallet_id, Bucket.AVAILABLE, -record.payout_minor),
         (PLATFORM_REVENUE_ACCOUNT, Bucket.AVAILABLE, -record.fee_minor),
-        (record.wallet_id, Bucket.AVAILABLE, record.amount_minor),
+        (record.wallet_id, Bucket.AVAILABLE, record.cash_minor),
+        (record.wallet_id, Bucket.CREDIT, record.credit_minor),
+        (CREDIT_OUTSTANDING_ACCOUNT, Bucket.AVAILABLE, -record.credit_minor),
+        (EXTERNAL_FUNDING_ACCOUNT, Bucket.AVAILABLE, record.credit_minor),
         currency=record.currency,
     )
     return postings, (replace(record, state=next_state),)
@@ -862,14 +1046,76 @@ def _plan_billing(view: LedgerView, op: Charge | Rebate) -> _Plan | Rejected[Led
 
 # --- end billing planner -----------------------------------------------------------------------
 
+# --- Token bank planners (issue 15 item 3) -------------------------------------------------------
+
+
+def _plan_redeem(view: LedgerView, op: RedeemCredit) -> _Plan | Rejected[LedgerRejectReason]:
+    # AMOUNT_NOT_POSITIVE, CURRENCY_MISMATCH (an unknown wallet is opened).
+    rejected = _check_amount(op.money) or _check_wallet(
+        view, op.wallet_id, op.money.currency, must_exist=False, field_name="wallet_id"
+    )
+    if rejected is not None:
+        return rejected
+    amount_minor = op.money.amount_minor
+    postings = _postings(
+        (CREDIT_OUTSTANDING_ACCOUNT, Bucket.AVAILABLE, -amount_minor),
+        (op.wallet_id, Bucket.CREDIT, amount_minor),
+        currency=op.money.currency,
+    )
+    return postings, ()
+
+
+def _plan_expire(view: LedgerView, op: ExpireCredit) -> _Plan | Rejected[LedgerRejectReason]:
+    # ACCOUNT_UNKNOWN, CURRENCY_MISMATCH, CREDIT_NOT_EXPIRED.
+    rejected = _check_wallet(
+        view, op.wallet_id, op.currency, must_exist=True, field_name="wallet_id"
+    )
+    if rejected is not None:
+        return rejected
+    wallet = view.wallets[op.wallet_id]
+    if wallet.credit_minor == 0 or op.now_ms < wallet.credit_expires_at_ms:
+        return Rejected(
+            LedgerRejectReason.CREDIT_NOT_EXPIRED,
+            "wallet_id",
+            f"wallet {op.wallet_id!r} has {wallet.credit_minor} of credit expiring at"
+            f" {wallet.credit_expires_at_ms} ms",
+        )
+    postings = _postings(
+        (op.wallet_id, Bucket.CREDIT, -wallet.credit_minor),
+        (BREAKAGE_REVENUE_ACCOUNT, Bucket.AVAILABLE, wallet.credit_minor),
+        currency=op.currency,
+    )
+    return postings, ()
+
+
+def _credit_expiry(view: LedgerView, operation: Operation) -> tuple[str, int] | None:
+    # The wallet whose credit expiry a redemption moves, and to when.
+    if not isinstance(operation, RedeemCredit):
+        return None
+    wallet = view.wallets.get(operation.wallet_id)
+    if wallet is None or wallet.credit_minor == 0:
+        return operation.wallet_id, operation.expires_at_ms
+    return operation.wallet_id, max(wallet.credit_expires_at_ms, operation.expires_at_ms)
+
+
+# --- end token bank planners ---------------------------------------------------------------------
+
+
+_BUCKET_INDEX: Final[Mapping[Bucket, int]] = MappingProxyType(
+    {Bucket.AVAILABLE: 0, Bucket.HELD: 1, Bucket.CREDIT: 2}
+)
+
 
 def _wallets_after(
-    wallets: Mapping[str, Wallet], postings: Iterable[Posting]
+    wallets: Mapping[str, Wallet],
+    postings: Iterable[Posting],
+    credit_expiry: tuple[str, int] | None = None,
 ) -> tuple[Wallet, ...] | Rejected[LedgerRejectReason]:
     # Sums the wallet postings per bucket, then builds each touched wallet's new row. A posting to
-    # a wallet that is not loaded opens it (only a deposit or a capture's payee credit can).
+    # a wallet that is not loaded opens it (only a deposit, a redemption or a capture's payee
+    # credit can). `credit_expiry` is a redemption's new expiry of its wallet's credit.
     balances: dict[str, list[int]] = {}
-    currencies: dict[str, str] = {}
+    opened: dict[str, Wallet] = {}
     for posting in postings:
         if posting.account_id in SYSTEM_ACCOUNTS:
             continue
@@ -878,21 +1124,33 @@ def _wallets_after(
             assert posting.amount_minor > 0, "only a credit may open a wallet"
             wallet = Wallet(posting.account_id, posting.currency, 0, 0)
         assert wallet.currency == posting.currency
-        current = balances.setdefault(wallet.wallet_id, [wallet.available_minor, wallet.held_minor])
-        currencies[wallet.wallet_id] = wallet.currency
-        current[0 if posting.bucket is Bucket.AVAILABLE else 1] += posting.amount_minor
-    for wallet_id, (available_minor, held_minor) in balances.items():
+        opened.setdefault(wallet.wallet_id, wallet)
+        current = balances.setdefault(
+            wallet.wallet_id, [wallet.available_minor, wallet.held_minor, wallet.credit_minor]
+        )
+        current[_BUCKET_INDEX[posting.bucket]] += posting.amount_minor
+    for wallet_id, amounts in balances.items():
         # Checked before any earlier rule could have let a balance go negative: asserted.
-        assert available_minor >= 0, f"available balance of {wallet_id!r} would go negative"
-        assert held_minor >= 0, f"held balance of {wallet_id!r} would go negative"
-        if max(available_minor, held_minor) > limits.balance_minor_max:
+        assert min(amounts) >= 0, f"a balance of {wallet_id!r} would go negative: {amounts}"
+        if max(amounts) > limits.balance_minor_max:
             return Rejected(
                 LedgerRejectReason.BALANCE_LIMIT_EXCEEDED, "amount", f"wallet {wallet_id!r}"
             )
-    return tuple(
-        Wallet(wallet_id, currencies[wallet_id], available_minor, held_minor)
-        for wallet_id, (available_minor, held_minor) in sorted(balances.items())
-    )
+    rows: list[Wallet] = []
+    for wallet_id, (available_minor, held_minor, credit_minor) in sorted(balances.items()):
+        expires_at_ms = opened[wallet_id].credit_expires_at_ms
+        if credit_expiry is not None and credit_expiry[0] == wallet_id:
+            expires_at_ms = credit_expiry[1]
+        rows.append(
+            replace(
+                opened[wallet_id],
+                available_minor=available_minor,
+                held_minor=held_minor,
+                credit_minor=credit_minor,
+                credit_expires_at_ms=expires_at_ms,
+            )
+        )
+    return tuple(rows)
 
 
 # --- The whole ledger in memory (tests, simulator) -------------------------------------------
@@ -955,7 +1213,10 @@ def total_by_currency(state: LedgerState) -> dict[str, int]:
     totals: dict[str, int] = {}
     for wallet in state.wallets.values():
         totals[wallet.currency] = (
-            totals.get(wallet.currency, 0) + wallet.available_minor + wallet.held_minor
+            totals.get(wallet.currency, 0)
+            + wallet.available_minor
+            + wallet.held_minor
+            + wallet.credit_minor
         )
     for (_, currency), balance_minor in state.system_balances.items():
         totals[currency] = totals.get(currency, 0) + balance_minor

@@ -178,3 +178,7 @@ mandate_token_chars_max: Final = 8_192
 mandate_description_chars_max: Final = 512
 # User keys a tenant registers for signing mandates: one per device with spares.
 mandate_keys_per_tenant_max: Final = 16
+# The token bank's vouchers: redemptions one multi-use voucher allows (a campaign's size), and
+# the expired wallets one sweep call moves to breakage (one transaction each).
+voucher_redemptions_max: Final = 1_000_000
+credit_expiries_per_sweep_max: Final = 500

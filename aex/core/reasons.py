@@ -43,6 +43,7 @@ __all__ = [
     "ResolutionRejectReason",
     "ScopeRejectReason",
     "TextRejectReason",
+    "VoucherRejectReason",
     "WeightsRejectReason",
     "WorkRejectReason",
 ]
@@ -238,6 +239,8 @@ class LedgerRejectReason(Reason):
     INSUFFICIENT_FUNDS = "ledger_insufficient_funds"
     # A wallet bucket would exceed limits.balance_minor_max.
     BALANCE_LIMIT_EXCEEDED = "ledger_balance_limit_exceeded"
+    # Token bank: an expiry of credit that is absent or not yet expired at the given time.
+    CREDIT_NOT_EXPIRED = "ledger_credit_not_expired"
 
 
 class BidRejectReason(Reason):
@@ -323,6 +326,25 @@ class BillingRejectReason(Reason):
     PLAN_AGENTS_EXCEEDED = "billing_plan_agents_exceeded"
 
 
+class VoucherRejectReason(Reason):
+    """The token bank's vouchers (serve/vouchers.py; docs/payments.md "Token bank"), in order."""
+
+    # Issue: the amount is not positive (the money itself is checked by MoneyRejectReason).
+    VOUCHER_AMOUNT_NOT_POSITIVE = "voucher_amount_not_positive"
+    # Issue: the expiry is not in the future.
+    VOUCHER_EXPIRY_NOT_IN_FUTURE = "voucher_expiry_not_in_future"
+    # Issue: max_redemptions outside 1..limits.voucher_redemptions_max.
+    VOUCHER_REDEMPTIONS_OUT_OF_RANGE = "voucher_redemptions_out_of_range"
+    # Redeem: no voucher has this code (the same answer for every wrong code).
+    VOUCHER_NOT_FOUND = "voucher_not_found"
+    # Redeem: the voucher's expiry has passed.
+    VOUCHER_EXPIRED = "voucher_expired"
+    # Redeem: this tenant redeemed this voucher before (each tenant once per voucher).
+    VOUCHER_ALREADY_REDEEMED = "voucher_already_redeemed"
+    # Redeem: every redemption the voucher allows was used.
+    VOUCHER_EXHAUSTED = "voucher_exhausted"
+
+
 # Reason value -> HTTP status, where 422 (a well-formed request that breaks a rule) is wrong.
 # Keys are the enum values, which are unique across all enums in this module (tested).
 HTTP_STATUS_HINT: dict[str, int] = {
@@ -357,6 +379,11 @@ HTTP_STATUS_HINT: dict[str, int] = {
     LedgerRejectReason.HOLD_UNKNOWN.value: 404,
     LedgerRejectReason.HOLD_ID_TAKEN.value: 409,
     BillingRejectReason.PLAN_UNCHANGED.value: 409,
+    LedgerRejectReason.CREDIT_NOT_EXPIRED.value: 409,
+    VoucherRejectReason.VOUCHER_NOT_FOUND.value: 404,
+    VoucherRejectReason.VOUCHER_EXPIRED.value: 410,
+    VoucherRejectReason.VOUCHER_ALREADY_REDEEMED.value: 409,
+    VoucherRejectReason.VOUCHER_EXHAUSTED.value: 409,
     BillingRejectReason.PLAN_AGENTS_EXCEEDED.value: 409,
 }
 

@@ -97,6 +97,7 @@ class HistoryRow(msgspec.Struct, frozen=True):
     held_change_minor: int
     currency: str
     created_at_ms: int
+    credit_change_minor: int = 0  # the token bank's credit bucket
 
 
 AgentsCheck = Callable[[int], Rejected[QuotaRejectReason] | None]

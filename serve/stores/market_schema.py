@@ -410,3 +410,78 @@ CREATE TABLE receipts (
 );
 ALTER TABLE contracts ADD COLUMN dispute_receipt_id TEXT
 """
+
+# Issue 15 item 3, the token bank (docs/payments.md "Token bank"): each wallet's credit bucket
+# and its expiry, each hold's credit part, the `credit` posting bucket, and the vouchers (a
+# code's SHA-256 digest, never the code) with one row per tenant that redeemed each. The
+# partial index is the expiry sweep's queue.
+CREDIT_VOUCHERS_SCHEMA = """
+ALTER TABLE wallets ADD COLUMN credit_minor INTEGER NOT NULL DEFAULT 0 CHECK (credit_minor >= 0);
+ALTER TABLE wallets ADD COLUMN credit_expires_at_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE holds ADD COLUMN credit_minor INTEGER NOT NULL DEFAULT 0 CHECK (credit_minor >= 0);
+CREATE TABLE postings_v12 (
+    posting_id INTEGER PRIMARY KEY,
+    entry_id INTEGER NOT NULL REFERENCES journal_entries (entry_id),
+    account_id TEXT NOT NULL,
+    bucket TEXT NOT NULL CHECK (bucket IN ('available', 'held', 'credit')),
+    amount_minor INTEGER NOT NULL CHECK (amount_minor != 0),
+    currency TEXT NOT NULL
+);
+INSERT INTO postings_v12 SELECT posting_id, entry_id, account_id, bucket, amount_minor, currency
+    FROM postings;
+DROP TABLE postings;
+ALTER TABLE postings_v12 RENAME TO postings;
+CREATE INDEX postings_by_entry ON postings (entry_id);
+CREATE INDEX postings_by_account ON postings (account_id, entry_id);
+
+CREATE TABLE vouchers (
+    voucher_id TEXT PRIMARY KEY,
+    code_digest TEXT NOT NULL UNIQUE CHECK (length(code_digest) = 64),
+    amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
+    currency TEXT NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    max_redemptions INTEGER NOT NULL CHECK (max_redemptions >= 1),
+    redemptions INTEGER NOT NULL DEFAULT 0,
+    note TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    CHECK (redemptions >= 0 AND redemptions <= max_redemptions)
+);
+CREATE TABLE voucher_redemptions (
+    voucher_id TEXT NOT NULL REFERENCES vouchers (voucher_id),
+    tenant_id TEXT NOT NULL,
+    operation_id TEXT NOT NULL,
+    redeemed_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (voucher_id, tenant_id)
+);
+CREATE INDEX wallets_credit_expiry ON wallets (credit_expires_at_ms) WHERE credit_minor > 0
+"""
+
+PG_CREDIT_VOUCHERS_SCHEMA = """
+ALTER TABLE wallets ADD COLUMN credit_minor BIGINT NOT NULL DEFAULT 0 CHECK (credit_minor >= 0);
+ALTER TABLE wallets ADD COLUMN credit_expires_at_ms BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE holds ADD COLUMN credit_minor BIGINT NOT NULL DEFAULT 0 CHECK (credit_minor >= 0);
+ALTER TABLE postings DROP CONSTRAINT postings_bucket_check;
+ALTER TABLE postings ADD CONSTRAINT postings_bucket_check
+    CHECK (bucket IN ('available', 'held', 'credit'));
+
+CREATE TABLE vouchers (
+    voucher_id TEXT PRIMARY KEY,
+    code_digest TEXT NOT NULL UNIQUE CHECK (length(code_digest) = 64),
+    amount_minor BIGINT NOT NULL CHECK (amount_minor > 0),
+    currency TEXT NOT NULL,
+    expires_at_ms BIGINT NOT NULL,
+    max_redemptions BIGINT NOT NULL CHECK (max_redemptions >= 1),
+    redemptions BIGINT NOT NULL DEFAULT 0,
+    note TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    CHECK (redemptions >= 0 AND redemptions <= max_redemptions)
+);
+CREATE TABLE voucher_redemptions (
+    voucher_id TEXT NOT NULL REFERENCES vouchers (voucher_id),
+    tenant_id TEXT NOT NULL,
+    operation_id TEXT NOT NULL,
+    redeemed_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (voucher_id, tenant_id)
+);
+CREATE INDEX wallets_credit_expiry ON wallets (credit_expires_at_ms) WHERE credit_minor > 0
+"""

@@ -7,6 +7,7 @@ from serve.stores.market_schema import (
     BILLING_SCHEMA,
     CA_SCHEMA,
     MANDATES_SCHEMA,
+    CREDIT_VOUCHERS_SCHEMA,
     MARKET_SCHEMA,
     SUBSCRIPTION_INDEX_SCHEMA,
 )
@@ -215,5 +216,7 @@ CREATE INDEX postings_by_account ON postings (account_id, entry_id)
     (11, CERT_TRUST_SCHEMA),
     # AP2 mandates (issue 15 item 2): user keys, intent mandates, covered work, receipts.
     (12, MANDATES_SCHEMA),
+    # The token bank (issue 15 item 3): credit buckets, vouchers (serve/vouchers.py).
+    (13, CREDIT_VOUCHERS_SCHEMA),
 )
 assert [number for number, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))

@@ -93,8 +93,8 @@ class PostgresLedger:
     def wallet(self, wallet_id: str) -> Wallet | None:
         with self._store.read() as connection:
             row = connection.execute(
-                "SELECT wallet_id, currency, available_minor, held_minor FROM wallets"
-                " WHERE wallet_id = %s",
+                "SELECT wallet_id, currency, available_minor, held_minor, credit_minor,"
+                " credit_expires_at_ms FROM wallets WHERE wallet_id = %s",
                 (wallet_id,),
             ).fetchone()
         return None if row is None else Wallet(*row)
@@ -105,12 +105,15 @@ class PostgresLedger:
                 "SELECT e.entry_id, e.operation_id, e.kind,"
                 " sum(CASE WHEN p.bucket = 'available' THEN p.amount_minor ELSE 0 END),"
                 " sum(CASE WHEN p.bucket = 'held' THEN p.amount_minor ELSE 0 END),"
-                " min(p.currency), e.created_at_ms"
+                " min(p.currency), e.created_at_ms,"
+                " sum(CASE WHEN p.bucket = 'credit' THEN p.amount_minor ELSE 0 END)"
                 " FROM postings p JOIN journal_entries e USING (entry_id)"
                 " WHERE p.account_id = %s GROUP BY e.entry_id ORDER BY e.entry_id DESC LIMIT %s",
                 (wallet_id, limit),
             ).fetchall()
-        return [HistoryRow(r[0], r[1], r[2], int(r[3]), int(r[4]), r[5], r[6]) for r in rows]
+        return [
+            HistoryRow(r[0], r[1], r[2], int(r[3]), int(r[4]), r[5], r[6], int(r[7])) for r in rows
+        ]
 
     def totals_by_currency(self) -> dict[str, int]:
         """The sum of every posting per currency: zero for all, always (double entry)."""
@@ -127,9 +130,11 @@ class PostgresLedger:
                 "SELECT w.wallet_id FROM wallets w LEFT JOIN ("
                 " SELECT account_id,"
                 " sum(CASE WHEN bucket = 'available' THEN amount_minor END) AS a,"
-                " sum(CASE WHEN bucket = 'held' THEN amount_minor END) AS h"
+                " sum(CASE WHEN bucket = 'held' THEN amount_minor END) AS h,"
+                " sum(CASE WHEN bucket = 'credit' THEN amount_minor END) AS c"
                 " FROM postings GROUP BY account_id) s ON s.account_id = w.wallet_id"
                 " WHERE w.available_minor != coalesce(s.a, 0) OR w.held_minor != coalesce(s.h, 0)"
+                " OR w.credit_minor != coalesce(s.c, 0)"
             ).fetchall()
         return [row[0] for row in rows]
 
@@ -161,22 +166,27 @@ class _Loaded:
 # wallets' key list (the ones named up front, plus the payer and any payee of the locked hold)
 # is an InitPlan over the hold CTE, which runs it to the end, taking every hold lock, before
 # the first wallet is locked: the lock order stays hold-then-wallets-by-id.
-# Rows: (tag, a, b, c, d, e, f, g).
+# Rows: (tag, a, b, c, d, e, f, g, x, y).
 _READ = """
 WITH p AS (SELECT record FROM journal_entries WHERE operation_id = %s),
-h AS (SELECT hold_id, wallet_id, amount_minor, currency, state, payee_wallet_id, fee_minor
+h AS (SELECT hold_id, wallet_id, amount_minor, currency, state, payee_wallet_id, fee_minor,
+             credit_minor
       FROM holds WHERE hold_id = ANY(%s::text[]) ORDER BY hold_id FOR UPDATE),
-w AS (SELECT wallet_id, currency, available_minor, held_minor FROM wallets
+w AS (SELECT wallet_id, currency, available_minor, held_minor, credit_minor,
+             credit_expires_at_ms FROM wallets
       WHERE wallet_id = ANY(%s::text[]
                             || ARRAY(SELECT wallet_id FROM h)
                             || ARRAY(SELECT payee_wallet_id FROM h
                                      WHERE payee_wallet_id IS NOT NULL))
       ORDER BY wallet_id FOR UPDATE)
-SELECT 'p', record, NULL, NULL::bigint, NULL, NULL, NULL, NULL::bigint FROM p
+SELECT 'p', record, NULL, NULL::bigint, NULL, NULL, NULL, NULL::bigint, NULL::bigint,
+       NULL::bigint FROM p
 UNION ALL
-SELECT 'h', hold_id, wallet_id, amount_minor, currency, state, payee_wallet_id, fee_minor FROM h
+SELECT 'h', hold_id, wallet_id, amount_minor, currency, state, payee_wallet_id, fee_minor,
+       credit_minor, NULL::bigint FROM h
 UNION ALL
-SELECT 'w', wallet_id, currency, available_minor, NULL, NULL, NULL, held_minor FROM w
+SELECT 'w', wallet_id, currency, available_minor, NULL, NULL, NULL, held_minor, credit_minor,
+       credit_expires_at_ms FROM w
 """
 
 
@@ -190,11 +200,11 @@ def _load(tx: psycopg.Connection[Any], operation: Operation) -> _Loaded:
     prior_rows = [r for r in rows if r[0] == "p"]
     prior = None if not prior_rows else applied_from_json(json.loads(prior_rows[0][1]))
     holds = {
-        r[1]: HoldRecord(r[1], r[2], r[3], r[4], HoldState(r[5]), r[6], r[7])
+        r[1]: HoldRecord(r[1], r[2], r[3], r[4], HoldState(r[5]), r[6], r[7], r[8])
         for r in rows
         if r[0] == "h"
     }
-    wallets = {r[1]: Wallet(r[1], r[2], r[3], r[7]) for r in rows if r[0] == "w"}
+    wallets = {r[1]: Wallet(r[1], r[2], r[3], r[7], r[8], r[9]) for r in rows if r[0] == "w"}
     # The statement locked exactly the wallets `touched` names once the holds are known (the
     # missing ones do not exist yet: `apply` opens them or refuses).
     assert wallets.keys() <= set(touched(operation, holds).wallet_ids)
@@ -211,14 +221,26 @@ def _write(tx: psycopg.Connection[Any], applied: Applied, loaded: _Loaded) -> No
     hold_updates = tuple(h.hold_id in loaded.held_ids for h in applied.holds)
     parameters: list[Any] = []
     for w in created:
-        parameters += [w.wallet_id, w.currency, w.available_minor, w.held_minor]
+        parameters += [
+            w.wallet_id,
+            w.currency,
+            w.available_minor,
+            w.held_minor,
+            w.credit_minor,
+            w.credit_expires_at_ms,
+        ]
     for w in updated:
-        parameters += [w.wallet_id, w.available_minor, w.held_minor]
+        parameters += [
+            w.wallet_id,
+            w.available_minor,
+            w.held_minor,
+            w.credit_minor,
+            w.credit_expires_at_ms,
+        ]
     for h, is_update in zip(applied.holds, hold_updates, strict=True):
         row = [h.wallet_id, h.amount_minor, h.currency, h.state.value, h.payee_wallet_id]
-        parameters += (
-            [*row, h.fee_minor, h.hold_id] if is_update else [h.hold_id, *row, h.fee_minor]
-        )
+        tail = [h.fee_minor, h.credit_minor]
+        parameters += [*row, *tail, h.hold_id] if is_update else [h.hold_id, *row, *tail]
     record = json.dumps(applied_to_json(applied), separators=(",", ":"))
     parameters += [entry.operation_id, entry.kind.value, applied.fingerprint, record, created_ms]
     for n, p in enumerate(entry.postings):
@@ -237,27 +259,36 @@ def _write_statement(
     ctes: list[sql.Composable] = []
     if created:
         # Created here, never upserted: a concurrent creator makes this fail (and retry).
-        ctes.append(sql.SQL("wc AS (INSERT INTO wallets VALUES {})").format(_rows(created, 4)))
+        ctes.append(
+            sql.SQL(
+                "wc AS (INSERT INTO wallets (wallet_id, currency, available_minor, held_minor,"
+                " credit_minor, credit_expires_at_ms) VALUES {})"
+            ).format(_rows(created, 6))
+        )
     if updated:
         ctes.append(
             sql.SQL(
-                "wu AS (UPDATE wallets w SET available_minor = v.a, held_minor = v.h"
-                " FROM (VALUES {}) AS v(id, a, h) WHERE w.wallet_id = v.id)"
-            ).format(_rows(updated, 3, "(%s, %s::bigint, %s::bigint)"))
+                "wu AS (UPDATE wallets w SET available_minor = v.a, held_minor = v.h,"
+                " credit_minor = v.c, credit_expires_at_ms = v.x"
+                " FROM (VALUES {}) AS v(id, a, h, c, x) WHERE w.wallet_id = v.id)"
+            ).format(_rows(updated, 5, "(%s, %s::bigint, %s::bigint, %s::bigint, %s::bigint)"))
         )
     for n, is_update in enumerate(hold_updates):
         if is_update:
             ctes.append(
                 sql.SQL(
                     "{} AS (UPDATE holds SET wallet_id = %s, amount_minor = %s, currency = %s,"
-                    " state = %s, payee_wallet_id = %s, fee_minor = %s WHERE hold_id = %s)"
+                    " state = %s, payee_wallet_id = %s, fee_minor = %s, credit_minor = %s"
+                    " WHERE hold_id = %s)"
                 ).format(sql.Identifier(f"h{n}"))
             )
         else:
             ctes.append(
-                sql.SQL("{} AS (INSERT INTO holds VALUES (%s, %s, %s, %s, %s, %s, %s))").format(
-                    sql.Identifier(f"h{n}")
-                )
+                sql.SQL(
+                    "{} AS (INSERT INTO holds (hold_id, wallet_id, amount_minor, currency, state,"
+                    " payee_wallet_id, fee_minor, credit_minor)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s))"
+                ).format(sql.Identifier(f"h{n}"))
             )
     ctes.append(
         sql.SQL(

@@ -14,6 +14,7 @@ from serve.stores.market_schema import (
     CA_SCHEMA,
     MANDATES_SCHEMA,
     PG_BILLING_SCHEMA,
+    PG_CREDIT_VOUCHERS_SCHEMA,
     PG_MARKET_SCHEMA,
     PG_SUBSCRIPTION_INDEX_SCHEMA,
 )
@@ -164,5 +165,7 @@ PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
     (11, CERT_TRUST_SCHEMA),
     # AP2 mandates (issue 15 item 2): user keys, intent mandates, covered work, receipts.
     (12, MANDATES_SCHEMA),
+    # The token bank (issue 15 item 3): credit buckets, vouchers (serve/vouchers.py).
+    (13, PG_CREDIT_VOUCHERS_SCHEMA),
 )
 assert [number for number, _ in PG_MIGRATIONS] == list(range(1, len(PG_MIGRATIONS) + 1))

@@ -154,7 +154,8 @@ class SqliteLedger:
         row = (
             self._store.connection()
             .execute(
-                "SELECT wallet_id, currency, available_minor, held_minor FROM wallets"
+                "SELECT wallet_id, currency, available_minor, held_minor, credit_minor,"
+                " credit_expires_at_ms FROM wallets"
                 " WHERE wallet_id = ?",
                 (wallet_id,),
             )
@@ -167,7 +168,8 @@ class SqliteLedger:
             "SELECT e.entry_id, e.operation_id, e.kind,"
             " sum(CASE WHEN p.bucket = 'available' THEN p.amount_minor ELSE 0 END),"
             " sum(CASE WHEN p.bucket = 'held' THEN p.amount_minor ELSE 0 END),"
-            " p.currency, e.created_at_ms"
+            " p.currency, e.created_at_ms,"
+            " sum(CASE WHEN p.bucket = 'credit' THEN p.amount_minor ELSE 0 END)"
             " FROM postings p JOIN journal_entries e USING (entry_id)"
             " WHERE p.account_id = ? GROUP BY e.entry_id ORDER BY e.entry_id DESC LIMIT ?",
             (wallet_id, limit),
@@ -186,9 +188,11 @@ class SqliteLedger:
         rows = self._store.connection().execute(
             "SELECT w.wallet_id FROM wallets w LEFT JOIN ("
             " SELECT account_id, sum(CASE WHEN bucket = 'available' THEN amount_minor END) AS a,"
-            " sum(CASE WHEN bucket = 'held' THEN amount_minor END) AS h"
+            " sum(CASE WHEN bucket = 'held' THEN amount_minor END) AS h,"
+            " sum(CASE WHEN bucket = 'credit' THEN amount_minor END) AS c"
             " FROM postings GROUP BY account_id) s ON s.account_id = w.wallet_id"
             " WHERE w.available_minor != coalesce(s.a, 0) OR w.held_minor != coalesce(s.h, 0)"
+            " OR w.credit_minor != coalesce(s.c, 0)"
         )
         return [row[0] for row in rows]
 
@@ -220,13 +224,13 @@ def _holds(tx: sqlite3.Connection, hold_ids: Sequence[str]) -> dict[str, HoldRec
     found: dict[str, HoldRecord] = {}
     for hold_id in hold_ids:
         row = tx.execute(
-            "SELECT hold_id, wallet_id, amount_minor, currency, state, payee_wallet_id, fee_minor"
-            " FROM holds WHERE hold_id = ?",
+            "SELECT hold_id, wallet_id, amount_minor, currency, state, payee_wallet_id, fee_minor,"
+            " credit_minor FROM holds WHERE hold_id = ?",
             (hold_id,),
         ).fetchone()
         if row is not None:
             found[hold_id] = HoldRecord(
-                row[0], row[1], row[2], row[3], HoldState(row[4]), row[5], row[6]
+                row[0], row[1], row[2], row[3], HoldState(row[4]), row[5], row[6], row[7]
             )
     return found
 
@@ -235,7 +239,8 @@ def _wallets(tx: sqlite3.Connection, wallet_ids: Sequence[str]) -> dict[str, Wal
     found: dict[str, Wallet] = {}
     for wallet_id in wallet_ids:
         row = tx.execute(
-            "SELECT wallet_id, currency, available_minor, held_minor FROM wallets"
+            "SELECT wallet_id, currency, available_minor, held_minor, credit_minor,"
+            " credit_expires_at_ms FROM wallets"
             " WHERE wallet_id = ?",
             (wallet_id,),
         ).fetchone()
@@ -249,13 +254,25 @@ def _write(tx: sqlite3.Connection, applied: Applied) -> int:
     created_ms = time.time_ns() // 1_000_000
     for w in applied.wallets:
         tx.execute(
-            "INSERT INTO wallets VALUES (?, ?, ?, ?) ON CONFLICT (wallet_id) DO UPDATE SET"
-            " available_minor = excluded.available_minor, held_minor = excluded.held_minor",
-            (w.wallet_id, w.currency, w.available_minor, w.held_minor),
+            "INSERT INTO wallets (wallet_id, currency, available_minor, held_minor,"
+            " credit_minor, credit_expires_at_ms) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (wallet_id) DO UPDATE SET"
+            " available_minor = excluded.available_minor, held_minor = excluded.held_minor,"
+            " credit_minor = excluded.credit_minor,"
+            " credit_expires_at_ms = excluded.credit_expires_at_ms",
+            (
+                w.wallet_id,
+                w.currency,
+                w.available_minor,
+                w.held_minor,
+                w.credit_minor,
+                w.credit_expires_at_ms,
+            ),
         )
     for h in applied.holds:
         tx.execute(
-            "INSERT OR REPLACE INTO holds VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO holds (hold_id, wallet_id, amount_minor, currency, state,"
+            " payee_wallet_id, fee_minor, credit_minor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 h.hold_id,
                 h.wallet_id,
@@ -264,6 +281,7 @@ def _write(tx: sqlite3.Connection, applied: Applied) -> int:
                 h.state.value,
                 h.payee_wallet_id,
                 h.fee_minor,
+                h.credit_minor,
             ),
         )
     entry = applied.entry

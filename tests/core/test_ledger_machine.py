@@ -13,6 +13,12 @@ Invariants, checked after every step:
 - billing (issue 15 item 4): a Charge moves a tenant's available cash to a billing revenue
   account or is refused for insufficient funds with nothing changed; a Rebate returns at most
   what was charged; each billing revenue account equals its charges minus its rebates, >= 0;
+- token bank (issue 15 item 3): the cash and the credit sub-ledgers each sum to zero
+  (external funding + revenue accounts + cash + the cash part of open holds; credit
+  outstanding + breakage + credit + the credit part of open holds), so no credit ever leaves
+  as cash; a hold spends credit before cash; a withdrawal never touches credit (refused when
+  only credit would cover it); a release or refund gives credit back as credit; an expiry at
+  now_ms moves exactly the expired credit to breakage, or is refused with nothing changed;
 - replaying any recorded operation is a no-op that returns its first result;
 - a rejection or a replay leaves the state unchanged (the very same object);
 - every settled contract whose window is open, and every disputed one, can be resolved BOTH
@@ -44,6 +50,9 @@ from aex.core import limits
 from aex.core.fees import BPS_DENOMINATOR, PLATFORM_FEE_BPS
 from aex.core.ledger import (
     BILLING_REVENUE_ACCOUNTS,
+    BREAKAGE_REVENUE_ACCOUNT,
+    CREDIT_OUTSTANDING_ACCOUNT,
+    EXTERNAL_FUNDING_ACCOUNT,
     PLAN_REVENUE_ACCOUNT,
     PLATFORM_REVENUE_ACCOUNT,
     VERIFICATION_REVENUE_ACCOUNT,
@@ -51,11 +60,13 @@ from aex.core.ledger import (
     Capture,
     Charge,
     Deposit,
+    ExpireCredit,
     Hold,
     HoldState,
     LedgerState,
     Operation,
     Rebate,
+    RedeemCredit,
     Refund,
     Release,
     Withdraw,
@@ -84,6 +95,10 @@ FEES_BPS = st.sampled_from([0, 1, PLATFORM_FEE_BPS, BPS_DENOMINATOR - 1, BPS_DEN
 
 def changed_content(operation: Operation) -> Operation:
     """The same operation_id with different content."""
+    if isinstance(operation, RedeemCredit):
+        return replace(operation, expires_at_ms=operation.expires_at_ms + 1)
+    if isinstance(operation, ExpireCredit):
+        return replace(operation, now_ms=operation.now_ms + 1)
     if isinstance(operation, Deposit | Withdraw | Hold | Charge | Rebate):
         amount_minor = operation.money.amount_minor
         bumped = amount_minor - 1 if amount_minor == limits.amount_minor_max else amount_minor + 1
@@ -128,6 +143,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.contracts: list[Contract] = []
         # Billing: (wallet, revenue account, currency) -> charged minus rebated, in minor units.
         self.billed: dict[tuple[str, str, str], int] = {}
+        self.now_ms = 0  # the token bank's clock: expiries are relative to it
 
     def fresh_id(self) -> str:
         self.next_operation += 1
@@ -154,6 +170,10 @@ class LedgerMachine(RuleBasedStateMachine):
         wallet = self.state.wallets.get(wallet_id)
         return None if wallet is None else wallet.available_minor
 
+    def credit(self, wallet_id: str) -> int:
+        wallet = self.state.wallets.get(wallet_id)
+        return 0 if wallet is None else wallet.credit_minor
+
     @rule(wallet_id=WALLETS, currency=CURRENCIES, amount_minor=AMOUNTS)
     def deposit(self, wallet_id: str, currency: str, amount_minor: int) -> None:
         before = self.available(wallet_id) or 0
@@ -166,9 +186,15 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(data=st.data(), wallet_id=WALLETS, currency=CURRENCIES)
     def withdraw(self, data: st.DataObject, wallet_id: str, currency: str) -> None:
         before = self.available(wallet_id)
+        credit_before = self.credit(wallet_id)
         covered = st.integers(1, min(limits.amount_minor_max, max(1, before or 0)))
-        amount_minor = data.draw(AMOUNTS | covered, label="amount_minor")
+        # Token bank: amounts that only cash plus credit would cover are refused.
+        with_credit = st.integers(
+            1, min(limits.amount_minor_max, max(1, (before or 0) + credit_before))
+        )
+        amount_minor = data.draw(AMOUNTS | covered | with_credit, label="amount_minor")
         result = self.step(Withdraw(self.fresh_id(), wallet_id, Money(amount_minor, currency)))
+        assert self.credit(wallet_id) == credit_before  # credit is never withdrawn
         if isinstance(result, Applied):
             assert before is not None
             assert self.available(wallet_id) == before - amount_minor
@@ -185,8 +211,9 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(data=st.data(), wallet_id=WALLETS, currency=CURRENCIES)
     def hold(self, data: st.DataObject, wallet_id: str, currency: str) -> None:
         # Half the time an amount the wallet can cover; a fresh hold id unless one is reused.
+        available_before, credit_before = self.available(wallet_id) or 0, self.credit(wallet_id)
         covered = st.integers(
-            1, min(limits.amount_minor_max, max(1, self.available(wallet_id) or 0))
+            1, min(limits.amount_minor_max, max(1, available_before + credit_before))
         )
         amount_minor = data.draw(AMOUNTS | covered, label="amount_minor")
         hold_id = data.draw(
@@ -196,8 +223,17 @@ class LedgerMachine(RuleBasedStateMachine):
             label="hold_id",
         )
         result = self.step(Hold(self.fresh_id(), hold_id, wallet_id, Money(amount_minor, currency)))
-        if isinstance(result, Applied):
-            assert self.state.holds[hold_id].state is HoldState.OPEN
+        if isinstance(result, Applied) and not result.replayed:
+            record = self.state.holds[hold_id]
+            assert record.state is HoldState.OPEN
+            # Credit is spent before cash.
+            assert record.credit_minor == min(credit_before, amount_minor)
+            assert self.credit(wallet_id) == credit_before - record.credit_minor
+            assert self.available(wallet_id) == available_before - record.cash_minor
+        elif (
+            isinstance(result, Rejected) and result.reason is LedgerRejectReason.INSUFFICIENT_FUNDS
+        ):
+            assert available_before + credit_before < amount_minor
 
     @precondition(lambda self: self.state.holds)
     @rule(data=st.data(), payee_wallet_id=WALLETS, fee_bps=FEES_BPS)
@@ -213,9 +249,14 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def release(self, data: st.DataObject) -> None:
         hold_id = self.draw_hold_id(data)
+        record = self.state.holds.get(hold_id)
+        credit_before = 0 if record is None else self.credit(record.wallet_id)
         result = self.step(Release(self.fresh_id(), hold_id))
         if isinstance(result, Applied):
+            assert record is not None
             assert self.state.holds[hold_id].state is HoldState.RELEASED
+            # The credit part comes back as credit, not as cash.
+            assert self.credit(record.wallet_id) == credit_before + record.credit_minor
 
     @precondition(lambda self: self.state.holds)
     @rule(data=st.data())
@@ -235,7 +276,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(data=st.data(), payer=PAYERS, payee=PAYEES)
     def award_a_contract(self, data: st.DataObject, payer: str, payee: str) -> None:
-        available = min(self.available(payer) or 0, limits.amount_minor_max)
+        available = min((self.available(payer) or 0) + self.credit(payer), limits.amount_minor_max)
         price_minor = data.draw(
             st.integers(1, max(1, available)) | st.sampled_from([1, 6, 7, 100]), label="price"
         )
@@ -291,12 +332,13 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def resolve_refund(self, data: st.DataObject) -> None:
         contract = self.draw_contract(data, Phase.DISPUTED)
-        payer_before = self.available(contract.payer) or 0
+        payer_before = (self.available(contract.payer) or 0) + self.credit(contract.payer)
         result = self.step(refund_operation(contract.hold_id, paid_out=False))
         if isinstance(result, Rejected):
             assert result.reason is LedgerRejectReason.BALANCE_LIMIT_EXCEEDED, result
             return
-        assert self.available(contract.payer) == payer_before + contract.price_minor
+        payer_after = (self.available(contract.payer) or 0) + self.credit(contract.payer)
+        assert payer_after == payer_before + contract.price_minor
         contract.phase = Phase.RETURNED
 
     @rule(payee=PAYEES)
@@ -394,6 +436,90 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # --- end billing -------------------------------------------------------------------------
 
+    # --- token bank (issue 15 item 3) ----------------------------------------------------------
+
+    @rule(
+        wallet_id=WALLETS,
+        currency=CURRENCIES,
+        amount_minor=AMOUNTS,
+        lifetime_ms=st.sampled_from([0, 1, 1_000, 10_000]),
+    )
+    def redeem_a_voucher(
+        self, wallet_id: str, currency: str, amount_minor: int, lifetime_ms: int
+    ) -> None:
+        credit_before = self.credit(wallet_id)
+        wallet = self.state.wallets.get(wallet_id)
+        expires_at_ms = self.now_ms + lifetime_ms
+        result = self.step(
+            RedeemCredit(self.fresh_id(), wallet_id, Money(amount_minor, currency), expires_at_ms)
+        )
+        if isinstance(result, Applied):
+            after = self.state.wallets[wallet_id]
+            assert after.credit_minor == credit_before + amount_minor
+            # The bucket expires at the later expiry (the voucher's alone if it was empty).
+            if wallet is None or wallet.credit_minor == 0:
+                assert after.credit_expires_at_ms == expires_at_ms
+            else:
+                assert after.credit_expires_at_ms == max(wallet.credit_expires_at_ms, expires_at_ms)
+        elif amount_minor > 0 and result.reason is not LedgerRejectReason.BALANCE_LIMIT_EXCEEDED:
+            assert result.reason is LedgerRejectReason.CURRENCY_MISMATCH
+
+    @rule(elapsed_ms=st.sampled_from([1, 500, 5_000]))
+    def time_passes(self, elapsed_ms: int) -> None:
+        self.now_ms += elapsed_ms
+
+    @rule(wallet_id=WALLETS, currency=CURRENCIES)
+    def sweep_expired_credit(self, wallet_id: str, currency: str) -> None:
+        wallet = self.state.wallets.get(wallet_id)
+        breakage_before = self.state.system_balances.get((BREAKAGE_REVENUE_ACCOUNT, currency), 0)
+        result = self.step(ExpireCredit(self.fresh_id(), wallet_id, currency, self.now_ms))
+        if isinstance(result, Applied):
+            assert wallet is not None
+            assert wallet.credit_minor > 0
+            assert wallet.credit_expires_at_ms <= self.now_ms
+            assert self.credit(wallet_id) == 0
+            breakage = self.state.system_balances[(BREAKAGE_REVENUE_ACCOUNT, currency)]
+            assert breakage == breakage_before + wallet.credit_minor
+            assert self.available(wallet_id) == wallet.available_minor
+        elif result.reason is LedgerRejectReason.CREDIT_NOT_EXPIRED:
+            assert wallet is not None
+            assert wallet.credit_minor == 0 or wallet.credit_expires_at_ms > self.now_ms
+
+    def held_parts(self, currency: str) -> tuple[int, int]:
+        cash_minor = credit_minor = 0
+        for record in self.state.holds.values():
+            if record.state is HoldState.OPEN and record.currency == currency:
+                cash_minor += record.cash_minor
+                credit_minor += record.credit_minor
+        return cash_minor, credit_minor
+
+    @invariant()
+    def cash_and_credit_each_sum_to_zero(self) -> None:
+        # Credit never becomes withdrawable cash: the two sub-ledgers balance on their own.
+        for currency in ("USD", "JPY"):
+            held_cash, held_credit = self.held_parts(currency)
+            wallets = [w for w in self.state.wallets.values() if w.currency == currency]
+            balances = self.state.system_balances
+            cash = (
+                balances.get((EXTERNAL_FUNDING_ACCOUNT, currency), 0)
+                + balances.get((PLATFORM_REVENUE_ACCOUNT, currency), 0)
+                + sum(balances.get((a, currency), 0) for a in BILLING_REVENUE_ACCOUNTS)
+                + sum(w.available_minor for w in wallets)
+                + held_cash
+            )
+            credit = (
+                balances.get((CREDIT_OUTSTANDING_ACCOUNT, currency), 0)
+                + balances.get((BREAKAGE_REVENUE_ACCOUNT, currency), 0)
+                + sum(w.credit_minor for w in wallets)
+                + held_credit
+            )
+            assert cash == 0
+            assert credit == 0
+            assert balances.get((BREAKAGE_REVENUE_ACCOUNT, currency), 0) >= 0
+            assert balances.get((CREDIT_OUTSTANDING_ACCOUNT, currency), 0) <= 0
+
+    # --- end token bank ------------------------------------------------------------------------
+
     @invariant()
     def count_the_step(self) -> None:
         LedgerMachine.steps_total += 1
@@ -425,6 +551,7 @@ class LedgerMachine(RuleBasedStateMachine):
         for wallet in self.state.wallets.values():
             assert wallet.available_minor >= 0
             assert wallet.held_minor >= 0
+            assert wallet.credit_minor >= 0
 
     @invariant()
     def held_funds_equal_the_open_holds(self) -> None:

@@ -48,7 +48,9 @@ def _idempotent(client: httpx.Client, path: str, headers: dict[str, str], body: 
     return first.json()
 
 
-def _hand_out_every_secret(client: httpx.Client, receiver: Receiver) -> dict[str, str]:
+def _hand_out_every_secret(
+    client: httpx.Client, receiver: Receiver, operator: dict[str, str]
+) -> dict[str, str]:
     signed = _idempotent(client, "/v1/tenants", {}, {"name": "Keeper", "type": "BOTH"})
     tenant = {"X-API-Key": signed["api_key"]}
     minted = _idempotent(client, "/v1/keys", tenant, {})
@@ -73,6 +75,15 @@ def _hand_out_every_secret(client: httpx.Client, receiver: Receiver) -> dict[str
     bearer = {"Authorization": f"Bearer {token}"}
     assert client.get("/v1/tenants/me", headers=bearer).status_code == 200
     submit_work(client, consumer(client), bid_window_seconds=300)
+    # The token bank: a voucher's code is shown once, stored as a digest, redeemed by code.
+    voucher = _idempotent(
+        client,
+        "/v1/admin/vouchers",
+        operator,
+        {"amount": "5.00", "currency": "USD", "expires_at": "2999-01-01T00:00:00Z"},
+    )
+    redeemed = client.post("/v1/vouchers/redeem", json={"code": voucher["code"]}, headers=tenant)
+    assert redeemed.status_code == 201, redeemed.text
     deadline = time.monotonic() + 15
     while not receiver.received:
         assert time.monotonic() < deadline, "no webhook delivered"
@@ -87,6 +98,7 @@ def _hand_out_every_secret(client: httpx.Client, receiver: Receiver) -> dict[str
         "provider api secret": provider["api_secret"],
         "first webhook secret": provider["webhook_secret"],
         "webhook secret": renewed["webhook_secret"],
+        "voucher code": voucher["code"],
     }
 
 
@@ -193,8 +205,8 @@ def test_no_secret_is_recoverable_from_the_data_directory_database_or_logs(
     server = Server(tmp_path / "data", env={**own_backend.env, **SERVER_ENV}).start()
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
-            secrets = _hand_out_every_secret(client, receiver)
             operator = (server.data_dir / "operator.key").read_text().strip()
+            secrets = _hand_out_every_secret(client, receiver, {"X-API-Key": operator})
             listed = client.get("/v1/admin/tenants", headers={"X-API-Key": operator})
             assert listed.status_code == 200
         delivered = receiver.received[-1]

@@ -42,6 +42,8 @@ def test_deposit_moves_exact_amounts(client: httpx.Client, tenant: Tenant) -> No
         "currency": "USD",
         "available": "10000.30",
         "held": "0.00",
+        "credit": "0.00",
+        "credit_expires_at": None,
     }
 
 
