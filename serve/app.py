@@ -73,6 +73,7 @@ from serve.stores.market_db import MarketDb, PostgresMarketDb, SqliteMarketDb
 from serve.stores.memory import GcraRateLimiter, TtlKeyCache
 from serve.stores.sqlite import SqliteStore
 from serve.stores.sqlite_ledger import SqliteLedger
+from serve.tracing import TracingMiddleware
 from serve.wallets import Wallets
 from serve.webhooks import Webhooks
 
@@ -313,10 +314,15 @@ def create_app(settings: Settings) -> ASGIApp:
     app = RecoveryMiddleware(app)
     app = JsonLogMiddleware(app)
     routes = RouteLabels(route.path_format for route in litestar_app.routes)
+    app = TracingMiddleware(app, routes.label)  # serve/tracing.py: a no-op unless configured
     return MetricsMiddleware(RequestIdMiddleware(app), metrics, routes)
 
 
 def app_from_env() -> ASGIApp:
-    """For `uvicorn --factory serve.app:app_from_env` (several workers): AEX_DATA_DIR."""
+    """For `uvicorn --factory serve.app:app_from_env` (several workers): AEX_DATA_DIR. Each
+    worker process sets up its own tracer provider here (serve/tracing.py)."""
+    from serve import tracing
+
+    tracing.configure_from_env()
     data_dir = Path(os.environ.get("AEX_DATA_DIR", "./data"))
     return create_app(Settings.from_env(data_dir=data_dir))

@@ -16,7 +16,7 @@ from serve.stores.market_schema import (
     PG_MARKET_SCHEMA,
     PG_SUBSCRIPTION_INDEX_SCHEMA,
 )
-from serve.stores.migrations import CERT_TRUST_SCHEMA, SECRETS_AT_REST
+from serve.stores.migrations import CERT_TRUST_SCHEMA, OUTBOX_TRACE_CONTEXT, SECRETS_AT_REST
 
 PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
@@ -161,5 +161,7 @@ PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
     # Certificates with meaning (issue 15 item 1): claim assurance, ACME-style challenges,
     # status-list entries, delegations.
     (11, CERT_TRUST_SCHEMA),
+    # Trace context through the outbox (issue 16 item 2).
+    (12, OUTBOX_TRACE_CONTEXT),
 )
 assert [number for number, _ in PG_MIGRATIONS] == list(range(1, len(PG_MIGRATIONS) + 1))
