@@ -30,8 +30,7 @@ UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
 def rfc3339(epoch_s: float) -> str:
     """2026-12-02T18:00:00.123Z: UTC, milliseconds."""
-    whole = int(epoch_s)
-    millis = int((epoch_s - whole) * 1000)
+    whole, millis = divmod(round(epoch_s * 1000), 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
 
 
