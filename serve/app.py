@@ -1,7 +1,8 @@
 """The application factory: stores, the gateway pipeline, routes and the problem+json mapping.
 
 The spec's pipeline is built outside Litestar as plain ASGI layers, in the spec's order
-(request id → JSON logs → recovery → CORS → timeout → rate limit → auth), so that every
+(request id → trace span → JSON logs → recovery → CORS → timeout → rate limit → auth; the
+span is serve/tracing.py's, a no-op unless the process set up a tracer), so that every
 response, a 404 for an unknown path included, passes through all of them. Idempotency runs
 innermost (it needs the authenticated tenant), then Litestar routes the request.
 """
