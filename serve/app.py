@@ -1,7 +1,8 @@
 """The application factory: stores, the gateway pipeline, routes and the problem+json mapping.
 
 The spec's pipeline is built outside Litestar as plain ASGI layers, in the spec's order
-(request id → JSON logs → recovery → CORS → timeout → rate limit → auth), so that every
+(request id → trace span → JSON logs → recovery → CORS → timeout → rate limit → auth; the
+span is serve/tracing.py's, a no-op unless the process set up a tracer), so that every
 response, a 404 for an unknown path included, passes through all of them. Idempotency runs
 innermost (it needs the authenticated tenant), then Litestar routes the request.
 """
@@ -79,6 +80,7 @@ from serve.stores.market_db import MarketDb, PostgresMarketDb, SqliteMarketDb
 from serve.stores.memory import GcraRateLimiter, TtlKeyCache
 from serve.stores.sqlite import SqliteStore
 from serve.stores.sqlite_ledger import SqliteLedger
+from serve.tracing import TracingMiddleware
 from serve.vouchers import Vouchers
 from serve.wallets import Wallets
 from serve.webhooks import Webhooks
@@ -327,10 +329,15 @@ def create_app(settings: Settings) -> ASGIApp:
     app = CorsMiddleware(app, origins=settings.cors_origins)
     app = RecoveryMiddleware(app)
     app = JsonLogMiddleware(app)
+    app = TracingMiddleware(app, routes.label)  # serve/tracing.py: a no-op unless configured
     return MetricsMiddleware(RequestIdMiddleware(app), metrics, routes)
 
 
 def app_from_env() -> ASGIApp:
-    """For `uvicorn --factory serve.app:app_from_env` (several workers): AEX_DATA_DIR."""
+    """For `uvicorn --factory serve.app:app_from_env` (several workers): AEX_DATA_DIR. Each
+    worker process sets up its own tracer provider here (serve/tracing.py)."""
+    from serve import tracing
+
+    tracing.configure_from_env()
     data_dir = Path(os.environ.get("AEX_DATA_DIR", "./data"))
     return create_app(Settings.from_env(data_dir=data_dir))

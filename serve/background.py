@@ -129,14 +129,18 @@ RELAY_LEASE_CHECK_S = 1.0
 
 def outbox_rows_after(db: MarketDb, seq: int, prefix: str) -> list[tuple[int, OutboxRow]]:
     found = []
-    for seq_, event_id, type_, subject_id, at_ms, payload in db.outbox_after(seq, RELAY_BATCH_MAX):
+    for row in db.outbox_after(seq, RELAY_BATCH_MAX):
+        seq_, event_id, type_, subject_id, at_ms, payload, traceparent = row
         event = Event(event_id, EventType(type_), subject_id, at_ms, json.loads(payload))
         subject = event_subject(event)
         found.append(
             (
                 seq_,
                 OutboxRow(
-                    event_id, f"{prefix}.{subject}" if prefix else subject, encode_event(event)
+                    event_id,
+                    f"{prefix}.{subject}" if prefix else subject,
+                    encode_event(event),
+                    traceparent,
                 ),
             )
         )

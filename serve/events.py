@@ -61,6 +61,7 @@ class Delivered:
     subject_id: str
     occurred_at_ms: int
     payload: dict[str, Any]
+    traceparent: str | None = None  # of the write that recorded it (serve/tracing.py)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -87,7 +88,7 @@ class EventHub:
 
     def read_after(self, seq: int) -> list[Delivered]:
         rows = self.db.outbox_after(seq, OUTBOX_ROWS_PER_POLL_MAX)
-        return [Delivered(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+        return [Delivered(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
 
     async def run(self) -> None:
         if self.last_seq < 0:

@@ -90,6 +90,7 @@ from serve.problems import FieldError, ProblemError, problem_for_rejected
 from serve.schemas import decode_json
 from serve.security import Principal, PrincipalKind, new_id, now_ms
 from serve.stores.market_db import MarketDb, OutboxRow, Session, SqlConnection
+from serve.tracing import current_traceparent, traced
 from serve.wallets import wallet_id
 
 T = TypeVar("T")
@@ -162,6 +163,7 @@ class Tx:
                 event.subject_id,
                 event.occurred_at_ms,
                 to_json_text(event_to_json(event)["payload"]),
+                current_traceparent(),  # the write's trace goes on to NATS and the webhooks
             )
         )
 
@@ -210,6 +212,7 @@ class Market:
 
     # -- work -------------------------------------------------------------------------------
 
+    @traced("market.submit_work")
     def submit_work(self, caller: Principal, body: object) -> dict[str, object]:
         consumer = _tenant_of(caller)
         body, mandate_id = _mandate_field(body)
@@ -285,6 +288,7 @@ class Market:
         )
         return [_work_view(row) for row in rows]
 
+    @traced("market.cancel_work")
     def cancel_work(self, caller: Principal, work_id: str) -> dict[str, object]:
         def write(tx: Tx) -> Any:
             row = tx.execute(
@@ -305,11 +309,13 @@ class Market:
 
     # -- bids -------------------------------------------------------------------------------
 
+    @traced("market.submit_bid")
     def submit_bid(self, caller: Principal, body: object) -> dict[str, object]:
         write, answer = self._bid(caller, body)
         self.write(write)
         return answer
 
+    @traced("market.submit_bid")
     async def submit_bid_async(self, caller: Principal, body: object) -> dict[str, object]:
         """`submit_bid` from the event loop: the checks run here (one indexed read), the write
         in the group-commit writer; no worker-thread hop on the hottest route."""
@@ -409,6 +415,7 @@ class Market:
         )
         return [row[0] for row in rows]
 
+    @traced("market.award")
     def close_window(self, work_id: str, *, early: bool = False) -> str | None:
         """Closes one due window, evaluates its bids and awards or leaves it unfilled.
 
@@ -485,6 +492,7 @@ class Market:
         )
         return [row[0] for row in rows]
 
+    @traced("market.pay_out")
     def pay_out_due(self, contract_id: str) -> bool:
         """Captures one settled contract's escrow if its dispute window is over (exactly once:
         the state and paid_out_at_ms are read under the row lock; the capture's operation id is
@@ -505,6 +513,7 @@ class Market:
         paid: bool = self.write(write)
         return paid
 
+    @traced("market.close_early")
     def close_early(self, work_id: str) -> dict[str, object]:
         """The operator closes a window before its end (bids already in are evaluated)."""
         self.close_window(work_id, early=True)
@@ -544,6 +553,7 @@ class Market:
         except _Refused as refused:
             raise refused.problem from None
 
+    @traced("market.report_progress")
     def report_progress(
         self, caller: Principal, contract_id: str, body: object
     ) -> dict[str, object]:
@@ -569,6 +579,7 @@ class Market:
         self.write(write)
         return self.contract_or_404(caller, contract_id)
 
+    @traced("market.settle")
     def complete(self, caller: Principal, contract_id: str, body: object) -> dict[str, object]:
         completion = parse_completion(body)
         if isinstance(completion, Rejected):
@@ -606,6 +617,7 @@ class Market:
         self.write(write)
         return self.contract_or_404(caller, contract_id)
 
+    @traced("market.fail")
     def fail(self, caller: Principal, contract_id: str) -> dict[str, object]:
         """The provider gives up: the escrow goes back to the consumer."""
 
@@ -625,6 +637,7 @@ class Market:
         self.write(write)
         return self.contract_or_404(caller, contract_id)
 
+    @traced("market.dispute")
     def dispute(self, caller: Principal, contract_id: str, body: object) -> dict[str, object]:
         body, receipt_id = _cited_receipt(body)
         reason = parse_dispute_reason(body)
@@ -668,6 +681,7 @@ class Market:
         self.write(write)
         return self.contract_or_404(caller, contract_id)
 
+    @traced("market.resolve")
     def resolve(self, contract_id: str, body: object) -> dict[str, object]:
         """The operator resolves a dispute: `{"resolution": "refund" | "pay_out"}`."""
         event = parse_resolution(body)

@@ -50,12 +50,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from opentelemetry.trace import SpanKind
 
 from aex.core.endpoints import redacted_url
 from aex.core.events import EventType
 from aex.core.webhook_signing import (
     webhook_signature,
 )
+from serve import tracing
 from serve.endpoints import EndpointPolicy, Pinned
 from serve.events import Delivered, notification_for, notification_json
 from serve.market import Market
@@ -197,14 +199,37 @@ class Webhooks:
     async def _attempts(
         self, provider_id: str, name: str, event: Delivered, target: tuple[str, str], first: int
     ) -> None:
-        endpoint, signing_key = target
         note = notification_for(provider_id, event)
         if note is None:
             return  # not this provider's (a record from before the routing changed)
         shown_event = notification_json(event, note)
-        body = json.dumps({"event": name, **shown_event}, separators=(",", ":")).encode()
-        shown = redacted_url(endpoint)
         for attempt in range(first, WEBHOOK_ATTEMPTS_MAX + 1):
+            if await self._attempt_traced(provider_id, name, event, shown_event, target, attempt):
+                return
+            await asyncio.sleep(self.backoff_ms * 2 ** (attempt - 1) / 1000)
+
+    async def _attempt_traced(
+        self,
+        provider_id: str,
+        name: str,
+        event: Delivered,
+        shown_event: dict[str, object],
+        target: tuple[str, str],
+        attempt: int,
+    ) -> bool:
+        """One attempt, in a CLIENT span of the event's trace (that of the request whose write
+        recorded it) and sent with its `traceparent`; True when it was the last one (delivered,
+        or out of attempts)."""
+        endpoint, signing_key = target
+        shown = redacted_url(endpoint)
+        body = json.dumps({"event": name, **shown_event}, separators=(",", ":")).encode()
+        attributes = {"aex.event": name, "aex.event_id": event.event_id, "aex.attempt": attempt}
+        with tracing.span(
+            "webhook.deliver",
+            kind=SpanKind.CLIENT,
+            parent=tracing.context_of(event.traceparent),
+            attributes=attributes,
+        ) as current:
             timestamp = int(time.time())
             headers = {
                 "content-type": "application/json",
@@ -213,17 +238,18 @@ class Webhooks:
                 "x-aex-timestamp": str(timestamp),
                 "x-aex-signature": webhook_signature(signing_key, timestamp, body),
             }
+            headers = tracing.headers_with_trace(headers, event.traceparent)
             code, error = await self._attempt(endpoint, body, headers)
             delivered = code is not None and 200 <= code < 300
             final = delivered or attempt == WEBHOOK_ATTEMPTS_MAX
             status = "DELIVERED" if delivered else ("FAILED" if final else "RETRYING")
+            if code is not None:
+                current.set_attribute("http.response.status_code", code)
             if not delivered:
                 _log.warning("webhook %s to %s: %s (attempt %d)", name, shown, error, attempt)
             row = (event.event_id, provider_id, name, shown, attempt, status, code, error)
             await asyncio.to_thread(self._record, row, shown_event)
-            if final:
-                return
-            await asyncio.sleep(self.backoff_ms * 2 ** (attempt - 1) / 1000)
+        return final
 
     async def _attempt(
         self, endpoint: str, body: bytes, headers: dict[str, str]
@@ -257,7 +283,8 @@ class Webhooks:
         """Deliveries claimed but untouched for `lease_ms`, with their outbox events."""
         return self.market.db.read(
             "SELECT d.event_id, d.provider_id, d.event, d.attempts, d.updated_at_ms, o.seq,"
-            " o.type, o.subject_id, o.occurred_at_ms, o.payload FROM webhook_deliveries d"
+            " o.type, o.subject_id, o.occurred_at_ms, o.payload, o.traceparent"
+            " FROM webhook_deliveries d"
             " JOIN outbox o ON o.event_id = d.event_id"
             " WHERE d.status IN ('PENDING', 'RETRYING') AND d.updated_at_ms < ? LIMIT ?",
             (now - self.lease_ms, TAKEN_OVER_PER_SWEEP_MAX),
@@ -282,8 +309,8 @@ class Webhooks:
 
         if not self.market.write(write):
             return None
-        seq, type_, subject_id, at_ms, payload = outbox
-        event = Delivered(seq, event_id, type_, subject_id, at_ms, json.loads(payload))
+        seq, type_, subject_id, at_ms, payload, traceparent = outbox
+        event = Delivered(seq, event_id, type_, subject_id, at_ms, json.loads(payload), traceparent)
         first = min(int(attempts) + 1, WEBHOOK_ATTEMPTS_MAX)
         return Taken(str(provider_id), str(name), event, target, first)
 

@@ -114,6 +114,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    import aex
+    from serve import logs, tracing
     from serve.app import create_app
     from serve.settings import Settings
 
@@ -121,8 +123,19 @@ def run(args: argparse.Namespace) -> int:
     _check_arguments(args)
     if args.weights:
         os.environ["AEX_WEIGHTS"] = args.weights
+    logs.configure()  # one JSON format for every line (serve/logs.py), uvicorn's too
     settings = Settings.from_env(data_dir=args.data_dir)  # validated (and secrets made) once
     proxies = proxy_options(settings.trusted_proxies)
+    logs.log_startup(
+        version=aex.__version__,
+        database_url=settings.database_url,
+        data_dir=str(args.data_dir),
+        workers=args.workers,
+        listen=f"{args.host}:{args.port}",
+        redis=settings.redis_url is not None,
+        nats=settings.nats_url is not None,
+        otlp=bool(os.environ.get(tracing.OTLP_ENDPOINT_ENV)),
+    )
     if args.workers > 1:
         # Each worker process builds its own app from the same environment (serve.app's
         # factory); the kernel spreads connections on the one listening socket across them.
@@ -134,10 +147,12 @@ def run(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             log_level="warning",
+            log_config=logs.logging_config(),
             access_log=False,
             **proxies,
         )
         return 0
+    tracing.configure_from_env()  # this process's tracer provider (the workers: app_from_env)
     app = create_app(settings)
     # Open notification streams never end by themselves: give them 2 s on shutdown.
     uvicorn.run(
@@ -145,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level="warning",
+        log_config=logs.logging_config(),
         access_log=False,
         timeout_graceful_shutdown=2,
         **proxies,

@@ -32,6 +32,9 @@ from typing import Any
 import nats
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
+from opentelemetry.trace import SpanKind
+
+from serve import tracing
 
 STREAM_MAX_AGE_S_DEFAULT = 30 * 86_400.0
 DUPLICATE_WINDOW_S_DEFAULT = 120.0
@@ -43,6 +46,7 @@ class OutboxRow:
     event_id: str  # unique: the outbox key and the Nats-Msg-Id
     subject: str
     payload: bytes
+    traceparent: str | None = None  # W3C trace context of the write: sent as a header
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +124,16 @@ class JetStreamRelay:
         """
         published = []
         for row in rows:
-            ack = await self._jetstream.publish(
-                row.subject, row.payload, headers={"Nats-Msg-Id": row.event_id}
-            )
+            # A PRODUCER span in the write's trace; the `traceparent` header continues it (the
+            # stored one as it is when this process records nothing).
+            with tracing.span(
+                "nats.publish",
+                kind=SpanKind.PRODUCER,
+                parent=tracing.context_of(row.traceparent),
+                attributes={"messaging.system": "nats", "messaging.destination.name": row.subject},
+            ):
+                headers = tracing.headers_with_trace({"Nats-Msg-Id": row.event_id}, row.traceparent)
+                ack = await self._jetstream.publish(row.subject, row.payload, headers=headers)
             published.append(Published(row.event_id, ack.stream, ack.seq, bool(ack.duplicate)))
         return published
 

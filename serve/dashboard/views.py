@@ -386,7 +386,7 @@ class LiveSource:
         )
         found = []
         for r in rows:
-            event = Delivered(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]))
+            event = Delivered(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6])
             note = notification_for(provider_id, event)
             if note is not None:
                 found.append(

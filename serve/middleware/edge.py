@@ -19,6 +19,7 @@ from typing import TextIO
 
 import msgspec
 
+from serve import logs, tracing
 from serve.middleware._asgi import (
     PRINCIPAL_SCOPE_KEY,
     ASGIApp,
@@ -33,8 +34,12 @@ from serve.problems import REQUEST_ID_SCOPE_KEY, ProblemError
 from serve.security import next_id
 
 
-class _AccessLine(msgspec.Struct, frozen=True):
-    ts: float
+class _AccessLine(msgspec.Struct, frozen=True, omit_defaults=True):
+    # The fields of every log line (serve/logs.py), then the request's own.
+    ts: str
+    level: str
+    logger: str
+    msg: str
     request_id: str
     tenant: str | None
     principal: str | None
@@ -42,6 +47,8 @@ class _AccessLine(msgspec.Struct, frozen=True):
     route: str
     status: int
     latency_ms: float
+    trace_id: str | None = None
+    span_id: str | None = None
 
 
 _encode_line = msgspec.json.Encoder().encode
@@ -54,7 +61,8 @@ EXPOSED_HEADERS = (
 
 
 class RequestIdMiddleware:
-    """Echoes a well-formed `X-Request-ID` or generates one; every response carries it."""
+    """Echoes a well-formed `X-Request-ID` or generates one; every response carries it, and
+    every log line written while the request runs (serve/logs.py's REQUEST_ID)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -74,13 +82,18 @@ class RequestIdMiddleware:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", encoded)]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        token = logs.REQUEST_ID.set(request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            logs.REQUEST_ID.reset(token)
 
 
 class JsonLogMiddleware:
-    """One JSON line per request: request id, tenant, method, route, status, latency; never a
-    header or a body (so never a secret). Written straight to the stream (stderr by default):
-    the logging module's record machinery costs more than the rest of this layer."""
+    """One JSON line per request: request id, trace and span id, tenant, method, route, status,
+    latency; never a header or a body (so never a secret). In serve/logs.py's format (logger
+    `aex.access`), but written straight to the stream (stderr by default): the logging
+    module's record machinery costs more than the rest of this layer."""
 
     def __init__(self, app: ASGIApp, *, stream: TextIO | None = None) -> None:
         self.app = app
@@ -121,8 +134,12 @@ class JsonLogMiddleware:
             await self.app(scope, receive, send_logged)
         finally:
             principal = scope.get(PRINCIPAL_SCOPE_KEY)
+            ids = tracing.trace_ids()
             line = _AccessLine(
-                ts=time.time(),
+                ts=logs.rfc3339(time.time()),
+                level="info",
+                logger="aex.access",
+                msg="request",
                 request_id=scope.get(REQUEST_ID_SCOPE_KEY, ""),
                 tenant=getattr(principal, "tenant_id", None),
                 principal=getattr(principal, "kind", None),
@@ -130,6 +147,8 @@ class JsonLogMiddleware:
                 route=scope["path"],
                 status=status[0],
                 latency_ms=(time.perf_counter() - started_s) * 1000,
+                trace_id=ids[0] if ids else None,
+                span_id=ids[1] if ids else None,
             )
             self._log(_encode_line(line))
 

@@ -40,10 +40,13 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import psycopg
+from opentelemetry import context as otel_context
+from opentelemetry.trace import SpanKind
 
 from aex.core import Rejected
 from aex.core.ledger import Applied, JournalEntry, Operation
 from aex.core.reasons import LedgerRejectReason
+from serve import tracing
 from serve.stores import postgres_ledger, sqlite_ledger
 from serve.stores.postgres import PostgresStore
 from serve.stores.sqlite import SqliteStore
@@ -79,6 +82,7 @@ class OutboxRow:
     subject_id: str
     occurred_at_ms: int
     payload: str  # the event's payload as JSON text
+    traceparent: str | None = None  # the W3C trace context of the write (serve/tracing.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,17 +103,27 @@ class Session:
 
 
 _INSERT_OUTBOX = (
-    "INSERT INTO outbox (event_id, type, subject_id, occurred_at_ms, payload)"
-    " VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO outbox (event_id, type, subject_id, occurred_at_ms, payload, traceparent)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
 )
+# (seq, event_id, type, subject_id, occurred_at_ms, payload, traceparent)
 _SELECT_OUTBOX = (
-    "SELECT seq, event_id, type, subject_id, occurred_at_ms, payload FROM outbox"
+    "SELECT seq, event_id, type, subject_id, occurred_at_ms, payload, traceparent FROM outbox"
     " WHERE seq > ? ORDER BY seq LIMIT ?"
 )
 
 
 def _outbox_parameters(rows: Sequence[OutboxRow]) -> list[tuple[Any, ...]]:
-    return [(r.event_id, r.type, r.subject_id, r.occurred_at_ms, r.payload) for r in rows]
+    return [
+        (r.event_id, r.type, r.subject_id, r.occurred_at_ms, r.payload, r.traceparent) for r in rows
+    ]
+
+
+def _transaction_span(system: str, parent: otel_context.Context | None = None) -> Any:
+    """The span of one market write transaction (a no-op unless tracing is configured)."""
+    return tracing.span(
+        "db.transaction", kind=SpanKind.CLIENT, parent=parent, attributes={"db.system": system}
+    )
 
 
 class MarketDb(Protocol):
@@ -205,6 +219,7 @@ def _lock_file(path: Path, *, wait: bool) -> Iterator[bool]:
 class _Pending:
     work: Callable[[Session], Any]
     future: Future[Any]
+    context: otel_context.Context  # the submitter's: the write's span is its child
 
 
 class SqliteMarketDb(_Driver):
@@ -241,7 +256,7 @@ class SqliteMarketDb(_Driver):
                     )
                     self._writer.start()
         future: Future[T] = Future()
-        self._queue.put(_Pending(work, future))
+        self._queue.put(_Pending(work, future, otel_context.get_current()))
         return future
 
     def _write_batches(self) -> None:
@@ -261,7 +276,8 @@ class SqliteMarketDb(_Driver):
                 for pending in batch:
                     connection.execute("SAVEPOINT market_write")
                     try:
-                        result = self._run_in(connection, pending.work)
+                        with _transaction_span("sqlite", pending.context):
+                            result = self._run_in(connection, pending.work)
                     except Exception as failure:
                         connection.execute("ROLLBACK TO market_write")
                         connection.execute("RELEASE market_write")
@@ -354,7 +370,8 @@ class PostgresMarketDb(_Driver):
     def run(self, work: Callable[[Session], T]) -> T:
         for attempt in range(WRITE_ATTEMPTS_MAX):
             try:
-                return self._run_once(work)
+                with _transaction_span("postgresql"):
+                    return self._run_once(work)
             except postgres_ledger.RETRIED_ERRORS:
                 if attempt == WRITE_ATTEMPTS_MAX - 1:
                     raise

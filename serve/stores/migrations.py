@@ -21,6 +21,11 @@ ALTER TABLE providers ADD COLUMN webhook_secret_sealed TEXT;
 DELETE FROM idempotency WHERE scope LIKE 'tenant:%' OR scope LIKE 'ip:%'
 """
 
+# Issue 16 (tracing): the W3C trace context (`traceparent`) of the request whose transaction
+# wrote each outbox event, so the relay to NATS and the webhook calls continue its trace; NULL
+# when no tracer records (no exporter configured) and for rows written before.
+OUTBOX_TRACE_CONTEXT = "ALTER TABLE outbox ADD COLUMN traceparent TEXT"
+
 # Numbered migrations; each runs once, in order, recorded in schema_version.
 # Issue 15, certificate types with meaning (docs/certificates.md): which certificate claims
 # count toward the certification bonus and score (`counts`, 0 for rows written before: only
@@ -218,5 +223,7 @@ CREATE INDEX postings_by_account ON postings (account_id, entry_id)
     (12, MANDATES_SCHEMA),
     # The token bank (issue 15 item 3): credit buckets, vouchers (serve/vouchers.py).
     (13, CREDIT_VOUCHERS_SCHEMA),
+    # Trace context through the outbox (issue 16 item 2).
+    (14, OUTBOX_TRACE_CONTEXT),
 )
 assert [number for number, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))

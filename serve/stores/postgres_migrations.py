@@ -18,7 +18,7 @@ from serve.stores.market_schema import (
     PG_MARKET_SCHEMA,
     PG_SUBSCRIPTION_INDEX_SCHEMA,
 )
-from serve.stores.migrations import CERT_TRUST_SCHEMA, SECRETS_AT_REST
+from serve.stores.migrations import CERT_TRUST_SCHEMA, OUTBOX_TRACE_CONTEXT, SECRETS_AT_REST
 
 PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
@@ -167,5 +167,7 @@ PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
     (12, MANDATES_SCHEMA),
     # The token bank (issue 15 item 3): credit buckets, vouchers (serve/vouchers.py).
     (13, PG_CREDIT_VOUCHERS_SCHEMA),
+    # Trace context through the outbox (issue 16 item 2).
+    (14, OUTBOX_TRACE_CONTEXT),
 )
 assert [number for number, _ in PG_MIGRATIONS] == list(range(1, len(PG_MIGRATIONS) + 1))
