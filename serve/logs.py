@@ -119,11 +119,17 @@ def log_startup(
     redis: bool,
     nats: bool,
     otlp: bool,
+    operator_key_from: str = "",
 ) -> None:
-    """The one startup line: what runs, where it listens and which adapters are on."""
+    """The one startup line: what runs, its URL, where the operator key is (never the key),
+    and which adapters are on."""
+    host, _, port = listen.rpartition(":")
+    shown_host = f"[{host}]" if ":" in host else host
     fields = {
         "version": version,
+        "url": f"http://{shown_host}:{port}",
         **database_shown(database_url, data_dir),
+        "operator_key": operator_key_from,
         "workers": workers,
         "listen": listen,
         "adapters": {"redis": redis, "nats": nats, "otlp": otlp},

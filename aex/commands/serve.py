@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     import aex
     from serve import logs, tracing
     from serve.app import create_app
-    from serve.settings import Settings
+    from serve.settings import OPERATOR_KEY_FILE, Settings
 
     load_env_file(args.env_file)
     _check_arguments(args)
@@ -135,6 +135,9 @@ def run(args: argparse.Namespace) -> int:
         redis=settings.redis_url is not None,
         nats=settings.nats_url is not None,
         otlp=bool(os.environ.get(tracing.OTLP_ENDPOINT_ENV)),
+        operator_key_from="AEX_OPERATOR_KEY"
+        if os.environ.get("AEX_OPERATOR_KEY")
+        else str(args.data_dir / OPERATOR_KEY_FILE),
     )
     if args.workers > 1:
         # Each worker process builds its own app from the same environment (serve.app's

@@ -133,6 +133,9 @@ def test_one_startup_line_says_what_runs_and_holds_no_secret(run: Run) -> None:
     assert start["data_dir"].endswith("data")
     assert start["workers"] == 1
     assert start["listen"] == f"127.0.0.1:{run.port}"
+    assert start["url"] == f"http://127.0.0.1:{run.port}"
+    # Where the operator key is, never the key: the variable's name when it is set there.
+    assert start["operator_key"] == "AEX_OPERATOR_KEY"
     assert start["adapters"] == {"redis": False, "nats": False, "otlp": False}
     assert re.fullmatch(r"\d+\.\d+\.\d+.*", start["version"])
     assert OPERATOR_KEY not in json.dumps(start)
