@@ -263,6 +263,7 @@ def _backends(settings: Settings, breakers: BreakerRegistry) -> _Backends:
             settings.database_url,
             schema=settings.database_schema,
             pool_max=settings.database_pool_max,
+            breaker=breakers.get("postgres"),
         )
         ledger = PostgresLedger(store)
     else:

@@ -11,6 +11,7 @@ cannot grow the registry or the metric's series without bound.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -49,6 +50,18 @@ def monotonic_ms() -> int:
     return time.monotonic_ns() // 1_000_000
 
 
+class DependencyUnavailable(Exception):
+    """A call to a dependency the exchange cannot do without (PostgreSQL) failed, or was refused
+    by its open breaker: the request fails fast, rendered as a 503 `dependency-unavailable`
+    problem with `Retry-After` (serve/problems.py); nothing was written."""
+
+    def __init__(self, dependency: str, retry_after_s: int) -> None:
+        super().__init__(f"{dependency} unavailable (retry after {retry_after_s} s)")
+        assert retry_after_s >= 1
+        self.dependency = dependency
+        self.retry_after_s = retry_after_s
+
+
 class CircuitBreaker:
     """One dependency's breaker: `allow()` before a call, then `success()` or `failure()`."""
 
@@ -69,6 +82,20 @@ class CircuitBreaker:
     @property
     def state(self) -> BreakerState:
         return self._breaker.state
+
+    @property
+    def suspect(self) -> bool:
+        """Not closed, or closed with failures counted: the dependency may be down."""
+        breaker = self._breaker
+        return breaker.state is not BreakerState.CLOSED or breaker.consecutive_failures > 0
+
+    def retry_after_s(self) -> int:
+        """Whole seconds until the breaker lets a probe through (at least 1)."""
+        breaker = self._breaker
+        if breaker.state is not BreakerState.OPEN:
+            return 1
+        left_ms = breaker.opened_at_ms + self.policy.open_ms - self._clock_ms()
+        return max(1, math.ceil(left_ms / 1000))
 
     def allow(self) -> bool:
         breaker = self._breaker
