@@ -28,7 +28,7 @@ from serve.adapters.nats_relay import (
     OutboxRow,
     spec_streams,
 )
-from serve.breakers import CircuitBreaker
+from serve.breakers import CircuitBreaker, log_failure
 from serve.market import Market
 from serve.security import now_ms
 from serve.stores.market_db import Lease, MarketDb
@@ -44,7 +44,7 @@ async def run_webhook_takeover(webhooks: Webhooks) -> None:
         try:
             await webhooks.take_over_stale()
         except Exception:
-            _log.exception("webhook take-over")
+            log_failure(_log, "webhook take-over")
 
 
 async def close_due_windows(market: Market) -> int:
@@ -69,11 +69,11 @@ async def run_window_closer(market: Market, poll_ms: int) -> None:
         try:
             await close_due_windows(market)
         except Exception:
-            _log.exception("window closer")
+            log_failure(_log, "window closer")
         try:
             await pay_out_due_contracts(market)
         except Exception:
-            _log.exception("payout sweeper")
+            log_failure(_log, "payout sweeper")
         await asyncio.sleep(poll_ms / 1000)
 
 

@@ -11,7 +11,9 @@ cannot grow the registry or the metric's series without bound.
 
 from __future__ import annotations
 
+import logging
 import math
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +46,24 @@ BREAKER_TRIPS = Counter(
     "Times a dependency's circuit breaker opened (5 failures in a row, or a failed probe)",
     ["dependency"],
 )
+
+
+OUTAGE_LOG_INTERVAL_S = 10.0
+_outage_logged_at: dict[str, float] = {}
+
+
+def log_failure(log: logging.Logger, what: str) -> None:
+    """From an `except` in a background loop: a dependency outage is one warning line per
+    `what` every OUTAGE_LOG_INTERVAL_S (not a traceback per poll); anything else is logged
+    with its traceback."""
+    error = sys.exc_info()[1]
+    if not isinstance(error, DependencyUnavailable):
+        log.exception(what)
+        return
+    now_s = time.monotonic()
+    if now_s - _outage_logged_at.get(what, -math.inf) >= OUTAGE_LOG_INTERVAL_S:
+        _outage_logged_at[what] = now_s
+        log.warning("%s: %s", what, error)
 
 
 def monotonic_ms() -> int:

@@ -33,7 +33,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from aex.core import Plan, QuotaRejectReason, Rejected
+from aex.core import BreakerState, Plan, QuotaRejectReason, Rejected
 from serve.breakers import CircuitBreaker, DependencyUnavailable
 from serve.stores.base import (
     AgentsCheck,
@@ -147,9 +147,12 @@ class PostgresStore:
         breaker = self.breaker
         if not breaker.allow():
             raise DependencyUnavailable(BREAKER_NAME, breaker.retry_after_s())
+        probing = breaker.state is BreakerState.HALF_OPEN  # only the probe gets through
         timeout = SUSPECT_WAIT_TIMEOUT_S if breaker.suspect else POOL_WAIT_TIMEOUT_S
         outage = False
         try:
+            if probing:
+                self._revive_pool()
             with self.pool.connection(timeout=timeout) as connection:
                 yield connection
         except psycopg.Error as error:
@@ -161,6 +164,14 @@ class PostgresStore:
         finally:
             if not outage:
                 breaker.success()  # PostgreSQL answered (a refused statement is an answer)
+
+    def _revive_pool(self) -> None:
+        """The probe: PostgreSQL answers a connection of its own, then the pool drops the
+        connections the outage broke and opens new ones at once (its own reconnection backs
+        off, and a broken idle connection would fail the next request)."""
+        with psycopg.connect(self.url, autocommit=True, connect_timeout=2) as probe:
+            probe.execute("SELECT 1")
+        self.pool.check()
 
     @contextmanager
     def read(self) -> Iterator[psycopg.Connection[Any]]:
