@@ -109,15 +109,15 @@ def test_postgres_stopped_under_load_loses_no_acknowledged_write_and_fails_fast(
     tmp_path: Path, postgres: PrivatePostgres
 ) -> None:
     env = {"AEX_DATABASE_URL": postgres.url, "AEX_DATABASE_SCHEMA": "aex_fault_pg"}
-    server = Server(tmp_path / "data", env=env).start()
+    server = Server(tmp_path / "data", env=env)
     try:
+        server.start()
         with httpx.Client(base_url=server.url, timeout=30) as client:
             depositor = sign_up(client, "Depositor", "CONSUMER")
             buyer = consumer(client, plan="ENTERPRISE")
             agents = [provider(client, plan="ENTERPRISE") for _ in range(BIDDERS)]
             works = [
-                submit_work(client, buyer, bid_window_seconds=300)["work_id"]
-                for _ in range(WORKS)
+                submit_work(client, buyer, bid_window_seconds=300)["work_id"] for _ in range(WORKS)
             ]
         load = Load(server, depositor.headers, depositor.tenant_id)
         threads = [threading.Thread(target=load.deposit) for _ in range(DEPOSITORS)]
