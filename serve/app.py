@@ -93,8 +93,9 @@ def health() -> dict[str, str]:
 def ready(request: Request[Any, Any, State]) -> Response[dict[str, Any]]:
     """Ready to serve: the database answers; every outbound breaker's state, for the operator.
 
-    503 while the database does not answer (a load balancer takes the process out of
-    rotation); an open Redis breaker does not make the process unready (Redis fails open).
+    503 while the database does not answer or its `postgres` breaker is open (a load balancer
+    takes the process out of rotation); an open Redis or NATS breaker does not make the
+    process unready (Redis fails open, events wait in the outbox).
     """
     store: KeyStore = request.app.state.store
     try:
