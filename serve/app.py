@@ -102,8 +102,9 @@ def health() -> dict[str, str]:
 def ready(request: Request[Any, Any, State]) -> Response[dict[str, Any]]:
     """Ready to serve: the database answers; every outbound breaker's state, for the operator.
 
-    503 while the database does not answer (a load balancer takes the process out of
-    rotation); an open Redis breaker does not make the process unready (Redis fails open).
+    503 while the database does not answer or its `postgres` breaker is open (a load balancer
+    takes the process out of rotation); an open Redis or NATS breaker does not make the
+    process unready (Redis fails open, events wait in the outbox).
     """
     store: KeyStore = request.app.state.store
     try:
@@ -278,6 +279,7 @@ def _backends(settings: Settings, breakers: BreakerRegistry) -> _Backends:
             settings.database_url,
             schema=settings.database_schema,
             pool_max=settings.database_pool_max,
+            breaker=breakers.get("postgres"),
         )
         ledger = PostgresLedger(store)
     else:

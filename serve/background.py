@@ -29,6 +29,7 @@ from serve.adapters.nats_relay import (
     OutboxRow,
     spec_streams,
 )
+from serve.breakers import CircuitBreaker, log_failure
 from serve.market import Market
 from serve.security import now_ms
 from serve.stores.market_db import Lease, MarketDb
@@ -45,7 +46,7 @@ async def run_webhook_takeover(webhooks: Webhooks) -> None:
         try:
             await webhooks.take_over_stale()
         except Exception:
-            _log.exception("webhook take-over")
+            log_failure(_log, "webhook take-over")
 
 
 async def close_due_windows(market: Market) -> int:
@@ -70,15 +71,15 @@ async def run_window_closer(market: Market, poll_ms: int) -> None:
         try:
             await close_due_windows(market)
         except Exception:
-            _log.exception("window closer")
+            log_failure(_log, "window closer")
         try:
             await pay_out_due_contracts(market)
         except Exception:
-            _log.exception("payout sweeper")
+            log_failure(_log, "payout sweeper")
         try:  # the token bank: expired credit becomes breakage (serve/vouchers.py)
             await asyncio.to_thread(Vouchers(market).expire_due)
         except Exception:
-            _log.exception("credit expiry sweeper")
+            log_failure(_log, "credit expiry sweeper")
         await asyncio.sleep(poll_ms / 1000)
 
 
@@ -101,6 +102,7 @@ async def market_lifespan(app: Any) -> AsyncIterator[None]:
             app.state.nats_prefix,
             max_age_s=max_age_s,
             duplicate_window_s=duplicate_window_s,
+            breaker=app.state.breakers.get("nats"),
         )
         tasks.append(asyncio.create_task(relay))
     try:
@@ -115,6 +117,10 @@ async def market_lifespan(app: Any) -> AsyncIterator[None]:
 # The outbox relay to NATS JetStream (AEX_NATS_URL): load rows after the cursor, publish each
 # with Nats-Msg-Id = event id, then persist the cursor. A crash between the acknowledgement and
 # the cursor write re-publishes some rows on restart: JetStream drops them as duplicates.
+# Connecting and publishing go through the process's `nats` circuit breaker (serve/breakers.py):
+# five failures in a row open it, and while it is open the relay does not call NATS at all; the
+# events wait in the outbox (durable, in the database), and the probe after 10 s resumes from
+# the cursor: the rows not yet acknowledged are published then, once each (Nats-Msg-Id).
 
 RELAY_NAME = "nats"
 RELAY_BATCH_MAX = 200
@@ -154,8 +160,10 @@ async def run_outbox_relay(
     *,
     max_age_s: float = STREAM_MAX_AGE_S_DEFAULT,
     duplicate_window_s: float = DUPLICATE_WINDOW_S_DEFAULT,
+    breaker: CircuitBreaker | None = None,
 ) -> None:
     """Relays in the one process that leads (db.relay_leader); the others wait their turn."""
+    breaker = breaker or CircuitBreaker("nats")
     while True:
         leadership = db.relay_leader(RELAY_NAME)
         lease = await asyncio.to_thread(leadership.__enter__)
@@ -167,14 +175,16 @@ async def run_outbox_relay(
                     max_age_s=max_age_s,
                     duplicate_window_s=duplicate_window_s,
                 )
-                await _relay(db, relay, prefix, lease)
+                await _relay(db, relay, prefix, lease, breaker)
                 _log.warning("outbox relay: the leader's lease lapsed; trying to lead again")
         finally:
             await asyncio.shield(asyncio.to_thread(leadership.__exit__, None, None, None))
         await asyncio.sleep(RELAY_LEADER_RETRY_S)
 
 
-async def _relay(db: MarketDb, configured: JetStreamRelay, prefix: str, lease: Lease) -> None:
+async def _relay(
+    db: MarketDb, configured: JetStreamRelay, prefix: str, lease: Lease, breaker: CircuitBreaker
+) -> None:
     """Relays until cancelled, or until the lease lapses (checked every RELAY_LEASE_CHECK_S)."""
     backoff_s = RELAY_BACKOFF_S_MIN
     relay: JetStreamRelay | None = None
@@ -186,17 +196,13 @@ async def _relay(db: MarketDb, configured: JetStreamRelay, prefix: str, lease: L
                 if relay is not None:
                     await _close_quietly(relay)
                 return
+        if not breaker.allow():  # NATS is down: the rows wait in the outbox
+            await asyncio.sleep(min(breaker.retry_after_s(), RELAY_LEASE_CHECK_S))
+            continue
         try:
-            if relay is None:
-                relay = await configured.connect()
-                await relay.ensure_streams()
-            cursor = await asyncio.to_thread(db.relay_cursor, RELAY_NAME)
-            batch = await asyncio.to_thread(outbox_rows_after, db, cursor, prefix)
-            if batch:
-                await relay.publish([row for _, row in batch])
-                await asyncio.to_thread(db.save_relay_cursor, RELAY_NAME, batch[-1][0])
+            relay, relayed = await _relay_step(db, relay, configured, prefix, breaker)
             backoff_s = RELAY_BACKOFF_S_MIN
-            if len(batch) < RELAY_BATCH_MAX:
+            if relayed < RELAY_BATCH_MAX:
                 await asyncio.sleep(RELAY_POLL_MS / 1000)
         except asyncio.CancelledError:
             if relay is not None:
@@ -209,6 +215,43 @@ async def _relay(db: MarketDb, configured: JetStreamRelay, prefix: str, lease: L
                 relay = None
             await asyncio.sleep(backoff_s)
             backoff_s = min(backoff_s * 2, RELAY_BACKOFF_S_MAX)
+
+
+async def _relay_step(
+    db: MarketDb,
+    relay: JetStreamRelay | None,
+    configured: JetStreamRelay,
+    prefix: str,
+    breaker: CircuitBreaker,
+) -> tuple[JetStreamRelay, int]:
+    """One round: connect when needed, publish the rows after the cursor, move the cursor.
+    Connecting and publishing failures count on the `nats` breaker; returns the rows relayed."""
+    connected = relay
+    try:
+        if connected is None:
+            connected = await configured.connect()
+            await connected.ensure_streams()
+    except Exception:
+        breaker.failure()
+        raise
+    if relay is None:
+        breaker.success()  # NATS answered: a probe ends here even if the database fails next
+    try:
+        cursor = await asyncio.to_thread(db.relay_cursor, RELAY_NAME)
+        batch = await asyncio.to_thread(outbox_rows_after, db, cursor, prefix)
+        if batch:
+            try:
+                await connected.publish([row for _, row in batch])
+            except Exception:
+                breaker.failure()
+                raise
+            await asyncio.to_thread(db.save_relay_cursor, RELAY_NAME, batch[-1][0])
+    except Exception:
+        if relay is None:  # connected in this round: the caller does not hold it yet
+            await _close_quietly(connected)
+        raise
+    breaker.success()
+    return connected, len(batch)
 
 
 async def _close_quietly(relay: JetStreamRelay) -> None:

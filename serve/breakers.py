@@ -11,6 +11,9 @@ cannot grow the registry or the metric's series without bound.
 
 from __future__ import annotations
 
+import logging
+import math
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -45,8 +48,38 @@ BREAKER_TRIPS = Counter(
 )
 
 
+OUTAGE_LOG_INTERVAL_S = 10.0
+_outage_logged_at: dict[str, float] = {}
+
+
+def log_failure(log: logging.Logger, what: str) -> None:
+    """From an `except` in a background loop: a dependency outage is one warning line per
+    `what` every OUTAGE_LOG_INTERVAL_S (not a traceback per poll); anything else is logged
+    with its traceback."""
+    error = sys.exc_info()[1]
+    if not isinstance(error, DependencyUnavailable):
+        log.exception(what)
+        return
+    now_s = time.monotonic()
+    if now_s - _outage_logged_at.get(what, -math.inf) >= OUTAGE_LOG_INTERVAL_S:
+        _outage_logged_at[what] = now_s
+        log.warning("%s: %s", what, error)
+
+
 def monotonic_ms() -> int:
     return time.monotonic_ns() // 1_000_000
+
+
+class DependencyUnavailable(Exception):
+    """A call to a dependency the exchange cannot do without (PostgreSQL) failed, or was refused
+    by its open breaker: the request fails fast, rendered as a 503 `dependency-unavailable`
+    problem with `Retry-After` (serve/problems.py); nothing was written."""
+
+    def __init__(self, dependency: str, retry_after_s: int) -> None:
+        super().__init__(f"{dependency} unavailable (retry after {retry_after_s} s)")
+        assert retry_after_s >= 1
+        self.dependency = dependency
+        self.retry_after_s = retry_after_s
 
 
 class CircuitBreaker:
@@ -69,6 +102,20 @@ class CircuitBreaker:
     @property
     def state(self) -> BreakerState:
         return self._breaker.state
+
+    @property
+    def suspect(self) -> bool:
+        """Not closed, or closed with failures counted: the dependency may be down."""
+        breaker = self._breaker
+        return breaker.state is not BreakerState.CLOSED or breaker.consecutive_failures > 0
+
+    def retry_after_s(self) -> int:
+        """Whole seconds until the breaker lets a probe through (at least 1)."""
+        breaker = self._breaker
+        if breaker.state is not BreakerState.OPEN:
+            return 1
+        left_ms = breaker.opened_at_ms + self.policy.open_ms - self._clock_ms()
+        return max(1, math.ceil(left_ms / 1000))
 
     def allow(self) -> bool:
         breaker = self._breaker

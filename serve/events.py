@@ -38,6 +38,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, g
 
 from aex.core import limits
 from aex.core.notifications import Notification, provider_notification
+from serve.breakers import log_failure
 from serve.middleware._asgi import ASGIApp, Message, Receive, Scope, Send
 from serve.problems import FieldError, ProblemError
 from serve.security import Principal
@@ -97,7 +98,7 @@ class EventHub:
             try:
                 batch = await asyncio.to_thread(self.read_after, self.last_seq)
             except Exception:
-                _log.exception("outbox tail")
+                log_failure(_log, "outbox tail")
                 batch = []
             for event in batch:
                 self.last_seq = event.seq

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 
 from aex.core import Rejected
+from serve.breakers import DependencyUnavailable
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://aex.dev/problems/"
@@ -93,9 +95,34 @@ def problem_for_rejected(rejected: Rejected[Any]) -> ProblemError:
     )
 
 
+def problem_for_outage(error: BaseException) -> ProblemError | None:
+    """A dependency or resource outage (not a bug): PostgreSQL unreachable or behind its open
+    breaker (503, `Retry-After` until the probe), the SQLite disk full (507). None otherwise."""
+    if isinstance(error, DependencyUnavailable):
+        return ProblemError(
+            503,
+            "dependency-unavailable",
+            f"{error.dependency} is unavailable; nothing was written, retry later",
+            headers={"Retry-After": str(error.retry_after_s)},
+        )
+    if isinstance(error, sqlite3.OperationalError) and _is_disk_full(error):
+        _log.error("sqlite: the disk is full, writes refused: %s", error)
+        return ProblemError(507, "insufficient-storage", "the exchange's disk is full")
+    return None
+
+
+def _is_disk_full(error: sqlite3.OperationalError) -> bool:
+    return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or (
+        "disk is full" in str(error)
+    )
+
+
 def problem_for_exception(error: BaseException) -> ProblemError:
     if isinstance(error, ProblemError):
         return error
+    outage = problem_for_outage(error)
+    if outage is not None:
+        return outage
     if isinstance(error, ValidationException):
         return ProblemError(
             400, "invalid-request", str(error.detail), errors=_validation_errors(error)
@@ -193,5 +220,6 @@ PROBLEM_RESPONSES: dict[int, ResponseSpec] = {
     422: _problem_spec("A business rule refused it (money precision, funds, key reuse)"),
     429: _problem_spec("Rate limit or daily quota exceeded (Retry-After)"),
     500: _problem_spec("Internal error; nothing was written"),
+    503: _problem_spec("A dependency (PostgreSQL) is unavailable; retry after Retry-After"),
     504: _problem_spec("No answer within the 30 s timeout"),
 }

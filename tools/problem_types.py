@@ -82,6 +82,10 @@ MEANINGS: dict[str, str] = {
     "rate-limited": "Over the per-minute limit of the credential or address (`Retry-After`)",
     "internal-error": "An unexpected failure; nothing was written (quote `request_id`)",
     "timeout": "No answer within the request timeout; retry with the same Idempotency-Key",
+    "dependency-unavailable": "PostgreSQL is unreachable or behind its open circuit breaker; "
+    "nothing was written: retry after `Retry-After` seconds with the same Idempotency-Key",
+    "insufficient-storage": "The exchange's SQLite disk is full: the write was refused and "
+    "nothing was written; reads still work",
     "http-error": "Any other HTTP error Litestar raises, with its own status",
     "agent-card-too-large": "The agent card is over its byte limit",
     "consumer-credential-required": "Only the work's consumer (a tenant key) may do this",

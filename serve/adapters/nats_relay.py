@@ -25,6 +25,8 @@ and nothing else (docs/market.md, "Disclosure policy").
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +41,8 @@ from serve import tracing
 STREAM_MAX_AGE_S_DEFAULT = 30 * 86_400.0
 DUPLICATE_WINDOW_S_DEFAULT = 120.0
 PUBLISH_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 5.0
+_log = logging.getLogger("aex.nats")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,10 @@ def spec_streams(prefix: str = "") -> dict[str, tuple[str, ...]]:
     }
 
 
+async def _log_error(error: Exception) -> None:
+    _log.warning("nats: %s", type(error).__name__)
+
+
 class JetStreamRelay:
     def __init__(
         self,
@@ -89,7 +97,18 @@ class JetStreamRelay:
         self._jetstream: Any = None
 
     async def connect(self) -> JetStreamRelay:
-        self._connection = await nats.connect(self.url, connect_timeout=2, max_reconnect_attempts=3)
+        # No reconnection inside the client: a lost connection fails the next publish at once,
+        # and the relay (serve/background.py) reconnects through its `nats` circuit breaker.
+        self._connection = await asyncio.wait_for(
+            nats.connect(
+                self.url,
+                connect_timeout=2,
+                allow_reconnect=False,
+                max_reconnect_attempts=0,  # one attempt: refused is a failure, not a wait
+                error_cb=_log_error,
+            ),
+            CONNECT_TIMEOUT_S,
+        )
         self._jetstream = self._connection.jetstream(timeout=PUBLISH_TIMEOUT_S)
         return self
 

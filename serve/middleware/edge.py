@@ -30,7 +30,7 @@ from serve.middleware._asgi import (
     header,
     send_problem,
 )
-from serve.problems import REQUEST_ID_SCOPE_KEY, ProblemError
+from serve.problems import REQUEST_ID_SCOPE_KEY, ProblemError, problem_for_outage
 from serve.security import next_id
 
 
@@ -172,11 +172,13 @@ class RecoveryMiddleware:
 
         try:
             await self.app(scope, receive, send_tracked)
-        except Exception:
-            logging.getLogger("aex.serve").exception("unhandled error in the gateway")
+        except Exception as error:
+            outage = problem_for_outage(error)  # a dependency down is no bug: no stack trace
+            if outage is None:
+                logging.getLogger("aex.serve").exception("unhandled error in the gateway")
             if started[0]:
                 raise
-            problem = ProblemError(500, "internal-error", "the request failed")
+            problem = outage or ProblemError(500, "internal-error", "the request failed")
             await send_problem(scope, send, problem)
 
 

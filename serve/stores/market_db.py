@@ -382,7 +382,7 @@ class PostgresMarketDb(_Driver):
         return await asyncio.to_thread(self.run, work)
 
     def _run_once(self, work: Callable[[Session], T]) -> T:
-        with self.store.pool.connection() as raw, raw.transaction():
+        with self.store.connection() as raw, raw.transaction():
 
             def apply_ledger(operation: Operation) -> Applied | Rejected[LedgerRejectReason]:
                 return postgres_ledger.apply_in_transaction(raw, operation)
@@ -440,7 +440,7 @@ class PostgresMarketDb(_Driver):
         # holder needs for its own reads and writes.
         with (
             self._local_mutex(name),
-            self.store.pool.connection() as raw,
+            self.store.connection() as raw,
             raw.transaction(),
         ):
             raw.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
