@@ -303,7 +303,7 @@ def _backends(settings: Settings, breakers: BreakerRegistry) -> _Backends:
 
 def create_app(settings: Settings) -> ASGIApp:
     """The whole ASGI application: SQLite in `settings.data_dir`, or PostgreSQL and Redis."""
-    breakers = BreakerRegistry()
+    breakers = BreakerRegistry(policy=settings.breaker_policy())
     store, ledger, limiter, cache = _backends(settings, breakers)
     authenticator = Authenticator(
         store,

@@ -167,6 +167,14 @@ ENVIRONMENT: tuple[Variable, ...] = (
         example="30",
     ),
     Variable(
+        "AEX_BREAKER_OPEN_MS",
+        "10000",
+        "how long a tripped circuit breaker (PostgreSQL, Redis, NATS, a webhook host) stays "
+        "open before its one probe; the spec's 10 s, in [100, 600000]",
+        GROUP_LIMITS,
+        example="10000",
+    ),
+    Variable(
         "AEX_WEIGHTS",
         "`balanced`",
         "a preset name (balanced, lowest_price, best_quality) or a weights JSON file written "

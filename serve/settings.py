@@ -16,7 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from aex.core import DEFAULT_BURST_REQUESTS, PRESETS, Rejected, rules_from_json
+from aex.core import (
+    DEFAULT_BREAKER_POLICY,
+    DEFAULT_BURST_REQUESTS,
+    PRESETS,
+    BreakerPolicy,
+    Rejected,
+    rules_from_json,
+)
 from serve.adapters.nats_relay import DUPLICATE_WINDOW_S_DEFAULT, STREAM_MAX_AGE_S_DEFAULT
 from serve.endpoints import EndpointPolicy, StaticResolver, SystemResolver, parse_hosts_table
 from serve.evaluation import DEFAULT_WEIGHTS, NamedWeights
@@ -81,6 +88,11 @@ class Settings:
     webhook_hosts: tuple[tuple[str, tuple[str, ...]], ...] = ()
     webhook_dns: str = "system"
     stream_reauthorise_s: float = STREAM_REAUTHORISE_S_DEFAULT
+    breaker_open_ms: int = DEFAULT_BREAKER_POLICY.open_ms
+
+    def breaker_policy(self) -> BreakerPolicy:
+        """Every outbound dependency's breaker: the spec's 5 failures, open AEX_BREAKER_OPEN_MS."""
+        return BreakerPolicy(open_ms=self.breaker_open_ms)
 
     def endpoint_policy(self) -> EndpointPolicy:
         """The webhook endpoint policy these settings describe (serve/endpoints.py)."""
@@ -168,6 +180,7 @@ class Settings:
             stream_reauthorise_s=_float(
                 env, "AEX_STREAM_REAUTHORISE_S", STREAM_REAUTHORISE_S_DEFAULT
             ),
+            breaker_open_ms=_int(env, "AEX_BREAKER_OPEN_MS", DEFAULT_BREAKER_POLICY.open_ms),
         )
 
     def validate(self) -> None:
@@ -219,6 +232,8 @@ class Settings:
             raise ImproperlyConfiguredError("AEX_WEBHOOK_LEASE_MS: milliseconds in [100, 3600000]")
         if not 0.1 <= self.stream_reauthorise_s <= 3_600:
             raise ImproperlyConfiguredError("AEX_STREAM_REAUTHORISE_S: seconds in [0.1, 3600]")
+        if not 100 <= self.breaker_open_ms <= 600_000:
+            raise ImproperlyConfiguredError("AEX_BREAKER_OPEN_MS: milliseconds in [100, 600000]")
         if self.webhook_dns not in ("system", "off"):
             raise ImproperlyConfiguredError("AEX_WEBHOOK_DNS: system or off")
 

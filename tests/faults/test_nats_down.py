@@ -89,7 +89,8 @@ def test_nats_down_keeps_events_in_the_outbox_and_delivers_each_once_after(
     tmp_path: Path, nats_server: PrivateProcess
 ) -> None:
     url, prefix = f"nats://127.0.0.1:{nats_server.port}", f"F{uuid.uuid4().hex[:8]}"
-    env = {"AEX_NATS_URL": url, "AEX_NATS_PREFIX": prefix}
+    # The relay's breaker probes NATS again after 2 s (the spec's 10 s by default).
+    env = {"AEX_NATS_URL": url, "AEX_NATS_PREFIX": prefix, "AEX_BREAKER_OPEN_MS": "2000"}
     server = Server(tmp_path / "data", env=env)
     try:
         server.start()
