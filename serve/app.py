@@ -33,6 +33,7 @@ from serve.certificates import Certificates
 from serve.dashboard import dashboard_router, dashboard_state, template_config
 from serve.evaluation import warm_up_in_background as warm_scoring
 from serve.events import EventHub, MarketMetrics, MetricsMiddleware, RouteLabels, StreamGate
+from serve.locations import LocationMiddleware, document_locations
 from serve.mandates import Mandates
 from serve.market import Market
 from serve.market_schemas import Health, Readiness
@@ -209,6 +210,7 @@ def build_litestar(
     route_scopes(app)  # asserts that every route declares the scope it needs
     declare_security(app)
     describe(app)  # the market's shapes (serve/openapi.py)
+    document_locations(app)  # Location on 201s (serve/locations.py)
     return app
 
 
@@ -313,7 +315,9 @@ def create_app(settings: Settings) -> ASGIApp:
     )
     metrics = MarketMetrics()
     litestar_app: Any = build_litestar(store, settings, ledger, metrics, breakers)
+    routes = RouteLabels(route.path for route in litestar_app.routes)
     app: Any = IdempotencyMiddleware(litestar_app, store=store)
+    app = LocationMiddleware(app, route_of=routes.label)  # replays carry it too
     app = AuthMiddleware(app, metrics_public=settings.metrics_public)
     app = RateLimitMiddleware(
         app,
@@ -325,7 +329,6 @@ def create_app(settings: Settings) -> ASGIApp:
         burst=settings.rate_limit_burst,
         anonymous_per_minute=settings.anonymous_requests_per_minute,
     )
-    routes = RouteLabels(route.path for route in litestar_app.routes)
     app = UnknownPathMiddleware(app, serves=routes.serves)
     app = TimeoutMiddleware(app, timeout_s=settings.request_timeout_s)
     app = CorsMiddleware(app, origins=settings.cors_origins)
