@@ -31,6 +31,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "aex.commands.cert",
     "aex.commands.sim",
     "aex.commands.tune",
+    "aex.commands.incentives",
+    "aex.commands.compare",
     "aex.commands.backtest",
     "aex.commands.export",
     "aex.commands.dashboard",

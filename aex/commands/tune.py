@@ -26,6 +26,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--workers", type=int, default=0, help="processes (0 = one per core)")
     parser.add_argument("--serial", action="store_true", help="no process pool")
     parser.add_argument("--dask", default=None, help="a Dask scheduler address")
+    parser.add_argument(
+        "--incentives",
+        default="",
+        help="comma-separated strategies whose deviation-gain upper bound is a constraint",
+    )
     parser.set_defaults(func=run)
 
 
@@ -57,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
             maxiter=args.maxiter,
             popsize=args.popsize,
             executor=executor,
+            incentive_strategies=[n.strip() for n in args.incentives.split(",") if n.strip()],
         )
     finally:
         if isinstance(executor, ProcessExecutor):

@@ -37,6 +37,7 @@ __all__ = [
     "mean_interval",
     "profit_by_strategy",
     "run_summary",
+    "store_welfare",
     "summary_frame",
 ]
 
@@ -159,6 +160,24 @@ def run_summary(con: duckdb.DuckDBPyConnection, run_id: int) -> dict[str, Any]:
     summary["honest_profit_ci_high_minor"] = high
     summary["honest_break_even"] = bool(high >= 0) if not math.isnan(high) else None
     return summary
+
+
+_WELFARE_SQL = """
+WITH s AS (SELECT coalesce(sum(w.budget_max_minor - s.price_minor), 0) AS surplus,
+                  coalesce(sum(s.fee_minor), 0) AS fees, coalesce(sum(s.payout_minor), 0) AS paid
+           FROM settlements s JOIN work w USING (run_id, work_id) WHERE s.run_id = $run),
+o AS (SELECT coalesce(sum(cost_minor), 0) AS cost,
+             coalesce(sum(cost_minor) FILTER (WHERE NOT success), 0) AS lost
+      FROM outcomes WHERE run_id = $run)
+SELECT $run, s.surplus, s.paid - o.cost, s.fees, o.lost, s.surplus + (s.paid - o.cost) + s.fees
+FROM s, o
+"""
+
+
+def store_welfare(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
+    """Writes the run's welfare row (schema.WELFARE_DDL) from its settlements and outcomes."""
+    con.execute("DELETE FROM welfare WHERE run_id = $run", {"run": run_id})
+    con.execute(f"INSERT INTO welfare {_WELFARE_SQL}", {"run": run_id})
 
 
 def summary_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:

@@ -127,6 +127,18 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DDL)
     # market logs written before runs.code_version existed gain the column (NULL for them)
     con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS code_version VARCHAR")
+    con.execute(WELFARE_DDL)
+
+
+# Welfare accounting, one row per finished run (written by aex/marketlog/metrics.py
+# store_welfare from the run's own rows): consumer surplus (budget − price of settled work),
+# provider profit (payouts − costs of every attempt), platform fees, the cost sunk in failed
+# work, and their sum (total welfare = surplus + profit + fees), all in minor units.
+WELFARE_DDL: Final[str] = (
+    "CREATE TABLE IF NOT EXISTS welfare (run_id BIGINT, consumer_surplus_minor BIGINT, "
+    "provider_profit_minor BIGINT, platform_fees_minor BIGINT, failed_work_loss_minor BIGINT, "
+    "total_welfare_minor BIGINT)"
+)
 
 
 _CODE_VERSION: list[str] = []

@@ -8,8 +8,10 @@ serve/evaluation.py): the engine never re-implements one.
 from __future__ import annotations
 
 from aex.core.calibration import ConfidenceCalibration, calibrated_confidence
+from aex.core.certs import Authorization, CertificateType, Claim, counts_toward_certification
 from aex.core.fees import split_fee_columns
-from aex.core.market import evidence_mask, outcome_kinds
+from aex.core.lifecycle import WorkState
+from aex.core.market import check_bid_admission, evidence_mask, outcome_kinds
 from aex.core.reputation import (
     OutcomeKind,
     Outcomes,
@@ -39,6 +41,7 @@ from aex.core.scoring import (
 __all__ = [
     "PRESETS",
     "SAMPLE_PROVIDED_QUALITY",
+    "SELF_ASSERTED_COUNTS",
     "BidBatch",
     "Components",
     "ConfidenceCalibration",
@@ -61,9 +64,33 @@ __all__ = [
     "rules_from_json",
     "rules_to_json",
     "score_bids",
+    "self_dealing_admitted",
     "split_fee_columns",
     "tally_outcomes",
     "tiers_for",
     "weights_from_json",
     "weights_to_json",
 ]
+
+# Whether a self-asserted capability certificate (a certificate farmer's) counts toward the
+# certification bonus and score: the exchange's one rule, asked once.
+SELF_ASSERTED_COUNTS: bool = counts_toward_certification(
+    CertificateType.CAPABILITY,
+    Claim("sim", "farmed", "", Authorization.SELF_ASSERTED),
+)
+
+
+def self_dealing_admitted(*, same_tenant: bool) -> bool:
+    """Whether the exchange admits a wash-trading provider's bid on its owner's work: the core's
+    bid admission with the provider owned (or not) by the work's consumer tenant."""
+    refused = check_bid_admission(
+        work_state=WorkState.OPEN,
+        now_ms=0,
+        window_closes_at_ms=1,
+        provider_active=True,
+        provider_subscribed=True,
+        provider_has_bid=False,
+        bids_on_work=0,
+        provider_owned_by_consumer=same_tenant,
+    )
+    return refused is None

@@ -71,11 +71,14 @@ class Streams:
     work: np.random.Generator
     bids: np.random.Generator
     outcomes: np.random.Generator
+    # the strategies' own randomness (the bandit's arm draws): a fifth child, so that the
+    # first four streams are those of a run without it, whatever strategies play
+    strategy: np.random.Generator
 
     @classmethod
     def spawn(cls, seed: int, replication: int) -> Streams:
         replication_seq = np.random.SeedSequence(seed).spawn(replication + 1)[replication]
-        children = replication_seq.spawn(4)
+        children = replication_seq.spawn(5)
         return cls(*(np.random.Generator(np.random.PCG64(c)) for c in children))
 
 
@@ -116,8 +119,14 @@ class Population:
 
     @property
     def active_certificates(self) -> I64:
-        """Active certificates per provider (one matching its category, or none)."""
-        return self.certified.astype(np.int64)
+        """Active certificates per provider that count toward certification: one issued
+        matching its category, or none, plus a certificate farmer's self-asserted ones when
+        the core's counts_toward_certification counts them (it does not)."""
+        issued = self.certified.astype(np.int64)
+        if not _core.SELF_ASSERTED_COUNTS:
+            return issued
+        farmed = np.rint(self.params["farmed_certificates"]).astype(np.int64)
+        return np.asarray(issued + farmed, dtype=np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +144,13 @@ class MarketState:
     next_identity_id: int
     next_work_id: int
     next_bid_id: int
+    claim: F64 | None = None  # stated confidence per slot (None: the population's)
+    bandit_log_weight: F64 | None = None  # (slots, BANDIT_ARMS): EXP3's log weights
+    bandit_arm: I64 | None = None  # the arm each slot plays in the current block
+
+    @property
+    def stated_confidence(self) -> F64 | None:
+        return self.claim
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,6 +417,7 @@ class Draws:
     markup_uniform: F64
     submitted_offset_ms: I64
     thin: F64 | None  # drawn only when the population needs thinning
+    strategy_uniform: F64 | None = None  # one per slot: the bandit's arm draw
 
 
 def block_ticks_at(params: ScenarioParams, tick: int) -> int:
@@ -432,7 +449,18 @@ def draw_block(
     np.minimum(submitted_offset, params.market.bid_window_ms - 1, out=submitted_offset)
     needs_thinning = bool((pop.bid_probability < p_max).any() or (pop.join_tick > 0).any())
     thin = rng.random(n) if needs_thinning else None  # static: population only
-    return Draws(tick, n_ticks, work, work_of_bid, provider, markup_uniform, submitted_offset, thin)
+    strategy_uniform = streams.strategy.random(pop.size)
+    return Draws(
+        tick,
+        n_ticks,
+        work,
+        work_of_bid,
+        provider,
+        markup_uniform,
+        submitted_offset,
+        thin,
+        strategy_uniform,
+    )
 
 
 def _draw_bids(
@@ -440,7 +468,7 @@ def _draw_bids(
     params: ScenarioParams,
     population: Population,
     state: MarketState,
-) -> _Bids:
+) -> tuple[_Bids, F64]:
     pop = population
     work = draws.work
     work_of_bid, provider = draws.work_of_bid, draws.provider
@@ -456,7 +484,9 @@ def _draw_bids(
         present = state.active[provider]
         keep = present if keep is None else keep & present
     markup_low = pop.markup_min + state.markup_shift  # per provider, then per bid
-    markup_span = pop.markup_max - pop.markup_min
+    # a bandit's markup is its arm's, exactly (the shift puts markup_min on it)
+    bandit = pop.strategy_code == strategies.CODE["bandit"]
+    markup_span = np.where(bandit, 0.0, pop.markup_max - pop.markup_min)
     if _constant(markup_low) and _constant(markup_span):
         # one markup range for all (e.g. the reference market): the same arithmetic on scalars
         markup = markup_uniform * markup_span[0]
@@ -474,7 +504,15 @@ def _draw_bids(
         allowed = strategies.bids_allowed(code, done, work.large[work_of_bid])
         keep = allowed if keep is None else keep & allowed
         bid_params = {k: v[provider] for k, v in pop.params.items()}
-        markup += strategies.markup_adjustment(code, done, bid_params)
+        designated = strategies.ring_designated(
+            pop.strategy_code, provider, state.next_work_id + work_of_bid
+        )
+        markup += strategies.markup_adjustment(code, done, bid_params, designated)
+        defect = strategies.defecting(code, state.tick + work.tick[work_of_bid], bid_params)
+    # the auctions each provider could bid on (before its price meets the budget): the
+    # bandit's reward is its profit per such auction
+    present_bids = provider if keep is None else provider[keep]
+    opportunities = np.bincount(present_bids, minlength=pop.size).astype(np.float64)
     # The cost of the work: the unit cost × the item's size. The price marks it up: on cost
     # alone ("cost_plus", the reference market), or on the break-even price that covers the
     # cost after the fee and the expected unpaid (failed or refunded) work ("break_even").
@@ -501,6 +539,7 @@ def _draw_bids(
             done[kept],
             pop.quality[provider_k],
             {k: v[kept] for k, v in bid_params.items()},
+            defect[kept],
         )
     else:
         success_probability, cost_factor = pop.quality[provider_k], np.ones(kept.size)
@@ -517,7 +556,7 @@ def _draw_bids(
         bid_id=np.arange(state.next_bid_id, state.next_bid_id + kept.size, dtype=np.int64),
         success_probability=success_probability,
         cost_factor=cost_factor,
-    )
+    ), opportunities
 
 
 def _constant(values: F64) -> bool:
@@ -525,10 +564,10 @@ def _constant(values: F64) -> bool:
 
 
 def _has_bidding_rules(pop: Population) -> bool:
-    # Honest, overconfident and learning providers bid by the generic rule; low-ballers and
-    # farmers change which work they bid on, their price and their delivery.
-    rules = (strategies.CODE["low_baller"], strategies.CODE["reputation_farmer"])
-    return bool(np.isin(pop.strategy_code, rules).any())
+    # Honest, overconfident, learning, bandit, sybil, self-dealing and certificate-farming
+    # providers bid by the generic rule; low-ballers, farmers, rings and on-off providers change
+    # which work they bid on, their price or their delivery.
+    return strategies.has_bidding_rules(pop.strategy_code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -550,6 +589,8 @@ class _Cleared:
     final: _core.ReputationScores  # every slot's reputation at the next block's first close
     record: _core.ReputationTally  # the record after the block
     rounds: int  # ranking passes over the block's bids (1: tick by tick)
+    wash_fee_minor: F64 | None = None  # per slot: fees the block's wash trades cost
+    wash_trades: int = 0
 
 
 _SCORED_COLUMNS = (
@@ -579,15 +620,19 @@ def tick_batch(
     bid_id: I64,
     budget_min_minor: I64,
     budget_max_minor: I64,
+    claim: F64 | None = None,
 ) -> _core.BidBatch:
     """One tick's bids as the exchange's BidBatch: the columns serve/evaluation.py builds for
-    each auction, from the slots' reputations, tiers and records at the windows' close."""
+    each auction, from the slots' reputations, tiers and records at the windows' close.
+    `claim` is every slot's stated confidence now (a bandit's changes; default: the
+    population's)."""
     m = params.market
     n = provider.size
     opens_ms = tick * m.tick_ms
     successes, contracts = _successes(scores)[provider], scores.contracts[provider]
+    stated = pop.confidence if claim is None else claim
     confidence = _core.calibrated_confidence(
-        pop.confidence[provider], successes, contracts, params.rules.calibration
+        stated[provider], successes, contracts, params.rules.calibration
     )
     return _core.BidBatch(
         auction_id=auction,
@@ -604,7 +649,7 @@ def tick_batch(
         turnaround_ms=pop.promised_ms[provider],
         required_turnaround_ms=np.full(n, m.required_turnaround_ms, np.int64),
         hard_limit_turnaround_ms=np.full(n, m.hard_limit_turnaround_ms, np.int64),
-        certified_matches=pop.certified[provider].astype(np.int64),
+        certified_matches=pop.active_certificates[provider],
         tier=scores.tier[provider],
         submitted_at_ms=submitted_at_ms,
         window_opens_ms=np.full(n, opens_ms, np.int64),
@@ -659,6 +704,9 @@ def _clear_block(
     record = state.record
     reputation_rows: list[Columns] = []
     scores = None
+    wash_slot, wash_price, wash_fee = _wash_trades(params, pop)
+    wash_fee_minor = np.zeros(n_providers)
+    wash_count = 0
     for t in range(n_ticks + 1):
         tick = state.tick + t
         start, stop = (int(tick_bounds[t]), int(tick_bounds[t + 1])) if t < n_ticks else (0, 0)
@@ -684,6 +732,7 @@ def _clear_block(
             bid_id=bids.bid_id[rows],
             budget_min_minor=work.budget_min_minor[work_rows],
             budget_max_minor=work.budget_max_minor[work_rows],
+            claim=state.claim,
         )
         scored = _core.score_bids(
             batch, weights, now_ms=int(close_ms(params, tick)), with_ranks=with_ranks
@@ -717,11 +766,36 @@ def _clear_block(
         # Only contracts the exchange counts as evidence move reputation (aex/core/market.py
         # counts_as_evidence: a whole unit and a fee of at least one minor unit).
         evidence = _core.evidence_mask(bids.price_minor[won], currency=SIM_CURRENCY)
+        new_outcomes = _core.Outcomes(
+            slot[evidence], at_ms[evidence], kind[evidence], bids.price_minor[won][evidence]
+        )
+        if wash_slot.size:
+            # self-dealers' wash trades of the tick (present providers only): awarded at the
+            # close, delivered a second later, settled; each costs its owner the fee
+            here = state.active[wash_slot] & (pop.join_tick[wash_slot] <= tick)
+            traded = wash_slot[here]
+            wash_count += int(traded.size)
+            wash_fee_minor += np.bincount(
+                traded, weights=wash_fee[here].astype(np.float64), minlength=n_providers
+            )
+            counts = _core.evidence_mask(wash_price[here], currency=SIM_CURRENCY)
+            washed = traded[counts]
+            new_outcomes = _core.Outcomes(
+                np.concatenate([new_outcomes.provider_index, washed]),
+                np.concatenate(
+                    [
+                        new_outcomes.at_ms,
+                        np.full(washed.size, close_ms(params, tick) + _DISPUTE_STEP_MS),
+                    ]
+                ),
+                np.concatenate(
+                    [new_outcomes.kind, np.full(washed.size, _core.OutcomeKind.SUCCESS, np.uint8)]
+                ),
+                np.concatenate([new_outcomes.value_minor, wash_price[here][counts]]),
+            )
         record = _core.tally_outcomes(
             record,
-            _core.Outcomes(
-                slot[evidence], at_ms[evidence], kind[evidence], bids.price_minor[won][evidence]
-            ),
+            new_outcomes,
             now_ms=int(close_ms(params, tick + 1)),
             params=params.rules.reputation,
         )
@@ -755,7 +829,29 @@ def _clear_block(
         scores,
         record,
         1,
+        wash_fee_minor,
+        wash_count,
     )
+
+
+def _wash_trades(params: ScenarioParams, pop: Population) -> tuple[I64, I64, I64]:
+    """The wash trades one tick carries: (slot, price, fee) per trade. A self-dealer trades
+    only where the core's bid admission lets its owner's consumer award it (not under the
+    provider's own tenant); the fee is the core's split of the price."""
+    dealer = np.flatnonzero(pop.strategy_code == strategies.CODE["self_dealing"])
+    if dealer.size == 0:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty
+    same_tenant = pop.params["wash_same_tenant"][dealer] >= 0.5
+    admitted = np.array(
+        [_core.self_dealing_admitted(same_tenant=bool(v)) for v in (False, True)], np.bool_
+    )[same_tenant.astype(np.int64)]
+    per_tick = np.rint(pop.params["wash_per_tick"][dealer]).astype(np.int64)
+    per_tick = np.where(admitted, np.maximum(per_tick, 0), 0)
+    slot = np.repeat(dealer, per_tick)
+    price = np.repeat(_minor(pop.params["wash_price_major"][dealer]), per_tick)
+    fee, _ = _core.split_fee_columns(price, fee_bps=params.scoring.fee_bps)
+    return slot.astype(np.int64), price.astype(np.int64), fee.astype(np.int64)
 
 
 _SUCCESSFUL_KINDS = np.array(
@@ -857,7 +953,13 @@ def _log_tables(
     paid_out = np.bincount(winner_slot[ok], weights=payout.astype(np.float64), minlength=pop.size)
     spent = np.bincount(winner_slot, weights=cost.astype(np.float64), minlength=pop.size)
     profit = np.asarray(paid_out - spent, dtype=np.float64)
-    return tables, int(fee.sum()), profit
+    fee_total = int(fee.sum())
+    if cl.wash_fee_minor is not None:
+        # a wash trade's price goes from the owner's consumer to its provider; the fee stays
+        # with the platform: the owner's cost
+        profit -= cl.wash_fee_minor
+        fee_total += int(cl.wash_fee_minor.sum())
+    return tables, fee_total, profit
 
 
 def provider_rows(pop: Population, identity: I64, slots: I64, joined_tick: int | None) -> Columns:
@@ -884,6 +986,7 @@ def _adapt(
     bids: _Bids,
     cl: _Cleared,
     profit: F64,
+    opportunities: F64,
 ) -> tuple[MarketState, Columns | None]:
     # Strategies react at the block boundary: learners move their markup; whitewashers whose
     # record went bad re-register under a fresh identity with an empty record; providers
@@ -896,11 +999,22 @@ def _adapt(
     )
     n_ticks = cl.jobs.shape[0]
     scores = cl.final  # at close_ms(state.tick + n_ticks), from cl.record
+    held = scores.contracts.astype(np.float64)
     reset = np.flatnonzero(
-        strategies.whitewash(
-            pop.strategy_code, scores.score, scores.contracts.astype(np.float64), pop.params
-        )
+        strategies.whitewash(pop.strategy_code, scores.score, held, pop.params)
+        | strategies.sybil_rotate(pop.strategy_code, held, pop.params)
     )
+    log_weight = state.bandit_log_weight
+    if log_weight is not None and state.bandit_arm is not None:
+        log_weight = strategies.bandit_update(
+            pop.strategy_code,
+            log_weight,
+            state.bandit_arm,
+            profit,
+            opportunities,
+            pop.cost_minor.astype(np.float64),
+            pop.params,
+        )
     identity = state.identity_id.copy()
     new_ids = state.next_identity_id + np.arange(reset.size, dtype=np.int64)
     identity[reset] = new_ids
@@ -926,9 +1040,34 @@ def _adapt(
         next_identity_id=state.next_identity_id + reset.size,
         next_work_id=state.next_work_id + cl.paid.size,
         next_bid_id=state.next_bid_id + bids.bid_id.size,
+        claim=state.claim,
+        bandit_log_weight=log_weight,
+        bandit_arm=state.bandit_arm,
     )
     rows = provider_rows(pop, new_ids, reset, state.tick + n_ticks) if reset.size else None
     return new_state, rows
+
+
+def _choose_arms(pop: Population, state: MarketState, draws: Draws) -> MarketState:
+    # Bandits pick the block's arm (markup, stated confidence) from their EXP3 distribution
+    # with the block's strategy uniforms; their markup shift and claim follow the arm.
+    bandit = pop.strategy_code == strategies.CODE["bandit"]
+    if not bool(bandit.any()) or draws.strategy_uniform is None:
+        return state
+    n = pop.size
+    log_weight = state.bandit_log_weight
+    if log_weight is None:
+        log_weight = np.zeros((n, strategies.BANDIT_ARMS))
+    chosen = strategies.bandit_choose(log_weight, draws.strategy_uniform, pop.params)
+    arm = np.where(bandit, chosen, 0)
+    markup, confidence = strategies.bandit_arms(pop.params)
+    rows = np.arange(n)
+    shift = np.where(bandit, markup[rows, arm] - pop.markup_min, state.markup_shift)
+    base_claim = pop.confidence if state.claim is None else state.claim
+    claim = np.where(bandit, confidence[rows, arm], base_claim)
+    return dataclasses.replace(
+        state, markup_shift=shift, claim=claim, bandit_log_weight=log_weight, bandit_arm=arm
+    )
 
 
 def step(
@@ -952,10 +1091,13 @@ def step(
     assert draws.tick == state.tick, "draws belong to another block"
     n_ticks = draws.ticks
     work = draws.work
-    bids = _draw_bids(draws, params, population, state)
+    state = _choose_arms(population, state, draws)
+    bids, opportunities = _draw_bids(draws, params, population, state)
     cleared = _clear_block(params, weights, population, state, work, bids, n_ticks)
     tables, fee_minor, profit = _log_tables(params, population, state, work, bids, cleared)
-    new_state, new_providers = _adapt(params, population, state, bids, cleared, profit)
+    new_state, new_providers = _adapt(
+        params, population, state, bids, cleared, profit, opportunities
+    )
     if new_providers is not None:
         tables["providers"] = new_providers
     awards = int((cleared.winner_of_work >= 0).sum())

@@ -181,6 +181,7 @@ def simulate(
             if progress is not None:
                 progress(log)
     elapsed = time.perf_counter() - started
+    marketlog.store_welfare(con, run_id)
     result = RunResult(
         run_id=run_id,
         seed=seed,

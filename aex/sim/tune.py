@@ -1,9 +1,21 @@
 """Weight tuning: search the weight simplex for the weights that serve the market best.
 
 Objective (higher is better), per posted work item in major units, averaged over every
-(scenario, seed) pair: consumer surplus − max(0, attacker profit). Consumers value finished
-work at its budget and pay nothing for failures, so the surplus rewards both low prices and
-successful providers; attackers' gains are subtracted.
+(scenario, seed) pair: consumer surplus − max over attacker strategies of max(0, that
+strategy's profit), each strategy its own constraint (no sum before the max: one profitable
+strategy cannot hide behind another's losses). Consumers value finished work at its budget and
+pay nothing for failures, so the surplus rewards both low prices and successful providers.
+
+Incentive constraint (`incentive_strategies`): the objective then also subtracts
+`incentive_penalty` × max(0, max over those strategies of the upper 95% bound of the deviation
+gain, USD per provider; aex/sim/incentives.py), computed at the candidate weights on the same
+seeds. Again the max is over strategies, each bound computed on its own.
+
+Re-adaptation: every evaluation at a candidate weight vector is a fresh market run under those
+weights, so the adaptive bidders in it (the EXP3 `bandit`, `learning`) learn their markup and
+stated confidence under the candidate's scoring rule from scratch; nothing learnt under other
+weights is carried over. The check runs of the tuned weights and of the baseline preset are
+fresh runs too, so the reported gain is against bidders that re-adapted to each.
 
 Search: scipy.optimize.differential_evolution over x ∈ [0, 1]^6, mapped onto the simplex by
 w = x / Σx. Every candidate is scored on the same seeds (common random numbers), so the
@@ -25,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import optimize, stats
 
-from aex.sim import _core
+from aex.sim import _core, incentives, strategies
 from aex.sim.runner import with_weights
 from aex.sim.scenario import ScenarioParams
 from aex.sim.sweep import Executor, SerialExecutor, SweepTask, evaluate
@@ -55,9 +67,16 @@ def weights_from_vector(x: npt.ArrayLike) -> _core.Weights:
 
 
 def objective_of(summary: dict[str, Any]) -> float:
-    """Consumer surplus − positive attacker profit, per posted work item, in major units."""
+    """Consumer surplus − the largest positive profit of any one attacker strategy, per posted
+    work item, in major units."""
     work = max(int(summary["work_items"]), 1)
-    attacker = max(int(summary["attacker_profit_minor"]), 0)
+    attacker = max(
+        [
+            max(int(summary.get(f"profit_{name}_minor", 0) or 0), 0)
+            for name in strategies.ATTACKER_STRATEGIES
+        ],
+        default=0,
+    )
     return (int(summary["consumer_surplus_minor"]) - attacker) / work / 100
 
 
@@ -67,6 +86,26 @@ class Objective:
 
     scenarios: tuple[ScenarioParams, ...]
     seeds: tuple[int, ...]
+    incentive_strategies: tuple[str, ...] = ()
+    deviators: int = incentives.DEVIATORS_DEFAULT
+    incentive_penalty: float = 1.0
+
+    def incentive_constraint(self, weights: _core.Weights) -> float:
+        """max(0, the largest upper CI bound of any one strategy's deviation gain) over the
+        scenarios, at these weights (adaptive bidders learning under them); 0 without
+        incentive strategies."""
+        if not self.incentive_strategies:
+            return 0.0
+        worst = 0.0
+        for scenario in self.scenarios:
+            gains = incentives.deviation_gains(
+                with_weights(scenario, weights),
+                self.incentive_strategies,
+                self.seeds,
+                deviators=self.deviators,
+            )
+            worst = max(worst, incentives.worst_upper_bound(gains))
+        return worst
 
     def tasks(self, weights: _core.Weights) -> list[SweepTask]:
         return [
@@ -80,7 +119,9 @@ class Objective:
 
     def __call__(self, x: npt.NDArray[np.float64]) -> float:
         # scipy minimises
-        return -float(np.mean(self.values(weights_from_vector(x))))
+        weights = weights_from_vector(x)
+        penalty = self.incentive_penalty * self.incentive_constraint(weights)
+        return -(float(np.mean(self.values(weights))) - penalty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +150,7 @@ class TuneResult:
     baseline: Estimate  # objective of the spec's balanced preset on the same seeds
     difference: Estimate  # paired: tuned − baseline
     evaluations: int
+    incentive_constraint: float | None = None  # the tuned weights' worst upper bound (check)
 
 
 def tune(
@@ -121,9 +163,13 @@ def tune(
     rng_seed: int = 0,
     executor: Executor | None = None,
     baseline: str = "balanced",
+    incentive_strategies: Sequence[str] = (),
+    deviators: int = incentives.DEVIATORS_DEFAULT,
 ) -> TuneResult:
     """Searches the weight simplex with differential evolution; see the module docstring."""
-    objective = Objective(tuple(scenarios), tuple(seeds))
+    objective = Objective(
+        tuple(scenarios), tuple(seeds), tuple(incentive_strategies), deviators=deviators
+    )
     workers: Any = executor if executor is not None else SerialExecutor()
     found = optimize.differential_evolution(
         objective,
@@ -136,7 +182,9 @@ def tune(
         workers=workers,
     )
     weights = weights_from_vector(found.x)
-    check = Objective(tuple(scenarios), tuple(check_seeds))
+    check = Objective(
+        tuple(scenarios), tuple(check_seeds), tuple(incentive_strategies), deviators=deviators
+    )
     tuned_values = [objective_of(r) for r in workers(evaluate, check.tasks(weights))]
     baseline_tasks = check.tasks(_core.PRESETS[baseline])
     baseline_values = [objective_of(r) for r in workers(evaluate, baseline_tasks)]
@@ -147,4 +195,7 @@ def tune(
         baseline=estimate(baseline_values),
         difference=estimate(paired),
         evaluations=int(found.nfev),
+        incentive_constraint=(
+            check.incentive_constraint(weights) if incentive_strategies else None
+        ),
     )

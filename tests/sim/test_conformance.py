@@ -85,6 +85,13 @@ def conformance_scenario() -> ScenarioParams:
         )
         for g in params.providers
     )
+    # the incentive-test strategies that move only bids, outcomes, identities and stated
+    # confidence (self-dealing's wash trades are not replayed through the exchange yet)
+    extra = tuple(
+        dataclasses.replace(groups[0], strategy=name, count=3, params={})
+        for name in ("bandit", "sybil", "collusion", "on_off", "cert_farmer")
+    )
+    groups = groups + extra
     scoring = dataclasses.replace(params.scoring, calibration={"evidence_contracts": 8.0})
     log = dataclasses.replace(params.log, bids="all", reputation="changes")
     return dataclasses.replace(
@@ -228,7 +235,8 @@ def test_a_simulated_market_replayed_through_the_exchange_is_the_same_market(
     fees_minor = 0
     while state.tick < params.ticks and time.monotonic() - started < CONFORMANCE_BUDGET_S:
         state, log = engine.step(streams, state, params, population, params.weights)
-        fees_minor += _replay_block(exchange, params, population, log, slot_of, checked)
+        claim = population.confidence if state.claim is None else state.claim
+        fees_minor += _replay_block(exchange, params, population, log, slot_of, checked, claim)
         for row in _rows(log.tables.get("providers", {})):
             slot_of[int(row["provider_id"])] = int(row["slot"])
             exchange.register(int(row["provider_id"]), int(row["category"]), bool(row["certified"]))
@@ -244,7 +252,8 @@ def test_a_simulated_market_replayed_through_the_exchange_is_the_same_market(
     assert Decimal(revenue) == _money(fees_minor)
     assert checked["auctions"] >= 500, checked
     assert checked["disputes"] > 0, checked
-    assert strategies_seen == set(engine.strategies.NAMES), strategies_seen
+    replayed = set(engine.strategies.NAMES) - {"self_dealing"}
+    assert strategies_seen == replayed, strategies_seen
 
 
 def _replay_block(
@@ -254,6 +263,7 @@ def _replay_block(
     log: engine.BlockLog,
     slot_of: dict[int, int],
     checked: dict[str, int],
+    claim: np.ndarray[Any, np.dtype[np.float64]],
 ) -> int:
     m = params.market
     work_rows = _rows(log.tables["work"])
@@ -299,7 +309,7 @@ def _replay_block(
                 "work_id": work_id_of[int(b["work_id"])],
                 "provider_id": agent.provider_id,
                 "price": _money(int(b["price_minor"])),
-                "confidence": float(population.confidence[slot]),
+                "confidence": float(claim[slot]),
                 "estimated_duration": promised,
                 "sla": {"max_turnaround": promised},
             }
