@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--deviators", type=int, default=3, help="honest providers switched")
     parser.add_argument("--weights", type=Path, default=None, help="a weights JSON (aex tune)")
     parser.add_argument("--workers", type=int, default=1, help="processes (1 = this one)")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
 
