@@ -39,9 +39,9 @@ from aex.core.ledger import (
     Charge,
     Rebate,
 )
-from aex.core.money import Money, format_amount
+from aex.core.money import CURRENCY_EXPONENTS, Money, format_amount
 from aex.core.plans import PLAN_QUOTAS, Plan
-from aex.core.reasons import LedgerRejectReason, Rejected
+from aex.core.reasons import LedgerRejectReason, MoneyRejectReason, Rejected
 from serve.market import Market
 from serve.problems import FieldError, ProblemError, problem_for_rejected
 from serve.security import Principal, new_id
@@ -61,7 +61,9 @@ INVOICES_PAGE_MAX: Final = 100
 _UNPAID: Final = frozenset(
     {LedgerRejectReason.INSUFFICIENT_FUNDS, LedgerRejectReason.ACCOUNT_UNKNOWN}
 )
-_PERIOD = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+# A UTC month since the epoch (ledger times are milliseconds since 1970): "0000-01" is refused
+# as malformed, not a 500 from datetime.
+_PERIOD = re.compile(r"^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])$")
 _INVOICE_COLUMNS = (
     "invoice_id, tenant_id, kind, period, description, amount_minor, currency, quantity,"
     " created_at_ms, updated_at_ms"
@@ -406,6 +408,9 @@ class Billing:
     # -- the operator -----------------------------------------------------------------------
 
     def revenue(self, currency: str, period: str | None) -> dict[str, Any]:
+        if currency not in CURRENCY_EXPONENTS:  # a well-formed code the exchange does not hold
+            reason = MoneyRejectReason.CURRENCY_UNKNOWN
+            raise problem_for_rejected(Rejected(reason, "currency", f"{currency!r}"))
         sql = (
             "SELECT p.account_id, coalesce(sum(p.amount_minor), 0) FROM postings p"  # noqa: S608
             " JOIN journal_entries e USING (entry_id)"

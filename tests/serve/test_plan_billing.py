@@ -217,3 +217,15 @@ def test_the_operator_reads_revenue_by_stream_and_its_override_charges_nothing(
     assert (shown["plan"], shown["term"]["plan"]) == ("ENTERPRISE", "PROFESSIONAL")
     assert _events(backend, server, buyer.tenant_id) == ["billing.plan_changed"] * 2
     _ledger_balances(backend, server)
+
+
+def test_revenue_refuses_an_unknown_currency_and_a_month_before_the_epoch(
+    client: httpx.Client, operator: dict[str, str]
+) -> None:
+    # Found by schemathesis: both were 500s.
+    unknown = client.get("/v1/admin/revenue", params={"currency": "XYZ"}, headers=operator)
+    assert unknown.status_code == 422, unknown.text
+    assert unknown.json()["errors"][0]["field"] == "currency"
+    ancient = client.get("/v1/admin/revenue", params={"period": "0000-01"}, headers=operator)
+    assert ancient.status_code == 400, ancient.text
+    assert ancient.json()["errors"][0]["field"] == "period"
