@@ -32,7 +32,15 @@ from serve.breakers import BreakerRegistry
 from serve.certificates import Certificates
 from serve.dashboard import dashboard_router, dashboard_state, template_config
 from serve.evaluation import warm_up_in_background as warm_scoring
-from serve.events import EventHub, MarketMetrics, MetricsMiddleware, RouteLabels, StreamGate
+from serve.events import (
+    EventHub,
+    MarketMetrics,
+    MetricsMiddleware,
+    RouteLabels,
+    StreamGate,
+    metrics_process_exit,
+    reap_dead_metric_processes,
+)
 from serve.locations import LocationMiddleware, document_locations
 from serve.mandates import Mandates
 from serve.market import Market
@@ -136,11 +144,12 @@ def build_litestar(
         assert isinstance(store, SqliteStore)
         ledger = SqliteLedger(store)
     metrics = metrics or MarketMetrics()
+    breakers = breakers or BreakerRegistry()
     state: dict[str, Any] = {
         "wallets": Wallets(ledger),
         "metrics": metrics,
         "store": store,
-        "breakers": breakers or BreakerRegistry(),
+        "breakers": breakers,
         "metrics_public": settings.metrics_public,
     }
     handlers: list[Any] = [
@@ -164,8 +173,10 @@ def build_litestar(
         box=box,
         backoff_ms=settings.webhook_backoff_ms,
         lease_ms=settings.webhook_lease_ms,
+        breakers=breakers,
+        metrics=metrics,
     )
-    hub.subscribe(metrics.on_event)
+    market.committed.append(metrics.on_commit)  # counted once, by the committing process
     certificates = Certificates(market, settings.data_dir, endpoints)
     market.receipt_signer = certificates.keys.signer  # AP2 receipts: the CA's active key
     hub.subscribe(webhooks.on_event)
@@ -199,7 +210,10 @@ def build_litestar(
         exception_handlers={HTTPException: problem_response, Exception: problem_response},
         state=State(state),
         lifespan=[market_lifespan],
-        on_startup=[warm_scoring],  # numba compiles the scoring kernel on a thread
+        # numba compiles the scoring kernel on a thread; with several workers, the live gauges
+        # of workers that are gone leave the node's scrape, and so do this one's when it stops.
+        on_startup=[warm_scoring, reap_dead_metric_processes],
+        on_shutdown=[metrics_process_exit],
         openapi_config=_openapi_config(),
         template_config=template_config(),
         request_max_body_size=limits.request_body_bytes_max,

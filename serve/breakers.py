@@ -39,7 +39,9 @@ BREAKER_STATE = Gauge(
     "aex_circuit_breaker_state",
     "Circuit breaker state per outbound dependency: 0 closed, 1 half-open, 2 open",
     ["dependency"],
-    multiprocess_mode="max",
+    # Several workers: the worst state any live worker's breaker is in (a worker that stopped
+    # leaves the scrape, serve/events.py metrics_process_exit).
+    multiprocess_mode="livemax",
 )
 BREAKER_TRIPS = Counter(
     "aex_circuit_breaker_trips",
@@ -149,8 +151,14 @@ class CircuitBreaker:
 class BreakerRegistry:
     """The process's breakers by dependency name, made on first use, at most BREAKERS_MAX."""
 
-    def __init__(self, *, policy: BreakerPolicy = DEFAULT_BREAKER_POLICY) -> None:
+    def __init__(
+        self,
+        *,
+        policy: BreakerPolicy = DEFAULT_BREAKER_POLICY,
+        clock_ms: Callable[[], int] = monotonic_ms,
+    ) -> None:
         self._policy = policy
+        self._clock_ms = clock_ms
         self._breakers: dict[str, CircuitBreaker] = {}
         self._lock = threading.Lock()
 
@@ -165,7 +173,7 @@ class BreakerRegistry:
                     dependency = "overflow"  # past the cap, unknown hosts share one breaker
                     found = self._breakers.get(dependency)
                 if found is None:
-                    found = CircuitBreaker(dependency, policy=self._policy)
+                    found = CircuitBreaker(dependency, policy=self._policy, clock_ms=self._clock_ms)
                     self._breakers[dependency] = found
         return found
 

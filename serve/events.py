@@ -26,15 +26,25 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from aex.core import limits
 from aex.core.notifications import Notification, provider_notification
@@ -43,7 +53,10 @@ from serve.middleware._asgi import ASGIApp, Message, Receive, Scope, Send
 from serve.problems import FieldError, ProblemError
 from serve.security import Principal
 from serve.stores.base import KeyStore
-from serve.stores.market_db import MarketDb
+from serve.stores.market_db import MarketDb, OutboxRow
+
+# A measurement taken in a market transaction, reported after its COMMIT: (name, seconds).
+Measure = tuple[str, float]
 
 OUTBOX_ROWS_PER_POLL_MAX = 500
 SUBSCRIBER_QUEUE_MAX = 1_000
@@ -269,8 +282,39 @@ def _message(note: Notification, event: Delivered) -> dict[str, str]:
 # Metrics
 
 
+# Buckets (seconds) of the market's own histograms: a window closes within a poll interval of
+# its deadline (AEX_WINDOW_POLL_MS, 250 ms by default), a settlement follows its award by the
+# work's own duration (seconds to hours), a webhook attempt ends within WEBHOOK_TIMEOUT_S.
+WINDOW_CLOSE_LAG_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+SETTLEMENT_LATENCY_BUCKETS_S = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 86400.0)
+WEBHOOK_DELIVERY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# How a webhook attempt ended (the `outcome` label, a bounded set: never a host or a URL).
+WEBHOOK_OUTCOMES = frozenset(
+    {
+        "delivered",
+        "http_4xx",
+        "http_5xx",
+        "http_other",
+        "connect_failed",
+        "timeout",
+        "request_failed",
+    }
+)
+
+
+def multiprocess_dir() -> str | None:
+    """The directory of prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by
+    `aex serve --workers N` before the workers start), or None for one process."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
 class MarketMetrics:
-    """Prometheus counters fed by the outbox (one registry per application)."""
+    """The market's Prometheus metrics (one registry per application).
+
+    Event counters are counted by the process that committed the event (`on_commit`, called by
+    `Market.write` after COMMIT), not by the outbox tail: every process tails every event, so
+    counting there would count each event once per worker in a node-wide scrape.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -287,7 +331,7 @@ class MarketMetrics:
             registry=self.registry,
         )
         self.events = Counter(
-            "aex_events", "Outbox events delivered, by type", ["type"], registry=self.registry
+            "aex_events", "Outbox events committed, by type", ["type"], registry=self.registry
         )
         self.bids = Counter("aex_bids_submitted", "Bids accepted", registry=self.registry)
         self.awards = Counter("aex_contracts_awarded", "Contracts awarded", registry=self.registry)
@@ -300,23 +344,93 @@ class MarketMetrics:
         self.fees = Counter(
             "aex_platform_fees", "Platform fees earned", ["currency"], registry=self.registry
         )
+        self.window_close_lag = Histogram(
+            "aex_window_close_lag_seconds",
+            "Time from a work's bid window deadline to the window's close and evaluation",
+            buckets=WINDOW_CLOSE_LAG_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.settlement_latency = Histogram(
+            "aex_settlement_latency_seconds",
+            "Time from a contract's award to its settlement",
+            buckets=SETTLEMENT_LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.webhook_delivery = Histogram(
+            "aex_webhook_delivery_duration_seconds",
+            "Webhook delivery attempts (one per connection made) by outcome",
+            ["outcome"],
+            buckets=WEBHOOK_DELIVERY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.webhook_breaker_skips = Counter(
+            "aex_webhook_attempts_skipped",
+            "Webhook attempts not made because the host's circuit breaker was open",
+            registry=self.registry,
+        )
 
-    def on_event(self, event: Delivered) -> None:
-        self.events.labels(event.type).inc()
-        if event.type == "bid.submitted":
-            self.bids.inc()
-        elif event.type == "contract.awarded":
-            self.awards.inc()
-        elif event.type == "settlement.completed":
-            self.settlements.inc()
-            price, fee = event.payload["price"], event.payload["fee"]
-            self.gmv.labels(price["currency"]).inc(float(price["amount"]))
-            self.fees.labels(fee["currency"]).inc(float(fee["amount"]))
+    def on_commit(self, rows: Iterable[OutboxRow], measures: Iterable[Measure]) -> None:
+        """One committed transaction's events and measurements (serve/market.py)."""
+        for row in rows:
+            self.events.labels(row.type).inc()
+            if row.type == "bid.submitted":
+                self.bids.inc()
+            elif row.type == "contract.awarded":
+                self.awards.inc()
+            elif row.type == "settlement.completed":
+                self.settlements.inc()
+                payload = json.loads(row.payload)
+                price, fee = payload["price"], payload["fee"]
+                self.gmv.labels(price["currency"]).inc(float(price["amount"]))
+                self.fees.labels(fee["currency"]).inc(float(fee["amount"]))
+        for name, seconds in measures:
+            if name == "window_close_lag":
+                self.window_close_lag.observe(max(seconds, 0.0))
+            elif name == "settlement_latency":
+                self.settlement_latency.observe(max(seconds, 0.0))
+
+    def on_webhook_attempt(self, outcome: str, seconds: float) -> None:
+        assert outcome in WEBHOOK_OUTCOMES, outcome
+        self.webhook_delivery.labels(outcome).observe(seconds)
 
     def exposition(self) -> bytes:
+        directory = multiprocess_dir()
+        if directory is not None:
+            # Every worker's values, from the files they write in the shared directory: one
+            # scrape shows the whole node (process and GC metrics are per process: left out).
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
         # This application's market counters, then the process-wide default registry (the
         # Redis fail-open counter of serve/stores/redis_shared.py, process and GC metrics).
         return generate_latest(self.registry) + generate_latest(REGISTRY)
+
+
+def reap_dead_metric_processes() -> None:
+    """Drops the live gauges of worker processes that are gone (a worker killed and replaced
+    by uvicorn does not run its own shutdown); a no-op outside multiprocess mode."""
+    directory = multiprocess_dir()
+    if directory is None:
+        return
+    pids = set()
+    for path in Path(directory).glob("gauge_live*_*.db"):
+        found = path.stem.rsplit("_", 1)[1]
+        if found.isdigit():
+            pids.add(int(found))
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+        except PermissionError:
+            pass  # alive, another user's
+
+
+def metrics_process_exit() -> None:
+    """This worker is stopping: its live gauges leave the node's scrape."""
+    directory = multiprocess_dir()
+    if directory is not None:
+        multiprocess.mark_process_dead(os.getpid(), directory)  # type: ignore[no-untyped-call]
 
 
 UNMATCHED_ROUTE = "<unmatched>"

@@ -23,8 +23,8 @@ its consumer and its provider (the provider's key or its owner tenant); everythi
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import msgspec
@@ -139,6 +139,8 @@ class Tx:
     reputation: ReputationParams = DEFAULT_REPUTATION_PARAMS
     # The CA's active signer, for AP2 receipts (serve/mandates.py); the app sets it.
     receipt_signer: Callable[[], Signer] | None = None
+    # Timings taken in this write (name, seconds), reported after its COMMIT (`Committed`).
+    measures: list[Measure] = field(default_factory=list)
 
     @property
     def connection(self) -> SqlConnection:
@@ -167,6 +169,16 @@ class Tx:
             )
         )
 
+    def measure(self, name: str, seconds: float) -> None:
+        self.measures.append((name, seconds))
+
+
+# A timing taken in a market write: "window_close_lag" (bid window deadline to its close),
+# "settlement_latency" (award to settlement), in seconds.
+Measure = tuple[str, float]
+# Told of every committed write, in the process that committed it: its outbox rows and timings.
+Committed = Callable[[Sequence[OutboxRow], Sequence[Measure]], None]
+
 
 class Market:
     def __init__(
@@ -182,30 +194,45 @@ class Market:
         self.weights = weights
         self.clock = clock
         self.receipt_signer: Callable[[], Signer] | None = None
+        self.committed: list[Committed] = []  # the metrics (serve/events.py MarketMetrics)
 
     def write(self, write: Callable[[Tx], T]) -> T:
         """Runs `write` in one transaction of the market's driver (serve/stores/market_db.py)
         and returns after its COMMIT; a refusal raised inside rolls it back as a problem."""
+        last: list[Tx] = []
         try:
-            return self.db.run(self._bind(write))
+            result = self.db.run(self._bind(write, last))
         except _Refused as refused:
             raise refused.problem from None
+        self._tell_committed(last)
+        return result
 
     async def write_async(self, write: Callable[[Tx], T]) -> T:
+        last: list[Tx] = []
         try:
-            return await self.db.run_async(self._bind(write))
+            result = await self.db.run_async(self._bind(write, last))
         except _Refused as refused:
             raise refused.problem from None
+        self._tell_committed(last)
+        return result
 
-    def _bind(self, write: Callable[[Tx], T]) -> Callable[[Session], T]:
+    def _bind(self, write: Callable[[Tx], T], last: list[Tx]) -> Callable[[Session], T]:
         db, clock, reputation = self.db, self.clock, self.weights.reputation
         signer = self.receipt_signer
 
         def run(session: Session) -> T:
             tx = Tx(session, clock(), db.for_update, db.skip_locked, reputation, signer)
+            last[:] = [tx]  # a driver that retries the transaction: the committed one is last
             return write(tx)
 
         return run
+
+    def _tell_committed(self, last: list[Tx]) -> None:
+        if not last or not self.committed:
+            return
+        tx = last[0]
+        for listener in self.committed:
+            listener(tx.session.outbox, tx.measures)
 
     def _read(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[Any]:
         return self.db.read(sql, parameters)
@@ -433,6 +460,8 @@ class Market:
                 return None
             state = _checked(transition(WorkState.OPEN, WorkEventKind.CLOSE_WINDOW))
             tx.emit(EventType.WORK_BID_WINDOW_CLOSED, work_id, {"work_id": work_id})
+            if not early:  # an operator's early close is before the deadline: no lag
+                tx.measure("window_close_lag", (tx.now_ms - row[7]) / 1000)
             spec = parse_work_spec(json.loads(row[2]))
             assert isinstance(spec, WorkSpec), "a stored spec parses"
             scored = evaluate(
@@ -1026,6 +1055,7 @@ def _settle(tx: Tx, row: Any) -> None:
         "UPDATE contracts SET state = ?, settled_at_ms = ?, fee_minor = ? WHERE contract_id = ?",
         (state.value, tx.now_ms, fee_minor, row[0]),
     )
+    tx.measure("settlement_latency", (tx.now_ms - row[11]) / 1000)  # from the award
     tx.emit(
         EventType.SETTLEMENT_COMPLETED,
         row[0],

@@ -23,8 +23,16 @@ metadata, ... unless AEX_WEBHOOK_ALLOW_PRIVATE=1); the request goes to the check
 (Host header and TLS name from the URL), never through an environment proxy, never following
 a redirect. What the provider is shown of a failed attempt is coarse, never the OS error text:
 "address_refused", "dns_failed", "connect_failed", "timeout", "request_failed" or
-"http_status_<code>"; the endpoint in records, events and logs is `redacted_url` (no
-credentials, query or fragment).
+"http_status_<code>", or "circuit_open"; the endpoint in records, events and logs is
+`redacted_url` (no credentials, query or fragment).
+
+Circuit breakers (serve/breakers.py, the rule in aex/core/breaker.py): each endpoint host has
+one, `webhook:<host>`, in each process. Five failed attempts in a row to a host (no connection,
+a timeout, or a 5xx/429 answer) open it for 10 s: attempts to that host due meanwhile are not
+made (no connection; recorded with last_error "circuit_open" and retried or dead-lettered by
+the same schedule as a failed attempt); the first attempt after 10 s is the one probe, whose
+success closes it. A host's breaker does not touch another host's deliveries. Every attempt
+that connects is timed into `aex_webhook_delivery_duration_seconds{outcome}` (serve/events.py).
 
 Several processes: every process tails the shared outbox (serve/events.py), so each sees every
 event; the first to insert the (event, provider) row of `webhook_deliveries` (status PENDING,
@@ -58,8 +66,9 @@ from aex.core.webhook_signing import (
     webhook_signature,
 )
 from serve import tracing
+from serve.breakers import BreakerRegistry
 from serve.endpoints import EndpointPolicy, Pinned
-from serve.events import Delivered, notification_for, notification_json
+from serve.events import Delivered, MarketMetrics, notification_for, notification_json
 from serve.market import Market
 from serve.secret_box import SecretBox, SecretBoxError, webhook_secret_context
 from serve.security import now_ms
@@ -72,6 +81,7 @@ WEBHOOK_BACKOFF_MS_DEFAULT = 1_000
 WEBHOOK_LEASE_MS_DEFAULT = 60_000
 TAKEN_OVER_PER_SWEEP_MAX = 100
 DELIVERIES_LISTED_MAX = 200
+CIRCUIT_OPEN = "circuit_open"  # the host's breaker is open: no connection was made
 _log = logging.getLogger("aex.serve")
 # httpx logs every request's full URL at INFO (credentials and query included): the exchange's
 # own line (redacted_url) replaces it.
@@ -108,6 +118,12 @@ def coarse_error(failure: httpx.HTTPError) -> str:
     return "request_failed"
 
 
+def _status_outcome(code: int) -> str:
+    if 400 <= code < 500:
+        return "http_4xx"
+    return "http_5xx" if 500 <= code < 600 else "http_other"
+
+
 @dataclass(frozen=True, slots=True)
 class Taken:
     """A delivery taken over: resumed at attempt `first`."""
@@ -129,6 +145,8 @@ class Webhooks:
         backoff_ms: int = WEBHOOK_BACKOFF_MS_DEFAULT,
         lease_ms: int = WEBHOOK_LEASE_MS_DEFAULT,
         send: Send = http_send,
+        breakers: BreakerRegistry | None = None,
+        metrics: MarketMetrics | None = None,
     ) -> None:
         assert backoff_ms > 0
         assert lease_ms > 0
@@ -138,6 +156,8 @@ class Webhooks:
         self.send = send
         self.backoff_ms = backoff_ms
         self.lease_ms = lease_ms
+        self.breakers = breakers or BreakerRegistry()
+        self.metrics = metrics
         self._tasks: set[asyncio.Task[None]] = set()
 
     def on_event(self, event: Delivered) -> None:
@@ -258,11 +278,34 @@ class Webhooks:
         pinned = await asyncio.to_thread(self.endpoints.pin, endpoint)
         if isinstance(pinned, str):
             return None, pinned  # refused or unresolvable: no connection was made
+        # Asked after pinning, so that a probe let through always ends in success or failure.
+        breaker = self.breakers.get(f"webhook:{pinned.endpoint.host}")
+        if not breaker.allow():
+            if self.metrics is not None:
+                self.metrics.webhook_breaker_skips.inc()
+            return None, CIRCUIT_OPEN
+        started = time.perf_counter()
         try:
             code = await self.send(pinned, body, headers)
         except httpx.HTTPError as failure:
-            return None, coarse_error(failure)
-        return code, None if 200 <= code < 300 else f"http_status_{code}"
+            breaker.failure()
+            error = coarse_error(failure)
+            self._timed(error, started)
+            return None, error
+        except asyncio.CancelledError:
+            breaker.failure()  # shutting down mid-attempt: never leave a probe in flight
+            raise
+        if code >= 500 or code == 429:
+            breaker.failure()
+        else:
+            breaker.success()  # the host answers (a 4xx is the receiver's own verdict)
+        delivered = 200 <= code < 300
+        self._timed("delivered" if delivered else _status_outcome(code), started)
+        return code, None if delivered else f"http_status_{code}"
+
+    def _timed(self, outcome: str, started: float) -> None:
+        if self.metrics is not None:
+            self.metrics.on_webhook_attempt(outcome, time.perf_counter() - started)
 
     # -- deliveries whose process died --------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,11 @@ def run(args: argparse.Namespace) -> int:
         # Each worker process builds its own app from the same environment (serve.app's
         # factory); the kernel spreads connections on the one listening socket across them.
         os.environ["AEX_DATA_DIR"] = str(args.data_dir)
+        # One /metrics scrape shows every worker: prometheus_client's multiprocess mode, whose
+        # values the workers write to files in this directory (emptied now: a previous run's
+        # files would add to this run's counts). Set before the workers start, which import
+        # prometheus_client afresh (uvicorn spawns them).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(fresh_metrics_dir(args.data_dir))
         uvicorn.run(
             "serve.app:app_from_env",
             factory=True,
@@ -169,6 +175,17 @@ def run(args: argparse.Namespace) -> int:
         **proxies,
     )
     return 0
+
+
+METRICS_DIR_NAME = "metrics-multiproc"
+
+
+def fresh_metrics_dir(data_dir: Path) -> Path:
+    """D/metrics-multiproc, emptied: the per-run directory of the workers' metric files."""
+    directory = data_dir / METRICS_DIR_NAME
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True, mode=0o700)
+    return directory
 
 
 def proxy_options(trusted_proxies: tuple[str, ...]) -> dict[str, Any]:
