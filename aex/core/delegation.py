@@ -13,7 +13,6 @@
 #     delegation id and its expiry), and revoking the delegation revokes the certificate.
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,10 +29,9 @@ from aex.core.certs import (
     Signer,
     _verify_raw,
     b64url_decode,
-    b64url_encode,
     format_time,
 )
-from aex.core.jcs import canonical_json
+from aex.core.jws import json_part, sign_compact
 from aex.core.reasons import DelegationRejectReason, Rejected
 
 __all__ = [
@@ -91,27 +89,14 @@ def sign_delegation(
         "exp": expires_at_s,
         "jti": delegation_id,
     }
-    signing_input = (
-        f"{b64url_encode(canonical_json(header))}.{b64url_encode(canonical_json(payload))}"
-    )
-    return f"{signing_input}.{b64url_encode(signer.sign(signing_input.encode('ascii')))}"
-
-
-def _json_part(text: str) -> Any:
-    raw = b64url_decode(text)
-    if raw is None:
-        return None
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
+    return sign_compact(header, payload, signer)
 
 
 def delegation_kid(token: Any) -> str | None:
     """The kid a delegation names (to look its key up), or None if it has no readable header."""
     if type(token) is not str or len(token) > _TOKEN_CHARS_MAX or token.count(".") != 2:
         return None
-    header = _json_part(token.split(".", 1)[0])
+    header = json_part(token.split(".", 1)[0])
     kid = header.get("kid") if isinstance(header, dict) else None
     return kid if type(kid) is str else None
 
@@ -160,10 +145,10 @@ def verify_delegation(
     if kid is None:
         return Rejected(reason.DELEGATION_MALFORMED, "delegation")
     header_part, payload_part, signature_part = token.split(".")
-    header = _json_part(header_part)
+    header = json_part(header_part)
     if header != {"alg": "ES256", "typ": DELEGATION_TYP, "kid": kid}:
         return Rejected(reason.DELEGATION_MALFORMED, "delegation")
-    delegation = _payload(_json_part(payload_part))
+    delegation = _payload(json_part(payload_part))
     if delegation is None:
         return Rejected(reason.DELEGATION_MALFORMED, "delegation")
     if public_key is None:

@@ -23,7 +23,6 @@
 #     verifier checks them with the keys in /.well-known/aex-ca.json.
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,8 +31,8 @@ from typing import Any, Final, Literal
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from aex.core import limits
-from aex.core.certs import Signer, _verify_raw, b64url_decode, b64url_encode
-from aex.core.jcs import canonical_json
+from aex.core.certs import Signer, _verify_raw, b64url_decode
+from aex.core.jws import json_part, sign_compact
 from aex.core.money import CURRENCY_EXPONENTS, Money, format_amount, parse_money
 from aex.core.reasons import MandateRejectReason, Rejected
 from aex.core.text import check_display_text
@@ -195,24 +194,7 @@ def sign_mandate(
         payload["sub"] = agent_key_id
     if description:
         payload["description"] = description
-    return _sign(header, payload, signer)
-
-
-def _sign(header: dict[str, Any], payload: dict[str, Any], signer: Signer) -> str:
-    signing_input = (
-        f"{b64url_encode(canonical_json(header))}.{b64url_encode(canonical_json(payload))}"
-    )
-    return f"{signing_input}.{b64url_encode(signer.sign(signing_input.encode('ascii')))}"
-
-
-def _json_part(text: str) -> Any:
-    raw = b64url_decode(text)
-    if raw is None:
-        return None
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
+    return sign_compact(header, payload, signer)
 
 
 def mandate_kid(token: Any) -> str | None:
@@ -221,7 +203,7 @@ def mandate_kid(token: Any) -> str | None:
         return None
     if token.count(".") != 2:
         return None
-    header = _json_part(token.split(".", 1)[0])
+    header = json_part(token.split(".", 1)[0])
     kid = header.get("kid") if isinstance(header, dict) else None
     return kid if type(kid) is str else None
 
@@ -302,9 +284,9 @@ def verify_mandate(
     if kid is None:
         return Rejected(reason.MANDATE_MALFORMED, "mandate", "a compact JWS")
     header_part, payload_part, signature_part = token.split(".")
-    if _json_part(header_part) != {"alg": "ES256", "typ": MANDATE_TYP, "kid": kid}:
+    if json_part(header_part) != {"alg": "ES256", "typ": MANDATE_TYP, "kid": kid}:
         return Rejected(reason.MANDATE_MALFORMED, "mandate", f"header alg ES256, typ {MANDATE_TYP}")
-    mandate = _payload(_json_part(payload_part))
+    mandate = _payload(json_part(payload_part))
     if mandate is None:
         return Rejected(reason.MANDATE_MALFORMED, "mandate", "claims as docs/payments.md says")
     if public_key is None:
@@ -364,4 +346,4 @@ def receipt_payload(
 def sign_receipt(payload: dict[str, Any], *, signer: Signer) -> str:
     """The receipt as a compact JWS (ES256) under the CA key `signer` (kid in the header)."""
     assert payload["receipt_type"] in ("checkout", "payment")
-    return _sign({"alg": "ES256", "typ": RECEIPT_TYP, "kid": signer.kid}, payload, signer)
+    return sign_compact({"alg": "ES256", "typ": RECEIPT_TYP, "kid": signer.kid}, payload, signer)
