@@ -1,0 +1,76 @@
+"""A webhook host that keeps failing trips its breaker (`webhook:<host>`, serve/breakers.py):
+after five failures no connection is made to it until the open period ends, the skipped
+attempts are counted, and /ready shows the breaker open. Its own server, so that an open
+breaker on 127.0.0.1 cannot slow other tests' receivers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.serve.conftest import sign_up
+from tests.serve.market_helpers import consumer, submit_work
+from tests.serve.server import OPERATOR_KEY, Server
+from tests.serve.webhook_receiver import Receiver
+
+WORKS = 8  # each pushes one work.submitted to the provider's endpoint
+
+
+@pytest.fixture
+def failing() -> Iterator[Receiver]:
+    running = Receiver(failures=1_000)  # 500 to everything
+    yield running
+    running.stop()
+
+
+def test_a_failing_webhook_host_trips_its_breaker_and_is_left_alone(
+    tmp_path: Path, failing: Receiver
+) -> None:
+    env = {"AEX_BREAKER_OPEN_MS": "60000", "AEX_WEBHOOK_BACKOFF_MS": "50"}
+    server = Server(tmp_path / "data", env=env).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            owner = sign_up(client, "Hooked", "PROVIDER")
+            body = {
+                "name": "HookBot",
+                "type": "AI_AGENT",
+                "capabilities": ["code_review"],
+                "category": "TECHNOLOGY",
+                "endpoint": failing.url,
+            }
+            created = client.post("/v1/providers", json=body, headers=owner.headers).json()
+            key = {"X-API-Key": created["api_key"]}
+            subscription = {"provider_id": created["provider_id"], "categories": ["TECHNOLOGY"]}
+            assert client.post("/v1/subscriptions", json=subscription, headers=key).status_code
+            acme = consumer(client, plan="BUSINESS")
+            for _ in range(WORKS):
+                submit_work(client, acme, bid_window_seconds=300)
+
+            def breaker() -> str | None:
+                return client.get("/ready").json()["breakers"].get("webhook:127.0.0.1")
+
+            deadline = time.monotonic() + 30
+            while breaker() != "OPEN":
+                assert time.monotonic() < deadline, (breaker(), len(failing.received))
+                time.sleep(0.1)
+            tried = len(failing.received)
+            # Five failures in a row trip it (attempts already under way when it tripped still
+            # land); once open, nothing more reaches the host.
+            assert tried >= 5
+            time.sleep(1.5)  # retries (50 ms backoff, doubling) come due while it is open
+            assert len(failing.received) == tried
+            scrape = client.get("/metrics", headers={"X-API-Key": OPERATOR_KEY}).text
+            skipped = [
+                line
+                for line in scrape.splitlines()
+                if line.startswith("aex_webhook_attempts_skipped_total")
+            ]
+            assert skipped, "the skipped attempts are not counted"
+            assert float(skipped[0].split()[-1]) > 0
+            assert 'aex_circuit_breaker_state{dependency="webhook:127.0.0.1"} 2.0' in scrape
+    finally:
+        server.stop()
