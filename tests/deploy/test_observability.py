@@ -72,7 +72,7 @@ def test_promtool_refuses_a_broken_rule(tmp_path: Path) -> None:
     assert run([promtool(), "check", "rules", broken]).returncode != 0
 
 
-def test_the_alerts_cover_errors_latency_dead_letters_and_redis() -> None:
+def test_the_alerts_cover_errors_latency_dead_letters_redis_windows_and_breakers() -> None:
     rules = {rule["alert"]: rule for rule in alert_rules()}
     assert set(rules) == {
         "AexInstanceDown",
@@ -80,6 +80,8 @@ def test_the_alerts_cover_errors_latency_dead_letters_and_redis() -> None:
         "AexLatencyP99High",
         "AexWebhookDeadLetters",
         "AexRedisFailOpen",
+        "AexBidWindowsCloseLate",
+        "AexCircuitBreakerOpen",
     }
     for rule in rules.values():
         assert rule["labels"]["severity"] in {"page", "warning"}
