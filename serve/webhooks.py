@@ -26,8 +26,9 @@ a redirect. What the provider is shown of a failed attempt is coarse, never the 
 "http_status_<code>", or "circuit_open"; the endpoint in records, events and logs is
 `redacted_url` (no credentials, query or fragment).
 
-Circuit breakers (serve/breakers.py, the rule in aex/core/breaker.py): each endpoint host has
-one, `webhook:<host>`, in each process. Five failed attempts in a row to a host (no connection,
+Circuit breakers (serve/breakers.py, the rule in aex/core/breaker.py): each endpoint origin has
+one, `webhook:<host>:<port>`, in each process (a host's services on other ports are other
+services, and fail apart). Five failed attempts in a row to one (no connection,
 a timeout, or a 5xx/429 answer) open it for 10 s: attempts to that host due meanwhile are not
 made (no connection; recorded with last_error "circuit_open" and retried or dead-lettered by
 the same schedule as a failed attempt); the first attempt after 10 s is the one probe, whose
@@ -81,6 +82,14 @@ WEBHOOK_BACKOFF_MS_DEFAULT = 1_000
 WEBHOOK_LEASE_MS_DEFAULT = 60_000
 TAKEN_OVER_PER_SWEEP_MAX = 100
 DELIVERIES_LISTED_MAX = 200
+
+
+def breaker_name(host: str, port: int) -> str:
+    """The breaker of an endpoint origin: `webhook:<host>:<port>` (IPv6 literals bracketed)."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"webhook:{shown}:{port}"
+
+
 CIRCUIT_OPEN = "circuit_open"  # the host's breaker is open: no connection was made
 _log = logging.getLogger("aex.serve")
 # httpx logs every request's full URL at INFO (credentials and query included): the exchange's
@@ -279,7 +288,7 @@ class Webhooks:
         if isinstance(pinned, str):
             return None, pinned  # refused or unresolvable: no connection was made
         # Asked after pinning, so that a probe let through always ends in success or failure.
-        breaker = self.breakers.get(f"webhook:{pinned.endpoint.host}")
+        breaker = self.breakers.get(breaker_name(pinned.endpoint.host, pinned.endpoint.port))
         if not breaker.allow():
             if self.metrics is not None:
                 self.metrics.webhook_breaker_skips.inc()

@@ -173,7 +173,9 @@ def test_each_provider_hears_only_its_own_bid_outcome_in_sse_webhooks_and_jetstr
         names = [name for name, _ in sse[role]]
         outcome = "contract.awarded" if role == "winner" else "bid.lost"
         assert names == ["work.submitted", outcome], (role, names)
-        assert len(receivers[role].bodies) == 2 * WEBHOOK_ATTEMPTS_MAX
+        # Every attempt failed: five in a row open the endpoint's breaker, so the second
+        # event's attempts may be skipped (circuit_open, no connection) before its dead letter.
+        assert WEBHOOK_ATTEMPTS_MAX <= len(receivers[role].bodies) <= 2 * WEBHOOK_ATTEMPTS_MAX
         assert len(letters[subject]) == 2
         lost_or_won = json.loads(sse[role][1][1])
         if role == "winner":

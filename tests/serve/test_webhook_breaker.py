@@ -1,4 +1,4 @@
-"""A webhook host that keeps failing trips its breaker (`webhook:<host>`, serve/breakers.py):
+"""A webhook endpoint that keeps failing trips its breaker (`webhook:<host>:<port>`):
 after five failures no connection is made to it until the open period ends, the skipped
 attempts are counted, and /ready shows the breaker open. Its own server, so that an open
 breaker on 127.0.0.1 cannot slow other tests' receivers."""
@@ -50,8 +50,10 @@ def test_a_failing_webhook_host_trips_its_breaker_and_is_left_alone(
             for _ in range(WORKS):
                 submit_work(client, acme, bid_window_seconds=300)
 
+            name = f"webhook:127.0.0.1:{failing.server.server_port}"
+
             def breaker() -> str | None:
-                return client.get("/ready").json()["breakers"].get("webhook:127.0.0.1")
+                return client.get("/ready").json()["breakers"].get(name)
 
             deadline = time.monotonic() + 30
             while breaker() != "OPEN":
@@ -71,6 +73,6 @@ def test_a_failing_webhook_host_trips_its_breaker_and_is_left_alone(
             ]
             assert skipped, "the skipped attempts are not counted"
             assert float(skipped[0].split()[-1]) > 0
-            assert 'aex_circuit_breaker_state{dependency="webhook:127.0.0.1"} 2.0' in scrape
+            assert f'aex_circuit_breaker_state{{dependency="{name}"}} 2.0' in scrape
     finally:
         server.stop()
