@@ -25,6 +25,7 @@ from aex.core import (
     fees,
     jcs,
     json_values,
+    jws,
     ledger,
     lifecycle,
     mandates,
@@ -57,6 +58,7 @@ from aex.core.events import *  # noqa: F403
 from aex.core.fees import *  # noqa: F403
 from aex.core.jcs import *  # noqa: F403
 from aex.core.json_values import *  # noqa: F403
+from aex.core.jws import *  # noqa: F403
 from aex.core.ledger import *  # noqa: F403
 from aex.core.lifecycle import *  # noqa: F403
 from aex.core.mandates import *  # noqa: F403
@@ -90,6 +92,7 @@ EXPORTING_MODULES = (
     events,
     fees,
     jcs,
+    jws,
     json_values,
     ledger,
     lifecycle,

@@ -14,6 +14,8 @@ from typing import Any
 from aex.core.certs import Signer, b64url_decode, b64url_encode
 from aex.core.jcs import canonical_json
 
+__all__ = ["json_part", "sign_compact"]
+
 
 def sign_compact(header: dict[str, Any], payload: dict[str, Any], signer: Signer) -> str:
     """`<header>.<payload>.<signature>`, each base64url, the signature over the first two."""
