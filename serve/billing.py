@@ -33,6 +33,7 @@ from aex.core.billing import (
 )
 from aex.core.events import EventType
 from aex.core.ledger import (
+    BREAKAGE_REVENUE_ACCOUNT,
     PLAN_REVENUE_ACCOUNT,
     PLATFORM_REVENUE_ACCOUNT,
     VERIFICATION_REVENUE_ACCOUNT,
@@ -48,8 +49,6 @@ from serve.security import Principal, new_id
 from serve.stores.sqlite import mark_credentials_epoch_bumped
 from serve.wallets import wallet_id
 
-# The token bank's expired credit (issue 15 item 3) lands here; zero until it exists.
-BREAKAGE_REVENUE_ACCOUNT: Final = "system:breakage_revenue"
 REVENUE_STREAMS: Final = {
     "fees": PLATFORM_REVENUE_ACCOUNT,
     "verification": VERIFICATION_REVENUE_ACCOUNT,

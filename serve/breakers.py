@@ -5,8 +5,9 @@ The rule (5 failures in a row trip a breaker, it stays open 10 s, then one probe
 monotonic clock, and reports it: `aex_circuit_breaker_state{dependency}` (0 closed, 1 half-open,
 2 open) and `aex_circuit_breaker_trips_total{dependency}` on /metrics, and every breaker's state
 on /ready. Dependencies are named by a bounded set of names (`redis`, `nats`, `postgres`,
-`webhook:<host>`); the number of breakers is capped by `BREAKERS_MAX` so that webhook hosts
-cannot grow the registry or the metric's series without bound.
+`webhook:<host>:<port>`, one per endpoint origin); the number of breakers is capped by
+`BREAKERS_MAX` so that webhook origins cannot grow the registry or the metric's series without
+bound.
 """
 
 from __future__ import annotations
