@@ -31,6 +31,7 @@ from serve.billing import Billing
 from serve.breakers import BreakerRegistry
 from serve.certificates import Certificates
 from serve.dashboard import dashboard_router, dashboard_state, template_config
+from serve.evaluation import kernel_ready
 from serve.evaluation import warm_up_in_background as warm_scoring
 from serve.events import (
     EventHub,
@@ -113,7 +114,8 @@ def ready(request: Request[Any, Any, State]) -> Response[dict[str, Any]]:
 
     503 while the database does not answer or its `postgres` breaker is open (a load balancer
     takes the process out of rotation); an open Redis or NATS breaker does not make the
-    process unready (Redis fails open, events wait in the outbox).
+    process unready (Redis fails open, events wait in the outbox). `scoring_engine` says
+    whether windows are scored by the compiled kernel yet or by the numpy engine meanwhile.
     """
     store: KeyStore = request.app.state.store
     try:
@@ -125,6 +127,7 @@ def ready(request: Request[Any, Any, State]) -> Response[dict[str, Any]]:
         "status": "ready" if database == "ok" else "unavailable",
         "checks": {"database": database},
         "breakers": request.app.state.breakers.states(),
+        "scoring_engine": "compiled" if kernel_ready() else "numpy",
     }
     status = HTTP_200_OK if database == "ok" else HTTP_503_SERVICE_UNAVAILABLE
     return Response(body, status_code=status)

@@ -13,8 +13,11 @@ The scoring runs in the core's compiled kernel (aex/core/_scoring_kernel.py), th
 simulator uses. At server startup (serve/app.py) `warm_up_in_background()` imports numba and
 compiles the kernel, or loads it from numba's cache, on a thread: seconds of CPU cold (a fresh
 checkout), under a second from the cache, neither in a request, and /health answers meanwhile.
-A window closed during those first seconds waits for the compile in progress (numba's
-dispatcher lock), it never compiles twice.
+A window closed during those first seconds does not wait for it: until the warm-up has
+finished, `evaluate` runs the core's numpy reference engine (`score_bids(engine="numpy")`,
+equal to the kernel column for column, tests/core/test_scoring_kernel.py), so a window that
+falls due at startup (a restart during an open window) closes at once, however slow the
+compile. `kernel_ready()` tells which engine runs; /ready reports it.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from aex.core.calibration import ConfidenceCalibration, calibrated_confidence
 from aex.core.reasons import BidRejectReason
 from aex.core.reputation import DEFAULT_REPUTATION_PARAMS, ReputationParams
 from aex.core.rules import SAMPLE_PROVIDED_QUALITY
-from aex.core.scoring import PRESETS, BidBatch, Weights, score_bids
+from aex.core.scoring import PRESETS, BidBatch, Engine, Weights, score_bids
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -42,11 +45,21 @@ __all__ = [
     "ScoredRow",
     "WorkTerms",
     "evaluate",
+    "kernel_ready",
     "warm_up",
     "warm_up_in_background",
 ]
 
 _log = logging.getLogger("aex.serve.evaluation")
+
+# Set once the compiled kernel has scored the warm-up auction in this process; until then
+# `evaluate` uses the numpy engine rather than block on the compile.
+_KERNEL_READY = threading.Event()
+
+
+def kernel_ready() -> bool:
+    """Whether this process's scoring kernel is compiled (or loaded from numba's cache)."""
+    return _KERNEL_READY.is_set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +134,16 @@ def evaluate(
     now_ms: int,
     weights: Weights,
     calibration: ConfidenceCalibration | None = None,
+    engine: Engine | None = None,
 ) -> list[ScoredRow]:
     """Every bid scored and ranked by the core; at most one winner (none when none is valid).
 
     With a `calibration`, the confidence component is the core's calibrated confidence (the
     stated value shrunk toward the provider's record); without, the stated value (the spec).
+    `engine` None: the compiled kernel once warm, the numpy reference engine until then.
     """
+    if engine is None:
+        engine = "compiled" if _KERNEL_READY.is_set() else "numpy"
     if not rows:
         return []
     confidence = calibrated_confidence(
@@ -161,7 +178,7 @@ def evaluate(
         eligible=np.array([r.eligible for r in rows], dtype=np.bool_),
     )
     assert not isinstance(batch, Rejected), batch
-    scored = score_bids(batch, weights, now_ms=now_ms)
+    scored = score_bids(batch, weights, now_ms=now_ms, engine=engine)
     assert not isinstance(scored, Rejected), scored
     result = [
         ScoredRow(
@@ -201,8 +218,9 @@ def warm_up() -> float:
         )
         for n in range(3)
     ]
-    scored = evaluate(terms, rows, now_ms=10, weights=DEFAULT_WEIGHTS.weights)
+    scored = evaluate(terms, rows, now_ms=10, weights=DEFAULT_WEIGHTS.weights, engine="compiled")
     assert sum(row.is_winner for row in scored) == 1, scored
+    _KERNEL_READY.set()
     elapsed_s = time.perf_counter() - started
     _log.info("scoring kernel warm in %.3f s", elapsed_s)
     return elapsed_s

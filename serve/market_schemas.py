@@ -267,3 +267,5 @@ class Readiness(msgspec.Struct, frozen=True):
     status: Literal["ready", "unavailable"]
     checks: dict[str, str]
     breakers: dict[str, str]
+    # "numpy" until this process's compiled scoring kernel is warm (serve/evaluation.py)
+    scoring_engine: Literal["compiled", "numpy"]
