@@ -55,12 +55,13 @@ from serve.middleware.edge import (
     UnknownPathMiddleware,
 )
 from serve.middleware.gateway import (
+    UNLIMITED_ROUTES,
     AuthMiddleware,
     IdempotencyMiddleware,
     RateLimitMiddleware,
     TimeoutMiddleware,
 )
-from serve.openapi import describe, shapes
+from serve.openapi import describe, narrow_problems, shapes
 from serve.problems import PROBLEM_RESPONSES, problem_response
 from serve.routes.agentcards import AGENT_CARD_HANDLERS
 from serve.routes.billing import BILLING_HANDLERS
@@ -215,7 +216,11 @@ def build_litestar(
         lifespan=[market_lifespan],
         # numba compiles the scoring kernel on a thread; with several workers, the live gauges
         # of workers that are gone leave the node's scrape, and so do this one's when it stops.
-        on_startup=[warm_scoring, reap_dead_metric_processes],
+        # (unless AEX_SCORING_ENGINE=numpy: then windows are scored by the numpy engine only).
+        on_startup=[
+            *([warm_scoring] if settings.scoring_engine == "compiled" else []),
+            reap_dead_metric_processes,
+        ],
         on_shutdown=[metrics_process_exit],
         openapi_config=_openapi_config(),
         template_config=template_config(),
@@ -227,6 +232,7 @@ def build_litestar(
     route_scopes(app)  # asserts that every route declares the scope it needs
     declare_security(app)
     describe(app)  # the market's shapes (serve/openapi.py)
+    narrow_problems(app, unlimited=UNLIMITED_ROUTES)  # each route's own problem statuses
     document_locations(app)  # Location on 201s (serve/locations.py)
     return app
 

@@ -86,10 +86,10 @@ def _period(ms: int) -> str:
 
 
 def period_bounds_ms(period: str) -> tuple[int, int]:
-    """[start, end) of a UTC month "YYYY-MM" in milliseconds; 400 when malformed."""
+    """[start, end) of a UTC month "YYYY-MM" in milliseconds; 422 when malformed."""
     if not _PERIOD.match(period):
         raise ProblemError(
-            400,
+            422,
             "invalid-request",
             "period is a UTC month, YYYY-MM",
             errors=(FieldError("period", "invalid_period"),),
@@ -379,7 +379,7 @@ class Billing:
             )
             if not cursor:
                 raise ProblemError(
-                    400,
+                    422,
                     "invalid-request",
                     "starting_after names none of your invoices",
                     errors=(FieldError("starting_after", "unknown_invoice"),),

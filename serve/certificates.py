@@ -662,7 +662,7 @@ class Certificates:
     def verify(self, caller: Principal, body: object) -> dict[str, Any]:
         """The Verification API: `{certificate_id}`, `{certificate: {...}}` or the certificate.
 
-        Metered once the call has an answer (valid or not): a refused call (400 malformed body,
+        Metered once the call has an answer (valid or not): a refused call (422 malformed body,
         404 unknown certificate_id) writes nothing and is not billed (issue 11, item 4)."""
         document = _document_of(body)
         if isinstance(document, str):
@@ -924,13 +924,13 @@ def record_view(record: CertificateRecord) -> dict[str, Any]:
 def _document_of(body: object) -> dict[str, Any] | str:
     if isinstance(body, dict) and set(body) == {"certificate_id"}:
         if not isinstance(body["certificate_id"], str):
-            raise ProblemError(400, "invalid-request", "certificate_id: a string")
+            raise ProblemError(422, "invalid-request", "certificate_id: a string")
         return body["certificate_id"]
     if isinstance(body, dict) and set(body) == {"certificate"}:
         body = body["certificate"]
     if not isinstance(body, dict):
         raise ProblemError(
-            400, "invalid-request", "{certificate_id}, {certificate} or the certificate"
+            422, "invalid-request", "{certificate_id}, {certificate} or the certificate"
         )
     return body
 

@@ -183,6 +183,15 @@ ENVIRONMENT: tuple[Variable, ...] = (
         example="balanced",
     ),
     Variable(
+        "AEX_SCORING_ENGINE",
+        "compiled",
+        "`compiled`: bids are scored by the core's numba kernel, warmed on a thread at start "
+        "(the numpy engine meanwhile); `numpy`: by the core's numpy engine only, numba never "
+        "loaded (a process that starts often, such as a test server). Both score identically",
+        GROUP_MARKET,
+        example="compiled",
+    ),
+    Variable(
         "AEX_WINDOW_POLL_MS",
         "200",
         "how often each process looks for due bid windows (a window closes at most this late)",

@@ -42,7 +42,6 @@ CREATED_AT: Final[dict[tuple[str, str], str]] = {
 
 # 201 routes with nothing to point at, and why.
 NOT_ADDRESSABLE: Final[dict[tuple[str, str], str]] = {
-    ("POST", "/v1/tokens"): "a session JWT is not stored: nothing to read back",
     ("POST", "/v1/providers/{provider_id}/webhook-secret"): "a secret shown once",
     ("POST", "/v1/deposits"): "a journal entry, listed by GET /v1/transactions",
     ("POST", "/v1/withdrawals"): "a journal entry, listed by GET /v1/transactions",

@@ -31,7 +31,6 @@ _log = logging.getLogger("aex.serve")
 
 # Stable slugs for problems that do not come from a core reason.
 _STATUS_SLUGS: Mapping[int, str] = {
-    400: "invalid-request",
     401: "unauthorized",
     403: "forbidden",
     404: "not-found",
@@ -125,8 +124,11 @@ def problem_for_exception(error: BaseException) -> ProblemError:
         return outage
     if isinstance(error, ValidationException):
         return ProblemError(
-            400, "invalid-request", str(error.detail), errors=_validation_errors(error)
+            422, "invalid-request", str(error.detail), errors=_validation_errors(error)
         )
+    if isinstance(error, HTTPException) and error.status_code == 400:
+        # One validation status: whatever Litestar could not parse is a 422 like ours.
+        return ProblemError(422, "invalid-request", str(error.detail))
     if isinstance(error, HTTPException):
         # Litestar's headers travel with the problem: `Allow` on a 405 (RFC 9110 15.5.6).
         slug = _STATUS_SLUGS.get(error.status_code, "http-error")
@@ -211,13 +213,16 @@ def _problem_spec(description: str) -> ResponseSpec:
 
 # Documented on every route (OpenAPI): the gateway can answer any of these anywhere.
 PROBLEM_RESPONSES: dict[int, ResponseSpec] = {
-    400: _problem_spec("Malformed JSON, unknown field or wrong type (errors[].field)"),
+    400: _problem_spec("The Idempotency-Key header is not 1 to 255 visible characters"),
     401: _problem_spec("Missing, malformed, invalid, revoked or expired credential"),
     403: _problem_spec("Wrong kind of credential, suspended tenant, or a quota (max agents)"),
     404: _problem_spec("No such resource, or not the caller's"),
     409: _problem_spec("Idempotency-Key still in flight, or a ledger conflict"),
     413: _problem_spec("Body over the plan's max payload size"),
-    422: _problem_spec("A business rule refused it (money precision, funds, key reuse)"),
+    422: _problem_spec(
+        "Malformed JSON, an unknown field, a wrong type or a bad parameter (errors[].field),"
+        " or a business rule refused it (money precision, funds, key reuse)"
+    ),
     429: _problem_spec("Rate limit or daily quota exceeded (Retry-After)"),
     500: _problem_spec("Internal error; nothing was written"),
     503: _problem_spec("A dependency (PostgreSQL) is unavailable; retry after Retry-After"),

@@ -7,7 +7,7 @@ numbers or strings and are decoded as `Decimal` from the literal the client sent
 a float), then parsed exactly by `aex.core.parse_money`; they leave as decimal strings
 ("100.10"). Routes that take free-form JSON (work, bids, contracts, certificates) decode it
 here too, every non-integer number as Decimal, nesting bounded by
-`limits.request_json_depth_max` (deeper is 400 `body-too-deep` naming the top-level member).
+`limits.request_json_depth_max` (deeper is 422 `body-too-deep` naming the top-level member).
 Names people read (a Struct's `display_text_fields`) are refused with 422 when they hold a
 control or bidirectional control character (aex/core/text.py).
 """
@@ -250,11 +250,11 @@ _FREE_FORM = msgspec.json.Decoder(float_hook=Decimal)
 
 def decode_json(raw: bytes) -> object:
     """A free-form body: every non-integer number as Decimal (money is never read through a
-    float), nesting at most limits.request_json_depth_max (400 body-too-deep otherwise)."""
+    float), nesting at most limits.request_json_depth_max (422 body-too-deep otherwise)."""
     try:
         decoded = _FREE_FORM.decode(raw or b"null")
     except msgspec.DecodeError as error:
-        raise ProblemError(400, "invalid-request", f"malformed JSON: {error}") from error
+        raise ProblemError(422, "invalid-request", f"malformed JSON: {error}") from error
     except RecursionError:
         # ~1,000 levels: far past the limit; named by the same scan, which stops at the limit.
         raise _too_deep(raw) from None
@@ -267,7 +267,7 @@ def decode_json(raw: bytes) -> object:
 
 
 def decode_struct(raw: bytes, shape: type[S], *, empty: bytes = b"") -> S:
-    """A typed body, strictly: unknown fields, wrong types and coercions are 400 naming the
+    """A typed body, strictly: unknown fields, wrong types and coercions are 422 naming the
     field; a display-text field holding a control or bidi character is 422 naming it. The
     Struct's shape bounds the nesting. `empty` stands for a missing body (e.g. b"{}")."""
     try:
@@ -275,7 +275,7 @@ def decode_struct(raw: bytes, shape: type[S], *, empty: bytes = b"") -> S:
     except msgspec.ValidationError as error:
         raise _invalid(str(error)) from None
     except msgspec.DecodeError as error:
-        raise ProblemError(400, "invalid-request", f"malformed JSON: {error}") from error
+        raise ProblemError(422, "invalid-request", f"malformed JSON: {error}") from error
     except RecursionError:  # a value of a free-form (Any) member, ~1,000 levels deep
         raise _too_deep(raw) from None
     for field in shape.display_text_fields:
@@ -325,7 +325,7 @@ def _invalid(message: str) -> ProblemError:
     parts = [m.group(1) for m in (at_path, named) if m is not None and m.group(1)]
     field = ".".join(parts) or "body"
     return ProblemError(
-        400, "invalid-request", message, errors=(FieldError(field, message.split(" - ")[0]),)
+        422, "invalid-request", message, errors=(FieldError(field, message.split(" - ")[0]),)
     )
 
 

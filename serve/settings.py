@@ -24,6 +24,7 @@ from aex.core import (
     Rejected,
     rules_from_json,
 )
+from aex.core.scoring import ENGINES
 from serve.adapters.nats_relay import DUPLICATE_WINDOW_S_DEFAULT, STREAM_MAX_AGE_S_DEFAULT
 from serve.endpoints import EndpointPolicy, StaticResolver, SystemResolver, parse_hosts_table
 from serve.evaluation import DEFAULT_WEIGHTS, NamedWeights
@@ -80,6 +81,7 @@ class Settings:
     nats_max_age_s: float = STREAM_MAX_AGE_S_DEFAULT
     nats_duplicate_window_s: float = DUPLICATE_WINDOW_S_DEFAULT
     window_poll_ms: int = WINDOW_POLL_MS_DEFAULT
+    scoring_engine: str = "compiled"
     webhook_backoff_ms: int = WEBHOOK_BACKOFF_MS_DEFAULT
     webhook_lease_ms: int = WEBHOOK_LEASE_MS_DEFAULT
     trusted_proxies: tuple[str, ...] = ()
@@ -168,6 +170,7 @@ class Settings:
                 env, "AEX_NATS_DUPLICATE_WINDOW_S", DUPLICATE_WINDOW_S_DEFAULT
             ),
             window_poll_ms=_int(env, "AEX_WINDOW_POLL_MS", WINDOW_POLL_MS_DEFAULT),
+            scoring_engine=env.get("AEX_SCORING_ENGINE", "compiled").lower(),
             webhook_backoff_ms=_int(env, "AEX_WEBHOOK_BACKOFF_MS", WEBHOOK_BACKOFF_MS_DEFAULT),
             webhook_lease_ms=_int(env, "AEX_WEBHOOK_LEASE_MS", WEBHOOK_LEASE_MS_DEFAULT),
             trusted_proxies=tuple(
@@ -224,6 +227,8 @@ class Settings:
             raise ImproperlyConfiguredError("the webhook sealing key must have 32 bytes")
 
     def _validate_timings(self) -> None:
+        if self.scoring_engine not in ENGINES:
+            raise ImproperlyConfiguredError("AEX_SCORING_ENGINE: compiled or numpy")
         if not 1 <= self.window_poll_ms <= 60_000:
             raise ImproperlyConfiguredError("AEX_WINDOW_POLL_MS: milliseconds in [1, 60000]")
         if not 1 <= self.webhook_backoff_ms <= 600_000:

@@ -69,8 +69,9 @@ def all_type_uris() -> set[str]:
 
 # What each slug raised by serve/ (or a status fallback) means to a client.
 MEANINGS: dict[str, str] = {
-    "invalid-request": "Malformed JSON, an unknown field, a wrong type or a bad query parameter; "
-    "`errors[]` names each field",
+    "invalid-request": "Malformed JSON, a missing or unknown field, a wrong type or a bad path or "
+    "query parameter; `errors[]` names each field. Every body or parameter the exchange will "
+    "not take is a 422, this one or a rule's own slug",
     "unauthorized": "Litestar's own 401 (no credential where one is needed)",
     "forbidden": "Litestar's own 403",
     "not-found": "No such resource or path, or not the caller's (never tells which)",

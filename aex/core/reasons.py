@@ -345,15 +345,14 @@ class VoucherRejectReason(Reason):
     VOUCHER_EXHAUSTED = "voucher_exhausted"
 
 
-# Reason value -> HTTP status, where 422 (a well-formed request that breaks a rule) is wrong.
+# Reason value -> HTTP status, where 422 is wrong. 422 is every body or parameter the exchange
+# will not take, malformed or breaking a rule: one validation status (docs/problems.md).
 # Keys are the enum values, which are unique across all enums in this module (tested).
 HTTP_STATUS_HINT: dict[str, int] = {
     # Market: a request that is well formed but arrives in the wrong state is a conflict; a
     # provider the market will not hear from is forbidden; an oversized blob is 413.
     LifecycleRejectReason.ILLEGAL_TRANSITION.value: 409,
-    WorkRejectReason.WORK_BODY_TYPE_INVALID.value: 400,
     WorkRejectReason.WORK_REQUIREMENTS_TOO_LARGE.value: 413,
-    BidSubmitRejectReason.BID_BODY_TYPE_INVALID.value: 400,
     BidSubmitRejectReason.BID_SAMPLE_WORK_TOO_LARGE.value: 413,
     BidAdmitRejectReason.BID_WORK_NOT_OPEN.value: 409,
     BidAdmitRejectReason.BID_WINDOW_CLOSED.value: 409,
@@ -362,18 +361,10 @@ HTTP_STATUS_HINT: dict[str, int] = {
     BidAdmitRejectReason.BID_ALREADY_SUBMITTED.value: 409,
     BidAdmitRejectReason.BID_LIMIT_REACHED.value: 409,
     BidAdmitRejectReason.BID_PROVIDER_OWNED_BY_CONSUMER.value: 403,
-    CompletionRejectReason.COMPLETION_BODY_TYPE_INVALID.value: 400,
     CompletionRejectReason.COMPLETION_RESULTS_TOO_LARGE.value: 413,
     DisputeRejectReason.DISPUTE_ALREADY_RAISED.value: 409,
     DisputeRejectReason.DISPUTE_WINDOW_CLOSED.value: 409,
-    DisputeRequestRejectReason.DISPUTE_BODY_TYPE_INVALID.value: 400,
-    DisputeRequestRejectReason.DISPUTE_FIELD_UNKNOWN.value: 400,
-    ProgressRejectReason.PROGRESS_BODY_TYPE_INVALID.value: 400,
     ProgressRejectReason.PROGRESS_TOO_LARGE.value: 413,
-    ResolutionRejectReason.RESOLUTION_BODY_TYPE_INVALID.value: 400,
-    ResolutionRejectReason.RESOLUTION_FIELD_UNKNOWN.value: 400,
-    ResolutionRejectReason.RESOLUTION_INVALID.value: 400,
-    BodyRejectReason.BODY_TOO_DEEP.value: 400,
     LedgerRejectReason.IDEMPOTENCY_CONFLICT.value: 409,
     LedgerRejectReason.ACCOUNT_UNKNOWN.value: 404,
     LedgerRejectReason.HOLD_UNKNOWN.value: 404,

@@ -98,7 +98,7 @@ class TenantController(Controller):
     @post(
         "/tokens",
         responses=PROBLEM_RESPONSES,
-        status_code=HTTP_201_CREATED,
+        status_code=HTTP_200_OK,  # a token endpoint (RFC 6749 5.1): nothing is created
         sync_to_thread=False,
         cache_control=SHOWN_ONCE,
         opt=needs(AccessScope.KEYS),
@@ -106,7 +106,8 @@ class TenantController(Controller):
     def create_token(self, caller: Principal, data: TokenCreate, jwt_secret: str) -> TokenCreated:
         """A session JWT (HS256, iss aex-identity) for the dashboard: scopes no broader than
         the caller's ("*" = all of them), bound to the caller's key, expiring no later than
-        the caller's own token."""
+        the caller's own token. 200, not 201: the JWT is not stored, there is nothing to
+        point a Location at."""
         return mint_token(caller, data, jwt_secret, now_s=int(time.time()))
 
 

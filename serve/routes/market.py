@@ -135,7 +135,7 @@ class WorkController(Controller):
         "/{work_id:str}/evaluation",
         responses=PROBLEM_RESPONSES,
         sync_to_thread=True,
-        opt=needs(AccessScope.READ) | shapes(ok=Evaluation),
+        opt=needs(AccessScope.READ) | shapes(ok=Evaluation, problems=(409,)),
     )
     def evaluation(self, request: Request[Any, Any, State], work_id: str) -> Json:
         """Every bid's components, total, rank and rejection reason (the consumer only)."""

@@ -201,11 +201,11 @@ def test_broken_work_spec_is_rejected_naming_the_field(
     assert result.field == (field or path)
 
 
-def test_non_object_work_body_is_a_400() -> None:
+def test_non_object_work_body_is_a_422() -> None:
     result = parse_work_spec(["title"])
     assert isinstance(result, Rejected)
     assert result.reason is WorkRejectReason.WORK_BODY_TYPE_INVALID
-    assert result.http_status == 400
+    assert result.http_status == 422
 
 
 def test_work_reserves_its_budget_maximum() -> None:

@@ -35,6 +35,12 @@ TEST_ENV = {
     "AEX_WEBHOOK_DNS": "off",
     "AEX_WEBHOOK_ALLOW_PRIVATE": "1",
     "AEX_WEBHOOK_HOSTS": "hooks.test=127.0.0.1",  # a name for the receivers (pinning tests)
+    # A test server scores with the core's numpy engine and never loads numba: warming the
+    # kernel costs ~2.6 s of CPU per start even from numba's cache, and the suite starts ~150
+    # servers. The engines are equal (tests/core/test_scoring_kernel.py); the compiled path
+    # of a live server is tested by tests/serve/test_market_restart.py and
+    # tests/serve/test_evaluation_warm_up.py.
+    "AEX_SCORING_ENGINE": "numpy",
 }
 
 

@@ -217,7 +217,7 @@ class Refusal:
     path: str  # {ids} filled from World.ids
     actor: str
     body: Any = None  # JSON value, or bytes sent as they are
-    status: int = 400
+    status: int = 422
     field: str | None = None  # errors[0].field
     slug: str | None = None  # the problem type's last segment
 
@@ -253,7 +253,7 @@ REFUSALS = [
         "/v1/tenants",
         "anonymous",
         ('{"name": ' + nested(DEEP) + ', "type": "BOTH"}').encode(),
-        400,
+        422,
         "name",
     ),
     Refusal(
@@ -262,7 +262,7 @@ REFUSALS = [
         "/v1/tenants",
         "anonymous",
         ('{"extra": ' + nested(DEEP) + ', "name": "A", "type": "BOTH"}').encode(),
-        400,
+        422,
         "extra",
     ),
     Refusal(
@@ -326,7 +326,7 @@ REFUSALS = [
         "/v1/tokens",
         "acme",
         {"ttl_s": "3600"},
-        400,
+        422,
         "ttl_s",
     ),
     Refusal(
@@ -335,7 +335,7 @@ REFUSALS = [
         "/v1/tokens",
         "acme",
         b'{"ttl_s": 3600.0}',
-        400,
+        422,
         "ttl_s",
     ),
     Refusal(
@@ -392,7 +392,7 @@ REFUSALS = [
         "/v1/work",
         "acme",
         _raw_work('{"a": ' + nested(DEEP) + "}"),
-        400,
+        422,
         "requirements",
         "body-too-deep",
     ),
@@ -402,7 +402,7 @@ REFUSALS = [
         "/v1/work",
         "acme",
         _raw_work(nested(SHALLOW_DEEP)),
-        400,
+        422,
         "requirements",
         "body-too-deep",
     ),
@@ -441,7 +441,7 @@ REFUSALS = [
         "/v1/bids",
         "bot",
         _raw_bid(nested(DEEP)).encode(),
-        400,
+        422,
         "sample_work",
         "body-too-deep",
     ),
@@ -462,7 +462,7 @@ REFUSALS = [
         "/v1/contracts/{executing}/progress",
         "bot",
         [50],
-        400,
+        422,
         "body",
         "progress-body-type-invalid",
     ),
@@ -472,7 +472,7 @@ REFUSALS = [
         "/v1/contracts/{executing}/progress",
         "bot",
         ('{"steps": ' + nested(DEEP) + "}").encode(),
-        400,
+        422,
         "steps",
         "body-too-deep",
     ),
@@ -501,7 +501,7 @@ REFUSALS = [
         "/v1/admin/contracts/{disputed}/resolve",
         "operator",
         {"resolution": []},
-        400,
+        422,
         "resolution",
         "resolution-invalid",
     ),
@@ -511,7 +511,7 @@ REFUSALS = [
         "/v1/admin/contracts/{disputed}/resolve",
         "operator",
         {"resolution": "refund", "amount": "1"},
-        400,
+        422,
         "amount",
         "resolution-field-unknown",
     ),
@@ -521,7 +521,7 @@ REFUSALS = [
         "/v1/admin/contracts/{disputed}/resolve",
         "operator",
         {},
-        400,
+        422,
         "resolution",
     ),
     Refusal(
@@ -530,7 +530,7 @@ REFUSALS = [
         "/v1/admin/contracts/{disputed}/resolve",
         "operator",
         {"resolution": 1},
-        400,
+        422,
         "resolution",
     ),
     Refusal(
@@ -579,7 +579,7 @@ REFUSALS = [
         "/v1/contracts/{settled}/dispute",
         "acme",
         {"reason": "late", "refund_to": "ten_x"},
-        400,
+        422,
         "refund_to",
         "dispute-field-unknown",
     ),
@@ -590,7 +590,7 @@ REFUSALS = [
         "/v1/admin/certificates/{pending_cert}/approve",
         "operator",
         {"note": "x" * (limits.cert_scope_chars_max + 1)},
-        400,
+        422,
         "note",
     ),
     Refusal(
@@ -599,7 +599,7 @@ REFUSALS = [
         "/v1/admin/certificates/{pending_cert}/reject",
         "operator",
         {"note": "x" * (limits.cert_scope_chars_max + 1)},
-        400,
+        422,
         "note",
     ),
     Refusal(
@@ -608,7 +608,7 @@ REFUSALS = [
         "/v1/admin/certificates/{pending_cert}/approve",
         "operator",
         {"note": 5},
-        400,
+        422,
         "note",
     ),
     Refusal(
@@ -627,7 +627,7 @@ REFUSALS = [
         "/v1/certificates/{issued_cert}/revoke",
         "owner",
         {"reason": True},
-        400,
+        422,
         "reason",
     ),
     Refusal(
@@ -654,14 +654,14 @@ REFUSALS = [
         {"certificate_id": "cert_0123456789abcdef"},
         404,
     ),
-    Refusal("verify an array (not billed)", "POST", "/v1/certificates/verify", "acme", [1], 400),
+    Refusal("verify an array (not billed)", "POST", "/v1/certificates/verify", "acme", [1], 422),
     Refusal(
         "verify nested 1,500 deep (not billed)",
         "POST",
         "/v1/certificates/verify",
         "acme",
         ('{"certificate": ' + nested(DEEP) + "}").encode(),
-        400,
+        422,
         "certificate",
         "body-too-deep",
     ),

@@ -99,7 +99,7 @@ def test_malformed_json_is_a_problem_and_writes_nothing(client: httpx.Client) ->
     response = client.post(
         "/v1/tenants", content=b'{"name": "x",', headers={"content-type": "application/json"}
     )
-    assert_problem(response, 400, "invalid-request")
+    assert_problem(response, 422, "invalid-request")
 
 
 @pytest.mark.parametrize(
@@ -115,7 +115,7 @@ def test_malformed_json_is_a_problem_and_writes_nothing(client: httpx.Client) ->
 def test_bad_bodies_name_the_offending_field(
     client: httpx.Client, body: dict[str, object], field: str
 ) -> None:
-    problem = assert_problem(client.post("/v1/tenants", json=body), 400, "invalid-request")
+    problem = assert_problem(client.post("/v1/tenants", json=body), 422, "invalid-request")
     assert problem["errors"][0]["field"] == field  # type: ignore[index]
 
 
@@ -283,9 +283,32 @@ def test_openapi_document_lists_every_route(client: httpx.Client) -> None:
     }
     assert expected <= set(document["paths"])
     for path in expected:
-        for operation in document["paths"][path].values():
-            assert {"400", "401", "403", "404", "413", "429", "500"} <= set(operation["responses"])
+        for method, operation in document["paths"][path].items():
+            statuses = set(operation["responses"])
+            assert {"404", "500", "503", "504"} <= statuses, (method, path)
+            writes = method in {"post", "put", "patch", "delete"}
+            assert ({"409", "413"} <= statuses) is writes, (method, path, statuses)
+            assert ("429" in statuses) is True, (method, path)
+            assert ({"401", "403"} <= statuses) is (path != "/v1/tenants" or method != "post")
     assert "ProblemDetails" in document["components"]["schemas"]
+
+
+def test_each_operation_lists_only_the_problems_it_can_answer(client: httpx.Client) -> None:
+    paths = client.get("/schema/openapi.json").json()["paths"]
+    health, ready = paths["/health"]["get"]["responses"], paths["/ready"]["get"]["responses"]
+    # Public, no parameters, never rate limited, reads only.
+    for responses in (health, ready):
+        assert not {"400", "401", "403", "409", "413", "422", "429"} & set(responses)
+    sign_up = paths["/v1/tenants"]["post"]["responses"]  # public, with a body
+    assert {"400", "409", "413", "422", "429"} <= set(sign_up)
+    assert not {"401", "403"} & set(sign_up)
+    me = paths["/v1/tenants/me"]["get"]["responses"]  # authenticated, no parameters
+    assert {"401", "403", "429"} <= set(me)
+    assert not {"400", "409", "413", "422"} & set(me)
+    # A read that waits for a state declares its 409 (the window has not closed).
+    assert "409" in paths["/v1/work/{work_id}/evaluation"]["get"]["responses"]
+    # A list with query parameters can refuse one.
+    assert "422" in paths["/v1/transactions"]["get"]["responses"]
 
 
 def test_one_json_log_line_per_request_without_secrets(

@@ -106,7 +106,7 @@ def test_every_answer_with_a_secret_shown_once_is_withheld_on_replay(
     for path, body in routes:
         key = _key()
         first = _post(client, path, tenant.headers, key, body)
-        assert first.status_code == 201, (path, first.text)
+        assert first.status_code == (200 if path == "/v1/tokens" else 201), (path, first.text)
         assert first.headers["cache-control"] == "no-store"
         assert SECRET_SHAPES.search(first.text) is not None, first.text
         _assert_withheld(_post(client, path, tenant.headers, key, body))

@@ -183,7 +183,7 @@ def test_invoices_are_the_tenants_own_and_paginate(
     foreign = client.get(
         "/v1/invoices", params={"starting_after": ids[0]}, headers=other_tenant.headers
     )
-    assert foreign.status_code == 400
+    assert foreign.status_code == 422
 
 
 def test_the_operator_reads_revenue_by_stream_and_its_override_charges_nothing(
@@ -205,7 +205,7 @@ def test_the_operator_reads_revenue_by_stream_and_its_override_charges_nothing(
     )
     assert (
         client.get("/v1/admin/revenue", params={"period": "1999"}, headers=OPERATOR).status_code
-        == 400
+        == 422
     )
     # The operator's override: the plan at once, nothing charged, the paid term kept.
     overridden = client.put(
@@ -227,5 +227,5 @@ def test_revenue_refuses_an_unknown_currency_and_a_month_before_the_epoch(
     assert unknown.status_code == 422, unknown.text
     assert unknown.json()["errors"][0]["field"] == "currency"
     ancient = client.get("/v1/admin/revenue", params={"period": "0000-01"}, headers=operator)
-    assert ancient.status_code == 400, ancient.text
+    assert ancient.status_code == 422, ancient.text
     assert ancient.json()["errors"][0]["field"] == "period"

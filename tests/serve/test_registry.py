@@ -133,7 +133,7 @@ def test_bad_subscription_patterns_and_ids_are_refused(
         json={"provider_id": created["provider_id"], "categories": ["TECH*NOLOGY"]},
         headers=tenant.headers,
     )
-    assert bad.status_code == 400
+    assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"].startswith("categories")
     assert client.get("/v1/providers/not-an-id", headers=tenant.headers).status_code == 404
     assert client.delete("/v1/subscriptions/sub_zz", headers=tenant.headers).status_code == 404

@@ -54,8 +54,8 @@ def test_deposit_moves_exact_amounts(client: httpx.Client, tenant: Tenant) -> No
         (0, 422, "ledger-amount-not-positive", "amount"),
         (-5, 422, "ledger-amount-not-positive", "amount"),
         ("NaN", 422, "amount-not-finite", "amount"),
-        (True, 400, "invalid-request", "amount"),
-        ("ten", 400, "invalid-request", "amount"),
+        (True, 422, "invalid-request", "amount"),
+        ("ten", 422, "invalid-request", "amount"),
     ],
 )
 def test_bad_amounts_are_refused_and_write_nothing(
