@@ -81,7 +81,7 @@ from serve.routes.market import metrics as metrics_route
 from serve.routes.registry import ProviderController, SubscriptionController
 from serve.routes.vouchers import VOUCHER_HANDLERS
 from serve.routes.wallets import WalletController
-from serve.schemas import StrictRequest
+from serve.schemas import StrictRequest, refuse_unknown_query
 from serve.secret_box import SecretBox
 from serve.security import Authenticator
 from serve.services import Identity, Registry
@@ -225,7 +225,7 @@ def build_litestar(
         openapi_config=_openapi_config(),
         template_config=template_config(),
         request_max_body_size=limits.request_body_bytes_max,
-        guards=[require_scope],
+        guards=[require_scope, refuse_unknown_query],
         request_class=StrictRequest,
         debug=False,
     )

@@ -95,6 +95,7 @@ from serve.wallets import wallet_id
 
 T = TypeVar("T")
 WORK_LISTED_MAX = 500
+CONTRACTS_PAGE_MAX = 100  # GET /v1/contracts: contracts per page
 DUE_WINDOWS_PER_POLL_MAX = 100
 DUE_PAYOUTS_PER_POLL_MAX = 100
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
@@ -575,6 +576,59 @@ class Market:
         if row is None or not _party(caller, row):
             raise _Refused(_not_found("contract"))
         return row
+
+    def list_contracts(
+        self,
+        caller: Principal,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        status: ContractState | None = None,
+        role: str | None = None,
+    ) -> dict[str, object]:
+        """The caller's contracts, newest award first: a provider key its own; a tenant those
+        it is a party to, as consumer or through its providers (`role` narrows to one side).
+        A cursor that names none of the caller's contracts is 422 naming `starting_after`."""
+        assert role in (None, "consumer", "provider"), role
+        limit = max(1, min(limit, CONTRACTS_PAGE_MAX))
+        if caller.kind is PrincipalKind.PROVIDER:
+            where, parameters = "provider_id = ?", [caller.provider_id]
+        elif role is None:
+            where = "(consumer_tenant_id = ? OR provider_tenant_id = ?)"
+            parameters = [caller.tenant_id, caller.tenant_id]
+        else:
+            where = f"{role}_tenant_id = ?"
+            parameters = [caller.tenant_id]
+        if status is not None:
+            where += " AND state = ?"
+            parameters.append(status.value)
+        with self.db.reader() as connection:
+            if starting_after is not None:
+                cursor = connection.execute(
+                    f"SELECT awarded_at_ms FROM contracts WHERE contract_id = ? AND {where}",  # noqa: S608
+                    (starting_after, *parameters),
+                ).fetchone()
+                if cursor is None:
+                    raise ProblemError(
+                        422,
+                        "invalid-request",
+                        "starting_after names none of the contracts listed",
+                        errors=(FieldError("starting_after", "unknown_contract"),),
+                    )
+                where += " AND (awarded_at_ms < ? OR (awarded_at_ms = ? AND contract_id < ?))"
+                parameters += [cursor[0], cursor[0], starting_after]
+            rows = connection.execute(
+                _CONTRACT_SELECT
+                + f" WHERE {where} ORDER BY awarded_at_ms DESC, contract_id DESC LIMIT ?",
+                (*parameters, limit + 1),
+            ).fetchall()
+        page = [_contract_view(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return {
+            "data": page,
+            "has_more": more,
+            "next_cursor": page[-1]["contract_id"] if more else None,
+        }
 
     def contract_or_404(self, caller: Principal, contract_id: str) -> dict[str, object]:
         try:

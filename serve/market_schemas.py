@@ -164,6 +164,15 @@ class ContractView(msgspec.Struct, frozen=True):
     dispute_receipt_id: str | None = None  # the AP2 receipt a dispute cites
 
 
+class ContractPage(msgspec.Struct, frozen=True):
+    """GET /v1/contracts: newest award first; pass `next_cursor` as `starting_after` for the
+    next page while `has_more`."""
+
+    data: list[ContractView]
+    has_more: bool
+    next_cursor: str | None
+
+
 class Completion(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """POST /v1/contracts/{id}/complete: results for the consumer, metrics for the criteria."""
 

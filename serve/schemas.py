@@ -298,6 +298,32 @@ class StrictRequest(Request[Any, Any, Any]):
         return decode_struct(await self.body(), shape)
 
 
+# Handler parameters Litestar fills from the connection itself, never from the query string.
+_RESERVED_PARAMETERS = frozenset(
+    {"request", "data", "state", "scope", "headers", "cookies", "query", "socket", "body"}
+)
+# At most this many unknown parameters are named in one answer.
+_UNKNOWN_NAMED_MAX = 8
+
+
+def refuse_unknown_query(connection: Any, handler: Any) -> None:
+    """The application's guard for the API's query strings: a parameter the route does not
+    declare (a misspelt filter, `?state=` for `?status=`) is 422 `invalid-request` naming it,
+    never silently ignored, so a client cannot believe it filtered what it did not."""
+    if not connection.scope["query_string"] or not connection.scope["path"].startswith("/v1/"):
+        return
+    declared = set(handler.parsed_fn_signature.parameters) - _RESERVED_PARAMETERS
+    known = declared - set(handler.resolve_dependencies())
+    unknown = sorted(set(connection.query_params) - known)[:_UNKNOWN_NAMED_MAX]
+    if unknown:
+        raise ProblemError(
+            422,
+            "invalid-request",
+            f"this route takes no query parameter {unknown[0]!r}",
+            errors=tuple(FieldError(name, "unknown_parameter") for name in unknown),
+        )
+
+
 def _data_shape(handler: Any) -> type[Strict] | None:
     # The handler's `data` annotation when it is one of our Structs (the parsed signature is
     # cached on the handler by Litestar).

@@ -329,6 +329,19 @@ class Api(Generic[R]):
         }
         return self._post("/v1/bids", body)
 
+    def contracts(
+        self,
+        limit: int | None = None,
+        starting_after: str | None = None,
+        status: str | None = None,
+        role: str | None = None,
+    ) -> R:
+        """GET /v1/contracts: the caller's contracts (either party), newest award first,
+        `{"data": [...], "has_more": bool, "next_cursor": str | None}`."""
+        return self._get(
+            "/v1/contracts", limit=limit, starting_after=starting_after, status=status, role=role
+        )
+
     def contract(self, contract_id: str) -> R:
         return self._get(f"/v1/contracts/{contract_id}")
 

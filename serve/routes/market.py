@@ -8,7 +8,7 @@ Bodies are read raw and decoded with every non-integer number as Decimal (serve.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
@@ -18,13 +18,15 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from aex.core import CURRENCY_EXPONENTS, AccessScope, MoneyRejectReason, Rejected
+from aex.core.lifecycle import ContractState
 from serve.events import EventHub, MarketMetrics, StreamGate, provider_stream
-from serve.market import Market, decode_body
+from serve.market import CONTRACTS_PAGE_MAX, Market, decode_body
 from serve.market_schemas import (
     BidCreate,
     BidReceipt,
     BidView,
     Completion,
+    ContractPage,
     ContractView,
     Dispute,
     Evaluation,
@@ -161,6 +163,40 @@ class BidController(Controller):
 class ContractController(Controller):
     path = "/v1/contracts"
     tags = ["contracts"]  # noqa: RUF012
+
+    @get(
+        "/",
+        responses=PROBLEM_RESPONSES,
+        sync_to_thread=True,
+        opt=needs(AccessScope.READ) | shapes(ok=ContractPage),
+    )
+    def list_contracts(
+        self,
+        request: Request[Any, Any, State],
+        limit: Annotated[
+            int, Parameter(ge=1, le=CONTRACTS_PAGE_MAX, default=20, description="per page")
+        ],
+        starting_after: Annotated[
+            str | None,
+            Parameter(min_length=1, max_length=64, description="the previous page's `next_cursor`"),
+        ] = None,
+        status: Annotated[
+            ContractState | None, Parameter(description="only contracts in this state")
+        ] = None,
+        role: Annotated[
+            Literal["consumer", "provider"] | None,
+            Parameter(description="a tenant key: only the side it is on (default both)"),
+        ] = None,
+    ) -> Json:
+        """The caller's contracts, newest award first, both parties: the consumer's tenant, the
+        provider's tenant and the provider's own key each see theirs, nobody else's."""
+        return _market(request).list_contracts(
+            provider_or_tenant_caller(request),
+            limit=limit,
+            starting_after=starting_after,
+            status=status,
+            role=role,
+        )
 
     @get(
         "/{contract_id:str}",
