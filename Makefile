@@ -57,8 +57,12 @@ lint: install
 typecheck: install
 	$(BIN)/mypy aex serve
 
+# Both cores: the suite waits on servers, engines and sockets half the time. One file stays on
+# one worker (its module fixtures are started once); the slowest files go first
+# (tests/conftest.py), so that neither worker is left alone with them at the end.
+PYTEST_WORKERS ?= 2
 pytest: install deploy-tools
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 # The checks of Dockerfile, compose.yaml, deploy/k8s, deploy/prometheus and deploy/grafana
 # (kustomize, the Kubernetes schemas, hadolint, promtool and a real server's /metrics).

@@ -22,6 +22,34 @@ TEST_DATABASE_URL = os.environ.get(
 )
 
 
+# Files that take tens of seconds each (real engines stopped and restarted, thousands of
+# auctions replayed, notebooks, two-process clusters), run first under `make test`'s two
+# workers (pytest-xdist, --dist loadfile) so that the short files fill in around them.
+SLOW_FIRST = (
+    "tests/faults/",
+    "tests/sim/test_conformance.py",
+    "tests/sim/test_notebooks.py",
+    "tests/scale/",
+    "tests/serve/test_stream_and_subscription_limits.py",
+    "tests/serve/test_market_restart.py",
+    "tests/serve/test_verification_billing.py",
+    "tests/serve/test_market_export.py",
+    "tests/serve/test_schemathesis.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The SLOW_FIRST files before the rest; otherwise collection order (a stable sort)."""
+
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return next(
+            (n for n, slow in enumerate(SLOW_FIRST) if path.startswith(slow)), len(SLOW_FIRST)
+        )
+
+    items.sort(key=rank)
+
+
 @dataclass(frozen=True)
 class Stores:
     backend: str
