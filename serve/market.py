@@ -96,6 +96,7 @@ from serve.wallets import wallet_id
 T = TypeVar("T")
 WORK_LISTED_MAX = 500
 CONTRACTS_PAGE_MAX = 100  # GET /v1/contracts: contracts per page
+BIDS_PAGE_MAX = 100  # GET /v1/bids: bids per page
 DUE_WINDOWS_PER_POLL_MAX = 100
 DUE_PAYOUTS_PER_POLL_MAX = 100
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
@@ -432,6 +433,50 @@ class Market:
             {"bid_id": r[0], "provider_id": r[1], "bid": json.loads(r[2]), "submitted_at_ms": r[3]}
             for r in rows
         ]
+
+    def own_bids(
+        self, caller: Principal, *, limit: int, starting_after: str | None = None
+    ) -> dict[str, object]:
+        """The caller's own bids, newest first: a provider key its own, a tenant its
+        providers'. Sealed: no other provider's bid, price or count. A cursor that names none
+        of the caller's bids is 422 naming `starting_after`."""
+        limit = max(1, min(limit, BIDS_PAGE_MAX))
+        if caller.kind is PrincipalKind.PROVIDER:
+            where, parameters = "b.provider_id = ?", [caller.provider_id]
+        else:
+            where, parameters = "b.provider_tenant_id = ?", [caller.tenant_id]
+        with self.db.reader() as connection:
+            if starting_after is not None:
+                cursor = connection.execute(
+                    f"SELECT b.submitted_at_ms FROM bids b WHERE b.bid_id = ? AND {where}",  # noqa: S608
+                    (starting_after, *parameters),
+                ).fetchone()
+                if cursor is None:
+                    raise ProblemError(
+                        422,
+                        "invalid-request",
+                        "starting_after names none of your bids",
+                        errors=(FieldError("starting_after", "unknown_bid"),),
+                    )
+                where += " AND (b.submitted_at_ms < ? OR (b.submitted_at_ms = ? AND b.bid_id < ?))"
+                parameters += [cursor[0], cursor[0], starting_after]
+            # `where` is built above from fixed texts only; every value is a parameter.
+            order = " ORDER BY b.submitted_at_ms DESC, b.bid_id DESC LIMIT ?"
+            sql = f"{_OWN_BIDS_SELECT} WHERE {where}{order}"
+            rows = connection.execute(sql, (*parameters, limit + 1)).fetchall()
+        page = [
+            {
+                "bid_id": r[0],
+                "work_id": r[1],
+                "provider_id": r[2],
+                "work_status": r[3],
+                "bid": json.loads(r[4]),
+                "submitted_at_ms": r[5],
+            }
+            for r in rows[:limit]
+        ]
+        more = len(rows) > limit
+        return {"data": page, "has_more": more, "next_cursor": page[-1]["bid_id"] if more else None}
 
     # -- window close, evaluation, award -----------------------------------------------------
 
@@ -847,6 +892,10 @@ _BID_TERMS_SELECT = (
     " WHERE work_id = ?"
 )
 _TENANT_PLAN_SELECT = "SELECT plan FROM tenants WHERE tenant_id = ?"
+_OWN_BIDS_SELECT = (
+    "SELECT b.bid_id, b.work_id, b.provider_id, w.state, b.body, b.submitted_at_ms"
+    " FROM bids b JOIN work w ON w.work_id = b.work_id"
+)
 _CONTRACT_SELECT = (
     "SELECT contract_id, work_id, bid_id, consumer_tenant_id, provider_id, provider_tenant_id,"
     " price_minor, currency, state, hold_id, promised_turnaround_ms, awarded_at_ms, progress,"

@@ -133,6 +133,26 @@ class BidView(msgspec.Struct, frozen=True):
     submitted_at_ms: int
 
 
+class OwnBidView(msgspec.Struct, frozen=True):
+    """One of the caller's own bids (sealed: nothing of any other provider's), with the state
+    of the work it is on."""
+
+    bid_id: str
+    work_id: str
+    provider_id: str
+    work_status: str
+    bid: FreeForm
+    submitted_at_ms: int
+
+
+class BidPage(msgspec.Struct, frozen=True):
+    """GET /v1/bids: newest first; pass `next_cursor` as `starting_after` while `has_more`."""
+
+    data: list[OwnBidView]
+    has_more: bool
+    next_cursor: str | None
+
+
 class Evaluation(msgspec.Struct, frozen=True):
     """Every bid's components, total, rank and rejection reason (aex/core/evaluation.py)."""
 

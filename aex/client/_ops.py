@@ -329,6 +329,11 @@ class Api(Generic[R]):
         }
         return self._post("/v1/bids", body)
 
+    def own_bids(self, limit: int | None = None, starting_after: str | None = None) -> R:
+        """GET /v1/bids: the caller's own bids, newest first (sealed: nobody else's),
+        `{"data": [...], "has_more": bool, "next_cursor": str | None}`."""
+        return self._get("/v1/bids", limit=limit, starting_after=starting_after)
+
     def contracts(
         self,
         limit: int | None = None,

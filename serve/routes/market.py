@@ -20,9 +20,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from aex.core import CURRENCY_EXPONENTS, AccessScope, MoneyRejectReason, Rejected
 from aex.core.lifecycle import ContractState
 from serve.events import EventHub, MarketMetrics, StreamGate, provider_stream
-from serve.market import CONTRACTS_PAGE_MAX, Market, decode_body
+from serve.market import BIDS_PAGE_MAX, CONTRACTS_PAGE_MAX, Market, decode_body
 from serve.market_schemas import (
     BidCreate,
+    BidPage,
     BidReceipt,
     BidView,
     Completion,
@@ -147,6 +148,29 @@ class WorkController(Controller):
 class BidController(Controller):
     path = "/v1/bids"
     tags = ["bids"]  # noqa: RUF012
+
+    @get(
+        "/",
+        responses=PROBLEM_RESPONSES,
+        sync_to_thread=True,
+        opt=needs(AccessScope.READ) | shapes(ok=BidPage),
+    )
+    def list_own(
+        self,
+        request: Request[Any, Any, State],
+        limit: Annotated[
+            int, Parameter(ge=1, le=BIDS_PAGE_MAX, default=20, description="per page")
+        ],
+        starting_after: Annotated[
+            str | None,
+            Parameter(min_length=1, max_length=64, description="the previous page's `next_cursor`"),
+        ] = None,
+    ) -> Json:
+        """The caller's own bids, newest first, with the state of the work each is on: a
+        provider key its own, a tenant key its providers'. Sealed: nobody else's."""
+        return _market(request).own_bids(
+            provider_or_tenant_caller(request), limit=limit, starting_after=starting_after
+        )
 
     @post(
         "/",

@@ -25,6 +25,8 @@ DELETE FROM idempotency WHERE scope LIKE 'tenant:%' OR scope LIKE 'ip:%'
 # wrote each outbox event, so the relay to NATS and the webhook calls continue its trace; NULL
 # when no tracer records (no exporter configured) and for rows written before.
 OUTBOX_TRACE_CONTEXT = "ALTER TABLE outbox ADD COLUMN traceparent TEXT"
+# GET /v1/bids: a provider's own bids, newest first, by keyset cursor.
+BIDS_BY_PROVIDER = "CREATE INDEX bids_by_provider ON bids (provider_id, submitted_at_ms, bid_id)"
 
 # Numbered migrations; each runs once, in order, recorded in schema_version.
 # Issue 15, certificate types with meaning (docs/certificates.md): which certificate claims
@@ -225,5 +227,7 @@ CREATE INDEX postings_by_account ON postings (account_id, entry_id)
     (13, CREDIT_VOUCHERS_SCHEMA),
     # Trace context through the outbox (issue 16 item 2).
     (14, OUTBOX_TRACE_CONTEXT),
+    # A provider lists its own bids (issue 12 item 4).
+    (15, BIDS_BY_PROVIDER),
 )
 assert [number for number, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))

@@ -18,7 +18,12 @@ from serve.stores.market_schema import (
     PG_MARKET_SCHEMA,
     PG_SUBSCRIPTION_INDEX_SCHEMA,
 )
-from serve.stores.migrations import CERT_TRUST_SCHEMA, OUTBOX_TRACE_CONTEXT, SECRETS_AT_REST
+from serve.stores.migrations import (
+    BIDS_BY_PROVIDER,
+    CERT_TRUST_SCHEMA,
+    OUTBOX_TRACE_CONTEXT,
+    SECRETS_AT_REST,
+)
 
 PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
@@ -169,5 +174,6 @@ PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
     (13, PG_CREDIT_VOUCHERS_SCHEMA),
     # Trace context through the outbox (issue 16 item 2).
     (14, OUTBOX_TRACE_CONTEXT),
+    (15, BIDS_BY_PROVIDER),
 )
 assert [number for number, _ in PG_MIGRATIONS] == list(range(1, len(PG_MIGRATIONS) + 1))
