@@ -148,11 +148,16 @@ def _print_summary(result: Any, summary: dict[str, Any]) -> None:
         "attacker_profit_minor",
     ):
         value = summary[key]
-        print(f"  {key:<24}{value:,.4f}" if isinstance(value, float) else f"  {key:<24}{value:,}")
+        if value is None:  # a market that awarded nothing has no mean price, no HHI ...
+            print(f"  {key:<24}n/a")
+        elif isinstance(value, float):
+            print(f"  {key:<24}{value:,.4f}")
+        else:
+            print(f"  {key:<24}{value:,}")
     for strategy, profit in summary["profit_by_strategy_minor"].items():
         print(f"  profit[{strategy}]".ljust(28) + f" {profit:,}")
     mean = summary["honest_profit_per_provider_minor"]
-    if mean == mean:  # not NaN: the run has honest providers
+    if mean is not None and mean == mean:  # not None or NaN: the run has honest providers
         low, high = summary["honest_profit_ci_low_minor"], summary["honest_profit_ci_high_minor"]
         verdict = "yes" if summary["honest_break_even"] else "NO: honest providers lose money"
         print(

@@ -54,6 +54,21 @@ def test_aex_sim_without_a_seed_records_fresh_entropy(tmp_path: Path) -> None:
     assert int(seed) > 2**64  # 128-bit OS entropy, recorded as text
 
 
+def test_a_run_in_which_nobody_bids_prints_its_summary_with_n_a(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The seed that CI drew for the test above: 10 work items, 0 bids, so no mean price and no
+    # honest win share (None). The summary was a TypeError ("internal error") on such runs.
+    scenario = tmp_path / "tiny.toml"
+    scenario.write_text("ticks = 2\n[market]\nwork_per_tick = 5\n[[providers]]\ncount = 20\n")
+    seed = "119433563223088830119694328370417967153"
+    out = tmp_path / "none.duckdb"
+    assert main(["sim", str(scenario), "--seed", seed, "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "0 bids" in printed
+    assert "price_mean_minor        n/a" in printed
+
+
 def test_every_run_records_its_code_version(tmp_path: Path) -> None:
     out = tmp_path / "v.duckdb"
     assert main(["sim", "default", "--out", str(out), "--ticks", "3", "--no-progress"]) == 0
