@@ -446,24 +446,15 @@ class Market:
         else:
             where, parameters = "b.provider_tenant_id = ?", [caller.tenant_id]
         with self.db.reader() as connection:
-            if starting_after is not None:
-                cursor = connection.execute(
-                    f"SELECT b.submitted_at_ms FROM bids b WHERE b.bid_id = ? AND {where}",  # noqa: S608
-                    (starting_after, *parameters),
-                ).fetchone()
-                if cursor is None:
-                    raise ProblemError(
-                        422,
-                        "invalid-request",
-                        "starting_after names none of your bids",
-                        errors=(FieldError("starting_after", "unknown_bid"),),
-                    )
-                where += " AND (b.submitted_at_ms < ? OR (b.submitted_at_ms = ? AND b.bid_id < ?))"
-                parameters += [cursor[0], cursor[0], starting_after]
-            # `where` is built above from fixed texts only; every value is a parameter.
-            order = " ORDER BY b.submitted_at_ms DESC, b.bid_id DESC LIMIT ?"
-            sql = f"{_OWN_BIDS_SELECT} WHERE {where}{order}"
-            rows = connection.execute(sql, (*parameters, limit + 1)).fetchall()
+            rows, more = _keyset_page(
+                connection,
+                _BIDS_KEYSET,
+                _OWN_BIDS_SELECT,
+                where,
+                parameters,
+                starting_after=starting_after,
+                limit=limit,
+            )
         page = [
             {
                 "bid_id": r[0],
@@ -473,9 +464,8 @@ class Market:
                 "bid": json.loads(r[4]),
                 "submitted_at_ms": r[5],
             }
-            for r in rows[:limit]
+            for r in rows
         ]
-        more = len(rows) > limit
         return {"data": page, "has_more": more, "next_cursor": page[-1]["bid_id"] if more else None}
 
     # -- window close, evaluation, award -----------------------------------------------------
@@ -648,27 +638,16 @@ class Market:
             where += " AND state = ?"
             parameters.append(status.value)
         with self.db.reader() as connection:
-            if starting_after is not None:
-                cursor = connection.execute(
-                    f"SELECT awarded_at_ms FROM contracts WHERE contract_id = ? AND {where}",  # noqa: S608
-                    (starting_after, *parameters),
-                ).fetchone()
-                if cursor is None:
-                    raise ProblemError(
-                        422,
-                        "invalid-request",
-                        "starting_after names none of the contracts listed",
-                        errors=(FieldError("starting_after", "unknown_contract"),),
-                    )
-                where += " AND (awarded_at_ms < ? OR (awarded_at_ms = ? AND contract_id < ?))"
-                parameters += [cursor[0], cursor[0], starting_after]
-            rows = connection.execute(
-                _CONTRACT_SELECT
-                + f" WHERE {where} ORDER BY awarded_at_ms DESC, contract_id DESC LIMIT ?",
-                (*parameters, limit + 1),
-            ).fetchall()
-        page = [_contract_view(row) for row in rows[:limit]]
-        more = len(rows) > limit
+            rows, more = _keyset_page(
+                connection,
+                _CONTRACTS_KEYSET,
+                _CONTRACT_SELECT,
+                where,
+                parameters,
+                starting_after=starting_after,
+                limit=limit,
+            )
+        page = [_contract_view(row) for row in rows]
         return {
             "data": page,
             "has_more": more,
@@ -892,6 +871,56 @@ _BID_TERMS_SELECT = (
     " WHERE work_id = ?"
 )
 _TENANT_PLAN_SELECT = "SELECT plan FROM tenants WHERE tenant_id = ?"
+
+
+@dataclass(frozen=True, slots=True)
+class _Keyset:
+    """How a list is paged newest first: its table, its time and id columns (the order), and
+    the reason a cursor naming none of the caller's rows is refused with."""
+
+    table: str
+    at: str
+    id: str
+    unknown: str
+
+
+_BIDS_KEYSET = _Keyset("bids b", "b.submitted_at_ms", "b.bid_id", "unknown_bid")
+_CONTRACTS_KEYSET = _Keyset("contracts", "awarded_at_ms", "contract_id", "unknown_contract")
+
+
+def _keyset_page(
+    connection: SqlConnection,
+    keyset: _Keyset,
+    select: str,
+    where: str,
+    parameters: list[Any],
+    *,
+    starting_after: str | None,
+    limit: int,
+) -> tuple[list[Any], bool]:
+    """One page of `select WHERE where`, newest first, after the `starting_after` row, and
+    whether more follow. The cursor must be one of the caller's rows (the same `where`):
+    otherwise 422 naming `starting_after`, so a cursor reveals nothing of another's rows.
+    `where` holds fixed texts only; every value is in `parameters`."""
+    if starting_after is not None:
+        cursor = connection.execute(
+            f"SELECT {keyset.at} FROM {keyset.table} WHERE {keyset.id} = ? AND {where}",  # noqa: S608
+            (starting_after, *parameters),
+        ).fetchone()
+        if cursor is None:
+            raise ProblemError(
+                422,
+                "invalid-request",
+                "starting_after names none of the rows listed",
+                errors=(FieldError("starting_after", keyset.unknown),),
+            )
+        where += f" AND ({keyset.at} < ? OR ({keyset.at} = ? AND {keyset.id} < ?))"
+        parameters = [*parameters, cursor[0], cursor[0], starting_after]
+    order = f" ORDER BY {keyset.at} DESC, {keyset.id} DESC LIMIT ?"
+    rows = connection.execute(f"{select} WHERE {where}{order}", (*parameters, limit + 1)).fetchall()
+    return rows[:limit], len(rows) > limit
+
+
 _OWN_BIDS_SELECT = (
     "SELECT b.bid_id, b.work_id, b.provider_id, w.state, b.body, b.submitted_at_ms"
     " FROM bids b JOIN work w ON w.work_id = b.work_id"
