@@ -100,7 +100,7 @@ def _place_holds(store: Any, payers: list[str], hold_ids: list[str]) -> None:
     """Untimed set-up: the escrow holds, HOLDS_PER_TRANSACTION per ledger transaction."""
     from aex.core import Money
     from aex.core.ledger import Applied, Hold
-    from serve.stores.postgres_ledger import apply_in_transaction
+    from serve.settlement.postgres_ledger import apply_in_transaction
 
     for first in range(0, len(hold_ids), HOLDS_PER_TRANSACTION):
         with store.pool.connection() as tx, tx.transaction():
@@ -115,8 +115,8 @@ def _settle(url: str, process: int, seconds: float, stock: int, queue: Any, go: 
     refilled with the clock stopped); stock == 0: a Hold then its Capture, both timed."""
     from aex.core import Money
     from aex.core.ledger import Capture, Deposit, Hold
+    from serve.settlement.postgres_ledger import PostgresLedger
     from serve.stores.postgres import PostgresStore
-    from serve.stores.postgres_ledger import PostgresLedger
 
     store = PostgresStore(url, schema="aex", pool_min=1, pool_max=1)
     ledger = PostgresLedger(store)

@@ -2,7 +2,7 @@
 
 The spec's pipeline is built outside Litestar as plain ASGI layers, in the spec's order
 (request id → trace span → JSON logs → recovery → CORS → timeout → rate limit → auth; the
-span is serve/tracing.py's, a no-op unless the process set up a tracer), so that every
+span is serve/telemetry/tracing.py's, a no-op unless the process set up a tracer), so that every
 response, a 404 for an unknown path included, passes through all of them. Idempotency runs
 innermost (it needs the authenticated tenant), then Litestar routes the request.
 """
@@ -25,15 +25,51 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 import aex
 from aex.core import limits
-from serve.agentcards import AgentCards
 from serve.background import market_lifespan
-from serve.billing import Billing
+from serve.billing.routes import BILLING_HANDLERS
+from serve.billing.usecases import Billing
 from serve.breakers import BreakerRegistry
-from serve.certificates import Certificates
+from serve.certauth.certificates import Certificates
+from serve.certauth.routes import CERTIFICATE_HANDLERS
+from serve.credentials.mandates import Mandates
+from serve.credentials.routes import MANDATE_HANDLERS
 from serve.dashboard import dashboard_router, dashboard_state, template_config
-from serve.evaluation import kernel_ready
-from serve.evaluation import warm_up_in_background as warm_scoring
-from serve.events import (
+from serve.gateway.asgi import ASGIApp
+from serve.gateway.callers import (
+    PUBLIC,
+    SECURITY_SCHEMES,
+    declare_security,
+    needs,
+    require_scope,
+    route_scopes,
+)
+from serve.gateway.edge import (
+    CorsMiddleware,
+    JsonLogMiddleware,
+    RecoveryMiddleware,
+    RequestIdMiddleware,
+    UnknownPathMiddleware,
+)
+from serve.gateway.locations import LocationMiddleware, document_locations
+from serve.gateway.middleware import (
+    UNLIMITED_ROUTES,
+    AuthMiddleware,
+    IdempotencyMiddleware,
+    RateLimitMiddleware,
+    TimeoutMiddleware,
+)
+from serve.gateway.openapi import describe, narrow_problems, shapes
+from serve.gateway.problems import PROBLEM_RESPONSES, problem_response
+from serve.gateway.schemas import StrictRequest, refuse_unknown_query
+from serve.identity.routes import OperatorController, TenantController, create_tenant
+from serve.identity.security import Authenticator
+from serve.market.evaluation import kernel_ready
+from serve.market.evaluation import warm_up_in_background as warm_scoring
+from serve.market.routes import MARKET_HANDLERS
+from serve.market.routes import metrics as metrics_route
+from serve.market.schemas import Health, Readiness
+from serve.market.usecases import Market
+from serve.notifications.events import (
     EventHub,
     MarketMetrics,
     MetricsMiddleware,
@@ -42,59 +78,23 @@ from serve.events import (
     metrics_process_exit,
     reap_dead_metric_processes,
 )
-from serve.locations import LocationMiddleware, document_locations
-from serve.mandates import Mandates
-from serve.market import Market
-from serve.market_schemas import Health, Readiness
-from serve.middleware._asgi import ASGIApp
-from serve.middleware.edge import (
-    CorsMiddleware,
-    JsonLogMiddleware,
-    RecoveryMiddleware,
-    RequestIdMiddleware,
-    UnknownPathMiddleware,
-)
-from serve.middleware.gateway import (
-    UNLIMITED_ROUTES,
-    AuthMiddleware,
-    IdempotencyMiddleware,
-    RateLimitMiddleware,
-    TimeoutMiddleware,
-)
-from serve.openapi import describe, narrow_problems, shapes
-from serve.problems import PROBLEM_RESPONSES, problem_response
-from serve.routes.agentcards import AGENT_CARD_HANDLERS
-from serve.routes.billing import BILLING_HANDLERS
-from serve.routes.callers import (
-    PUBLIC,
-    SECURITY_SCHEMES,
-    declare_security,
-    needs,
-    require_scope,
-    route_scopes,
-)
-from serve.routes.certificates import CERTIFICATE_HANDLERS
-from serve.routes.identity import OperatorController, TenantController, create_tenant
-from serve.routes.mandates import MANDATE_HANDLERS
-from serve.routes.market import MARKET_HANDLERS
-from serve.routes.market import metrics as metrics_route
-from serve.routes.registry import ProviderController, SubscriptionController
-from serve.routes.vouchers import VOUCHER_HANDLERS
-from serve.routes.wallets import WalletController
-from serve.schemas import StrictRequest, refuse_unknown_query
+from serve.notifications.webhooks import Webhooks
+from serve.registry.agentcard_routes import AGENT_CARD_HANDLERS
+from serve.registry.agentcards import AgentCards
+from serve.registry.routes import ProviderController, SubscriptionController
 from serve.secret_box import SecretBox
-from serve.security import Authenticator
 from serve.services import Identity, Registry
 from serve.settings import Settings
+from serve.settlement.routes import WalletController
+from serve.settlement.sqlite_ledger import SqliteLedger
+from serve.settlement.wallets import Wallets
 from serve.stores.base import KeyCache, KeyStore, LedgerStore, RateLimitStore
 from serve.stores.market_db import MarketDb, PostgresMarketDb, SqliteMarketDb
 from serve.stores.memory import GcraRateLimiter, TtlKeyCache
 from serve.stores.sqlite import SqliteStore
-from serve.stores.sqlite_ledger import SqliteLedger
-from serve.tracing import TracingMiddleware
-from serve.vouchers import Vouchers
-from serve.wallets import Wallets
-from serve.webhooks import Webhooks
+from serve.telemetry.tracing import TracingMiddleware
+from serve.tokenbank.routes import VOUCHER_HANDLERS
+from serve.tokenbank.vouchers import Vouchers
 
 
 @get(
@@ -231,9 +231,9 @@ def build_litestar(
     )
     route_scopes(app)  # asserts that every route declares the scope it needs
     declare_security(app)
-    describe(app)  # the market's shapes (serve/openapi.py)
+    describe(app)  # the market's shapes (serve/gateway/openapi.py)
     narrow_problems(app, unlimited=UNLIMITED_ROUTES)  # each route's own problem statuses
-    document_locations(app)  # Location on 201s (serve/locations.py)
+    document_locations(app)  # Location on 201s (serve/gateway/locations.py)
     return app
 
 
@@ -297,8 +297,8 @@ def _backends(settings: Settings, breakers: BreakerRegistry) -> _Backends:
     store: Any
     ledger: LedgerStore
     if settings.database_url is not None:
+        from serve.settlement.postgres_ledger import PostgresLedger
         from serve.stores.postgres import PostgresStore
-        from serve.stores.postgres_ledger import PostgresLedger
 
         store = PostgresStore(
             settings.database_url,
@@ -357,14 +357,15 @@ def create_app(settings: Settings) -> ASGIApp:
     app = CorsMiddleware(app, origins=settings.cors_origins)
     app = RecoveryMiddleware(app)
     app = JsonLogMiddleware(app)
-    app = TracingMiddleware(app, routes.label)  # serve/tracing.py: a no-op unless configured
+    # serve/telemetry/tracing.py: a no-op unless configured
+    app = TracingMiddleware(app, routes.label)
     return MetricsMiddleware(RequestIdMiddleware(app), metrics, routes)
 
 
 def app_from_env() -> ASGIApp:
     """For `uvicorn --factory serve.app:app_from_env` (several workers): AEX_DATA_DIR. Each
-    worker process sets up its own tracer provider here (serve/tracing.py)."""
-    from serve import tracing
+    worker process sets up its own tracer provider here (serve/telemetry/tracing.py)."""
+    from serve.telemetry import tracing
 
     tracing.configure_from_env()
     data_dir = Path(os.environ.get("AEX_DATA_DIR", "./data"))

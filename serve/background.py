@@ -22,19 +22,19 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from aex.core.events import Event, EventType, encode_event, event_subject
-from serve.adapters.nats_relay import (
+from serve.breakers import CircuitBreaker, log_failure
+from serve.identity.security import now_ms
+from serve.market.usecases import Market
+from serve.notifications.nats_relay import (
     DUPLICATE_WINDOW_S_DEFAULT,
     STREAM_MAX_AGE_S_DEFAULT,
     JetStreamRelay,
     OutboxRow,
     spec_streams,
 )
-from serve.breakers import CircuitBreaker, log_failure
-from serve.market import Market
-from serve.security import now_ms
+from serve.notifications.webhooks import Webhooks
 from serve.stores.market_db import Lease, MarketDb
-from serve.vouchers import Vouchers
-from serve.webhooks import Webhooks
+from serve.tokenbank.vouchers import Vouchers
 
 _log = logging.getLogger("aex.serve")
 
@@ -76,7 +76,7 @@ async def run_window_closer(market: Market, poll_ms: int) -> None:
             await pay_out_due_contracts(market)
         except Exception:
             log_failure(_log, "payout sweeper")
-        try:  # the token bank: expired credit becomes breakage (serve/vouchers.py)
+        try:  # the token bank: expired credit becomes breakage (serve/tokenbank/vouchers.py)
             await asyncio.to_thread(Vouchers(market).expire_due)
         except Exception:
             log_failure(_log, "credit expiry sweeper")

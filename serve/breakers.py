@@ -41,7 +41,7 @@ BREAKER_STATE = Gauge(
     "Circuit breaker state per outbound dependency: 0 closed, 1 half-open, 2 open",
     ["dependency"],
     # Several workers: the worst state any live worker's breaker is in (a worker that stopped
-    # leaves the scrape, serve/events.py metrics_process_exit).
+    # leaves the scrape, serve/notifications/events.py metrics_process_exit).
     multiprocess_mode="livemax",
 )
 BREAKER_TRIPS = Counter(
@@ -76,7 +76,7 @@ def monotonic_ms() -> int:
 class DependencyUnavailable(Exception):
     """A call to a dependency the exchange cannot do without (PostgreSQL) failed, or was refused
     by its open breaker: the request fails fast, rendered as a 503 `dependency-unavailable`
-    problem with `Retry-After` (serve/problems.py); nothing was written."""
+    problem with `Retry-After` (serve/gateway/problems.py); nothing was written."""
 
     def __init__(self, dependency: str, retry_after_s: int) -> None:
         super().__init__(f"{dependency} unavailable (retry after {retry_after_s} s)")

@@ -24,9 +24,8 @@ from aex.core import (
     check_subscriptions_quota,
 )
 from aex.core.billing import PLAN_PRICED_PER_AGENT
-from serve.endpoints import EndpointPolicy
-from serve.problems import FieldError, ProblemError, problem_for_rejected
-from serve.schemas import (
+from serve.gateway.problems import FieldError, ProblemError, problem_for_rejected
+from serve.gateway.schemas import (
     KeyCreated,
     KeyView,
     ProviderCreate,
@@ -40,8 +39,7 @@ from serve.schemas import (
     TenantView,
     WebhookSecretCreated,
 )
-from serve.secret_box import SecretBox, webhook_secret_context
-from serve.security import (
+from serve.identity.security import (
     Principal,
     PrincipalKind,
     new_credential,
@@ -49,6 +47,8 @@ from serve.security import (
     now_ms,
     require_scopes_to_mint,
 )
+from serve.notifications.endpoints import EndpointPolicy
+from serve.secret_box import SecretBox, webhook_secret_context
 from serve.stores.base import (
     KeyRecord,
     KeyStore,
@@ -133,8 +133,8 @@ class Registry:
     endpoints: EndpointPolicy = field(default_factory=EndpointPolicy)
 
     def _agents_paid(self, tenant_id: str, plan: Plan, now: int) -> int | None:
-        """The agents a per-agent plan's paid term covers (serve/billing.py): a cap while that
-        term runs and is the tenant's plan; None otherwise (an operator's override, a flat or
+        """The agents a per-agent plan's paid term covers (serve/billing/usecases.py): a cap while
+        that term runs and is the tenant's plan; None otherwise (an operator's override, a flat or
         free plan)."""
         term = self.store.paid_term(tenant_id)
         if term is None or term[0] != plan.value or term[2] <= now:

@@ -25,12 +25,18 @@ from aex.core import (
     rules_from_json,
 )
 from aex.core.scoring import ENGINES
-from serve.adapters.nats_relay import DUPLICATE_WINDOW_S_DEFAULT, STREAM_MAX_AGE_S_DEFAULT
-from serve.endpoints import EndpointPolicy, StaticResolver, SystemResolver, parse_hosts_table
-from serve.evaluation import DEFAULT_WEIGHTS, NamedWeights
-from serve.events import STREAM_REAUTHORISE_S_DEFAULT
+from serve.market.evaluation import DEFAULT_WEIGHTS, NamedWeights
+from serve.notifications.endpoints import (
+    EndpointPolicy,
+    StaticResolver,
+    SystemResolver,
+    parse_hosts_table,
+)
+from serve.notifications.events import STREAM_REAUTHORISE_S_DEFAULT
+from serve.notifications.nats_relay import DUPLICATE_WINDOW_S_DEFAULT, STREAM_MAX_AGE_S_DEFAULT
+from serve.notifications.webhooks import WEBHOOK_BACKOFF_MS_DEFAULT, WEBHOOK_LEASE_MS_DEFAULT
 from serve.secret_box import SECRET_BOX_KEY_BYTES, load_key, parse_key
-from serve.webhooks import WEBHOOK_BACKOFF_MS_DEFAULT, WEBHOOK_LEASE_MS_DEFAULT
+from serve.stores.market_db import DATABASE_FILE
 
 # How often each process's closer looks for due bid windows: a window closes at most that late.
 WINDOW_POLL_MS_DEFAULT = 200
@@ -38,7 +44,6 @@ WINDOW_POLL_MS_DEFAULT = 200
 OPERATOR_KEY_FILE = "operator.key"
 JWT_SECRET_FILE = "jwt.secret"  # noqa: S105 - a file name, not a secret
 WEBHOOK_KEY_FILE = "webhook.key"
-DATABASE_FILE = "aex.sqlite3"
 # Spec "Production Middleware Stack": "Timeout → 30s max request duration".
 REQUEST_TIMEOUT_S_DEFAULT = 30.0
 ANONYMOUS_REQUESTS_PER_MINUTE_DEFAULT = 60
@@ -97,7 +102,7 @@ class Settings:
         return BreakerPolicy(open_ms=self.breaker_open_ms)
 
     def endpoint_policy(self) -> EndpointPolicy:
-        """The webhook endpoint policy these settings describe (serve/endpoints.py)."""
+        """The webhook endpoint policy of these settings (serve/notifications/endpoints.py)."""
         fallback = SystemResolver() if self.webhook_dns == "system" else None
         resolver = StaticResolver(dict(self.webhook_hosts), fallback)
         return EndpointPolicy(resolver, allow_private=self.webhook_allow_private)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from serve.settlement.sqlite_ledger import SqliteLedger
 from serve.stores.base import IdempotencyStore, KeyStore, LedgerStore
 from serve.stores.market_db import MarketDb, SqliteMarketDb
 from serve.stores.sqlite import SqliteStore
-from serve.stores.sqlite_ledger import SqliteLedger
 
 # The local PostgreSQL of .ci/run (trust authentication); AEX_TEST_DATABASE_URL overrides it.
 TEST_DATABASE_URL = os.environ.get(
@@ -69,9 +69,9 @@ def _sqlite(tmp_path: Path) -> Generator[Stores]:
 
 
 def _postgres(tmp_path: Path) -> Generator[Stores]:
+    from serve.settlement.postgres_ledger import PostgresLedger
     from serve.stores.market_db import PostgresMarketDb
     from serve.stores.postgres import PostgresStore
-    from serve.stores.postgres_ledger import PostgresLedger
 
     store = PostgresStore(TEST_DATABASE_URL, schema=fresh_schema_name(), pool_min=1, pool_max=8)
     try:

@@ -4,8 +4,8 @@ Three sources: the core's refusal reasons (aex/core/reasons.py: every member of 
 enum becomes `https://aex.dev/problems/<value with - for _>`), the slugs that serve/ raises by
 hand (`ProblemError(status, "slug", ...)` and the gateway's `_unauthorized("slug", ...)`, found
 by reading serve/'s syntax tree, so a new one cannot be missed), and the status fallbacks of
-serve/problems.py (Litestar's own 404, 405, 413 ...). tests/serve/test_problem_types.py checks
-that docs/problems.md names each one.
+serve/gateway/problems.py (Litestar's own 404, 405, 413 ...). tests/serve/test_problem_types.py
+checks that docs/problems.md names each one.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import ast
 from pathlib import Path
 
 from aex.core import reasons
-from serve.problems import _STATUS_SLUGS, PROBLEM_TYPE_BASE
+from serve.gateway.problems import _STATUS_SLUGS, PROBLEM_TYPE_BASE
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "problems.md"

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from aex.core import ALL_SCOPES, PROVIDER_KEY_SCOPES, TENANT_KEY_SCOPES, AccessScope
-from serve.routes.callers import PUBLIC, RouteScope, route_scopes
+from serve.gateway.callers import PUBLIC, RouteScope, route_scopes
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 BEGIN = "<!-- scopes:begin (python -m tools.render_scopes writes this table) -->"

@@ -157,7 +157,7 @@ def _authority(data_dir: Path) -> Any:
 
     from aex.ca.authority import CertificateAuthority
     from aex.ca.keystore import FileKeyProvider
-    from serve.stores.ca_store import CA_MUTEX, SerializedAuthority, SqlCertificateStore
+    from serve.certauth.ca_store import CA_MUTEX, SerializedAuthority, SqlCertificateStore
     from serve.stores.market_db import open_market_db
 
     db = open_market_db(data_dir, os.environ)

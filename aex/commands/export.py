@@ -29,8 +29,9 @@ def run(args: argparse.Namespace) -> int:
     import os
     import time
 
-    from serve.export import export_from_postgres, export_market_log
-    from serve.settings import DATABASE_FILE, load_weights
+    from serve.market.export import export_from_postgres, export_market_log
+    from serve.settings import load_weights
+    from serve.stores.market_db import DATABASE_FILE
 
     now_ms = time.time_ns() // 1_000_000
     weights = load_weights(args.weights)

@@ -116,15 +116,15 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     import aex
-    from serve import logs, tracing
     from serve.app import create_app
     from serve.settings import OPERATOR_KEY_FILE, Settings
+    from serve.telemetry import logs, tracing
 
     load_env_file(args.env_file)
     _check_arguments(args)
     if args.weights:
         os.environ["AEX_WEIGHTS"] = args.weights
-    logs.configure()  # one JSON format for every line (serve/logs.py), uvicorn's too
+    logs.configure()  # one JSON format for every line (serve/telemetry/logs.py), uvicorn's too
     settings = Settings.from_env(data_dir=args.data_dir)  # validated (and secrets made) once
     proxies = proxy_options(settings.trusted_proxies)
     logs.log_startup(

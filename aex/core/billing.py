@@ -1,7 +1,7 @@
 # Rule: what the exchange bills a tenant (issue 15 item 4): the Verification API's per-call
 # price and when its sub-cent accrual is posted, the plans' prices, and the proration of a plan
 # change. Decided here and only here; the ledger postings are aex/core/ledger.py's Charge and
-# Rebate, the driver is serve/billing.py. docs/payments.md "## Billing" has the tables.
+# Rebate, the driver is serve/billing/usecases.py. docs/payments.md "## Billing" has the tables.
 #
 # Theory of operation.
 # - Verification: spec "Verification API | $0.001/call". A tenth of a cent cannot be posted, so

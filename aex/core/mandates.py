@@ -14,8 +14,8 @@
 #   - A work submitted under a mandate, and again the contract at award, is checked against it
 #     (`check_mandate`, reasons in MandateRejectReason order): not revoked, not expired, the
 #     right agent, currency, category, at most amount_per_work, and spent + amount at most
-#     amount_total. What counts as spent is the driver's sum (serve/mandates.py): the budget
-#     max of the mandate's open work and the price of its live contracts.
+#     amount_total. What counts as spent is the driver's sum (serve/credentials/mandates.py): the
+#     budget max of the mandate's open work and the price of its live contracts.
 #   - At award the exchange binds the contract to a payment mandate (AP2's PaymentMandate: the
 #     intent mandate, the amount, payer and payee) and signs a checkout receipt (AP2's merchant-
 #     signed CartMandate, here signed by the exchange's CA key); at settlement a payment

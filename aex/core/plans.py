@@ -148,9 +148,9 @@ def check_concurrent_tasks_quota(
 ) -> Rejected[QuotaRejectReason] | None:
     """Spec: "Concurrent tasks". `tasks_running` excludes the task about to start.
 
-    The driver (serve/market.py `submit_work`, docs/market.md "Plan limits") counts a consumer
-    tenant's tasks as its work still OPEN or EVALUATING plus its contracts AWARDED, EXECUTING or
-    COMPLETED (awarded, not yet settled, failed or cancelled), at work submission.
+    The driver (serve/market/usecases.py `submit_work`, docs/market.md "Plan limits") counts a
+    consumer tenant's tasks as its work still OPEN or EVALUATING plus its contracts AWARDED,
+    EXECUTING or COMPLETED (awarded, not yet settled, failed or cancelled), at work submission.
     """
     assert tasks_running >= 0
     quota = PLAN_QUOTAS[plan].concurrent_tasks_max
@@ -184,8 +184,8 @@ def check_certificates_quota(
 ) -> Rejected[QuotaRejectReason] | None:
     """Spec (revenue model): certificates per agent. `certificates_held` counts the provider's
     certificates that are ACTIVE (issued or renewed, unexpired) or awaiting review, excluding
-    the one about to be requested or issued (serve/certificates.py counts, at request and at
-    approval; docs/certificates.md)."""
+    the one about to be requested or issued (serve/certauth/certificates.py counts, at request and
+    at approval; docs/certificates.md)."""
     assert certificates_held >= 0
     quota = PLAN_QUOTAS[plan].certificates_max
     if quota is not None and certificates_held >= quota:

@@ -327,7 +327,8 @@ class BillingRejectReason(Reason):
 
 
 class VoucherRejectReason(Reason):
-    """The token bank's vouchers (serve/vouchers.py; docs/payments.md "Token bank"), in order."""
+    """The token bank's vouchers (serve/tokenbank/vouchers.py; docs/payments.md "Token bank"), in
+    order."""
 
     # Issue: the amount is not positive (the money itself is checked by MoneyRejectReason).
     VOUCHER_AMOUNT_NOT_POSITIVE = "voucher_amount_not_positive"

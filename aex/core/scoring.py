@@ -1404,7 +1404,7 @@ def _compiled_rank(
 def warm_scoring_kernels() -> None:
     """Compiles (or loads from numba's cache) every kernel, so that no caller pays it later.
 
-    The server calls this at startup (serve/evaluation.py `warm_up`): the first compile takes
+    The server calls this at startup (serve/market/evaluation.py `warm_up`): the first compile takes
     seconds, a cache load milliseconds, and neither belongs in a request.
     """
     batch = BidBatch.single_auction(

@@ -1,6 +1,6 @@
 # Rule: how a webhook delivery is signed and how a receiver checks it is decided here and only
-# here; the exchange's deliveries (serve/webhooks.py) and the SDK's receivers (aex/client) both
-# call these two functions.
+# here; the exchange's deliveries (serve/notifications/webhooks.py) and the SDK's receivers
+# (aex/client) both call these two functions.
 #
 # Theory of operation (after Stripe's and Standard Webhooks' schemes): the signature is
 # `sha256=` + hex HMAC-SHA256, keyed with the provider's webhook secret, over

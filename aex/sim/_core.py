@@ -1,8 +1,8 @@
 """The one place where the simulator binds to the pure core (aex/core).
 
 Every scoring, reputation, tier, calibration, outcome and fee formula the simulator uses comes
-through here, from aex/core, and they are the functions the live exchange calls (serve/market.py,
-serve/evaluation.py): the engine never re-implements one.
+through here, from aex/core, and they are the functions the live exchange calls
+(serve/market/usecases.py, serve/market/evaluation.py): the engine never re-implements one.
 """
 
 from __future__ import annotations

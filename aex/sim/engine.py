@@ -198,7 +198,8 @@ def reputation_at(
 
 
 def _successes(scores: _core.ReputationScores) -> F64:
-    # as the exchange derives it from a Reputation (serve/market.py: round(rate × contracts))
+    # as the exchange derives it from a Reputation (serve/market/usecases.py: round(rate ×
+    # contracts))
     return np.rint(scores.success_rate * scores.contracts)
 
 
@@ -622,7 +623,7 @@ def tick_batch(
     budget_max_minor: I64,
     claim: F64 | None = None,
 ) -> _core.BidBatch:
-    """One tick's bids as the exchange's BidBatch: the columns serve/evaluation.py builds for
+    """One tick's bids as the exchange's BidBatch: the columns serve/market/evaluation.py builds for
     each auction, from the slots' reputations, tiers and records at the windows' close.
     `claim` is every slot's stated confidence now (a bandit's changes; default: the
     population's)."""

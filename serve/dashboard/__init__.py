@@ -12,12 +12,12 @@ from litestar.template.config import TemplateConfig
 from serve.dashboard.routes import TEMPLATES, dashboard_router
 from serve.dashboard.sessions import Sessions
 from serve.dashboard.views import LiveSource
-from serve.market import Market
-from serve.security import Authenticator
+from serve.identity.security import Authenticator
+from serve.market.usecases import Market
 from serve.settings import Settings
+from serve.settlement.wallets import Wallets
 from serve.stores.base import KeyStore
 from serve.stores.memory import TtlKeyCache
-from serve.wallets import Wallets
 
 __all__ = ["dashboard_router", "dashboard_state", "template_config"]
 

@@ -21,7 +21,7 @@ from litestar.static_files import create_static_files_router
 from serve.dashboard import template_config
 from serve.dashboard.routes import PAGE_HEADERS, STATIC
 from serve.dashboard.views import LogSource
-from serve.problems import problem_response
+from serve.gateway.problems import problem_response
 
 LOG_LINKS = {"work_link": "/dashboard/work/", "provider_link": "/dashboard/provider/"}
 

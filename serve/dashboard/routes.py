@@ -6,7 +6,7 @@ vega-embed). No page names an external URL. A view is a page whose `<main>` is i
 dashboard.js listens on /dashboard/stream (SSE: a bare "changed" hint per market event, no
 payload) and re-fetches the fragment, so everything the viewer sees is read for it alone.
 
-At the edge the /dashboard paths take no API key (serve/middleware/gateway.py
+At the edge the /dashboard paths take no API key (serve/gateway/middleware.py
 PUBLIC_PREFIXES); `SessionMiddleware` (this router's) puts the session's read-only principal
 in the request scope, and the application's scope guard then checks each route's declared
 scope: `read` for every view, PUBLIC for the sign-in page and the static files.
@@ -38,11 +38,11 @@ from serve.dashboard.sessions import (
     same_token,
 )
 from serve.dashboard.views import Interest, LiveSource, not_found
-from serve.events import Delivered, EventHub
-from serve.middleware._asgi import PRINCIPAL_SCOPE_KEY, ASGIApp, Receive, Scope, Send
-from serve.problems import ProblemError
-from serve.routes.callers import PUBLIC, needs
-from serve.security import Authenticator, PrincipalKind
+from serve.gateway.asgi import PRINCIPAL_SCOPE_KEY, ASGIApp, Receive, Scope, Send
+from serve.gateway.callers import PUBLIC, needs
+from serve.gateway.problems import ProblemError
+from serve.identity.security import Authenticator, PrincipalKind
+from serve.notifications.events import Delivered, EventHub
 
 PREFIX = "/dashboard"
 STATIC = Path(__file__).parent / "static"

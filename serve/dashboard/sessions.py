@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from aex.core import AccessScope, Plan
-from serve.security import Principal, PrincipalKind, now_ms
+from serve.identity.security import Principal, PrincipalKind, now_ms
 from serve.stores.base import KeyStore
 from serve.stores.market_db import MarketDb
 

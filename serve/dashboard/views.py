@@ -22,11 +22,11 @@ from aex.core import Money
 from aex.core.ledger import EXTERNAL_FUNDING_ACCOUNT
 from aex.core.money import format_amount
 from aex.core.reputation import TIER_THRESHOLDS, Tier
-from serve.events import Delivered, notification_for
-from serve.market import Market, provider_reputation
-from serve.problems import FieldError, ProblemError
-from serve.security import Principal, PrincipalKind, now_ms
-from serve.wallets import Wallets
+from serve.gateway.problems import FieldError, ProblemError
+from serve.identity.security import Principal, PrincipalKind, now_ms
+from serve.market.usecases import Market, provider_reputation
+from serve.notifications.events import Delivered, notification_for
+from serve.settlement.wallets import Wallets
 
 MINUTE_MS = 60_000
 MINUTES_SHOWN = 30

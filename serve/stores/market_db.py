@@ -1,7 +1,7 @@
 """The market's transaction drivers: one interface, two backends.
 
-serve/market.py owns the market's rules and SQL (written with `?` placeholders, in the SQL that
-SQLite and PostgreSQL share); a driver owns how a write transaction runs, how the ledger is
+serve/market/usecases.py owns the market's rules and SQL (written with `?` placeholders, in the SQL
+that SQLite and PostgreSQL share); a driver owns how a write transaction runs, how the ledger is
 applied inside it, how its outbox rows are written and how the outbox is read back:
 
 - `SqliteMarketDb`: one group-commit writer thread. Concurrent writes share one
@@ -46,12 +46,15 @@ from opentelemetry.trace import SpanKind
 from aex.core import Rejected
 from aex.core.ledger import Applied, JournalEntry, Operation
 from aex.core.reasons import LedgerRejectReason
-from serve import tracing
-from serve.stores import postgres_ledger, sqlite_ledger
+from serve.settlement import postgres_ledger, sqlite_ledger
 from serve.stores.postgres import PostgresStore
 from serve.stores.sqlite import SqliteStore
+from serve.telemetry import tracing
 
 T = TypeVar("T")
+
+# The embedded default's database file, inside the data directory (AEX_DATA_DIR).
+DATABASE_FILE = "aex.sqlite3"
 # Writes one group commit may carry: bounds a transaction's size and a caller's wait.
 GROUP_COMMIT_WRITES_MAX = 128
 # A write that lost a race on PostgreSQL is run again this often before the error surfaces.
@@ -82,7 +85,8 @@ class OutboxRow:
     subject_id: str
     occurred_at_ms: int
     payload: str  # the event's payload as JSON text
-    traceparent: str | None = None  # the W3C trace context of the write (serve/tracing.py)
+    # the W3C trace context of the write (serve/telemetry/tracing.py)
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,7 +459,5 @@ def open_market_db(data_dir: Path, env: Mapping[str, str]) -> MarketDb:
     if url:
         schema = env.get("AEX_DATABASE_SCHEMA") or "public"
         return PostgresMarketDb(PostgresStore(url, schema=schema, pool_min=1, pool_max=4))
-    from serve.settings import DATABASE_FILE
-
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     return SqliteMarketDb(SqliteStore(Path(data_dir) / DATABASE_FILE))

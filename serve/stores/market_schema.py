@@ -246,9 +246,9 @@ CREATE TABLE ca_crl (
 )
 """
 
-# A2A agent cards (serve/agentcards.py), migration 6 on both backends: one card per provider
-# (the document as registered) and its search terms (skill ids and tags, case-folded), keyed
-# (kind, term, provider_id) so that a search by term is an index range, not a scan.
+# A2A agent cards (serve/registry/agentcards.py), migration 6 on both backends: one card per
+# provider (the document as registered) and its search terms (skill ids and tags, case-folded),
+# keyed (kind, term, provider_id) so that a search by term is an index range, not a scan.
 AGENT_CARDS_SCHEMA = """
 CREATE TABLE agent_cards (
     provider_id TEXT PRIMARY KEY,

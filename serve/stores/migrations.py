@@ -223,7 +223,7 @@ CREATE INDEX postings_by_account ON postings (account_id, entry_id)
     (11, CERT_TRUST_SCHEMA),
     # AP2 mandates (issue 15 item 2): user keys, intent mandates, covered work, receipts.
     (12, MANDATES_SCHEMA),
-    # The token bank (issue 15 item 3): credit buckets, vouchers (serve/vouchers.py).
+    # The token bank (issue 15 item 3): credit buckets, vouchers (serve/tokenbank/vouchers.py).
     (13, CREDIT_VOUCHERS_SCHEMA),
     # Trace context through the outbox (issue 16 item 2).
     (14, OUTBOX_TRACE_CONTEXT),

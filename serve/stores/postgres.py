@@ -2,7 +2,7 @@
 
 Chosen by `AEX_DATABASE_URL=postgresql://...` (SQLite stays the default). It implements the
 same protocols as serve/stores/sqlite.py (KeyStore, IdempotencyStore; the LedgerStore is
-serve/stores/postgres_ledger.py) and passes the same contract tests, so several server
+serve/settlement/postgres_ledger.py) and passes the same contract tests, so several server
 processes can share one database:
 
 - Connections are autocommit; every write is one explicit transaction (READ COMMITTED) that
@@ -91,7 +91,7 @@ def is_outage(error: psycopg.Error) -> bool:
 
 
 class PostgresStore:
-    """KeyStore + IdempotencyStore (+ LedgerStore, see serve/stores/postgres_ledger.py)."""
+    """KeyStore + IdempotencyStore (+ LedgerStore, see serve/settlement/postgres_ledger.py)."""
 
     def __init__(
         self,

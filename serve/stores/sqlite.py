@@ -41,7 +41,7 @@ from serve.stores.migrations import MIGRATIONS
 
 
 class SqliteStore:
-    """KeyStore + IdempotencyStore (+ LedgerStore, see serve/stores/sqlite_ledger.py)."""
+    """KeyStore + IdempotencyStore (+ LedgerStore, see serve/settlement/sqlite_ledger.py)."""
 
     def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
         assert synchronous in {"FULL", "NORMAL", "EXTRA"}
@@ -527,9 +527,9 @@ def _bump_epoch(tx: sqlite3.Connection) -> None:
 
 
 def mark_credentials_epoch_bumped() -> None:
-    """A write on this thread's transaction bumped `credentials_epoch` itself (serve/billing.py
-    in the market's transaction): the epoch map is published after its COMMIT. A no-op for a
-    PostgreSQL transaction (its workers read the table)."""
+    """A write on this thread's transaction bumped `credentials_epoch` itself
+    (serve/billing/usecases.py in the market's transaction): the epoch map is published after its
+    COMMIT. A no-op for a PostgreSQL transaction (its workers read the table)."""
     _THREAD_FLAGS.epoch_bumped = True
 
 

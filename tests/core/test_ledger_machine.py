@@ -82,7 +82,8 @@ from aex.core.reasons import LedgerRejectReason, Rejected
 WALLETS = st.sampled_from(["tenant:a", "tenant:b", "tenant:c"])
 HOLD_IDS = st.sampled_from([f"raw:{i}" for i in range(3)])
 PAYERS = st.sampled_from(["tenant:a", "tenant:b"])
-# Providers' wallets, one per currency as serve/wallets.py names them: only payouts credit them.
+# Providers' wallets, one per currency as serve/settlement/wallets.py names them: only payouts
+# credit them.
 PAYEES = st.sampled_from(["provider:p:USD", "provider:q:USD"])
 # Mostly USD, so that wallets meet; JPY (no minor unit) makes currency mismatches.
 CURRENCIES = st.sampled_from(["USD", "USD", "USD", "JPY"])
@@ -114,7 +115,7 @@ def changed_content(operation: Operation) -> Operation:
 
 
 class Phase(Enum):
-    """A contract's escrow phase, as serve/market.py drives it."""
+    """A contract's escrow phase, as serve/market/usecases.py drives it."""
 
     AWARDED = "awarded"  # price held, work under way
     SETTLED = "settled"  # completed, dispute window open: the price is still held
@@ -408,7 +409,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @precondition(lambda self: any(v > 0 for v in self.billed.values()))
     @rule(data=st.data())
     def rebate_part_of_a_charge(self, data: st.DataObject) -> None:
-        # The driver's rule (serve/billing.py): a rebate never exceeds what was charged.
+        # The driver's rule (serve/billing/usecases.py): a rebate never exceeds what was charged.
         billed = sorted(key for key, value in self.billed.items() if value > 0)
         wallet_id, account, currency = data.draw(st.sampled_from(billed))
         amount_minor = data.draw(st.integers(1, self.billed[(wallet_id, account, currency)]))

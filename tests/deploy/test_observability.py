@@ -179,7 +179,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
     try:
         with httpx.Client(base_url=server.url, timeout=10) as client:
             client.get("/health")
-            # public today (serve/middleware/gateway.py); the key is what a scraper may send
+            # public today (serve/gateway/middleware.py); the key is what a scraper may send
             scraped = client.get("/metrics", headers={"X-API-Key": OPERATOR_KEY})
             assert scraped.status_code == 200
             yield series_names(scraped.text)

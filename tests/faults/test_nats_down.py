@@ -18,7 +18,7 @@ import nats
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from serve.adapters.nats_relay import spec_streams
+from serve.notifications.nats_relay import spec_streams
 from tests.faults.engines import PrivateProcess, private_nats
 from tests.serve.market_helpers import bid, consumer, provider, submit_work
 from tests.serve.server import Server

@@ -14,8 +14,8 @@ THREADS = 4
 
 def run(url: str, schema: str, phases: list[list[Any]], barrier: Any, results: Any) -> None:
     from aex.core import Rejected
+    from serve.settlement.postgres_ledger import PostgresLedger
     from serve.stores.postgres import PostgresStore
-    from serve.stores.postgres_ledger import PostgresLedger
 
     store = PostgresStore(url, schema=schema, pool_min=1, pool_max=THREADS)
     ledger = PostgresLedger(store)

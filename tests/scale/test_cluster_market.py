@@ -26,7 +26,7 @@ import pytest
 
 from aex.core.fees import PLATFORM_FEE_BPS, split_fee
 from aex.core.market import DISPUTE_WINDOW_MS
-from serve.webhooks import WEBHOOK_ATTEMPTS_MAX
+from serve.notifications.webhooks import WEBHOOK_ATTEMPTS_MAX
 from tests.scale.conftest import cluster
 from tests.scale.test_outbox_relay import delete_streams
 from tests.serve.conftest import sign_up

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from aex.core.events import Stream
-from serve.adapters.nats_relay import JetStreamRelay, OutboxRow, spec_streams
+from serve.notifications.nats_relay import JetStreamRelay, OutboxRow, spec_streams
 
 pytestmark = pytest.mark.services
 

@@ -16,7 +16,7 @@ import httpx
 import nats
 import pytest
 
-from serve.adapters.nats_relay import spec_streams
+from serve.notifications.nats_relay import spec_streams
 from serve.settings import ImproperlyConfiguredError, Settings
 from tests.serve.market_helpers import bid, close_now, complete, consumer, provider, submit_work
 from tests.serve.server import Server

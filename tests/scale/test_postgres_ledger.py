@@ -13,8 +13,8 @@ import pytest
 from aex.core import Money, split_fee
 from aex.core.ledger import Capture, Deposit, Hold, Withdraw
 from aex.core.reasons import LedgerRejectReason
+from serve.settlement.postgres_ledger import PostgresLedger
 from serve.stores.postgres import PostgresStore
-from serve.stores.postgres_ledger import PostgresLedger
 from tests.conftest import TEST_DATABASE_URL, fresh_schema_name
 from tests.scale import ledger_worker
 

@@ -134,13 +134,13 @@ class Backend:
     def ledger(self, data_dir: Path) -> Iterator[LedgerStore]:
         """The ledger a server on this backend wrote (to check its invariants directly)."""
         if self.name == "sqlite":
+            from serve.settlement.sqlite_ledger import SqliteLedger
             from serve.stores.sqlite import SqliteStore
-            from serve.stores.sqlite_ledger import SqliteLedger
 
             yield SqliteLedger(SqliteStore(data_dir / "aex.sqlite3"))
             return
+        from serve.settlement.postgres_ledger import PostgresLedger
         from serve.stores.postgres import PostgresStore
-        from serve.stores.postgres_ledger import PostgresLedger
 
         store = PostgresStore(TEST_DATABASE_URL, schema=self.schema, pool_min=1, pool_max=2)
         try:

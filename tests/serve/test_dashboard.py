@@ -228,9 +228,9 @@ def test_the_live_hints_of_a_tenant_are_only_for_events_about_its_own_market(
 ) -> None:
     from aex.core import Plan
     from serve.dashboard.views import Interest, LiveSource
-    from serve.events import Delivered
-    from serve.market import Market
-    from serve.security import OPERATOR, Principal, PrincipalKind
+    from serve.identity.security import OPERATOR, Principal, PrincipalKind
+    from serve.market.usecases import Market
+    from serve.notifications.events import Delivered
 
     mine, theirs = consumer(api, plan="BUSINESS"), consumer(api)
     agent = provider(api)

@@ -9,8 +9,8 @@ import pytest
 
 from aex.core import _scoring_kernel, scoring
 from serve import app as app_module
-from serve import evaluation
-from serve.evaluation import warm_up, warm_up_in_background
+from serve.market import evaluation
+from serve.market.evaluation import warm_up, warm_up_in_background
 from serve.settings import Settings
 from serve.stores.sqlite import SqliteStore
 

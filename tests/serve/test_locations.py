@@ -1,6 +1,6 @@
-"""201 Created carries `Location` (serve/locations.py): the created resource's path, readable
-by its creator, the same on a replay, and declared in the OpenAPI document. Every 201 route is
-either in the table or listed with the reason it has nothing to point at."""
+"""201 Created carries `Location` (serve/gateway/locations.py): the created resource's path,
+readable by its creator, the same on a replay, and declared in the OpenAPI document. Every 201 route
+is either in the table or listed with the reason it has nothing to point at."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import uuid
 
 import httpx
 
-from serve.locations import CREATED_AT, NOT_ADDRESSABLE
+from serve.gateway.locations import CREATED_AT, NOT_ADDRESSABLE
 from tests.serve.conftest import sign_up
 from tests.serve.market_helpers import consumer, provider, work_body
 

@@ -1,5 +1,5 @@
-"""One JSON log format (serve/logs.py): every line a real `aex serve` writes, uvicorn's own
-included, is one JSON object with an RFC 3339 UTC `ts`; request lines carry the request id and
+"""One JSON log format (serve/telemetry/logs.py): every line a real `aex serve` writes, uvicorn's
+own included, is one JSON object with an RFC 3339 UTC `ts`; request lines carry the request id and
 the trace id; no line is written twice; one startup line says what runs, holding no secret."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import httpx
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from serve import logs, tracing
+from serve.telemetry import logs, tracing
 from tests.serve.server import JWT_SECRET, OPERATOR_KEY, TEST_ENV, free_port
 
 RFC3339_UTC_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")

@@ -1,5 +1,5 @@
 """The pair harness (STYLE.md 20): one auction through a real server and through the core
-directly (serve.evaluation.evaluate → aex.core.scoring.score_bids), with the same outcome."""
+directly (serve.market.evaluation.evaluate → aex.core.scoring.score_bids), with the same outcome."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import httpx
 
 from aex.core.durations import parse_duration
 from aex.core.scoring import PRESETS
-from serve.evaluation import BidRow, WorkTerms, evaluate
+from serve.market.evaluation import BidRow, WorkTerms, evaluate
 from tests.serve.market_helpers import bid, close_now, consumer, provider, submit_work
 
 

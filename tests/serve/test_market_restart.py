@@ -1,7 +1,7 @@
 """A window that ends while the server is down closes when it comes back, exactly once (on
 each backend: the SQLite file, and PostgreSQL + Redis). The second server runs the production
 setting, AEX_SCORING_ENGINE=compiled: the window falls due while its kernel is still warming, and
-closes at once all the same (serve/evaluation.py scores with the numpy engine meanwhile)."""
+closes at once all the same (serve/market/evaluation.py scores with the numpy engine meanwhile)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from aex.core.scoring import PRESETS, weights_to_json
-from serve.evaluation import DEFAULT_WEIGHTS
+from serve.market.evaluation import DEFAULT_WEIGHTS
 from serve.settings import ImproperlyConfiguredError, load_weights
 from tests.serve.market_helpers import bid, close_now, consumer, provider, submit_work
 from tests.serve.server import TEST_ENV, Server

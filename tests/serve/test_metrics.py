@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from serve.events import UNMATCHED_ROUTE, RouteLabels
+from serve.notifications.events import UNMATCHED_ROUTE, RouteLabels
 from tests.serve.conftest import Tenant
 from tests.serve.server import OPERATOR_KEY, Server
 

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from aex.commands.serve import METRICS_DIR_NAME
-from serve.events import SETTLEMENT_LATENCY_BUCKETS_S, WINDOW_CLOSE_LAG_BUCKETS_S
+from serve.notifications.events import SETTLEMENT_LATENCY_BUCKETS_S, WINDOW_CLOSE_LAG_BUCKETS_S
 from tests.serve.market_helpers import (
     OPERATOR,
     bid,

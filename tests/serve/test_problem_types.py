@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from serve.problems import PROBLEM_TYPE_BASE
+from serve.gateway.problems import PROBLEM_TYPE_BASE
 from tools.problem_types import DOC, all_type_uris, raised_slugs, rendered_doc
 
 

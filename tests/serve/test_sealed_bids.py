@@ -26,7 +26,7 @@ import httpx
 import nats
 import pytest
 
-from serve.webhooks import WEBHOOK_ATTEMPTS_MAX
+from serve.notifications.webhooks import WEBHOOK_ATTEMPTS_MAX
 from tests.scale.test_outbox_relay import delete_streams
 from tests.serve.conftest import sign_up
 from tests.serve.market_helpers import Provider, bid, close_now, consumer, submit_work

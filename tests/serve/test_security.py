@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from aex.core import TENANT_KEY_SCOPES, AccessScope
-from serve.schemas import TenantCreate, TenantType, TokenCreate
-from serve.security import Authenticator, mint_token
+from serve.gateway.schemas import TenantCreate, TenantType, TokenCreate
+from serve.identity.security import Authenticator, mint_token
 from serve.services import Identity
 from serve.stores.memory import TtlKeyCache
 from serve.stores.sqlite import SqliteStore

@@ -19,7 +19,7 @@ import pytest
 
 from aex.core import limits
 from aex.core.plans import SUBSCRIPTIONS_PER_PROVIDER_MAX, Plan
-from serve.market import _MATCHING_SELECT, subscribed_providers
+from serve.market.usecases import _MATCHING_SELECT, subscribed_providers
 from serve.stores.market_schema import PG_SUBSCRIPTION_INDEX_SCHEMA, SUBSCRIPTION_INDEX_SCHEMA
 from tests.conftest import Stores
 from tests.serve.market_helpers import OPERATOR, Provider, consumer, provider, submit_work

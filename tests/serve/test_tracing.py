@@ -1,5 +1,5 @@
-"""Traces (serve/tracing.py): one trace from the HTTP request through the market use case and
-its database transaction to the outbox, NATS JetStream and the webhook call.
+"""Traces (serve/telemetry/tracing.py): one trace from the HTTP request through the market use case
+and its database transaction to the outbox, NATS JetStream and the webhook call.
 
 The exchange runs in this process (create_app under uvicorn, on a thread) so that the SDK's
 in-memory exporter sees its spans; everything else is real: SQLite, HTTP over loopback, a
@@ -27,10 +27,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from serve import tracing
 from serve.app import create_app
 from serve.settings import Settings
 from serve.stores.market_db import open_market_db
+from serve.telemetry import tracing
 from tests.serve.conftest import sign_up
 from tests.serve.market_helpers import Provider, bid, consumer, provider, work_body
 from tests.serve.server import TEST_ENV, free_port
@@ -266,7 +266,7 @@ async def _delete_streams(prefix: str) -> None:
     import nats
     from nats.js.errors import NotFoundError
 
-    from serve.adapters.nats_relay import spec_streams
+    from serve.notifications.nats_relay import spec_streams
 
     connection = await nats.connect(NATS_URL, connect_timeout=2)
     try:

@@ -23,12 +23,12 @@ import httpx
 import pytest
 
 from aex.core import CredentialKind, Plan, credential_digest, format_credential
-from serve.endpoints import EndpointPolicy, Pinned, StaticResolver
-from serve.events import Delivered
-from serve.market import Market
+from serve.market.usecases import Market
+from serve.notifications.endpoints import EndpointPolicy, Pinned, StaticResolver
+from serve.notifications.events import Delivered
+from serve.notifications.webhooks import WEBHOOK_ATTEMPTS_MAX, Webhooks
 from serve.secret_box import SecretBox, webhook_secret_context
 from serve.stores.base import KeyRecord, ProviderRecord, TenantRecord
-from serve.webhooks import WEBHOOK_ATTEMPTS_MAX, Webhooks
 from tests.conftest import Stores
 from tests.serve.conftest import sign_up
 from tests.serve.market_helpers import consumer, submit_work

@@ -1,16 +1,16 @@
-"""Taking over the webhook deliveries of a process that died (serve/webhooks.py), on both
-backends: a record untouched for the lease is stale, one process takes it (compare-and-set),
+"""Taking over the webhook deliveries of a process that died (serve/notifications/webhooks.py), on
+both backends: a record untouched for the lease is stale, one process takes it (compare-and-set),
 a process that read it before another took it gets nothing, and it resumes at the next
 attempt with the original event."""
 
 from __future__ import annotations
 
 from aex.core import CredentialKind, Plan, credential_digest, format_credential
-from serve.market import Market
+from serve.market.usecases import Market
+from serve.notifications.webhooks import WEBHOOK_ATTEMPTS_MAX, Webhooks
 from serve.secret_box import SecretBox, webhook_secret_context
 from serve.stores.base import KeyRecord, ProviderRecord, TenantRecord
 from serve.stores.market_db import OutboxRow, Session
-from serve.webhooks import WEBHOOK_ATTEMPTS_MAX, Webhooks
 from tests.conftest import Stores
 
 LEASE_MS = 1_000

@@ -2,8 +2,8 @@
 
 The simulator (aex/sim/engine.py) runs a mixed market, every strategy present, under the
 exchange's own rules with confidence calibration on. Every block is then replayed through the
-live exchange's use cases in-process (serve/market.py's `Market` on SQLite, the registry, the
-ledger and the certificate authority), with the exchange's clock set to the simulated times:
+live exchange's use cases in-process (serve/market/usecases.py's `Market` on SQLite, the registry,
+the ledger and the certificate authority), with the exchange's clock set to the simulated times:
 the work is posted at its tick, each bid at its submission time, each window closed at its
 close, each contract delivered, given up, disputed and resolved when the simulator says. The
 test asserts, auction by auction, that the exchange's evaluation equals the simulator's (all
@@ -38,17 +38,17 @@ from aex.core.ledger import Deposit
 from aex.core.reputation import OutcomeKind, Tier
 from aex.sim import engine
 from aex.sim.scenario import ScenarioParams, load_scenario
-from serve.certificates import Certificates
-from serve.evaluation import NamedWeights
-from serve.market import Market
-from serve.schemas import ProviderCreate, SubscriptionCreate, TenantCreate, TenantType
+from serve.certauth.certificates import Certificates
+from serve.gateway.schemas import ProviderCreate, SubscriptionCreate, TenantCreate, TenantType
+from serve.identity.security import Principal, PrincipalKind
+from serve.market.evaluation import NamedWeights
+from serve.market.usecases import Market
 from serve.secret_box import SecretBox
-from serve.security import Principal, PrincipalKind
 from serve.services import Identity, Registry
+from serve.settlement.sqlite_ledger import SqliteLedger
+from serve.settlement.wallets import wallet_id
 from serve.stores.market_db import SqliteMarketDb
 from serve.stores.sqlite import SqliteStore
-from serve.stores.sqlite_ledger import SqliteLedger
-from serve.wallets import wallet_id
 
 CONFORMANCE_BUDGET_S = 60  # the replay stops at the first block boundary past this
 SCORE_TOLERANCE = 1.5e-6  # the exchange publishes components and totals rounded to 6 places

@@ -1,4 +1,4 @@
-"""The certificate authority's state in the exchange's database (serve/stores/ca_store.py), on
+"""The certificate authority's state in the exchange's database (serve/certauth/ca_store.py), on
 both backends: the CertificateStore contract, the one-time import of a file store, and two
 authorities (two processes' worth: separate drivers, connections and lock handles) revoking
 concurrently without losing a revocation or reusing a CRL number."""
@@ -13,7 +13,7 @@ from aex.ca.authority import CertificateAuthority
 from aex.ca.keystore import FileKeyProvider
 from aex.ca.store import FileCertificateStore
 from aex.core.certs import CertificateRecord, CertState, CrlState, verify_crl
-from serve.stores.ca_store import CA_MUTEX, SerializedAuthority, SqlCertificateStore
+from serve.certauth.ca_store import CA_MUTEX, SerializedAuthority, SqlCertificateStore
 from serve.stores.market_db import MarketDb, PostgresMarketDb, SqliteMarketDb
 from serve.stores.postgres import PostgresStore
 from serve.stores.sqlite import SqliteStore

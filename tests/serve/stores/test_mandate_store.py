@@ -1,6 +1,6 @@
-"""AP2 mandates on the market's drivers (serve/mandates.py over serve/stores/market_db.py):
-one contract, both backends. Mandates and their covered work are rows of migration 12; a
-refusal under a mandate writes nothing (no work, no hold, no outbox row)."""
+"""AP2 mandates on the market's drivers (serve/credentials/mandates.py over
+serve/stores/market_db.py): one contract, both backends. Mandates and their covered work are rows of
+migration 12; a refusal under a mandate writes nothing (no work, no hold, no outbox row)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from aex.core import Money, Plan
 from aex.core.certs import LocalSigner, public_key_to_jwk
 from aex.core.ledger import Deposit
 from aex.core.mandates import sign_mandate
-from serve.certificate_schemas import PublicJwk
-from serve.mandate_schemas import MandateCreate, MandateKeyCreate
-from serve.mandates import Mandates
-from serve.market import Market
-from serve.problems import ProblemError
-from serve.security import Principal, PrincipalKind
-from serve.wallets import wallet_id
+from serve.certauth.schemas import PublicJwk
+from serve.credentials.mandates import Mandates
+from serve.credentials.schemas import MandateCreate, MandateKeyCreate
+from serve.gateway.problems import ProblemError
+from serve.identity.security import Principal, PrincipalKind
+from serve.market.usecases import Market
+from serve.settlement.wallets import wallet_id
 from tests.conftest import Stores
 from tests.serve.market_helpers import work_body
 

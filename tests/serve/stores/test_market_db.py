@@ -13,11 +13,11 @@ import pytest
 from aex.core import Money, Plan
 from aex.core.events import EventType
 from aex.core.ledger import Deposit
-from serve.market import Market
-from serve.problems import ProblemError
-from serve.security import Principal, PrincipalKind, now_ms
+from serve.gateway.problems import ProblemError
+from serve.identity.security import Principal, PrincipalKind, now_ms
+from serve.market.usecases import Market
+from serve.settlement.wallets import wallet_id
 from serve.stores.market_db import OutboxRow, PostgresMarketDb, Session
-from serve.wallets import wallet_id
 from tests.conftest import TEST_DATABASE_URL, Stores, _postgres, _sqlite
 from tests.serve.market_helpers import work_body
 

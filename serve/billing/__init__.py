@@ -1,0 +1,1 @@
+"""Plans, verification-call metering, usage, invoices and revenue by stream."""

@@ -1,0 +1,1 @@
+"""aex-credentials-provider: AP2 payment mandates and their receipts."""

@@ -1,0 +1,311 @@
+"""`aex export`: the live exchange's market log, in the simulator's DuckDB schema.
+
+Reads the exchange's SQLite file read-only (a running server is fine: WAL readers see the last
+commit), or its PostgreSQL schema in one read-only REPEATABLE READ snapshot, and appends ONE
+run with source 'exchange' to a market-log database
+(aex/marketlog/schema.py): providers, work, bids with their six score components, total, rank,
+winner flag and reject-reason code (from the stored evaluations, so only closed windows), awards,
+outcomes, settlements and one reputation snapshot per provider at export time. The schema's ids
+are BIGINT: the exchange's string ids are numbered densely (in creation order) and the mapping is
+written to the extra table `exchange_ids (run_id, kind, int_id, exchange_id)`. Ticks are seconds
+since the first work (tick_ms = 1000); columns that only a simulation knows (slot, strategy, true
+quality, costs, `large`) are NULL.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from aex import marketlog
+from aex.core import Money, parse_money
+from aex.core.fees import PLATFORM_FEE_BPS
+from aex.core.reasons import BidRejectReason
+from aex.core.reputation import OutcomeKind
+from aex.core.scoring import weights_to_json
+from serve.market.evaluation import DEFAULT_WEIGHTS, NamedWeights
+from serve.market.usecases import provider_reputation
+from serve.stores.market_db import DATABASE_FILE
+
+TICK_MS = 1_000
+_SUCCESSFUL = (OutcomeKind.SUCCESS, OutcomeKind.LATE, OutcomeKind.DISPUTE_WON)
+_ARROW_TYPES = {
+    "BIGINT": pa.int64(),
+    "INTEGER": pa.int32(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+    "UTINYINT": pa.uint8(),
+    "TINYINT": pa.int8(),
+    "VARCHAR": pa.string(),
+    "TIMESTAMP": pa.timestamp("us"),
+}
+
+
+class _Ids:
+    """Dense BIGINT ids for the exchange's string ids, per kind, in first-seen order."""
+
+    def __init__(self) -> None:
+        self.by_kind: dict[str, dict[str, int]] = {}
+
+    def __call__(self, kind: str, exchange_id: str) -> int:
+        ids = self.by_kind.setdefault(kind, {})
+        return ids.setdefault(exchange_id, len(ids) + 1)
+
+    def rows(self, run_id: int) -> list[tuple[Any, ...]]:
+        return [
+            (run_id, kind, int_id, exchange_id)
+            for kind, ids in sorted(self.by_kind.items())
+            for exchange_id, int_id in ids.items()
+        ]
+
+
+def export_market_log(
+    data_dir: Path, target: Path, *, now_ms: int, weights: NamedWeights = DEFAULT_WEIGHTS
+) -> dict[str, int]:
+    """Appends the exchange's market as one run to `target`; returns rows written per table.
+
+    `weights` are recorded on the run: the ones the exchange scored with (`aex serve --weights`).
+    """
+    source = sqlite3.connect(f"file:{data_dir / DATABASE_FILE}?mode=ro", uri=True)
+    try:
+        return export_from(source, target, now_ms=now_ms, weights=weights, origin=str(data_dir))
+    finally:
+        source.close()
+
+
+def export_from_postgres(
+    url: str, schema: str, target: Path, *, now_ms: int, weights: NamedWeights = DEFAULT_WEIGHTS
+) -> dict[str, int]:
+    """The same export from the scale-out database: one REPEATABLE READ snapshot, read-only."""
+    import psycopg
+
+    from serve.stores.market_db import PgConnection
+
+    options = f"-c search_path={schema}"
+    with psycopg.connect(url, options=options) as raw:
+        raw.read_only = True
+        raw.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        source = PgConnection(raw)
+        return export_from(source, target, now_ms=now_ms, weights=weights, origin=schema)
+
+
+def export_from(
+    source: Any, target: Path, *, now_ms: int, weights: NamedWeights, origin: str
+) -> dict[str, int]:
+    con = marketlog.connect(target)
+    try:
+        run_id = marketlog.next_run_id(con)
+        ids = _Ids()
+        t0 = _first_ms(source)
+        tables = _tables(source, ids, t0, now_ms)
+        ticks = max(1, (now_ms - t0) // TICK_MS + 1)
+        con.execute(
+            "INSERT INTO runs VALUES"
+            " (?, 'exchange', 'live', NULL, 0, ?, ?, ?, ?, ?, 'all', ?, ?, ?)",
+            [
+                run_id,
+                json.dumps(weights_to_json(weights.weights, name=weights.name)),
+                PLATFORM_FEE_BPS,
+                _currency(source),
+                ticks,
+                TICK_MS,
+                json.dumps({"source": origin, "exported_at_ms": now_ms}),
+                datetime.now(UTC).replace(tzinfo=None),
+                marketlog.code_version(),
+            ],
+        )
+        written = {}
+        for name, rows in tables.items():
+            _append(con, name, [(run_id, *row) for row in rows])
+            written[name] = len(rows)
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS exchange_ids (run_id BIGINT, kind VARCHAR,"
+            " int_id BIGINT, exchange_id VARCHAR)"
+        )
+        id_rows = ids.rows(run_id)
+        if id_rows:
+            con.executemany("INSERT INTO exchange_ids VALUES (?, ?, ?, ?)", id_rows)
+        written["runs"] = 1
+        return written
+    finally:
+        con.close()
+
+
+def _first_ms(source: Any) -> int:
+    row = source.execute("SELECT min(opened_at_ms) FROM work").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def _currency(source: Any) -> str:
+    row = source.execute(
+        "SELECT currency FROM work GROUP BY currency ORDER BY count(*) DESC LIMIT 1"
+    ).fetchone()
+    return str(row[0]) if row else "USD"
+
+
+def _tick(at_ms: int, t0: int) -> int:
+    return max(0, (at_ms - t0) // TICK_MS)
+
+
+def _tables(source: Any, ids: _Ids, t0: int, now_ms: int) -> dict[str, list[tuple[Any, ...]]]:
+    providers = source.execute(
+        "SELECT provider_id, created_at_ms FROM providers ORDER BY created_at_ms, provider_id"
+    ).fetchall()
+    return {
+        "providers": [_provider_row(source, ids, p, t0) for p in providers],
+        "work": [
+            (
+                ids("work", w[0]),
+                _tick(w[1], t0),
+                ids("tenant", w[2]),
+                ids("category", w[3]),
+                _budget_min_minor(w[4], w[6]),
+                w[5],
+                None,
+            )
+            for w in source.execute(
+                "SELECT work_id, opened_at_ms, consumer_tenant_id, category, spec,"
+                " budget_max_minor, currency FROM work ORDER BY opened_at_ms, work_id"
+            )
+        ],
+        "bids": list(_bid_rows(source, ids, t0)),
+        "awards": list(_award_rows(source, ids, t0)),
+        "outcomes": [
+            (ids("work", o[0]), ids("provider", o[1]), _tick(o[2], t0), o[3] in _SUCCESSFUL, None)
+            for o in source.execute(
+                "SELECT c.work_id, o.provider_id, o.at_ms, o.kind FROM outcomes o"
+                " JOIN contracts c USING (contract_id) ORDER BY o.at_ms"
+            )
+        ],
+        "settlements": [
+            (ids("work", s[0]), ids("provider", s[1]), _tick(s[2], t0), s[3], s[4], s[3] - s[4])
+            for s in source.execute(
+                "SELECT work_id, provider_id, settled_at_ms, price_minor, fee_minor FROM contracts"
+                " WHERE state IN ('SETTLED', 'DISPUTED') ORDER BY settled_at_ms"
+            )
+        ],
+        "reputation": [
+            _reputation_row(source, ids, p[0], _tick(now_ms, t0), now_ms) for p in providers
+        ],
+    }
+
+
+def _budget_min_minor(spec: str, currency: str) -> int:
+    money = parse_money(json.loads(spec)["budget"]["min"], currency)
+    assert isinstance(money, Money), "a stored spec's budget parses"
+    return money.amount_minor
+
+
+def _provider_row(source: Any, ids: _Ids, provider: Sequence[Any], t0: int) -> tuple[Any, ...]:
+    provider_id, created_ms = provider
+    confidence = source.execute(
+        "SELECT avg(confidence) FROM bids WHERE provider_id = ?", (provider_id,)
+    ).fetchone()[0]
+    certified = source.execute(
+        "SELECT count(*) FROM certificate_owners WHERE provider_id = ? AND state = 'ACTIVE'",
+        (provider_id,),
+    ).fetchone()[0]
+    category = source.execute(
+        "SELECT category FROM providers WHERE provider_id = ?", (provider_id,)
+    ).fetchone()[0]
+    return (
+        ids("provider", provider_id),
+        None,
+        None,
+        None,
+        None,
+        confidence,
+        certified > 0,
+        ids("category", category),
+        _tick(created_ms, t0),
+    )
+
+
+def _bid_rows(source: Any, ids: _Ids, t0: int) -> Iterable[tuple[Any, ...]]:
+    stored = {
+        row[0]: row[1:]
+        for row in source.execute("SELECT bid_id, price_minor, submitted_at_ms FROM bids")
+    }
+    for work_id, body in source.execute(
+        "SELECT work_id, body FROM evaluations ORDER BY evaluated_at_ms, work_id"
+    ):
+        for scored in json.loads(body)["bids"]:
+            price_minor, submitted_ms = stored[scored["bid_id"]]
+            components = scored["components"]
+            reason = scored["reject_reason"]
+            yield (
+                ids("work", work_id),
+                ids("bid", scored["bid_id"]),
+                ids("provider", scored["provider_id"]),
+                _tick(submitted_ms, t0),
+                price_minor,
+                submitted_ms,
+                components["price"],
+                components["trust"],
+                components["confidence"],
+                components["sample_work"],
+                components["sla"],
+                components["certification"],
+                scored["total"],
+                scored["rank"],
+                scored["is_winner"],
+                0 if reason is None else BidRejectReason(reason).code,
+            )
+
+
+def _award_rows(source: Any, ids: _Ids, t0: int) -> Iterable[tuple[Any, ...]]:
+    totals: dict[str, float] = {}
+    for (body,) in source.execute("SELECT body FROM evaluations"):
+        for scored in json.loads(body)["bids"]:
+            if scored["is_winner"]:
+                totals[scored["bid_id"]] = scored["total"]
+    for work_id, bid_id, provider_id, awarded_ms, price_minor in source.execute(
+        "SELECT work_id, bid_id, provider_id, awarded_at_ms, price_minor FROM contracts"
+        " ORDER BY awarded_at_ms"
+    ):
+        yield (
+            ids("work", work_id),
+            ids("bid", bid_id),
+            ids("provider", provider_id),
+            _tick(awarded_ms, t0),
+            price_minor,
+            totals.get(bid_id),
+        )
+
+
+def _reputation_row(
+    source: Any, ids: _Ids, provider_id: str, tick: int, now_ms: int
+) -> tuple[Any, ...]:
+    found = provider_reputation(source, provider_id, now_ms)
+    successes = source.execute(
+        "SELECT count(*) FROM outcomes WHERE provider_id = ? AND kind IN (?, ?, ?)",
+        (provider_id, *(int(k) for k in _SUCCESSFUL)),
+    ).fetchone()[0]
+    return (
+        tick,
+        ids("provider", provider_id),
+        found.score,
+        found.contracts,
+        successes,
+        int(found.tier),
+    )
+
+
+def _append(con: Any, table: str, rows: list[tuple[Any, ...]]) -> None:
+    if not rows:
+        return
+    columns = marketlog.TABLES[table]
+    arrays = [
+        pa.array([row[i] for row in rows], type=_ARROW_TYPES[kind])
+        for i, (_, kind) in enumerate(columns)
+    ]
+    batch = pa.Table.from_arrays(arrays, names=[name for name, _ in columns])
+    con.register("export_batch", batch)
+    con.execute(f"INSERT INTO {table} SELECT * FROM export_batch")  # noqa: S608 - schema name
+    con.unregister("export_batch")

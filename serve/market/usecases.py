@@ -1,0 +1,1384 @@
+"""The market's use cases: work, bids, window close and award, contracts, settlement, disputes.
+
+Every change is one write transaction of the market's driver (serve/stores/market_db.py: the
+SQLite group-commit writer, or a PostgreSQL transaction): load → call the core (aex.core.market
+/ lifecycle / criteria / ledger / reputation) → write the rows, the ledger entries (through the
+ledger driver's own write path, inside this transaction) and the outbox events → COMMIT. So a
+work's budget hold is placed with its insert, an award moves the escrow with the contract's
+insert, a settlement captures the escrow with the state change, and the event that announces
+each change commits with it or not at all. The SQL here is the dialect both backends share.
+
+Exactly once: the window close, the award and the settlement are guarded by the lifecycle's
+transition read inside the write transaction, with the row it transitions locked (`tx.for_update`
+on PostgreSQL; SQLite serialises writers): the second closer or the second completion call
+sees the new state and is refused, 409 or a no-op. A closer skips a window another process is
+closing (`tx.skip_locked`). Every ledger operation id is derived from the work or contract id,
+so even a replay moves no money twice.
+
+Access: work, its bids and its evaluation are the consumer tenant's; a contract is visible to
+its consumer and its provider (the provider's key or its owner tenant); everything else answers
+404 exactly like a missing id.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import msgspec
+
+from aex.core import Money, Rejected, format_amount, limits
+from aex.core.certs import Signer
+from aex.core.criteria import evaluate_criteria
+from aex.core.events import Event, EventType, event_to_json
+from aex.core.fees import PLATFORM_FEE_BPS, split_fee
+from aex.core.ledger import (
+    PLATFORM_REVENUE_ACCOUNT,
+    Applied,
+    Hold,
+    Operation,
+    Release,
+)
+from aex.core.lifecycle import (
+    ContractEventKind,
+    ContractState,
+    WorkEventKind,
+    WorkState,
+    transition,
+)
+from aex.core.market import (
+    DISPUTE_WINDOW_MS,
+    ContractOutcomeFacts,
+    WorkSpec,
+    bid_window_closes_at_ms,
+    check_bid_admission,
+    check_dispute,
+    completion_event,
+    outcome_of,
+    parse_bid,
+    parse_completion,
+    parse_dispute_reason,
+    parse_progress,
+    parse_resolution,
+    parse_work_spec,
+    pay_out_operation,
+    payout_due,
+    refund_operation,
+    work_reserve,
+)
+from aex.core.matching import subscription_matches
+from aex.core.plans import Plan, check_concurrent_tasks_quota
+from aex.core.reputation import (
+    DEFAULT_REPUTATION_PARAMS,
+    Outcomes,
+    Reputation,
+    ReputationParams,
+    reputation_of,
+)
+from serve.credentials.mandates import (
+    award_refusal,
+    cover_work,
+    is_id,
+    issue_receipt,
+    mandate_of_work,
+    receipt_ids,
+)
+from serve.gateway.problems import FieldError, ProblemError, problem_for_rejected
+from serve.gateway.schemas import decode_json
+from serve.identity.security import Principal, PrincipalKind, new_id, now_ms
+from serve.market.evaluation import DEFAULT_WEIGHTS, BidRow, NamedWeights, WorkTerms, evaluate
+from serve.settlement.wallets import wallet_id
+from serve.stores.market_db import MarketDb, OutboxRow, Session, SqlConnection
+from serve.telemetry.tracing import current_traceparent, traced
+
+T = TypeVar("T")
+WORK_LISTED_MAX = 500
+CONTRACTS_PAGE_MAX = 100  # GET /v1/contracts: contracts per page
+BIDS_PAGE_MAX = 100  # GET /v1/bids: bids per page
+DUE_WINDOWS_PER_POLL_MAX = 100
+DUE_PAYOUTS_PER_POLL_MAX = 100
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
+
+
+def decode_body(raw: bytes) -> object:
+    """JSON with every non-integer number as Decimal: money is never read through a float;
+    nesting bounded (serve.gateway.schemas.decode_json, the one decoder of free-form bodies)."""
+    return decode_json(raw)
+
+
+def to_json_text(value: object) -> str:
+    return _ENCODER.encode(value).decode()
+
+
+def _not_found(what: str) -> ProblemError:
+    return ProblemError(
+        404, "not-found", f"no such {what}", errors=(FieldError(what, "not_found"),)
+    )
+
+
+def _money(amount_minor: int, currency: str) -> str:
+    return format_amount(Money(amount_minor, currency))
+
+
+class _Refused(Exception):
+    """Raised inside a transaction to roll it back and answer with a problem."""
+
+    def __init__(self, problem: ProblemError) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+@dataclass
+class Tx:
+    """One write as the market's rules see it: the driver's session and the clock reading."""
+
+    session: Session
+    now_ms: int
+    for_update: str  # " FOR UPDATE" on PostgreSQL, "" on SQLite (writers are serialised)
+    skip_locked: str
+    reputation: ReputationParams = DEFAULT_REPUTATION_PARAMS
+    # The CA's active signer, for AP2 receipts (serve/credentials/mandates.py); the app sets it.
+    receipt_signer: Callable[[], Signer] | None = None
+    # Timings taken in this write (name, seconds), reported after its COMMIT (`Committed`).
+    measures: list[Measure] = field(default_factory=list)
+
+    @property
+    def connection(self) -> SqlConnection:
+        return self.session.connection
+
+    def execute(self, sql: str, parameters: tuple[Any, ...] = ()) -> Any:
+        return self.session.connection.execute(sql, parameters)
+
+    def ledger(self, operation: Operation) -> Applied:
+        result = self.session.apply_ledger(operation)
+        if isinstance(result, Rejected):
+            raise _Refused(problem_for_rejected(result))
+        return result
+
+    def emit(self, event_type: EventType, subject_id: str, payload: Mapping[str, object]) -> None:
+        plain = json.loads(to_json_text(payload))  # Decimals in free-form JSON become numbers
+        event = Event(new_id("evt"), event_type, subject_id, self.now_ms, plain)
+        self.session.outbox.append(
+            OutboxRow(
+                event.event_id,
+                event.type.value,
+                event.subject_id,
+                event.occurred_at_ms,
+                to_json_text(event_to_json(event)["payload"]),
+                current_traceparent(),  # the write's trace goes on to NATS and the webhooks
+            )
+        )
+
+    def measure(self, name: str, seconds: float) -> None:
+        self.measures.append((name, seconds))
+
+
+# A timing taken in a market write: "window_close_lag" (bid window deadline to its close),
+# "settlement_latency" (award to settlement), in seconds.
+Measure = tuple[str, float]
+# Told of every committed write, in the process that committed it: its outbox rows and timings.
+Committed = Callable[[Sequence[OutboxRow], Sequence[Measure]], None]
+
+
+class Market:
+    def __init__(
+        self,
+        db: MarketDb,
+        *,
+        weights: NamedWeights = DEFAULT_WEIGHTS,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        # `clock` reads the time of each write (milliseconds since the epoch); a replay (the
+        # simulator's conformance test) passes its own.
+        self.db = db
+        self.weights = weights
+        self.clock = clock
+        self.receipt_signer: Callable[[], Signer] | None = None
+        # the metrics (serve/notifications/events.py MarketMetrics)
+        self.committed: list[Committed] = []
+
+    def write(self, write: Callable[[Tx], T]) -> T:
+        """Runs `write` in one transaction of the market's driver (serve/stores/market_db.py)
+        and returns after its COMMIT; a refusal raised inside rolls it back as a problem."""
+        last: list[Tx] = []
+        try:
+            result = self.db.run(self._bind(write, last))
+        except _Refused as refused:
+            raise refused.problem from None
+        self._tell_committed(last)
+        return result
+
+    async def write_async(self, write: Callable[[Tx], T]) -> T:
+        last: list[Tx] = []
+        try:
+            result = await self.db.run_async(self._bind(write, last))
+        except _Refused as refused:
+            raise refused.problem from None
+        self._tell_committed(last)
+        return result
+
+    def _bind(self, write: Callable[[Tx], T], last: list[Tx]) -> Callable[[Session], T]:
+        db, clock, reputation = self.db, self.clock, self.weights.reputation
+        signer = self.receipt_signer
+
+        def run(session: Session) -> T:
+            tx = Tx(session, clock(), db.for_update, db.skip_locked, reputation, signer)
+            last[:] = [tx]  # a driver that retries the transaction: the committed one is last
+            return write(tx)
+
+        return run
+
+    def _tell_committed(self, last: list[Tx]) -> None:
+        if not last or not self.committed:
+            return
+        tx = last[0]
+        for listener in self.committed:
+            listener(tx.session.outbox, tx.measures)
+
+    def _read(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[Any]:
+        return self.db.read(sql, parameters)
+
+    # -- work -------------------------------------------------------------------------------
+
+    @traced("market.submit_work")
+    def submit_work(self, caller: Principal, body: object) -> dict[str, object]:
+        consumer = _tenant_of(caller)
+        body, mandate_id = _mandate_field(body)
+        spec = parse_work_spec(body)
+        if isinstance(spec, Rejected):
+            raise problem_for_rejected(spec)
+        work_id = new_id("work")
+        hold_id = f"work-{work_id}"
+        # Who is notified: read through the category index before the write transaction opens
+        # (the writer is never held by matching).
+        with self.db.reader() as connection:
+            recipients = subscribed_providers(connection, spec.category, spec.capability)
+
+        def write(tx: Tx) -> Any:
+            _check_concurrent_tasks(tx, consumer)
+            if mandate_id is not None:  # AP2: refused beyond the mandate, nothing written
+                cover_work(
+                    tx,
+                    caller,
+                    mandate_id,
+                    work_id=work_id,
+                    amount=spec.budget_max,
+                    category=spec.category,
+                )
+            tx.ledger(
+                Hold(
+                    f"hold-{hold_id}",
+                    hold_id,
+                    wallet_id(consumer, spec.currency),
+                    work_reserve(spec),
+                )
+            )
+            closes_ms = bid_window_closes_at_ms(tx.now_ms, spec)
+            tx.execute(
+                "INSERT INTO work VALUES (?, ?, ?, ?, ?, ?, ?, 'OPEN', ?, ?, ?, NULL, NULL)",
+                (
+                    work_id,
+                    consumer,
+                    to_json_text(spec.to_json()),
+                    spec.category,
+                    spec.capability,
+                    spec.currency,
+                    spec.budget_max.amount_minor,
+                    tx.now_ms,
+                    closes_ms,
+                    hold_id,
+                ),
+            )
+            tx.emit(
+                EventType.WORK_SUBMITTED,
+                work_id,
+                {
+                    "work_id": work_id,
+                    "work": spec.to_json(),
+                    "bid_window_closes_at_ms": closes_ms,
+                    "recipients": recipients,
+                },
+            )
+
+        self.write(write)
+        return self.work(caller, work_id)
+
+    def work(self, caller: Principal, work_id: str) -> dict[str, object]:
+        rows = self._read(_WORK_SELECT + " WHERE work_id = ?", (work_id,))
+        if not rows or rows[0][1] != _tenant_of(caller):
+            raise _not_found("work")
+        return _work_view(rows[0])
+
+    def list_work(self, caller: Principal, limit: int) -> list[dict[str, object]]:
+        rows = self._read(
+            _WORK_SELECT + " WHERE consumer_tenant_id = ? ORDER BY opened_at_ms DESC LIMIT ?",
+            (_tenant_of(caller), min(limit, WORK_LISTED_MAX)),
+        )
+        return [_work_view(row) for row in rows]
+
+    @traced("market.cancel_work")
+    def cancel_work(self, caller: Principal, work_id: str) -> dict[str, object]:
+        def write(tx: Tx) -> Any:
+            row = tx.execute(
+                _WORK_SELECT + " WHERE work_id = ?" + tx.for_update, (work_id,)
+            ).fetchone()
+            if row is None or row[1] != _tenant_of(caller):
+                raise _Refused(_not_found("work"))
+            _checked(transition(WorkState(row[4]), WorkEventKind.CANCEL))
+            tx.ledger(Release(f"release-{row[8]}", row[8]))
+            tx.execute(
+                "UPDATE work SET state = 'CANCELLED', closed_at_ms = ? WHERE work_id = ?",
+                (tx.now_ms, work_id),
+            )
+            tx.emit(EventType.WORK_CANCELLED, work_id, {"work_id": work_id})
+
+        self.write(write)
+        return self.work(caller, work_id)
+
+    # -- bids -------------------------------------------------------------------------------
+
+    @traced("market.submit_bid")
+    def submit_bid(self, caller: Principal, body: object) -> dict[str, object]:
+        write, answer = self._bid(caller, body)
+        self.write(write)
+        return answer
+
+    @traced("market.submit_bid")
+    async def submit_bid_async(self, caller: Principal, body: object) -> dict[str, object]:
+        """`submit_bid` from the event loop: the checks run here (one indexed read), the write
+        in the group-commit writer; no worker-thread hop on the hottest route."""
+        write, answer = self._bid(caller, body)
+        await self.write_async(write)
+        return answer
+
+    def _bid(
+        self, caller: Principal, body: object
+    ) -> tuple[Callable[[Tx], None], dict[str, object]]:
+        provider_id = body.get("provider_id") if isinstance(body, dict) else None
+        if caller.kind is not PrincipalKind.PROVIDER or caller.provider_id != provider_id:
+            raise ProblemError(
+                403,
+                "provider-credential-required",
+                "bid with the key of the provider named in provider_id",
+                errors=(FieldError("provider_id", "not_the_caller"),),
+            )
+        work_id = body.get("work_id") if isinstance(body, dict) else None
+        work = self._read(_WORK_SELECT + " WHERE work_id = ?", (str(work_id),))
+        if not work:
+            raise _not_found("work")
+        bid = parse_bid(body, currency=work[0][5])
+        if isinstance(bid, Rejected):
+            raise problem_for_rejected(bid)
+        bid_id = new_id("bid")
+
+        def write(tx: Tx) -> None:
+            row = tx.execute(_BID_TERMS_SELECT + tx.for_update, (bid.work_id,)).fetchone()
+            counts = tx.execute(
+                "SELECT count(*), count(*) FILTER (WHERE provider_id = ?) FROM bids"
+                " WHERE work_id = ?",
+                (bid.provider_id, bid.work_id),
+            ).fetchone()
+            rejected = check_bid_admission(
+                work_state=WorkState(row[0]),
+                now_ms=tx.now_ms,
+                window_closes_at_ms=row[1],
+                provider_active=_provider_active(tx, bid.provider_id),
+                provider_subscribed=_subscribed(tx, bid.provider_id, row[2], row[3]),
+                provider_has_bid=counts[1] > 0,
+                bids_on_work=min(counts[0], limits.bids_per_work_max),
+                provider_owned_by_consumer=row[4] == _tenant_of(caller),
+            )
+            if rejected is not None:
+                raise _Refused(problem_for_rejected(rejected))
+            tx.execute(
+                "INSERT INTO bids VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    bid_id,
+                    bid.work_id,
+                    bid.provider_id,
+                    _tenant_of(caller),
+                    bid.price.amount_minor,
+                    bid.confidence,
+                    bid.estimated_duration_ms,
+                    bid.max_turnaround_ms,
+                    int(bid.sample_work is not None),
+                    to_json_text(body),
+                    tx.now_ms,
+                ),
+            )
+            tx.emit(
+                EventType.BID_SUBMITTED,
+                bid_id,
+                {"bid_id": bid_id, "work_id": bid.work_id, "provider_id": bid.provider_id},
+            )
+
+        return write, {
+            "bid_id": bid_id,
+            "work_id": bid.work_id,
+            "provider_id": bid.provider_id,
+            "price": format_amount(bid.price),
+            "currency": bid.price.currency,
+            "status": "SUBMITTED",
+        }
+
+    def bids(self, caller: Principal, work_id: str) -> list[dict[str, object]]:
+        self.work(caller, work_id)  # the consumer's only: 404 otherwise
+        rows = self._read(
+            "SELECT b.bid_id, b.provider_id, b.body, b.submitted_at_ms FROM bids b"
+            " WHERE b.work_id = ? ORDER BY b.submitted_at_ms, b.bid_id",
+            (work_id,),
+        )
+        return [
+            {"bid_id": r[0], "provider_id": r[1], "bid": json.loads(r[2]), "submitted_at_ms": r[3]}
+            for r in rows
+        ]
+
+    def own_bids(
+        self, caller: Principal, *, limit: int, starting_after: str | None = None
+    ) -> dict[str, object]:
+        """The caller's own bids, newest first: a provider key its own, a tenant its
+        providers'. Sealed: no other provider's bid, price or count. A cursor that names none
+        of the caller's bids is 422 naming `starting_after`."""
+        limit = max(1, min(limit, BIDS_PAGE_MAX))
+        if caller.kind is PrincipalKind.PROVIDER:
+            where, parameters = "b.provider_id = ?", [caller.provider_id]
+        else:
+            where, parameters = "b.provider_tenant_id = ?", [caller.tenant_id]
+        with self.db.reader() as connection:
+            rows, more = _keyset_page(
+                connection,
+                _BIDS_KEYSET,
+                _OWN_BIDS_SELECT,
+                where,
+                parameters,
+                starting_after=starting_after,
+                limit=limit,
+            )
+        page = [
+            {
+                "bid_id": r[0],
+                "work_id": r[1],
+                "provider_id": r[2],
+                "work_status": r[3],
+                "bid": json.loads(r[4]),
+                "submitted_at_ms": r[5],
+            }
+            for r in rows
+        ]
+        return {"data": page, "has_more": more, "next_cursor": page[-1]["bid_id"] if more else None}
+
+    # -- window close, evaluation, award -----------------------------------------------------
+
+    def due_windows(self, now: int) -> list[str]:
+        rows = self._read(
+            "SELECT work_id FROM work WHERE state = 'OPEN' AND closes_at_ms <= ?"
+            " ORDER BY closes_at_ms LIMIT ?",
+            (now, DUE_WINDOWS_PER_POLL_MAX),
+        )
+        return [row[0] for row in rows]
+
+    @traced("market.award")
+    def close_window(self, work_id: str, *, early: bool = False) -> str | None:
+        """Closes one due window, evaluates its bids and awards or leaves it unfilled.
+
+        Returns the new work state, or None when this caller did not close it (another closer
+        won, or the window is not due yet): the OPEN -> EVALUATING transition is read inside the
+        write transaction, so exactly one caller closes each window.
+        """
+
+        def write(tx: Tx) -> Any:
+            # SKIP LOCKED on PostgreSQL: a window another process is closing is its to close
+            # (the operator's early close waits for the row instead).
+            lock = tx.for_update if early else tx.skip_locked
+            row = tx.execute(_WORK_SELECT + " WHERE work_id = ?" + lock, (work_id,)).fetchone()
+            if row is None or row[4] != WorkState.OPEN or (row[7] > tx.now_ms and not early):
+                return None
+            state = _checked(transition(WorkState.OPEN, WorkEventKind.CLOSE_WINDOW))
+            tx.emit(EventType.WORK_BID_WINDOW_CLOSED, work_id, {"work_id": work_id})
+            if not early:  # an operator's early close is before the deadline: no lag
+                tx.measure("window_close_lag", (tx.now_ms - row[7]) / 1000)
+            spec = parse_work_spec(json.loads(row[2]))
+            assert isinstance(spec, WorkSpec), "a stored spec parses"
+            scored = evaluate(
+                _terms(spec, row),
+                _bid_rows(tx, spec, work_id),
+                now_ms=tx.now_ms,
+                weights=self.weights.weights,
+                calibration=self.weights.calibration,
+            )
+            evaluation = {
+                "work_id": work_id,
+                "evaluated_at_ms": tx.now_ms,
+                "weights": self.weights.name,
+                "bids": [s.to_json() for s in scored],
+            }
+            tx.execute(
+                "INSERT INTO evaluations VALUES (?, ?, ?)",
+                (work_id, to_json_text(evaluation), tx.now_ms),
+            )
+            tx.emit(
+                EventType.BIDS_EVALUATED,
+                work_id,
+                {"work_id": work_id, "bids": len(scored), "consumer_tenant_id": row[1]},
+            )
+            winner = next((s for s in scored if s.is_winner), None)
+            refused = None if winner is None else _mandate_refusal(tx, row, winner.bid_id)
+            if winner is None or refused is not None:
+                state = _checked(transition(state, WorkEventKind.FIND_NO_VALID_BID))
+                tx.ledger(Release(f"release-{row[8]}", row[8]))
+                tx.execute(
+                    "UPDATE work SET state = ?, closed_at_ms = ? WHERE work_id = ?",
+                    (state.value, tx.now_ms, work_id),
+                )
+                unfilled: dict[str, object] = {
+                    "work_id": work_id,
+                    "losers": [s.provider_id for s in scored],
+                }
+                if refused is not None:  # the mandate no longer covers the winning price
+                    unfilled["mandate_refused"] = refused.reason.value.replace("_", "-")
+                tx.emit(EventType.WORK_UNFILLED, work_id, unfilled)
+                return str(state.value)
+            state = _checked(transition(state, WorkEventKind.AWARD))
+            _award(tx, row, winner.bid_id, [s.provider_id for s in scored if not s.is_winner])
+            return str(state.value)
+
+        closed: str | None = self.write(write)
+        return closed
+
+    # -- payouts: the escrow of a settled contract is captured once its dispute window ends ----
+
+    def due_payouts(self, now: int) -> list[str]:
+        """SETTLED, undisputed contracts whose dispute window ended and that are not paid out."""
+        rows = self._read(
+            "SELECT contract_id FROM contracts WHERE state = 'SETTLED' AND paid_out_at_ms IS NULL"
+            " AND settled_at_ms < ? ORDER BY settled_at_ms LIMIT ?",
+            (now - DISPUTE_WINDOW_MS, DUE_PAYOUTS_PER_POLL_MAX),
+        )
+        return [row[0] for row in rows]
+
+    @traced("market.pay_out")
+    def pay_out_due(self, contract_id: str) -> bool:
+        """Captures one settled contract's escrow if its dispute window is over (exactly once:
+        the state and paid_out_at_ms are read under the row lock; the capture's operation id is
+        the hold's). Returns whether this call paid it out."""
+
+        def write(tx: Tx) -> bool:
+            row = tx.execute(
+                _CONTRACT_SELECT + " WHERE contract_id = ?" + tx.for_update, (contract_id,)
+            ).fetchone()
+            if row is None or row[8] != ContractState.SETTLED or row[21] is not None:
+                return False
+            due = payout_due(settled_at_ms=row[16], now_ms=tx.now_ms, dispute_raised_at_ms=row[18])
+            if not due:
+                return False
+            _capture(tx, row)
+            return True
+
+        paid: bool = self.write(write)
+        return paid
+
+    @traced("market.close_early")
+    def close_early(self, work_id: str) -> dict[str, object]:
+        """The operator closes a window before its end (bids already in are evaluated)."""
+        self.close_window(work_id, early=True)
+        rows = self._read(_WORK_SELECT + " WHERE work_id = ?", (work_id,))
+        if not rows:
+            raise _not_found("work")
+        return _work_view(rows[0])
+
+    def evaluation(self, caller: Principal, work_id: str) -> dict[str, object]:
+        self.work(caller, work_id)
+        rows = self._read("SELECT body FROM evaluations WHERE work_id = ?", (work_id,))
+        if not rows:
+            raise ProblemError(409, "not-evaluated-yet", "the bid window is still open")
+        result: dict[str, object] = json.loads(rows[0][0])
+        return result
+
+    # -- contracts --------------------------------------------------------------------------
+
+    def contract(self, caller: Principal, contract_id: str) -> dict[str, object]:
+        with self.db.reader() as connection:
+            row = self._contract_row(connection, caller, contract_id)
+        return _contract_view(row)
+
+    def _contract_row(
+        self, connection: SqlConnection, caller: Principal, contract_id: str, lock: str = ""
+    ) -> Any:
+        row = connection.execute(
+            _CONTRACT_SELECT + " WHERE contract_id = ?" + lock, (contract_id,)
+        ).fetchone()
+        if row is None or not _party(caller, row):
+            raise _Refused(_not_found("contract"))
+        return row
+
+    def list_contracts(
+        self,
+        caller: Principal,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        status: ContractState | None = None,
+        role: str | None = None,
+    ) -> dict[str, object]:
+        """The caller's contracts, newest award first: a provider key its own; a tenant those
+        it is a party to, as consumer or through its providers (`role` narrows to one side).
+        A cursor that names none of the caller's contracts is 422 naming `starting_after`."""
+        assert role in (None, "consumer", "provider"), role
+        limit = max(1, min(limit, CONTRACTS_PAGE_MAX))
+        if caller.kind is PrincipalKind.PROVIDER:
+            where, parameters = "provider_id = ?", [caller.provider_id]
+        elif role is None:
+            where = "(consumer_tenant_id = ? OR provider_tenant_id = ?)"
+            parameters = [caller.tenant_id, caller.tenant_id]
+        else:
+            where = f"{role}_tenant_id = ?"
+            parameters = [caller.tenant_id]
+        if status is not None:
+            where += " AND state = ?"
+            parameters.append(status.value)
+        with self.db.reader() as connection:
+            rows, more = _keyset_page(
+                connection,
+                _CONTRACTS_KEYSET,
+                _CONTRACT_SELECT,
+                where,
+                parameters,
+                starting_after=starting_after,
+                limit=limit,
+            )
+        page = [_contract_view(row) for row in rows]
+        return {
+            "data": page,
+            "has_more": more,
+            "next_cursor": page[-1]["contract_id"] if more else None,
+        }
+
+    def contract_or_404(self, caller: Principal, contract_id: str) -> dict[str, object]:
+        try:
+            return self.contract(caller, contract_id)
+        except _Refused as refused:
+            raise refused.problem from None
+
+    @traced("market.report_progress")
+    def report_progress(
+        self, caller: Principal, contract_id: str, body: object
+    ) -> dict[str, object]:
+        progress = parse_progress(body)
+        if isinstance(progress, Rejected):
+            raise problem_for_rejected(progress)
+
+        def write(tx: Tx) -> Any:
+            row = self._contract_row(tx.connection, caller, contract_id, tx.for_update)
+            _require_provider(caller, row)
+            state = _checked(transition(ContractState(row[8]), ContractEventKind.REPORT_PROGRESS))
+            tx.execute(
+                "UPDATE contracts SET state = ?, progress = ?, updated_at_ms = ?"
+                " WHERE contract_id = ?",
+                (state.value, to_json_text(progress), tx.now_ms, contract_id),
+            )
+            tx.emit(
+                EventType.CONTRACT_PROGRESS_REPORTED,
+                contract_id,
+                {"contract_id": contract_id, "consumer_tenant_id": row[3]},
+            )
+
+        self.write(write)
+        return self.contract_or_404(caller, contract_id)
+
+    @traced("market.settle")
+    def complete(self, caller: Principal, contract_id: str, body: object) -> dict[str, object]:
+        completion = parse_completion(body)
+        if isinstance(completion, Rejected):
+            raise problem_for_rejected(completion)
+
+        def write(tx: Tx) -> Any:
+            row = self._contract_row(tx.connection, caller, contract_id, tx.for_update)
+            _require_provider(caller, row)
+            spec = self._spec_of(tx, row[1])
+            verdict = evaluate_criteria(spec.success_criteria, completion.metrics)
+            event = completion_event(verdict)
+            state = _checked(transition(ContractState(row[8]), event))
+            tx.execute(
+                "UPDATE contracts SET state = ?, results = ?, metrics = ?, criteria = ?,"
+                " completed_at_ms = ?, updated_at_ms = ? WHERE contract_id = ?",
+                (
+                    state.value,
+                    to_json_text(completion.results),
+                    to_json_text(dict(completion.metrics)),
+                    to_json_text(verdict.to_json()),
+                    tx.now_ms if state is ContractState.COMPLETED else None,
+                    tx.now_ms,
+                    contract_id,
+                ),
+            )
+            if state is ContractState.COMPLETED:
+                tx.emit(EventType.CONTRACT_COMPLETED, contract_id, _contract_payload(row))
+                _settle(tx, row)
+            else:
+                tx.ledger(Release(f"release-{row[9]}", row[9]))
+                tx.emit(EventType.CONTRACT_FAILED, contract_id, _contract_payload(row))
+                tx.emit(EventType.SETTLEMENT_RELEASED, contract_id, _contract_payload(row))
+            _record_outcome(tx, contract_id)
+
+        self.write(write)
+        return self.contract_or_404(caller, contract_id)
+
+    @traced("market.fail")
+    def fail(self, caller: Principal, contract_id: str) -> dict[str, object]:
+        """The provider gives up: the escrow goes back to the consumer."""
+
+        def write(tx: Tx) -> Any:
+            row = self._contract_row(tx.connection, caller, contract_id, tx.for_update)
+            _require_provider(caller, row)
+            state = _checked(transition(ContractState(row[8]), ContractEventKind.FAIL))
+            tx.ledger(Release(f"release-{row[9]}", row[9]))
+            tx.execute(
+                "UPDATE contracts SET state = ?, updated_at_ms = ? WHERE contract_id = ?",
+                (state.value, tx.now_ms, contract_id),
+            )
+            tx.emit(EventType.CONTRACT_FAILED, contract_id, _contract_payload(row))
+            tx.emit(EventType.SETTLEMENT_RELEASED, contract_id, _contract_payload(row))
+            _record_outcome(tx, contract_id)
+
+        self.write(write)
+        return self.contract_or_404(caller, contract_id)
+
+    @traced("market.dispute")
+    def dispute(self, caller: Principal, contract_id: str, body: object) -> dict[str, object]:
+        body, receipt_id = _cited_receipt(body)
+        reason = parse_dispute_reason(body)
+        if isinstance(reason, Rejected):
+            raise problem_for_rejected(reason)
+
+        def write(tx: Tx) -> Any:
+            row = self._contract_row(tx.connection, caller, contract_id, tx.for_update)
+            if caller.kind is not PrincipalKind.TENANT or caller.tenant_id != row[3]:
+                raise _Refused(
+                    ProblemError(403, "consumer-credential-required", "the consumer disputes")
+                )
+            state = _checked(transition(ContractState(row[8]), ContractEventKind.DISPUTE))
+            rejected = check_dispute(
+                settled_at_ms=row[16],
+                now_ms=tx.now_ms,
+                dispute_raised_at_ms=row[18],
+                paid_out_at_ms=row[21],
+            )
+            if rejected is not None:
+                raise _Refused(problem_for_rejected(rejected))
+            if receipt_id is not None and receipt_id not in receipt_ids(tx.connection, contract_id):
+                raise _Refused(
+                    ProblemError(
+                        422,
+                        "receipt-not-of-contract",
+                        "cite a receipt of this contract (GET /v1/contracts/{id}/receipts)",
+                        errors=(FieldError("receipt_id", "receipt_not_of_contract"),),
+                    )
+                )
+            tx.execute(
+                "UPDATE contracts SET state = ?, dispute_raised_at_ms = ?, dispute_reason = ?,"
+                " dispute_receipt_id = ?, updated_at_ms = ? WHERE contract_id = ?",
+                (state.value, tx.now_ms, reason, receipt_id, tx.now_ms, contract_id),
+            )
+            payload = _contract_payload(row)
+            if receipt_id is not None:  # the AP2 receipt the dispute cites
+                payload = {**payload, "receipt_id": receipt_id}
+            tx.emit(EventType.CONTRACT_DISPUTED, contract_id, payload)
+
+        self.write(write)
+        return self.contract_or_404(caller, contract_id)
+
+    @traced("market.resolve")
+    def resolve(self, contract_id: str, body: object) -> dict[str, object]:
+        """The operator resolves a dispute: `{"resolution": "refund" | "pay_out"}`."""
+        event = parse_resolution(body)
+        if isinstance(event, Rejected):
+            raise problem_for_rejected(event)
+        assert isinstance(body, dict)
+        resolution = body["resolution"]
+
+        def write(tx: Tx) -> Any:
+            row = tx.execute(
+                _CONTRACT_SELECT + " WHERE contract_id = ?" + tx.for_update, (contract_id,)
+            ).fetchone()
+            if row is None:
+                raise _Refused(_not_found("contract"))
+            state = _checked(transition(ContractState(row[8]), event))
+            # The escrow of a disputed contract is still held (its window had not ended), so
+            # both resolutions always apply: refund releases it to the consumer, pay_out
+            # captures it. Only a contract captured before the hold-through-the-window rule
+            # (paid_out_at_ms set by migration 8) is refunded from the provider's wallet.
+            if state is ContractState.REFUNDED:
+                tx.ledger(refund_operation(row[9], paid_out=row[21] is not None))
+                tx.emit(EventType.SETTLEMENT_REFUNDED, contract_id, _contract_payload(row))
+            elif row[21] is None:
+                _capture(tx, row)
+            tx.execute(
+                "UPDATE contracts SET state = ?, resolved_at_ms = ?, updated_at_ms = ?"
+                " WHERE contract_id = ?",
+                (state.value, tx.now_ms, tx.now_ms, contract_id),
+            )
+            payload = {**_contract_payload(row), "resolution": resolution}
+            tx.emit(EventType.CONTRACT_DISPUTE_RESOLVED, contract_id, payload)
+            _record_outcome(tx, contract_id)
+
+        self.write(write)
+        row = self._read(_CONTRACT_SELECT + " WHERE contract_id = ?", (contract_id,))[0]
+        return _contract_view(row)
+
+    def _spec_of(self, tx: Tx, work_id: str) -> WorkSpec:
+        row = tx.execute("SELECT spec FROM work WHERE work_id = ?", (work_id,)).fetchone()
+        spec = parse_work_spec(json.loads(row[0]))
+        assert isinstance(spec, WorkSpec)
+        return spec
+
+    # -- reputation -------------------------------------------------------------------------
+
+    def reputation(self, provider_id: str) -> dict[str, object]:
+        with self.db.reader() as connection:
+            if (
+                connection.execute(
+                    "SELECT 1 FROM providers WHERE provider_id = ?", (provider_id,)
+                ).fetchone()
+                is None
+            ):
+                raise _not_found("provider")
+            found = provider_reputation(
+                connection, provider_id, self.clock(), self.weights.reputation
+            )
+        return reputation_json(provider_id, found)
+
+    # -- platform ---------------------------------------------------------------------------
+
+    def platform_revenue(self, currency: str) -> str:
+        row = self._read(
+            "SELECT coalesce(sum(amount_minor), 0) FROM postings"
+            " WHERE account_id = ? AND currency = ?",
+            (PLATFORM_REVENUE_ACCOUNT, currency),
+        )
+        return _money(int(row[0][0]), currency)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows and views
+
+_WORK_SELECT = (
+    "SELECT work_id, consumer_tenant_id, spec, category, state, currency, opened_at_ms,"
+    " closes_at_ms, hold_id, contract_id, closed_at_ms, budget_max_minor FROM work"
+)
+_BID_TERMS_SELECT = (
+    "SELECT state, closes_at_ms, category, capability, consumer_tenant_id FROM work"
+    " WHERE work_id = ?"
+)
+_TENANT_PLAN_SELECT = "SELECT plan FROM tenants WHERE tenant_id = ?"
+
+
+@dataclass(frozen=True, slots=True)
+class _Keyset:
+    """How a list is paged newest first: its table, its time and id columns (the order), and
+    the reason a cursor naming none of the caller's rows is refused with."""
+
+    table: str
+    at: str
+    id: str
+    unknown: str
+
+
+_BIDS_KEYSET = _Keyset("bids b", "b.submitted_at_ms", "b.bid_id", "unknown_bid")
+_CONTRACTS_KEYSET = _Keyset("contracts", "awarded_at_ms", "contract_id", "unknown_contract")
+
+
+def _keyset_page(
+    connection: SqlConnection,
+    keyset: _Keyset,
+    select: str,
+    where: str,
+    parameters: list[Any],
+    *,
+    starting_after: str | None,
+    limit: int,
+) -> tuple[list[Any], bool]:
+    """One page of `select WHERE where`, newest first, after the `starting_after` row, and
+    whether more follow. The cursor must be one of the caller's rows (the same `where`):
+    otherwise 422 naming `starting_after`, so a cursor reveals nothing of another's rows.
+    `where` holds fixed texts only; every value is in `parameters`."""
+    if starting_after is not None:
+        cursor = connection.execute(
+            f"SELECT {keyset.at} FROM {keyset.table} WHERE {keyset.id} = ? AND {where}",  # noqa: S608
+            (starting_after, *parameters),
+        ).fetchone()
+        if cursor is None:
+            raise ProblemError(
+                422,
+                "invalid-request",
+                "starting_after names none of the rows listed",
+                errors=(FieldError("starting_after", keyset.unknown),),
+            )
+        where += f" AND ({keyset.at} < ? OR ({keyset.at} = ? AND {keyset.id} < ?))"
+        parameters = [*parameters, cursor[0], cursor[0], starting_after]
+    order = f" ORDER BY {keyset.at} DESC, {keyset.id} DESC LIMIT ?"
+    rows = connection.execute(f"{select} WHERE {where}{order}", (*parameters, limit + 1)).fetchall()
+    return rows[:limit], len(rows) > limit
+
+
+_OWN_BIDS_SELECT = (
+    "SELECT b.bid_id, b.work_id, b.provider_id, w.state, b.body, b.submitted_at_ms"
+    " FROM bids b JOIN work w ON w.work_id = b.work_id"
+)
+_CONTRACT_SELECT = (
+    "SELECT contract_id, work_id, bid_id, consumer_tenant_id, provider_id, provider_tenant_id,"
+    " price_minor, currency, state, hold_id, promised_turnaround_ms, awarded_at_ms, progress,"
+    " results, metrics, completed_at_ms, settled_at_ms, fee_minor, dispute_raised_at_ms,"
+    " resolved_at_ms, criteria, paid_out_at_ms, dispute_receipt_id FROM contracts"
+)
+
+
+def _work_view(row: Any) -> dict[str, object]:
+    return {
+        "work_id": row[0],
+        "consumer_tenant_id": row[1],
+        "status": row[4],
+        "contract_id": row[9],
+        "bid_window_opened_at_ms": row[6],
+        "bid_window_closes_at_ms": row[7],
+        "closed_at_ms": row[10],
+        "reserved": {"amount": _money(row[11], row[5]), "currency": row[5]},
+        **json.loads(row[2]),
+    }
+
+
+def _contract_view(row: Any) -> dict[str, object]:
+    fee = row[17]
+    return {
+        "contract_id": row[0],
+        "work_id": row[1],
+        "bid_id": row[2],
+        "consumer_tenant_id": row[3],
+        "provider_id": row[4],
+        "status": row[8],
+        "price": _money(row[6], row[7]),
+        "currency": row[7],
+        "platform_fee": None if fee is None else _money(fee, row[7]),
+        "provider_payout": None if fee is None else _money(row[6] - fee, row[7]),
+        "promised_turnaround_ms": row[10],
+        "awarded_at_ms": row[11],
+        "progress": None if row[12] is None else json.loads(row[12]),
+        "results": None if row[13] is None else json.loads(row[13]),
+        "metrics": None if row[14] is None else json.loads(row[14]),
+        "criteria": None if row[20] is None else json.loads(row[20]),
+        "completed_at_ms": row[15],
+        "settled_at_ms": row[16],
+        "dispute_raised_at_ms": row[18],
+        "resolved_at_ms": row[19],
+        "paid_out_at_ms": row[21],
+        "dispute_receipt_id": row[22],
+    }
+
+
+def _contract_payload(row: Any) -> dict[str, object]:
+    return {
+        "contract_id": row[0],
+        "work_id": row[1],
+        "provider_id": row[4],
+        "consumer_tenant_id": row[3],
+        "price": {"amount": _money(row[6], row[7]), "currency": row[7]},
+    }
+
+
+def _tenant_of(caller: Principal) -> str:
+    if caller.tenant_id is None:
+        raise ProblemError(403, "tenant-credential-required", "use a tenant API key or JWT")
+    return caller.tenant_id
+
+
+def _party(caller: Principal, row: Any) -> bool:
+    if caller.kind is PrincipalKind.PROVIDER:
+        return bool(caller.provider_id == row[4])
+    return bool(caller.tenant_id in (row[3], row[5]))
+
+
+def _require_provider(caller: Principal, row: Any) -> None:
+    if caller.provider_id == row[4] or (
+        caller.kind is PrincipalKind.TENANT and caller.tenant_id == row[5]
+    ):
+        return
+    raise _Refused(ProblemError(403, "provider-credential-required", "the provider reports"))
+
+
+def _checked(result: Any) -> Any:
+    if isinstance(result, Rejected):
+        raise _Refused(problem_for_rejected(result))
+    return result
+
+
+def _provider_active(tx: Tx, provider_id: str) -> bool:
+    row = tx.execute(
+        "SELECT t.status FROM providers p JOIN tenants t USING (tenant_id) WHERE p.provider_id = ?",
+        (provider_id,),
+    ).fetchone()
+    return row is not None and row[0] == "ACTIVE"
+
+
+def _subscribed(
+    tx: Tx | SqlConnection, provider_id: str, category: str, capability: str | None
+) -> bool:
+    rows = tx.execute(
+        "SELECT categories, capabilities FROM subscriptions WHERE provider_id = ?",
+        (provider_id,),
+    ).fetchall()
+    return any(_matches(row[0], row[1], category, capability) for row in rows)
+
+
+def _matches(categories: str, capabilities: str, category: str, capability: str | None) -> bool:
+    # A work that names no capability matches on its category alone.
+    return bool(
+        subscription_matches(
+            json.loads(categories),
+            json.loads(capabilities) if capability is not None else (),
+            category=category,
+            work_capabilities=() if capability is None else (capability,),
+        )
+    )
+
+
+def subscribed_providers(
+    connection: SqlConnection, category: str, capability: str | None
+) -> list[str]:
+    """The providers with a subscription that matches the work, through the category index
+    (subscription_categories: the literal category, or any of its prefixes for "x*" and "*"
+    patterns); only the candidates' capability patterns are parsed."""
+    assert len(category) <= limits.category_chars_max
+    # Every prefix of the category ("" for "*"), padded with NULLs (which match nothing) to a
+    # fixed count, so that the statement text is one and the same for every work.
+    prefixes = [category[:n] for n in range(len(category) + 1)]
+    padding = [None] * (_PREFIXES_MAX - len(prefixes))
+    rows = connection.execute(_MATCHING_SELECT, (category, *prefixes, *padding)).fetchall()
+    return sorted({r[0] for r in rows if _matches(r[1], r[2], category, capability)})
+
+
+_PREFIXES_MAX = limits.category_chars_max + 1
+# Only "?" placeholders are joined into the text: no value is ever formatted into it.
+_MATCHING_SELECT = (
+    "SELECT s.provider_id, s.categories, s.capabilities FROM subscriptions s"  # noqa: S608
+    " WHERE s.subscription_id IN (SELECT c.subscription_id FROM subscription_categories c"
+    " WHERE (c.is_prefix = 0 AND c.pattern = ?) OR (c.is_prefix = 1 AND c.pattern IN ("
+    + ", ".join("?" * _PREFIXES_MAX)
+    + ")))"
+)
+
+
+def _terms(spec: WorkSpec, row: Any) -> WorkTerms:
+    return WorkTerms(
+        budget_min_minor=spec.budget_min.amount_minor,
+        budget_max_minor=spec.budget_max.amount_minor,
+        required_turnaround_ms=spec.required_turnaround_ms,
+        hard_limit_turnaround_ms=spec.hard_limit_turnaround_ms,
+        window_opens_ms=row[6],
+        window_closes_ms=row[7],
+    )
+
+
+def _bid_rows(tx: Tx, spec: WorkSpec, work_id: str) -> list[BidRow]:
+    rows = tx.execute(
+        "SELECT bid_id, provider_id, price_minor, confidence, has_sample, max_turnaround_ms,"
+        " submitted_at_ms FROM bids WHERE work_id = ? ORDER BY submitted_at_ms, bid_id",
+        (work_id,),
+    ).fetchall()
+    found: list[BidRow] = []
+    for r in rows:
+        reputation = provider_reputation(tx.connection, r[1], tx.now_ms, tx.reputation)
+        found.append(
+            BidRow(
+                bid_id=r[0],
+                provider_id=r[1],
+                price_minor=r[2],
+                confidence=r[3],
+                has_sample=bool(r[4]),
+                turnaround_ms=r[5],
+                submitted_at_ms=r[6],
+                trust=reputation.score,
+                tier=int(reputation.tier),
+                certified_matches=certified_matches(
+                    tx.connection, r[1], spec.category, spec.capability, tx.now_ms
+                ),
+                eligible=_provider_active(tx, r[1])
+                and _subscribed(tx, r[1], spec.category, spec.capability),
+                successes=round(reputation.success_rate * reputation.contracts),
+                contracts=reputation.contracts,
+            )
+        )
+    return found
+
+
+def _award(tx: Tx, work: Any, bid_id: str, losers: list[str]) -> None:
+    # Spec step 5: "Best agent wins the contract automatically". One transaction: release the
+    # work's budget hold, hold the price as escrow (price <= budget max, so it cannot fail),
+    # insert the contract, move the work to AWARDED.
+    bid = tx.execute(
+        "SELECT provider_id, provider_tenant_id, price_minor, max_turnaround_ms FROM bids"
+        " WHERE bid_id = ?",
+        (bid_id,),
+    ).fetchone()
+    work_id, consumer, currency = work[0], work[1], work[5]
+    contract_id = new_id("contract")
+    escrow_id = f"escrow-{contract_id}"
+    tx.ledger(Release(f"release-{work[8]}", work[8]))
+    tx.ledger(
+        Hold(f"hold-{escrow_id}", escrow_id, wallet_id(consumer, currency), Money(bid[2], currency))
+    )
+    tx.execute(
+        "INSERT INTO contracts (contract_id, work_id, bid_id, consumer_tenant_id, provider_id,"
+        " provider_tenant_id, price_minor, currency, state, hold_id, promised_turnaround_ms,"
+        " awarded_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'AWARDED', ?, ?, ?, ?)",
+        (
+            contract_id,
+            work_id,
+            bid_id,
+            consumer,
+            bid[0],
+            bid[1],
+            bid[2],
+            currency,
+            escrow_id,
+            bid[3],
+            tx.now_ms,
+            tx.now_ms,
+        ),
+    )
+    tx.execute(
+        "UPDATE work SET state = 'AWARDED', contract_id = ?, closed_at_ms = ? WHERE work_id = ?",
+        (contract_id, tx.now_ms, work_id),
+    )
+    tx.emit(
+        EventType.CONTRACT_AWARDED,
+        contract_id,
+        {
+            "contract_id": contract_id,
+            "work_id": work_id,
+            "bid_id": bid_id,
+            "provider_id": bid[0],
+            "consumer_tenant_id": consumer,
+            "price": {"amount": _money(bid[2], currency), "currency": currency},
+            "losers": losers,
+        },
+    )
+    mandate_id = mandate_of_work(tx, work_id)
+    if mandate_id is not None:  # AP2: the award is bound to a payment mandate, receipted
+        issue_receipt(
+            tx,
+            "checkout",
+            mandate_id=mandate_id,
+            contract_id=contract_id,
+            payer_tenant_id=consumer,
+            payee_provider_id=bid[0],
+            amount=Money(bid[2], currency),
+        )
+
+
+def _settle(tx: Tx, row: Any) -> None:
+    # Spec step 7: "Consumer charged, provider credited (minus 15% platform fee)", with the
+    # COMPLETED -> SETTLED transition. The consumer is charged now (the price stays in escrow,
+    # out of its reach); the provider is credited when the dispute window ends (`pay_out_due`)
+    # or a dispute is resolved in its favour, so a payout can never be withdrawn while it can
+    # still be refunded (docs/ledger.md "Settlement and disputes"). The fee is fixed now.
+    state = _checked(transition(ContractState.COMPLETED, ContractEventKind.SETTLE))
+    fee_minor, payout_minor = split_fee(row[6], fee_bps=PLATFORM_FEE_BPS)
+    tx.execute(
+        "UPDATE contracts SET state = ?, settled_at_ms = ?, fee_minor = ? WHERE contract_id = ?",
+        (state.value, tx.now_ms, fee_minor, row[0]),
+    )
+    tx.measure("settlement_latency", (tx.now_ms - row[11]) / 1000)  # from the award
+    tx.emit(
+        EventType.SETTLEMENT_COMPLETED,
+        row[0],
+        {
+            **_contract_payload(row),
+            "fee": {"amount": _money(fee_minor, row[7]), "currency": row[7]},
+            "payout": {"amount": _money(payout_minor, row[7]), "currency": row[7]},
+        },
+    )
+    mandate_id = mandate_of_work(tx, row[1])
+    if mandate_id is not None:
+        issue_receipt(
+            tx,
+            "payment",
+            mandate_id=mandate_id,
+            contract_id=row[0],
+            payer_tenant_id=row[3],
+            payee_provider_id=row[4],
+            amount=Money(row[6], row[7]),
+        )
+
+
+def _mandate_field(body: object) -> tuple[object, str | None]:
+    # AP2 (serve/credentials/mandates.py): a work may name the intent mandate it is submitted under;
+    # the rest of the body is the work spec (aex/core/market.py parses it, strictly).
+    if not isinstance(body, dict) or "mandate_id" not in body:
+        return body, None
+    rest = {key: value for key, value in body.items() if key != "mandate_id"}
+    mandate_id = body["mandate_id"]
+    if not is_id(mandate_id):
+        raise ProblemError(
+            422,
+            "mandate-id-invalid",
+            "a mandate id ([A-Za-z0-9_-], 1 to 64 characters)",
+            errors=(FieldError("mandate_id", "mandate_id_invalid"),),
+        )
+    return rest, mandate_id
+
+
+def _cited_receipt(body: object) -> tuple[object, str | None]:
+    # A dispute may cite the AP2 receipt it is about (serve/credentials/mandates.py): checked to be
+    # one of the contract's; the rest of the body is the dispute's reason (aex/core/market.py).
+    if not isinstance(body, dict) or "receipt_id" not in body:
+        return body, None
+    rest = {key: value for key, value in body.items() if key != "receipt_id"}
+    receipt_id = body["receipt_id"]
+    if not is_id(receipt_id):
+        raise ProblemError(
+            422,
+            "receipt-not-of-contract",
+            "a receipt id of this contract",
+            errors=(FieldError("receipt_id", "receipt_not_of_contract"),),
+        )
+    return rest, receipt_id
+
+
+def _mandate_refusal(tx: Tx, work: Any, bid_id: str) -> Rejected[Any] | None:
+    # At award the winning price is checked against the work's mandate again (it may have
+    # been revoked or have expired since submission).
+    price = tx.execute("SELECT price_minor FROM bids WHERE bid_id = ?", (bid_id,)).fetchone()
+    _, refused = award_refusal(tx, work[0], Money(int(price[0]), work[5]), work[3])
+    return refused
+
+
+def _capture(tx: Tx, row: Any) -> None:
+    # The escrow leaves the consumer: the provider's owner gets price - fee, the platform the
+    # fee (the fee stored at settlement: the same rate, so the same split).
+    applied = tx.ledger(pay_out_operation(row[9], wallet_id(row[5], row[7])))
+    hold = next(h for h in applied.holds if h.hold_id == row[9])
+    assert 0 <= hold.fee_minor <= row[6]
+    tx.execute(
+        "UPDATE contracts SET paid_out_at_ms = ?, fee_minor = ? WHERE contract_id = ?",
+        (tx.now_ms, hold.fee_minor, row[0]),
+    )
+
+
+def _check_concurrent_tasks(tx: Tx, consumer: str) -> None:
+    # docs/market.md "Plan limits": a consumer's running tasks are its work still OPEN or
+    # EVALUATING and its contracts AWARDED, EXECUTING or COMPLETED, counted at work submission
+    # under the tenant's row lock (two concurrent submissions count one after the other).
+    tenant = tx.execute(_TENANT_PLAN_SELECT + tx.for_update, (consumer,)).fetchone()
+    if tenant is None:
+        return
+    row = tx.execute(
+        "SELECT (SELECT count(*) FROM work WHERE consumer_tenant_id = ?"
+        " AND state IN ('OPEN', 'EVALUATING')),"
+        " (SELECT count(*) FROM contracts WHERE consumer_tenant_id = ?"
+        " AND state IN ('AWARDED', 'EXECUTING', 'COMPLETED'))",
+        (consumer, consumer),
+    ).fetchone()
+    rejected = check_concurrent_tasks_quota(Plan(tenant[0]), int(row[0]) + int(row[1]))
+    if rejected is not None:
+        raise _Refused(problem_for_rejected(rejected))
+
+
+def _record_outcome(tx: Tx, contract_id: str) -> None:
+    # One contract, one outcome (upserted): the reputation evidence of docs/market.md.
+    row = tx.execute(
+        "SELECT state, awarded_at_ms, completed_at_ms, promised_turnaround_ms,"
+        " dispute_raised_at_ms, provider_id, price_minor, currency FROM contracts"
+        " WHERE contract_id = ?",
+        (contract_id,),
+    ).fetchone()
+    facts = ContractOutcomeFacts(
+        ContractState(row[0]), row[1], row[2], row[3], row[4], Money(row[6], row[7])
+    )
+    kind = outcome_of(facts)
+    if kind is None:
+        return
+    tx.execute(
+        "INSERT INTO outcomes VALUES (?, ?, ?, ?, ?) ON CONFLICT (contract_id) DO UPDATE SET"
+        " kind = excluded.kind, at_ms = excluded.at_ms",
+        (contract_id, row[5], int(kind), row[6], tx.now_ms),
+    )
+    found = provider_reputation(tx.connection, row[5], tx.now_ms, tx.reputation)
+    tx.emit(EventType.REPUTATION_UPDATED, row[5], reputation_json(row[5], found))
+
+
+def provider_reputation(
+    connection: SqlConnection,
+    provider_id: str,
+    now: int,
+    params: ReputationParams = DEFAULT_REPUTATION_PARAMS,
+) -> Reputation:
+    rows = connection.execute(
+        "SELECT at_ms, kind, value_minor FROM outcomes WHERE provider_id = ?"
+        " ORDER BY at_ms DESC LIMIT ?",
+        (provider_id, limits.outcomes_per_provider_max),
+    ).fetchall()
+    outcomes = Outcomes.from_columns(
+        provider_index=[0] * len(rows),
+        at_ms=[min(r[0], now) for r in rows],
+        kind=[r[1] for r in rows],
+        value_minor=[r[2] for r in rows],
+    )
+    return reputation_of(
+        outcomes,
+        active_certificates=active_certificates(connection, provider_id, now),
+        now_ms=now,
+        params=params,
+    )
+
+
+def active_certificates(connection: SqlConnection, provider_id: str, now: int) -> int:
+    row = connection.execute(
+        "SELECT count(DISTINCT certificate_id) FROM certificate_owners"
+        " WHERE provider_id = ? AND state = 'ACTIVE' AND counts = 1"
+        " AND expires_at_ms > ?",
+        (provider_id, now),
+    ).fetchone()
+    return int(row[0])
+
+
+def certified_matches(
+    connection: SqlConnection,
+    provider_id: str,
+    category: str,
+    capability: str | None,
+    now: int,
+) -> int:
+    # A work that names no capability matches certificates on its category alone.
+    parameters: tuple[object, ...] = (provider_id, now, category)
+    if capability is not None:
+        parameters += (capability,)
+    row = connection.execute(
+        _CERTIFIED_SELECT if capability is None else _CERTIFIED_SELECT + " AND capability = ?",
+        parameters,
+    ).fetchone()
+    return int(row[0])
+
+
+_CERTIFIED_SELECT = (
+    "SELECT count(DISTINCT certificate_id) FROM certificate_owners"
+    " WHERE provider_id = ? AND state = 'ACTIVE' AND counts = 1 AND expires_at_ms > ?"
+    " AND category = ?"
+)
+
+
+def reputation_json(provider_id: str, found: Reputation) -> dict[str, object]:
+    return {
+        "provider_id": provider_id,
+        "score": round(found.score, 6),
+        "tier": found.tier.name,
+        "contracts": found.contracts,
+        "success_rate": round(found.success_rate, 6),
+        "components": {
+            "transaction_score": round(found.transaction_score, 6),
+            "success_rate": round(found.success_rate, 6),
+            "volume_score": round(found.volume_score, 6),
+            "consistency_score": round(found.consistency_score, 6),
+            "certification_bonus": round(found.certification_bonus, 6),
+        },
+    }

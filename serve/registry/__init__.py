@@ -1,0 +1,1 @@
+"""aex-provider-registry: providers, category subscriptions, A2A agent cards and search."""

@@ -1,0 +1,2 @@
+"""aex-settlement: wallets, deposits, withdrawals, the double-entry ledger drivers (SQLite and
+PostgreSQL)."""

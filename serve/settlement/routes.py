@@ -1,0 +1,98 @@
+"""Deposits, withdrawals, balance and history: money moves only through the core ledger.
+
+The services come from the application state and the caller from one dependency: Litestar
+resolves several dependencies of one handler concurrently in a task group, which costs more
+than these hot routes do themselves (bench/bench_api.py).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_201_CREATED
+
+from aex.core import AccessScope
+from serve.gateway.asgi import IDEMPOTENCY_KEY_SCOPE_KEY
+from serve.gateway.callers import needs, tenant_caller
+from serve.gateway.problems import PROBLEM_RESPONSES
+from serve.gateway.schemas import (
+    BalanceView,
+    DepositCreate,
+    MoneyMovement,
+    TransactionView,
+    WithdrawalCreate,
+)
+from serve.identity.security import Principal
+from serve.settlement.wallets import Wallets
+
+Currency = Annotated[str, Parameter(pattern=r"^[A-Z]{3}$", default="USD")]
+
+
+def _idempotency_key(request: Request[Any, Any, State]) -> str | None:
+    key = request.scope.get(IDEMPOTENCY_KEY_SCOPE_KEY)
+    return None if key is None else str(key)
+
+
+def _wallets(request: Request[Any, Any, State]) -> Wallets:
+    wallets: Wallets = request.app.state.wallets
+    return wallets
+
+
+class WalletController(Controller):
+    path = "/v1"
+    tags = ["wallets"]  # noqa: RUF012
+    dependencies = {"caller": Provide(tenant_caller, sync_to_thread=False)}  # noqa: RUF012
+
+    @post(
+        "/deposits",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_201_CREATED,
+        opt=needs(AccessScope.WALLETS),
+    )
+    async def deposit(
+        self, caller: Principal, data: DepositCreate, request: Request[Any, Any, State]
+    ) -> MoneyMovement:
+        """Funds the caller's wallet; exact decimal amounts (no floats); Idempotency-Key safe."""
+        return await _wallets(request).deposit(caller, data, _idempotency_key(request))
+
+    @post(
+        "/withdrawals",
+        responses=PROBLEM_RESPONSES,
+        status_code=HTTP_201_CREATED,
+        opt=needs(AccessScope.WALLETS),
+    )
+    async def withdraw(
+        self, caller: Principal, data: WithdrawalCreate, request: Request[Any, Any, State]
+    ) -> MoneyMovement:
+        """Moves available funds out; 422 ledger-insufficient-funds when they do not suffice."""
+        return await _wallets(request).withdraw(caller, data, _idempotency_key(request))
+
+    @get(
+        "/balance",
+        responses=PROBLEM_RESPONSES,
+        sync_to_thread=False,
+        dependencies={},
+        opt=needs(AccessScope.READ),
+    )
+    def balance(self, currency: Currency, request: Request[Any, Any, State]) -> BalanceView:
+        return _wallets(request).balance(tenant_caller(request), currency)
+
+    @get(
+        "/transactions",
+        responses=PROBLEM_RESPONSES,
+        sync_to_thread=False,
+        opt=needs(AccessScope.READ),
+    )
+    def transactions(
+        self,
+        caller: Principal,
+        currency: Currency,
+        limit: Annotated[int, Parameter(ge=1, le=500, default=100)],
+        request: Request[Any, Any, State],
+    ) -> list[TransactionView]:
+        """The caller's journal, newest first."""
+        return _wallets(request).history(caller, currency, limit)

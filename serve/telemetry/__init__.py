@@ -1,0 +1,1 @@
+"""aex-telemetry: traces (OpenTelemetry) and the one JSON log format."""

@@ -1,0 +1,193 @@
+"""OpenTelemetry traces: the HTTP request, the use case, the database transaction, the outbox.
+
+One trace runs from an HTTP request to the webhook call its event causes: the request's span
+(`TracingMiddleware`, the W3C `traceparent` it was sent honoured as the parent), a span per
+market use case (`traced`, serve/market/usecases.py), a span per database transaction (the drivers
+of serve/stores/market_db.py), and the transaction's outbox rows carry the trace context
+(`current_traceparent`, the outbox's `traceparent` column), so the relay to NATS JetStream
+sends it as a message header and the webhook delivery as a `traceparent` request header, each
+in a span of that trace.
+
+Cost: until a provider is installed the tracer is OpenTelemetry's no-op tracer (no span, no
+context stored with an event: an app built in a test or a script). The server installs one per
+process (`configure_from_env`, from `aex serve` and the worker factory): with
+OTEL_EXPORTER_OTLP_ENDPOINT set, a batch span processor and the OTLP/HTTP exporter (which reads
+the standard OTEL_EXPORTER_OTLP_* variables itself); without it, a provider that samples
+nothing, so spans are non-recording (ids only, nothing kept or sent) while the logs still carry
+a trace id. Tests install a provider with an in-memory exporter (`use_provider`). aex/core
+never traces: it stays pure.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar, cast
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import NoOpTracer, Span, SpanKind, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+import aex
+from serve.gateway.asgi import ASGIApp, Message, Receive, Scope, Send
+from serve.gateway.problems import REQUEST_ID_SCOPE_KEY
+
+F = TypeVar("F", bound=Callable[..., Any])
+TRACER_NAME = "aex.serve"
+OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
+_PROPAGATOR = TraceContextTextMapPropagator()
+_NO_OP = NoOpTracer()
+_tracer: Tracer = _NO_OP
+_provider: Any = None
+
+
+def tracer() -> Tracer:
+    """The process's tracer: the no-op tracer unless a provider was installed."""
+    return _tracer
+
+
+def recording() -> bool:
+    return _tracer is not _NO_OP
+
+
+def use_provider(provider: Any) -> None:
+    """Installs `provider` (an SDK TracerProvider) for the spans of serve/, or None to go back
+    to the no-op tracer. Not the global provider: a test can install and remove its own."""
+    global _tracer, _provider
+    _provider = provider
+    _tracer = _NO_OP if provider is None else provider.get_tracer(TRACER_NAME, aex.__version__)
+
+
+def configure_from_env(env: Mapping[str, str] | None = None) -> bool:
+    """Once per process, at server start. With OTEL_EXPORTER_OTLP_ENDPOINT set: every span
+    recorded and exported over OTLP/HTTP in batches (True). Otherwise a provider that records
+    nothing (sampler ALWAYS_OFF, no processor): spans are non-recording, yet each request has a
+    trace id (a caller's `traceparent` continued, or a new one) for the logs, the outbox rows
+    and the `traceparent` sent on, at the cost of generating ids (False)."""
+    env = os.environ if env is None else env
+    exporting = bool(env.get(OTLP_ENDPOINT_ENV))
+    if _provider is not None:
+        return exporting
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
+
+    resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME") or "aex"})
+    provider = TracerProvider(resource=resource, sampler=ALWAYS_ON if exporting else ALWAYS_OFF)
+    if exporting:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        trace.set_tracer_provider(provider)  # for libraries tracing through the global API
+    use_provider(provider)
+    return exporting
+
+
+def current_traceparent() -> str | None:
+    """The W3C `traceparent` of the current span, None when nothing records."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def context_of(traceparent: str | None) -> otel_context.Context | None:
+    """The context a `traceparent` value continues (None: a root span)."""
+    if not traceparent:
+        return None
+    return _PROPAGATOR.extract({"traceparent": traceparent})
+
+
+def trace_ids() -> tuple[str, str] | None:
+    """(trace id, span id) of the current span in hex, None outside a recorded span."""
+    found = trace.get_current_span().get_span_context()
+    if not found.is_valid:
+        return None
+    return format(found.trace_id, "032x"), format(found.span_id, "016x")
+
+
+@contextmanager
+def span(
+    name: str,
+    *,
+    kind: SpanKind = SpanKind.INTERNAL,
+    parent: otel_context.Context | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> Iterator[Span]:
+    with _tracer.start_as_current_span(
+        name, context=parent, kind=kind, attributes=dict(attributes or {})
+    ) as current:
+        yield current
+
+
+def traced(name: str) -> Callable[[F], F]:
+    """A span named `name` around each call of the decorated function (sync or async)."""
+
+    def decorate(function: F) -> F:
+        if inspect.iscoroutinefunction(function):
+
+            @functools.wraps(function)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                with _tracer.start_as_current_span(name):
+                    return await function(*args, **kwargs)
+
+            return cast(F, run_async)
+
+        @functools.wraps(function)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with _tracer.start_as_current_span(name):
+                return function(*args, **kwargs)
+
+        return cast(F, run)
+
+    return decorate
+
+
+def headers_with_trace(headers: dict[str, str], traceparent: str | None) -> dict[str, str]:
+    """`headers` plus the `traceparent` to send: the current span's, else `traceparent` as it
+    was stored (a process that records nothing still passes its caller's trace on)."""
+    sent = current_traceparent() or traceparent
+    return {**headers, "traceparent": sent} if sent else headers
+
+
+class TracingMiddleware:
+    """A SERVER span around each HTTP request, child of a well-formed incoming `traceparent`.
+    With the no-op tracer it adds one context switch per request and records nothing."""
+
+    def __init__(self, app: ASGIApp, route: Callable[[str], str]) -> None:
+        self.app = app
+        self.route = route  # the route template of a path (span names of bounded cardinality)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _tracer is _NO_OP:
+            await self.app(scope, receive, send)
+            return
+        carrier = {
+            key.decode("latin-1"): value.decode("latin-1")
+            for key, value in scope.get("headers", ())
+            if key == b"traceparent"
+        }
+        method, route = scope["method"], self.route(scope["path"])
+        attributes = {
+            "http.request.method": method,
+            "http.route": route,
+            "url.path": scope["path"],
+            "aex.request_id": scope.get(REQUEST_ID_SCOPE_KEY, ""),
+        }
+        with _tracer.start_as_current_span(
+            f"{method} {route}",
+            context=_PROPAGATOR.extract(carrier) if carrier else None,
+            kind=SpanKind.SERVER,
+            attributes=attributes,
+        ) as current:
+
+            async def send_traced(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    current.set_attribute("http.response.status_code", message["status"])
+                await send(message)
+
+            await self.app(scope, receive, send_traced)

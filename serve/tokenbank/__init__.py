@@ -1,0 +1,1 @@
+"""aex-token-bank: prepaid marketplace credits (vouchers)."""
