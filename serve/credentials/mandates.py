@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -54,16 +54,40 @@ from serve.credentials.schemas import (
 )
 from serve.gateway.problems import FieldError, ProblemError, problem_for_rejected
 from serve.identity.security import Principal, new_id, now_ms
+from serve.stores.rows import many, one, scalar, scalars, select_list
 
 # Receipts name the exchange's CA as their issuer, as its VC-JWTs do
 # (serve/certauth/certificates.py).
 RECEIPT_ISSUER = "https://aex.example/.well-known/aex-ca.json"
 RECEIPTS_PER_CONTRACT_MAX = 2  # one checkout, one payment (UNIQUE (contract_id, kind))
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_COLUMNS = (
-    "mandate_id, tenant_id, agent_key_id, amount_per_work_minor, amount_total_minor, currency,"
-    " categories, expires_at_ms, revoked_at_ms, issued_at_ms, description, kid"
-)
+
+
+class _MandateRow(NamedTuple):
+    mandate_id: str
+    tenant_id: str
+    agent_key_id: str | None
+    amount_per_work_minor: int
+    amount_total_minor: int
+    currency: str
+    categories: str  # JSON array
+    expires_at_ms: int
+    revoked_at_ms: int | None
+    issued_at_ms: int
+    description: str
+    kid: str
+
+
+class _ReceiptRow(NamedTuple):
+    receipt_id: str
+    kind: str
+    contract_id: str
+    mandate_id: str
+    issued_at_ms: int
+    token: str
+
+
+_COLUMNS = select_list(_MandateRow)
 _SPENT = (
     "SELECT coalesce(sum(CASE WHEN w.state IN ('OPEN', 'EVALUATING') THEN w.budget_max_minor"
     " WHEN c.state IS NOT NULL AND c.state NOT IN ('FAILED', 'CANCELLED', 'REFUNDED')"
@@ -86,25 +110,24 @@ def _not_found() -> ProblemError:
     )
 
 
-def _mandate(row: Any) -> Mandate:
+def _mandate(row: _MandateRow) -> Mandate:
     return Mandate(
-        mandate_id=row[0],
-        tenant_id=row[1],
-        agent_key_id=row[2],
-        amount_per_work_minor=int(row[3]),
-        amount_total_minor=int(row[4]),
-        currency=row[5],
-        categories=tuple(json.loads(row[6])),
-        expires_at_ms=int(row[7]),
-        revoked=row[8] is not None,
-        issued_at_ms=int(row[9]),
-        description=row[10],
+        mandate_id=row.mandate_id,
+        tenant_id=row.tenant_id,
+        agent_key_id=row.agent_key_id,
+        amount_per_work_minor=int(row.amount_per_work_minor),
+        amount_total_minor=int(row.amount_total_minor),
+        currency=row.currency,
+        categories=tuple(json.loads(row.categories)),
+        expires_at_ms=int(row.expires_at_ms),
+        revoked=row.revoked_at_ms is not None,
+        issued_at_ms=int(row.issued_at_ms),
+        description=row.description,
     )
 
 
 def _spent(connection: Any, mandate_id: str, but_work_id: str = "") -> int:
-    row = connection.execute(_SPENT, (mandate_id, but_work_id)).fetchone()
-    spent = int(row[0])
+    spent = int(scalar(connection.execute(_SPENT, (mandate_id, but_work_id))))
     assert spent >= 0
     return spent
 
@@ -124,11 +147,14 @@ def cover_work(
     """At submission: refuses (rolling the transaction back) a work beyond the mandate."""
     if not is_id(mandate_id):
         raise _not_found()
-    row = tx.execute(
-        f"SELECT {_COLUMNS} FROM mandates WHERE mandate_id = ?{tx.for_update}",  # noqa: S608
-        (mandate_id,),
-    ).fetchone()
-    if row is None or row[1] != caller.tenant_id:
+    row = one(
+        _MandateRow,
+        tx.execute(
+            f"SELECT {_COLUMNS} FROM mandates WHERE mandate_id = ?{tx.for_update}",  # noqa: S608
+            (mandate_id,),
+        ),
+    )
+    if row is None or row.tenant_id != caller.tenant_id:
         raise _not_found()
     mandate = _mandate(row)
     refused = check_mandate(
@@ -149,11 +175,14 @@ def award_refusal(
     tx: Any, work_id: str, price: Money, category: str
 ) -> tuple[str | None, Rejected[MandateRejectReason] | None]:
     """At award: the work's mandate (None if it has none) and why the price is refused."""
-    row = tx.execute(
-        f"SELECT {_COLUMNS} FROM mandates WHERE mandate_id ="  # noqa: S608
-        f" (SELECT mandate_id FROM mandate_work WHERE work_id = ?){tx.for_update}",
-        (work_id,),
-    ).fetchone()
+    row = one(
+        _MandateRow,
+        tx.execute(
+            f"SELECT {_COLUMNS} FROM mandates WHERE mandate_id ="  # noqa: S608
+            f" (SELECT mandate_id FROM mandate_work WHERE work_id = ?){tx.for_update}",
+            (work_id,),
+        ),
+    )
     if row is None:
         return None, None
     mandate = _mandate(row)
@@ -216,15 +245,15 @@ def issue_receipt(
 
 
 def mandate_of_work(tx: Any, work_id: str) -> str | None:
-    row = tx.execute("SELECT mandate_id FROM mandate_work WHERE work_id = ?", (work_id,)).fetchone()
-    return None if row is None else str(row[0])
+    found = scalar(tx.execute("SELECT mandate_id FROM mandate_work WHERE work_id = ?", (work_id,)))
+    return None if found is None else str(found)
 
 
 def receipt_ids(connection: Any, contract_id: str) -> set[str]:
-    rows = connection.execute(
+    found = connection.execute(
         "SELECT receipt_id FROM receipts WHERE contract_id = ?", (contract_id,)
-    ).fetchall()
-    return {str(row[0]) for row in rows}
+    )
+    return {str(receipt_id) for receipt_id in scalars(found)}
 
 
 # -- the routes' use cases ----------------------------------------------------------------------
@@ -269,11 +298,14 @@ class Mandates:
         if not is_id(mandate_id):
             raise _not_found()
         with self.market.db.reader() as connection:
-            row = connection.execute(
-                f"SELECT {_COLUMNS} FROM mandates WHERE mandate_id = ?",  # noqa: S608
-                (mandate_id,),
-            ).fetchone()
-            if row is None or row[1] != caller.tenant_id:
+            row = one(
+                _MandateRow,
+                connection.execute(
+                    f"SELECT {_COLUMNS} FROM mandates WHERE mandate_id = ?",  # noqa: S608
+                    (mandate_id,),
+                ),
+            )
+            if row is None or row.tenant_id != caller.tenant_id:
                 raise _not_found()
             return _view(row, _spent(connection, mandate_id), now_ms())
 
@@ -283,13 +315,16 @@ class Mandates:
             raise _not_found()
 
         def write(tx: Any) -> None:
-            row = tx.execute(
-                f"SELECT {_COLUMNS} FROM mandates WHERE mandate_id = ?{tx.for_update}",  # noqa: S608
-                (mandate_id,),
-            ).fetchone()
-            if row is None or row[1] != tenant_id:
+            row = one(
+                _MandateRow,
+                tx.execute(
+                    f"SELECT {_COLUMNS} FROM mandates WHERE mandate_id = ?{tx.for_update}",  # noqa: S608
+                    (mandate_id,),
+                ),
+            )
+            if row is None or row.tenant_id != tenant_id:
                 raise _not_found()
-            if row[8] is not None:
+            if row.revoked_at_ms is not None:
                 return  # already revoked: the first revocation stands
             tx.execute(
                 "UPDATE mandates SET revoked_at_ms = ? WHERE mandate_id = ?",
@@ -308,22 +343,25 @@ class Mandates:
         if not is_id(contract_id):
             raise ProblemError(404, "not-found", "no such contract")
         self.market.contract_or_404(caller, contract_id)  # the parties only; others 404
-        rows = self.market.db.read(
-            "SELECT receipt_id, kind, contract_id, mandate_id, issued_at_ms, token"
-            " FROM receipts WHERE contract_id = ? ORDER BY issued_at_ms, kind LIMIT ?",
-            (contract_id, RECEIPTS_PER_CONTRACT_MAX),
+        rows = many(
+            _ReceiptRow,
+            self.market.db.read(
+                f"SELECT {select_list(_ReceiptRow)}"  # noqa: S608
+                " FROM receipts WHERE contract_id = ? ORDER BY issued_at_ms, kind LIMIT ?",
+                (contract_id, RECEIPTS_PER_CONTRACT_MAX),
+            ),
         )
         return ReceiptList(
             contract_id=contract_id,
             receipts=[
                 ReceiptView(
-                    receipt_id=row[0],
-                    kind=row[1],
-                    contract_id=row[2],
-                    mandate_id=row[3],
-                    issued_at_ms=int(row[4]),
-                    token=row[5],
-                    claims=_claims(row[5]),
+                    receipt_id=row.receipt_id,
+                    kind=row.kind,
+                    contract_id=row.contract_id,
+                    mandate_id=row.mandate_id,
+                    issued_at_ms=int(row.issued_at_ms),
+                    token=row.token,
+                    claims=_claims(row.token),
                 )
                 for row in rows
             ],
@@ -419,7 +457,7 @@ def _insert(tx: Any, mandate: Mandate, kid: str, token: str) -> None:
     )
 
 
-def _view(row: Any, spent_minor: int, now: int) -> MandateView:
+def _view(row: _MandateRow, spent_minor: int, now: int) -> MandateView:
     mandate = _mandate(row)
     state = (
         "REVOKED" if mandate.revoked else "EXPIRED" if now >= mandate.expires_at_ms else "ACTIVE"
@@ -429,7 +467,7 @@ def _view(row: Any, spent_minor: int, now: int) -> MandateView:
     return MandateView(
         mandate_id=mandate.mandate_id,
         tenant_id=mandate.tenant_id,
-        kid=row[11],
+        kid=row.kid,
         agent_key_id=mandate.agent_key_id,
         limits=MandateLimits(
             currency=mandate.currency,
@@ -443,7 +481,7 @@ def _view(row: Any, spent_minor: int, now: int) -> MandateView:
         state=state,
         spent=format_amount(Money(spent_minor, mandate.currency)),
         remaining=format_amount(Money(remaining, mandate.currency)),
-        revoked_at_ms=None if row[8] is None else int(row[8]),
+        revoked_at_ms=None if row.revoked_at_ms is None else int(row.revoked_at_ms),
     )
 
 
