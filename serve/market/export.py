@@ -19,7 +19,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 
@@ -32,6 +32,7 @@ from aex.core.scoring import weights_to_json
 from serve.market.evaluation import DEFAULT_WEIGHTS, NamedWeights
 from serve.market.usecases import provider_reputation
 from serve.stores.market_db import DATABASE_FILE
+from serve.stores.rows import many, scalar, select_list
 
 TICK_MS = 1_000
 _SUCCESSFUL = (OutcomeKind.SUCCESS, OutcomeKind.LATE, OutcomeKind.DISPUTE_WON)
@@ -138,15 +139,15 @@ def export_from(
 
 
 def _first_ms(source: Any) -> int:
-    row = source.execute("SELECT min(opened_at_ms) FROM work").fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
+    first = scalar(source.execute("SELECT min(opened_at_ms) FROM work"))
+    return 0 if first is None else int(first)
 
 
 def _currency(source: Any) -> str:
-    row = source.execute(
-        "SELECT currency FROM work GROUP BY currency ORDER BY count(*) DESC LIMIT 1"
-    ).fetchone()
-    return str(row[0]) if row else "USD"
+    most = scalar(
+        source.execute("SELECT currency FROM work GROUP BY currency ORDER BY count(*) DESC LIMIT 1")
+    )
+    return "USD" if most is None else str(most)
 
 
 def _tick(at_ms: int, t0: int) -> int:
@@ -227,11 +228,15 @@ def _provider_row(source: Any, ids: _Ids, provider: Sequence[Any], t0: int) -> t
     )
 
 
+class _StoredBid(NamedTuple):
+    bid_id: str
+    price_minor: int
+    submitted_at_ms: int
+
+
 def _bid_rows(source: Any, ids: _Ids, t0: int) -> Iterable[tuple[Any, ...]]:
-    stored = {
-        row[0]: row[1:]
-        for row in source.execute("SELECT bid_id, price_minor, submitted_at_ms FROM bids")
-    }
+    found = source.execute(f"SELECT {select_list(_StoredBid)} FROM bids")  # noqa: S608 - fixed text
+    stored = {row.bid_id: (row.price_minor, row.submitted_at_ms) for row in many(_StoredBid, found)}
     for work_id, body in source.execute(
         "SELECT work_id, body FROM evaluations ORDER BY evaluated_at_ms, work_id"
     ):

@@ -13,7 +13,7 @@ more than `SEARCH_CANDIDATES_MAX` providers carrying the term.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 from aex.core import (
     Rejected,
@@ -29,6 +29,7 @@ from serve.gateway.problems import FieldError, ProblemError, problem_for_rejecte
 from serve.gateway.schemas import decode_json
 from serve.identity.security import Principal, PrincipalKind, now_ms
 from serve.market.usecases import Market, Tx, provider_reputation, to_json_text
+from serve.stores.rows import many, scalar, select_list
 
 # Providers one search ranks (those carrying the term, in id order): each costs one reputation
 # read; 500 keeps a search under ~100 ms on SQLite while far exceeding one skill's specialists.
@@ -172,7 +173,13 @@ def _tier_floor(min_tier: str | None) -> Tier:
     return tier
 
 
-def _candidates(connection: Any, asked: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
+class _Candidate(NamedTuple):
+    provider_id: str
+    name: str
+    url: str
+
+
+def _candidates(connection: Any, asked: list[tuple[str, str]]) -> list[_Candidate]:
     # Providers carrying every asked term (skill and tag both given: both must match), active.
     joins = " ".join(
         f"JOIN agent_card_terms t{n} ON t{n}.provider_id = c.provider_id"
@@ -180,22 +187,24 @@ def _candidates(connection: Any, asked: list[tuple[str, str]]) -> list[tuple[str
         for n in range(len(asked))
     )
     parameters: list[object] = [value for pair in asked for value in pair]
-    rows = connection.execute(
-        f"SELECT c.provider_id, c.name, c.url FROM agent_cards c {joins}"  # noqa: S608 - fixed text
+    found = connection.execute(
+        f"SELECT {select_list(_Candidate, table='c')} FROM agent_cards c {joins}"  # noqa: S608 - fixed text
         " JOIN providers p ON p.provider_id = c.provider_id"
         " JOIN tenants tn ON tn.tenant_id = p.tenant_id AND tn.status = 'ACTIVE'"
         " ORDER BY c.provider_id LIMIT ?",
         (*parameters, SEARCH_CANDIDATES_MAX),
-    ).fetchall()
-    return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+    )
+    return many(_Candidate, found)
 
 
 def _owner_for_update(tx: Tx, provider_id: str) -> str | None:
-    row = tx.execute(
-        f"SELECT tenant_id FROM providers WHERE provider_id = ?{tx.for_update}",  # noqa: S608
-        (provider_id,),
-    ).fetchone()
-    return None if row is None else str(row[0])
+    owner = scalar(
+        tx.execute(
+            f"SELECT tenant_id FROM providers WHERE provider_id = ?{tx.for_update}",  # noqa: S608
+            (provider_id,),
+        )
+    )
+    return None if owner is None else str(owner)
 
 
 def _may_manage(caller: Principal, provider_id: str, owner: str) -> bool:

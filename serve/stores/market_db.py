@@ -48,6 +48,7 @@ from aex.core.ledger import Applied, JournalEntry, Operation
 from aex.core.reasons import LedgerRejectReason
 from serve.settlement import postgres_ledger, sqlite_ledger
 from serve.stores.postgres import PostgresStore
+from serve.stores.rows import scalar
 from serve.stores.sqlite import SqliteStore
 from serve.telemetry import tracing
 
@@ -417,8 +418,7 @@ class PostgresMarketDb(_Driver):
         `pg_terminate_backend`): the lock is gone with it, and another process may lead."""
         key = f"aex:{self.store.schema}:relay:{name}"
         with psycopg.connect(self.store.url, autocommit=True) as raw:
-            row = raw.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()
-            if not (row and row[0]):
+            if not scalar(raw.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,))):
                 yield None
                 return
 
