@@ -233,16 +233,17 @@ class Api(Generic[R]):
         self,
         amount: Amount,
         *,
-        expires_at: str,
+        expires_at_ms: int,
         currency: str = "USD",
         max_redemptions: int = 1,
         note: str = "",
     ) -> R:
-        """POST /v1/admin/vouchers (operator): the answer's `code` is shown only this once."""
+        """POST /v1/admin/vouchers (operator): the answer's `code` is shown only this once;
+        `expires_at_ms` in milliseconds since the Unix epoch (docs/api.md "Times")."""
         body = {
             "amount": _amount(amount),
             "currency": currency,
-            "expires_at": expires_at,
+            "expires_at_ms": expires_at_ms,
             "max_redemptions": max_redemptions,
             "note": note,
         }

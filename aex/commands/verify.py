@@ -4,6 +4,10 @@ Exit status 0 and "valid: ..." for a valid certificate; 1 and "invalid: <reason>
 (bad_signature, expired, not_yet_valid, revoked, unknown_key, certificate_malformed, or the
 CRL's own crl_bad_signature, crl_unknown_key, crl_stale, crl_malformed); 2 for unreadable files.
 No network, no key store: only the three files and the clock (or --at).
+
+Times are printed as the API gives them (docs/api.md "Times"): integer milliseconds since the
+Unix epoch, with the RFC 3339 form second, in parentheses (`expires_at_ms 1767225600000
+(2026-01-01T00:00:00Z)`); `--at` takes either form.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 EXIT_VALID = 0
 EXIT_INVALID = 1
 EXIT_UNREADABLE = 2
+TIME_MS_MAX = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, as serve/gateway/schemas.py TimeMs
 
 
 def register(subparsers: Any) -> None:
@@ -39,7 +45,12 @@ def register(subparsers: Any) -> None:
         metavar="crl.json",
         help="a signed JSON CRL; without it, no revocation check",
     )
-    parser.add_argument("--at", metavar="TIME", help="verify at this RFC 3339 UTC time")
+    parser.add_argument(
+        "--at",
+        metavar="TIME",
+        help="verify at this time: milliseconds since the Unix epoch (1767225600000) or RFC 3339"
+        " UTC (2026-01-01T00:00:00Z); default: now",
+    )
     parser.set_defaults(func=run)
 
 
@@ -52,29 +63,54 @@ def read_json(path: Path) -> Any:
         raise SystemExit(EXIT_UNREADABLE) from None
 
 
+def parse_at(text: str) -> datetime | None:
+    """`--at`: epoch milliseconds (digits only) or an RFC 3339 UTC time; None if neither."""
+    from aex.core.certs import parse_time
+
+    if text.isdigit() and text.isascii():
+        milliseconds = int(text)
+        if milliseconds > TIME_MS_MAX:
+            return None
+        return datetime.fromtimestamp(milliseconds // 1000, UTC) + timedelta(
+            milliseconds=milliseconds % 1000
+        )
+    return parse_time(text)
+
+
+def time_text(moment: datetime) -> str:
+    """One printed time: the `_ms` integer first, its RFC 3339 form second."""
+    from aex.core.certs import format_time
+
+    return f"{int(moment.timestamp() * 1000)} ({format_time(moment)})"
+
+
 def run(args: argparse.Namespace) -> int:
     from aex.ca.keystore import utc_now
-    from aex.core.certs import format_time, parse_time, verify_offline
+    from aex.core.certs import parse_time, verify_offline
     from aex.core.reasons import Rejected
 
-    now = utc_now() if args.at is None else parse_time(args.at)
+    now = utc_now() if args.at is None else parse_at(args.at)
     if now is None:
         print(
-            "error: --at takes an RFC 3339 UTC time such as 2026-01-31T12:00:00Z", file=sys.stderr
+            "error: --at takes epoch milliseconds (1769860800000) or an RFC 3339 UTC time"
+            " (2026-01-31T12:00:00Z)",
+            file=sys.stderr,
         )
         return EXIT_UNREADABLE
     certificate, ca = read_json(args.certificate), read_json(args.ca)
     crl = None if args.crl is None else read_json(args.crl)
     result = verify_offline(certificate, ca, now=now, crl_document=crl)
     if isinstance(result, Rejected):
-        detail = f" ({result.detail})" if result.detail else ""
+        moment = parse_time(result.detail) if result.detail else None
+        shown = result.detail if moment is None else f"{result.field}_ms {time_text(moment)}"
+        detail = f" ({shown})" if shown else ""
         print(f"invalid: {result.reason.value}{detail}")
         return EXIT_INVALID
     cert = result.certificate
     revocation = "not checked" if result.crl_number is None else f"CRL {result.crl_number}"
     print(
         f"valid: {cert.id} serial {cert.serial} {cert.type.value} for {cert.subject.agent_name!r}"
-        f" of {cert.subject.provider_id!r}, {cert.reputation.tier}, expires"
-        f" {format_time(cert.expires_at)}, revocation {revocation}"
+        f" of {cert.subject.provider_id!r}, {cert.reputation.tier},"
+        f" expires_at_ms {time_text(cert.expires_at)}, revocation {revocation}"
     )
     return EXIT_VALID

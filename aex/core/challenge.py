@@ -133,7 +133,7 @@ def settle_challenge(
     if challenge.state is not ChallengeState.PENDING:
         return Rejected(ChallengeRejectReason.CHALLENGE_NOT_PENDING, "state", challenge.state)
     if now_ms >= challenge.expires_at_ms:
-        return Rejected(ChallengeRejectReason.CHALLENGE_EXPIRED, "expires_at")
+        return Rejected(ChallengeRejectReason.CHALLENGE_EXPIRED, "expires_at_ms")
     if outcome is None:
         return replace(challenge, state=ChallengeState.VALID)
     return replace(challenge, state=ChallengeState.INVALID, error=outcome.reason.value)

@@ -46,7 +46,6 @@ from aex.core.certs import (
     ReputationSnapshot,
     claim_assurance,
     counts_toward_certification,
-    format_time,
     jwk_thumbprint,
     public_key_from_jwk,
     reputation_claims,
@@ -840,7 +839,7 @@ def delegation_view(delegation: Delegation, *, revoked: bool, now_s: int) -> Del
         delegator_provider_id=delegation.delegator_provider_id,
         reseller_provider_id=delegation.reseller_provider_id,
         scope=[DelegationScope(category=c, capability=k) for c, k in delegation.scope],
-        expires_at=format_time(datetime.fromtimestamp(delegation.expires_at_s, tz=UTC)),
+        expires_at_ms=delegation.expires_at_s * 1000,
         state=state,
     )
 
@@ -897,7 +896,7 @@ def challenge_view(challenge: Challenge) -> ChallengeView:
         key_authorization=challenge.key_authorization,
         state=challenge.state.value,
         error=challenge.error,
-        expires_at=format_time(datetime.fromtimestamp(challenge.expires_at_ms / 1000, tz=UTC)),
+        expires_at_ms=challenge.expires_at_ms,
     )
 
 
@@ -906,6 +905,9 @@ def msgspec_to_dict(value: Any) -> dict[str, Any]:
 
 
 def record_view(record: CertificateRecord) -> dict[str, Any]:
+    # The record's own times are `_ms` like every time in the API (docs/api.md "Times"); the
+    # signed `certificate` inside keeps its RFC 3339 strings, as signed.
+    certificate = record.certificate
     return {
         "certificate_id": record.id,
         "state": record.state.value,
@@ -917,7 +919,11 @@ def record_view(record: CertificateRecord) -> dict[str, Any]:
             for claim in record.request.claims
         ],
         "note": record.note,
-        "certificate": None if record.certificate is None else record.certificate.to_json(),
+        "issued_at_ms": None if certificate is None else _ms(certificate.issued_at),
+        "not_before_ms": None if certificate is None else _ms(certificate.not_before),
+        "expires_at_ms": None if certificate is None else _ms(certificate.expires_at),
+        "revoked_at_ms": None if record.revoked_at is None else _ms(record.revoked_at),
+        "certificate": None if certificate is None else certificate.to_json(),
     }
 
 

@@ -12,7 +12,7 @@ from typing import Annotated
 import msgspec
 
 from aex.core import limits
-from serve.gateway.schemas import Strict
+from serve.gateway.schemas import Strict, TimeMs
 
 _Name = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.cert_name_chars_max)]
 _Coordinate = Annotated[str, msgspec.Meta(min_length=43, max_length=43)]
@@ -38,7 +38,8 @@ class ChallengeView(msgspec.Struct, frozen=True):
     """An IDENTITY challenge: serve `key_authorization` (text/plain) at `url`, then validate.
 
     `state`: PENDING, VALID, INVALID (final: ask for a new one) or USED (spent by the IDENTITY
-    request it admitted); `error` the reason an INVALID one failed."""
+    request it admitted); `error` the reason an INVALID one failed; `expires_at_ms` when a
+    PENDING one lapses."""
 
     token: str
     provider_id: str
@@ -46,7 +47,7 @@ class ChallengeView(msgspec.Struct, frozen=True):
     key_authorization: str
     state: str
     error: str
-    expires_at: str
+    expires_at_ms: TimeMs
 
 
 class DelegationKeyCreate(Strict, frozen=True):
@@ -74,12 +75,13 @@ class DelegationScope(msgspec.Struct, frozen=True):
 
 class DelegationView(msgspec.Struct, frozen=True):
     """A registered delegation; `state` ACTIVE, EXPIRED or REVOKED; `certificates_revoked`
-    the RESELLER certificates its revocation revoked."""
+    the RESELLER certificates its revocation revoked; `expires_at_ms` the signed delegation's
+    `exp` (JWT seconds) in milliseconds."""
 
     delegation_id: str
     delegator_provider_id: str
     reseller_provider_id: str
     scope: list[DelegationScope]
-    expires_at: str
+    expires_at_ms: TimeMs
     state: str
     certificates_revoked: list[str] = msgspec.field(default_factory=list)

@@ -43,6 +43,18 @@ Currency = Annotated[str, msgspec.Meta(min_length=3, max_length=3, pattern=r"^[A
 Identifier = Annotated[
     str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z]+_[0-9a-f]+$")
 ]
+# One time format (docs/api.md "Times"): every timestamp the API takes or gives is an integer
+# count of milliseconds since the Unix epoch, UTC, in a field whose name ends in `_ms`.
+TIME_MS_MAX = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last instant RFC 3339 can name
+TimeMs = Annotated[
+    int,
+    msgspec.Meta(
+        ge=0,
+        le=TIME_MS_MAX,
+        description="Milliseconds since the Unix epoch (UTC).",
+        examples=[1767225600000],
+    ),
+]
 
 
 class TenantType(StrEnum):
@@ -195,14 +207,14 @@ class WithdrawalCreate(Strict, frozen=True):
 class BalanceView(msgspec.Struct, frozen=True):
     """A wallet: `available` cash (withdrawable), `held` escrow, and `credit` (the token bank's
     prepaid credit: spent on work before cash, never withdrawn), expiring at
-    `credit_expires_at` (null without credit)."""
+    `credit_expires_at_ms` (null without credit)."""
 
     tenant_id: str
     currency: str
     available: str
     held: str
     credit: str
-    credit_expires_at: str | None
+    credit_expires_at_ms: TimeMs | None
 
 
 class MoneyMovement(msgspec.Struct, frozen=True):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from aex.core import Money, Rejected, format_amount, parse_money
 from aex.core.ledger import Applied, Deposit, Wallet, Withdraw
@@ -104,13 +103,7 @@ class Wallets:
 def _balance(tenant_id: str, currency: str, wallet: Wallet | None) -> BalanceView:
     if wallet is None:
         wallet = Wallet(wallet_id(tenant_id, currency), currency, 0, 0)
-    expires = None
-    if wallet.credit_minor > 0:
-        expires = (
-            datetime.fromtimestamp(wallet.credit_expires_at_ms / 1000, UTC)
-            .isoformat()
-            .replace("+00:00", "Z")
-        )
+    expires = wallet.credit_expires_at_ms if wallet.credit_minor > 0 else None
     return BalanceView(
         tenant_id,
         currency,

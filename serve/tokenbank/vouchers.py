@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -31,7 +30,7 @@ from aex.core.events import EventType
 from aex.core.ledger import ExpireCredit, RedeemCredit
 from aex.core.reasons import LedgerRejectReason, VoucherRejectReason
 from serve.gateway.problems import problem_for_rejected
-from serve.gateway.schemas import Currency, Strict
+from serve.gateway.schemas import Currency, Strict, TimeMs
 from serve.identity.security import Principal, new_id, next_id, now_ms
 from serve.market.usecases import Market, Tx
 from serve.settlement.wallets import wallet_id
@@ -44,7 +43,7 @@ Note = Annotated[str, msgspec.Meta(max_length=200)]
 class VoucherCreate(Strict, frozen=True):
     amount: Decimal
     currency: Currency
-    expires_at: datetime
+    expires_at_ms: TimeMs
     max_redemptions: int = 1
     note: Note = ""
 
@@ -53,11 +52,11 @@ class VoucherView(msgspec.Struct, frozen=True):
     voucher_id: str
     amount: str
     currency: str
-    expires_at: str
+    expires_at_ms: TimeMs
     max_redemptions: int
     redemptions: int
     note: str
-    created_at: str
+    created_at_ms: TimeMs
 
 
 class VoucherIssued(msgspec.Struct, frozen=True):
@@ -77,7 +76,7 @@ class VoucherRedemption(msgspec.Struct, frozen=True):
     amount: str
     currency: str
     credit: str  # the wallet's credit bucket after the redemption
-    credit_expires_at: str
+    credit_expires_at_ms: TimeMs
     operation_id: str
 
 
@@ -102,10 +101,6 @@ def code_digest(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
-
-
 def _refused(reason: VoucherRejectReason, field: str, detail: str) -> Exception:
     return problem_for_rejected(Rejected(reason, field, detail))
 
@@ -121,11 +116,11 @@ def _view(row: Any) -> VoucherView:
         row[0],
         format_amount(Money(int(row[1]), row[2])),
         row[2],
-        _iso(int(row[3])),
+        int(row[3]),
         int(row[4]),
         int(row[5]),
         row[6],
-        _iso(int(row[7])),
+        int(row[7]),
     )
 
 
@@ -149,10 +144,7 @@ class Vouchers:
                 "max_redemptions",
                 f"1 to {limits.voucher_redemptions_max}",
             )
-        expires = body.expires_at
-        if expires.tzinfo is None:
-            expires = expires.replace(tzinfo=UTC)
-        expires_at_ms = int(expires.timestamp() * 1000)
+        expires_at_ms = body.expires_at_ms
         code = CODE_PREFIX + secrets.token_urlsafe(24)
         voucher_id = new_id("vch")
 
@@ -160,7 +152,7 @@ class Vouchers:
             if expires_at_ms <= tx.now_ms:
                 raise _refused(
                     VoucherRejectReason.VOUCHER_EXPIRY_NOT_IN_FUTURE,
-                    "expires_at",
+                    "expires_at_ms",
                     "the expiry must be in the future",
                 )
             tx.execute(
@@ -195,7 +187,7 @@ class Vouchers:
                     "voucher_id": voucher_id,
                     "amount": view.amount,
                     "currency": view.currency,
-                    "expires_at": view.expires_at,
+                    "expires_at_ms": view.expires_at_ms,
                     "max_redemptions": view.max_redemptions,
                 },
             )
@@ -230,7 +222,7 @@ class Vouchers:
             expires_at_ms, max_redemptions, redemptions = int(row[3]), int(row[4]), int(row[5])
             if tx.now_ms >= expires_at_ms:
                 raise _refused(
-                    VoucherRejectReason.VOUCHER_EXPIRED, "code", f"expired {_iso(expires_at_ms)}"
+                    VoucherRejectReason.VOUCHER_EXPIRED, "code", f"expired at {expires_at_ms} ms"
                 )
             seen = tx.execute(
                 "SELECT 1 FROM voucher_redemptions WHERE voucher_id = ? AND tenant_id = ?",
@@ -270,7 +262,7 @@ class Vouchers:
                 format_amount(money),
                 currency,
                 format_amount(Money(wallet.credit_minor, currency)),
-                _iso(wallet.credit_expires_at_ms),
+                wallet.credit_expires_at_ms,
                 operation_id,
             )
             tx.emit(
@@ -281,7 +273,7 @@ class Vouchers:
                     "tenant_id": tenant_id,
                     "amount": redemption.amount,
                     "currency": currency,
-                    "credit_expires_at": redemption.credit_expires_at,
+                    "credit_expires_at_ms": redemption.credit_expires_at_ms,
                 },
             )
             return redemption

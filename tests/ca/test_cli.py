@@ -4,6 +4,7 @@ exits 0 for a valid certificate and 1 with the reason otherwise; openssl agrees.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import stat
 import subprocess
@@ -81,6 +82,8 @@ def test_verify_accepts_an_issued_certificate(issued: Path) -> None:
     result = aex(issued, "verify", "cert.json", "--ca", "aex-ca.json", "--crl", "crl.json")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("valid: cert_")
+    # Times print as the API gives them: `_ms` first, RFC 3339 second (docs/api.md "Times").
+    assert re.search(r"expires_at_ms [0-9]{13} \([0-9T:-]{19}Z\)", result.stdout), result.stdout
 
 
 def test_key_files_are_0600_and_never_printed(issued: Path) -> None:
@@ -119,12 +122,27 @@ def test_verify_names_the_reason_for_a_tampered_certificate(
 
 @pytest.mark.parametrize(
     ("at", "reason"),
-    [("2020-01-01T00:00:00Z", "not_yet_valid"), ("2999-01-01T00:00:00Z", "expired")],
+    [
+        ("2020-01-01T00:00:00Z", "not_yet_valid (not_before_ms "),
+        ("2999-01-01T00:00:00Z", "expired (expires_at_ms "),
+        ("1577836800000", "not_yet_valid (not_before_ms "),  # --at in epoch milliseconds too
+        ("32472144000000", "expired (expires_at_ms "),
+    ],
 )
 def test_verify_at_another_time(issued: Path, cli: Any, at: str, reason: str) -> None:
     result = cli(issued, "verify", "cert.json", "--ca", "aex-ca.json", "--at", at)
     assert result.returncode == 1
     assert result.stdout.startswith(f"invalid: {reason}")
+
+
+@pytest.mark.parametrize("at", ["yesterday", "-5", "1e12", "99999999999999999999"])
+def test_verify_at_an_unreadable_time_is_one_line_and_exit_2(
+    issued: Path, cli: Any, at: str
+) -> None:
+    result = cli(issued, "verify", "cert.json", "--ca", "aex-ca.json", "--at", at)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "epoch milliseconds" in result.stderr
 
 
 def test_verify_rejects_a_crl_with_a_bad_signature(issued: Path, tmp_path: Path, cli: Any) -> None:

@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
@@ -142,6 +143,7 @@ def test_a_served_key_authorisation_proves_control_and_issues_an_identity_certif
     origin = agent_server.card_url.removesuffix("/a2a/v1")
     assert challenge["url"] == f"{origin}/.well-known/aex-challenge/{challenge['token']}"
     assert challenge["state"] == "PENDING"
+    assert challenge["expires_at_ms"] > time.time() * 1000  # docs/api.md "Times"
     agent_server.responses[challenge["token"]] = challenge["key_authorization"].encode() + b"\n"
     decided = validate(client, agent, challenge["token"])
     assert (decided["state"], decided["error"]) == ("VALID", "")
@@ -370,6 +372,7 @@ def _delegate(
         "/v1/certificates/delegations", json={"delegation": token}, headers=reseller.headers
     )
     assert filed.status_code in (200, 201), filed.text
+    assert filed.json()["expires_at_ms"] == (now_s + expires_in_s) * 1000  # JWT `exp`, in ms
     return str(filed.json()["delegation_id"]), key
 
 
@@ -407,6 +410,13 @@ def test_a_reseller_certificate_needs_a_signed_delegation_and_dies_with_it(
     shown = client.get(f"/v1/certificates/{certificate_id}/record", headers=reseller.headers)
     assert shown.status_code == 200, shown.text
     assert shown.json()["state"] == "REVOKED", shown.text
+    # The record's own times are `_ms` (docs/api.md "Times"); the signed certificate inside
+    # keeps its RFC 3339 strings, and both say the same.
+    record = shown.json()
+    signed = record["certificate"]
+    assert record["revoked_at_ms"] >= record["issued_at_ms"] >= record["not_before_ms"]
+    assert record["expires_at_ms"] == _ms_of(signed["expires_at"])
+    assert record["issued_at_ms"] == _ms_of(signed["issued_at"])
     # After revocation the reseller can no longer be certified under it.
     again = request_certificate(client, reseller, new_key(), CertificateType.RESELLER, (in_scope,))
     assert 400 <= again.status_code < 500, again.text
@@ -429,3 +439,7 @@ def test_a_delegation_signed_with_an_unregistered_key_is_refused(client: httpx.C
         "/v1/certificates/delegations", json={"delegation": token}, headers=reseller.headers
     )
     assert 400 <= filed.status_code < 500, filed.text
+
+
+def _ms_of(rfc3339: str) -> int:
+    return int(datetime.fromisoformat(rfc3339).timestamp() * 1000)

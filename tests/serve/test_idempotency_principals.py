@@ -6,12 +6,16 @@ replayed to another client, and an answer that carried a secret shown once is re
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from typing import Any
 
+import anyio
 import httpx
+import pytest
 
+from tests.conftest import Stores
 from tests.serve.conftest import Tenant, sign_up
 
 WITHHELD = "https://aex.dev/problems/idempotency-replay-withheld"
@@ -158,3 +162,77 @@ def test_a_replay_says_replayed_in_its_body_as_in_its_header(client: httpx.Clien
     withheld = _post(client, "/v1/keys", tenant.headers, key, {})
     _assert_withheld(withheld)
     assert withheld.json()["replayed"] is True
+
+
+class _Pruned:
+    """The store, recording every prune the middleware asks for and what it deleted."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.prunes: list[tuple[int, int, int]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def prune_idempotency(self, *, before_ms: int, limit: int) -> int:
+        deleted: int = self._store.prune_idempotency(before_ms=before_ms, limit=limit)
+        self.prunes.append((before_ms, limit, deleted))
+        return deleted
+
+
+def test_the_middleware_prunes_after_the_24_h_ttl_and_an_expired_key_starts_afresh(
+    store: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/api.md "Times": an Idempotency-Key record lives 24 h; then the same key is a new
+    request, and the middleware deletes the record (on both backends)."""
+    from serve.middleware import gateway
+
+    assert gateway.IDEMPOTENCY_TTL_MS == 24 * 3_600_000
+    clock = [1_767_225_600_000]
+    monkeypatch.setattr(gateway, "now_ms", lambda: clock[0])
+    runs: list[int] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        runs.append(clock[0])
+        body = json.dumps({"run": len(runs), "replayed": False}).encode()
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 201, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    recorded = _Pruned(store.idempotency)
+    middleware = gateway.IdempotencyMiddleware(app, store=recorded)
+
+    def post() -> tuple[dict[str, str], dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            messages.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/v1/things",
+            "headers": [(b"idempotency-key", b"ttl-key")],
+        }
+        anyio.run(middleware, scope, receive, send)
+        headers = {bytes(k).decode(): bytes(v).decode() for k, v in messages[0]["headers"]}
+        return headers, json.loads(b"".join(m.get("body", b"") for m in messages[1:]))
+
+    first_headers, first = post()
+    assert first == {"run": 1, "replayed": False}
+    assert "idempotent-replayed" not in first_headers
+    clock[0] += gateway.IDEMPOTENCY_TTL_MS - 1  # the last millisecond of the TTL: a replay
+    headers, again = post()
+    assert (headers["idempotent-replayed"], again) == ("true", {"run": 1, "replayed": True})
+    clock[0] += 1 + gateway.IDEMPOTENCY_PRUNE_INTERVAL_MS  # past the TTL, and a prune is due
+    headers, fresh = post()
+    assert "idempotent-replayed" not in headers
+    assert fresh == {"run": 2, "replayed": False}
+    assert len(runs) == 2
+    before_ms, limit, deleted = recorded.prunes[-1]
+    assert before_ms == clock[0] - gateway.IDEMPOTENCY_TTL_MS
+    assert (limit, deleted) == (gateway.IDEMPOTENCY_PRUNE_ROWS_MAX, 1)

@@ -25,11 +25,11 @@ from tests.serve.market_helpers import (
 )
 from tests.serve.server import Backend, Server
 
-LATER = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+LATER = int((datetime.now(UTC) + timedelta(days=30)).timestamp() * 1000)
 
 
 def issue(client: httpx.Client, amount: object = "25.00", **changes: Any) -> dict[str, Any]:
-    body = {"amount": amount, "currency": "USD", "expires_at": LATER, **changes}
+    body = {"amount": amount, "currency": "USD", "expires_at_ms": LATER, **changes}
     response = client.post("/v1/admin/vouchers", json=body, headers=OPERATOR)
     assert response.status_code == 201, response.text
     assert response.headers["cache-control"] == "no-store"
@@ -123,23 +123,24 @@ def test_wrong_expired_and_invalid_vouchers_are_refused_and_credit_nothing(
     wrong = redeem(client, tenant, "aexv_not-a-real-code")
     assert (wrong.status_code, slug(wrong)) == (404, "voucher-not-found")
     soon = datetime.now(UTC) + timedelta(seconds=3)
-    code = issue(client, "3.00", expires_at=soon.isoformat())["code"]
+    code = issue(client, "3.00", expires_at_ms=int(soon.timestamp() * 1000))["code"]
     time.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.2)
     expired = redeem(client, tenant, code)
     assert (expired.status_code, slug(expired)) == (410, "voucher-expired")
     cases: list[tuple[dict[str, object], int, str]] = [
-        ({"expires_at": "2001-01-01T00:00:00Z"}, 422, "voucher-expiry-not-in-future"),
+        ({"expires_at_ms": 978307200000}, 422, "voucher-expiry-not-in-future"),
+        ({"expires_at_ms": "2999-01-01T00:00:00Z"}, 422, "invalid-request"),
         ({"amount": "0"}, 422, "voucher-amount-not-positive"),
         ({"amount": "0.001"}, 422, "amount-precision-exceeded"),
         ({"max_redemptions": 0}, 422, "voucher-redemptions-out-of-range"),
     ]
     for body, status, refused in cases:
-        full: dict[str, object] = {"amount": "1.00", "currency": "USD", "expires_at": LATER}
+        full: dict[str, object] = {"amount": "1.00", "currency": "USD", "expires_at_ms": LATER}
         full |= body
         response = client.post("/v1/admin/vouchers", json=full, headers=OPERATOR)
         assert (response.status_code, slug(response)) == (status, refused), response.text
     # Only the operator issues vouchers.
-    body = {"amount": "1.00", "currency": "USD", "expires_at": LATER}
+    body = {"amount": "1.00", "currency": "USD", "expires_at_ms": LATER}
     assert client.post("/v1/admin/vouchers", json=body, headers=tenant.headers).status_code == 403
     assert wallet(client, tenant)["credit"] == "0.00"
 
@@ -149,7 +150,7 @@ def test_credit_is_never_withdrawn_and_expired_credit_becomes_breakage(
 ) -> None:
     # Far enough ahead that the server's own sweep (at the real time) does not take it first.
     expires = datetime.now(UTC) + timedelta(minutes=10)
-    code = issue(client, "25.00", expires_at=expires.isoformat())["code"]
+    code = issue(client, "25.00", expires_at_ms=int(expires.timestamp() * 1000))["code"]
     assert redeem(client, tenant, code).status_code == 201
     body = {"tenant_id": tenant.tenant_id, "amount": "10.00", "currency": "USD"}
     assert client.post("/v1/deposits", json=body, headers=tenant.headers).status_code == 201
@@ -159,9 +160,9 @@ def test_credit_is_never_withdrawn_and_expired_credit_becomes_breakage(
     assert client.post("/v1/withdrawals", json=body, headers=tenant.headers).status_code == 201
     shown = wallet(client, tenant)
     assert (shown["available"], shown["credit"]) == ("0.00", "25.00")
-    assert shown["credit_expires_at"] is not None
     # A sweep before the expiry moves nothing; one at the expiry moves it all to breakage.
     expires_ms = int(expires.timestamp() * 1000)
+    assert shown["credit_expires_at_ms"] == expires_ms
     early = client.post(
         "/v1/admin/credit/expire", json={"now_ms": expires_ms - 1000}, headers=OPERATOR
     )
@@ -228,6 +229,6 @@ def test_the_sdk_redeems_and_shows_credit(client: httpx.Client, server: Server) 
         assert redeemed["credit"] == "7.25"
         assert sdk.balance()["credit"] == "7.25"
     with Client(server.url, api_key=OPERATOR["X-API-Key"]) as operator:
-        issued = operator.issue_voucher("1.00", expires_at=LATER, max_redemptions=3)
+        issued = operator.issue_voucher("1.00", expires_at_ms=LATER, max_redemptions=3)
         assert issued["code"].startswith("aexv_")
         assert operator.voucher(issued["voucher"]["voucher_id"])["max_redemptions"] == 3

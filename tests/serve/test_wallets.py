@@ -43,7 +43,7 @@ def test_deposit_moves_exact_amounts(client: httpx.Client, tenant: Tenant) -> No
         "available": "10000.30",
         "held": "0.00",
         "credit": "0.00",
-        "credit_expires_at": None,
+        "credit_expires_at_ms": None,
     }
 
 
