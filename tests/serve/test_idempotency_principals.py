@@ -185,7 +185,7 @@ def test_the_middleware_prunes_after_the_24_h_ttl_and_an_expired_key_starts_afre
 ) -> None:
     """docs/api.md "Times": an Idempotency-Key record lives 24 h; then the same key is a new
     request, and the middleware deletes the record (on both backends)."""
-    from serve.middleware import gateway
+    from serve.gateway import middleware as gateway
 
     assert gateway.IDEMPOTENCY_TTL_MS == 24 * 3_600_000
     clock = [1_767_225_600_000]
