@@ -131,15 +131,16 @@ class RegistryStore(SqlStore):
         return [provider_record(row) for row in rows]
 
     def page_providers(
-        self, tenant_id: str, *, limit: int, starting_after: str | None
+        self, tenant_id: str, provider_id: str | None, *, limit: int, starting_after: str | None
     ) -> Page[ProviderRecord] | None:
+        where, parameters = _providers_of(tenant_id, provider_id)
         with self._read() as connection:
             found = keyset_page(
                 connection,
                 _PROVIDERS_KEYSET,
                 _PROVIDER_SELECT,
-                "tenant_id = ?",
-                (tenant_id,),
+                where,
+                parameters,
                 starting_after=starting_after,
                 limit=limit,
             )
@@ -250,6 +251,13 @@ class RegistryStore(SqlStore):
 
 def _subscriptions_of(tenant_id: str, provider_id: str | None) -> tuple[str, tuple[str, ...]]:
     # A provider key sees its own provider's subscriptions; a tenant key all of its providers'.
+    if provider_id is None:
+        return "tenant_id = ?", (tenant_id,)
+    return "tenant_id = ? AND provider_id = ?", (tenant_id, provider_id)
+
+
+def _providers_of(tenant_id: str, provider_id: str | None) -> tuple[str, tuple[str, ...]]:
+    # A provider key sees its own provider only; a tenant key all of its providers.
     if provider_id is None:
         return "tenant_id = ?", (tenant_id,)
     return "tenant_id = ? AND provider_id = ?", (tenant_id, provider_id)
