@@ -27,15 +27,19 @@ from aex.core.billing import PLAN_PRICED_PER_AGENT
 from serve.gateway.problems import FieldError, ProblemError, problem_for_rejected
 from serve.gateway.schemas import (
     KeyCreated,
+    KeyPage,
     KeyView,
     ProviderCreate,
     ProviderCreated,
+    ProviderPage,
     ProviderUpdate,
     ProviderView,
     SubscriptionCreate,
+    SubscriptionPage,
     SubscriptionView,
     TenantCreate,
     TenantCreated,
+    TenantPage,
     TenantView,
     WebhookSecretCreated,
 )
@@ -52,6 +56,7 @@ from serve.secret_box import SecretBox, webhook_secret_context
 from serve.stores.base import (
     KeyRecord,
     KeyStore,
+    Page,
     ProviderRecord,
     SubscriptionRecord,
     TenantRecord,
@@ -61,7 +66,10 @@ T = TypeVar("T")
 S = TypeVar("S", bound=msgspec.Struct)
 _ID = re.compile(r"[a-z]+_[0-9a-f]{16}")
 KEY_PREFIX_CHARS = 12
-TENANTS_LISTED_MAX = 1_000
+# GET /v1/keys, /v1/admin/tenants, /v1/providers, /v1/subscriptions: records per page, as for
+# contracts, bids and invoices (a page of 100 small records is a few tens of kilobytes).
+PAGE_MAX = 100
+PAGE_DEFAULT = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +96,14 @@ class Identity:
     def tenant(self, tenant_id: str) -> TenantView:
         return _tenant_view(_found(self.store.get_tenant(_checked_id(tenant_id)), "tenant"))
 
-    def keys(self, principal: Principal) -> list[KeyView]:
-        return [_key_view(k) for k in self.store.list_keys(_tenant_of(principal))]
+    def keys(self, principal: Principal, *, limit: int, starting_after: str | None) -> KeyPage:
+        """The tenant's keys (revoked ones too), newest first."""
+        page = self.store.page_keys(
+            _tenant_of(principal), limit=_page_size(limit), starting_after=starting_after
+        )
+        records = _page(page, "unknown_key")
+        data = [_key_view(k) for k in records.records]
+        return KeyPage(data, records.has_more, data[-1].key_id if records.has_more else None)
 
     def create_key(self, principal: Principal) -> KeyCreated:
         require_scopes_to_mint(principal, TENANT_KEY_SCOPES)
@@ -110,8 +124,12 @@ class Identity:
         revoked = self.store.revoke_key(_tenant_of(principal), _checked_id(key_id), now_ms=now_ms())
         return _key_view(_found(revoked, "key"))
 
-    def tenants(self) -> list[TenantView]:
-        return [_tenant_view(t) for t in self.store.list_tenants(limit=TENANTS_LISTED_MAX)]
+    def tenants(self, *, limit: int, starting_after: str | None) -> TenantPage:
+        """Every tenant, newest first (the operator's view)."""
+        page = self.store.page_tenants(limit=_page_size(limit), starting_after=starting_after)
+        records = _page(page, "unknown_tenant")
+        data = [_tenant_view(t) for t in records.records]
+        return TenantPage(data, records.has_more, data[-1].tenant_id if records.has_more else None)
 
     def set_status(self, tenant_id: str, status: str) -> TenantView:
         updated = self.store.set_tenant_status(_checked_id(tenant_id), status)
@@ -200,9 +218,21 @@ class Registry:
     def _seal(self, provider_id: str, webhook_secret: str) -> str:
         return self.box.seal(webhook_secret, context=webhook_secret_context(provider_id))
 
-    def providers(self, principal: Principal) -> list[ProviderView]:
-        found = self.store.list_providers(_tenant_of(principal))
-        return [_provider_view(p) for p in found if _may_act_on(principal, p)]
+    def providers(
+        self, principal: Principal, *, limit: int, starting_after: str | None
+    ) -> ProviderPage:
+        """A tenant key's providers, or a provider key's own provider, newest first."""
+        page = self.store.page_providers(
+            _tenant_of(principal),
+            principal.provider_id,
+            limit=_page_size(limit),
+            starting_after=starting_after,
+        )
+        records = _page(page, "unknown_provider")
+        data = [_provider_view(p) for p in records.records]
+        assert all(_may_act_on(principal, p) for p in records.records)
+        more = records.has_more
+        return ProviderPage(data, more, data[-1].provider_id if more else None)
 
     def provider(self, principal: Principal, provider_id: str) -> ProviderView:
         return _provider_view(self._owned(principal, provider_id))
@@ -238,9 +268,21 @@ class Registry:
             raise problem_for_rejected(rejected)
         return _subscription_view(subscription)
 
-    def subscriptions(self, principal: Principal) -> list[SubscriptionView]:
-        found = self.store.list_subscriptions(_tenant_of(principal), principal.provider_id)
-        return [_subscription_view(s) for s in found]
+    def subscriptions(
+        self, principal: Principal, *, limit: int, starting_after: str | None
+    ) -> SubscriptionPage:
+        """A tenant key's subscriptions (all its providers'), a provider key's own, newest
+        first."""
+        page = self.store.page_subscriptions(
+            _tenant_of(principal),
+            principal.provider_id,
+            limit=_page_size(limit),
+            starting_after=starting_after,
+        )
+        records = _page(page, "unknown_subscription")
+        data = [_subscription_view(s) for s in records.records]
+        more = records.has_more
+        return SubscriptionPage(data, more, data[-1].subscription_id if more else None)
 
     def unsubscribe(self, principal: Principal, subscription_id: str) -> None:
         subscription = self.store.get_subscription(_checked_id(subscription_id))
@@ -274,6 +316,23 @@ def _may_act_on(principal: Principal, provider: ProviderRecord) -> bool:
     if principal.kind is PrincipalKind.PROVIDER:
         return principal.provider_id == provider.provider_id
     return principal.kind is PrincipalKind.TENANT
+
+
+def _page_size(limit: int) -> int:
+    return max(1, min(limit, PAGE_MAX))  # the route's bounds already, checked again
+
+
+def _page(page: Page[T] | None, unknown: str) -> Page[T]:
+    # A cursor must be one of the rows listed: anything else is 422 naming it, exactly alike
+    # for another's id and an id that does not exist (a cursor reveals nothing).
+    if page is None:
+        raise ProblemError(
+            422,
+            "invalid-request",
+            "starting_after names none of the rows listed",
+            errors=(FieldError("starting_after", unknown),),
+        )
+    return page
 
 
 def _tenant_of(principal: Principal) -> str:

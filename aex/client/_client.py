@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -25,6 +25,8 @@ RETRY_AFTER_S_MAX = 5.0
 BACKOFF_S_BASE = 0.2
 # A notification stream reconnects this often (with Last-Event-ID) before giving up.
 STREAM_RECONNECTS_MAX = 10
+# `pages` follows a cursor at most this often: 10,000 pages of 100 is a million records.
+PAGES_MAX = 10_000
 
 
 class ProblemError(Exception):
@@ -52,6 +54,13 @@ def _headers(api_key: str | None, token: str | None) -> dict[str, str]:
     if token is not None:
         headers["authorization"] = f"Bearer {token}"
     return headers
+
+
+def _cursor(page: Json) -> str:
+    # A page with more after it names where the next one starts.
+    cursor = page.get("next_cursor")
+    assert cursor is not None, "has_more without next_cursor"
+    return str(cursor)
 
 
 def _request_headers(op: Op, idempotency_key: str | None) -> dict[str, str]:
@@ -161,6 +170,20 @@ class Client(Api[Json]):
             time.sleep(wait_s or 0.0)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
+    def pages(self, list_page: Callable[..., Json], /, **query: object) -> Iterator[Json]:
+        """Every record of a cursor-paged list, page after page: `list_page` is one of the
+        list methods (`list_keys`, `list_tenants`, `list_providers`, `list_subscriptions`,
+        `own_bids`, `contracts`), `query` its other arguments, e.g.
+        `for contract in aex.pages(aex.contracts, status="SETTLED", limit=100): ...`."""
+        starting_after: str | None = None
+        for _ in range(PAGES_MAX):
+            page = list_page(**query, starting_after=starting_after)
+            yield from page["data"]
+            if not page["has_more"]:
+                return
+            starting_after = _cursor(page)
+        raise AssertionError(f"more than {PAGES_MAX} pages")
+
     def notifications(self, *, last_event_id: str | None = None) -> Iterator[Notification]:
         """The provider's notification stream (its provider key): work to bid on, awards,
         losses, contract changes. Reconnects after a dropped connection with Last-Event-ID,
@@ -239,6 +262,20 @@ class AsyncClient(Api[Awaitable[Json]]):
                 return _decode(response)
             await asyncio.sleep(wait_s or 0.0)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def pages(
+        self, list_page: Callable[..., Awaitable[Json]], /, **query: object
+    ) -> AsyncIterator[Json]:
+        """As `Client.pages`, asynchronously: `async for key in aex.pages(aex.list_keys)`."""
+        starting_after: str | None = None
+        for _ in range(PAGES_MAX):
+            page = await list_page(**query, starting_after=starting_after)
+            for record in page["data"]:
+                yield record
+            if not page["has_more"]:
+                return
+            starting_after = _cursor(page)
+        raise AssertionError(f"more than {PAGES_MAX} pages")
 
     async def notifications(
         self, *, last_event_id: str | None = None

@@ -58,8 +58,10 @@ class Api(Generic[R]):
     def me(self) -> R:
         return self._get("/v1/tenants/me")
 
-    def list_keys(self) -> R:
-        return self._get("/v1/keys")
+    def list_keys(self, limit: int | None = None, starting_after: str | None = None) -> R:
+        """GET /v1/keys: the tenant's keys (revoked ones too), newest first,
+        `{"data": [...], "has_more": bool, "next_cursor": str | None}`."""
+        return self._get("/v1/keys", limit=limit, starting_after=starting_after)
 
     def create_key(self) -> R:
         return self._post("/v1/keys")
@@ -76,8 +78,9 @@ class Api(Generic[R]):
 
     # -- operator ---------------------------------------------------------------------------
 
-    def list_tenants(self) -> R:
-        return self._get("/v1/admin/tenants")
+    def list_tenants(self, limit: int | None = None, starting_after: str | None = None) -> R:
+        """GET /v1/admin/tenants: every tenant, newest first (a page, as `list_keys`)."""
+        return self._get("/v1/admin/tenants", limit=limit, starting_after=starting_after)
 
     def suspend_tenant(self, tenant_id: str) -> R:
         return self._post(f"/v1/admin/tenants/{tenant_id}/suspend")
@@ -131,8 +134,10 @@ class Api(Generic[R]):
         }
         return self._post("/v1/providers", _clean({**body, "endpoint": endpoint}))
 
-    def list_providers(self) -> R:
-        return self._get("/v1/providers")
+    def list_providers(self, limit: int | None = None, starting_after: str | None = None) -> R:
+        """GET /v1/providers: a tenant key's providers or a provider key's own, newest first
+        (a page, as `list_keys`)."""
+        return self._get("/v1/providers", limit=limit, starting_after=starting_after)
 
     def provider(self, provider_id: str) -> R:
         return self._get(f"/v1/providers/{provider_id}")
@@ -151,8 +156,10 @@ class Api(Generic[R]):
             body["capabilities"] = list(capabilities)
         return self._post("/v1/subscriptions", body)
 
-    def list_subscriptions(self) -> R:
-        return self._get("/v1/subscriptions")
+    def list_subscriptions(self, limit: int | None = None, starting_after: str | None = None) -> R:
+        """GET /v1/subscriptions: a tenant key's (all its providers') or a provider key's own,
+        newest first (a page, as `list_keys`)."""
+        return self._get("/v1/subscriptions", limit=limit, starting_after=starting_after)
 
     def unsubscribe(self, subscription_id: str) -> R:
         return self._call(Op("DELETE", f"/v1/subscriptions/{subscription_id}", write=True))

@@ -84,6 +84,15 @@ class TenantView(msgspec.Struct, frozen=True):
     created_at_ms: int
 
 
+class TenantPage(msgspec.Struct, frozen=True):
+    """GET /v1/admin/tenants: newest first; pass `next_cursor` as `starting_after` while
+    `has_more`."""
+
+    data: list[TenantView]
+    has_more: bool
+    next_cursor: str | None
+
+
 class TenantCreated(msgspec.Struct, frozen=True):
     tenant_id: str
     name: str
@@ -105,6 +114,14 @@ class KeyView(msgspec.Struct, frozen=True):
     created_at_ms: int
     revoked_at_ms: int | None
     provider_id: str | None
+
+
+class KeyPage(msgspec.Struct, frozen=True):
+    """GET /v1/keys: newest first; pass `next_cursor` as `starting_after` while `has_more`."""
+
+    data: list[KeyView]
+    has_more: bool
+    next_cursor: str | None
 
 
 class KeyCreated(msgspec.Struct, frozen=True):
@@ -163,6 +180,15 @@ class ProviderView(msgspec.Struct, frozen=True):
     updated_at_ms: int
 
 
+class ProviderPage(msgspec.Struct, frozen=True):
+    """GET /v1/providers: newest first; pass `next_cursor` as `starting_after` while
+    `has_more`."""
+
+    data: list[ProviderView]
+    has_more: bool
+    next_cursor: str | None
+
+
 class ProviderCreated(msgspec.Struct, frozen=True):
     provider_id: str
     name: str
@@ -190,6 +216,15 @@ class SubscriptionView(msgspec.Struct, frozen=True):
     categories: tuple[str, ...]
     capabilities: tuple[str, ...]
     created_at_ms: int
+
+
+class SubscriptionPage(msgspec.Struct, frozen=True):
+    """GET /v1/subscriptions: newest first; pass `next_cursor` as `starting_after` while
+    `has_more`."""
+
+    data: list[SubscriptionView]
+    has_more: bool
+    next_cursor: str | None
 
 
 class DepositCreate(Strict, frozen=True):

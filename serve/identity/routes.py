@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, post, put
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from aex.core import AccessScope
@@ -16,16 +17,27 @@ from serve.gateway.callers import PUBLIC, SHOWN_ONCE, needs, operator_caller, te
 from serve.gateway.problems import PROBLEM_RESPONSES
 from serve.gateway.schemas import (
     KeyCreated,
+    KeyPage,
     KeyView,
     PlanChange,
     TenantCreate,
     TenantCreated,
+    TenantPage,
     TenantView,
     TokenCreate,
     TokenCreated,
 )
 from serve.identity.security import Principal, mint_token
-from serve.services import Identity
+from serve.services import PAGE_DEFAULT, PAGE_MAX, Identity
+
+# The page parameters of every list here, as on GET /v1/contracts.
+Limit = Annotated[
+    int, Parameter(ge=1, le=PAGE_MAX, default=PAGE_DEFAULT, description="records per page")
+]
+StartingAfter = Annotated[
+    str | None,
+    Parameter(min_length=1, max_length=64, description="the previous page's `next_cursor`"),
+]
 
 
 @post(
@@ -58,8 +70,16 @@ class TenantController(Controller):
         return identity.tenant(caller.tenant_id)
 
     @get("/keys", responses=PROBLEM_RESPONSES, sync_to_thread=True, opt=needs(AccessScope.READ))
-    def list_keys(self, caller: Principal, identity: Identity) -> list[KeyView]:
-        return identity.keys(caller)
+    def list_keys(
+        self,
+        caller: Principal,
+        identity: Identity,
+        limit: Limit,
+        starting_after: StartingAfter = None,
+    ) -> KeyPage:
+        """The tenant's keys, revoked ones too, newest first; a cursor naming none of them is
+        422 naming `starting_after`."""
+        return identity.keys(caller, limit=limit, starting_after=starting_after)
 
     @post(
         "/keys",
@@ -117,8 +137,16 @@ class OperatorController(Controller):
     dependencies = {"caller": Provide(operator_caller, sync_to_thread=False)}  # noqa: RUF012
 
     @get("/", responses=PROBLEM_RESPONSES, sync_to_thread=True, opt=needs(AccessScope.OPERATOR))
-    def list_tenants(self, caller: Principal, identity: Identity) -> list[TenantView]:
-        return identity.tenants()
+    def list_tenants(
+        self,
+        caller: Principal,
+        identity: Identity,
+        limit: Limit,
+        starting_after: StartingAfter = None,
+    ) -> TenantPage:
+        """Every tenant, newest first; a cursor naming no tenant is 422 naming
+        `starting_after`."""
+        return identity.tenants(limit=limit, starting_after=starting_after)
 
     @post(
         "/{tenant_id:str}/suspend",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, delete, get, patch, post
 from litestar.di import Provide
+from litestar.params import Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from aex.core import AccessScope
@@ -12,14 +15,25 @@ from serve.gateway.problems import PROBLEM_RESPONSES
 from serve.gateway.schemas import (
     ProviderCreate,
     ProviderCreated,
+    ProviderPage,
     ProviderUpdate,
     ProviderView,
     SubscriptionCreate,
+    SubscriptionPage,
     SubscriptionView,
     WebhookSecretCreated,
 )
 from serve.identity.security import Principal
-from serve.services import Registry
+from serve.services import PAGE_DEFAULT, PAGE_MAX, Registry
+
+# The page parameters of every list here, as on GET /v1/contracts.
+Limit = Annotated[
+    int, Parameter(ge=1, le=PAGE_MAX, default=PAGE_DEFAULT, description="records per page")
+]
+StartingAfter = Annotated[
+    str | None,
+    Parameter(min_length=1, max_length=64, description="the previous page's `next_cursor`"),
+]
 
 
 class ProviderController(Controller):
@@ -59,8 +73,16 @@ class ProviderController(Controller):
         return registry.new_webhook_secret(caller, provider_id)
 
     @get("/", responses=PROBLEM_RESPONSES, sync_to_thread=True, opt=needs(AccessScope.READ))
-    def list_providers(self, caller: Principal, registry: Registry) -> list[ProviderView]:
-        return registry.providers(caller)
+    def list_providers(
+        self,
+        caller: Principal,
+        registry: Registry,
+        limit: Limit,
+        starting_after: StartingAfter = None,
+    ) -> ProviderPage:
+        """A tenant key's providers, or a provider key's own, newest first; a cursor naming
+        none of them is 422 naming `starting_after`."""
+        return registry.providers(caller, limit=limit, starting_after=starting_after)
 
     @get(
         "/{provider_id:str}",
@@ -103,8 +125,16 @@ class SubscriptionController(Controller):
         return registry.subscribe(caller, data)
 
     @get("/", responses=PROBLEM_RESPONSES, sync_to_thread=True, opt=needs(AccessScope.READ))
-    def list_subscriptions(self, caller: Principal, registry: Registry) -> list[SubscriptionView]:
-        return registry.subscriptions(caller)
+    def list_subscriptions(
+        self,
+        caller: Principal,
+        registry: Registry,
+        limit: Limit,
+        starting_after: StartingAfter = None,
+    ) -> SubscriptionPage:
+        """A tenant key's subscriptions (all its providers'), or a provider key's own, newest
+        first; a cursor naming none of them is 422 naming `starting_after`."""
+        return registry.subscriptions(caller, limit=limit, starting_after=starting_after)
 
     @delete(
         "/{subscription_id:str}",

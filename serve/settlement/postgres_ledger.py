@@ -112,7 +112,8 @@ class PostgresLedger:
                 (wallet_id, limit),
             ).fetchall()
         return [
-            HistoryRow(r[0], r[1], r[2], int(r[3]), int(r[4]), r[5], r[6], int(r[7])) for r in rows
+            HistoryRow(entry, operation, kind, int(available), int(held), currency, at, int(credit))
+            for entry, operation, kind, available, held, currency, at, credit in rows
         ]
 
     def totals_by_currency(self) -> dict[str, int]:
@@ -136,7 +137,7 @@ class PostgresLedger:
                 " WHERE w.available_minor != coalesce(s.a, 0) OR w.held_minor != coalesce(s.h, 0)"
                 " OR w.credit_minor != coalesce(s.c, 0)"
             ).fetchall()
-        return [row[0] for row in rows]
+        return [wallet_id for (wallet_id,) in rows]
 
 
 def apply_in_transaction(

@@ -39,6 +39,7 @@ from aex.core.ledger import (
 )
 from aex.core.reasons import LedgerRejectReason
 from serve.stores.base import HistoryRow
+from serve.stores.sql import SqliteSql
 from serve.stores.sqlite import SqliteStore
 
 # Operations one group commit may carry: bounds a transaction's size and its WAL growth.
@@ -185,7 +186,7 @@ class SqliteLedger:
 
     def wallet_mismatches(self) -> list[str]:
         """Wallets whose stored balances differ from the sum of their postings (none, ever)."""
-        rows = self._store.connection().execute(
+        rows = SqliteSql(self._store.connection()).execute(
             "SELECT w.wallet_id FROM wallets w LEFT JOIN ("
             " SELECT account_id, sum(CASE WHEN bucket = 'available' THEN amount_minor END) AS a,"
             " sum(CASE WHEN bucket = 'held' THEN amount_minor END) AS h,"
@@ -194,7 +195,7 @@ class SqliteLedger:
             " WHERE w.available_minor != coalesce(s.a, 0) OR w.held_minor != coalesce(s.h, 0)"
             " OR w.credit_minor != coalesce(s.c, 0)"
         )
-        return [row[0] for row in rows]
+        return [row["wallet_id"] for row in rows]
 
 
 def apply_in_transaction(
@@ -211,10 +212,16 @@ def apply_in_transaction(
 def _apply_in(
     tx: sqlite3.Connection, operation: Operation
 ) -> Applied | Rejected[LedgerRejectReason]:
-    prior_row = tx.execute(
-        "SELECT record FROM journal_entries WHERE operation_id = ?", (operation.operation_id,)
-    ).fetchone()
-    prior = None if prior_row is None else applied_from_json(msgspec.json.decode(prior_row[0]))
+    prior_row = (
+        SqliteSql(tx)
+        .execute(
+            "SELECT record FROM journal_entries WHERE operation_id = ?", (operation.operation_id,)
+        )
+        .fetchone()
+    )
+    prior = (
+        None if prior_row is None else applied_from_json(msgspec.json.decode(prior_row["record"]))
+    )
     holds = _holds(tx, touched(operation).hold_ids)
     wallets = _wallets(tx, touched(operation, holds).wallet_ids)
     return apply(LedgerView(wallets=wallets, holds=holds, prior=prior), operation)
@@ -223,14 +230,25 @@ def _apply_in(
 def _holds(tx: sqlite3.Connection, hold_ids: Sequence[str]) -> dict[str, HoldRecord]:
     found: dict[str, HoldRecord] = {}
     for hold_id in hold_ids:
-        row = tx.execute(
-            "SELECT hold_id, wallet_id, amount_minor, currency, state, payee_wallet_id, fee_minor,"
-            " credit_minor FROM holds WHERE hold_id = ?",
-            (hold_id,),
-        ).fetchone()
+        row = (
+            SqliteSql(tx)
+            .execute(
+                "SELECT hold_id, wallet_id, amount_minor, currency, state, payee_wallet_id,"
+                " fee_minor, credit_minor FROM holds WHERE hold_id = ?",
+                (hold_id,),
+            )
+            .fetchone()
+        )
         if row is not None:
             found[hold_id] = HoldRecord(
-                row[0], row[1], row[2], row[3], HoldState(row[4]), row[5], row[6], row[7]
+                hold_id=row["hold_id"],
+                wallet_id=row["wallet_id"],
+                amount_minor=row["amount_minor"],
+                currency=row["currency"],
+                state=HoldState(row["state"]),
+                payee_wallet_id=row["payee_wallet_id"],
+                fee_minor=row["fee_minor"],
+                credit_minor=row["credit_minor"],
             )
     return found
 

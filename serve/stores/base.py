@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -100,6 +100,18 @@ class HistoryRow(msgspec.Struct, frozen=True):
     credit_change_minor: int = 0  # the token bank's credit bucket
 
 
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[R]):
+    """One page of a list, newest first (created time, then id): `has_more` when the next
+    page, after the last record's id, is not empty."""
+
+    records: tuple[R, ...]
+    has_more: bool
+
+
 AgentsCheck = Callable[[int], Rejected[QuotaRejectReason] | None]
 
 
@@ -107,10 +119,17 @@ class KeyStore(Protocol):
     def create_tenant(self, tenant: TenantRecord, key: KeyRecord) -> None: ...
     def get_tenant(self, tenant_id: str) -> TenantRecord | None: ...
     def list_tenants(self, *, limit: int) -> Sequence[TenantRecord]: ...
+    # The page_* lists: newest first; None when `starting_after` names none of the rows listed.
+    def page_tenants(
+        self, *, limit: int, starting_after: str | None
+    ) -> Page[TenantRecord] | None: ...
     def set_tenant_status(self, tenant_id: str, status: str) -> TenantRecord | None: ...
     def set_tenant_plan(self, tenant_id: str, plan: Plan) -> TenantRecord | None: ...
     def add_key(self, key: KeyRecord) -> None: ...
     def list_keys(self, tenant_id: str) -> Sequence[KeyRecord]: ...
+    def page_keys(
+        self, tenant_id: str, *, limit: int, starting_after: str | None
+    ) -> Page[KeyRecord] | None: ...
     def revoke_key(self, tenant_id: str, key_id: str, *, now_ms: int) -> KeyRecord | None: ...
     def rotate_key(
         self, tenant_id: str, key_id: str, new_key: KeyRecord, *, now_ms: int
@@ -140,6 +159,9 @@ class KeyStore(Protocol):
 
     def get_provider(self, provider_id: str) -> ProviderRecord | None: ...
     def list_providers(self, tenant_id: str) -> Sequence[ProviderRecord]: ...
+    def page_providers(
+        self, tenant_id: str, provider_id: str | None, *, limit: int, starting_after: str | None
+    ) -> Page[ProviderRecord] | None: ...
     def update_provider(self, provider: ProviderRecord) -> None: ...
     def create_subscription(
         self, subscription: SubscriptionRecord, *, check_subscriptions: AgentsCheck
@@ -147,6 +169,9 @@ class KeyStore(Protocol):
     def list_subscriptions(
         self, tenant_id: str, provider_id: str | None
     ) -> Sequence[SubscriptionRecord]: ...
+    def page_subscriptions(
+        self, tenant_id: str, provider_id: str | None, *, limit: int, starting_after: str | None
+    ) -> Page[SubscriptionRecord] | None: ...
     def get_subscription(self, subscription_id: str) -> SubscriptionRecord | None: ...
     def delete_subscription(self, subscription_id: str) -> bool: ...
 

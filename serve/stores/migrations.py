@@ -27,6 +27,15 @@ DELETE FROM idempotency WHERE scope LIKE 'tenant:%' OR scope LIKE 'ip:%'
 OUTBOX_TRACE_CONTEXT = "ALTER TABLE outbox ADD COLUMN traceparent TEXT"
 # GET /v1/bids: a provider's own bids, newest first, by keyset cursor.
 BIDS_BY_PROVIDER = "CREATE INDEX bids_by_provider ON bids (provider_id, submitted_at_ms, bid_id)"
+# GET /v1/keys, /v1/admin/tenants, /v1/providers, /v1/subscriptions: newest first, by keyset
+# cursor (serve/stores/sql.py `keyset_page`); the same text on both backends.
+IDENTITY_LISTS_BY_CREATED = """
+CREATE INDEX tenants_by_created ON tenants (created_at_ms, tenant_id);
+CREATE INDEX api_keys_by_tenant_created ON api_keys (tenant_id, created_at_ms, key_id);
+CREATE INDEX providers_by_tenant_created ON providers (tenant_id, created_at_ms, provider_id);
+CREATE INDEX subscriptions_by_tenant_created
+    ON subscriptions (tenant_id, created_at_ms, subscription_id)
+"""
 
 # Numbered migrations; each runs once, in order, recorded in schema_version.
 # Issue 15, certificate types with meaning (docs/certificates.md): which certificate claims
@@ -229,5 +238,6 @@ CREATE INDEX postings_by_account ON postings (account_id, entry_id)
     (14, OUTBOX_TRACE_CONTEXT),
     # A provider lists its own bids (issue 12 item 4).
     (15, BIDS_BY_PROVIDER),
+    (16, IDENTITY_LISTS_BY_CREATED),
 )
 assert [number for number, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))

@@ -21,6 +21,7 @@ from serve.stores.market_schema import (
 from serve.stores.migrations import (
     BIDS_BY_PROVIDER,
     CERT_TRUST_SCHEMA,
+    IDENTITY_LISTS_BY_CREATED,
     OUTBOX_TRACE_CONTEXT,
     SECRETS_AT_REST,
 )
@@ -175,5 +176,6 @@ PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
     # Trace context through the outbox (issue 16 item 2).
     (14, OUTBOX_TRACE_CONTEXT),
     (15, BIDS_BY_PROVIDER),
+    (16, IDENTITY_LISTS_BY_CREATED),
 )
 assert [number for number, _ in PG_MIGRATIONS] == list(range(1, len(PG_MIGRATIONS) + 1))

@@ -202,6 +202,28 @@ def test_the_async_client_runs_the_same_routes(server: Server) -> None:
     assert asyncio.run(run())["available"] == "12.34"
 
 
+def test_pages_follows_the_cursor_through_every_list(server: Server) -> None:
+    buyer, _ = consumer_client(server)
+    with buyer:
+        minted = {buyer.create_key()["key_id"] for _ in range(3)}
+        first = buyer.list_keys(limit=2)
+        assert (len(first["data"]), first["has_more"]) == (2, True)
+        every = [k["key_id"] for k in buyer.pages(buyer.list_keys, limit=2)]
+        assert len(every) == 4
+        assert minted < set(every)
+    owner, agent, provider_id = provider_client(server)
+    with owner, agent:
+        assert [p["provider_id"] for p in agent.pages(agent.list_providers)] == [provider_id]
+        assert len(list(owner.pages(owner.list_subscriptions, limit=1))) == 1
+
+    async def run() -> list[str]:
+        async with AsyncClient(server.url, api_key=OPERATOR_KEY) as operator:
+            return [t["tenant_id"] async for t in operator.pages(operator.list_tenants, limit=3)]
+
+    tenants = asyncio.run(run())
+    assert len(tenants) == len(set(tenants)) >= 2
+
+
 def test_a_webhook_signature_verifies_and_a_tampered_body_does_not() -> None:
     secret, body, now_s = "aex_whsec_" + "ab" * 32, b'{"type":"bid.won"}', 1_800_000_000
     headers = {

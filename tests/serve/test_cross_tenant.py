@@ -141,7 +141,7 @@ def test_tenant_a_is_untouched_after_the_matrix(
     assert provider["name"] == "A-bot"
     balance = client.get("/v1/balance", headers=world.a.headers).json()
     assert balance["available"] == "123.45"
-    assert len(client.get("/v1/subscriptions/", headers=world.a.headers).json()) == 1
+    assert len(client.get("/v1/subscriptions/", headers=world.a.headers).json()["data"]) == 1
 
 
 @pytest.mark.parametrize("credential", ["b_api_key", "b_jwt", "b_provider_key"])

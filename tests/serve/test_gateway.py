@@ -211,7 +211,7 @@ def test_spoofed_tenant_header_has_no_effect(
 ) -> None:
     spoofed = {**tenant.headers, "X-Tenant-ID": other_tenant.tenant_id}
     assert client.get("/v1/tenants/me", headers=spoofed).json()["tenant_id"] == tenant.tenant_id
-    keys = client.get("/v1/keys", headers=spoofed).json()
+    keys = client.get("/v1/keys", headers=spoofed).json()["data"]
     assert {k["key_id"] for k in keys} == {tenant.key_id}
     alone = client.get("/v1/keys", headers={"X-Tenant-ID": tenant.tenant_id})
     assert_problem(alone, 401, "credential-missing")
@@ -242,7 +242,7 @@ def test_payload_over_the_plan_quota_is_413(client: httpx.Client, tenant: Tenant
     )
     problem = assert_problem(response, 413, "payload-too-large")
     assert problem["errors"] == [{"field": "max_payload_size", "reason": "payload_too_large"}]
-    assert client.get("/v1/providers/", headers=tenant.headers).json() == []
+    assert client.get("/v1/providers/", headers=tenant.headers).json()["data"] == []
 
 
 def test_chunked_payload_over_the_quota_is_413(client: httpx.Client, tenant: Tenant) -> None:

@@ -16,7 +16,7 @@ def test_sign_up_answers_201_with_a_key_shown_once(client: httpx.Client) -> None
     assert re.fullmatch(r"aexk_[0-9a-f]{64}", body["api_key"])
     assert body["plan"] == "EXPLORER"
     assert body["status"] == "ACTIVE"
-    keys = client.get("/v1/keys", headers={"X-API-Key": body["api_key"]}).json()
+    keys = client.get("/v1/keys", headers={"X-API-Key": body["api_key"]}).json()["data"]
     assert [k["key_id"] for k in keys] == [body["key_id"]]
     assert all("api_key" not in k and body["api_key"] not in str(k) for k in keys)
 
@@ -48,7 +48,7 @@ def test_rotation_issues_a_new_key_and_revokes_the_old(client: httpx.Client) -> 
     assert rotated.json()["replaces_key_id"] == tenant.key_id
     assert client.get("/v1/keys", headers=tenant.headers).status_code == 401
     fresh = {"X-API-Key": rotated.json()["api_key"]}
-    keys = client.get("/v1/keys", headers=fresh).json()
+    keys = client.get("/v1/keys", headers=fresh).json()["data"]
     assert {k["key_id"]: k["revoked_at_ms"] is not None for k in keys} == {
         tenant.key_id: True,
         rotated.json()["key_id"]: False,
@@ -77,7 +77,7 @@ def test_operator_sets_a_plan_and_lists_tenants(
     )
     assert changed.status_code == 200
     assert changed.json()["plan"] == "BUSINESS"
-    listed = client.get("/v1/admin/tenants/", headers=operator).json()
+    listed = client.get("/v1/admin/tenants/", headers=operator).json()["data"]
     assert tenant.tenant_id in {t["tenant_id"] for t in listed}
 
 

@@ -36,7 +36,7 @@ def test_registration_returns_key_and_secret_once(client: httpx.Client, tenant: 
     assert re.fullmatch(r"aex_pk_live_[0-9a-f]{64}", created["api_key"])
     assert re.fullmatch(r"aex_sk_live_[0-9a-f]{64}", created["api_secret"])
     assert re.fullmatch(r"aex_whsec_[0-9a-f]{64}", created["webhook_secret"])
-    listed = client.get("/v1/providers/", headers=tenant.headers).json()
+    listed = client.get("/v1/providers/", headers=tenant.headers).json()["data"]
     assert [p["provider_id"] for p in listed] == [created["provider_id"]]
     assert created["api_secret"] not in str(listed)
     assert created["webhook_secret"] not in str(listed)
@@ -106,7 +106,7 @@ def test_subscriptions_by_owner_or_provider_key(
     )
     assert by_owner.status_code == 201
     # The first provider's key sees and manages only its own provider's subscriptions.
-    own = client.get("/v1/subscriptions/", headers=first_key).json()
+    own = client.get("/v1/subscriptions/", headers=first_key).json()["data"]
     assert [s["subscription_id"] for s in own] == [by_key.json()["subscription_id"]]
     foreign = client.delete(
         f"/v1/subscriptions/{by_owner.json()['subscription_id']}", headers=first_key
@@ -116,12 +116,12 @@ def test_subscriptions_by_owner_or_provider_key(
         "/v1/subscriptions/", json={**body, "provider_id": second["provider_id"]}, headers=first_key
     )
     assert cross.status_code == 404
-    assert len(client.get("/v1/subscriptions/", headers=tenant.headers).json()) == 2
+    assert len(client.get("/v1/subscriptions/", headers=tenant.headers).json()["data"]) == 2
     deleted = client.delete(
         f"/v1/subscriptions/{by_key.json()['subscription_id']}", headers=first_key
     )
     assert deleted.status_code == 204
-    assert len(client.get("/v1/subscriptions/", headers=tenant.headers).json()) == 1
+    assert len(client.get("/v1/subscriptions/", headers=tenant.headers).json()["data"]) == 1
 
 
 def test_bad_subscription_patterns_and_ids_are_refused(

@@ -74,7 +74,7 @@ def test_a_read_token_reads_but_cannot_move_money_or_mint_credentials(
         assert 'error="insufficient_scope"' in refused.headers["www-authenticate"]
     assert client.delete(f"/v1/keys/{tenant.key_id}", headers=read).status_code == 403
     assert available(client, tenant) == "50.00"
-    assert len(client.get("/v1/keys", headers=tenant.headers).json()) == 1
+    assert len(client.get("/v1/keys", headers=tenant.headers).json()["data"]) == 1
     assert issued.json()["scopes"] == ["read"]
 
 
@@ -94,7 +94,7 @@ def test_a_token_mints_nothing_broader_than_itself(client: httpx.Client, tenant:
     assert (key.status_code, problem_type(key)) == (403, "scope-not-held")
     rotate = client.post(f"/v1/keys/{tenant.key_id}/rotate", headers=narrow)
     assert (rotate.status_code, problem_type(rotate)) == (403, "scope-not-held")
-    assert len(client.get("/v1/keys", headers=tenant.headers).json()) == 1
+    assert len(client.get("/v1/keys", headers=tenant.headers).json()["data"]) == 1
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,7 @@ class Stream:
 
 
 def _key_id(client: httpx.Client, agent: Provider) -> str:
-    keys = client.get("/v1/keys", headers=agent.owner.headers).json()
+    keys = client.get("/v1/keys", headers=agent.owner.headers).json()["data"]
     return str(next(k["key_id"] for k in keys if k["provider_id"] == agent.provider_id))
 
 
@@ -150,7 +150,7 @@ def test_subscriptions_per_provider_are_limited_by_plan(limited: tuple[Server, B
         assert refused.json()["errors"] == [
             {"field": "max_subscriptions", "reason": "max_subscriptions_exceeded"}
         ]
-        listed = client.get("/v1/subscriptions", headers=agent.headers).json()
+        listed = client.get("/v1/subscriptions", headers=agent.headers).json()["data"]
         assert len(listed) == quota  # nothing written
         plan = {"plan": "PROFESSIONAL"}
         path = f"/v1/admin/tenants/{agent.owner.tenant_id}/plan"

@@ -131,7 +131,9 @@ def test_private_loopback_and_metadata_endpoints_are_refused_at_registration(
             assert refused.status_code == 422, (endpoint, refused.text)
             assert refused.headers["content-type"].startswith("application/problem+json")
             assert refused.json()["errors"][0]["field"] == "endpoint", endpoint
-        assert client.get("/v1/providers", headers=owner.headers).json() == []  # nothing written
+        assert (
+            client.get("/v1/providers", headers=owner.headers).json()["data"] == []
+        )  # nothing written
         # A public name that does not resolve now is accepted (every delivery checks it again).
         accepted = client.post(
             "/v1/providers", json=_agent("https://agent.example/hook"), headers=owner.headers

@@ -27,6 +27,7 @@ from serve.stores.base import (
     KeyRecord,
     ProviderRecord,
     StoredResponse,
+    SubscriptionRecord,
     TenantRecord,
 )
 from serve.stores.migrations import MIGRATIONS
@@ -272,3 +273,76 @@ def test_a_providers_webhook_secret_is_stored_sealed_and_replaced_by_its_owner_o
     assert sealed() == "v1.first"
     assert store.keys.set_webhook_secret(owner, agent.provider_id, "v1.second")
     assert sealed() == "v1.second"
+
+
+def test_lists_page_newest_first_by_cursor_within_their_owner_only(store: Stores) -> None:
+    keys = store.keys
+    owner, other = "ten_0000000000000001", "ten_0000000000000002"
+    keys.create_tenant(tenant(owner), key(owner, 1)[1])
+    keys.create_tenant(tenant(other), key(other, 2)[1])
+    for n in (3, 4, 5):  # created at the same ms as the first: the id breaks the tie
+        keys.add_key(key(owner, n)[1])
+    ids = [f"key_{n:016x}" for n in (5, 4, 3, 1)]
+    first = keys.page_keys(owner, limit=3, starting_after=None)
+    assert first is not None
+    assert ([k.key_id for k in first.records], first.has_more) == (ids[:3], True)
+    rest = keys.page_keys(owner, limit=3, starting_after=ids[2])
+    assert rest is not None
+    assert ([k.key_id for k in rest.records], rest.has_more) == (ids[3:], False)
+    # Another tenant's key and an id that names nothing are refused alike: None.
+    assert keys.page_keys(other, limit=3, starting_after=ids[0]) is None
+    assert keys.page_keys(owner, limit=3, starting_after="key_ffffffffffffffff") is None
+    tenants = keys.page_tenants(limit=1, starting_after=None)
+    assert tenants is not None
+    assert ([t.tenant_id for t in tenants.records], tenants.has_more) == ([other], True)
+    after = keys.page_tenants(limit=5, starting_after=other)
+    assert after is not None
+    assert [t.tenant_id for t in after.records] == [owner]
+
+
+def test_providers_and_subscriptions_page_by_owner_and_by_provider(store: Stores) -> None:
+    keys = store.keys
+    owner = "ten_0000000000000001"
+    keys.create_tenant(tenant(owner), key(owner, 1)[1])
+    for n in (1, 2):
+        created = keys.create_provider(
+            provider(owner, n),
+            key(owner, 10 + n, kind="PROVIDER", provider_id=f"prov_{n:016x}")[1],
+            "0" * 64,
+            check_agents=lambda count: None,
+        )
+        assert created is None
+    for n, provider_id in ((1, 1), (2, 2), (3, 1)):
+        subscription = SubscriptionRecord(
+            f"sub_{n:016x}", f"prov_{provider_id:016x}", owner, ("T",), (), n
+        )
+        assert keys.create_subscription(subscription, check_subscriptions=lambda c: None) is None
+    providers = keys.page_providers(owner, None, limit=10, starting_after=None)
+    assert providers is not None
+    assert [p.provider_id for p in providers.records] == [f"prov_{n:016x}" for n in (2, 1)]
+    own = keys.page_providers(owner, f"prov_{1:016x}", limit=10, starting_after=None)
+    assert own is not None
+    assert [p.provider_id for p in own.records] == [f"prov_{1:016x}"]
+    # A provider cannot page from its sibling's id.
+    assert (
+        keys.page_providers(owner, f"prov_{1:016x}", limit=1, starting_after=f"prov_{2:016x}")
+        is None
+    )
+    every = keys.page_subscriptions(owner, None, limit=2, starting_after=None)
+    assert every is not None
+    assert ([s.subscription_id for s in every.records], every.has_more) == (
+        [f"sub_{3:016x}", f"sub_{2:016x}"],
+        True,
+    )
+    first_only = keys.page_subscriptions(
+        owner, f"prov_{1:016x}", limit=1, starting_after=f"sub_{3:016x}"
+    )
+    assert first_only is not None
+    assert ([s.subscription_id for s in first_only.records], first_only.has_more) == (
+        [f"sub_{1:016x}"],
+        False,
+    )
+    assert (
+        keys.page_subscriptions(owner, f"prov_{1:016x}", limit=1, starting_after=f"sub_{2:016x}")
+        is None
+    )
