@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -161,6 +161,21 @@ class Client(Api[Json]):
             time.sleep(wait_s or 0.0)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
+    def each(self, page: Callable[..., Json], /, *args: object, **query: object) -> Iterator[Json]:
+        """Every row of a list, page after page: `page` is one of the list methods
+        (`contracts`, `own_bids`, `list_work`, `open_work`, `bids`, `transactions`,
+        `webhook_deliveries`, `invoices`), called with `query` and each `next_cursor` as
+        `starting_after` while `has_more`; e.g. `for c in aex.each(aex.contracts,
+        status="SETTLED")`, `aex.each(aex.bids, work_id)`."""
+        cursor: object = query.pop("starting_after", None)
+        while True:
+            found = page(*args, **query, starting_after=cursor)
+            yield from found["data"]
+            if not found["has_more"]:
+                return
+            assert found["next_cursor"] not in (None, cursor), "a page moves the cursor"
+            cursor = found["next_cursor"]
+
     def notifications(self, *, last_event_id: str | None = None) -> Iterator[Notification]:
         """The provider's notification stream (its provider key): work to bid on, awards,
         losses, contract changes. Reconnects after a dropped connection with Last-Event-ID,
@@ -239,6 +254,20 @@ class AsyncClient(Api[Awaitable[Json]]):
                 return _decode(response)
             await asyncio.sleep(wait_s or 0.0)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def each(
+        self, page: Callable[..., Awaitable[Json]], /, *args: object, **query: object
+    ) -> AsyncIterator[Json]:
+        """As `Client.each`, asynchronously: `async for c in aex.each(aex.contracts)`."""
+        cursor: object = query.pop("starting_after", None)
+        while True:
+            found = await page(*args, **query, starting_after=cursor)
+            for row in found["data"]:
+                yield row
+            if not found["has_more"]:
+                return
+            assert found["next_cursor"] not in (None, cursor), "a page moves the cursor"
+            cursor = found["next_cursor"]
 
     async def notifications(
         self, *, last_event_id: str | None = None
