@@ -56,13 +56,6 @@ def _headers(api_key: str | None, token: str | None) -> dict[str, str]:
     return headers
 
 
-def _cursor(page: Json) -> str:
-    # A page with more after it names where the next one starts.
-    cursor = page.get("next_cursor")
-    assert cursor is not None, "has_more without next_cursor"
-    return str(cursor)
-
-
 def _request_headers(op: Op, idempotency_key: str | None) -> dict[str, str]:
     if op.write and idempotency_key is not None:
         return {"idempotency-key": idempotency_key}
@@ -170,18 +163,20 @@ class Client(Api[Json]):
             time.sleep(wait_s or 0.0)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def pages(self, list_page: Callable[..., Json], /, **query: object) -> Iterator[Json]:
-        """Every record of a cursor-paged list, page after page: `list_page` is one of the
-        list methods (`list_keys`, `list_tenants`, `list_providers`, `list_subscriptions`,
-        `own_bids`, `contracts`), `query` its other arguments, e.g.
-        `for contract in aex.pages(aex.contracts, status="SETTLED", limit=100): ...`."""
-        starting_after: str | None = None
+    def each(self, page: Callable[..., Json], /, *args: object, **query: object) -> Iterator[Json]:
+        """Every row of a list, page after page: `page` is one of the list methods
+        (`contracts`, `own_bids`, `list_work`, `open_work`, `bids`, `transactions`,
+        `webhook_deliveries`, `invoices`), called with `query` and each `next_cursor` as
+        `starting_after` while `has_more`; e.g. `for c in aex.each(aex.contracts,
+        status="SETTLED")`, `aex.each(aex.bids, work_id)`."""
+        cursor: object = query.pop("starting_after", None)
         for _ in range(PAGES_MAX):
-            page = list_page(**query, starting_after=starting_after)
-            yield from page["data"]
-            if not page["has_more"]:
+            found = page(*args, **query, starting_after=cursor)
+            yield from found["data"]
+            if not found["has_more"]:
                 return
-            starting_after = _cursor(page)
+            assert found["next_cursor"] not in (None, cursor), "a page moves the cursor"
+            cursor = found["next_cursor"]
         raise AssertionError(f"more than {PAGES_MAX} pages")
 
     def notifications(self, *, last_event_id: str | None = None) -> Iterator[Notification]:
@@ -263,18 +258,19 @@ class AsyncClient(Api[Awaitable[Json]]):
             await asyncio.sleep(wait_s or 0.0)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def pages(
-        self, list_page: Callable[..., Awaitable[Json]], /, **query: object
+    async def each(
+        self, page: Callable[..., Awaitable[Json]], /, *args: object, **query: object
     ) -> AsyncIterator[Json]:
-        """As `Client.pages`, asynchronously: `async for key in aex.pages(aex.list_keys)`."""
-        starting_after: str | None = None
+        """As `Client.each`, asynchronously: `async for c in aex.each(aex.contracts)`."""
+        cursor: object = query.pop("starting_after", None)
         for _ in range(PAGES_MAX):
-            page = await list_page(**query, starting_after=starting_after)
-            for record in page["data"]:
-                yield record
-            if not page["has_more"]:
+            found = await page(*args, **query, starting_after=cursor)
+            for row in found["data"]:
+                yield row
+            if not found["has_more"]:
                 return
-            starting_after = _cursor(page)
+            assert found["next_cursor"] not in (None, cursor), "a page moves the cursor"
+            cursor = found["next_cursor"]
         raise AssertionError(f"more than {PAGES_MAX} pages")
 
     async def notifications(

@@ -203,9 +203,14 @@ class Api(Generic[R]):
     def balance(self, currency: str = "USD") -> R:
         return self._get("/v1/balance", currency=currency)
 
-    def transactions(self, currency: str = "USD", limit: int | None = None) -> R:
-        """The wallet's postings, newest first."""
-        return self._get("/v1/transactions", currency=currency, limit=limit)
+    def transactions(
+        self, currency: str = "USD", limit: int | None = None, starting_after: int | None = None
+    ) -> R:
+        """GET /v1/transactions: the wallet's journal entries, newest first,
+        `{"data": [...], "has_more": bool, "next_cursor": int | None}` (an entry id)."""
+        return self._get(
+            "/v1/transactions", currency=currency, limit=limit, starting_after=starting_after
+        )
 
     # -- billing ----------------------------------------------------------------------------
 
@@ -224,7 +229,8 @@ class Api(Generic[R]):
         return self._get("/v1/usage", period=period)
 
     def invoices(self, limit: int | None = None, starting_after: str | None = None) -> R:
-        """GET /v1/invoices: newest first, `{"data": [...], "has_more": bool}`."""
+        """GET /v1/invoices: newest first,
+        `{"data": [...], "has_more": bool, "next_cursor": str | None}`."""
         return self._get("/v1/invoices", limit=limit, starting_after=starting_after)
 
     def invoice(self, invoice_id: str) -> R:
@@ -302,14 +308,50 @@ class Api(Generic[R]):
     def work(self, work_id: str) -> R:
         return self._get(f"/v1/work/{work_id}")
 
-    def list_work(self, limit: int | None = None) -> R:
-        return self._get("/v1/work", limit=limit)
+    def list_work(
+        self,
+        limit: int | None = None,
+        starting_after: str | None = None,
+        *,
+        status: str | None = None,
+        category: str | None = None,
+        created_after_ms: int | None = None,
+        created_before_ms: int | None = None,
+    ) -> R:
+        """GET /v1/work: the caller's work, newest first, narrowed by state, category and
+        creation time (strictly after / before, Unix ms),
+        `{"data": [...], "has_more": bool, "next_cursor": str | None}`."""
+        return self._get(
+            "/v1/work",
+            limit=limit,
+            starting_after=starting_after,
+            status=status,
+            category=category,
+            created_after_ms=created_after_ms,
+            created_before_ms=created_before_ms,
+        )
+
+    def open_work(
+        self,
+        limit: int | None = None,
+        starting_after: str | None = None,
+        *,
+        provider_id: str | None = None,
+    ) -> R:
+        """GET /v1/work/open: open work the provider's subscriptions match, newest first, as
+        the provider is told of it (a provider key: its own; a tenant key names its provider),
+        `{"data": [...], "has_more": bool, "next_cursor": str | None}`."""
+        return self._get(
+            "/v1/work/open", limit=limit, starting_after=starting_after, provider_id=provider_id
+        )
 
     def cancel_work(self, work_id: str) -> R:
         return self._post(f"/v1/work/{work_id}/cancel")
 
-    def bids(self, work_id: str) -> R:
-        return self._get(f"/v1/work/{work_id}/bids")
+    def bids(self, work_id: str, limit: int | None = None, starting_after: str | None = None) -> R:
+        """GET /v1/work/{id}/bids: the bids on the caller's work, newest first,
+        `{"data": [...], "has_more": bool, "next_cursor": str | None}`."""
+        return self._get(f"/v1/work/{work_id}/bids", limit=limit, starting_after=starting_after)
 
     def evaluation(self, work_id: str) -> R:
         return self._get(f"/v1/work/{work_id}/evaluation")
@@ -402,8 +444,10 @@ class Api(Generic[R]):
         """GET /v1/contracts/{id}/receipts: the CA-signed checkout and payment receipts."""
         return self._get(f"/v1/contracts/{contract_id}/receipts")
 
-    def webhook_deliveries(self) -> R:
-        return self._get("/v1/notifications/deliveries")
+    def webhook_deliveries(self, limit: int | None = None, starting_after: str | None = None) -> R:
+        """GET /v1/notifications/deliveries: the provider's webhook deliveries, newest event
+        first, `{"data": [...], "has_more": bool, "next_cursor": str | None}`."""
+        return self._get("/v1/notifications/deliveries", limit=limit, starting_after=starting_after)
 
     # -- certificates -----------------------------------------------------------------------
 

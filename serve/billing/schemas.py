@@ -51,8 +51,12 @@ class InvoiceView(msgspec.Struct, frozen=True):
 
 
 class InvoicePage(msgspec.Struct, frozen=True):
+    """GET /v1/invoices: newest first; pass `next_cursor` as `starting_after` while
+    `has_more`."""
+
     data: list[InvoiceView]
     has_more: bool
+    next_cursor: str | None
 
 
 class NewTermView(msgspec.Struct, frozen=True):

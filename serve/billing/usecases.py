@@ -45,7 +45,7 @@ from aex.core.plans import PLAN_QUOTAS, Plan
 from aex.core.reasons import LedgerRejectReason, MoneyRejectReason, Rejected
 from serve.gateway.problems import FieldError, ProblemError, problem_for_rejected
 from serve.identity.security import Principal, new_id
-from serve.market.usecases import Market
+from serve.market.usecases import Market, _Keyset, _keyset_page, _page
 from serve.settlement.wallets import wallet_id
 from serve.stores.sqlite import mark_credentials_epoch_bumped
 
@@ -56,6 +56,7 @@ REVENUE_STREAMS: Final = {
     "breakage": BREAKAGE_REVENUE_ACCOUNT,
 }
 INVOICES_PAGE_MAX: Final = 100
+_INVOICES_KEYSET = _Keyset("invoices", "created_at_ms", "invoice_id", "unknown_invoice")
 # A wallet short of the net, or no USD wallet at all: the plan is unpaid (402).
 _UNPAID: Final = frozenset(
     {LedgerRejectReason.INSUFFICIENT_FUNDS, LedgerRejectReason.ACCOUNT_UNKNOWN}
@@ -368,32 +369,17 @@ class Billing:
     def invoices(
         self, caller: Principal, *, limit: int, starting_after: str | None
     ) -> dict[str, Any]:
-        tenant_id = _tenant_of(caller)
-        limit = max(1, min(limit, INVOICES_PAGE_MAX))
-        sql = f"SELECT {_INVOICE_COLUMNS} FROM invoices WHERE tenant_id = ?"  # noqa: S608
-        parameters: tuple[Any, ...] = (tenant_id,)
-        if starting_after is not None:
-            cursor = self.market.db.read(
-                "SELECT created_at_ms FROM invoices WHERE invoice_id = ? AND tenant_id = ?",
-                (starting_after, tenant_id),
+        with self.market.db.reader() as connection:
+            rows, more = _keyset_page(
+                connection,
+                _INVOICES_KEYSET,
+                f"SELECT {_INVOICE_COLUMNS} FROM invoices",  # noqa: S608
+                "tenant_id = ?",
+                [_tenant_of(caller)],
+                starting_after=starting_after,
+                limit=max(1, min(limit, INVOICES_PAGE_MAX)),
             )
-            if not cursor:
-                raise ProblemError(
-                    422,
-                    "invalid-request",
-                    "starting_after names none of your invoices",
-                    errors=(FieldError("starting_after", "unknown_invoice"),),
-                )
-            at = int(cursor[0][0])
-            sql += " AND (created_at_ms < ? OR (created_at_ms = ? AND invoice_id < ?))"
-            parameters += (at, at, starting_after)
-        rows = self.market.db.read(
-            sql + " ORDER BY created_at_ms DESC, invoice_id DESC LIMIT ?", (*parameters, limit + 1)
-        )
-        return {
-            "data": [invoice_view(row) for row in rows[:limit]],
-            "has_more": len(rows) > limit,
-        }
+        return _page([invoice_view(row) for row in rows], more, "invoice_id")
 
     def invoice(self, caller: Principal, invoice_id: str) -> dict[str, Any]:
         rows = self.market.db.read(

@@ -18,13 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aex.core import Money
+from aex.core import Money, limits
 from aex.core.ledger import EXTERNAL_FUNDING_ACCOUNT
 from aex.core.money import format_amount
 from aex.core.reputation import TIER_THRESHOLDS, Tier
 from serve.gateway.problems import FieldError, ProblemError
 from serve.identity.security import Principal, PrincipalKind, now_ms
-from serve.market.usecases import Market, provider_reputation
+from serve.market.usecases import BIDS_PAGE_MAX, Market, provider_reputation
 from serve.notifications.events import Delivered, notification_for
 from serve.settlement.wallets import Wallets
 
@@ -261,7 +261,7 @@ class LiveSource:
     # -- consumer ----------------------------------------------------------------------------
 
     def consumer(self, viewer: Principal) -> dict[str, object]:
-        works = self.market.list_work(viewer, ROWS_SHOWN)
+        works = self.market.list_work(viewer, limit=ROWS_SHOWN)["data"]
         contracts = [
             {
                 "contract_id": r[0],
@@ -293,9 +293,20 @@ class LiveSource:
             "currency": self.currency,
         }
 
+    def _every_bid(self, viewer: Principal, work_id: str) -> list[Any]:
+        # Every bid on the work (at most limits.bids_per_work_max), oldest first, page by page.
+        bids: list[Any] = []
+        page: dict[str, Any] = {"has_more": True, "next_cursor": None}
+        while page["has_more"] and len(bids) < limits.bids_per_work_max:
+            page = self.market.bids(
+                viewer, work_id, limit=BIDS_PAGE_MAX, starting_after=page["next_cursor"]
+            )
+            bids += page["data"]
+        return bids[::-1]
+
     def work(self, viewer: Principal, work_id: str) -> dict[str, object]:
         work = self.market.work(viewer, work_id)  # 404 unless the viewer's own
-        bids = [_bid_row(b) for b in self.market.bids(viewer, work_id)]
+        bids = [_bid_row(b) for b in self._every_bid(viewer, work_id)]
         rows = self._read("SELECT body FROM evaluations WHERE work_id = ?", (work_id,))
         scored: list[dict[str, Any]] = []
         winner = None
@@ -411,7 +422,8 @@ class Interest:
         if not self._everything:
             self._ids |= {viewer.tenant_id or "", *source.provider_ids(viewer)} - {""}
             if viewer.kind is PrincipalKind.TENANT:
-                self._ids |= {str(w["work_id"]) for w in source.market.list_work(viewer, 100)}
+                recent = source.market.list_work(viewer, limit=100)["data"]
+                self._ids |= {str(w["work_id"]) for w in recent}
 
     def concerns(self, event: Delivered) -> bool:
         """May read the database (a new work's owner): call it off the event loop."""

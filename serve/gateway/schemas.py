@@ -275,6 +275,15 @@ class TransactionView(msgspec.Struct, frozen=True):
     credit_change: str  # the token bank's credit bucket
 
 
+class TransactionPage(msgspec.Struct, frozen=True):
+    """GET /v1/transactions: newest entry first; pass `next_cursor` (an entry id) as
+    `starting_after` while `has_more`."""
+
+    data: list[TransactionView]
+    has_more: bool
+    next_cursor: int | None
+
+
 class ReviewNote(Strict, frozen=True):
     """The operator's approve / reject body; the core keeps a note of up to 256 characters."""
 

@@ -18,8 +18,8 @@ from litestar.response import ServerSentEvent
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from aex.core import CURRENCY_EXPONENTS, AccessScope, MoneyRejectReason, Rejected
-from aex.core.lifecycle import ContractState
+from aex.core import CURRENCY_EXPONENTS, AccessScope, MoneyRejectReason, Rejected, limits
+from aex.core.lifecycle import ContractState, WorkState
 from serve.gateway.callers import needs, operator_caller, provider_or_tenant_caller, tenant_caller
 from serve.gateway.openapi import shapes
 from serve.gateway.problems import PROBLEM_RESPONSES, ProblemError, problem_for_rejected
@@ -28,24 +28,34 @@ from serve.market.schemas import (
     BidCreate,
     BidPage,
     BidReceipt,
-    BidView,
     Completion,
     ContractPage,
     ContractView,
+    DeliveryPage,
     Dispute,
     Evaluation,
+    OpenWorkPage,
     PlatformRevenue,
     ReputationView,
     Resolution,
-    WebhookDelivery,
+    WorkBidPage,
     WorkCreate,
+    WorkPage,
     WorkView,
 )
-from serve.market.usecases import BIDS_PAGE_MAX, CONTRACTS_PAGE_MAX, Market, decode_body
+from serve.market.usecases import PAGE_DEFAULT, PAGE_MAX, Market, decode_body
 from serve.notifications.events import EventHub, MarketMetrics, StreamGate, provider_stream
 from serve.notifications.webhooks import Webhooks
 
 Json = dict[str, Any]
+# Every list's paging parameters (serve/market/usecases.py `_keyset_page`).
+Limit = Annotated[
+    int, Parameter(ge=1, le=PAGE_MAX, default=PAGE_DEFAULT, description="rows per page")
+]
+Cursor = Annotated[
+    str | None,
+    Parameter(min_length=1, max_length=64, description="the previous page's `next_cursor`"),
+]
 
 WORK_EXAMPLE: Json = {
     "title": "Review Go microservices codebase",
@@ -94,15 +104,73 @@ class WorkController(Controller):
         "/",
         responses=PROBLEM_RESPONSES,
         sync_to_thread=True,
-        opt=needs(AccessScope.READ) | shapes(ok=list[WorkView]),
+        opt=needs(AccessScope.READ) | shapes(ok=WorkPage),
     )
     def list_own(
         self,
         request: Request[Any, Any, State],
-        limit: Annotated[int, Parameter(ge=1, le=500, default=100)],
-    ) -> list[Json]:
-        """The caller's work, newest first."""
-        return _market(request).list_work(tenant_caller(request), limit)
+        limit: Limit,
+        starting_after: Cursor = None,
+        status: Annotated[
+            WorkState | None, Parameter(description="only work in this state")
+        ] = None,
+        category: Annotated[
+            str | None,
+            Parameter(
+                pattern=r"^[A-Z][A-Z0-9_]*$",
+                max_length=limits.category_chars_max,
+                description="only work of this category (exactly)",
+            ),
+        ] = None,
+        created_after_ms: Annotated[
+            int | None,
+            Parameter(ge=0, description="only work created strictly after (Unix ms)"),
+        ] = None,
+        created_before_ms: Annotated[
+            int | None,
+            Parameter(ge=0, description="only work created strictly before (Unix ms)"),
+        ] = None,
+    ) -> Json:
+        """The caller's work, newest first, a page at a time, narrowed by the filters given."""
+        return _market(request).list_work(
+            tenant_caller(request),
+            limit=limit,
+            starting_after=starting_after,
+            status=status,
+            category=category,
+            created_after_ms=created_after_ms,
+            created_before_ms=created_before_ms,
+        )
+
+    @get(
+        "/open",
+        responses=PROBLEM_RESPONSES,
+        sync_to_thread=True,
+        opt=needs(AccessScope.READ) | shapes(ok=OpenWorkPage),
+    )
+    def list_open(
+        self,
+        request: Request[Any, Any, State],
+        limit: Limit,
+        starting_after: Cursor = None,
+        provider_id: Annotated[
+            str | None,
+            Parameter(
+                min_length=1,
+                max_length=64,
+                description="the provider listed for: a tenant key names one of its own; a"
+                " provider key its own (the default)",
+            ),
+        ] = None,
+    ) -> Json:
+        """Open work (bid window not closed) that the provider's subscriptions match, newest
+        first, as the provider is told of it when published: sealed, no bids, no consumer."""
+        return _market(request).open_work(
+            provider_or_tenant_caller(request),
+            provider_id,
+            limit=limit,
+            starting_after=starting_after,
+        )
 
     @get(
         "/{work_id:str}",
@@ -129,11 +197,19 @@ class WorkController(Controller):
         "/{work_id:str}/bids",
         responses=PROBLEM_RESPONSES,
         sync_to_thread=True,
-        opt=needs(AccessScope.READ) | shapes(ok=list[BidView]),
+        opt=needs(AccessScope.READ) | shapes(ok=WorkBidPage),
     )
-    def bids(self, request: Request[Any, Any, State], work_id: str) -> list[Json]:
-        """The bids on the caller's work (the consumer only)."""
-        return _market(request).bids(tenant_caller(request), work_id)
+    def bids(
+        self,
+        request: Request[Any, Any, State],
+        work_id: str,
+        limit: Limit,
+        starting_after: Cursor = None,
+    ) -> Json:
+        """The bids on the caller's work, newest first (the consumer only)."""
+        return _market(request).bids(
+            tenant_caller(request), work_id, limit=limit, starting_after=starting_after
+        )
 
     @get(
         "/{work_id:str}/evaluation",
@@ -159,13 +235,8 @@ class BidController(Controller):
     def list_own(
         self,
         request: Request[Any, Any, State],
-        limit: Annotated[
-            int, Parameter(ge=1, le=BIDS_PAGE_MAX, default=20, description="per page")
-        ],
-        starting_after: Annotated[
-            str | None,
-            Parameter(min_length=1, max_length=64, description="the previous page's `next_cursor`"),
-        ] = None,
+        limit: Limit,
+        starting_after: Cursor = None,
     ) -> Json:
         """The caller's own bids, newest first, with the state of the work each is on: a
         provider key its own, a tenant key its providers'. Sealed: nobody else's."""
@@ -198,13 +269,8 @@ class ContractController(Controller):
     def list_contracts(
         self,
         request: Request[Any, Any, State],
-        limit: Annotated[
-            int, Parameter(ge=1, le=CONTRACTS_PAGE_MAX, default=20, description="per page")
-        ],
-        starting_after: Annotated[
-            str | None,
-            Parameter(min_length=1, max_length=64, description="the previous page's `next_cursor`"),
-        ] = None,
+        limit: Limit,
+        starting_after: Cursor = None,
         status: Annotated[
             ContractState | None, Parameter(description="only contracts in this state")
         ] = None,
@@ -380,18 +446,19 @@ async def notification_stream(request: Request[Any, Any, State]) -> ServerSentEv
     responses=PROBLEM_RESPONSES,
     sync_to_thread=True,
     tags=["notifications"],
-    opt=needs(AccessScope.READ) | shapes(ok=list[WebhookDelivery]),
+    opt=needs(AccessScope.READ) | shapes(ok=DeliveryPage),
 )
 def webhook_deliveries(
     request: Request[Any, Any, State],
-    limit: Annotated[int, Parameter(ge=1, le=200, default=50)],
-) -> list[Json]:
+    limit: Limit,
+    starting_after: Cursor = None,
+) -> Json:
     """The calling provider's webhook deliveries: attempts, status, last error (newest first)."""
     caller = provider_or_tenant_caller(request)
     if caller.kind is not PrincipalKind.PROVIDER or caller.provider_id is None:
         raise ProblemError(403, "provider-credential-required", "use a provider key")
     webhooks: Webhooks = request.app.state.webhooks
-    return webhooks.deliveries(caller.provider_id, limit)
+    return webhooks.deliveries(caller.provider_id, limit=limit, starting_after=starting_after)
 
 
 @get(

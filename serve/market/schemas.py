@@ -99,6 +99,46 @@ class WorkView(msgspec.Struct, frozen=True):
     sla: dict[str, str]
 
 
+class WorkPage(msgspec.Struct, frozen=True):
+    """GET /v1/work: the consumer's work, newest first; pass `next_cursor` as
+    `starting_after` for the next page while `has_more`."""
+
+    data: list[WorkView]
+    has_more: bool
+    next_cursor: str | None
+
+
+class WorkSpecView(msgspec.Struct, frozen=True):
+    """A work's job as its consumer described it (the spec as parsed)."""
+
+    title: str
+    category: str
+    capability: str | None
+    budget: BudgetView
+    requirements: FreeForm
+    success_criteria: list[FreeForm]
+    bid_window_seconds: int
+    sla: dict[str, str]
+
+
+class OpenWorkView(msgspec.Struct, frozen=True):
+    """An open work as a matching provider is told of it when it is published
+    (aex/core/notifications.py): the job and when bidding closes; no consumer, no bids."""
+
+    work_id: str
+    work: WorkSpecView
+    bid_window_closes_at_ms: int
+
+
+class OpenWorkPage(msgspec.Struct, frozen=True):
+    """GET /v1/work/open: open work the provider's subscriptions match, newest first; pass
+    `next_cursor` as `starting_after` while `has_more` (a page may hold fewer than `limit`)."""
+
+    data: list[OpenWorkView]
+    has_more: bool
+    next_cursor: str | None
+
+
 class BidSla(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_turnaround: Duration
 
@@ -131,6 +171,15 @@ class BidView(msgspec.Struct, frozen=True):
     provider_id: str
     bid: FreeForm
     submitted_at_ms: int
+
+
+class WorkBidPage(msgspec.Struct, frozen=True):
+    """GET /v1/work/{work_id}/bids: newest first; pass `next_cursor` as `starting_after`
+    while `has_more`."""
+
+    data: list[BidView]
+    has_more: bool
+    next_cursor: str | None
 
 
 class OwnBidView(msgspec.Struct, frozen=True):
@@ -243,6 +292,15 @@ class WebhookDelivery(msgspec.Struct, frozen=True):
     last_status_code: int | None
     last_error: str | None
     updated_at_ms: int
+
+
+class DeliveryPage(msgspec.Struct, frozen=True):
+    """GET /v1/notifications/deliveries: newest event first; pass `next_cursor` (an event
+    id) as `starting_after` while `has_more`."""
+
+    data: list[WebhookDelivery]
+    has_more: bool
+    next_cursor: str | None
 
 
 # A2A agent cards (aex/core/agentcard.py parses them; other A2A members are kept as sent).

@@ -69,6 +69,7 @@ from aex.core.market import (
     work_reserve,
 )
 from aex.core.matching import subscription_matches
+from aex.core.notifications import provider_notification
 from aex.core.plans import Plan, check_concurrent_tasks_quota
 from aex.core.reputation import (
     DEFAULT_REPUTATION_PARAMS,
@@ -94,9 +95,18 @@ from serve.stores.market_db import MarketDb, OutboxRow, Session, SqlConnection
 from serve.telemetry.tracing import current_traceparent, traced
 
 T = TypeVar("T")
-WORK_LISTED_MAX = 500
-CONTRACTS_PAGE_MAX = 100  # GET /v1/contracts: contracts per page
-BIDS_PAGE_MAX = 100  # GET /v1/bids: bids per page
+# Every list is a keyset page of at most this many rows (GET /v1/work, /v1/work/{id}/bids,
+# /v1/work/open, /v1/bids, /v1/contracts, /v1/transactions, /v1/notifications/deliveries,
+# /v1/invoices): one page stays a few hundred KB at most, and a cursor walks the rest.
+PAGE_MAX = 100
+PAGE_DEFAULT = 20
+WORK_PAGE_MAX = PAGE_MAX
+CONTRACTS_PAGE_MAX = PAGE_MAX  # GET /v1/contracts: contracts per page
+BIDS_PAGE_MAX = PAGE_MAX  # GET /v1/bids: bids per page
+# GET /v1/work/open: open work rows read (those whose category matches, by the index) to fill
+# one page after the capability check; a page may come back short with has_more and a cursor.
+OPEN_WORK_SCANNED_MAX = 1_000
+assert PAGE_DEFAULT <= PAGE_MAX <= OPEN_WORK_SCANNED_MAX
 DUE_WINDOWS_PER_POLL_MAX = 100
 DUE_PAYOUTS_PER_POLL_MAX = 100
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
@@ -311,12 +321,121 @@ class Market:
             raise _not_found("work")
         return _work_view(rows[0])
 
-    def list_work(self, caller: Principal, limit: int) -> list[dict[str, object]]:
-        rows = self._read(
-            _WORK_SELECT + " WHERE consumer_tenant_id = ? ORDER BY opened_at_ms DESC LIMIT ?",
-            (_tenant_of(caller), min(limit, WORK_LISTED_MAX)),
-        )
-        return [_work_view(row) for row in rows]
+    def list_work(
+        self,
+        caller: Principal,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        status: WorkState | None = None,
+        category: str | None = None,
+        created_after_ms: int | None = None,
+        created_before_ms: int | None = None,
+    ) -> dict[str, Any]:
+        """The consumer's own work, newest first, narrowed by state, category and creation
+        time (strictly after / strictly before, in ms). A cursor that names none of the
+        caller's work is 422 naming `starting_after`."""
+        where, parameters = "consumer_tenant_id = ?", [_tenant_of(caller)]
+        narrow = ""
+        narrowing: list[object] = []
+        for clause, value in (
+            (" AND state = ?", None if status is None else status.value),
+            (" AND category = ?", category),
+            (" AND opened_at_ms > ?", created_after_ms),
+            (" AND opened_at_ms < ?", created_before_ms),
+        ):
+            if value is not None:
+                narrow, narrowing = narrow + clause, [*narrowing, value]
+        with self.db.reader() as connection:
+            rows, more = _keyset_page(
+                connection,
+                _WORK_KEYSET,
+                _WORK_SELECT,
+                where,
+                parameters,
+                starting_after=starting_after,
+                limit=max(1, min(limit, WORK_PAGE_MAX)),
+                narrow=(narrow, narrowing),
+            )
+        return _page([_work_view(row) for row in rows], more, "work_id")
+
+    def open_work(
+        self,
+        caller: Principal,
+        provider_id: str | None,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+    ) -> dict[str, object]:
+        """The open work (bid window not yet closed) that `provider_id`'s subscriptions match,
+        newest first, each as the provider is told of it when it is published
+        (aex/core/notifications.py): the work, never its bids nor its consumer. A provider key
+        lists for itself, a tenant key for one of its providers; any other provider id is 403
+        naming `provider_id` (an unknown one too: no existence leak); a tenant key must name
+        one (422 otherwise), a provider key lists its own by default."""
+        provider_id = self._acts_for(caller, provider_id)
+        limit = max(1, min(limit, WORK_PAGE_MAX))
+        found: list[dict[str, object]] = []
+        scanned, more, cursor = 0, True, starting_after
+        with self.db.reader() as connection:
+            subscriptions = [
+                (json.loads(row[0]), json.loads(row[1]))
+                for row in connection.execute(
+                    "SELECT categories, capabilities FROM subscriptions WHERE provider_id = ?",
+                    (provider_id,),
+                ).fetchall()
+            ]
+            # Rows whose category one of the provider's patterns matches (the index); the
+            # capability patterns are checked here, so a page is read in batches.
+            while more and len(found) <= limit and scanned < OPEN_WORK_SCANNED_MAX:
+                rows, more = _keyset_page(
+                    connection,
+                    _WORK_KEYSET,
+                    _WORK_SELECT,
+                    _CATEGORY_SUBSCRIBED,
+                    [provider_id],
+                    starting_after=cursor,
+                    limit=limit + 1,
+                    narrow=(" AND state = 'OPEN' AND closes_at_ms > ?", [self.clock()]),
+                )
+                scanned += len(rows)
+                cursor = rows[-1][0] if rows else cursor
+                found += [
+                    _open_work_view(provider_id, row)
+                    for row in rows
+                    if _any_matches(subscriptions, row[3], row[12])
+                ]
+        if len(found) > limit:
+            return _page(found[:limit], True, "work_id")
+        # Short: every row read (no more), or the scan's bound met (more: go on from the last
+        # row read, which is one the provider's categories match).
+        return {"data": found, "has_more": more, "next_cursor": cursor if more else None}
+
+    def _acts_for(self, caller: Principal, provider_id: str | None) -> str:
+        if provider_id is None and caller.kind is PrincipalKind.PROVIDER:
+            provider_id = caller.provider_id
+        if provider_id is None:
+            raise ProblemError(
+                422,
+                "invalid-request",
+                "a tenant key names the provider it lists for",
+                errors=(FieldError("provider_id", "required"),),
+            )
+        if caller.kind is PrincipalKind.PROVIDER:
+            allowed = caller.provider_id == provider_id
+        else:
+            rows = self._read(
+                "SELECT tenant_id FROM providers WHERE provider_id = ?", (provider_id,)
+            )
+            allowed = bool(rows) and rows[0][0] == caller.tenant_id
+        if not allowed:
+            raise ProblemError(
+                403,
+                "provider-mismatch",
+                "list open work only for a provider you act for",
+                errors=(FieldError("provider_id", "not_the_caller"),),
+            )
+        return provider_id
 
     @traced("market.cancel_work")
     def cancel_work(self, caller: Principal, work_id: str) -> dict[str, object]:
@@ -423,17 +542,27 @@ class Market:
             "status": "SUBMITTED",
         }
 
-    def bids(self, caller: Principal, work_id: str) -> list[dict[str, object]]:
-        self.work(caller, work_id)  # the consumer's only: 404 otherwise
-        rows = self._read(
-            "SELECT b.bid_id, b.provider_id, b.body, b.submitted_at_ms FROM bids b"
-            " WHERE b.work_id = ? ORDER BY b.submitted_at_ms, b.bid_id",
-            (work_id,),
-        )
-        return [
+    def bids(
+        self, caller: Principal, work_id: str, *, limit: int, starting_after: str | None = None
+    ) -> dict[str, Any]:
+        """The bids on the caller's work, newest first (the consumer only: 404 otherwise). A
+        cursor that names none of this work's bids is 422 naming `starting_after`."""
+        self.work(caller, work_id)
+        with self.db.reader() as connection:
+            rows, more = _keyset_page(
+                connection,
+                _BIDS_KEYSET,
+                "SELECT b.bid_id, b.provider_id, b.body, b.submitted_at_ms FROM bids b",
+                "b.work_id = ?",
+                [work_id],
+                starting_after=starting_after,
+                limit=max(1, min(limit, BIDS_PAGE_MAX)),
+            )
+        page = [
             {"bid_id": r[0], "provider_id": r[1], "bid": json.loads(r[2]), "submitted_at_ms": r[3]}
             for r in rows
         ]
+        return _page(page, more, "bid_id")
 
     def own_bids(
         self, caller: Principal, *, limit: int, starting_after: str | None = None
@@ -467,7 +596,7 @@ class Market:
             }
             for r in rows
         ]
-        return {"data": page, "has_more": more, "next_cursor": page[-1]["bid_id"] if more else None}
+        return _page(page, more, "bid_id")
 
     # -- window close, evaluation, award -----------------------------------------------------
 
@@ -648,12 +777,7 @@ class Market:
                 starting_after=starting_after,
                 limit=limit,
             )
-        page = [_contract_view(row) for row in rows]
-        return {
-            "data": page,
-            "has_more": more,
-            "next_cursor": page[-1]["contract_id"] if more else None,
-        }
+        return _page([_contract_view(row) for row in rows], more, "contract_id")
 
     def contract_or_404(self, caller: Principal, contract_id: str) -> dict[str, object]:
         try:
@@ -865,7 +989,14 @@ class Market:
 
 _WORK_SELECT = (
     "SELECT work_id, consumer_tenant_id, spec, category, state, currency, opened_at_ms,"
-    " closes_at_ms, hold_id, contract_id, closed_at_ms, budget_max_minor FROM work"
+    " closes_at_ms, hold_id, contract_id, closed_at_ms, budget_max_minor, capability FROM work"
+)
+# The work whose category one of the provider's (the one parameter) category patterns matches,
+# through the index of migration 7: a literal equal to it, or a prefix of it ("" for "*").
+_CATEGORY_SUBSCRIBED = (
+    "EXISTS (SELECT 1 FROM subscription_categories c WHERE c.provider_id = ?"
+    " AND ((c.is_prefix = 0 AND c.pattern = work.category) OR (c.is_prefix = 1"
+    " AND substr(work.category, 1, length(c.pattern)) = c.pattern)))"
 )
 _BID_TERMS_SELECT = (
     "SELECT state, closes_at_ms, category, capability, consumer_tenant_id FROM work"
@@ -887,6 +1018,7 @@ class _Keyset:
 
 _BIDS_KEYSET = _Keyset("bids b", "b.submitted_at_ms", "b.bid_id", "unknown_bid")
 _CONTRACTS_KEYSET = _Keyset("contracts", "awarded_at_ms", "contract_id", "unknown_contract")
+_WORK_KEYSET = _Keyset("work", "opened_at_ms", "work_id", "unknown_work")
 
 
 def _keyset_page(
@@ -894,15 +1026,20 @@ def _keyset_page(
     keyset: _Keyset,
     select: str,
     where: str,
-    parameters: list[Any],
+    parameters: Sequence[Any],
     *,
-    starting_after: str | None,
+    starting_after: str | int | None,
     limit: int,
+    narrow: tuple[str, Sequence[Any]] = ("", ()),
 ) -> tuple[list[Any], bool]:
     """One page of `select WHERE where`, newest first, after the `starting_after` row, and
     whether more follow. The cursor must be one of the caller's rows (the same `where`):
     otherwise 422 naming `starting_after`, so a cursor reveals nothing of another's rows.
-    `where` holds fixed texts only; every value is in `parameters`."""
+    `narrow` (" AND ..." and its values) filters the page but not the cursor, so a walk goes on
+    when its last row no longer passes (a bid window closed meanwhile). `where` and `narrow`
+    hold fixed texts only; every value is in the parameters."""
+    assert 1 <= limit <= OPEN_WORK_SCANNED_MAX, limit
+    parameters = list(parameters)
     if starting_after is not None:
         cursor = connection.execute(
             f"SELECT {keyset.at} FROM {keyset.table} WHERE {keyset.id} = ? AND {where}",  # noqa: S608
@@ -917,9 +1054,16 @@ def _keyset_page(
             )
         where += f" AND ({keyset.at} < ? OR ({keyset.at} = ? AND {keyset.id} < ?))"
         parameters = [*parameters, cursor[0], cursor[0], starting_after]
+    where, parameters = where + narrow[0], [*parameters, *narrow[1]]
     order = f" ORDER BY {keyset.at} DESC, {keyset.id} DESC LIMIT ?"
     rows = connection.execute(f"{select} WHERE {where}{order}", (*parameters, limit + 1)).fetchall()
     return rows[:limit], len(rows) > limit
+
+
+def _page(rows: list[dict[str, Any]], more: bool, id_key: str) -> dict[str, Any]:
+    """A list's answer: the rows, whether more follow, and the cursor of the next page (the
+    last row's id) while they do."""
+    return {"data": rows, "has_more": more, "next_cursor": rows[-1][id_key] if more else None}
 
 
 _OWN_BIDS_SELECT = (
@@ -946,6 +1090,23 @@ def _work_view(row: Any) -> dict[str, object]:
         "reserved": {"amount": _money(row[11], row[5]), "currency": row[5]},
         **json.loads(row[2]),
     }
+
+
+def _open_work_view(provider_id: str, row: Any) -> dict[str, object]:
+    # Exactly what the provider is told when the work is published, from the one rule.
+    told = provider_notification(
+        provider_id,
+        EventType.WORK_SUBMITTED.value,
+        row[0],
+        {
+            "work_id": row[0],
+            "work": json.loads(row[2]),
+            "bid_window_closes_at_ms": row[7],
+            "recipients": [provider_id],
+        },
+    )
+    assert told is not None
+    return dict(told.payload)
 
 
 def _contract_view(row: Any) -> dict[str, object]:
@@ -1039,6 +1200,21 @@ def _matches(categories: str, capabilities: str, category: str, capability: str 
             category=category,
             work_capabilities=() if capability is None else (capability,),
         )
+    )
+
+
+def _any_matches(
+    subscriptions: Sequence[tuple[list[str], list[str]]], category: str, capability: str | None
+) -> bool:
+    # As `_matches`, over subscriptions already parsed.
+    return any(
+        subscription_matches(
+            categories,
+            capabilities if capability is not None else (),
+            category=category,
+            work_capabilities=() if capability is None else (capability,),
+        )
+        for categories, capabilities in subscriptions
     )
 
 

@@ -70,7 +70,7 @@ from aex.core.webhook_signing import (
 )
 from serve.breakers import BreakerRegistry
 from serve.identity.security import now_ms
-from serve.market.usecases import Market
+from serve.market.usecases import PAGE_MAX, Market, _Keyset, _keyset_page, _page
 from serve.notifications.endpoints import EndpointPolicy, Pinned
 from serve.notifications.events import Delivered, MarketMetrics, notification_for, notification_json
 from serve.secret_box import SecretBox, SecretBoxError, webhook_secret_context
@@ -83,7 +83,13 @@ WEBHOOK_BACKOFF_MS_DEFAULT = 1_000
 # another process takes it over (longer than any gap between two attempts' records).
 WEBHOOK_LEASE_MS_DEFAULT = 60_000
 TAKEN_OVER_PER_SWEEP_MAX = 100
-DELIVERIES_LISTED_MAX = 200
+DELIVERIES_LISTED_MAX = PAGE_MAX
+_DELIVERIES_KEYSET = _Keyset(
+    "webhook_deliveries d JOIN outbox o ON o.event_id = d.event_id",
+    "o.seq",
+    "d.event_id",
+    "unknown_delivery",
+)
 
 
 def breaker_name(host: str, port: int) -> str:
@@ -396,13 +402,24 @@ class Webhooks:
 
         self.market.write(write)
 
-    def deliveries(self, provider_id: str, limit: int) -> list[dict[str, object]]:
-        rows = self.market.db.read(
-            "SELECT event_id, event, endpoint, attempts, status, last_status_code, last_error,"
-            " updated_at_ms FROM webhook_deliveries WHERE provider_id = ?"
-            " ORDER BY updated_at_ms DESC LIMIT ?",
-            (provider_id, min(limit, DELIVERIES_LISTED_MAX)),
-        )
+    def deliveries(
+        self, provider_id: str, *, limit: int, starting_after: str | None = None
+    ) -> dict[str, object]:
+        """The provider's webhook deliveries, newest event first (the outbox order, which a
+        retry does not change), a keyset page; a cursor naming none of its deliveries is 422
+        naming `starting_after`."""
+        with self.market.db.reader() as connection:
+            rows, more = _keyset_page(
+                connection,
+                _DELIVERIES_KEYSET,
+                "SELECT d.event_id, d.event, d.endpoint, d.attempts, d.status,"
+                " d.last_status_code, d.last_error, d.updated_at_ms"
+                " FROM webhook_deliveries d JOIN outbox o ON o.event_id = d.event_id",
+                "d.provider_id = ?",
+                [provider_id],
+                starting_after=starting_after,
+                limit=max(1, min(limit, DELIVERIES_LISTED_MAX)),
+            )
         keys = (
             "event_id",
             "event",
@@ -413,4 +430,4 @@ class Webhooks:
             "last_error",
             "updated_at_ms",
         )
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        return _page([dict(zip(keys, row, strict=True)) for row in rows], more, "event_id")

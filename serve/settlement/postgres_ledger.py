@@ -58,6 +58,8 @@ from serve.stores.postgres import PostgresStore
 
 # A lost race (a row created, an operation applied by another process) is retried this often.
 LEDGER_ATTEMPTS_MAX = 8
+# No entry id reaches this (a signed 64-bit integer's max): the history's first page.
+_BEFORE_ANY = 2**63 - 1
 RETRIED_ERRORS = (errors.UniqueViolation, errors.SerializationFailure, errors.DeadlockDetected)
 
 
@@ -99,7 +101,17 @@ class PostgresLedger:
             ).fetchone()
         return None if row is None else Wallet(*row)
 
-    def history(self, wallet_id: str, *, limit: int) -> Sequence[HistoryRow]:
+    def has_entry(self, wallet_id: str, entry_id: int) -> bool:
+        with self._store.read() as connection:
+            row = connection.execute(
+                "SELECT 1 FROM postings WHERE account_id = %s AND entry_id = %s LIMIT 1",
+                (wallet_id, entry_id),
+            ).fetchone()
+        return row is not None
+
+    def history(
+        self, wallet_id: str, *, limit: int, before_entry_id: int | None = None
+    ) -> Sequence[HistoryRow]:
         with self._store.read() as connection:
             rows = connection.execute(
                 "SELECT e.entry_id, e.operation_id, e.kind,"
@@ -108,8 +120,9 @@ class PostgresLedger:
                 " min(p.currency), e.created_at_ms,"
                 " sum(CASE WHEN p.bucket = 'credit' THEN p.amount_minor ELSE 0 END)"
                 " FROM postings p JOIN journal_entries e USING (entry_id)"
-                " WHERE p.account_id = %s GROUP BY e.entry_id ORDER BY e.entry_id DESC LIMIT %s",
-                (wallet_id, limit),
+                " WHERE p.account_id = %s AND e.entry_id < %s"
+                " GROUP BY e.entry_id ORDER BY e.entry_id DESC LIMIT %s",
+                (wallet_id, _BEFORE_ANY if before_entry_id is None else before_entry_id, limit),
             ).fetchall()
         return [
             HistoryRow(entry, operation, kind, int(available), int(held), currency, at, int(credit))

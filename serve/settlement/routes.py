@@ -23,11 +23,11 @@ from serve.gateway.schemas import (
     BalanceView,
     DepositCreate,
     MoneyMovement,
-    TransactionView,
+    TransactionPage,
     WithdrawalCreate,
 )
 from serve.identity.security import Principal
-from serve.settlement.wallets import Wallets
+from serve.settlement.wallets import HISTORY_PAGE_MAX, Wallets
 
 Currency = Annotated[str, Parameter(pattern=r"^[A-Z]{3}$", default="USD")]
 
@@ -91,8 +91,16 @@ class WalletController(Controller):
         self,
         caller: Principal,
         currency: Currency,
-        limit: Annotated[int, Parameter(ge=1, le=500, default=100)],
         request: Request[Any, Any, State],
-    ) -> list[TransactionView]:
-        """The caller's journal, newest first."""
-        return _wallets(request).history(caller, currency, limit)
+        limit: Annotated[
+            int, Parameter(ge=1, le=HISTORY_PAGE_MAX, default=20, description="per page")
+        ],
+        starting_after: Annotated[
+            int | None,
+            Parameter(ge=1, description="the previous page's `next_cursor` (an entry id)"),
+        ] = None,
+    ) -> TransactionPage:
+        """The caller's journal entries in one currency, newest first, a page at a time."""
+        return _wallets(request).history(
+            caller, currency, limit=limit, starting_after=starting_after
+        )

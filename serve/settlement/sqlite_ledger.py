@@ -44,6 +44,8 @@ from serve.stores.sqlite import SqliteStore
 
 # Operations one group commit may carry: bounds a transaction's size and its WAL growth.
 GROUP_COMMIT_OPERATIONS_MAX = 256
+# No entry id reaches this (a signed 64-bit integer's max): the history's first page.
+_BEFORE_ANY = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +166,20 @@ class SqliteLedger:
         )
         return None if row is None else Wallet(*row)
 
-    def history(self, wallet_id: str, *, limit: int) -> Sequence[HistoryRow]:
+    def has_entry(self, wallet_id: str, entry_id: int) -> bool:
+        row = (
+            self._store.connection()
+            .execute(
+                "SELECT 1 FROM postings WHERE account_id = ? AND entry_id = ? LIMIT 1",
+                (wallet_id, entry_id),
+            )
+            .fetchone()
+        )
+        return row is not None
+
+    def history(
+        self, wallet_id: str, *, limit: int, before_entry_id: int | None = None
+    ) -> Sequence[HistoryRow]:
         rows = self._store.connection().execute(
             "SELECT e.entry_id, e.operation_id, e.kind,"
             " sum(CASE WHEN p.bucket = 'available' THEN p.amount_minor ELSE 0 END),"
@@ -172,8 +187,9 @@ class SqliteLedger:
             " p.currency, e.created_at_ms,"
             " sum(CASE WHEN p.bucket = 'credit' THEN p.amount_minor ELSE 0 END)"
             " FROM postings p JOIN journal_entries e USING (entry_id)"
-            " WHERE p.account_id = ? GROUP BY e.entry_id ORDER BY e.entry_id DESC LIMIT ?",
-            (wallet_id, limit),
+            " WHERE p.account_id = ? AND e.entry_id < ?"
+            " GROUP BY e.entry_id ORDER BY e.entry_id DESC LIMIT ?",
+            (wallet_id, _BEFORE_ANY if before_entry_id is None else before_entry_id, limit),
         )
         return [HistoryRow(*row) for row in rows]
 

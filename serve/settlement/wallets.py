@@ -20,13 +20,14 @@ from serve.gateway.schemas import (
     BalanceView,
     DepositCreate,
     MoneyMovement,
+    TransactionPage,
     TransactionView,
     WithdrawalCreate,
 )
 from serve.identity.security import Principal, next_id
 from serve.stores.base import LedgerStore
 
-HISTORY_ROWS_MAX = 500
+HISTORY_PAGE_MAX = 100  # GET /v1/transactions: entries per page (as every list)
 
 
 def wallet_id(tenant_id: str, currency: str) -> str:
@@ -63,11 +64,22 @@ class Wallets:
         wallet = self.ledger.wallet(wallet_id(tenant_id, currency))
         return _balance(tenant_id, currency, wallet)
 
-    def history(self, caller: Principal, currency: str, limit: int) -> list[TransactionView]:
-        rows = self.ledger.history(
-            wallet_id(_tenant_of(caller), currency), limit=min(limit, HISTORY_ROWS_MAX)
-        )
-        return [
+    def history(
+        self, caller: Principal, currency: str, *, limit: int, starting_after: int | None = None
+    ) -> TransactionPage:
+        """The wallet's journal entries, newest first, a keyset page on the entry id; a cursor
+        that names none of this wallet's entries is 422 naming `starting_after`."""
+        wallet = wallet_id(_tenant_of(caller), currency)
+        if starting_after is not None and not self.ledger.has_entry(wallet, starting_after):
+            raise ProblemError(
+                422,
+                "invalid-request",
+                "starting_after names none of the rows listed",
+                errors=(FieldError("starting_after", "unknown_entry"),),
+            )
+        limit = max(1, min(limit, HISTORY_PAGE_MAX))
+        rows = self.ledger.history(wallet, limit=limit + 1, before_entry_id=starting_after)
+        page = [
             TransactionView(
                 r.entry_id,
                 r.operation_id,
@@ -78,8 +90,10 @@ class Wallets:
                 r.created_at_ms,
                 _amount(r.credit_change_minor, r.currency),
             )
-            for r in rows
+            for r in rows[:limit]
         ]
+        more = len(rows) > limit
+        return TransactionPage(page, more, page[-1].entry_id if more else None)
 
     def _moved(
         self, tenant_id: str, money: Money, result: Applied | Rejected[LedgerRejectReason]

@@ -202,26 +202,71 @@ def test_the_async_client_runs_the_same_routes(server: Server) -> None:
     assert asyncio.run(run())["available"] == "12.34"
 
 
-def test_pages_follows_the_cursor_through_every_list(server: Server) -> None:
+def test_each_follows_the_cursor_through_every_list(server: Server) -> None:
     buyer, _ = consumer_client(server)
     with buyer:
         minted = {buyer.create_key()["key_id"] for _ in range(3)}
         first = buyer.list_keys(limit=2)
         assert (len(first["data"]), first["has_more"]) == (2, True)
-        every = [k["key_id"] for k in buyer.pages(buyer.list_keys, limit=2)]
+        every = [k["key_id"] for k in buyer.each(buyer.list_keys, limit=2)]
         assert len(every) == 4
         assert minted < set(every)
     owner, agent, provider_id = provider_client(server)
     with owner, agent:
-        assert [p["provider_id"] for p in agent.pages(agent.list_providers)] == [provider_id]
-        assert len(list(owner.pages(owner.list_subscriptions, limit=1))) == 1
+        assert [p["provider_id"] for p in agent.each(agent.list_providers)] == [provider_id]
+        assert len(list(owner.each(owner.list_subscriptions, limit=1))) == 1
 
     async def run() -> list[str]:
         async with AsyncClient(server.url, api_key=OPERATOR_KEY) as operator:
-            return [t["tenant_id"] async for t in operator.pages(operator.list_tenants, limit=3)]
+            return [t["tenant_id"] async for t in operator.each(operator.list_tenants, limit=3)]
 
     tenants = asyncio.run(run())
     assert len(tenants) == len(set(tenants)) >= 2
+
+
+def test_each_walks_every_list_page_by_page_with_its_filters(server: Server) -> None:
+    buyer, tenant_id = consumer_client(server)
+    buyer.deposit(tenant_id, "1000")
+    owner, agent, provider_id = provider_client(server)
+    budget = {"budget_min": "1", "budget_max": "10", "bid_window_seconds": 300}
+    ids = [
+        buyer.submit_work(title=f"Task {n}", category="TECHNOLOGY", **budget)["work_id"]
+        for n in range(3)
+    ]
+    first_page = buyer.list_work(limit=2)
+    assert (len(first_page["data"]), first_page["has_more"]) == (2, True)
+    walked = [w["work_id"] for w in buyer.each(buyer.list_work, limit=1)]
+    assert sorted(walked) == sorted(ids)  # every work once, one page at a time
+    assert [w["work_id"] for w in buyer.each(buyer.list_work, status="AWARDED")] == []
+    for work_id in ids:
+        agent.submit_bid(
+            work_id=work_id,
+            provider_id=provider_id,
+            price="5",
+            confidence=0.9,
+            estimated_duration="1h",
+            max_turnaround="2h",
+        )
+    assert sorted(b["work_id"] for b in agent.each(agent.own_bids, limit=2)) == sorted(ids)
+    assert len(list(buyer.each(buyer.bids, ids[0], limit=1))) == 1
+    open_work = {w["work_id"] for w in agent.each(agent.open_work, limit=2)}
+    assert set(ids) <= open_work
+    mine = {w["work_id"] for w in owner.each(owner.open_work, provider_id=provider_id)}
+    assert set(ids) <= mine
+    assert len(list(buyer.each(buyer.transactions, limit=1))) == 4  # a deposit, three holds
+
+    async def walk_async() -> list[Any]:
+        async with AsyncClient(server.url) as anonymous:
+            signed_up = await anonymous.sign_up("Async Corp", "CONSUMER")
+        async with AsyncClient(server.url, api_key=signed_up["api_key"]) as payer:
+            for amount in ("1", "2", "3"):
+                await payer.deposit(signed_up["tenant_id"], amount)
+            return [t async for t in payer.each(payer.transactions, limit=2)]
+
+    walked_async = asyncio.run(walk_async())
+    assert [t["available_change"] for t in walked_async] == ["3.00", "2.00", "1.00"]
+    for client in (buyer, owner, agent):
+        client.close()
 
 
 def test_a_webhook_signature_verifies_and_a_tampered_body_does_not() -> None:

@@ -20,7 +20,14 @@ import pytest
 
 from tests.faults.engines import PrivatePostgres
 from tests.serve.conftest import sign_up
-from tests.serve.market_helpers import OPERATOR, Provider, consumer, provider, submit_work
+from tests.serve.market_helpers import (
+    OPERATOR,
+    Provider,
+    consumer,
+    every_row,
+    provider,
+    submit_work,
+)
 from tests.serve.server import Server
 
 DEPOSITORS = 3
@@ -74,7 +81,6 @@ class Load:
         body = {"tenant_id": self.tenant_id, "amount": "1.01", "currency": "USD"}
         with httpx.Client(base_url=self.server.url, timeout=30) as http:
             acknowledged = 0
-            # All of them fit one page of /v1/transactions.
             while acknowledged < DEPOSITS_PER_DEPOSITOR_MAX and not self.stop.is_set():
                 response = self._post(http, "/v1/deposits", body, self.depositor)
                 if response.status_code == 201:
@@ -166,17 +172,14 @@ def test_postgres_stopped_under_load_loses_no_acknowledged_write_and_fails_fast(
         assert set(load.other) <= {409, 422}, load.other
 
         with httpx.Client(base_url=server.url, timeout=30) as client:
-            history = client.get(
-                "/v1/transactions", params={"limit": 500}, headers=depositor.headers
-            ).json()
+            history = every_row(client, "/v1/transactions", depositor.headers)
             stored = {row["operation_id"] for row in history}
             assert set(load.deposits) <= stored
             available = client.get("/v1/balance", headers=depositor.headers).json()["available"]
             assert Decimal(available) == Decimal("1.01") * len(stored)
             for work_id in {work_id for work_id, _ in load.bids}:
-                listed = client.get(f"/v1/work/{work_id}/bids", headers=buyer.headers)
-                assert listed.status_code == 200, listed.text
-                ids = {row["bid_id"] for row in _items(listed.json())}
+                listed = every_row(client, f"/v1/work/{work_id}/bids", buyer.headers)
+                ids = {row["bid_id"] for row in listed}
                 assert {bid for w, bid in load.bids if w == work_id} <= ids
             ready = client.get("/ready").json()
             assert ready["breakers"]["postgres"] == "CLOSED"
@@ -185,15 +188,6 @@ def test_postgres_stopped_under_load_loses_no_acknowledged_write_and_fails_fast(
             assert 'aex_circuit_breaker_trips_total{dependency="postgres"}' in metrics
     finally:
         server.stop()
-
-
-def _items(body: object) -> list[dict[str, object]]:
-    if isinstance(body, dict):
-        for key in ("bids", "items", "data"):
-            if isinstance(body.get(key), list):
-                return list(body[key])
-    assert isinstance(body, list), body
-    return list(body)
 
 
 def _wait(condition: object, timeout_s: float) -> None:

@@ -48,8 +48,10 @@ class Principals:
             return {}
         if any("operatorKey" in requirement for requirement in security):
             return self.operator
-        if (path.startswith(PROVIDER_PATHS) and method != "GET") or path.startswith(
-            "/v1/notifications"
+        if (
+            (path.startswith(PROVIDER_PATHS) and method != "GET")
+            or path.startswith("/v1/notifications")
+            or path == "/v1/work/open"  # a provider key lists its own matching open work
         ):
             return self.provider
         return self.consumer

@@ -141,3 +141,21 @@ def complete(
 ) -> httpx.Response:
     body = {"results": {"report": "ok"}, "metrics": {"coverage": coverage}}
     return client.post(f"/v1/contracts/{contract_id}/complete", json=body, headers=agent.headers)
+
+
+def every_row(
+    client: httpx.Client, path: str, headers: dict[str, str], **params: Any
+) -> list[dict[str, Any]]:
+    """Every row of a paged list, walked by `next_cursor` as a client would."""
+    rows: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(1_000):  # pages walked at most: far past any test's data
+        query = {**params, "limit": 100} | ({} if cursor is None else {"starting_after": cursor})
+        response = client.get(path, params=query, headers=headers)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        rows += page["data"]
+        if not page["has_more"]:
+            return rows
+        cursor = page["next_cursor"]
+    raise AssertionError(f"{path}: the walk did not end")

@@ -80,7 +80,7 @@ def test_a_bad_or_unknown_filter_is_a_422_naming_it(client: httpx.Client) -> Non
     assert bad_state.json()["errors"][0]["field"] == "status"
     for path, misspelt in (
         ("/v1/contracts", "state"),
-        ("/v1/work", "status"),  # the work list takes no status filter: not ignored
+        ("/v1/work", "state"),  # the work list's filter is `status`: `state` is not ignored
         ("/v1/transactions", "since"),
     ):
         refused = client.get(path, params={misspelt: "x"}, headers=buyer.headers)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.serve.market_helpers import every_row
 from tests.serve.server import Backend, Server
 
 WRITERS = 8
@@ -50,7 +51,7 @@ def test_kill_9_loses_no_acknowledged_deposit(tmp_path: Path, own_backend: Backe
         assert len(acknowledged) >= 40
         server.start()  # same port and data directory, a fresh process
         with httpx.Client(base_url=server.url) as client:
-            history = client.get("/v1/transactions", params={"limit": 500}, headers=headers).json()
+            history = every_row(client, "/v1/transactions", headers)
             stored = {row["operation_id"] for row in history}
             assert set(acknowledged) <= stored
             available = client.get("/v1/balance", headers=headers).json()["available"]

@@ -1,6 +1,7 @@
 """The market's real answers along a whole workflow (work, bid, close, evaluation, contract,
-progress, completion, dispute, resolution, reputation, revenue, deliveries) conform to what
-/schema/openapi.json says of them: generated cases rarely reach these 2xx answers."""
+progress, completion, dispute, resolution, reputation, revenue, deliveries, open work, the
+wallet's entries) conform to what /schema/openapi.json says of them: generated cases rarely
+reach these 2xx answers."""
 
 from __future__ import annotations
 
@@ -72,6 +73,10 @@ def test_a_whole_market_workflow_answers_as_the_document_describes(
     deliveries = client.get("/v1/notifications/deliveries", headers=agent.headers)
     conforms("GET", "/v1/notifications/deliveries", deliveries)
     second = submit_work(client, tenant)
+    open_work = conforms("GET", "/v1/work/open", client.get("/v1/work/open", headers=agent.headers))
+    assert second["work_id"] in {w["work_id"] for w in open_work["data"]}  # type: ignore[attr-defined]
+    ledger = client.get("/v1/transactions", params={"limit": 2}, headers=tenant.headers)
+    assert conforms("GET", "/v1/transactions", ledger)["has_more"] is True
     cancel = client.post(f"/v1/work/{second['work_id']}/cancel", headers=tenant.headers)
     conforms("POST", "/v1/work/{work_id}/cancel", cancel)
 

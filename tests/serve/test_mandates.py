@@ -72,7 +72,7 @@ def _submit(client: httpx.Client, tenant: Tenant, mandate_id: str, **changes: An
 
 
 def _work_count(client: httpx.Client, tenant: Tenant) -> int:
-    return len(client.get("/v1/work", headers=tenant.headers).json())
+    return len(client.get("/v1/work", headers=tenant.headers).json()["data"])
 
 
 def _refused(response: httpx.Response, slug: str) -> None:

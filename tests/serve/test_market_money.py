@@ -174,7 +174,8 @@ def test_a_consumer_s_own_provider_may_not_bid_on_its_work(client: httpx.Client)
     assert refused.status_code == 403, refused.text
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.json()["type"].endswith("bid-provider-owned-by-consumer")
-    assert client.get(f"/v1/work/{work['work_id']}/bids", headers=both.headers).json() == []
+    listed = client.get(f"/v1/work/{work['work_id']}/bids", headers=both.headers).json()
+    assert listed["data"] == []
     # an unrelated provider bids as before
     assert bid(client, provider(client), work["work_id"], 100).status_code == 201
 
@@ -207,9 +208,8 @@ def test_an_explorer_consumer_runs_one_task_at_a_time(client: httpx.Client) -> N
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.json()["type"].endswith("concurrent-tasks-exceeded")
     assert balance(client, acme) == ("9800.00", "200.00")  # nothing held for the refused one
-    assert [w["work_id"] for w in client.get("/v1/work", headers=acme.headers).json()] == [
-        first["work_id"]
-    ]
+    listed = client.get("/v1/work", headers=acme.headers).json()["data"]
+    assert [w["work_id"] for w in listed] == [first["work_id"]]
     assert bid(client, bot, first["work_id"], 100).status_code == 201
     contract_id = close_now(client, first["work_id"])["contract_id"]
     # an awarded contract is a running task too

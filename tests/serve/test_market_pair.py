@@ -28,7 +28,7 @@ def test_the_server_s_evaluation_equals_the_core_s_on_the_same_bids(client: http
     close_now(client, work["work_id"])
     headers = acme.headers
     evaluation = client.get(f"/v1/work/{work['work_id']}/evaluation", headers=headers).json()
-    stored = client.get(f"/v1/work/{work['work_id']}/bids", headers=headers).json()
+    stored = client.get(f"/v1/work/{work['work_id']}/bids", headers=headers).json()["data"]
     rows = []
     for entry in stored:
         reputation = client.get(

@@ -58,11 +58,11 @@ def test_work_is_pushed_signed_and_retried_after_a_failure(
             assert not verify_webhook(not_the_key, headers, raw, now_s=int(time.time()))
     assert b'"work_id":"' + work["work_id"].encode() in receiver.received[0][1]
     assert receiver.received[0][0]["x-aex-event-id"] == receiver.received[1][0]["x-aex-event-id"]
-    deliveries = client.get("/v1/notifications/deliveries", headers=key).json()
+    deliveries = client.get("/v1/notifications/deliveries", headers=key).json()["data"]
     deadline = time.monotonic() + 5
     while deliveries[0]["status"] != "DELIVERED":
         assert time.monotonic() < deadline, deliveries
         time.sleep(0.1)
-        deliveries = client.get("/v1/notifications/deliveries", headers=key).json()
+        deliveries = client.get("/v1/notifications/deliveries", headers=key).json()["data"]
     assert deliveries[0]["attempts"] == 2
     assert deliveries[0]["event"] == "work.submitted"

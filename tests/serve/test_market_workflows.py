@@ -67,7 +67,7 @@ def test_underfunded_work_is_refused_with_the_ledger_problem_and_nothing_written
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"].endswith("ledger-insufficient-funds")
     assert balance(client, poor) == ("150.00", "0.00")
-    assert client.get("/v1/work", headers=poor.headers).json() == []
+    assert client.get("/v1/work", headers=poor.headers).json()["data"] == []
 
 
 def test_cancel_while_open_releases_the_hold_and_later_cancels_are_refused(
@@ -81,7 +81,7 @@ def test_cancel_while_open_releases_the_hold_and_later_cancels_are_refused(
     assert balance(client, acme) == ("10000.00", "0.00")
     again = client.post(f"/v1/work/{work['work_id']}/cancel", headers=acme.headers)
     assert again.status_code == 409
-    listed = client.get("/v1/work", headers=acme.headers).json()
+    listed = client.get("/v1/work", headers=acme.headers).json()["data"]
     assert [w["work_id"] for w in listed] == [work["work_id"]]
 
 

@@ -170,16 +170,16 @@ def test_invoices_are_the_tenants_own_and_paginate(
     ]
     first = client.get("/v1/invoices", params={"limit": 2}, headers=buyer.headers).json()
     assert [i["invoice_id"] for i in first["data"]] == ids[:0:-1]
-    assert first["has_more"]
+    assert (first["has_more"], first["next_cursor"]) == (True, ids[1])
     rest = client.get(
         "/v1/invoices", params={"limit": 2, "starting_after": ids[1]}, headers=buyer.headers
     ).json()
     assert [i["invoice_id"] for i in rest["data"]] == ids[:1]
-    assert not rest["has_more"]
+    assert (rest["has_more"], rest["next_cursor"]) == (False, None)
     assert client.get(f"/v1/invoices/{ids[0]}", headers=buyer.headers).status_code == 200
     assert client.get(f"/v1/invoices/{ids[0]}", headers=other_tenant.headers).status_code == 404
     theirs = client.get("/v1/invoices", headers=other_tenant.headers).json()
-    assert theirs == {"data": [], "has_more": False}
+    assert theirs == {"data": [], "has_more": False, "next_cursor": None}
     foreign = client.get(
         "/v1/invoices", params={"starting_after": ids[0]}, headers=other_tenant.headers
     )

@@ -96,7 +96,7 @@ def test_a_voucher_redeemed_in_parallel_credits_once(
     assert found["redemptions"] == 1
     assert event_types(backend, server, voucher_id) == ["voucher.issued", "voucher.redeemed"]
     winner = next(t for t, r in zip(racers, answers, strict=True) if r.status_code == 201)
-    history = client.get("/v1/transactions", headers=winner.headers).json()
+    history = client.get("/v1/transactions", headers=winner.headers).json()["data"]
     assert [(t["kind"], t["credit_change"], t["available_change"]) for t in history] == [
         ("redeem", "40.00", "0.00")
     ]

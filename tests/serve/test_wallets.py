@@ -88,7 +88,7 @@ def test_withdrawal_needs_funds(client: httpx.Client, tenant: Tenant) -> None:
     assert too_much.status_code == 422
     assert too_much.json()["type"].endswith("/ledger-insufficient-funds")
     assert balance(client, tenant)["available"] == "29.50"
-    history = client.get("/v1/transactions", headers=tenant.headers).json()
+    history = client.get("/v1/transactions", headers=tenant.headers).json()["data"]
     assert [(h["kind"], h["available_change"]) for h in history] == [
         ("withdraw", "-20.50"),
         ("deposit", "50.00"),

@@ -175,7 +175,7 @@ def test_a_name_that_rebinds_to_loopback_is_refused_at_delivery_without_connecti
         submit_work(client, consumer(client), bid_window_seconds=300)
         deadline = time.monotonic() + 20
         while True:
-            deliveries = client.get("/v1/notifications/deliveries", headers=key).json()
+            deliveries = client.get("/v1/notifications/deliveries", headers=key).json()["data"]
             if deliveries and deliveries[0]["status"] == "FAILED":
                 break
             assert time.monotonic() < deadline, deliveries
@@ -258,7 +258,7 @@ def _first_delivery(
 ) -> dict[str, Any]:
     deadline = time.monotonic() + 15
     while True:
-        found = client.get("/v1/notifications/deliveries", headers=key).json()
+        found = client.get("/v1/notifications/deliveries", headers=key).json()["data"]
         if found and found[0]["attempts"] >= 1:
             if status is None and found[0]["last_error"] is not None:
                 return dict(found[0])
