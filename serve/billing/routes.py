@@ -24,6 +24,7 @@ from serve.billing.schemas import (
 from serve.billing.usecases import INVOICES_PAGE_MAX, Billing
 from serve.gateway.callers import needs, operator_caller, tenant_caller
 from serve.gateway.openapi import shapes
+from serve.gateway.paging import Cursor
 from serve.gateway.problems import PROBLEM_RESPONSES
 from serve.gateway.schemas import PlanPurchase
 from serve.identity.security import Principal
@@ -91,7 +92,7 @@ class BillingController(Controller):
         caller: Principal,
         request: Request[Any, Any, State],
         limit: Annotated[int, Parameter(ge=1, le=INVOICES_PAGE_MAX, default=20)],
-        starting_after: Annotated[str | None, Parameter(max_length=64, default=None)],
+        starting_after: Cursor = None,
     ) -> Json:
         """The caller's invoices, newest first: `data` and `has_more`."""
         return _billing(request).invoices(caller, limit=limit, starting_after=starting_after)

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, delete, get, post, put
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from aex.core import AccessScope
 from serve.billing.usecases import Billing
 from serve.gateway.callers import PUBLIC, SHOWN_ONCE, needs, operator_caller, tenant_caller
+from serve.gateway.paging import Cursor, Limit
 from serve.gateway.problems import PROBLEM_RESPONSES
 from serve.gateway.schemas import (
     KeyCreated,
@@ -28,16 +28,7 @@ from serve.gateway.schemas import (
     TokenCreated,
 )
 from serve.identity.security import Principal, mint_token
-from serve.services import PAGE_DEFAULT, PAGE_MAX, Identity
-
-# The page parameters of every list here, as on GET /v1/contracts.
-Limit = Annotated[
-    int, Parameter(ge=1, le=PAGE_MAX, default=PAGE_DEFAULT, description="records per page")
-]
-StartingAfter = Annotated[
-    str | None,
-    Parameter(min_length=1, max_length=64, description="the previous page's `next_cursor`"),
-]
+from serve.services import Identity
 
 
 @post(
@@ -75,7 +66,7 @@ class TenantController(Controller):
         caller: Principal,
         identity: Identity,
         limit: Limit,
-        starting_after: StartingAfter = None,
+        starting_after: Cursor = None,
     ) -> KeyPage:
         """The tenant's keys, revoked ones too, newest first; a cursor naming none of them is
         422 naming `starting_after`."""
@@ -142,7 +133,7 @@ class OperatorController(Controller):
         caller: Principal,
         identity: Identity,
         limit: Limit,
-        starting_after: StartingAfter = None,
+        starting_after: Cursor = None,
     ) -> TenantPage:
         """Every tenant, newest first; a cursor naming no tenant is 422 naming
         `starting_after`."""

@@ -22,6 +22,7 @@ from aex.core import CURRENCY_EXPONENTS, AccessScope, MoneyRejectReason, Rejecte
 from aex.core.lifecycle import ContractState, WorkState
 from serve.gateway.callers import needs, operator_caller, provider_or_tenant_caller, tenant_caller
 from serve.gateway.openapi import shapes
+from serve.gateway.paging import ID_PATTERN, Cursor, Limit
 from serve.gateway.problems import PROBLEM_RESPONSES, ProblemError, problem_for_rejected
 from serve.identity.security import PrincipalKind
 from serve.market.schemas import (
@@ -43,19 +44,11 @@ from serve.market.schemas import (
     WorkPage,
     WorkView,
 )
-from serve.market.usecases import PAGE_DEFAULT, PAGE_MAX, Market, decode_body
+from serve.market.usecases import Market, decode_body
 from serve.notifications.events import EventHub, MarketMetrics, StreamGate, provider_stream
 from serve.notifications.webhooks import Webhooks
 
 Json = dict[str, Any]
-# Every list's paging parameters (serve/market/usecases.py `_keyset_page`).
-Limit = Annotated[
-    int, Parameter(ge=1, le=PAGE_MAX, default=PAGE_DEFAULT, description="rows per page")
-]
-Cursor = Annotated[
-    str | None,
-    Parameter(min_length=1, max_length=64, description="the previous page's `next_cursor`"),
-]
 
 WORK_EXAMPLE: Json = {
     "title": "Review Go microservices codebase",
@@ -158,6 +151,7 @@ class WorkController(Controller):
             Parameter(
                 min_length=1,
                 max_length=64,
+                pattern=ID_PATTERN,
                 description="the provider listed for: a tenant key names one of its own; a"
                 " provider key its own (the default)",
             ),

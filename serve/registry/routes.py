@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from litestar import Controller, delete, get, patch, post
 from litestar.di import Provide
-from litestar.params import Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from aex.core import AccessScope
 from serve.gateway.callers import SHOWN_ONCE, needs, provider_or_tenant_caller, tenant_caller
+from serve.gateway.paging import Cursor, Limit
 from serve.gateway.problems import PROBLEM_RESPONSES
 from serve.gateway.schemas import (
     ProviderCreate,
@@ -24,16 +22,9 @@ from serve.gateway.schemas import (
     WebhookSecretCreated,
 )
 from serve.identity.security import Principal
-from serve.services import PAGE_DEFAULT, PAGE_MAX, Registry
+from serve.services import Registry
 
 # The page parameters of every list here, as on GET /v1/contracts.
-Limit = Annotated[
-    int, Parameter(ge=1, le=PAGE_MAX, default=PAGE_DEFAULT, description="records per page")
-]
-StartingAfter = Annotated[
-    str | None,
-    Parameter(min_length=1, max_length=64, description="the previous page's `next_cursor`"),
-]
 
 
 class ProviderController(Controller):
@@ -78,7 +69,7 @@ class ProviderController(Controller):
         caller: Principal,
         registry: Registry,
         limit: Limit,
-        starting_after: StartingAfter = None,
+        starting_after: Cursor = None,
     ) -> ProviderPage:
         """A tenant key's providers, or a provider key's own, newest first; a cursor naming
         none of them is 422 naming `starting_after`."""
@@ -130,7 +121,7 @@ class SubscriptionController(Controller):
         caller: Principal,
         registry: Registry,
         limit: Limit,
-        starting_after: StartingAfter = None,
+        starting_after: Cursor = None,
     ) -> SubscriptionPage:
         """A tenant key's subscriptions (all its providers'), or a provider key's own, newest
         first; a cursor naming none of them is 422 naming `starting_after`."""

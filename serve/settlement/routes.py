@@ -97,7 +97,9 @@ class WalletController(Controller):
         ],
         starting_after: Annotated[
             int | None,
-            Parameter(ge=1, description="the previous page's `next_cursor` (an entry id)"),
+            Parameter(
+                ge=1, le=2**63 - 1, description="the previous page's `next_cursor` (an entry id)"
+            ),
         ] = None,
     ) -> TransactionPage:
         """The caller's journal entries in one currency, newest first, a page at a time."""

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from serve.gateway.paging import ID_PATTERN
 from tests.serve.conftest import Tenant, sign_up
 from tests.serve.market_helpers import (
     Provider,
@@ -342,3 +343,44 @@ def test_webhook_deliveries_page_newest_event_first_for_their_provider_only(
     )
     _refused_cursor(crossed, "unknown_delivery")
     assert _get(client, "/v1/notifications/deliveries", other)["data"] == []
+
+
+# -- ids that name nothing ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("param", ["provider_id", "starting_after"])
+def test_an_id_no_row_can_have_is_refused_not_an_error(
+    client: httpx.Client, subscribed: tuple[Provider, str], param: str
+) -> None:
+    # PostgreSQL text cannot hold NUL: such an id must be refused before it reaches the
+    # database (make fuzz found a 500 on GET /v1/work/open on PostgreSQL).
+    agent, _ = subscribed
+    params = {"provider_id": agent.provider_id, param: "a\x00b"}
+    answer = client.get("/v1/work/open", params=params, headers=agent.headers)
+    assert answer.status_code in {403, 422}, answer.text
+    assert answer.json()["errors"][0]["field"] == param
+
+
+def test_every_list_declares_the_one_cursor_shape(client: httpx.Client) -> None:
+    # serve/gateway/paging.py: every `starting_after` is an id of the minted shape (or the
+    # ledger's integer entry id), refused as a 422 before any query when it is not.
+    document = client.get("/schema/openapi.json").json()
+    cursors = {
+        path: parameter["schema"]
+        for path, operations in document["paths"].items()
+        for parameter in operations.get("get", {}).get("parameters", [])
+        if parameter["name"] == "starting_after"
+    }
+    assert len(cursors) >= 12, sorted(cursors)
+    for path, schema in cursors.items():
+        types = {shape.get("type") for shape in schema.get("oneOf", [schema])} - {"null"}
+        assert schema.get("pattern") == ID_PATTERN or types == {"integer"}, (path, schema)
+
+
+def test_a_transactions_cursor_beyond_int64_is_refused(client: httpx.Client) -> None:
+    tenant = consumer(client, funds=None)
+    answer = client.get(
+        "/v1/transactions", params={"starting_after": 2**63}, headers=tenant.headers
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["field"] == "starting_after"
