@@ -35,7 +35,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -49,6 +48,7 @@ from aex.core.reasons import LedgerRejectReason
 from serve.settlement import postgres_ledger, sqlite_ledger
 from serve.stores.postgres import PostgresStore
 from serve.stores.rows import scalar
+from serve.stores.sql import pg_sql
 from serve.stores.sqlite import SqliteStore
 from serve.telemetry import tracing
 
@@ -342,13 +342,6 @@ class SqliteMarketDb(_Driver):
 # PostgreSQL
 
 
-@lru_cache(maxsize=512)
-def _pg_sql(statement: str) -> bytes:
-    # The market's SQL has no `%` and no `?` inside literals: a plain swap is exact.
-    assert "%" not in statement, statement
-    return statement.replace("?", "%s").encode()
-
-
 class PgConnection:
     """A psycopg connection that takes the market's `?` placeholders."""
 
@@ -358,7 +351,7 @@ class PgConnection:
         self.raw = raw
 
     def execute(self, statement: str, parameters: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
-        return self.raw.execute(_pg_sql(statement), parameters)
+        return self.raw.execute(pg_sql(statement), parameters)
 
 
 class PostgresMarketDb(_Driver):
@@ -398,12 +391,12 @@ class PostgresMarketDb(_Driver):
                 # Held to COMMIT: outbox sequence numbers are handed out in commit order.
                 raw.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._outbox_lock,))
                 with raw.cursor() as cursor:
-                    cursor.executemany(_pg_sql(_INSERT_OUTBOX), _outbox_parameters(session.outbox))
+                    cursor.executemany(pg_sql(_INSERT_OUTBOX), _outbox_parameters(session.outbox))
             return result
 
     def read(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
         with self.store.read() as raw:
-            return raw.execute(_pg_sql(sql), parameters).fetchall()
+            return raw.execute(pg_sql(sql), parameters).fetchall()
 
     @contextmanager
     def reader(self) -> Iterator[SqlConnection]:
