@@ -48,7 +48,7 @@ from serve.notifications.events import EventHub, MarketMetrics, StreamGate, prov
 from serve.notifications.webhooks import Webhooks
 
 Json = dict[str, Any]
-# Every list's paging parameters (serve/market/usecases.py `_keyset_page`).
+# Every list's paging parameters (serve/stores/pages.py `keyset_page`).
 Limit = Annotated[
     int, Parameter(ge=1, le=PAGE_MAX, default=PAGE_DEFAULT, description="rows per page")
 ]

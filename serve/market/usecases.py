@@ -86,12 +86,13 @@ from serve.credentials.mandates import (
     mandate_of_work,
     receipt_ids,
 )
-from serve.gateway.problems import FieldError, ProblemError, problem_for_rejected
+from serve.gateway.problems import FieldError, ProblemError, listed, problem_for_rejected
 from serve.gateway.schemas import decode_json
 from serve.identity.security import Principal, PrincipalKind, new_id, now_ms
 from serve.market.evaluation import DEFAULT_WEIGHTS, BidRow, NamedWeights, WorkTerms, evaluate
 from serve.settlement.wallets import wallet_id
 from serve.stores.market_db import MarketDb, OutboxRow, Session, SqlConnection
+from serve.stores.pages import KEYSET_PAGE_ROWS_MAX, Keyset, keyset_page, page_answer
 from serve.stores.rows import many, one, scalar, scalars, select_list
 from serve.telemetry.tracing import current_traceparent, traced
 
@@ -355,7 +356,7 @@ class Market:
             if value is not None:
                 narrow, narrowing = narrow + clause, [*narrowing, value]
         with self.db.reader() as connection:
-            rows, more = _keyset_page(
+            listing = keyset_page(
                 connection,
                 _WORK_KEYSET,
                 _WORK_SELECT,
@@ -365,7 +366,8 @@ class Market:
                 limit=max(1, min(limit, WORK_PAGE_MAX)),
                 narrow=(narrow, narrowing),
             )
-        return _page([_work_view(row) for row in many(_WorkRow, rows)], more, "work_id")
+            rows, more = listed(listing, "unknown_work")
+        return page_answer([_work_view(row) for row in many(_WorkRow, rows)], more, "work_id")
 
     def open_work(
         self,
@@ -395,7 +397,7 @@ class Market:
             # Rows whose category one of the provider's patterns matches (the index); the
             # capability patterns are checked here, so a page is read in batches.
             while more and len(found) <= limit and scanned < OPEN_WORK_SCANNED_MAX:
-                rows, more = _keyset_page(
+                listing = keyset_page(
                     connection,
                     _WORK_KEYSET,
                     _WORK_SELECT,
@@ -405,6 +407,7 @@ class Market:
                     limit=limit + 1,
                     narrow=(" AND state = 'OPEN' AND closes_at_ms > ?", [self.clock()]),
                 )
+                rows, more = listed(listing, "unknown_work")
                 works = many(_WorkRow, rows)
                 scanned += len(works)
                 cursor = works[-1].work_id if works else cursor
@@ -414,7 +417,7 @@ class Market:
                     if _any_matches(subscriptions, work.category, work.capability)
                 ]
         if len(found) > limit:
-            return _page(found[:limit], True, "work_id")
+            return page_answer(found[:limit], True, "work_id")
         # Short: every row read (no more), or the scan's bound met (more: go on from the last
         # row read, which is one the provider's categories match).
         return {"data": found, "has_more": more, "next_cursor": cursor if more else None}
@@ -560,7 +563,7 @@ class Market:
         cursor that names none of this work's bids is 422 naming `starting_after`."""
         self.work(caller, work_id)
         with self.db.reader() as connection:
-            rows, more = _keyset_page(
+            listing = keyset_page(
                 connection,
                 _BIDS_KEYSET,
                 _BIDS_SELECT,
@@ -569,6 +572,7 @@ class Market:
                 starting_after=starting_after,
                 limit=max(1, min(limit, BIDS_PAGE_MAX)),
             )
+            rows, more = listed(listing, "unknown_bid")
         page = [
             {
                 "bid_id": bid.bid_id,
@@ -578,7 +582,7 @@ class Market:
             }
             for bid in many(_BidListRow, rows)
         ]
-        return _page(page, more, "bid_id")
+        return page_answer(page, more, "bid_id")
 
     def own_bids(
         self, caller: Principal, *, limit: int, starting_after: str | None = None
@@ -592,7 +596,7 @@ class Market:
         else:
             where, parameters = "b.provider_tenant_id = ?", [caller.tenant_id]
         with self.db.reader() as connection:
-            rows, more = _keyset_page(
+            listing = keyset_page(
                 connection,
                 _BIDS_KEYSET,
                 _OWN_BIDS_SELECT,
@@ -601,6 +605,7 @@ class Market:
                 starting_after=starting_after,
                 limit=limit,
             )
+            rows, more = listed(listing, "unknown_bid")
         page = [
             {
                 "bid_id": bid.bid_id,
@@ -612,7 +617,7 @@ class Market:
             }
             for bid in many(_OwnBidRow, rows)
         ]
-        return _page(page, more, "bid_id")
+        return page_answer(page, more, "bid_id")
 
     # -- window close, evaluation, award -----------------------------------------------------
 
@@ -799,7 +804,7 @@ class Market:
             where += " AND state = ?"
             parameters.append(status.value)
         with self.db.reader() as connection:
-            rows, more = _keyset_page(
+            listing = keyset_page(
                 connection,
                 _CONTRACTS_KEYSET,
                 _CONTRACT_SELECT,
@@ -808,8 +813,9 @@ class Market:
                 starting_after=starting_after,
                 limit=limit,
             )
+            rows, more = listed(listing, "unknown_contract")
         contracts = many(_ContractRow, rows)
-        return _page([_contract_view(row) for row in contracts], more, "contract_id")
+        return page_answer([_contract_view(row) for row in contracts], more, "contract_id")
 
     def contract_or_404(self, caller: Principal, contract_id: str) -> dict[str, object]:
         try:
@@ -1177,71 +1183,17 @@ _SUBSCRIPTIONS_SELECT = (
 _TENANT_PLAN_SELECT = "SELECT plan FROM tenants WHERE tenant_id = ?"
 
 
-@dataclass(frozen=True, slots=True)
-class _Keyset:
-    """How a list is paged newest first: its table, its time and id columns (the order), and
-    the reason a cursor naming none of the caller's rows is refused with."""
-
-    table: str
-    at: str
-    id: str
-    unknown: str
-
-
-_BIDS_KEYSET = _Keyset("bids b", "b.submitted_at_ms", "b.bid_id", "unknown_bid")
-_CONTRACTS_KEYSET = _Keyset("contracts", "awarded_at_ms", "contract_id", "unknown_contract")
-_WORK_KEYSET = _Keyset("work", "opened_at_ms", "work_id", "unknown_work")
-
-
-def _keyset_page(
-    connection: SqlConnection,
-    keyset: _Keyset,
-    select: str,
-    where: str,
-    parameters: Sequence[Any],
-    *,
-    starting_after: str | int | None,
-    limit: int,
-    narrow: tuple[str, Sequence[Any]] = ("", ()),
-) -> tuple[list[Any], bool]:
-    """One page of `select WHERE where`, newest first, after the `starting_after` row, and
-    whether more follow. The cursor must be one of the caller's rows (the same `where`):
-    otherwise 422 naming `starting_after`, so a cursor reveals nothing of another's rows.
-    `narrow` (" AND ..." and its values) filters the page but not the cursor, so a walk goes on
-    when its last row no longer passes (a bid window closed meanwhile). `where` and `narrow`
-    hold fixed texts only; every value is in the parameters."""
-    assert 1 <= limit <= OPEN_WORK_SCANNED_MAX, limit
-    parameters = list(parameters)
-    if starting_after is not None:
-        at = scalar(
-            connection.execute(
-                f"SELECT {keyset.at} FROM {keyset.table} WHERE {keyset.id} = ? AND {where}",  # noqa: S608
-                (starting_after, *parameters),
-            )
-        )
-        if at is None:
-            raise ProblemError(
-                422,
-                "invalid-request",
-                "starting_after names none of the rows listed",
-                errors=(FieldError("starting_after", keyset.unknown),),
-            )
-        where += f" AND ({keyset.at} < ? OR ({keyset.at} = ? AND {keyset.id} < ?))"
-        parameters = [*parameters, at, at, starting_after]
-    where, parameters = where + narrow[0], [*parameters, *narrow[1]]
-    order = f" ORDER BY {keyset.at} DESC, {keyset.id} DESC LIMIT ?"
-    rows = connection.execute(f"{select} WHERE {where}{order}", (*parameters, limit + 1)).fetchall()
-    return rows[:limit], len(rows) > limit
-
-
-def _page(rows: list[dict[str, Any]], more: bool, id_key: str) -> dict[str, Any]:
-    """A list's answer: the rows, whether more follow, and the cursor of the next page (the
-    last row's id) while they do."""
-    return {"data": rows, "has_more": more, "next_cursor": rows[-1][id_key] if more else None}
-
+_BIDS_KEYSET = Keyset("bids b", "b.submitted_at_ms", "b.bid_id")
+_CONTRACTS_KEYSET = Keyset("contracts", "awarded_at_ms", "contract_id")
+_WORK_KEYSET = Keyset("work", "opened_at_ms", "work_id")
+# GET /v1/work/open reads a page and one row ahead per batch.
+assert WORK_PAGE_MAX + 1 <= KEYSET_PAGE_ROWS_MAX
 
 _OWN_BIDS = select_list(_OwnBidRow, table="b", work_status="w.state")
-_OWN_BIDS_SELECT = f"SELECT {_OWN_BIDS} FROM bids b JOIN work w ON w.work_id = b.work_id"  # noqa: S608
+_OWN_BIDS_SELECT = (
+    f"SELECT {_OWN_BIDS} FROM bids b"  # noqa: S608
+    " JOIN work w ON w.work_id = b.work_id"
+)
 _CONTRACT_SELECT = f"SELECT {select_list(_ContractRow)} FROM contracts"  # noqa: S608
 
 
