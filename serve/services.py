@@ -24,7 +24,7 @@ from aex.core import (
     check_subscriptions_quota,
 )
 from aex.core.billing import PLAN_PRICED_PER_AGENT
-from serve.gateway.problems import FieldError, ProblemError, problem_for_rejected
+from serve.gateway.problems import FieldError, ProblemError, listed, problem_for_rejected
 from serve.gateway.schemas import (
     KeyCreated,
     KeyPage,
@@ -56,7 +56,6 @@ from serve.secret_box import SecretBox, webhook_secret_context
 from serve.stores.base import (
     KeyRecord,
     KeyStore,
-    Page,
     ProviderRecord,
     SubscriptionRecord,
     TenantRecord,
@@ -101,7 +100,7 @@ class Identity:
         page = self.store.page_keys(
             _tenant_of(principal), limit=_page_size(limit), starting_after=starting_after
         )
-        records = _page(page, "unknown_key")
+        records = listed(page, "unknown_key")
         data = [_key_view(k) for k in records.records]
         return KeyPage(data, records.has_more, data[-1].key_id if records.has_more else None)
 
@@ -127,7 +126,7 @@ class Identity:
     def tenants(self, *, limit: int, starting_after: str | None) -> TenantPage:
         """Every tenant, newest first (the operator's view)."""
         page = self.store.page_tenants(limit=_page_size(limit), starting_after=starting_after)
-        records = _page(page, "unknown_tenant")
+        records = listed(page, "unknown_tenant")
         data = [_tenant_view(t) for t in records.records]
         return TenantPage(data, records.has_more, data[-1].tenant_id if records.has_more else None)
 
@@ -228,7 +227,7 @@ class Registry:
             limit=_page_size(limit),
             starting_after=starting_after,
         )
-        records = _page(page, "unknown_provider")
+        records = listed(page, "unknown_provider")
         data = [_provider_view(p) for p in records.records]
         assert all(_may_act_on(principal, p) for p in records.records)
         more = records.has_more
@@ -279,7 +278,7 @@ class Registry:
             limit=_page_size(limit),
             starting_after=starting_after,
         )
-        records = _page(page, "unknown_subscription")
+        records = listed(page, "unknown_subscription")
         data = [_subscription_view(s) for s in records.records]
         more = records.has_more
         return SubscriptionPage(data, more, data[-1].subscription_id if more else None)
@@ -320,19 +319,6 @@ def _may_act_on(principal: Principal, provider: ProviderRecord) -> bool:
 
 def _page_size(limit: int) -> int:
     return max(1, min(limit, PAGE_MAX))  # the route's bounds already, checked again
-
-
-def _page(page: Page[T] | None, unknown: str) -> Page[T]:
-    # A cursor must be one of the rows listed: anything else is 422 naming it, exactly alike
-    # for another's id and an id that does not exist (a cursor reveals nothing).
-    if page is None:
-        raise ProblemError(
-            422,
-            "invalid-request",
-            "starting_after names none of the rows listed",
-            errors=(FieldError("starting_after", unknown),),
-        )
-    return page
 
 
 def _tenant_of(principal: Principal) -> str:

@@ -43,10 +43,11 @@ from aex.core.ledger import (
 from aex.core.money import CURRENCY_EXPONENTS, Money, format_amount
 from aex.core.plans import PLAN_QUOTAS, Plan
 from aex.core.reasons import LedgerRejectReason, MoneyRejectReason, Rejected
-from serve.gateway.problems import FieldError, ProblemError, problem_for_rejected
+from serve.gateway.problems import FieldError, ProblemError, listed, problem_for_rejected
 from serve.identity.security import Principal, new_id
-from serve.market.usecases import Market, _Keyset, _keyset_page, _page
+from serve.market.usecases import Market
 from serve.settlement.wallets import wallet_id
+from serve.stores.pages import Keyset, keyset_page, page_answer
 from serve.stores.sqlite import mark_credentials_epoch_bumped
 
 REVENUE_STREAMS: Final = {
@@ -56,7 +57,7 @@ REVENUE_STREAMS: Final = {
     "breakage": BREAKAGE_REVENUE_ACCOUNT,
 }
 INVOICES_PAGE_MAX: Final = 100
-_INVOICES_KEYSET = _Keyset("invoices", "created_at_ms", "invoice_id", "unknown_invoice")
+_INVOICES_KEYSET = Keyset("invoices", "created_at_ms", "invoice_id")
 # A wallet short of the net, or no USD wallet at all: the plan is unpaid (402).
 _UNPAID: Final = frozenset(
     {LedgerRejectReason.INSUFFICIENT_FUNDS, LedgerRejectReason.ACCOUNT_UNKNOWN}
@@ -370,7 +371,7 @@ class Billing:
         self, caller: Principal, *, limit: int, starting_after: str | None
     ) -> dict[str, Any]:
         with self.market.db.reader() as connection:
-            rows, more = _keyset_page(
+            listing = keyset_page(
                 connection,
                 _INVOICES_KEYSET,
                 f"SELECT {_INVOICE_COLUMNS} FROM invoices",  # noqa: S608
@@ -379,7 +380,8 @@ class Billing:
                 starting_after=starting_after,
                 limit=max(1, min(limit, INVOICES_PAGE_MAX)),
             )
-        return _page([invoice_view(row) for row in rows], more, "invoice_id")
+            rows, more = listed(listing, "unknown_invoice")
+        return page_answer([invoice_view(row) for row in rows], more, "invoice_id")
 
     def invoice(self, caller: Principal, invoice_id: str) -> dict[str, Any]:
         rows = self.market.db.read(

@@ -13,7 +13,7 @@ import logging
 import re
 import sqlite3
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response
@@ -92,6 +92,23 @@ def problem_for_rejected(rejected: Rejected[Any]) -> ProblemError:
         rejected.detail or rejected.field,
         errors=(FieldError(rejected.field, reason.value),),
     )
+
+
+T = TypeVar("T")
+
+
+def listed(page: T | None, unknown: str) -> T:
+    """A list's page, or the one 422 for a cursor that names none of the rows listed
+    (serve/stores/pages.py `keyset_page` answers None): alike for another's id and an id that
+    does not exist, so a cursor reveals nothing; `unknown` is its reason (`unknown_work`)."""
+    if page is None:
+        raise ProblemError(
+            422,
+            "invalid-request",
+            "starting_after names none of the rows listed",
+            errors=(FieldError("starting_after", unknown),),
+        )
+    return page
 
 
 def problem_for_outage(error: BaseException) -> ProblemError | None:

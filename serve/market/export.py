@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -32,7 +32,7 @@ from aex.core.scoring import weights_to_json
 from serve.market.evaluation import DEFAULT_WEIGHTS, NamedWeights
 from serve.market.usecases import provider_reputation
 from serve.stores.market_db import DATABASE_FILE
-from serve.stores.rows import many, scalar, select_list
+from serve.stores.rows import many, scalar, scalars, select_list
 
 TICK_MS = 1_000
 _SUCCESSFUL = (OutcomeKind.SUCCESS, OutcomeKind.LATE, OutcomeKind.DISPUTE_WON)
@@ -154,45 +154,115 @@ def _tick(at_ms: int, t0: int) -> int:
     return max(0, (at_ms - t0) // TICK_MS)
 
 
+# The exchange's rows read, one NamedTuple per query (serve/stores/rows.py): by column name.
+class _StoredProvider(NamedTuple):
+    provider_id: str
+    created_at_ms: int
+
+
+class _StoredWork(NamedTuple):
+    work_id: str
+    opened_at_ms: int
+    consumer_tenant_id: str
+    category: str
+    spec: str
+    budget_max_minor: int
+    currency: str
+
+
+class _StoredOutcome(NamedTuple):
+    work_id: str
+    provider_id: str
+    at_ms: int
+    kind: int
+
+
+class _StoredSettlement(NamedTuple):
+    work_id: str
+    provider_id: str
+    settled_at_ms: int
+    price_minor: int
+    fee_minor: int
+
+
+class _StoredEvaluation(NamedTuple):
+    work_id: str
+    body: str  # JSON: the scored bids
+
+
+class _StoredAward(NamedTuple):
+    work_id: str
+    bid_id: str
+    provider_id: str
+    awarded_at_ms: int
+    price_minor: int
+
+
+_PROVIDERS_SELECT = (
+    f"SELECT {select_list(_StoredProvider)} FROM providers"  # noqa: S608 - fixed text
+    " ORDER BY created_at_ms, provider_id"
+)
+_WORK_SELECT = (
+    f"SELECT {select_list(_StoredWork)} FROM work"  # noqa: S608 - fixed text
+    " ORDER BY opened_at_ms, work_id"
+)
+_OUTCOMES = select_list(_StoredOutcome, table="o", work_id="c.work_id")
+_OUTCOMES_SELECT = (
+    f"SELECT {_OUTCOMES}"  # noqa: S608 - fixed text
+    " FROM outcomes o JOIN contracts c USING (contract_id) ORDER BY o.at_ms"
+)
+_SETTLEMENTS_SELECT = (
+    f"SELECT {select_list(_StoredSettlement)} FROM contracts"  # noqa: S608 - fixed text
+    " WHERE state IN ('SETTLED', 'DISPUTED') ORDER BY settled_at_ms"
+)
+_AWARDS_SELECT = (
+    f"SELECT {select_list(_StoredAward)} FROM contracts"  # noqa: S608 - fixed text
+    " ORDER BY awarded_at_ms"
+)
+
+
 def _tables(source: Any, ids: _Ids, t0: int, now_ms: int) -> dict[str, list[tuple[Any, ...]]]:
-    providers = source.execute(
-        "SELECT provider_id, created_at_ms FROM providers ORDER BY created_at_ms, provider_id"
-    ).fetchall()
+    providers = many(_StoredProvider, source.execute(_PROVIDERS_SELECT))
     return {
         "providers": [_provider_row(source, ids, p, t0) for p in providers],
         "work": [
             (
-                ids("work", w[0]),
-                _tick(w[1], t0),
-                ids("tenant", w[2]),
-                ids("category", w[3]),
-                _budget_min_minor(w[4], w[6]),
-                w[5],
+                ids("work", w.work_id),
+                _tick(w.opened_at_ms, t0),
+                ids("tenant", w.consumer_tenant_id),
+                ids("category", w.category),
+                _budget_min_minor(w.spec, w.currency),
+                w.budget_max_minor,
                 None,
             )
-            for w in source.execute(
-                "SELECT work_id, opened_at_ms, consumer_tenant_id, category, spec,"
-                " budget_max_minor, currency FROM work ORDER BY opened_at_ms, work_id"
-            )
+            for w in many(_StoredWork, source.execute(_WORK_SELECT))
         ],
         "bids": list(_bid_rows(source, ids, t0)),
         "awards": list(_award_rows(source, ids, t0)),
         "outcomes": [
-            (ids("work", o[0]), ids("provider", o[1]), _tick(o[2], t0), o[3] in _SUCCESSFUL, None)
-            for o in source.execute(
-                "SELECT c.work_id, o.provider_id, o.at_ms, o.kind FROM outcomes o"
-                " JOIN contracts c USING (contract_id) ORDER BY o.at_ms"
+            (
+                ids("work", o.work_id),
+                ids("provider", o.provider_id),
+                _tick(o.at_ms, t0),
+                o.kind in _SUCCESSFUL,
+                None,
             )
+            for o in many(_StoredOutcome, source.execute(_OUTCOMES_SELECT))
         ],
         "settlements": [
-            (ids("work", s[0]), ids("provider", s[1]), _tick(s[2], t0), s[3], s[4], s[3] - s[4])
-            for s in source.execute(
-                "SELECT work_id, provider_id, settled_at_ms, price_minor, fee_minor FROM contracts"
-                " WHERE state IN ('SETTLED', 'DISPUTED') ORDER BY settled_at_ms"
+            (
+                ids("work", s.work_id),
+                ids("provider", s.provider_id),
+                _tick(s.settled_at_ms, t0),
+                s.price_minor,
+                s.fee_minor,
+                s.price_minor - s.fee_minor,
             )
+            for s in many(_StoredSettlement, source.execute(_SETTLEMENTS_SELECT))
         ],
         "reputation": [
-            _reputation_row(source, ids, p[0], _tick(now_ms, t0), now_ms) for p in providers
+            _reputation_row(source, ids, p.provider_id, _tick(now_ms, t0), now_ms)
+            for p in providers
         ],
     }
 
@@ -203,18 +273,20 @@ def _budget_min_minor(spec: str, currency: str) -> int:
     return money.amount_minor
 
 
-def _provider_row(source: Any, ids: _Ids, provider: Sequence[Any], t0: int) -> tuple[Any, ...]:
-    provider_id, created_ms = provider
-    confidence = source.execute(
-        "SELECT avg(confidence) FROM bids WHERE provider_id = ?", (provider_id,)
-    ).fetchone()[0]
-    certified = source.execute(
-        "SELECT count(*) FROM certificate_owners WHERE provider_id = ? AND state = 'ACTIVE'",
-        (provider_id,),
-    ).fetchone()[0]
-    category = source.execute(
-        "SELECT category FROM providers WHERE provider_id = ?", (provider_id,)
-    ).fetchone()[0]
+def _provider_row(source: Any, ids: _Ids, provider: _StoredProvider, t0: int) -> tuple[Any, ...]:
+    provider_id, created_ms = provider.provider_id, provider.created_at_ms
+    confidence = scalar(
+        source.execute("SELECT avg(confidence) FROM bids WHERE provider_id = ?", (provider_id,))
+    )
+    certified = scalar(
+        source.execute(
+            "SELECT count(*) FROM certificate_owners WHERE provider_id = ? AND state = 'ACTIVE'",
+            (provider_id,),
+        )
+    )
+    category = scalar(
+        source.execute("SELECT category FROM providers WHERE provider_id = ?", (provider_id,))
+    )
     return (
         ids("provider", provider_id),
         None,
@@ -237,10 +309,16 @@ class _StoredBid(NamedTuple):
 def _bid_rows(source: Any, ids: _Ids, t0: int) -> Iterable[tuple[Any, ...]]:
     found = source.execute(f"SELECT {select_list(_StoredBid)} FROM bids")  # noqa: S608 - fixed text
     stored = {row.bid_id: (row.price_minor, row.submitted_at_ms) for row in many(_StoredBid, found)}
-    for work_id, body in source.execute(
-        "SELECT work_id, body FROM evaluations ORDER BY evaluated_at_ms, work_id"
-    ):
-        for scored in json.loads(body)["bids"]:
+    evaluations = many(
+        _StoredEvaluation,
+        source.execute(
+            f"SELECT {select_list(_StoredEvaluation)} FROM evaluations"  # noqa: S608 - fixed text
+            " ORDER BY evaluated_at_ms, work_id"
+        ),
+    )
+    for evaluation in evaluations:
+        work_id = evaluation.work_id
+        for scored in json.loads(evaluation.body)["bids"]:
             price_minor, submitted_ms = stored[scored["bid_id"]]
             components = scored["components"]
             reason = scored["reject_reason"]
@@ -266,21 +344,18 @@ def _bid_rows(source: Any, ids: _Ids, t0: int) -> Iterable[tuple[Any, ...]]:
 
 def _award_rows(source: Any, ids: _Ids, t0: int) -> Iterable[tuple[Any, ...]]:
     totals: dict[str, float] = {}
-    for (body,) in source.execute("SELECT body FROM evaluations"):
+    for body in scalars(source.execute("SELECT body FROM evaluations")):
         for scored in json.loads(body)["bids"]:
             if scored["is_winner"]:
                 totals[scored["bid_id"]] = scored["total"]
-    for work_id, bid_id, provider_id, awarded_ms, price_minor in source.execute(
-        "SELECT work_id, bid_id, provider_id, awarded_at_ms, price_minor FROM contracts"
-        " ORDER BY awarded_at_ms"
-    ):
+    for award in many(_StoredAward, source.execute(_AWARDS_SELECT)):
         yield (
-            ids("work", work_id),
-            ids("bid", bid_id),
-            ids("provider", provider_id),
-            _tick(awarded_ms, t0),
-            price_minor,
-            totals.get(bid_id),
+            ids("work", award.work_id),
+            ids("bid", award.bid_id),
+            ids("provider", award.provider_id),
+            _tick(award.awarded_at_ms, t0),
+            award.price_minor,
+            totals.get(award.bid_id),
         )
 
 
@@ -288,10 +363,12 @@ def _reputation_row(
     source: Any, ids: _Ids, provider_id: str, tick: int, now_ms: int
 ) -> tuple[Any, ...]:
     found = provider_reputation(source, provider_id, now_ms)
-    successes = source.execute(
-        "SELECT count(*) FROM outcomes WHERE provider_id = ? AND kind IN (?, ?, ?)",
-        (provider_id, *(int(k) for k in _SUCCESSFUL)),
-    ).fetchone()[0]
+    successes = scalar(
+        source.execute(
+            "SELECT count(*) FROM outcomes WHERE provider_id = ? AND kind IN (?, ?, ?)",
+            (provider_id, *(int(k) for k in _SUCCESSFUL)),
+        )
+    )
     return (
         tick,
         ids("provider", provider_id),

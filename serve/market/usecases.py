@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 
@@ -86,15 +86,18 @@ from serve.credentials.mandates import (
     mandate_of_work,
     receipt_ids,
 )
-from serve.gateway.problems import FieldError, ProblemError, problem_for_rejected
+from serve.gateway.problems import FieldError, ProblemError, listed, problem_for_rejected
 from serve.gateway.schemas import decode_json
 from serve.identity.security import Principal, PrincipalKind, new_id, now_ms
 from serve.market.evaluation import DEFAULT_WEIGHTS, BidRow, NamedWeights, WorkTerms, evaluate
 from serve.settlement.wallets import wallet_id
 from serve.stores.market_db import MarketDb, OutboxRow, Session, SqlConnection
+from serve.stores.pages import KEYSET_PAGE_ROWS_MAX, Keyset, keyset_page, page_answer
+from serve.stores.rows import many, one, scalar, scalars, select_list
 from serve.telemetry.tracing import current_traceparent, traced
 
 T = TypeVar("T")
+R = TypeVar("R")
 # Every list is a keyset page of at most this many rows (GET /v1/work, /v1/work/{id}/bids,
 # /v1/work/open, /v1/bids, /v1/contracts, /v1/transactions, /v1/notifications/deliveries,
 # /v1/invoices): one page stays a few hundred KB at most, and a cursor walks the rest.
@@ -250,6 +253,12 @@ class Market:
     def _read(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[Any]:
         return self.db.read(sql, parameters)
 
+    def _read_one(self, row: type[R], sql: str, parameters: tuple[Any, ...] = ()) -> R | None:
+        return one(row, next(iter(self._read(sql, parameters)), None))
+
+    def _read_scalar(self, sql: str, parameters: tuple[Any, ...] = ()) -> Any:
+        return scalar(next(iter(self._read(sql, parameters)), None))
+
     # -- work -------------------------------------------------------------------------------
 
     @traced("market.submit_work")
@@ -316,10 +325,10 @@ class Market:
         return self.work(caller, work_id)
 
     def work(self, caller: Principal, work_id: str) -> dict[str, object]:
-        rows = self._read(_WORK_SELECT + " WHERE work_id = ?", (work_id,))
-        if not rows or rows[0][1] != _tenant_of(caller):
+        row = self._read_one(_WorkRow, _WORK_SELECT + " WHERE work_id = ?", (work_id,))
+        if row is None or row.consumer_tenant_id != _tenant_of(caller):
             raise _not_found("work")
-        return _work_view(rows[0])
+        return _work_view(row)
 
     def list_work(
         self,
@@ -347,7 +356,7 @@ class Market:
             if value is not None:
                 narrow, narrowing = narrow + clause, [*narrowing, value]
         with self.db.reader() as connection:
-            rows, more = _keyset_page(
+            listing = keyset_page(
                 connection,
                 _WORK_KEYSET,
                 _WORK_SELECT,
@@ -357,7 +366,8 @@ class Market:
                 limit=max(1, min(limit, WORK_PAGE_MAX)),
                 narrow=(narrow, narrowing),
             )
-        return _page([_work_view(row) for row in rows], more, "work_id")
+            rows, more = listed(listing, "unknown_work")
+        return page_answer([_work_view(row) for row in many(_WorkRow, rows)], more, "work_id")
 
     def open_work(
         self,
@@ -379,16 +389,15 @@ class Market:
         scanned, more, cursor = 0, True, starting_after
         with self.db.reader() as connection:
             subscriptions = [
-                (json.loads(row[0]), json.loads(row[1]))
-                for row in connection.execute(
-                    "SELECT categories, capabilities FROM subscriptions WHERE provider_id = ?",
-                    (provider_id,),
-                ).fetchall()
+                (json.loads(row.categories), json.loads(row.capabilities))
+                for row in many(
+                    _SubscriptionRow, connection.execute(_SUBSCRIPTIONS_SELECT, (provider_id,))
+                )
             ]
             # Rows whose category one of the provider's patterns matches (the index); the
             # capability patterns are checked here, so a page is read in batches.
             while more and len(found) <= limit and scanned < OPEN_WORK_SCANNED_MAX:
-                rows, more = _keyset_page(
+                listing = keyset_page(
                     connection,
                     _WORK_KEYSET,
                     _WORK_SELECT,
@@ -398,15 +407,17 @@ class Market:
                     limit=limit + 1,
                     narrow=(" AND state = 'OPEN' AND closes_at_ms > ?", [self.clock()]),
                 )
-                scanned += len(rows)
-                cursor = rows[-1][0] if rows else cursor
+                rows, more = listed(listing, "unknown_work")
+                works = many(_WorkRow, rows)
+                scanned += len(works)
+                cursor = works[-1].work_id if works else cursor
                 found += [
-                    _open_work_view(provider_id, row)
-                    for row in rows
-                    if _any_matches(subscriptions, row[3], row[12])
+                    _open_work_view(provider_id, work)
+                    for work in works
+                    if _any_matches(subscriptions, work.category, work.capability)
                 ]
         if len(found) > limit:
-            return _page(found[:limit], True, "work_id")
+            return page_answer(found[:limit], True, "work_id")
         # Short: every row read (no more), or the scan's bound met (more: go on from the last
         # row read, which is one the provider's categories match).
         return {"data": found, "has_more": more, "next_cursor": cursor if more else None}
@@ -424,10 +435,10 @@ class Market:
         if caller.kind is PrincipalKind.PROVIDER:
             allowed = caller.provider_id == provider_id
         else:
-            rows = self._read(
+            owner = self._read_scalar(
                 "SELECT tenant_id FROM providers WHERE provider_id = ?", (provider_id,)
             )
-            allowed = bool(rows) and rows[0][0] == caller.tenant_id
+            allowed = owner is not None and owner == caller.tenant_id
         if not allowed:
             raise ProblemError(
                 403,
@@ -440,13 +451,14 @@ class Market:
     @traced("market.cancel_work")
     def cancel_work(self, caller: Principal, work_id: str) -> dict[str, object]:
         def write(tx: Tx) -> Any:
-            row = tx.execute(
-                _WORK_SELECT + " WHERE work_id = ?" + tx.for_update, (work_id,)
-            ).fetchone()
-            if row is None or row[1] != _tenant_of(caller):
+            row = one(
+                _WorkRow,
+                tx.execute(_WORK_SELECT + " WHERE work_id = ?" + tx.for_update, (work_id,)),
+            )
+            if row is None or row.consumer_tenant_id != _tenant_of(caller):
                 raise _Refused(_not_found("work"))
-            _checked(transition(WorkState(row[4]), WorkEventKind.CANCEL))
-            tx.ledger(Release(f"release-{row[8]}", row[8]))
+            _checked(transition(WorkState(row.state), WorkEventKind.CANCEL))
+            tx.ledger(Release(f"release-{row.hold_id}", row.hold_id))
             tx.execute(
                 "UPDATE work SET state = 'CANCELLED', closed_at_ms = ? WHERE work_id = ?",
                 (tx.now_ms, work_id),
@@ -484,30 +496,32 @@ class Market:
                 errors=(FieldError("provider_id", "not_the_caller"),),
             )
         work_id = body.get("work_id") if isinstance(body, dict) else None
-        work = self._read(_WORK_SELECT + " WHERE work_id = ?", (str(work_id),))
-        if not work:
+        work = self._read_one(_WorkRow, _WORK_SELECT + " WHERE work_id = ?", (str(work_id),))
+        if work is None:
             raise _not_found("work")
-        bid = parse_bid(body, currency=work[0][5])
+        bid = parse_bid(body, currency=work.currency)
         if isinstance(bid, Rejected):
             raise problem_for_rejected(bid)
         bid_id = new_id("bid")
 
         def write(tx: Tx) -> None:
-            row = tx.execute(_BID_TERMS_SELECT + tx.for_update, (bid.work_id,)).fetchone()
-            counts = tx.execute(
-                "SELECT count(*), count(*) FILTER (WHERE provider_id = ?) FROM bids"
-                " WHERE work_id = ?",
-                (bid.provider_id, bid.work_id),
-            ).fetchone()
+            terms = one(_BidTermsRow, tx.execute(_BID_TERMS_SELECT + tx.for_update, (bid.work_id,)))
+            assert terms is not None, "a work is never deleted"
+            counts = one(
+                _BidCountsRow, tx.execute(_BID_COUNTS_SELECT, (bid.provider_id, bid.work_id))
+            )
+            assert counts is not None
             rejected = check_bid_admission(
-                work_state=WorkState(row[0]),
+                work_state=WorkState(terms.state),
                 now_ms=tx.now_ms,
-                window_closes_at_ms=row[1],
+                window_closes_at_ms=terms.closes_at_ms,
                 provider_active=_provider_active(tx, bid.provider_id),
-                provider_subscribed=_subscribed(tx, bid.provider_id, row[2], row[3]),
-                provider_has_bid=counts[1] > 0,
-                bids_on_work=min(counts[0], limits.bids_per_work_max),
-                provider_owned_by_consumer=row[4] == _tenant_of(caller),
+                provider_subscribed=_subscribed(
+                    tx, bid.provider_id, terms.category, terms.capability
+                ),
+                provider_has_bid=counts.own_bids > 0,
+                bids_on_work=min(counts.bids, limits.bids_per_work_max),
+                provider_owned_by_consumer=terms.consumer_tenant_id == _tenant_of(caller),
             )
             if rejected is not None:
                 raise _Refused(problem_for_rejected(rejected))
@@ -549,20 +563,26 @@ class Market:
         cursor that names none of this work's bids is 422 naming `starting_after`."""
         self.work(caller, work_id)
         with self.db.reader() as connection:
-            rows, more = _keyset_page(
+            listing = keyset_page(
                 connection,
                 _BIDS_KEYSET,
-                "SELECT b.bid_id, b.provider_id, b.body, b.submitted_at_ms FROM bids b",
+                _BIDS_SELECT,
                 "b.work_id = ?",
                 [work_id],
                 starting_after=starting_after,
                 limit=max(1, min(limit, BIDS_PAGE_MAX)),
             )
+            rows, more = listed(listing, "unknown_bid")
         page = [
-            {"bid_id": r[0], "provider_id": r[1], "bid": json.loads(r[2]), "submitted_at_ms": r[3]}
-            for r in rows
+            {
+                "bid_id": bid.bid_id,
+                "provider_id": bid.provider_id,
+                "bid": json.loads(bid.body),
+                "submitted_at_ms": bid.submitted_at_ms,
+            }
+            for bid in many(_BidListRow, rows)
         ]
-        return _page(page, more, "bid_id")
+        return page_answer(page, more, "bid_id")
 
     def own_bids(
         self, caller: Principal, *, limit: int, starting_after: str | None = None
@@ -576,7 +596,7 @@ class Market:
         else:
             where, parameters = "b.provider_tenant_id = ?", [caller.tenant_id]
         with self.db.reader() as connection:
-            rows, more = _keyset_page(
+            listing = keyset_page(
                 connection,
                 _BIDS_KEYSET,
                 _OWN_BIDS_SELECT,
@@ -585,18 +605,19 @@ class Market:
                 starting_after=starting_after,
                 limit=limit,
             )
+            rows, more = listed(listing, "unknown_bid")
         page = [
             {
-                "bid_id": r[0],
-                "work_id": r[1],
-                "provider_id": r[2],
-                "work_status": r[3],
-                "bid": json.loads(r[4]),
-                "submitted_at_ms": r[5],
+                "bid_id": bid.bid_id,
+                "work_id": bid.work_id,
+                "provider_id": bid.provider_id,
+                "work_status": bid.work_status,
+                "bid": json.loads(bid.body),
+                "submitted_at_ms": bid.submitted_at_ms,
             }
-            for r in rows
+            for bid in many(_OwnBidRow, rows)
         ]
-        return _page(page, more, "bid_id")
+        return page_answer(page, more, "bid_id")
 
     # -- window close, evaluation, award -----------------------------------------------------
 
@@ -606,7 +627,7 @@ class Market:
             " ORDER BY closes_at_ms LIMIT ?",
             (now, DUE_WINDOWS_PER_POLL_MAX),
         )
-        return [row[0] for row in rows]
+        return [str(work_id) for work_id in scalars(rows)]
 
     @traced("market.award")
     def close_window(self, work_id: str, *, early: bool = False) -> str | None:
@@ -621,14 +642,16 @@ class Market:
             # SKIP LOCKED on PostgreSQL: a window another process is closing is its to close
             # (the operator's early close waits for the row instead).
             lock = tx.for_update if early else tx.skip_locked
-            row = tx.execute(_WORK_SELECT + " WHERE work_id = ?" + lock, (work_id,)).fetchone()
-            if row is None or row[4] != WorkState.OPEN or (row[7] > tx.now_ms and not early):
+            row = one(_WorkRow, tx.execute(_WORK_SELECT + " WHERE work_id = ?" + lock, (work_id,)))
+            if row is None or row.state != WorkState.OPEN:
+                return None
+            if row.closes_at_ms > tx.now_ms and not early:
                 return None
             state = _checked(transition(WorkState.OPEN, WorkEventKind.CLOSE_WINDOW))
             tx.emit(EventType.WORK_BID_WINDOW_CLOSED, work_id, {"work_id": work_id})
             if not early:  # an operator's early close is before the deadline: no lag
-                tx.measure("window_close_lag", (tx.now_ms - row[7]) / 1000)
-            spec = parse_work_spec(json.loads(row[2]))
+                tx.measure("window_close_lag", (tx.now_ms - row.closes_at_ms) / 1000)
+            spec = parse_work_spec(json.loads(row.spec))
             assert isinstance(spec, WorkSpec), "a stored spec parses"
             scored = evaluate(
                 _terms(spec, row),
@@ -650,13 +673,17 @@ class Market:
             tx.emit(
                 EventType.BIDS_EVALUATED,
                 work_id,
-                {"work_id": work_id, "bids": len(scored), "consumer_tenant_id": row[1]},
+                {
+                    "work_id": work_id,
+                    "bids": len(scored),
+                    "consumer_tenant_id": row.consumer_tenant_id,
+                },
             )
             winner = next((s for s in scored if s.is_winner), None)
             refused = None if winner is None else _mandate_refusal(tx, row, winner.bid_id)
             if winner is None or refused is not None:
                 state = _checked(transition(state, WorkEventKind.FIND_NO_VALID_BID))
-                tx.ledger(Release(f"release-{row[8]}", row[8]))
+                tx.ledger(Release(f"release-{row.hold_id}", row.hold_id))
                 tx.execute(
                     "UPDATE work SET state = ?, closed_at_ms = ? WHERE work_id = ?",
                     (state.value, tx.now_ms, work_id),
@@ -685,7 +712,7 @@ class Market:
             " AND settled_at_ms < ? ORDER BY settled_at_ms LIMIT ?",
             (now - DISPUTE_WINDOW_MS, DUE_PAYOUTS_PER_POLL_MAX),
         )
-        return [row[0] for row in rows]
+        return [str(contract_id) for contract_id in scalars(rows)]
 
     @traced("market.pay_out")
     def pay_out_due(self, contract_id: str) -> bool:
@@ -694,12 +721,20 @@ class Market:
         the hold's). Returns whether this call paid it out."""
 
         def write(tx: Tx) -> bool:
-            row = tx.execute(
-                _CONTRACT_SELECT + " WHERE contract_id = ?" + tx.for_update, (contract_id,)
-            ).fetchone()
-            if row is None or row[8] != ContractState.SETTLED or row[21] is not None:
+            row = one(
+                _ContractRow,
+                tx.execute(
+                    _CONTRACT_SELECT + " WHERE contract_id = ?" + tx.for_update, (contract_id,)
+                ),
+            )
+            if row is None or row.state != ContractState.SETTLED or row.paid_out_at_ms is not None:
                 return False
-            due = payout_due(settled_at_ms=row[16], now_ms=tx.now_ms, dispute_raised_at_ms=row[18])
+            assert row.settled_at_ms is not None, "a SETTLED contract has its settlement time"
+            due = payout_due(
+                settled_at_ms=row.settled_at_ms,
+                now_ms=tx.now_ms,
+                dispute_raised_at_ms=row.dispute_raised_at_ms,
+            )
             if not due:
                 return False
             _capture(tx, row)
@@ -712,17 +747,17 @@ class Market:
     def close_early(self, work_id: str) -> dict[str, object]:
         """The operator closes a window before its end (bids already in are evaluated)."""
         self.close_window(work_id, early=True)
-        rows = self._read(_WORK_SELECT + " WHERE work_id = ?", (work_id,))
-        if not rows:
+        row = self._read_one(_WorkRow, _WORK_SELECT + " WHERE work_id = ?", (work_id,))
+        if row is None:
             raise _not_found("work")
-        return _work_view(rows[0])
+        return _work_view(row)
 
     def evaluation(self, caller: Principal, work_id: str) -> dict[str, object]:
         self.work(caller, work_id)
-        rows = self._read("SELECT body FROM evaluations WHERE work_id = ?", (work_id,))
-        if not rows:
+        body = self._read_scalar("SELECT body FROM evaluations WHERE work_id = ?", (work_id,))
+        if body is None:
             raise ProblemError(409, "not-evaluated-yet", "the bid window is still open")
-        result: dict[str, object] = json.loads(rows[0][0])
+        result: dict[str, object] = json.loads(body)
         return result
 
     # -- contracts --------------------------------------------------------------------------
@@ -734,10 +769,11 @@ class Market:
 
     def _contract_row(
         self, connection: SqlConnection, caller: Principal, contract_id: str, lock: str = ""
-    ) -> Any:
-        row = connection.execute(
-            _CONTRACT_SELECT + " WHERE contract_id = ?" + lock, (contract_id,)
-        ).fetchone()
+    ) -> _ContractRow:
+        row = one(
+            _ContractRow,
+            connection.execute(_CONTRACT_SELECT + " WHERE contract_id = ?" + lock, (contract_id,)),
+        )
         if row is None or not _party(caller, row):
             raise _Refused(_not_found("contract"))
         return row
@@ -768,7 +804,7 @@ class Market:
             where += " AND state = ?"
             parameters.append(status.value)
         with self.db.reader() as connection:
-            rows, more = _keyset_page(
+            listing = keyset_page(
                 connection,
                 _CONTRACTS_KEYSET,
                 _CONTRACT_SELECT,
@@ -777,7 +813,9 @@ class Market:
                 starting_after=starting_after,
                 limit=limit,
             )
-        return _page([_contract_view(row) for row in rows], more, "contract_id")
+            rows, more = listed(listing, "unknown_contract")
+        contracts = many(_ContractRow, rows)
+        return page_answer([_contract_view(row) for row in contracts], more, "contract_id")
 
     def contract_or_404(self, caller: Principal, contract_id: str) -> dict[str, object]:
         try:
@@ -796,7 +834,9 @@ class Market:
         def write(tx: Tx) -> Any:
             row = self._contract_row(tx.connection, caller, contract_id, tx.for_update)
             _require_provider(caller, row)
-            state = _checked(transition(ContractState(row[8]), ContractEventKind.REPORT_PROGRESS))
+            state = _checked(
+                transition(ContractState(row.state), ContractEventKind.REPORT_PROGRESS)
+            )
             tx.execute(
                 "UPDATE contracts SET state = ?, progress = ?, updated_at_ms = ?"
                 " WHERE contract_id = ?",
@@ -805,7 +845,7 @@ class Market:
             tx.emit(
                 EventType.CONTRACT_PROGRESS_REPORTED,
                 contract_id,
-                {"contract_id": contract_id, "consumer_tenant_id": row[3]},
+                {"contract_id": contract_id, "consumer_tenant_id": row.consumer_tenant_id},
             )
 
         self.write(write)
@@ -820,10 +860,10 @@ class Market:
         def write(tx: Tx) -> Any:
             row = self._contract_row(tx.connection, caller, contract_id, tx.for_update)
             _require_provider(caller, row)
-            spec = self._spec_of(tx, row[1])
+            spec = self._spec_of(tx, row.work_id)
             verdict = evaluate_criteria(spec.success_criteria, completion.metrics)
             event = completion_event(verdict)
-            state = _checked(transition(ContractState(row[8]), event))
+            state = _checked(transition(ContractState(row.state), event))
             tx.execute(
                 "UPDATE contracts SET state = ?, results = ?, metrics = ?, criteria = ?,"
                 " completed_at_ms = ?, updated_at_ms = ? WHERE contract_id = ?",
@@ -841,7 +881,7 @@ class Market:
                 tx.emit(EventType.CONTRACT_COMPLETED, contract_id, _contract_payload(row))
                 _settle(tx, row)
             else:
-                tx.ledger(Release(f"release-{row[9]}", row[9]))
+                tx.ledger(Release(f"release-{row.hold_id}", row.hold_id))
                 tx.emit(EventType.CONTRACT_FAILED, contract_id, _contract_payload(row))
                 tx.emit(EventType.SETTLEMENT_RELEASED, contract_id, _contract_payload(row))
             _record_outcome(tx, contract_id)
@@ -856,8 +896,8 @@ class Market:
         def write(tx: Tx) -> Any:
             row = self._contract_row(tx.connection, caller, contract_id, tx.for_update)
             _require_provider(caller, row)
-            state = _checked(transition(ContractState(row[8]), ContractEventKind.FAIL))
-            tx.ledger(Release(f"release-{row[9]}", row[9]))
+            state = _checked(transition(ContractState(row.state), ContractEventKind.FAIL))
+            tx.ledger(Release(f"release-{row.hold_id}", row.hold_id))
             tx.execute(
                 "UPDATE contracts SET state = ?, updated_at_ms = ? WHERE contract_id = ?",
                 (state.value, tx.now_ms, contract_id),
@@ -878,16 +918,21 @@ class Market:
 
         def write(tx: Tx) -> Any:
             row = self._contract_row(tx.connection, caller, contract_id, tx.for_update)
-            if caller.kind is not PrincipalKind.TENANT or caller.tenant_id != row[3]:
+            if (
+                caller.kind is not PrincipalKind.TENANT
+                or caller.tenant_id != row.consumer_tenant_id
+            ):
                 raise _Refused(
                     ProblemError(403, "consumer-credential-required", "the consumer disputes")
                 )
-            state = _checked(transition(ContractState(row[8]), ContractEventKind.DISPUTE))
+            state = _checked(transition(ContractState(row.state), ContractEventKind.DISPUTE))
+            # Only SETTLED takes DISPUTE (the lifecycle table), so the contract has settled.
+            assert row.settled_at_ms is not None, "a SETTLED contract has its settlement time"
             rejected = check_dispute(
-                settled_at_ms=row[16],
+                settled_at_ms=row.settled_at_ms,
                 now_ms=tx.now_ms,
-                dispute_raised_at_ms=row[18],
-                paid_out_at_ms=row[21],
+                dispute_raised_at_ms=row.dispute_raised_at_ms,
+                paid_out_at_ms=row.paid_out_at_ms,
             )
             if rejected is not None:
                 raise _Refused(problem_for_rejected(rejected))
@@ -923,20 +968,23 @@ class Market:
         resolution = body["resolution"]
 
         def write(tx: Tx) -> Any:
-            row = tx.execute(
-                _CONTRACT_SELECT + " WHERE contract_id = ?" + tx.for_update, (contract_id,)
-            ).fetchone()
+            row = one(
+                _ContractRow,
+                tx.execute(
+                    _CONTRACT_SELECT + " WHERE contract_id = ?" + tx.for_update, (contract_id,)
+                ),
+            )
             if row is None:
                 raise _Refused(_not_found("contract"))
-            state = _checked(transition(ContractState(row[8]), event))
+            state = _checked(transition(ContractState(row.state), event))
             # The escrow of a disputed contract is still held (its window had not ended), so
             # both resolutions always apply: refund releases it to the consumer, pay_out
             # captures it. Only a contract captured before the hold-through-the-window rule
             # (paid_out_at_ms set by migration 8) is refunded from the provider's wallet.
             if state is ContractState.REFUNDED:
-                tx.ledger(refund_operation(row[9], paid_out=row[21] is not None))
+                tx.ledger(refund_operation(row.hold_id, paid_out=row.paid_out_at_ms is not None))
                 tx.emit(EventType.SETTLEMENT_REFUNDED, contract_id, _contract_payload(row))
-            elif row[21] is None:
+            elif row.paid_out_at_ms is None:
                 _capture(tx, row)
             tx.execute(
                 "UPDATE contracts SET state = ?, resolved_at_ms = ?, updated_at_ms = ?"
@@ -948,12 +996,15 @@ class Market:
             _record_outcome(tx, contract_id)
 
         self.write(write)
-        row = self._read(_CONTRACT_SELECT + " WHERE contract_id = ?", (contract_id,))[0]
+        row = self._read_one(
+            _ContractRow, _CONTRACT_SELECT + " WHERE contract_id = ?", (contract_id,)
+        )
+        assert row is not None, "a contract is never deleted"
         return _contract_view(row)
 
     def _spec_of(self, tx: Tx, work_id: str) -> WorkSpec:
-        row = tx.execute("SELECT spec FROM work WHERE work_id = ?", (work_id,)).fetchone()
-        spec = parse_work_spec(json.loads(row[0]))
+        found = scalar(tx.execute("SELECT spec FROM work WHERE work_id = ?", (work_id,)))
+        spec = parse_work_spec(json.loads(found))
         assert isinstance(spec, WorkSpec)
         return spec
 
@@ -976,21 +1027,143 @@ class Market:
     # -- platform ---------------------------------------------------------------------------
 
     def platform_revenue(self, currency: str) -> str:
-        row = self._read(
+        revenue_minor = self._read_scalar(
             "SELECT coalesce(sum(amount_minor), 0) FROM postings"
             " WHERE account_id = ? AND currency = ?",
             (PLATFORM_REVENUE_ACCOUNT, currency),
         )
-        return _money(int(row[0][0]), currency)
+        return _money(int(revenue_minor), currency)
 
 
 # ---------------------------------------------------------------------------------------------
 # Rows and views
 
-_WORK_SELECT = (
-    "SELECT work_id, consumer_tenant_id, spec, category, state, currency, opened_at_ms,"
-    " closes_at_ms, hold_id, contract_id, closed_at_ms, budget_max_minor, capability FROM work"
-)
+# One NamedTuple per query shape, its fields the columns read, the SELECT list generated from
+# them (serve/stores/rows.py): a row is read by name, never by position.
+
+
+class _WorkRow(NamedTuple):
+    work_id: str
+    consumer_tenant_id: str
+    spec: str
+    category: str
+    state: str
+    currency: str
+    opened_at_ms: int
+    closes_at_ms: int
+    hold_id: str
+    contract_id: str | None
+    closed_at_ms: int | None
+    budget_max_minor: int
+    capability: str | None
+
+
+class _BidTermsRow(NamedTuple):
+    state: str
+    closes_at_ms: int
+    category: str
+    capability: str | None
+    consumer_tenant_id: str
+
+
+class _BidCountsRow(NamedTuple):
+    bids: int
+    own_bids: int  # the bidding provider's
+
+
+class _BidListRow(NamedTuple):
+    bid_id: str
+    provider_id: str
+    body: str
+    submitted_at_ms: int
+
+
+class _OwnBidRow(NamedTuple):
+    bid_id: str
+    work_id: str
+    provider_id: str
+    work_status: str
+    body: str
+    submitted_at_ms: int
+
+
+class _ScoredBidRow(NamedTuple):
+    bid_id: str
+    provider_id: str
+    price_minor: int
+    confidence: float
+    has_sample: int
+    max_turnaround_ms: int
+    submitted_at_ms: int
+
+
+class _AwardedBidRow(NamedTuple):
+    provider_id: str
+    provider_tenant_id: str
+    price_minor: int
+    max_turnaround_ms: int
+
+
+class _ContractRow(NamedTuple):
+    contract_id: str
+    work_id: str
+    bid_id: str
+    consumer_tenant_id: str
+    provider_id: str
+    provider_tenant_id: str
+    price_minor: int
+    currency: str
+    state: str
+    hold_id: str
+    promised_turnaround_ms: int
+    awarded_at_ms: int
+    progress: str | None
+    results: str | None
+    metrics: str | None
+    completed_at_ms: int | None
+    settled_at_ms: int | None
+    fee_minor: int | None
+    dispute_raised_at_ms: int | None
+    resolved_at_ms: int | None
+    criteria: str | None
+    paid_out_at_ms: int | None
+    dispute_receipt_id: str | None
+
+
+class _OutcomeFactsRow(NamedTuple):
+    state: str
+    awarded_at_ms: int
+    completed_at_ms: int | None
+    promised_turnaround_ms: int
+    dispute_raised_at_ms: int | None
+    provider_id: str
+    price_minor: int
+    currency: str
+
+
+class _OutcomeRow(NamedTuple):
+    at_ms: int
+    kind: int
+    value_minor: int
+
+
+class _RunningTasksRow(NamedTuple):
+    open_work: int  # OPEN or EVALUATING
+    open_contracts: int  # AWARDED, EXECUTING or COMPLETED
+
+
+class _SubscriptionRow(NamedTuple):
+    categories: str  # JSON lists of patterns
+    capabilities: str
+
+
+class _MatchingRow(NamedTuple):
+    provider_id: str
+    categories: str
+    capabilities: str
+
+
+_WORK_SELECT = f"SELECT {select_list(_WorkRow)} FROM work"  # noqa: S608
 # The work whose category one of the provider's (the one parameter) category patterns matches,
 # through the index of migration 7: a literal equal to it, or a prefix of it ("" for "*").
 _CATEGORY_SUBSCRIBED = (
@@ -998,110 +1171,59 @@ _CATEGORY_SUBSCRIBED = (
     " AND ((c.is_prefix = 0 AND c.pattern = work.category) OR (c.is_prefix = 1"
     " AND substr(work.category, 1, length(c.pattern)) = c.pattern)))"
 )
-_BID_TERMS_SELECT = (
-    "SELECT state, closes_at_ms, category, capability, consumer_tenant_id FROM work"
-    " WHERE work_id = ?"
+_BID_TERMS_SELECT = f"SELECT {select_list(_BidTermsRow)} FROM work WHERE work_id = ?"  # noqa: S608
+_BID_COUNTS = select_list(
+    _BidCountsRow, bids="count(*)", own_bids="count(*) FILTER (WHERE provider_id = ?)"
+)
+_BID_COUNTS_SELECT = f"SELECT {_BID_COUNTS} FROM bids WHERE work_id = ?"  # noqa: S608
+_BIDS_SELECT = f"SELECT {select_list(_BidListRow, table='b')} FROM bids b"  # noqa: S608
+_SUBSCRIPTIONS_SELECT = (
+    f"SELECT {select_list(_SubscriptionRow)} FROM subscriptions WHERE provider_id = ?"  # noqa: S608
 )
 _TENANT_PLAN_SELECT = "SELECT plan FROM tenants WHERE tenant_id = ?"
 
 
-@dataclass(frozen=True, slots=True)
-class _Keyset:
-    """How a list is paged newest first: its table, its time and id columns (the order), and
-    the reason a cursor naming none of the caller's rows is refused with."""
+_BIDS_KEYSET = Keyset("bids b", "b.submitted_at_ms", "b.bid_id")
+_CONTRACTS_KEYSET = Keyset("contracts", "awarded_at_ms", "contract_id")
+_WORK_KEYSET = Keyset("work", "opened_at_ms", "work_id")
+# GET /v1/work/open reads a page and one row ahead per batch.
+assert WORK_PAGE_MAX + 1 <= KEYSET_PAGE_ROWS_MAX
 
-    table: str
-    at: str
-    id: str
-    unknown: str
-
-
-_BIDS_KEYSET = _Keyset("bids b", "b.submitted_at_ms", "b.bid_id", "unknown_bid")
-_CONTRACTS_KEYSET = _Keyset("contracts", "awarded_at_ms", "contract_id", "unknown_contract")
-_WORK_KEYSET = _Keyset("work", "opened_at_ms", "work_id", "unknown_work")
-
-
-def _keyset_page(
-    connection: SqlConnection,
-    keyset: _Keyset,
-    select: str,
-    where: str,
-    parameters: Sequence[Any],
-    *,
-    starting_after: str | int | None,
-    limit: int,
-    narrow: tuple[str, Sequence[Any]] = ("", ()),
-) -> tuple[list[Any], bool]:
-    """One page of `select WHERE where`, newest first, after the `starting_after` row, and
-    whether more follow. The cursor must be one of the caller's rows (the same `where`):
-    otherwise 422 naming `starting_after`, so a cursor reveals nothing of another's rows.
-    `narrow` (" AND ..." and its values) filters the page but not the cursor, so a walk goes on
-    when its last row no longer passes (a bid window closed meanwhile). `where` and `narrow`
-    hold fixed texts only; every value is in the parameters."""
-    assert 1 <= limit <= OPEN_WORK_SCANNED_MAX, limit
-    parameters = list(parameters)
-    if starting_after is not None:
-        cursor = connection.execute(
-            f"SELECT {keyset.at} FROM {keyset.table} WHERE {keyset.id} = ? AND {where}",  # noqa: S608
-            (starting_after, *parameters),
-        ).fetchone()
-        if cursor is None:
-            raise ProblemError(
-                422,
-                "invalid-request",
-                "starting_after names none of the rows listed",
-                errors=(FieldError("starting_after", keyset.unknown),),
-            )
-        where += f" AND ({keyset.at} < ? OR ({keyset.at} = ? AND {keyset.id} < ?))"
-        parameters = [*parameters, cursor[0], cursor[0], starting_after]
-    where, parameters = where + narrow[0], [*parameters, *narrow[1]]
-    order = f" ORDER BY {keyset.at} DESC, {keyset.id} DESC LIMIT ?"
-    rows = connection.execute(f"{select} WHERE {where}{order}", (*parameters, limit + 1)).fetchall()
-    return rows[:limit], len(rows) > limit
-
-
-def _page(rows: list[dict[str, Any]], more: bool, id_key: str) -> dict[str, Any]:
-    """A list's answer: the rows, whether more follow, and the cursor of the next page (the
-    last row's id) while they do."""
-    return {"data": rows, "has_more": more, "next_cursor": rows[-1][id_key] if more else None}
-
-
+_OWN_BIDS = select_list(_OwnBidRow, table="b", work_status="w.state")
 _OWN_BIDS_SELECT = (
-    "SELECT b.bid_id, b.work_id, b.provider_id, w.state, b.body, b.submitted_at_ms"
-    " FROM bids b JOIN work w ON w.work_id = b.work_id"
+    f"SELECT {_OWN_BIDS} FROM bids b"  # noqa: S608
+    " JOIN work w ON w.work_id = b.work_id"
 )
-_CONTRACT_SELECT = (
-    "SELECT contract_id, work_id, bid_id, consumer_tenant_id, provider_id, provider_tenant_id,"
-    " price_minor, currency, state, hold_id, promised_turnaround_ms, awarded_at_ms, progress,"
-    " results, metrics, completed_at_ms, settled_at_ms, fee_minor, dispute_raised_at_ms,"
-    " resolved_at_ms, criteria, paid_out_at_ms, dispute_receipt_id FROM contracts"
-)
+_CONTRACT_SELECT = f"SELECT {select_list(_ContractRow)} FROM contracts"  # noqa: S608
 
 
-def _work_view(row: Any) -> dict[str, object]:
+def _work_view(row: _WorkRow) -> dict[str, object]:
     return {
-        "work_id": row[0],
-        "consumer_tenant_id": row[1],
-        "status": row[4],
-        "contract_id": row[9],
-        "bid_window_opened_at_ms": row[6],
-        "bid_window_closes_at_ms": row[7],
-        "closed_at_ms": row[10],
-        "reserved": {"amount": _money(row[11], row[5]), "currency": row[5]},
-        **json.loads(row[2]),
+        "work_id": row.work_id,
+        "consumer_tenant_id": row.consumer_tenant_id,
+        "status": row.state,
+        "contract_id": row.contract_id,
+        "bid_window_opened_at_ms": row.opened_at_ms,
+        "bid_window_closes_at_ms": row.closes_at_ms,
+        "closed_at_ms": row.closed_at_ms,
+        "reserved": {
+            "amount": _money(row.budget_max_minor, row.currency),
+            "currency": row.currency,
+        },
+        **json.loads(row.spec),
     }
 
 
-def _open_work_view(provider_id: str, row: Any) -> dict[str, object]:
+def _open_work_view(provider_id: str, row: _WorkRow) -> dict[str, object]:
     # Exactly what the provider is told when the work is published, from the one rule.
     told = provider_notification(
         provider_id,
         EventType.WORK_SUBMITTED.value,
-        row[0],
+        row.work_id,
         {
-            "work_id": row[0],
-            "work": json.loads(row[2]),
-            "bid_window_closes_at_ms": row[7],
+            "work_id": row.work_id,
+            "work": json.loads(row.spec),
+            "bid_window_closes_at_ms": row.closes_at_ms,
             "recipients": [provider_id],
         },
     )
@@ -1109,41 +1231,45 @@ def _open_work_view(provider_id: str, row: Any) -> dict[str, object]:
     return dict(told.payload)
 
 
-def _contract_view(row: Any) -> dict[str, object]:
-    fee = row[17]
+def _json_or_none(text: str | None) -> object:
+    return None if text is None else json.loads(text)
+
+
+def _contract_view(row: _ContractRow) -> dict[str, object]:
+    fee, currency = row.fee_minor, row.currency
     return {
-        "contract_id": row[0],
-        "work_id": row[1],
-        "bid_id": row[2],
-        "consumer_tenant_id": row[3],
-        "provider_id": row[4],
-        "status": row[8],
-        "price": _money(row[6], row[7]),
-        "currency": row[7],
-        "platform_fee": None if fee is None else _money(fee, row[7]),
-        "provider_payout": None if fee is None else _money(row[6] - fee, row[7]),
-        "promised_turnaround_ms": row[10],
-        "awarded_at_ms": row[11],
-        "progress": None if row[12] is None else json.loads(row[12]),
-        "results": None if row[13] is None else json.loads(row[13]),
-        "metrics": None if row[14] is None else json.loads(row[14]),
-        "criteria": None if row[20] is None else json.loads(row[20]),
-        "completed_at_ms": row[15],
-        "settled_at_ms": row[16],
-        "dispute_raised_at_ms": row[18],
-        "resolved_at_ms": row[19],
-        "paid_out_at_ms": row[21],
-        "dispute_receipt_id": row[22],
+        "contract_id": row.contract_id,
+        "work_id": row.work_id,
+        "bid_id": row.bid_id,
+        "consumer_tenant_id": row.consumer_tenant_id,
+        "provider_id": row.provider_id,
+        "status": row.state,
+        "price": _money(row.price_minor, currency),
+        "currency": currency,
+        "platform_fee": None if fee is None else _money(fee, currency),
+        "provider_payout": None if fee is None else _money(row.price_minor - fee, currency),
+        "promised_turnaround_ms": row.promised_turnaround_ms,
+        "awarded_at_ms": row.awarded_at_ms,
+        "progress": _json_or_none(row.progress),
+        "results": _json_or_none(row.results),
+        "metrics": _json_or_none(row.metrics),
+        "criteria": _json_or_none(row.criteria),
+        "completed_at_ms": row.completed_at_ms,
+        "settled_at_ms": row.settled_at_ms,
+        "dispute_raised_at_ms": row.dispute_raised_at_ms,
+        "resolved_at_ms": row.resolved_at_ms,
+        "paid_out_at_ms": row.paid_out_at_ms,
+        "dispute_receipt_id": row.dispute_receipt_id,
     }
 
 
-def _contract_payload(row: Any) -> dict[str, object]:
+def _contract_payload(row: _ContractRow) -> dict[str, object]:
     return {
-        "contract_id": row[0],
-        "work_id": row[1],
-        "provider_id": row[4],
-        "consumer_tenant_id": row[3],
-        "price": {"amount": _money(row[6], row[7]), "currency": row[7]},
+        "contract_id": row.contract_id,
+        "work_id": row.work_id,
+        "provider_id": row.provider_id,
+        "consumer_tenant_id": row.consumer_tenant_id,
+        "price": {"amount": _money(row.price_minor, row.currency), "currency": row.currency},
     }
 
 
@@ -1153,15 +1279,15 @@ def _tenant_of(caller: Principal) -> str:
     return caller.tenant_id
 
 
-def _party(caller: Principal, row: Any) -> bool:
+def _party(caller: Principal, row: _ContractRow) -> bool:
     if caller.kind is PrincipalKind.PROVIDER:
-        return bool(caller.provider_id == row[4])
-    return bool(caller.tenant_id in (row[3], row[5]))
+        return bool(caller.provider_id == row.provider_id)
+    return bool(caller.tenant_id in (row.consumer_tenant_id, row.provider_tenant_id))
 
 
-def _require_provider(caller: Principal, row: Any) -> None:
-    if caller.provider_id == row[4] or (
-        caller.kind is PrincipalKind.TENANT and caller.tenant_id == row[5]
+def _require_provider(caller: Principal, row: _ContractRow) -> None:
+    if caller.provider_id == row.provider_id or (
+        caller.kind is PrincipalKind.TENANT and caller.tenant_id == row.provider_tenant_id
     ):
         return
     raise _Refused(ProblemError(403, "provider-credential-required", "the provider reports"))
@@ -1174,21 +1300,21 @@ def _checked(result: Any) -> Any:
 
 
 def _provider_active(tx: Tx, provider_id: str) -> bool:
-    row = tx.execute(
-        "SELECT t.status FROM providers p JOIN tenants t USING (tenant_id) WHERE p.provider_id = ?",
-        (provider_id,),
-    ).fetchone()
-    return row is not None and row[0] == "ACTIVE"
+    status = scalar(
+        tx.execute(
+            "SELECT t.status FROM providers p JOIN tenants t USING (tenant_id)"
+            " WHERE p.provider_id = ?",
+            (provider_id,),
+        )
+    )
+    return bool(status == "ACTIVE")
 
 
 def _subscribed(
     tx: Tx | SqlConnection, provider_id: str, category: str, capability: str | None
 ) -> bool:
-    rows = tx.execute(
-        "SELECT categories, capabilities FROM subscriptions WHERE provider_id = ?",
-        (provider_id,),
-    ).fetchall()
-    return any(_matches(row[0], row[1], category, capability) for row in rows)
+    rows = many(_SubscriptionRow, tx.execute(_SUBSCRIPTIONS_SELECT, (provider_id,)))
+    return any(_matches(row.categories, row.capabilities, category, capability) for row in rows)
 
 
 def _matches(categories: str, capabilities: str, category: str, capability: str | None) -> bool:
@@ -1229,14 +1355,20 @@ def subscribed_providers(
     # fixed count, so that the statement text is one and the same for every work.
     prefixes = [category[:n] for n in range(len(category) + 1)]
     padding = [None] * (_PREFIXES_MAX - len(prefixes))
-    rows = connection.execute(_MATCHING_SELECT, (category, *prefixes, *padding)).fetchall()
-    return sorted({r[0] for r in rows if _matches(r[1], r[2], category, capability)})
+    rows = many(_MatchingRow, connection.execute(_MATCHING_SELECT, (category, *prefixes, *padding)))
+    return sorted(
+        {
+            row.provider_id
+            for row in rows
+            if _matches(row.categories, row.capabilities, category, capability)
+        }
+    )
 
 
 _PREFIXES_MAX = limits.category_chars_max + 1
 # Only "?" placeholders are joined into the text: no value is ever formatted into it.
 _MATCHING_SELECT = (
-    "SELECT s.provider_id, s.categories, s.capabilities FROM subscriptions s"  # noqa: S608
+    f"SELECT {select_list(_MatchingRow, table='s')} FROM subscriptions s"  # noqa: S608
     " WHERE s.subscription_id IN (SELECT c.subscription_id FROM subscription_categories c"
     " WHERE (c.is_prefix = 0 AND c.pattern = ?) OR (c.is_prefix = 1 AND c.pattern IN ("
     + ", ".join("?" * _PREFIXES_MAX)
@@ -1244,42 +1376,46 @@ _MATCHING_SELECT = (
 )
 
 
-def _terms(spec: WorkSpec, row: Any) -> WorkTerms:
+def _terms(spec: WorkSpec, row: _WorkRow) -> WorkTerms:
     return WorkTerms(
         budget_min_minor=spec.budget_min.amount_minor,
         budget_max_minor=spec.budget_max.amount_minor,
         required_turnaround_ms=spec.required_turnaround_ms,
         hard_limit_turnaround_ms=spec.hard_limit_turnaround_ms,
-        window_opens_ms=row[6],
-        window_closes_ms=row[7],
+        window_opens_ms=row.opened_at_ms,
+        window_closes_ms=row.closes_at_ms,
     )
 
 
 def _bid_rows(tx: Tx, spec: WorkSpec, work_id: str) -> list[BidRow]:
-    rows = tx.execute(
-        "SELECT bid_id, provider_id, price_minor, confidence, has_sample, max_turnaround_ms,"
-        " submitted_at_ms FROM bids WHERE work_id = ? ORDER BY submitted_at_ms, bid_id",
-        (work_id,),
-    ).fetchall()
+    rows = many(
+        _ScoredBidRow,
+        tx.execute(
+            f"SELECT {select_list(_ScoredBidRow)} FROM bids"  # noqa: S608
+            " WHERE work_id = ? ORDER BY submitted_at_ms, bid_id",
+            (work_id,),
+        ),
+    )
     found: list[BidRow] = []
-    for r in rows:
-        reputation = provider_reputation(tx.connection, r[1], tx.now_ms, tx.reputation)
+    for bid in rows:
+        provider_id = bid.provider_id
+        reputation = provider_reputation(tx.connection, provider_id, tx.now_ms, tx.reputation)
         found.append(
             BidRow(
-                bid_id=r[0],
-                provider_id=r[1],
-                price_minor=r[2],
-                confidence=r[3],
-                has_sample=bool(r[4]),
-                turnaround_ms=r[5],
-                submitted_at_ms=r[6],
+                bid_id=bid.bid_id,
+                provider_id=provider_id,
+                price_minor=bid.price_minor,
+                confidence=bid.confidence,
+                has_sample=bool(bid.has_sample),
+                turnaround_ms=bid.max_turnaround_ms,
+                submitted_at_ms=bid.submitted_at_ms,
                 trust=reputation.score,
                 tier=int(reputation.tier),
                 certified_matches=certified_matches(
-                    tx.connection, r[1], spec.category, spec.capability, tx.now_ms
+                    tx.connection, provider_id, spec.category, spec.capability, tx.now_ms
                 ),
-                eligible=_provider_active(tx, r[1])
-                and _subscribed(tx, r[1], spec.category, spec.capability),
+                eligible=_provider_active(tx, provider_id)
+                and _subscribed(tx, provider_id, spec.category, spec.capability),
                 successes=round(reputation.success_rate * reputation.contracts),
                 contracts=reputation.contracts,
             )
@@ -1287,22 +1423,24 @@ def _bid_rows(tx: Tx, spec: WorkSpec, work_id: str) -> list[BidRow]:
     return found
 
 
-def _award(tx: Tx, work: Any, bid_id: str, losers: list[str]) -> None:
+def _award(tx: Tx, work: _WorkRow, bid_id: str, losers: list[str]) -> None:
     # Spec step 5: "Best agent wins the contract automatically". One transaction: release the
     # work's budget hold, hold the price as escrow (price <= budget max, so it cannot fail),
     # insert the contract, move the work to AWARDED.
-    bid = tx.execute(
-        "SELECT provider_id, provider_tenant_id, price_minor, max_turnaround_ms FROM bids"
-        " WHERE bid_id = ?",
-        (bid_id,),
-    ).fetchone()
-    work_id, consumer, currency = work[0], work[1], work[5]
+    bid = one(
+        _AwardedBidRow,
+        tx.execute(
+            f"SELECT {select_list(_AwardedBidRow)} FROM bids WHERE bid_id = ?",  # noqa: S608
+            (bid_id,),
+        ),
+    )
+    assert bid is not None, "the winner is one of the work's bids"
+    work_id, consumer, currency = work.work_id, work.consumer_tenant_id, work.currency
+    price = Money(bid.price_minor, currency)
     contract_id = new_id("contract")
     escrow_id = f"escrow-{contract_id}"
-    tx.ledger(Release(f"release-{work[8]}", work[8]))
-    tx.ledger(
-        Hold(f"hold-{escrow_id}", escrow_id, wallet_id(consumer, currency), Money(bid[2], currency))
-    )
+    tx.ledger(Release(f"release-{work.hold_id}", work.hold_id))
+    tx.ledger(Hold(f"hold-{escrow_id}", escrow_id, wallet_id(consumer, currency), price))
     tx.execute(
         "INSERT INTO contracts (contract_id, work_id, bid_id, consumer_tenant_id, provider_id,"
         " provider_tenant_id, price_minor, currency, state, hold_id, promised_turnaround_ms,"
@@ -1312,12 +1450,12 @@ def _award(tx: Tx, work: Any, bid_id: str, losers: list[str]) -> None:
             work_id,
             bid_id,
             consumer,
-            bid[0],
-            bid[1],
-            bid[2],
+            bid.provider_id,
+            bid.provider_tenant_id,
+            bid.price_minor,
             currency,
             escrow_id,
-            bid[3],
+            bid.max_turnaround_ms,
             tx.now_ms,
             tx.now_ms,
         ),
@@ -1333,9 +1471,9 @@ def _award(tx: Tx, work: Any, bid_id: str, losers: list[str]) -> None:
             "contract_id": contract_id,
             "work_id": work_id,
             "bid_id": bid_id,
-            "provider_id": bid[0],
+            "provider_id": bid.provider_id,
             "consumer_tenant_id": consumer,
-            "price": {"amount": _money(bid[2], currency), "currency": currency},
+            "price": {"amount": format_amount(price), "currency": currency},
             "losers": losers,
         },
     )
@@ -1347,43 +1485,44 @@ def _award(tx: Tx, work: Any, bid_id: str, losers: list[str]) -> None:
             mandate_id=mandate_id,
             contract_id=contract_id,
             payer_tenant_id=consumer,
-            payee_provider_id=bid[0],
-            amount=Money(bid[2], currency),
+            payee_provider_id=bid.provider_id,
+            amount=price,
         )
 
 
-def _settle(tx: Tx, row: Any) -> None:
+def _settle(tx: Tx, row: _ContractRow) -> None:
     # Spec step 7: "Consumer charged, provider credited (minus 15% platform fee)", with the
     # COMPLETED -> SETTLED transition. The consumer is charged now (the price stays in escrow,
     # out of its reach); the provider is credited when the dispute window ends (`pay_out_due`)
     # or a dispute is resolved in its favour, so a payout can never be withdrawn while it can
     # still be refunded (docs/ledger.md "Settlement and disputes"). The fee is fixed now.
     state = _checked(transition(ContractState.COMPLETED, ContractEventKind.SETTLE))
-    fee_minor, payout_minor = split_fee(row[6], fee_bps=PLATFORM_FEE_BPS)
+    fee_minor, payout_minor = split_fee(row.price_minor, fee_bps=PLATFORM_FEE_BPS)
+    currency = row.currency
     tx.execute(
         "UPDATE contracts SET state = ?, settled_at_ms = ?, fee_minor = ? WHERE contract_id = ?",
-        (state.value, tx.now_ms, fee_minor, row[0]),
+        (state.value, tx.now_ms, fee_minor, row.contract_id),
     )
-    tx.measure("settlement_latency", (tx.now_ms - row[11]) / 1000)  # from the award
+    tx.measure("settlement_latency", (tx.now_ms - row.awarded_at_ms) / 1000)  # from the award
     tx.emit(
         EventType.SETTLEMENT_COMPLETED,
-        row[0],
+        row.contract_id,
         {
             **_contract_payload(row),
-            "fee": {"amount": _money(fee_minor, row[7]), "currency": row[7]},
-            "payout": {"amount": _money(payout_minor, row[7]), "currency": row[7]},
+            "fee": {"amount": _money(fee_minor, currency), "currency": currency},
+            "payout": {"amount": _money(payout_minor, currency), "currency": currency},
         },
     )
-    mandate_id = mandate_of_work(tx, row[1])
+    mandate_id = mandate_of_work(tx, row.work_id)
     if mandate_id is not None:
         issue_receipt(
             tx,
             "payment",
             mandate_id=mandate_id,
-            contract_id=row[0],
-            payer_tenant_id=row[3],
-            payee_provider_id=row[4],
-            amount=Money(row[6], row[7]),
+            contract_id=row.contract_id,
+            payer_tenant_id=row.consumer_tenant_id,
+            payee_provider_id=row.provider_id,
+            amount=Money(row.price_minor, currency),
         )
 
 
@@ -1421,23 +1560,25 @@ def _cited_receipt(body: object) -> tuple[object, str | None]:
     return rest, receipt_id
 
 
-def _mandate_refusal(tx: Tx, work: Any, bid_id: str) -> Rejected[Any] | None:
+def _mandate_refusal(tx: Tx, work: _WorkRow, bid_id: str) -> Rejected[Any] | None:
     # At award the winning price is checked against the work's mandate again (it may have
     # been revoked or have expired since submission).
-    price = tx.execute("SELECT price_minor FROM bids WHERE bid_id = ?", (bid_id,)).fetchone()
-    _, refused = award_refusal(tx, work[0], Money(int(price[0]), work[5]), work[3])
+    price_minor = scalar(tx.execute("SELECT price_minor FROM bids WHERE bid_id = ?", (bid_id,)))
+    price = Money(int(price_minor), work.currency)
+    _, refused = award_refusal(tx, work.work_id, price, work.category)
     return refused
 
 
-def _capture(tx: Tx, row: Any) -> None:
+def _capture(tx: Tx, row: _ContractRow) -> None:
     # The escrow leaves the consumer: the provider's owner gets price - fee, the platform the
     # fee (the fee stored at settlement: the same rate, so the same split).
-    applied = tx.ledger(pay_out_operation(row[9], wallet_id(row[5], row[7])))
-    hold = next(h for h in applied.holds if h.hold_id == row[9])
-    assert 0 <= hold.fee_minor <= row[6]
+    payee = wallet_id(row.provider_tenant_id, row.currency)
+    applied = tx.ledger(pay_out_operation(row.hold_id, payee))
+    hold = next(h for h in applied.holds if h.hold_id == row.hold_id)
+    assert 0 <= hold.fee_minor <= row.price_minor
     tx.execute(
         "UPDATE contracts SET paid_out_at_ms = ?, fee_minor = ? WHERE contract_id = ?",
-        (tx.now_ms, hold.fee_minor, row[0]),
+        (tx.now_ms, hold.fee_minor, row.contract_id),
     )
 
 
@@ -1445,31 +1586,46 @@ def _check_concurrent_tasks(tx: Tx, consumer: str) -> None:
     # docs/market.md "Plan limits": a consumer's running tasks are its work still OPEN or
     # EVALUATING and its contracts AWARDED, EXECUTING or COMPLETED, counted at work submission
     # under the tenant's row lock (two concurrent submissions count one after the other).
-    tenant = tx.execute(_TENANT_PLAN_SELECT + tx.for_update, (consumer,)).fetchone()
-    if tenant is None:
+    plan = scalar(tx.execute(_TENANT_PLAN_SELECT + tx.for_update, (consumer,)))
+    if plan is None:  # the column is NOT NULL: no row
         return
-    row = tx.execute(
-        "SELECT (SELECT count(*) FROM work WHERE consumer_tenant_id = ?"
-        " AND state IN ('OPEN', 'EVALUATING')),"
-        " (SELECT count(*) FROM contracts WHERE consumer_tenant_id = ?"
-        " AND state IN ('AWARDED', 'EXECUTING', 'COMPLETED'))",
-        (consumer, consumer),
-    ).fetchone()
-    rejected = check_concurrent_tasks_quota(Plan(tenant[0]), int(row[0]) + int(row[1]))
+    running = one(_RunningTasksRow, tx.execute(_RUNNING_TASKS_SELECT, (consumer, consumer)))
+    assert running is not None
+    rejected = check_concurrent_tasks_quota(
+        Plan(plan), int(running.open_work) + int(running.open_contracts)
+    )
     if rejected is not None:
         raise _Refused(problem_for_rejected(rejected))
 
 
+_RUNNING = select_list(
+    _RunningTasksRow,
+    open_work="(SELECT count(*) FROM work WHERE consumer_tenant_id = ?"
+    " AND state IN ('OPEN', 'EVALUATING'))",
+    open_contracts="(SELECT count(*) FROM contracts WHERE consumer_tenant_id = ?"
+    " AND state IN ('AWARDED', 'EXECUTING', 'COMPLETED'))",
+)
+_RUNNING_TASKS_SELECT = f"SELECT {_RUNNING}"
+
+
 def _record_outcome(tx: Tx, contract_id: str) -> None:
     # One contract, one outcome (upserted): the reputation evidence of docs/market.md.
-    row = tx.execute(
-        "SELECT state, awarded_at_ms, completed_at_ms, promised_turnaround_ms,"
-        " dispute_raised_at_ms, provider_id, price_minor, currency FROM contracts"
-        " WHERE contract_id = ?",
-        (contract_id,),
-    ).fetchone()
+    row = one(
+        _OutcomeFactsRow,
+        tx.execute(
+            f"SELECT {select_list(_OutcomeFactsRow)} FROM contracts"  # noqa: S608
+            " WHERE contract_id = ?",
+            (contract_id,),
+        ),
+    )
+    assert row is not None, "a contract is never deleted"
     facts = ContractOutcomeFacts(
-        ContractState(row[0]), row[1], row[2], row[3], row[4], Money(row[6], row[7])
+        state=ContractState(row.state),
+        awarded_at_ms=row.awarded_at_ms,
+        completed_at_ms=row.completed_at_ms,
+        promised_turnaround_ms=row.promised_turnaround_ms,
+        dispute_raised_at_ms=row.dispute_raised_at_ms,
+        price=Money(row.price_minor, row.currency),
     )
     kind = outcome_of(facts)
     if kind is None:
@@ -1477,10 +1633,10 @@ def _record_outcome(tx: Tx, contract_id: str) -> None:
     tx.execute(
         "INSERT INTO outcomes VALUES (?, ?, ?, ?, ?) ON CONFLICT (contract_id) DO UPDATE SET"
         " kind = excluded.kind, at_ms = excluded.at_ms",
-        (contract_id, row[5], int(kind), row[6], tx.now_ms),
+        (contract_id, row.provider_id, int(kind), row.price_minor, tx.now_ms),
     )
-    found = provider_reputation(tx.connection, row[5], tx.now_ms, tx.reputation)
-    tx.emit(EventType.REPUTATION_UPDATED, row[5], reputation_json(row[5], found))
+    found = provider_reputation(tx.connection, row.provider_id, tx.now_ms, tx.reputation)
+    tx.emit(EventType.REPUTATION_UPDATED, row.provider_id, reputation_json(row.provider_id, found))
 
 
 def provider_reputation(
@@ -1489,16 +1645,19 @@ def provider_reputation(
     now: int,
     params: ReputationParams = DEFAULT_REPUTATION_PARAMS,
 ) -> Reputation:
-    rows = connection.execute(
-        "SELECT at_ms, kind, value_minor FROM outcomes WHERE provider_id = ?"
-        " ORDER BY at_ms DESC LIMIT ?",
-        (provider_id, limits.outcomes_per_provider_max),
-    ).fetchall()
+    rows = many(
+        _OutcomeRow,
+        connection.execute(
+            f"SELECT {select_list(_OutcomeRow)} FROM outcomes WHERE provider_id = ?"  # noqa: S608
+            " ORDER BY at_ms DESC LIMIT ?",
+            (provider_id, limits.outcomes_per_provider_max),
+        ),
+    )
     outcomes = Outcomes.from_columns(
         provider_index=[0] * len(rows),
-        at_ms=[min(r[0], now) for r in rows],
-        kind=[r[1] for r in rows],
-        value_minor=[r[2] for r in rows],
+        at_ms=[min(row.at_ms, now) for row in rows],
+        kind=[row.kind for row in rows],
+        value_minor=[row.value_minor for row in rows],
     )
     return reputation_of(
         outcomes,
@@ -1509,13 +1668,13 @@ def provider_reputation(
 
 
 def active_certificates(connection: SqlConnection, provider_id: str, now: int) -> int:
-    row = connection.execute(
+    found = connection.execute(
         "SELECT count(DISTINCT certificate_id) FROM certificate_owners"
         " WHERE provider_id = ? AND state = 'ACTIVE' AND counts = 1"
         " AND expires_at_ms > ?",
         (provider_id, now),
-    ).fetchone()
-    return int(row[0])
+    )
+    return int(scalar(found))
 
 
 def certified_matches(
@@ -1529,11 +1688,11 @@ def certified_matches(
     parameters: tuple[object, ...] = (provider_id, now, category)
     if capability is not None:
         parameters += (capability,)
-    row = connection.execute(
+    found = connection.execute(
         _CERTIFIED_SELECT if capability is None else _CERTIFIED_SELECT + " AND capability = ?",
         parameters,
-    ).fetchone()
-    return int(row[0])
+    )
+    return int(scalar(found))
 
 
 _CERTIFIED_SELECT = (

@@ -69,11 +69,13 @@ from aex.core.webhook_signing import (
     webhook_signature,
 )
 from serve.breakers import BreakerRegistry
+from serve.gateway.problems import listed
 from serve.identity.security import now_ms
-from serve.market.usecases import PAGE_MAX, Market, _Keyset, _keyset_page, _page
+from serve.market.usecases import PAGE_MAX, Market
 from serve.notifications.endpoints import EndpointPolicy, Pinned
 from serve.notifications.events import Delivered, MarketMetrics, notification_for, notification_json
 from serve.secret_box import SecretBox, SecretBoxError, webhook_secret_context
+from serve.stores.pages import Keyset, keyset_page, page_answer
 from serve.telemetry import tracing
 
 WEBHOOK_TIMEOUT_S = 5.0
@@ -84,11 +86,8 @@ WEBHOOK_BACKOFF_MS_DEFAULT = 1_000
 WEBHOOK_LEASE_MS_DEFAULT = 60_000
 TAKEN_OVER_PER_SWEEP_MAX = 100
 DELIVERIES_LISTED_MAX = PAGE_MAX
-_DELIVERIES_KEYSET = _Keyset(
-    "webhook_deliveries d JOIN outbox o ON o.event_id = d.event_id",
-    "o.seq",
-    "d.event_id",
-    "unknown_delivery",
+_DELIVERIES_KEYSET = Keyset(
+    "webhook_deliveries d JOIN outbox o ON o.event_id = d.event_id", "o.seq", "d.event_id"
 )
 
 
@@ -409,7 +408,7 @@ class Webhooks:
         retry does not change), a keyset page; a cursor naming none of its deliveries is 422
         naming `starting_after`."""
         with self.market.db.reader() as connection:
-            rows, more = _keyset_page(
+            listing = keyset_page(
                 connection,
                 _DELIVERIES_KEYSET,
                 "SELECT d.event_id, d.event, d.endpoint, d.attempts, d.status,"
@@ -420,6 +419,7 @@ class Webhooks:
                 starting_after=starting_after,
                 limit=max(1, min(limit, DELIVERIES_LISTED_MAX)),
             )
+            rows, more = listed(listing, "unknown_delivery")
         keys = (
             "event_id",
             "event",
@@ -430,4 +430,4 @@ class Webhooks:
             "last_error",
             "updated_at_ms",
         )
-        return _page([dict(zip(keys, row, strict=True)) for row in rows], more, "event_id")
+        return page_answer([dict(zip(keys, row, strict=True)) for row in rows], more, "event_id")

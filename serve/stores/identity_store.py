@@ -15,7 +15,8 @@ from typing import Any
 
 from aex.core import Plan
 from serve.stores.base import CredentialMatch, KeyRecord, Page, TenantRecord
-from serve.stores.sql import Keyset, Sql, SqlStore, keyset_page
+from serve.stores.pages import Keyset, keyset_page
+from serve.stores.sql import Sql, SqlStore
 
 _TENANT_SELECT = "SELECT tenant_id, name, type, plan, status, created_at_ms FROM tenants"
 _KEY_SELECT = (

@@ -28,7 +28,7 @@ OUTBOX_TRACE_CONTEXT = "ALTER TABLE outbox ADD COLUMN traceparent TEXT"
 # GET /v1/bids: a provider's own bids, newest first, by keyset cursor.
 BIDS_BY_PROVIDER = "CREATE INDEX bids_by_provider ON bids (provider_id, submitted_at_ms, bid_id)"
 # GET /v1/keys, /v1/admin/tenants, /v1/providers, /v1/subscriptions: newest first, by keyset
-# cursor (serve/stores/sql.py `keyset_page`); the same text on both backends.
+# cursor (serve/stores/pages.py `keyset_page`); the same text on both backends.
 IDENTITY_LISTS_BY_CREATED = """
 CREATE INDEX tenants_by_created ON tenants (created_at_ms, tenant_id);
 CREATE INDEX api_keys_by_tenant_created ON api_keys (tenant_id, created_at_ms, key_id);

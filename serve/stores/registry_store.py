@@ -17,7 +17,8 @@ from typing import Any
 from aex.core import QuotaRejectReason, Rejected
 from serve.stores.base import AgentsCheck, KeyRecord, Page, ProviderRecord, SubscriptionRecord
 from serve.stores.identity_store import insert_key
-from serve.stores.sql import Keyset, SqlStore, keyset_page
+from serve.stores.pages import Keyset, keyset_page
+from serve.stores.sql import SqlStore
 
 _PROVIDER_SELECT = (
     "SELECT provider_id, tenant_id, name, type, capabilities, category, endpoint,"

@@ -17,11 +17,13 @@ one place and a reader writes `row.price_minor`, never `row[6]`:
 
 SQLite and psycopg both answer plain tuples in SELECT-list order, so the records are built the
 same way over either driver (serve/stores/market_db.py, serve/stores/sqlite.py, postgres.py).
+`scalar` and `scalars` read a one-column row of any shape: a tuple, a `sqlite3.Row`, or the
+dict rows of the stores' PostgreSQL cursors (serve/stores/sql.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 R = TypeVar("R")
@@ -63,14 +65,18 @@ def _make(row: type[R], values: Sequence[Any]) -> R:
 def scalar(found: Any) -> Any:
     """The one column of a one-column query's first row (None when there is no row)."""
     values = found.fetchone() if hasattr(found, "fetchone") else found
-    if values is None:
-        return None
-    assert len(values) == 1, f"a scalar query answered {len(values)} columns"
-    return values[0]
+    return None if values is None else _only(values)
 
 
 def scalars(found: Any) -> list[Any]:
     """The one column of every row of a one-column query."""
     values = found.fetchall() if hasattr(found, "fetchall") else found
-    assert all(len(value) == 1 for value in values), "a scalar query answered several columns"
-    return [value[0] for value in values]
+    return [_only(value) for value in values]
+
+
+def _only(values: Any) -> Any:
+    # The one column of a row: a tuple or sqlite3.Row by index, a dict row by its one value.
+    assert len(values) == 1, f"a scalar query answered {len(values)} columns"
+    if isinstance(values, Mapping):
+        return next(iter(values.values()))
+    return values[0]

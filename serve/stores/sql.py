@@ -24,7 +24,7 @@ import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from functools import lru_cache
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import psycopg
 from psycopg.rows import dict_row
@@ -115,45 +115,6 @@ class SqlStore:
     def _all(self, statement: str, parameters: Sequence[Any] = ()) -> list[Any]:
         with self._read() as connection:
             return connection.execute(statement, parameters).fetchall()
-
-
-class Keyset(NamedTuple):
-    """How a list is paged newest first: its table, and its time and id columns (the order)."""
-
-    table: str
-    at: str
-    id: str
-
-
-def keyset_page(
-    connection: Sql,
-    keyset: Keyset,
-    select: str,
-    where: str,
-    parameters: Sequence[Any],
-    *,
-    starting_after: str | None,
-    limit: int,
-) -> tuple[list[Any], bool] | None:
-    """One page of `select WHERE where`, newest first (time, then id), after the
-    `starting_after` row, and whether more follow; None when `starting_after` names none of
-    the rows `where` lists (so a cursor reveals nothing of another's rows). `where` holds
-    fixed texts only; every value is in `parameters`."""
-    assert limit >= 1
-    if starting_after is not None:
-        cursor = connection.execute(
-            f"SELECT {keyset.at} AS at FROM {keyset.table}"  # noqa: S608
-            f" WHERE {keyset.id} = ? AND {where}",
-            (starting_after, *parameters),
-        ).fetchone()
-        if cursor is None:
-            return None
-        where += f" AND ({keyset.at} < ? OR ({keyset.at} = ? AND {keyset.id} < ?))"
-        parameters = (*parameters, cursor["at"], cursor["at"], starting_after)
-    order = f" ORDER BY {keyset.at} DESC, {keyset.id} DESC LIMIT ?"
-    rows = connection.execute(f"{select} WHERE {where}{order}", (*parameters, limit + 1))
-    found = rows.fetchall()
-    return found[:limit], len(found) > limit
 
 
 def schema_version_in(connection: Sql) -> int:
