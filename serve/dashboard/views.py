@@ -396,8 +396,8 @@ class LiveSource:
             max(head - NOTIFICATIONS_SCANNED, 0), NOTIFICATIONS_SCANNED
         )
         found = []
-        for r in rows:
-            event = Delivered(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6])
+        for row in rows:
+            event = Delivered.from_outbox(row)
             note = notification_for(provider_id, event)
             if note is not None:
                 found.append(
