@@ -48,7 +48,7 @@ from aex.core.ledger import Applied, JournalEntry, Operation
 from aex.core.reasons import LedgerRejectReason
 from serve.settlement import postgres_ledger, sqlite_ledger
 from serve.stores.postgres import PostgresStore
-from serve.stores.rows import many, scalar, select_list
+from serve.stores.rows import many, scalar, scalars, select_list
 from serve.stores.sqlite import SqliteStore
 from serve.telemetry import tracing
 
@@ -187,11 +187,11 @@ class _Driver:
         return many(OutboxRead, self.read(_SELECT_OUTBOX, (seq, limit)))
 
     def outbox_head(self) -> int:
-        return int(self.read("SELECT coalesce(max(seq), 0) FROM outbox")[0][0])
+        return int(scalars(self.read("SELECT coalesce(max(seq), 0) FROM outbox"))[0])
 
     def relay_cursor(self, name: str) -> int:
-        rows = self.read("SELECT last_seq FROM outbox_relay WHERE name = ?", (name,))
-        return 0 if not rows else int(rows[0][0])
+        seqs = scalars(self.read("SELECT last_seq FROM outbox_relay WHERE name = ?", (name,)))
+        return 0 if not seqs else int(seqs[0])
 
     def save_relay_cursor(self, name: str, seq: int) -> None:
         """Moves the cursor forward only (a late save of an older position changes nothing)."""
