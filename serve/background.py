@@ -136,17 +136,22 @@ RELAY_LEASE_CHECK_S = 1.0
 def outbox_rows_after(db: MarketDb, seq: int, prefix: str) -> list[tuple[int, OutboxRow]]:
     found = []
     for row in db.outbox_after(seq, RELAY_BATCH_MAX):
-        seq_, event_id, type_, subject_id, at_ms, payload, traceparent = row
-        event = Event(event_id, EventType(type_), subject_id, at_ms, json.loads(payload))
+        event = Event(
+            row.event_id,
+            EventType(row.type),
+            row.subject_id,
+            row.occurred_at_ms,
+            json.loads(row.payload),
+        )
         subject = event_subject(event)
         found.append(
             (
-                seq_,
+                row.seq,
                 OutboxRow(
-                    event_id,
+                    row.event_id,
                     f"{prefix}.{subject}" if prefix else subject,
                     encode_event(event),
-                    traceparent,
+                    row.traceparent,
                 ),
             )
         )

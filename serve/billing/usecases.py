@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from aex.core.billing import (
     BILLING_CURRENCY,
@@ -48,6 +48,7 @@ from serve.identity.security import Principal, new_id
 from serve.market.usecases import Market
 from serve.settlement.wallets import wallet_id
 from serve.stores.pages import Keyset, keyset_page, page_answer
+from serve.stores.rows import many, one, scalar, select_list
 from serve.stores.sqlite import mark_credentials_epoch_bumped
 
 REVENUE_STREAMS: Final = {
@@ -65,12 +66,42 @@ _UNPAID: Final = frozenset(
 # A UTC month since the epoch (ledger times are milliseconds since 1970): "0000-01" is refused
 # as malformed, not a 500 from datetime.
 _PERIOD = re.compile(r"^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])$")
-_INVOICE_COLUMNS = (
-    "invoice_id, tenant_id, kind, period, description, amount_minor, currency, quantity,"
-    " created_at_ms, updated_at_ms"
-)
+
+
+class _InvoiceRow(NamedTuple):
+    invoice_id: str
+    tenant_id: str
+    kind: str
+    period: str
+    description: str
+    amount_minor: int
+    currency: str
+    quantity: int
+    created_at_ms: int
+    updated_at_ms: int
+
+
+class _TermRow(NamedTuple):
+    plan: str
+    agents: int
+    term_price_minor: int
+    starts_at_ms: int
+    ends_at_ms: int
+
+
+class _CallsRow(NamedTuple):
+    calls: int
+    cents_posted: int
+
+
+class _StreamRow(NamedTuple):
+    account_id: str
+    amount_minor: int
+
+
+_INVOICE_COLUMNS = select_list(_InvoiceRow)
 _SUBSCRIPTION_SELECT = (
-    "SELECT plan, agents, term_price_minor, starts_at_ms, ends_at_ms FROM plan_subscriptions"
+    f"SELECT {select_list(_TermRow)} FROM plan_subscriptions"  # noqa: S608
     " WHERE tenant_id = ?"
 )
 
@@ -114,19 +145,19 @@ def quotas_view(plan: Plan) -> dict[str, Any]:
     }
 
 
-def invoice_view(row: Any) -> dict[str, Any]:
+def invoice_view(row: _InvoiceRow) -> dict[str, Any]:
     return {
-        "invoice_id": row[0],
-        "tenant_id": row[1],
-        "kind": row[2],
-        "period": row[3],
-        "description": row[4],
-        "amount": _usd(int(row[5])),
-        "amount_minor": int(row[5]),
-        "currency": row[6],
-        "quantity": int(row[7]),
-        "created_at_ms": int(row[8]),
-        "updated_at_ms": int(row[9]),
+        "invoice_id": row.invoice_id,
+        "tenant_id": row.tenant_id,
+        "kind": row.kind,
+        "period": row.period,
+        "description": row.description,
+        "amount": _usd(int(row.amount_minor)),
+        "amount_minor": int(row.amount_minor),
+        "currency": row.currency,
+        "quantity": int(row.quantity),
+        "created_at_ms": int(row.created_at_ms),
+        "updated_at_ms": int(row.updated_at_ms),
     }
 
 
@@ -146,11 +177,12 @@ class Billing:
     def plan(self, caller: Principal) -> dict[str, Any]:
         tenant_id = _tenant_of(caller)
         with self.market.db.reader() as connection:
-            tenant = connection.execute(
-                "SELECT plan FROM tenants WHERE tenant_id = ?", (tenant_id,)
-            ).fetchone()
-            term = connection.execute(_SUBSCRIPTION_SELECT, (tenant_id,)).fetchone()
-        plan = Plan(tenant[0])
+            plan = Plan(
+                scalar(
+                    connection.execute("SELECT plan FROM tenants WHERE tenant_id = ?", (tenant_id,))
+                )
+            )
+            term = one(_TermRow, connection.execute(_SUBSCRIPTION_SELECT, (tenant_id,)))
         return {
             "tenant_id": tenant_id,
             "plan": plan.value,
@@ -165,26 +197,28 @@ class Billing:
         def write(tx: Any) -> dict[str, Any]:
             now = tx.now_ms
             current = Plan(
-                tx.execute(
-                    "SELECT plan FROM tenants WHERE tenant_id = ?" + tx.for_update,  # noqa: S608
-                    (tenant_id,),
-                ).fetchone()[0]
+                scalar(
+                    tx.execute(
+                        "SELECT plan FROM tenants WHERE tenant_id = ?" + tx.for_update,  # noqa: S608
+                        (tenant_id,),
+                    )
+                )
             )
-            term = tx.execute(_SUBSCRIPTION_SELECT + tx.for_update, (tenant_id,)).fetchone()
+            term = one(_TermRow, tx.execute(_SUBSCRIPTION_SELECT + tx.for_update, (tenant_id,)))
             registered = int(
-                tx.execute(
-                    "SELECT count(*) FROM providers WHERE tenant_id = ?", (tenant_id,)
-                ).fetchone()[0]
+                scalar(
+                    tx.execute("SELECT count(*) FROM providers WHERE tenant_id = ?", (tenant_id,))
+                )
             )
-            paid = term is not None and int(term[4]) > now
+            paid = term is not None and int(term.ends_at_ms) > now
             priced = price_plan_change(
                 plan=plan,
                 agents=agents,
                 agents_registered=registered,
                 current_plan=current,
-                current_agents=int(term[1]) if term is not None else 1,
-                current_term_price_minor=int(term[2]) if paid else 0,
-                current_term_ends_at_ms=int(term[4]) if paid else 0,
+                current_agents=int(term.agents) if term is not None else 1,
+                current_term_price_minor=int(term.term_price_minor) if term and paid else 0,
+                current_term_ends_at_ms=int(term.ends_at_ms) if term and paid else 0,
                 now_ms=now,
             )
             if isinstance(priced, Rejected):
@@ -235,18 +269,19 @@ class Billing:
                     if priced.credit_minor
                     else ""
                 )
-                row = (
-                    invoice_id,
-                    tenant_id,
-                    "PLAN",
-                    _period(now),
-                    f"{plan} for {priced.agents} agent(s), {_day(priced.starts_at_ms)} to"
-                    f" {_day(priced.ends_at_ms)}: {_usd(priced.term_price_minor)}{credit}",
-                    priced.net_minor,
-                    BILLING_CURRENCY,
-                    priced.agents,
-                    now,
-                    now,
+                row = _InvoiceRow(
+                    invoice_id=invoice_id,
+                    tenant_id=tenant_id,
+                    kind="PLAN",
+                    period=_period(now),
+                    description=f"{plan} for {priced.agents} agent(s),"
+                    f" {_day(priced.starts_at_ms)} to {_day(priced.ends_at_ms)}:"
+                    f" {_usd(priced.term_price_minor)}{credit}",
+                    amount_minor=priced.net_minor,
+                    currency=BILLING_CURRENCY,
+                    quantity=priced.agents,
+                    created_at_ms=now,
+                    updated_at_ms=now,
                 )
                 tx.execute(
                     f"INSERT INTO invoices ({_INVOICE_COLUMNS})"  # noqa: S608
@@ -284,18 +319,20 @@ class Billing:
         whether the tenant exists."""
 
         def write(tx: Any) -> bool:
-            row = tx.execute(
-                "SELECT plan FROM tenants WHERE tenant_id = ?" + tx.for_update,  # noqa: S608
-                (tenant_id,),
-            ).fetchone()
-            if row is None:
+            previous = scalar(
+                tx.execute(
+                    "SELECT plan FROM tenants WHERE tenant_id = ?" + tx.for_update,  # noqa: S608
+                    (tenant_id,),
+                )
+            )
+            if previous is None:
                 return False
-            if row[0] != plan.value:
+            if previous != plan.value:
                 tx.execute(
                     "UPDATE tenants SET plan = ? WHERE tenant_id = ?", (plan.value, tenant_id)
                 )
                 bump_credentials_epoch(tx)
-                view = {"tenant_id": tenant_id, "plan": plan.value, "previous_plan": row[0]}
+                view = {"tenant_id": tenant_id, "plan": plan.value, "previous_plan": previous}
                 tx.emit(EventType.BILLING_PLAN_CHANGED, tenant_id, _plan_event(view, "operator"))
             return True
 
@@ -311,39 +348,53 @@ class Billing:
         start, end = period_bounds_ms(period)
         prefix = f"verification-{tenant_id}-"
         with self.market.db.reader() as connection:
-            verified_in_period = connection.execute(
-                "SELECT coalesce(sum(p.amount_minor), 0) FROM journal_entries e"
-                " JOIN postings p USING (entry_id) WHERE p.account_id = ?"
-                " AND substr(e.operation_id, 1, ?) = ? AND e.created_at_ms >= ?"
-                " AND e.created_at_ms < ?",
-                (VERIFICATION_REVENUE_ACCOUNT, len(prefix), prefix, start, end),
-            ).fetchone()
-            plans_in_period = connection.execute(
-                "SELECT coalesce(sum(amount_minor), 0) FROM invoices WHERE tenant_id = ?"
-                " AND kind = 'PLAN' AND created_at_ms >= ? AND created_at_ms < ?",
-                (tenant_id, start, end),
-            ).fetchone()
+            verified_in_period = scalar(
+                connection.execute(
+                    "SELECT coalesce(sum(p.amount_minor), 0) FROM journal_entries e"
+                    " JOIN postings p USING (entry_id) WHERE p.account_id = ?"
+                    " AND substr(e.operation_id, 1, ?) = ? AND e.created_at_ms >= ?"
+                    " AND e.created_at_ms < ?",
+                    (VERIFICATION_REVENUE_ACCOUNT, len(prefix), prefix, start, end),
+                )
+            )
+            plans_in_period = scalar(
+                connection.execute(
+                    "SELECT coalesce(sum(amount_minor), 0) FROM invoices WHERE tenant_id = ?"
+                    " AND kind = 'PLAN' AND created_at_ms >= ? AND created_at_ms < ?",
+                    (tenant_id, start, end),
+                )
+            )
             plan = Plan(
-                connection.execute(
-                    "SELECT plan FROM tenants WHERE tenant_id = ?", (tenant_id,)
-                ).fetchone()[0]
+                scalar(
+                    connection.execute("SELECT plan FROM tenants WHERE tenant_id = ?", (tenant_id,))
+                )
             )
-            calls_row = connection.execute(
-                "SELECT calls, cents_posted FROM verification_calls WHERE tenant_id = ?",
-                (tenant_id,),
-            ).fetchone()
+            calls_row = one(
+                _CallsRow,
+                connection.execute(
+                    f"SELECT {select_list(_CallsRow)} FROM verification_calls"  # noqa: S608
+                    " WHERE tenant_id = ?",
+                    (tenant_id,),
+                ),
+            )
             agents = int(
-                connection.execute(
-                    "SELECT count(*) FROM providers WHERE tenant_id = ?", (tenant_id,)
-                ).fetchone()[0]
+                scalar(
+                    connection.execute(
+                        "SELECT count(*) FROM providers WHERE tenant_id = ?", (tenant_id,)
+                    )
+                )
             )
-            term = connection.execute(_SUBSCRIPTION_SELECT, (tenant_id,)).fetchone()
-            plan_paid = connection.execute(
-                "SELECT coalesce(sum(amount_minor), 0) FROM invoices"
-                " WHERE tenant_id = ? AND kind = 'PLAN'",
-                (tenant_id,),
-            ).fetchone()
-        calls, posted = (0, 0) if calls_row is None else (int(calls_row[0]), int(calls_row[1]))
+            term = one(_TermRow, connection.execute(_SUBSCRIPTION_SELECT, (tenant_id,)))
+            plan_paid = scalar(
+                connection.execute(
+                    "SELECT coalesce(sum(amount_minor), 0) FROM invoices"
+                    " WHERE tenant_id = ? AND kind = 'PLAN'",
+                    (tenant_id,),
+                )
+            )
+        calls, posted = (
+            (0, 0) if calls_row is None else (int(calls_row.calls), int(calls_row.cents_posted))
+        )
         micros = verification_owed_micro_usd(calls)
         return {
             "tenant_id": tenant_id,
@@ -359,11 +410,11 @@ class Billing:
                 "charged": _usd(posted),
                 "arrears": _usd(verification_cents_due(calls, posted)),
             },
-            "plans_invoiced": _usd(int(plan_paid[0])),
+            "plans_invoiced": _usd(int(plan_paid)),
             "period": {
                 "period": period,
-                "verification_charged": _usd(int(verified_in_period[0])),
-                "plans_invoiced": _usd(int(plans_in_period[0])),
+                "verification_charged": _usd(int(verified_in_period)),
+                "plans_invoiced": _usd(int(plans_in_period)),
             },
         }
 
@@ -381,12 +432,17 @@ class Billing:
                 limit=max(1, min(limit, INVOICES_PAGE_MAX)),
             )
             rows, more = listed(listing, "unknown_invoice")
-        return page_answer([invoice_view(row) for row in rows], more, "invoice_id")
+        return page_answer(
+            [invoice_view(row) for row in many(_InvoiceRow, rows)], more, "invoice_id"
+        )
 
     def invoice(self, caller: Principal, invoice_id: str) -> dict[str, Any]:
-        rows = self.market.db.read(
-            f"SELECT {_INVOICE_COLUMNS} FROM invoices WHERE invoice_id = ? AND tenant_id = ?",  # noqa: S608
-            (invoice_id, _tenant_of(caller)),
+        rows = many(
+            _InvoiceRow,
+            self.market.db.read(
+                f"SELECT {_INVOICE_COLUMNS} FROM invoices WHERE invoice_id = ? AND tenant_id = ?",  # noqa: S608
+                (invoice_id, _tenant_of(caller)),
+            ),
         )
         if not rows:
             raise ProblemError(404, "not-found", "no such invoice")
@@ -398,8 +454,11 @@ class Billing:
         if currency not in CURRENCY_EXPONENTS:  # a well-formed code the exchange does not hold
             reason = MoneyRejectReason.CURRENCY_UNKNOWN
             raise problem_for_rejected(Rejected(reason, "currency", f"{currency!r}"))
+        columns = select_list(
+            _StreamRow, account_id="p.account_id", amount_minor="coalesce(sum(p.amount_minor), 0)"
+        )
         sql = (
-            "SELECT p.account_id, coalesce(sum(p.amount_minor), 0) FROM postings p"  # noqa: S608
+            f"SELECT {columns} FROM postings p"  # noqa: S608
             " JOIN journal_entries e USING (entry_id)"
             f" WHERE p.currency = ? AND p.account_id IN ({', '.join('?' * len(REVENUE_STREAMS))})"
         )
@@ -409,8 +468,10 @@ class Billing:
             sql += " AND e.created_at_ms >= ? AND e.created_at_ms < ?"
             parameters += (start, end)
         sums = {
-            row[0]: int(row[1])
-            for row in self.market.db.read(sql + " GROUP BY p.account_id", parameters)
+            row.account_id: int(row.amount_minor)
+            for row in many(
+                _StreamRow, self.market.db.read(sql + " GROUP BY p.account_id", parameters)
+            )
         }
         streams = {
             name: {
@@ -430,13 +491,13 @@ class Billing:
         }
 
 
-def _term_view(term: Any) -> dict[str, Any]:
+def _term_view(term: _TermRow) -> dict[str, Any]:
     return {
-        "plan": term[0],
-        "agents": int(term[1]),
-        "price": _usd(int(term[2])),
-        "starts_at_ms": int(term[3]),
-        "ends_at_ms": int(term[4]),
+        "plan": term.plan,
+        "agents": int(term.agents),
+        "price": _usd(int(term.term_price_minor)),
+        "starts_at_ms": int(term.starts_at_ms),
+        "ends_at_ms": int(term.ends_at_ms),
     }
 
 

@@ -17,13 +17,22 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from aex.ca.store import FileCertificateStore, crl_state_from_json, crl_state_to_json
 from aex.core.certs import CrlState
 from serve.stores.market_db import MarketDb, Session
+from serve.stores.rows import one, scalar, select_list
 
 CA_MUTEX = "ca"
+
+
+class _CrlRow(NamedTuple):
+    state: str  # JSON text
+    document: str  # JSON text
+
+
+_SELECT_CRL = f"SELECT {select_list(_CrlRow)} FROM ca_crl WHERE id = 1"  # noqa: S608
 
 
 class SqlCertificateStore:
@@ -31,8 +40,11 @@ class SqlCertificateStore:
         self.db = db
 
     def load_record(self, record_id: str) -> dict[str, Any] | None:
-        rows = self.db.read("SELECT body FROM ca_records WHERE record_id = ?", (record_id,))
-        return None if not rows else dict(json.loads(rows[0][0]))
+        with self.db.reader() as connection:
+            body = scalar(
+                connection.execute("SELECT body FROM ca_records WHERE record_id = ?", (record_id,))
+            )
+        return None if body is None else dict(json.loads(body))
 
     def save_record(self, record: dict[str, Any]) -> None:
         body = json.dumps(record, ensure_ascii=False)
@@ -47,10 +59,11 @@ class SqlCertificateStore:
         self.db.run(write)
 
     def load_crl(self) -> tuple[CrlState, dict[str, Any] | None]:
-        rows = self.db.read("SELECT state, document FROM ca_crl WHERE id = 1")
-        if not rows:
+        with self.db.reader() as connection:
+            row = one(_CrlRow, connection.execute(_SELECT_CRL))
+        if row is None:
             return CrlState(crl_number=0), None
-        return crl_state_from_json(json.loads(rows[0][0])), dict(json.loads(rows[0][1]))
+        return crl_state_from_json(json.loads(row.state)), dict(json.loads(row.document))
 
     def save_crl(self, state: CrlState, document: dict[str, Any]) -> None:
         saved = (json.dumps(crl_state_to_json(state)), json.dumps(document, ensure_ascii=False))

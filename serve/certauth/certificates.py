@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -94,6 +94,7 @@ from serve.identity.security import Principal, PrincipalKind, now_ms
 from serve.market.usecases import Market, provider_reputation
 from serve.notifications.endpoints import EndpointPolicy
 from serve.settlement.wallets import wallet_id
+from serve.stores.rows import many, one, scalar, scalars, select_list
 
 # The status list credential is re-signed on every read and valid for a day, as the CRL.
 STATUS_LIST_LIFETIME = timedelta(days=1)
@@ -190,20 +191,24 @@ class Certificates:
         # requests count in turn.
         states = ("REQUESTED", "APPROVED") if pending_count else ()
         with self.market.db.reader() as connection:
-            plan = connection.execute(
-                "SELECT t.plan FROM providers p JOIN tenants t USING (tenant_id)"
-                " WHERE p.provider_id = ?",
-                (provider_id,),
-            ).fetchone()
+            plan = scalar(
+                connection.execute(
+                    "SELECT t.plan FROM providers p JOIN tenants t USING (tenant_id)"
+                    " WHERE p.provider_id = ?",
+                    (provider_id,),
+                )
+            )
             if plan is None:
                 return  # the authority refuses or records what names no provider
-            held = connection.execute(
-                "SELECT count(DISTINCT certificate_id) FROM certificate_owners"
-                " WHERE provider_id = ? AND certificate_id != ? AND ((state = 'ACTIVE'"
-                " AND expires_at_ms > ?) OR state IN (?, ?))",
-                (provider_id, but, now_ms(), *(states or ("", ""))),
-            ).fetchone()
-        rejected = check_certificates_quota(Plan(plan[0]), int(held[0]))
+            held = scalar(
+                connection.execute(
+                    "SELECT count(DISTINCT certificate_id) FROM certificate_owners"
+                    " WHERE provider_id = ? AND certificate_id != ? AND ((state = 'ACTIVE'"
+                    " AND expires_at_ms > ?) OR state IN (?, ?))",
+                    (provider_id, but, now_ms(), *(states or ("", ""))),
+                )
+            )
+        rejected = check_certificates_quota(Plan(plan), int(held))
         if rejected is not None:
             raise problem_for_rejected(rejected)
 
@@ -215,10 +220,12 @@ class Certificates:
 
     def _changed(self, record: CertificateRecord, event: EventType) -> None:
         def write(tx: Any) -> None:
-            provider = tx.execute(
-                "SELECT tenant_id FROM providers WHERE provider_id = ?",
-                (record.request.provider_id,),
-            ).fetchone()
+            tenant_id = scalar(
+                tx.execute(
+                    "SELECT tenant_id FROM providers WHERE provider_id = ?",
+                    (record.request.provider_id,),
+                )
+            )
             tx.execute("DELETE FROM certificate_owners WHERE certificate_id = ?", (record.id,))
             certificate = record.certificate
             active = record.state in (CertState.ISSUED, CertState.RENEWED)
@@ -230,7 +237,7 @@ class Certificates:
                     (
                         record.id,
                         record.request.provider_id,
-                        "" if provider is None else provider[0],
+                        "" if tenant_id is None else tenant_id,
                         claim.category,
                         claim.capability,
                         "ACTIVE" if active else record.state.value,
@@ -264,10 +271,14 @@ class Certificates:
     def _resold_claims(self, request: CertificateRequest) -> tuple[Claim, ...] | Rejected[Any]:
         # The newest active delegation to this reseller whose scope covers every claim.
         now_s = now_ms() // 1000
-        rows = self.market.db.read(
-            f"SELECT {_DELEGATION_COLUMNS} FROM delegations WHERE reseller_provider_id = ?"  # noqa: S608
-            " AND revoked_at_ms IS NULL AND expires_at_s > ? ORDER BY issued_at_s DESC LIMIT 32",
-            (request.provider_id, now_s),
+        rows = many(
+            _DelegationRow,
+            self.market.db.read(
+                f"SELECT {_DELEGATION_COLUMNS} FROM delegations WHERE reseller_provider_id = ?"  # noqa: S608
+                " AND revoked_at_ms IS NULL AND expires_at_s > ?"
+                " ORDER BY issued_at_s DESC LIMIT 32",
+                (request.provider_id, now_s),
+            ),
         )
         delegations = [_delegation(row) for row in rows]
         covering = [
@@ -292,10 +303,10 @@ class Certificates:
         kid = jwk_thumbprint(key)
 
         def write(tx: Any) -> None:
-            found = tx.execute(
-                "SELECT provider_id FROM delegation_keys WHERE kid = ?", (kid,)
-            ).fetchone()
-            if found is not None and found[0] != body.provider_id:
+            found = scalar(
+                tx.execute("SELECT provider_id FROM delegation_keys WHERE kid = ?", (kid,))
+            )
+            if found is not None and found != body.provider_id:
                 raise ProblemError(
                     409,
                     "key-taken",
@@ -313,18 +324,24 @@ class Certificates:
 
     def register_delegation(self, caller: Principal, body: DelegationCreate) -> DelegationView:
         kid = delegation_kid(body.delegation)
-        rows = (
+        keys = (
             []
             if kid is None
-            else self.market.db.read(
-                "SELECT provider_id, jwk FROM delegation_keys WHERE kid = ?", (kid,)
+            else many(
+                _DelegationKeyRow,
+                self.market.db.read(
+                    f"SELECT {select_list(_DelegationKeyRow)} FROM delegation_keys"  # noqa: S608
+                    " WHERE kid = ?",
+                    (kid,),
+                ),
             )
         )
-        public_key = None if not rows else public_key_from_jwk(msgspec.json.decode(rows[0][1]))
+        public_key = None if not keys else public_key_from_jwk(msgspec.json.decode(keys[0].jwk))
         verified = verify_delegation(body.delegation, public_key=public_key, now_s=now_ms() // 1000)
         if isinstance(verified, Rejected):
             raise problem_for_rejected(verified)
-        if rows[0][0] != verified.delegator_provider_id:  # signed with someone else's key
+        # Signed with someone else's key:
+        if keys[0].provider_id != verified.delegator_provider_id:
             raise problem_for_rejected(
                 Rejected(DelegationRejectReason.DELEGATION_KEY_UNKNOWN, "delegation.kid")
             )
@@ -335,7 +352,7 @@ class Certificates:
 
         def write(tx: Any) -> None:
             inserted = tx.execute(
-                f"INSERT INTO delegations ({_DELEGATION_COLUMNS}, token)"  # noqa: S608
+                f"INSERT INTO delegations ({_DELEGATION_INSERTED})"  # noqa: S608
                 " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delegation_id) DO NOTHING"
                 " RETURNING delegation_id",
                 (
@@ -390,13 +407,15 @@ class Certificates:
                 )
 
             self.market.write(write)
-            rows = self.market.db.read(
-                "SELECT certificate_id FROM reseller_certificates WHERE delegation_id = ?"
-                " ORDER BY certificate_id",
-                (delegation_id,),
+            cert_ids = scalars(
+                self.market.db.read(
+                    "SELECT certificate_id FROM reseller_certificates WHERE delegation_id = ?"
+                    " ORDER BY certificate_id",
+                    (delegation_id,),
+                )
             )
             revoked = []
-            for (cert_id,) in rows:
+            for cert_id in cert_ids:
                 record = self.authority.revoke(cert_id, reason=9)  # privilegeWithdrawn
                 if not isinstance(record, Rejected):  # already revoked: nothing to do
                     self._changed(record, EventType.CERTIFICATE_REVOKED)
@@ -405,10 +424,12 @@ class Certificates:
         return replace_view(view, certificates_revoked=revoked)
 
     def _load_delegation(self, caller: Principal, delegation_id: str) -> tuple[Delegation, bool]:
-        rows = self.market.db.read(
-            f"SELECT {_DELEGATION_COLUMNS}, revoked_at_ms FROM delegations"  # noqa: S608
-            " WHERE delegation_id = ?",
-            (delegation_id,),
+        rows = many(
+            _DelegationRow,
+            self.market.db.read(
+                f"SELECT {_DELEGATION_COLUMNS} FROM delegations WHERE delegation_id = ?",  # noqa: S608
+                (delegation_id,),
+            ),
         )
         missing = ProblemError(404, "not-found", "no such delegation")
         if not rows:
@@ -417,7 +438,7 @@ class Certificates:
         for provider_id in (delegation.reseller_provider_id, delegation.delegator_provider_id):
             try:
                 self._may_act_for(caller, provider_id)
-                return delegation, rows[0][6] is not None
+                return delegation, rows[0].revoked_at_ms is not None
             except ProblemError:
                 continue
         raise missing
@@ -449,10 +470,13 @@ class Certificates:
     ) -> tuple[Claim, ...] | Rejected[CertRequestRejectReason]:
         # The newest VALID challenge of this provider for this key admits the request, once.
         thumbprint = jwk_thumbprint(request.subject.public_key)
-        rows = self.market.db.read(
-            f"SELECT {_CHALLENGE_COLUMNS} FROM cert_challenges WHERE provider_id = ?"  # noqa: S608
-            " AND key_thumbprint = ? AND state = 'VALID' ORDER BY created_at_ms DESC LIMIT 1",
-            (request.provider_id, thumbprint),
+        rows = many(
+            _ChallengeRow,
+            self.market.db.read(
+                f"SELECT {_CHALLENGE_COLUMNS} FROM cert_challenges WHERE provider_id = ?"  # noqa: S608
+                " AND key_thumbprint = ? AND state = 'VALID' ORDER BY created_at_ms DESC LIMIT 1",
+                (request.provider_id, thumbprint),
+            ),
         )
         now = now_ms()
         spent = (
@@ -522,9 +546,12 @@ class Certificates:
         return challenge_view(self._load_challenge(caller, token))
 
     def _load_challenge(self, caller: Principal, token: str) -> Challenge:
-        rows = self.market.db.read(
-            f"SELECT {_CHALLENGE_COLUMNS} FROM cert_challenges WHERE token = ?",  # noqa: S608
-            (token,),
+        rows = many(
+            _ChallengeRow,
+            self.market.db.read(
+                f"SELECT {_CHALLENGE_COLUMNS} FROM cert_challenges WHERE token = ?",  # noqa: S608
+                (token,),
+            ),
         )
         missing = problem_for_rejected(Rejected(ChallengeRejectReason.CHALLENGE_NOT_FOUND, "token"))
         if not rows:
@@ -576,31 +603,35 @@ class Certificates:
         card_url = self._agent_card_url(provider_id)
         if card_url is not None:
             return card_url
-        rows = self.market.db.read(
-            "SELECT endpoint FROM providers WHERE provider_id = ?", (provider_id,)
+        endpoints = scalars(
+            self.market.db.read(
+                "SELECT endpoint FROM providers WHERE provider_id = ?", (provider_id,)
+            )
         )
-        return None if not rows or rows[0][0] is None else str(rows[0][0])
+        return None if not endpoints or endpoints[0] is None else str(endpoints[0])
 
     def _agent_card_url(self, provider_id: str) -> str | None:
-        rows = self.market.db.read(
-            "SELECT url FROM agent_cards WHERE provider_id = ?", (provider_id,)
+        urls = scalars(
+            self.market.db.read("SELECT url FROM agent_cards WHERE provider_id = ?", (provider_id,))
         )
-        return None if not rows else str(rows[0][0])
+        return None if not urls else str(urls[0])
 
     # -- the Bitstring Status List ----------------------------------------------------------
 
     def status_list(self, list_number: int, base_url: str) -> str:
         """GET /v1/status-lists/{n}: the revocation bits of list n, signed by the CA."""
         first = list_number * limits.status_list_entries
-        rows = self.market.db.read(
-            "SELECT status_index FROM ca_status_entries WHERE revoked = 1"
-            " AND status_index >= ? AND status_index < ?",
-            (first, first + limits.status_list_entries),
+        indexes = scalars(
+            self.market.db.read(
+                "SELECT status_index FROM ca_status_entries WHERE revoked = 1"
+                " AND status_index >= ? AND status_index < ?",
+                (first, first + limits.status_list_entries),
+            )
         )
         now = self.authority.clock()
         return status_list_credential(
             status_list_url(base_url, list_number),
-            revoked_bits=[int(row[0]) - first for row in rows],
+            revoked_bits=[int(index) - first for index in indexes],
             issuer=VC_ISSUER,
             valid_from=now,
             valid_until=now + STATUS_LIST_LIFETIME,
@@ -608,12 +639,14 @@ class Certificates:
         )
 
     def _status(self, cert_id: str, base_url: str) -> dict[str, str] | None:
-        rows = self.market.db.read(
-            "SELECT status_index FROM ca_status_entries WHERE record_id = ?", (cert_id,)
+        indexes = scalars(
+            self.market.db.read(
+                "SELECT status_index FROM ca_status_entries WHERE record_id = ?", (cert_id,)
+            )
         )
-        if not rows:
+        if not indexes:
             return None  # issued before status lists: the CRL still covers it
-        index = int(rows[0][0])
+        index = int(indexes[0])
         return status_entry(status_list_url(base_url, status_list_of(index)[0]), index)
 
     # -- reads ------------------------------------------------------------------------------
@@ -694,11 +727,15 @@ class Certificates:
         return answer
 
     def usage(self, caller: Principal) -> dict[str, Any]:
-        rows = self.market.db.read(
-            "SELECT calls, cents_posted FROM verification_calls WHERE tenant_id = ?",
-            (caller.tenant_id,),
+        rows = many(
+            _CallsRow,
+            self.market.db.read(
+                f"SELECT {select_list(_CallsRow)} FROM verification_calls"  # noqa: S608
+                " WHERE tenant_id = ?",
+                (caller.tenant_id,),
+            ),
         )
-        calls, posted = (0, 0) if not rows else (int(rows[0][0]), int(rows[0][1]))
+        calls, posted = (0, 0) if not rows else (int(rows[0].calls), int(rows[0].cents_posted))
         micros = verification_owed_micro_usd(calls)
         unposted = verification_cents_due(calls, posted)
         return {
@@ -720,13 +757,17 @@ class Certificates:
             return 0  # the operator is not billed
 
         def write(tx: Any) -> int:
-            row = tx.execute(
-                "INSERT INTO verification_calls (tenant_id, calls) VALUES (?, 1)"
-                " ON CONFLICT (tenant_id) DO UPDATE SET calls = verification_calls.calls + 1"
-                " RETURNING calls, cents_posted",
-                (tenant_id,),
-            ).fetchone()
-            calls, posted = int(row[0]), int(row[1])
+            row = one(
+                _CallsRow,
+                tx.execute(
+                    "INSERT INTO verification_calls (tenant_id, calls) VALUES (?, 1)"  # noqa: S608
+                    " ON CONFLICT (tenant_id) DO UPDATE SET calls = verification_calls.calls + 1"
+                    f" RETURNING {select_list(_CallsRow)}",
+                    (tenant_id,),
+                ),
+            )
+            assert row is not None  # an upsert answers its row
+            calls, posted = int(row.calls), int(row.cents_posted)
             due = verification_cents_due(calls, posted)
             if due > 0:
                 charge = Charge(
@@ -761,10 +802,12 @@ class Certificates:
             if caller.provider_id == provider_id:
                 return
         else:
-            rows = self.market.db.read(
-                "SELECT tenant_id FROM providers WHERE provider_id = ?", (str(provider_id),)
+            tenants = scalars(
+                self.market.db.read(
+                    "SELECT tenant_id FROM providers WHERE provider_id = ?", (str(provider_id),)
+                )
             )
-            if rows and rows[0][0] == caller.tenant_id:
+            if tenants and tenants[0] == caller.tenant_id:
                 return
         raise ProblemError(
             403,
@@ -785,9 +828,40 @@ class Certificates:
 
 
 VC_ISSUER = "https://aex.example/.well-known/aex-ca.json"  # as aex.core.x509_export's default
-_CHALLENGE_COLUMNS = (
-    "token, provider_id, key_thumbprint, url, state, created_at_ms, expires_at_ms, error"
-)
+
+
+class _ChallengeRow(NamedTuple):
+    token: str
+    provider_id: str
+    key_thumbprint: str
+    url: str
+    state: str
+    created_at_ms: int
+    expires_at_ms: int
+    error: str
+
+
+class _DelegationRow(NamedTuple):
+    delegation_id: str
+    delegator_provider_id: str
+    reseller_provider_id: str
+    scope: str  # JSON: [[category, capability], ...]
+    issued_at_s: int
+    expires_at_s: int
+    revoked_at_ms: int | None
+
+
+class _DelegationKeyRow(NamedTuple):
+    provider_id: str
+    jwk: str  # JSON
+
+
+class _CallsRow(NamedTuple):
+    calls: int
+    cents_posted: int
+
+
+_CHALLENGE_COLUMNS = select_list(_ChallengeRow)
 
 
 def status_list_url(base_url: str, list_number: int) -> str:
@@ -808,19 +882,22 @@ def _status_entry_changed(tx: Any, record: CertificateRecord) -> None:
         tx.execute("UPDATE ca_status_entries SET revoked = 1 WHERE record_id = ?", (record.id,))
 
 
-_DELEGATION_COLUMNS = (
-    "delegation_id, delegator_provider_id, reseller_provider_id, scope, issued_at_s, expires_at_s"
+_DELEGATION_COLUMNS = select_list(_DelegationRow)
+# What a registration writes: the columns read, but the revocation, and the signed token.
+_DELEGATION_INSERTED = (
+    "delegation_id, delegator_provider_id, reseller_provider_id, scope, issued_at_s,"
+    " expires_at_s, token"
 )
 
 
-def _delegation(row: Any) -> Delegation:
+def _delegation(row: _DelegationRow) -> Delegation:
     return Delegation(
-        delegation_id=row[0],
-        delegator_provider_id=row[1],
-        reseller_provider_id=row[2],
-        scope=tuple((pair[0], pair[1]) for pair in msgspec.json.decode(row[3])),
-        issued_at_s=int(row[4]),
-        expires_at_s=int(row[5]),
+        delegation_id=row.delegation_id,
+        delegator_provider_id=row.delegator_provider_id,
+        reseller_provider_id=row.reseller_provider_id,
+        scope=tuple((pair[0], pair[1]) for pair in msgspec.json.decode(row.scope)),
+        issued_at_s=int(row.issued_at_s),
+        expires_at_s=int(row.expires_at_s),
     )
 
 
@@ -871,16 +948,16 @@ def _reseller_link(tx: Any, record: CertificateRecord) -> None:
             )
 
 
-def _challenge(row: Any) -> Challenge:
+def _challenge(row: _ChallengeRow) -> Challenge:
     return Challenge(
-        token=row[0],
-        provider_id=row[1],
-        key_thumbprint=row[2],
-        url=row[3],
-        state=ChallengeState(row[4]),
-        created_at_ms=int(row[5]),
-        expires_at_ms=int(row[6]),
-        error=row[7],
+        token=row.token,
+        provider_id=row.provider_id,
+        key_thumbprint=row.key_thumbprint,
+        url=row.url,
+        state=ChallengeState(row.state),
+        created_at_ms=int(row.created_at_ms),
+        expires_at_ms=int(row.expires_at_ms),
+        error=row.error,
     )
 
 

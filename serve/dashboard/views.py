@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from aex.core import Money, limits
 from aex.core.ledger import EXTERNAL_FUNDING_ACCOUNT
@@ -27,6 +28,7 @@ from serve.identity.security import Principal, PrincipalKind, now_ms
 from serve.market.usecases import BIDS_PAGE_MAX, Market, provider_reputation
 from serve.notifications.events import Delivered, notification_for
 from serve.settlement.wallets import Wallets
+from serve.stores.rows import many, scalars, select_list
 
 MINUTE_MS = 60_000
 MINUTES_SHOWN = 30
@@ -35,6 +37,175 @@ PROVIDERS_TIERED_MAX = 500
 NOTIFICATIONS_SCANNED = 500
 SYSTEM_ACCOUNTS_LIKE = "system:%"  # the ledger's system accounts (aex/core/ledger.py)
 SCORE_COMPONENTS = ("price", "trust", "confidence", "sample", "sla", "certification")
+
+
+# A sum of bigint minor units: int on SQLite, numeric (Decimal) on PostgreSQL.
+_Sum = int | Decimal
+
+
+# -- the live exchange's rows ----------------------------------------------------------------
+
+
+class _MinuteSum(NamedTuple):
+    minute: int
+    amount_minor: _Sum
+
+
+class _MinuteCount(NamedTuple):
+    minute: int
+    auctions: int
+
+
+class _RevenueRow(NamedTuple):
+    account_id: str
+    today_minor: _Sum
+    total_minor: _Sum
+
+
+class _OpenWindowRow(NamedTuple):
+    work_id: str
+    category: str
+    closes_at_ms: int
+    bids: int
+
+
+class _AwardRow(NamedTuple):
+    work_id: str
+    provider_id: str
+    price_minor: int
+    currency: str
+    awarded_at_ms: int
+    state: str
+
+
+class _StatusCount(NamedTuple):
+    status: str
+    deliveries: int
+
+
+class _DeadLetterRow(NamedTuple):
+    event: str
+    provider_id: str
+    attempts: int
+    last_error: str | None
+
+
+class _ContractRow(NamedTuple):
+    contract_id: str
+    work_id: str
+    provider_id: str
+    price_minor: int
+    currency: str
+    state: str
+
+
+class _ProviderBidRow(NamedTuple):
+    bid_id: str
+    work_id: str
+    price_minor: int
+    submitted_at_ms: int
+    work_state: str
+    currency: str | None
+    winning_bid_id: str | None  # the bid of the work's contract, if any
+
+
+class _CertificateRow(NamedTuple):
+    certificate_id: str
+    category: str
+    capability: str
+    state: str
+    expires_at_ms: int
+
+
+# -- a market log's rows (DuckDB; aex/marketlog/schema.py) -----------------------------------
+
+
+class _RunRow(NamedTuple):
+    run_id: int
+    currency: str
+    tick_ms: int
+    source: str
+    scenario: str | None
+
+
+class _TickSum(NamedTuple):
+    tick: int
+    amount_minor: int
+
+
+class _TickCount(NamedTuple):
+    tick: int
+    auctions: int
+
+
+class _LogAwardRow(NamedTuple):
+    work_id: int
+    provider_id: int
+    price_minor: int
+    tick: int
+
+
+class _TierCount(NamedTuple):
+    tier: int
+    providers: int
+
+
+class _ScoredBidRow(NamedTuple):
+    bid_id: int
+    provider_id: int
+    price_minor: int
+    price_score: float
+    trust_score: float
+    confidence_score: float
+    sample_score: float
+    sla_score: float
+    certification_score: float
+    total: float
+    rank: int
+    is_winner: bool
+
+
+class _SnapshotRow(NamedTuple):
+    tick: int
+    score: float
+    contracts: int
+    successes: int
+    tier: int
+
+
+class _LogProviderBidRow(NamedTuple):
+    bid_id: int
+    work_id: int
+    price_minor: int
+    tick: int
+    is_winner: bool
+
+
+_GMV_COLUMNS = select_list(
+    _MinuteSum, minute="awarded_at_ms / 60000", amount_minor="sum(price_minor)"
+)
+_AUCTIONS_COLUMNS = select_list(_MinuteCount, minute="closed_at_ms / 60000", auctions="count(*)")
+_FEES_COLUMNS = select_list(
+    _MinuteSum, minute="j.created_at_ms / 60000", amount_minor="sum(p.amount_minor)"
+)
+_REVENUE_COLUMNS = select_list(
+    _RevenueRow,
+    account_id="p.account_id",
+    today_minor="coalesce(sum(CASE WHEN j.created_at_ms >= ? THEN p.amount_minor END), 0)",
+    total_minor="sum(p.amount_minor)",
+)
+_OPEN_WINDOW_COLUMNS = select_list(
+    _OpenWindowRow,
+    table="w",
+    bids="(SELECT count(*) FROM bids b WHERE b.work_id = w.work_id)",
+)
+_PROVIDER_BID_COLUMNS = select_list(
+    _ProviderBidRow,
+    table="b",
+    work_state="w.state",
+    currency="w.currency",
+    winning_bid_id="c.bid_id",
+)
 
 
 def money(amount_minor: int, currency: str) -> str:
@@ -155,81 +326,115 @@ class LiveSource:
         since = now - MINUTES_SHOWN * MINUTE_MS
         currency = self.currency
         gmv = {
-            int(r[0]): int(r[1])
-            for r in self._read(
-                "SELECT awarded_at_ms / 60000, sum(price_minor) FROM contracts"
-                " WHERE awarded_at_ms >= ? AND currency = ? GROUP BY awarded_at_ms / 60000",
-                (since, currency),
+            int(r.minute): int(r.amount_minor)
+            for r in many(
+                _MinuteSum,
+                self._read(
+                    f"SELECT {_GMV_COLUMNS} FROM contracts"  # noqa: S608
+                    " WHERE awarded_at_ms >= ? AND currency = ? GROUP BY awarded_at_ms / 60000",
+                    (since, currency),
+                ),
             )
         }
         auctions = {
-            int(r[0]): int(r[1])
-            for r in self._read(
-                "SELECT closed_at_ms / 60000, count(*) FROM work"
-                " WHERE closed_at_ms >= ? GROUP BY closed_at_ms / 60000",
-                (since,),
+            int(r.minute): int(r.auctions)
+            for r in many(
+                _MinuteCount,
+                self._read(
+                    f"SELECT {_AUCTIONS_COLUMNS} FROM work"  # noqa: S608
+                    " WHERE closed_at_ms >= ? GROUP BY closed_at_ms / 60000",
+                    (since,),
+                ),
             )
         }
         fees = {
-            int(r[0]): int(r[1])
-            for r in self._read(
-                "SELECT j.created_at_ms / 60000, sum(p.amount_minor) FROM postings p"
-                " JOIN journal_entries j ON j.entry_id = p.entry_id"
-                " WHERE p.account_id = 'system:platform_revenue' AND p.currency = ?"
-                " AND j.created_at_ms >= ? GROUP BY j.created_at_ms / 60000",
-                (currency, since),
+            int(r.minute): int(r.amount_minor)
+            for r in many(
+                _MinuteSum,
+                self._read(
+                    f"SELECT {_FEES_COLUMNS} FROM postings p"  # noqa: S608
+                    " JOIN journal_entries j ON j.entry_id = p.entry_id"
+                    " WHERE p.account_id = 'system:platform_revenue' AND p.currency = ?"
+                    " AND j.created_at_ms >= ? GROUP BY j.created_at_ms / 60000",
+                    (currency, since),
+                ),
             )
         }
         day_start = now - now % 86_400_000
         revenue = [
             {
-                "stream": r[0].removeprefix("system:"),
-                "today": money(r[1], currency),
-                "total": money(r[2], currency),
+                "stream": r.account_id.removeprefix("system:"),
+                "today": money(int(r.today_minor), currency),
+                "total": money(int(r.total_minor), currency),
             }
-            for r in self._read(
-                "SELECT p.account_id,"
-                " coalesce(sum(CASE WHEN j.created_at_ms >= ? THEN p.amount_minor END), 0),"
-                " sum(p.amount_minor) FROM postings p"
-                " JOIN journal_entries j ON j.entry_id = p.entry_id"
-                " WHERE p.account_id LIKE ? AND p.account_id != ? AND p.currency = ?"
-                " GROUP BY p.account_id ORDER BY p.account_id",
-                (day_start, SYSTEM_ACCOUNTS_LIKE, EXTERNAL_FUNDING_ACCOUNT, currency),
+            for r in many(
+                _RevenueRow,
+                self._read(
+                    f"SELECT {_REVENUE_COLUMNS} FROM postings p"  # noqa: S608
+                    " JOIN journal_entries j ON j.entry_id = p.entry_id"
+                    " WHERE p.account_id LIKE ? AND p.account_id != ? AND p.currency = ?"
+                    " GROUP BY p.account_id ORDER BY p.account_id",
+                    (day_start, SYSTEM_ACCOUNTS_LIKE, EXTERNAL_FUNDING_ACCOUNT, currency),
+                ),
             )
         ]
         open_windows = [
-            {"work_id": r[0], "category": r[1], "closes_at_ms": int(r[2]), "bids": int(r[3])}
-            for r in self._read(
-                "SELECT w.work_id, w.category, w.closes_at_ms,"
-                " (SELECT count(*) FROM bids b WHERE b.work_id = w.work_id)"
-                " FROM work w WHERE w.state = 'OPEN' ORDER BY w.closes_at_ms LIMIT ?",
-                (ROWS_SHOWN,),
+            {
+                "work_id": r.work_id,
+                "category": r.category,
+                "closes_at_ms": int(r.closes_at_ms),
+                "bids": int(r.bids),
+            }
+            for r in many(
+                _OpenWindowRow,
+                self._read(
+                    f"SELECT {_OPEN_WINDOW_COLUMNS}"  # noqa: S608
+                    " FROM work w WHERE w.state = 'OPEN' ORDER BY w.closes_at_ms LIMIT ?",
+                    (ROWS_SHOWN,),
+                ),
             )
         ]
         awards = [
             {
-                "work_id": r[0],
-                "provider_id": r[1],
-                "price": money(r[2], r[3]),
-                "at_ms": int(r[4]),
-                "state": r[5],
+                "work_id": r.work_id,
+                "provider_id": r.provider_id,
+                "price": money(r.price_minor, r.currency),
+                "at_ms": int(r.awarded_at_ms),
+                "state": r.state,
             }
-            for r in self._read(
-                "SELECT work_id, provider_id, price_minor, currency, awarded_at_ms, state"
-                " FROM contracts ORDER BY awarded_at_ms DESC, contract_id LIMIT ?",
-                (ROWS_SHOWN,),
+            for r in many(
+                _AwardRow,
+                self._read(
+                    f"SELECT {select_list(_AwardRow)}"  # noqa: S608
+                    " FROM contracts ORDER BY awarded_at_ms DESC, contract_id LIMIT ?",
+                    (ROWS_SHOWN,),
+                ),
             )
         ]
         deliveries = {
-            r[0]: int(r[1])
-            for r in self._read("SELECT status, count(*) FROM webhook_deliveries GROUP BY status")
+            r.status: int(r.deliveries)
+            for r in many(
+                _StatusCount,
+                self._read(
+                    f"SELECT {select_list(_StatusCount, deliveries='count(*)')}"  # noqa: S608
+                    " FROM webhook_deliveries GROUP BY status"
+                ),
+            )
         }
         dead = [
-            {"event": r[0], "provider_id": r[1], "attempts": int(r[2]), "error": r[3] or ""}
-            for r in self._read(
-                "SELECT event, provider_id, attempts, last_error FROM webhook_deliveries"
-                " WHERE status = 'FAILED' ORDER BY updated_at_ms DESC LIMIT ?",
-                (ROWS_SHOWN,),
+            {
+                "event": r.event,
+                "provider_id": r.provider_id,
+                "attempts": int(r.attempts),
+                "error": r.last_error or "",
+            }
+            for r in many(
+                _DeadLetterRow,
+                self._read(
+                    f"SELECT {select_list(_DeadLetterRow)} FROM webhook_deliveries"  # noqa: S608
+                    " WHERE status = 'FAILED' ORDER BY updated_at_ms DESC LIMIT ?",
+                    (ROWS_SHOWN,),
+                ),
             )
         ]
         per_minute = _buckets(gmv, fees, auctions, currency, _minute_label)
@@ -250,11 +455,13 @@ class LiveSource:
         counts: Counter[str] = Counter({tier.name: 0 for tier in Tier})
         params = self.market.weights.reputation
         with self.market.db.reader() as connection:
-            providers = connection.execute(
-                "SELECT provider_id FROM providers ORDER BY provider_id LIMIT ?",
-                (PROVIDERS_TIERED_MAX,),
-            ).fetchall()
-            for (provider_id,) in providers:
+            providers = scalars(
+                connection.execute(
+                    "SELECT provider_id FROM providers ORDER BY provider_id LIMIT ?",
+                    (PROVIDERS_TIERED_MAX,),
+                )
+            )
+            for provider_id in providers:
                 counts[provider_reputation(connection, provider_id, now, params).tier.name] += 1
         return dict(counts)
 
@@ -264,16 +471,19 @@ class LiveSource:
         works = self.market.list_work(viewer, limit=ROWS_SHOWN)["data"]
         contracts = [
             {
-                "contract_id": r[0],
-                "work_id": r[1],
-                "provider_id": r[2],
-                "price": money(r[3], r[4]),
-                "state": r[5],
+                "contract_id": r.contract_id,
+                "work_id": r.work_id,
+                "provider_id": r.provider_id,
+                "price": money(r.price_minor, r.currency),
+                "state": r.state,
             }
-            for r in self._read(
-                "SELECT contract_id, work_id, provider_id, price_minor, currency, state"
-                " FROM contracts WHERE consumer_tenant_id = ? ORDER BY awarded_at_ms DESC LIMIT ?",
-                (viewer.tenant_id, ROWS_SHOWN),
+            for r in many(
+                _ContractRow,
+                self._read(
+                    f"SELECT {select_list(_ContractRow)} FROM contracts"  # noqa: S608
+                    " WHERE consumer_tenant_id = ? ORDER BY awarded_at_ms DESC LIMIT ?",
+                    (viewer.tenant_id, ROWS_SHOWN),
+                ),
             )
         ]
         balance = self.wallets.balance(viewer, self.currency)
@@ -307,11 +517,11 @@ class LiveSource:
     def work(self, viewer: Principal, work_id: str) -> dict[str, object]:
         work = self.market.work(viewer, work_id)  # 404 unless the viewer's own
         bids = [_bid_row(b) for b in self._every_bid(viewer, work_id)]
-        rows = self._read("SELECT body FROM evaluations WHERE work_id = ?", (work_id,))
+        bodies = scalars(self._read("SELECT body FROM evaluations WHERE work_id = ?", (work_id,)))
         scored: list[dict[str, Any]] = []
         winner = None
-        if rows:
-            evaluation = json.loads(rows[0][0])
+        if bodies:
+            evaluation = json.loads(bodies[0])
             scored = list(evaluation.get("bids", evaluation.get("scored", [])))
             winner = next((s["bid_id"] for s in scored if s.get("is_winner")), None)
         return {
@@ -334,10 +544,12 @@ class LiveSource:
             assert viewer.provider_id is not None
             return [viewer.provider_id]
         return [
-            r[0]
-            for r in self._read(
-                "SELECT provider_id FROM providers WHERE tenant_id = ? ORDER BY provider_id",
-                (viewer.tenant_id,),
+            str(provider_id)
+            for provider_id in scalars(
+                self._read(
+                    "SELECT provider_id FROM providers WHERE tenant_id = ? ORDER BY provider_id",
+                    (viewer.tenant_id,),
+                )
             )
         ]
 
@@ -346,45 +558,53 @@ class LiveSource:
             raise not_found("provider")
         bids = [
             {
-                "bid_id": r[0],
-                "work_id": r[1],
-                "price": money(r[2], r[5] or self.currency),
-                "submitted_at_ms": int(r[3]),
-                "outcome": _bid_outcome(r[4], r[6], r[0]),
+                "bid_id": r.bid_id,
+                "work_id": r.work_id,
+                "price": money(r.price_minor, r.currency or self.currency),
+                "submitted_at_ms": int(r.submitted_at_ms),
+                "outcome": _bid_outcome(r.work_state, r.winning_bid_id, r.bid_id),
             }
-            for r in self._read(
-                "SELECT b.bid_id, b.work_id, b.price_minor, b.submitted_at_ms, w.state,"
-                " w.currency, c.bid_id FROM bids b JOIN work w ON w.work_id = b.work_id"
-                " LEFT JOIN contracts c ON c.work_id = b.work_id"
-                " WHERE b.provider_id = ? ORDER BY b.submitted_at_ms DESC LIMIT ?",
-                (provider_id, ROWS_SHOWN),
+            for r in many(
+                _ProviderBidRow,
+                self._read(
+                    f"SELECT {_PROVIDER_BID_COLUMNS} FROM bids b"  # noqa: S608
+                    " JOIN work w ON w.work_id = b.work_id"
+                    " LEFT JOIN contracts c ON c.work_id = b.work_id"
+                    " WHERE b.provider_id = ? ORDER BY b.submitted_at_ms DESC LIMIT ?",
+                    (provider_id, ROWS_SHOWN),
+                ),
             )
         ]
-        outcomes = self._read(
-            "SELECT kind FROM outcomes WHERE provider_id = ? ORDER BY at_ms, contract_id",
-            (provider_id,),
+        outcome_kinds = scalars(
+            self._read(
+                "SELECT kind FROM outcomes WHERE provider_id = ? ORDER BY at_ms, contract_id",
+                (provider_id,),
+            )
         )
         reputation = self.market.reputation(provider_id)
         certificates = [
             {
-                "certificate_id": r[0],
-                "category": r[1],
-                "capability": r[2],
-                "state": r[3],
-                "expires_at_ms": int(r[4]),
+                "certificate_id": r.certificate_id,
+                "category": r.category,
+                "capability": r.capability,
+                "state": r.state,
+                "expires_at_ms": int(r.expires_at_ms),
             }
-            for r in self._read(
-                "SELECT DISTINCT certificate_id, category, capability, state, expires_at_ms"
-                " FROM certificate_owners WHERE provider_id = ? ORDER BY expires_at_ms DESC"
-                " LIMIT ?",
-                (provider_id, ROWS_SHOWN),
+            for r in many(
+                _CertificateRow,
+                self._read(
+                    f"SELECT DISTINCT {select_list(_CertificateRow)}"  # noqa: S608
+                    " FROM certificate_owners WHERE provider_id = ? ORDER BY expires_at_ms DESC"
+                    " LIMIT ?",
+                    (provider_id, ROWS_SHOWN),
+                ),
             )
         ]
         return _provider_view(
             self.name,
             provider_id,
             bids,
-            [int(r[0]) == 0 for r in outcomes],
+            [int(kind) == 0 for kind in outcome_kinds],
             reputation,
             certificates,
             self._notifications(provider_id),
@@ -396,8 +616,8 @@ class LiveSource:
             max(head - NOTIFICATIONS_SCANNED, 0), NOTIFICATIONS_SCANNED
         )
         found = []
-        for r in rows:
-            event = Delivered(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6])
+        for row in rows:
+            event = Delivered.from_outbox(row)
             note = notification_for(provider_id, event)
             if note is not None:
                 found.append(
@@ -506,16 +726,22 @@ class LogSource:
 
         self.path = path
         self.connection = duckdb.connect(str(path), read_only=True)
-        runs = self.connection.execute(
-            "SELECT run_id, currency, tick_ms, source, scenario FROM runs ORDER BY run_id"
-        ).fetchall()
+        runs = many(
+            _RunRow,
+            self.connection.execute(
+                f"SELECT {select_list(_RunRow)} FROM runs ORDER BY run_id"  # noqa: S608
+            ),
+        )
         if not runs:
             raise ValueError(f"{path}: no run in this market log")
-        chosen = [r for r in runs if run_id is None or r[0] == run_id]
+        chosen = [r for r in runs if run_id is None or r.run_id == run_id]
         if not chosen:
             raise ValueError(f"{path}: no run {run_id}")
-        self.run_id, self.currency, self.tick_ms, kind, scenario = chosen[0]
-        self.name = f"market log {path.name} (run {self.run_id}, {kind} {scenario or ''})".strip()
+        run = chosen[0]
+        self.run_id, self.currency, self.tick_ms = run.run_id, run.currency, run.tick_ms
+        self.name = (
+            f"market log {path.name} (run {self.run_id}, {run.source} {run.scenario or ''})"
+        ).strip()
 
     def _read(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
         # A cursor per read: the pages are rendered on worker threads, a DuckDB connection
@@ -528,45 +754,66 @@ class LogSource:
 
     def operator(self) -> dict[str, object]:
         gmv = {
-            int(r[0]): int(r[1])
-            for r in self._read(
-                "SELECT tick, sum(price_minor) FROM awards WHERE run_id = ? GROUP BY tick"
+            int(r.tick): int(r.amount_minor)
+            for r in many(
+                _TickSum,
+                self._read(
+                    f"SELECT {select_list(_TickSum, amount_minor='sum(price_minor)')}"  # noqa: S608
+                    " FROM awards WHERE run_id = ? GROUP BY tick"
+                ),
             )
         }
         fees = {
-            int(r[0]): int(r[1])
-            for r in self._read(
-                "SELECT tick, sum(fee_minor) FROM settlements WHERE run_id = ? GROUP BY tick"
+            int(r.tick): int(r.amount_minor)
+            for r in many(
+                _TickSum,
+                self._read(
+                    f"SELECT {select_list(_TickSum, amount_minor='sum(fee_minor)')}"  # noqa: S608
+                    " FROM settlements WHERE run_id = ? GROUP BY tick"
+                ),
             )
         }
         auctions = {
-            int(r[0]): int(r[1])
-            for r in self._read("SELECT tick, count(*) FROM awards WHERE run_id = ? GROUP BY tick")
+            int(r.tick): int(r.auctions)
+            for r in many(
+                _TickCount,
+                self._read(
+                    f"SELECT {select_list(_TickCount, auctions='count(*)')}"  # noqa: S608
+                    " FROM awards WHERE run_id = ? GROUP BY tick"
+                ),
+            )
         }
-        total_fees = self._read(
-            "SELECT coalesce(sum(fee_minor), 0) FROM settlements WHERE run_id = ?"
+        total_fees = scalars(
+            self._read("SELECT coalesce(sum(fee_minor), 0) FROM settlements WHERE run_id = ?")
         )
         awards = [
             {
-                "work_id": str(r[0]),
-                "provider_id": str(r[1]),
-                "price": money(r[2], self.currency),
-                "at_ms": int(r[3]) * int(self.tick_ms),
+                "work_id": str(r.work_id),
+                "provider_id": str(r.provider_id),
+                "price": money(r.price_minor, self.currency),
+                "at_ms": int(r.tick) * int(self.tick_ms),
                 "state": "AWARDED",
             }
-            for r in self._read(
-                "SELECT work_id, provider_id, price_minor, tick FROM awards WHERE run_id = ?"
-                " ORDER BY tick DESC, work_id DESC LIMIT ?",
-                (ROWS_SHOWN,),
+            for r in many(
+                _LogAwardRow,
+                self._read(
+                    f"SELECT {select_list(_LogAwardRow)} FROM awards WHERE run_id = ?"  # noqa: S608
+                    " ORDER BY tick DESC, work_id DESC LIMIT ?",
+                    (ROWS_SHOWN,),
+                ),
             )
         ]
         counts: Counter[str] = Counter({tier.name: 0 for tier in Tier})
-        for tier, n in self._read(
-            "SELECT tier, count(*) FROM reputation WHERE run_id = ?"
-            " AND tick = (SELECT max(tick) FROM reputation WHERE run_id = ?) GROUP BY tier",
-            (self.run_id,),
+        for r in many(
+            _TierCount,
+            self._read(
+                f"SELECT {select_list(_TierCount, providers='count(*)')}"  # noqa: S608
+                " FROM reputation WHERE run_id = ?"
+                " AND tick = (SELECT max(tick) FROM reputation WHERE run_id = ?) GROUP BY tier",
+                (self.run_id,),
+            ),
         ):
-            counts[Tier(int(tier)).name] += int(n)
+            counts[Tier(int(r.tier)).name] += int(r.providers)
         per_minute = _buckets(gmv, fees, auctions, self.currency, lambda tick: f"tick {tick}")
         return {
             "source": self.name,
@@ -577,7 +824,7 @@ class LogSource:
                 {
                     "stream": "platform_revenue",
                     "today": "",
-                    "total": money(total_fees[0][0], self.currency),
+                    "total": money(total_fees[0], self.currency),
                 }
             ],
             "open_windows": [],
@@ -590,22 +837,24 @@ class LogSource:
     def work(self, work_id: str) -> dict[str, object]:
         if not work_id.isdigit():
             raise not_found("work")
-        rows = self._read(
-            "SELECT bid_id, provider_id, price_minor, price_score, trust_score, confidence_score,"
-            " sample_score, sla_score, certification_score, total, rank, is_winner"
-            " FROM bids WHERE run_id = ? AND work_id = ? ORDER BY rank, bid_id",
-            (int(work_id),),
+        rows = many(
+            _ScoredBidRow,
+            self._read(
+                f"SELECT {select_list(_ScoredBidRow)} FROM bids"  # noqa: S608
+                " WHERE run_id = ? AND work_id = ? ORDER BY rank, bid_id",
+                (int(work_id),),
+            ),
         )
         if not rows:
             raise not_found("work")
         scored = [
             {
-                "bid_id": str(r[0]),
-                "provider_id": str(r[1]),
-                "components": dict(zip(SCORE_COMPONENTS, (float(v) for v in r[3:9]), strict=True)),
-                "total": float(r[9]),
-                "rank": int(r[10]),
-                "is_winner": bool(r[11]),
+                "bid_id": str(r.bid_id),
+                "provider_id": str(r.provider_id),
+                "components": _components(r),
+                "total": float(r.total),
+                "rank": int(r.rank),
+                "is_winner": bool(r.is_winner),
             }
             for r in rows
         ]
@@ -617,9 +866,9 @@ class LogSource:
             "closes_at_ms": 0,
             "bids": [
                 {
-                    "bid_id": str(r[0]),
-                    "provider_id": str(r[1]),
-                    "price": money(r[2], self.currency),
+                    "bid_id": str(r.bid_id),
+                    "provider_id": str(r.provider_id),
+                    "price": money(r.price_minor, self.currency),
                     "confidence": "",
                     "submitted_at_ms": 0,
                 }
@@ -632,51 +881,76 @@ class LogSource:
         }
 
     def works(self) -> list[dict[str, object]]:
-        return [
-            {"work_id": str(r[0]), "title": f"work {r[0]}", "status": "AWARDED", "closes_at_ms": 0}
-            for r in self._read(
+        work_ids = scalars(
+            self._read(
                 "SELECT DISTINCT work_id FROM bids WHERE run_id = ? ORDER BY work_id DESC LIMIT ?",
                 (ROWS_SHOWN,),
             )
+        )
+        return [
+            {"work_id": str(w), "title": f"work {w}", "status": "AWARDED", "closes_at_ms": 0}
+            for w in work_ids
         ]
 
     def provider(self, provider_id: str) -> dict[str, object]:
         if not provider_id.isdigit():
             raise not_found("provider")
         pid = int(provider_id)
-        snapshots = self._read(
-            "SELECT tick, score, contracts, successes, tier FROM reputation"
-            " WHERE run_id = ? AND provider_id = ? ORDER BY tick",
-            (pid,),
+        snapshots = many(
+            _SnapshotRow,
+            self._read(
+                f"SELECT {select_list(_SnapshotRow)} FROM reputation"  # noqa: S608
+                " WHERE run_id = ? AND provider_id = ? ORDER BY tick",
+                (pid,),
+            ),
         )
         if not snapshots:
             raise not_found("provider")
         last = snapshots[-1]
         reputation = {
             "provider_id": provider_id,
-            "score": round(float(last[1]), 6),
-            "tier": Tier(int(last[4])).name,
-            "contracts": int(last[2]),
-            "success_rate": round(int(last[3]) / max(int(last[2]), 1), 6),
+            "score": round(float(last.score), 6),
+            "tier": Tier(int(last.tier)).name,
+            "contracts": int(last.contracts),
+            "success_rate": round(int(last.successes) / max(int(last.contracts), 1), 6),
         }
         bids: list[dict[str, object]] = [
             {
-                "bid_id": str(r[0]),
-                "work_id": str(r[1]),
-                "price": money(r[2], self.currency),
-                "submitted_at_ms": int(r[3]) * int(self.tick_ms),
-                "outcome": "won" if r[4] else "lost",
+                "bid_id": str(r.bid_id),
+                "work_id": str(r.work_id),
+                "price": money(r.price_minor, self.currency),
+                "submitted_at_ms": int(r.tick) * int(self.tick_ms),
+                "outcome": "won" if r.is_winner else "lost",
             }
-            for r in self._read(
-                "SELECT bid_id, work_id, price_minor, tick, is_winner FROM bids"
-                " WHERE run_id = ? AND provider_id = ? ORDER BY tick DESC LIMIT ?",
-                (pid, ROWS_SHOWN),
+            for r in many(
+                _LogProviderBidRow,
+                self._read(
+                    f"SELECT {select_list(_LogProviderBidRow)} FROM bids"  # noqa: S608
+                    " WHERE run_id = ? AND provider_id = ? ORDER BY tick DESC LIMIT ?",
+                    (pid, ROWS_SHOWN),
+                ),
             )
         ]
         view = _provider_view(self.name, provider_id, bids, [], reputation, [], [])
         points = [
-            {"n": int(r[0]), "success_rate": round(int(r[3]) / max(int(r[2]), 1), 4)}
+            {
+                "n": int(r.tick),
+                "success_rate": round(int(r.successes) / max(int(r.contracts), 1), 4),
+            }
             for r in snapshots
         ]
         view["reputation_chart"] = reputation_chart(points)
         return view
+
+
+def _components(row: _ScoredBidRow) -> dict[str, float]:
+    # The score components in SCORE_COMPONENTS' order, each from its own column.
+    scores = (
+        row.price_score,
+        row.trust_score,
+        row.confidence_score,
+        row.sample_score,
+        row.sla_score,
+        row.certification_score,
+    )
+    return dict(zip(SCORE_COMPONENTS, (float(v) for v in scores), strict=True))

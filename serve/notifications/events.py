@@ -53,7 +53,7 @@ from serve.gateway.asgi import ASGIApp, Message, Receive, Scope, Send
 from serve.gateway.problems import FieldError, ProblemError
 from serve.identity.security import Principal
 from serve.stores.base import KeyStore
-from serve.stores.market_db import MarketDb, OutboxRow
+from serve.stores.market_db import MarketDb, OutboxRead, OutboxRow
 
 # A measurement taken in a market transaction, reported after its COMMIT: (name, seconds).
 Measure = tuple[str, float]
@@ -76,6 +76,18 @@ class Delivered:
     occurred_at_ms: int
     payload: dict[str, Any]
     traceparent: str | None = None  # of the write that recorded it (serve/telemetry/tracing.py)
+
+    @classmethod
+    def from_outbox(cls, row: OutboxRead) -> Delivered:
+        return cls(
+            seq=row.seq,
+            event_id=row.event_id,
+            type=row.type,
+            subject_id=row.subject_id,
+            occurred_at_ms=row.occurred_at_ms,
+            payload=json.loads(row.payload),
+            traceparent=row.traceparent,
+        )
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -102,7 +114,7 @@ class EventHub:
 
     def read_after(self, seq: int) -> list[Delivered]:
         rows = self.db.outbox_after(seq, OUTBOX_ROWS_PER_POLL_MAX)
-        return [Delivered(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
+        return [Delivered.from_outbox(row) for row in rows]
 
     async def run(self) -> None:
         if self.last_seq < 0:

@@ -28,8 +28,9 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
+from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import psycopg
 from psycopg import errors, sql
@@ -55,12 +56,71 @@ from aex.core.ledger import (
 from aex.core.reasons import LedgerRejectReason
 from serve.stores.base import HistoryRow
 from serve.stores.postgres import PostgresStore
+from serve.stores.rows import many, one, scalars, select_list
 
 # A lost race (a row created, an operation applied by another process) is retried this often.
 LEDGER_ATTEMPTS_MAX = 8
 # No entry id reaches this (a signed 64-bit integer's max): the history's first page.
 _BEFORE_ANY = 2**63 - 1
+T = TypeVar("T")
 RETRIED_ERRORS = (errors.UniqueViolation, errors.SerializationFailure, errors.DeadlockDetected)
+
+
+class _WalletRow(NamedTuple):
+    wallet_id: str
+    currency: str
+    available_minor: int
+    held_minor: int
+    credit_minor: int
+    credit_expires_at_ms: int
+
+
+class _HistoryRow(NamedTuple):  # sum(bigint) is numeric on PostgreSQL: read as Decimal
+    entry_id: int
+    operation_id: str
+    kind: str
+    available_change_minor: Decimal
+    held_change_minor: Decimal
+    currency: str
+    created_at_ms: int
+    credit_change_minor: Decimal
+
+
+class _TotalRow(NamedTuple):
+    currency: str
+    total_minor: Decimal
+
+
+class _PostingRow(NamedTuple):
+    posting_id: int
+    account_id: str
+    bucket: str
+    amount_minor: int
+    currency: str
+
+
+def _bucket_sum(bucket: str) -> str:
+    return f"sum(CASE WHEN p.bucket = '{bucket}' THEN p.amount_minor ELSE 0 END)"
+
+
+_WALLET_SELECT = f"SELECT {select_list(_WalletRow)} FROM wallets WHERE wallet_id = %s"  # noqa: S608
+_HISTORY_SELECT = (
+    "SELECT "  # noqa: S608
+    + select_list(
+        _HistoryRow,
+        entry_id="e.entry_id",
+        operation_id="e.operation_id",
+        kind="e.kind",
+        available_change_minor=_bucket_sum("available"),
+        held_change_minor=_bucket_sum("held"),
+        currency="min(p.currency)",
+        created_at_ms="e.created_at_ms",
+        credit_change_minor=_bucket_sum("credit"),
+    )
+    + " FROM postings p JOIN journal_entries e USING (entry_id)"
+    " WHERE p.account_id = %s AND e.entry_id < %s"
+    " GROUP BY e.entry_id ORDER BY e.entry_id DESC LIMIT %s"
+)
 
 
 class PostgresLedger:
@@ -94,12 +154,8 @@ class PostgresLedger:
 
     def wallet(self, wallet_id: str) -> Wallet | None:
         with self._store.read() as connection:
-            row = connection.execute(
-                "SELECT wallet_id, currency, available_minor, held_minor, credit_minor,"
-                " credit_expires_at_ms FROM wallets WHERE wallet_id = %s",
-                (wallet_id,),
-            ).fetchone()
-        return None if row is None else Wallet(*row)
+            row = one(_WalletRow, connection.execute(_WALLET_SELECT, (wallet_id,)))
+        return None if row is None else Wallet(**row._asdict())
 
     def has_entry(self, wallet_id: str, entry_id: int) -> bool:
         with self._store.read() as connection:
@@ -113,34 +169,43 @@ class PostgresLedger:
         self, wallet_id: str, *, limit: int, before_entry_id: int | None = None
     ) -> Sequence[HistoryRow]:
         with self._store.read() as connection:
-            rows = connection.execute(
-                "SELECT e.entry_id, e.operation_id, e.kind,"
-                " sum(CASE WHEN p.bucket = 'available' THEN p.amount_minor ELSE 0 END),"
-                " sum(CASE WHEN p.bucket = 'held' THEN p.amount_minor ELSE 0 END),"
-                " min(p.currency), e.created_at_ms,"
-                " sum(CASE WHEN p.bucket = 'credit' THEN p.amount_minor ELSE 0 END)"
-                " FROM postings p JOIN journal_entries e USING (entry_id)"
-                " WHERE p.account_id = %s AND e.entry_id < %s"
-                " GROUP BY e.entry_id ORDER BY e.entry_id DESC LIMIT %s",
-                (wallet_id, _BEFORE_ANY if before_entry_id is None else before_entry_id, limit),
-            ).fetchall()
+            rows = many(
+                _HistoryRow,
+                connection.execute(
+                    _HISTORY_SELECT,
+                    (wallet_id, _BEFORE_ANY if before_entry_id is None else before_entry_id, limit),
+                ),
+            )
         return [
-            HistoryRow(entry, operation, kind, int(available), int(held), currency, at, int(credit))
-            for entry, operation, kind, available, held, currency, at, credit in rows
+            HistoryRow(
+                entry_id=row.entry_id,
+                operation_id=row.operation_id,
+                kind=row.kind,
+                available_change_minor=int(row.available_change_minor),
+                held_change_minor=int(row.held_change_minor),
+                currency=row.currency,
+                created_at_ms=row.created_at_ms,
+                credit_change_minor=int(row.credit_change_minor),
+            )
+            for row in rows
         ]
 
     def totals_by_currency(self) -> dict[str, int]:
         """The sum of every posting per currency: zero for all, always (double entry)."""
         with self._store.read() as connection:
-            rows = connection.execute(
-                "SELECT currency, sum(amount_minor) FROM postings GROUP BY currency"
-            ).fetchall()
-        return {currency: int(total) for currency, total in rows}
+            rows = many(
+                _TotalRow,
+                connection.execute(
+                    f"SELECT {select_list(_TotalRow, total_minor='sum(amount_minor)')}"  # noqa: S608
+                    " FROM postings GROUP BY currency"
+                ),
+            )
+        return {row.currency: int(row.total_minor) for row in rows}
 
     def wallet_mismatches(self) -> list[str]:
         """Wallets whose stored balances differ from the sum of their postings (none, ever)."""
         with self._store.read() as connection:
-            rows = connection.execute(
+            found = connection.execute(
                 "SELECT w.wallet_id FROM wallets w LEFT JOIN ("
                 " SELECT account_id,"
                 " sum(CASE WHEN bucket = 'available' THEN amount_minor END) AS a,"
@@ -149,8 +214,8 @@ class PostgresLedger:
                 " FROM postings GROUP BY account_id) s ON s.account_id = w.wallet_id"
                 " WHERE w.available_minor != coalesce(s.a, 0) OR w.held_minor != coalesce(s.h, 0)"
                 " OR w.credit_minor != coalesce(s.c, 0)"
-            ).fetchall()
-        return [wallet_id for (wallet_id,) in rows]
+            )
+            return [str(wallet_id) for wallet_id in scalars(found)]
 
 
 def apply_in_transaction(
@@ -175,13 +240,47 @@ class _Loaded:
         self.held_ids = frozenset(view.holds)
 
 
+class _Locked(NamedTuple):
+    """One row of _READ: the operation's stored record (`tag` 'p'), a locked hold ('h') or a
+    locked wallet ('w'); the columns of the other two tags are NULL in it."""
+
+    tag: str
+    record: str | None
+    hold_id: str | None
+    payer_wallet_id: str | None
+    hold_amount_minor: int | None
+    hold_currency: str | None
+    hold_state: str | None
+    payee_wallet_id: str | None
+    fee_minor: int | None
+    hold_credit_minor: int | None
+    wallet_id: str | None
+    currency: str | None
+    available_minor: int | None
+    held_minor: int | None
+    credit_minor: int | None
+    credit_expires_at_ms: int | None
+
+
+# The NULLs of a branch are typed: a UNION resolves its column types branch by branch, and an
+# untyped NULL first would resolve a bigint column as text. Names carry units (STYLE.md 9): the
+# `_minor` and `_ms` columns are the bigint ones.
+_LOCKED_NULLS = {
+    field: "NULL::bigint" if field.endswith(("_minor", "_ms")) else "NULL::text"
+    for field in _Locked._fields
+}
+
+
+def _locked_branch(**columns: str) -> str:
+    return select_list(_Locked, **(_LOCKED_NULLS | columns))
+
+
 # One statement reads the operation's stored record and locks its hold and then its wallets:
 # the CTEs run in the order the UNION ALL asks for them (record, hold, wallets), and the
 # wallets' key list (the ones named up front, plus the payer and any payee of the locked hold)
 # is an InitPlan over the hold CTE, which runs it to the end, taking every hold lock, before
 # the first wallet is locked: the lock order stays hold-then-wallets-by-id.
-# Rows: (tag, a, b, c, d, e, f, g, x, y).
-_READ = """
+_READ = f"""
 WITH p AS (SELECT record FROM journal_entries WHERE operation_id = %s),
 h AS (SELECT hold_id, wallet_id, amount_minor, currency, state, payee_wallet_id, fee_minor,
              credit_minor
@@ -193,36 +292,84 @@ w AS (SELECT wallet_id, currency, available_minor, held_minor, credit_minor,
                             || ARRAY(SELECT payee_wallet_id FROM h
                                      WHERE payee_wallet_id IS NOT NULL))
       ORDER BY wallet_id FOR UPDATE)
-SELECT 'p', record, NULL, NULL::bigint, NULL, NULL, NULL, NULL::bigint, NULL::bigint,
-       NULL::bigint FROM p
+SELECT {_locked_branch(tag="'p'", record="record")} FROM p
 UNION ALL
-SELECT 'h', hold_id, wallet_id, amount_minor, currency, state, payee_wallet_id, fee_minor,
-       credit_minor, NULL::bigint FROM h
+SELECT {
+    _locked_branch(
+        tag="'h'",
+        hold_id="hold_id",
+        payer_wallet_id="wallet_id",
+        hold_amount_minor="amount_minor",
+        hold_currency="currency",
+        hold_state="state",
+        payee_wallet_id="payee_wallet_id",
+        fee_minor="fee_minor",
+        hold_credit_minor="credit_minor",
+    )
+} FROM h
 UNION ALL
-SELECT 'w', wallet_id, currency, available_minor, NULL, NULL, NULL, held_minor, credit_minor,
-       credit_expires_at_ms FROM w
-"""
+SELECT {
+    _locked_branch(
+        tag="'w'",
+        wallet_id="wallet_id",
+        currency="currency",
+        available_minor="available_minor",
+        held_minor="held_minor",
+        credit_minor="credit_minor",
+        credit_expires_at_ms="credit_expires_at_ms",
+    )
+} FROM w
+"""  # noqa: S608 (no input in the text: every value is a parameter)
 
 
 def _load(tx: psycopg.Connection[Any], operation: Operation) -> _Loaded:
     first = touched(operation)  # the hold ids and the wallets named by the operation itself
-    rows = tx.execute(
-        _READ,
-        (operation.operation_id, list(first.hold_ids), list(first.wallet_ids)),
-        prepare=True,
-    ).fetchall()
-    prior_rows = [r for r in rows if r[0] == "p"]
-    prior = None if not prior_rows else applied_from_json(json.loads(prior_rows[0][1]))
-    holds = {
-        r[1]: HoldRecord(r[1], r[2], r[3], r[4], HoldState(r[5]), r[6], r[7], r[8])
-        for r in rows
-        if r[0] == "h"
-    }
-    wallets = {r[1]: Wallet(r[1], r[2], r[3], r[7], r[8], r[9]) for r in rows if r[0] == "w"}
+    rows = many(
+        _Locked,
+        tx.execute(
+            _READ,
+            (operation.operation_id, list(first.hold_ids), list(first.wallet_ids)),
+            prepare=True,
+        ),
+    )
+    records = [_given(row.record) for row in rows if row.tag == "p"]
+    prior = None if not records else applied_from_json(json.loads(records[0]))
+    holds = {hold.hold_id: hold for hold in (_hold(row) for row in rows if row.tag == "h")}
+    wallets = {w.wallet_id: w for w in (_wallet(row) for row in rows if row.tag == "w")}
     # The statement locked exactly the wallets `touched` names once the holds are known (the
     # missing ones do not exist yet: `apply` opens them or refuses).
     assert wallets.keys() <= set(touched(operation, holds).wallet_ids)
     return _Loaded(LedgerView(wallets=wallets, holds=holds, prior=prior))
+
+
+def _given(value: T | None) -> T:
+    # A column of its own tag's row: NOT NULL in its table.
+    assert value is not None
+    return value
+
+
+def _hold(row: _Locked) -> HoldRecord:
+    return HoldRecord(
+        hold_id=_given(row.hold_id),
+        wallet_id=_given(row.payer_wallet_id),
+        amount_minor=_given(row.hold_amount_minor),
+        currency=_given(row.hold_currency),
+        state=HoldState(_given(row.hold_state)),
+        payee_wallet_id=row.payee_wallet_id,
+        fee_minor=_given(row.fee_minor),
+        credit_minor=_given(row.hold_credit_minor),
+    )
+
+
+def _wallet(row: _Locked) -> Wallet:
+    return Wallet(
+        wallet_id=_given(row.wallet_id),
+        currency=_given(row.currency),
+        available_minor=_given(row.available_minor),
+        held_minor=_given(row.held_minor),
+        credit_minor=_given(row.credit_minor),
+        credit_expires_at_ms=_given(row.credit_expires_at_ms),
+    )
 
 
 def _write(tx: psycopg.Connection[Any], applied: Applied, loaded: _Loaded) -> None:
@@ -260,8 +407,7 @@ def _write(tx: psycopg.Connection[Any], applied: Applied, loaded: _Loaded) -> No
     for n, p in enumerate(entry.postings):
         parameters += [n, p.account_id, p.bucket.value, p.amount_minor, p.currency]
     statement = _write_statement(len(created), len(updated), hold_updates, len(entry.postings))
-    rows = tx.execute(statement, parameters, prepare=True).fetchall()
-    _check_read_back(rows, entry)
+    _check_read_back(many(_PostingRow, tx.execute(statement, parameters, prepare=True)), entry)
 
 
 @lru_cache(maxsize=64)
@@ -313,10 +459,10 @@ def _write_statement(
     )
     return (
         sql.SQL(
-            "WITH {ctes} INSERT INTO postings"
+            "WITH {ctes} INSERT INTO postings"  # noqa: S608
             " (entry_id, account_id, bucket, amount_minor, currency)"
             " SELECT e.entry_id, v.a, v.b, v.m, v.c FROM e, (VALUES {values}) AS v(n, a, b, m, c)"
-            " ORDER BY v.n RETURNING posting_id, account_id, bucket, amount_minor, currency"
+            " ORDER BY v.n RETURNING " + select_list(_PostingRow)
         )
         .format(
             ctes=sql.SQL(", ").join(ctes),
@@ -331,13 +477,16 @@ def _rows(count: int, width: int, row: str | None = None) -> sql.Composed:
     return sql.SQL(", ").join([placeholders] * count)
 
 
-def _check_read_back(rows: Sequence[Any], entry: JournalEntry) -> None:
+def _check_read_back(rows: Sequence[_PostingRow], entry: JournalEntry) -> None:
     # The paired assert: the postings as stored must rebuild an entry that balances, equal to
     # the one the core built. An AssertionError here rolls the whole operation back.
     stored = JournalEntry(
         entry.operation_id,
         OperationKind(entry.kind),
-        tuple(Posting(a, Bucket(b), m, c) for _, a, b, m, c in sorted(rows)),
+        tuple(
+            Posting(row.account_id, Bucket(row.bucket), row.amount_minor, row.currency)
+            for row in sorted(rows)
+        ),
     )
     check_entry(stored)
     assert stored.postings == entry.postings

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import msgspec
 
@@ -39,6 +40,7 @@ from aex.core.ledger import (
 )
 from aex.core.reasons import LedgerRejectReason
 from serve.stores.base import HistoryRow
+from serve.stores.rows import many, one, select_list
 from serve.stores.sql import SqliteSql
 from serve.stores.sqlite import SqliteStore
 
@@ -46,6 +48,64 @@ from serve.stores.sqlite import SqliteStore
 GROUP_COMMIT_OPERATIONS_MAX = 256
 # No entry id reaches this (a signed 64-bit integer's max): the history's first page.
 _BEFORE_ANY = 2**63 - 1
+
+
+class _WalletRow(NamedTuple):
+    wallet_id: str
+    currency: str
+    available_minor: int
+    held_minor: int
+    credit_minor: int
+    credit_expires_at_ms: int
+
+
+class _TotalRow(NamedTuple):
+    currency: str
+    total_minor: int
+
+
+class _PostingRow(NamedTuple):
+    entry_id: int
+    account_id: str
+    bucket: str
+    amount_minor: int
+    currency: str
+
+
+def _bucket_sum(bucket: str) -> str:
+    return f"sum(CASE WHEN p.bucket = '{bucket}' THEN p.amount_minor ELSE 0 END)"
+
+
+class _HistoryRow(NamedTuple):  # HistoryRow's fields
+    entry_id: int
+    operation_id: str
+    kind: str
+    available_change_minor: int
+    held_change_minor: int
+    currency: str
+    created_at_ms: int
+    credit_change_minor: int
+
+
+assert _HistoryRow._fields == HistoryRow.__struct_fields__
+_HISTORY_SELECT = (
+    "SELECT "  # noqa: S608
+    + select_list(
+        _HistoryRow,
+        entry_id="e.entry_id",
+        operation_id="e.operation_id",
+        kind="e.kind",
+        available_change_minor=_bucket_sum("available"),
+        held_change_minor=_bucket_sum("held"),
+        currency="p.currency",
+        created_at_ms="e.created_at_ms",
+        credit_change_minor=_bucket_sum("credit"),
+    )
+    + " FROM postings p JOIN journal_entries e USING (entry_id)"
+    " WHERE p.account_id = ? AND e.entry_id < ?"
+    " GROUP BY e.entry_id ORDER BY e.entry_id DESC LIMIT ?"
+)
+_WALLET_SELECT = f"SELECT {select_list(_WalletRow)} FROM wallets WHERE wallet_id = ?"  # noqa: S608
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,17 +214,8 @@ class SqliteLedger:
             _settle(pending.future, result)
 
     def wallet(self, wallet_id: str) -> Wallet | None:
-        row = (
-            self._store.connection()
-            .execute(
-                "SELECT wallet_id, currency, available_minor, held_minor, credit_minor,"
-                " credit_expires_at_ms FROM wallets"
-                " WHERE wallet_id = ?",
-                (wallet_id,),
-            )
-            .fetchone()
-        )
-        return None if row is None else Wallet(*row)
+        row = one(_WalletRow, self._store.connection().execute(_WALLET_SELECT, (wallet_id,)))
+        return None if row is None else Wallet(**row._asdict())
 
     def has_entry(self, wallet_id: str, entry_id: int) -> bool:
         row = (
@@ -180,25 +231,25 @@ class SqliteLedger:
     def history(
         self, wallet_id: str, *, limit: int, before_entry_id: int | None = None
     ) -> Sequence[HistoryRow]:
-        rows = self._store.connection().execute(
-            "SELECT e.entry_id, e.operation_id, e.kind,"
-            " sum(CASE WHEN p.bucket = 'available' THEN p.amount_minor ELSE 0 END),"
-            " sum(CASE WHEN p.bucket = 'held' THEN p.amount_minor ELSE 0 END),"
-            " p.currency, e.created_at_ms,"
-            " sum(CASE WHEN p.bucket = 'credit' THEN p.amount_minor ELSE 0 END)"
-            " FROM postings p JOIN journal_entries e USING (entry_id)"
-            " WHERE p.account_id = ? AND e.entry_id < ?"
-            " GROUP BY e.entry_id ORDER BY e.entry_id DESC LIMIT ?",
-            (wallet_id, _BEFORE_ANY if before_entry_id is None else before_entry_id, limit),
+        rows = many(
+            _HistoryRow,
+            self._store.connection().execute(
+                _HISTORY_SELECT,
+                (wallet_id, _BEFORE_ANY if before_entry_id is None else before_entry_id, limit),
+            ),
         )
-        return [HistoryRow(*row) for row in rows]
+        return [HistoryRow(**row._asdict()) for row in rows]
 
     def totals_by_currency(self) -> dict[str, int]:
         """The sum of every posting per currency: zero for all, always (double entry)."""
-        rows = self._store.connection().execute(
-            "SELECT currency, sum(amount_minor) FROM postings GROUP BY currency"
+        rows = many(
+            _TotalRow,
+            self._store.connection().execute(
+                f"SELECT {select_list(_TotalRow, total_minor='sum(amount_minor)')}"  # noqa: S608
+                " FROM postings GROUP BY currency"
+            ),
         )
-        return {currency: int(total) for currency, total in rows}
+        return {row.currency: int(row.total_minor) for row in rows}
 
     def wallet_mismatches(self) -> list[str]:
         """Wallets whose stored balances differ from the sum of their postings (none, ever)."""
@@ -272,14 +323,9 @@ def _holds(tx: sqlite3.Connection, hold_ids: Sequence[str]) -> dict[str, HoldRec
 def _wallets(tx: sqlite3.Connection, wallet_ids: Sequence[str]) -> dict[str, Wallet]:
     found: dict[str, Wallet] = {}
     for wallet_id in wallet_ids:
-        row = tx.execute(
-            "SELECT wallet_id, currency, available_minor, held_minor, credit_minor,"
-            " credit_expires_at_ms FROM wallets"
-            " WHERE wallet_id = ?",
-            (wallet_id,),
-        ).fetchone()
+        row = one(_WalletRow, tx.execute(_WALLET_SELECT, (wallet_id,)))
         if row is not None:
-            found[wallet_id] = Wallet(*row)
+            found[wallet_id] = Wallet(**row._asdict())
     return found
 
 
@@ -348,15 +394,18 @@ def check_read_back(tx: sqlite3.Connection, written: list[tuple[int, JournalEntr
     # ones the core built. One query per transaction; an AssertionError rolls it all back.
     if not written:
         return
-    rows = tx.execute(
-        "SELECT entry_id, account_id, bucket, amount_minor, currency FROM postings"
-        " WHERE entry_id BETWEEN ? AND ? ORDER BY posting_id",
-        (written[0][0], written[-1][0]),
-    ).fetchall()
+    rows = many(
+        _PostingRow,
+        tx.execute(
+            f"SELECT {select_list(_PostingRow)} FROM postings"  # noqa: S608
+            " WHERE entry_id BETWEEN ? AND ? ORDER BY posting_id",
+            (written[0][0], written[-1][0]),
+        ),
+    )
     stored: dict[int, list[Posting]] = {}
-    for entry_id, account_id, bucket, amount_minor, currency in rows:
-        stored.setdefault(entry_id, []).append(
-            Posting(account_id, Bucket(bucket), amount_minor, currency)
+    for row in rows:
+        stored.setdefault(row.entry_id, []).append(
+            Posting(row.account_id, Bucket(row.bucket), row.amount_minor, row.currency)
         )
     assert len(stored) == len(written)
     for entry_id, entry in written:

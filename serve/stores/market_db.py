@@ -36,7 +36,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import psycopg
 from opentelemetry import context as otel_context
@@ -47,7 +47,7 @@ from aex.core.ledger import Applied, JournalEntry, Operation
 from aex.core.reasons import LedgerRejectReason
 from serve.settlement import postgres_ledger, sqlite_ledger
 from serve.stores.postgres import PostgresStore
-from serve.stores.rows import scalar
+from serve.stores.rows import many, scalar, scalars, select_list
 from serve.stores.sql import pg_sql
 from serve.stores.sqlite import SqliteStore
 from serve.telemetry import tracing
@@ -111,9 +111,22 @@ _INSERT_OUTBOX = (
     "INSERT INTO outbox (event_id, type, subject_id, occurred_at_ms, payload, traceparent)"
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
-# (seq, event_id, type, subject_id, occurred_at_ms, payload, traceparent)
+
+
+class OutboxRead(NamedTuple):
+    """An outbox row as read back, with its sequence number (commit order)."""
+
+    seq: int
+    event_id: str
+    type: str
+    subject_id: str
+    occurred_at_ms: int
+    payload: str  # JSON text
+    traceparent: str | None
+
+
 _SELECT_OUTBOX = (
-    "SELECT seq, event_id, type, subject_id, occurred_at_ms, payload, traceparent FROM outbox"
+    f"SELECT {select_list(OutboxRead)} FROM outbox"  # noqa: S608
     " WHERE seq > ? ORDER BY seq LIMIT ?"
 )
 
@@ -143,7 +156,7 @@ class MarketDb(Protocol):
 
     def reader(self) -> Any: ...  # a context manager yielding an SqlConnection
 
-    def outbox_after(self, seq: int, limit: int = OUTBOX_READ_MAX) -> list[tuple[Any, ...]]: ...
+    def outbox_after(self, seq: int, limit: int = OUTBOX_READ_MAX) -> list[OutboxRead]: ...
 
     def outbox_head(self) -> int: ...
 
@@ -170,15 +183,15 @@ class _Driver:
     def run(self, work: Callable[[Session], T]) -> T:
         raise NotImplementedError
 
-    def outbox_after(self, seq: int, limit: int = OUTBOX_READ_MAX) -> list[tuple[Any, ...]]:
-        return self.read(_SELECT_OUTBOX, (seq, limit))
+    def outbox_after(self, seq: int, limit: int = OUTBOX_READ_MAX) -> list[OutboxRead]:
+        return many(OutboxRead, self.read(_SELECT_OUTBOX, (seq, limit)))
 
     def outbox_head(self) -> int:
-        return int(self.read("SELECT coalesce(max(seq), 0) FROM outbox")[0][0])
+        return int(scalars(self.read("SELECT coalesce(max(seq), 0) FROM outbox"))[0])
 
     def relay_cursor(self, name: str) -> int:
-        rows = self.read("SELECT last_seq FROM outbox_relay WHERE name = ?", (name,))
-        return 0 if not rows else int(rows[0][0])
+        seqs = scalars(self.read("SELECT last_seq FROM outbox_relay WHERE name = ?", (name,)))
+        return 0 if not seqs else int(seqs[0])
 
     def save_relay_cursor(self, name: str, seq: int) -> None:
         """Moves the cursor forward only (a late save of an older position changes nothing)."""

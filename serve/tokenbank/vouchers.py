@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import msgspec
 
@@ -34,6 +34,7 @@ from serve.gateway.schemas import Currency, Strict, TimeMs
 from serve.identity.security import Principal, new_id, next_id, now_ms
 from serve.market.usecases import Market, Tx
 from serve.settlement.wallets import wallet_id
+from serve.stores.rows import many, one, select_list
 
 CODE_PREFIX = "aexv_"
 Code = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -105,22 +106,35 @@ def _refused(reason: VoucherRejectReason, field: str, detail: str) -> Exception:
     return problem_for_rejected(Rejected(reason, field, detail))
 
 
-_COLUMNS = (
-    "voucher_id, amount_minor, currency, expires_at_ms, max_redemptions, redemptions, note,"
-    " created_at_ms"
-)
+class _VoucherRow(NamedTuple):
+    voucher_id: str
+    amount_minor: int
+    currency: str
+    expires_at_ms: int
+    max_redemptions: int
+    redemptions: int
+    note: str
+    created_at_ms: int
 
 
-def _view(row: Any) -> VoucherView:
+class _ExpiringRow(NamedTuple):
+    wallet_id: str
+    currency: str
+
+
+_COLUMNS = select_list(_VoucherRow)
+
+
+def _view(row: _VoucherRow) -> VoucherView:
     return VoucherView(
-        row[0],
-        format_amount(Money(int(row[1]), row[2])),
-        row[2],
-        int(row[3]),
-        int(row[4]),
-        int(row[5]),
-        row[6],
-        int(row[7]),
+        voucher_id=row.voucher_id,
+        amount=format_amount(Money(int(row.amount_minor), row.currency)),
+        currency=row.currency,
+        expires_at_ms=int(row.expires_at_ms),
+        max_redemptions=int(row.max_redemptions),
+        redemptions=int(row.redemptions),
+        note=row.note,
+        created_at_ms=int(row.created_at_ms),
     )
 
 
@@ -169,17 +183,18 @@ class Vouchers:
                     tx.now_ms,
                 ),
             )
-            row = (
-                voucher_id,
-                money.amount_minor,
-                money.currency,
-                expires_at_ms,
-                body.max_redemptions,
-                0,
-                body.note,
-                tx.now_ms,
+            view = _view(
+                _VoucherRow(
+                    voucher_id=voucher_id,
+                    amount_minor=money.amount_minor,
+                    currency=money.currency,
+                    expires_at_ms=expires_at_ms,
+                    max_redemptions=body.max_redemptions,
+                    redemptions=0,
+                    note=body.note,
+                    created_at_ms=tx.now_ms,
+                )
             )
-            view = _view(row)
             tx.emit(
                 EventType.VOUCHER_ISSUED,
                 voucher_id,
@@ -196,9 +211,12 @@ class Vouchers:
         return VoucherIssued(self.market.write(write), code)
 
     def voucher(self, voucher_id: str) -> VoucherView:
-        rows = self.market.db.read(
-            f"SELECT {_COLUMNS} FROM vouchers WHERE voucher_id = ?",  # noqa: S608
-            (voucher_id,),
+        rows = many(
+            _VoucherRow,
+            self.market.db.read(
+                f"SELECT {_COLUMNS} FROM vouchers WHERE voucher_id = ?",  # noqa: S608
+                (voucher_id,),
+            ),
         )
         if not rows:
             raise _refused(VoucherRejectReason.VOUCHER_NOT_FOUND, "voucher_id", "no such voucher")
@@ -212,14 +230,18 @@ class Vouchers:
         digest = code_digest(body.code)
 
         def write(tx: Tx) -> VoucherRedemption:
-            row = tx.execute(
-                f"SELECT {_COLUMNS} FROM vouchers WHERE code_digest = ?{tx.for_update}",  # noqa: S608
-                (digest,),
-            ).fetchone()
+            row = one(
+                _VoucherRow,
+                tx.execute(
+                    f"SELECT {_COLUMNS} FROM vouchers WHERE code_digest = ?{tx.for_update}",  # noqa: S608
+                    (digest,),
+                ),
+            )
             if row is None:
                 raise _refused(VoucherRejectReason.VOUCHER_NOT_FOUND, "code", "no such voucher")
-            voucher_id, amount_minor, currency = row[0], int(row[1]), row[2]
-            expires_at_ms, max_redemptions, redemptions = int(row[3]), int(row[4]), int(row[5])
+            voucher_id, amount_minor, currency = row.voucher_id, int(row.amount_minor), row.currency
+            expires_at_ms = int(row.expires_at_ms)
+            max_redemptions, redemptions = int(row.max_redemptions), int(row.redemptions)
             if tx.now_ms >= expires_at_ms:
                 raise _refused(
                     VoucherRejectReason.VOUCHER_EXPIRED, "code", f"expired at {expires_at_ms} ms"
@@ -288,15 +310,18 @@ class Vouchers:
         breakage, one transaction per wallet; a wallet a redemption extended in between is
         refused by the ledger (CREDIT_NOT_EXPIRED) and skipped."""
         moment = now_ms() if at_ms is None else at_ms
-        rows = self.market.db.read(
-            "SELECT wallet_id, currency FROM wallets"
-            " WHERE credit_minor > 0 AND credit_expires_at_ms <= ?"
-            " ORDER BY credit_expires_at_ms LIMIT ?",
-            (moment, limits.credit_expiries_per_sweep_max),
+        rows = many(
+            _ExpiringRow,
+            self.market.db.read(
+                f"SELECT {select_list(_ExpiringRow)} FROM wallets"  # noqa: S608
+                " WHERE credit_minor > 0 AND credit_expires_at_ms <= ?"
+                " ORDER BY credit_expires_at_ms LIMIT ?",
+                (moment, limits.credit_expiries_per_sweep_max),
+            ),
         )
         expired: list[CreditExpired] = []
-        for wallet, currency in rows:
-            found = self.market.write(_expire(wallet, currency, moment))
+        for row in rows:
+            found = self.market.write(_expire(row.wallet_id, row.currency, moment))
             if found is not None:
                 expired.append(found)
         return CreditSweepResult(moment, expired)
