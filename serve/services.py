@@ -24,6 +24,7 @@ from aex.core import (
     check_subscriptions_quota,
 )
 from aex.core.billing import PLAN_PRICED_PER_AGENT
+from serve.gateway.paging import PAGE_MAX
 from serve.gateway.problems import FieldError, ProblemError, listed, problem_for_rejected
 from serve.gateway.schemas import (
     KeyCreated,
@@ -67,8 +68,6 @@ _ID = re.compile(r"[a-z]+_[0-9a-f]{16}")
 KEY_PREFIX_CHARS = 12
 # GET /v1/keys, /v1/admin/tenants, /v1/providers, /v1/subscriptions: records per page, as for
 # contracts, bids and invoices (a page of 100 small records is a few tens of kilobytes).
-PAGE_MAX = 100
-PAGE_DEFAULT = 20
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,6 +78,11 @@ class _MandateRow(NamedTuple):
     kid: str
 
 
+class _IssuedMandate(NamedTuple):
+    tenant_id: str
+    token: str
+
+
 class _ReceiptRow(NamedTuple):
     receipt_id: str
     kind: str
@@ -276,13 +281,15 @@ class Mandates:
         def write(tx: Any) -> str:
             if body.public_key_jwk is not None:
                 _register_key(tx, tenant_id, body.public_key_jwk)
-            found = None
+            jwk = None
             if kid is not None:
-                found = tx.execute(
-                    "SELECT jwk FROM mandate_keys WHERE kid = ? AND tenant_id = ?",
-                    (kid, tenant_id),
-                ).fetchone()
-            key = None if found is None else public_key_from_jwk(json.loads(found[0]))
+                jwk = scalar(
+                    tx.execute(
+                        "SELECT jwk FROM mandate_keys WHERE kid = ? AND tenant_id = ?",
+                        (kid, tenant_id),
+                    )
+                )
+            key = None if jwk is None else public_key_from_jwk(json.loads(jwk))
             verified = verify_mandate(
                 body.mandate, public_key=key, tenant_id=tenant_id, now_ms=tx.now_ms
             )
@@ -384,19 +391,19 @@ def _register_key(tx: Any, tenant_id: str, jwk_struct: Any) -> str:
             errors=(FieldError("public_key_jwk", "public_key_invalid"),),
         )
     kid = jwk_thumbprint(key)
-    found = tx.execute("SELECT tenant_id FROM mandate_keys WHERE kid = ?", (kid,)).fetchone()
-    if found is not None and found[0] != tenant_id:
+    owner = scalar(tx.execute("SELECT tenant_id FROM mandate_keys WHERE kid = ?", (kid,)))
+    if owner is not None and owner != tenant_id:
         raise ProblemError(
             409,
             "mandate-key-taken",
             "this key is registered to another tenant",
             errors=(FieldError("public_key_jwk", "mandate_key_taken"),),
         )
-    if found is None:
-        count = tx.execute(
-            "SELECT count(*) FROM mandate_keys WHERE tenant_id = ?", (tenant_id,)
-        ).fetchone()
-        if int(count[0]) >= limits.mandate_keys_per_tenant_max:
+    if owner is None:
+        count = scalar(
+            tx.execute("SELECT count(*) FROM mandate_keys WHERE tenant_id = ?", (tenant_id,))
+        )
+        if int(count) >= limits.mandate_keys_per_tenant_max:
             raise ProblemError(
                 409,
                 "mandate-keys-exceeded",
@@ -433,10 +440,15 @@ def _insert(tx: Any, mandate: Mandate, kid: str, token: str) -> None:
         ),
     ).fetchone()
     if inserted is None:
-        existing = tx.execute(
-            "SELECT tenant_id, token FROM mandates WHERE mandate_id = ?", (mandate.mandate_id,)
-        ).fetchone()
-        if existing[0] != mandate.tenant_id or existing[1] != token:
+        existing = one(
+            _IssuedMandate,
+            tx.execute(
+                f"SELECT {select_list(_IssuedMandate)} FROM mandates WHERE mandate_id = ?",  # noqa: S608
+                (mandate.mandate_id,),
+            ),
+        )
+        assert existing is not None, "the INSERT conflicted on this mandate's row"
+        if existing.tenant_id != mandate.tenant_id or existing.token != token:
             raise ProblemError(
                 409,
                 "mandate-id-taken",

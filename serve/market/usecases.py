@@ -86,6 +86,7 @@ from serve.credentials.mandates import (
     mandate_of_work,
     receipt_ids,
 )
+from serve.gateway.paging import PAGE_DEFAULT, PAGE_MAX
 from serve.gateway.problems import FieldError, ProblemError, listed, problem_for_rejected
 from serve.gateway.schemas import decode_json
 from serve.identity.security import Principal, PrincipalKind, new_id, now_ms
@@ -98,11 +99,10 @@ from serve.telemetry.tracing import current_traceparent, traced
 
 T = TypeVar("T")
 R = TypeVar("R")
-# Every list is a keyset page of at most this many rows (GET /v1/work, /v1/work/{id}/bids,
-# /v1/work/open, /v1/bids, /v1/contracts, /v1/transactions, /v1/notifications/deliveries,
-# /v1/invoices): one page stays a few hundred KB at most, and a cursor walks the rest.
-PAGE_MAX = 100
-PAGE_DEFAULT = 20
+# Every list is a keyset page of at most PAGE_MAX rows (serve/gateway/paging.py; GET /v1/work,
+# /v1/work/{id}/bids, /v1/work/open, /v1/bids, /v1/contracts, /v1/transactions,
+# /v1/notifications/deliveries, /v1/invoices): one page stays a few hundred KB at most, and a
+# cursor walks the rest.
 WORK_PAGE_MAX = PAGE_MAX
 CONTRACTS_PAGE_MAX = PAGE_MAX  # GET /v1/contracts: contracts per page
 BIDS_PAGE_MAX = PAGE_MAX  # GET /v1/bids: bids per page

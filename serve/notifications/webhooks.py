@@ -69,9 +69,10 @@ from aex.core.webhook_signing import (
     webhook_signature,
 )
 from serve.breakers import BreakerRegistry
+from serve.gateway.paging import PAGE_MAX
 from serve.gateway.problems import listed
 from serve.identity.security import now_ms
-from serve.market.usecases import PAGE_MAX, Market
+from serve.market.usecases import Market
 from serve.notifications.endpoints import EndpointPolicy, Pinned
 from serve.notifications.events import Delivered, MarketMetrics, notification_for, notification_json
 from serve.secret_box import SecretBox, SecretBoxError, webhook_secret_context

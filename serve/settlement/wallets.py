@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from aex.core import Money, Rejected, format_amount, parse_money
 from aex.core.ledger import Applied, Deposit, Wallet, Withdraw
 from aex.core.reasons import LedgerRejectReason
+from serve.gateway.paging import PAGE_MAX
 from serve.gateway.problems import FieldError, ProblemError, problem_for_rejected
 from serve.gateway.schemas import (
     BalanceView,
@@ -27,7 +28,7 @@ from serve.gateway.schemas import (
 from serve.identity.security import Principal, next_id
 from serve.stores.base import LedgerStore
 
-HISTORY_PAGE_MAX = 100  # GET /v1/transactions: entries per page (as every list)
+HISTORY_PAGE_MAX = PAGE_MAX  # GET /v1/transactions: entries per page (as every list)
 
 
 def wallet_id(tenant_id: str, currency: str) -> str:

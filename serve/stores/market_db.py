@@ -430,13 +430,15 @@ class PostgresMarketDb(_Driver):
 
             def held() -> bool:
                 try:
-                    found = raw.execute(
-                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
-                        " AND pid = pg_backend_pid() AND granted"
-                    ).fetchone()
+                    locks = scalar(
+                        raw.execute(
+                            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                            " AND pid = pg_backend_pid() AND granted"
+                        )
+                    )
                 except psycopg.Error:
                     return False
-                return bool(found and found[0] > 0)
+                return bool(locks)
 
             yield Lease(held)
 
