@@ -15,7 +15,7 @@ from typing import Any
 
 from aex.core import Plan
 from serve.stores.base import CredentialMatch, KeyRecord, Page, TenantRecord
-from serve.stores.pages import Keyset, keyset_page
+from serve.stores.pages import Keyset
 from serve.stores.sql import Sql, SqlStore
 
 _TENANT_SELECT = "SELECT tenant_id, name, type, plan, status, created_at_ms FROM tenants"
@@ -104,20 +104,14 @@ class IdentityStore(SqlStore):
         return [tenant_record(row) for row in rows]
 
     def page_tenants(self, *, limit: int, starting_after: str | None) -> Page[TenantRecord] | None:
-        with self._read() as connection:
-            found = keyset_page(
-                connection,
-                _TENANTS_KEYSET,
-                _TENANT_SELECT,
-                "1 = 1",
-                (),
-                starting_after=starting_after,
-                limit=limit,
-            )
-        if found is None:
-            return None
-        rows, more = found
-        return Page(tuple(tenant_record(row) for row in rows), more)
+        return self._page(
+            _TENANTS_KEYSET,
+            _TENANT_SELECT,
+            ("1 = 1", ()),
+            tenant_record,
+            limit=limit,
+            starting_after=starting_after,
+        )
 
     def set_tenant_status(self, tenant_id: str, status: str) -> TenantRecord | None:
         return self._set_tenant("status", tenant_id, status)
@@ -149,20 +143,14 @@ class IdentityStore(SqlStore):
     def page_keys(
         self, tenant_id: str, *, limit: int, starting_after: str | None
     ) -> Page[KeyRecord] | None:
-        with self._read() as connection:
-            found = keyset_page(
-                connection,
-                _KEYS_KEYSET,
-                _KEY_SELECT,
-                "tenant_id = ?",
-                (tenant_id,),
-                starting_after=starting_after,
-                limit=limit,
-            )
-        if found is None:
-            return None
-        rows, more = found
-        return Page(tuple(key_record(row) for row in rows), more)
+        return self._page(
+            _KEYS_KEYSET,
+            _KEY_SELECT,
+            ("tenant_id = ?", (tenant_id,)),
+            key_record,
+            limit=limit,
+            starting_after=starting_after,
+        )
 
     def revoke_key(self, tenant_id: str, key_id: str, *, now_ms: int) -> KeyRecord | None:
         with self._write() as tx:

@@ -17,7 +17,7 @@ from typing import Any
 from aex.core import QuotaRejectReason, Rejected
 from serve.stores.base import AgentsCheck, KeyRecord, Page, ProviderRecord, SubscriptionRecord
 from serve.stores.identity_store import insert_key
-from serve.stores.pages import Keyset, keyset_page
+from serve.stores.pages import Keyset
 from serve.stores.sql import SqlStore
 
 _PROVIDER_SELECT = (
@@ -134,21 +134,14 @@ class RegistryStore(SqlStore):
     def page_providers(
         self, tenant_id: str, provider_id: str | None, *, limit: int, starting_after: str | None
     ) -> Page[ProviderRecord] | None:
-        where, parameters = _providers_of(tenant_id, provider_id)
-        with self._read() as connection:
-            found = keyset_page(
-                connection,
-                _PROVIDERS_KEYSET,
-                _PROVIDER_SELECT,
-                where,
-                parameters,
-                starting_after=starting_after,
-                limit=limit,
-            )
-        if found is None:
-            return None
-        rows, more = found
-        return Page(tuple(provider_record(row) for row in rows), more)
+        return self._page(
+            _PROVIDERS_KEYSET,
+            _PROVIDER_SELECT,
+            _providers_of(tenant_id, provider_id),
+            provider_record,
+            limit=limit,
+            starting_after=starting_after,
+        )
 
     def update_provider(self, provider: ProviderRecord) -> None:
         with self._write() as tx:
@@ -218,21 +211,14 @@ class RegistryStore(SqlStore):
     def page_subscriptions(
         self, tenant_id: str, provider_id: str | None, *, limit: int, starting_after: str | None
     ) -> Page[SubscriptionRecord] | None:
-        where, parameters = _subscriptions_of(tenant_id, provider_id)
-        with self._read() as connection:
-            found = keyset_page(
-                connection,
-                _SUBSCRIPTIONS_KEYSET,
-                _SUBSCRIPTION_SELECT,
-                where,
-                parameters,
-                starting_after=starting_after,
-                limit=limit,
-            )
-        if found is None:
-            return None
-        rows, more = found
-        return Page(tuple(subscription_record(row) for row in rows), more)
+        return self._page(
+            _SUBSCRIPTIONS_KEYSET,
+            _SUBSCRIPTION_SELECT,
+            _subscriptions_of(tenant_id, provider_id),
+            subscription_record,
+            limit=limit,
+            starting_after=starting_after,
+        )
 
     def get_subscription(self, subscription_id: str) -> SubscriptionRecord | None:
         found = self._one(_SUBSCRIPTION_SELECT + " WHERE subscription_id = ?", (subscription_id,))

@@ -21,13 +21,18 @@ with the market's and the ledger's code, which keep their own row shapes).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 from psycopg.rows import dict_row
+
+from serve.stores.base import Page
+from serve.stores.pages import Keyset, keyset_page
+
+R = TypeVar("R")
 
 Row = Mapping[str, Any]
 
@@ -115,6 +120,33 @@ class SqlStore:
     def _all(self, statement: str, parameters: Sequence[Any] = ()) -> list[Any]:
         with self._read() as connection:
             return connection.execute(statement, parameters).fetchall()
+
+    def _page(
+        self,
+        keyset: Keyset,
+        select: str,
+        where: tuple[str, Sequence[Any]],
+        record: Callable[[Any], R],
+        *,
+        limit: int,
+        starting_after: str | None,
+    ) -> Page[R] | None:
+        """One keyset page of `select WHERE where` as records (serve/stores/pages.py); None
+        when `starting_after` is not one of the rows `where` lists."""
+        with self._read() as connection:
+            found = keyset_page(
+                connection,
+                keyset,
+                select,
+                where[0],
+                where[1],
+                starting_after=starting_after,
+                limit=limit,
+            )
+        if found is None:
+            return None
+        rows, more = found
+        return Page(tuple(record(row) for row in rows), more)
 
 
 def schema_version_in(connection: Sql) -> int:
