@@ -52,6 +52,7 @@ from serve.credentials.schemas import (
     ReceiptList,
     ReceiptView,
 )
+from serve.gateway.paging import ID_PATTERN
 from serve.gateway.problems import FieldError, ProblemError, problem_for_rejected
 from serve.identity.security import Principal, new_id, now_ms
 from serve.stores.rows import many, one, scalar, scalars, select_list
@@ -60,7 +61,7 @@ from serve.stores.rows import many, one, scalar, scalars, select_list
 # (serve/certauth/certificates.py).
 RECEIPT_ISSUER = "https://aex.example/.well-known/aex-ca.json"
 RECEIPTS_PER_CONTRACT_MAX = 2  # one checkout, one payment (UNIQUE (contract_id, kind))
-_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_ID = re.compile(ID_PATTERN)  # the one id shape (serve/gateway/paging.py)
 
 
 class _MandateRow(NamedTuple):
