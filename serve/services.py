@@ -24,7 +24,7 @@ from aex.core import (
     check_subscriptions_quota,
 )
 from aex.core.billing import PLAN_PRICED_PER_AGENT
-from serve.gateway.paging import PAGE_MAX
+from serve.gateway.paging import page_size
 from serve.gateway.problems import FieldError, ProblemError, listed, problem_for_rejected
 from serve.gateway.schemas import (
     KeyCreated,
@@ -66,8 +66,6 @@ T = TypeVar("T")
 S = TypeVar("S", bound=msgspec.Struct)
 _ID = re.compile(r"[a-z]+_[0-9a-f]{16}")
 KEY_PREFIX_CHARS = 12
-# GET /v1/keys, /v1/admin/tenants, /v1/providers, /v1/subscriptions: records per page, as for
-# contracts, bids and invoices (a page of 100 small records is a few tens of kilobytes).
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +95,7 @@ class Identity:
     def keys(self, principal: Principal, *, limit: int, starting_after: str | None) -> KeyPage:
         """The tenant's keys (revoked ones too), newest first."""
         page = self.store.page_keys(
-            _tenant_of(principal), limit=_page_size(limit), starting_after=starting_after
+            _tenant_of(principal), limit=page_size(limit), starting_after=starting_after
         )
         records = listed(page, "unknown_key")
         data = [_key_view(k) for k in records.records]
@@ -124,7 +122,7 @@ class Identity:
 
     def tenants(self, *, limit: int, starting_after: str | None) -> TenantPage:
         """Every tenant, newest first (the operator's view)."""
-        page = self.store.page_tenants(limit=_page_size(limit), starting_after=starting_after)
+        page = self.store.page_tenants(limit=page_size(limit), starting_after=starting_after)
         records = listed(page, "unknown_tenant")
         data = [_tenant_view(t) for t in records.records]
         return TenantPage(data, records.has_more, data[-1].tenant_id if records.has_more else None)
@@ -223,7 +221,7 @@ class Registry:
         page = self.store.page_providers(
             _tenant_of(principal),
             principal.provider_id,
-            limit=_page_size(limit),
+            limit=page_size(limit),
             starting_after=starting_after,
         )
         records = listed(page, "unknown_provider")
@@ -274,7 +272,7 @@ class Registry:
         page = self.store.page_subscriptions(
             _tenant_of(principal),
             principal.provider_id,
-            limit=_page_size(limit),
+            limit=page_size(limit),
             starting_after=starting_after,
         )
         records = listed(page, "unknown_subscription")
@@ -314,10 +312,6 @@ def _may_act_on(principal: Principal, provider: ProviderRecord) -> bool:
     if principal.kind is PrincipalKind.PROVIDER:
         return principal.provider_id == provider.provider_id
     return principal.kind is PrincipalKind.TENANT
-
-
-def _page_size(limit: int) -> int:
-    return max(1, min(limit, PAGE_MAX))  # the route's bounds already, checked again
 
 
 def _tenant_of(principal: Principal) -> str:

@@ -21,10 +21,10 @@ from serve.billing.schemas import (
     RevenueView,
     UsageView,
 )
-from serve.billing.usecases import INVOICES_PAGE_MAX, Billing
+from serve.billing.usecases import Billing
 from serve.gateway.callers import needs, operator_caller, tenant_caller
 from serve.gateway.openapi import shapes
-from serve.gateway.paging import Cursor
+from serve.gateway.paging import Cursor, Limit
 from serve.gateway.problems import PROBLEM_RESPONSES
 from serve.gateway.schemas import PlanPurchase
 from serve.identity.security import Principal
@@ -91,7 +91,7 @@ class BillingController(Controller):
         self,
         caller: Principal,
         request: Request[Any, Any, State],
-        limit: Annotated[int, Parameter(ge=1, le=INVOICES_PAGE_MAX, default=20)],
+        limit: Limit,
         starting_after: Cursor = None,
     ) -> Json:
         """The caller's invoices, newest first: `data` and `has_more`."""

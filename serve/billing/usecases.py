@@ -43,7 +43,7 @@ from aex.core.ledger import (
 from aex.core.money import CURRENCY_EXPONENTS, Money, format_amount
 from aex.core.plans import PLAN_QUOTAS, Plan
 from aex.core.reasons import LedgerRejectReason, MoneyRejectReason, Rejected
-from serve.gateway.paging import PAGE_MAX
+from serve.gateway.paging import page_size
 from serve.gateway.problems import FieldError, ProblemError, listed, problem_for_rejected
 from serve.identity.security import Principal, new_id
 from serve.market.usecases import Market
@@ -58,7 +58,6 @@ REVENUE_STREAMS: Final = {
     "plans": PLAN_REVENUE_ACCOUNT,
     "breakage": BREAKAGE_REVENUE_ACCOUNT,
 }
-INVOICES_PAGE_MAX: Final = PAGE_MAX
 _INVOICES_KEYSET = Keyset("invoices", "created_at_ms", "invoice_id")
 # A wallet short of the net, or no USD wallet at all: the plan is unpaid (402).
 _UNPAID: Final = frozenset(
@@ -430,7 +429,7 @@ class Billing:
                 "tenant_id = ?",
                 [_tenant_of(caller)],
                 starting_after=starting_after,
-                limit=max(1, min(limit, INVOICES_PAGE_MAX)),
+                limit=page_size(limit),
             )
             rows, more = listed(listing, "unknown_invoice")
         return page_answer(

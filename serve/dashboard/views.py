@@ -23,9 +23,10 @@ from aex.core import Money, limits
 from aex.core.ledger import EXTERNAL_FUNDING_ACCOUNT
 from aex.core.money import format_amount
 from aex.core.reputation import TIER_THRESHOLDS, Tier
+from serve.gateway.paging import PAGE_MAX
 from serve.gateway.problems import FieldError, ProblemError
 from serve.identity.security import Principal, PrincipalKind, now_ms
-from serve.market.usecases import BIDS_PAGE_MAX, Market, provider_reputation
+from serve.market.usecases import Market, provider_reputation
 from serve.notifications.events import Delivered, notification_for
 from serve.settlement.wallets import Wallets
 from serve.stores.rows import many, scalars, select_list
@@ -509,7 +510,7 @@ class LiveSource:
         page: dict[str, Any] = {"has_more": True, "next_cursor": None}
         while page["has_more"] and len(bids) < limits.bids_per_work_max:
             page = self.market.bids(
-                viewer, work_id, limit=BIDS_PAGE_MAX, starting_after=page["next_cursor"]
+                viewer, work_id, limit=PAGE_MAX, starting_after=page["next_cursor"]
             )
             bids += page["data"]
         return bids[::-1]

@@ -16,6 +16,13 @@ PAGE_DEFAULT: Final = 20
 # cannot hold NUL: `make fuzz` found a 500 there).
 ID_PATTERN: Final = r"^[A-Za-z0-9_-]{1,64}$"
 
+
+def page_size(limit: int) -> int:
+    """A page's row count within the bounds (the routes check them already; a use case called
+    from elsewhere gets the same bounds)."""
+    return max(1, min(limit, PAGE_MAX))
+
+
 Limit = Annotated[
     int, Parameter(ge=1, le=PAGE_MAX, default=PAGE_DEFAULT, description="rows per page")
 ]

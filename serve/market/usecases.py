@@ -86,7 +86,7 @@ from serve.credentials.mandates import (
     mandate_of_work,
     receipt_ids,
 )
-from serve.gateway.paging import PAGE_DEFAULT, PAGE_MAX
+from serve.gateway.paging import PAGE_DEFAULT, PAGE_MAX, page_size
 from serve.gateway.problems import FieldError, ProblemError, listed, problem_for_rejected
 from serve.gateway.schemas import decode_json
 from serve.identity.security import Principal, PrincipalKind, new_id, now_ms
@@ -103,9 +103,6 @@ R = TypeVar("R")
 # /v1/work/{id}/bids, /v1/work/open, /v1/bids, /v1/contracts, /v1/transactions,
 # /v1/notifications/deliveries, /v1/invoices): one page stays a few hundred KB at most, and a
 # cursor walks the rest.
-WORK_PAGE_MAX = PAGE_MAX
-CONTRACTS_PAGE_MAX = PAGE_MAX  # GET /v1/contracts: contracts per page
-BIDS_PAGE_MAX = PAGE_MAX  # GET /v1/bids: bids per page
 # GET /v1/work/open: open work rows read (those whose category matches, by the index) to fill
 # one page after the capability check; a page may come back short with has_more and a cursor.
 OPEN_WORK_SCANNED_MAX = 1_000
@@ -363,7 +360,7 @@ class Market:
                 where,
                 parameters,
                 starting_after=starting_after,
-                limit=max(1, min(limit, WORK_PAGE_MAX)),
+                limit=page_size(limit),
                 narrow=(narrow, narrowing),
             )
             rows, more = listed(listing, "unknown_work")
@@ -384,7 +381,7 @@ class Market:
         naming `provider_id` (an unknown one too: no existence leak); a tenant key must name
         one (422 otherwise), a provider key lists its own by default."""
         provider_id = self._acts_for(caller, provider_id)
-        limit = max(1, min(limit, WORK_PAGE_MAX))
+        limit = page_size(limit)
         found: list[dict[str, object]] = []
         scanned, more, cursor = 0, True, starting_after
         with self.db.reader() as connection:
@@ -570,7 +567,7 @@ class Market:
                 "b.work_id = ?",
                 [work_id],
                 starting_after=starting_after,
-                limit=max(1, min(limit, BIDS_PAGE_MAX)),
+                limit=page_size(limit),
             )
             rows, more = listed(listing, "unknown_bid")
         page = [
@@ -590,7 +587,7 @@ class Market:
         """The caller's own bids, newest first: a provider key its own, a tenant its
         providers'. Sealed: no other provider's bid, price or count. A cursor that names none
         of the caller's bids is 422 naming `starting_after`."""
-        limit = max(1, min(limit, BIDS_PAGE_MAX))
+        limit = page_size(limit)
         if caller.kind is PrincipalKind.PROVIDER:
             where, parameters = "b.provider_id = ?", [caller.provider_id]
         else:
@@ -791,7 +788,7 @@ class Market:
         it is a party to, as consumer or through its providers (`role` narrows to one side).
         A cursor that names none of the caller's contracts is 422 naming `starting_after`."""
         assert role in (None, "consumer", "provider"), role
-        limit = max(1, min(limit, CONTRACTS_PAGE_MAX))
+        limit = page_size(limit)
         if caller.kind is PrincipalKind.PROVIDER:
             where, parameters = "provider_id = ?", [caller.provider_id]
         elif role is None:
@@ -1187,7 +1184,7 @@ _BIDS_KEYSET = Keyset("bids b", "b.submitted_at_ms", "b.bid_id")
 _CONTRACTS_KEYSET = Keyset("contracts", "awarded_at_ms", "contract_id")
 _WORK_KEYSET = Keyset("work", "opened_at_ms", "work_id")
 # GET /v1/work/open reads a page and one row ahead per batch.
-assert WORK_PAGE_MAX + 1 <= KEYSET_PAGE_ROWS_MAX
+assert PAGE_MAX + 1 <= KEYSET_PAGE_ROWS_MAX
 
 _OWN_BIDS = select_list(_OwnBidRow, table="b", work_status="w.state")
 _OWN_BIDS_SELECT = (

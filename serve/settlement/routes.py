@@ -18,6 +18,7 @@ from litestar.status_codes import HTTP_201_CREATED
 from aex.core import AccessScope
 from serve.gateway.asgi import IDEMPOTENCY_KEY_SCOPE_KEY
 from serve.gateway.callers import needs, tenant_caller
+from serve.gateway.paging import Limit
 from serve.gateway.problems import PROBLEM_RESPONSES
 from serve.gateway.schemas import (
     BalanceView,
@@ -27,7 +28,7 @@ from serve.gateway.schemas import (
     WithdrawalCreate,
 )
 from serve.identity.security import Principal
-from serve.settlement.wallets import HISTORY_PAGE_MAX, Wallets
+from serve.settlement.wallets import Wallets
 
 Currency = Annotated[str, Parameter(pattern=r"^[A-Z]{3}$", default="USD")]
 
@@ -92,9 +93,7 @@ class WalletController(Controller):
         caller: Principal,
         currency: Currency,
         request: Request[Any, Any, State],
-        limit: Annotated[
-            int, Parameter(ge=1, le=HISTORY_PAGE_MAX, default=20, description="per page")
-        ],
+        limit: Limit,
         starting_after: Annotated[
             int | None,
             Parameter(

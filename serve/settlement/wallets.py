@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from aex.core import Money, Rejected, format_amount, parse_money
 from aex.core.ledger import Applied, Deposit, Wallet, Withdraw
 from aex.core.reasons import LedgerRejectReason
-from serve.gateway.paging import PAGE_MAX
+from serve.gateway.paging import page_size
 from serve.gateway.problems import FieldError, ProblemError, problem_for_rejected
 from serve.gateway.schemas import (
     BalanceView,
@@ -27,8 +27,6 @@ from serve.gateway.schemas import (
 )
 from serve.identity.security import Principal, next_id
 from serve.stores.base import LedgerStore
-
-HISTORY_PAGE_MAX = PAGE_MAX  # GET /v1/transactions: entries per page (as every list)
 
 
 def wallet_id(tenant_id: str, currency: str) -> str:
@@ -78,7 +76,7 @@ class Wallets:
                 "starting_after names none of the rows listed",
                 errors=(FieldError("starting_after", "unknown_entry"),),
             )
-        limit = max(1, min(limit, HISTORY_PAGE_MAX))
+        limit = page_size(limit)
         rows = self.ledger.history(wallet, limit=limit + 1, before_entry_id=starting_after)
         page = [
             TransactionView(

@@ -99,10 +99,6 @@ class IdentityStore(SqlStore):
         found = self._one(_TENANT_SELECT + " WHERE tenant_id = ?", (tenant_id,))
         return None if found is None else tenant_record(found)
 
-    def list_tenants(self, *, limit: int) -> Sequence[TenantRecord]:
-        rows = self._all(_TENANT_SELECT + " ORDER BY created_at_ms, tenant_id LIMIT ?", (limit,))
-        return [tenant_record(row) for row in rows]
-
     def page_tenants(self, *, limit: int, starting_after: str | None) -> Page[TenantRecord] | None:
         return self._page(
             _TENANTS_KEYSET,

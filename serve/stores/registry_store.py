@@ -11,7 +11,6 @@ concurrent registrations cannot both pass the last free slot.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 from aex.core import QuotaRejectReason, Rejected
@@ -124,13 +123,6 @@ class RegistryStore(SqlStore):
         found = self._one(_PROVIDER_SELECT + " WHERE provider_id = ?", (provider_id,))
         return None if found is None else provider_record(found)
 
-    def list_providers(self, tenant_id: str) -> Sequence[ProviderRecord]:
-        rows = self._all(
-            _PROVIDER_SELECT + " WHERE tenant_id = ? ORDER BY created_at_ms, provider_id",
-            (tenant_id,),
-        )
-        return [provider_record(row) for row in rows]
-
     def page_providers(
         self, tenant_id: str, provider_id: str | None, *, limit: int, starting_after: str | None
     ) -> Page[ProviderRecord] | None:
@@ -197,16 +189,6 @@ class RegistryStore(SqlStore):
             )
             tx.executemany(SUBSCRIPTION_INDEX_INSERT, subscription_index_rows(subscription))
         return None
-
-    def list_subscriptions(
-        self, tenant_id: str, provider_id: str | None
-    ) -> Sequence[SubscriptionRecord]:
-        where, parameters = _subscriptions_of(tenant_id, provider_id)
-        rows = self._all(
-            f"{_SUBSCRIPTION_SELECT} WHERE {where} ORDER BY created_at_ms, subscription_id",
-            parameters,
-        )
-        return [subscription_record(row) for row in rows]
 
     def page_subscriptions(
         self, tenant_id: str, provider_id: str | None, *, limit: int, starting_after: str | None

@@ -117,7 +117,9 @@ def test_concurrent_registrations_cannot_pass_max_agents(store: Stores) -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(register, range(8)))
     assert sum(r is None for r in results) == 1
-    assert len(store.keys.list_providers("ten_0000000000000001")) == 1
+    listed = store.keys.page_providers("ten_0000000000000001", None, limit=100, starting_after=None)
+    assert listed is not None
+    assert len(listed.records) == 1
 
 
 def test_idempotency_claim_replay_mismatch_and_stale(store: Stores) -> None:
