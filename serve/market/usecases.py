@@ -1315,21 +1315,14 @@ def _subscribed(
 
 
 def _matches(categories: str, capabilities: str, category: str, capability: str | None) -> bool:
-    # A work that names no capability matches on its category alone.
-    return bool(
-        subscription_matches(
-            json.loads(categories),
-            json.loads(capabilities) if capability is not None else (),
-            category=category,
-            work_capabilities=() if capability is None else (capability,),
-        )
-    )
+    # One subscription as stored (JSON arrays).
+    return _any_matches([(json.loads(categories), json.loads(capabilities))], category, capability)
 
 
 def _any_matches(
     subscriptions: Sequence[tuple[list[str], list[str]]], category: str, capability: str | None
 ) -> bool:
-    # As `_matches`, over subscriptions already parsed.
+    # A work that names no capability matches on its category alone.
     return any(
         subscription_matches(
             categories,
