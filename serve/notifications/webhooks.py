@@ -38,8 +38,8 @@ that connects is timed into `aex_webhook_delivery_duration_seconds{outcome}`
 
 Several processes: every process tails the shared outbox (serve/notifications/events.py), so
 each sees every event; the first to insert the (event, provider) row of `webhook_deliveries`
-(status PENDING, `ON CONFLICT DO NOTHING`) delivers it, and the others leave it. A delivery that failed every
-attempt is dead-lettered: in the transaction that records it FAILED, a
+(status PENDING, `ON CONFLICT DO NOTHING`) delivers it, and the others leave it. A delivery
+that failed every attempt is dead-lettered: in the transaction that records it FAILED, a
 `notification.dead_lettered` event goes to the outbox, which the NATS relay publishes on
 "aex.notification.dead_lettered.<provider_id>" (the NOTIFICATIONS stream) with the original
 event in its payload, for an operator to inspect and replay. A process that dies between its
