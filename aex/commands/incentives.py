@@ -55,6 +55,10 @@ class _Progress:
                 bar.update(1)
             return results
 
+    def __call__(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        # scipy's differential_evolution takes a map-like callable as `workers`
+        return self.map(fn, items)
+
 
 def run(args: argparse.Namespace) -> int:
     import polars as pl

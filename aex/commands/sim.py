@@ -40,9 +40,8 @@ def register(subparsers: Any) -> None:
 
 
 def apply_overrides(params: Any, args: argparse.Namespace) -> Any:
-    from aex.sim import _core
-    from aex.sim.runner import with_weights
-    from aex.sim.scenario import parse_scenario
+    from aex.sim.runner import with_rules
+    from aex.sim.scenario import ScenarioError, parse_scenario
 
     changes: dict[str, Any] = {}
     if args.ticks is not None:
@@ -57,9 +56,11 @@ def apply_overrides(params: Any, args: argparse.Namespace) -> Any:
     if args.weights is not None:
         import json
 
-        weights = _core.weights_from_json(json.loads(args.weights.read_text()))
-        assert isinstance(weights, _core.Weights), weights
-        params = with_weights(params, weights)
+        try:
+            document = json.loads(args.weights.read_text())
+        except (OSError, ValueError) as error:
+            raise ScenarioError(f"{args.weights}: {error}") from error
+        params = with_rules(params, document)
     # re-validate the overridden values through the one parser
     parse_scenario(_as_table(params))
     return params

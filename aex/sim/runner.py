@@ -14,7 +14,7 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,9 +26,16 @@ import numpy as np
 from aex import marketlog
 from aex.core import limits
 from aex.sim import _core, engine
-from aex.sim.scenario import ScenarioParams, ScoringParams
+from aex.sim.scenario import ReputationParams, ScenarioError, ScenarioParams
 
-__all__ = ["BATCH_ROWS_DEFAULT", "RunResult", "resolve_seed", "simulate", "with_weights"]
+__all__ = [
+    "BATCH_ROWS_DEFAULT",
+    "RunResult",
+    "resolve_seed",
+    "simulate",
+    "with_rules",
+    "with_weights",
+]
 
 # Rows per table buffered before one Arrow insert: large enough that DuckDB appends in bulk,
 # small enough that eight tables' buffers plus the writer queue stay in a few hundred MiB.
@@ -73,14 +80,42 @@ def resolve_seed(seed: int | None) -> int:
 
 
 def with_weights(params: ScenarioParams, weights: _core.Weights) -> ScenarioParams:
-    """The same scenario scored with other weights (everything else, seeds included, equal)."""
+    """The same scenario scored with other weights (everything else, seeds and the rest of
+    the exchange's rules included, equal)."""
     values = {f.name: float(getattr(weights, f.name)) for f in dataclasses.fields(weights)}
-    return dataclasses.replace(
-        params,
-        scoring=ScoringParams(
-            preset=params.scoring.preset, weights=values, fee_bps=params.scoring.fee_bps
-        ),
+    return dataclasses.replace(params, scoring=dataclasses.replace(params.scoring, weights=values))
+
+
+def with_rules(params: ScenarioParams, document: Mapping[str, object]) -> ScenarioParams:
+    """The same scenario under an exchange rules file (the document `aex serve --weights`
+    loads; aex/core/rules.py): its weights and its confidence calibration (absent: the spec's
+    plain confidence) replace the scenario's; its reputation rule does only where the file
+    names one. Raises ScenarioError naming the file's field when the core refuses it."""
+    made = _core.rules_from_json(document)
+    if not isinstance(made, _core.ExchangeRules):
+        raise ScenarioError(f"rules file: {made.field}: {made.detail}")
+    scored = with_weights(params, made.weights)
+    calibration = (
+        {}
+        if made.calibration is None
+        else {
+            "evidence_contracts": made.calibration.evidence_contracts,
+            "prior_alpha": made.calibration.prior_alpha,
+            "prior_beta": made.calibration.prior_beta,
+        }
     )
+    scored = dataclasses.replace(
+        scored, scoring=dataclasses.replace(scored.scoring, calibration=calibration)
+    )
+    if "reputation" in document:
+        r = made.reputation
+        scored = dataclasses.replace(
+            scored,
+            reputation=ReputationParams(
+                rule=r.rule.value, prior_alpha=r.prior_alpha, prior_beta=r.prior_beta
+            ),
+        )
+    return scored
 
 
 # glibc malloc: keep freed block-sized arrays in the heap instead of returning them to the OS

@@ -1,0 +1,140 @@
+"""`aex study [STUDY.toml]`: the market-design study (aex/sim/study.py); writes its result and
+the recommended rules file that `aex serve --weights` loads."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "study",
+        help="tune on train scenarios, choose, evaluate on held-out scenarios (95%% CIs)",
+    )
+    parser.add_argument(
+        "study", nargs="?", default="scenarios/study.toml", help="the study file (TOML)"
+    )
+    parser.add_argument("--out", type=Path, default=Path("study.json"), help="the result (JSON)")
+    parser.add_argument(
+        "--rules-out", type=Path, default=None, help="write the recommended rules file here"
+    )
+    parser.add_argument("--ticks", type=int, default=None, help="override the study's ticks")
+    parser.add_argument("--workers", type=int, default=1, help="processes (1 = this one)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from aex.commands.incentives import _Progress
+    from aex.sim.scenario import ScenarioError
+    from aex.sim.study import load_study, run_study
+    from aex.sim.sweep import ProcessExecutor, SerialExecutor
+
+    try:
+        study = load_study(args.study)
+    except (OSError, ValueError) as error:
+        print(f"aex study: {error}", file=sys.stderr)
+        return 2
+    if args.ticks is not None:
+        study = dataclasses.replace(study, ticks=args.ticks)
+    pool: Any = ProcessExecutor(args.workers) if args.workers > 1 else SerialExecutor()
+
+    def say(stage: str) -> None:
+        if not args.no_progress:
+            print(f"aex study: {stage}", file=sys.stderr, flush=True)
+
+    try:
+        result = run_study(study, executor=_Progress(pool, args.no_progress), progress=say)
+    except (ScenarioError, KeyError) as error:
+        print(f"aex study: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if isinstance(pool, ProcessExecutor):
+            pool.close()
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    if args.rules_out is not None:
+        args.rules_out.write_text(json.dumps(result["recommended_rules"], indent=2) + "\n")
+    print(f"wrote {args.out}; chosen rules: {result['chosen']}")
+    print(render(result))
+    return 0
+
+
+def _ci(cell: dict[str, float], digits: int = 3) -> str:
+    return f"{cell['mean']:.{digits}f} [{cell['ci_low']:.{digits}f}, {cell['ci_high']:.{digits}f}]"
+
+
+def render(result: dict[str, Any]) -> str:
+    """The study's tables as Markdown (docs/market-design.md carries them)."""
+    lines = ["### Tuned weights (train) and their bootstrap spread", ""]
+    lines += [
+        "| weight | tuned | bootstrap mean | sd | 2.5% | 97.5% |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, w in result["tuned_weights"].items():
+        lines.append(
+            f"| {name} | {w['tuned']:.3f} | {w['mean']:.3f} | {w['sd']:.3f} | {w['p2_5']:.3f} "
+            f"| {w['p97_5']:.3f} |"
+        )
+    lines += ["", "### Choice on the train scenarios", ""]
+    lines += ["| rules | objective | worst adversary upper bound |", "|---|---:|---:|"]
+    for c in result["choice"]:
+        mark = " (chosen)" if c["rules"] == result["chosen"] else ""
+        lines.append(
+            f"| {c['rules']}{mark} | {c['objective']:.4f} "
+            f"| {c['worst_adversary_upper_bound']:.3f} |"
+        )
+    lines += ["", "### Held-out scenarios: paired difference from the spec's defaults", ""]
+    lines += [
+        "| rules | scenario | objective | Δ objective | Δ welfare | honest profit "
+        "| Δ honest profit |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["held_out"]:
+        if r["scenario"] == "all":
+            continue
+        lines.append(
+            f"| {r['rules']} | {r['scenario']} | {_ci(r['objective'])} "
+            f"| {_ci(r['objective_diff'])} "
+            f"| {_ci(r['welfare_diff'])} | {_ci(r['honest_profit'], 2)} "
+            f"| {_ci(r['honest_profit_diff'], 2)} |"
+        )
+    lines += ["", "Pooled over the held-out scenarios (percent of the spec's mean):", ""]
+    lines += ["| rules | Δ objective % | Δ welfare % | Δ honest profit % |", "|---|---:|---:|---:|"]
+    for r in result["held_out"]:
+        if r["scenario"] == "all":
+            lines.append(
+                f"| {r['rules']} | {_ci(r['objective_diff_pct'], 2)} "
+                f"| {_ci(r['welfare_diff_pct'], 2)} "
+                f"| {_ci(r['honest_profit_diff_pct'], 2)} |"
+            )
+    for rules, rows in result["deviation_gains"].items():
+        lines += [
+            "",
+            f"### Deviation gain on the held-out scenarios under `{rules}`"
+            " (USD per provider per run)",
+            "",
+        ]
+        scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
+        lines += [
+            "| strategy | " + " | ".join(scenarios) + " |",
+            "|---|" + "---:|" * len(scenarios),
+        ]
+        for strategy in dict.fromkeys(r["strategy"] for r in rows):
+            cells = [
+                next(_ci(r, 2) for r in rows if r["strategy"] == strategy and r["scenario"] == s)
+                for s in scenarios
+            ]
+            lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
+    b = result["honest_break_even"]
+    lines += [
+        "",
+        f"Honest providers' profit per provider per run under `{b['rules']}`, held out: "
+        f"{_ci(b, 2)} USD",
+    ]
+    return "\n".join(lines)
