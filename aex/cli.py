@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "aex.commands.sim",
     "aex.commands.tune",
     "aex.commands.incentives",
+    "aex.commands.sensitivity",
     "aex.commands.compare",
     "aex.commands.backtest",
     "aex.commands.export",
