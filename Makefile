@@ -110,8 +110,9 @@ bench-save:
 bench-compare: install
 	$(BIN)/python -m bench --compare $(BENCH_SAVED) bench/results/latest.json --tolerance $(BENCH_TOLERANCE)
 
+# The notebooks at full size (make test executes them small: AEX_NOTEBOOK_SIZE unset).
 lab: install
-	$(BIN)/jupyter lab notebooks/
+	AEX_NOTEBOOK_SIZE=full $(BIN)/jupyter lab notebooks/
 
 sim: install
 	$(BIN)/aex sim scenarios/default.toml --out runs/default.duckdb

@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "aex.commands.tune",
     "aex.commands.incentives",
     "aex.commands.study",
+    "aex.commands.sensitivity",
     "aex.commands.compare",
     "aex.commands.backtest",
     "aex.commands.export",

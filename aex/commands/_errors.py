@@ -66,7 +66,8 @@ _EXTRA_OF_MODULE: dict[str, str] = {
         "server",
     ),
     **dict.fromkeys(
-        ("polars", "scipy", "duckdb", "pyarrow", "tqdm", "altair", "jupyterlab"), "workbench"
+        ("polars", "scipy", "duckdb", "pyarrow", "tqdm", "altair", "jupyterlab", "SALib"),
+        "workbench",
     ),
 }
 

@@ -37,6 +37,7 @@ __all__ = [
     "parse_scenario",
     "rules_document",
     "scenario_named",
+    "validate_scenario",
 ]
 
 LOG_BIDS_LEVELS = ("none", "winners", "all")
@@ -348,6 +349,13 @@ def _validate(p: ScenarioParams) -> None:
     _require(p.log.reputation in LOG_REPUTATION_LEVELS, "log.reputation", "none or changes")
 
 
+def validate_scenario(params: ScenarioParams) -> ScenarioParams:
+    """Checks built parameters as parsing does (e.g. after dataclasses.replace); raises
+    ScenarioError naming the field, else returns them."""
+    _validate(params)
+    return params
+
+
 def parse_scenario(table: Mapping[str, object], *, name: str = "unnamed") -> ScenarioParams:
     """Builds and validates ScenarioParams from a TOML table; raises ScenarioError naming the
     field."""
@@ -375,12 +383,15 @@ def load_scenario(path: str | Path) -> ScenarioParams:
 
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
+# Data files in scenarios/ that are not scenarios: the default parameter set of
+# `aex sensitivity` (aex/sim/sensitivity.py).
+NOT_SCENARIOS = frozenset({"sensitivity"})
 
 
 def _registered() -> dict[str, Path]:
     if not SCENARIO_DIR.is_dir():
         return {}
-    return {p.stem: p for p in sorted(SCENARIO_DIR.glob("*.toml"))}
+    return {p.stem: p for p in sorted(SCENARIO_DIR.glob("*.toml")) if p.stem not in NOT_SCENARIOS}
 
 
 class _Registry(dict[str, Path]):
