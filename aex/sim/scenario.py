@@ -384,8 +384,8 @@ def load_scenario(path: str | Path) -> ScenarioParams:
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 # Data files in scenarios/ that are not scenarios: the default parameter set of
-# `aex sensitivity` (aex/sim/sensitivity.py).
-NOT_SCENARIOS = frozenset({"sensitivity"})
+# `aex sensitivity` (aex/sim/sensitivity.py) and the study of `aex study` (aex/sim/study.py).
+NOT_SCENARIOS = frozenset({"sensitivity", "study"})
 
 
 def _registered() -> dict[str, Path]:
