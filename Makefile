@@ -110,8 +110,10 @@ bench-save:
 bench-compare: install
 	$(BIN)/python -m bench --compare $(BENCH_SAVED) bench/results/latest.json --tolerance $(BENCH_TOLERANCE)
 
+# The notebooks at full size (AEX_NOTEBOOK_SIZE=full: e.g. 20 seeds x 200 ticks in 03); `make test`
+# executes them at the small size.
 lab: install
-	$(BIN)/jupyter lab notebooks/
+	AEX_NOTEBOOK_SIZE=full $(BIN)/jupyter lab notebooks/
 
 sim: install
 	$(BIN)/aex sim scenarios/default.toml --out runs/default.duckdb
