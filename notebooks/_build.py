@@ -12,9 +12,12 @@ def nb(path, cells):
         cell.id = f"{path.stem[:2]}-{index:02d}"  # stable ids: regenerating changes nothing
     nbf.write(book, path)
 
+SIZES_NOTE = "Sizes: `AEX_NOTEBOOK_SIZE=small` (the default, what `make test` executes in seconds) or `full` (what `make lab` sets: the study at a size whose intervals mean something)."
+
 nb(HERE / "01_weight_tuning.ipynb", [
-    new_markdown_cell("# Weight tuning\n\nSearch the weight simplex with differential evolution on a small mixed market (common random numbers across candidates), then compare the tuned weights with the spec's balanced preset on fresh seeds, and backtest a recorded run under the tuned weights. Kept tiny so that `make test` executes it in seconds; `aex tune` runs the same search at full size."),
+    new_markdown_cell("# Weight tuning\n\nSearch the weight simplex with differential evolution on a small mixed market (common random numbers across candidates), then compare the tuned weights with the spec's balanced preset on fresh seeds, and backtest a recorded run under the tuned weights. `aex tune` runs the same search from the command line.\n\n" + SIZES_NOTE),
     new_code_cell("""import dataclasses
+import os
 
 import altair as alt
 import polars as pl
@@ -23,10 +26,27 @@ from aex.sim import _core
 from aex.sim.backtest import backtest
 from aex.sim.runner import simulate
 from aex.sim.scenario import scenario_named
+from aex.sim.sweep import ProcessExecutor, SerialExecutor
 from aex.sim.tune import WEIGHT_FIELDS, tune
 
-scenario = dataclasses.replace(scenario_named("default"), ticks=4)
-result = tune([scenario], seeds=[1], check_seeds=[2, 3, 4], maxiter=1, popsize=1)
+SIZE = os.environ.get("AEX_NOTEBOOK_SIZE", "small")
+SIZES = {
+    # small: a smoke run of every step; full: `aex tune`'s defaults on every core
+    "small": {"ticks": 4, "seeds": 1, "check_seeds": 3, "maxiter": 1, "popsize": 1, "backtest_ticks": 15},
+    "full": {"ticks": 60, "seeds": 3, "check_seeds": 8, "maxiter": 5, "popsize": 4, "backtest_ticks": 100},
+}
+size = SIZES[SIZE]
+executor = ProcessExecutor() if SIZE == "full" else SerialExecutor()
+
+scenario = dataclasses.replace(scenario_named("default"), ticks=size["ticks"])
+result = tune(
+    [scenario],
+    seeds=list(range(1, size["seeds"] + 1)),
+    check_seeds=list(range(2, 2 + size["check_seeds"])),
+    maxiter=size["maxiter"],
+    popsize=size["popsize"],
+    executor=executor,
+)
 result"""),
     new_code_cell("""weights = pl.DataFrame(
     {
@@ -44,13 +64,14 @@ alt.Chart(weights).mark_bar().encode(x="component", y="weight", color="weights",
                         ("tuned - balanced", result.difference))
     ]
 )"""),
-    new_code_cell("""run, con = simulate(dataclasses.replace(scenario, ticks=15))
+    new_code_cell("""run, con = simulate(dataclasses.replace(scenario, ticks=size["backtest_ticks"]))
 backtest(con, run.run_id, result.weights).summary"""),
 ])
 
 nb(HERE / "02_market_growth.ipynb", [
-    new_markdown_cell("# A year of market growth\n\nOne tick is a day: work posted grows 1% a day and providers join over the first half year. Prices, fill rate and concentration per month come straight from the DuckDB market log."),
+    new_markdown_cell("# A year of market growth\n\nOne tick is a day: work posted grows 1% a day and providers join over the first half year. Prices, fill rate and concentration per month come straight from the DuckDB market log.\n\n" + SIZES_NOTE + " The full size is the same year in a market three times larger (work and providers)."),
     new_code_cell("""import dataclasses
+import os
 
 import altair as alt
 import polars as pl
@@ -58,9 +79,14 @@ import polars as pl
 from aex.sim.runner import simulate
 from aex.sim.scenario import scenario_named
 
+SIZE = os.environ.get("AEX_NOTEBOOK_SIZE", "small")
+SCALE = {"small": 1, "full": 3}[SIZE]  # work posted and providers, x the small market's
+
 base = scenario_named("default")
-market = dataclasses.replace(base.market, work_per_tick=4, work_growth_per_tick=0.01, work_per_tick_max=120)
-providers = tuple(dataclasses.replace(g, join_tick_max=180) for g in base.providers)
+market = dataclasses.replace(
+    base.market, work_per_tick=4 * SCALE, work_growth_per_tick=0.01, work_per_tick_max=120 * SCALE
+)
+providers = tuple(dataclasses.replace(g, count=g.count * SCALE, join_tick_max=180) for g in base.providers)
 year = dataclasses.replace(base, ticks=365, block_ticks=10, market=market, providers=providers,
                            log=dataclasses.replace(base.log, bids="none"))
 run, con = simulate(year)
@@ -85,39 +111,88 @@ monthly"""),
     GROUP BY month ORDER BY month''').head()"""),
 ])
 
-nb(HERE / "03_attacks.ipynb", [
-    new_markdown_cell("# Attack scenarios\n\nThe default market mixes honest providers with overconfident ones, low-ballers, reputation farmers, whitewashers and learning bidders. Who wins, who profits, and does the balanced preset protect consumers better than pure price competition?"),
+nb(HERE / "03_incentives.ipynb", [
+    new_markdown_cell("""# Incentives: does any strategy pay better than honesty?
+
+The incentive test of docs/market-design.md ("Incentive tests: deviation gain"), on the attack market (`scenarios/attacks.toml`): for each strategy S and seed, the market is run as written and again with three of its honest providers switched to S, everything else equal (common random numbers). The **deviation gain** is the switched providers' mean profit playing S minus their profit playing honest, in USD per provider per run; the interval is a 95% Student-t over seeds (`aex/sim/incentives.py` `deviation_gains`). Honest against honest is 0 by construction.
+
+It is measured twice, under the exchange's two confidence settings: the spec's **plain** stated confidence (the default) and **calibrated** confidence (the claim shrunk toward the provider's record: docs/scoring.md "Confidence calibration"; a scenario selects it in `[scoring] calibration`, a rules file in `confidence_calibration`).
+
+Then the **break-even check**: honest providers' realised profit per provider (payouts - costs), its 95% interval over seeds, under both settings.
+
+""" + SIZES_NOTE),
     new_code_cell("""import dataclasses
+import os
 
 import altair as alt
 import polars as pl
 
-from aex import marketlog
-from aex.sim import _core
-from aex.sim.runner import simulate, with_weights
+from aex.marketlog.metrics import mean_interval
+from aex.sim import incentives, strategies
 from aex.sim.scenario import scenario_named
+from aex.sim.sweep import ProcessExecutor, SerialExecutor, SweepTask, sweep
 
-scenario = dataclasses.replace(scenario_named("default"), ticks=40)
-runs = {}
-for preset in ("balanced", "lowest_price", "best_quality"):
-    run, con = simulate(with_weights(scenario, _core.PRESETS[preset]))
-    runs[preset] = (run, con)
-summaries = pl.DataFrame(
-    [{"weights": k, **{m: v for m, v in marketlog.run_summary(con, r.run_id).items()
-                       if m != "profit_by_strategy_minor"}} for k, (r, con) in runs.items()]
+SIZE = os.environ.get("AEX_NOTEBOOK_SIZE", "small")
+SIZES = {"small": {"seeds": 3, "ticks": 20}, "full": {"seeds": 20, "ticks": 200}}
+size = SIZES[SIZE]
+executor = ProcessExecutor() if SIZE == "full" else SerialExecutor()
+
+plain = dataclasses.replace(scenario_named("attacks"), ticks=size["ticks"])
+# the exchange's calibration with its default tunables (aex/core/calibration.py)
+calibration = {"evidence_contracts": 10.0, "prior_alpha": 1.0, "prior_beta": 1.0}
+calibrated = dataclasses.replace(plain, scoring=dataclasses.replace(plain.scoring, calibration=calibration))
+settings = {"plain": plain, "calibrated": calibrated}  # the confidence setting
+seeds = incentives.seeds_for(plain, size["seeds"])
+names = list(strategies.NAMES)
+f"{SIZE}: {len(seeds)} seeds ({seeds[0]}..{seeds[-1]}), {plain.ticks} ticks, {len(names)} strategies\""""),
+    new_code_cell("""gains = pl.concat(
+    [
+        incentives.deviation_gains(params, names, seeds, executor=executor).with_columns(
+            setting=pl.lit(setting)
+        )
+        for setting, params in settings.items()
+    ]
 )
-summaries.select("weights", "success_rate", "consumer_surplus_minor", "attacker_profit_minor", "honest_win_share", "hhi")"""),
-    new_code_cell("""profits = pl.concat(
-    [marketlog.metrics.profit_by_strategy(con, r.run_id).with_columns(weights=pl.lit(k))
-     for k, (r, con) in runs.items()]
+# side by side: each setting's mean and interval, USD per provider per run
+table = gains.pivot(on="setting", index="strategy", values=["mean", "ci_low", "ci_high"]).select(
+    "strategy", *(f"{v}_{s}" for s in settings for v in ("mean", "ci_low", "ci_high"))
 )
-alt.Chart(profits).mark_bar().encode(x="strategy", y="profit_minor", color="weights", xOffset="weights")"""),
-    new_code_cell("""run, con = runs["balanced"]
-cursor = con.execute('''
-    SELECT a.tick // 10 AS period, p.strategy, count(*) AS awards
-    FROM awards a JOIN providers p USING (run_id, provider_id) GROUP BY ALL ORDER BY ALL''')
-shares = pl.DataFrame(cursor.fetchall(), schema=["period", "strategy", "awards"], orient="row")
-alt.Chart(shares).mark_area().encode(x="period", y=alt.Y("awards", stack="normalize"), color="strategy")"""),
+with pl.Config(tbl_rows=-1, float_precision=3, tbl_hide_dataframe_shape=True):
+    display(table)"""),
+    new_markdown_cell("""### How to read the chart
+
+Each point is a strategy's mean deviation gain (USD per provider per run); the bar is its 95% interval over seeds; left plain confidence, right calibrated. A strategy **pays** when its whole interval lies right of 0 (a red point): the exchange's rules reward it over honesty. An interval across 0 is not distinguishable from honesty at this many seeds; one left of 0 loses money. The question calibration answers is whether overclaiming confidence (`overconfident`, the `bandit` that learns its claim) stops paying. At the small size the intervals are wide and the verdicts are not to be trusted; run the full size (`make lab`) for them."""),
+    new_code_cell("""pays = alt.condition(alt.datum.ci_low > 0, alt.value("firebrick"), alt.value("steelblue"))
+base = alt.Chart().encode(y=alt.Y("strategy:N", sort=names, title=None))
+bars = base.mark_rule().encode(x=alt.X("ci_low:Q", title="deviation gain, USD per provider per run"), x2="ci_high:Q")
+points = base.mark_point(filled=True, size=60).encode(x="mean:Q", color=pays, tooltip=["strategy", "mean", "ci_low", "ci_high"])
+zero = alt.Chart().mark_rule(strokeDash=[4, 4], color="gray").encode(x=alt.datum(0))
+alt.layer(bars, points, zero, data=gains).facet(
+    column=alt.Column("setting:N", sort=list(settings), title="confidence")
+).resolve_scale(x="independent")"""),
+    new_markdown_cell("""### Break even: do honest providers make money?
+
+One run per seed and setting (`aex/sim/sweep.py` `sweep`); each run's honest profit per provider is the mean over its honest providers (`aex/marketlog/metrics.py`, as `aex sim --replications N` prints it). Below: its mean over seeds with a 95% interval, in USD. Honest providers **break even** when the interval's upper bound is at least 0 (`break_even`); a lower bound above 0 means they profit. A market whose honest providers lose money would drive them out, whatever the deviation gains say."""),
+    new_code_cell("""tasks = [
+    SweepTask(dataclasses.replace(params, seed=seed), label=setting)
+    for setting, params in settings.items()
+    for seed in seeds
+]
+runs = sweep(tasks, executor)
+rows = []
+for setting in settings:
+    per_seed = runs.filter(pl.col("label") == setting)["honest_profit_per_provider_minor"].to_list()
+    mean, low, high = (v / 100 for v in mean_interval(per_seed))
+    rows.append({"setting": setting, "mean": mean, "ci_low": low, "ci_high": high, "seeds": len(per_seed),
+                 "break_even": high >= 0})
+honest = pl.DataFrame(rows)
+honest"""),
+    new_code_cell("""chart = alt.Chart(honest).encode(y=alt.Y("setting:N", title=None))
+(
+    chart.mark_rule().encode(x=alt.X("ci_low:Q", title="honest profit per provider, USD per run"), x2="ci_high:Q")
+    + chart.mark_point(filled=True, size=80).encode(x="mean:Q", tooltip=["setting", "mean", "ci_low", "ci_high"])
+    + alt.Chart(honest).mark_rule(strokeDash=[4, 4], color="gray").encode(x=alt.datum(0))
+)"""),
 ])
 
 nb(HERE / "04_sensitivity.ipynb", [

@@ -21,6 +21,7 @@ def register(subparsers: Any) -> None:
     group.add_argument(
         "--preset", default="lowest_price", help="a preset (balanced, lowest_price, best_quality)"
     )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
 
@@ -28,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
     import duckdb
 
     from aex.sim import _core
-    from aex.sim.backtest import backtest
+    from aex.sim.backtest import backtest, recorded_bids
+    from aex.sim.sweep import progress_bar
 
     if args.weights is not None:
         weights = _core.weights_from_json(json.loads(args.weights.read_text()))
@@ -40,7 +42,10 @@ def run(args: argparse.Namespace) -> int:
     if run_id is None:
         run_id = int(con.execute("SELECT max(run_id) FROM runs").fetchall()[0][0])
     try:
-        result = backtest(con, run_id, weights)
+        with progress_bar(
+            recorded_bids(con, run_id), unit="bid", desc="re-score", disable=args.no_progress
+        ) as bar:
+            result = backtest(con, run_id, weights, progress=bar.update)
     except ValueError as error:  # the log cannot answer: not this run, or not all bids logged
         raise UserError(f"{args.log}: {error}") from None
     print(f"backtest of run {run_id} under {args.weights or args.preset}:")

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TypeVar
-
-T = TypeVar("T")
-R = TypeVar("R")
+from typing import Any
 
 
 def register(subparsers: Any) -> None:
@@ -31,42 +27,13 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-class _Progress:
-    """An executor that shows a progress bar over its tasks (serial, or on a process pool)."""
-
-    def __init__(self, inner: Any, disable: bool) -> None:
-        self._inner = inner
-        self._disable = disable
-
-    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
-        from tqdm import tqdm
-
-        listed = list(items)
-        with tqdm(total=len(listed), unit="run", disable=self._disable, leave=False) as bar:
-            if hasattr(self._inner, "_pool"):
-                out: list[R] = []
-                for value in self._inner._pool.map(fn, listed):
-                    out.append(value)
-                    bar.update(1)
-                return out
-            results = []
-            for item in listed:
-                results.append(fn(item))
-                bar.update(1)
-            return results
-
-    def __call__(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
-        # scipy's differential_evolution takes a map-like callable as `workers`
-        return self.map(fn, items)
-
-
 def run(args: argparse.Namespace) -> int:
     import polars as pl
 
     from aex.commands.sim import apply_overrides
     from aex.sim import incentives, strategies
     from aex.sim.scenario import ScenarioError, load_scenario
-    from aex.sim.sweep import ProcessExecutor, SerialExecutor
+    from aex.sim.sweep import ProcessExecutor, ProgressExecutor, SerialExecutor, progress_bar
 
     try:
         overrides = argparse.Namespace(
@@ -95,14 +62,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
     seeds = incentives.seeds_for(params, args.seeds)
     pool: Any = ProcessExecutor(args.workers) if args.workers > 1 else SerialExecutor()
+    # one run per (strategy, seed) and one baseline per seed (aex/sim/incentives.py)
+    total = (len(names) + 1) * len(seeds)
     try:
-        table = incentives.deviation_gains(
-            params,
-            names,
-            seeds,
-            deviators=args.deviators,
-            executor=_Progress(pool, args.no_progress),
-        )
+        with progress_bar(total, unit="run", disable=args.no_progress) as bar:
+            table = incentives.deviation_gains(
+                params,
+                names,
+                seeds,
+                deviators=args.deviators,
+                executor=ProgressExecutor(pool, bar.update),
+            )
     finally:
         if isinstance(pool, ProcessExecutor):
             pool.close()

@@ -55,11 +55,10 @@ def run(args: argparse.Namespace) -> int:
     import polars as pl
 
     from aex.commands._errors import UserError
-    from aex.commands.incentives import _Progress
     from aex.commands.sim import apply_overrides
     from aex.sim import incentives, sensitivity
     from aex.sim.scenario import load_scenario
-    from aex.sim.sweep import ProcessExecutor, SerialExecutor
+    from aex.sim.sweep import ProcessExecutor, ProgressExecutor, SerialExecutor, progress_bar
 
     if args.seeds < 1:
         raise UserError("--seeds must be at least 1")
@@ -76,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     base = apply_overrides(load_scenario(args.scenario or chosen.scenario), overrides)
     seeds = incentives.seeds_for(base, args.seeds)
     pool: Any = ProcessExecutor(args.workers) if args.workers > 0 else SerialExecutor()
-    executor = _Progress(pool, args.no_progress)
+    bar = progress_bar(None, unit="run", disable=args.no_progress)
+    executor = ProgressExecutor(pool, bar.update)
     try:
         if args.method == "morris":
             result = sensitivity.morris(
@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
                 executor=executor,
             )
     finally:
+        bar.close()
         if isinstance(pool, ProcessExecutor):
             pool.close()
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -31,10 +31,9 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from aex.commands.incentives import _Progress
     from aex.sim.scenario import ScenarioError
     from aex.sim.study import load_study, run_study
-    from aex.sim.sweep import ProcessExecutor, SerialExecutor
+    from aex.sim.sweep import ProcessExecutor, ProgressExecutor, SerialExecutor, progress_bar
 
     try:
         study = load_study(args.study)
@@ -47,10 +46,14 @@ def run(args: argparse.Namespace) -> int:
 
     def say(stage: str) -> None:
         if not args.no_progress:
-            print(f"aex study: {stage}", file=sys.stderr, flush=True)
+            from tqdm import tqdm
+
+            tqdm.write(f"aex study: {stage}", file=sys.stderr)
 
     try:
-        result = run_study(study, executor=_Progress(pool, args.no_progress), progress=say)
+        # one bar of finished runs over the whole study (its total is not known up front)
+        with progress_bar(None, unit="run", disable=args.no_progress) as bar:
+            result = run_study(study, executor=ProgressExecutor(pool, bar.update), progress=say)
     except (ScenarioError, KeyError) as error:
         print(f"aex study: {error}", file=sys.stderr)
         return 2

@@ -31,6 +31,7 @@ def register(subparsers: Any) -> None:
         default="",
         help="comma-separated strategies whose deviation-gain upper bound is a constraint",
     )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
 
@@ -39,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
 
     from aex.sim import _core
     from aex.sim.scenario import load_scenario
-    from aex.sim.sweep import DaskExecutor, ProcessExecutor, SerialExecutor
-    from aex.sim.tune import WEIGHT_FIELDS, tune
+    from aex.sim.sweep import DaskExecutor, ProcessExecutor, SerialExecutor, progress_bar
+    from aex.sim.tune import WEIGHT_FIELDS, candidates, check_runs, tune
 
     scenarios = [dataclasses.replace(load_scenario(s), ticks=args.ticks) for s in args.scenarios]
     seeds = list(range(1, args.seeds + 1))
@@ -54,6 +55,22 @@ def run(args: argparse.Namespace) -> int:
         executor = SerialExecutor()
     else:
         executor = ProcessExecutor(args.workers or None)
+    # two bars on stderr: the search's candidate evaluations, then the check runs
+    searching = progress_bar(
+        candidates(args.maxiter, args.popsize),
+        unit="candidate",
+        desc="search",
+        disable=args.no_progress,
+    )
+    checking: list[Any] = []
+
+    def checked(n: int) -> None:
+        if not checking:
+            searching.close()
+            total = check_runs(len(scenarios), len(check_seeds))
+            checking.append(progress_bar(total, unit="run", desc="check", disable=args.no_progress))
+        checking[0].update(n)
+
     try:
         result = tune(
             scenarios,
@@ -63,8 +80,12 @@ def run(args: argparse.Namespace) -> int:
             popsize=args.popsize,
             executor=executor,
             incentive_strategies=[n.strip() for n in args.incentives.split(",") if n.strip()],
+            progress=searching.update,
+            check_progress=checked,
         )
     finally:
+        for bar in (searching, *checking):
+            bar.close()
         if isinstance(executor, ProcessExecutor):
             executor.close()
     document = _core.weights_to_json(result.weights, name="tuned")

@@ -8,10 +8,15 @@ not replayed (run the simulator with the new weights for that).
 
 Expected success of an award uses the provider's true quality when the log comes from the
 simulator (providers.quality), else the provider's observed success rate in the log.
+
+Auctions are re-ranked in chunks of whole auctions (about `RESCORE_CHUNK_BIDS` bids each; the
+auctions are independent, so the chunks change nothing); `progress(n)` hears of every chunk's
+bids.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +26,9 @@ import polars as pl
 
 from aex.sim import _core
 
-__all__ = ["BacktestResult", "backtest"]
+__all__ = ["RESCORE_CHUNK_BIDS", "BacktestResult", "backtest", "recorded_bids"]
+
+RESCORE_CHUNK_BIDS = 100_000
 
 _BIDS_SQL = """
 SELECT b.work_id, b.bid_id, b.provider_id, b.price_minor, b.submitted_at_ms,
@@ -46,7 +53,19 @@ class BacktestResult:
     summary: dict[str, Any]
 
 
-def backtest(con: duckdb.DuckDBPyConnection, run_id: int, weights: _core.Weights) -> BacktestResult:
+def recorded_bids(con: duckdb.DuckDBPyConnection, run_id: int) -> int:
+    """How many bids run `run_id` logged (a backtest's progress total)."""
+    found = con.execute("SELECT count(*) FROM bids WHERE run_id = ?", [run_id]).fetchall()
+    return int(found[0][0])
+
+
+def backtest(
+    con: duckdb.DuckDBPyConnection,
+    run_id: int,
+    weights: _core.Weights,
+    *,
+    progress: Callable[[int], object] | None = None,
+) -> BacktestResult:
     """Re-scores run `run_id` under `weights`; see the module docstring."""
     levels = con.execute("SELECT log_bids FROM runs WHERE run_id = ?", [run_id]).fetchall()
     if not levels:
@@ -62,25 +81,40 @@ def backtest(con: duckdb.DuckDBPyConnection, run_id: int, weights: _core.Weights
     def col(name: str, dtype: type) -> Any:
         return bids[name].to_numpy().astype(dtype)
 
-    components = _core.Components(
-        price_score=col("price_score", np.float64),
-        trust_score=col("trust_score", np.float64),
-        confidence_score=col("confidence_score", np.float64),
-        sample_score=col("sample_score", np.float64),
-        sla_score=col("sla_score", np.float64),
-        certification_score=col("certification_score", np.float64),
-        reject_reason=col("reject_reason", np.uint8),
-    )
-    scored = _core.rank_auctions(
-        col("work_id", np.int64),
-        components,
-        weights,
-        price_minor=col("price_minor", np.int64),
-        submitted_at_ms=col("submitted_at_ms", np.int64),
-        bid_id=col("bid_id", np.int64),
-        with_ranks=False,
-    )
-    bids = bids.with_columns(pl.Series("new_winner", np.asarray(scored.is_winner)))
+    work_id = col("work_id", np.int64)  # sorted (_BIDS_SQL): an auction's bids are adjacent
+    winners = np.zeros(bids.height, np.bool_)
+    start = 0
+    while start < bids.height:
+        stop = min(start + RESCORE_CHUNK_BIDS, bids.height)
+        stop = int(np.searchsorted(work_id, work_id[stop - 1], side="right"))  # whole auctions
+        part = bids.slice(start, stop - start)
+
+        def chunk(name: str, dtype: type, part: pl.DataFrame = part) -> Any:
+            return part[name].to_numpy().astype(dtype)
+
+        components = _core.Components(
+            price_score=chunk("price_score", np.float64),
+            trust_score=chunk("trust_score", np.float64),
+            confidence_score=chunk("confidence_score", np.float64),
+            sample_score=chunk("sample_score", np.float64),
+            sla_score=chunk("sla_score", np.float64),
+            certification_score=chunk("certification_score", np.float64),
+            reject_reason=chunk("reject_reason", np.uint8),
+        )
+        scored = _core.rank_auctions(
+            work_id[start:stop],
+            components,
+            weights,
+            price_minor=chunk("price_minor", np.int64),
+            submitted_at_ms=chunk("submitted_at_ms", np.int64),
+            bid_id=chunk("bid_id", np.int64),
+            with_ranks=False,
+        )
+        winners[start:stop] = np.asarray(scored.is_winner)
+        if progress is not None:
+            progress(stop - start)
+        start = stop
+    bids = bids.with_columns(pl.Series("new_winner", winners))
     before = bids.filter(pl.col("is_winner")).select(
         "work_id",
         "budget_max_minor",

@@ -168,6 +168,11 @@ class BlockLog:
     # every contract of the block, in work order (not a market-log table): work_id, the
     # awarded, completed and outcome times, delivered, disputed, refunded, the OutcomeKind
     contracts: Columns = dataclasses.field(default_factory=dict)
+    # every wash trade a self-dealer attempted in the block, in tick order (not a market-log
+    # table): tick, slot, provider_id, price_minor, fee_minor, awarded_at_ms, outcome_at_ms,
+    # admitted (the core's bid admission let it through; refused ones trade nothing and cost
+    # no fee) and evidence (it yielded a success outcome: the core's evidence_mask)
+    wash_trades: Columns = dataclasses.field(default_factory=dict)
 
 
 def _minor(major: F64 | float) -> I64:
@@ -592,6 +597,7 @@ class _Cleared:
     rounds: int  # ranking passes over the block's bids (1: tick by tick)
     wash_fee_minor: F64 | None = None  # per slot: fees the block's wash trades cost
     wash_trades: int = 0
+    wash_rows: Columns | None = None  # every attempted wash trade (BlockLog.wash_trades)
 
 
 _SCORED_COLUMNS = (
@@ -705,9 +711,11 @@ def _clear_block(
     record = state.record
     reputation_rows: list[Columns] = []
     scores = None
-    wash_slot, wash_price, wash_fee = _wash_trades(params, pop)
+    wash_slot, wash_price, wash_fee, wash_admitted = _wash_trades(params, pop)
     wash_fee_minor = np.zeros(n_providers)
     wash_count = 0
+    wash_rows: list[Columns] = []
+    washed_in = np.zeros((n_ticks, n_providers), bool)  # per tick: slots a wash trade moved
     for t in range(n_ticks + 1):
         tick = state.tick + t
         start, stop = (int(tick_bounds[t]), int(tick_bounds[t + 1])) if t < n_ticks else (0, 0)
@@ -715,7 +723,7 @@ def _clear_block(
             continue
         scores = reputation_at(params, pop, record, int(close_ms(params, tick)))
         if log_reputation and t > 0:
-            slot = np.flatnonzero(jobs[t - 1])
+            slot = np.flatnonzero((jobs[t - 1] > 0) | washed_in[t - 1])
             reputation_rows.append(_reputation_rows(state, scores, tick - 1, slot))
         if t == n_ticks or start == stop:
             continue
@@ -773,7 +781,8 @@ def _clear_block(
         if wash_slot.size:
             # self-dealers' wash trades of the tick (present providers only): awarded at the
             # close, delivered a second later, settled; each costs its owner the fee
-            here = state.active[wash_slot] & (pop.join_tick[wash_slot] <= tick)
+            present = state.active[wash_slot] & (pop.join_tick[wash_slot] <= tick)
+            here = present & wash_admitted
             traded = wash_slot[here]
             wash_count += int(traded.size)
             wash_fee_minor += np.bincount(
@@ -781,6 +790,26 @@ def _clear_block(
             )
             counts = _core.evidence_mask(wash_price[here], currency=SIM_CURRENCY)
             washed = traded[counts]
+            washed_in[t, washed] = True
+            tried = np.flatnonzero(present)
+            trade_counts = np.zeros(tried.size, bool)
+            trade_counts[wash_admitted[tried]] = counts
+            trade_fee = np.where(wash_admitted[tried], wash_fee[tried], 0)
+            wash_rows.append(
+                {
+                    "tick": np.full(tried.size, tick, np.int32),
+                    "slot": wash_slot[tried].astype(np.int32),
+                    "provider_id": state.identity_id[wash_slot[tried]],
+                    "price_minor": wash_price[tried],
+                    "fee_minor": trade_fee.astype(np.int64),
+                    "awarded_at_ms": np.full(tried.size, close_ms(params, tick), np.int64),
+                    "outcome_at_ms": np.full(
+                        tried.size, close_ms(params, tick) + _DISPUTE_STEP_MS, np.int64
+                    ),
+                    "admitted": wash_admitted[tried],
+                    "evidence": trade_counts,
+                }
+            )
             new_outcomes = _core.Outcomes(
                 np.concatenate([new_outcomes.provider_index, washed]),
                 np.concatenate(
@@ -832,27 +861,33 @@ def _clear_block(
         1,
         wash_fee_minor,
         wash_count,
+        _concat(wash_rows),
     )
 
 
-def _wash_trades(params: ScenarioParams, pop: Population) -> tuple[I64, I64, I64]:
-    """The wash trades one tick carries: (slot, price, fee) per trade. A self-dealer trades
-    only where the core's bid admission lets its owner's consumer award it (not under the
-    provider's own tenant); the fee is the core's split of the price."""
+def _wash_trades(params: ScenarioParams, pop: Population) -> tuple[I64, I64, I64, B1]:
+    """The wash trades one tick's self-dealers attempt: (slot, price, fee, admitted) per
+    trade. A trade happens only where the core's bid admission lets its owner's consumer
+    award it (not under the provider's own tenant: admitted is False, and it trades nothing);
+    the fee is the core's split of the price."""
     dealer = np.flatnonzero(pop.strategy_code == strategies.CODE["self_dealing"])
     if dealer.size == 0:
         empty = np.zeros(0, np.int64)
-        return empty, empty, empty
+        return empty, empty, empty, np.zeros(0, np.bool_)
     same_tenant = pop.params["wash_same_tenant"][dealer] >= 0.5
     admitted = np.array(
         [_core.self_dealing_admitted(same_tenant=bool(v)) for v in (False, True)], np.bool_
     )[same_tenant.astype(np.int64)]
-    per_tick = np.rint(pop.params["wash_per_tick"][dealer]).astype(np.int64)
-    per_tick = np.where(admitted, np.maximum(per_tick, 0), 0)
+    per_tick = np.maximum(np.rint(pop.params["wash_per_tick"][dealer]).astype(np.int64), 0)
     slot = np.repeat(dealer, per_tick)
     price = np.repeat(_minor(pop.params["wash_price_major"][dealer]), per_tick)
     fee, _ = _core.split_fee_columns(price, fee_bps=params.scoring.fee_bps)
-    return slot.astype(np.int64), price.astype(np.int64), fee.astype(np.int64)
+    return (
+        slot.astype(np.int64),
+        price.astype(np.int64),
+        fee.astype(np.int64),
+        np.repeat(admitted, per_tick),
+    )
 
 
 _SUCCESSFUL_KINDS = np.array(
@@ -1124,6 +1159,7 @@ def step(
         fee_minor=fee_minor,
         rounds=cleared.rounds,
         contracts=contracts,
+        wash_trades=cleared.wash_rows or {},
     )
     assert log.successes <= log.awards <= log.work_items
     return new_state, log

@@ -3,7 +3,8 @@
 An `Executor` is anything with `map(fn, items) -> list`, the shape of `concurrent.futures`
 and of scipy's `workers=` argument. Three ship here: in-process (`SerialExecutor`), a local
 process pool (`ProcessExecutor`, the default) and a Dask cluster (`DaskExecutor`, given a
-`distributed.Client`). Tasks are plain frozen records and `evaluate` is a module-level function,
+`distributed.Client`); `ProgressExecutor` wraps any of them and reports every finished task
+(a tqdm bar's `update`). Tasks are plain frozen records and `evaluate` is a module-level function,
 so they pickle to any worker. Each task runs into an in-memory market log and returns its
 summary metrics, so workers share nothing.
 """
@@ -27,10 +28,12 @@ __all__ = [
     "DaskExecutor",
     "Executor",
     "ProcessExecutor",
+    "ProgressExecutor",
     "SerialExecutor",
     "SweepTask",
     "default_executor",
     "evaluate",
+    "progress_bar",
     "sweep",
 ]
 
@@ -89,6 +92,42 @@ class DaskExecutor:
         return self.map(fn, items)
 
 
+class ProgressExecutor:
+    """Any executor, reporting finished tasks to `done(n)` (e.g. a tqdm bar's `update`): one by
+    one in process and on a local pool (results stream back in order), once per batch on
+    anything else (a Dask cluster). Callable as well, so scipy takes it as `workers=`."""
+
+    def __init__(self, inner: Executor, done: Callable[[int], object]) -> None:
+        self._inner = inner
+        self._done = done
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        listed = list(items)
+        if isinstance(self._inner, SerialExecutor):
+            streamed: Iterable[R] = (fn(item) for item in listed)
+        elif isinstance(self._inner, ProcessExecutor):
+            streamed = self._inner._pool.map(fn, listed)
+        else:
+            out = self._inner.map(fn, listed)
+            self._done(len(out))
+            return out
+        results: list[R] = []
+        for value in streamed:
+            results.append(value)
+            self._done(1)
+        return results
+
+    def __call__(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        return self.map(fn, items)
+
+
+def progress_bar(total: int | None, *, unit: str, disable: bool, desc: str | None = None) -> Any:
+    """The workbench's one progress bar: tqdm on stderr, gone when done (`leave=False`)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, desc=desc, disable=disable, leave=False)
+
+
 def default_executor() -> ProcessExecutor:
     return ProcessExecutor()
 
@@ -123,11 +162,15 @@ def evaluate(task: SweepTask) -> dict[str, Any]:
     }
 
 
-def sweep(tasks: Sequence[SweepTask], executor: Executor | None = None) -> pl.DataFrame:
-    """Evaluates every task (on a local process pool unless an executor is given)."""
-    if executor is None:
-        with default_executor() as pool:
-            rows = pool.map(evaluate, tasks)
-    else:
-        rows = executor.map(evaluate, tasks)
+def sweep(
+    tasks: Sequence[SweepTask], executor: Executor | None = None, *, progress: bool = False
+) -> pl.DataFrame:
+    """Evaluates every task (on a local process pool unless an executor is given); with
+    `progress`, a bar over the tasks on stderr."""
+    with progress_bar(len(tasks), unit="run", disable=not progress) as bar:
+        if executor is None:
+            with default_executor() as pool:
+                rows = ProgressExecutor(pool, bar.update).map(evaluate, tasks)
+        else:
+            rows = ProgressExecutor(executor, bar.update).map(evaluate, tasks)
     return pl.DataFrame(rows)

@@ -22,14 +22,16 @@ w = x / Σx. Every candidate is scored on the same seeds (common random numbers)
 optimiser compares weights, not luck. Candidates are scored in parallel through an executor
 (sweep.py), given to scipy as `workers=`. The chosen weights and the spec's balanced preset
 are then re-scored on fresh seeds and reported with 95% confidence intervals, including the
-paired difference (same seeds for both).
+paired difference (same seeds for both). `progress(n)` hears of every finished candidate
+evaluation (`candidates(maxiter, popsize)` in all, fewer when the search converges early),
+`check_progress(n)` of every finished check run (`check_runs(...)`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,13 +42,15 @@ from scipy import optimize, stats
 from aex.sim import _core, incentives, strategies
 from aex.sim.runner import with_weights
 from aex.sim.scenario import ScenarioParams
-from aex.sim.sweep import Executor, SerialExecutor, SweepTask, evaluate
+from aex.sim.sweep import Executor, ProgressExecutor, SerialExecutor, SweepTask, evaluate
 
 __all__ = [
     "WEIGHT_FIELDS",
     "Estimate",
     "Objective",
     "TuneResult",
+    "candidates",
+    "check_runs",
     "estimate",
     "objective_of",
     "tune",
@@ -143,6 +147,17 @@ def estimate(values: Sequence[float], confidence: float = 0.95) -> Estimate:
     return Estimate(mean, mean - half, mean + half, n)
 
 
+def candidates(maxiter: int, popsize: int) -> int:
+    """Candidate evaluations of a full search: scipy's population (popsize × the weights) for
+    the initial generation and each of maxiter more."""
+    return popsize * len(WEIGHT_FIELDS) * (maxiter + 1)
+
+
+def check_runs(scenarios: int, check_seeds: int) -> int:
+    """Runs that check the tuned weights and the baseline: scenarios × seeds, twice."""
+    return 2 * scenarios * check_seeds
+
+
 @dataclass(frozen=True, slots=True)
 class TuneResult:
     weights: _core.Weights
@@ -165,6 +180,8 @@ def tune(
     baseline: str = "balanced",
     incentive_strategies: Sequence[str] = (),
     deviators: int = incentives.DEVIATORS_DEFAULT,
+    progress: Callable[[int], object] | None = None,
+    check_progress: Callable[[int], object] | None = None,
 ) -> TuneResult:
     """Searches the weight simplex with differential evolution; see the module docstring."""
     objective = Objective(
@@ -179,15 +196,16 @@ def tune(
         seed=rng_seed,
         polish=False,
         updating="deferred",
-        workers=workers,
+        workers=workers if progress is None else ProgressExecutor(workers, progress),
     )
     weights = weights_from_vector(found.x)
     check = Objective(
         tuple(scenarios), tuple(check_seeds), tuple(incentive_strategies), deviators=deviators
     )
-    tuned_values = [objective_of(r) for r in workers(evaluate, check.tasks(weights))]
+    checking = workers if check_progress is None else ProgressExecutor(workers, check_progress)
+    tuned_values = [objective_of(r) for r in checking(evaluate, check.tasks(weights))]
     baseline_tasks = check.tasks(_core.PRESETS[baseline])
-    baseline_values = [objective_of(r) for r in workers(evaluate, baseline_tasks)]
+    baseline_values = [objective_of(r) for r in checking(evaluate, baseline_tasks)]
     paired = [a - b for a, b in zip(tuned_values, baseline_values, strict=True)]
     return TuneResult(
         weights=weights,

@@ -86,3 +86,35 @@ def test_aex_sim_checks_that_honest_providers_break_even_over_seeds(
     assert printed.count("honest profit/provider") == 2  # per run, over its providers
     assert "honest profit per provider over 2 seeds" in printed  # over seeds
     assert "break even: yes" in printed
+
+
+def _tune(out: Path, *extra: str) -> int:
+    args = ["tune", "default", "--ticks", "2", "--seeds", "1", "--check-seeds", "2"]
+    return main([*args, "--maxiter", "1", "--popsize", "1", "--serial", "--out", str(out), *extra])
+
+
+def test_aex_tune_shows_its_progress_on_stderr_and_no_bar_with_no_progress(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _tune(tmp_path / "a.json") == 0
+    shown = capsys.readouterr().err
+    assert "search" in shown  # the candidates' bar (tqdm writes even when not a TTY)
+    assert "12/12" in shown  # popsize 1 × 6 weights × (maxiter 1 + 1)
+    assert "check" in shown
+    assert _tune(tmp_path / "b.json", "--no-progress") == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_aex_backtest_shows_its_progress_and_no_bar_with_no_progress(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bt.duckdb"
+    run = ["sim", "default", "--ticks", "3", "--log-bids", "all", "--out", str(out)]
+    assert main([*run, "--no-progress", "--seed", "5"]) == 0
+    capsys.readouterr()
+    assert main(["backtest", str(out)]) == 0
+    assert "re-score" in capsys.readouterr().err
+    assert main(["backtest", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr()
+    assert printed.err == ""
+    assert "awards_changed_share" in printed.out

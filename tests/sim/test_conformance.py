@@ -11,6 +11,13 @@ six components, total, rank, reject reason, winner), that the contract goes to t
 provider at the same price and ends in the same state with the same fee to the cent, that
 every provider's reputation score, contracts and tier after each tick are the simulator's, and
 that the platform's revenue equals the simulator's fees.
+
+Self-dealers' wash trades (the engine's BlockLog.wash_trades) are replayed too: a sock-puppet
+consumer tenant of the dealer's owner posts the 1.00 USD work at the tick's start, the dealer
+bids, the window closes with the tick's others and the contract is delivered when the simulator
+says; its fee is in the revenue and its outcome (when the core counts it as evidence) in the
+dealer's reputation. A dealer that trades under its own tenant is refused by the exchange with
+the core's reason, and nothing is written.
 """
 
 from __future__ import annotations
@@ -35,10 +42,12 @@ from aex.core import (
 from aex.core.certs import Authorization, CertificateType, Claim, LocalSigner, sign_request
 from aex.core.durations import format_duration
 from aex.core.ledger import Deposit
+from aex.core.market import WorkState, check_bid_admission
 from aex.core.reputation import OutcomeKind, Tier
 from aex.sim import engine
 from aex.sim.scenario import ScenarioParams, load_scenario
 from serve.certauth.certificates import Certificates
+from serve.gateway.problems import ProblemError
 from serve.gateway.schemas import ProviderCreate, SubscriptionCreate, TenantCreate, TenantType
 from serve.identity.security import Principal, PrincipalKind
 from serve.market.evaluation import NamedWeights
@@ -85,13 +94,16 @@ def conformance_scenario() -> ScenarioParams:
         )
         for g in params.providers
     )
-    # the incentive-test strategies that move only bids, outcomes, identities and stated
-    # confidence (self-dealing's wash trades are not replayed through the exchange yet)
+    # the incentive-test strategies: bids, outcomes, identities, stated confidence and wash
+    # trades (self-dealers through a sock-puppet tenant, and under their own tenant)
     extra = tuple(
         dataclasses.replace(groups[0], strategy=name, count=3, params={})
-        for name in ("bandit", "sybil", "collusion", "on_off", "cert_farmer")
+        for name in ("bandit", "sybil", "collusion", "on_off", "cert_farmer", "self_dealing")
     )
-    groups = groups + extra
+    own_tenant = dataclasses.replace(
+        groups[0], strategy="self_dealing", count=2, params={"wash_same_tenant": 1.0}
+    )
+    groups = groups + extra + (own_tenant,)
     scoring = dataclasses.replace(params.scoring, calibration={"evidence_contracts": 8.0})
     log = dataclasses.replace(params.log, bids="all", reputation="changes")
     return dataclasses.replace(
@@ -122,6 +134,7 @@ class Exchange:
     ledger: SqliteLedger
     clock: Clock
     consumers: dict[int, Principal] = dataclasses.field(default_factory=dict)
+    owners: dict[str, Principal] = dataclasses.field(default_factory=dict)  # funded, by tenant
     providers: dict[int, Principal] = dataclasses.field(default_factory=dict)  # by identity
     category_of: dict[int, int] = dataclasses.field(default_factory=dict)
 
@@ -137,6 +150,19 @@ class Exchange:
                 PrincipalKind.TENANT, tenant, Plan.ENTERPRISE, scopes=TENANT_KEY_SCOPES
             )
         return self.consumers[consumer_id]
+
+    def owner(self, identity: int) -> Principal:
+        """The tenant that owns this provider, funded to post work (a self-dealer's own)."""
+        tenant = self.providers[identity].tenant_id
+        if tenant not in self.owners:
+            self.identity.set_plan(tenant, Plan.ENTERPRISE)
+            self.ledger.apply(
+                Deposit(f"dep-{tenant}", wallet_id(tenant, "USD"), Money(10**11, "USD"))
+            )
+            self.owners[tenant] = Principal(
+                PrincipalKind.TENANT, tenant, Plan.ENTERPRISE, scopes=TENANT_KEY_SCOPES
+            )
+        return self.owners[tenant]
 
     def register(self, identity: int, category: int, certified: bool) -> None:
         owner = self.identity.sign_up(TenantCreate("Sim Agent Owner", TenantType.PROVIDER))
@@ -230,13 +256,17 @@ def test_a_simulated_market_replayed_through_the_exchange_is_the_same_market(
         "evidence": 0,
         "reputations": 0,
         "disputes": 0,
+        "wash_trades": 0,
+        "wash_refused": 0,
     }
     strategies_seen: set[str] = set()
     fees_minor = 0
+    sim_fees_minor = 0
     while state.tick < params.ticks and time.monotonic() - started < CONFORMANCE_BUDGET_S:
         state, log = engine.step(streams, state, params, population, params.weights)
         claim = population.confidence if state.claim is None else state.claim
         fees_minor += _replay_block(exchange, params, population, log, slot_of, checked, claim)
+        sim_fees_minor += log.fee_minor
         for row in _rows(log.tables.get("providers", {})):
             slot_of[int(row["provider_id"])] = int(row["slot"])
             exchange.register(int(row["provider_id"]), int(row["category"]), bool(row["certified"]))
@@ -250,10 +280,12 @@ def test_a_simulated_market_replayed_through_the_exchange_is_the_same_market(
         assert all(exchange.market.pay_out_due(contract_id) for contract_id in due)
     revenue = exchange.market.platform_revenue("USD")
     assert Decimal(revenue) == _money(fees_minor)
+    assert fees_minor == sim_fees_minor  # the simulator's fees, its wash trades' included
     assert checked["auctions"] >= 500, checked
     assert checked["disputes"] > 0, checked
-    replayed = set(engine.strategies.NAMES) - {"self_dealing"}
-    assert strategies_seen == replayed, strategies_seen
+    assert checked["wash_trades"] > 0, checked
+    assert checked["wash_refused"] > 0, checked
+    assert strategies_seen == set(engine.strategies.NAMES), strategies_seen
 
 
 def _replay_block(
@@ -272,15 +304,18 @@ def _replay_block(
     settlements = {int(s["work_id"]): s for s in _rows(log.tables["settlements"])}
     awards = {int(a["work_id"]): a for a in _rows(log.tables["awards"])}
     reputation = _rows(log.tables.get("reputation", {}))
+    wash = _rows(log.wash_trades)
     bids_of: dict[int, list[dict[str, Any]]] = {}
     for b in bids:
         bids_of.setdefault(int(b["work_id"]), []).append(b)
     work_id_of: dict[int, str] = {}
     fees = 0
-    for tick in sorted({int(w["tick"]) for w in work_rows}):
+    for tick in sorted({int(w["tick"]) for w in work_rows} | {int(x["tick"]) for x in wash}):
         opens_ms = tick * m.tick_ms
         tick_work = [w for w in work_rows if int(w["tick"]) == tick]
         exchange.clock.ms = opens_ms
+        tick_wash = [x for x in wash if int(x["tick"]) == tick]
+        washed = _post_wash_trades(exchange, params, population, tick_wash, claim, checked)
         for w in tick_work:
             body = {
                 "title": "simulated work",
@@ -340,6 +375,7 @@ def _replay_block(
                 assert found[0][1] == exchange.providers[int(award["provider_id"])].provider_id
                 assert found[0][2] == int(award["price_minor"])
                 contract_of[sim_work] = str(found[0][0])
+        fees += _close_wash_trades(exchange, washed, checked)
         fees += _replay_contracts(exchange, tick_work, contracts, contract_of, settlements, checked)
         # every provider with a contract this tick: the exchange's reputation as the next
         # tick's windows will see it equals the simulator's
@@ -435,4 +471,144 @@ def _replay_contracts(
         else:
             assert view[0] in ("FAILED", "REFUNDED"), (c, view)
         checked["contracts"] += 1
+    return fees
+
+
+def _wash_body(
+    exchange: Exchange,
+    params: ScenarioParams,
+    population: engine.Population,
+    trade: dict[str, Any],
+    claim: np.ndarray[Any, np.dtype[np.float64]],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A wash trade's work (budget its price) and the dealer's bid at that price."""
+    m = params.market
+    identity, slot = int(trade["provider_id"]), int(trade["slot"])
+    price = _money(int(trade["price_minor"]))
+    promised = format_duration(int(population.promised_ms[slot]))
+    work = {
+        "title": "wash trade",
+        "category": f"SIM{exchange.category_of[identity]}",
+        "budget": {"min": price, "max": price, "currency": "USD"},
+        "success_criteria": [{"metric": "quality", "threshold": Decimal("0.5")}],
+        "bid_window_seconds": m.bid_window_ms // 1000,
+        "sla": {"max_turnaround": format_duration(m.required_turnaround_ms)},
+    }
+    if m.hard_limit_turnaround_ms:
+        work["sla"]["hard_limit"] = format_duration(m.hard_limit_turnaround_ms)
+    bid = {
+        "provider_id": exchange.providers[identity].provider_id,
+        "price": price,
+        "confidence": float(claim[slot]),
+        "estimated_duration": promised,
+        "sla": {"max_turnaround": promised},
+    }
+    if population.has_sample[slot]:
+        bid["sample_work"] = {"excerpt": "simulated sample"}
+    return work, bid
+
+
+def _post_wash_trades(
+    exchange: Exchange,
+    params: ScenarioParams,
+    population: engine.Population,
+    trades: list[dict[str, Any]],
+    claim: np.ndarray[Any, np.dtype[np.float64]],
+    checked: dict[str, int],
+) -> list[tuple[dict[str, Any], str]]:
+    """At the tick's start: each wash trade's work is posted and the dealer bids on it. Through
+    a sock-puppet consumer tenant the bid is taken (the work and trade are returned, to close
+    and deliver); under the dealer's own tenant the exchange refuses it with the core's reason
+    and writes no bid."""
+    refusal = check_bid_admission(
+        work_state=WorkState.OPEN,
+        now_ms=0,
+        window_closes_at_ms=1,
+        provider_active=True,
+        provider_subscribed=True,
+        provider_has_bid=False,
+        bids_on_work=0,
+        provider_owned_by_consumer=True,
+    )
+    assert refusal is not None
+    posted = []
+    for trade in trades:
+        identity = int(trade["provider_id"])
+        work, bid = _wash_body(exchange, params, population, trade, claim)
+        if bool(trade["admitted"]):
+            poster = exchange.consumer(-1 - int(trade["slot"]))  # the dealer's sock puppet
+        else:
+            poster = exchange.owner(identity)
+        work_id = str(exchange.market.submit_work(poster, work)["work_id"])
+        agent = exchange.providers[identity]
+        if bool(trade["admitted"]):
+            exchange.market.submit_bid(agent, {"work_id": work_id, **bid})
+        else:
+            with pytest.raises(ProblemError) as refused:
+                exchange.market.submit_bid(agent, {"work_id": work_id, **bid})
+            assert [e.reason for e in refused.value.errors] == [refusal.reason.value]
+            written = exchange.market.db.read(
+                "SELECT COUNT(*) FROM bids WHERE work_id = ?", (work_id,)
+            )
+            assert written[0][0] == 0, trade
+            assert int(trade["fee_minor"]) == 0, trade
+            assert not bool(trade["evidence"]), trade
+        posted.append((trade, work_id))
+    return posted
+
+
+def _close_wash_trades(
+    exchange: Exchange, posted: list[tuple[dict[str, Any], str]], checked: dict[str, int]
+) -> int:
+    """At the windows' close (the clock's now): each wash trade is awarded to its dealer at its
+    price and delivered when the simulator says, settling its fee; a refused one closes
+    unfilled with no contract, no outcome and the poster's money where it was."""
+    market = exchange.market
+    close_ms = exchange.clock.ms
+    fees = 0
+    for trade, work_id in posted:
+        exchange.clock.ms = close_ms
+        state = market.close_window(work_id)
+        if not bool(trade["admitted"]):
+            assert state == "UNFILLED", trade
+            found = market.db.read("SELECT COUNT(*) FROM contracts WHERE work_id = ?", (work_id,))
+            assert found[0][0] == 0, trade
+            wallet = exchange.ledger.wallet(
+                wallet_id(exchange.providers[int(trade["provider_id"])].tenant_id, "USD")
+            )
+            assert wallet is not None
+            assert wallet.held_minor == 0, wallet
+            assert wallet.available_minor == 10**11, wallet
+            checked["wash_refused"] += 1
+            continue
+        assert state == "AWARDED", trade
+        agent = exchange.providers[int(trade["provider_id"])]
+        found = market.db.read(
+            "SELECT contract_id, provider_id, price_minor, awarded_at_ms FROM contracts"
+            " WHERE work_id = ?",
+            (work_id,),
+        )
+        contract_id, provider_id, price_minor, awarded_ms = found[0]
+        assert (provider_id, price_minor) == (agent.provider_id, int(trade["price_minor"]))
+        assert awarded_ms == int(trade["awarded_at_ms"]), (trade, found)
+        exchange.clock.ms = int(trade["outcome_at_ms"])
+        body = {"results": {"report": "done"}, "metrics": {"quality": Decimal("0.9")}}
+        market.complete(agent, contract_id, body)
+        view = market.db.read(
+            "SELECT state, fee_minor FROM contracts WHERE contract_id = ?", (contract_id,)
+        )[0]
+        assert (view[0], view[1]) == ("SETTLED", int(trade["fee_minor"])), (trade, view)
+        recorded = market.db.read(
+            "SELECT kind, at_ms FROM outcomes WHERE contract_id = ?", (contract_id,)
+        )
+        if bool(trade["evidence"]):
+            assert [tuple(r) for r in recorded] == [
+                (int(OutcomeKind.SUCCESS), int(trade["outcome_at_ms"]))
+            ], (trade, recorded)
+            checked["evidence"] += 1
+        else:
+            assert recorded == [], (trade, recorded)
+        fees += int(trade["fee_minor"])
+        checked["wash_trades"] += 1
+    exchange.clock.ms = close_ms
     return fees

@@ -178,6 +178,57 @@ def test_wash_trades_cost_the_fee_and_under_the_providers_own_tenant_do_not_happ
     assert washing.row(0, named=True)["mean"] != 0.0
 
 
+def test_every_block_exposes_its_wash_trades_with_their_fees_and_evidence() -> None:
+    params = small_market(
+        providers=[
+            {"strategy": "honest", "count": 12, "bid_probability": 0.4},
+            {"strategy": "self_dealing", "count": 2, "bid_probability": 0.4},
+            {
+                "strategy": "self_dealing",
+                "count": 1,
+                "bid_probability": 0.4,
+                "params": {"wash_same_tenant": 1.0},
+            },
+        ]
+    )
+    streams = engine.Streams.spawn(params.seed or 0, 0)
+    population, state = engine.init(streams.population, params)
+    dealers = np.flatnonzero(population.strategy_code == strategies.CODE["self_dealing"])
+    own_tenant = dealers[population.params["wash_same_tenant"][dealers] >= 0.5]
+    seen = 0
+    while state.tick < params.ticks:
+        identity_of = state.identity_id.copy()
+        state, log = engine.step(streams, state, params, population, params.weights)
+        wash = log.wash_trades
+        settled = int(log.tables["settlements"]["fee_minor"].sum())
+        assert log.fee_minor == settled + int(wash["fee_minor"].sum())  # the block's fees
+        assert set(wash["slot"].tolist()) <= set(dealers.tolist())
+        assert (wash["provider_id"] == identity_of[wash["slot"]]).all()
+        refused = np.isin(wash["slot"], own_tenant)
+        assert (wash["admitted"] == ~refused).all()  # the core's bid admission
+        assert (wash["fee_minor"][refused] == 0).all()
+        assert not wash["evidence"][refused].any()
+        fee, _ = _core.split_fee_columns(wash["price_minor"], fee_bps=params.scoring.fee_bps)
+        assert (wash["fee_minor"][~refused] == fee[~refused]).all()
+        evidence = _core.evidence_mask(wash["price_minor"], currency=engine.SIM_CURRENCY)
+        assert (wash["evidence"] == (evidence & ~refused)).all()
+        # a wash trade's outcome moves the dealer's reputation, so the tick's snapshot has it
+        shown = set(
+            zip(
+                log.tables["reputation"]["tick"].tolist(),
+                log.tables["reputation"]["provider_id"].tolist(),
+                strict=True,
+            )
+        )
+        moved = wash["evidence"]
+        assert (
+            set(zip(wash["tick"][moved].tolist(), wash["provider_id"][moved].tolist(), strict=True))
+            <= shown
+        )
+        seen += int(wash["tick"].size)
+    assert seen > 0
+
+
 def test_aex_incentives_prints_the_table(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from aex.cli import main
 from aex.sim import _core
+from aex.sim import backtest as backtest_module
 from aex.sim.backtest import backtest
 from aex.sim.runner import simulate
 from aex.sim.scenario import ScenarioParams
@@ -81,6 +82,20 @@ def test_backtest_under_other_weights_reports_the_changes(tiny: ScenarioParams) 
     assert result.summary["price_mean_after_minor"] <= result.summary["price_mean_before_minor"]
 
 
+def test_backtest_in_small_chunks_is_the_backtest_in_one(
+    tiny: ScenarioParams, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, con = simulate(tiny)
+    whole = backtest(con, 1, _core.PRESETS["lowest_price"])
+    reported: list[int] = []
+    monkeypatch.setattr(backtest_module, "RESCORE_CHUNK_BIDS", 7)
+    chunked = backtest(con, 1, _core.PRESETS["lowest_price"], progress=reported.append)
+    assert chunked.summary == whole.summary
+    assert chunked.auctions.equals(whole.auctions)
+    assert len(reported) > 1
+    assert sum(reported) == backtest_module.recorded_bids(con, 1)
+
+
 def test_backtest_needs_every_bid_logged(tiny: ScenarioParams) -> None:
     lean = dataclasses.replace(tiny, log=dataclasses.replace(tiny.log, bids="winners"))
     _, con = simulate(lean)
@@ -92,6 +107,7 @@ def test_sweep_rows_match_single_evaluations(tiny: ScenarioParams) -> None:
     tasks = [SweepTask(tiny, replication=r, label=f"r{r}") for r in range(2)]
     frame = sweep(tasks, SerialExecutor())
     assert frame["label"].to_list() == ["r0", "r1"]
+    assert sweep(tasks, SerialExecutor(), progress=True).equals(frame)
     assert (
         frame.row(1, named=True)["consumer_surplus_minor"]
         == evaluate(tasks[1])["consumer_surplus_minor"]
