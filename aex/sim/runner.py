@@ -26,7 +26,7 @@ import numpy as np
 from aex import marketlog
 from aex.core import limits
 from aex.sim import _core, engine
-from aex.sim.scenario import ScenarioParams, ScoringParams
+from aex.sim.scenario import ScenarioParams
 
 __all__ = ["BATCH_ROWS_DEFAULT", "RunResult", "resolve_seed", "simulate", "with_weights"]
 
@@ -75,12 +75,8 @@ def resolve_seed(seed: int | None) -> int:
 def with_weights(params: ScenarioParams, weights: _core.Weights) -> ScenarioParams:
     """The same scenario scored with other weights (everything else, seeds included, equal)."""
     values = {f.name: float(getattr(weights, f.name)) for f in dataclasses.fields(weights)}
-    return dataclasses.replace(
-        params,
-        scoring=ScoringParams(
-            preset=params.scoring.preset, weights=values, fee_bps=params.scoring.fee_bps
-        ),
-    )
+    # only the weights change: the fee, calibration and payment rule stay the scenario's
+    return dataclasses.replace(params, scoring=dataclasses.replace(params.scoring, weights=values))
 
 
 # glibc malloc: keep freed block-sized arrays in the heap instead of returning them to the OS
