@@ -130,6 +130,20 @@ def test_awards_pay_the_cores_contract_price_and_bids_keep_their_price(
         assert fee == price * params.scoring.fee_bps // 10_000
 
 
+def test_other_weights_keep_the_scenarios_payment_rule_fee_and_calibration(
+    reference: ScenarioParams,
+) -> None:
+    scoring = dataclasses.replace(
+        reference.scoring, payment_rule="second_score", calibration={"evidence_contracts": 5.0}
+    )
+    params = dataclasses.replace(reference, scoring=scoring)
+    tuned = with_weights(params, _core.PRESETS["lowest_price"])
+    assert tuned.weights == _core.PRESETS["lowest_price"]
+    assert tuned.rules.payment_rule is _core.PaymentRule.SECOND_SCORE
+    assert tuned.rules.calibration == params.rules.calibration
+    assert tuned.scoring.fee_bps == params.scoring.fee_bps
+
+
 def test_trust_is_the_exact_reputation_at_the_start_of_each_tick(reference: ScenarioParams) -> None:
     # Blocks clear several ticks at once; each bid's trust must still be (s+1)/(n+2) from every
     # outcome of earlier ticks that counts as evidence (the exchange's rule: a contract of at
