@@ -178,7 +178,9 @@ ENVIRONMENT: tuple[Variable, ...] = (
         "AEX_WEIGHTS",
         "`balanced`",
         "a preset name (balanced, lowest_price, best_quality) or a weights JSON file written "
-        "by `aex tune` (`aex serve --weights` sets it)",
+        "by `aex tune` (`aex serve --weights` sets it); the file may add the optional rules "
+        "keys `confidence_calibration`, `reputation` and `payment_rule` (`first_score`, the "
+        'spec and the default, or `second_score`: docs/scoring.md "Payment rule")',
         GROUP_MARKET,
         example="balanced",
     ),

@@ -320,7 +320,13 @@ def load_weights(source: str | None) -> NamedWeights:
             f"weights file {source}: {rules.reason.value} ({rules.field}) {rules.detail}"
         )
     name = document.get("name") if isinstance(document, dict) else None
-    return NamedWeights(str(name or path.stem), rules.weights, rules.calibration, rules.reputation)
+    return NamedWeights(
+        str(name or path.stem),
+        rules.weights,
+        rules.calibration,
+        rules.reputation,
+        rules.payment_rule,
+    )
 
 
 def _optional_int(env: Mapping[str, str], name: str) -> int | None:

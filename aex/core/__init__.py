@@ -33,6 +33,7 @@ from aex.core import (
     matching,
     money,
     notifications,
+    payment_rule,
     plans,
     reasons,
     reputation,
@@ -66,6 +67,7 @@ from aex.core.market import *  # noqa: F403
 from aex.core.matching import *  # noqa: F403
 from aex.core.money import *  # noqa: F403
 from aex.core.notifications import *  # noqa: F403
+from aex.core.payment_rule import *  # noqa: F403
 from aex.core.plans import *  # noqa: F403
 from aex.core.reasons import *  # noqa: F403
 from aex.core.reputation import *  # noqa: F403
@@ -101,6 +103,7 @@ EXPORTING_MODULES = (
     matching,
     money,
     notifications,
+    payment_rule,
     plans,
     reasons,
     reputation,

@@ -1,16 +1,19 @@
 # Rule: the exchange's configurable market rules as one record (scoring weights, confidence
-# calibration, reputation rule) and their file format are decided here and only here.
+# calibration, reputation rule, payment rule) and their file format are decided here and only
+# here.
 #
 # Theory of operation. Both drivers run the market under an `ExchangeRules`: the live exchange
 # loads it from `aex serve --weights FILE` (serve/settings.py), the simulator from its
 # scenario (aex/sim/scenario.py). The file is the weights document of aex/core/scoring.py
-# (`{"name": ..., "weights": {...}}`) with two optional keys:
+# (`{"name": ..., "weights": {...}}`) with three optional keys:
 #
 #     "confidence_calibration": {"evidence_contracts": 10, "prior_alpha": 1, "prior_beta": 1}
 #     "reputation": {"rule": "spec" | "success_ratio", "prior_alpha": 2, "prior_beta": 2}
+#     "payment_rule": "first_score" | "second_score"
 #
-# Absent keys mean the spec: plain stated confidence and the five-component reputation with
-# DEFAULT_REPUTATION_PARAMS. A setting exists only here; a scenario cannot select a rule the
+# Absent keys mean the spec: plain stated confidence, the five-component reputation with
+# DEFAULT_REPUTATION_PARAMS, and the winner paid its bid price (first score; the second-score
+# rule is aex/core/payment_rule.py). A setting exists only here; a scenario cannot select a rule the
 # exchange could not run.
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from aex.core.calibration import ConfidenceCalibration
+from aex.core.payment_rule import FIRST_SCORE, PaymentRule
 from aex.core.reasons import Rejected, WeightsRejectReason
 from aex.core.reputation import DEFAULT_REPUTATION_PARAMS, ReputationParams, ReputationRule
 from aex.core.scoring import PRESETS, Weights, weights_from_json, weights_to_json
@@ -40,11 +44,13 @@ SAMPLE_PROVIDED_QUALITY: Final = 1.0
 
 @dataclass(frozen=True, slots=True)
 class ExchangeRules:
-    """The rules an exchange runs: weights, optional confidence calibration, reputation."""
+    """The rules an exchange runs: weights, optional confidence calibration, reputation, and
+    what the winner is paid (its bid under FIRST_SCORE, the spec)."""
 
     weights: Weights
     calibration: ConfidenceCalibration | None = None
     reputation: ReputationParams = DEFAULT_REPUTATION_PARAMS
+    payment_rule: PaymentRule = FIRST_SCORE
 
 
 SPEC_RULES: Final = ExchangeRules(PRESETS["balanced"])
@@ -78,10 +84,11 @@ def _positive_numbers(
 
 
 def rules_from_json(document: object) -> ExchangeRules | Rejected[WeightsRejectReason]:
-    """Reads a rules file: the weights document plus the optional calibration and reputation."""
+    """Reads a rules file: the weights document plus the optional calibration, reputation and
+    payment rule (an unknown payment rule is refused naming the field "payment_rule")."""
     if not isinstance(document, Mapping):
         return _invalid("weights", "expected an object")
-    extras = ("confidence_calibration", "reputation")
+    extras = ("confidence_calibration", "reputation", "payment_rule")
     weights = weights_from_json({k: v for k, v in document.items() if k not in extras})
     if isinstance(weights, Rejected):
         return weights
@@ -110,7 +117,13 @@ def rules_from_json(document: object) -> ExchangeRules | Rejected[WeightsRejectR
             prior_alpha=numbers.get("prior_alpha", DEFAULT_REPUTATION_PARAMS.prior_alpha),
             prior_beta=numbers.get("prior_beta", DEFAULT_REPUTATION_PARAMS.prior_beta),
         )
-    return ExchangeRules(weights, calibration, reputation)
+    payment_rule = FIRST_SCORE
+    if "payment_rule" in document:
+        known_rules = [rule.value for rule in PaymentRule]
+        if document["payment_rule"] not in known_rules:
+            return _invalid("payment_rule", f"one of {known_rules}")
+        payment_rule = PaymentRule(document["payment_rule"])
+    return ExchangeRules(weights, calibration, reputation, payment_rule)
 
 
 def rules_to_json(rules: ExchangeRules, *, name: str | None = None) -> dict[str, object]:
@@ -124,4 +137,6 @@ def rules_to_json(rules: ExchangeRules, *, name: str | None = None) -> dict[str,
             "prior_alpha": rules.reputation.prior_alpha,
             "prior_beta": rules.reputation.prior_beta,
         }
+    if rules.payment_rule is not FIRST_SCORE:
+        document["payment_rule"] = rules.payment_rule.value
     return document

@@ -65,6 +65,7 @@ __all__ = [
     "score_bids",
     "sla_score_column",
     "warm_scoring_kernels",
+    "weighted_totals",
     "weights_from_json",
     "weights_to_json",
 ]
@@ -1044,6 +1045,16 @@ def _weighted_total(
         weighted_total += np.multiply(score[rows], weight, out=term)
     # The weights sum to 1 within 1e-9; min(1, ·) removes only that rounding overshoot.
     return np.minimum(weighted_total, 1.0, out=weighted_total)
+
+
+def weighted_totals(components: Components, weights: Weights) -> F64:
+    """min(1, Σ weight × component) of every row, rejected or not, summed left to right in
+    WEIGHT_NAMES order: bit for bit the totals rank_auctions (either engine) gives accepted
+    bids. The payment rule (aex/core/payment_rule.py) re-scores a winner at other prices."""
+    count = len(components)
+    out = np.empty(count, dtype=np.float64)
+    term = np.empty(count, dtype=np.float64)
+    return _weighted_total(components, slice(None), weights, out, term)
 
 
 def _winners(

@@ -1,7 +1,7 @@
 """The one place where the simulator binds to the pure core (aex/core).
 
-Every scoring, reputation, tier, calibration, outcome and fee formula the simulator uses comes
-through here, from aex/core, and they are the functions the live exchange calls
+Every scoring, payment, reputation, tier, calibration, outcome and fee formula the simulator
+uses comes through here, from aex/core, and they are the functions the live exchange calls
 (serve/market/usecases.py, serve/market/evaluation.py): the engine never re-implements one.
 """
 
@@ -12,6 +12,7 @@ from aex.core.certs import Authorization, CertificateType, Claim, counts_toward_
 from aex.core.fees import split_fee_columns
 from aex.core.lifecycle import WorkState
 from aex.core.market import check_bid_admission, evidence_mask, outcome_kinds
+from aex.core.payment_rule import PaymentRule, contract_prices
 from aex.core.reputation import (
     OutcomeKind,
     Outcomes,
@@ -48,12 +49,14 @@ __all__ = [
     "ExchangeRules",
     "OutcomeKind",
     "Outcomes",
+    "PaymentRule",
     "ReputationScores",
     "ReputationTally",
     "ScoredBids",
     "Weights",
     "beta_posterior_mean",
     "calibrated_confidence",
+    "contract_prices",
     "evidence_mask",
     "make_weights",
     "outcome_kinds",

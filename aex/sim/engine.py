@@ -4,8 +4,8 @@ Theory of operation. Parameters (`ScenarioParams`, frozen), the drawn population
 (`Population`, frozen, fixed for a run) and the evolving `MarketState` are separate types;
 `step` returns a new state and the block's market-log rows. All formulas come from aex/core
 through aex/sim/_core.py: price score (`price_score_column`), ranking and the winner
-(`rank_auctions`), reputation (`beta_posterior_mean`), tiers (`tiers_for`) and the fee split
-(`split_fee_columns`).
+(`rank_auctions`), the contract price (`contract_prices`), reputation (`beta_posterior_mean`),
+tiers (`tiers_for`) and the fee split (`split_fee_columns`).
 
 Exact per-tick reputation, drawing many ticks at once. Within a tick every auction sees the
 reputations as of the tick's start; reputation is the only thing one tick passes to the next
@@ -583,6 +583,7 @@ class _Cleared:
     kind: npt.NDArray[np.uint8]  # per work item: the contract's OutcomeKind (cleared only)
     at_ms: I64  # per work item: when the outcome was recorded
     cost_minor: I64  # per work item: the winner's cost (cleared only)
+    price_minor: I64  # per work item: the contract price, the core's payment rule (cleared only)
     awarded_ms: I64  # per work item (cleared only): awarded, completed or given up
     completed_ms: I64
     delivered: B1
@@ -701,6 +702,7 @@ def _clear_block(
     kind_of_work = np.zeros(n_work, np.uint8)
     at_of_work = np.zeros(n_work, np.int64)
     cost_of_work = np.zeros(n_work, np.int64)
+    price_of_work = np.zeros(n_work, np.int64)
     awarded_of_work = np.zeros(n_work, np.int64)
     completed_of_work = np.zeros(n_work, np.int64)
     delivered_of_work = np.zeros(n_work, bool)
@@ -752,6 +754,17 @@ def _clear_block(
         won = start + np.flatnonzero(scored.is_winner)
         work_won = bids.work[won]
         winner_of_work[work_won] = won
+        # what the winner is paid: its bid (first score) or the runner-up's score's price
+        price = _core.contract_prices(
+            batch.auction_id,
+            scored,
+            weights,
+            params.rules.payment_rule,
+            price_minor=batch.price_minor,
+            budget_min_minor=batch.budget_min_minor,
+            budget_max_minor=batch.budget_max_minor,
+        )
+        price_of_work[work_won] = price
         slot = bids.provider[won]
         # the contract: awarded at the close, delivered (or given up) after the realised
         # turnaround, settled at once; a dispute is raised a second later and resolved a
@@ -774,9 +787,9 @@ def _clear_block(
         at_ms = completed_ms + np.where(disputed, 2 * _DISPUTE_STEP_MS, 0)
         # Only contracts the exchange counts as evidence move reputation (aex/core/market.py
         # counts_as_evidence: a whole unit and a fee of at least one minor unit).
-        evidence = _core.evidence_mask(bids.price_minor[won], currency=SIM_CURRENCY)
+        evidence = _core.evidence_mask(price, currency=SIM_CURRENCY)
         new_outcomes = _core.Outcomes(
-            slot[evidence], at_ms[evidence], kind[evidence], bids.price_minor[won][evidence]
+            slot[evidence], at_ms[evidence], kind[evidence], price[evidence]
         )
         if wash_slot.size:
             # self-dealers' wash trades of the tick (present providers only): awarded at the
@@ -847,6 +860,7 @@ def _clear_block(
         kind_of_work,
         at_of_work,
         cost_of_work,
+        price_of_work,
         awarded_of_work,
         completed_of_work,
         delivered_of_work,
@@ -954,7 +968,7 @@ def _log_tables(
     winning = cl.winner_of_work[cleared]
     winner_slot = bids.provider[winning]
     winner_id = state.identity_id[winner_slot]
-    price = bids.price_minor[winning]
+    price = cl.price_minor[cleared]  # the contract price (the bid row keeps the bid price)
     tables["awards"] = {
         "work_id": work_id[cleared],
         "bid_id": bids.bid_id[winning],

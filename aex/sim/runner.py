@@ -88,9 +88,10 @@ def with_weights(params: ScenarioParams, weights: _core.Weights) -> ScenarioPara
 
 def with_rules(params: ScenarioParams, document: Mapping[str, object]) -> ScenarioParams:
     """The same scenario under an exchange rules file (the document `aex serve --weights`
-    loads; aex/core/rules.py): its weights and its confidence calibration (absent: the spec's
-    plain confidence) replace the scenario's; its reputation rule does only where the file
-    names one. Raises ScenarioError naming the file's field when the core refuses it."""
+    loads; aex/core/rules.py): its weights, its confidence calibration (absent: the spec's
+    plain confidence) and its payment rule (absent: first score) replace the scenario's; its
+    reputation rule does only where the file names one. Raises ScenarioError naming the file's
+    field when the core refuses it."""
     made = _core.rules_from_json(document)
     if not isinstance(made, _core.ExchangeRules):
         raise ScenarioError(f"rules file: {made.field}: {made.detail}")
@@ -105,7 +106,10 @@ def with_rules(params: ScenarioParams, document: Mapping[str, object]) -> Scenar
         }
     )
     scored = dataclasses.replace(
-        scored, scoring=dataclasses.replace(scored.scoring, calibration=calibration)
+        scored,
+        scoring=dataclasses.replace(
+            scored.scoring, calibration=calibration, payment_rule=made.payment_rule.value
+        ),
     )
     if "reputation" in document:
         r = made.reputation

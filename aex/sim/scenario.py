@@ -116,14 +116,16 @@ class ProviderGroup:
 
 @dataclass(frozen=True, slots=True)
 class ScoringParams:
-    """The exchange's rules: scoring weights (a preset name or explicit values), the fee and
-    the confidence calibration (the exchange's `confidence_calibration` setting; empty: off,
-    the spec's plain stated confidence)."""
+    """The exchange's rules: scoring weights (a preset name or explicit values), the fee, the
+    confidence calibration (the exchange's `confidence_calibration` setting; empty: off, the
+    spec's plain stated confidence) and the payment rule (the exchange's `payment_rule`:
+    "first_score", the winner paid its bid, or "second_score", aex/core/payment_rule.py)."""
 
     preset: str = "balanced"  # a name in aex.core.scoring.PRESETS, used when `weights` is empty
     weights: Mapping[str, float] = field(default_factory=dict)  # explicit weights win
     fee_bps: int = 1_500
     calibration: Mapping[str, float] = field(default_factory=dict)
+    payment_rule: str = "first_score"
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +204,7 @@ def rules_document(params: ScenarioParams) -> dict[str, object]:
     document: dict[str, object] = _core.weights_to_json(params.weights)
     if params.scoring.calibration:
         document["confidence_calibration"] = dict(params.scoring.calibration)
+    document["payment_rule"] = params.scoring.payment_rule
     r = params.reputation
     document["reputation"] = {
         "rule": r.rule,
@@ -341,7 +344,11 @@ def _validate(p: ScenarioParams) -> None:
     _require(0 <= s.fee_bps < 10_000, "scoring.fee_bps", "must be in 0..9999")
     made_rules = _core.rules_from_json(rules_document(p))
     if not isinstance(made_rules, _core.ExchangeRules):
-        section = {"reputation": "reputation", "confidence_calibration": "scoring.calibration"}
+        section = {
+            "reputation": "reputation",
+            "confidence_calibration": "scoring.calibration",
+            "payment_rule": "scoring.payment_rule",
+        }
         head = str(made_rules.field).split(".")[0]
         tail = str(made_rules.field)[len(head) :]
         raise ScenarioError(f"{section.get(head, head)}{tail}: {made_rules.detail}")

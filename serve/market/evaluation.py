@@ -3,7 +3,10 @@
 It builds a one-auction `aex.core.scoring.BidBatch` from the stored bids (docs/market.md, "From
 a bid to a scoring row"), calls `score_bids` with the exchange's weights (the spec's balanced
 preset unless `aex serve --weights FILE` loaded others), and returns one `ScoredRow` per bid:
-components, total, rank (1 = best, 0 = rejected) and the reject reason.
+components, total, rank (1 = best, 0 = rejected) and the reject reason; the winner's row also
+carries its contract price under the exchange's payment rule (aex/core/payment_rule.py
+`contract_prices`: the bid price under first score, the spec; the runner-up's score's price
+under second score), the price the award holds and the contract is made at.
 Bids are numbered by their position (bid_id column) and providers by first appearance
 (provider_id column); the strings come back through the same positions. A provided sample
 scores SAMPLE_PROVIDED_QUALITY (the exchange does not grade samples yet); no sample scores the
@@ -32,6 +35,7 @@ import numpy as np
 
 from aex.core import Rejected
 from aex.core.calibration import ConfidenceCalibration, calibrated_confidence
+from aex.core.payment_rule import FIRST_SCORE, PaymentRule, contract_prices
 from aex.core.reasons import BidRejectReason
 from aex.core.reputation import DEFAULT_REPUTATION_PARAMS, ReputationParams
 from aex.core.rules import SAMPLE_PROVIDED_QUALITY
@@ -66,12 +70,14 @@ def kernel_ready() -> bool:
 class NamedWeights:
     """The rules the exchange runs with (aex/core/rules.py), and their name (a preset or a
     file): the scoring weights, the confidence calibration (None: the spec's plain stated
-    confidence) and the reputation parameters (the spec's formula unless the file says)."""
+    confidence), the reputation parameters (the spec's formula unless the file says) and the
+    payment rule (first score, the winner paid its bid, unless the file says)."""
 
     name: str
     weights: Weights
     calibration: ConfidenceCalibration | None = None
     reputation: ReputationParams = DEFAULT_REPUTATION_PARAMS
+    payment_rule: PaymentRule = FIRST_SCORE
 
 
 # The spec's default: Price 25% + Trust 25% + Confidence 15% + Sample 10% + SLA 10% + Cert 15%.
@@ -114,6 +120,7 @@ class ScoredRow:
     rank: int
     reject_reason: str | None
     is_winner: bool
+    contract_price_minor: int | None = None  # the winner's only: what the award pays
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -134,12 +141,15 @@ def evaluate(
     now_ms: int,
     weights: Weights,
     calibration: ConfidenceCalibration | None = None,
+    payment_rule: PaymentRule = FIRST_SCORE,
     engine: Engine | None = None,
 ) -> list[ScoredRow]:
     """Every bid scored and ranked by the core; at most one winner (none when none is valid).
 
     With a `calibration`, the confidence component is the core's calibrated confidence (the
     stated value shrunk toward the provider's record); without, the stated value (the spec).
+    The winner's row carries its contract price under `payment_rule` (the core's
+    `contract_prices`); every other row None.
     `engine` None: the compiled kernel once warm, the numpy reference engine until then.
     """
     if engine is None:
@@ -180,6 +190,16 @@ def evaluate(
     assert not isinstance(batch, Rejected), batch
     scored = score_bids(batch, weights, now_ms=now_ms, engine=engine)
     assert not isinstance(scored, Rejected), scored
+    prices = contract_prices(
+        batch.auction_id,
+        scored,
+        weights,
+        payment_rule,
+        price_minor=batch.price_minor,
+        budget_min_minor=batch.budget_min_minor,
+        budget_max_minor=batch.budget_max_minor,
+    )
+    price_of = dict(zip(np.flatnonzero(scored.is_winner).tolist(), prices.tolist(), strict=True))
     result = [
         ScoredRow(
             row.bid_id,
@@ -198,6 +218,7 @@ def evaluate(
             if int(scored.reject_reason[i]) == 0
             else BidRejectReason.from_code(int(scored.reject_reason[i])).value,
             bool(scored.is_winner[i]),
+            price_of.get(i),
         )
         for i, row in enumerate(rows)
     ]

@@ -26,6 +26,7 @@ import pyarrow as pa
 from aex import marketlog
 from aex.core import Money, parse_money
 from aex.core.fees import PLATFORM_FEE_BPS
+from aex.core.payment_rule import FIRST_SCORE
 from aex.core.reasons import BidRejectReason
 from aex.core.reputation import OutcomeKind
 from aex.core.scoring import weights_to_json
@@ -96,6 +97,15 @@ def export_from_postgres(
         return export_from(source, target, now_ms=now_ms, weights=weights, origin=schema)
 
 
+def _rules_document(weights: NamedWeights) -> dict[str, object]:
+    # The run's rules as recorded: the weights document, plus the payment rule when it is not
+    # the spec's first score (so a default exchange's export is unchanged).
+    document = weights_to_json(weights.weights, name=weights.name)
+    if weights.payment_rule is not FIRST_SCORE:
+        document["payment_rule"] = weights.payment_rule.value
+    return document
+
+
 def export_from(
     source: Any, target: Path, *, now_ms: int, weights: NamedWeights, origin: str
 ) -> dict[str, int]:
@@ -111,7 +121,7 @@ def export_from(
             " (?, 'exchange', 'live', NULL, 0, ?, ?, ?, ?, ?, 'all', ?, ?, ?)",
             [
                 run_id,
-                json.dumps(weights_to_json(weights.weights, name=weights.name)),
+                json.dumps(_rules_document(weights)),
                 PLATFORM_FEE_BPS,
                 _currency(source),
                 ticks,

@@ -70,6 +70,7 @@ from aex.core.market import (
 )
 from aex.core.matching import subscription_matches
 from aex.core.notifications import provider_notification
+from aex.core.payment_rule import FIRST_SCORE
 from aex.core.plans import Plan, check_concurrent_tasks_quota
 from aex.core.reputation import (
     DEFAULT_REPUTATION_PARAMS,
@@ -656,13 +657,23 @@ class Market:
                 now_ms=tx.now_ms,
                 weights=self.weights.weights,
                 calibration=self.weights.calibration,
+                payment_rule=self.weights.payment_rule,
             )
-            evaluation = {
+            winner = next((s for s in scored if s.is_winner), None)
+            evaluation: dict[str, object] = {
                 "work_id": work_id,
                 "evaluated_at_ms": tx.now_ms,
                 "weights": self.weights.name,
                 "bids": [s.to_json() for s in scored],
             }
+            if self.weights.payment_rule is not FIRST_SCORE:  # first score: the spec's document
+                evaluation["payment_rule"] = self.weights.payment_rule.value
+                if winner is not None:
+                    assert winner.contract_price_minor is not None
+                    evaluation["contract_price"] = {
+                        "amount": _money(winner.contract_price_minor, row.currency),
+                        "currency": row.currency,
+                    }
             tx.execute(
                 "INSERT INTO evaluations VALUES (?, ?, ?)",
                 (work_id, to_json_text(evaluation), tx.now_ms),
@@ -676,9 +687,9 @@ class Market:
                     "consumer_tenant_id": row.consumer_tenant_id,
                 },
             )
-            winner = next((s for s in scored if s.is_winner), None)
-            refused = None if winner is None else _mandate_refusal(tx, row, winner.bid_id)
-            if winner is None or refused is not None:
+            price_minor = None if winner is None else winner.contract_price_minor
+            refused = None if price_minor is None else _mandate_refusal(tx, row, price_minor)
+            if winner is None or price_minor is None or refused is not None:
                 state = _checked(transition(state, WorkEventKind.FIND_NO_VALID_BID))
                 tx.ledger(Release(f"release-{row.hold_id}", row.hold_id))
                 tx.execute(
@@ -689,12 +700,13 @@ class Market:
                     "work_id": work_id,
                     "losers": [s.provider_id for s in scored],
                 }
-                if refused is not None:  # the mandate no longer covers the winning price
+                if refused is not None:  # the mandate no longer covers the contract price
                     unfilled["mandate_refused"] = refused.reason.value.replace("_", "-")
                 tx.emit(EventType.WORK_UNFILLED, work_id, unfilled)
                 return str(state.value)
             state = _checked(transition(state, WorkEventKind.AWARD))
-            _award(tx, row, winner.bid_id, [s.provider_id for s in scored if not s.is_winner])
+            losers = [s.provider_id for s in scored if not s.is_winner]
+            _award(tx, row, winner.bid_id, price_minor, losers)
             return str(state.value)
 
         closed: str | None = self.write(write)
@@ -1413,10 +1425,12 @@ def _bid_rows(tx: Tx, spec: WorkSpec, work_id: str) -> list[BidRow]:
     return found
 
 
-def _award(tx: Tx, work: _WorkRow, bid_id: str, losers: list[str]) -> None:
+def _award(tx: Tx, work: _WorkRow, bid_id: str, price_minor: int, losers: list[str]) -> None:
     # Spec step 5: "Best agent wins the contract automatically". One transaction: release the
-    # work's budget hold, hold the price as escrow (price <= budget max, so it cannot fail),
-    # insert the contract, move the work to AWARDED.
+    # work's budget hold, hold the contract price as escrow (the payment rule's price: the bid
+    # under first score; under second score at least the bid and at most the budget max, so
+    # never more than the budget hold just released, and it cannot fail), insert the contract
+    # at that price, move the work to AWARDED.
     bid = one(
         _AwardedBidRow,
         tx.execute(
@@ -1426,7 +1440,8 @@ def _award(tx: Tx, work: _WorkRow, bid_id: str, losers: list[str]) -> None:
     )
     assert bid is not None, "the winner is one of the work's bids"
     work_id, consumer, currency = work.work_id, work.consumer_tenant_id, work.currency
-    price = Money(bid.price_minor, currency)
+    assert bid.price_minor <= price_minor, "the contract price is never below the bid"
+    price = Money(price_minor, currency)
     contract_id = new_id("contract")
     escrow_id = f"escrow-{contract_id}"
     tx.ledger(Release(f"release-{work.hold_id}", work.hold_id))
@@ -1442,7 +1457,7 @@ def _award(tx: Tx, work: _WorkRow, bid_id: str, losers: list[str]) -> None:
             consumer,
             bid.provider_id,
             bid.provider_tenant_id,
-            bid.price_minor,
+            price_minor,
             currency,
             escrow_id,
             bid.max_turnaround_ms,
@@ -1550,11 +1565,10 @@ def _cited_receipt(body: object) -> tuple[object, str | None]:
     return rest, receipt_id
 
 
-def _mandate_refusal(tx: Tx, work: _WorkRow, bid_id: str) -> Rejected[Any] | None:
-    # At award the winning price is checked against the work's mandate again (it may have
-    # been revoked or have expired since submission).
-    price_minor = scalar(tx.execute("SELECT price_minor FROM bids WHERE bid_id = ?", (bid_id,)))
-    price = Money(int(price_minor), work.currency)
+def _mandate_refusal(tx: Tx, work: _WorkRow, price_minor: int) -> Rejected[Any] | None:
+    # At award the contract price (what the consumer is to pay) is checked against the work's
+    # mandate again (it may have been revoked or have expired since submission).
+    price = Money(price_minor, work.currency)
     _, refused = award_refusal(tx, work.work_id, price, work.category)
     return refused
 

@@ -1,10 +1,12 @@
-"""aex/core/rules.py: the exchange's rules file (weights, calibration, reputation rule)."""
+"""aex/core/rules.py: the exchange's rules file (weights, calibration, reputation and payment
+rules)."""
 
 from __future__ import annotations
 
 import pytest
 
 from aex.core.calibration import ConfidenceCalibration
+from aex.core.payment_rule import FIRST_SCORE, SECOND_SCORE
 from aex.core.reasons import Rejected
 from aex.core.reputation import DEFAULT_REPUTATION_PARAMS, ReputationRule
 from aex.core.rules import SPEC_RULES, ExchangeRules, rules_from_json, rules_to_json
@@ -16,6 +18,21 @@ def test_a_plain_weights_file_is_the_spec_rules() -> None:
     assert rules == SPEC_RULES
     assert rules.calibration is None
     assert rules.reputation == DEFAULT_REPUTATION_PARAMS
+    assert rules.payment_rule is FIRST_SCORE
+
+
+def test_the_payment_rule_round_trips_and_first_score_is_written_as_absent() -> None:
+    document = {**weights_to_json(PRESETS["balanced"]), "payment_rule": "second_score"}
+    rules = rules_from_json(document)
+    assert isinstance(rules, ExchangeRules)
+    assert rules.payment_rule is SECOND_SCORE
+    assert rules_to_json(rules) == document
+    assert rules_from_json(rules_to_json(rules)) == rules
+    explicit = rules_from_json(
+        {**weights_to_json(PRESETS["balanced"]), "payment_rule": "first_score"}
+    )
+    assert explicit == SPEC_RULES
+    assert rules_to_json(SPEC_RULES) == weights_to_json(PRESETS["balanced"])  # unchanged bytes
 
 
 def test_calibration_and_reputation_rule_round_trip() -> None:
@@ -44,6 +61,9 @@ def test_calibration_and_reputation_rule_round_trip() -> None:
         ({"reputation": {"rule": "beta"}}, "reputation.rule"),
         ({"reputation": {"prior_alpha": "1"}}, "reputation.prior_alpha"),
         ({"surprise": 1}, "surprise"),
+        ({"payment_rule": "vickrey"}, "payment_rule"),
+        ({"payment_rule": 2}, "payment_rule"),
+        ({"payment_rule": None}, "payment_rule"),
     ],
 )
 def test_a_bad_rules_file_is_refused_naming_the_field(extra: dict[str, object], field: str) -> None:

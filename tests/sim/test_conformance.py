@@ -10,7 +10,10 @@ test asserts, auction by auction, that the exchange's evaluation equals the simu
 six components, total, rank, reject reason, winner), that the contract goes to the same
 provider at the same price and ends in the same state with the same fee to the cent, that
 every provider's reputation score, contracts and tier after each tick are the simulator's, and
-that the platform's revenue equals the simulator's fees.
+that the platform's revenue equals the simulator's fees. It runs under both payment rules
+(aex/core/payment_rule.py): first score (the spec, the winner paid its bid) and second score
+(the winner paid the price at which its score meets the runner-up's), so both drivers provably
+pay the same contract price, hold and fee to the cent.
 
 Self-dealers' wash trades (the engine's BlockLog.wash_trades) are replayed too: a sock-puppet
 consumer tenant of the dealer's owner posts the 1.00 USD work at the tick's start, the dealer
@@ -78,8 +81,9 @@ FINAL_STATE = {
 }
 
 
-def conformance_scenario() -> ScenarioParams:
-    """The default market, scaled to a replayable size, with more disputes and calibration on."""
+def conformance_scenario(payment_rule: str = "first_score") -> ScenarioParams:
+    """The default market, scaled to a replayable size, with more disputes and calibration on,
+    under the given payment rule."""
     params = load_scenario("default")
     market = dataclasses.replace(
         params.market, work_per_tick=10, consumers=3, dispute_probability=0.08
@@ -104,7 +108,9 @@ def conformance_scenario() -> ScenarioParams:
         groups[0], strategy="self_dealing", count=2, params={"wash_same_tenant": 1.0}
     )
     groups = groups + extra + (own_tenant,)
-    scoring = dataclasses.replace(params.scoring, calibration={"evidence_contracts": 8.0})
+    scoring = dataclasses.replace(
+        params.scoring, calibration={"evidence_contracts": 8.0}, payment_rule=payment_rule
+    )
     log = dataclasses.replace(params.log, bids="all", reputation="changes")
     return dataclasses.replace(
         params, ticks=200, seed=13, market=market, providers=groups, scoring=scoring, log=log
@@ -214,13 +220,22 @@ def _signing_key() -> Any:
 _KEY = _signing_key()
 
 
+@pytest.fixture(params=["first_score", "second_score"])
+def payment_rule(request: pytest.FixtureRequest) -> str:
+    rule: str = request.param
+    return rule
+
+
 @pytest.fixture
-def exchange(tmp_path: Path) -> Exchange:
-    params = conformance_scenario()
+def exchange(tmp_path: Path, payment_rule: str) -> Exchange:
+    params = conformance_scenario(payment_rule)
     rules = params.rules
+    assert rules.payment_rule.value == payment_rule
     store = SqliteStore(tmp_path / "aex.sqlite3", synchronous="NORMAL")
     clock = Clock()
-    weights = NamedWeights("conformance", rules.weights, rules.calibration, rules.reputation)
+    weights = NamedWeights(
+        "conformance", rules.weights, rules.calibration, rules.reputation, rules.payment_rule
+    )
     market = Market(SqliteMarketDb(store), weights=weights, clock=clock)
     return Exchange(
         market,
@@ -238,9 +253,9 @@ def _rows(columns: dict[str, np.ndarray[Any, Any]]) -> list[dict[str, Any]]:
 
 
 def test_a_simulated_market_replayed_through_the_exchange_is_the_same_market(
-    exchange: Exchange,
+    exchange: Exchange, payment_rule: str
 ) -> None:
-    params = conformance_scenario()
+    params = conformance_scenario(payment_rule)
     streams = engine.Streams.spawn(params.seed or 0, 0)
     population, state = engine.init(streams.population, params)
     for slot in range(population.size):
@@ -258,6 +273,7 @@ def test_a_simulated_market_replayed_through_the_exchange_is_the_same_market(
         "disputes": 0,
         "wash_trades": 0,
         "wash_refused": 0,
+        "paid_above_bid": 0,
     }
     strategies_seen: set[str] = set()
     fees_minor = 0
@@ -285,6 +301,8 @@ def test_a_simulated_market_replayed_through_the_exchange_is_the_same_market(
     assert checked["disputes"] > 0, checked
     assert checked["wash_trades"] > 0, checked
     assert checked["wash_refused"] > 0, checked
+    # first score pays every bid; second score raises (many) winners above their bids
+    assert (checked["paid_above_bid"] > 0) == (payment_rule == "second_score"), checked
     assert strategies_seen == set(engine.strategies.NAMES), strategies_seen
 
 
@@ -366,6 +384,11 @@ def _replay_block(
             _check_evaluation(evaluation, sim_bid_of, bids_of.get(sim_work, []), tick)
             checked["auctions"] += 1
             checked["bids"] += len(evaluation["bids"])
+            if sim_work in awards and params.scoring.payment_rule != "first_score":
+                amount = Decimal(evaluation["contract_price"]["amount"])
+                assert amount == _money(int(awards[sim_work]["price_minor"])), tick
+            else:
+                assert "contract_price" not in evaluation, tick
             if sim_work in awards:
                 found = exchange.market.db.read(
                     "SELECT contract_id, provider_id, price_minor FROM contracts WHERE work_id = ?",
@@ -375,6 +398,9 @@ def _replay_block(
                 assert found[0][1] == exchange.providers[int(award["provider_id"])].provider_id
                 assert found[0][2] == int(award["price_minor"])
                 contract_of[sim_work] = str(found[0][0])
+                (won,) = (b for b in bids_of[sim_work] if int(b["bid_id"]) == int(award["bid_id"]))
+                assert int(won["price_minor"]) <= found[0][2] <= int(w["budget_max_minor"])
+                checked["paid_above_bid"] += found[0][2] > int(won["price_minor"])
         fees += _close_wash_trades(exchange, washed, checked)
         fees += _replay_contracts(exchange, tick_work, contracts, contract_of, settlements, checked)
         # every provider with a contract this tick: the exchange's reputation as the next

@@ -81,6 +81,69 @@ def test_winner_is_the_cores_winner_on_every_logged_auction(reference: ScenarioP
     assert sorted(cols[10][np.asarray(scored.is_winner)]) == [b for (b,) in awarded]
 
 
+@pytest.mark.parametrize("rule", ["first_score", "second_score"])
+def test_awards_pay_the_cores_contract_price_and_bids_keep_their_price(
+    reference: ScenarioParams, rule: str
+) -> None:
+    scoring = dataclasses.replace(reference.scoring, payment_rule=rule)
+    params = dataclasses.replace(reference, scoring=scoring)
+    _, con = simulate(params)
+    rows = con.execute(
+        "SELECT b.work_id, b.price_score, b.trust_score, b.confidence_score, b.sample_score,"
+        " b.sla_score, b.certification_score, b.reject_reason, b.total, b.rank, b.is_winner,"
+        " b.price_minor, w.budget_min_minor, w.budget_max_minor"
+        " FROM bids b JOIN work w USING (run_id, work_id) ORDER BY b.work_id, b.bid_id"
+    ).fetchall()
+    cols = [np.array(c) for c in zip(*rows, strict=True)]
+    scored = _core.ScoredBids(
+        *(c.astype(np.float64) for c in cols[1:7]),
+        reject_reason=cols[7].astype(np.uint8),
+        total=cols[8].astype(np.float64),
+        rank=cols[9].astype(np.int32),
+        is_winner=cols[10].astype(bool),
+    )
+    expected = _core.contract_prices(
+        cols[0].astype(np.int64),
+        scored,
+        params.weights,
+        params.rules.payment_rule,
+        price_minor=cols[11].astype(np.int64),
+        budget_min_minor=cols[12].astype(np.int64),
+        budget_max_minor=cols[13].astype(np.int64),
+    )
+    awards = con.execute(
+        "SELECT a.price_minor, b.price_minor, w.budget_max_minor FROM awards a"
+        " JOIN bids b ON b.run_id = a.run_id AND b.work_id = a.work_id AND b.bid_id = a.bid_id"
+        " JOIN work w ON w.run_id = a.run_id AND w.work_id = a.work_id ORDER BY a.work_id"
+    ).fetchall()
+    assert [paid for paid, _, _ in awards] == expected.tolist()
+    assert all(bid <= paid <= budget for paid, bid, budget in awards)
+    raised = sum(paid > bid for paid, bid, _ in awards)
+    assert (raised == 0) == (rule == "first_score"), raised
+    settled = con.execute(
+        "SELECT s.price_minor, s.fee_minor, a.price_minor FROM settlements s"
+        " JOIN awards a USING (run_id, work_id)"
+    ).fetchall()
+    assert settled
+    for price, fee, awarded in settled:
+        assert price == awarded
+        assert fee == price * params.scoring.fee_bps // 10_000
+
+
+def test_other_weights_keep_the_scenarios_payment_rule_fee_and_calibration(
+    reference: ScenarioParams,
+) -> None:
+    scoring = dataclasses.replace(
+        reference.scoring, payment_rule="second_score", calibration={"evidence_contracts": 5.0}
+    )
+    params = dataclasses.replace(reference, scoring=scoring)
+    tuned = with_weights(params, _core.PRESETS["lowest_price"])
+    assert tuned.weights == _core.PRESETS["lowest_price"]
+    assert tuned.rules.payment_rule is _core.PaymentRule.SECOND_SCORE
+    assert tuned.rules.calibration == params.rules.calibration
+    assert tuned.scoring.fee_bps == params.scoring.fee_bps
+
+
 def test_trust_is_the_exact_reputation_at_the_start_of_each_tick(reference: ScenarioParams) -> None:
     # Blocks clear several ticks at once; each bid's trust must still be (s+1)/(n+2) from every
     # outcome of earlier ticks that counts as evidence (the exchange's rule: a contract of at

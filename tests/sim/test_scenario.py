@@ -45,6 +45,17 @@ def test_scenarios_run_the_exchange_rules_and_the_benchmark_its_named_rule() -> 
     assert (reference.reputation.prior_alpha, reference.reputation.prior_beta) == (1.0, 1.0)
 
 
+def test_the_payment_rule_is_read_from_the_scoring_table_first_score_by_default() -> None:
+    from aex.core.payment_rule import FIRST_SCORE, SECOND_SCORE
+
+    assert parse_scenario({}).rules.payment_rule is FIRST_SCORE
+    assert scenario_named("default").rules.payment_rule is FIRST_SCORE
+    params = parse_scenario({"scoring": {"payment_rule": "second_score", "preset": "lowest_price"}})
+    assert params.scoring.payment_rule == "second_score"
+    assert params.rules.payment_rule is SECOND_SCORE
+    assert params.rules.weights == params.weights
+
+
 @pytest.mark.parametrize(
     ("table", "field"),
     [
@@ -62,6 +73,8 @@ def test_scenarios_run_the_exchange_rules_and_the_benchmark_its_named_rule() -> 
         ({"providers": [{"enters_on_profit": 1}]}, "providers[0].enters_on_profit"),
         ({"reputation": {"rule": "beta"}}, "reputation.rule"),
         ({"scoring": {"calibration": {"evidence_contracts": 0}}}, "scoring.calibration"),
+        ({"scoring": {"payment_rule": "vickrey"}}, "scoring.payment_rule"),
+        ({"scoring": {"payment_rule": 2}}, "scoring.payment_rule"),
     ],
 )
 def test_scenario_parse_errors_name_the_field(table: dict[str, object], field: str) -> None:
