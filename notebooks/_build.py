@@ -15,7 +15,7 @@ def nb(path, cells):
 SIZES_NOTE = "Sizes: `AEX_NOTEBOOK_SIZE=small` (the default, what `make test` executes in seconds) or `full` (what `make lab` sets: the study at a size whose intervals mean something)."
 
 nb(HERE / "01_weight_tuning.ipynb", [
-    new_markdown_cell("# Weight tuning\n\nSearch the weight simplex with differential evolution on a small mixed market (common random numbers across candidates), then compare the tuned weights with the spec's balanced preset on fresh seeds, and backtest a recorded run under the tuned weights. `aex tune` runs the same search from the command line.\n\n" + SIZES_NOTE),
+    new_markdown_cell("# Weight tuning: convergence, train vs held-out, intervals\n\nDifferential evolution searches the weight simplex on the **train** scenarios (`default`, `attacks`) and train seeds, every candidate on the same seeds (common random numbers), under calibrated confidence. The tuned weights are then compared with the spec's balanced preset, paired on the same seeds, twice: on fresh seeds of the train scenarios, and on **held-out** scenarios (`heldout_*`) the search never saw. A gain that holds only on the train scenarios is overfitting. `aex study` (docs/market-design.md \"Study\") runs the same pipeline with the choice among more candidates and the incentive test.\n\n" + SIZES_NOTE),
     new_code_cell("""import dataclasses
 import os
 
@@ -24,30 +24,47 @@ import polars as pl
 
 from aex.sim import _core
 from aex.sim.backtest import backtest
-from aex.sim.runner import simulate
+from aex.sim.runner import simulate, with_rules
 from aex.sim.scenario import scenario_named
+from aex.sim.study import Candidate, compare, evaluate_rules
 from aex.sim.sweep import ProcessExecutor, SerialExecutor
 from aex.sim.tune import WEIGHT_FIELDS, tune
 
 SIZE = os.environ.get("AEX_NOTEBOOK_SIZE", "small")
 SIZES = {
-    # small: a smoke run of every step; full: `aex tune`'s defaults on every core
-    "small": {"ticks": 4, "seeds": 1, "check_seeds": 3, "maxiter": 1, "popsize": 1, "backtest_ticks": 15},
-    "full": {"ticks": 60, "seeds": 3, "check_seeds": 8, "maxiter": 5, "popsize": 4, "backtest_ticks": 100},
+    # small: a smoke run of every step; full: the study's sizes (scenarios/study.toml)
+    "small": {"ticks": 4, "seeds": 1, "check_seeds": 2, "maxiter": 2, "popsize": 1,
+              "train": ["default"], "test": ["heldout_thin"], "backtest_ticks": 15},
+    "full": {"ticks": 100, "seeds": 3, "check_seeds": 10, "maxiter": 5, "popsize": 4,
+             "train": ["default", "attacks"],
+             "test": ["heldout_specialists", "heldout_thin", "heldout_premium"], "backtest_ticks": 100},
 }
 size = SIZES[SIZE]
 executor = ProcessExecutor() if SIZE == "full" else SerialExecutor()
+CALIBRATION = {"evidence_contracts": 3.0, "prior_alpha": 1.0, "prior_beta": 1.0}
 
-scenario = dataclasses.replace(scenario_named("default"), ticks=size["ticks"])
+def rules(weights, name, calibrated=True):
+    document = _core.weights_to_json(weights, name=name)
+    if calibrated:
+        document["confidence_calibration"] = CALIBRATION
+    return document
+
+def scenarios(names):
+    return [dataclasses.replace(scenario_named(n), ticks=size["ticks"]) for n in names]
+
+train = [with_rules(s, rules(s.weights, "train")) for s in scenarios(size["train"])]
 result = tune(
-    [scenario],
+    train,
     seeds=list(range(1, size["seeds"] + 1)),
-    check_seeds=list(range(2, 2 + size["check_seeds"])),
+    check_seeds=list(range(101, 101 + size["check_seeds"])),
     maxiter=size["maxiter"],
     popsize=size["popsize"],
     executor=executor,
 )
-result"""),
+result.weights"""),
+    new_markdown_cell("## Convergence\n\nThe population's best objective (consumer surplus − the largest attacker profit, USD per posted item, on the search seeds) after each generation. A curve still rising at the last generation says the search stopped early: raise `maxiter`."),
+    new_code_cell("""convergence = pl.DataFrame({"generation": list(range(1, len(result.history) + 1)), "best_objective": list(result.history)})
+alt.Chart(convergence).mark_line(point=True).encode(x="generation:O", y=alt.Y("best_objective", scale=alt.Scale(zero=False)))"""),
     new_code_cell("""weights = pl.DataFrame(
     {
         "component": list(WEIGHT_FIELDS) * 2,
@@ -57,58 +74,98 @@ result"""),
     }
 )
 alt.Chart(weights).mark_bar().encode(x="component", y="weight", color="weights", xOffset="weights")"""),
-    new_code_cell("""pl.DataFrame(
-    [
-        {"weights": name, "mean": e.mean, "ci_low": e.low, "ci_high": e.high}
-        for name, e in (("tuned", result.tuned), ("balanced", result.baseline),
-                        ("tuned - balanced", result.difference))
-    ]
-)"""),
-    new_code_cell("""run, con = simulate(dataclasses.replace(scenario, ticks=size["backtest_ticks"]))
+    new_markdown_cell("## Train vs held-out\n\nThe paired difference from the spec's defaults (same seeds), per scenario, with its 95% interval: the train scenarios on fresh seeds, then the held-out scenarios."),
+    new_code_cell("""candidates = [
+    Candidate("spec", rules(_core.PRESETS["balanced"], "spec", calibrated=False)),
+    Candidate("spec+calibration", rules(_core.PRESETS["balanced"], "spec+calibration")),
+    Candidate("tuned+calibration", rules(result.weights, "tuned+calibration")),
+]
+check = list(range(20_001, 20_001 + size["check_seeds"]))
+rows = []
+for split, names in (("train", size["train"]), ("held out", size["test"])):
+    got = evaluate_rules(scenarios(names), check, candidates, executor)
+    for r in compare(got, "spec", names):
+        if r["scenario"] != "all" and r["rules"] != "spec":
+            d = r["objective_diff"]
+            rows.append({"split": split, "scenario": r["scenario"], "rules": r["rules"],
+                         "diff": d["mean"], "ci_low": d["ci_low"], "ci_high": d["ci_high"]})
+paired = pl.DataFrame(rows)
+paired"""),
+    new_code_cell("""base = alt.Chart(paired).encode(y=alt.Y("scenario", title=None), color="split")
+(base.mark_point(filled=True).encode(x=alt.X("diff", title="objective minus the spec's, USD per posted item"))
+ + base.mark_rule().encode(x="ci_low", x2="ci_high")).facet(row="rules")"""),
+    new_markdown_cell("## Backtest\n\nA recorded run re-ranked under the tuned weights (a static counterfactual: reputation feedback under the new awards is not replayed)."),
+    new_code_cell("""run, con = simulate(dataclasses.replace(scenario_named("default"), ticks=size["backtest_ticks"]))
 backtest(con, run.run_id, result.weights).summary"""),
 ])
 
 nb(HERE / "02_market_growth.ipynb", [
-    new_markdown_cell("# A year of market growth\n\nOne tick is a day: work posted grows 1% a day and providers join over the first half year. Prices, fill rate and concentration per month come straight from the DuckDB market log.\n\n" + SIZES_NOTE + " The full size is the same year in a market three times larger (work and providers)."),
+    new_markdown_cell("# Market growth: entry, exit, concentration\n\n`scenarios/growth.toml`: a year of days; work posted grows 1% a day, providers join over the first half year, a dormant group enters when the market made a profit in the last block, and a provider with at least `exit_min_contracts` contracts and a negative realised profit leaves. Several seeds: every curve is a mean with its 95% band.\n\n" + SIZES_NOTE),
     new_code_cell("""import dataclasses
 import os
 
 import altair as alt
 import polars as pl
 
+from aex.marketlog.metrics import mean_interval
+from aex.sim import engine
 from aex.sim.runner import simulate
 from aex.sim.scenario import scenario_named
 
 SIZE = os.environ.get("AEX_NOTEBOOK_SIZE", "small")
-SCALE = {"small": 1, "full": 3}[SIZE]  # work posted and providers, x the small market's
+SIZES = {"small": {"ticks": 90, "seeds": 2}, "full": {"ticks": 365, "seeds": 10}}
+size = SIZES[SIZE]
+growth = dataclasses.replace(scenario_named("growth"), ticks=size["ticks"])
+seeds = [growth.seed + i for i in range(size["seeds"])]
 
-base = scenario_named("default")
-market = dataclasses.replace(
-    base.market, work_per_tick=4 * SCALE, work_growth_per_tick=0.01, work_per_tick_max=120 * SCALE
-)
-providers = tuple(dataclasses.replace(g, count=g.count * SCALE, join_tick_max=180) for g in base.providers)
-year = dataclasses.replace(base, ticks=365, block_ticks=10, market=market, providers=providers,
-                           log=dataclasses.replace(base.log, bids="none"))
-run, con = simulate(year)
-run"""),
-    new_code_cell("""def frame(sql):
-    cursor = con.execute(sql)
-    return pl.DataFrame(cursor.fetchall(), schema=[d[0] for d in cursor.description], orient="row")
+def active_providers(params):
+    # the engine's own state, block by block: who is in the market (joined, not exited)
+    streams = engine.Streams.spawn(params.seed, 0)
+    population, state = engine.init(streams.population, params)
+    rows, before = [], state.active.copy()
+    while state.tick < params.ticks:
+        state, _ = engine.step(streams, state, params, population, params.weights)
+        now = state.active
+        rows.append({"tick": state.tick, "active": int(now.sum()),
+                     "entered": int((now & ~before).sum()), "exited": int((before & ~now).sum())})
+        before = now.copy()
+    return pl.DataFrame(rows)
 
-monthly = frame('''
-    SELECT w.tick // 30 AS month, count(*) AS work_items, count(a.work_id) AS awards,
-           avg(a.price_minor) / 100 AS price_mean, avg(o.success::DOUBLE) AS success_rate
-    FROM work w LEFT JOIN awards a USING (run_id, work_id) LEFT JOIN outcomes o USING (run_id, work_id)
-    GROUP BY month ORDER BY month''')
-monthly"""),
-    new_code_cell("""alt.Chart(monthly).mark_line(point=True).encode(x="month", y="work_items") | alt.Chart(
-    monthly
-).mark_line(point=True).encode(x="month", y="price_mean")"""),
-    new_code_cell("""frame('''
-    SELECT tick // 30 AS month, sum(s * s) * 10000 AS hhi FROM (
-        SELECT tick, provider_id, count(*) / sum(count(*)) OVER (PARTITION BY tick // 30) AS s
-        FROM awards GROUP BY tick // 30, tick, provider_id)
-    GROUP BY month ORDER BY month''').head()"""),
+flows = pl.concat([active_providers(dataclasses.replace(growth, seed=s)).with_columns(seed=pl.lit(s)) for s in seeds])
+flows.group_by("tick").agg(pl.col("active", "entered", "exited").mean()).sort("tick").tail()"""),
+    new_code_cell("""def band(frame, by, value):
+    rows = []
+    for key, group in frame.group_by(by):
+        values = group[value].to_list()
+        mean, low, high = mean_interval(values) if len(values) > 1 else (values[0],) * 3
+        rows.append({by: key[0], "mean": mean, "ci_low": low, "ci_high": high})
+    return pl.DataFrame(rows).sort(by)
+
+def chart(frame, by, title):
+    base = alt.Chart(frame).encode(x=alt.X(by))
+    return (base.mark_area(opacity=0.3).encode(y="ci_low", y2="ci_high")
+            + base.mark_line().encode(y=alt.Y("mean", title=title))).properties(width=260, height=180)
+
+exits = flows.with_columns(month=pl.col("tick") // 30).group_by("seed", "month").agg(pl.col("exited").sum())
+chart(band(flows, "tick", "active"), "tick", "active providers") | chart(band(exits, "month", "exited"), "month", "exits per month")"""),
+    new_markdown_cell("## Prices and concentration per month\n\nFrom the DuckDB market log of each seed: the mean awarded price and the Herfindahl–Hirschman index of award shares (0 to 10,000; above 2,500 is a concentrated market by the usual antitrust reading)."),
+    new_code_cell("""MONTHLY = '''
+    WITH shares AS (
+        SELECT tick // 30 AS month, provider_id, count(*) AS n, sum(price_minor) AS paid
+        FROM awards WHERE run_id = $run GROUP BY ALL),
+    totals AS (SELECT month, sum(n) AS total, sum(paid) AS paid FROM shares GROUP BY month)
+    SELECT s.month, sum((s.n / t.total) * (s.n / t.total)) * 10000 AS hhi,
+           any_value(t.paid) / any_value(t.total) / 100 AS price_mean
+    FROM shares s JOIN totals t USING (month) GROUP BY s.month ORDER BY s.month'''
+
+def monthly(seed):
+    run, con = simulate(dataclasses.replace(growth, seed=seed, log=dataclasses.replace(growth.log, bids="none")))
+    out = pl.DataFrame(con.execute(MONTHLY, {"run": run.run_id}).fetchall(), schema=["month", "hhi", "price_mean"], orient="row")
+    con.close()
+    return out.with_columns(seed=pl.lit(seed))
+
+months = pl.concat([monthly(s) for s in seeds])
+chart(band(months, "month", "hhi"), "month", "HHI of award shares") | chart(band(months, "month", "price_mean"), "month", "mean price, USD")"""),
 ])
 
 nb(HERE / "03_incentives.ipynb", [

@@ -45,6 +45,8 @@ __all__ = [
     "Candidate",
     "StudyParams",
     "candidate_rules",
+    "compare",
+    "evaluate_rules",
     "load_study",
     "run_study",
     "welfare_of",
@@ -168,7 +170,7 @@ def _seeded(scenarios: Sequence[ScenarioParams], seeds: Sequence[int]) -> list[S
     return [dataclasses.replace(s, seed=int(seed)) for s in scenarios for seed in seeds]
 
 
-def _evaluate_rules(
+def evaluate_rules(
     scenarios: Sequence[ScenarioParams],
     seeds: Sequence[int],
     candidates: Sequence[Candidate],
@@ -200,7 +202,7 @@ def _interval(values: Sequence[float]) -> dict[str, float]:
     return {"mean": e.mean, "ci_low": e.low, "ci_high": e.high, "n": e.n}
 
 
-def _compare(
+def compare(
     rows: Mapping[str, list[dict[str, Any]]], reference: str, scenarios: Sequence[str]
 ) -> list[dict[str, Any]]:
     """Per candidate and scenario (and 'all': the paired differences relative to the
@@ -322,7 +324,7 @@ def run_study(
     adversaries = list(strategies.ATTACKER_STRATEGIES)
 
     say("choosing on the train scenarios")
-    train_rows = _evaluate_rules(train, study.check_seeds, candidates, pool)
+    train_rows = evaluate_rules(train, study.check_seeds, candidates, pool)
     choice: list[dict[str, Any]] = []
     for c in candidates:
         bound = _worst_adversary_bound(
@@ -344,8 +346,8 @@ def run_study(
     by_name = {c.name: c for c in candidates}
 
     say("evaluating on the held-out scenarios")
-    test_rows = _evaluate_rules(test, study.test_seeds, candidates, pool)
-    comparison = _compare(test_rows, "spec", [s.name for s in test])
+    test_rows = evaluate_rules(test, study.test_seeds, candidates, pool)
+    comparison = compare(test_rows, "spec", [s.name for s in test])
 
     say("incentive test on the held-out scenarios")
     every = list(strategies.NAMES)

@@ -166,6 +166,9 @@ class TuneResult:
     difference: Estimate  # paired: tuned − baseline
     evaluations: int
     incentive_constraint: float | None = None  # the tuned weights' worst upper bound (check)
+    # convergence: the population's best objective (higher is better, on the search seeds)
+    # after each generation of the search; never falls (selection keeps the better vector)
+    history: tuple[float, ...] = ()
 
 
 def tune(
@@ -188,6 +191,12 @@ def tune(
         tuple(scenarios), tuple(seeds), tuple(incentive_strategies), deviators=deviators
     )
     workers: Any = executor if executor is not None else SerialExecutor()
+    history: list[float] = []
+
+    def record(intermediate_result: optimize.OptimizeResult) -> None:
+        # scipy passes the OptimizeResult to a callback with this parameter name
+        history.append(-float(intermediate_result.fun))
+
     found = optimize.differential_evolution(
         objective,
         bounds=[(0.0, 1.0)] * len(WEIGHT_FIELDS),
@@ -197,6 +206,7 @@ def tune(
         polish=False,
         updating="deferred",
         workers=workers if progress is None else ProgressExecutor(workers, progress),
+        callback=record,
     )
     weights = weights_from_vector(found.x)
     check = Objective(
@@ -216,4 +226,5 @@ def tune(
         incentive_constraint=(
             check.incentive_constraint(weights) if incentive_strategies else None
         ),
+        history=tuple(history),
     )

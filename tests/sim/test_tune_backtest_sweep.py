@@ -34,6 +34,14 @@ def test_confidence_interval_brackets_the_mean() -> None:
     assert est.low < est.mean == 2.5 < est.high
 
 
+def test_a_tune_run_records_its_convergence_one_best_per_generation(tiny: ScenarioParams) -> None:
+    result = tune(
+        [dataclasses.replace(tiny, ticks=3)], seeds=[1], check_seeds=[2, 3], maxiter=3, popsize=1
+    )
+    assert len(result.history) == 3
+    assert list(result.history) == sorted(result.history)  # the best never falls
+
+
 def test_a_tiny_tune_run_returns_simplex_weights_with_intervals(tiny: ScenarioParams) -> None:
     result = tune([tiny], seeds=[1], check_seeds=[2, 3], maxiter=1, popsize=1)
     assert sum(dataclasses.astuple(result.weights)) == pytest.approx(1.0, abs=1e-9)
