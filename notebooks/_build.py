@@ -31,6 +31,9 @@ from aex.sim.sweep import ProcessExecutor, SerialExecutor
 from aex.sim.tune import WEIGHT_FIELDS, tune
 
 SIZE = os.environ.get("AEX_NOTEBOOK_SIZE", "small")
+# every chart is rendered to SVG in the kernel (vl-convert): it shows with no network, in
+# JupyterLab, in exported HTML and on a code host alike
+alt.renderers.enable("svg")
 SIZES = {
     # small: a smoke run of every step; full: the study's sizes (scenarios/study.toml)
     "small": {"ticks": 4, "seeds": 1, "check_seeds": 2, "maxiter": 2, "popsize": 1,
@@ -113,6 +116,9 @@ from aex.sim.runner import simulate
 from aex.sim.scenario import scenario_named
 
 SIZE = os.environ.get("AEX_NOTEBOOK_SIZE", "small")
+# every chart is rendered to SVG in the kernel (vl-convert): it shows with no network, in
+# JupyterLab, in exported HTML and on a code host alike
+alt.renderers.enable("svg")
 SIZES = {"small": {"ticks": 90, "seeds": 2}, "full": {"ticks": 365, "seeds": 10}}
 size = SIZES[SIZE]
 growth = dataclasses.replace(scenario_named("growth"), ticks=size["ticks"])
@@ -190,6 +196,9 @@ from aex.sim.scenario import scenario_named
 from aex.sim.sweep import ProcessExecutor, SerialExecutor, SweepTask, sweep
 
 SIZE = os.environ.get("AEX_NOTEBOOK_SIZE", "small")
+# every chart is rendered to SVG in the kernel (vl-convert): it shows with no network, in
+# JupyterLab, in exported HTML and on a code host alike
+alt.renderers.enable("svg")
 SIZES = {"small": {"seeds": 3, "ticks": 20}, "full": {"seeds": 20, "ticks": 200}}
 size = SIZES[SIZE]
 executor = ProcessExecutor() if SIZE == "full" else SerialExecutor()
@@ -271,6 +280,9 @@ from aex.sim.scenario import scenario_named
 from aex.sim.sweep import ProcessExecutor, SerialExecutor
 
 SIZE = os.environ.get("AEX_NOTEBOOK_SIZE", "small")
+# every chart is rendered to SVG in the kernel (vl-convert): it shows with no network, in
+# JupyterLab, in exported HTML and on a code host alike
+alt.renderers.enable("svg")
 ticks, trajectories, seed_count = {"small": (5, 2, 2), "full": (60, 10, 2)}[SIZE]
 
 chosen = sensitivity.load_parameters()
