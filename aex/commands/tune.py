@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,17 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
         if isinstance(executor, ProcessExecutor):
             executor.close()
-    document = _core.weights_to_json(result.weights, name="tuned")
+    # The weights were tuned under the scenarios' other rules (calibration, payment rule,
+    # reputation): the file carries them, so that `aex serve --weights` runs what was tuned.
+    ruled = {repr(_core.rules_to_json(s.rules)) for s in scenarios}
+    if len(ruled) > 1:
+        print(
+            "aex tune: the scenarios run different rules; the file takes the first one's",
+            file=sys.stderr,
+        )
+    document = _core.rules_to_json(
+        dataclasses.replace(scenarios[0].rules, weights=result.weights), name="tuned"
+    )
     args.out.write_text(json.dumps(document, indent=2) + "\n")
     print(f"wrote {args.out} after {result.evaluations} candidate evaluations")
     for field in WEIGHT_FIELDS:

@@ -133,3 +133,25 @@ def test_dask_executor_gives_the_same_sweep_as_in_process(tiny: ScenarioParams) 
     ):
         on_dask = sweep(tasks, DaskExecutor(client))
     assert on_dask.equals(sweep(tasks, SerialExecutor()))
+
+
+def test_aex_tune_writes_the_rules_it_tuned_under(tmp_path: Path) -> None:
+    # a calibrated scenario: the tuned weights were found under calibration, so the file that
+    # `aex serve --weights` loads must run calibration too (a bare weights file would not)
+    source = (Path(__file__).resolve().parents[2] / "scenarios" / "default.toml").read_text()
+    calibrated = tmp_path / "calibrated.toml"
+    calibrated.write_text(
+        source.replace(
+            "[scoring]\n",
+            "[scoring]\ncalibration = { evidence_contracts = 3.0, prior_alpha = 1.0,"
+            " prior_beta = 1.0 }\n",
+        )
+    )
+    out = tmp_path / "tuned.json"
+    argv = ["tune", str(calibrated), "--ticks", "3", "--seeds", "1", "--check-seeds", "2"]
+    argv += ["--maxiter", "1", "--popsize", "1", "--serial", "--no-progress", "--out", str(out)]
+    assert main(argv) == 0
+    rules = _core.rules_from_json(json.loads(out.read_text()))
+    assert isinstance(rules, _core.ExchangeRules)
+    assert rules.calibration is not None
+    assert rules.calibration.evidence_contracts == 3.0
