@@ -4,17 +4,21 @@
 # Theory of operation. numba compiles these functions to machine code on first call
 # (`@njit(cache=True)`: the result is kept in aex/core/__pycache__, or NUMBA_CACHE_DIR, so a
 # later process loads it in milliseconds instead of compiling for seconds). One call scores a
-# whole batch, auction by auction, with no Python per bid or per auction:
+# whole batch in blocks of whole auctions, with no Python per bid or per auction:
 #
-#   loop 1, per bid: the value checks of the batch (a branch-free screen; the exact first
-#       failing check only for a row that fails it), the four computed components, the reject
-#       code before duplicates and the weighted total;
-#   loop 2, per accepted bid: duplicates, through an open-addressing table keyed by provider
-#       (one probe per bid, the table sized to the auction and stamped, never cleared);
-#   loop 3, per bid: the winner (a running lexicographic maximum) or, with ranks, a stable
-#       merge sort of the auction's accepted bids under the documented order.
+#   per block, a few small loops over its columns, each vectorised: the value screen (one
+#       max, or min and max, reduction per column; the exact first failing check only for a
+#       block that fails it), the sample, price, SLA and certification scores, the reject code
+#       before duplicates and the weighted total;
+#   per auction of the block, one pass over its candidates (the bids passing every other
+#       check): duplicates, through an open-addressing table of kept rows keyed by provider
+#       (one probe per bid, never cleared), and the winner as a running lexicographic maximum
+#       (or, with ranks, a stable merge sort of the accepted bids under the documented order).
 #
-# An auction's rows stay in L1/L2 cache between the three loops; the batch is read from memory
+# Every block loop indexes a view of the block from 0: numba turns a[row] with a signed row
+# of unknown sign into a[row + len if row < 0 else row], which LLVM vectorises only as a
+# gather (several times slower than a contiguous load); from 0 it proves row >= 0 and drops
+# the fix-up. A block's rows stay in L2 between the loops; the batch is read from memory
 # once. Arithmetic is IEEE double without fast-math (no reassociation, no fused multiply-add),
 # in the same order as the numpy path, so totals are bit-identical to it. The numpy path in
 # aex/core/scoring.py stays the reference; tests/core/test_scoring_reference.py holds the two
@@ -372,9 +376,10 @@ def _plainly_valid(  # noqa: C901 - one reduction per column rule, in order
     return bool(_lowest_difference(window_closes_ms, window_opens_ms, start, stop) >= 1)
 
 
-# Loop 1 is a handful of small loops over a block of whole auctions (in L2 after the first),
-# each with one output column: few enough arrays for LLVM's loop vectoriser to prove them
-# independent at run time, which one fused loop over twenty-six columns is not.
+# The block loops: a handful of small loops over a block of whole auctions (in L2 after the
+# first), each with one output column: few enough arrays for LLVM's loop vectoriser to prove
+# them independent at run time, which one fused loop over twenty-six columns is not (it stays
+# scalar, and measured 4x slower than these together).
 
 
 @_jit
