@@ -4,17 +4,21 @@
 # Theory of operation. numba compiles these functions to machine code on first call
 # (`@njit(cache=True)`: the result is kept in aex/core/__pycache__, or NUMBA_CACHE_DIR, so a
 # later process loads it in milliseconds instead of compiling for seconds). One call scores a
-# whole batch, auction by auction, with no Python per bid or per auction:
+# whole batch in blocks of whole auctions, with no Python per bid or per auction:
 #
-#   loop 1, per bid: the value checks of the batch (a branch-free screen; the exact first
-#       failing check only for a row that fails it), the four computed components, the reject
-#       code before duplicates and the weighted total;
-#   loop 2, per accepted bid: duplicates, through an open-addressing table keyed by provider
-#       (one probe per bid, the table sized to the auction and stamped, never cleared);
-#   loop 3, per bid: the winner (a running lexicographic maximum) or, with ranks, a stable
-#       merge sort of the auction's accepted bids under the documented order.
+#   per block, a few small loops over its columns, each vectorised: the value screen (one
+#       max, or min and max, reduction per column; the exact first failing check only for a
+#       block that fails it), the sample, price, SLA and certification scores, the reject code
+#       before duplicates and the weighted total;
+#   per auction of the block, one pass over its candidates (the bids passing every other
+#       check): duplicates, through an open-addressing table of kept rows keyed by provider
+#       (one probe per bid, never cleared), and the winner as a running lexicographic maximum
+#       (or, with ranks, a stable merge sort of the accepted bids under the documented order).
 #
-# An auction's rows stay in L1/L2 cache between the three loops; the batch is read from memory
+# Every block loop indexes a view of the block from 0: numba turns a[row] with a signed row
+# of unknown sign into a[row + len if row < 0 else row], which LLVM vectorises only as a
+# gather (several times slower than a contiguous load); from 0 it proves row >= 0 and drops
+# the fix-up. A block's rows stay in L2 between the loops; the batch is read from memory
 # once. Arithmetic is IEEE double without fast-math (no reassociation, no fused multiply-add),
 # in the same order as the numpy path, so totals are bit-identical to it. The numpy path in
 # aex/core/scoring.py stays the reference; tests/core/test_scoring_reference.py holds the two
@@ -33,6 +37,7 @@ __all__ = ["VALUE_CHECK_COUNT", "rank_batch", "score_batch"]
 # the earliest failing one over the batch, or VALUE_CHECK_COUNT when all hold).
 VALUE_CHECK_COUNT = 18
 _UNBOUNDED = 2**62  # the upper bound of certified_matches and of the window times
+_ONE_BITS = int(np.float64(1.0).view(np.uint64))  # for x in [0, 1]: its bits are at most these
 
 # Codes as in BidRejectReason (1-based precedence).
 _NOT_ELIGIBLE = 1
@@ -265,73 +270,116 @@ def _run_stop(auction_id: Any, start: int, count: int) -> int:  # pragma: no cov
 
 
 @_jit
-def _plainly_valid(
+def _highest(column: Any, start: int, stop: int) -> Any:  # pragma: no cover - compiled
+    # The largest value of column[start:stop] (a max reduction: one stream, it vectorises).
+    block = column[start:stop]
+    high = block[0]
+    for row in range(1, stop - start):
+        value = block[row]
+        high = value if value > high else high
+    return high
+
+
+@_jit
+def _lowest_and_highest(column: Any, start: int, stop: int) -> Any:  # pragma: no cover - compiled
+    # The smallest and the largest value of column[start:stop].
+    block = column[start:stop]
+    low = high = block[0]
+    for row in range(1, stop - start):
+        value = block[row]
+        low = value if value < low else low
+        high = value if value > high else high
+    return low, high
+
+
+@_jit
+def _lowest_difference(
+    later: Any, earlier: Any, start: int, stop: int
+) -> Any:  # pragma: no cover - compiled
+    # The smallest later[row] - earlier[row] (both columns are range-checked first: no wrap).
+    block_later, block_earlier = later[start:stop], earlier[start:stop]
+    low = block_later[0] - block_earlier[0]
+    for row in range(1, stop - start):
+        difference = block_later[row] - block_earlier[row]
+        low = difference if difference < low else low
+    return low
+
+
+@_jit
+def _plainly_valid(  # noqa: C901 - one reduction per column rule, in order
     start: int,
     stop: int,
     price_minor: Any,
+    budget_min_bits: Any,
+    budget_max_bits: Any,
     budget_min_minor: Any,
     budget_max_minor: Any,
-    trust: Any,
-    confidence: Any,
-    sample_score: Any,
+    trust_bits: Any,
+    confidence_bits: Any,
+    sample_bits: Any,
     turnaround_ms: Any,
-    required_turnaround_ms: Any,
-    hard_limit_turnaround_ms: Any,
-    certified_matches: Any,
-    tier: Any,
-    submitted_at_ms: Any,
+    required_bits: Any,
+    hard_limit_bits: Any,
+    certified_bits: Any,
+    tier_bits: Any,
+    submitted_bits: Any,
+    opens_bits: Any,
+    closes_bits: Any,
     window_opens_ms: Any,
     window_closes_ms: Any,
     now_ms: int,
     money_max: int,
     turnaround_max: int,
 ) -> bool:  # pragma: no cover - compiled
-    # A branch-free screen, true only if every row passes every value check (NaN fails every
-    # comparison); a reduction without stores, so it vectorises. When it says no, the exact
-    # checks run (_first_failed_checks).
-    valid = True
-    for row in range(start, stop):
-        price = price_minor[row]
-        budget_min, budget_max = budget_min_minor[row], budget_max_minor[row]
-        trust_value, confidence_value, sample = trust[row], confidence[row], sample_score[row]
-        turnaround = turnaround_ms[row]
-        required, hard_limit = required_turnaround_ms[row], hard_limit_turnaround_ms[row]
-        certified, tier_value = certified_matches[row], tier[row]
-        submitted, opens = submitted_at_ms[row], window_opens_ms[row]
-        valid &= (
-            (price >= -money_max)
-            & (price <= money_max)
-            & (budget_min >= 0)
-            & (budget_max <= money_max)
-            & (budget_min <= budget_max)
-            & (trust_value >= 0.0)
-            & (trust_value <= 1.0)
-            & (confidence_value >= 0.0)
-            & (confidence_value <= 1.0)
-            & (sample >= 0.0)
-            & (sample <= 1.0)
-            & (turnaround >= 1)
-            & (turnaround <= turnaround_max)
-            & (required >= 0)
-            & (required <= turnaround_max)
-            & (hard_limit >= 0)
-            & (hard_limit <= turnaround_max)
-            & (certified >= 0)
-            & (certified <= _UNBOUNDED)
-            & (tier_value >= 0)
-            & (tier_value <= 3)
-            & (submitted >= 0)
-            & (submitted <= now_ms)
-            & (opens >= 0)
-            & (opens <= _UNBOUNDED)
-            & (window_closes_ms[row] > opens)
-        )
-    return valid
+    # A screen, true only if every row of the block passes every value check: one reduction
+    # per column, each a single stream read once (the first read of the block from memory).
+    # A column `_bits` is the same column read as unsigned: 0 <= x <= high is x <= high, a
+    # negative integer, a negative float (-0.0 too) or a NaN being huge. Stricter than the
+    # checks (-0.0, a window closing after 2^62): when it says no, the exact checks run
+    # (_first_failed_checks) and decide.
+    low, high = _lowest_and_highest(price_minor, start, stop)
+    if low < -money_max or high > money_max:
+        return False
+    money_bits = np.uint64(money_max)
+    if _highest(budget_min_bits, start, stop) > money_bits:
+        return False
+    if _highest(budget_max_bits, start, stop) > money_bits:
+        return False
+    if _lowest_difference(budget_max_minor, budget_min_minor, start, stop) < 0:
+        return False
+    one_bits = np.uint64(_ONE_BITS)
+    if _highest(trust_bits, start, stop) > one_bits:
+        return False
+    if _highest(confidence_bits, start, stop) > one_bits:
+        return False
+    if _highest(sample_bits, start, stop) > one_bits:
+        return False
+    low, high = _lowest_and_highest(turnaround_ms, start, stop)
+    if low < 1 or high > turnaround_max:
+        return False
+    turnaround_bits = np.uint64(turnaround_max)
+    if _highest(required_bits, start, stop) > turnaround_bits:
+        return False
+    if _highest(hard_limit_bits, start, stop) > turnaround_bits:
+        return False
+    unbounded_bits = np.uint64(_UNBOUNDED)
+    if _highest(certified_bits, start, stop) > unbounded_bits:
+        return False
+    if _highest(tier_bits, start, stop) > np.uint8(3):
+        return False
+    if _highest(submitted_bits, start, stop) > np.uint64(now_ms):
+        return False
+    if _highest(opens_bits, start, stop) > unbounded_bits:
+        return False
+    if _highest(closes_bits, start, stop) > unbounded_bits:
+        return False
+    return bool(_lowest_difference(window_closes_ms, window_opens_ms, start, stop) >= 1)
 
 
-# Loop 1 is a handful of small loops over a block of whole auctions (in L2 after the first),
-# each with one output column: few enough arrays for LLVM's loop vectoriser to prove them
-# independent at run time, which one fused loop over twenty-six columns is not.
+# The block loops: a handful of small loops over a block of whole auctions (in L2 after the
+# first), each with one output column: few enough arrays for LLVM's loop vectoriser to prove
+# them independent at run time, which one fused loop over twenty-six columns is not (it stays
+# scalar, and measured 4x slower than these together).
 
 
 @_jit
@@ -340,8 +388,11 @@ def _sample_scores(
 ) -> None:  # pragma: no cover - compiled
     # The quality of a provided sample, else the neutral value; -0.0 + 0.0 is 0.0, as in the
     # numpy path.
-    for row in range(start, stop):
-        out[row] = (sample_quality[row] if has_sample[row] else neutral) + 0.0
+    block_out = out[start:stop]
+    block_sample_quality = sample_quality[start:stop]
+    block_has_sample = has_sample[start:stop]
+    for row in range(stop - start):
+        block_out[row] = (block_sample_quality[row] if block_has_sample[row] else neutral) + 0.0
 
 
 @_jit
@@ -349,11 +400,15 @@ def _price_scores(
     start: int, stop: int, price_minor: Any, budget_min: Any, budget_max: Any, out: Any
 ) -> None:  # pragma: no cover - compiled
     # clip(headroom / span, 0, 1); a one-price budget (span 0): 1 at or below it, else 0.
-    for row in range(start, stop):
-        headroom = budget_max[row] - price_minor[row]
-        span = budget_max[row] - budget_min[row]
+    block_budget_max = budget_max[start:stop]
+    block_price_minor = price_minor[start:stop]
+    block_budget_min = budget_min[start:stop]
+    block_out = out[start:stop]
+    for row in range(stop - start):
+        headroom = block_budget_max[row] - block_price_minor[row]
+        span = block_budget_max[row] - block_budget_min[row]
         clipped = min(max(headroom / span, 0.0), 1.0)
-        out[row] = clipped if span != 0 else (1.0 if headroom >= 0 else 0.0)
+        block_out[row] = clipped if span != 0 else (1.0 if headroom >= 0 else 0.0)
 
 
 @_jit
@@ -361,10 +416,13 @@ def _sla_scores(
     start: int, stop: int, turnaround_ms: Any, required_turnaround_ms: Any, out: Any
 ) -> None:  # pragma: no cover - compiled
     # 1 without a requirement, else min(1, required / promised).
-    for row in range(start, stop):
-        required = required_turnaround_ms[row]
-        quotient = min(required / turnaround_ms[row], 1.0)
-        out[row] = 1.0 if required == 0 else quotient
+    block_required_turnaround_ms = required_turnaround_ms[start:stop]
+    block_turnaround_ms = turnaround_ms[start:stop]
+    block_out = out[start:stop]
+    for row in range(stop - start):
+        required = block_required_turnaround_ms[row]
+        quotient = min(required / block_turnaround_ms[row], 1.0)
+        block_out[row] = 1.0 if required == 0 else quotient
 
 
 @_jit
@@ -380,12 +438,15 @@ def _certification_scores(
         by_index[6],
         by_index[7],
     )
-    for row in range(start, stop):
-        tier_value = tier[row]
+    block_tier = tier[start:stop]
+    block_out = out[start:stop]
+    block_certified_matches = certified_matches[start:stop]
+    for row in range(stop - start):
+        tier_value = block_tier[row]
         value = silver if tier_value == 1 else bronze
         value = gold if tier_value == 2 else value
         value = platinum if tier_value == 3 else value
-        out[row] = value if certified_matches[row] > 0 else uncertified
+        block_out[row] = value if block_certified_matches[row] > 0 else uncertified
 
 
 @_jit
@@ -404,20 +465,34 @@ def _reject_codes(
     code: Any,
 ) -> None:  # pragma: no cover - compiled
     # The first failing check in precedence order, chosen from the last check to the first
-    # (DUPLICATE_BID is decided later, in _mark_duplicates). One store per row, so it
+    # (DUPLICATE_BID is decided later, in _duplicates_and_winners). One store per row, so it
     # vectorises.
-    for row in range(start, stop):
-        price, hard_limit = price_minor[row], hard_limit_turnaround_ms[row]
-        submitted = submitted_at_ms[row]
-        outside = (submitted < window_opens_ms[row]) | (submitted >= window_closes_ms[row])
-        value = (
-            _SLA_BEYOND_HARD_LIMIT if (hard_limit > 0) & (turnaround_ms[row] > hard_limit) else 0
+    block_price_minor = price_minor[start:stop]
+    block_hard_limit_turnaround_ms = hard_limit_turnaround_ms[start:stop]
+    block_turnaround_ms = turnaround_ms[start:stop]
+    block_submitted_at_ms = submitted_at_ms[start:stop]
+    block_window_opens_ms = window_opens_ms[start:stop]
+    block_window_closes_ms = window_closes_ms[start:stop]
+    block_budget_max_minor = budget_max_minor[start:stop]
+    block_currency_matches = currency_matches[start:stop]
+    block_code = code[start:stop]
+    block_eligible = eligible[start:stop]
+    for row in range(stop - start):
+        price, hard_limit = block_price_minor[row], block_hard_limit_turnaround_ms[row]
+        submitted = block_submitted_at_ms[row]
+        outside = (submitted < block_window_opens_ms[row]) | (
+            submitted >= block_window_closes_ms[row]
         )
-        value = _PRICE_ABOVE_MAX if price > budget_max_minor[row] else value
+        value = (
+            _SLA_BEYOND_HARD_LIMIT
+            if (hard_limit > 0) & (block_turnaround_ms[row] > hard_limit)
+            else 0
+        )
+        value = _PRICE_ABOVE_MAX if price > block_budget_max_minor[row] else value
         value = _PRICE_NOT_POSITIVE if price <= 0 else value
-        value = _CURRENCY if not currency_matches[row] else value
+        value = _CURRENCY if not block_currency_matches[row] else value
         value = _OUTSIDE_WINDOW if outside else value
-        code[row] = _NOT_ELIGIBLE if not eligible[row] else value
+        block_code[row] = _NOT_ELIGIBLE if not block_eligible[row] else value
 
 
 @_jit
@@ -440,16 +515,24 @@ def _weighted_totals(
     w_price, w_trust, w_confidence = weights[0], weights[1], weights[2]
     w_sample, w_sla, w_certification = weights[3], weights[4], weights[5]
     in_range = True
-    for row in range(start, stop):
-        weighted = price_score[row] * w_price
-        weighted += trust[row] * w_trust
-        weighted += confidence[row] * w_confidence
-        weighted += sample_score[row] * w_sample
-        weighted += sla_score[row] * w_sla
-        weighted += certification_score[row] * w_certification
+    block_price_score = price_score[start:stop]
+    block_trust = trust[start:stop]
+    block_confidence = confidence[start:stop]
+    block_sample_score = sample_score[start:stop]
+    block_sla_score = sla_score[start:stop]
+    block_certification_score = certification_score[start:stop]
+    block_code = code[start:stop]
+    block_totals = totals[start - base : stop - base]
+    for row in range(stop - start):
+        weighted = block_price_score[row] * w_price
+        weighted += block_trust[row] * w_trust
+        weighted += block_confidence[row] * w_confidence
+        weighted += block_sample_score[row] * w_sample
+        weighted += block_sla_score[row] * w_sla
+        weighted += block_certification_score[row] * w_certification
         weighted = min(weighted, 1.0)
         in_range &= weighted >= 0.0
-        totals[row - base] = weighted if code[row] == 0 else 0.0
+        block_totals[row] = weighted if block_code[row] == 0 else 0.0
     return in_range
 
 
@@ -502,56 +585,134 @@ def _first_failed_checks(
 
 
 @_jit
-def _mark_duplicates(
+def _best_of(
+    candidates: Any,
+    found: int,
+    totals: Any,
+    base: int,
+    code: Any,
+    price: Any,
+    submitted: Any,
+    bid_id: Any,
+) -> int:  # pragma: no cover - compiled
+    # The first of candidates[:found] still accepted under _precedes, or -1 if none is.
+    best = -1
+    for position in range(found):
+        row = candidates[position]
+        if code[row] == 0 and (
+            best < 0 or _precedes(row, best, base, totals, price, submitted, bid_id)
+        ):
+            best = row
+    return best
+
+
+@_jit
+def _duplicates_and_winners(  # noqa: C901 - one loop nest per auction, by mode
     start: int,
     run_stops: Any,
     runs: int,
+    mode: int,
     provider_id: Any,
     submitted_at_ms: Any,
     bid_id: Any,
-    reject_reason: Any,
+    price_minor: Any,
+    code: Any,
     totals: Any,
     base: int,
-    table: Any,
+    owner: Any,
     candidates: Any,
+    spare: Any,
+    rank_out: Any,
+    is_winner: Any,
 ) -> None:  # pragma: no cover - compiled
-    # Loop 2, per auction of the block: among one provider's bids passing every other check,
-    # the first by (submitted_at_ms, bid_id, row) counts; every other one is a DUPLICATE_BID
-    # (total 0). The auction's candidates are first gathered without a branch, then go
-    # through an open-addressing table keyed by provider (table[0] the provider, table[1] the
-    # kept row, table[2] a stamp: a slot is live only when stamped with this auction's number,
-    # so the table is never cleared). table has room for 2 × the largest auction.
+    # Loops 2 and 3, per auction of the block, in one pass over the auction's candidates (the
+    # bids passing every other check, gathered without a branch):
+    #
+    # duplicates: among one provider's candidates, the first by (submitted_at_ms, bid_id, row)
+    # counts; every other one is a DUPLICATE_BID (total 0). An open-addressing table keyed by
+    # provider holds the kept row of each provider seen: owner[slot] is a row, and a slot is
+    # live only if that row belongs to this auction (row >= first: rows only grow, so the
+    # table is never cleared). The auction uses the first `size` slots, size >= 4 × its
+    # candidates, so a probe almost never goes past its first slot.
+    #
+    # the winner (MODE_WINNERS): the running lexicographic maximum under _precedes of the
+    # candidates first seen for their provider; if the auction had a duplicate, the running
+    # maximum may have been a row rejected later, so it is taken again over the accepted
+    # candidates (rare). MODE_RANKS: a stable sort of the accepted candidates.
     first = start
     for run in range(runs):
         last = run_stops[run]
         found = 0
         for row in range(first, last):
             candidates[found] = row
-            found += reject_reason[row] == 0
-        if found > 1:
-            size = 16
-            while size < 2 * found:
-                size *= 2
-            mask = size - 1
-            stamp = first + 1  # unique per auction in this call
+            found += code[row] == 0
+        size = 16
+        while size < 4 * found:
+            size *= 2
+        mask = size - 1
+        duplicates = False
+        best, best_total = -1, 0.0
+        for position in range(found):
+            row = candidates[position]
+            provider = provider_id[row]
+            slot = ((provider * _MIX) >> 40) & mask
+            kept = owner[slot]
+            while kept >= first and provider_id[kept] != provider:
+                slot = (slot + 1) & mask
+                kept = owner[slot]
+            if kept < first:
+                owner[slot] = row
+                value = totals[row - base]
+                if best < 0 or value > best_total:
+                    best, best_total = row, value
+                elif value == best_total and _precedes(
+                    row, best, base, totals, price_minor, submitted_at_ms, bid_id
+                ):
+                    best = row
+                continue
+            duplicates = True
+            earlier = submitted_at_ms[row] < submitted_at_ms[kept] or (
+                submitted_at_ms[row] == submitted_at_ms[kept] and bid_id[row] < bid_id[kept]
+            )
+            loser = kept if earlier else row
+            if earlier:
+                owner[slot] = row
+            code[loser] = _DUPLICATE
+            totals[loser - base] = 0.0
+        if mode == MODE_WINNERS:
+            if duplicates:
+                best = _best_of(
+                    candidates,
+                    found,
+                    totals,
+                    base,
+                    code,
+                    price_minor,
+                    submitted_at_ms,
+                    bid_id,
+                )
+            if best >= 0:
+                is_winner[best] = True
+        elif mode == MODE_RANKS:
+            accepted = 0
             for position in range(found):
                 row = candidates[position]
-                provider = provider_id[row]
-                slot = ((provider * _MIX) >> 40) & mask
-                while table[2, slot] == stamp and table[0, slot] != provider:
-                    slot = (slot + 1) & mask
-                if table[2, slot] != stamp:
-                    table[0, slot], table[1, slot], table[2, slot] = provider, row, stamp
-                    continue
-                kept = table[1, slot]
-                earlier = submitted_at_ms[row] < submitted_at_ms[kept] or (
-                    submitted_at_ms[row] == submitted_at_ms[kept] and bid_id[row] < bid_id[kept]
+                candidates[accepted] = row
+                accepted += code[row] == 0
+            if accepted > 0:
+                ordered = _sort_rows(
+                    candidates,
+                    spare,
+                    accepted,
+                    base,
+                    totals,
+                    price_minor,
+                    submitted_at_ms,
+                    bid_id,
                 )
-                loser = kept if earlier else row
-                if earlier:
-                    table[1, slot] = row
-                reject_reason[loser] = _DUPLICATE
-                totals[loser - base] = 0.0
+                for position in range(accepted):
+                    rank_out[ordered[position]] = position + 1
+                is_winner[ordered[0]] = True
         first = last
 
 
@@ -608,12 +769,29 @@ def score_batch(
     unsorted = 0
     too_large = 0
     failed = VALUE_CHECK_COUNT
-    table = np.zeros((3, 2048), dtype=np.int64)  # room for auctions of up to 1024 bids
+    # The duplicates' table: 4 slots per candidate of the largest auction a valid batch holds.
+    slots = 16
+    while slots < 4 * min(count, bids_per_work_max):
+        slots *= 2
+    owner = np.full(slots, -1, dtype=np.int64)
     buffer_rows = block_rows + bids_per_work_max + 1
     local_total = np.empty(buffer_rows if mode == MODE_COMPONENTS else 0, dtype=np.float64)
     run_stops = np.empty(buffer_rows, dtype=np.int64)
     rows = np.empty(bids_per_work_max + 1, dtype=np.int64)
     spare = np.empty(bids_per_work_max + 1, dtype=np.int64)
+    # The columns of the value screen read as unsigned (views, no copy).
+    budget_min_bits = budget_min_minor.view(np.uint64)
+    budget_max_bits = budget_max_minor.view(np.uint64)
+    trust_bits = trust.view(np.uint64)
+    confidence_bits = confidence.view(np.uint64)
+    sample_bits = sample_score.view(np.uint64)
+    required_bits = required_turnaround_ms.view(np.uint64)
+    hard_limit_bits = hard_limit_turnaround_ms.view(np.uint64)
+    certified_bits = certified_matches.view(np.uint64)
+    tier_bits = tier.view(np.uint8)
+    submitted_bits = submitted_at_ms.view(np.uint64)
+    opens_bits = window_opens_ms.view(np.uint64)
+    closes_bits = window_closes_ms.view(np.uint64)
     start = _ZERO
     while start < count:
         # The block: whole auctions from start, until about block_rows rows.
@@ -646,17 +824,21 @@ def score_batch(
             start,
             stop,
             price_minor,
+            budget_min_bits,
+            budget_max_bits,
             budget_min_minor,
             budget_max_minor,
-            trust,
-            confidence,
-            sample_score,
+            trust_bits,
+            confidence_bits,
+            sample_bits,
             turnaround_ms,
-            required_turnaround_ms,
-            hard_limit_turnaround_ms,
-            certified_matches,
-            tier,
-            submitted_at_ms,
+            required_bits,
+            hard_limit_bits,
+            certified_bits,
+            tier_bits,
+            submitted_bits,
+            opens_bits,
+            closes_bits,
             window_opens_ms,
             window_closes_ms,
             now_ms,
@@ -718,38 +900,26 @@ def score_batch(
             totals,
             base,
         )
-        # Per auction: duplicates, then the winner or the ranks.
-        while table.shape[1] < 2 * largest:
-            table = np.zeros((3, 2 * table.shape[1]), dtype=np.int64)
-        _mark_duplicates(
-            start,
-            run_stops,
-            runs,
-            provider_id,
-            submitted_at_ms,
-            bid_id,
-            reject_reason,
-            totals,
-            base,
-            table,
-            rows,
-        )
-        if mode != MODE_COMPONENTS:
-            _winners_or_ranks(
+        # Per auction: duplicates, then the winner or the ranks. An auction over
+        # bids_per_work_max rejects the batch; the table has no room for it, so it is skipped.
+        if largest <= bids_per_work_max:
+            _duplicates_and_winners(
                 start,
                 run_stops,
                 runs,
                 mode,
-                totals,
-                base,
-                reject_reason,
-                price_minor,
+                provider_id,
                 submitted_at_ms,
                 bid_id,
-                rank,
-                is_winner,
+                price_minor,
+                reject_reason,
+                totals,
+                base,
+                owner,
                 rows,
                 spare,
+                rank,
+                is_winner,
             )
         start = stop
     return unsorted, too_large, failed

@@ -466,3 +466,140 @@ def test_adding_a_rejected_bid_never_changes_the_outcome(
     keep[inserted_row] = False
     for name in ("total", "rank", "is_winner", "reject_reason"):
         assert np.array_equal(getattr(after, name)[keep], getattr(before, name)), name
+
+
+def plain_bid(auction_id: int, bid_id: int, provider_id: int, **changes: Any) -> Bid:
+    # An accepted bid (every check passes) unless `changes` say otherwise.
+    bid = {
+        "auction_id": auction_id,
+        "bid_id": bid_id,
+        "provider_id": provider_id,
+        "price_minor": 50,
+        "currency_matches": True,
+        "budget_min_minor": 0,
+        "budget_max_minor": 100,
+        "trust": 0.5,
+        "confidence": 0.5,
+        "has_sample": False,
+        "sample_quality": 0.0,
+        "turnaround_ms": 10,
+        "required_turnaround_ms": 0,
+        "hard_limit_turnaround_ms": 0,
+        "certified_matches": 0,
+        "tier": 0,
+        "submitted_at_ms": 10,
+        "window_opens_ms": 0,
+        "window_closes_ms": 100,
+        "eligible": True,
+    }
+    return {**bid, **changes}
+
+
+def assert_engines_equal_the_reference(bids: list[Bid], weights: Weights) -> ScoredBids:
+    # Both engines, with and without ranks, equal the reference and each other bit for bit.
+    expected = reference_score(bids, weights)
+    results = [
+        scored(bids, weights, with_ranks=with_ranks, engine=engine)
+        for engine in ENGINES
+        for with_ranks in (True, False)
+    ]
+    for result in results:
+        assert [int(code) for code in result.reject_reason] == [
+            e["reject_reason"] for e in expected
+        ]
+        assert [float(total) for total in result.total] == [e["total"] for e in expected]
+        assert [bool(w) for w in result.is_winner] == [e["rank"] == 1 for e in expected]
+    assert [int(rank) for rank in results[0].rank] == [e["rank"] for e in expected]
+    for name in SCORED_COLUMNS:
+        assert getattr(results[0], name).tobytes() == getattr(results[2], name).tobytes(), name
+        assert getattr(results[1], name).tobytes() == getattr(results[3], name).tobytes(), name
+    return results[0]
+
+
+def test_a_later_row_submitted_earlier_turns_the_leading_bid_into_the_duplicate() -> None:
+    # The compiled kernel finds duplicates and the winner in one pass over an auction's bids:
+    # here the best total so far (row 0) is rejected afterwards, as a duplicate of row 2 (same
+    # provider, submitted earlier), so the winner must be taken again: row 1.
+    bids = [
+        plain_bid(1, 0, provider_id=7, price_minor=10, submitted_at_ms=20),
+        plain_bid(1, 1, provider_id=8, price_minor=40),
+        plain_bid(1, 2, provider_id=7, price_minor=90, submitted_at_ms=5),
+    ]
+    result = assert_engines_equal_the_reference(bids, PRESETS["balanced"])
+    assert [int(code) for code in result.reject_reason] == [
+        BidRejectReason.DUPLICATE_BID.code,
+        0,
+        0,
+    ]
+    assert [bool(w) for w in result.is_winner] == [False, True, False]
+
+
+def test_ties_duplicates_and_all_rejected_auctions_across_blocks_match_the_reference() -> None:
+    # Many auctions in blocks of a few rows and of the default size: equal totals (tie-breaks
+    # by price, submission, bid id, row), one provider bidding several times (its earliest
+    # bid counts, even when a rejected earlier bid exists), an auction where every bid is
+    # rejected, and the duplicates' table reused from one auction to the next.
+    bids: list[Bid] = []
+    for auction in range(40):
+        bids += [
+            plain_bid(auction, 5, provider_id=auction % 3),
+            plain_bid(auction, 3, provider_id=auction % 3 + 1),
+            plain_bid(auction, 4, provider_id=auction % 3 + 1, submitted_at_ms=9),
+            plain_bid(auction, 1, provider_id=auction % 3 + 2, submitted_at_ms=9, eligible=False),
+            plain_bid(auction, 2, provider_id=auction % 3 + 2, price_minor=49 + auction % 3),
+        ]
+    bids += [plain_bid(40, bid, provider_id=bid, eligible=False) for bid in range(3)]
+    bids += [plain_bid(41, bid, provider_id=0, submitted_at_ms=10 + bid % 2) for bid in range(9)]
+    for rows in (1, 7, limits.scoring_kernel_block_rows):
+        with block_rows(rows):
+            assert_engines_equal_the_reference(bids, PRESETS["balanced"])
+            assert_engines_equal_the_reference(bids, ONLY_CERTIFICATION)  # all totals 0
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_large_batches_of_many_auctions_equal_the_numpy_path(seed: int) -> None:
+    # Thousands of bids in a few hundred auctions of up to 100 bids, providers from a small
+    # pool (many duplicates), with the default block sizes: several kernel blocks, and
+    # auctions large enough for the duplicates' table to hold many providers at once.
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 101, 300)
+    count = int(sizes.sum())
+    auction_id = np.repeat(np.arange(sizes.shape[0], dtype=np.int64), sizes)
+    opens = np.repeat(rng.integers(5, 1000, sizes.shape[0]), sizes)
+    batch = BidBatch.from_columns(
+        auction_id=auction_id,
+        bid_id=rng.integers(0, 50, count),
+        provider_id=rng.integers(0, 60, count),
+        price_minor=rng.integers(-1, 120, count),
+        currency_matches=rng.random(count) > 0.05,
+        budget_min_minor=np.repeat(rng.integers(0, 50, sizes.shape[0]), sizes),
+        budget_max_minor=np.full(count, 100),
+        trust=rng.choice([0.0, 0.5, 1.0], count),
+        confidence=rng.choice([0.25, 0.5], count),
+        has_sample=rng.random(count) < 0.5,
+        sample_quality=rng.random(count),
+        turnaround_ms=rng.integers(1, 300, count),
+        required_turnaround_ms=np.repeat(rng.choice([0, 100], sizes.shape[0]), sizes),
+        hard_limit_turnaround_ms=np.repeat(rng.choice([0, 200], sizes.shape[0]), sizes),
+        certified_matches=rng.integers(0, 2, count),
+        tier=rng.integers(0, 4, count),
+        submitted_at_ms=opens + rng.integers(-5, 60, count),
+        window_opens_ms=opens,
+        window_closes_ms=opens + 50,
+        eligible=rng.random(count) > 0.05,
+    )
+    assert not isinstance(batch, Rejected), batch
+    for with_ranks in (True, False):
+        results = [
+            score_bids(batch, PRESETS["balanced"], now_ms=NOW_MS, with_ranks=with_ranks, engine=e)
+            for e in ENGINES
+        ]
+        assert not isinstance(results[0], Rejected)
+        assert not isinstance(results[1], Rejected)
+        for name in SCORED_COLUMNS:
+            got, want = getattr(results[0], name), getattr(results[1], name)
+            assert got.tobytes() == want.tobytes(), (name, with_ranks)
+        assert int(results[0].is_winner.sum()) == len(
+            set(auction_id[results[0].reject_reason == 0].tolist())
+        )
