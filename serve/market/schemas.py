@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from aex.core import limits
 
@@ -203,9 +204,13 @@ class BidPage(msgspec.Struct, frozen=True):
 
 
 class Evaluation(msgspec.Struct, frozen=True):
-    """Every bid's components, total, rank and rejection reason (aex/core/evaluation.py)."""
+    """Every bid's components, total, rank and rejection reason (aex/core/evaluation.py).
+    Under the second-score payment rule (docs/scoring.md "Payment rule") it also names the
+    rule and the awarded contract's price; under the spec's first score both are absent."""
 
     work_id: str
+    payment_rule: Literal["second_score"] | UnsetType = UNSET
+    contract_price: MoneyView | UnsetType = UNSET
 
 
 class ContractView(msgspec.Struct, frozen=True):

@@ -174,3 +174,25 @@ def test_the_default_exchange_pays_the_bid_and_publishes_the_same_evaluation(
     contract = client.get(f"/v1/contracts/{contract_id}", headers=acme.headers).json()
     assert contract["price"] == "100.00"
     assert balance(client, acme) == ("9900.00", "100.00")
+
+
+def test_the_second_score_evaluation_matches_the_published_schema(
+    second_score: httpx.Client,
+) -> None:
+    import jsonschema
+
+    client = second_score
+    acme, cheap, dear = consumer(client), provider(client), provider(client)
+    work = submit_work(client, acme)
+    assert bid(client, cheap, work["work_id"], "100", confidence=0.9).status_code == 201
+    assert bid(client, dear, work["work_id"], "150", confidence=0.8).status_code == 201
+    close_now(client, work["work_id"])
+    evaluation = client.get(f"/v1/work/{work['work_id']}/evaluation", headers=acme.headers).json()
+    document = client.get("/schema/openapi.json").json()
+    published = document["components"]["schemas"]["Evaluation"]["properties"]
+    assert {"payment_rule", "contract_price"} <= set(published)
+    schema = {"$ref": "#/components/schemas/Evaluation", "components": document["components"]}
+    jsonschema.Draft202012Validator(schema).validate(evaluation)
+    wrong = {**evaluation, "contract_price": {"amount": 1.5, "currency": "USD"}}
+    with pytest.raises(jsonschema.ValidationError):  # the check can fail: a float amount
+        jsonschema.Draft202012Validator(schema).validate(wrong)
