@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +30,17 @@ def run(args: argparse.Namespace) -> int:
     import duckdb
 
     from aex.sim import _core
-    from aex.sim.backtest import backtest, recorded_bids
+    from aex.sim.backtest import backtest, check_backtestable, recorded_bids
     from aex.sim.sweep import progress_bar
 
     if args.weights is not None:
-        weights = _core.weights_from_json(json.loads(args.weights.read_text()))
-        assert isinstance(weights, _core.Weights), weights
+        # any rules file (aex tune, aex study): the backtest re-ranks the logged components
+        # under its weights
+        rules = _core.rules_from_json(json.loads(args.weights.read_text()))
+        if not isinstance(rules, _core.ExchangeRules):
+            print(f"aex backtest: {args.weights}: {rules.field}: {rules.detail}", file=sys.stderr)
+            return 2
+        weights = rules.weights
     else:
         weights = _core.PRESETS[args.preset]
     con = duckdb.connect(str(args.log), read_only=True)
@@ -42,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if run_id is None:
         run_id = int(con.execute("SELECT max(run_id) FROM runs").fetchall()[0][0])
     try:
+        check_backtestable(con, run_id)  # before the bar: a refusal is one line
         with progress_bar(
             recorded_bids(con, run_id), unit="bid", desc="re-score", disable=args.no_progress
         ) as bar:

@@ -26,7 +26,13 @@ import polars as pl
 
 from aex.sim import _core
 
-__all__ = ["RESCORE_CHUNK_BIDS", "BacktestResult", "backtest", "recorded_bids"]
+__all__ = [
+    "RESCORE_CHUNK_BIDS",
+    "BacktestResult",
+    "backtest",
+    "check_backtestable",
+    "recorded_bids",
+]
 
 RESCORE_CHUNK_BIDS = 100_000
 
@@ -53,6 +59,15 @@ class BacktestResult:
     summary: dict[str, Any]
 
 
+def check_backtestable(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
+    """Raises ValueError unless run `run_id` is in the log with every bid logged."""
+    levels = con.execute("SELECT log_bids FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    if not levels:
+        raise ValueError(f"run {run_id} is not in this market log")
+    if levels[0][0] not in ("all", None):
+        raise ValueError(f"run {run_id} logged bids={levels[0][0]!r}; backtests need 'all'")
+
+
 def recorded_bids(con: duckdb.DuckDBPyConnection, run_id: int) -> int:
     """How many bids run `run_id` logged (a backtest's progress total)."""
     found = con.execute("SELECT count(*) FROM bids WHERE run_id = ?", [run_id]).fetchall()
@@ -67,11 +82,7 @@ def backtest(
     progress: Callable[[int], object] | None = None,
 ) -> BacktestResult:
     """Re-scores run `run_id` under `weights`; see the module docstring."""
-    levels = con.execute("SELECT log_bids FROM runs WHERE run_id = ?", [run_id]).fetchall()
-    if not levels:
-        raise ValueError(f"run {run_id} is not in this market log")
-    if levels[0][0] not in ("all", None):
-        raise ValueError(f"run {run_id} logged bids={levels[0][0]!r}; backtests need 'all'")
+    check_backtestable(con, run_id)
     cursor = con.execute(_BIDS_SQL, {"run": run_id})
     names = [d[0] for d in cursor.description]
     bids = pl.DataFrame(cursor.fetchall(), schema=names, orient="row")
