@@ -192,3 +192,7 @@ def test_the_shipped_recommendation_is_a_rules_file_aex_serve_loads() -> None:
     assert isinstance(made, ExchangeRules)
     assert loaded.weights == made.weights
     assert loaded.calibration == made.calibration
+    # the file is the study's own answer (docs/market-design.md "Study"), not an edit
+    results = json.loads((ROOT / "docs" / "study-results.json").read_text())
+    assert document == results["recommended_rules"]
+    assert results["chosen"] in {row["rules"] for row in results["choice"]}
