@@ -96,15 +96,7 @@ def with_rules(params: ScenarioParams, document: Mapping[str, object]) -> Scenar
     if not isinstance(made, _core.ExchangeRules):
         raise ScenarioError(f"rules file: {made.field}: {made.detail}")
     scored = with_weights(params, made.weights)
-    calibration = (
-        {}
-        if made.calibration is None
-        else {
-            "evidence_contracts": made.calibration.evidence_contracts,
-            "prior_alpha": made.calibration.prior_alpha,
-            "prior_beta": made.calibration.prior_beta,
-        }
-    )
+    calibration = {} if made.calibration is None else dataclasses.asdict(made.calibration)
     scored = dataclasses.replace(
         scored,
         scoring=dataclasses.replace(

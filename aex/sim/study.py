@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from aex.sim import _core, incentives, strategies, tune
+from aex.sim import _core, incentives, sensitivity, strategies, tune
 from aex.sim.runner import with_rules
 from aex.sim.scenario import ScenarioParams, load_scenario
 from aex.sim.sweep import Executor, SerialExecutor, SweepTask, evaluate
@@ -49,7 +49,6 @@ __all__ = [
     "evaluate_rules",
     "load_study",
     "run_study",
-    "welfare_of",
 ]
 
 Progress = Callable[[str], None]
@@ -155,17 +154,6 @@ def candidate_rules(study: StudyParams, tuned: _core.Weights | None) -> list[Can
     return found
 
 
-def welfare_of(summary: Mapping[str, Any]) -> float:
-    """Total welfare per posted work item, major units: consumer surplus + every provider's
-    profit + the platform's fees (the transfers between them cancel: what is left is the
-    value of finished work minus the cost of every attempt)."""
-    work = max(int(summary["work_items"]), 1)
-    profits = sum(int(v or 0) for k, v in summary.items() if k.startswith("profit_"))
-    surplus = int(summary["consumer_surplus_minor"])
-    fees = int(summary.get("fee_revenue_minor", 0) or 0)
-    return (surplus + profits + fees) / work / 100
-
-
 def _seeded(scenarios: Sequence[ScenarioParams], seeds: Sequence[int]) -> list[ScenarioParams]:
     return [dataclasses.replace(s, seed=int(seed)) for s in scenarios for seed in seeds]
 
@@ -190,7 +178,7 @@ def evaluate_rules(
                 "scenario": summary["scenario"],
                 "seed": int(summary["seed"]),
                 "objective": tune.objective_of(summary),
-                "welfare": welfare_of(summary),
+                "welfare": sensitivity.welfare_of(summary)["total_welfare_per_work"],
                 "honest_profit": float(summary["honest_profit_per_provider_minor"]) / 100,
             }
         )
