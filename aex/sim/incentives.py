@@ -23,8 +23,9 @@ else the strategy's defaults.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +39,7 @@ from aex.sim.sweep import Executor, SerialExecutor
 __all__ = [
     "DEVIATORS_DEFAULT",
     "DeviationTask",
+    "binding_constraint",
     "deviation_gains",
     "focal_slots",
     "play",
@@ -172,7 +174,19 @@ def deviation_gains(
     return pl.DataFrame(rows)
 
 
+def binding_constraint(
+    rows: Iterable[Mapping[str, Any]], strategy_names: Iterable[str] | None = None
+) -> Mapping[str, Any] | None:
+    """The incentive constraint that binds: of the gain rows (each strategy, per scenario, its
+    own constraint: no sum before the max), the one with the largest upper interval bound,
+    among `strategy_names` (None: every row); None when there is none."""
+    keep = None if strategy_names is None else frozenset(strategy_names)
+    picked = [r for r in rows if keep is None or r["strategy"] in keep]
+    return max(picked, key=lambda r: float(r["ci_high"]), default=None)
+
+
 def worst_upper_bound(gains: pl.DataFrame) -> float:
     """The tuner's incentive constraint: the largest upper interval bound of any one strategy
-    (each strategy its own constraint: no sum before the max)."""
-    return float(gains["ci_high"].max()) if gains.height else 0.0  # type: ignore[arg-type]
+    (binding_constraint's), 0 without rows."""
+    row = binding_constraint(gains.iter_rows(named=True))
+    return float(row["ci_high"]) if row is not None else 0.0

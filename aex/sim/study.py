@@ -12,7 +12,8 @@ never sees:
    simple baselines, the tuned weights with and without calibration, and any second scoring
    rule the core offers) on the *train* scenarios only: the highest mean objective among the
    candidates whose every adversary's deviation gain has an upper 95% bound ≤ 0 there (when
-   none qualifies: the one with the smallest worst bound).
+   none qualifies: the one with the smallest worst bound). Every candidate's train gains and
+   its binding constraint (the scenario and strategy with the largest bound) are recorded.
 4. **Evaluate** every candidate on the *held-out* scenarios and seeds: the objective, total
    welfare and honest providers' profit per provider, each candidate's paired difference
    from the spec's defaults (same seeds: common random numbers) with its interval.
@@ -88,8 +89,20 @@ def load_study(path: str) -> StudyParams:
         raise ValueError(f"{path}: {unknown[0]}: unknown key; known: {', '.join(sorted(known))}")
     values: dict[str, Any] = {}
     for name, value in table.items():
+        if name.endswith("seeds") and isinstance(value, Mapping):
+            value = _seed_range(path, name, value)
         values[name] = tuple(value) if isinstance(value, list) else value
     return StudyParams(**values)
+
+
+def _seed_range(path: str, name: str, table: Mapping[str, object]) -> tuple[int, ...]:
+    """`{ first = F, count = N }`: the seeds F, F + 1, ..., F + N - 1."""
+    if set(table) != {"first", "count"}:
+        raise ValueError(f"{path}: {name}: expected a list or {{ first = F, count = N }}")
+    first, count = table["first"], table["count"]
+    if not isinstance(first, int) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"{path}: {name}: first and count must be integers, count >= 1")
+    return tuple(range(first, first + count))
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,11 +258,6 @@ def _gains(
     return rows
 
 
-def _worst_adversary_bound(rows: Sequence[Mapping[str, Any]]) -> float:
-    bounds = [r["ci_high"] for r in rows if r["strategy"] in strategies.ATTACKER_STRATEGIES]
-    return max(bounds, default=0.0)
-
-
 def _tune(
     study: StudyParams,
     scenarios: Sequence[ScenarioParams],
@@ -315,14 +323,19 @@ def run_study(
     train_rows = evaluate_rules(train, study.check_seeds, candidates, pool)
     choice: list[dict[str, Any]] = []
     for c in candidates:
-        bound = _worst_adversary_bound(
-            _gains(train, c.document, adversaries, study.check_seeds, study.deviators, pool)
-        )
+        rows = _gains(train, c.document, adversaries, study.check_seeds, study.deviators, pool)
+        binding = incentives.binding_constraint(rows, adversaries)
         choice.append(
             {
                 "rules": c.name,
                 "objective": float(np.mean([r["objective"] for r in train_rows[c.name]])),
-                "worst_adversary_upper_bound": bound,
+                "worst_adversary_upper_bound": float(binding["ci_high"]) if binding else 0.0,
+                "binding": (
+                    {k: binding[k] for k in ("scenario", "strategy", "mean", "ci_low", "ci_high")}
+                    if binding
+                    else None
+                ),
+                "train_gains": rows,
             }
         )
     admissible = [c for c in choice if c["worst_adversary_upper_bound"] <= 0]

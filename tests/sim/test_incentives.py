@@ -150,6 +150,20 @@ def test_every_adversary_runs_and_its_gain_has_an_interval() -> None:
     assert incentives.worst_upper_bound(gains) == float(gains["ci_high"].max())
 
 
+def test_the_binding_constraint_is_the_largest_upper_bound_of_the_strategies_asked_for() -> None:
+    rows = [
+        {"scenario": "a", "strategy": "learning", "ci_high": 9.0},
+        {"scenario": "a", "strategy": "sybil", "ci_high": -1.0},
+        {"scenario": "b", "strategy": "sybil", "ci_high": 0.5},
+        {"scenario": "b", "strategy": "whitewasher", "ci_high": 0.2},
+    ]
+    assert incentives.binding_constraint(rows) == rows[0]
+    assert incentives.binding_constraint(rows, strategies.ATTACKER_STRATEGIES) == rows[2]
+    assert incentives.binding_constraint(rows, ["whitewasher"]) == rows[3]
+    assert incentives.binding_constraint(rows, ["collusion"]) is None
+    assert incentives.binding_constraint([]) is None
+
+
 def test_certificate_farming_gains_nothing_under_the_core_rule() -> None:
     assert _core.SELF_ASSERTED_COUNTS is False
     gains = incentives.deviation_gains(small_market(), ["cert_farmer"], [1, 2, 3])

@@ -108,6 +108,19 @@ def test_load_study_reads_the_shipped_study_and_refuses_unknown_keys(tmp_path: P
         load_study(str(bad))
 
 
+def test_a_seed_list_can_be_a_range_and_a_bad_range_is_refused_by_name(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text("check_seeds = { first = 101, count = 3 }\ntest_seeds = [7]\n")
+    study = load_study(str(good))
+    assert study.check_seeds == (101, 102, 103)
+    assert study.test_seeds == (7,)
+    for table in ("{ first = 1 }", "{ first = 1, count = 0 }", '{ first = "1", count = 2 }'):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(f"incentive_seeds = {table}\n")
+        with pytest.raises(ValueError, match="incentive_seeds"):
+            load_study(str(bad))
+
+
 def test_candidates_start_with_the_spec_and_are_all_rules_the_core_accepts() -> None:
     found = candidate_rules(tiny_study(), _core.PRESETS["lowest_price"])
     assert found[0].name == "spec"
