@@ -74,6 +74,8 @@ def _ci(cell: dict[str, float], digits: int = 3) -> str:
 
 def render(result: dict[str, Any]) -> str:
     """The study's tables as Markdown (docs/market-design.md carries them)."""
+    from aex.sim import incentives, strategies
+
     lines = ["### Tuned weights (train) and their bootstrap spread", ""]
     lines += [
         "| weight | tuned | bootstrap mean | sd | 2.5% | 97.5% |",
@@ -85,12 +87,17 @@ def render(result: dict[str, Any]) -> str:
             f"| {w['p97_5']:.3f} |"
         )
     lines += ["", "### Choice on the train scenarios", ""]
-    lines += ["| rules | objective | worst adversary upper bound |", "|---|---:|---:|"]
+    lines += [
+        "| rules | objective | worst adversary upper bound | binding constraint |",
+        "|---|---:|---:|---|",
+    ]
     for c in result["choice"]:
         mark = " (chosen)" if c["rules"] == result["chosen"] else ""
+        binding = c.get("binding")
+        where = f"{binding['scenario']}: {binding['strategy']}" if binding else "—"
         lines.append(
             f"| {c['rules']}{mark} | {c['objective']:.4f} "
-            f"| {c['worst_adversary_upper_bound']:.3f} |"
+            f"| {c['worst_adversary_upper_bound']:.3f} | {where} |"
         )
     lines += ["", "### Held-out scenarios: paired difference from the spec's defaults", ""]
     lines += [
@@ -134,6 +141,16 @@ def render(result: dict[str, Any]) -> str:
                 for s in scenarios
             ]
             lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
+    chosen_gains = result["deviation_gains"].get(result["chosen"], [])
+    binding = incentives.binding_constraint(chosen_gains, strategies.ATTACKER_STRATEGIES)
+    if binding is not None:
+        verdict = "met" if binding["ci_high"] <= 0 else "NOT met"
+        lines += [
+            "",
+            f"Held-out incentive bar (every adversary's upper bound ≤ 0 under "
+            f"`{result['chosen']}`): {verdict}; the binding constraint is "
+            f"{binding['scenario']}: {binding['strategy']} {_ci(binding, 2)}",
+        ]
     b = result["honest_break_even"]
     lines += [
         "",

@@ -27,7 +27,6 @@ from typing import Any
 import duckdb
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from aex.sim.strategies import ATTACKER_STRATEGIES
 
@@ -101,6 +100,8 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[fl
     mean = float(data.mean())
     if data.size < 2:
         return (mean, mean, mean)
+    from scipy import stats  # here, not at import: scipy.stats costs every `aex` command ~1 s
+
     t = float(stats.t.ppf(0.5 + confidence / 2, data.size - 1))
     half = t * float(data.std(ddof=1)) / math.sqrt(data.size)
     return (mean, mean - half, mean + half)
