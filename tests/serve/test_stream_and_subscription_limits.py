@@ -7,7 +7,9 @@ tenant is suspended or its key revoked; a provider's subscriptions are limited b
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -37,42 +39,68 @@ def limited(tmp_path: Path, own_backend: Backend) -> Iterator[tuple[Server, Back
 
 
 class Stream:
-    """One open notification stream, read on a thread: its events, and whether it ended."""
+    """One open notification stream over its own socket, read on a thread: its events, and
+    whether it ended. close() shuts the socket down (a FIN the server sees at once)."""
 
     def __init__(self, server: Server, api_key: str) -> None:
         self.status: int | None = None
         self.events: list[tuple[str, str]] = []
         self.ended = threading.Event()
         self.opened = threading.Event()
-        self._client = httpx.Client(base_url=server.url, timeout=httpx.Timeout(30, read=None))
-        threading.Thread(target=self._run, args=(api_key,), daemon=True).start()
+        self._socket = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        request = (
+            "GET /v1/notifications/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"X-API-Key: {api_key}\r\nAccept: text/event-stream\r\n\r\n"
+        )
+        self._socket.sendall(request.encode())
+        threading.Thread(target=self._run, daemon=True).start()
         assert self.opened.wait(10)
 
-    def _run(self, api_key: str) -> None:
-        headers = {"X-API-Key": api_key}
+    def _run(self) -> None:
         try:
-            with self._client.stream("GET", "/v1/notifications/stream", headers=headers) as s:
-                self.status = s.status_code
-                if s.status_code != 200:
-                    self.body = json.loads(s.read())
-                    self.opened.set()
-                    return
-                name = ""
-                for line in s.iter_lines():
-                    if line.startswith("event:"):
-                        name = line.split(":", 1)[1].strip()
-                    elif line.startswith("data:"):
-                        self.events.append((name, line.split(":", 1)[1].strip()))
-                        if name == "ready":
-                            self.opened.set()
-        except httpx.HTTPError:
+            self._socket.settimeout(None)
+            reader = self._socket.makefile("rb")
+            self.status = int(reader.readline().split()[1])
+            length, chunked = 0, False
+            while (header := reader.readline().strip()) != b"":
+                name, _, value = header.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+                chunked |= name.lower() == "transfer-encoding" and "chunked" in value
+            if self.status != 200:
+                body = reader.read(length) if not chunked else _dechunk(reader)
+                self.body = json.loads(body)
+                self.opened.set()
+                return
+            name = ""
+            for raw in reader:  # chunk-size lines are neither event: nor data: lines
+                line = raw.decode().rstrip("\r\n")
+                if line == "0":  # the last chunk: the server ended the response
+                    break
+                if line.startswith("event:"):
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("data:"):
+                    self.events.append((name, line.split(":", 1)[1].strip()))
+                    if name == "ready":
+                        self.opened.set()
+        except (OSError, ValueError, IndexError):
             pass
         finally:
             self.opened.set()
             self.ended.set()
 
     def close(self) -> None:
-        self._client.close()
+        with contextlib.suppress(OSError):
+            self._socket.shutdown(socket.SHUT_RDWR)
+        self._socket.close()
+
+
+def _dechunk(reader: Any) -> bytes:
+    body = b""
+    while (size := int(reader.readline().strip(), 16)) > 0:
+        body += reader.read(size)
+        reader.readline()
+    return body
 
 
 def _key_id(client: httpx.Client, agent: Provider) -> str:
@@ -98,7 +126,7 @@ def test_a_provider_key_holds_a_bounded_number_of_streams(
             ]
             # Closing one frees its place (noticed when the server next writes to it).
             streams.pop().close()
-            deadline = time.monotonic() + 40
+            deadline = time.monotonic() + 5  # the server sees the FIN at once
             while True:
                 again = Stream(server, agent.api_key)
                 if again.status == 200:
