@@ -62,7 +62,10 @@ from serve.settlement.wallets import wallet_id
 from serve.stores.market_db import SqliteMarketDb
 from serve.stores.sqlite import SqliteStore
 
-CONFORMANCE_BUDGET_S = 60  # the replay stops at the first block boundary past this
+# The replay stops at the first block boundary past its budget. The spec's first-score market
+# gets the long run (thousands of auctions); the second-score variant re-checks the same
+# replay under the other payment rule, which changes only prices, holds and fees.
+CONFORMANCE_BUDGET_S = {"first_score": 60, "second_score": 20}
 SCORE_TOLERANCE = 1.5e-6  # the exchange publishes components and totals rounded to 6 places
 COMPONENTS = {
     "price": "price_score",
@@ -278,7 +281,7 @@ def test_a_simulated_market_replayed_through_the_exchange_is_the_same_market(
     strategies_seen: set[str] = set()
     fees_minor = 0
     sim_fees_minor = 0
-    while state.tick < params.ticks and time.monotonic() - started < CONFORMANCE_BUDGET_S:
+    while state.tick < params.ticks and time.monotonic() - started < CONFORMANCE_BUDGET_S[payment_rule]:
         state, log = engine.step(streams, state, params, population, params.weights)
         claim = population.confidence if state.claim is None else state.claim
         fees_minor += _replay_block(exchange, params, population, log, slot_of, checked, claim)
@@ -304,6 +307,7 @@ def test_a_simulated_market_replayed_through_the_exchange_is_the_same_market(
     # first score pays every bid; second score raises (many) winners above their bids
     assert (checked["paid_above_bid"] > 0) == (payment_rule == "second_score"), checked
     assert strategies_seen == set(engine.strategies.NAMES), strategies_seen
+    print(f"conformance ({payment_rule}): {checked}")
 
 
 def _replay_block(
