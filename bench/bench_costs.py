@@ -25,12 +25,13 @@ store" are seeded in bulk (one executemany on SQLite, one COPY per table on Post
 copies of rows the API itself wrote (a template contract, provider, subscription, bid), with
 fresh ids; the timed operations then go through the API.
 
-Environment knobs (defaults finish in about 10 minutes on the 2-core machine):
+Environment knobs (the defaults took 7.6 minutes on the shared 2-core machine, load ~8):
   AEX_BENCH_COSTS_MAX        a cap on the largest n of every curve (default 1000000: the
                              issue's ranges, store 1k..1M, close 10..10k, submit 10..100k,
                              sim 100..100k), lowered by the two below
-  AEX_BENCH_COSTS_STORE_MAX  the most contracts seeded in the store (default 100000; 1000000
-                             is the issue's top point, about 5 more minutes per backend)
+  AEX_BENCH_COSTS_STORE_MAX  the most contracts seeded in the store (default 1000000, the
+                             issue's top point: about 2 minutes of seeding per backend;
+                             100000 saves 4 of the run's 8 minutes)
   AEX_BENCH_COSTS_SUBMIT_MAX the most subscribed providers (default 10000; each submission
                              costs O(n), so 100000 adds minutes: docs/performance.md)
   AEX_BENCH_COSTS_CURVES     which curves, comma-separated (default store,close,submit,sim)
@@ -829,7 +830,9 @@ def plot(curves: Sequence[Curve], path: Path, title: str) -> None:
             x=alt.X("n:Q", scale=alt.Scale(type="log"), title=curves[0].x),
             y=alt.Y("cost:Q", scale=alt.Scale(type="log"), title=unit),
             color=alt.Color("curve:N"),
-            strokeDash=alt.StrokeDash("stat:N"),
+            strokeDash=alt.StrokeDash(
+                "stat:N", legend=alt.Legend(symbolType="stroke", symbolStrokeColor="black")
+            ),
         )
         .properties(width=480, height=300)
     )
@@ -857,6 +860,12 @@ def write_outputs(curves: Sequence[Curve], results: Path, img: Path) -> None:
         plot(members, img / f"cost-{key}.svg", f"cost curve: {key}")
 
 
+def curves_from(document: dict[str, Any]) -> list[Curve]:
+    """The curves of a costs.json (to plot it again: `python -m bench.bench_costs --plot`)."""
+    names = {f.name for f in dataclasses.fields(Curve)}
+    return [Curve(**{k: v for k, v in c.items() if k in names}) for c in document["curves"]]
+
+
 def figures(curves: Sequence[Curve]) -> list[Figure]:
     """Per curve: the rate (1/cost) at the largest n against the rate at the smallest n
     (same run): 100% is flat."""
@@ -882,7 +891,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     del argv  # knobs from the environment (module docstring)
     rounds = rounds_from_env()
     cap = _env_int("AEX_BENCH_COSTS_MAX", 1_000_000)
-    store_cap = min(cap, _env_int("AEX_BENCH_COSTS_STORE_MAX", 100_000))
+    store_cap = min(cap, _env_int("AEX_BENCH_COSTS_STORE_MAX", 1_000_000))
     submit_cap = min(cap, _env_int("AEX_BENCH_COSTS_SUBMIT_MAX", 10_000))
     wanted = os.environ.get("AEX_BENCH_COSTS_CURVES", ",".join(ALL_CURVES)).split(",")
     backends = os.environ.get("AEX_BENCH_COSTS_BACKENDS", "sqlite,postgres").split(",")
@@ -909,5 +918,12 @@ def main(argv: list[str] | None = None) -> list[Figure]:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--plot"]:  # the plots and table of a saved summary, no run
+        saved = curves_from(
+            json.loads(Path(sys.argv[2] if len(sys.argv) > 2 else RESULTS).read_text())
+        )
+        print(table(saved))
+        write_outputs(saved, RESULTS, IMG)
+        sys.exit(0)
     for figure in main(sys.argv[1:]):
         print(figure.line())
