@@ -64,6 +64,7 @@ from opentelemetry.trace import SpanKind
 
 from aex.core.endpoints import redacted_url
 from aex.core.events import EventType
+from aex.core.notifications import provider_notifications
 from aex.core.webhook_signing import (
     webhook_signature,
 )
@@ -182,10 +183,10 @@ class Webhooks:
         candidates = set(payload.get("recipients", ())) | set(payload.get("losers", ()))
         if isinstance(payload.get("provider_id"), str):
             candidates.add(payload["provider_id"])
-        for provider_id in sorted(candidates):
-            note = notification_for(provider_id, event)
-            if note is not None:
-                self._spawn(self._deliver(provider_id, note.name, event))
+        # One pass with the routing lists as sets (not a scan of them per recipient).
+        told = provider_notifications(sorted(candidates), event.type, event.subject_id, payload)
+        for provider_id, note in told:
+            self._spawn(self._deliver(provider_id, note.name, event))
 
     def _spawn(self, delivery: Any) -> None:
         task = asyncio.get_running_loop().create_task(delivery)
