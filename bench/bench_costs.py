@@ -32,8 +32,8 @@ Environment knobs (the defaults took 7.6 minutes on the shared 2-core machine, l
   AEX_BENCH_COSTS_STORE_MAX  the most contracts seeded in the store (default 1000000, the
                              issue's top point: about 2 minutes of seeding per backend;
                              100000 saves 4 of the run's 8 minutes)
-  AEX_BENCH_COSTS_SUBMIT_MAX the most subscribed providers (default 10000; each submission
-                             costs O(n), so 100000 adds minutes: docs/performance.md)
+  AEX_BENCH_COSTS_SUBMIT_MAX the most subscribed providers (default 10000: beyond ~44,000
+                             the exchange refuses the work, a 500, reported and skipped)
   AEX_BENCH_COSTS_CURVES     which curves, comma-separated (default store,close,submit,sim)
   AEX_BENCH_COSTS_BACKENDS   sqlite,postgres (default both; PostgreSQL skipped with a message
                              when it does not answer at AEX_TEST_DATABASE_URL)
@@ -706,6 +706,9 @@ def close_and_submit_curves(
             seed_providers(ex, template, seeded, n)
             seeded = n
             ex.analyze()
+            if n in submit_sizes and not _publishes(ex, n):
+                submit.note = f"refused at n={n:,}: the event payload over its limit"
+                submit_sizes = [m for m in submit_sizes if m < n]
             if n in submit_sizes:
                 rows = []
                 # Fewer at large n (each one costs O(n): docs/performance.md "Cost curves").
@@ -749,6 +752,19 @@ def close_and_submit_curves(
                     flush=True,
                 )
     return [close, close_bid, submit]
+
+
+def _publishes(ex: Exchange, n: int) -> bool:
+    """Whether a work matching n subscribers is accepted at all. It is not beyond ~44,000:
+    the work.submitted event names every recipient and outgrows limits.event_payload_bytes_max
+    (a 500; docs/performance.md "Cost curves", finding 3)."""
+    buyer = ex.tenant("CONSUMER", funds=10**7)
+    response = ex.http.post("/v1/work", json=WORK, headers=buyer["headers"])
+    settle()
+    if response.status_code == 201:
+        return True
+    print(f"  {ex.backend} POST /v1/work, {n:>7,} subscribed: REFUSED, {response.status_code}")
+    return False
 
 
 def template_provider(ex: Exchange) -> dict[str, Any]:
