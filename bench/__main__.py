@@ -32,6 +32,7 @@ BENCHMARKS: tuple[str, ...] = (
     "bench.bench_sim",
     "bench.bench_pg",
     "bench.bench_subscriptions",
+    "bench.bench_costs",
 )
 RESULTS = Path(__file__).resolve().parent / "results"
 LATEST = RESULTS / "latest.json"

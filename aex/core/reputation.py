@@ -575,11 +575,19 @@ def _consistency_score(
     window_days = limits.reputation_window_days
     age_days = (now_ms - outcomes.at_ms) // DAY_MS
     in_window = age_days < window_days
-    cell = outcomes.provider_index[in_window] * window_days + age_days[in_window]
-    cells = n_providers * window_days
-    day_totals = np.bincount(cell, minlength=cells).reshape(n_providers, window_days)
+    # Rows only for the providers with an outcome in the window (the others have no active
+    # day: the neutral value, consistency_days_min >= 1), so that the table is O(outcomes)
+    # and not (all providers × 30) per call: the simulator calls this every tick
+    # (docs/performance.md "Cost curves", finding 2). The rows are the same as before.
+    provider = outcomes.provider_index[in_window]
+    present_mask = np.bincount(provider, minlength=n_providers) > 0
+    present = np.flatnonzero(present_mask)
+    rows = present.size
+    cell = (np.cumsum(present_mask) - 1)[provider] * window_days + age_days[in_window]
+    cells = rows * window_days
+    day_totals = np.bincount(cell, minlength=cells).reshape(rows, window_days)
     day_successes = np.bincount(cell[successful[in_window]], minlength=cells).reshape(
-        n_providers, window_days
+        rows, window_days
     )
     active_day = day_totals > 0
     daily_rate = np.divide(
@@ -592,7 +600,10 @@ def _consistency_score(
     deviation = np.where(active_day, daily_rate - mean_rate[:, None], 0.0)
     stddev = np.sqrt((deviation * deviation).sum(axis=1) / days_or_one)
     # Spec: "Consistency Score (1.0 - stddev(30-day rates))"; thin records get the neutral value.
-    consistency: npt.NDArray[np.float64] = np.where(
+    consistency: npt.NDArray[np.float64] = np.full(
+        n_providers, params.consistency_neutral, dtype=np.float64
+    )
+    consistency[present] = np.where(
         active_days >= params.consistency_days_min, 1.0 - stddev, params.consistency_neutral
     )
     return consistency

@@ -64,6 +64,7 @@ from opentelemetry.trace import SpanKind
 
 from aex.core.endpoints import redacted_url
 from aex.core.events import EventType
+from aex.core.notifications import provider_notifications
 from aex.core.webhook_signing import (
     webhook_signature,
 )
@@ -85,6 +86,8 @@ WEBHOOK_BACKOFF_MS_DEFAULT = 1_000
 # another process takes it over (longer than any gap between two attempts' records).
 WEBHOOK_LEASE_MS_DEFAULT = 60_000
 TAKEN_OVER_PER_SWEEP_MAX = 100
+# A fan-out reads which recipients have a webhook this many at a time (bound parameters).
+_PROVIDERS_PER_READ = 500
 DELIVERIES_LISTED_MAX = PAGE_MAX
 _DELIVERIES_KEYSET = Keyset(
     "webhook_deliveries d JOIN outbox o ON o.event_id = d.event_id", "o.seq", "d.event_id"
@@ -182,10 +185,34 @@ class Webhooks:
         candidates = set(payload.get("recipients", ())) | set(payload.get("losers", ()))
         if isinstance(payload.get("provider_id"), str):
             candidates.add(payload["provider_id"])
-        for provider_id in sorted(candidates):
-            note = notification_for(provider_id, event)
-            if note is not None:
+        # One pass with the routing lists as sets (not a scan of them per recipient).
+        told = list(
+            provider_notifications(sorted(candidates), event.type, event.subject_id, payload)
+        )
+        if told:
+            self._spawn(self._fan_out(told, event))
+
+    async def _fan_out(self, told: list[tuple[str, Any]], event: Delivered) -> None:
+        # Which of them have a webhook at all: one read per chunk of providers, not a task and
+        # a read per provider (a work's 10,000 recipients cost 1.5 s of CPU that way).
+        hooked = await asyncio.to_thread(self._with_webhooks, [p for p, _ in told])
+        for provider_id, note in told:
+            if provider_id in hooked:
                 self._spawn(self._deliver(provider_id, note.name, event))
+
+    def _with_webhooks(self, provider_ids: list[str]) -> set[str]:
+        """The providers among these with an endpoint and a webhook secret (as `_target`)."""
+        found: set[str] = set()
+        for low in range(0, len(provider_ids), _PROVIDERS_PER_READ):
+            chunk = provider_ids[low : low + _PROVIDERS_PER_READ]
+            rows = self.market.db.read(
+                "SELECT provider_id FROM providers WHERE provider_id IN ("  # noqa: S608 - only "?"s
+                + ", ".join("?" * len(chunk))
+                + ") AND endpoint <> '' AND webhook_secret_sealed <> ''",
+                chunk,
+            )
+            found.update(str(row[0]) for row in rows)
+        return found
 
     def _spawn(self, delivery: Any) -> None:
         task = asyncio.get_running_loop().create_task(delivery)

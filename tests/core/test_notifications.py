@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aex.core.notifications import BID_LOST, provider_notification
+from aex.core.notifications import BID_LOST, provider_notification, provider_notifications
 
 AWARD = {
     "contract_id": "contract_1",
@@ -54,3 +54,25 @@ def test_other_providers_hear_nothing_of_someone_elses_contract() -> None:
     assert provider_notification("prov_z", "contract.awarded", "contract_1", AWARD) is None
     assert provider_notification("prov_a", "settlement.completed", "c", AWARD) is None
     assert provider_notification("prov_a", "bids.evaluated", "work_1", {"bids": 3}) is None
+
+
+def test_every_providers_notifications_at_once_are_each_ones_own() -> None:
+    # provider_notifications (the webhook fan-out's one pass, the routing lists read once) is
+    # provider_notification of each provider, in order, the untold left out.
+    events = [
+        ("contract.awarded", "contract_1", AWARD),
+        ("work.submitted", "work_1", {"work_id": "work_1", "recipients": ["prov_a", "prov_b"]}),
+        ("work.unfilled", "work_1", {"work_id": "work_1", "losers": ["prov_b", 7, None]}),
+        ("work.submitted", "work_1", {"work_id": "work_1", "recipients": "prov_a"}),
+        ("contract.completed", "contract_1", {"provider_id": "prov_w", "recipients": ["x"]}),
+    ]
+    providers = ["prov_a", "prov_b", "prov_w", "prov_z", "7"]
+    for event_type, subject_id, payload in events:
+        one_by_one = [
+            (provider_id, note)
+            for provider_id in providers
+            if (note := provider_notification(provider_id, event_type, subject_id, payload))
+            is not None
+        ]
+        at_once = list(provider_notifications(providers, event_type, subject_id, payload))
+        assert at_once == one_by_one, event_type
