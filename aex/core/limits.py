@@ -87,6 +87,12 @@ results_bytes_max: Final = 1024 * 1024
 # bids.evaluated carries every bid's components: 1,000 bids x ~400 bytes fits in 1 MiB.
 event_payload_bytes_max: Final = 1024 * 1024
 json_nodes_max: Final = 100_000
+# A work's `work.submitted` event names its recipients; a work matching more subscribers than
+# this is announced in several events, each naming a slice (aex/core/notifications.py
+# recipient_parts), so that no event outgrows event_payload_bytes_max (10,000 ids of at most
+# id_chars_max characters, quoted and comma-separated, are under 0.7 MiB).
+work_recipients_per_event_max: Final = 10_000
+assert work_recipients_per_event_max * (id_chars_max + 3) < event_payload_bytes_max * 0.7
 json_depth_max: Final = 16
 # A whole request body: the deepest honest one is a work or bid body (1 level) around a
 # free-form value (json_depth_max); a certificate document nests 5. Twice the free-form bound

@@ -13,9 +13,11 @@
 # award, so a field added to `contract.awarded` later cannot reach the losers by default.
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
+
+from aex.core import limits
 
 __all__ = [
     "BID_LOST",
@@ -23,6 +25,7 @@ __all__ = [
     "Notification",
     "provider_notification",
     "provider_notifications",
+    "recipient_parts",
 ]
 
 BID_LOST: Final = "bid.lost"
@@ -40,6 +43,20 @@ class Notification:
     name: str
     subject_id: str
     payload: Mapping[str, object]
+
+
+def recipient_parts(recipients: Sequence[str], per_event_max: int | None = None) -> list[list[str]]:
+    """The recipients of one work in the slices its `work.submitted` events name: consecutive,
+    each at most `per_event_max`, together every recipient once in order; one (empty) slice
+    when there is none, since a work is announced even to nobody. `per_event_max` None:
+    limits.work_recipients_per_event_max."""
+    if per_event_max is None:
+        per_event_max = limits.work_recipients_per_event_max
+    assert per_event_max >= 1
+    return [
+        list(recipients[low : low + per_event_max])
+        for low in range(0, max(len(recipients), 1), per_event_max)
+    ]
 
 
 def provider_notification(

@@ -69,7 +69,7 @@ from aex.core.market import (
     work_reserve,
 )
 from aex.core.matching import subscription_matches
-from aex.core.notifications import provider_notification
+from aex.core.notifications import provider_notification, recipient_parts
 from aex.core.payment_rule import FIRST_SCORE
 from aex.core.plans import Plan, check_concurrent_tasks_quota
 from aex.core.reputation import (
@@ -308,16 +308,19 @@ class Market:
                     hold_id,
                 ),
             )
-            tx.emit(
-                EventType.WORK_SUBMITTED,
-                work_id,
-                {
+            # One event per slice of recipients (one event below the limit): no event
+            # outgrows its payload bound however many subscribers a category has.
+            parts = recipient_parts(recipients)
+            for part, named in enumerate(parts):
+                payload: dict[str, object] = {
                     "work_id": work_id,
                     "work": spec.to_json(),
                     "bid_window_closes_at_ms": closes_ms,
-                    "recipients": recipients,
-                },
-            )
+                    "recipients": named,
+                }
+                if len(parts) > 1:
+                    payload |= {"recipients_part": part, "recipients_parts": len(parts)}
+                tx.emit(EventType.WORK_SUBMITTED, work_id, payload)
 
         self.write(write)
         return self.work(caller, work_id)

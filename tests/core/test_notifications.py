@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from aex.core.notifications import BID_LOST, provider_notification, provider_notifications
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aex.core.notifications import (
+    BID_LOST,
+    provider_notification,
+    provider_notifications,
+    recipient_parts,
+)
 
 AWARD = {
     "contract_id": "contract_1",
@@ -76,3 +84,22 @@ def test_every_providers_notifications_at_once_are_each_ones_own() -> None:
         ]
         at_once = list(provider_notifications(providers, event_type, subject_id, payload))
         assert at_once == one_by_one, event_type
+
+
+@given(
+    st.lists(st.text(min_size=1, max_size=4), max_size=60, unique=True),
+    st.integers(min_value=1, max_value=25),
+)
+def test_recipient_parts_name_every_recipient_once_in_order_within_the_bound(
+    recipients: list[str], per_event_max: int
+) -> None:
+    parts = recipient_parts(recipients, per_event_max)
+    assert [r for part in parts for r in part] == recipients
+    assert all(len(part) <= per_event_max for part in parts)
+    assert all(parts[:-1])
+    assert len(parts) == max(1, -(-len(recipients) // per_event_max))
+
+
+def test_a_work_with_no_recipients_is_still_announced_once() -> None:
+    assert recipient_parts([]) == [[]]
+    assert recipient_parts(["a"] * 3, 3) == [["a", "a", "a"]]

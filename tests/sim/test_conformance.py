@@ -281,7 +281,10 @@ def test_a_simulated_market_replayed_through_the_exchange_is_the_same_market(
     strategies_seen: set[str] = set()
     fees_minor = 0
     sim_fees_minor = 0
-    while state.tick < params.ticks and time.monotonic() - started < CONFORMANCE_BUDGET_S[payment_rule]:
+    while (
+        state.tick < params.ticks
+        and time.monotonic() - started < CONFORMANCE_BUDGET_S[payment_rule]
+    ):
         state, log = engine.step(streams, state, params, population, params.weights)
         claim = population.confidence if state.claim is None else state.claim
         fees_minor += _replay_block(exchange, params, population, log, slot_of, checked, claim)
