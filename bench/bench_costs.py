@@ -32,8 +32,8 @@ Environment knobs (the defaults took 7.6 minutes on the shared 2-core machine, l
   AEX_BENCH_COSTS_STORE_MAX  the most contracts seeded in the store (default 1000000, the
                              issue's top point: about 2 minutes of seeding per backend;
                              100000 saves 4 of the run's 8 minutes)
-  AEX_BENCH_COSTS_SUBMIT_MAX the most subscribed providers (default 10000: beyond ~44,000
-                             the exchange refuses the work, a 500, reported and skipped)
+  AEX_BENCH_COSTS_SUBMIT_MAX the most subscribed providers (default 10000; 100000 is the
+                             issue's top point, about 4 s of CPU per work with its fan-out)
   AEX_BENCH_COSTS_CURVES     which curves, comma-separated (default store,close,submit,sim)
   AEX_BENCH_COSTS_BACKENDS   sqlite,postgres (default both; PostgreSQL skipped with a message
                              when it does not answer at AEX_TEST_DATABASE_URL)
@@ -755,9 +755,9 @@ def close_and_submit_curves(
 
 
 def _publishes(ex: Exchange, n: int) -> bool:
-    """Whether a work matching n subscribers is accepted at all. It is not beyond ~44,000:
-    the work.submitted event names every recipient and outgrows limits.event_payload_bytes_max
-    (a 500; docs/performance.md "Cost curves", finding 3)."""
+    """Whether a work matching n subscribers is accepted at all. It was not beyond ~44,000
+    until the work.submitted event was sliced (a 500; docs/performance.md "Cost curves",
+    finding 3): a refusal now is a regression, reported and the point skipped."""
     buyer = ex.tenant("CONSUMER", funds=10**7)
     response = ex.http.post("/v1/work", json=WORK, headers=buyer["headers"])
     settle()
