@@ -91,7 +91,14 @@ def run(args: argparse.Namespace) -> int:
             executor.close()
     # The weights were tuned under the scenarios' other rules (calibration, payment rule,
     # reputation): the file carries them, so that `aex serve --weights` runs what was tuned.
-    ruled = {repr(_core.rules_to_json(s.rules)) for s in scenarios}
+    # (compared without their weights, which the search replaces: only the other rules count)
+    ruled = {
+        json.dumps(
+            _core.rules_to_json(dataclasses.replace(s.rules, weights=result.weights)),
+            sort_keys=True,
+        )
+        for s in scenarios
+    }
     if len(ruled) > 1:
         print(
             "aex tune: the scenarios run different rules; the file takes the first one's",

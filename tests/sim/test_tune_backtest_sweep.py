@@ -155,3 +155,27 @@ def test_aex_tune_writes_the_rules_it_tuned_under(tmp_path: Path) -> None:
     assert isinstance(rules, _core.ExchangeRules)
     assert rules.calibration is not None
     assert rules.calibration.evidence_contracts == 3.0
+
+
+def test_aex_tune_warns_only_when_the_scenarios_other_rules_differ(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # scenarios that differ only in their weights run the same rules (the search replaces the
+    # weights); a different calibration is a different rule set, and the file takes the first
+    source = (Path(__file__).resolve().parents[2] / "scenarios" / "default.toml").read_text()
+    cheap = tmp_path / "cheap.toml"
+    cheap.write_text(source.replace('preset = "balanced"', 'preset = "lowest_price"'))
+    calibrated = tmp_path / "calibrated.toml"
+    calibrated.write_text(
+        source.replace(
+            "[scoring]\n",
+            "[scoring]\ncalibration = { evidence_contracts = 3.0, prior_alpha = 1.0,"
+            " prior_beta = 1.0 }\n",
+        )
+    )
+    tiny = ["--ticks", "2", "--seeds", "1", "--check-seeds", "2", "--maxiter", "1"]
+    tiny += ["--popsize", "1", "--serial", "--no-progress", "--out", str(tmp_path / "t.json")]
+    assert main(["tune", "default", str(cheap), *tiny]) == 0
+    assert "different rules" not in capsys.readouterr().err
+    assert main(["tune", "default", str(calibrated), *tiny]) == 0
+    assert "different rules" in capsys.readouterr().err
