@@ -35,14 +35,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.weights is not None:
         # any rules file (aex tune, aex study): the backtest re-ranks the logged components
-        # under its weights
+        # under its weights and prices the winners under its payment rule
         rules = _core.rules_from_json(json.loads(args.weights.read_text()))
         if not isinstance(rules, _core.ExchangeRules):
             print(f"aex backtest: {args.weights}: {rules.field}: {rules.detail}", file=sys.stderr)
             return 2
-        weights = rules.weights
+        weights, payment_rule = rules.weights, rules.payment_rule
     else:
-        weights = _core.PRESETS[args.preset]
+        weights, payment_rule = _core.PRESETS[args.preset], _core.PaymentRule.FIRST_SCORE
     con = duckdb.connect(str(args.log), read_only=True)
     run_id = args.run_id
     if run_id is None:
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         with progress_bar(
             recorded_bids(con, run_id), unit="bid", desc="re-score", disable=args.no_progress
         ) as bar:
-            result = backtest(con, run_id, weights, progress=bar.update)
+            result = backtest(con, run_id, weights, payment_rule=payment_rule, progress=bar.update)
     except ValueError as error:  # the log cannot answer: not this run, or not all bids logged
         raise UserError(f"{args.log}: {error}") from None
     print(f"backtest of run {run_id} under {args.weights or args.preset}:")

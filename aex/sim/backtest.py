@@ -9,6 +9,11 @@ not replayed (run the simulator with the new weights for that).
 Expected success of an award uses the provider's true quality when the log comes from the
 simulator (providers.quality), else the provider's observed success rate in the log.
 
+Prices: "before" is what each award recorded (awards.price_minor, the contract price under
+the run's own payment rule); "after" is the contract price under `payment_rule` (the core's
+`contract_prices`: the winner's bid under first score, the price at which its score meets the
+runner-up's under second score), so a rules file's payment rule is backtested too.
+
 Auctions are re-ranked in chunks of whole auctions (about `RESCORE_CHUNK_BIDS` bids each; the
 auctions are independent, so the chunks change nothing); `progress(n)` hears of every chunk's
 bids.
@@ -39,10 +44,13 @@ RESCORE_CHUNK_BIDS = 100_000
 _BIDS_SQL = """
 SELECT b.work_id, b.bid_id, b.provider_id, b.price_minor, b.submitted_at_ms,
        b.price_score, b.trust_score, b.confidence_score, b.sample_score, b.sla_score,
-       b.certification_score, b.reject_reason, b.is_winner, w.budget_max_minor,
+       b.certification_score, b.reject_reason, b.is_winner, w.budget_min_minor,
+       w.budget_max_minor, a.awarded_price_minor,
        coalesce(p.quality, r.rate, 0.0) AS success_probability
 FROM bids b
 JOIN work w USING (run_id, work_id)
+LEFT JOIN (SELECT run_id AS award_run, work_id AS award_work, price_minor AS awarded_price_minor
+           FROM awards WHERE run_id = $run) a ON a.award_work = b.work_id AND b.is_winner
 LEFT JOIN providers p USING (run_id, provider_id)
 LEFT JOIN (SELECT provider_id, avg(success::DOUBLE) AS rate FROM outcomes
            WHERE run_id = $run GROUP BY provider_id) r USING (provider_id)
@@ -79,9 +87,11 @@ def backtest(
     run_id: int,
     weights: _core.Weights,
     *,
+    payment_rule: _core.PaymentRule = _core.PaymentRule.FIRST_SCORE,
     progress: Callable[[int], object] | None = None,
 ) -> BacktestResult:
-    """Re-scores run `run_id` under `weights`; see the module docstring."""
+    """Re-scores run `run_id` under `weights` and prices its winners under `payment_rule`;
+    see the module docstring."""
     check_backtestable(con, run_id)
     cursor = con.execute(_BIDS_SQL, {"run": run_id})
     names = [d[0] for d in cursor.description]
@@ -94,6 +104,7 @@ def backtest(
 
     work_id = col("work_id", np.int64)  # sorted (_BIDS_SQL): an auction's bids are adjacent
     winners = np.zeros(bids.height, np.bool_)
+    paid = np.zeros(bids.height, np.int64)  # the contract price, at each new winner's row
     start = 0
     while start < bids.height:
         stop = min(start + RESCORE_CHUNK_BIDS, bids.height)
@@ -122,21 +133,31 @@ def backtest(
             with_ranks=False,
         )
         winners[start:stop] = np.asarray(scored.is_winner)
+        paid[start + np.flatnonzero(scored.is_winner)] = _core.contract_prices(
+            work_id[start:stop],
+            scored,
+            weights,
+            payment_rule,
+            price_minor=chunk("price_minor", np.int64),
+            budget_min_minor=chunk("budget_min_minor", np.int64),
+            budget_max_minor=chunk("budget_max_minor", np.int64),
+        )
         if progress is not None:
             progress(stop - start)
         start = stop
-    bids = bids.with_columns(pl.Series("new_winner", winners))
+    bids = bids.with_columns(pl.Series("new_winner", winners), pl.Series("paid_minor", paid))
     before = bids.filter(pl.col("is_winner")).select(
         "work_id",
         "budget_max_minor",
         pl.col("provider_id").alias("provider_before"),
-        pl.col("price_minor").alias("price_before"),
+        # the recorded award's price (its bid when the log has no award row for it)
+        pl.coalesce("awarded_price_minor", "price_minor").alias("price_before"),
         pl.col("success_probability").alias("success_before"),
     )
     after = bids.filter(pl.col("new_winner")).select(
         "work_id",
         pl.col("provider_id").alias("provider_after"),
-        pl.col("price_minor").alias("price_after"),
+        pl.col("paid_minor").alias("price_after"),
         pl.col("success_probability").alias("success_after"),
     )
     auctions = before.join(after, on="work_id", how="full", coalesce=True).with_columns(

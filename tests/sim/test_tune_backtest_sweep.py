@@ -90,6 +90,22 @@ def test_backtest_under_other_weights_reports_the_changes(tiny: ScenarioParams) 
     assert result.summary["price_mean_after_minor"] <= result.summary["price_mean_before_minor"]
 
 
+def test_backtest_under_the_runs_own_second_score_rule_changes_neither_awards_nor_prices(
+    tiny: ScenarioParams,
+) -> None:
+    # "before" is the recorded contract price, "after" the core's: they agree exactly
+    second = dataclasses.replace(
+        tiny, scoring=dataclasses.replace(tiny.scoring, payment_rule="second_score")
+    )
+    _, con = simulate(second)
+    result = backtest(con, 1, second.weights, payment_rule=_core.PaymentRule.SECOND_SCORE)
+    assert result.summary["awards_changed_share"] == 0.0
+    prices = result.auctions.select("price_before", "price_after")
+    assert prices["price_before"].to_list() == prices["price_after"].to_list()
+    first = backtest(con, 1, second.weights)  # the same awards, paid their bids
+    assert first.summary["price_mean_after_minor"] < result.summary["price_mean_before_minor"]
+
+
 def test_backtest_in_small_chunks_is_the_backtest_in_one(
     tiny: ScenarioParams, monkeypatch: pytest.MonkeyPatch
 ) -> None:
