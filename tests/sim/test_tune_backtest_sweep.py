@@ -151,18 +151,26 @@ def test_dask_executor_gives_the_same_sweep_as_in_process(tiny: ScenarioParams) 
     assert on_dask.equals(sweep(tasks, SerialExecutor()))
 
 
-def test_aex_tune_writes_the_rules_it_tuned_under(tmp_path: Path) -> None:
-    # a calibrated scenario: the tuned weights were found under calibration, so the file that
-    # `aex serve --weights` loads must run calibration too (a bare weights file would not)
-    source = (Path(__file__).resolve().parents[2] / "scenarios" / "default.toml").read_text()
+DEFAULT_TOML = Path(__file__).resolve().parents[2] / "scenarios" / "default.toml"
+
+
+def calibrated_default(tmp_path: Path) -> Path:
+    """scenarios/default.toml with confidence calibration on (k = 3), as a file."""
     calibrated = tmp_path / "calibrated.toml"
     calibrated.write_text(
-        source.replace(
+        DEFAULT_TOML.read_text().replace(
             "[scoring]\n",
             "[scoring]\ncalibration = { evidence_contracts = 3.0, prior_alpha = 1.0,"
             " prior_beta = 1.0 }\n",
         )
     )
+    return calibrated
+
+
+def test_aex_tune_writes_the_rules_it_tuned_under(tmp_path: Path) -> None:
+    # a calibrated scenario: the tuned weights were found under calibration, so the file that
+    # `aex serve --weights` loads must run calibration too (a bare weights file would not)
+    calibrated = calibrated_default(tmp_path)
     out = tmp_path / "tuned.json"
     argv = ["tune", str(calibrated), "--ticks", "3", "--seeds", "1", "--check-seeds", "2"]
     argv += ["--maxiter", "1", "--popsize", "1", "--serial", "--no-progress", "--out", str(out)]
@@ -178,17 +186,11 @@ def test_aex_tune_warns_only_when_the_scenarios_other_rules_differ(
 ) -> None:
     # scenarios that differ only in their weights run the same rules (the search replaces the
     # weights); a different calibration is a different rule set, and the file takes the first
-    source = (Path(__file__).resolve().parents[2] / "scenarios" / "default.toml").read_text()
     cheap = tmp_path / "cheap.toml"
-    cheap.write_text(source.replace('preset = "balanced"', 'preset = "lowest_price"'))
-    calibrated = tmp_path / "calibrated.toml"
-    calibrated.write_text(
-        source.replace(
-            "[scoring]\n",
-            "[scoring]\ncalibration = { evidence_contracts = 3.0, prior_alpha = 1.0,"
-            " prior_beta = 1.0 }\n",
-        )
+    cheap.write_text(
+        DEFAULT_TOML.read_text().replace('preset = "balanced"', 'preset = "lowest_price"')
     )
+    calibrated = calibrated_default(tmp_path)
     tiny = ["--ticks", "2", "--seeds", "1", "--check-seeds", "2", "--maxiter", "1"]
     tiny += ["--popsize", "1", "--serial", "--no-progress", "--out", str(tmp_path / "t.json")]
     assert main(["tune", "default", str(cheap), *tiny]) == 0
