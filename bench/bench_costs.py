@@ -344,6 +344,19 @@ def postgres_available() -> str | None:
     return None
 
 
+def _devnull() -> Any:
+    """One /dev/null stream for the process, never closed: the app's log handlers keep the
+    stream they were made with, and a later record must not meet a closed file (it did, as
+    "Logging error" noise in the test worker that ran the bench's tests)."""
+    global _DEVNULL
+    if _DEVNULL is None:
+        _DEVNULL = open(os.devnull, "w")  # noqa: SIM115 - kept for the process's life
+    return _DEVNULL
+
+
+_DEVNULL: Any = None
+
+
 @contextlib.contextmanager
 def exchange(backend: str) -> Iterator[Exchange]:
     """A fresh exchange in this process (its access log to /dev/null)."""
@@ -359,8 +372,7 @@ def exchange(backend: str) -> Iterator[Exchange]:
             schema = f"aex_bench_{uuid.uuid4().hex[:12]}"
             env |= {"AEX_DATABASE_URL": PG_URL, "AEX_DATABASE_SCHEMA": schema}
         settings = Settings.from_env(data_dir=Path(tmp) / "data", env=env)
-        devnull = open(os.devnull, "w")  # noqa: SIM115 - the access log keeps it until the end
-        log = sys.stderr if os.environ.get("AEX_BENCH_COSTS_LOG") else devnull
+        log = sys.stderr if os.environ.get("AEX_BENCH_COSTS_LOG") else _devnull()
         with contextlib.redirect_stderr(log):
             app: Any = create_app(settings)  # the access log middleware keeps this stream
         try:
@@ -380,7 +392,6 @@ def exchange(backend: str) -> Iterator[Exchange]:
                 with psycopg.connect(PG_URL, autocommit=True) as connection:
                     drop = sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE")
                     connection.execute(drop.format(sql.Identifier(schema)))
-            devnull.close()
 
 
 def timed(call: Callable[[], object]) -> tuple[float, float]:

@@ -77,6 +77,7 @@ from serve.notifications.endpoints import EndpointPolicy, Pinned
 from serve.notifications.events import Delivered, MarketMetrics, notification_for, notification_json
 from serve.secret_box import SecretBox, SecretBoxError, webhook_secret_context
 from serve.stores.pages import Keyset, keyset_page, page_answer
+from serve.stores.rows import scalars
 from serve.telemetry import tracing
 
 WEBHOOK_TIMEOUT_S = 5.0
@@ -211,7 +212,7 @@ class Webhooks:
                 + ") AND endpoint <> '' AND webhook_secret_sealed <> ''",
                 chunk,
             )
-            found.update(str(row[0]) for row in rows)
+            found.update(str(provider_id) for provider_id in scalars(rows))
         return found
 
     def _spawn(self, delivery: Any) -> None:
