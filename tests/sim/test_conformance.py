@@ -26,7 +26,6 @@ the core's reason, and nothing is written.
 from __future__ import annotations
 
 import dataclasses
-import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -62,10 +61,13 @@ from serve.settlement.wallets import wallet_id
 from serve.stores.market_db import SqliteMarketDb
 from serve.stores.sqlite import SqliteStore
 
-# The replay stops at the first block boundary past its budget. The spec's first-score market
-# gets the long run (thousands of auctions); the second-score variant re-checks the same
-# replay under the other payment rule, which changes only prices, holds and fees.
-CONFORMANCE_BUDGET_S = {"first_score": 60, "second_score": 20}
+# The replay stops at the first block boundary at or past its tick budget: a fixed market, the
+# same on a quiet machine and a loaded one (a wall-clock budget made the number of auctions,
+# and whether every strategy had won one, depend on the load). The spec's first-score market
+# gets the long run (thousands of auctions); the second-score variant re-checks the replay
+# under the other payment rule, which changes only prices, holds and fees. Every strategy has
+# won an award by tick 80 in both.
+CONFORMANCE_TICKS = {"first_score": 200, "second_score": 100}
 SCORE_TOLERANCE = 1.5e-6  # the exchange publishes components and totals rounded to 6 places
 COMPONENTS = {
     "price": "price_score",
@@ -266,7 +268,6 @@ def test_a_simulated_market_replayed_through_the_exchange_is_the_same_market(
             slot + 1, int(population.category[slot]), bool(population.certified[slot])
         )
     slot_of = {slot + 1: slot for slot in range(population.size)}
-    started = time.monotonic()
     checked = {
         "auctions": 0,
         "bids": 0,
@@ -281,10 +282,7 @@ def test_a_simulated_market_replayed_through_the_exchange_is_the_same_market(
     strategies_seen: set[str] = set()
     fees_minor = 0
     sim_fees_minor = 0
-    while (
-        state.tick < params.ticks
-        and time.monotonic() - started < CONFORMANCE_BUDGET_S[payment_rule]
-    ):
+    while state.tick < min(params.ticks, CONFORMANCE_TICKS[payment_rule]):
         state, log = engine.step(streams, state, params, population, params.weights)
         claim = population.confidence if state.claim is None else state.claim
         fees_minor += _replay_block(exchange, params, population, log, slot_of, checked, claim)
