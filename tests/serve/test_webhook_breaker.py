@@ -59,9 +59,15 @@ def test_a_failing_webhook_host_trips_its_breaker_and_is_left_alone(
             while breaker() != "OPEN":
                 assert time.monotonic() < deadline, (breaker(), len(failing.received))
                 time.sleep(0.1)
+            # Five failures in a row trip it. Attempts already under way when it tripped (past
+            # the breaker's check, their request in flight) still land: wait until the count
+            # has held still for half a second, then nothing more may reach the host.
             tried = len(failing.received)
-            # Five failures in a row trip it (attempts already under way when it tripped still
-            # land); once open, nothing more reaches the host.
+            settled = time.monotonic() + 0.5
+            while time.monotonic() < settled:
+                time.sleep(0.05)
+                if len(failing.received) != tried:
+                    tried, settled = len(failing.received), time.monotonic() + 0.5
             assert tried >= 5
             time.sleep(1.5)  # retries (50 ms backoff, doubling) come due while it is open
             assert len(failing.received) == tried
