@@ -65,6 +65,7 @@ from typing import Any
 import numpy as np
 
 from aex.core import limits
+from bench.bench_market import WORK  # the benches' one work body
 from bench.harness import Figure, rounds_from_env
 from serve.settlement.wallets import wallet_id
 
@@ -314,14 +315,6 @@ class Exchange:
         return self.post(f"/v1/admin/work/{work_id}/close", None, self.operator)
 
 
-WORK = {
-    "title": "Review a codebase",
-    "category": "TECHNOLOGY",
-    "budget": {"min": 50, "max": 200, "currency": "USD"},
-    "requirements": {"language": "Go"},
-    "success_criteria": [{"metric": "coverage", "threshold": 0.8}],
-    "bid_window_seconds": 300,
-}
 ENV = {
     "AEX_OPERATOR_KEY": OPERATOR_KEY,
     "AEX_RATE_LIMIT_PER_MINUTE": "100000000",
