@@ -45,7 +45,11 @@ that failed every attempt is dead-lettered: in the transaction that records it F
 event in its payload, for an operator to inspect and replay. A process that dies between its
 claim and the last attempt leaves the record PENDING or RETRYING; once it has not moved for
 `lease_ms` (AEX_WEBHOOK_LEASE_MS, default 60 s), any process takes it over (compare-and-set on
-the record, so one does) and resumes at the next attempt.
+the record, so one does) and resumes at the next attempt. The record's `updated_at_ms` is the
+lease's fencing token: the holder renews it before each retry and records each attempt only
+while it still reads as the holder last wrote it, so a process that was merely slow past the
+lease stops when it finds itself taken over (at worst one attempt sent twice, never recorded or
+dead-lettered twice).
 """
 
 from __future__ import annotations
@@ -153,6 +157,7 @@ class Taken:
     event: Delivered
     target: tuple[str, str]  # endpoint, webhook secret
     first: int
+    lease: int  # the record's `updated_at_ms` as the take wrote it (see `_attempts`)
 
 
 class Webhooks:
@@ -237,40 +242,77 @@ class Webhooks:
             return None
         return str(rows[0][0]), webhook_secret
 
-    def _claim(self, provider_id: str, name: str, event_id: str) -> tuple[str, str] | None:
-        """The endpoint and signing key, when this process is the one to deliver."""
+    def _claim(
+        self, provider_id: str, name: str, event_id: str
+    ) -> tuple[tuple[str, str], int] | None:
+        """The endpoint and signing key, and the lease written, when this process is the one
+        to deliver."""
         target = self._target(provider_id)
         if target is None:
             return None
-        endpoint, signing_key = target
+        endpoint, _ = target
 
-        def write(tx: Any) -> bool:
+        def write(tx: Any) -> int | None:
             claimed = tx.execute(
                 "INSERT INTO webhook_deliveries VALUES (?, ?, ?, ?, 0, 'PENDING', NULL, NULL, ?)"
                 " ON CONFLICT (event_id, provider_id) DO NOTHING",
                 (event_id, provider_id, name, redacted_url(endpoint), tx.now_ms),
             )
-            return bool(claimed.rowcount == 1)
+            return int(tx.now_ms) if claimed.rowcount == 1 else None
 
-        return (endpoint, signing_key) if self.market.write(write) else None
+        lease = self.market.write(write)
+        return None if lease is None else (target, lease)
 
     async def _deliver(self, provider_id: str, name: str, event: Delivered) -> None:
-        target = await asyncio.to_thread(self._claim, provider_id, name, event.event_id)
-        if target is None:
+        claimed = await asyncio.to_thread(self._claim, provider_id, name, event.event_id)
+        if claimed is None:
             return  # no endpoint, or another process delivers it
-        await self._attempts(provider_id, name, event, target, first=1)
+        target, lease = claimed
+        await self._attempts(provider_id, name, event, target, first=1, lease=lease)
 
     async def _attempts(
-        self, provider_id: str, name: str, event: Delivered, target: tuple[str, str], first: int
+        self,
+        provider_id: str,
+        name: str,
+        event: Delivered,
+        target: tuple[str, str],
+        first: int,
+        lease: int,
     ) -> None:
+        """Attempts `first`.. while this process holds the delivery. `lease` is the record's
+        `updated_at_ms` as this process last wrote it: every later write of the record is a
+        compare-and-set on it (a fencing token). A process that was slow past the lease and
+        taken over finds the record moved and stops, before its next attempt or at the record
+        of the one in flight: one process records each attempt, one dead-letters."""
         note = notification_for(provider_id, event)
         if note is None:
             return  # not this provider's (a record from before the routing changed)
         shown_event = notification_json(event, note)
+        held: int | None = lease
         for attempt in range(first, WEBHOOK_ATTEMPTS_MAX + 1):
-            if await self._attempt_traced(provider_id, name, event, shown_event, target, attempt):
-                return
+            if attempt > first:  # renewed before each retry: the backoff does not run the lease
+                held = await asyncio.to_thread(self._renew, event.event_id, provider_id, held)
+            if held is None:
+                return  # taken over by another process
+            held = await self._attempt_traced(
+                provider_id, name, event, shown_event, target, attempt, held
+            )
+            if held is None:
+                return  # the last one (delivered, or out of attempts), or taken over meanwhile
             await asyncio.sleep(self.backoff_ms * 2 ** (attempt - 1) / 1000)
+
+    def _renew(self, event_id: str, provider_id: str, lease: int | None) -> int | None:
+        """The new lease, or None when another process took the delivery over."""
+
+        def write(tx: Any) -> int | None:
+            moved = tx.execute(
+                "UPDATE webhook_deliveries SET updated_at_ms = ? WHERE event_id = ?"
+                " AND provider_id = ? AND updated_at_ms = ? AND status IN ('PENDING', 'RETRYING')",
+                (tx.now_ms, event_id, provider_id, lease),
+            )
+            return int(tx.now_ms) if moved.rowcount == 1 else None
+
+        return None if lease is None else self.market.write(write)
 
     async def _attempt_traced(
         self,
@@ -280,10 +322,11 @@ class Webhooks:
         shown_event: dict[str, object],
         target: tuple[str, str],
         attempt: int,
-    ) -> bool:
+        lease: int,
+    ) -> int | None:
         """One attempt, in a CLIENT span of the event's trace (that of the request whose write
-        recorded it) and sent with its `traceparent`; True when it was the last one (delivered,
-        or out of attempts)."""
+        recorded it) and sent with its `traceparent`; the lease its record wrote, or None when
+        it was the last one (delivered, or out of attempts) or the delivery was taken over."""
         endpoint, signing_key = target
         shown = redacted_url(endpoint)
         body = json.dumps({"event": name, **shown_event}, separators=(",", ":")).encode()
@@ -312,8 +355,8 @@ class Webhooks:
             if not delivered:
                 _log.warning("webhook %s to %s: %s (attempt %d)", name, shown, error, attempt)
             row = (event.event_id, provider_id, name, shown, attempt, status, code, error)
-            await asyncio.to_thread(self._record, row, shown_event)
-        return final
+            held = await asyncio.to_thread(self._record, row, shown_event, lease)
+        return None if final else held
 
     async def _attempt(
         self, endpoint: str, body: bytes, headers: dict[str, str]
@@ -359,7 +402,7 @@ class Webhooks:
         at its next attempt. Returns how many this process took."""
         taken = await asyncio.to_thread(self._take_stale, now_ms())
         for t in taken:
-            self._spawn(self._attempts(t.provider_id, t.name, t.event, t.target, t.first))
+            self._spawn(self._attempts(t.provider_id, t.name, t.event, t.target, t.first, t.lease))
         return len(taken)
 
     def _take_stale(self, now: int) -> list[Taken]:
@@ -385,31 +428,32 @@ class Webhooks:
         if target is None:
             return None
 
-        def write(tx: Any) -> bool:
-            moved = tx.execute(
-                "UPDATE webhook_deliveries SET updated_at_ms = ? WHERE event_id = ?"
-                " AND provider_id = ? AND updated_at_ms = ?"
-                " AND status IN ('PENDING', 'RETRYING')",
-                (tx.now_ms, event_id, provider_id, seen_ms),
-            )
-            return bool(moved.rowcount == 1)
-
-        if not self.market.write(write):
+        lease = self._renew(str(event_id), str(provider_id), int(seen_ms))
+        if lease is None:
             return None
         seq, type_, subject_id, at_ms, payload, traceparent = outbox
         event = Delivered(seq, event_id, type_, subject_id, at_ms, json.loads(payload), traceparent)
         first = min(int(attempts) + 1, WEBHOOK_ATTEMPTS_MAX)
-        return Taken(str(provider_id), str(name), event, target, first)
+        return Taken(str(provider_id), str(name), event, target, first, lease)
 
-    def _record(self, row: tuple[Any, ...], shown_event: dict[str, object]) -> None:
+    def _record(
+        self, row: tuple[Any, ...], shown_event: dict[str, object], lease: int
+    ) -> int | None:
+        """Records an attempt if this process still holds the delivery (compare-and-set on
+        `lease`); the new lease, or None when another process took it over (nothing written,
+        no dead letter)."""
         event_id, provider_id, name, endpoint, attempts, status, code, error = row
 
-        def write(tx: Any) -> None:
-            tx.execute(
+        def write(tx: Any) -> int | None:
+            moved = tx.execute(
                 "UPDATE webhook_deliveries SET attempts = ?, status = ?, last_status_code = ?,"
-                " last_error = ?, updated_at_ms = ? WHERE event_id = ? AND provider_id = ?",
-                (attempts, status, code, error, tx.now_ms, event_id, provider_id),
+                " last_error = ?, updated_at_ms = ? WHERE event_id = ? AND provider_id = ?"
+                " AND updated_at_ms = ? AND status IN ('PENDING', 'RETRYING')",
+                (attempts, status, code, error, tx.now_ms, event_id, provider_id, lease),
             )
+            if moved.rowcount != 1:
+                _log.warning("webhook %s to %s: taken over by another process", name, endpoint)
+                return None
             if status == "FAILED":
                 tx.emit(
                     EventType.NOTIFICATION_DEAD_LETTERED,
@@ -426,8 +470,10 @@ class Webhooks:
                         "event": shown_event,
                     },
                 )
+            return int(tx.now_ms)
 
-        self.market.write(write)
+        recorded: int | None = self.market.write(write)
+        return recorded
 
     def deliveries(
         self, provider_id: str, *, limit: int, starting_after: str | None = None

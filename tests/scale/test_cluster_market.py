@@ -59,7 +59,9 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Backend, li
         "AEX_NATS_PREFIX": prefix,
         "AEX_WINDOW_POLL_MS": "50",
         "AEX_WEBHOOK_BACKOFF_MS": "20",
-        "AEX_WEBHOOK_LEASE_MS": "400",
+        # Far beyond any gap between a delivery's writes here (backoff at most 160 ms), even on a
+        # loaded machine: no live delivery is taken over (the takeover test makes one stale).
+        "AEX_WEBHOOK_LEASE_MS": "2000",
     }
     try:
         with cluster(tmp_path_factory.mktemp("market-cluster"), env) as (backend, servers):
@@ -281,7 +283,9 @@ def test_a_delivery_whose_process_died_is_taken_over_by_exactly_one_other(
                 )
             )
             _wait_for(lambda: receiver.posts[event_id] == 2)
-            time.sleep(1.0)  # a quarter lease is 100 ms: a second taker would have come by now
+            time.sleep(
+                1.5
+            )  # three sweeps (a quarter lease, 500 ms): a second taker would have come
             assert receiver.posts[event_id] == 2
             rows = db.read(
                 "SELECT status, attempts FROM webhook_deliveries WHERE event_id = ?", (event_id,)

@@ -76,3 +76,36 @@ def test_a_delivery_taken_at_its_last_attempt_is_resumed_there(store: Stores) ->
     _setup(store, attempts=WEBHOOK_ATTEMPTS_MAX, updated_at_ms=0)
     taken = Webhooks(Market(store.market), box=BOX, lease_ms=LEASE_MS)._take_stale(LEASE_MS + 1)
     assert [t.first for t in taken] == [WEBHOOK_ATTEMPTS_MAX]
+
+
+def _dead_letters(store: Stores) -> int:
+    rows = store.market.read(
+        "SELECT count(*) FROM outbox WHERE type = ?", ("notification.dead_lettered",)
+    )
+    return int(rows[0][0])
+
+
+def test_a_process_taken_over_records_nothing_and_dead_letters_nothing(store: Stores) -> None:
+    # The original process holds the lease it last wrote (updated_at_ms 0), was slow past the
+    # lease, and another took the delivery over: the record moved under it.
+    _setup(store, attempts=WEBHOOK_ATTEMPTS_MAX - 1, updated_at_ms=0)
+    slow = Webhooks(Market(store.market), box=BOX, lease_ms=LEASE_MS)
+    taker = Webhooks(Market(store.market), box=BOX, lease_ms=LEASE_MS)
+    (taken,) = taker._take_stale(LEASE_MS + 1)
+    assert taken.first == WEBHOOK_ATTEMPTS_MAX
+    shown = {"event_id": EVENT_ID}
+    last = (EVENT_ID, PROVIDER_ID, "work.submitted", "x", WEBHOOK_ATTEMPTS_MAX, "FAILED", 500, None)
+    # Its renewal before a retry and its record of the attempt in flight both find it moved.
+    assert slow._renew(EVENT_ID, PROVIDER_ID, 0) is None
+    assert slow._record(last, shown, lease=0) is None
+    assert _dead_letters(store) == 0
+    # The taker holds it: its last attempt fails the delivery and dead-letters it, once.
+    assert taker._record(last, shown, lease=taken.lease) is not None
+    assert _dead_letters(store) == 1
+    rows = store.market.read(
+        "SELECT status, attempts FROM webhook_deliveries WHERE event_id = ?", (EVENT_ID,)
+    )
+    assert [tuple(r) for r in rows] == [("FAILED", WEBHOOK_ATTEMPTS_MAX)]
+    # A FAILED record is final: no later write (from either) moves it or dead-letters again.
+    assert taker._record(last, shown, lease=taken.lease) is None
+    assert _dead_letters(store) == 1
