@@ -38,6 +38,7 @@ from serve.gateway.asgi import ASGIApp
 from serve.gateway.callers import (
     PUBLIC,
     SECURITY_SCHEMES,
+    admitting,
     declare_security,
     needs,
     require_scope,
@@ -225,7 +226,9 @@ def build_litestar(
         openapi_config=_openapi_config(),
         template_config=template_config(),
         request_max_body_size=limits.request_body_bytes_max,
-        guards=[require_scope, refuse_unknown_query],
+        # The scope check and the query check, before any parameter is parsed (not guards:
+        # serve/gateway/callers.py `admitting`).
+        before_request=admitting(require_scope, refuse_unknown_query),
         request_class=StrictRequest,
         debug=False,
     )

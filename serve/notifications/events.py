@@ -24,6 +24,7 @@ to every loser, contract and settlement events to the contract's provider. The r
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -446,6 +447,9 @@ def metrics_process_exit() -> None:
 
 
 UNMATCHED_ROUTE = "<unmatched>"
+# Labels of the most recent paths, kept: a request asks for its path's label in several layers
+# (metrics, tracing, the unknown-path refusal, Location), and most paths repeat.
+ROUTE_LABELS_CACHED_MAX = 4_096
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -470,8 +474,9 @@ class RouteLabels:
                 continue
             parts = tuple(None if seg.startswith("{") else seg for seg in segments)
             self._by_length.setdefault(len(parts), []).append((parts, label))
+        self.label: Callable[[str], str] = functools.lru_cache(ROUTE_LABELS_CACHED_MAX)(self._label)
 
-    def label(self, path: str) -> str:
+    def _label(self, path: str) -> str:
         segments = _segments(path)
         best: tuple[tuple[bool, ...], str] | None = None
         for parts, template in self._by_length.get(len(segments), ()):
