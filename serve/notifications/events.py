@@ -532,5 +532,15 @@ class MetricsMiddleware:
         finally:
             route = self.routes.label(scope["path"])
             method = scope["method"] if scope["method"] in HTTP_METHODS else "OTHER"
-            self.metrics.requests.labels(method, route, str(status[0])).inc()
-            self.metrics.latency.labels(method, route).observe(loop.time() - started)
+            counted, timed = self._series(method, route, status[0])
+            counted.inc()
+            timed.observe(loop.time() - started)
+
+    @functools.lru_cache(maxsize=ROUTE_LABELS_CACHED_MAX)  # noqa: B019 - one per app, for its life
+    def _series(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        """The labelled counter and histogram of a (method, route, status): bounded by the
+        routes, so kept (prometheus_client's `labels` costs a lock and a tuple per call)."""
+        return (
+            self.metrics.requests.labels(method, route, str(status)),
+            self.metrics.latency.labels(method, route),
+        )

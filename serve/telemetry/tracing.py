@@ -12,10 +12,10 @@ Cost: until a provider is installed the tracer is OpenTelemetry's no-op tracer (
 context stored with an event: an app built in a test or a script). The server installs one per
 process (`configure_from_env`, from `aex serve` and the worker factory): with
 OTEL_EXPORTER_OTLP_ENDPOINT set, a batch span processor and the OTLP/HTTP exporter (which reads
-the standard OTEL_EXPORTER_OTLP_* variables itself); without it, a provider that samples
-nothing, so spans are non-recording (ids only, nothing kept or sent) while the logs still carry
-a trace id. Tests install a provider with an in-memory exporter (`use_provider`). aex/core
-never traces: it stays pure.
+the standard OTEL_EXPORTER_OTLP_* variables itself); without it, a tracer whose spans are
+non-recording (`_IdsOnlyTracer`: ids only, nothing kept or sent, what an ALWAYS_OFF sampler
+gives, without the SDK) while the logs still carry a trace id. Tests install a provider
+with an in-memory exporter (`use_provider`). aex/core never traces: it stays pure.
 """
 
 from __future__ import annotations
@@ -23,17 +23,26 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import random
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import NoOpTracer, Span, SpanKind, Tracer
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    NoOpTracer,
+    Span,
+    SpanContext,
+    SpanKind,
+    TraceFlags,
+    Tracer,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 import aex
-from serve.gateway.asgi import ASGIApp, Message, Receive, Scope, Send
+from serve.gateway.asgi import ASGIApp, Message, Receive, Scope, Send, header
 from serve.gateway.problems import REQUEST_ID_SCOPE_KEY
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -41,6 +50,29 @@ TRACER_NAME = "aex.serve"
 OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
 _PROPAGATOR = TraceContextTextMapPropagator()
 _NO_OP = NoOpTracer()
+
+
+class _IdsOnlyTracer(NoOpTracer):
+    """What a provider that samples nothing does, without the SDK: every span non-recording,
+    with a new span id in its parent's trace (or a new trace). The server's tracer when it
+    exports nothing: ids for the logs, the outbox and the `traceparent` sent on, at a tenth of
+    the SDK's cost per span (its sampler, attributes and span processor are never used then)."""
+
+    def start_span(self, name: str, context: Any = None, *args: Any, **kwargs: Any) -> Span:
+        parent = trace.get_current_span(context).get_span_context()
+        trace_id = parent.trace_id if parent.is_valid else random.getrandbits(128) or 1
+        return NonRecordingSpan(
+            SpanContext(
+                trace_id,
+                random.getrandbits(64) or 1,
+                is_remote=False,
+                trace_flags=TraceFlags(TraceFlags.DEFAULT),  # not sampled, as ALWAYS_OFF says
+                trace_state=parent.trace_state if parent.is_valid else None,
+            )
+        )
+
+
+_IDS_ONLY = _IdsOnlyTracer()
 _tracer: Tracer = _NO_OP
 _provider: Any = None
 
@@ -68,22 +100,24 @@ def configure_from_env(env: Mapping[str, str] | None = None) -> bool:
     nothing (sampler ALWAYS_OFF, no processor): spans are non-recording, yet each request has a
     trace id (a caller's `traceparent` continued, or a new one) for the logs, the outbox rows
     and the `traceparent` sent on, at the cost of generating ids (False)."""
+    global _tracer
     env = os.environ if env is None else env
     exporting = bool(env.get(OTLP_ENDPOINT_ENV))
-    if _provider is not None:
+    if _provider is not None or _tracer is _IDS_ONLY:
         return exporting
+    if not exporting:
+        _tracer = _IDS_ONLY  # ALWAYS_OFF's behaviour, without the SDK's cost per span
+        return False
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
     resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME") or "aex"})
-    provider = TracerProvider(resource=resource, sampler=ALWAYS_ON if exporting else ALWAYS_OFF)
-    if exporting:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-        trace.set_tracer_provider(provider)  # for libraries tracing through the global API
+    provider = TracerProvider(resource=resource, sampler=ALWAYS_ON)
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)  # for libraries tracing through the global API
     use_provider(provider)
     return exporting
 
@@ -165,6 +199,15 @@ class TracingMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or _tracer is _NO_OP:
             await self.app(scope, receive, send)
+            return
+        if _tracer is _IDS_ONLY:  # nothing recorded: no name, no attributes, ids only
+            incoming = header(scope, b"traceparent")
+            parent = _PROPAGATOR.extract({"traceparent": incoming}) if incoming else None
+            token = otel_context.attach(trace.set_span_in_context(_IDS_ONLY.start_span("", parent)))
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                otel_context.detach(token)
             return
         carrier = {
             key.decode("latin-1"): value.decode("latin-1")

@@ -58,6 +58,10 @@ class Running:
         return self.stdout_path.read_text(), self.stderr_path.read_text()
 
 
+CALLER_TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+CALLER_TRACEPARENT = f"00-{CALLER_TRACE_ID}-b7ad6b7169203331-01"
+
+
 @dataclass(frozen=True)
 class Run:
     """What one server wrote, start to stop, with some requests and one bad one between."""
@@ -78,6 +82,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
             api_key = signed_up.json()["api_key"]
             headers = {"X-API-Key": api_key, "X-Request-ID": "rq-1"}
             assert client.get("/v1/tenants/me", headers=headers).status_code == 200
+            traced = {"traceparent": CALLER_TRACEPARENT, "X-Request-ID": "rq-traced"}
+            assert client.get("/health", headers=traced).status_code == 200
             assert client.get("/no/such/path").status_code in (401, 404)
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
             raw.sendall(b"NOT HTTP AT ALL\r\n\r\n")  # uvicorn's own logger warns about it
@@ -117,6 +123,11 @@ def test_every_line_is_json_with_rfc3339_ts_request_lines_carry_ids_and_none_rep
         "rq-1"
     ]
     assert len({line["trace_id"] for line in requests}) == len(requests)  # a trace per request
+    # A caller's trace is continued (exporting nothing, the server still joins it), in a span
+    # of its own.
+    (traced,) = [line for line in requests if line["request_id"] == "rq-traced"]
+    assert traced["trace_id"] == CALLER_TRACE_ID
+    assert traced["span_id"] != "b7ad6b7169203331"
     uvicorn_lines = [line for line in lines if line["logger"].startswith("uvicorn")]
     assert len(uvicorn_lines) == 1, uvicorn_lines
     assert "invalid http request" in uvicorn_lines[0]["msg"].lower()
