@@ -23,7 +23,7 @@ SERVER_INSTALLED := $(VENV)/.installed-server
 # package would start a Prometheus server); tests/deploy/tools.py looks here, then on PATH.
 PROMTOOL := .cache/prometheus/usr/bin/promtool
 
-.PHONY: install install-server run test lint typecheck pytest fuzz soak bench bench-save bench-compare lab sim run-cluster clean deploy-tools deploy-check
+.PHONY: install install-server run test lint typecheck pytest fuzz soak bench bench-save bench-compare profile-api lab sim run-cluster clean deploy-tools deploy-check
 
 # uv itself comes from PyPI into a private bootstrap venv; the lock file pins everything else.
 $(UV):
@@ -110,6 +110,13 @@ bench-save:
 # The latest run against the saved one: exit 1 when a ratio fell by more than the tolerance.
 bench-compare: install
 	$(BIN)/python -m bench --compare $(BENCH_SAVED) bench/results/latest.json --tolerance $(BENCH_TOLERANCE)
+
+# Where a request's CPU goes: py-spy flame graphs (docs/img/flame-*.svg) and the per-layer CPU
+# per request (bench/results/profile-*.json) of GET /v1/balance, POST /v1/deposits and
+# POST /v1/bids under wrk. Needs wrk (apt-get install -y wrk) and ptrace (root here).
+PROFILE_ROUTES ?=
+profile-api: install
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m bench.profile_api $(PROFILE_ROUTES)
 
 # The notebooks at full size (AEX_NOTEBOOK_SIZE=full: e.g. 20 seeds x 200 ticks in 03); `make test`
 # executes them at the small size.

@@ -1,0 +1,244 @@
+"""`make profile-api` / `python -m bench.profile_api [ROUTE ...]`: where a request's CPU goes.
+
+For each route (balance, deposits, bids), one `aex serve` on the embedded default is loaded by
+wrk (32 connections) while py-spy samples it (200 Hz, Python frames of every thread): a flame
+graph (docs/img/flame-ROUTE.svg) and the per-layer CPU per request (bench/results/
+profile-ROUTE.json, and printed). The process's CPU time over the window (utime + stime from
+/proc) divided by the requests wrk completed is the CPU per request; each ASGI layer's
+share of the samples taken while a request was on the stack splits it: `inclusive` (the layer
+and all it calls), `own` (inclusive minus the next layer's: its own code, its send wrapper
+included). Samples outside any request (the event loop waiting, the ledger's group commit, the
+writer threads) are "outside a request": the commit of a deposit batch runs there.
+
+py-spy (a dev dependency) needs ptrace on the server (root here, or CAP_SYS_PTRACE); wrk
+comes from Debian (`apt-get install -y wrk`). This is a profile, not a benchmark: its figures
+are shares and CPU per request under a sampling profiler (which slows the process by a few
+percent), not ratios; bench/bench_api.py and bench/bench_market.py hold the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+from bench.bench_api import OPERATOR_KEY, _start_aex
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGES = ROOT / "docs" / "img"
+RESULTS = ROOT / "bench" / "results"
+DURATION_S = int(os.environ.get("AEX_PROFILE_DURATION_S", "15"))
+CONNECTIONS = 32
+RATE_HZ = 200
+
+# The application's ASGI layers, outermost first (serve/app.py create_app), then Litestar's
+# router and the route's handler: a frame of each, as py-spy names it.
+LAYERS: tuple[tuple[str, str], ...] = (
+    ("metrics", "MetricsMiddleware.__call__ (serve/notifications/events.py)"),
+    ("request id", "RequestIdMiddleware.__call__ (serve/gateway/edge.py)"),
+    ("tracing", "TracingMiddleware.__call__ (serve/telemetry/tracing.py)"),
+    ("access log", "JsonLogMiddleware.__call__ (serve/gateway/edge.py)"),
+    ("recovery", "RecoveryMiddleware.__call__ (serve/gateway/edge.py)"),
+    ("cors", "CorsMiddleware.__call__ (serve/gateway/edge.py)"),
+    ("timeout", "TimeoutMiddleware.__call__ (serve/gateway/middleware.py)"),
+    ("unknown path", "UnknownPathMiddleware.__call__ (serve/gateway/edge.py)"),
+    ("rate limit + authentication", "RateLimitMiddleware.__call__ (serve/gateway/middleware.py)"),
+    (
+        "auth (payload quota, tenant header)",
+        "AuthMiddleware.__call__ (serve/gateway/middleware.py)",
+    ),
+    ("location", "LocationMiddleware.__call__ (serve/gateway/locations.py)"),
+    ("idempotency", "IdempotencyMiddleware.__call__ (serve/gateway/middleware.py)"),
+    ("litestar (routing, parsing, response)", "Litestar.__call__ (litestar/app.py)"),
+)
+# The route's own work inside Litestar (the controller method): a frame prefix per route.
+HANDLERS = {
+    "balance": "WalletController.balance (serve/settlement/routes.py)",
+    "deposits": "WalletController.deposit (serve/settlement/routes.py)",
+    "bids": "BidController.",
+}
+OUTSIDE = "outside a request"
+ROUTES = {"balance": "GET /v1/balance", "deposits": "POST /v1/deposits", "bids": "POST /v1/bids"}
+PROVIDERS = 40  # for bids: 40 providers x bench_market's works, distinct pairs
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    inclusive: float  # share of all samples with this layer on the stack
+    own: float  # inclusive minus the next layer's
+    own_us_per_request: float
+
+
+def _frames(line: str) -> tuple[list[str], int]:
+    stack, _, count = line.rstrip("\n").rpartition(" ")
+    # "Name (file.py:LINE)" -> "Name (file.py)": lines differ within one function.
+    return [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")], int(count)
+
+
+def layer_table(
+    collapsed: Iterable[str], handler_prefix: str, cpu_us_per_request: float
+) -> list[Layer]:
+    """The per-layer split of py-spy's collapsed stacks (`frame;frame;... count` lines):
+    each layer's inclusive and own share of all samples, and its own CPU per request
+    (`cpu_us_per_request` times own share over the in-request share). Pure: tested on synthetic
+    stacks (tests/bench/test_profile_api.py)."""
+    names = [name for name, _ in LAYERS] + ["handler"]
+    hits = collections.Counter[str]()
+    total = 0
+    for line in collapsed:
+        if not line.strip():
+            continue
+        frames, count = _frames(line)
+        total += count
+        present = set(frames)
+        for name, frame in LAYERS:
+            if frame in present:
+                hits[name] += count
+        if any(frame.startswith(handler_prefix) for frame in frames):
+            hits["handler"] += count
+    if total == 0:
+        return []
+    in_request = hits[names[0]]
+    rows = []
+    for index, name in enumerate(names):
+        inner = hits[names[index + 1]] if index + 1 < len(names) else 0
+        own = max(hits[name] - inner, 0)
+        share = own / in_request if in_request else 0.0
+        rows.append(Layer(name, hits[name] / total, own / total, share * cpu_us_per_request))
+    rows.append(Layer(OUTSIDE, 1 - in_request / total, 1 - in_request / total, 0.0))
+    return rows
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _post_lua(path: str, body: str) -> str:
+    return (
+        f'wrk.method = "POST"\nwrk.path = "{path}"\nwrk.body = {json.dumps(body)}\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+
+
+def _prepare(url: str, route: str) -> tuple[dict[str, str], str]:
+    """wrk's headers and script for `route`: a tenant on the Enterprise plan; for bids,
+    bench/bench_market.py's providers, works and distinct (work, provider) pairs."""
+    with httpx.Client(base_url=url, timeout=60) as http:
+        if route == "bids":
+            from bench.bench_market import _bid_script, _provider, _tenant
+
+            consumer = _tenant(http, "CONSUMER")
+            headers = {"X-API-Key": consumer["api_key"]}
+            money = {"tenant_id": consumer["tenant_id"], "amount": 10**8, "currency": "USD"}
+            http.post("/v1/deposits", json=money, headers=headers).raise_for_status()
+            providers = [_provider(http) for _ in range(PROVIDERS)]
+            return {}, _bid_script(http, headers, providers)
+        signed = http.post("/v1/tenants", json={"name": "Profiled", "type": "BOTH"}).json()
+        http.put(
+            f"/v1/admin/tenants/{signed['tenant_id']}/plan",
+            json={"plan": "ENTERPRISE"},
+            headers={"X-API-Key": OPERATOR_KEY},
+        ).raise_for_status()
+    headers = {"X-API-Key": signed["api_key"]}
+    if route == "balance":
+        return headers, 'wrk.path = "/v1/balance"\n'
+    body = json.dumps({"tenant_id": signed["tenant_id"], "amount": "1.00", "currency": "USD"})
+    return headers, _post_lua("/v1/deposits", body)
+
+
+def profile(route: str) -> dict[str, object]:
+    with tempfile.TemporaryDirectory() as tmp:
+        process, url = _start_aex(Path(tmp) / "data")
+        try:
+            headers, lua = _prepare(url, route)
+            script = Path(tmp) / "load.lua"
+            script.write_text(lua)
+            wrk = ["wrk", "-t2", f"-c{CONNECTIONS}", "--latency", "-s", str(script)]
+            for name, value in headers.items():
+                wrk += ["-H", f"{name}: {value}"]
+            time.sleep(3)  # the scoring kernel loads from its cache on a thread at startup
+            subprocess.run([*wrk, "-d3s", url], check=True, capture_output=True)
+            raw = Path(tmp) / "stacks.txt"
+            svg = IMAGES / f"flame-{route}.svg"
+            spy = ["py-spy", "record", "-p", str(process.pid), "-r", str(RATE_HZ)]
+            spy += ["-d", str(DURATION_S + 1), "--nonblocking"]
+            sampler = subprocess.Popen(
+                [*spy, "-f", "raw", "-o", str(raw)], stdout=subprocess.DEVNULL
+            )
+            time.sleep(0.5)
+            cpu_before = _cpu_s(process.pid)
+            load = subprocess.run(
+                [*wrk, f"-d{DURATION_S}s", url], check=True, capture_output=True, text=True
+            ).stdout
+            cpu_s = _cpu_s(process.pid) - cpu_before
+            sampler.wait(timeout=60)
+            flame = ["py-spy", "record", "-p", str(process.pid), "-r", str(RATE_HZ), "-d", "8"]
+            flamer = subprocess.Popen(
+                [*flame, "--nonblocking", "-f", "flamegraph", "-o", str(svg)],
+                stdout=subprocess.DEVNULL,
+            )
+            time.sleep(0.5)
+            subprocess.run([*wrk, "-d8s", url], check=True, capture_output=True)
+            flamer.wait(timeout=60)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+        requests = int(re.search(r"(\d+) requests in", load).group(1))  # type: ignore[union-attr]
+        refused = re.search(r"Non-2xx or 3xx responses: (\d+)", load)
+        cpu_us = cpu_s / requests * 1e6
+        table = layer_table(raw.read_text().splitlines(), HANDLERS[route], cpu_us)
+    return {
+        "route": ROUTES[route],
+        "requests_per_s": requests / DURATION_S,
+        "cpu_us_per_request": cpu_us,
+        "refused": int(refused.group(1)) if refused else 0,  # bids: pairs reused after a while
+        "layers": [asdict(row) for row in table],
+        "flame_graph": str(svg.relative_to(ROOT)),
+    }
+
+
+def render(result: dict[str, object]) -> str:
+    lines = [
+        f"{result['route']}: {result['requests_per_s']:.0f} req/s under py-spy, "
+        f"{result['cpu_us_per_request']:.0f} µs CPU per request",
+        f"  {'layer':40s} {'inclusive':>9s} {'own':>7s} {'own µs/req':>11s}",
+    ]
+    for row in result["layers"]:  # type: ignore[attr-defined]
+        lines.append(
+            f"  {row['name']:40s} {row['inclusive']:9.1%} {row['own']:7.1%}"
+            f" {row['own_us_per_request']:11.1f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile_api", description=__doc__)
+    parser.add_argument("routes", nargs="*", choices=[*HANDLERS, []], default=list(HANDLERS))
+    args = parser.parse_args(argv)
+    for tool in ("py-spy", "wrk"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} not found (py-spy: make install; wrk: apt-get install wrk)")
+    RESULTS.mkdir(exist_ok=True)
+    for route in args.routes:
+        result = profile(route)
+        (RESULTS / f"profile-{route}.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(render(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
