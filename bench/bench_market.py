@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from aex.core import PLAN_QUOTAS, Plan
 from bench.bench_api import OPERATOR_KEY, _start_aex, _start_bare
 from bench.harness import Figure, rounds_from_env
 
@@ -186,10 +187,30 @@ def _wrk(url: str, script: str | None) -> tuple[float, float, int]:
     return rps, float(p99.group(1)) * scale, int(errors.group(1)) if errors else 0
 
 
-def _bid_script(
-    http: httpx.Client, consumer: dict[str, str], providers: list[tuple[str, str]]
-) -> str:
-    works = [http.post("/v1/work", json=WORK, headers=consumer).json() for _ in range(WORKS)]
+def _funded_consumer(http: httpx.Client) -> dict[str, str]:
+    consumer = _tenant(http, "CONSUMER")
+    headers = {"X-API-Key": consumer["api_key"]}
+    deposit = {"tenant_id": consumer["tenant_id"], "amount": 10**8, "currency": "USD"}
+    http.post("/v1/deposits", json=deposit, headers=headers).raise_for_status()
+    return headers
+
+
+def _open_works(http: httpx.Client, count: int) -> list[dict[str, Any]]:
+    """`count` open works, from as many funded consumers as the Enterprise plan's concurrent
+    tasks (100 each) need."""
+    per_consumer = PLAN_QUOTAS[Plan.ENTERPRISE].concurrent_tasks_max
+    works: list[dict[str, Any]] = []
+    while len(works) < count:
+        consumer = _funded_consumer(http)
+        for _ in range(min(per_consumer, count - len(works))):
+            created = http.post("/v1/work", json=WORK, headers=consumer)
+            assert created.status_code == 201, created.text
+            works.append(created.json())
+    return works
+
+
+def _bid_script(http: httpx.Client, providers: list[tuple[str, str]]) -> str:
+    works = _open_works(http, WORKS)
     entries = []
     # Work-major order over distinct pairs: consecutive requests hit different works.
     for provider_id, key in providers:
@@ -214,7 +235,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
                 http.post("/v1/deposits", json=deposit, headers=headers).raise_for_status()
                 providers = [_provider(http) for _ in range(PROVIDERS)]
                 _cycles(aex_url, headers, providers[:BIDDERS])
-                script = _bid_script(http, headers, providers)
+                script = _bid_script(http, providers)
             bare_runs, bid_runs = [], []
             for _ in range(ROUNDS):  # interleaved: one bare run, then one bid run
                 bare_runs.append(_wrk(bare_url + "/bare", None))

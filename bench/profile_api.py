@@ -139,14 +139,10 @@ def _prepare(url: str, route: str) -> tuple[dict[str, str], str]:
     bench/bench_market.py's providers, works and distinct (work, provider) pairs."""
     with httpx.Client(base_url=url, timeout=60) as http:
         if route == "bids":
-            from bench.bench_market import _bid_script, _provider, _tenant
+            from bench.bench_market import _bid_script, _provider
 
-            consumer = _tenant(http, "CONSUMER")
-            headers = {"X-API-Key": consumer["api_key"]}
-            money = {"tenant_id": consumer["tenant_id"], "amount": 10**8, "currency": "USD"}
-            http.post("/v1/deposits", json=money, headers=headers).raise_for_status()
             providers = [_provider(http) for _ in range(PROVIDERS)]
-            return {}, _bid_script(http, headers, providers)
+            return {}, _bid_script(http, providers)
         signed = http.post("/v1/tenants", json={"name": "Profiled", "type": "BOTH"}).json()
         http.put(
             f"/v1/admin/tenants/{signed['tenant_id']}/plan",
@@ -172,7 +168,7 @@ def profile(route: str) -> dict[str, object]:
                 wrk += ["-H", f"{name}: {value}"]
             time.sleep(3)  # the scoring kernel loads from its cache on a thread at startup
             subprocess.run([*wrk, "-d3s", url], check=True, capture_output=True)
-            raw = Path(tmp) / "stacks.txt"
+            raw = RESULTS / f"profile-{route}.stacks.txt"  # py-spy collapsed stacks
             svg = IMAGES / f"flame-{route}.svg"
             spy = ["py-spy", "record", "-p", str(process.pid), "-r", str(RATE_HZ)]
             spy += ["-d", str(DURATION_S + 1), "--nonblocking"]
@@ -227,8 +223,12 @@ def render(result: dict[str, object]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile_api", description=__doc__)
-    parser.add_argument("routes", nargs="*", choices=[*HANDLERS, []], default=list(HANDLERS))
+    parser.add_argument("routes", nargs="*", help=f"of {', '.join(HANDLERS)} (default: all)")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.routes) - set(HANDLERS))
+    if unknown:
+        parser.error(f"unknown route {unknown[0]!r}; known: {', '.join(HANDLERS)}")
+    args.routes = args.routes or list(HANDLERS)
     for tool in ("py-spy", "wrk"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} not found (py-spy: make install; wrk: apt-get install wrk)")

@@ -9,6 +9,7 @@ innermost (it needs the authenticated tenant), then Litestar routes the request.
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -135,6 +136,15 @@ def ready(request: Request[Any, Any, State]) -> Response[dict[str, Any]]:
     return Response(body, status_code=status)
 
 
+def freeze_startup_heap() -> None:
+    """Moves every object alive at startup (modules, the app, its routes and OpenAPI document:
+    about a million) out of the collector's sight (`gc.freeze`): they live as long as the
+    process, and a full collection would otherwise traverse them all, a pause of tens of
+    milliseconds in some request's latency every few thousand requests."""
+    gc.collect()
+    gc.freeze()
+
+
 def build_litestar(
     store: KeyStore,
     settings: Settings,
@@ -221,6 +231,7 @@ def build_litestar(
         on_startup=[
             *([warm_scoring] if settings.scoring_engine == "compiled" else []),
             reap_dead_metric_processes,
+            freeze_startup_heap,
         ],
         on_shutdown=[metrics_process_exit],
         openapi_config=_openapi_config(),
