@@ -38,7 +38,7 @@ CYCLES = int(os.environ.get("AEX_BENCH_CYCLES", "30"))
 CYCLE_WORKERS = 4
 BIDDERS = 10
 PROVIDERS = 50
-WORKS = 300
+WORKS = 600  # x 50 providers: 30,000 distinct pairs, more than three rounds send
 OPERATOR = {"X-API-Key": OPERATOR_KEY}
 WORK = {
     "title": "Review Go microservices codebase",

@@ -5,10 +5,11 @@ wrk (32 connections) while py-spy samples it (200 Hz, Python frames of every thr
 graph (docs/img/flame-ROUTE.svg) and the per-layer CPU per request (bench/results/
 profile-ROUTE.json, and printed). The process's CPU time over the window (utime + stime from
 /proc) divided by the requests wrk completed is the CPU per request; each ASGI layer's
-share of the samples taken while a request was on the stack splits it: `inclusive` (the layer
-and all it calls), `own` (inclusive minus the next layer's: its own code, its send wrapper
-included). Samples outside any request (the event loop waiting, the ledger's group commit, the
-writer threads) are "outside a request": the commit of a deposit batch runs there.
+share of the working samples splits it: `inclusive` (the layer and all it calls), `own`
+(inclusive minus the next layer's: its own code, its send wrapper included, and the resumption
+of its coroutine frame after each await within). Work a request hands to another thread or
+task (the market's writer thread, the ledger's group commit, reads on the thread pool) is
+outside its coroutine chain: rows of its own. Samples of a thread waiting are left out.
 
 py-spy (a dev dependency) needs ptrace on the server (root here, or CAP_SYS_PTRACE); wrk
 comes from Debian (`apt-get install -y wrk`). This is a profile, not a benchmark: its figures
@@ -69,7 +70,25 @@ HANDLERS = {
     "deposits": "WalletController.deposit (serve/settlement/routes.py)",
     "bids": "BidController.",
 }
-OUTSIDE = "outside a request"
+# Samples outside a request's coroutine chain, by the first of these frames on their stack:
+# the request's work handed to another thread or task, and the process's background loops.
+OUTSIDE: tuple[tuple[str, str], ...] = (
+    ("market writes (writer thread, group commit)", "SqliteMarketDb._write_batches ("),
+    ("ledger group commit (deposits)", "SqliteLedger._write_batches ("),
+    ("reads on the thread pool", "_WorkItem.run ("),
+    ("background (outbox tail, sweeps)", "EventHub.run ("),
+    ("the HTTP server (uvicorn: parsing, writing)", "HttpToolsProtocol."),
+)
+OTHER = "other, outside a request"
+# A sample whose innermost frame is one of these is a thread waiting (for work, for I/O, for
+# the GIL: py-spy without --idle cannot tell them apart), not CPU: left out of the split.
+WAITING = (
+    "Runner.run (asyncio/runners.py)",
+    "EpollSelector.select (selectors.py)",
+    "Condition.wait (threading.py)",
+    "_worker (concurrent/futures/thread.py)",
+    "Queue.get (queue.py)",
+)
 ROUTES = {"balance": "GET /v1/balance", "deposits": "POST /v1/deposits", "bids": "POST /v1/bids"}
 PROVIDERS = 40  # for bids: 40 providers x bench_market's works, distinct pairs
 
@@ -77,8 +96,8 @@ PROVIDERS = 40  # for bids: 40 providers x bench_market's works, distinct pairs
 @dataclass(frozen=True)
 class Layer:
     name: str
-    inclusive: float  # share of all samples with this layer on the stack
-    own: float  # inclusive minus the next layer's
+    inclusive: float  # share of the working samples with this layer on the stack
+    own: float  # inclusive minus the next layer's (outside a request: the samples in it)
     own_us_per_request: float
 
 
@@ -91,34 +110,44 @@ def _frames(line: str) -> tuple[list[str], int]:
 def layer_table(
     collapsed: Iterable[str], handler_prefix: str, cpu_us_per_request: float
 ) -> list[Layer]:
-    """The per-layer split of py-spy's collapsed stacks (`frame;frame;... count` lines):
-    each layer's inclusive and own share of all samples, and its own CPU per request
-    (`cpu_us_per_request` times own share over the in-request share). Pure: tested on synthetic
-    stacks (tests/bench/test_profile_api.py)."""
+    """The split of py-spy's collapsed stacks (`frame;frame;... count` lines) over the ASGI
+    layers of a request and the work done outside it: each row's inclusive and own share of
+    the working samples (those not waiting) and its CPU per request (`cpu_us_per_request`,
+    the process's, times its own share). Pure: tested on synthetic stacks
+    (tests/bench/test_profile_api.py)."""
     names = [name for name, _ in LAYERS] + ["handler"]
     hits = collections.Counter[str]()
-    total = 0
+    working = 0
     for line in collapsed:
         if not line.strip():
             continue
         frames, count = _frames(line)
-        total += count
+        if frames[-1] in WAITING:
+            continue
+        working += count
         present = set(frames)
+        if LAYERS[0][1] not in present:
+            outside = next(
+                (name for name, prefix in OUTSIDE if any(f.startswith(prefix) for f in frames)),
+                OTHER,
+            )
+            hits[outside] += count
+            continue
         for name, frame in LAYERS:
             if frame in present:
                 hits[name] += count
         if any(frame.startswith(handler_prefix) for frame in frames):
             hits["handler"] += count
-    if total == 0:
+    if working == 0:
         return []
-    in_request = hits[names[0]]
     rows = []
     for index, name in enumerate(names):
         inner = hits[names[index + 1]] if index + 1 < len(names) else 0
-        own = max(hits[name] - inner, 0)
-        share = own / in_request if in_request else 0.0
-        rows.append(Layer(name, hits[name] / total, own / total, share * cpu_us_per_request))
-    rows.append(Layer(OUTSIDE, 1 - in_request / total, 1 - in_request / total, 0.0))
+        own = max(hits[name] - inner, 0) / working
+        rows.append(Layer(name, hits[name] / working, own, own * cpu_us_per_request))
+    for name in [name for name, _ in OUTSIDE] + [OTHER]:
+        share = hits[name] / working
+        rows.append(Layer(name, share, share, share * cpu_us_per_request))
     return rows
 
 
@@ -171,7 +200,7 @@ def profile(route: str) -> dict[str, object]:
             raw = RESULTS / f"profile-{route}.stacks.txt"  # py-spy collapsed stacks
             svg = IMAGES / f"flame-{route}.svg"
             spy = ["py-spy", "record", "-p", str(process.pid), "-r", str(RATE_HZ)]
-            spy += ["-d", str(DURATION_S + 1), "--nonblocking"]
+            spy += ["-d", str(DURATION_S + 1)]  # blocking: whole stacks, never torn ones
             sampler = subprocess.Popen(
                 [*spy, "-f", "raw", "-o", str(raw)], stdout=subprocess.DEVNULL
             )
@@ -184,7 +213,7 @@ def profile(route: str) -> dict[str, object]:
             sampler.wait(timeout=60)
             flame = ["py-spy", "record", "-p", str(process.pid), "-r", str(RATE_HZ), "-d", "8"]
             flamer = subprocess.Popen(
-                [*flame, "--nonblocking", "-f", "flamegraph", "-o", str(svg)],
+                [*flame, "-f", "flamegraph", "-o", str(svg)],
                 stdout=subprocess.DEVNULL,
             )
             time.sleep(0.5)
