@@ -80,6 +80,10 @@ OUTSIDE: tuple[tuple[str, str], ...] = (
     ("the HTTP server (uvicorn: parsing, writing)", "HttpToolsProtocol."),
 )
 OTHER = "other, outside a request"
+# The answer on its way out: each layer's send wrapper (`X.__call__.<locals>.send_...`) on the
+# stack down to uvicorn's send and its socket write. Counted apart from the layers' own code.
+SENDING = "sending the answer (every layer's send wrapper, uvicorn's write)"
+SENDING_FRAME = "RequestResponseCycle.send ("
 # A sample whose innermost frame is one of these is a thread waiting (for work, for I/O, for
 # the GIL: py-spy without --idle cannot tell them apart), not CPU: left out of the split.
 WAITING = (
@@ -126,6 +130,9 @@ def layer_table(
             continue
         working += count
         present = set(frames)
+        if any(frame.startswith(SENDING_FRAME) for frame in frames):
+            hits[SENDING] += count  # the answer going out: every layer's wrapper, the write
+            continue
         if LAYERS[0][1] not in present:
             outside = next(
                 (name for name, prefix in OUTSIDE if any(f.startswith(prefix) for f in frames)),
@@ -141,11 +148,11 @@ def layer_table(
     if working == 0:
         return []
     rows = []
-    for index, name in enumerate(names):
+    for index, name in enumerate(names):  # own: on this layer's frame, not on the next one's
         inner = hits[names[index + 1]] if index + 1 < len(names) else 0
         own = max(hits[name] - inner, 0) / working
         rows.append(Layer(name, hits[name] / working, own, own * cpu_us_per_request))
-    for name in [name for name, _ in OUTSIDE] + [OTHER]:
+    for name in [SENDING] + [name for name, _ in OUTSIDE] + [OTHER]:
         share = hits[name] / working
         rows.append(Layer(name, share, share, share * cpu_us_per_request))
     return rows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.profile_api import HANDLERS, LAYERS, OTHER, layer_table
+from bench.profile_api import HANDLERS, LAYERS, OTHER, SENDING, layer_table
 
 
 def _stack(depth: int, leaf: str = "work (x.py:1)") -> str:
@@ -27,18 +27,21 @@ def test_each_layer_owns_what_is_on_its_frame_and_not_on_the_next() -> None:
         "Thread.run (threading.py:1);misc (y.py:2) 15",  # some other work
         "main (aex/cli.py:1);Runner.run (asyncio/runners.py:118) 400",  # the loop waiting
     ]
+    sending = "X.__call__.<locals>.send_x (y.py:3);RequestResponseCycle.send (uvicorn/h.py:9)"
+    lines.append(f"{_stack(len(LAYERS))};{sending} 25")  # the answer going out
     rows = {row.name: row for row in layer_table(lines, HANDLERS["balance"], 200.0)}
-    # Of the 100 working samples (the waiting loop's are left out):
-    assert rows["metrics"].inclusive == pytest.approx(0.60)
-    assert rows["metrics"].own == pytest.approx(0.10)
-    assert rows["litestar (routing, parsing, response)"].own == pytest.approx(0.20)
-    assert rows["handler"].own == pytest.approx(0.30)
+    # Of the 125 working samples (the waiting loop's are left out):
+    assert rows["metrics"].inclusive == pytest.approx(60 / 125)
+    assert rows["metrics"].own == pytest.approx(10 / 125)
+    assert rows["litestar (routing, parsing, response)"].own == pytest.approx(20 / 125)
+    assert rows["handler"].own == pytest.approx(30 / 125)
     assert rows["idempotency"].own == 0.0
-    assert rows["market writes (writer thread, group commit)"].own == pytest.approx(0.25)
-    assert rows[OTHER].own == pytest.approx(0.15)
+    assert rows[SENDING].own == pytest.approx(25 / 125)  # not Litestar's, nor a layer's
+    assert rows["market writes (writer thread, group commit)"].own == pytest.approx(25 / 125)
+    assert rows[OTHER].own == pytest.approx(15 / 125)
     # The CPU per request splits over all of them.
-    assert rows["metrics"].own_us_per_request == pytest.approx(20.0)
-    assert rows["handler"].own_us_per_request == pytest.approx(60.0)
+    assert rows["metrics"].own_us_per_request == pytest.approx(16.0)
+    assert rows["handler"].own_us_per_request == pytest.approx(48.0)
     assert sum(row.own_us_per_request for row in rows.values()) == pytest.approx(200.0)
 
 
