@@ -5,7 +5,7 @@ Ours includes everything a caller pays: RFC 8785 canonicalisation, deterministic
 certificate and its validity checks (`verify_certificate`). openssl's figures are the bare
 primitive. Rates are per second of CPU time on both sides (openssl speed's default divisor is
 its user CPU time). Both run in the same run, pinned to one CPU, interleaved, several repetitions;
-the medians are compared. Targets (issue 3): verify >= 50% of openssl, sign >= 30%.
+the medians are compared. Targets: verify >= 65% of openssl (issue 14; 50% in issue 3), sign >= 30%.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from bench.harness import Figure, rounds_from_env
 REPETITIONS = rounds_from_env(3)
 OURS_SECONDS = 1.5
 OPENSSL_SECONDS = 3
-VERIFY_TARGET = 0.50
+VERIFY_TARGET = 0.65  # issue 14 (issue 3 asked for 50%)
 SIGN_TARGET = 0.30
 _OPENSSL_LINE = re.compile(r"256 bits ecdsa \(nistp256\)\s+\S+s\s+\S+s\s+([\d.]+)\s+([\d.]+)")
 

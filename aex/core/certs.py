@@ -126,6 +126,9 @@ _SCORE: Final = re.compile(r"0(\.[0-9]{1,4})?|1(\.0{1,4})?")
 # bits and 2 zero padding bits (so it is one of 16 characters).
 _COORDINATE: Final = re.compile(r"(?:[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]){2}")
 _SERIAL: Final = re.compile(r"[1-9][0-9]{0,47}")
+# base64url of 64 bytes: 85 free characters and a last one whose low 4 bits are zero.
+_SIGNATURE_CHARS: Final = 86
+_SIGNATURE_TEXT: Final = re.compile(r"[A-Za-z0-9_-]{85}[AQgw]")
 # X.509 serials are at most 20 octets and positive (RFC 5280 §4.1.2.2).
 _SERIAL_MAX: Final = 2**159 - 1
 
@@ -275,6 +278,10 @@ def b64url_decode(text: str) -> bytes | None:
     """Strict base64url without padding: None unless `text` is the one encoding of its bytes."""
     if type(text) is not str:
         return None
+    if len(text) == _SIGNATURE_CHARS and _SIGNATURE_TEXT.fullmatch(text):
+        # A signature's 86 characters (64 bytes), its last one's unused bits zero: the only
+        # spelling of its bytes, so the round trip below would hold (the hot path of verify).
+        return base64.urlsafe_b64decode(text + "==")
     try:
         data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
@@ -317,6 +324,16 @@ def _jwk_shape_ok(jwk: Mapping[str, Any]) -> bool:
     if jwk.get("kty") != "EC" or jwk.get("crv") != "P-256":
         return False
     x, y = jwk.get("x"), jwk.get("y")
+    return type(x) is str and type(y) is str and bool(_COORDINATE.fullmatch(x + y))
+
+
+def _jwk_pairs_ok(pairs: tuple[tuple[str, str], ...]) -> bool:
+    # `_jwk_shape_ok` of the (name, value) pairs a Subject keeps, in their fixed order.
+    if len(pairs) != 4 or pairs[0] != ("kty", "EC") or pairs[1] != ("crv", "P-256"):
+        return False
+    (x_name, x), (y_name, y) = pairs[2], pairs[3]
+    if (x_name, y_name) != ("x", "y"):
+        return False
     return type(x) is str and type(y) is str and bool(_COORDINATE.fullmatch(x + y))
 
 
@@ -497,7 +514,7 @@ class Subject:
         # Shape only: the point itself was validated when the request was accepted (proof of
         # possession), and is validated again wherever the key is used (`public_key`). Parsing
         # a certificate for verification need not pay for a curve check (~50 µs).
-        assert _jwk_shape_ok(dict(self.public_key_jwk))
+        assert _jwk_pairs_ok(self.public_key_jwk)
 
     @property
     def public_key(self) -> ec.EllipticCurvePublicKey:
@@ -618,8 +635,8 @@ def _parse_claims(value: Any, *, empty_ok: bool = False) -> tuple[Claim, ...] | 
         return None
     if not value and not empty_ok:
         return None
-    claims = tuple(_parse_claim(item) for item in value)
-    return None if any(claim is None for claim in claims) else claims  # type: ignore[return-value]
+    claims = tuple([_parse_claim(item) for item in value])
+    return None if None in claims else claims  # type: ignore[return-value]
 
 
 def _parse_subject(value: Any) -> Subject | None:
@@ -630,7 +647,8 @@ def _parse_subject(value: Any) -> Subject | None:
     jwk = value["public_key_jwk"]
     if provider_id is None or agent_name is None or not _jwk_shape_ok(jwk):
         return None
-    return Subject(provider_id, agent_name, tuple((k, jwk[k]) for k in ("kty", "crv", "x", "y")))
+    pairs = (("kty", jwk["kty"]), ("crv", jwk["crv"]), ("x", jwk["x"]), ("y", jwk["y"]))
+    return Subject(provider_id, agent_name, pairs)
 
 
 def _parse_reputation(value: Any) -> ReputationSnapshot | None:
@@ -657,46 +675,57 @@ def parse_certificate(document: Any) -> Certificate | Rejected[CertVerifyReason]
         The Certificate, or Rejected(CERTIFICATE_MALFORMED) when the document deviates from
         the exact shape of `Certificate.to_json()`.
     """
-    malformed = Rejected(CertVerifyReason.CERTIFICATE_MALFORMED, "certificate")
+    # Every check is a plain test in sequence (no generator, no eager refusal value): this is
+    # the part of a verification that is ours, beside the ECDSA verify (docs/performance.md).
     if not _exact(document, _CERTIFICATE_KEYS):
-        return malformed
+        return _MALFORMED
     if type(document["version"]) is not int or document["version"] != CERTIFICATE_VERSION:
-        return malformed
-    if document["alg"] != SIGNATURE_ALG or not _named(document["type"], CertificateType):
-        return malformed
-    times = [parse_time(document[name]) for name in ("issued_at", "not_before", "expires_at")]
-    parts = (
-        _text(document["id"], limits.cert_name_chars_max),
-        _parse_serial(document["serial"]),
-        _parse_subject(document["subject"]),
-        _parse_claims(document["claims"]),
-        _parse_reputation(document["reputation"]),
-        _text(document["issuer_kid"], limits.cert_name_chars_max),
-        _text(document["signature"], 2 * _SIGNATURE_BYTES),
-    )
-    if any(part is None for part in parts) or any(moment is None for moment in times):
-        return malformed
-    issued_at, not_before, expires_at = times
-    assert issued_at is not None
-    assert not_before is not None
-    assert expires_at is not None
-    validity = expires_at - not_before
-    if not timedelta(0) < validity <= timedelta(days=limits.cert_validity_days_max):
-        return malformed
-    id_, serial, subject, claims, reputation, issuer_kid, signature = parts
+        return _MALFORMED
+    kind = document["type"]
+    if document["alg"] != SIGNATURE_ALG or not _named(kind, CertificateType):
+        return _MALFORMED
+    issued_at = parse_time(document["issued_at"])
+    not_before = parse_time(document["not_before"])
+    expires_at = parse_time(document["expires_at"])
+    if issued_at is None or not_before is None or expires_at is None:
+        return _MALFORMED
+    if not _NO_VALIDITY < expires_at - not_before <= _VALIDITY_MAX:
+        return _MALFORMED
+    id_ = _text(document["id"], limits.cert_name_chars_max)
+    serial = _parse_serial(document["serial"])
+    subject = _parse_subject(document["subject"])
+    claims = _parse_claims(document["claims"])
+    reputation = _parse_reputation(document["reputation"])
+    issuer_kid = _text(document["issuer_kid"], limits.cert_name_chars_max)
+    signature = _text(document["signature"], 2 * _SIGNATURE_BYTES)
+    if (
+        id_ is None
+        or serial is None
+        or subject is None
+        or claims is None
+        or reputation is None
+        or issuer_kid is None
+        or signature is None
+    ):
+        return _MALFORMED
     return Certificate(
-        id=id_,  # type: ignore[arg-type]
-        serial=serial,  # type: ignore[arg-type]
-        type=CertificateType(document["type"]),
-        subject=subject,  # type: ignore[arg-type]
-        claims=claims,  # type: ignore[arg-type]
-        reputation=reputation,  # type: ignore[arg-type]
-        issued_at=issued_at,
-        not_before=not_before,
-        expires_at=expires_at,
-        issuer_kid=issuer_kid,  # type: ignore[arg-type]
-        signature=signature,  # type: ignore[arg-type]
+        id_,
+        serial,
+        CertificateType(kind),
+        subject,
+        claims,
+        reputation,
+        issued_at,
+        not_before,
+        expires_at,
+        issuer_kid,
+        signature,
     )
+
+
+_MALFORMED: Final = Rejected(CertVerifyReason.CERTIFICATE_MALFORMED, "certificate")
+_NO_VALIDITY: Final = timedelta(0)
+_VALIDITY_MAX: Final = timedelta(days=limits.cert_validity_days_max)
 
 
 # ---------------------------------------------------------------------------------------------

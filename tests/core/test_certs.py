@@ -7,6 +7,8 @@ field changed, never verifies.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 from datetime import timedelta
 from typing import Any
@@ -370,3 +372,28 @@ def test_signed_bytes_are_rfc8785_for_any_names(agent_name: str, scope: str) -> 
     except rfc8785.CanonicalizationError:
         return  # a lone surrogate: no canonical form, and no certificate either
     assert canonical_json(body, shape_checked=True) == expected
+
+
+def _round_trip_decode(text: str) -> bytes | None:
+    """b64url_decode's definition: the bytes of `text` when it is their one spelling."""
+    try:
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    return data if b64url_encode(data) == text else None
+
+
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        st.binary(min_size=64, max_size=64).map(b64url_encode),
+        st.text(alphabet=_B64URL, min_size=86, max_size=86),
+        st.text(alphabet=_B64URL + "=+/ \n", min_size=84, max_size=88),
+    )
+)
+def test_a_signature_decodes_as_the_round_trip_defines_it(text: str) -> None:
+    # The 86-character fast path (a signature's length) agrees with the round trip.
+    assert b64url_decode(text) == _round_trip_decode(text)
