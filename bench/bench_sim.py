@@ -118,7 +118,68 @@ def main(argv: list[str] | None = None) -> list[Figure]:
                     None if level == baseline else WITH_LOG_TARGET,
                 )
             )
-    return result
+    return result + _against_mesa(rounds)
+
+
+# The whole `aex sim` command against an idiomatic Mesa 3 model of the same market
+# (bench/mesa_reference.py), each a fresh process timed start to exit, interleaved rounds.
+# Mesa runs fewer ticks (it is two orders of magnitude slower); both at sizes where their
+# start-up (imports, numba's cache, DuckDB) is a small part of the wall time.
+VS_MESA_TICKS = int(os.environ.get("AEX_BENCH_SIM_VS_MESA_TICKS", "10000"))
+MESA_TICKS = int(os.environ.get("AEX_BENCH_MESA_TICKS", "300"))
+VS_MESA_TARGET = 100.0  # issue 14: >= 100x Mesa
+
+
+def _timed(command: list[str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return time.perf_counter() - started, done.stdout
+
+
+def _against_mesa(rounds: int) -> list[Figure]:
+    try:
+        import mesa  # noqa: F401
+    except ImportError:
+        print("aex sim vs Mesa: mesa is not installed (make install): skipped, no figure")
+        return []
+    aex_rates, mesa_rates, mesa_loop = [], [], []
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = str(Path(tmp) / "vs-mesa.duckdb")
+            command = [sys.executable, "-m", "aex.cli", "sim", str(SCENARIO), "--out", out]
+            command += ["--ticks", str(VS_MESA_TICKS), "--log-bids", "winners", "--no-progress"]
+            wall_s, _ = _timed(command)
+            import duckdb
+
+            with duckdb.connect(out, read_only=True) as con:
+                row = con.execute("SELECT count(*) FROM awards").fetchone()
+            auctions = int(row[0]) if row else 0
+        aex_rates.append(auctions / wall_s)
+        mesa_wall_s, printed = _timed(
+            [sys.executable, "-m", "bench.mesa_reference", str(MESA_TICKS)]
+        )
+        model = json.loads(printed.strip().splitlines()[-1])
+        mesa_rates.append(model["auctions"] / mesa_wall_s)
+        mesa_loop.append(float(model["auctions_per_s"]))
+    aex_rate, mesa_rate = statistics.median(aex_rates), statistics.median(mesa_rates)
+    print(
+        f"aex sim vs Mesa 3, whole commands, median of {rounds}: aex sim {VS_MESA_TICKS:,} ticks"
+        f" {aex_rate:,.0f} auctions/s, Mesa {MESA_TICKS:,} ticks {mesa_rate:,.0f} auctions/s"
+        f" ({statistics.median(mesa_loop):,.0f} in its loop alone): {aex_rate / mesa_rate:.1f}x",
+        flush=True,
+    )
+    return [
+        Figure(
+            "bench_sim",
+            "aex sim, log winners, whole command",
+            aex_rate,
+            "auctions/s",
+            "Mesa 3 model of the same market, whole command",
+            mesa_rate,
+            rounds,
+            VS_MESA_TARGET,
+        )
+    ]
 
 
 if __name__ == "__main__":
