@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
                     f"log bids={baseline} ({clock})",
                     float(str(medians[baseline][key])),
                     rounds,
-                    None if level == baseline else WITH_LOG_TARGET,
+                    WITH_LOG_TARGET if level == "winners" else None,  # the issue asks it of winners
                 )
             )
     return result + _against_mesa(rounds)

@@ -53,13 +53,14 @@ class Provider(mesa.Agent):  # type: ignore[misc]
 
     def score(self, price: float, budget_cents: float) -> float:
         sla = min(1.0, REQUIRED_TURNAROUND_H / self.promised_turnaround_h)
-        return (
+        total: float = (
             WEIGHTS["price"] * (1.0 - price / budget_cents)
             + WEIGHTS["trust"] * self.reputation
             + WEIGHTS["confidence"] * self.confidence
             + WEIGHTS["sla"] * sla
             + WEIGHTS["certification"] * (1.0 if self.certified else 0.0)
         )
+        return total
 
     def step(self) -> None:
         """After the tick's auctions: the reputation from the record, (s + 1) / (n + 2)."""
