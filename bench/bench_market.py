@@ -228,10 +228,6 @@ def _bid_scripts(
     return [_LUA % ("{" + ",\n".join(part) + "}", WRK_THREADS) for part in slices]
 
 
-def _bid_script(http: httpx.Client, providers: list[tuple[str, str]]) -> str:
-    return _bid_scripts(http, providers)[0]
-
-
 def main(argv: list[str] | None = None) -> list[Figure]:
     if shutil.which("wrk") is None:
         print("bench_market needs wrk (apt-get install -y wrk): skipped, no figures")
@@ -241,10 +237,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         bare, bare_url = _start_bare()
         try:
             with httpx.Client(base_url=aex_url, timeout=60) as http:
-                consumer = _tenant(http, "CONSUMER")
-                headers = {"X-API-Key": consumer["api_key"]}
-                deposit = {"tenant_id": consumer["tenant_id"], "amount": 10**8, "currency": "USD"}
-                http.post("/v1/deposits", json=deposit, headers=headers).raise_for_status()
+                headers = _funded_consumer(http)
                 providers = [_provider(http) for _ in range(PROVIDERS)]
                 _cycles(aex_url, headers, providers[:BIDDERS])
                 scripts = _bid_scripts(http, providers, ROUNDS)

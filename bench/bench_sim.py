@@ -137,6 +137,8 @@ def _timed(command: list[str]) -> tuple[float, str]:
 
 
 def _against_mesa(rounds: int) -> list[Figure]:
+    import duckdb
+
     try:
         import mesa  # noqa: F401
     except ImportError:
@@ -149,8 +151,6 @@ def _against_mesa(rounds: int) -> list[Figure]:
             command = [sys.executable, "-m", "aex.cli", "sim", str(SCENARIO), "--out", out]
             command += ["--ticks", str(VS_MESA_TICKS), "--log-bids", "winners", "--no-progress"]
             wall_s, _ = _timed(command)
-            import duckdb
-
             with duckdb.connect(out, read_only=True) as con:
                 row = con.execute("SELECT count(*) FROM awards").fetchone()
             auctions = int(row[0]) if row else 0

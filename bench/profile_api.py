@@ -175,10 +175,10 @@ def _prepare(url: str, route: str) -> tuple[dict[str, str], str]:
     bench/bench_market.py's providers, works and distinct (work, provider) pairs."""
     with httpx.Client(base_url=url, timeout=60) as http:
         if route == "bids":
-            from bench.bench_market import _bid_script, _provider
+            from bench.bench_market import _bid_scripts, _provider
 
             providers = [_provider(http) for _ in range(PROVIDERS)]
-            return {}, _bid_script(http, providers)
+            return {}, _bid_scripts(http, providers)[0]
         signed = http.post("/v1/tenants", json={"name": "Profiled", "type": "BOTH"}).json()
         http.put(
             f"/v1/admin/tenants/{signed['tenant_id']}/plan",

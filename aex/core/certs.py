@@ -323,8 +323,7 @@ def _jwk_shape_ok(jwk: Mapping[str, Any]) -> bool:
     # A P-256 public JWK by shape: EC, P-256, two canonical base64url 32-byte coordinates.
     if jwk.get("kty") != "EC" or jwk.get("crv") != "P-256":
         return False
-    x, y = jwk.get("x"), jwk.get("y")
-    return type(x) is str and type(y) is str and bool(_COORDINATE.fullmatch(x + y))
+    return _coordinates_ok(jwk.get("x"), jwk.get("y"))
 
 
 def _jwk_pairs_ok(pairs: tuple[tuple[str, str], ...]) -> bool:
@@ -332,8 +331,11 @@ def _jwk_pairs_ok(pairs: tuple[tuple[str, str], ...]) -> bool:
     if len(pairs) != 4 or pairs[0] != ("kty", "EC") or pairs[1] != ("crv", "P-256"):
         return False
     (x_name, x), (y_name, y) = pairs[2], pairs[3]
-    if (x_name, y_name) != ("x", "y"):
-        return False
+    return (x_name, y_name) == ("x", "y") and _coordinates_ok(x, y)
+
+
+def _coordinates_ok(x: Any, y: Any) -> bool:
+    # Two canonical base64url 32-byte coordinates.
     return type(x) is str and type(y) is str and bool(_COORDINATE.fullmatch(x + y))
 
 

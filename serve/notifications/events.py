@@ -513,6 +513,9 @@ class MetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self.routes = routes
+        # This app's series, kept (bounded by its routes): not a cache on the class, which
+        # would keep every app's metrics alive.
+        self._series = functools.lru_cache(ROUTE_LABELS_CACHED_MAX)(self._labelled)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -536,8 +539,7 @@ class MetricsMiddleware:
             counted.inc()
             timed.observe(loop.time() - started)
 
-    @functools.lru_cache(maxsize=ROUTE_LABELS_CACHED_MAX)  # noqa: B019 - one per app, for its life
-    def _series(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+    def _labelled(self, method: str, route: str, status: int) -> tuple[Any, Any]:
         """The labelled counter and histogram of a (method, route, status): bounded by the
         routes, so kept (prometheus_client's `labels` costs a lock and a tuple per call)."""
         return (

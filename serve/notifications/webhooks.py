@@ -290,10 +290,11 @@ class Webhooks:
         shown_event = notification_json(event, note)
         held: int | None = lease
         for attempt in range(first, WEBHOOK_ATTEMPTS_MAX + 1):
+            assert held is not None
             if attempt > first:  # renewed before each retry: the backoff does not run the lease
                 held = await asyncio.to_thread(self._renew, event.event_id, provider_id, held)
-            if held is None:
-                return  # taken over by another process
+                if held is None:
+                    return  # taken over by another process
             held = await self._attempt_traced(
                 provider_id, name, event, shown_event, target, attempt, held
             )
@@ -301,7 +302,7 @@ class Webhooks:
                 return  # the last one (delivered, or out of attempts), or taken over meanwhile
             await asyncio.sleep(self.backoff_ms * 2 ** (attempt - 1) / 1000)
 
-    def _renew(self, event_id: str, provider_id: str, lease: int | None) -> int | None:
+    def _renew(self, event_id: str, provider_id: str, lease: int) -> int | None:
         """The new lease, or None when another process took the delivery over."""
 
         def write(tx: Any) -> int | None:
@@ -312,7 +313,8 @@ class Webhooks:
             )
             return int(tx.now_ms) if moved.rowcount == 1 else None
 
-        return None if lease is None else self.market.write(write)
+        renewed: int | None = self.market.write(write)
+        return renewed
 
     async def _attempt_traced(
         self,
@@ -452,7 +454,6 @@ class Webhooks:
                 (attempts, status, code, error, tx.now_ms, event_id, provider_id, lease),
             )
             if moved.rowcount != 1:
-                _log.warning("webhook %s to %s: taken over by another process", name, endpoint)
                 return None
             if status == "FAILED":
                 tx.emit(
@@ -473,6 +474,8 @@ class Webhooks:
             return int(tx.now_ms)
 
         recorded: int | None = self.market.write(write)
+        if recorded is None:
+            _log.warning("webhook %s to %s: taken over by another process", name, endpoint)
         return recorded
 
     def deliveries(

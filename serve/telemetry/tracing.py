@@ -82,10 +82,6 @@ def tracer() -> Tracer:
     return _tracer
 
 
-def recording() -> bool:
-    return _tracer is not _NO_OP
-
-
 def use_provider(provider: Any) -> None:
     """Installs `provider` (an SDK TracerProvider) for the spans of serve/, or None to go back
     to the no-op tracer. Not the global provider: a test can install and remove its own."""
@@ -96,10 +92,11 @@ def use_provider(provider: Any) -> None:
 
 def configure_from_env(env: Mapping[str, str] | None = None) -> bool:
     """Once per process, at server start. With OTEL_EXPORTER_OTLP_ENDPOINT set: every span
-    recorded and exported over OTLP/HTTP in batches (True). Otherwise a provider that records
-    nothing (sampler ALWAYS_OFF, no processor): spans are non-recording, yet each request has a
-    trace id (a caller's `traceparent` continued, or a new one) for the logs, the outbox rows
-    and the `traceparent` sent on, at the cost of generating ids (False)."""
+    recorded and exported over OTLP/HTTP in batches (True). Otherwise the ids-only tracer
+    (`_IdsOnlyTracer`, what an ALWAYS_OFF sampler gives without the SDK): spans are
+    non-recording, yet each request has a trace id (a caller's `traceparent` continued, or a
+    new one) for the logs, the outbox rows and the `traceparent` sent on, at the cost of
+    generating ids (False)."""
     global _tracer
     env = os.environ if env is None else env
     exporting = bool(env.get(OTLP_ENDPOINT_ENV))
