@@ -179,7 +179,9 @@ class PostgresStore(IdentityStore, RegistryStore, IdempotencyRecords):
             for number, script in PG_MIGRATIONS:
                 if number <= version:
                     continue
-                for statement in script.split(";"):
+                # A script with a dollar-quoted body (a function) is one statement, run whole.
+                statements = [script] if "$" in script else script.split(";")
+                for statement in statements:
                     if statement.strip():
                         tx.execute(statement.encode())
                 tx.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))
