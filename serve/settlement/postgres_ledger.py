@@ -10,21 +10,8 @@ One operation is one READ COMMITTED transaction of two statements between BEGIN 
    before the first wallet lock);
 2. the pure `apply`; then one write (data-modifying CTEs: wallets, hold, journal entry, which
    doubles as the operation's idempotency record, and postings) that RETURNs the postings as
-   stored. The database refuses, inside that statement, an entry whose stored postings do not
-   sum to zero per currency (`ledger_entry_balanced`, migration 17); the driver then checks
-   the stored postings against the core's entry (the paired assert of STYLE.md 7).
-Both statements are prepared once per connection (one text per operation shape, cached here).
-
-Two transports run those same statements:
-- `PostgresLedger.apply`, an operation on its own, takes two round trips: `BEGIN; EXECUTE
-  read(...)` in one simple-query message, then `EXECUTE write(...); COMMIT` in another, with
-  SQL-level prepared statements (PREPARE, once per connection) and the parameters bound by
-  psycopg's ClientCursor. That is half the round trips of BEGIN, read, write, COMMIT through
-  the extended protocol and about half the client CPU (measured in bench_pg); the price is
-  that the read-back check runs after the COMMIT, which is why the database checks the
-  balance before it. A refusal or a replay writes nothing and is rolled back.
-- `apply_in_transaction`, inside a caller's open transaction (the market's writes), runs them
-  through psycopg's own prepared statements; the caller commits, after the read-back check.
+   stored, re-checked before COMMIT (the paired assert of STYLE.md 7).
+Both statements are prepared on first use (one text per operation shape, cached here).
 
 Rows that did not exist when read (a first deposit, a new hold) are INSERTed, never upserted:
 if another process created the same row meanwhile, the INSERT fails on the primary key and
@@ -39,10 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-import threading
 import time
-import weakref
 from collections.abc import Sequence
 from decimal import Decimal
 from functools import lru_cache
@@ -80,12 +64,6 @@ LEDGER_ATTEMPTS_MAX = 8
 _BEFORE_ANY = 2**63 - 1
 T = TypeVar("T")
 RETRIED_ERRORS = (errors.UniqueViolation, errors.SerializationFailure, errors.DeadlockDetected)
-# The standalone transport also retries when a statement it prepared on a connection is gone
-# (a DISCARD or DEALLOCATE by someone else): it forgets that connection's statements first.
-_STANDALONE_RETRIED = (*RETRIED_ERRORS, errors.InvalidSqlStatementName)
-# Names of the SQL-level prepared statements: the read, and one write per operation shape.
-_READ_NAME = "aex_ledger_read"
-_PLACEHOLDER = re.compile(r"%s")
 
 
 class _WalletRow(NamedTuple):
@@ -156,7 +134,7 @@ class PostgresLedger:
         for attempt in range(LEDGER_ATTEMPTS_MAX):
             try:
                 return self._apply_once(operation)
-            except _STANDALONE_RETRIED:
+            except RETRIED_ERRORS:
                 if attempt == LEDGER_ATTEMPTS_MAX - 1:
                     raise
                 self.retries += 1
@@ -168,17 +146,11 @@ class PostgresLedger:
         return await asyncio.to_thread(self.apply, operation)
 
     def _apply_once(self, operation: Operation) -> Applied | Rejected[LedgerRejectReason]:
-        # Two round trips (module docstring). psycopg's pipeline mode would also batch BEGIN
-        # with the read, but its bookkeeping costs more CPU than the round trip it saves on
-        # loopback (measured: 186 vs 171 us of client CPU for BEGIN; SELECT; SELECT; COMMIT).
-        # A transaction that an exception leaves open is rolled back by the pooled connection's
-        # context (psycopg: a connection's `with` block rolls back on an error).
-        with self._store.connection() as connection:
-            try:
-                return _apply_standalone(connection, operation)
-            except errors.InvalidSqlStatementName:
-                _PREPARED.forget(connection)
-                raise
+        # Four round trips (BEGIN, read and lock, write, COMMIT), for every kind: plain
+        # statements, not pipeline mode, whose bookkeeping costs more than it saves on loopback
+        # (measured: 1.0 vs 0.34 ms for BEGIN; SELECT; COMMIT).
+        with self._store.connection() as tx, tx.transaction():
+            return apply_in_transaction(tx, operation)
 
     def wallet(self, wallet_id: str) -> Wallet | None:
         with self._store.read() as connection:
@@ -252,74 +224,11 @@ def apply_in_transaction(
     """One operation inside the caller's open transaction (the market's writes use it): lock,
     apply, write and read back. A lost race raises one of RETRIED_ERRORS: the caller rolls its
     whole transaction back and runs it again."""
-    first = touched(operation)
-    read = tx.execute(
-        _READ, (operation.operation_id, list(first.hold_ids), list(first.wallet_ids)), prepare=True
-    )
-    loaded = _loaded(operation, many(_Locked, read))
+    loaded = _load(tx, operation)
     result = apply(loaded.view, operation)
     if isinstance(result, Applied) and not result.replayed:
-        write = _Write(result, loaded)
-        rows = many(_PostingRow, tx.execute(write.statement, write.parameters, prepare=True))
-        _check_read_back(rows, result.entry)
+        _write(tx, result, loaded)
     return result
-
-
-def _apply_standalone(
-    connection: psycopg.Connection[Any], operation: Operation
-) -> Applied | Rejected[LedgerRejectReason]:
-    """One operation in its own transaction, in two round trips (module docstring). When this
-    raises, the caller's connection context rolls back what it left open."""
-    first = touched(operation)
-    cursor = psycopg.ClientCursor(connection)
-    _PREPARED.ensure(connection, _READ_NAME, _READ)
-    cursor.execute(
-        f"BEGIN; EXECUTE {_READ_NAME}(%s, %s, %s)",
-        (operation.operation_id, list(first.hold_ids), list(first.wallet_ids)),
-    )
-    assert cursor.nextset()  # past BEGIN's result, to the read's rows
-    loaded = _loaded(operation, many(_Locked, cursor))
-    result = apply(loaded.view, operation)
-    if not isinstance(result, Applied) or result.replayed:
-        connection.execute(b"ROLLBACK")  # nothing to write; the row locks go
-        return result
-    write = _Write(result, loaded)
-    name = _PREPARED.ensure(connection, write.name, write.statement)
-    arguments = ", ".join(["%s"] * len(write.parameters))
-    cursor.execute(f"EXECUTE {name}({arguments}); COMMIT", write.parameters)
-    # After the COMMIT: the database refused an unbalanced entry before it (module docstring).
-    _check_read_back(many(_PostingRow, cursor), result.entry)
-    return result
-
-
-class _PreparedStatements:
-    """The SQL-level prepared statements of each pooled connection (PREPARE lives as long as
-    its session; a new connection starts with none). A connection is used by one thread at a
-    time; the lock guards the map itself."""
-
-    def __init__(self) -> None:
-        self._names: weakref.WeakKeyDictionary[psycopg.Connection[Any], set[str]] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._lock = threading.Lock()
-
-    def ensure(self, connection: psycopg.Connection[Any], name: str, statement: str) -> str:
-        with self._lock:
-            names = self._names.setdefault(connection, set())
-        if name not in names:
-            # PREPARE takes $n placeholders; every %s of the text is one, in order.
-            numbered = iter(range(1, statement.count("%s") + 1))
-            text = _PLACEHOLDER.sub(lambda _: f"${next(numbered)}", statement)
-            connection.execute(f"PREPARE {name} AS {text}".encode())
-            names.add(name)
-        return name
-
-    def forget(self, connection: psycopg.Connection[Any]) -> None:
-        with self._lock:
-            self._names.pop(connection, None)
-
-
-_PREPARED = _PreparedStatements()
 
 
 class _Loaded:
@@ -413,9 +322,16 @@ SELECT {
 """  # noqa: S608 (no input in the text: every value is a parameter)
 
 
-def _loaded(operation: Operation, rows: Sequence[_Locked]) -> _Loaded:
-    """The view `apply` needs, from the read's rows (the read was given `touched(operation)`:
-    the hold ids and the wallets named by the operation itself)."""
+def _load(tx: psycopg.Connection[Any], operation: Operation) -> _Loaded:
+    first = touched(operation)  # the hold ids and the wallets named by the operation itself
+    rows = many(
+        _Locked,
+        tx.execute(
+            _READ,
+            (operation.operation_id, list(first.hold_ids), list(first.wallet_ids)),
+            prepare=True,
+        ),
+    )
     records = [_given(row.record) for row in rows if row.tag == "p"]
     prior = None if not records else applied_from_json(json.loads(records[0]))
     holds = {hold.hold_id: hold for hold in (_hold(row) for row in rows if row.tag == "h")}
@@ -456,33 +372,14 @@ def _wallet(row: _Locked) -> Wallet:
     )
 
 
-class _Write:
-    """Every write of one operation as one statement (data-modifying CTEs) and its parameters;
-    the statement RETURNs the postings as stored, for the read-back check. `name` names its
-    shape (the text depends on the shape only), for a prepared statement."""
-
-    __slots__ = ("name", "parameters", "statement")
-
-    def __init__(self, applied: Applied, loaded: _Loaded) -> None:
-        entry = applied.entry
-        updated = [w for w in applied.wallets if w.wallet_id in loaded.wallet_ids]
-        created = [w for w in applied.wallets if w.wallet_id not in loaded.wallet_ids]
-        hold_updates = tuple(h.hold_id in loaded.held_ids for h in applied.holds)
-        shape = (len(created), len(updated), hold_updates, len(entry.postings))
-        self.statement = _write_statement(*shape)
-        holds = "".join("u" if is_update else "i" for is_update in hold_updates)
-        self.name = f"aex_ledger_write_{shape[0]}_{shape[1]}_{holds}_{shape[3]}"
-        self.parameters = _write_parameters(applied, created, updated, hold_updates)
-
-
-def _write_parameters(
-    applied: Applied,
-    created: Sequence[Wallet],
-    updated: Sequence[Wallet],
-    hold_updates: tuple[bool, ...],
-) -> list[Any]:
+def _write(tx: psycopg.Connection[Any], applied: Applied, loaded: _Loaded) -> None:
+    """Every write of one operation in one statement (data-modifying CTEs), RETURNING the
+    postings as stored for the read-back check."""
     created_ms = time.time_ns() // 1_000_000
     entry = applied.entry
+    updated = [w for w in applied.wallets if w.wallet_id in loaded.wallet_ids]
+    created = [w for w in applied.wallets if w.wallet_id not in loaded.wallet_ids]
+    hold_updates = tuple(h.hold_id in loaded.held_ids for h in applied.holds)
     parameters: list[Any] = []
     for w in created:
         parameters += [
@@ -509,7 +406,8 @@ def _write_parameters(
     parameters += [entry.operation_id, entry.kind.value, applied.fingerprint, record, created_ms]
     for n, p in enumerate(entry.postings):
         parameters += [n, p.account_id, p.bucket.value, p.amount_minor, p.currency]
-    return parameters
+    statement = _write_statement(len(created), len(updated), hold_updates, len(entry.postings))
+    _check_read_back(many(_PostingRow, tx.execute(statement, parameters, prepare=True)), entry)
 
 
 @lru_cache(maxsize=64)
@@ -559,31 +457,17 @@ def _write_statement(
             " VALUES (%s, %s, %s, %s, %s) RETURNING entry_id)"
         )
     )
-    # The postings as stored, and the guard over them: ledger_entry_balanced raises (and the
-    # statement fails, and its COMMIT never runs) unless they sum to zero in every currency.
-    ctes.append(
-        sql.SQL(
-            "stored AS (INSERT INTO postings"  # noqa: S608 (no input in the text)
-            " (entry_id, account_id, bucket, amount_minor, currency)"
-            " SELECT e.entry_id, v.a, v.b, v.m, v.c FROM e, (VALUES {values}) AS v(n, a, b, m, c)"
-            " ORDER BY v.n RETURNING entry_id, " + select_list(_PostingRow) + ")"
-        ).format(values=_rows(postings, 5, "(%s::int, %s, %s, %s::bigint, %s)"))
-    )
-    ctes.append(
-        sql.SQL(
-            "guard AS (SELECT"
-            " bool_and(ledger_entry_balanced(t.total_minor, t.currency, t.entry_id)) AS balanced"
-            " FROM (SELECT currency, min(entry_id) AS entry_id,"
-            " sum(amount_minor) AS total_minor FROM stored GROUP BY currency) AS t)"
-        )
-    )
     return (
         sql.SQL(
-            "WITH {ctes} SELECT "  # noqa: S608
-            + select_list(_PostingRow, table="stored")
-            + " FROM stored, guard WHERE guard.balanced"
+            "WITH {ctes} INSERT INTO postings"  # noqa: S608
+            " (entry_id, account_id, bucket, amount_minor, currency)"
+            " SELECT e.entry_id, v.a, v.b, v.m, v.c FROM e, (VALUES {values}) AS v(n, a, b, m, c)"
+            " ORDER BY v.n RETURNING " + select_list(_PostingRow)
         )
-        .format(ctes=sql.SQL(", ").join(ctes))
+        .format(
+            ctes=sql.SQL(", ").join(ctes),
+            values=_rows(postings, 5, "(%s::int, %s, %s, %s::bigint, %s)"),
+        )
         .as_string()
     )
 

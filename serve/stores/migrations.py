@@ -239,8 +239,5 @@ CREATE INDEX postings_by_account ON postings (account_id, entry_id)
     # A provider lists its own bids (issue 12 item 4).
     (15, BIDS_BY_PROVIDER),
     (16, IDENTITY_LISTS_BY_CREATED),
-    # PostgreSQL's ledger guard (serve/stores/postgres_migrations.py LEDGER_ENTRY_GUARD): a
-    # SQLite ledger operation checks its read-back before its COMMIT, so nothing here.
-    (17, ""),
 )
 assert [number for number, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))

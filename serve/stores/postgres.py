@@ -179,9 +179,7 @@ class PostgresStore(IdentityStore, RegistryStore, IdempotencyRecords):
             for number, script in PG_MIGRATIONS:
                 if number <= version:
                     continue
-                # A script with a dollar-quoted body (a function) is one statement, run whole.
-                statements = [script] if "$" in script else script.split(";")
-                for statement in statements:
+                for statement in script.split(";"):
                     if statement.strip():
                         tx.execute(statement.encode())
                 tx.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))

@@ -26,24 +26,6 @@ from serve.stores.migrations import (
     SECRETS_AT_REST,
 )
 
-# The ledger's balance guard (serve/settlement/postgres_ledger.py): an operation's write refuses,
-# before its COMMIT, a journal entry whose postings as stored do not sum to zero in a currency.
-# The standalone transport sends the write and its COMMIT in one message, so the database
-# checks the stored entry there (the paired assert of STYLE.md 7, as the read-back does in
-# Python). One statement, run whole: a function body is not split at its semicolons.
-LEDGER_ENTRY_GUARD = """
-CREATE FUNCTION ledger_entry_balanced(total_minor NUMERIC, currency TEXT, entry_id BIGINT)
-RETURNS BOOLEAN LANGUAGE plpgsql AS $guard$
-BEGIN
-    IF total_minor <> 0 THEN
-        RAISE EXCEPTION 'journal entry % does not balance in %: %', entry_id, currency,
-            total_minor USING ERRCODE = 'check_violation';
-    END IF;
-    RETURN TRUE;
-END
-$guard$
-"""
-
 PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
         1,
@@ -195,6 +177,5 @@ PG_MIGRATIONS: tuple[tuple[int, str], ...] = (
     (14, OUTBOX_TRACE_CONTEXT),
     (15, BIDS_BY_PROVIDER),
     (16, IDENTITY_LISTS_BY_CREATED),
-    (17, LEDGER_ENTRY_GUARD),
 )
 assert [number for number, _ in PG_MIGRATIONS] == list(range(1, len(PG_MIGRATIONS) + 1))
