@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import logging
 import os
 import queue
 import sqlite3
@@ -51,6 +52,8 @@ from serve.stores.rows import many, scalar, scalars, select_list
 from serve.stores.sql import pg_sql
 from serve.stores.sqlite import SqliteStore
 from serve.telemetry import tracing
+
+_log = logging.getLogger("aex.market_db")
 
 T = TypeVar("T")
 
@@ -285,7 +288,22 @@ class SqliteMarketDb(_Driver):
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            self._commit_batch(batch)
+            # A write whose caller went away while it waited (a request's timeout cancels the
+            # awaiting task, and with it this future) is not run: that caller was answered
+            # with an error, so nothing of it may be written. A write taken here is RUNNING,
+            # and can no longer be cancelled: its caller may go, its answer is still set.
+            # (Setting the answer of a cancelled future raised in this thread and ended it,
+            # after which no market write ever completed.)
+            batch = [p for p in batch if p.future.set_running_or_notify_cancel()]
+            if not batch:
+                continue
+            try:
+                self._commit_batch(batch)
+            except BaseException as failure:  # never ends the writer: every later write waits
+                _log.exception("market write batch failed outside its transaction")
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(failure)
 
     def _commit_batch(self, batch: list[_Pending]) -> None:
         outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []

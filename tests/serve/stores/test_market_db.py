@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -82,6 +83,57 @@ def test_a_refused_write_leaves_no_outbox_row_and_no_ledger_entry(store: Stores)
     wallet_after = store.ledger.wallet(wallet)
     assert wallet_after is not None
     assert wallet_after.available_minor == 500
+
+
+def test_a_caller_that_goes_away_never_stops_the_writes_after_it(store: Stores) -> None:
+    # A request's timeout cancels the task awaiting its write. Once, on SQLite, the writer
+    # thread then set the answer of a cancelled future, raised, and ended: every later market
+    # write waited forever. Now a write still queued when its caller goes is not run (its
+    # caller was answered with an error: nothing of it is written), one already running
+    # commits, and the writes after both complete.
+    async def scenario() -> tuple[str, str]:
+        started = threading.Event()
+
+        def slow(session: Session) -> str:
+            started.set()
+            time.sleep(0.3)  # holds the writer (SQLite) while the next caller goes away
+            session.outbox.append(_emit(1))
+            return "slow"
+
+        def gone(session: Session) -> None:
+            session.outbox.append(_emit(2))
+
+        running = asyncio.ensure_future(store.market.run_async(slow))
+        while not started.is_set():
+            await asyncio.sleep(0.005)
+        if store.backend == "sqlite":
+            queued = asyncio.ensure_future(store.market.run_async(gone))
+            await asyncio.sleep(0.02)
+            queued.cancel()
+
+        def abandoned_write(session: Session) -> None:
+            time.sleep(0.05)
+            session.outbox.append(_emit(4))
+
+        abandoned = asyncio.ensure_future(store.market.run_async(abandoned_write))
+        await asyncio.sleep(0.02)
+        abandoned.cancel()  # queued behind the first on SQLite, running on PostgreSQL
+
+        def after(session: Session) -> str:
+            session.outbox.append(_emit(3))
+            return "after"
+
+        later = await asyncio.wait_for(store.market.run_async(after), timeout=10)
+        return await running, later
+
+    assert asyncio.run(scenario()) == ("slow", "after")
+    time.sleep(0.1)  # PostgreSQL: the abandoned write, already running on its thread, ends
+    events = {row[1] for row in store.market.outbox_after(0)}
+    if store.backend == "sqlite":  # one writer: both were cancelled while queued, never run
+        assert events == {"evt_000000000001", "evt_000000000003"}
+    else:  # a thread each: the abandoned one had most likely started, and then commits
+        assert {"evt_000000000001", "evt_000000000003"} <= events
+        assert events <= {"evt_000000000001", "evt_000000000003", "evt_000000000004"}
 
 
 def test_a_tail_that_follows_the_outbox_by_sequence_never_misses_a_row(store: Stores) -> None:
