@@ -322,7 +322,11 @@ def _backends(settings: Settings, breakers: BreakerRegistry) -> _Backends:
         )
         ledger = PostgresLedger(store)
     else:
-        store = SqliteStore(settings.database_path, synchronous=settings.sqlite_synchronous)
+        store = SqliteStore(
+            settings.database_path,
+            synchronous=settings.sqlite_synchronous,
+            busy_timeout_s=settings.sqlite_busy_timeout_s,
+        )
         ledger = SqliteLedger(store)
     if settings.redis_url is None:
         return _Backends(store, ledger, GcraRateLimiter(), TtlKeyCache(settings.key_cache_ttl_s))

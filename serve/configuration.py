@@ -95,6 +95,14 @@ ENVIRONMENT: tuple[Variable, ...] = (
         example="FULL",
     ),
     Variable(
+        "AEX_SQLITE_BUSY_TIMEOUT_S",
+        "30",
+        "how long a write waits for another connection's lock on the SQLite file (a second "
+        "process, a backup) before it answers 503 `dependency-unavailable`, in (0, 30]",
+        GROUP_STORAGE,
+        example="30",
+    ),
+    Variable(
         "AEX_REDIS_URL",
         "in-process",
         "`redis://host:6379/0` shares the rate limiter and the key cache between processes",

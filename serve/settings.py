@@ -37,6 +37,7 @@ from serve.notifications.nats_relay import DUPLICATE_WINDOW_S_DEFAULT, STREAM_MA
 from serve.notifications.webhooks import WEBHOOK_BACKOFF_MS_DEFAULT, WEBHOOK_LEASE_MS_DEFAULT
 from serve.secret_box import SECRET_BOX_KEY_BYTES, load_key, parse_key
 from serve.stores.market_db import DATABASE_FILE
+from serve.stores.sqlite import BUSY_TIMEOUT_S
 
 # How often each process's closer looks for due bid windows: a window closes at most that late.
 WINDOW_POLL_MS_DEFAULT = 200
@@ -74,6 +75,7 @@ class Settings:
     anonymous_requests_per_minute: int = ANONYMOUS_REQUESTS_PER_MINUTE_DEFAULT
     request_timeout_s: float = REQUEST_TIMEOUT_S_DEFAULT
     sqlite_synchronous: str = "FULL"
+    sqlite_busy_timeout_s: float = BUSY_TIMEOUT_S
     key_cache_ttl_s: float = KEY_CACHE_TTL_S
     weights: NamedWeights = DEFAULT_WEIGHTS
     database_url: str | None = None
@@ -161,6 +163,7 @@ class Settings:
             or ANONYMOUS_REQUESTS_PER_MINUTE_DEFAULT,
             request_timeout_s=_float(env, "AEX_REQUEST_TIMEOUT_S", REQUEST_TIMEOUT_S_DEFAULT),
             sqlite_synchronous=env.get("AEX_SQLITE_SYNCHRONOUS", "FULL").upper(),
+            sqlite_busy_timeout_s=_float(env, "AEX_SQLITE_BUSY_TIMEOUT_S", BUSY_TIMEOUT_S),
             weights=load_weights(env.get("AEX_WEIGHTS") or None),
             database_url=env.get("AEX_DATABASE_URL") or None,
             database_schema=env.get("AEX_DATABASE_SCHEMA") or "public",
@@ -195,6 +198,10 @@ class Settings:
         self._validate_secrets()
         if self.sqlite_synchronous not in {"FULL", "NORMAL", "EXTRA"}:
             raise ImproperlyConfiguredError("AEX_SQLITE_SYNCHRONOUS: FULL, NORMAL or EXTRA")
+        if not 0 < self.sqlite_busy_timeout_s <= BUSY_TIMEOUT_S:
+            raise ImproperlyConfiguredError(
+                f"AEX_SQLITE_BUSY_TIMEOUT_S must be in (0, {BUSY_TIMEOUT_S:g}]"
+            )
         if not 0 < self.request_timeout_s <= 600:
             raise ImproperlyConfiguredError("AEX_REQUEST_TIMEOUT_S must be in (0, 600]")
         if self.rate_limit_per_minute is not None and self.rate_limit_per_minute <= 0:

@@ -83,7 +83,8 @@ MEANINGS: dict[str, str] = {
     "rate-limited": "Over the per-minute limit of the credential or address (`Retry-After`)",
     "internal-error": "An unexpected failure; nothing was written (quote `request_id`)",
     "timeout": "No answer within the request timeout; retry with the same Idempotency-Key",
-    "dependency-unavailable": "PostgreSQL is unreachable or behind its open circuit breaker; "
+    "dependency-unavailable": "PostgreSQL is unreachable or behind its open circuit breaker, "
+    "or another connection held the SQLite file's write lock past `AEX_SQLITE_BUSY_TIMEOUT_S`; "
     "nothing was written: retry after `Retry-After` seconds with the same Idempotency-Key",
     "insufficient-storage": "The exchange's SQLite disk is full: the write was refused and "
     "nothing was written; reads still work",

@@ -124,7 +124,24 @@ def problem_for_outage(error: BaseException) -> ProblemError | None:
     if isinstance(error, sqlite3.OperationalError) and _is_disk_full(error):
         _log.error("sqlite: the disk is full, writes refused: %s", error)
         return ProblemError(507, "insufficient-storage", "the exchange's disk is full")
+    if isinstance(error, sqlite3.OperationalError) and _is_busy(error):
+        # Another connection (a second process, a backup, the CLI) held the write lock past
+        # the busy timeout: the write was never begun or was rolled back.
+        _log.warning("sqlite: the write lock was held past the busy timeout: %s", error)
+        return ProblemError(
+            503,
+            "dependency-unavailable",
+            "the database is busy; nothing was written, retry later",
+            headers={"Retry-After": "1"},
+        )
     return None
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    return getattr(error, "sqlite_errorcode", None) in {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+    } or ("database is locked" in str(error))
 
 
 def _is_disk_full(error: sqlite3.OperationalError) -> bool:

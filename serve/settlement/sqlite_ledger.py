@@ -12,6 +12,7 @@ nothing. The schema backs the core's invariants: CHECK (available_minor >= 0), C
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -43,6 +44,8 @@ from serve.stores.base import HistoryRow
 from serve.stores.rows import many, one, select_list
 from serve.stores.sql import SqliteSql
 from serve.stores.sqlite import SqliteStore
+
+_log = logging.getLogger("aex.ledger")
 
 # Operations one group commit may carry: bounds a transaction's size and its WAL growth.
 GROUP_COMMIT_OPERATIONS_MAX = 256
@@ -184,14 +187,30 @@ class SqliteLedger:
             while self._pending:
                 batch = self._pending[:GROUP_COMMIT_OPERATIONS_MAX]
                 del self._pending[:GROUP_COMMIT_OPERATIONS_MAX]
-                await self._commit_batch(batch)
+                # An operation whose caller went away while it waited (a request's timeout) is
+                # not applied: that caller was answered with an error. One taken into a batch
+                # is applied and committed even if its caller goes meanwhile.
+                batch = [p for p in batch if not p.future.cancelled()]
+                if not batch:
+                    continue
+                try:
+                    await self._commit_batch(batch)
+                except Exception as failure:  # never ends the writer: every later call waits
+                    _log.exception("ledger batch failed outside its transaction")
+                    for pending in batch:
+                        _settle(pending.future, failure)
 
     async def _commit_batch(self, batch: list[_Pending]) -> None:
         if self._writer_connection is None:
             self._writer_connection = self._store.open_connection(check_same_thread=False)
         tx = self._writer_connection
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._io, tx.execute, "BEGIN IMMEDIATE")
+        try:
+            await loop.run_in_executor(self._io, tx.execute, "BEGIN IMMEDIATE")
+        except Exception as failure:  # "database is locked": another connection kept it
+            for pending in batch:  # past the busy timeout; nothing was written
+                _settle(pending.future, failure)
+            return
         try:
             written: list[tuple[int, JournalEntry]] = []
             results = [apply_in_transaction(tx, p.operation, written) for p in batch]

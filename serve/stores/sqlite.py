@@ -30,15 +30,23 @@ from serve.stores.migrations import MIGRATIONS
 from serve.stores.registry_store import RegistryStore
 from serve.stores.sql import Sql, SqliteSql, schema_version_in
 
+# How long a statement waits for another connection's write lock (another process's write, a
+# backup, the CLI) before it fails with "database is locked". Tests shorten it.
+BUSY_TIMEOUT_S = 30.0
+
 
 class SqliteStore(IdentityStore, RegistryStore, IdempotencyRecords):
     """KeyStore + IdempotencyStore (+ LedgerStore, see serve/settlement/sqlite_ledger.py): the
     shared stores' SQL over one connection per thread; here only the SQLite parts."""
 
-    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
+    def __init__(
+        self, path: Path, *, synchronous: str = "FULL", busy_timeout_s: float = BUSY_TIMEOUT_S
+    ) -> None:
         assert synchronous in {"FULL", "NORMAL", "EXTRA"}
+        assert 0 < busy_timeout_s <= BUSY_TIMEOUT_S
         self.path = path
         self._synchronous = synchronous
+        self._busy_timeout_s = busy_timeout_s
         self._local = threading.local()
         secure_database_files(path)
         self.migrate()
@@ -57,13 +65,16 @@ class SqliteStore(IdentityStore, RegistryStore, IdempotencyRecords):
     def open_connection(self, *, check_same_thread: bool = True) -> sqlite3.Connection:
         """A new connection in autocommit mode (transactions are explicit), WAL, FULL sync."""
         connection = sqlite3.connect(
-            self.path, isolation_level=None, timeout=30.0, check_same_thread=check_same_thread
+            self.path,
+            isolation_level=None,
+            timeout=self._busy_timeout_s,
+            check_same_thread=check_same_thread,
         )
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute(f"PRAGMA synchronous = {self._synchronous}")
         connection.execute("PRAGMA foreign_keys = ON")
         connection.execute("PRAGMA secure_delete = ON")
-        connection.execute("PRAGMA busy_timeout = 30000")
+        connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
         return connection
 
     @contextmanager

@@ -42,6 +42,9 @@ def test_the_timings_default_and_read_the_environment(tmp_path: Path) -> None:
         ("AEX_WEBHOOK_HOSTS", "rebind.test=not-an-address"),
         ("AEX_WEBHOOK_HOSTS", "127.0.0.1=127.0.0.1"),
         ("AEX_WEBHOOK_DNS", "maybe"),
+        ("AEX_SQLITE_BUSY_TIMEOUT_S", "0"),
+        ("AEX_SQLITE_BUSY_TIMEOUT_S", "31"),
+        ("AEX_SQLITE_BUSY_TIMEOUT_S", "soon"),
     ],
 )
 def test_a_bad_timing_is_refused_at_startup_by_name(tmp_path: Path, name: str, value: str) -> None:
