@@ -299,7 +299,7 @@ class SqliteMarketDb(_Driver):
                 continue
             try:
                 self._commit_batch(batch)
-            except BaseException as failure:  # never ends the writer: every later write waits
+            except Exception as failure:  # never ends the writer: every later write waits
                 _log.exception("market write batch failed outside its transaction")
                 for pending in batch:
                     if not pending.future.done():
