@@ -170,21 +170,38 @@ async def run_outbox_relay(
     """Relays in the one process that leads (db.relay_leader); the others wait their turn."""
     breaker = breaker or CircuitBreaker("nats")
     while True:
-        leadership = db.relay_leader(RELAY_NAME)
-        lease = await asyncio.to_thread(leadership.__enter__)
+        # Asking for the lead reads the database (PostgreSQL: an advisory lock; SQLite: a lock
+        # file): a failure there is retried, never the end of the relay (events would then
+        # wait in the outbox until a restart).
         try:
-            if lease is not None:
-                relay = JetStreamRelay(
-                    url,
-                    streams=spec_streams(prefix),
-                    max_age_s=max_age_s,
-                    duplicate_window_s=duplicate_window_s,
-                )
-                await _relay(db, relay, prefix, lease, breaker)
-                _log.warning("outbox relay: the leader's lease lapsed; trying to lead again")
-        finally:
-            await asyncio.shield(asyncio.to_thread(leadership.__exit__, None, None, None))
+            await _lead_and_relay(db, url, prefix, max_age_s, duplicate_window_s, breaker)
+        except Exception:
+            log_failure(_log, "outbox relay leadership")
         await asyncio.sleep(RELAY_LEADER_RETRY_S)
+
+
+async def _lead_and_relay(
+    db: MarketDb,
+    url: str,
+    prefix: str,
+    max_age_s: float,
+    duplicate_window_s: float,
+    breaker: CircuitBreaker,
+) -> None:
+    leadership = db.relay_leader(RELAY_NAME)
+    lease = await asyncio.to_thread(leadership.__enter__)
+    try:
+        if lease is not None:
+            relay = JetStreamRelay(
+                url,
+                streams=spec_streams(prefix),
+                max_age_s=max_age_s,
+                duplicate_window_s=duplicate_window_s,
+            )
+            await _relay(db, relay, prefix, lease, breaker)
+            _log.warning("outbox relay: the leader's lease lapsed; trying to lead again")
+    finally:
+        await asyncio.shield(asyncio.to_thread(leadership.__exit__, None, None, None))
 
 
 async def _relay(

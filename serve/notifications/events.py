@@ -118,10 +118,10 @@ class EventHub:
         return [Delivered.from_outbox(row) for row in rows]
 
     async def run(self) -> None:
-        if self.last_seq < 0:
-            self.last_seq = await asyncio.to_thread(self.start_position)
         while True:
             try:
+                if self.last_seq < 0:  # a failure here is retried, like every read below
+                    self.last_seq = await asyncio.to_thread(self.start_position)
                 batch = await asyncio.to_thread(self.read_after, self.last_seq)
             except Exception:
                 log_failure(_log, "outbox tail")

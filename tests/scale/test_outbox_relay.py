@@ -16,8 +16,10 @@ import httpx
 import nats
 import pytest
 
+from serve.background import RELAY_NAME
 from serve.notifications.nats_relay import spec_streams
 from serve.settings import ImproperlyConfiguredError, Settings
+from serve.stores.market_db import DATABASE_FILE
 from tests.serve.market_helpers import bid, close_now, complete, consumer, provider, submit_work
 from tests.serve.server import Server
 
@@ -121,6 +123,32 @@ def test_nats_receives_each_event_exactly_once_per_event_id(tmp_path: Path) -> N
         expected_after, counts = wait_until_relayed(server.data_dir, prefix)
         assert len(expected_after) == 2 * len(expected)
         assert set(counts) == set(expected_after)
+        assert set(counts.values()) == {1}
+    finally:
+        server.stop()
+        asyncio.run(delete_streams(prefix))
+
+
+def test_a_relay_that_cannot_ask_for_the_lead_tries_again_and_relays_everything(
+    tmp_path: Path,
+) -> None:
+    # Asking for the lead failed once (here: the relay's lock file cannot be opened, as on a
+    # full or read-only disk; on PostgreSQL: the database down): the relay loop ended, and
+    # no event reached NATS again until a restart. Now it retries every second.
+    prefix = "aextest" + uuid.uuid4().hex[:12]
+    data_dir = tmp_path / "data"
+    blocked = data_dir / f"{DATABASE_FILE}.{RELAY_NAME}.lock"
+    blocked.mkdir(parents=True)  # a directory where the lock file goes: open() fails
+    server = Server(data_dir, env={"AEX_NATS_URL": NATS_URL, "AEX_NATS_PREFIX": prefix})
+    try:
+        server.start()
+        market_cycle(server.url)
+        time.sleep(1.5)  # the relay has tried, and failed, at least once
+        assert asyncio.run(stored_ids(prefix)) == Counter()
+        blocked.rmdir()
+        expected, counts = wait_until_relayed(server.data_dir, prefix)
+        assert len(expected) >= 6
+        assert set(counts) == set(expected)
         assert set(counts.values()) == {1}
     finally:
         server.stop()
