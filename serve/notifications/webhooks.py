@@ -61,7 +61,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from opentelemetry.trace import SpanKind
@@ -72,7 +72,7 @@ from aex.core.notifications import provider_notifications
 from aex.core.webhook_signing import (
     webhook_signature,
 )
-from serve.breakers import BreakerRegistry
+from serve.breakers import BreakerRegistry, log_failure
 from serve.gateway.paging import PAGE_MAX
 from serve.gateway.problems import listed
 from serve.identity.security import now_ms
@@ -93,6 +93,11 @@ WEBHOOK_LEASE_MS_DEFAULT = 60_000
 TAKEN_OVER_PER_SWEEP_MAX = 100
 # A fan-out reads which recipients have a webhook this many at a time (bound parameters).
 _PROVIDERS_PER_READ = 500
+# Before a delivery has its record, a failed read or claim (a database blip) would lose it: no
+# record, so no take-over either. Those steps are tried this often, the waits doubling from
+# PRE_RECORD_BACKOFF_S (15.5 s in all), then the delivery is given up, logged with its event.
+PRE_RECORD_ATTEMPTS_MAX = 6
+PRE_RECORD_BACKOFF_S = 0.5
 DELIVERIES_LISTED_MAX = PAGE_MAX
 _DELIVERIES_KEYSET = Keyset(
     "webhook_deliveries d JOIN outbox o ON o.event_id = d.event_id", "o.seq", "d.event_id"
@@ -107,6 +112,7 @@ def breaker_name(host: str, port: int) -> str:
 
 CIRCUIT_OPEN = "circuit_open"  # the host's breaker is open: no connection was made
 _log = logging.getLogger("aex.serve")
+T = TypeVar("T")
 # httpx logs every request's full URL at INFO (credentials and query included): the exchange's
 # own line (redacted_url) replaces it.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -201,7 +207,12 @@ class Webhooks:
     async def _fan_out(self, told: list[tuple[str, Any]], event: Delivered) -> None:
         # Which of them have a webhook at all: one read per chunk of providers, not a task and
         # a read per provider (a work's 10,000 recipients cost 1.5 s of CPU that way).
-        hooked = await asyncio.to_thread(self._with_webhooks, [p for p, _ in told])
+        found = await _until_done(
+            "webhook fan-out", event, self._with_webhooks, [p for p, _ in told]
+        )
+        if found is None:
+            return  # given up (logged)
+        hooked = found[0]
         for provider_id, note in told:
             if provider_id in hooked:
                 self._spawn(self._deliver(provider_id, note.name, event))
@@ -264,7 +275,12 @@ class Webhooks:
         return None if lease is None else (target, lease)
 
     async def _deliver(self, provider_id: str, name: str, event: Delivered) -> None:
-        claimed = await asyncio.to_thread(self._claim, provider_id, name, event.event_id)
+        found = await _until_done(
+            "webhook claim", event, self._claim, provider_id, name, event.event_id
+        )
+        if found is None:
+            return  # given up (logged)
+        claimed = found[0]
         if claimed is None:
             return  # no endpoint, or another process delivers it
         target, lease = claimed
@@ -508,3 +524,20 @@ class Webhooks:
             "updated_at_ms",
         )
         return page_answer([dict(zip(keys, row, strict=True)) for row in rows], more, "event_id")
+
+
+async def _until_done(
+    what: str, event: Delivered, call: Callable[..., T], *arguments: Any
+) -> tuple[T] | None:
+    """`(call(*arguments),)` on a thread, tried up to PRE_RECORD_ATTEMPTS_MAX times; None when
+    every attempt failed (logged with the event id: its delivery is lost)."""
+    for attempt in range(1, PRE_RECORD_ATTEMPTS_MAX + 1):
+        try:
+            return (await asyncio.to_thread(call, *arguments),)
+        except Exception:
+            if attempt == PRE_RECORD_ATTEMPTS_MAX:
+                _log.exception("%s given up for event %s", what, event.event_id)
+                return None
+            log_failure(_log, what)
+            await asyncio.sleep(PRE_RECORD_BACKOFF_S * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from aex.core import verify_webhook_signature as verify_webhook
+from serve.stores.market_db import DATABASE_FILE
 from tests.serve.conftest import sign_up
 from tests.serve.market_helpers import consumer, submit_work
+from tests.serve.server import Server
 from tests.serve.webhook_receiver import Receiver
 
 
@@ -66,3 +70,48 @@ def test_work_is_pushed_signed_and_retried_after_a_failure(
         deliveries = client.get("/v1/notifications/deliveries", headers=key).json()["data"]
     assert deliveries[0]["attempts"] == 2
     assert deliveries[0]["event"] == "work.submitted"
+
+
+def test_a_delivery_whose_claim_fails_for_a_moment_is_tried_again_and_delivered(
+    tmp_path: Path,
+) -> None:
+    # Before a delivery has its record, a failed claim lost it for good: no record, so no
+    # take-over either. Here the deliveries' table is missing for a moment (a database blip);
+    # the claim is tried again and the provider is told once.
+    data_dir = tmp_path / "data"
+    hook = Receiver()
+    server = Server(data_dir).start()
+    database = sqlite3.connect(data_dir / DATABASE_FILE, isolation_level=None)
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            owner = sign_up(client, "Hooked", "PROVIDER")
+            body = {
+                "name": "HookBot",
+                "type": "AI_AGENT",
+                "capabilities": ["code_review"],
+                "category": "TECHNOLOGY",
+                "endpoint": hook.url,
+            }
+            created = client.post("/v1/providers", json=body, headers=owner.headers).json()
+            subscription = {"provider_id": created["provider_id"], "categories": ["TECHNOLOGY"]}
+            key = {"X-API-Key": created["api_key"]}
+            subscribed = client.post("/v1/subscriptions", json=subscription, headers=key)
+            assert subscribed.status_code == 201, subscribed.text
+            database.execute("ALTER TABLE webhook_deliveries RENAME TO webhook_deliveries_away")
+            work = submit_work(client, consumer(client), bid_window_seconds=300)
+            time.sleep(1.0)  # the claim has failed at least once
+            assert hook.received == []
+            database.execute("ALTER TABLE webhook_deliveries_away RENAME TO webhook_deliveries")
+            deadline = time.monotonic() + 15
+            while not hook.received:
+                assert time.monotonic() < deadline, "the delivery was lost"
+                time.sleep(0.1)
+            time.sleep(0.5)
+        assert len(hook.received) == 1
+        headers, raw = hook.received[0]
+        assert headers["x-aex-event"] == "work.submitted"
+        assert work["work_id"].encode() in raw
+    finally:
+        database.close()
+        server.stop()
+        hook.stop()
