@@ -207,12 +207,12 @@ class Webhooks:
     async def _fan_out(self, told: list[tuple[str, Any]], event: Delivered) -> None:
         # Which of them have a webhook at all: one read per chunk of providers, not a task and
         # a read per provider (a work's 10,000 recipients cost 1.5 s of CPU that way).
-        found = await _until_done(
+        done = await _until_done(
             "webhook fan-out", event, self._with_webhooks, [p for p, _ in told]
         )
-        if found is None:
+        if done is None:
             return  # given up (logged)
-        hooked = found[0]
+        (hooked,) = done
         for provider_id, note in told:
             if provider_id in hooked:
                 self._spawn(self._deliver(provider_id, note.name, event))
@@ -275,12 +275,12 @@ class Webhooks:
         return None if lease is None else (target, lease)
 
     async def _deliver(self, provider_id: str, name: str, event: Delivered) -> None:
-        found = await _until_done(
+        done = await _until_done(
             "webhook claim", event, self._claim, provider_id, name, event.event_id
         )
-        if found is None:
+        if done is None:
             return  # given up (logged)
-        claimed = found[0]
+        (claimed,) = done
         if claimed is None:
             return  # no endpoint, or another process delivers it
         target, lease = claimed
