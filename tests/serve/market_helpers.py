@@ -71,6 +71,28 @@ def provider(
     return agent
 
 
+def hooked_provider(client: httpx.Client, endpoint: str, name: str = "HookBot") -> dict[str, Any]:
+    """A provider with a webhook `endpoint`, subscribed to TECHNOLOGY: its registration answer
+    (provider_id, api_key, api_secret, webhook_secret)."""
+    owner = sign_up(client, "Hooked", "PROVIDER")
+    body = {
+        "name": name,
+        "type": "AI_AGENT",
+        "capabilities": ["code_review"],
+        "category": "TECHNOLOGY",
+        "endpoint": endpoint,
+    }
+    response = client.post("/v1/providers", json=body, headers=owner.headers)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    subscription = {"provider_id": created["provider_id"], "categories": ["TECHNOLOGY"]}
+    subscribed = client.post(
+        "/v1/subscriptions", json=subscription, headers={"X-API-Key": created["api_key"]}
+    )
+    assert subscribed.status_code == 201, subscribed.text
+    return created
+
+
 def work_body(**changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "title": "Review Go microservices codebase",

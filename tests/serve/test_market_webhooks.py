@@ -13,8 +13,7 @@ import pytest
 
 from aex.core import verify_webhook_signature as verify_webhook
 from serve.stores.market_db import DATABASE_FILE
-from tests.serve.conftest import sign_up
-from tests.serve.market_helpers import consumer, submit_work
+from tests.serve.market_helpers import consumer, hooked_provider, submit_work
 from tests.serve.server import Server
 from tests.serve.webhook_receiver import Receiver
 
@@ -29,18 +28,8 @@ def receiver() -> Iterator[Receiver]:
 def test_work_is_pushed_signed_and_retried_after_a_failure(
     client: httpx.Client, receiver: Receiver
 ) -> None:
-    owner = sign_up(client, "Hooked", "PROVIDER")
-    body = {
-        "name": "HookBot",
-        "type": "AI_AGENT",
-        "capabilities": ["code_review"],
-        "category": "TECHNOLOGY",
-        "endpoint": receiver.url,
-    }
-    created = client.post("/v1/providers", json=body, headers=owner.headers).json()
+    created = hooked_provider(client, receiver.url)
     key = {"X-API-Key": created["api_key"]}
-    subscription = {"provider_id": created["provider_id"], "categories": ["TECHNOLOGY"]}
-    assert client.post("/v1/subscriptions", json=subscription, headers=key).status_code == 201
     work = submit_work(client, consumer(client), bid_window_seconds=300)
     deadline = time.monotonic() + 15
     while len(receiver.received) < 2:
@@ -84,19 +73,7 @@ def test_a_delivery_whose_claim_fails_for_a_moment_is_tried_again_and_delivered(
     database = sqlite3.connect(data_dir / DATABASE_FILE, isolation_level=None)
     try:
         with httpx.Client(base_url=server.url, timeout=10) as client:
-            owner = sign_up(client, "Hooked", "PROVIDER")
-            body = {
-                "name": "HookBot",
-                "type": "AI_AGENT",
-                "capabilities": ["code_review"],
-                "category": "TECHNOLOGY",
-                "endpoint": hook.url,
-            }
-            created = client.post("/v1/providers", json=body, headers=owner.headers).json()
-            subscription = {"provider_id": created["provider_id"], "categories": ["TECHNOLOGY"]}
-            key = {"X-API-Key": created["api_key"]}
-            subscribed = client.post("/v1/subscriptions", json=subscription, headers=key)
-            assert subscribed.status_code == 201, subscribed.text
+            hooked_provider(client, hook.url)
             database.execute("ALTER TABLE webhook_deliveries RENAME TO webhook_deliveries_away")
             work = submit_work(client, consumer(client), bid_window_seconds=300)
             time.sleep(1.0)  # the claim has failed at least once

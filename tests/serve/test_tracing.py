@@ -31,8 +31,7 @@ from serve.app import create_app
 from serve.settings import Settings
 from serve.stores.market_db import open_market_db
 from serve.telemetry import tracing
-from tests.serve.conftest import sign_up
-from tests.serve.market_helpers import Provider, bid, consumer, provider, work_body
+from tests.serve.market_helpers import Provider, bid, consumer, hooked_provider, provider, work_body
 from tests.serve.server import TEST_ENV, free_port
 from tests.serve.webhook_receiver import Receiver
 
@@ -186,19 +185,7 @@ def test_a_webhook_call_carries_the_traceparent_of_the_request_that_caused_it(
 ) -> None:
     receiver = Receiver()
     try:
-        owner = sign_up(client, "Hooked", "PROVIDER")
-        body = {
-            "name": "TracedBot",
-            "type": "AI_AGENT",
-            "capabilities": ["code_review"],
-            "category": "TECHNOLOGY",
-            "endpoint": receiver.url,
-        }
-        created = client.post("/v1/providers", json=body, headers=owner.headers)
-        assert created.status_code == 201, created.text
-        key = {"X-API-Key": created.json()["api_key"]}
-        subscription = {"provider_id": created.json()["provider_id"], "categories": ["TECHNOLOGY"]}
-        assert client.post("/v1/subscriptions", json=subscription, headers=key).status_code == 201
+        hooked_provider(client, receiver.url, name="TracedBot")
         buyer = consumer(client)
         trace_id, traceparent = new_trace()
         response = client.post(

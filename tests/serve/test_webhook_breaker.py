@@ -12,8 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serve.conftest import sign_up
-from tests.serve.market_helpers import consumer, submit_work
+from tests.serve.market_helpers import consumer, hooked_provider, submit_work
 from tests.serve.server import OPERATOR_KEY, Server
 from tests.serve.webhook_receiver import Receiver
 
@@ -37,18 +36,7 @@ def test_a_failing_webhook_host_trips_its_breaker_and_is_left_alone(
     server = Server(tmp_path / "data", env=env).start()
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
-            owner = sign_up(client, "Hooked", "PROVIDER")
-            body = {
-                "name": "HookBot",
-                "type": "AI_AGENT",
-                "capabilities": ["code_review"],
-                "category": "TECHNOLOGY",
-                "endpoint": failing.url,
-            }
-            created = client.post("/v1/providers", json=body, headers=owner.headers).json()
-            key = {"X-API-Key": created["api_key"]}
-            subscription = {"provider_id": created["provider_id"], "categories": ["TECHNOLOGY"]}
-            assert client.post("/v1/subscriptions", json=subscription, headers=key).status_code
+            hooked_provider(client, failing.url)
             acme = consumer(client, plan="BUSINESS")
             for _ in range(WORKS):
                 submit_work(client, acme, bid_window_seconds=300)
