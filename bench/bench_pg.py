@@ -13,6 +13,8 @@
    goes on (counted in `ledger_hold_refills`; the clock covers captures only).
    Also timed and reported, in its own window of the same round: "award escrow +
    settlement", a Hold then its Capture, two ledger transactions, the figure measured before.
+   Also printed: the CPU µs per transaction of each side (the machine's busy time over each
+   window, /proc/stat; and the capture clients' own), which is what the ratio comes from.
 2. API requests/s of an authenticated GET /v1/balance with one server process against two
    (`aex serve --workers 2`, the `make run-cluster` mode), load from wrk (or httpx) on loopback.
 
@@ -81,8 +83,18 @@ def _pgbench_init(database: str) -> None:
     )
 
 
-def _pgbench(database: str) -> float:
+def _busy_s() -> float:
+    """CPU seconds the whole machine has spent busy (not idle, not waiting on I/O) since boot,
+    from /proc/stat: both sides of a window are CPU-bound here, so the ratio of the rates is
+    the inverse ratio of the CPU each transaction costs (docs/scale-out.md)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _pgbench(database: str) -> tuple[float, float]:
+    """pgbench's tps and the machine's CPU µs per TPC-B transaction."""
     base = _pgbench_base()
+    busy_s = _busy_s()
     output = subprocess.run(
         ["pgbench", "-c", "4", "-j", "2", "-T", str(SECONDS), *base, database],
         check=True,
@@ -92,8 +104,11 @@ def _pgbench(database: str) -> float:
     found = re.search(r"tps = ([\d.]+) \((?:without|excluding)", output) or re.search(
         r"tps = ([\d.]+)", output
     )
+    busy_s = _busy_s() - busy_s
     assert found is not None, output
-    return float(found.group(1))
+    processed = re.search(r"number of transactions actually processed: (\d+)", output)
+    assert processed is not None, output
+    return float(found.group(1)), busy_s / int(processed.group(1)) * 1e6
 
 
 def _place_holds(store: Any, payers: list[str], hold_ids: list[str]) -> None:
@@ -130,8 +145,9 @@ def _settle(url: str, process: int, seconds: float, stock: int, queue: Any, go: 
     go.wait(timeout=300)  # all processes measure the same seconds
     settled = refills = 0
     remaining_s = seconds
+    client_cpu_s = 0.0
     while True:
-        start_s = time.perf_counter()
+        start_s, start_cpu_s = time.perf_counter(), time.process_time()
         end_s = start_s + remaining_s
         while time.perf_counter() < end_s and (not stock or settled < len(hold_ids)):
             payee = f"tenant:q{(settled * 7 + process) % PAYEES}:USD"
@@ -148,6 +164,7 @@ def _settle(url: str, process: int, seconds: float, stock: int, queue: Any, go: 
             assert not hasattr(captured, "reason"), captured
             settled += 1
         remaining_s -= time.perf_counter() - start_s
+        client_cpu_s += time.process_time() - start_cpu_s
         if remaining_s <= 0:
             break
         more = [f"h{tag}x{n}" for n in range(len(hold_ids), len(hold_ids) + stock)]
@@ -155,17 +172,22 @@ def _settle(url: str, process: int, seconds: float, stock: int, queue: Any, go: 
         hold_ids += more
         refills += 1
     store.close()
-    queue.put(("done", settled, seconds - remaining_s, ledger.retries, refills))
+    queue.put(("done", settled, seconds - remaining_s, ledger.retries, refills, client_cpu_s))
 
 
 class _Window:
     """One timed window of LEDGER_PROCESSES processes."""
 
-    def __init__(self, results: list[tuple[Any, ...]]) -> None:
+    def __init__(self, results: list[tuple[Any, ...]], busy_s: float) -> None:
         self.per_process = [r[1] for r in results]
         self.per_s = float(sum(r[1] / r[2] for r in results))
         self.retries = sum(r[3] for r in results)
         self.refills = sum(r[4] for r in results)
+        settled = sum(self.per_process)
+        # CPU µs per operation: the client processes' own, and the whole machine's (clients,
+        # PostgreSQL, the rest) over the window; a refill's CPU is in the latter only.
+        self.client_cpu_us = sum(r[5] for r in results) / settled * 1e6
+        self.machine_cpu_us = busy_s / settled * 1e6
 
 
 def _ledger_window(database: str, stock: int) -> _Window:
@@ -182,8 +204,10 @@ def _ledger_window(database: str, stock: int) -> _Window:
     for process in processes:
         process.start()
     results = [queue.get(timeout=300) for _ in range(LEDGER_PROCESSES)]
+    busy_s = _busy_s()
     go.set()
     results += [queue.get(timeout=300) for _ in range(LEDGER_PROCESSES)]
+    busy_s = _busy_s() - busy_s
     for process in processes:
         process.join(timeout=60)
     done = [r for r in results if r[0] == "done"]
@@ -193,7 +217,7 @@ def _ledger_window(database: str, stock: int) -> _Window:
             "SELECT currency, sum(amount_minor) FROM aex.postings GROUP BY currency"
         ).fetchall()
     assert all(total == 0 for _, total in totals), totals
-    return _Window(done)
+    return _Window(done, busy_s)
 
 
 def _start_cluster(workers: int, database: str, data_dir: Path) -> tuple[Any, str]:
@@ -248,10 +272,13 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         # two figures measured minutes apart would measure the drift.
         _pgbench_init(database)
         pgbench_runs: list[float] = []
+        pgbench_cpu_us: list[float] = []
         both_runs: list[_Window] = []
         capture_runs: list[_Window] = []
         for _ in range(ROUNDS):
-            pgbench_runs.append(_pgbench(database))
+            tps, cpu_us = _pgbench(database)
+            pgbench_runs.append(tps)
+            pgbench_cpu_us.append(cpu_us)
             both_runs.append(_ledger_window(database, stock=0))
             stock = max(
                 HOLDS_STOCK_MIN,
@@ -286,6 +313,11 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         "award_escrow_plus_settlement_per_s_runs": [round(t) for t in both],
         "award_escrow_plus_settlement_per_s": round(statistics.median(both), 1),
         "award_escrow_plus_settlement_vs_pgbench": round(ratio(both_runs), 3),
+        # Where the ratio comes from: CPU µs per transaction, medians (the machine's busy
+        # time over each window; the client processes' own for the captures).
+        "pgbench_machine_cpu_us_per_txn": round(statistics.median(pgbench_cpu_us)),
+        "capture_machine_cpu_us": round(statistics.median(w.machine_cpu_us for w in capture_runs)),
+        "capture_client_cpu_us": round(statistics.median(w.client_cpu_us for w in capture_runs)),
         "ledger_lost_race_retries": sum(w.retries for w in capture_runs + both_runs),
         "ledger_hold_refills": sum(w.refills for w in capture_runs),
         "cores": os.cpu_count(),

@@ -4,8 +4,10 @@ PostgreSQL (the local server; each test gets a fresh schema, dropped afterwards)
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
 from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,3 +91,16 @@ def _postgres(tmp_path: Path) -> Generator[Stores]:
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
     factories = {"sqlite": _sqlite, "postgres": _postgres}
     yield from factories[request.param](tmp_path)
+
+
+@contextmanager
+def write_lock_held(database: Path) -> Iterator[None]:
+    """Another connection holds the SQLite file's write lock for the block, as a second
+    process, a long backup or the CLI would."""
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()

@@ -11,7 +11,6 @@ file's write lock:
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from decimal import Decimal
@@ -20,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from serve.stores.market_db import DATABASE_FILE
+from tests.conftest import write_lock_held
 from tests.serve.market_helpers import balance, bid, consumer, provider, submit_work
 from tests.serve.server import Server
 
@@ -42,9 +42,7 @@ def test_bids_that_time_out_behind_a_held_write_lock_do_not_stop_later_bids(
                 with httpx.Client(base_url=server.url, timeout=30) as own:
                     answers[n] = bid(own, agents[n], work_id, price=100 + n).status_code
 
-            holder = sqlite3.connect(data_dir / DATABASE_FILE, isolation_level=None)
-            holder.execute("BEGIN IMMEDIATE")  # the write lock, as a long backup or CLI would
-            try:
+            with write_lock_held(data_dir / DATABASE_FILE):
                 # The first bid's write is taken by the writer, which waits for the lock; the
                 # second queues behind it. Both callers time out.
                 first = threading.Thread(target=send, args=(0,))
@@ -53,9 +51,6 @@ def test_bids_that_time_out_behind_a_held_write_lock_do_not_stop_later_bids(
                 second = threading.Thread(target=send, args=(1,))
                 second.start()
                 time.sleep(STALL_S)
-            finally:
-                holder.execute("ROLLBACK")
-                holder.close()
             first.join(timeout=30)
             second.join(timeout=30)
             assert answers == {0: 504, 1: 504}
@@ -86,18 +81,13 @@ def test_writes_behind_a_lock_held_past_the_busy_timeout_answer_503_and_later_on
             deposit = {"tenant_id": tenant.tenant_id, "amount": "5", "currency": "USD"}
             before = balance(client, tenant)
 
-            holder = sqlite3.connect(data_dir / DATABASE_FILE, isolation_level=None)
-            holder.execute("BEGIN IMMEDIATE")
-            try:
+            with write_lock_held(data_dir / DATABASE_FILE):
                 started_s = time.monotonic()
                 refused = [
                     client.post("/v1/deposits", json=deposit, headers=tenant.headers),
                     bid(client, agent, work_id, price=120),
                 ]
                 waited_s = time.monotonic() - started_s
-            finally:
-                holder.execute("ROLLBACK")
-                holder.close()
             for answer in refused:
                 assert answer.status_code == 503, answer.text
                 assert answer.json()["type"].endswith("/dependency-unavailable")

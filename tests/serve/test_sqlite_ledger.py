@@ -14,6 +14,7 @@ from aex.core import Money
 from aex.core.ledger import Applied, Deposit
 from serve.settlement.sqlite_ledger import SqliteLedger
 from serve.stores.sqlite import SqliteStore
+from tests.conftest import write_lock_held
 
 WALLET = "tenant:a:USD"
 
@@ -36,18 +37,13 @@ def test_an_operation_whose_caller_went_away_while_it_waited_is_not_applied(
 
     async def scenario() -> None:
         assert isinstance(await ledger.submit(_deposit("d0", 1)), Applied)
-        holder = sqlite3.connect(path, isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")  # the writer's next BEGIN waits for this lock
-        try:
+        with write_lock_held(path):  # the writer's next BEGIN waits for this lock
             first = asyncio.ensure_future(ledger.submit(_deposit("d1", 10)))
             await asyncio.sleep(0.2)  # taken into a batch, waiting in BEGIN
             second = asyncio.ensure_future(ledger.submit(_deposit("d2", 100)))
             await asyncio.sleep(0.05)
             second.cancel()  # its caller timed out while it was queued
             first.cancel()  # its caller goes too, but it was taken: it commits
-        finally:
-            holder.execute("ROLLBACK")
-            holder.close()
         later = await asyncio.wait_for(ledger.submit(_deposit("d3", 1_000)), timeout=10)
         assert isinstance(later, Applied)
 
@@ -64,14 +60,11 @@ def test_a_batch_that_cannot_begin_fails_its_callers_and_the_next_one_goes_throu
 
     async def scenario() -> None:
         assert isinstance(await ledger.submit(_deposit("d0", 1)), Applied)
-        holder = sqlite3.connect(path, isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")  # held past the ledger's busy timeout
-        try:
-            with pytest.raises(sqlite3.OperationalError, match="locked"):
-                await asyncio.wait_for(ledger.submit(_deposit("d1", 10)), timeout=10)
-        finally:
-            holder.execute("ROLLBACK")
-            holder.close()
+        with (  # the lock held past the ledger's busy timeout
+            write_lock_held(path),
+            pytest.raises(sqlite3.OperationalError, match="locked"),
+        ):
+            await asyncio.wait_for(ledger.submit(_deposit("d1", 10)), timeout=10)
         again = await asyncio.wait_for(ledger.submit(_deposit("d1", 10)), timeout=10)
         assert isinstance(again, Applied)
         assert not again.replayed  # the refused one wrote nothing
