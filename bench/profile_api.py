@@ -47,22 +47,18 @@ RATE_HZ = 200
 # The application's ASGI layers, outermost first (serve/app.py create_app), then Litestar's
 # router and the route's handler: a frame of each, as py-spy names it.
 LAYERS: tuple[tuple[str, str], ...] = (
-    ("metrics", "MetricsMiddleware.__call__ (serve/notifications/events.py)"),
-    ("request id", "RequestIdMiddleware.__call__ (serve/gateway/edge.py)"),
-    ("tracing", "TracingMiddleware.__call__ (serve/telemetry/tracing.py)"),
-    ("access log", "JsonLogMiddleware.__call__ (serve/gateway/edge.py)"),
-    ("recovery", "RecoveryMiddleware.__call__ (serve/gateway/edge.py)"),
-    ("cors", "CorsMiddleware.__call__ (serve/gateway/edge.py)"),
-    ("timeout", "TimeoutMiddleware.__call__ (serve/gateway/middleware.py)"),
-    ("unknown path", "UnknownPathMiddleware.__call__ (serve/gateway/edge.py)"),
-    ("rate limit + authentication", "RateLimitMiddleware.__call__ (serve/gateway/middleware.py)"),
-    (
-        "auth (payload quota, tenant header)",
-        "AuthMiddleware.__call__ (serve/gateway/middleware.py)",
-    ),
+    ("gateway (the spec's stack, one layer)", "Gateway.__call__ (serve/gateway/pipeline.py)"),
     ("location", "LocationMiddleware.__call__ (serve/gateway/locations.py)"),
     ("idempotency", "IdempotencyMiddleware.__call__ (serve/gateway/middleware.py)"),
     ("litestar (routing, parsing, response)", "Litestar.__call__ (litestar/app.py)"),
+)
+# The gateway's own work, split by the rule it runs (serve/gateway/pipeline.py): a row each,
+# its share of the samples with the frame on the stack (part of the gateway's own row).
+GATEWAY_PARTS: tuple[tuple[str, str], ...] = (
+    ("  of which rate limit + authentication", "Admission.admit ("),
+    ("  of which access log", "AccessLog.request ("),
+    ("  of which trace span", "RequestSpan."),
+    ("  of which request metrics", "RequestMetrics.record ("),
 )
 # The route's own work inside Litestar (the controller method): a frame prefix per route.
 HANDLERS = {
@@ -103,12 +99,24 @@ class Layer:
     inclusive: float  # share of the working samples with this layer on the stack
     own: float  # inclusive minus the next layer's (outside a request: the samples in it)
     own_us_per_request: float
+    detail: bool = False  # a part of the row above it (the gateway's rules), not a row of the sum
 
 
 def _frames(line: str) -> tuple[list[str], int]:
     stack, _, count = line.rstrip("\n").rpartition(" ")
     # "Name (file.py:LINE)" -> "Name (file.py)": lines differ within one function.
     return [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")], int(count)
+
+
+def _in_request(frames: list[str], handler_prefix: str, count: int) -> dict[str, int]:
+    """The rows a sample inside a request counts for: each layer and gateway part on its
+    stack, and the handler."""
+    present = set(frames)
+    rows = [name for name, frame in LAYERS if frame in present]
+    rows += [name for name, prefix in GATEWAY_PARTS if any(f.startswith(prefix) for f in frames)]
+    if any(frame.startswith(handler_prefix) for frame in frames):
+        rows.append("handler")
+    return dict.fromkeys(rows, count)
 
 
 def layer_table(
@@ -129,22 +137,17 @@ def layer_table(
         if frames[-1] in WAITING:
             continue
         working += count
-        present = set(frames)
         if any(frame.startswith(SENDING_FRAME) for frame in frames):
             hits[SENDING] += count  # the answer going out: every layer's wrapper, the write
             continue
-        if LAYERS[0][1] not in present:
+        if LAYERS[0][1] not in frames:
             outside = next(
                 (name for name, prefix in OUTSIDE if any(f.startswith(prefix) for f in frames)),
                 OTHER,
             )
             hits[outside] += count
             continue
-        for name, frame in LAYERS:
-            if frame in present:
-                hits[name] += count
-        if any(frame.startswith(handler_prefix) for frame in frames):
-            hits["handler"] += count
+        hits.update(_in_request(frames, handler_prefix, count))
     if working == 0:
         return []
     rows = []
@@ -152,6 +155,10 @@ def layer_table(
         inner = hits[names[index + 1]] if index + 1 < len(names) else 0
         own = max(hits[name] - inner, 0) / working
         rows.append(Layer(name, hits[name] / working, own, own * cpu_us_per_request))
+        if index == 0:
+            for part, _ in GATEWAY_PARTS:
+                share = hits[part] / working
+                rows.append(Layer(part, share, share, share * cpu_us_per_request, detail=True))
     for name in [SENDING] + [name for name, _ in OUTSIDE] + [OTHER]:
         share = hits[name] / working
         rows.append(Layer(name, share, share, share * cpu_us_per_request))

@@ -1,10 +1,11 @@
 """The application factory: stores, the gateway pipeline, routes and the problem+json mapping.
 
-The spec's pipeline is built outside Litestar as plain ASGI layers, in the spec's order
-(request id → trace span → JSON logs → recovery → CORS → timeout → rate limit → auth; the
-span is serve/telemetry/tracing.py's, a no-op unless the process set up a tracer), so that every
-response, a 404 for an unknown path included, passes through all of them. Idempotency runs
-innermost (it needs the authenticated tenant), then Litestar routes the request.
+The spec's pipeline is built outside Litestar as one ASGI layer, the gateway
+(serve/gateway/pipeline.py), in the spec's order (request id → trace span → JSON logs →
+recovery → CORS → timeout → rate limit → auth), so that every response, a 404 for an unknown
+path included, passes through all of them. Idempotency runs inside it (it needs the
+authenticated tenant), then Litestar routes the request; the gateway answers the plain case of
+a hot read (`GET /v1/balance`) itself, with the same service and the same JSON.
 """
 
 from __future__ import annotations
@@ -41,26 +42,16 @@ from serve.gateway.callers import (
     SECURITY_SCHEMES,
     admitting,
     declare_security,
+    declared_scope_of,
     needs,
     require_scope,
     route_scopes,
 )
-from serve.gateway.edge import (
-    CorsMiddleware,
-    JsonLogMiddleware,
-    RecoveryMiddleware,
-    RequestIdMiddleware,
-    UnknownPathMiddleware,
-)
+from serve.gateway.edge import Cors
 from serve.gateway.locations import LocationMiddleware, document_locations
-from serve.gateway.middleware import (
-    UNLIMITED_ROUTES,
-    AuthMiddleware,
-    IdempotencyMiddleware,
-    RateLimitMiddleware,
-    TimeoutMiddleware,
-)
+from serve.gateway.middleware import UNLIMITED_ROUTES, Admission, IdempotencyMiddleware
 from serve.gateway.openapi import describe, narrow_problems, shapes
+from serve.gateway.pipeline import Gateway, HotRoute
 from serve.gateway.problems import PROBLEM_RESPONSES, problem_response
 from serve.gateway.schemas import StrictRequest, refuse_unknown_query
 from serve.identity.routes import OperatorController, TenantController, create_tenant
@@ -74,7 +65,7 @@ from serve.market.usecases import Market
 from serve.notifications.events import (
     EventHub,
     MarketMetrics,
-    MetricsMiddleware,
+    RequestMetrics,
     RouteLabels,
     StreamGate,
     metrics_process_exit,
@@ -87,14 +78,13 @@ from serve.registry.routes import ProviderController, SubscriptionController
 from serve.secret_box import SecretBox
 from serve.services import Identity, Registry
 from serve.settings import Settings
-from serve.settlement.routes import WalletController
+from serve.settlement.routes import BALANCE_PATH, WalletController, balance_hot_route
 from serve.settlement.sqlite_ledger import SqliteLedger
 from serve.settlement.wallets import Wallets
 from serve.stores.base import KeyCache, KeyStore, LedgerStore, RateLimitStore
 from serve.stores.market_db import MarketDb, PostgresMarketDb, SqliteMarketDb
 from serve.stores.memory import GcraRateLimiter, TtlKeyCache
 from serve.stores.sqlite import SqliteStore
-from serve.telemetry.tracing import TracingMiddleware
 from serve.tokenbank.routes import VOUCHER_HANDLERS
 from serve.tokenbank.vouchers import Vouchers
 
@@ -359,9 +349,7 @@ def create_app(settings: Settings) -> ASGIApp:
     routes = RouteLabels(route.path for route in litestar_app.routes)
     app: Any = IdempotencyMiddleware(litestar_app, store=store)
     app = LocationMiddleware(app, route_of=routes.label)  # replays carry it too
-    app = AuthMiddleware(app, metrics_public=settings.metrics_public)
-    app = RateLimitMiddleware(
-        app,
+    admission = Admission(
         metrics_public=settings.metrics_public,
         authenticator=authenticator,
         limiter=limiter,
@@ -370,14 +358,22 @@ def create_app(settings: Settings) -> ASGIApp:
         burst=settings.rate_limit_burst,
         anonymous_per_minute=settings.anonymous_requests_per_minute,
     )
-    app = UnknownPathMiddleware(app, serves=routes.serves)
-    app = TimeoutMiddleware(app, timeout_s=settings.request_timeout_s)
-    app = CorsMiddleware(app, origins=settings.cors_origins)
-    app = RecoveryMiddleware(app)
-    app = JsonLogMiddleware(app)
-    # serve/telemetry/tracing.py: a no-op unless configured
-    app = TracingMiddleware(app, routes.label)
-    return MetricsMiddleware(RequestIdMiddleware(app), metrics, routes)
+    # serve/gateway/pipeline.py: the spec's middleware stack, in one layer
+    return Gateway(
+        app,
+        routes=routes,
+        metrics=RequestMetrics(metrics, routes),
+        admission=admission,
+        cors=Cors(settings.cors_origins),
+        timeout_s=settings.request_timeout_s,
+        hot_routes=_hot_routes(litestar_app),
+    )
+
+
+def _hot_routes(litestar_app: Any) -> dict[str, HotRoute]:
+    # Each with the scope its Litestar route declares: one declaration, both paths.
+    needed = declared_scope_of(litestar_app, "GET", BALANCE_PATH)
+    return {BALANCE_PATH: balance_hot_route(litestar_app.state.wallets, needed)}
 
 
 def app_from_env() -> ASGIApp:

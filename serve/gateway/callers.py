@@ -79,6 +79,17 @@ def route_scopes(app: Litestar) -> list[RouteScope]:
     return sorted(table, key=lambda row: (row.path, row.method))
 
 
+def declared_scope_of(app: Litestar, method: str, path: str) -> AccessScope | str | None:
+    """The scope that the route `method path` (its template) declares; None for no route."""
+    for route in app.routes:
+        if route.path_format != path:
+            continue
+        for handler in getattr(route, "route_handlers", ()):
+            if method in handler.http_methods:
+                return declared_scope(handler)
+    return None
+
+
 # OpenAPI security schemes (components.securitySchemes), named by what the caller presents. The
 # operator key travels in the same header as a tenant or provider key (or as a Bearer token).
 API_KEY_SCHEME: Final = "apiKey"

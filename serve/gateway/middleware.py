@@ -1,11 +1,12 @@
-"""The last layers of the spec's pipeline: timeout, rate limit, auth; then idempotency.
+"""The rules of the spec's last layers: rate limit and auth (`Admission`); then idempotency.
 
 Spec "Production Middleware Stack": "5. Timeout → 30s max request duration 6. RateLimit →
 Redis-backed, per-tenant enforcement 7. Auth → API key or JWT validation". Rate limiting runs
 before the auth decision, yet per tenant: it resolves the credential through the same cached
 `Authenticator` (no store write) and limits by tenant when the credential is good, by client
-address otherwise (so key guessing is rate limited too); `AuthMiddleware` then acts on the
-outcome it left in the scope: 401/403 problem+json, or the principal for the handlers. The
+address otherwise (so key guessing is rate limited too); then the decision on the credential:
+401/403 problem+json, or the principal for the handlers. The timeout is the gateway's
+(serve/gateway/pipeline.py), which runs these in one ASGI layer. The
 client address is the TCP peer's unless `aex serve` was told of a trusted proxy
 (AEX_TRUSTED_PROXIES); `/health` and `/ready` are never limited. Which scope a route needs is
 checked after routing (serve/gateway/callers.py `require_scope`).
@@ -13,7 +14,6 @@ checked after routing (serve/gateway/callers.py `require_scope`).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import json
@@ -48,7 +48,6 @@ from serve.gateway.problems import ProblemError, problem_for_rejected
 from serve.identity.security import Authenticator, Principal, PrincipalKind, now_ms
 from serve.stores.base import IdempotencyStore, RateLimitStore, StoredResponse
 
-AUTH_SCOPE_KEY = "aex.auth"
 # Routes that take no credential: sign-up, health and readiness, the OpenAPI document.
 PUBLIC_ROUTES = frozenset({("POST", "/v1/tenants"), ("GET", "/health"), ("GET", "/ready")})
 # The dashboard takes no API key at the edge: it signs in into its own read-only cookie
@@ -111,36 +110,13 @@ def is_public(scope: Scope, *, metrics_public: bool = False) -> bool:
 STREAMING_PATHS = frozenset({"/v1/notifications/stream", "/dashboard/stream"})
 
 
-class TimeoutMiddleware:
-    def __init__(self, app: ASGIApp, *, timeout_s: float) -> None:
-        self.app = app
-        self.timeout_s = timeout_s
+class Admission:
+    """Spec 6 and 7: the rate limit, then the credential's decision (401/403, the payload
+    quota, X-Tenant-ID stripped and re-set). The gateway (serve/gateway/pipeline.py) asks it
+    once per request, after the unknown-path refusal."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in STREAMING_PATHS:
-            await self.app(scope, receive, send)
-            return
-        started = [False]
-
-        async def send_tracked(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                started[0] = True
-            await send(message)
-
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                await self.app(scope, receive, send_tracked)
-        except TimeoutError:
-            if started[0]:
-                raise
-            detail = f"no answer within {self.timeout_s:g} s"
-            await send_problem(scope, send, ProblemError(504, "timeout", detail))
-
-
-class RateLimitMiddleware:
     def __init__(
         self,
-        app: ASGIApp,
         *,
         authenticator: Authenticator,
         limiter: RateLimitStore,
@@ -151,7 +127,6 @@ class RateLimitMiddleware:
         metrics_public: bool = False,
         clock_s: Callable[[], float] = time.time,
     ) -> None:
-        self.app = app
         self.metrics_public = metrics_public
         self.authenticator = authenticator
         self.limiter = limiter
@@ -161,34 +136,27 @@ class RateLimitMiddleware:
         self.anonymous_per_minute = anonymous_per_minute
         self.clock_s = clock_s
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (scope["method"], scope["path"]) in UNLIMITED_ROUTES:
-            await self.app(scope, receive, send)
-            return
+    def admit(self, scope: Scope, answer_headers: list[tuple[bytes, bytes]]) -> ProblemError | Plan:
+        """A refusal, or the plan whose payload quota the request's body is held to (the
+        request goes on: the scope carries its principal). The rate-limit headers that every
+        answer to the request carries are appended to `answer_headers`."""
+        if (scope["method"], scope["path"]) in UNLIMITED_ROUTES:
+            return self._authorize(scope, None)
         outcome = self._authenticate(scope)
-        scope[AUTH_SCOPE_KEY] = outcome
         principal = outcome if isinstance(outcome, Principal) else None
         bucket, per_minute = self._bucket(scope, principal)
         now_s = self.clock_s()
         decision = self.limiter.acquire(
             bucket, per_minute=per_minute, burst=min(self.burst, per_minute), now_s=now_s
         )
-        rate_headers = [
+        answer_headers += (
             (b"x-ratelimit-limit", str(decision.limit).encode()),
             (b"x-ratelimit-remaining", str(decision.remaining).encode()),
             (b"x-ratelimit-reset", str(decision.reset_epoch_s).encode()),
-        ]
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *rate_headers]
-            await send(message)
-
+        )
         if not decision.allowed:
             retry = {"Retry-After": str(decision.retry_after_s)}
-            problem = ProblemError(429, "rate-limited", f"{per_minute}/minute", headers=retry)
-            await send_problem(scope, send_with_headers, problem)
-            return
+            return ProblemError(429, "rate-limited", f"{per_minute}/minute", headers=retry)
         if principal is not None and principal.kind is not PrincipalKind.OPERATOR:
             daily = self.limiter.count_today(bucket, day=int(now_s // _DAY_S))
             rejected = check_daily_requests_quota(
@@ -197,11 +165,12 @@ class RateLimitMiddleware:
             if rejected is not None:
                 problem = problem_for_rejected(rejected)
                 problem.headers["Retry-After"] = str(_DAY_S - int(now_s) % _DAY_S)
-                await send_problem(scope, send_with_headers, problem)
-                return
-        await self.app(scope, receive, send_with_headers)
+                return problem
+        return self._authorize(scope, outcome)
 
     def _authenticate(self, scope: Scope) -> Principal | ProblemError | None:
+        # Rate limiting is per tenant, so the credential is resolved first (the cached
+        # Authenticator: no store write); a bad one is acted on after the limit.
         if is_public(scope, metrics_public=self.metrics_public):
             return None
         try:
@@ -220,28 +189,15 @@ class RateLimitMiddleware:
             return "operator", per_minute
         return f"tenant:{principal.tenant_id}", per_minute
 
-
-class AuthMiddleware:
-    """Acts on the credential: 401/403, the payload quota, X-Tenant-ID stripped and re-set."""
-
-    def __init__(self, app: ASGIApp, *, metrics_public: bool = False) -> None:
-        self.app = app
-        self.metrics_public = metrics_public
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def _authorize(
+        self, scope: Scope, outcome: Principal | ProblemError | None
+    ) -> ProblemError | Plan:
+        if isinstance(outcome, ProblemError):
+            return outcome
+        if outcome is None and not is_public(scope, metrics_public=self.metrics_public):
+            return ProblemError(401, "credential-missing", "send X-API-Key or a Bearer JWT")
         # Spec: "External clients cannot set X-Tenant-ID directly (gateway strips it)".
         headers = [(k, v) for k, v in scope["headers"] if k != b"x-tenant-id"]
-        outcome = scope.get(AUTH_SCOPE_KEY)
-        if isinstance(outcome, ProblemError):
-            await send_problem(scope, send, outcome)
-            return
-        if outcome is None and not is_public(scope, metrics_public=self.metrics_public):
-            problem = ProblemError(401, "credential-missing", "send X-API-Key or a Bearer JWT")
-            await send_problem(scope, send, problem)
-            return
         principal: Principal | None = outcome
         if principal is not None and principal.tenant_id is not None:
             headers.append((b"x-tenant-id", principal.tenant_id.encode()))
@@ -252,13 +208,13 @@ class AuthMiddleware:
         if declared is not None and declared.isdigit():
             rejected = check_payload_quota(plan, int(declared))
             if rejected is not None:
-                await send_problem(scope, send, problem_for_rejected(rejected))
-                return
-        await self.app(scope, _counting(receive, plan), send)
+                return problem_for_rejected(rejected)
+        return plan
 
 
-def _counting(receive: Receive, plan: Plan) -> Receive:
-    # A body without Content-Length (chunked) is counted as it streams in.
+def counting(receive: Receive, plan: Plan) -> Receive:
+    """`receive`, held to the plan's payload quota: a body without Content-Length (chunked)
+    is counted as it streams in."""
     seen = [0]
 
     async def counted() -> Message:

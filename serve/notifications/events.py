@@ -50,7 +50,6 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from aex.core import limits
 from aex.core.notifications import Notification, provider_notification
 from serve.breakers import log_failure
-from serve.gateway.asgi import ASGIApp, Message, Receive, Scope, Send
 from serve.gateway.problems import FieldError, ProblemError
 from serve.identity.security import Principal
 from serve.stores.base import KeyStore
@@ -506,38 +505,23 @@ def _segments(path: str) -> tuple[str, ...]:
     return tuple(part for part in path.split("/") if part)
 
 
-class MetricsMiddleware:
-    """Counts every HTTP request and its latency (outermost, so refusals count too)."""
+class RequestMetrics:
+    """Counts every HTTP request and its latency, refusals too (the gateway records each
+    request last, serve/gateway/pipeline.py)."""
 
-    def __init__(self, app: ASGIApp, metrics: MarketMetrics, routes: RouteLabels) -> None:
-        self.app = app
+    def __init__(self, metrics: MarketMetrics, routes: RouteLabels) -> None:
         self.metrics = metrics
         self.routes = routes
         # This app's series, kept (bounded by its routes): not a cache on the class, which
         # would keep every app's metrics alive.
         self._series = functools.lru_cache(ROUTE_LABELS_CACHED_MAX)(self._labelled)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        status = [500]
-
-        async def send_tracked(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_tracked)
-        finally:
-            route = self.routes.label(scope["path"])
-            method = scope["method"] if scope["method"] in HTTP_METHODS else "OTHER"
-            counted, timed = self._series(method, route, status[0])
-            counted.inc()
-            timed.observe(loop.time() - started)
+    def record(self, method: str, path: str, status: int, latency_s: float) -> None:
+        counted, timed = self._series(
+            method if method in HTTP_METHODS else "OTHER", self.routes.label(path), status
+        )
+        counted.inc()
+        timed.observe(latency_s)
 
     def _labelled(self, method: str, route: str, status: int) -> tuple[Any, Any]:
         """The labelled counter and histogram of a (method, route, status): bounded by the

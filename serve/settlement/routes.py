@@ -7,8 +7,10 @@ than these hot routes do themselves (bench/bench_api.py).
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -16,10 +18,11 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from aex.core import AccessScope
-from serve.gateway.asgi import IDEMPOTENCY_KEY_SCOPE_KEY
+from serve.gateway.asgi import IDEMPOTENCY_KEY_SCOPE_KEY, PRINCIPAL_SCOPE_KEY, Scope
 from serve.gateway.callers import needs, tenant_caller
 from serve.gateway.paging import Limit
-from serve.gateway.problems import PROBLEM_RESPONSES
+from serve.gateway.pipeline import HotRoute
+from serve.gateway.problems import PROBLEM_RESPONSES, ProblemError
 from serve.gateway.schemas import (
     BalanceView,
     DepositCreate,
@@ -27,10 +30,13 @@ from serve.gateway.schemas import (
     TransactionPage,
     WithdrawalCreate,
 )
-from serve.identity.security import Principal
+from serve.identity.security import Principal, PrincipalKind
 from serve.settlement.wallets import Wallets
 
-Currency = Annotated[str, Parameter(pattern=r"^[A-Z]{3}$", default="USD")]
+_CURRENCY = "[A-Z]{3}"
+DEFAULT_CURRENCY = "USD"
+Currency = Annotated[str, Parameter(pattern=f"^{_CURRENCY}$", default=DEFAULT_CURRENCY)]
+BALANCE_PATH = "/v1/balance"
 
 
 def _idempotency_key(request: Request[Any, Any, State]) -> str | None:
@@ -105,3 +111,37 @@ class WalletController(Controller):
         return _wallets(request).history(
             caller, currency, limit=limit, starting_after=starting_after
         )
+
+
+_CURRENCY_QUERY = re.compile(f"currency=({_CURRENCY})".encode())
+_encode = msgspec.json.Encoder().encode
+
+
+def balance_hot_route(wallets: Wallets, needed: AccessScope | str | None) -> HotRoute:
+    """`GET /v1/balance` in its plain case, answered by the gateway without Litestar's
+    per-request objects (serve/gateway/pipeline.py `HotRoute`): a tenant credential holding
+    the route's declared scope (`needed`, read from the Litestar route), no query or only a
+    well-formed `currency`. The same `Wallets.balance` and the same JSON as the route above;
+    every other request (each refusal included: another principal, a missing scope, an
+    unknown parameter, an unknown currency) goes to that route, which is its contract and its
+    OpenAPI declaration (tests/serve/test_hot_routes.py holds the two equal)."""
+
+    def answer(scope: Scope) -> bytes | None:
+        principal: Principal | None = scope.get(PRINCIPAL_SCOPE_KEY)
+        if principal is None or principal.kind is not PrincipalKind.TENANT:
+            return None
+        if needed is None or needed not in principal.scopes:
+            return None
+        query: bytes = scope["query_string"]
+        if not query:
+            currency = DEFAULT_CURRENCY
+        elif (given := _CURRENCY_QUERY.fullmatch(query)) is not None:
+            currency = given[1].decode()
+        else:
+            return None
+        try:
+            return _encode(wallets.balance(principal, currency))
+        except ProblemError:  # refused (an unknown currency): the route says so
+            return None
+
+    return answer

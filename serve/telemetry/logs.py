@@ -13,6 +13,7 @@ logged: the startup line names the backend's host, never a DSN's password or a k
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -31,7 +32,13 @@ UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 def rfc3339(epoch_s: float) -> str:
     """2026-12-02T18:00:00.123Z: UTC, milliseconds."""
     whole, millis = divmod(round(epoch_s * 1000), 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+    return f"{_second(whole)}.{millis:03d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _second(whole_s: int) -> str:
+    # Every access line asks for it: one strftime per second, not per line.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole_s))
 
 
 def context_fields() -> dict[str, str]:

@@ -1,12 +1,12 @@
 """OpenTelemetry traces: the HTTP request, the use case, the database transaction, the outbox.
 
 One trace runs from an HTTP request to the webhook call its event causes: the request's span
-(`TracingMiddleware`, the W3C `traceparent` it was sent honoured as the parent), a span per
-market use case (`traced`, serve/market/usecases.py), a span per database transaction (the drivers
-of serve/stores/market_db.py), and the transaction's outbox rows carry the trace context
-(`current_traceparent`, the outbox's `traceparent` column), so the relay to NATS JetStream
-sends it as a message header and the webhook delivery as a `traceparent` request header, each
-in a span of that trace.
+(`RequestSpan`, opened by the gateway; the W3C `traceparent` it was sent honoured as the
+parent), a span per market use case (`traced`, serve/market/usecases.py), a span per database
+transaction (the drivers of serve/stores/market_db.py), and the transaction's outbox rows carry
+the trace context (`current_traceparent`, the outbox's `traceparent` column), so the relay to
+NATS JetStream sends it as a message header and the webhook delivery as a `traceparent` request
+header, each in a span of that trace.
 
 Cost: until a provider is installed the tracer is OpenTelemetry's no-op tracer (no span, no
 context stored with an event: an app built in a test or a script). The server installs one per
@@ -36,13 +36,15 @@ from opentelemetry.trace import (
     Span,
     SpanContext,
     SpanKind,
+    Status,
+    StatusCode,
     TraceFlags,
     Tracer,
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 import aex
-from serve.gateway.asgi import ASGIApp, Message, Receive, Scope, Send, header
+from serve.gateway.asgi import Scope, header
 from serve.gateway.problems import REQUEST_ID_SCOPE_KEY
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -185,49 +187,50 @@ def headers_with_trace(headers: dict[str, str], traceparent: str | None) -> dict
     return {**headers, "traceparent": sent} if sent else headers
 
 
-class TracingMiddleware:
-    """A SERVER span around each HTTP request, child of a well-formed incoming `traceparent`.
-    With the no-op tracer it adds one context switch per request and records nothing."""
+class RequestSpan:
+    """The SERVER span of one HTTP request, child of a well-formed incoming `traceparent`,
+    current while the request runs (the gateway, serve/gateway/pipeline.py, opens and ends
+    it). With the no-op tracer there is none; with the ids-only tracer it records nothing
+    (no name, no attributes: ids only)."""
 
-    def __init__(self, app: ASGIApp, route: Callable[[str], str]) -> None:
-        self.app = app
-        self.route = route  # the route template of a path (span names of bounded cardinality)
+    __slots__ = ("_span", "_token")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _tracer is _NO_OP:
-            await self.app(scope, receive, send)
-            return
-        if _tracer is _IDS_ONLY:  # nothing recorded: no name, no attributes, ids only
-            incoming = header(scope, b"traceparent")
-            parent = _PROPAGATOR.extract({"traceparent": incoming}) if incoming else None
-            token = otel_context.attach(trace.set_span_in_context(_IDS_ONLY.start_span("", parent)))
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                otel_context.detach(token)
-            return
-        carrier = {
-            key.decode("latin-1"): value.decode("latin-1")
-            for key, value in scope.get("headers", ())
-            if key == b"traceparent"
-        }
-        method, route = scope["method"], self.route(scope["path"])
-        attributes = {
-            "http.request.method": method,
-            "http.route": route,
-            "url.path": scope["path"],
-            "aex.request_id": scope.get(REQUEST_ID_SCOPE_KEY, ""),
-        }
-        with _tracer.start_as_current_span(
-            f"{method} {route}",
-            context=_PROPAGATOR.extract(carrier) if carrier else None,
-            kind=SpanKind.SERVER,
-            attributes=attributes,
-        ) as current:
+    def __init__(self, span: Span, token: object) -> None:
+        self._span = span
+        self._token = token
 
-            async def send_traced(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    current.set_attribute("http.response.status_code", message["status"])
-                await send(message)
+    @staticmethod
+    def start(scope: Scope, route: Callable[[str], str]) -> RequestSpan | None:
+        """The request's span, made current; None with the no-op tracer. `route` gives the
+        template of a path (span names of bounded cardinality)."""
+        if _tracer is _NO_OP:
+            return None
+        incoming = header(scope, b"traceparent")
+        parent = _PROPAGATOR.extract({"traceparent": incoming}) if incoming else None
+        if _tracer is _IDS_ONLY:
+            started = _IDS_ONLY.start_span("", parent)
+        else:
+            method, template = scope["method"], route(scope["path"])
+            attributes = {
+                "http.request.method": method,
+                "http.route": template,
+                "url.path": scope["path"],
+                "aex.request_id": scope.get(REQUEST_ID_SCOPE_KEY, ""),
+            }
+            started = _tracer.start_span(
+                f"{method} {template}", context=parent, kind=SpanKind.SERVER, attributes=attributes
+            )
+        return RequestSpan(started, otel_context.attach(trace.set_span_in_context(started)))
 
-            await self.app(scope, receive, send_traced)
+    def end(self, status: int | None, error: BaseException | None) -> None:
+        """Ends the span: the answer's status (None if none was sent) and an error that
+        escaped the request, recorded as `start_as_current_span` records it."""
+        span = self._span
+        if span.is_recording():
+            if status is not None:
+                span.set_attribute("http.response.status_code", status)
+            if error is not None:
+                span.record_exception(error, escaped=True)
+                span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        span.end()
+        otel_context.detach(self._token)  # type: ignore[arg-type]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.profile_api import HANDLERS, LAYERS, OTHER, SENDING, layer_table
+from bench.profile_api import GATEWAY_PARTS, HANDLERS, LAYERS, OTHER, SENDING, layer_table
+
+GATEWAY = LAYERS[0][0]
 
 
 def _stack(depth: int, leaf: str = "work (x.py:1)") -> str:
@@ -22,7 +24,8 @@ def test_each_layer_owns_what_is_on_its_frame_and_not_on_the_next() -> None:
     lines = [
         f"{_stack(len(LAYERS), handler)} 30",  # in the handler
         f"{_stack(len(LAYERS))} 20",  # in Litestar, outside the handler
-        f"{_stack(1)} 10",  # in the metrics layer's own code
+        f"{_stack(1)} 4",  # in the gateway's own code
+        f"{_stack(1, 'Admission.admit (serve/gateway/middleware.py:7)')} 6",  # its rate limit
         f"{writer};Tx.execute (serve/market/usecases.py:5) 25",  # the request's write, elsewhere
         "Thread.run (threading.py:1);misc (y.py:2) 15",  # some other work
         "main (aex/cli.py:1);Runner.run (asyncio/runners.py:118) 400",  # the loop waiting
@@ -31,8 +34,9 @@ def test_each_layer_owns_what_is_on_its_frame_and_not_on_the_next() -> None:
     lines.append(f"{_stack(len(LAYERS))};{sending} 25")  # the answer going out
     rows = {row.name: row for row in layer_table(lines, HANDLERS["balance"], 200.0)}
     # Of the 125 working samples (the waiting loop's are left out):
-    assert rows["metrics"].inclusive == pytest.approx(60 / 125)
-    assert rows["metrics"].own == pytest.approx(10 / 125)
+    assert rows[GATEWAY].inclusive == pytest.approx(60 / 125)
+    assert rows[GATEWAY].own == pytest.approx(10 / 125)
+    assert rows[GATEWAY_PARTS[0][0]].own == pytest.approx(6 / 125)  # a part of the gateway's
     assert rows["litestar (routing, parsing, response)"].own == pytest.approx(20 / 125)
     assert rows["handler"].own == pytest.approx(30 / 125)
     assert rows["idempotency"].own == 0.0
@@ -40,9 +44,10 @@ def test_each_layer_owns_what_is_on_its_frame_and_not_on_the_next() -> None:
     assert rows["market writes (writer thread, group commit)"].own == pytest.approx(25 / 125)
     assert rows[OTHER].own == pytest.approx(15 / 125)
     # The CPU per request splits over all of them.
-    assert rows["metrics"].own_us_per_request == pytest.approx(16.0)
+    assert rows[GATEWAY].own_us_per_request == pytest.approx(16.0)
     assert rows["handler"].own_us_per_request == pytest.approx(48.0)
-    assert sum(row.own_us_per_request for row in rows.values()) == pytest.approx(200.0)
+    rows_of_the_sum = [row for row in rows.values() if not row.detail]
+    assert sum(row.own_us_per_request for row in rows_of_the_sum) == pytest.approx(200.0)
 
 
 def test_no_working_samples_no_table() -> None:
