@@ -59,6 +59,7 @@ GATEWAY_PARTS: tuple[tuple[str, str], ...] = (
     ("  of which access log", "AccessLog.request ("),
     ("  of which trace span", "RequestSpan."),
     ("  of which request metrics", "RequestMetrics.record ("),
+    ("  of which the hot route (balance: the read and the view)", "balance_hot_route."),
 )
 # The route's own work inside Litestar (the controller method): a frame prefix per route.
 HANDLERS = {

@@ -162,7 +162,8 @@ ENVIRONMENT: tuple[Variable, ...] = (
     Variable(
         "AEX_REQUEST_TIMEOUT_S",
         "30",
-        "the request timeout (the spec's 30 s), in (0, 600]",
+        "the request timeout (the spec's 30 s), in (0, 600]; a request is cut at most a"
+        " twentieth of it (50 ms to 1 s) after",
         GROUP_LIMITS,
         example="30",
     ),

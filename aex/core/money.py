@@ -18,9 +18,11 @@ from aex.core.reasons import MoneyRejectReason, Rejected
 __all__ = [
     "CURRENCY_EXPONENTS",
     "Money",
+    "check_currency",
     "div_floor",
     "div_round_half_even",
     "format_amount",
+    "format_minor",
     "parse_money",
 ]
 
@@ -82,8 +84,9 @@ def parse_money(
     decimal_value = _to_decimal(value)
     if isinstance(decimal_value, MoneyRejectReason):
         return Rejected(decimal_value, field, f"cannot read {value!r} as an amount")
-    if currency not in CURRENCY_EXPONENTS:
-        return Rejected(MoneyRejectReason.CURRENCY_UNKNOWN, "currency", f"{currency!r}")
+    unknown = check_currency(currency)
+    if unknown is not None:
+        return unknown
     exponent = CURRENCY_EXPONENTS[currency]
     scaled = decimal_value.scaleb(exponent)
     if scaled != scaled.to_integral_value():
@@ -96,6 +99,13 @@ def parse_money(
     if abs(amount_minor) > limits.amount_minor_max:
         return Rejected(MoneyRejectReason.AMOUNT_OUT_OF_RANGE, field, "amount too large")
     return Money(amount_minor, currency)
+
+
+def check_currency(currency: str) -> Rejected[MoneyRejectReason] | None:
+    """None for a currency AEX settles in; CURRENCY_UNKNOWN naming "currency" otherwise."""
+    if currency in CURRENCY_EXPONENTS:
+        return None
+    return Rejected(MoneyRejectReason.CURRENCY_UNKNOWN, "currency", f"{currency!r}")
 
 
 def _to_decimal(value: object) -> Decimal | MoneyRejectReason:
@@ -118,9 +128,15 @@ def _to_decimal(value: object) -> Decimal | MoneyRejectReason:
 
 def format_amount(money: Money) -> str:
     """Formats minor units back as a major-unit decimal string: Money(10010, "USD") -> "100.10"."""
-    exponent = CURRENCY_EXPONENTS[money.currency]
-    sign = "-" if money.amount_minor < 0 else ""
-    digits = str(abs(money.amount_minor)).rjust(exponent + 1, "0")
+    return format_minor(money.amount_minor, money.currency)
+
+
+def format_minor(amount_minor: int, currency: str) -> str:
+    """`format_amount` of an amount already held as minor units of a known currency (a stored
+    balance), without building its Money: format_minor(10010, "USD") -> "100.10"."""
+    exponent = CURRENCY_EXPONENTS[currency]
+    sign = "-" if amount_minor < 0 else ""
+    digits = str(abs(amount_minor)).rjust(exponent + 1, "0")
     if exponent == 0:
         return sign + digits
     return f"{sign}{digits[:-exponent]}.{digits[-exponent:]}"

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from serve.gateway.asgi import ASGIApp, Message, Receive, Scope, Send, send_problem
 from serve.gateway.edge import AccessLog, Cors, request_id_of
@@ -66,6 +66,7 @@ class Gateway:
         self.hot_routes = dict(hot_routes or {})  # by path, GET only
         self.access_log = access_log or AccessLog()
         self._timeout = f"no answer within {timeout_s:g} s"
+        self._deadlines = Deadlines(timeout_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -97,8 +98,7 @@ class Gateway:
                 await self._run(scope, receive, answer, rate_headers)
             else:
                 # 5. The timeout: 504 problem+json unless the answer had begun (then it is cut).
-                async with asyncio.timeout(self.timeout_s):
-                    await self._run(scope, receive, answer, rate_headers)
+                await self._deadlines.run(self._run(scope, receive, answer, rate_headers))
         except Exception as error:
             if status is None and not streaming and isinstance(error, TimeoutError):
                 await send_problem(scope, answer, ProblemError(504, "timeout", self._timeout))
@@ -159,3 +159,55 @@ class Gateway:
             await answer({"type": "http.response.body", "body": body})
             return
         await self.app(scope, counting(receive, admitted), answer)
+
+
+class Deadlines:
+    """The request timeout of every request in flight, kept by one timer for all of them: a
+    request registers its task and deadline (a dict entry, not a timer of its own as
+    `asyncio.timeout` schedules: a fifth of a balance read's gateway time), and a sweep every
+    `tick_s` cancels the tasks whose deadline has passed, so that a request is cut at most
+    `tick_s` (a twentieth of the timeout, 50 ms to 1 s) after its deadline. The sweep runs only
+    while requests are in flight."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.tick_s = min(max(timeout_s / 20, 0.05), 1.0)
+        self._due: dict[asyncio.Task[object], float] = {}
+        self._expired: set[asyncio.Task[object]] = set()
+        self._sweeping: asyncio.AbstractEventLoop | None = None  # the loop a sweep is due on
+
+    async def run(self, request: Awaitable[None]) -> None:
+        """Awaits `request`, cancelled once its deadline has passed: TimeoutError then, as
+        `asyncio.timeout` raises it (a cancellation of another origin stays one)."""
+        task = self._enter()
+        try:
+            await request
+        except asyncio.CancelledError:
+            if task not in self._expired or task.uncancel() > 0:
+                raise
+            raise TimeoutError from None
+        finally:
+            self._due.pop(task, None)
+            self._expired.discard(task)
+
+    def _enter(self) -> asyncio.Task[object]:
+        task = asyncio.current_task()
+        assert task is not None, "a request runs in a task"
+        loop = asyncio.get_running_loop()
+        self._due[task] = loop.time() + self.timeout_s
+        if self._sweeping is not loop:
+            self._sweeping = loop
+            loop.call_later(self.tick_s, self._sweep, loop)
+        return task
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        for task, due in list(self._due.items()):
+            if due <= now:
+                del self._due[task]
+                self._expired.add(task)
+                task.cancel()
+        if self._due:
+            loop.call_later(self.tick_s, self._sweep, loop)
+        else:
+            self._sweeping = None

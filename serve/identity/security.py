@@ -105,6 +105,10 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+# Principals kept for the credentials in the key cache (a few per active key): beyond, all go.
+PRINCIPALS_KEPT_MAX = 10_000
+
+
 class Authenticator:
     def __init__(self, store: KeyStore, cache: KeyCache, *, operator_key: str, jwt_secret: str):
         self._store = store
@@ -114,6 +118,9 @@ class Authenticator:
         self._epoch = store.credentials_epoch()
         self._tenants: dict[str, tuple[float, TenantRecord | None]] = {}
         self._keys: dict[str, tuple[float, tuple[KeyRecord, ...]]] = {}
+        # The principal of each credential match the cache gave: a function of the match alone,
+        # so it is answered again while the cache gives the same match (the same object).
+        self._principals: dict[str, tuple[CredentialMatch, Principal]] = {}
 
     def authenticate(self, api_key: str | None, authorization: str | None) -> Principal | None:
         """The caller's principal, None when no credential was presented; raises ProblemError."""
@@ -130,6 +137,7 @@ class Authenticator:
             self._cache.clear()
             self._tenants.clear()
             self._keys.clear()
+            self._principals.clear()
             self._epoch = epoch
 
     def _api_key(self, presented: str) -> Principal:
@@ -142,6 +150,17 @@ class Authenticator:
             raise _unauthorized("credential-not-accepted", "X-API-Key")
         digest = credential_digest(presented)
         match = self._lookup(digest)
+        known = self._principals.get(digest)
+        if known is not None and known[0] is match:
+            return known[1]
+        principal = self._key_principal(digest, match)
+        if len(self._principals) >= PRINCIPALS_KEPT_MAX:
+            self._principals.clear()
+        if match is not None:
+            self._principals[digest] = (match, principal)
+        return principal
+
+    def _key_principal(self, digest: str, match: CredentialMatch | None) -> Principal:
         if match is None or not hmac.compare_digest(match.key.digest, digest):
             raise _unauthorized("credential-invalid", "X-API-Key")
         if match.key.revoked_at_ms is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from aex.core import Money, Rejected, format_amount, parse_money
+from aex.core import Money, Rejected, check_currency, format_amount, format_minor, parse_money
 from aex.core.ledger import Applied, Deposit, Wallet, Withdraw
 from aex.core.reasons import LedgerRejectReason
 from serve.gateway.paging import page_size
@@ -57,9 +57,9 @@ class Wallets:
 
     def balance(self, caller: Principal, currency: str) -> BalanceView:
         tenant_id = _tenant_of(caller)
-        checked = parse_money(0, currency)
-        if isinstance(checked, Rejected):
-            raise problem_for_rejected(checked)
+        unknown = check_currency(currency)
+        if unknown is not None:
+            raise problem_for_rejected(unknown)
         wallet = self.ledger.wallet(wallet_id(tenant_id, currency))
         return _balance(tenant_id, currency, wallet)
 
@@ -83,11 +83,11 @@ class Wallets:
                 r.entry_id,
                 r.operation_id,
                 r.kind,
-                _amount(r.available_change_minor, r.currency),
-                _amount(r.held_change_minor, r.currency),
+                format_minor(r.available_change_minor, r.currency),
+                format_minor(r.held_change_minor, r.currency),
                 r.currency,
                 r.created_at_ms,
-                _amount(r.credit_change_minor, r.currency),
+                format_minor(r.credit_change_minor, r.currency),
             )
             for r in rows[:limit]
         ]
@@ -120,9 +120,9 @@ def _balance(tenant_id: str, currency: str, wallet: Wallet | None) -> BalanceVie
     return BalanceView(
         tenant_id,
         currency,
-        _amount(wallet.available_minor, currency),
-        _amount(wallet.held_minor, currency),
-        _amount(wallet.credit_minor, currency),
+        format_minor(wallet.available_minor, currency),
+        format_minor(wallet.held_minor, currency),
+        format_minor(wallet.credit_minor, currency),
         expires,
     )
 
@@ -152,7 +152,3 @@ def _operation_id(prefix: str, idempotency_key: str | None) -> str:
 def _tenant_of(caller: Principal) -> str:
     assert caller.tenant_id is not None
     return caller.tenant_id
-
-
-def _amount(amount_minor: int, currency: str) -> str:
-    return format_amount(Money(amount_minor, currency))

@@ -12,6 +12,7 @@ from aex.core import limits
 from aex.core.money import (
     CURRENCY_EXPONENTS,
     Money,
+    check_currency,
     div_floor,
     div_round_half_even,
     format_amount,
@@ -89,6 +90,20 @@ def test_format_amount_writes_major_units(money: Money, text: str) -> None:
 def test_format_then_parse_round_trips(amount_minor: int, currency: str) -> None:
     money = Money(amount_minor, currency)
     assert parse_money(format_amount(money), currency) == money
+
+
+@given(currency=st.text(alphabet="ABCDEGJKLPRSUWYZ", min_size=0, max_size=4))
+def test_check_currency_refuses_what_parse_money_refuses_as_a_currency(currency: str) -> None:
+    checked = check_currency(currency)
+    parsed = parse_money(0, currency)
+    if currency in CURRENCY_EXPONENTS:
+        assert checked is None
+        assert parsed == Money(0, currency)
+    else:
+        assert checked == parsed
+        assert isinstance(checked, Rejected)
+        assert checked.reason is MoneyRejectReason.CURRENCY_UNKNOWN
+        assert checked.field == "currency"
 
 
 def test_money_refuses_a_float_amount() -> None:
