@@ -63,6 +63,7 @@ from serve.market.routes import metrics as metrics_route
 from serve.market.schemas import Health, Readiness
 from serve.market.usecases import Market
 from serve.notifications.events import (
+    DurableTail,
     EventHub,
     MarketMetrics,
     RequestMetrics,
@@ -71,7 +72,7 @@ from serve.notifications.events import (
     metrics_process_exit,
     reap_dead_metric_processes,
 )
-from serve.notifications.webhooks import Webhooks
+from serve.notifications.webhooks import WEBHOOK_TAIL, Webhooks
 from serve.registry.agentcard_routes import AGENT_CARD_HANDLERS
 from serve.registry.agentcards import AgentCards
 from serve.registry.routes import ProviderController, SubscriptionController
@@ -184,7 +185,9 @@ def build_litestar(
     market.committed.append(metrics.on_commit)  # counted once, by the committing process
     certificates = Certificates(market, settings.data_dir, endpoints)
     market.receipt_signer = certificates.keys.signer  # AP2 receipts: the CA's active key
-    hub.subscribe(webhooks.on_event)
+    # Webhooks tail the outbox from a saved cursor (an event committed when the process stops
+    # is still sent after a restart); streams follow the hub, from the outbox's head.
+    webhook_tail = DurableTail(db, WEBHOOK_TAIL, webhooks.fan_out, poll_ms=hub.poll_ms)
     state |= {
         "market": market,
         "agent_cards": AgentCards(market),
@@ -196,6 +199,7 @@ def build_litestar(
         "hub": hub,
         "streams": StreamGate(store, reauthorise_s=settings.stream_reauthorise_s),
         "webhooks": webhooks,
+        "webhook_tail": webhook_tail,
         "nats_url": settings.nats_url,
         "nats_prefix": settings.nats_prefix,
         "nats_retention": (settings.nats_max_age_s, settings.nats_duplicate_window_s),

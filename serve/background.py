@@ -93,6 +93,7 @@ async def market_lifespan(app: Any) -> AsyncIterator[None]:
     webhooks = getattr(app.state, "webhooks", None)
     if webhooks is not None:
         tasks.append(asyncio.create_task(run_webhook_takeover(webhooks)))
+        tasks.append(asyncio.create_task(app.state.webhook_tail.run()))
     nats_url = getattr(app.state, "nats_url", None)
     if nats_url is not None:
         max_age_s, duplicate_window_s = app.state.nats_retention

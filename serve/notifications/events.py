@@ -143,6 +143,56 @@ class EventHub:
             self.listeners.remove(listener)
 
 
+@dataclass
+class DurableTail:
+    """The outbox from a cursor saved in the database under `name` (the relay cursors' table),
+    for a consumer that must see every committed event, across restarts: each batch is handed
+    to `consume` and awaited, then the cursor is saved, so that an event committed but not yet
+    consumed when the process stops is consumed at the next start (by it or another process:
+    the cursor is shared and only moves forward). The consumer must take a replay (a stop
+    between the consumption and the save replays the batch). Its first start ever begins at
+    the outbox's head, as the in-memory hub does, not at the beginning of history."""
+
+    db: MarketDb
+    name: str
+    consume: Callable[[list[Delivered]], Awaitable[None]]
+    poll_ms: int = 50
+
+    def start_position(self) -> int:
+        saved = self.db.saved_cursor(self.name)
+        if saved is not None:
+            return saved
+        head = self.db.outbox_head()
+        self.db.save_relay_cursor(self.name, head)
+        return head
+
+    async def run(self) -> None:
+        last_seq = -1
+        while True:
+            try:
+                if last_seq < 0:  # a failure here is retried, like every read below
+                    last_seq = await asyncio.to_thread(self.start_position)
+                rows = await asyncio.to_thread(
+                    self.db.outbox_after, last_seq, OUTBOX_ROWS_PER_POLL_MAX
+                )
+            except Exception:
+                log_failure(_log, f"{self.name} outbox tail")
+                rows = []
+            if rows:
+                batch = [Delivered.from_outbox(row) for row in rows]
+                try:
+                    await self.consume(batch)
+                except Exception:  # a bug in the consumer: logged, the batch is not replayed
+                    _log.exception("%s outbox consumer", self.name)
+                last_seq = batch[-1].seq
+                try:
+                    await asyncio.to_thread(self.db.save_relay_cursor, self.name, last_seq)
+                except Exception:  # saved with the next batch; a restart meanwhile replays
+                    log_failure(_log, f"{self.name} cursor")
+            if len(rows) < OUTBOX_ROWS_PER_POLL_MAX:
+                await asyncio.sleep(self.poll_ms / 1000)
+
+
 def notification_for(provider_id: str, event: Delivered) -> Notification | None:
     """This provider's view of `event` (its name and what it may see), or None."""
     return provider_notification(provider_id, event.type, event.subject_id, event.payload)

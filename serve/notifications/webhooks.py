@@ -55,11 +55,12 @@ dead-lettered twice).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -166,6 +167,11 @@ class Taken:
     lease: int  # the record's `updated_at_ms` as the take wrote it (see `_attempts`)
 
 
+# The webhook tail's saved cursor (serve/notifications/events.py `DurableTail`), beside the
+# NATS relay's in the relay cursors' table.
+WEBHOOK_TAIL = "webhooks"
+
+
 class Webhooks:
     def __init__(
         self,
@@ -191,8 +197,16 @@ class Webhooks:
         self.metrics = metrics
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def on_event(self, event: Delivered) -> None:
-        """A hub listener (runs on the event loop): schedules one delivery per recipient."""
+    async def fan_out(self, batch: list[Delivered]) -> None:
+        """The webhook tail's consumer (serve/notifications/events.py `DurableTail`): for every
+        event of `batch`, each recipient's delivery claimed (recorded, so from then on the
+        delivery survives this process: another takes it over) before this returns, and its
+        attempts started. A replayed event claims nothing twice (the claim is unique)."""
+        started = await asyncio.gather(*(self._fan_out(event) for event in batch))
+        for attempts in itertools.chain.from_iterable(started):
+            self._spawn(attempts)
+
+    async def _fan_out(self, event: Delivered) -> list[Coroutine[Any, Any, None]]:
         payload = event.payload
         candidates = set(payload.get("recipients", ())) | set(payload.get("losers", ()))
         if isinstance(payload.get("provider_id"), str):
@@ -201,21 +215,24 @@ class Webhooks:
         told = list(
             provider_notifications(sorted(candidates), event.type, event.subject_id, payload)
         )
-        if told:
-            self._spawn(self._fan_out(told, event))
-
-    async def _fan_out(self, told: list[tuple[str, Any]], event: Delivered) -> None:
+        if not told:
+            return []
         # Which of them have a webhook at all: one read per chunk of providers, not a task and
         # a read per provider (a work's 10,000 recipients cost 1.5 s of CPU that way).
         done = await _until_done(
             "webhook fan-out", event, self._with_webhooks, [p for p, _ in told]
         )
         if done is None:
-            return  # given up (logged)
+            return []  # given up (logged)
         (hooked,) = done
-        for provider_id, note in told:
-            if provider_id in hooked:
-                self._spawn(self._deliver(provider_id, note.name, event))
+        claimed = await asyncio.gather(
+            *(
+                self._claimed(provider_id, note.name, event)
+                for provider_id, note in told
+                if provider_id in hooked
+            )
+        )
+        return [attempts for attempts in claimed if attempts is not None]
 
     def _with_webhooks(self, provider_ids: list[str]) -> set[str]:
         """The providers among these with an endpoint and a webhook secret (as `_target`)."""
@@ -275,16 +292,25 @@ class Webhooks:
         return None if lease is None else (target, lease)
 
     async def _deliver(self, provider_id: str, name: str, event: Delivered) -> None:
+        attempts = await self._claimed(provider_id, name, event)
+        if attempts is not None:
+            await attempts
+
+    async def _claimed(
+        self, provider_id: str, name: str, event: Delivered
+    ) -> Coroutine[Any, Any, None] | None:
+        """The delivery's attempts, once its claim is recorded; None when there is nothing for
+        this process to send (no endpoint, another process delivers it, or given up)."""
         done = await _until_done(
             "webhook claim", event, self._claim, provider_id, name, event.event_id
         )
         if done is None:
-            return  # given up (logged)
+            return None  # given up (logged)
         (claimed,) = done
         if claimed is None:
-            return  # no endpoint, or another process delivers it
+            return None  # no endpoint, or another process delivers it
         target, lease = claimed
-        await self._attempts(provider_id, name, event, target, first=1, lease=lease)
+        return self._attempts(provider_id, name, event, target, first=1, lease=lease)
 
     async def _attempts(
         self,

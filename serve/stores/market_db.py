@@ -165,6 +165,8 @@ class MarketDb(Protocol):
 
     def relay_cursor(self, name: str) -> int: ...
 
+    def saved_cursor(self, name: str) -> int | None: ...
+
     def save_relay_cursor(self, name: str, seq: int) -> None: ...
 
     def relay_leader(self, name: str) -> Any: ...  # a context manager yielding a Lease | None
@@ -193,8 +195,13 @@ class _Driver:
         return int(scalars(self.read("SELECT coalesce(max(seq), 0) FROM outbox"))[0])
 
     def relay_cursor(self, name: str) -> int:
+        saved = self.saved_cursor(name)
+        return 0 if saved is None else saved
+
+    def saved_cursor(self, name: str) -> int | None:
+        """The cursor saved under `name`; None when none was ever saved."""
         seqs = scalars(self.read("SELECT last_seq FROM outbox_relay WHERE name = ?", (name,)))
-        return 0 if not seqs else int(seqs[0])
+        return None if not seqs else int(seqs[0])
 
     def save_relay_cursor(self, name: str, seq: int) -> None:
         """Moves the cursor forward only (a late save of an older position changes nothing)."""

@@ -92,3 +92,52 @@ def test_a_delivery_whose_claim_fails_for_a_moment_is_tried_again_and_delivered(
         database.close()
         server.stop()
         hook.stop()
+
+
+def _wait_for(hook: Receiver, count: int, why: str) -> None:
+    deadline = time.monotonic() + 15
+    while len(hook.received) < count:
+        assert time.monotonic() < deadline, why
+        time.sleep(0.1)
+
+
+def test_an_event_committed_but_not_fanned_out_when_the_process_stopped_is_sent_after_it(
+    tmp_path: Path,
+) -> None:
+    # With one process, the webhooks followed the outbox from its head at start: an event
+    # committed but not yet fanned out when the process died got its NATS message (the
+    # relay's cursor is saved) but never its webhook. Here the exchange is stopped and such an
+    # event committed meanwhile (a copy of the work's, under a new id, as the crash leaves
+    # it); the next start sends it, and sends nothing twice.
+    data_dir = tmp_path / "data"
+    hook = Receiver()
+    try:
+        server = Server(data_dir).start()
+        try:
+            with httpx.Client(base_url=server.url, timeout=10) as client:
+                hooked_provider(client, hook.url)
+                submit_work(client, consumer(client), bid_window_seconds=300)
+                _wait_for(hook, 1, "the work was not pushed")
+        finally:
+            server.stop()
+        first_event = hook.received[0][0]["x-aex-event-id"]
+        database = sqlite3.connect(data_dir / DATABASE_FILE, isolation_level=None)
+        try:
+            database.execute(
+                "INSERT INTO outbox (event_id, type, subject_id, occurred_at_ms, payload)"
+                " SELECT 'evt_00000000000000000000000000000001', type, subject_id,"
+                " occurred_at_ms, payload FROM outbox WHERE event_id = ?",
+                (first_event,),
+            )
+        finally:
+            database.close()
+        server = Server(data_dir).start()
+        try:
+            _wait_for(hook, 2, "the event committed while no process ran was never sent")
+            time.sleep(1.5)  # quiet: nothing else arrives
+        finally:
+            server.stop()
+        sent = [headers["x-aex-event-id"] for headers, _ in hook.received]
+        assert sent == [first_event, "evt_00000000000000000000000000000001"]
+    finally:
+        hook.stop()

@@ -17,6 +17,7 @@ from aex.core.ledger import Deposit
 from serve.gateway.problems import ProblemError
 from serve.identity.security import Principal, PrincipalKind, now_ms
 from serve.market.usecases import Market
+from serve.notifications.events import Delivered, DurableTail
 from serve.settlement.wallets import wallet_id
 from serve.stores.market_db import OutboxRow, PostgresMarketDb, Session
 from tests.conftest import TEST_DATABASE_URL, Stores, _postgres, _sqlite
@@ -214,6 +215,39 @@ def test_the_relay_cursor_only_moves_forward(store: Stores) -> None:
     store.market.save_relay_cursor("nats", 10)
     store.market.save_relay_cursor("nats", 4)
     assert store.market.relay_cursor("nats") == 10
+
+
+def test_a_cursor_never_saved_is_told_apart_from_one_at_zero(store: Stores) -> None:
+    assert store.market.saved_cursor("webhooks") is None
+    store.market.save_relay_cursor("webhooks", 0)
+    assert store.market.saved_cursor("webhooks") == 0
+    assert store.market.saved_cursor("nats") is None  # one cursor per name
+
+
+def test_a_durable_tail_starts_at_the_head_once_then_where_it_was_saved(store: Stores) -> None:
+    market, _ = _open_work(store)
+    head = store.market.outbox_head()
+    assert head > 0
+    seen: list[list[int]] = []
+
+    async def consume(batch: list[Delivered]) -> None:
+        seen.append([event.seq for event in batch])
+
+    tail = DurableTail(store.market, "webhooks", consume, poll_ms=10)
+    assert tail.start_position() == head  # the first start: from now, not all of history
+    assert store.market.saved_cursor("webhooks") == head
+    market.submit_work(CONSUMER, work_body())  # committed while no tail runs
+
+    async def run_a_while() -> None:
+        task = asyncio.create_task(tail.run())
+        await asyncio.sleep(0.5)
+        task.cancel()
+
+    asyncio.run(run_a_while())
+    committed = [row.seq for row in store.market.outbox_after(head)]
+    assert committed  # the work's events
+    assert seen == [committed]
+    assert store.market.saved_cursor("webhooks") == committed[-1]
 
 
 def _open_work(store: Stores) -> tuple[Market, str]:
