@@ -6,14 +6,17 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+import uvicorn
 
 from serve.stores.base import LedgerStore
 from serve.stores.market_db import MarketDb
@@ -173,3 +176,24 @@ class Backend:
         if keys:
             client.delete(*keys)
         client.close()
+
+
+@contextmanager
+def in_process(app: Any) -> Iterator[str]:
+    """`app` served by uvicorn on a thread of this process, on a free loopback port, for a
+    test that must reach into the running application (its tracer, its gateway): its URL."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert thread.is_alive(), "server exited"
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)

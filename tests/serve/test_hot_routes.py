@@ -8,7 +8,6 @@ of the same request, and count the requests that reach Litestar.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,7 +24,7 @@ from serve.gateway.pipeline import Gateway
 from serve.settings import Settings
 from tests.serve.conftest import Tenant, sign_up
 from tests.serve.market_helpers import provider
-from tests.serve.server import JWT_SECRET, OPERATOR_KEY, TEST_ENV, free_port
+from tests.serve.server import JWT_SECRET, OPERATOR_KEY, TEST_ENV, in_process
 
 # Headers that differ between two sends of one request whatever answers them.
 VARYING = {"date", "x-ratelimit-remaining", "x-ratelimit-reset"}
@@ -63,21 +61,8 @@ def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exchange]:
         await litestar(scope, receive, send)
 
     app.app = counted
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not server.started:
-            assert thread.is_alive(), "server exited"
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
-        yield Exchange(f"http://127.0.0.1:{port}", app, calls)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with in_process(app) as url:
+        yield Exchange(url, app, calls)
 
 
 @pytest.fixture(scope="module")

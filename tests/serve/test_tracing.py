@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -32,7 +30,7 @@ from serve.settings import Settings
 from serve.stores.market_db import open_market_db
 from serve.telemetry import tracing
 from tests.serve.market_helpers import Provider, bid, consumer, hooked_provider, provider, work_body
-from tests.serve.server import TEST_ENV, free_port
+from tests.serve.server import TEST_ENV, in_process
 from tests.serve.webhook_receiver import Receiver
 
 NATS_URL = os.environ.get("AEX_TEST_NATS_URL", "nats://127.0.0.1:4222")
@@ -69,23 +67,10 @@ def traced_exchange(tmp_path: Path, env: dict[str, str] | None = None) -> Iterat
     tracing.use_provider(provider_)
     data_dir = tmp_path / "data"
     settings = Settings.from_env(data_dir=data_dir, env={**TEST_ENV, **(env or {})})
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     try:
-        deadline = time.monotonic() + 60
-        while not server.started:
-            assert thread.is_alive(), "server exited"
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
-        yield Traced(f"http://127.0.0.1:{port}", data_dir, exporter)
+        with in_process(create_app(settings)) as url:
+            yield Traced(url, data_dir, exporter)
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
         tracing.use_provider(None)
 
 
