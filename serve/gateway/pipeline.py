@@ -34,7 +34,6 @@ from serve.telemetry import logs, tracing
 from serve.telemetry.tracing import RequestSpan
 
 _log = logging.getLogger("aex.serve")
-_NOT_FOUND = ProblemError(404, "not-found", "no such path")
 # A hot route: a GET answered by the gateway, after admission, without Litestar's per-request
 # objects (the router, the Request, parameters and dependencies, the Response): its JSON body,
 # 200, or None when the request is not its plain case, which then goes to the Litestar route
@@ -45,6 +44,8 @@ _JSON = (b"content-type", b"application/json")
 
 
 class Gateway:
+    """The application's outermost ASGI layer: the spec's stack, then `app` (serve/app.py)."""
+
     def __init__(
         self,
         app: ASGIApp,
@@ -140,7 +141,7 @@ class Gateway:
         # that exist are public, in the OpenAPI document), and no rate limit or key lookup is
         # spent on it.
         if not self.routes.serves(scope["path"]):
-            await send_problem(scope, answer, _NOT_FOUND)
+            await send_problem(scope, answer, ProblemError(404, "not-found", "no such path"))
             return
         # 6, 7. The rate limit, then the credential.
         admitted = self.admission.admit(scope, rate_headers)
@@ -164,7 +165,7 @@ class Gateway:
 class Deadlines:
     """The request timeout of every request in flight, kept by one timer for all of them: a
     request registers its task and deadline (a dict entry, not a timer of its own as
-    `asyncio.timeout` schedules: a fifth of a balance read's gateway time), and a sweep every
+    `asyncio.timeout` schedules: 4.6 µs a request here), and a sweep every
     `tick_s` cancels the tasks whose deadline has passed, so that a request is cut at most
     `tick_s` (a twentieth of the timeout, 50 ms to 1 s) after its deadline. The sweep runs only
     while requests are in flight."""
