@@ -116,15 +116,16 @@ class Cors:
         self.origins = frozenset(origins)
         self._any = "*" in self.origins
 
-    def allows(self, scope: Scope) -> bool:
-        """Whether the request comes from an allowed origin."""
+    def _allowed_origin(self, scope: Scope) -> str | None:
         origin = header(scope, b"origin") if self.origins else None
-        return origin is not None and (self._any or origin in self.origins)
+        if origin is None or not (self._any or origin in self.origins):
+            return None
+        return origin
 
     def headers_for(self, scope: Scope) -> list[tuple[bytes, bytes]]:
         """The headers every answer to this request carries: none for no or another origin."""
-        origin = header(scope, b"origin") if self.origins else None
-        if origin is None or not (self._any or origin in self.origins):
+        origin = self._allowed_origin(scope)
+        if origin is None:
             return []
         return [
             (b"access-control-allow-origin", origin.encode()),
@@ -132,12 +133,14 @@ class Cors:
             (b"access-control-expose-headers", _EXPOSED_HEADERS),
         ]
 
-    @staticmethod
-    def preflight(scope: Scope) -> Message | None:
-        """The 204 start of a preflight's answer (without the CORS headers of `headers_for`,
-        which the gateway adds to every answer), or None when this is no preflight."""
+    def preflight(self, scope: Scope) -> Message | None:
+        """The 204 start of the answer to a preflight from an allowed origin (without the CORS
+        headers of `headers_for`, which the gateway adds to every answer), or None when this
+        is no such preflight."""
+        if scope["method"] != "OPTIONS" or self._allowed_origin(scope) is None:
+            return None
         requested = header(scope, b"access-control-request-method")
-        if scope["method"] != "OPTIONS" or requested is None:
+        if requested is None:
             return None
         allow_headers = header(scope, b"access-control-request-headers") or ""
         return {

@@ -132,7 +132,7 @@ class Gateway:
         self, scope: Scope, receive: Receive, answer: Send, rate_headers: list[tuple[bytes, bytes]]
     ) -> None:
         # 4. A CORS preflight from an allowed origin is answered here, for any path.
-        if self.cors.allows(scope) and (preflight := self.cors.preflight(scope)) is not None:
+        if (preflight := self.cors.preflight(scope)) is not None:
             await answer(preflight)
             await answer({"type": "http.response.body", "body": b""})
             return
@@ -175,7 +175,7 @@ class Deadlines:
         self.tick_s = min(max(timeout_s / 20, 0.05), 1.0)
         self._due: dict[asyncio.Task[object], float] = {}
         self._expired: set[asyncio.Task[object]] = set()
-        self._sweeping: asyncio.AbstractEventLoop | None = None  # the loop a sweep is due on
+        self._sweep_loop: asyncio.AbstractEventLoop | None = None  # where a sweep is due
 
     async def run(self, request: Awaitable[None]) -> None:
         """Awaits `request`, cancelled once its deadline has passed: TimeoutError then, as
@@ -196,8 +196,8 @@ class Deadlines:
         assert task is not None, "a request runs in a task"
         loop = asyncio.get_running_loop()
         self._due[task] = loop.time() + self.timeout_s
-        if self._sweeping is not loop:
-            self._sweeping = loop
+        if self._sweep_loop is not loop:
+            self._sweep_loop = loop
             loop.call_later(self.tick_s, self._sweep, loop)
         return task
 
@@ -211,4 +211,4 @@ class Deadlines:
         if self._due:
             loop.call_later(self.tick_s, self._sweep, loop)
         else:
-            self._sweeping = None
+            self._sweep_loop = None

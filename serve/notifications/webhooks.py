@@ -291,11 +291,6 @@ class Webhooks:
         lease = self.market.write(write)
         return None if lease is None else (target, lease)
 
-    async def _deliver(self, provider_id: str, name: str, event: Delivered) -> None:
-        attempts = await self._claimed(provider_id, name, event)
-        if attempts is not None:
-            await attempts
-
     async def _claimed(
         self, provider_id: str, name: str, event: Delivered
     ) -> Coroutine[Any, Any, None] | None:

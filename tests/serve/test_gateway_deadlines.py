@@ -55,7 +55,7 @@ def test_the_sweep_stops_when_no_request_is_in_flight_and_starts_again() -> None
         deadlines = Deadlines(1)
         assert await _request(deadlines, 0) == "answered"
         await asyncio.sleep(deadlines.tick_s * 2)
-        assert deadlines._sweeping is None  # an idle server does not wake for it
+        assert deadlines._sweep_loop is None  # an idle server does not wake for it
         assert await asyncio.create_task(_request(deadlines, 5)) == "timed out"
 
     asyncio.run(main())

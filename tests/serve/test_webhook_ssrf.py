@@ -326,7 +326,12 @@ def _deliver(store: Stores, endpoint: str, *, allow_private: bool) -> tuple[Reco
     webhooks = Webhooks(Market(store.market), policy, box=BOX, backoff_ms=1, send=sent)
     payload = {"work_id": "work_1", "recipients": [PROVIDER_ID]}
     event = Delivered(1, "evt_00000000000000b1", "work.submitted", "work_1", 5, payload)
-    asyncio.run(webhooks._deliver(PROVIDER_ID, "work.submitted", event))
+
+    async def fan_out_and_attempt() -> None:  # the tail's call, then the attempts it started
+        await webhooks.fan_out([event])
+        await asyncio.gather(*webhooks._tasks)
+
+    asyncio.run(fan_out_and_attempt())
     rows = store.market.read(
         "SELECT status, attempts, last_error, endpoint FROM webhook_deliveries"
         " WHERE provider_id = ?",
